@@ -1,0 +1,436 @@
+//! The experiment and training configuration (one TOML file serves both the
+//! coordinator and `worker train`), with the reference project's defaults and
+//! checks that reject bad values with a message naming the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which recordings a job uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Every recording of the file list.
+    Whole,
+    /// The file list without the S3 (`_indoor`) recordings.
+    Reduced,
+}
+
+impl Variant {
+    /// The name used in files, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Whole => "whole",
+            Variant::Reduced => "reduced",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "whole" => Ok(Variant::Whole),
+            "reduced" => Ok(Variant::Reduced),
+            other => Err(ConfigError::Invalid {
+                key: "variant".into(),
+                message: format!("{other:?} is not one of whole, reduced"),
+            }),
+        }
+    }
+}
+
+/// How the test set is used (DESIGN.md, "Cross-validation protocol").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProtocolKind {
+    /// Honest: pick the epoch with the lowest validation loss, report its test accuracy.
+    #[serde(rename = "train-val-test")]
+    TrainValTest,
+    /// The reference's: best test accuracy over epochs (optimistic).
+    #[serde(rename = "train-test")]
+    TrainTest,
+}
+
+impl ProtocolKind {
+    /// The name used in files, flags and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolKind::TrainValTest => "train-val-test",
+            ProtocolKind::TrainTest => "train-test",
+        }
+    }
+}
+
+impl fmt::Display for ProtocolKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How events are counted into a frame (DESIGN.md step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinMode {
+    /// 1.0 where a pixel saw any event in the window.
+    #[serde(rename = "OR")]
+    Or,
+    /// The event count.
+    #[serde(rename = "SUM")]
+    Sum,
+    /// The count divided by the largest count in the sample.
+    #[serde(rename = "SUM_NORM")]
+    SumNorm,
+}
+
+/// Optimiser choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam with PyTorch's defaults besides the learning rate.
+    Adam,
+    /// SGD with momentum.
+    Sgd,
+}
+
+/// `[data]`: where the data set lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Data set root (recordings/, tags/, filelist.txt, ...). Relative paths are
+    /// taken from the config file's folder.
+    pub root: PathBuf,
+}
+
+/// `[protocol]`: the cross-validation matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolConfig {
+    /// Which protocol selects the reported model.
+    pub kind: ProtocolKind,
+    /// Number of folds over recordings.
+    pub folds: u32,
+    /// Seeds; each gives its own fold assignment and initialisation.
+    pub seeds: Vec<u64>,
+    /// Data set variants to run.
+    pub variants: Vec<Variant>,
+    /// Fraction of the training recordings held out for validation (train-val-test).
+    pub val_fraction: f64,
+    /// Attempts a job gets before it is marked failed.
+    pub max_attempts: u32,
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            kind: ProtocolKind::TrainValTest,
+            folds: 4,
+            seeds: vec![0],
+            variants: vec![Variant::Whole, Variant::Reduced],
+            val_fraction: 0.15,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// `[simulation]`: time discretisation and LIF neuron parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// Time steps per training sample (T).
+    pub steps: u32,
+    /// Step (window) length in milliseconds.
+    pub dt_ms: u32,
+    /// Width of the rectangular surrogate gradient.
+    pub a: f64,
+    /// Firing threshold.
+    pub vth: f64,
+    /// Membrane decay factor.
+    pub tau: f64,
+}
+
+impl Default for SimulationConfig {
+    fn default() -> Self {
+        Self {
+            steps: 50,
+            dt_ms: 30,
+            a: 0.5,
+            vth: 0.3,
+            tau: 0.3,
+        }
+    }
+}
+
+/// `[training]`: optimisation and input settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingConfig {
+    /// Training batch size.
+    pub batch: u32,
+    /// Validation/test batch size.
+    pub test_batch: u32,
+    /// Epochs to train.
+    pub epochs: u32,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
+    pub lr: f64,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f64,
+    /// Multiply the learning rate by `lr_decay` every `lr_decay_every` epochs (0 = never).
+    pub lr_decay_every: u32,
+    /// Learning-rate decay factor.
+    pub lr_decay: f64,
+    /// How events become frames.
+    pub bin_mode: BinMode,
+    /// Train on random runs of `steps` windows instead of the first ones.
+    pub random_crop: bool,
+    /// T at validation/test time.
+    pub test_steps: u32,
+    /// Shuffle the training order every epoch (the reference does not).
+    pub shuffle: bool,
+    /// Write a checkpoint every this many epochs (0 = never).
+    pub checkpoint_every: u32,
+    /// Ask libtorch for deterministic kernels (slower on GPU).
+    pub deterministic: bool,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            batch: 8,
+            test_batch: 32,
+            epochs: 400,
+            optimizer: OptimizerKind::Adam,
+            lr: 1e-3,
+            momentum: 0.9,
+            lr_decay_every: 0,
+            lr_decay: 1.0,
+            bin_mode: BinMode::Or,
+            random_crop: false,
+            test_steps: 50,
+            shuffle: false,
+            checkpoint_every: 1,
+            deterministic: false,
+        }
+    }
+}
+
+/// The whole file: `[data]`, `[protocol]`, `[simulation]`, `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// An optional human name for the experiment.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where the data set lives.
+    pub data: DataConfig,
+    /// The cross-validation matrix.
+    #[serde(default)]
+    pub protocol: ProtocolConfig,
+    /// Time and neuron parameters.
+    #[serde(default)]
+    pub simulation: SimulationConfig,
+    /// Optimisation and input settings.
+    #[serde(default)]
+    pub training: TrainingConfig,
+}
+
+/// A config that could not be read or has a bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key or a value of the wrong type.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `training.lr`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl ExperimentConfig {
+    /// Reads, parses and validates a TOML file; a relative `data.root` is resolved
+    /// against the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })?;
+        if config.data.root.is_relative() {
+            if let Some(dir) = path.parent() {
+                config.data.root = dir.join(&config.data.root);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (paths are left as written).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config as TOML text (what ran, saved beside the weights).
+    pub fn to_toml_string(&self) -> String {
+        // Serialising plain structs of numbers, strings and enums cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every value's range; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.protocol;
+        if p.folds < 2 {
+            return Err(invalid("protocol.folds", format!("{} folds; need at least 2", p.folds)));
+        }
+        if p.seeds.is_empty() {
+            return Err(invalid("protocol.seeds", "no seeds given"));
+        }
+        if p.variants.is_empty() {
+            return Err(invalid("protocol.variants", "no variants given"));
+        }
+        if !(p.val_fraction > 0.0 && p.val_fraction < 1.0) {
+            return Err(invalid("protocol.val_fraction", format!("{} is not in (0, 1)", p.val_fraction)));
+        }
+        if p.max_attempts == 0 {
+            return Err(invalid("protocol.max_attempts", "must be at least 1"));
+        }
+        self.simulation.validate()?;
+        self.training.validate()
+    }
+}
+
+impl SimulationConfig {
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.steps == 0 {
+            return Err(invalid("simulation.steps", "T must be at least 1"));
+        }
+        if self.dt_ms == 0 {
+            return Err(invalid("simulation.dt_ms", "the step must be at least 1 ms"));
+        }
+        if !(self.a.is_finite() && self.a > 0.0) {
+            return Err(invalid("simulation.a", format!("surrogate width {} must be > 0", self.a)));
+        }
+        if !self.vth.is_finite() {
+            return Err(invalid("simulation.vth", "must be a finite number"));
+        }
+        if !(self.tau.is_finite() && (0.0..=1.0).contains(&self.tau)) {
+            return Err(invalid("simulation.tau", format!("decay {} is not in [0, 1]", self.tau)));
+        }
+        Ok(())
+    }
+}
+
+impl TrainingConfig {
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.batch == 0 {
+            return Err(invalid("training.batch", "must be at least 1"));
+        }
+        if self.test_batch == 0 {
+            return Err(invalid("training.test_batch", "must be at least 1"));
+        }
+        if self.epochs == 0 {
+            return Err(invalid("training.epochs", "must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid("training.lr", format!("learning rate {} must be > 0", self.lr)));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(invalid("training.momentum", format!("{} is not in [0, 1)", self.momentum)));
+        }
+        if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(invalid("training.lr_decay", format!("{} is not in (0, 1]", self.lr_decay)));
+        }
+        if self.test_steps == 0 {
+            return Err(invalid("training.test_steps", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_reference() -> Result<(), ConfigError> {
+        let c = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n")?;
+        assert_eq!(c.simulation, SimulationConfig::default());
+        assert_eq!((c.simulation.steps, c.simulation.dt_ms), (50, 30));
+        assert_eq!((c.training.batch, c.training.test_batch, c.training.epochs), (8, 32, 400));
+        assert_eq!(c.training.bin_mode, BinMode::Or);
+        assert_eq!(c.protocol.kind, ProtocolKind::TrainValTest);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[training]\nlr = -0.1", "training.lr"),
+            ("[simulation]\nsteps = 0", "simulation.steps"),
+            ("[training]\nbin_mode = \"MAX\"", "bin_mode"),
+            ("[training]\nlearning_rate = 0.1", "learning_rate"),
+            ("[protocol]\nfolds = 1", "protocol.folds"),
+        ];
+        for (body, key) in cases {
+            let text = format!("[data]\nroot = \"d\"\n{body}\n");
+            let err = match ExperimentConfig::from_toml_str(&text) {
+                Ok(_) => panic!("accepted {body:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(key), "{err:?} does not name {key}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() -> Result<(), ConfigError> {
+        let c = ExperimentConfig::from_toml_str(
+            "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-test\"\nseeds = [1, 2]\n[training]\nbin_mode = \"SUM_NORM\"\n",
+        )?;
+        let back = ExperimentConfig::from_toml_str(&c.to_toml_string())?;
+        assert_eq!(back, c);
+        Ok(())
+    }
+}

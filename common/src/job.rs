@@ -1,0 +1,120 @@
+//! What a job is and what it yields, shared by the worker (which produces
+//! metrics and results) and the coordinator (which stores and reports them).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The life of a job in the coordinator (DESIGN.md, "Distribution").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Pending,
+    /// Handed to a worker that has not reported progress yet.
+    Leased,
+    /// A worker reports progress.
+    Running,
+    /// Finished with a result.
+    Succeeded,
+    /// Gave up after its error (or its retries ran out).
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The lowercase name used in the store, reports and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Leased => "leased",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of the six.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown job status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for JobStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => JobStatus::Pending,
+            "leased" => JobStatus::Leased,
+            "running" => JobStatus::Running,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            "cancelled" => JobStatus::Cancelled,
+            other => return Err(UnknownStatus(other.to_owned())),
+        })
+    }
+}
+
+/// Metrics of one training epoch (accuracies are fractions in [0, 1]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: u32,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch.
+    pub train_accuracy: f64,
+    /// Validation loss (train-val-test protocol only).
+    pub val_loss: Option<f64>,
+    /// Validation accuracy (train-val-test protocol only).
+    pub val_accuracy: Option<f64>,
+    /// Test loss, when the test set was evaluated this epoch.
+    pub test_loss: Option<f64>,
+    /// Test accuracy, when the test set was evaluated this epoch.
+    pub test_accuracy: Option<f64>,
+    /// Wall time of the epoch (training and evaluation).
+    pub epoch_seconds: f64,
+    /// Training samples per second.
+    pub samples_per_second: f64,
+}
+
+/// The outcome of one finished job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    /// The epoch whose model the protocol selected.
+    pub best_epoch: u32,
+    /// Test accuracy of the selected model.
+    pub test_accuracy: f64,
+    /// Test loss of the selected model.
+    pub test_loss: f64,
+    /// Validation accuracy of the selected model (train-val-test only).
+    pub val_accuracy: Option<f64>,
+    /// Validation loss of the selected model (train-val-test only).
+    pub val_loss: Option<f64>,
+    /// Confusion matrix of the selected model's test predictions, `[true][predicted]`.
+    pub confusion: Vec<Vec<u32>>,
+    /// Training wall time in seconds.
+    pub train_seconds: f64,
+    /// Every epoch's metrics.
+    pub epochs: Vec<EpochMetrics>,
+    /// True for the train-test protocol, whose figure is the best test accuracy
+    /// over epochs and so optimistic.
+    pub optimistic: bool,
+}
