@@ -1,7 +1,6 @@
 //! Command-line flags of the `coordinator` binary, turned into validated configs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 

@@ -18,7 +18,10 @@ async fn health_and_register_over_loopback() -> anyhow::Result<()> {
     }));
 
     let url = format!("http://{addr}");
-    let mut health = HealthClient::connect(url.clone()).await?;
+    let channel = tonic::transport::Channel::from_shared(url.clone())?
+        .connect()
+        .await?;
+    let mut health = HealthClient::new(channel);
     let overall = health
         .check(HealthCheckRequest { service: String::new() })
         .await?
