@@ -293,10 +293,10 @@ impl ExperimentConfig {
             },
             other => other,
         })?;
-        if config.data.root.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.data.root = dir.join(&config.data.root);
-            }
+        if config.data.root.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.data.root = dir.join(&config.data.root);
         }
         Ok(config)
     }
@@ -321,7 +321,10 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.protocol;
         if p.folds < 2 {
-            return Err(invalid("protocol.folds", format!("{} folds; need at least 2", p.folds)));
+            return Err(invalid(
+                "protocol.folds",
+                format!("{} folds; need at least 2", p.folds),
+            ));
         }
         if p.seeds.is_empty() {
             return Err(invalid("protocol.seeds", "no seeds given"));
@@ -330,7 +333,10 @@ impl ExperimentConfig {
             return Err(invalid("protocol.variants", "no variants given"));
         }
         if !(p.val_fraction > 0.0 && p.val_fraction < 1.0) {
-            return Err(invalid("protocol.val_fraction", format!("{} is not in (0, 1)", p.val_fraction)));
+            return Err(invalid(
+                "protocol.val_fraction",
+                format!("{} is not in (0, 1)", p.val_fraction),
+            ));
         }
         if p.max_attempts == 0 {
             return Err(invalid("protocol.max_attempts", "must be at least 1"));
@@ -347,16 +353,25 @@ impl SimulationConfig {
             return Err(invalid("simulation.steps", "T must be at least 1"));
         }
         if self.dt_ms == 0 {
-            return Err(invalid("simulation.dt_ms", "the step must be at least 1 ms"));
+            return Err(invalid(
+                "simulation.dt_ms",
+                "the step must be at least 1 ms",
+            ));
         }
         if !(self.a.is_finite() && self.a > 0.0) {
-            return Err(invalid("simulation.a", format!("surrogate width {} must be > 0", self.a)));
+            return Err(invalid(
+                "simulation.a",
+                format!("surrogate width {} must be > 0", self.a),
+            ));
         }
         if !self.vth.is_finite() {
             return Err(invalid("simulation.vth", "must be a finite number"));
         }
         if !(self.tau.is_finite() && (0.0..=1.0).contains(&self.tau)) {
-            return Err(invalid("simulation.tau", format!("decay {} is not in [0, 1]", self.tau)));
+            return Err(invalid(
+                "simulation.tau",
+                format!("decay {} is not in [0, 1]", self.tau),
+            ));
         }
         Ok(())
     }
@@ -375,13 +390,22 @@ impl TrainingConfig {
             return Err(invalid("training.epochs", "must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(invalid("training.lr", format!("learning rate {} must be > 0", self.lr)));
+            return Err(invalid(
+                "training.lr",
+                format!("learning rate {} must be > 0", self.lr),
+            ));
         }
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
-            return Err(invalid("training.momentum", format!("{} is not in [0, 1)", self.momentum)));
+            return Err(invalid(
+                "training.momentum",
+                format!("{} is not in [0, 1)", self.momentum),
+            ));
         }
         if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(invalid("training.lr_decay", format!("{} is not in (0, 1]", self.lr_decay)));
+            return Err(invalid(
+                "training.lr_decay",
+                format!("{} is not in (0, 1]", self.lr_decay),
+            ));
         }
         if self.test_steps == 0 {
             return Err(invalid("training.test_steps", "must be at least 1"));
@@ -399,7 +423,10 @@ mod tests {
         let c = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n")?;
         assert_eq!(c.simulation, SimulationConfig::default());
         assert_eq!((c.simulation.steps, c.simulation.dt_ms), (50, 30));
-        assert_eq!((c.training.batch, c.training.test_batch, c.training.epochs), (8, 32, 400));
+        assert_eq!(
+            (c.training.batch, c.training.test_batch, c.training.epochs),
+            (8, 32, 400)
+        );
         assert_eq!(c.training.bin_mode, BinMode::Or);
         assert_eq!(c.protocol.kind, ProtocolKind::TrainValTest);
         Ok(())

@@ -4,9 +4,9 @@
 use spikecv_common::proto::coordinator_client::CoordinatorClient;
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest};
 use tokio::net::TcpListener;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 #[tokio::test]
 async fn health_and_register_over_loopback() -> anyhow::Result<()> {
@@ -23,12 +23,16 @@ async fn health_and_register_over_loopback() -> anyhow::Result<()> {
         .await?;
     let mut health = HealthClient::new(channel);
     let overall = health
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await?
         .into_inner();
     assert_eq!(overall.status(), ServingStatus::Serving);
     let named = health
-        .check(HealthCheckRequest { service: "spikecv.v1.Coordinator".into() })
+        .check(HealthCheckRequest {
+            service: "spikecv.v1.Coordinator".into(),
+        })
         .await?
         .into_inner();
     assert_eq!(named.status(), ServingStatus::Serving);

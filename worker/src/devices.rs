@@ -81,10 +81,13 @@ pub fn parse_gpus(spec: &str, available: usize) -> Result<Vec<DeviceSpec>, Devic
     let mut out = Vec::new();
     for part in t.split(',') {
         let dev: DeviceSpec = part.parse()?;
-        if let DeviceSpec::Cuda(i) = dev {
-            if i >= available {
-                return Err(DeviceError::Missing { asked: i, available });
-            }
+        if let DeviceSpec::Cuda(i) = dev
+            && i >= available
+        {
+            return Err(DeviceError::Missing {
+                asked: i,
+                available,
+            });
         }
         if !out.contains(&dev) {
             out.push(dev);
@@ -123,9 +126,15 @@ mod tests {
         );
         assert_eq!(
             parse_gpus("3", 2),
-            Err(DeviceError::Missing { asked: 3, available: 2 })
+            Err(DeviceError::Missing {
+                asked: 3,
+                available: 2
+            })
         );
-        assert!(matches!(parse_gpus("gpu0", 2), Err(DeviceError::Invalid(_))));
+        assert!(matches!(
+            parse_gpus("gpu0", 2),
+            Err(DeviceError::Invalid(_))
+        ));
         assert_eq!("cuda:2".parse::<DeviceSpec>(), Ok(DeviceSpec::Cuda(2)));
     }
 }

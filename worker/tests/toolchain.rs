@@ -11,7 +11,11 @@ fn conv_gradient_matches_finite_difference() {
     let w = Tensor::randn([3, 2, 3, 3], opts).set_requires_grad(true);
     let b = Tensor::randn([3], opts);
 
-    let loss = |w: &Tensor| x.conv2d(w, Some(&b), [1, 1], [0, 0], [1, 1], 1).pow_tensor_scalar(2).sum(Kind::Double);
+    let loss = |w: &Tensor| {
+        x.conv2d(w, Some(&b), [1, 1], [0, 0], [1, 1], 1)
+            .pow_tensor_scalar(2)
+            .sum(Kind::Double)
+    };
     let y = loss(&w);
     y.backward();
     let grad = w.grad();
@@ -29,6 +33,12 @@ fn conv_gradient_matches_finite_difference() {
         let analytic = grad.flatten(0, -1).double_value(&[i]);
         max_err = max_err.max((numeric - analytic).abs() / analytic.abs().max(1.0));
     }
-    assert!(max_err < 1e-6, "gradient differs from finite difference by {max_err}");
-    assert!(grad.abs().sum(Kind::Double).double_value(&[]) > 0.0, "gradient is zero");
+    assert!(
+        max_err < 1e-6,
+        "gradient differs from finite difference by {max_err}"
+    );
+    assert!(
+        grad.abs().sum(Kind::Double).double_value(&[]) > 0.0,
+        "gradient is zero"
+    );
 }
