@@ -5,7 +5,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY-free: build scripts are single-threaded; tonic-prost-build reads PROTOC.
     unsafe_set_protoc(&protoc);
-    println!("cargo:rerun-if-changed=../proto");
+    // A file, not the folder: editing a file in place does not change the
+    // folder's modification time.
+    println!("cargo:rerun-if-changed=../proto/spikecv/v1/spikecv.proto");
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

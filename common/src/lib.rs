@@ -3,6 +3,20 @@
 //! Nothing here links libtorch: the coordinator depends on this crate and must
 //! run on a head node without a GPU stack.
 
+pub mod aedat;
 pub mod config;
+pub mod cv;
+pub mod dataset;
+pub mod events;
+pub mod frames;
 pub mod job;
+pub mod mt19937;
+pub mod network_yaml;
+pub mod npy;
+pub mod plan;
 pub mod proto;
+pub mod render;
+pub mod slicing;
+pub mod stats;
+pub mod synth;
+pub mod tags;

@@ -1,6 +1,7 @@
 //! Command-line flags of the `coordinator` binary, turned into validated configs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +21,109 @@ pub struct Cli {
 pub enum Command {
     /// Serve an experiment to workers over gRPC until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Add an experiment to a running coordinator (finished jobs are reused).
+    Submit(SubmitArgs),
+    /// Show a running coordinator's jobs by state, workers, throughput and ETA.
+    Status(StatusArgs),
+    /// Report an experiment's results from the state database (Markdown, JSON
+    /// or CSV; with --out, also plots), during a run or after it.
+    Report(crate::report::cmd::ReportArgs),
+    /// Data set tools: synth, slice, frames, inspect, render.
+    Data(crate::data_cmd::DataArgs),
+    /// Print the job matrix (variant × seed × fold) with each job's train/val/test
+    /// recordings; nothing is run.
+    Plan(crate::plan_cmd::PlanArgs),
 }
 
 /// Flags of `coordinator serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// Experiment to submit at start (TOML); without it the state database's
+    /// experiments are served as they are.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// State database (SQLite, created when missing).
+    #[arg(long)]
+    pub state: PathBuf,
     /// Address to listen on for workers and admin calls.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// File holding the shared token every call must carry (required when
+    /// --listen is not a loopback address).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// File holding a separate token for admin calls (submit, cancel, status,
+    /// watch); default: the worker token.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Address of the HTTP listener: the web dashboard (`/`, its JSON API and
+    /// live updates under `/api/`) and `GET /metrics` (Prometheus). Off by
+    /// default; beyond loopback it needs --token-file, and the dashboard's API
+    /// then asks for the (admin) token. `--metrics` is an alias.
+    #[arg(long, visible_alias = "metrics")]
+    pub http: Option<SocketAddr>,
+    /// Seconds between worker heartbeats.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u32,
+    /// A lease is lost this many seconds after the worker's last heartbeat.
+    #[arg(long, default_value_t = 30)]
+    pub lease_timeout_seconds: u32,
+}
+
+/// How to reach a running coordinator (shared by `submit` and `status`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    /// The coordinator's URL, e.g. http://head-node:50051 (https:// for TLS).
+    #[arg(long)]
+    pub coordinator: String,
+    /// File holding the admin (or shared) token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// PEM CA bundle that signed the coordinator's certificate.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate (with --tls-client-key).
+    #[arg(long, requires = "tls_client_key")]
+    pub tls_client_cert: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, requires = "tls_client_cert")]
+    pub tls_client_key: Option<PathBuf>,
+}
+
+/// Flags of `coordinator submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The coordinator to submit to.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The experiment (TOML); a relative `[data] root` is resolved against the
+    /// file's folder, as the coordinator sees the file system.
+    #[arg(long)]
+    pub experiment: PathBuf,
+}
+
+/// Flags of `coordinator status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The coordinator to ask.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Refresh the screen until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Print one JSON object per snapshot instead of the screen.
+    #[arg(long)]
+    pub json: bool,
 }

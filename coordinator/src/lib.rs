@@ -1,5 +1,18 @@
 //! The spikecv coordinator: holds experiments, hands out cross-validation jobs
 //! to workers over gRPC, survives crashes and aggregates the results.
 
+pub mod auth;
 pub mod cli;
+pub mod client_args;
+pub mod dashboard;
+pub mod data_cmd;
+pub mod metrics;
+pub mod plan_cmd;
+pub mod report;
+pub mod scheduler;
+pub mod serve_cmd;
 pub mod server;
+pub mod service;
+pub mod status_cmd;
+pub mod store;
+pub mod submit_cmd;

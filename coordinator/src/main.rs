@@ -16,11 +16,27 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let listener = tokio::net::TcpListener::bind(args.listen)
+            spikecv_coordinator::serve_cmd::run(&args, shutdown_signal()).await?;
+        }
+        Command::Submit(args) => {
+            spikecv_coordinator::submit_cmd::run(&args, &mut std::io::stdout().lock())
                 .await
-                .with_context(|| format!("cannot listen on {}", args.listen))?;
-            tracing::info!(addr = %listener.local_addr()?, "coordinator listening");
-            spikecv_coordinator::server::serve(listener, shutdown_signal()).await?;
+                .with_context(|| format!("submit {}", args.experiment.display()))?;
+        }
+        Command::Status(args) => {
+            spikecv_coordinator::status_cmd::run(&args, &mut std::io::stdout(), shutdown_signal())
+                .await?;
+        }
+        Command::Plan(args) => {
+            spikecv_coordinator::plan_cmd::run(&args, &mut std::io::stdout().lock())
+                .with_context(|| format!("plan of {}", args.experiment.display()))?;
+        }
+        Command::Report(args) => {
+            spikecv_coordinator::report::cmd::run(&args, &mut std::io::stdout().lock())
+                .with_context(|| format!("report from {}", args.state.display()))?;
+        }
+        Command::Data(args) => {
+            spikecv_coordinator::data_cmd::run(&args, &mut std::io::stdout().lock())?;
         }
     }
     Ok(())

@@ -1,63 +1,105 @@
-//! The gRPC server: the coordinator service for workers plus the standard
-//! gRPC health service, on a listener the caller binds.
+//! The gRPC server: the worker service, the admin service and the standard gRPC
+//! health service, on a listener the caller binds, with optional bearer-token
+//! authentication and TLS (rustls; optionally requiring client certificates).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
 
-use spikecv_common::proto::coordinator_server::{Coordinator, CoordinatorServer};
-use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, RegisterResponse};
+use spikecv_common::proto::admin_server::AdminServer;
+use spikecv_common::proto::coordinator_server::CoordinatorServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-/// Errors that stop the server.
+use crate::auth::AuthConfig;
+use crate::service::CoordinatorService;
+
+/// Errors that stop the server or keep it from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The transport failed (listener, HTTP/2).
+    /// The transport failed (listener, HTTP/2, TLS setup).
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
-/// The coordinator's gRPC service; thin, it translates and delegates.
-#[derive(Debug, Default)]
-pub struct CoordinatorService {
-    next_worker: AtomicU64,
+/// Certificate files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain of the server.
+    pub cert: PathBuf,
+    /// PEM private key of the server.
+    pub key: PathBuf,
+    /// PEM CA bundle: when given, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
 }
 
-#[tonic::async_trait]
-impl Coordinator for CoordinatorService {
-    async fn register(
-        &self,
-        request: Request<RegisterRequest>,
-    ) -> Result<Response<RegisterResponse>, Status> {
-        let req = request.into_inner();
-        if req.protocol_version != PROTOCOL_VERSION {
-            return Err(Status::failed_precondition(format!(
-                "worker speaks protocol version {}, this coordinator speaks {PROTOCOL_VERSION}",
-                req.protocol_version
-            )));
+fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path).map_err(|source| ServeError::TlsFile {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+impl TlsFiles {
+    /// The tonic TLS config these files describe.
+    pub fn server_config(&self) -> Result<ServerTlsConfig, ServeError> {
+        let identity = Identity::from_pem(read(&self.cert)?, read(&self.key)?);
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
         }
-        let n = self.next_worker.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::info!(worker = %req.worker_name, host = %req.host, slots = req.slots.len(), "worker registered");
-        Ok(Response::new(RegisterResponse {
-            worker_id: format!("w{n}"),
-            heartbeat_seconds: 5,
-        }))
+        Ok(config)
     }
 }
 
-/// Serves the coordinator and health services on `listener` until `shutdown` resolves.
+/// How the server authenticates and encrypts.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Accepted tokens (none: open).
+    pub auth: AuthConfig,
+    /// TLS files (none: plain HTTP/2).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Serves the coordinator, admin and health services on `listener` until
+/// `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
+    service: CoordinatorService,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<CoordinatorServer<CoordinatorService>>()
         .await;
-    tonic::transport::Server::builder()
+    health_reporter
+        .set_serving::<AdminServer<CoordinatorService>>()
+        .await;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config()?)?;
+    }
+    let worker = tonic::service::interceptor::InterceptedService::new(
+        CoordinatorServer::new(service.clone()).max_decoding_message_size(64 << 20),
+        options.auth.worker_interceptor(),
+    );
+    let admin = tonic::service::interceptor::InterceptedService::new(
+        AdminServer::new(service).max_decoding_message_size(16 << 20),
+        options.auth.admin_interceptor(),
+    );
+    builder
         .add_service(health_service)
-        .add_service(CoordinatorServer::new(CoordinatorService::default()))
+        .add_service(worker)
+        .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -17,12 +17,16 @@ pub struct Cli {
 pub enum Command {
     /// Join a coordinator and run the jobs it hands out, one per GPU slot.
     Join(JoinArgs),
+    /// Train one job (variant, seed, fold) on this machine, without a coordinator.
+    Train(crate::train::command::TrainArgs),
+    /// Evaluate saved weights on a data set and print the accuracy.
+    Evaluate(crate::train::command::EvaluateArgs),
 }
 
 /// Flags of `worker join`.
 #[derive(Debug, clap::Args)]
 pub struct JoinArgs {
-    /// The coordinator's gRPC address, e.g. http://head-node:50051.
+    /// The coordinator's gRPC address, e.g. http://head-node:50051 (https:// for TLS).
     #[arg(long)]
     pub coordinator: String,
     /// Devices to run on: `cpu`, `all` (every CUDA device, CPU if none), or `0,1,...`.
@@ -34,4 +38,28 @@ pub struct JoinArgs {
     /// A name for this worker (default: host name and process id).
     #[arg(long)]
     pub name: Option<String>,
+    /// Data set root for every job (default: each experiment's `[data] root`).
+    #[arg(long)]
+    pub data: Option<std::path::PathBuf>,
+    /// File holding the coordinator's shared token.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Where jobs write their files (one folder per job).
+    #[arg(long, default_value = "spikecv-work")]
+    pub work_dir: std::path::PathBuf,
+    /// Exit (status 0) when the coordinator has no more work.
+    #[arg(long)]
+    pub exit_when_done: bool,
+    /// PEM CA bundle that signed the coordinator's TLS certificate.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for coordinators that require one (with --tls-client-key).
+    #[arg(long, requires = "tls_client_key")]
+    pub tls_client_cert: Option<std::path::PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, requires = "tls_client_cert")]
+    pub tls_client_key: Option<std::path::PathBuf>,
+    /// Longest wait, in seconds, between reconnection attempts.
+    #[arg(long, default_value_t = 10.0)]
+    pub max_backoff_seconds: f64,
 }

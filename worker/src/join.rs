@@ -1,52 +1,94 @@
-//! `worker join`: connect to a coordinator and register this worker's slots.
+//! `worker join`: dial a coordinator, lease jobs for every free slot, train each
+//! on its own OS thread, and report epochs, checkpoints and results.
+//!
+//! The pull loop asks for work whenever a slot is free; a separate heartbeat task
+//! keeps the leases alive. Lost connections are retried with capped exponential
+//! backoff while training goes on; a job whose lease was given away (the
+//! coordinator lists it under `cancel`, or refuses a report as fenced) is
+//! dropped. On shutdown (SIGTERM, Ctrl-C) running jobs stop at the next epoch
+//! boundary, their checkpoints are uploaded and the jobs released.
 
-use spikecv_common::proto::coordinator_client::CoordinatorClient;
-use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot};
+mod heartbeat;
+mod observer;
+mod retry;
+mod slot;
+mod state;
+mod transfer;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use spikecv_common::proto::client::{ClientError, ClientOptions};
+use spikecv_common::proto::{LeaseRequest, PROTOCOL_VERSION, RegisterRequest, Slot};
 
 use crate::devices::{DeviceError, DeviceSpec, cuda_device_count, parse_gpus};
+pub use retry::Backoff;
+use state::{Shared, StopReason};
 
 /// Validated settings of `worker join`.
 #[derive(Debug, Clone)]
 pub struct JoinConfig {
-    /// The coordinator's URL.
-    pub coordinator: String,
+    /// How to reach the coordinator (URL, token, TLS).
+    pub client: ClientOptions,
     /// One entry per slot (a device appears `jobs_per_gpu` times).
     pub slots: Vec<DeviceSpec>,
     /// This worker's name.
     pub name: String,
+    /// Data set root used for every job (default: each experiment's `[data] root`).
+    pub data_dir: Option<PathBuf>,
+    /// Where jobs write their files (`<work_dir>/<job id>/`).
+    pub work_dir: PathBuf,
+    /// Exit when the coordinator says every job is finished.
+    pub exit_when_done: bool,
+    /// Longest wait between reconnection attempts.
+    pub max_backoff: Duration,
 }
 
 /// Why `worker join` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
-    /// A flag was wrong.
+    /// A `--gpus` value was wrong.
     #[error(transparent)]
     Device(#[from] DeviceError),
     /// `--jobs-per-gpu` was zero.
     #[error("--jobs-per-gpu must be at least 1")]
     ZeroJobsPerGpu,
-    /// The coordinator's URL could not be parsed or reached.
-    #[error("cannot connect to coordinator {url}: {source}")]
-    Connect {
-        /// The URL tried.
-        url: String,
-        /// What went wrong.
-        source: tonic::transport::Error,
+    /// The client could not be set up (URL, TLS or token file).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The data set given with `--data` could not be opened or fingerprinted.
+    #[error("data set {path}: {source}")]
+    Data {
+        /// The root.
+        path: PathBuf,
+        /// Why.
+        source: Box<spikecv_common::dataset::DataError>,
     },
-    /// The coordinator refused a call.
-    #[error("coordinator refused {call}: {status}")]
+    /// The work folder could not be created.
+    #[error("cannot create work folder {path}: {source}")]
+    WorkDir {
+        /// The folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The coordinator refused this worker for good (protocol version, data set
+    /// fingerprint, token).
+    #[error("coordinator refused {call}: {}: {}", status.code(), status.message())]
     Refused {
         /// The RPC.
         call: &'static str,
         /// Its status.
-        status: tonic::Status,
+        status: Box<tonic::Status>,
     },
 }
 
 impl JoinConfig {
     /// Builds the config from flags, checking devices against this machine.
     pub fn new(
-        coordinator: String,
+        client: ClientOptions,
         gpus: &str,
         jobs_per_gpu: usize,
         name: Option<String>,
@@ -61,9 +103,13 @@ impl JoinConfig {
             .collect();
         let name = name.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
         Ok(Self {
-            coordinator,
+            client,
             slots,
             name,
+            data_dir: None,
+            work_dir: PathBuf::from("spikecv-work"),
+            exit_when_done: false,
+            max_backoff: Duration::from_secs(10),
         })
     }
 }
@@ -75,15 +121,18 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-/// Connects and registers; returns the id the coordinator gave this worker.
-pub async fn register(config: &JoinConfig) -> Result<String, JoinError> {
-    let mut client = CoordinatorClient::connect(config.coordinator.clone())
-        .await
-        .map_err(|source| JoinError::Connect {
-            url: config.coordinator.clone(),
-            source,
-        })?;
-    let request = RegisterRequest {
+/// How `join` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Shut down on request; running jobs were handed back.
+    Shutdown,
+    /// The coordinator has no more work (`--exit-when-done`).
+    AllDone,
+}
+
+/// The registration this worker sends (with every lease and heartbeat, too).
+fn registration(config: &JoinConfig, fingerprint: String) -> RegisterRequest {
+    RegisterRequest {
         protocol_version: PROTOCOL_VERSION,
         worker_name: config.name.clone(),
         host: host_name(),
@@ -92,18 +141,198 @@ pub async fn register(config: &JoinConfig) -> Result<String, JoinError> {
             .iter()
             .map(|d| Slot {
                 device: d.to_string(),
-                device_name: String::new(),
+                device_name: match d {
+                    DeviceSpec::Cpu => "cpu".to_owned(),
+                    DeviceSpec::Cuda(i) => format!("CUDA device {i}"),
+                },
                 memory_bytes: 0,
             })
             .collect(),
-        data_fingerprint: String::new(),
+        data_fingerprint: fingerprint,
+    }
+}
+
+/// Fingerprints `--data` (empty without it), on a blocking thread.
+async fn data_fingerprint(config: &JoinConfig) -> Result<String, JoinError> {
+    let Some(dir) = config.data_dir.clone() else {
+        return Ok(String::new());
     };
-    let response = client
-        .register(request)
-        .await
-        .map_err(|status| JoinError::Refused {
-            call: "Register",
-            status,
-        })?;
-    Ok(response.into_inner().worker_id)
+    let fp = tokio::task::spawn_blocking(move || {
+        spikecv_common::dataset::Dataset::open(&dir)
+            .and_then(|d| d.fingerprint())
+            .map_err(|source| JoinError::Data {
+                path: dir,
+                source: Box::new(source),
+            })
+    })
+    .await;
+    match fp {
+        Ok(r) => r,
+        Err(e) => Err(JoinError::WorkDir {
+            path: config.work_dir.clone(),
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+/// Runs the worker until `shutdown` resolves (then hands running jobs back) or,
+/// with `exit_when_done`, until the coordinator runs out of work.
+pub async fn join(
+    config: JoinConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<JoinOutcome, JoinError> {
+    std::fs::create_dir_all(&config.work_dir).map_err(|source| JoinError::WorkDir {
+        path: config.work_dir.clone(),
+        source,
+    })?;
+    let fingerprint = data_fingerprint(&config).await?;
+    let client = config.client.worker_client()?;
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        client,
+        registration(&config, fingerprint),
+    ));
+    shared.register().await?;
+    tracing::info!(worker_id = %shared.worker_id(), slots = config.slots.len(), "registered");
+
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(
+                "shutting down: running jobs stop at the next epoch boundary and are handed back"
+            );
+            shared.begin_shutdown();
+        });
+    }
+    let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
+    let outcome = lease_loop(&shared).await;
+    heartbeat.abort();
+    outcome
+}
+
+async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
+    let mut backoff = Backoff::new(shared.config.max_backoff);
+    loop {
+        if shared.is_shutting_down() {
+            shared.stop_all(StopReason::Release);
+            shared.wait_idle().await;
+            return Ok(JoinOutcome::Shutdown);
+        }
+        let free = if shared.is_draining() {
+            Vec::new()
+        } else {
+            shared.free_devices()
+        };
+        let request = LeaseRequest {
+            worker_id: shared.worker_id(),
+            registration: Some(shared.registration.clone()),
+            free_slots: free,
+            running: shared.progress(),
+        };
+        let mut client = shared.client.clone();
+        let wait = match client.lease(request).await {
+            Ok(response) => {
+                backoff.reset();
+                let r = response.into_inner();
+                shared.apply_control(&r.worker_id, &r.cancel, r.drain, r.heartbeat_seconds);
+                let got = r.assignments.len();
+                for assignment in r.assignments {
+                    match shared.claim_slot(&assignment) {
+                        Some((index, device, handle)) => {
+                            tokio::spawn(slot::run(
+                                shared.clone(),
+                                index,
+                                device,
+                                assignment,
+                                handle,
+                            ));
+                        }
+                        None => {
+                            // More work than slots: hand it back at once.
+                            tracing::warn!(attempt = %assignment.attempt_id, "no free slot for a lease; releasing it");
+                            slot::release_unstarted(shared.clone(), assignment.attempt_id);
+                        }
+                    }
+                }
+                if r.all_done && shared.config.exit_when_done && shared.running_count() == 0 {
+                    tracing::info!("the coordinator has no more work; exiting");
+                    return Ok(JoinOutcome::AllDone);
+                }
+                if got > 0 && shared.free_slots() > 0 {
+                    Duration::ZERO
+                } else {
+                    shared.poll_interval()
+                }
+            }
+            Err(status) if retry::is_transient(&status) => {
+                let d = backoff.next_delay();
+                tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?d, "lease failed; coordinator unreachable?");
+                d
+            }
+            Err(status) => {
+                shared.begin_shutdown();
+                shared.stop_all(StopReason::Drop);
+                shared.wait_idle().await;
+                return Err(JoinError::Refused {
+                    call: "Lease",
+                    status: Box::new(status),
+                });
+            }
+        };
+        shared.wait_for_change(wait).await;
+    }
+}
+
+/// `worker join` from its flags: runs until SIGTERM/Ctrl-C (a second one exits
+/// at once) or, with `--exit-when-done`, until the work is done.
+pub async fn run_command(args: crate::cli::JoinArgs) -> Result<JoinOutcome, JoinError> {
+    let token = match &args.token_file {
+        Some(path) => Some(spikecv_common::proto::client::read_token_file(path)?),
+        None => None,
+    };
+    let client = ClientOptions {
+        url: args.coordinator,
+        token,
+        tls_ca: args.tls_ca,
+        tls_identity: args.tls_client_cert.zip(args.tls_client_key),
+        tls_domain: None,
+    };
+    let mut config = JoinConfig::new(client, &args.gpus, args.jobs_per_gpu, args.name)?;
+    config.data_dir = args.data;
+    config.work_dir = args.work_dir;
+    config.exit_when_done = args.exit_when_done;
+    config.max_backoff = Duration::from_secs_f64(args.max_backoff_seconds.clamp(0.2, 3600.0));
+    join(config, async {
+        shutdown_signal().await;
+        tokio::spawn(async {
+            shutdown_signal().await;
+            tracing::warn!("second signal: exiting without handing jobs back");
+            std::process::exit(130);
+        });
+    })
+    .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

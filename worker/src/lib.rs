@@ -1,6 +1,14 @@
 //! The spikecv worker: trains the STBP spiking CNN with libtorch on its GPU
 //! slots (or the CPU) and reports to a coordinator.
 
+pub mod checkpoint;
 pub mod cli;
 pub mod devices;
 pub mod join;
+pub mod lif;
+pub mod loader;
+pub mod model;
+pub mod optim;
+pub mod tensorboard;
+pub mod train;
+pub mod weights;

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use spikecv_worker::cli::{Cli, Command};
-use spikecv_worker::join::{JoinConfig, register};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -16,11 +15,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Join(args) => {
-            let config =
-                JoinConfig::new(args.coordinator, &args.gpus, args.jobs_per_gpu, args.name)?;
-            let id = register(&config).await?;
-            tracing::info!(worker_id = %id, slots = config.slots.len(), "registered");
+            let outcome = spikecv_worker::join::run_command(args).await?;
+            tracing::info!(?outcome, "worker finished");
         }
+        Command::Train(args) => spikecv_worker::train::command::train(&args)?,
+        Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args)?,
     }
     Ok(())
 }

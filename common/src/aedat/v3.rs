@@ -1,0 +1,234 @@
+//! AEDAT 3.1 (cAER / jAER 3, DVS Gesture style): `#` header lines from
+//! `#!AER-DAT3.1` to `#!END-HEADER`, then packets. Each packet is a 28-byte
+//! little-endian header (`i16 type, i16 source, i32 event size, i32 time stamp
+//! offset, i32 time stamp overflow, i32 capacity, i32 number, i32 valid`)
+//! followed by `capacity × size` bytes of events. Only polarity packets (type 1)
+//! are decoded: `u32 data` (bit 0 valid, bit 1 polarity, bits 2..17 y,
+//! bits 17..32 x) and `i32` time stamp; the full time stamp is
+//! `overflow << 31 | ts`. Invalid events (bit 0 clear) are skipped.
+
+use std::io::{BufRead, Read};
+use std::path::Path;
+
+use super::{EventFile, Format, HeaderFacts, ReadError, read_full, read_hash_lines};
+use crate::events::{Event, SensorSize};
+
+/// Bytes in a packet header.
+pub const PACKET_HEADER_BYTES: usize = 28;
+/// The packet type of polarity events.
+pub const POLARITY_EVENT: i16 = 1;
+
+/// The sensor a `#Source N: NAME` header line names, if known.
+pub fn sensor_of(name: &str) -> Option<SensorSize> {
+    let upper = name.to_ascii_uppercase();
+    let size = |width, height| Some(SensorSize { width, height });
+    if upper.contains("DVS128") {
+        size(128, 128)
+    } else if upper.contains("DAVIS240") {
+        size(240, 180)
+    } else if upper.contains("DAVIS346") {
+        size(346, 260)
+    } else if upper.contains("DAVIS640") || upper.contains("DVXPLORER") {
+        size(640, 480)
+    } else {
+        None
+    }
+}
+
+/// Reads the header up to and including `#!END-HEADER`; returns its facts and
+/// the sensor it names.
+pub fn read_header<R: BufRead>(
+    reader: &mut R,
+    path: &Path,
+) -> Result<(HeaderFacts, SensorSize), ReadError> {
+    let (lines, consumed, ended) =
+        read_hash_lines(reader, path, |l| l.trim_end() == "#!END-HEADER")?;
+    if !ended {
+        return Err(ReadError::BadHeader {
+            path: path.to_path_buf(),
+            offset: consumed,
+            what: "the header has no `#!END-HEADER` line",
+        });
+    }
+    let mut facts = HeaderFacts {
+        version: "3.1".into(),
+        header_bytes: consumed,
+        header_lines: lines.len(),
+        ..HeaderFacts::default()
+    };
+    let mut sensor = SensorSize::DVS128;
+    for (offset, line) in &lines {
+        let offset = *offset;
+        let body = line.trim_start_matches('#').trim();
+        if let Some(rest) = body.strip_prefix("Source ") {
+            let name = rest.split_once(':').map(|(_, n)| n.trim()).unwrap_or("");
+            if facts.chip.is_none() {
+                facts.chip = Some(name.to_string());
+                sensor = sensor_of(name).ok_or_else(|| ReadError::UnsupportedChip {
+                    path: path.to_path_buf(),
+                    offset,
+                    chip: name.to_string(),
+                })?;
+            }
+        }
+    }
+    Ok((facts, sensor))
+}
+
+/// Reads a whole AEDAT 3.1 file from `reader` (positioned at the file's start).
+pub fn read<R: BufRead>(
+    mut reader: R,
+    path: &Path,
+    size: Option<u64>,
+) -> Result<EventFile, ReadError> {
+    let (header, sensor) = read_header(&mut reader, path)?;
+    let mut offset = header.header_bytes;
+    let mut events =
+        Vec::with_capacity((size.unwrap_or(0).saturating_sub(offset) / 8).min(1 << 28) as usize);
+    let mut prev_t = i64::MIN;
+    let mut packets = 0u64;
+    let mut body = Vec::new();
+    loop {
+        let mut head = [0u8; PACKET_HEADER_BYTES];
+        let n = read_full(&mut reader, &mut head).map_err(|e| ReadError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        if n < PACKET_HEADER_BYTES {
+            return Err(ReadError::Truncated {
+                path: path.to_path_buf(),
+                offset,
+                unit: "packet header",
+                needed: PACKET_HEADER_BYTES as u64,
+                available: n as u64,
+            });
+        }
+        packets += 1;
+        let i16_at = |i: usize| i16::from_le_bytes([head[i], head[i + 1]]);
+        let i32_at =
+            |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let kind = i16_at(0);
+        let event_size = i32_at(4);
+        let ts_offset = i32_at(8);
+        let overflow = i32_at(12);
+        let capacity = i32_at(16);
+        let number = i32_at(20);
+        let bad = |what| ReadError::BadPacket {
+            path: path.to_path_buf(),
+            offset,
+            what,
+        };
+        if event_size <= 0 || capacity < 0 || number < 0 || overflow < 0 {
+            return Err(bad("negative or zero size, count or overflow"));
+        }
+        if number > capacity {
+            return Err(bad("more events than the packet's capacity"));
+        }
+        let body_len = i64::from(capacity) * i64::from(event_size);
+        body.clear();
+        let got = (&mut reader)
+            .take(body_len as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| ReadError::io(path, e))?;
+        if (got as i64) < body_len {
+            return Err(ReadError::Truncated {
+                path: path.to_path_buf(),
+                offset,
+                unit: "packet",
+                needed: PACKET_HEADER_BYTES as u64 + body_len as u64,
+                available: (PACKET_HEADER_BYTES + got) as u64,
+            });
+        }
+        if kind == POLARITY_EVENT {
+            if event_size < 8 || ts_offset < 0 || ts_offset > event_size - 4 {
+                return Err(bad(
+                    "polarity packet with a bad event size or time stamp offset",
+                ));
+            }
+            let size = event_size as usize;
+            let tso = ts_offset as usize;
+            let base = i64::from(overflow) << 31;
+            for (i, ev) in body.chunks_exact(size).take(number as usize).enumerate() {
+                let data = u32::from_le_bytes([ev[0], ev[1], ev[2], ev[3]]);
+                if data & 1 == 0 {
+                    continue;
+                }
+                let ts = i32::from_le_bytes([ev[tso], ev[tso + 1], ev[tso + 2], ev[tso + 3]]);
+                let ev_offset = offset + (PACKET_HEADER_BYTES + i * size) as u64;
+                let t = base + i64::from(ts);
+                if ts < 0 || t < prev_t {
+                    return Err(ReadError::TimestampBackwards {
+                        path: path.to_path_buf(),
+                        offset: ev_offset,
+                        index: events.len() as u64,
+                        previous: prev_t,
+                        current: t,
+                    });
+                }
+                let x = (data >> 17) & 0x7fff;
+                let y = (data >> 2) & 0x7fff;
+                if x >= u32::from(sensor.width) || y >= u32::from(sensor.height) {
+                    return Err(ReadError::OutsideSensor {
+                        path: path.to_path_buf(),
+                        offset: ev_offset,
+                        x: i64::from(x),
+                        y: i64::from(y),
+                        width: sensor.width,
+                        height: sensor.height,
+                    });
+                }
+                prev_t = t;
+                events.push(Event {
+                    t,
+                    x: x as u16,
+                    y: y as u16,
+                    p: (data >> 1) & 1 == 1,
+                });
+            }
+        }
+        offset += PACKET_HEADER_BYTES as u64 + body_len as u64;
+    }
+    if packets == 0 || events.is_empty() {
+        return Err(ReadError::EmptyBody {
+            path: path.to_path_buf(),
+            offset: header.header_bytes,
+        });
+    }
+    Ok(EventFile {
+        format: Format::Aedat3,
+        header,
+        sensor,
+        events,
+        timestamp_wraps: 0,
+    })
+}
+
+/// Writes an AEDAT 3.1 file with one polarity packet per `per_packet` events
+/// (for tests and fixtures). Time stamps must be non-negative.
+pub fn write<W: std::io::Write>(
+    out: &mut W,
+    source: &str,
+    events: &[Event],
+    per_packet: usize,
+) -> std::io::Result<()> {
+    out.write_all(b"#!AER-DAT3.1\r\n#Format: RAW\r\n")?;
+    out.write_all(format!("#Source 1: {source}\r\n").as_bytes())?;
+    out.write_all(b"#!END-HEADER\r\n")?;
+    for chunk in events.chunks(per_packet.max(1)) {
+        let overflow = chunk.first().map_or(0, |e| e.t >> 31) as i32;
+        let n = chunk.len() as i32;
+        let mut buf = Vec::with_capacity(PACKET_HEADER_BYTES + chunk.len() * 8);
+        buf.extend_from_slice(&POLARITY_EVENT.to_le_bytes());
+        buf.extend_from_slice(&1i16.to_le_bytes());
+        for v in [8i32, 4, overflow, n, n, n] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        for e in chunk {
+            let data = (u32::from(e.x) << 17) | (u32::from(e.y) << 2) | (u32::from(e.p) << 1) | 1;
+            buf.extend_from_slice(&data.to_le_bytes());
+            buf.extend_from_slice(&((e.t & 0x7fff_ffff) as i32).to_le_bytes());
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! A data set root laid out like the downloaded SL-Animals-DVS (DESIGN.md):
+//! `recordings/<name>.aedat`, `tags/<name>.csv`, optionally
+//! `sliced/<name>_<NN>.npy`, and beside them
+//! `SL-Animals-DVS_gestures_definitions.csv` and `filelist.txt` (the recordings to
+//! use, in order). Everything works on what the file list names.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::aedat::{self, ReadError};
+use crate::config::Variant;
+use crate::events::Event;
+use crate::npy::{self, NpyError};
+use crate::slicing::{sample_name, slice, slice_one};
+use crate::tags::{self, CLASSES, Tag, TagsError};
+
+/// The file list's name in a root.
+pub const FILE_LIST: &str = "filelist.txt";
+/// The class definitions' name in a root.
+pub const CLASS_DEFS: &str = "SL-Animals-DVS_gestures_definitions.csv";
+/// The 19 class names in class order (as the real definitions file gives them).
+pub const CLASS_NAMES: [&str; CLASSES] = [
+    "cat",
+    "dog",
+    "camel",
+    "cow",
+    "sheep",
+    "goat",
+    "wolf",
+    "squirrel",
+    "mouse",
+    "dolphin",
+    "shark",
+    "lion",
+    "monkey",
+    "snake",
+    "spider",
+    "butterfly",
+    "bird",
+    "duck",
+    "zebra",
+];
+
+/// Why a data set (or part of it) is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A required file is missing.
+    #[error("{path}: missing ({what})")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
+    /// The file list or class definitions are malformed.
+    #[error("{path}, line {line}: {what}")]
+    BadMetadata {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// A recording the file list does not name.
+    #[error("recording {name:?} is not in the data set's file list")]
+    UnknownRecording {
+        /// The name asked for.
+        name: String,
+    },
+    /// A class index outside 0..19.
+    #[error("class index {class} is out of range (0..{CLASSES})")]
+    BadClass {
+        /// The index asked for.
+        class: usize,
+    },
+    /// An event file could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A tag file is unusable.
+    #[error(transparent)]
+    Tags(#[from] TagsError),
+    /// A sliced sample is unusable.
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An opened data set root.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    root: PathBuf,
+    recordings: Vec<String>,
+    class_names: Vec<String>,
+}
+
+/// Reads the class definitions CSV (`class,class Def`, rows `1,cat` ... `19,zebra`).
+pub fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |what: String| DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+        };
+        let (num, name) = line
+            .split_once(',')
+            .ok_or_else(|| bad(format!("expected `number,name`, found {line:?}")))?;
+        let num: usize = num
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("class number {num:?} is not a number")))?;
+        if num != names.len() + 1 {
+            return Err(bad(format!(
+                "class number {num}, expected {} (rows in class order)",
+                names.len() + 1
+            )));
+        }
+        names.push(name.trim().to_string());
+    }
+    if names.len() != CLASSES {
+        return Err(DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: 1,
+            what: format!("{} classes, expected {CLASSES}", names.len()),
+        });
+    }
+    Ok(names)
+}
+
+/// Reads a file list: one recording name a line, blank lines ignored.
+pub fn read_file_list(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let mut names: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let bad = |what: String| DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+        };
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(bad(format!("{name:?} is not a plain recording name")));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(bad(format!("{name:?} is listed twice")));
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: 1,
+            what: "the file list names no recordings".into(),
+        });
+    }
+    Ok(names)
+}
+
+impl Dataset {
+    /// Opens a root: reads the file list and class definitions and checks that
+    /// every listed recording is present, raw (`recordings/` + `tags/`) or sliced
+    /// (all 19 `sliced/<name>_<NN>.npy`).
+    pub fn open(root: &Path) -> Result<Dataset, DataError> {
+        let recordings = read_file_list(&root.join(FILE_LIST))?;
+        let class_names = read_class_names(&root.join(CLASS_DEFS))?;
+        let ds = Dataset {
+            root: root.to_path_buf(),
+            recordings,
+            class_names,
+        };
+        for name in &ds.recordings {
+            if !ds.is_sliced(name) {
+                let rec = ds.recording_path(name);
+                if !rec.is_file() {
+                    return Err(DataError::Missing {
+                        path: rec,
+                        what: "recording listed in filelist.txt (and no sliced samples)",
+                    });
+                }
+                let tags = ds.tags_path(name);
+                if !tags.is_file() {
+                    return Err(DataError::Missing {
+                        path: tags,
+                        what: "tag file of a listed recording",
+                    });
+                }
+            }
+        }
+        Ok(ds)
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The recordings of a variant in file-list order (`Reduced` drops `_indoor`).
+    pub fn recordings(&self, variant: Variant) -> Vec<String> {
+        self.recordings
+            .iter()
+            .filter(|n| variant == Variant::Whole || !n.contains("_indoor"))
+            .cloned()
+            .collect()
+    }
+
+    /// The 19 class names in class order.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    /// `recordings/<name>.aedat`.
+    pub fn recording_path(&self, name: &str) -> PathBuf {
+        self.root.join("recordings").join(format!("{name}.aedat"))
+    }
+
+    /// `tags/<name>.csv`.
+    pub fn tags_path(&self, name: &str) -> PathBuf {
+        self.root.join("tags").join(format!("{name}.csv"))
+    }
+
+    /// `sliced/<name>_<NN>.npy`.
+    pub fn sliced_path(&self, name: &str, class: usize) -> PathBuf {
+        self.root
+            .join("sliced")
+            .join(format!("{}.npy", sample_name(name, class)))
+    }
+
+    /// Whether all 19 sliced samples of a recording exist.
+    pub fn is_sliced(&self, name: &str) -> bool {
+        (0..CLASSES).all(|c| self.sliced_path(name, c).is_file())
+    }
+
+    fn check_known(&self, recording: &str) -> Result<(), DataError> {
+        if self.recordings.iter().any(|r| r == recording) {
+            Ok(())
+        } else {
+            Err(DataError::UnknownRecording {
+                name: recording.to_string(),
+            })
+        }
+    }
+
+    /// Reads a raw recording and its tags, checking the tags against it.
+    pub fn read_raw(&self, recording: &str) -> Result<(Vec<Event>, Vec<Tag>), DataError> {
+        let tags_path = self.tags_path(recording);
+        let tags = tags::read(&tags_path)?;
+        let file = aedat::read_file(&self.recording_path(recording))?;
+        tags::check_range(&tags, file.events.len(), &tags_path)?;
+        Ok((file.events, tags))
+    }
+
+    /// Sample `class` (0-based) of a recording: the sliced file if present, else
+    /// cut from the raw recording by its tags.
+    pub fn sample_events(&self, recording: &str, class: usize) -> Result<Vec<Event>, DataError> {
+        self.check_known(recording)?;
+        if class >= CLASSES {
+            return Err(DataError::BadClass { class });
+        }
+        let sliced = self.sliced_path(recording, class);
+        if sliced.is_file() {
+            return Ok(npy::read_events(&sliced)?);
+        }
+        let (events, tags) = self.read_raw(recording)?;
+        Ok(slice_one(&events, &tags[class]))
+    }
+
+    /// All 19 samples of a recording in class order, reading the recording file
+    /// once (through a buffer; the raw bytes are never held whole) or the 19
+    /// sliced files.
+    pub fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        self.check_known(recording)?;
+        if self.is_sliced(recording) {
+            return (0..CLASSES)
+                .map(|c| Ok(npy::read_events(&self.sliced_path(recording, c))?))
+                .collect();
+        }
+        let (events, tags) = self.read_raw(recording)?;
+        Ok(slice(&events, &tags))
+    }
+
+    /// The files the file list makes this data set use, in order: metadata, then
+    /// per recording its raw file and tags, or its sliced files.
+    pub fn used_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.root.join(FILE_LIST), self.root.join(CLASS_DEFS)];
+        for name in &self.recordings {
+            if self.recording_path(name).is_file() {
+                files.push(self.recording_path(name));
+                files.push(self.tags_path(name));
+            } else {
+                files.extend((0..CLASSES).map(|c| self.sliced_path(name, c)));
+            }
+        }
+        files
+    }
+
+    /// A hex SHA-256 over the names (relative paths), sizes and content hashes
+    /// of [`Dataset::used_files`]: equal fingerprints mean equal inputs.
+    pub fn fingerprint(&self) -> Result<String, DataError> {
+        let mut outer = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for path in self.used_files() {
+            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let size = file.metadata().map_err(io_err(&path))?.len();
+            let mut reader = BufReader::new(file);
+            let mut inner = Sha256::new();
+            loop {
+                let n = reader.read(&mut buf).map_err(io_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                inner.update(&buf[..n]);
+            }
+            outer.update(rel.to_string_lossy().as_bytes());
+            outer.update([0]);
+            outer.update(size.to_le_bytes());
+            outer.update(inner.finalize());
+        }
+        Ok(hex::encode(outer.finalize()))
+    }
+}

@@ -1,0 +1,322 @@
+//! The experiment plan: an [`ExperimentConfig`] expanded into its jobs
+//! (variant × seed × fold), each with its recordings and a [`JobId`] that hashes
+//! everything that determines the job's result.
+//!
+//! Planning reads nothing but the data set's `filelist.txt`, so `coordinator plan`
+//! works on a head node that holds only the metadata.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{ExperimentConfig, ProtocolKind, SimulationConfig, TrainingConfig, Variant};
+use crate::cv::{self, CvError, FoldSplit};
+use crate::dataset::{self, DataError, FILE_LIST};
+
+/// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
+/// for the few thousand jobs a store holds).
+pub const JOB_ID_HEX_LEN: usize = 16;
+
+/// A job's identity: a shortened SHA-256 (hex) of everything that determines its
+/// result (simulation and training settings, protocol, variant, seed, fold, the
+/// split's recordings and the data fingerprint when known). Not the experiment's
+/// name, nor its retry budget.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    /// Wraps an id read back from a store or a request (not checked).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One job of the matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedJob {
+    /// The job's identity.
+    pub id: JobId,
+    /// Data set variant.
+    pub variant: Variant,
+    /// Seed (fold assignment and initialisation).
+    pub seed: u64,
+    /// Fold, 0-based in scikit-learn's `KFold.split` order.
+    pub fold: u32,
+    /// The protocol that selects the reported model.
+    pub protocol: ProtocolKind,
+    /// Train/val/test recordings.
+    pub split: FoldSplit,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The data root has no `filelist.txt`.
+    #[error(
+        "data root {root} has no {FILE_LIST}; a plan needs the file list (one recording name a line)"
+    )]
+    NoFileList {
+        /// The data root.
+        root: PathBuf,
+    },
+    /// The file list is unreadable or malformed.
+    #[error(transparent)]
+    FileList(#[from] DataError),
+    /// A variant keeps too few recordings for the folds, or a seed is out of range.
+    #[error("{variant} variant, seed {seed}, fold {fold}: {source}")]
+    Split {
+        /// The variant.
+        variant: Variant,
+        /// The seed.
+        seed: u64,
+        /// The fold.
+        fold: u32,
+        /// Why the split failed.
+        #[source]
+        source: CvError,
+    },
+}
+
+/// The recordings a variant uses, in file-list order (`Reduced` drops `_indoor`).
+pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String> {
+    file_list
+        .iter()
+        .filter(|n| variant == Variant::Whole || !n.contains("_indoor"))
+        .cloned()
+        .collect()
+}
+
+/// Reads `<root>/filelist.txt`; a clear error when the root has none.
+pub fn read_root_file_list(root: &Path) -> Result<Vec<String>, PlanError> {
+    let path = root.join(FILE_LIST);
+    if !path.is_file() {
+        return Err(PlanError::NoFileList {
+            root: root.to_path_buf(),
+        });
+    }
+    Ok(dataset::read_file_list(&path)?)
+}
+
+/// What a job id hashes: every input that changes the job's result.
+#[derive(Serialize)]
+struct JobIdentity<'a> {
+    simulation: &'a SimulationConfig,
+    training: TrainingConfig,
+    protocol: ProtocolKind,
+    folds: u32,
+    val_fraction: Option<f64>,
+    variant: Variant,
+    seed: u64,
+    fold: u32,
+    split: &'a FoldSplit,
+    data_fingerprint: Option<&'a str>,
+}
+
+/// The id of one job of `config`.
+pub fn job_id(
+    config: &ExperimentConfig,
+    variant: Variant,
+    seed: u64,
+    fold: u32,
+    split: &FoldSplit,
+    data_fingerprint: Option<&str>,
+) -> JobId {
+    let mut training = config.training.clone();
+    // How often checkpoints are written does not change the result.
+    training.checkpoint_every = 0;
+    let identity = JobIdentity {
+        simulation: &config.simulation,
+        training,
+        protocol: config.protocol.kind,
+        folds: config.protocol.folds,
+        val_fraction: match config.protocol.kind {
+            ProtocolKind::TrainValTest => Some(config.protocol.val_fraction),
+            ProtocolKind::TrainTest => None,
+        },
+        variant,
+        seed,
+        fold,
+        split,
+        data_fingerprint,
+    };
+    // Serialising plain structs of numbers, strings and enums cannot fail.
+    let bytes = serde_json::to_vec(&identity).unwrap_or_default();
+    let digest = hex::encode(Sha256::digest(&bytes));
+    JobId(digest[..JOB_ID_HEX_LEN].to_owned())
+}
+
+/// Expands `config` into its jobs over `file_list` (the data root's file list, in
+/// order): variants in config order, then seeds, then folds.
+pub fn plan(
+    config: &ExperimentConfig,
+    file_list: &[String],
+    data_fingerprint: Option<&str>,
+) -> Result<Vec<PlannedJob>, PlanError> {
+    let p = &config.protocol;
+    let mut jobs = Vec::new();
+    for &variant in &p.variants {
+        let recordings = variant_recordings(file_list, variant);
+        for &seed in &p.seeds {
+            for fold in 0..p.folds {
+                let split =
+                    cv::split(&recordings, p, seed, fold).map_err(|source| PlanError::Split {
+                        variant,
+                        seed,
+                        fold,
+                        source,
+                    })?;
+                let id = job_id(config, variant, seed, fold, &split, data_fingerprint);
+                jobs.push(PlannedJob {
+                    id,
+                    variant,
+                    seed,
+                    fold,
+                    protocol: p.kind,
+                    split,
+                });
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// [`plan`] over the file list of `config.data.root`.
+pub fn plan_from_root(
+    config: &ExperimentConfig,
+    data_fingerprint: Option<&str>,
+) -> Result<Vec<PlannedJob>, PlanError> {
+    let file_list = read_root_file_list(&config.data.root)?;
+    plan(config, &file_list, data_fingerprint)
+}
+
+/// One job as `coordinator plan --json` prints it (DESIGN.md, "Command line").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// The job id.
+    pub job: String,
+    /// `whole` or `reduced`.
+    pub variant: Variant,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// `train-val-test` or `train-test`.
+    pub protocol: ProtocolKind,
+    /// Training recordings in training order.
+    pub train: Vec<String>,
+    /// Validation recordings.
+    pub val: Vec<String>,
+    /// Test recordings.
+    pub test: Vec<String>,
+}
+
+impl From<&PlannedJob> for PlanEntry {
+    fn from(job: &PlannedJob) -> Self {
+        Self {
+            job: job.id.to_string(),
+            variant: job.variant,
+            seed: job.seed,
+            fold: job.fold,
+            protocol: job.protocol,
+            train: job.split.train.clone(),
+            val: job.split.val.clone(),
+            test: job.split.test.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> ExperimentConfig {
+        let text = format!("[data]\nroot = \"d\"\n[protocol]\nseeds = [0, 1]\n{extra}");
+        ExperimentConfig::from_toml_str(&text).unwrap()
+    }
+
+    fn file_list() -> Vec<String> {
+        let mut v: Vec<String> = (0..6).map(|i| format!("user{i:02}_indoor")).collect();
+        v.extend((25..35).map(|i| format!("user{i:02}_imse")));
+        v
+    }
+
+    #[test]
+    fn expands_variant_seed_fold() {
+        let jobs = plan(&config(""), &file_list(), None).unwrap();
+        assert_eq!(jobs.len(), 2 * 2 * 4);
+        assert_eq!(
+            (jobs[0].variant, jobs[0].seed, jobs[0].fold),
+            (Variant::Whole, 0, 0)
+        );
+        assert_eq!(
+            (jobs[15].variant, jobs[15].seed, jobs[15].fold),
+            (Variant::Reduced, 1, 3)
+        );
+        for job in jobs.iter().filter(|j| j.variant == Variant::Reduced) {
+            let all = job
+                .split
+                .train
+                .iter()
+                .chain(&job.split.val)
+                .chain(&job.split.test);
+            assert!(all.clone().all(|r| !r.contains("_indoor")));
+            assert_eq!(all.count(), 10);
+        }
+        let mut ids: Vec<&JobId> = jobs.iter().map(|j| &j.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), jobs.len(), "job ids are unique");
+        assert!(jobs.iter().all(|j| j.id.as_str().len() == JOB_ID_HEX_LEN));
+    }
+
+    #[test]
+    fn ids_ignore_name_and_retries_but_not_results() {
+        let base = plan(&config(""), &file_list(), None).unwrap();
+        let renamed = plan(&config("max_attempts = 7\n"), &file_list(), None).unwrap();
+        assert_eq!(base, renamed);
+        let mut named = config("");
+        named.name = Some("other".into());
+        named.training.checkpoint_every = 5;
+        assert_eq!(plan(&named, &file_list(), None).unwrap(), base);
+
+        let lr = plan(&config("[training]\nlr = 0.01\n"), &file_list(), None).unwrap();
+        assert!(lr.iter().zip(&base).all(|(a, b)| a.id != b.id));
+        let fp = plan(&config(""), &file_list(), Some("abc")).unwrap();
+        assert!(fp.iter().zip(&base).all(|(a, b)| a.id != b.id));
+        let tt = plan(&config("kind = \"train-test\"\n"), &file_list(), None).unwrap();
+        assert!(
+            tt.iter()
+                .zip(&base)
+                .all(|(a, b)| a.id != b.id && !b.split.val.is_empty() && a.split.val.is_empty())
+        );
+    }
+
+    #[test]
+    fn missing_file_list_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_root_file_list(dir.path()).unwrap_err();
+        assert!(matches!(err, PlanError::NoFileList { .. }));
+        assert!(err.to_string().contains("filelist.txt"));
+    }
+
+    #[test]
+    fn too_few_recordings_names_the_variant() {
+        let list: Vec<String> = vec!["user00_indoor".into(), "a".into(), "b".into(), "c".into()];
+        let err = plan(&config(""), &list, None).unwrap_err();
+        assert!(err.to_string().contains("reduced"), "{err}");
+    }
+}

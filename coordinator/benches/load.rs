@@ -1,0 +1,289 @@
+//! Load benchmark of the coordinator: N simulated workers (no training) register,
+//! lease, heartbeat and complete M jobs against one real `coordinator serve`
+//! process on loopback. Reports jobs/s, lease and complete latency (p50, p99),
+//! the time the coordinator took to plan and store the experiment, and its RSS.
+//!
+//! cargo bench -p spikecv-coordinator --bench load                 # 1,000 workers, 100,000 jobs
+//! cargo bench -p spikecv-coordinator --bench load -- --quick      # 50 workers, 2,000 jobs
+//! cargo bench -p spikecv-coordinator --bench load -- --workers 200 --jobs 10000
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    missing_docs
+)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spikecv_common::job::JobResult;
+use spikecv_common::proto::client::ClientOptions;
+use spikecv_common::proto::{
+    AttemptProgress, CompleteRequest, HeartbeatRequest, LeaseRequest, PROTOCOL_VERSION,
+    RegisterRequest, Slot,
+};
+
+struct Args {
+    workers: usize,
+    jobs: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        workers: 1000,
+        jobs: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--quick" => {
+                a.workers = 50;
+                a.jobs = 2000;
+            }
+            "--workers" => a.workers = it.next().and_then(|v| v.parse().ok()).expect("--workers N"),
+            "--jobs" => a.jobs = it.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
+            _ => {} // `cargo bench` passes --bench; ignore the rest
+        }
+    }
+    a
+}
+
+fn write_experiment(dir: &Path, jobs: usize) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let names: Vec<String> = (35..43).map(|u| format!("user{u:02}_dc")).collect();
+    std::fs::write(data.join("filelist.txt"), names.join("\n") + "\n").unwrap();
+    let seeds = jobs.div_ceil(4);
+    let seed_list: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    let path = dir.join("experiment.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[data]\nroot = {:?}\n[protocol]\nfolds = 4\nseeds = [{}]\nvariants = [\"whole\"]\n",
+            data.display().to_string(),
+            seed_list.join(",")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn result() -> JobResult {
+    JobResult {
+        best_epoch: 1,
+        test_accuracy: 0.5,
+        test_loss: 0.1,
+        val_accuracy: Some(0.5),
+        val_loss: Some(0.1),
+        confusion: vec![vec![1; 19]; 19],
+        train_seconds: 1.0,
+        epochs: vec![],
+        optimistic: false,
+    }
+}
+
+#[derive(Default)]
+struct Lat {
+    lease: Vec<Duration>,
+    complete: Vec<Duration>,
+    completed: usize,
+}
+
+async fn simulated_worker(
+    url: String,
+    i: usize,
+    result: Arc<spikecv_common::proto::JobResult>,
+) -> Lat {
+    let mut client = ClientOptions {
+        url,
+        ..ClientOptions::default()
+    }
+    .worker_client()
+    .unwrap();
+    let reg = RegisterRequest {
+        protocol_version: PROTOCOL_VERSION,
+        worker_name: format!("sim-{i}"),
+        host: "bench".into(),
+        slots: vec![Slot {
+            device: "cpu".into(),
+            device_name: "cpu".into(),
+            memory_bytes: 0,
+        }],
+        data_fingerprint: String::new(),
+    };
+    let id = loop {
+        match client.register(reg.clone()).await {
+            Ok(r) => break r.into_inner().worker_id,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut lat = Lat::default();
+    loop {
+        let t = Instant::now();
+        let r = client
+            .lease(LeaseRequest {
+                worker_id: id.clone(),
+                registration: Some(reg.clone()),
+                free_slots: vec!["cpu".into()],
+                running: vec![],
+            })
+            .await;
+        lat.lease.push(t.elapsed());
+        let r = match r {
+            Ok(r) => r.into_inner(),
+            Err(s) => panic!("lease failed: {s}"),
+        };
+        if r.assignments.is_empty() {
+            if r.all_done {
+                return lat;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        for a in r.assignments {
+            client
+                .heartbeat(HeartbeatRequest {
+                    worker_id: id.clone(),
+                    registration: Some(reg.clone()),
+                    running: vec![AttemptProgress {
+                        attempt_id: a.attempt_id.clone(),
+                        epoch: 1,
+                        epochs: 1,
+                    }],
+                })
+                .await
+                .unwrap();
+            let t = Instant::now();
+            client
+                .complete(CompleteRequest {
+                    attempt_id: a.attempt_id,
+                    result: Some((*result).clone()),
+                    device: "cpu".into(),
+                })
+                .await
+                .unwrap();
+            lat.complete.push(t.elapsed());
+            lat.completed += 1;
+        }
+    }
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = write_experiment(dir.path(), a.jobs);
+    let jobs = a.jobs.div_ceil(4) * 4;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--experiment")
+        .arg(&experiment)
+        .arg("--state")
+        .arg(dir.path().join("state.db"))
+        .args(["--heartbeat-seconds", "5", "--lease-timeout-seconds", "120"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = coordinator.id();
+    let url = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Ready when it answers (planning and storing the jobs comes first).
+        let mut probe = ClientOptions {
+            url: url.clone(),
+            ..ClientOptions::default()
+        }
+        .admin_client()
+        .unwrap();
+        while probe
+            .status(spikecv_common::proto::StatusRequest {})
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let ready = started.elapsed();
+    let rss_ready = rss_kib(pid, "VmRSS:");
+    println!(
+        "load: {} workers, {jobs} jobs; coordinator ready (plan + store) in {:.2} s, RSS {} MiB",
+        a.workers,
+        ready.as_secs_f64(),
+        rss_ready / 1024
+    );
+    let result = Arc::new(result().to_proto());
+    let t0 = Instant::now();
+    let lats: Vec<Lat> = rt.block_on(async {
+        let tasks: Vec<_> = (0..a.workers)
+            .map(|i| tokio::spawn(simulated_worker(url.clone(), i, result.clone())))
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let wall = t0.elapsed();
+    let completed: usize = lats.iter().map(|l| l.completed).sum();
+    let mut lease: Vec<Duration> = lats.iter().flat_map(|l| l.lease.iter().copied()).collect();
+    let mut complete: Vec<Duration> = lats
+        .iter()
+        .flat_map(|l| l.complete.iter().copied())
+        .collect();
+    lease.sort();
+    complete.sort();
+    let peak = rss_kib(pid, "VmHWM:");
+    let rss = rss_kib(pid, "VmRSS:");
+    println!(
+        "load: {completed} jobs completed exactly once in {:.2} s: {:.0} jobs/s ({} lease calls, {:.0} calls/s incl. heartbeats and completes)",
+        wall.as_secs_f64(),
+        completed as f64 / wall.as_secs_f64(),
+        lease.len(),
+        (lease.len() + 2 * completed) as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "load: lease latency p50 {:.2} ms, p99 {:.2} ms; complete latency p50 {:.2} ms, p99 {:.2} ms",
+        percentile(&lease, 0.5).as_secs_f64() * 1e3,
+        percentile(&lease, 0.99).as_secs_f64() * 1e3,
+        percentile(&complete, 0.5).as_secs_f64() * 1e3,
+        percentile(&complete, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "load: coordinator RSS now {} MiB, peak {} MiB",
+        rss / 1024,
+        peak / 1024
+    );
+    assert_eq!(completed, jobs, "every job completed exactly once");
+    let _ = coordinator.kill();
+    let _ = coordinator.wait();
+}

@@ -1,0 +1,516 @@
+//! `coordinator data synth|slice|frames|inspect|render`: tools for data sets.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde::Serialize;
+use spikecv_common::aedat::{self, ReadError};
+use spikecv_common::config::{BinMode, ConfigError, ExperimentConfig, Variant};
+use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
+use spikecv_common::events::{Event, checksum};
+use spikecv_common::frames::{self, Crop, FrameSpec};
+use spikecv_common::npy::{self, NpyError};
+use spikecv_common::render::{self, RenderError};
+use spikecv_common::slicing::{parse_sample_name, sample_name};
+use spikecv_common::synth::{self, SynthError, SynthOptions, SynthSize};
+use spikecv_common::tags::CLASSES;
+
+/// Flags of `coordinator data`.
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// Which data tool.
+    #[command(subcommand)]
+    pub command: DataCommand,
+}
+
+/// The data tools.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Generate a synthetic SL-Animals-DVS root (59 recordings × 19 gestures).
+    Synth(SynthArgs),
+    /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
+    Slice(SliceArgs),
+    /// Write one sample's network input, float32 `[2, X, Y, T]`, as .npy.
+    Frames(FramesArgs),
+    /// Summarise an event file, a sliced sample or a data set root.
+    Inspect(InspectArgs),
+    /// Draw one sample's frames as a PNG (ON orange, OFF blue).
+    Render(RenderArgs),
+}
+
+/// Flags of `coordinator data synth`.
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// Root folder to write (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// tiny (CI), small, or full (realistic lengths and rates).
+    #[arg(long, default_value = "tiny")]
+    pub size: SynthSize,
+    /// Write only the first N recordings of the file list.
+    #[arg(long)]
+    pub recordings: Option<usize>,
+}
+
+/// Flags of `coordinator data slice`.
+#[derive(Debug, clap::Args)]
+pub struct SliceArgs {
+    /// Data set root to read.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Root to write: samples go to `<out>/sliced/`, and the file list and class
+    /// definitions beside them, so `<out>` is itself a usable (sliced) root.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Flags of `coordinator data frames`.
+#[derive(Debug, clap::Args)]
+pub struct FramesArgs {
+    /// Data set root.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sample `<recording>_<NN>` (NN = class index 00-18).
+    #[arg(long)]
+    pub sample: String,
+    /// Experiment/training config (its dt, T = simulation.steps and bin mode).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The .npy file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Start at window K instead of 0 (as a random crop would).
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+}
+
+/// Flags of `coordinator data inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// An event file (.aedat/.aedat4/...), a sliced sample (.npy) or a data set root.
+    pub path: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `coordinator data render`.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// Data set root.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Sample `<recording>_<NN>`.
+    #[arg(long)]
+    pub sample: String,
+    /// The PNG to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Window length in ms.
+    #[arg(long, default_value_t = 30)]
+    pub dt_ms: u32,
+    /// Frames to draw (default: every window, at most 64).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Tiles per row.
+    #[arg(long, default_value_t = 8)]
+    pub columns: usize,
+    /// Pixel scale.
+    #[arg(long, default_value_t = 2)]
+    pub scale: usize,
+}
+
+/// Why a data tool failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataCmdError {
+    /// A data set problem.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// An event file problem.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// An .npy problem.
+    #[error(transparent)]
+    Npy(#[from] NpyError),
+    /// Synthesis failed.
+    #[error(transparent)]
+    Synth(#[from] SynthError),
+    /// The config is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// A sample name that is not `<recording>_<NN>`.
+    #[error("bad sample name {name:?}: expected <recording>_<NN> with NN = 00..18")]
+    BadSample {
+        /// What was given.
+        name: String,
+    },
+    /// Writing output failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file (or `-` for stdout).
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DataCmdError + '_ {
+    move |source| DataCmdError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn stdout_err(source: std::io::Error) -> DataCmdError {
+    DataCmdError::Io {
+        path: PathBuf::from("-"),
+        source,
+    }
+}
+
+/// Runs a data tool, printing its report to `out`.
+pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    match &args.command {
+        DataCommand::Synth(a) => run_synth(a, out),
+        DataCommand::Slice(a) => run_slice(a, out),
+        DataCommand::Frames(a) => run_frames(a, out),
+        DataCommand::Inspect(a) => run_inspect(a, out),
+        DataCommand::Render(a) => run_render(a, out),
+    }
+}
+
+fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    let s = synth::generate(
+        &a.out,
+        &SynthOptions {
+            seed: a.seed,
+            size: a.size,
+            recordings: a.recordings,
+        },
+    )?;
+    writeln!(
+        out,
+        "wrote {} recordings, {} samples, {} events, {} bytes to {}",
+        s.recordings.len(),
+        s.samples,
+        s.events,
+        s.bytes,
+        a.out.display()
+    )
+    .map_err(stdout_err)
+}
+
+fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    let ds = Dataset::open(&a.data)?;
+    let dir = a.out.join("sliced");
+    std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+    let mut samples = 0;
+    for rec in ds.recordings(Variant::Whole) {
+        for (class, events) in ds.recording_samples(&rec)?.iter().enumerate() {
+            npy::write_events(
+                &dir.join(format!("{}.npy", sample_name(&rec, class))),
+                events,
+            )?;
+            samples += 1;
+        }
+    }
+    for name in [FILE_LIST, CLASS_DEFS] {
+        let (from, to) = (a.data.join(name), a.out.join(name));
+        if from.canonicalize().ok() != to.canonicalize().ok() {
+            std::fs::copy(&from, &to).map_err(io_at(&to))?;
+        }
+    }
+    writeln!(out, "wrote {samples} samples to {}", dir.display()).map_err(stdout_err)
+}
+
+fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> {
+    match parse_sample_name(name) {
+        Some((rec, class)) if class < CLASSES => Ok((rec.to_string(), class)),
+        _ => Err(DataCmdError::BadSample {
+            name: name.to_string(),
+        }),
+    }
+}
+
+fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    let config = ExperimentConfig::load(&a.config)?;
+    let (rec, class) = parse_sample(&a.sample)?;
+    let ds = Dataset::open(&a.data)?;
+    let events = ds.sample_events(&rec, class)?;
+    let spec = FrameSpec::dvs128(
+        config.simulation.dt_ms,
+        config.simulation.steps as usize,
+        config.training.bin_mode,
+    );
+    let tensor = frames::bin(&events, &spec, Crop::Start(a.start));
+    npy::write_f32(&a.out, &spec.shape(), &tensor)?;
+    writeln!(
+        out,
+        "wrote {} float32 {:?} ({} events, {} windows of {} ms, mode {:?}) to {}",
+        a.sample,
+        spec.shape(),
+        events.len(),
+        frames::window_count(&events, spec.dt_ms),
+        spec.dt_ms,
+        spec.mode,
+        a.out.display()
+    )
+    .map_err(stdout_err)
+}
+
+fn run_render(a: &RenderArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    let (rec, class) = parse_sample(&a.sample)?;
+    let ds = Dataset::open(&a.data)?;
+    let events = ds.sample_events(&rec, class)?;
+    let windows = frames::window_count(&events, a.dt_ms);
+    let steps = a.steps.unwrap_or(windows.clamp(1, 64));
+    let spec = FrameSpec::dvs128(a.dt_ms, steps, BinMode::Sum);
+    let tensor = frames::bin(&events, &spec, Crop::First);
+    let image = render::draw(&tensor, &spec, a.columns, a.scale)?;
+    render::write_png(&image, &a.out)?;
+    writeln!(
+        out,
+        "wrote {} ({} frames of {} ms, {}x{} px) to {}",
+        a.sample,
+        steps,
+        a.dt_ms,
+        image.width,
+        image.height,
+        a.out.display()
+    )
+    .map_err(stdout_err)
+}
+
+/// Summary of one event sequence.
+#[derive(Debug, Serialize)]
+struct EventStats {
+    events: usize,
+    duration_s: f64,
+    rate_per_s: f64,
+    on_fraction: f64,
+    first: Option<[i64; 4]>,
+    last: Option<[i64; 4]>,
+    checksum: String,
+}
+
+fn stats(events: &[Event]) -> EventStats {
+    let duration_us = match (events.first(), events.last()) {
+        (Some(f), Some(l)) => (l.t - f.t) as f64,
+        _ => 0.0,
+    };
+    let duration_s = duration_us / 1e6;
+    let as_row = |e: &Event| [e.t, i64::from(e.x), i64::from(e.y), i64::from(e.p)];
+    EventStats {
+        events: events.len(),
+        duration_s,
+        rate_per_s: if duration_s > 0.0 {
+            events.len() as f64 / duration_s
+        } else {
+            0.0
+        },
+        on_fraction: if events.is_empty() {
+            0.0
+        } else {
+            events.iter().filter(|e| e.p).count() as f64 / events.len() as f64
+        },
+        first: events.first().map(as_row),
+        last: events.last().map(as_row),
+        checksum: format!("{:016x}", checksum(events)),
+    }
+}
+
+/// `inspect` of one file.
+#[derive(Debug, Serialize)]
+struct FileReport {
+    path: PathBuf,
+    format: String,
+    sensor: Option<[u16; 2]>,
+    chip: Option<String>,
+    timestamp_wraps: u32,
+    #[serde(flatten)]
+    stats: EventStats,
+}
+
+/// Per-class sample durations over the recordings.
+#[derive(Debug, Serialize)]
+struct ClassDurations {
+    class: String,
+    samples: usize,
+    mean_s: f64,
+    min_s: f64,
+    max_s: f64,
+}
+
+/// `inspect` of a root.
+#[derive(Debug, Serialize)]
+struct RootReport {
+    root: PathBuf,
+    recordings: usize,
+    recordings_reduced: usize,
+    samples: usize,
+    events: u64,
+    duration_s: f64,
+    rate_per_s: f64,
+    fingerprint: String,
+    classes: Vec<ClassDurations>,
+    problems: Vec<String>,
+}
+
+fn run_inspect(a: &InspectArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    if a.path.is_dir() {
+        let report = inspect_root(&a.path)?;
+        if a.json {
+            let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+            writeln!(out, "{text}").map_err(stdout_err)
+        } else {
+            print_root(&report, out).map_err(stdout_err)
+        }
+    } else {
+        let report = inspect_file(&a.path)?;
+        if a.json {
+            let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+            writeln!(out, "{text}").map_err(stdout_err)
+        } else {
+            print_file(&report, out).map_err(stdout_err)
+        }
+    }
+}
+
+fn inspect_file(path: &Path) -> Result<FileReport, DataCmdError> {
+    let is_npy = path.extension().is_some_and(|e| e == "npy");
+    if is_npy {
+        let events = npy::read_events(path)?;
+        return Ok(FileReport {
+            path: path.to_path_buf(),
+            format: "npy (sliced sample)".into(),
+            sensor: None,
+            chip: None,
+            timestamp_wraps: 0,
+            stats: stats(&events),
+        });
+    }
+    let f = aedat::read_file(path)?;
+    Ok(FileReport {
+        path: path.to_path_buf(),
+        format: f.format.to_string(),
+        sensor: Some([f.sensor.width, f.sensor.height]),
+        chip: f.header.chip.clone(),
+        timestamp_wraps: f.timestamp_wraps,
+        stats: stats(&f.events),
+    })
+}
+
+fn print_file(r: &FileReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "file:       {}", r.path.display())?;
+    writeln!(out, "format:     {}", r.format)?;
+    if let Some([w, h]) = r.sensor {
+        writeln!(out, "sensor:     {w}x{h}")?;
+    }
+    if let Some(chip) = &r.chip {
+        writeln!(out, "chip:       {chip}")?;
+    }
+    writeln!(out, "events:     {}", r.stats.events)?;
+    writeln!(out, "duration:   {:.3} s", r.stats.duration_s)?;
+    writeln!(out, "rate:       {:.0} events/s", r.stats.rate_per_s)?;
+    writeln!(out, "ON share:   {:.3}", r.stats.on_fraction)?;
+    writeln!(out, "first:      {:?} (t us, x, y, p)", r.stats.first)?;
+    writeln!(out, "last:       {:?}", r.stats.last)?;
+    writeln!(out, "ts wraps:   {}", r.timestamp_wraps)?;
+    writeln!(out, "checksum:   {}", r.stats.checksum)
+}
+
+fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
+    let ds = Dataset::open(root)?;
+    let names = ds.recordings(Variant::Whole);
+    let mut durations: Vec<Vec<f64>> = vec![Vec::new(); CLASSES];
+    let mut problems = Vec::new();
+    let (mut events, mut duration_s, mut samples) = (0u64, 0.0f64, 0usize);
+    for rec in &names {
+        match ds.recording_samples(rec) {
+            Ok(list) => {
+                for (c, s) in list.iter().enumerate() {
+                    samples += 1;
+                    events += s.len() as u64;
+                    let d = match (s.first(), s.last()) {
+                        (Some(f), Some(l)) => (l.t - f.t) as f64 / 1e6,
+                        _ => 0.0,
+                    };
+                    duration_s += d;
+                    durations[c].push(d);
+                    if s.is_empty() {
+                        problems.push(format!("{}: empty sample", sample_name(rec, c)));
+                    }
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let classes = ds
+        .class_names()
+        .iter()
+        .zip(&durations)
+        .map(|(name, d)| ClassDurations {
+            class: name.clone(),
+            samples: d.len(),
+            mean_s: if d.is_empty() {
+                0.0
+            } else {
+                d.iter().sum::<f64>() / d.len() as f64
+            },
+            min_s: d.iter().copied().reduce(f64::min).unwrap_or(0.0),
+            max_s: d.iter().copied().fold(0.0, f64::max),
+        })
+        .collect();
+    Ok(RootReport {
+        root: root.to_path_buf(),
+        recordings: names.len(),
+        recordings_reduced: ds.recordings(Variant::Reduced).len(),
+        samples,
+        events,
+        duration_s,
+        rate_per_s: if duration_s > 0.0 {
+            events as f64 / duration_s
+        } else {
+            0.0
+        },
+        fingerprint: ds.fingerprint()?,
+        classes,
+        problems,
+    })
+}
+
+fn print_root(r: &RootReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "root:        {}", r.root.display())?;
+    writeln!(
+        out,
+        "recordings:  {} ({} without _indoor)",
+        r.recordings, r.recordings_reduced
+    )?;
+    writeln!(out, "samples:     {}", r.samples)?;
+    writeln!(out, "events:      {} (in samples)", r.events)?;
+    writeln!(out, "duration:    {:.1} s (sum of samples)", r.duration_s)?;
+    writeln!(out, "rate:        {:.0} events/s", r.rate_per_s)?;
+    writeln!(out, "fingerprint: {}", r.fingerprint)?;
+    writeln!(out, "per-class sample durations (s):")?;
+    for c in &r.classes {
+        writeln!(
+            out,
+            "  {:<10} n={:<3} mean {:.3}  min {:.3}  max {:.3}",
+            c.class, c.samples, c.mean_s, c.min_s, c.max_s
+        )?;
+    }
+    if r.problems.is_empty() {
+        writeln!(out, "problems:    none")
+    } else {
+        writeln!(out, "problems:    {}", r.problems.len())?;
+        r.problems.iter().try_for_each(|p| writeln!(out, "  {p}"))
+    }
+}

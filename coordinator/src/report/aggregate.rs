@@ -1,0 +1,553 @@
+//! Turns job records into the figures of a report: per variant and protocol,
+//! mean ± std (population and sample) over every (seed, fold) job, per-seed and
+//! per-fold tables, progress against the plan, failures and compute used.
+//!
+//! Every figure carries the count of jobs behind it and the count planned, so
+//! a partial run is never mistaken for a finished one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
+use spikecv_common::job::JobStatus;
+use spikecv_common::stats;
+
+use super::model::{ExperimentRecord, JobRecord};
+use super::published::{PublishedFigure, published_figures};
+
+/// Version of the JSON layout (docs/report-schema.md); bumped on any change
+/// that is not a pure addition.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One figure: mean and spread of a metric over the jobs that have it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metric {
+    /// Values behind the figure.
+    pub count: usize,
+    /// Values there would be if every planned job had succeeded.
+    pub planned: usize,
+    /// Mean; `None` without values.
+    pub mean: Option<f64>,
+    /// Population standard deviation (ddof = 0).
+    pub std_population: Option<f64>,
+    /// Sample standard deviation (ddof = 1); needs two values.
+    pub std_sample: Option<f64>,
+    /// Smallest value.
+    pub min: Option<f64>,
+    /// Largest value.
+    pub max: Option<f64>,
+}
+
+impl Metric {
+    /// Summarises `values` against `planned`.
+    pub fn of(values: &[f64], planned: usize) -> Self {
+        let s = stats::summarize(values);
+        Self {
+            count: values.len(),
+            planned,
+            mean: s.map(|s| s.mean),
+            std_population: s.map(|s| s.std_population),
+            std_sample: s.and_then(|s| s.std_sample),
+            min: s.map(|s| s.min),
+            max: s.map(|s| s.max),
+        }
+    }
+
+    /// Whether fewer values than planned stand behind the figure.
+    pub fn is_partial(&self) -> bool {
+        self.count < self.planned
+    }
+}
+
+/// The metrics of one seed over its folds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeedRow {
+    /// The seed.
+    pub seed: u64,
+    /// Test accuracy over the seed's folds.
+    pub test_accuracy: Metric,
+    /// Validation accuracy over the seed's folds (`None` for train-test).
+    pub val_accuracy: Option<Metric>,
+}
+
+/// The metrics of one fold over the seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoldRow {
+    /// The fold (0-based).
+    pub fold: u32,
+    /// Test accuracy over the seeds.
+    pub test_accuracy: Metric,
+    /// Validation accuracy over the seeds (`None` for train-test).
+    pub val_accuracy: Option<Metric>,
+    /// Test loss over the seeds.
+    pub test_loss: Metric,
+}
+
+/// Everything reported for one variant under one protocol.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupReport {
+    /// Data set variant.
+    pub variant: Variant,
+    /// Protocol.
+    pub protocol: ProtocolKind,
+    /// True for train-test: best test accuracy over epochs, an optimistic figure.
+    pub optimistic: bool,
+    /// Jobs planned (distinct seed × fold).
+    pub planned: usize,
+    /// Jobs that succeeded.
+    pub succeeded: usize,
+    /// Test accuracy over every succeeded (seed, fold) job.
+    pub test_accuracy: Metric,
+    /// Validation accuracy of the selected models (`None` for train-test).
+    pub val_accuracy: Option<Metric>,
+    /// Test loss of the selected models.
+    pub test_loss: Metric,
+    /// Epoch of the selected models.
+    pub best_epoch: Metric,
+    /// Per-seed test accuracy (mean over folds).
+    pub per_seed: Vec<SeedRow>,
+    /// Spread between seeds: summary of the per-seed mean test accuracies.
+    pub seed_spread: Metric,
+    /// Per-fold metrics (over seeds).
+    pub per_fold: Vec<FoldRow>,
+    /// Confusion matrix `[true][predicted]` summed over the jobs that have one.
+    pub confusion: Option<Vec<Vec<u64>>>,
+    /// Jobs whose confusion matrix is in the sum.
+    pub confusion_jobs: usize,
+}
+
+/// How many jobs are in each state, against the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Jobs planned (from the configuration and the store together).
+    pub planned: usize,
+    /// Planned jobs the store does not hold at all.
+    pub missing: usize,
+    /// Jobs waiting for a worker.
+    pub pending: usize,
+    /// Jobs leased, no progress yet.
+    pub leased: usize,
+    /// Jobs running.
+    pub running: usize,
+    /// Jobs that succeeded.
+    pub succeeded: usize,
+    /// Jobs that failed.
+    pub failed: usize,
+    /// Jobs cancelled.
+    pub cancelled: usize,
+    /// True when every planned job succeeded.
+    pub complete: bool,
+}
+
+/// A job that failed or was cancelled, with its error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedJob {
+    /// Variant.
+    pub variant: Variant,
+    /// Protocol.
+    pub protocol: ProtocolKind,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// `failed` or `cancelled`.
+    pub status: JobStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Last worker.
+    pub worker: Option<String>,
+    /// Last device.
+    pub device: Option<String>,
+    /// The error reported.
+    pub error: Option<String>,
+}
+
+/// Training speed seen on one worker's device.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Throughput {
+    /// Worker name (`unknown` when not recorded).
+    pub worker: String,
+    /// Device (`unknown` when not recorded).
+    pub device: String,
+    /// Jobs with epoch metrics from this device.
+    pub jobs: usize,
+    /// Epochs reported.
+    pub epochs: usize,
+    /// Mean training samples per second over those epochs.
+    pub samples_per_second: Metric,
+}
+
+/// Time and hardware used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Compute {
+    /// Seconds from submission to the last job's end (finished runs) or to the
+    /// report (runs still going); `None` when unknown.
+    pub wall_seconds: Option<f64>,
+    /// What `wall_seconds` measures: `submission to last job finished` or
+    /// `submission to report (run not finished)`.
+    pub wall_basis: String,
+    /// Training seconds of every job (finished: its train time; otherwise the
+    /// sum of its reported epochs).
+    pub train_seconds: f64,
+    /// Training seconds on CUDA devices / 3600.
+    pub gpu_hours: f64,
+    /// Training seconds on other devices / 3600.
+    pub cpu_hours: f64,
+    /// Speed per worker and device.
+    pub throughput: Vec<Throughput>,
+}
+
+/// Identity and exact configuration of the experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentInfo {
+    /// Id.
+    pub id: String,
+    /// Human name.
+    pub name: Option<String>,
+    /// Hash of the configuration.
+    pub config_hash: String,
+    /// The configuration exactly as submitted.
+    pub config_toml: String,
+    /// Submission time (Unix seconds).
+    pub created_unix: i64,
+    /// Class names in class order.
+    pub class_names: Vec<String>,
+}
+
+/// A whole report, the source of every format.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Layout version of the JSON form.
+    pub schema_version: u32,
+    /// When the report was made (Unix seconds).
+    pub generated_unix: i64,
+    /// The experiment.
+    pub experiment: ExperimentInfo,
+    /// Job counts against the plan.
+    pub progress: Progress,
+    /// One entry per variant and protocol, whole before reduced.
+    pub groups: Vec<GroupReport>,
+    /// Published figures to compare with.
+    pub published: Vec<PublishedFigure>,
+    /// Failed and cancelled jobs.
+    pub failed_jobs: Vec<FailedJob>,
+    /// Time and hardware used.
+    pub compute: Compute,
+    /// Things the reader should know (unparsable config, duplicate jobs, ...).
+    pub warnings: Vec<String>,
+    /// Every job, in variant, protocol, seed, fold order.
+    pub jobs: Vec<JobRecord>,
+}
+
+type GroupKey = (Variant, &'static str);
+type JobKey = (Variant, &'static str, u64, u32);
+
+fn key_of(job: &JobRecord) -> JobKey {
+    (job.variant, job.protocol.as_str(), job.seed, job.fold)
+}
+
+fn protocol_of(name: &str) -> ProtocolKind {
+    if name == ProtocolKind::TrainTest.as_str() {
+        ProtocolKind::TrainTest
+    } else {
+        ProtocolKind::TrainValTest
+    }
+}
+
+/// How far a status is from a result; the record closest to one represents a
+/// job the store holds twice.
+fn status_rank(status: JobStatus) -> u8 {
+    match status {
+        JobStatus::Succeeded => 0,
+        JobStatus::Running => 1,
+        JobStatus::Leased => 2,
+        JobStatus::Pending => 3,
+        JobStatus::Failed => 4,
+        JobStatus::Cancelled => 5,
+    }
+}
+
+/// Builds the report of `experiment` from its job records, as of `now_unix`.
+pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix: i64) -> Report {
+    let mut warnings = Vec::new();
+    let mut by_key: BTreeMap<JobKey, &JobRecord> = BTreeMap::new();
+    for job in jobs {
+        if job.experiment != experiment.id {
+            warnings.push(format!(
+                "job {} seed {} fold {} belongs to experiment {}, not {}; left out",
+                job.variant, job.seed, job.fold, job.experiment, experiment.id
+            ));
+            continue;
+        }
+        match by_key.get(&key_of(job)) {
+            Some(kept) => {
+                warnings.push(format!(
+                    "{} {} seed {} fold {} is in the store twice; the {} record is used",
+                    job.variant,
+                    job.protocol,
+                    job.seed,
+                    job.fold,
+                    if status_rank(job.status) < status_rank(kept.status) {
+                        job.status
+                    } else {
+                        kept.status
+                    }
+                ));
+                if status_rank(job.status) < status_rank(kept.status) {
+                    by_key.insert(key_of(job), job);
+                }
+            }
+            None => {
+                by_key.insert(key_of(job), job);
+            }
+        }
+    }
+
+    let mut planned: BTreeSet<JobKey> = by_key.keys().copied().collect();
+    match ExperimentConfig::from_toml_str(&experiment.config_toml) {
+        Ok(config) => {
+            let p = &config.protocol;
+            for &variant in &p.variants {
+                for &seed in &p.seeds {
+                    for fold in 0..p.folds {
+                        planned.insert((variant, p.kind.as_str(), seed, fold));
+                    }
+                }
+            }
+        }
+        Err(e) => warnings.push(format!(
+            "the stored configuration does not parse ({e}); the plan is taken from the store's jobs only"
+        )),
+    }
+
+    let progress = progress(&planned, &by_key);
+    let mut group_keys: BTreeSet<GroupKey> = BTreeSet::new();
+    for &(v, p, _, _) in &planned {
+        group_keys.insert((v, p));
+    }
+    let groups = group_keys
+        .iter()
+        .map(|&(variant, protocol)| {
+            let keys: Vec<JobKey> = planned
+                .iter()
+                .copied()
+                .filter(|&(v, p, _, _)| v == variant && p == protocol)
+                .collect();
+            group_report(variant, protocol_of(protocol), &keys, &by_key)
+        })
+        .collect();
+
+    let records: Vec<&JobRecord> = by_key.values().copied().collect();
+    let failed_jobs = records
+        .iter()
+        .filter(|j| matches!(j.status, JobStatus::Failed | JobStatus::Cancelled))
+        .map(|j| FailedJob {
+            variant: j.variant,
+            protocol: j.protocol,
+            seed: j.seed,
+            fold: j.fold,
+            status: j.status,
+            attempts: j.attempts,
+            worker: j.worker.clone(),
+            device: j.device.clone(),
+            error: j.error.clone(),
+        })
+        .collect();
+
+    Report {
+        schema_version: SCHEMA_VERSION,
+        generated_unix: now_unix,
+        experiment: ExperimentInfo {
+            id: experiment.id.clone(),
+            name: experiment.name.clone(),
+            config_hash: experiment.config_hash.clone(),
+            config_toml: experiment.config_toml.clone(),
+            created_unix: experiment.created_unix,
+            class_names: experiment.class_names.clone(),
+        },
+        compute: compute(experiment, &records, progress.complete, now_unix),
+        progress,
+        groups,
+        published: published_figures(),
+        failed_jobs,
+        warnings,
+        jobs: records.into_iter().cloned().collect(),
+    }
+}
+
+fn progress(planned: &BTreeSet<JobKey>, by_key: &BTreeMap<JobKey, &JobRecord>) -> Progress {
+    let count = |s: JobStatus| by_key.values().filter(|j| j.status == s).count();
+    let succeeded = count(JobStatus::Succeeded);
+    Progress {
+        planned: planned.len(),
+        missing: planned.iter().filter(|k| !by_key.contains_key(k)).count(),
+        pending: count(JobStatus::Pending),
+        leased: count(JobStatus::Leased),
+        running: count(JobStatus::Running),
+        succeeded,
+        failed: count(JobStatus::Failed),
+        cancelled: count(JobStatus::Cancelled),
+        complete: succeeded == planned.len(),
+    }
+}
+
+fn values(jobs: &[&JobRecord], f: impl Fn(&JobRecord) -> Option<f64>) -> Vec<f64> {
+    jobs.iter().filter_map(|j| f(j)).collect()
+}
+
+fn group_report(
+    variant: Variant,
+    protocol: ProtocolKind,
+    keys: &[JobKey],
+    by_key: &BTreeMap<JobKey, &JobRecord>,
+) -> GroupReport {
+    let optimistic = protocol == ProtocolKind::TrainTest;
+    let done: Vec<&JobRecord> = keys
+        .iter()
+        .filter_map(|k| by_key.get(k).copied())
+        .filter(|j| j.status == JobStatus::Succeeded)
+        .collect();
+    let planned = keys.len();
+    let has_val = !optimistic;
+    let val = |jobs: &[&JobRecord], n: usize| {
+        has_val.then(|| Metric::of(&values(jobs, |j| j.val_accuracy), n))
+    };
+
+    let seeds: BTreeSet<u64> = keys.iter().map(|k| k.2).collect();
+    let folds: BTreeSet<u32> = keys.iter().map(|k| k.3).collect();
+    let per_seed: Vec<SeedRow> = seeds
+        .iter()
+        .map(|&seed| {
+            let n = keys.iter().filter(|k| k.2 == seed).count();
+            let jobs: Vec<&JobRecord> = done.iter().copied().filter(|j| j.seed == seed).collect();
+            SeedRow {
+                seed,
+                test_accuracy: Metric::of(&values(&jobs, |j| j.test_accuracy), n),
+                val_accuracy: val(&jobs, n),
+            }
+        })
+        .collect();
+    let seed_means: Vec<f64> = per_seed
+        .iter()
+        .filter_map(|r| r.test_accuracy.mean)
+        .collect();
+    let per_fold = folds
+        .iter()
+        .map(|&fold| {
+            let n = keys.iter().filter(|k| k.3 == fold).count();
+            let jobs: Vec<&JobRecord> = done.iter().copied().filter(|j| j.fold == fold).collect();
+            FoldRow {
+                fold,
+                test_accuracy: Metric::of(&values(&jobs, |j| j.test_accuracy), n),
+                val_accuracy: val(&jobs, n),
+                test_loss: Metric::of(&values(&jobs, |j| j.test_loss), n),
+            }
+        })
+        .collect();
+
+    let (confusion, confusion_jobs) = sum_confusions(&done);
+    GroupReport {
+        variant,
+        protocol,
+        optimistic,
+        planned,
+        succeeded: done.len(),
+        test_accuracy: Metric::of(&values(&done, |j| j.test_accuracy), planned),
+        val_accuracy: val(&done, planned),
+        test_loss: Metric::of(&values(&done, |j| j.test_loss), planned),
+        best_epoch: Metric::of(&values(&done, |j| j.best_epoch.map(f64::from)), planned),
+        seed_spread: Metric::of(&seed_means, seeds.len()),
+        per_seed,
+        per_fold,
+        confusion,
+        confusion_jobs,
+    }
+}
+
+/// Sums the confusion matrices of the jobs that have one of the common size.
+fn sum_confusions(jobs: &[&JobRecord]) -> (Option<Vec<Vec<u64>>>, usize) {
+    let mut sum: Option<Vec<Vec<u64>>> = None;
+    let mut used = 0;
+    for m in jobs.iter().filter_map(|j| j.confusion.as_ref()) {
+        let n = m.len();
+        if n == 0 || m.iter().any(|row| row.len() != n) {
+            continue;
+        }
+        let acc = sum.get_or_insert_with(|| vec![vec![0; n]; n]);
+        if acc.len() != n {
+            continue;
+        }
+        for (a, r) in acc.iter_mut().zip(m) {
+            for (x, &y) in a.iter_mut().zip(r) {
+                *x += u64::from(y);
+            }
+        }
+        used += 1;
+    }
+    (sum, used)
+}
+
+/// Training seconds a job has used: its train time once finished, else the sum
+/// of the epochs it reported.
+pub fn job_seconds(job: &JobRecord) -> f64 {
+    job.train_seconds
+        .unwrap_or_else(|| job.epochs.iter().map(|e| e.epoch_seconds).sum())
+}
+
+fn compute(
+    experiment: &ExperimentRecord,
+    jobs: &[&JobRecord],
+    complete: bool,
+    now_unix: i64,
+) -> Compute {
+    let all_terminal = jobs.iter().all(|j| j.status.is_terminal());
+    let last_finish = jobs.iter().filter_map(|j| j.finished_unix).max();
+    let (wall_seconds, wall_basis) = match (complete || all_terminal, last_finish) {
+        (true, Some(t)) => (
+            Some((t - experiment.created_unix) as f64),
+            "submission to last job finished",
+        ),
+        (true, None) => (None, "unknown (the store has no finish times)"),
+        (false, _) => (
+            Some((now_unix - experiment.created_unix) as f64),
+            "submission to report (run not finished)",
+        ),
+    };
+    let train_seconds: f64 = jobs.iter().map(|j| job_seconds(j)).sum();
+    let gpu_seconds: f64 = jobs
+        .iter()
+        .filter(|j| j.on_gpu())
+        .map(|j| job_seconds(j))
+        .sum();
+
+    let mut by_device: BTreeMap<(String, String), (usize, Vec<f64>)> = BTreeMap::new();
+    for j in jobs.iter().filter(|j| !j.epochs.is_empty()) {
+        let key = (
+            j.worker.clone().unwrap_or_else(|| "unknown".into()),
+            j.device.clone().unwrap_or_else(|| "unknown".into()),
+        );
+        let entry = by_device.entry(key).or_default();
+        entry.0 += 1;
+        entry
+            .1
+            .extend(j.epochs.iter().map(|e| e.samples_per_second));
+    }
+    let throughput = by_device
+        .into_iter()
+        .map(|((worker, device), (jobs, speeds))| Throughput {
+            worker,
+            device,
+            jobs,
+            epochs: speeds.len(),
+            samples_per_second: Metric::of(&speeds, speeds.len()),
+        })
+        .collect();
+    Compute {
+        wall_seconds,
+        wall_basis: wall_basis.to_owned(),
+        train_seconds,
+        gpu_hours: gpu_seconds / 3600.0,
+        cpu_hours: (train_seconds - gpu_seconds) / 3600.0,
+        throughput,
+    }
+}

@@ -1,0 +1,96 @@
+//! The CSV report: one row per job with every metric (RFC 4180 quoting).
+//!
+//! Columns, in order: [`CSV_COLUMNS`]. Accuracies are fractions in [0, 1];
+//! numbers are written in Rust's shortest round-trip form; absent values are
+//! empty fields. `optimistic` is `true` for the train-test protocol.
+
+use std::fmt::Write as _;
+
+use super::aggregate::{Report, job_seconds};
+use super::model::JobRecord;
+
+/// The header of the CSV report.
+pub const CSV_COLUMNS: [&str; 22] = [
+    "experiment",
+    "variant",
+    "seed",
+    "fold",
+    "protocol",
+    "status",
+    "attempts",
+    "best_epoch",
+    "test_accuracy",
+    "test_loss",
+    "val_accuracy",
+    "val_loss",
+    "train_seconds",
+    "worker",
+    "device",
+    "optimistic",
+    "epochs_reported",
+    "samples_per_second_mean",
+    "compute_seconds",
+    "finished_unix",
+    "config_hash",
+    "error",
+];
+
+/// Quotes a field when it holds a comma, quote or line break.
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn opt<T: ToString>(x: Option<T>) -> String {
+    x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn row(job: &JobRecord, config_hash: &str) -> Vec<String> {
+    let speed = if job.epochs.is_empty() {
+        None
+    } else {
+        Some(job.epochs.iter().map(|e| e.samples_per_second).sum::<f64>() / job.epochs.len() as f64)
+    };
+    vec![
+        field(&job.experiment),
+        job.variant.to_string(),
+        job.seed.to_string(),
+        job.fold.to_string(),
+        job.protocol.to_string(),
+        job.status.to_string(),
+        job.attempts.to_string(),
+        opt(job.best_epoch),
+        opt(job.test_accuracy),
+        opt(job.test_loss),
+        opt(job.val_accuracy),
+        opt(job.val_loss),
+        opt(job.train_seconds),
+        field(job.worker.as_deref().unwrap_or("")),
+        field(job.device.as_deref().unwrap_or("")),
+        (job.protocol == spikecv_common::config::ProtocolKind::TrainTest).to_string(),
+        job.epochs.len().to_string(),
+        opt(speed),
+        job_seconds(job).to_string(),
+        opt(job.finished_unix),
+        field(config_hash),
+        field(job.error.as_deref().unwrap_or("")),
+    ]
+}
+
+/// Renders one row per job (the report's job order) under the header.
+pub fn render_csv(report: &Report) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for job in &report.jobs {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{}",
+            row(job, &report.experiment.config_hash).join(",")
+        );
+    }
+    out
+}

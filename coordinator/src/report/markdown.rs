@@ -1,0 +1,491 @@
+//! The Markdown report: what a researcher reads (and pastes into a paper).
+//!
+//! Accuracies are shown in percent with two decimals, their standard
+//! deviations in percentage points; losses with four decimals, epochs with one.
+//! Every figure says how many jobs stand behind it and how many were planned.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::aggregate::{GroupReport, Metric, Report};
+use super::published::PublishedValue;
+
+const OPTIMISTIC_NOTE: &str = "optimistic: the epoch is chosen by test accuracy";
+
+/// How a metric's numbers are written.
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A fraction shown in percent.
+    Percent,
+    /// A loss.
+    Loss,
+    /// An epoch number.
+    Epoch,
+}
+
+fn num(x: Option<f64>, unit: Unit) -> String {
+    match x {
+        None => "–".to_owned(),
+        Some(x) => match unit {
+            Unit::Percent => format!("{:.2}", x * 100.0),
+            Unit::Loss => format!("{x:.4}"),
+            Unit::Epoch => format!("{x:.1}"),
+        },
+    }
+}
+
+fn mean_text(x: Option<f64>, unit: Unit) -> String {
+    match (x, unit) {
+        (Some(_), Unit::Percent) => format!("{} %", num(x, unit)),
+        _ => num(x, unit),
+    }
+}
+
+/// `k of n`, flagged when partial.
+fn jobs_text(m: &Metric) -> String {
+    if m.is_partial() {
+        format!("partial: {} of {} jobs", m.count, m.planned)
+    } else {
+        format!("{} of {} jobs", m.count, m.planned)
+    }
+}
+
+fn protocol_text(g: &GroupReport) -> String {
+    if g.optimistic {
+        format!("{} ({OPTIMISTIC_NOTE})", g.protocol)
+    } else {
+        g.protocol.to_string()
+    }
+}
+
+/// A Markdown table cell: no pipes or line breaks.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
+pub fn utc_text(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `1 h 02 min 03 s`-style duration.
+pub fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
+    if h > 0 {
+        format!("{h} h {m:02} min {s:02} s")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+fn published_text(v: Option<PublishedValue>) -> String {
+    match v {
+        Some(v) => format!("{:.2} % ± {:.2}", v.mean_percent, v.std_percent),
+        None => "not given".to_owned(),
+    }
+}
+
+fn ours_text(g: Option<&GroupReport>) -> String {
+    match g {
+        None => "not run".to_owned(),
+        Some(g) => {
+            let m = &g.test_accuracy;
+            match m.mean {
+                None => format!("no result yet ({})", jobs_text(m)),
+                Some(_) => format!(
+                    "{} ± {} ({})",
+                    mean_text(m.mean, Unit::Percent),
+                    num(m.std_population, Unit::Percent),
+                    jobs_text(m)
+                ),
+            }
+        }
+    }
+}
+
+/// Renders the report as Markdown. `plots` are paths (relative to the report)
+/// of plot images to link; pass an empty slice when none were written.
+pub fn render_markdown(report: &Report, plots: &[&Path]) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_all(&mut out, report, plots);
+    out
+}
+
+fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result {
+    let e = &r.experiment;
+    writeln!(
+        out,
+        "# spikecv report: {}\n",
+        e.name.as_deref().unwrap_or(&e.id)
+    )?;
+    writeln!(out, "- Experiment: `{}`", e.id)?;
+    writeln!(out, "- Configuration hash: `{}`", e.config_hash)?;
+    writeln!(out, "- Submitted: {}", utc_text(e.created_unix))?;
+    writeln!(out, "- Report made: {}", utc_text(r.generated_unix))?;
+    let p = &r.progress;
+    if p.complete {
+        writeln!(
+            out,
+            "- Status: complete, {} of {} jobs succeeded",
+            p.succeeded, p.planned
+        )?;
+    } else {
+        writeln!(
+            out,
+            "- Status: **partial: {} of {} jobs** succeeded ({} running, {} leased, {} pending, {} failed, {} cancelled, {} not in the store); figures average only the jobs that succeeded and say how many",
+            p.succeeded,
+            p.planned,
+            p.running,
+            p.leased,
+            p.pending,
+            p.failed,
+            p.cancelled,
+            p.missing
+        )?;
+    }
+    if r.groups.iter().any(|g| g.optimistic) {
+        writeln!(
+            out,
+            "\n> **Optimistic figures.** The train-test protocol evaluates the test set every epoch and reports the best test accuracy: its numbers are marked optimistic wherever they appear. The train-val-test protocol selects by validation loss and is the honest estimate."
+        )?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "\n> Warning: {w}")?;
+    }
+
+    write_results(out, r)?;
+    write_published(out, r)?;
+    write_per_seed(out, r)?;
+    write_per_fold(out, r)?;
+    write_jobs(out, r)?;
+    write_failed(out, r)?;
+    write_compute(out, r)?;
+    if !plots.is_empty() {
+        writeln!(out, "\n## Plots\n")?;
+        for path in plots {
+            let s = path.display().to_string();
+            if s.ends_with(".png") {
+                writeln!(out, "![{s}]({s})\n")?;
+            } else {
+                writeln!(out, "- [{s}]({s})")?;
+            }
+        }
+    }
+    writeln!(out, "\n## Configuration\n")?;
+    writeln!(
+        out,
+        "Hash `{}`; the exact configuration that was submitted:\n",
+        e.config_hash
+    )?;
+    writeln!(out, "```toml\n{}\n```", e.config_toml.trim_end())?;
+    Ok(())
+}
+
+fn write_results(out: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(out, "\n## Results\n")?;
+    writeln!(
+        out,
+        "Mean and standard deviation over every (seed, fold) job that succeeded. Accuracies in %, their spread in percentage points.\n"
+    )?;
+    writeln!(
+        out,
+        "| variant | protocol | metric | mean | std (population, ddof 0) | std (sample, ddof 1) | min | max | jobs |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    for g in &r.groups {
+        let acc_name = if g.optimistic {
+            "test accuracy (optimistic)"
+        } else {
+            "test accuracy"
+        };
+        let mut rows: Vec<(&str, &Metric, Unit)> =
+            vec![(acc_name, &g.test_accuracy, Unit::Percent)];
+        if let Some(v) = &g.val_accuracy {
+            rows.push(("validation accuracy", v, Unit::Percent));
+        }
+        rows.push(("test loss", &g.test_loss, Unit::Loss));
+        rows.push(("best epoch", &g.best_epoch, Unit::Epoch));
+        for (name, m, unit) in rows {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                g.variant,
+                protocol_text(g),
+                name,
+                mean_text(m.mean, unit),
+                num(m.std_population, unit),
+                num(m.std_sample, unit),
+                num(m.min, unit),
+                num(m.max, unit),
+                jobs_text(m)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
+    use spikecv_common::config::{ProtocolKind, Variant};
+    writeln!(out, "\n## Compared with published figures\n")?;
+    writeln!(
+        out,
+        "Test accuracy, mean ± population std. Published figures are 4-fold over recordings, ± std over folds.\n"
+    )?;
+    writeln!(out, "| method | whole set | reduced (no S3) | protocol |")?;
+    writeln!(out, "| --- | --- | --- | --- |")?;
+    for protocol in [ProtocolKind::TrainValTest, ProtocolKind::TrainTest] {
+        let find = |v: Variant| {
+            r.groups
+                .iter()
+                .find(|g| g.variant == v && g.protocol == protocol)
+        };
+        let (whole, reduced) = (find(Variant::Whole), find(Variant::Reduced));
+        let Some(any) = whole.or(reduced) else {
+            continue;
+        };
+        writeln!(
+            out,
+            "| this run, {} | {} | {} | {}, ± population std over (seed, fold) jobs |",
+            protocol,
+            ours_text(whole),
+            ours_text(reduced),
+            protocol_text(any)
+        )?;
+    }
+    for f in &r.published {
+        let protocol = if f.optimistic {
+            format!("{} ({OPTIMISTIC_NOTE})", f.protocol)
+        } else {
+            f.protocol.to_owned()
+        };
+        writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(f.method),
+            published_text(f.whole),
+            published_text(f.reduced),
+            cell(&protocol)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_per_seed(out: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(out, "\n## Per seed (spread between seeds)\n")?;
+    writeln!(
+        out,
+        "Test accuracy per seed over its folds; the last row of each group summarises the seed means.\n"
+    )?;
+    writeln!(
+        out,
+        "| variant | protocol | seed | test accuracy mean | std (population) | std (sample) | folds |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for g in &r.groups {
+        for s in &g.per_seed {
+            let m = &s.test_accuracy;
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                g.variant,
+                protocol_text(g),
+                s.seed,
+                mean_text(m.mean, Unit::Percent),
+                num(m.std_population, Unit::Percent),
+                num(m.std_sample, Unit::Percent),
+                jobs_text(m)
+            )?;
+        }
+        let m = &g.seed_spread;
+        writeln!(
+            out,
+            "| {} | {} | between seeds | {} | {} | {} | {} seed means of {} |",
+            g.variant,
+            protocol_text(g),
+            mean_text(m.mean, Unit::Percent),
+            num(m.std_population, Unit::Percent),
+            num(m.std_sample, Unit::Percent),
+            m.count,
+            m.planned
+        )?;
+    }
+    Ok(())
+}
+
+fn write_per_fold(out: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(out, "\n## Per fold\n")?;
+    writeln!(out, "Each fold's metrics over the seeds.\n")?;
+    writeln!(
+        out,
+        "| variant | protocol | fold | test accuracy mean | std (population) | std (sample) | validation accuracy mean | test loss mean | seeds |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    for g in &r.groups {
+        for f in &g.per_fold {
+            let m = &f.test_accuracy;
+            let val = match &f.val_accuracy {
+                Some(v) => mean_text(v.mean, Unit::Percent),
+                None => "n/a".to_owned(),
+            };
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                g.variant,
+                protocol_text(g),
+                f.fold,
+                mean_text(m.mean, Unit::Percent),
+                num(m.std_population, Unit::Percent),
+                num(m.std_sample, Unit::Percent),
+                val,
+                num(f.test_loss.mean, Unit::Loss),
+                jobs_text(m)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn opt_text<T: ToString>(x: Option<T>) -> String {
+    x.map_or_else(|| "–".to_owned(), |x| x.to_string())
+}
+
+fn write_jobs(out: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(out, "\n## Jobs\n")?;
+    writeln!(
+        out,
+        "| variant | protocol | seed | fold | status | attempts | best epoch | test accuracy | test loss | validation accuracy | validation loss | train time (s) | worker | device |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    for j in &r.jobs {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            j.variant,
+            j.protocol,
+            j.seed,
+            j.fold,
+            j.status,
+            j.attempts,
+            opt_text(j.best_epoch),
+            mean_text(j.test_accuracy, Unit::Percent),
+            num(j.test_loss, Unit::Loss),
+            mean_text(j.val_accuracy, Unit::Percent),
+            num(j.val_loss, Unit::Loss),
+            j.train_seconds
+                .map_or_else(|| "–".to_owned(), |s| format!("{s:.1}")),
+            cell(j.worker.as_deref().unwrap_or("–")),
+            cell(j.device.as_deref().unwrap_or("–"))
+        )?;
+    }
+    Ok(())
+}
+
+fn write_failed(out: &mut String, r: &Report) -> std::fmt::Result {
+    writeln!(out, "\n## Failed and cancelled jobs\n")?;
+    if r.failed_jobs.is_empty() {
+        writeln!(out, "None.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "| variant | protocol | seed | fold | status | attempts | worker | device | error |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    for f in &r.failed_jobs {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f.variant,
+            f.protocol,
+            f.seed,
+            f.fold,
+            f.status,
+            f.attempts,
+            cell(f.worker.as_deref().unwrap_or("–")),
+            cell(f.device.as_deref().unwrap_or("–")),
+            cell(f.error.as_deref().unwrap_or("(no error recorded)"))
+        )?;
+    }
+    Ok(())
+}
+
+fn write_compute(out: &mut String, r: &Report) -> std::fmt::Result {
+    let c = &r.compute;
+    writeln!(out, "\n## Compute\n")?;
+    match c.wall_seconds {
+        Some(s) => writeln!(
+            out,
+            "- Wall time: {} ({s:.0} s, {})",
+            duration_text(s),
+            c.wall_basis
+        )?,
+        None => writeln!(out, "- Wall time: {}", c.wall_basis)?,
+    }
+    writeln!(
+        out,
+        "- Training time, all jobs: {} ({:.1} s)",
+        duration_text(c.train_seconds),
+        c.train_seconds
+    )?;
+    writeln!(out, "- GPU hours: {:.3}", c.gpu_hours)?;
+    writeln!(out, "- CPU hours: {:.3}", c.cpu_hours)?;
+    if c.throughput.is_empty() {
+        writeln!(out, "\nNo epoch metrics yet.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n| worker | device | jobs | epochs | samples/s (mean) | std (population) | min | max |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |")?;
+    let f1 = |x: Option<f64>| x.map_or_else(|| "–".to_owned(), |x| format!("{x:.1}"));
+    for t in &c.throughput {
+        let m = &t.samples_per_second;
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&t.worker),
+            cell(&t.device),
+            t.jobs,
+            t.epochs,
+            f1(m.mean),
+            f1(m.std_population),
+            f1(m.min),
+            f1(m.max)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! What a researcher takes away from a run: `coordinator report` turns the
+//! store's job records into Markdown, JSON and CSV reports and plots, during a
+//! run (partial, and saying so) and after it.
+//!
+//! Everything but [`cmd`] and [`from_store`] is pure: it works on plain
+//! [`JobRecord`]s and an [`ExperimentRecord`], so it is tested without a database.
+
+pub mod aggregate;
+pub mod cmd;
+pub mod csv;
+pub mod from_store;
+pub mod json;
+pub mod markdown;
+pub mod model;
+pub mod plots;
+pub mod published;
+
+pub use aggregate::{Report, build_report};
+pub use csv::render_csv;
+pub use json::render_json;
+pub use markdown::render_markdown;
+pub use model::{ExperimentRecord, JobRecord};
+pub use plots::write_plots;

@@ -1,0 +1,89 @@
+//! The scheduler's typed errors (the gRPC service maps them to status codes).
+
+use spikecv_common::job::JobStatus;
+use spikecv_common::plan::{JobId, PlanError};
+
+use super::types::{AttemptId, WorkerId};
+use crate::store::StoreError;
+
+/// Why a scheduler operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The attempt is not its job's current attempt (lease expired and given away,
+    /// job cancelled or finished): the report is refused and changes nothing.
+    #[error(
+        "attempt {attempt} of job {job} is no longer current (job is {status}); its report is refused"
+    )]
+    Fenced {
+        /// The stale attempt.
+        attempt: AttemptId,
+        /// Its job.
+        job: JobId,
+        /// The job's status now.
+        status: JobStatus,
+    },
+    /// No worker has this id (e.g. the store was replaced); register again.
+    #[error("unknown worker {worker}; register again")]
+    UnknownWorker {
+        /// The id given.
+        worker: WorkerId,
+    },
+    /// No attempt has this id.
+    #[error("unknown attempt {attempt}")]
+    UnknownAttempt {
+        /// The id given.
+        attempt: AttemptId,
+    },
+    /// No job has this id.
+    #[error("unknown job {job}")]
+    UnknownJob {
+        /// The id given.
+        job: JobId,
+    },
+    /// The attempt belongs to another worker.
+    #[error("attempt {attempt} belongs to worker {owner}, not {worker}")]
+    NotOwner {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Its worker.
+        owner: WorkerId,
+        /// The worker that reported it.
+        worker: WorkerId,
+    },
+    /// The worker's data set differs from the one every active experiment uses.
+    #[error("worker {name:?} has data fingerprint {got:?}; the experiments need {expected:?}")]
+    FingerprintMismatch {
+        /// The worker's name.
+        name: String,
+        /// Its fingerprint (empty: it has none).
+        got: String,
+        /// The fingerprints of active experiments.
+        expected: Vec<String>,
+    },
+    /// A cancel of a job that already finished.
+    #[error("job {job} is already {status}")]
+    AlreadyFinished {
+        /// The job.
+        job: JobId,
+        /// Its final status.
+        status: JobStatus,
+    },
+    /// A malformed request (bad value in a report).
+    #[error("bad request: {message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+    },
+    /// The experiment could not be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for SchedulerError {
+    fn from(e: rusqlite::Error) -> Self {
+        SchedulerError::Store(StoreError::Sqlite(e))
+    }
+}

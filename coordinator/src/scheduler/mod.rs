@@ -1,0 +1,123 @@
+//! The scheduler: the job state machine over the store, plain sync Rust (no
+//! network, no async), so every transition is testable with a hand-driven clock.
+//!
+//! Job states: `pending → leased → running → succeeded | failed | cancelled`
+//! (and back to `pending` when a lease is lost, released or a transient failure
+//! is retried). Each lease creates an attempt whose id fences every later report:
+//! a report from an attempt that is not its job's current attempt is refused with
+//! [`SchedulerError::Fenced`] and changes nothing. Every operation is one store
+//! transaction.
+//!
+//! Retry policy:
+//! - `fail(.., Transient)` counts against `protocol.max_attempts`; the job goes
+//!   back to pending until its failures reach that bound, then it is failed.
+//! - `fail(.., Deterministic)` (bad data, NaN loss, out of memory) fails the job at
+//!   once: retrying would fail the same way and burn GPU time.
+//! - `release` (worker drained) and lost leases (`expire_leases`) do not count as
+//!   failures; lost leases are bounded separately by `max_lost` so a job that
+//!   kills its workers does not loop forever.
+
+mod clock;
+mod error;
+mod ops;
+mod status;
+mod submit;
+mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
+pub use error::SchedulerError;
+pub use spikecv_common::plan::JobId;
+pub use submit::Submission;
+pub use types::{
+    Assignment, AttemptId, Checkpoint, ExperimentId, ExperimentStatus, FailOutcome, FailureClass,
+    HeartbeatOutcome, LeaseOutcome, Progress, RunningJob, SlotInfo, StatusCounts, StatusSnapshot,
+    SubmitOutcome, WorkerId, WorkerInfo, WorkerRegistration, WorkerState,
+};
+
+use std::path::Path;
+
+use crate::store::Store;
+
+/// Timing and bounds of the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerSettings {
+    /// Seconds between heartbeats a worker is asked for.
+    pub heartbeat_seconds: u32,
+    /// A lease runs out this long after the last heartbeat (or the lease itself).
+    pub lease_timeout_seconds: u32,
+    /// Lost leases a job may have before it is failed (they do not count against
+    /// `max_attempts`, but a job that keeps killing workers must stop).
+    pub max_lost: u32,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_seconds: 5,
+            lease_timeout_seconds: 30,
+            max_lost: 10,
+        }
+    }
+}
+
+/// The job state machine over a [`Store`].
+pub struct Scheduler {
+    store: Store,
+    clock: Box<dyn Clock>,
+    settings: SchedulerSettings,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler over the store at `path` (created and migrated when needed).
+    ///
+    /// A coordinator that restarts gives every open lease a grace period of one
+    /// lease timeout from now (see [`Scheduler::grant_restart_grace`]): its workers
+    /// could not heartbeat while it was down, and their running work must not be
+    /// thrown away by the first expiry tick.
+    pub fn open(
+        path: &Path,
+        settings: SchedulerSettings,
+        clock: Box<dyn Clock>,
+    ) -> Result<Self, SchedulerError> {
+        let mut scheduler = Self::with_store(Store::open(path)?, settings, clock);
+        scheduler.grant_restart_grace()?;
+        Ok(scheduler)
+    }
+
+    /// A scheduler over an existing store.
+    pub fn with_store(store: Store, settings: SchedulerSettings, clock: Box<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &SchedulerSettings {
+        &self.settings
+    }
+
+    /// The store (read-only use: reports, listings).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Now, by the scheduler's clock.
+    pub fn now_ms(&self) -> UnixMillis {
+        self.clock.now_ms()
+    }
+
+    fn lease_deadline(&self, now: UnixMillis) -> UnixMillis {
+        now + i64::from(self.settings.lease_timeout_seconds) * 1000
+    }
+}

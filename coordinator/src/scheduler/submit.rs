@@ -1,0 +1,50 @@
+//! What `submit` takes: an experiment config with its planned jobs.
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names};
+use spikecv_common::plan::{PlannedJob, plan_from_root};
+
+use super::SchedulerError;
+
+/// An experiment to submit: its config, the text as submitted, and its jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// The parsed config.
+    pub config: ExperimentConfig,
+    /// The config text exactly as submitted (kept for the report).
+    pub config_toml: String,
+    /// The planned jobs.
+    pub jobs: Vec<PlannedJob>,
+    /// Fingerprint of the data set the plan was made from, when known; workers
+    /// must have the same one.
+    pub data_fingerprint: Option<String>,
+    /// Class names in class order.
+    pub class_names: Vec<String>,
+}
+
+impl Submission {
+    /// Plans `config` over `config.data.root`'s file list; class names come from
+    /// the root's definitions file when present, else the 19 SL-Animals names.
+    pub fn from_config(
+        config: ExperimentConfig,
+        config_toml: String,
+        data_fingerprint: Option<String>,
+    ) -> Result<Self, SchedulerError> {
+        let jobs = plan_from_root(&config, data_fingerprint.as_deref())?;
+        let defs = config.data.root.join(CLASS_DEFS);
+        let class_names = if defs.is_file() {
+            read_class_names(&defs).map_err(|e| SchedulerError::BadRequest {
+                message: e.to_string(),
+            })?
+        } else {
+            CLASS_NAMES.iter().map(|s| (*s).to_owned()).collect()
+        };
+        Ok(Self {
+            config,
+            config_toml,
+            jobs,
+            data_fingerprint,
+            class_names,
+        })
+    }
+}

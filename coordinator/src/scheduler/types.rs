@@ -1,0 +1,325 @@
+//! The scheduler's ids and the values it hands to and takes from the service.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::cv::FoldSplit;
+use spikecv_common::job::JobStatus;
+use spikecv_common::plan::JobId;
+
+use super::clock::UnixMillis;
+
+/// One lease of a job to a worker; its id is the fencing token for every report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AttemptId(pub u64);
+
+impl fmt::Display for AttemptId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for AttemptId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(AttemptId)
+    }
+}
+
+/// A registered worker (given by the coordinator at registration, kept in the store).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkerId(pub String);
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The experiment id (a shortened hash of its config).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ExperimentId(pub String);
+
+impl fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One place a job can run on a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotInfo {
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// Human-readable device name.
+    pub device_name: String,
+    /// Device memory in bytes (0 for the CPU).
+    pub memory_bytes: u64,
+}
+
+/// What a worker says about itself when it registers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRegistration {
+    /// Worker name (host and pid by default).
+    pub name: String,
+    /// Host name.
+    pub host: String,
+    /// Its slots.
+    pub slots: Vec<SlotInfo>,
+    /// Fingerprint of its data set (hex; empty when it has none).
+    pub data_fingerprint: String,
+}
+
+/// A worker's state in the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    /// Heard from recently; gets leases.
+    Alive,
+    /// Told to finish (release) its jobs and take no new ones.
+    Draining,
+    /// Not heard from within the lease timeout.
+    Lost,
+}
+
+impl WorkerState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Alive => "alive",
+            WorkerState::Draining => "draining",
+            WorkerState::Lost => "lost",
+        }
+    }
+}
+
+/// How a failure should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureClass {
+    /// Will fail the same way again (bad data, NaN loss, out of memory): the job
+    /// is failed at once, without a retry.
+    Deterministic,
+    /// May pass on another try (I/O hiccup, worker crash): retried while the job
+    /// has attempts left (`protocol.max_attempts`).
+    Transient,
+}
+
+/// A job handed to a worker slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The fencing token for every report about this run.
+    pub attempt: AttemptId,
+    /// The job.
+    pub job: JobId,
+    /// The experiment that submitted the job first.
+    pub experiment: ExperimentId,
+    /// The slot it runs on (`cpu`, `cuda:N`), one of the free slots asked with.
+    pub device: String,
+    /// When the lease runs out unless heartbeats extend it.
+    pub deadline_ms: UnixMillis,
+    /// The experiment config as TOML (what `worker train --config` reads).
+    pub config_toml: String,
+    /// Data set variant.
+    pub variant: Variant,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// Protocol.
+    pub protocol: ProtocolKind,
+    /// Train/val/test recordings.
+    pub split: FoldSplit,
+    /// The epoch of the stored checkpoint to resume from, if any.
+    pub checkpoint_epoch: Option<u32>,
+}
+
+impl Assignment {
+    /// Whether a checkpoint exists to resume from.
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint_epoch.is_some()
+    }
+}
+
+/// What a lease call yields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LeaseOutcome {
+    /// New jobs, at most one per free slot.
+    pub assignments: Vec<Assignment>,
+    /// The worker is draining: take no new work.
+    pub drain: bool,
+    /// No job is pending or running any more: workers may leave.
+    pub all_done: bool,
+}
+
+/// Progress of one running attempt, sent with heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// Epochs done so far.
+    pub epoch: u32,
+    /// Epochs in total.
+    pub of: u32,
+}
+
+/// What a heartbeat yields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HeartbeatOutcome {
+    /// Attempts the worker must stop: no longer current (lease given away, job
+    /// cancelled or finished) or unknown.
+    pub cancel: Vec<AttemptId>,
+    /// The worker is draining: checkpoint, release and take no new work.
+    pub drain: bool,
+}
+
+/// What `fail` did with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailOutcome {
+    /// Back to pending for another attempt.
+    Retry,
+    /// Marked failed (deterministic error or no attempts left).
+    Failed,
+}
+
+/// A stored checkpoint of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The epoch it was taken after.
+    pub epoch: u32,
+    /// SHA-256 of the bytes (hex).
+    pub sha256: String,
+    /// The checkpoint file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What `submit` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitOutcome {
+    /// The experiment (same config, same id: submitting again is idempotent).
+    pub experiment: ExperimentId,
+    /// Jobs created now.
+    pub jobs_new: u32,
+    /// Jobs already in the store that already succeeded and are reused.
+    pub jobs_reused: u32,
+    /// Jobs already pending or running, left as they are.
+    pub jobs_in_progress: u32,
+    /// Failed or cancelled jobs put back to pending with a fresh retry budget.
+    pub jobs_requeued: u32,
+}
+
+/// A worker as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// Its id.
+    pub id: WorkerId,
+    /// Its name.
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// Its slots.
+    pub slots: Vec<SlotInfo>,
+    /// Alive, draining or lost.
+    pub state: WorkerState,
+    /// Last time it called.
+    pub last_seen_ms: UnixMillis,
+    /// Attempts it holds now.
+    pub running: Vec<AttemptId>,
+}
+
+/// Job counts per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// Waiting for a worker.
+    pub pending: u32,
+    /// Leased, no progress yet.
+    pub leased: u32,
+    /// Running.
+    pub running: u32,
+    /// Succeeded.
+    pub succeeded: u32,
+    /// Failed.
+    pub failed: u32,
+    /// Cancelled.
+    pub cancelled: u32,
+}
+
+impl StatusCounts {
+    /// Adds one job of `status`.
+    pub fn add(&mut self, status: JobStatus) {
+        match status {
+            JobStatus::Pending => self.pending += 1,
+            JobStatus::Leased => self.leased += 1,
+            JobStatus::Running => self.running += 1,
+            JobStatus::Succeeded => self.succeeded += 1,
+            JobStatus::Failed => self.failed += 1,
+            JobStatus::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    /// Jobs in total.
+    pub fn total(&self) -> u32 {
+        self.pending + self.leased + self.running + self.succeeded + self.failed + self.cancelled
+    }
+
+    /// Jobs that will still change.
+    pub fn unfinished(&self) -> u32 {
+        self.pending + self.leased + self.running
+    }
+}
+
+/// One experiment's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentStatus {
+    /// Its id.
+    pub id: ExperimentId,
+    /// Its name.
+    pub name: Option<String>,
+    /// Its jobs per status.
+    pub counts: StatusCounts,
+}
+
+/// One running (leased or running) attempt as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningJob {
+    /// The job.
+    pub job: JobId,
+    /// Its attempt.
+    pub attempt: AttemptId,
+    /// Variant, seed, fold.
+    pub variant: Variant,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// The worker.
+    pub worker: WorkerId,
+    /// Its slot.
+    pub device: String,
+    /// Last reported epoch and total.
+    pub progress: Option<(u32, u32)>,
+}
+
+/// Everything `coordinator status` shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    /// When it was taken.
+    pub now_ms: UnixMillis,
+    /// Jobs per status over all experiments.
+    pub counts: StatusCounts,
+    /// Per experiment.
+    pub experiments: Vec<ExperimentStatus>,
+    /// Known workers.
+    pub workers: Vec<WorkerInfo>,
+    /// Attempts now leased or running.
+    pub running: Vec<RunningJob>,
+    /// Jobs that succeeded in the last hour.
+    pub succeeded_last_hour: u32,
+    /// Estimated seconds until every job is done, from the mean training time of
+    /// finished jobs and the number of busy slots; None until a job finished.
+    pub eta_seconds: Option<f64>,
+}

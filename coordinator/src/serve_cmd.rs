@@ -1,0 +1,286 @@
+//! `coordinator serve`: opens the state database, submits the experiment given
+//! with `--experiment`, runs the scheduler thread, the lease-expiry ticker, the
+//! optional HTTP listener (`/metrics` and the web dashboard) and the gRPC
+//! server until shutdown.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::auth::{AuthConfig, Token, TokenError};
+use crate::cli::ServeArgs;
+use crate::dashboard::{Dashboard, DashboardConfig};
+use crate::metrics::{MetricsSource, serve_http, write_metric};
+use crate::scheduler::{Scheduler, SchedulerError, SchedulerSettings, Submission, SystemClock};
+use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
+use crate::service::{CoordinatorService, SchedulerHandle};
+use crate::submit_cmd::{SubmitError, normalized_config};
+
+/// Why `serve` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeCmdError {
+    /// Listening beyond loopback needs a token.
+    #[error("refusing to listen on {addr} (not a loopback address) without --token-file")]
+    NoToken {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
+    /// A token file was unusable.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The experiment file was unusable.
+    #[error(transparent)]
+    Experiment(#[from] SubmitError),
+    /// The scheduler or its store failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The scheduler thread could not start.
+    #[error("cannot start the scheduler thread: {0}")]
+    Thread(std::io::Error),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// The auth config of the token flags.
+fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
+    let worker = args
+        .token_file
+        .as_deref()
+        .map(Token::from_file)
+        .transpose()?;
+    let admin = args
+        .admin_token_file
+        .as_deref()
+        .map(Token::from_file)
+        .transpose()?;
+    if worker.is_none() && !args.listen.ip().is_loopback() {
+        return Err(ServeCmdError::NoToken { addr: args.listen });
+    }
+    if let Some(addr) = args.http
+        && worker.is_none()
+        && admin.is_none()
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeCmdError::NoToken { addr });
+    }
+    Ok(AuthConfig { worker, admin })
+}
+
+/// Runs the coordinator until `shutdown` resolves.
+pub async fn run(
+    args: &ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeCmdError> {
+    let auth = auth(args)?;
+    let tls = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(cert, key)| TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca.clone(),
+        });
+    let settings = SchedulerSettings {
+        heartbeat_seconds: args.heartbeat_seconds.max(1),
+        lease_timeout_seconds: args.lease_timeout_seconds.max(2),
+        ..SchedulerSettings::default()
+    };
+    let mut scheduler = Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock))?;
+    if let Some(path) = &args.experiment {
+        let submission = experiment_submission(path.clone()).await?;
+        let outcome = scheduler.submit(&submission)?;
+        tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
+    }
+    let sched = SchedulerHandle::spawn(scheduler).map_err(ServeCmdError::Thread)?;
+    let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()));
+    if let Some(addr) = args.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeCmdError::Bind { addr, source })?;
+        tracing::info!(%addr, "dashboard on http://{addr}/, metrics on http://{addr}/metrics");
+        let dashboard = Dashboard::start(
+            DashboardConfig {
+                state: args.state.clone(),
+                // The dashboard shows what `status` shows: the admin token, else the worker token.
+                tokens: auth
+                    .admin
+                    .clone()
+                    .or_else(|| auth.worker.clone())
+                    .into_iter()
+                    .collect(),
+                poll_interval: Duration::from_secs(1),
+            },
+            stop_rx.clone(),
+        );
+        let mut stop = stop_rx.clone();
+        tokio::spawn(serve_http(
+            listener,
+            metrics_source(service.clone()),
+            Some(dashboard.fallback()),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeCmdError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeCmdError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    tracing::info!(addr = %local, tls = tls.is_some(), auth = auth.enabled(), "coordinator listening");
+    let result = serve(listener, service, ServerOptions { auth, tls }, shutdown).await;
+    let _ = stop_tx.send(true);
+    tracing::info!("coordinator stopped");
+    Ok(result?)
+}
+
+async fn experiment_submission(path: PathBuf) -> Result<Submission, ServeCmdError> {
+    let joined = tokio::task::spawn_blocking(move || -> Result<Submission, ServeCmdError> {
+        let (config, text) = normalized_config(&path)?;
+        let fp = crate::service::fingerprint_of(&config.data.root);
+        Ok(Submission::from_config(config, text, fp)?)
+    })
+    .await;
+    joined.map_err(|e| ServeCmdError::Thread(std::io::Error::other(e.to_string())))?
+}
+
+/// Expires lost leases once a second.
+async fn expire_ticker(sched: SchedulerHandle, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        match sched.call(|s| s.expire_leases()).await {
+            Ok(expired) if !expired.is_empty() => {
+                let ids: Vec<String> = expired.iter().map(ToString::to_string).collect();
+                tracing::warn!(attempts = %ids.join(","), "leases expired; jobs back to pending");
+            }
+            Ok(_) => {}
+            Err(status) => tracing::error!(message = status.message(), "expiring leases failed"),
+        }
+    }
+}
+
+/// The `/metrics` body: jobs by state, workers by state, throughput, ETA, calls.
+fn metrics_source(service: CoordinatorService) -> MetricsSource {
+    Arc::new(move || {
+        let service = service.clone();
+        Box::pin(async move {
+            let mut out = String::new();
+            if let Ok(s) = service.scheduler().call(|s| s.status()).await {
+                let c = &s.counts;
+                let jobs = [
+                    ("state=\"pending\"", c.pending),
+                    ("state=\"leased\"", c.leased),
+                    ("state=\"running\"", c.running),
+                    ("state=\"succeeded\"", c.succeeded),
+                    ("state=\"failed\"", c.failed),
+                    ("state=\"cancelled\"", c.cancelled),
+                ]
+                .map(|(l, n)| (l, f64::from(n)));
+                write_metric(&mut out, "spikecv_jobs", "gauge", "Jobs by state.", &jobs);
+                let mut workers = [
+                    ("state=\"alive\"", 0.0),
+                    ("state=\"draining\"", 0.0),
+                    ("state=\"lost\"", 0.0),
+                ];
+                for w in &s.workers {
+                    let i = match w.state {
+                        crate::scheduler::WorkerState::Alive => 0,
+                        crate::scheduler::WorkerState::Draining => 1,
+                        crate::scheduler::WorkerState::Lost => 2,
+                    };
+                    workers[i].1 += 1.0;
+                }
+                write_metric(
+                    &mut out,
+                    "spikecv_workers",
+                    "gauge",
+                    "Workers by state.",
+                    &workers,
+                );
+                write_metric(
+                    &mut out,
+                    "spikecv_jobs_succeeded_last_hour",
+                    "gauge",
+                    "Jobs that succeeded in the last hour.",
+                    &[("", f64::from(s.succeeded_last_hour))],
+                );
+                if let Some(eta) = s.eta_seconds {
+                    write_metric(
+                        &mut out,
+                        "spikecv_eta_seconds",
+                        "gauge",
+                        "Estimated seconds until every job is done.",
+                        &[("", eta)],
+                    );
+                }
+            }
+            let k = service.counters();
+            let counters = [
+                ("spikecv_leases_total", "Lease calls.", &k.leases),
+                (
+                    "spikecv_assignments_total",
+                    "Jobs handed out.",
+                    &k.assignments,
+                ),
+                (
+                    "spikecv_heartbeats_total",
+                    "Heartbeat calls.",
+                    &k.heartbeats,
+                ),
+                ("spikecv_completed_total", "Results accepted.", &k.completed),
+                (
+                    "spikecv_refused_total",
+                    "Reports refused (fenced, failed precondition).",
+                    &k.fenced,
+                ),
+                (
+                    "spikecv_checkpoint_bytes_in_total",
+                    "Checkpoint bytes received.",
+                    &k.checkpoint_bytes_in,
+                ),
+                (
+                    "spikecv_checkpoint_bytes_out_total",
+                    "Checkpoint bytes sent.",
+                    &k.checkpoint_bytes_out,
+                ),
+            ];
+            for (name, help, v) in counters {
+                write_metric(
+                    &mut out,
+                    name,
+                    "counter",
+                    help,
+                    &[("", v.load(Ordering::Relaxed) as f64)],
+                );
+            }
+            out
+        })
+    })
+}

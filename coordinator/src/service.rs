@@ -1,0 +1,411 @@
+//! The gRPC services, thin: each handler converts the protobuf request at the
+//! edge, calls the scheduler (on its own thread, see [`actor`]) and converts the
+//! answer back. Scheduler errors map to status codes: fenced, not the owner,
+//! fingerprint mismatch → FAILED_PRECONDITION; unknown worker/attempt/job →
+//! NOT_FOUND; bad request → INVALID_ARGUMENT; store failure → INTERNAL.
+
+pub mod actor;
+pub mod convert;
+mod submit;
+pub use submit::fingerprint_of;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::Stream;
+use sha2::{Digest, Sha256};
+use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::plan::JobId;
+use spikecv_common::proto as pb;
+use spikecv_common::proto::admin_server::Admin;
+use spikecv_common::proto::coordinator_server::Coordinator;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use actor::{SchedulerHandle, status_of};
+use convert::{
+    assignment_to_proto, attempt_from_proto, progress_from_proto, registration_from_proto,
+    required_registration, status_to_proto,
+};
+
+use crate::scheduler::{FailOutcome, FailureClass, SchedulerError, WorkerId};
+
+/// Largest checkpoint accepted (bytes).
+pub const MAX_CHECKPOINT_BYTES: usize = 4 << 30;
+/// Bytes per checkpoint chunk sent to workers.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Calls served, per kind, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RpcCounters {
+    /// Lease calls.
+    pub leases: AtomicU64,
+    /// Assignments handed out.
+    pub assignments: AtomicU64,
+    /// Heartbeat calls.
+    pub heartbeats: AtomicU64,
+    /// Completed attempts accepted.
+    pub completed: AtomicU64,
+    /// Reports refused as fenced.
+    pub fenced: AtomicU64,
+    /// Checkpoint bytes received.
+    pub checkpoint_bytes_in: AtomicU64,
+    /// Checkpoint bytes sent.
+    pub checkpoint_bytes_out: AtomicU64,
+}
+
+/// Both gRPC services (worker and admin) over one scheduler.
+#[derive(Debug, Clone)]
+pub struct CoordinatorService {
+    sched: SchedulerHandle,
+    heartbeat_seconds: u32,
+    counters: Arc<RpcCounters>,
+}
+
+impl CoordinatorService {
+    /// A service over the scheduler thread behind `sched`.
+    pub fn new(sched: SchedulerHandle, heartbeat_seconds: u32) -> Self {
+        Self {
+            sched,
+            heartbeat_seconds,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The scheduler handle.
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.sched
+    }
+
+    /// Call counters.
+    pub fn counters(&self) -> &Arc<RpcCounters> {
+        &self.counters
+    }
+
+    fn note<T>(&self, r: Result<T, Status>) -> Result<T, Status> {
+        if let Err(s) = &r
+            && s.code() == tonic::Code::FailedPrecondition
+        {
+            self.counters.fenced.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+fn worker_id_of(id: &str) -> Option<WorkerId> {
+    (!id.is_empty()).then(|| WorkerId(id.to_owned()))
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;
+type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::StatusResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let reg = registration_from_proto(request.get_ref())?;
+        let name = reg.name.clone();
+        let id = self
+            .sched
+            .call(move |s| s.ensure_worker(None, &reg))
+            .await?;
+        tracing::info!(worker = %id, %name, "worker registered");
+        Ok(Response::new(pb::RegisterResponse {
+            worker_id: id.0,
+            heartbeat_seconds: self.heartbeat_seconds,
+        }))
+    }
+
+    async fn lease(
+        &self,
+        request: Request<pb::LeaseRequest>,
+    ) -> Result<Response<pb::LeaseResponse>, Status> {
+        let r = request.into_inner();
+        let reg = required_registration(r.registration.as_ref())?;
+        let progress = progress_from_proto(&r.running)?;
+        let known = worker_id_of(&r.worker_id);
+        let free = r.free_slots;
+        self.counters.leases.fetch_add(1, Ordering::Relaxed);
+        let (id, beat, lease) = self
+            .sched
+            .call(move |s| {
+                let id = s.ensure_worker(known.as_ref(), &reg)?;
+                let beat = if progress.is_empty() {
+                    None
+                } else {
+                    Some(s.heartbeat(&id, &progress)?)
+                };
+                let lease = s.lease(&id, &free)?;
+                Ok((id, beat, lease))
+            })
+            .await?;
+        self.counters
+            .assignments
+            .fetch_add(lease.assignments.len() as u64, Ordering::Relaxed);
+        let (cancel, beat_drain) = beat.map(|b| (b.cancel, b.drain)).unwrap_or_default();
+        Ok(Response::new(pb::LeaseResponse {
+            worker_id: id.0,
+            assignments: lease.assignments.iter().map(assignment_to_proto).collect(),
+            cancel: cancel.iter().map(ToString::to_string).collect(),
+            drain: lease.drain || beat_drain,
+            all_done: lease.all_done,
+            heartbeat_seconds: self.heartbeat_seconds,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let reg = required_registration(r.registration.as_ref())?;
+        let progress = progress_from_proto(&r.running)?;
+        let known = worker_id_of(&r.worker_id);
+        self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
+        let (id, beat) = self
+            .sched
+            .call(move |s| {
+                let id = s.ensure_worker(known.as_ref(), &reg)?;
+                let beat = s.heartbeat(&id, &progress)?;
+                Ok((id, beat))
+            })
+            .await?;
+        Ok(Response::new(pb::HeartbeatResponse {
+            worker_id: id.0,
+            cancel: beat.cancel.iter().map(ToString::to_string).collect(),
+            drain: beat.drain,
+            all_done: false,
+        }))
+    }
+
+    async fn report_epoch(
+        &self,
+        request: Request<pb::ReportEpochRequest>,
+    ) -> Result<Response<pb::ReportEpochResponse>, Status> {
+        let r = request.into_inner();
+        let attempt = attempt_from_proto(&r.attempt_id)?;
+        let m = EpochMetrics::from_proto(
+            r.metrics
+                .as_ref()
+                .ok_or_else(|| Status::invalid_argument("ReportEpoch: metrics are missing"))?,
+        );
+        let r = self.sched.call(move |s| s.record_epoch(attempt, &m)).await;
+        self.note(r)?;
+        Ok(Response::new(pb::ReportEpochResponse { cancel: false }))
+    }
+
+    async fn upload_checkpoint(
+        &self,
+        request: Request<Streaming<pb::CheckpointChunk>>,
+    ) -> Result<Response<pb::UploadCheckpointResponse>, Status> {
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("UploadCheckpoint: no chunks"))?;
+        let attempt = attempt_from_proto(&first.attempt_id)?;
+        let epoch = first.epoch;
+        // Refuse a fenced attempt before receiving megabytes.
+        let r = self.sched.call(move |s| s.check_current(attempt)).await;
+        self.note(r)?;
+        let mut hasher = Sha256::new();
+        let mut bytes = Vec::new();
+        let mut sent_sha = first.sha256.clone();
+        let mut chunk = Some(first);
+        while let Some(c) = chunk {
+            if bytes.len() + c.data.len() > MAX_CHECKPOINT_BYTES {
+                return Err(Status::resource_exhausted(format!(
+                    "checkpoint of attempt {attempt} exceeds {MAX_CHECKPOINT_BYTES} bytes"
+                )));
+            }
+            hasher.update(&c.data);
+            bytes.extend_from_slice(&c.data);
+            if !c.sha256.is_empty() {
+                sent_sha = c.sha256;
+            }
+            chunk = stream.message().await?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if !actual.eq_ignore_ascii_case(sent_sha.trim()) {
+            return Err(Status::data_loss(format!(
+                "checkpoint of attempt {attempt}: sha256 {actual} does not match the sent {sent_sha:?}"
+            )));
+        }
+        let n = bytes.len() as u64;
+        let r = self
+            .sched
+            .call(move |s| s.put_checkpoint(attempt, epoch, &bytes))
+            .await;
+        self.note(r)?;
+        self.counters
+            .checkpoint_bytes_in
+            .fetch_add(n, Ordering::Relaxed);
+        tracing::debug!(%attempt, epoch, bytes = n, "checkpoint stored");
+        Ok(Response::new(pb::UploadCheckpointResponse { bytes: n }))
+    }
+
+    type DownloadCheckpointStream = ChunkStream;
+
+    async fn download_checkpoint(
+        &self,
+        request: Request<pb::DownloadCheckpointRequest>,
+    ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
+        let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
+        let r = self
+            .sched
+            .call(move |s| {
+                let job = s.check_current(attempt)?;
+                let ckpt = s.get_checkpoint(&job)?;
+                Ok((job, ckpt))
+            })
+            .await;
+        let (job, ckpt) = self.note(r)?;
+        let ckpt = ckpt
+            .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", job.as_str())))?;
+        self.counters
+            .checkpoint_bytes_out
+            .fetch_add(ckpt.bytes.len() as u64, Ordering::Relaxed);
+        let bytes = Arc::new(ckpt.bytes);
+        let n = bytes.len().div_ceil(CHUNK_BYTES).max(1);
+        let (epoch, sha) = (ckpt.epoch, ckpt.sha256);
+        let chunks = (0..n).map(move |i| {
+            let start = i * CHUNK_BYTES;
+            let end = (start + CHUNK_BYTES).min(bytes.len());
+            Ok(pb::CheckpointChunk {
+                attempt_id: attempt.to_string(),
+                epoch,
+                data: bytes[start..end].to_vec(),
+                sha256: if i + 1 == n {
+                    sha.clone()
+                } else {
+                    String::new()
+                },
+            })
+        });
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn complete(
+        &self,
+        request: Request<pb::CompleteRequest>,
+    ) -> Result<Response<pb::CompleteResponse>, Status> {
+        let r = request.into_inner();
+        let attempt = attempt_from_proto(&r.attempt_id)?;
+        let result = JobResult::from_proto(
+            r.result
+                .as_ref()
+                .ok_or_else(|| Status::invalid_argument("Complete: result is missing"))?,
+        )
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let r = self.sched.call(move |s| s.complete(attempt, &result)).await;
+        self.note(r)?;
+        self.counters.completed.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(pb::CompleteResponse {}))
+    }
+
+    async fn fail(
+        &self,
+        request: Request<pb::FailRequest>,
+    ) -> Result<Response<pb::FailResponse>, Status> {
+        let r = request.into_inner();
+        let attempt = attempt_from_proto(&r.attempt_id)?;
+        let class = if r.deterministic {
+            FailureClass::Deterministic
+        } else {
+            FailureClass::Transient
+        };
+        let error = r.error;
+        tracing::warn!(%attempt, error = %error, ?class, "attempt failed");
+        let r = self
+            .sched
+            .call(move |s| s.fail(attempt, &error, class))
+            .await;
+        let outcome = self.note(r)?;
+        Ok(Response::new(pb::FailResponse {
+            will_retry: outcome == FailOutcome::Retry,
+        }))
+    }
+
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
+        let r = self.sched.call(move |s| s.release(attempt)).await;
+        self.note(r)?;
+        tracing::info!(%attempt, "attempt released");
+        Ok(Response::new(pb::ReleaseResponse {}))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for CoordinatorService {
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let text = request.into_inner().config_toml;
+        let submission = submit::prepare(text).await?;
+        let outcome = self.sched.call(move |s| s.submit(&submission)).await?;
+        tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, "experiment submitted");
+        Ok(Response::new(pb::SubmitResponse {
+            experiment_id: outcome.experiment.0,
+            jobs_new: outcome.jobs_new,
+            jobs_reused: outcome.jobs_reused,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let snapshot = self.sched.call(|s| s.status()).await?;
+        Ok(Response::new(status_to_proto(&snapshot)))
+    }
+
+    type WatchStream = StatusStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let ms = match request.get_ref().interval_ms {
+            0 => 1000,
+            n => n.clamp(100, 3_600_000),
+        };
+        let sched = self.sched.clone();
+        let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
+            Duration::from_millis(u64::from(ms)),
+        ));
+        let stream = ticks.then(move |_| {
+            let sched = sched.clone();
+            async move {
+                sched
+                    .call(|s| s.status())
+                    .await
+                    .map(|snap| status_to_proto(&snap))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn cancel(
+        &self,
+        request: Request<pb::CancelRequest>,
+    ) -> Result<Response<pb::CancelResponse>, Status> {
+        let job = JobId::new(request.into_inner().job_id);
+        let r = self
+            .sched
+            .call(move |s| match s.cancel(&job) {
+                Ok(()) => Ok(true),
+                Err(SchedulerError::AlreadyFinished { .. }) => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await?;
+        Ok(Response::new(pb::CancelResponse { cancelled: r }))
+    }
+}

@@ -1,0 +1,126 @@
+//! Conversions between the protobuf messages and the scheduler's types, done at
+//! the edge so the scheduler never sees a prost type.
+
+use spikecv_common::proto as pb;
+use tonic::Status;
+
+use crate::scheduler::{
+    Assignment, AttemptId, Progress, SlotInfo, StatusSnapshot, WorkerRegistration,
+};
+
+/// The worker's registration, after checking its protocol version.
+pub fn registration_from_proto(r: &pb::RegisterRequest) -> Result<WorkerRegistration, Status> {
+    if r.protocol_version != pb::PROTOCOL_VERSION {
+        return Err(Status::failed_precondition(format!(
+            "worker {:?} speaks protocol version {}, this coordinator speaks {}",
+            r.worker_name,
+            r.protocol_version,
+            pb::PROTOCOL_VERSION
+        )));
+    }
+    if r.worker_name.trim().is_empty() {
+        return Err(Status::invalid_argument(
+            "registration: worker_name is empty",
+        ));
+    }
+    Ok(WorkerRegistration {
+        name: r.worker_name.clone(),
+        host: r.host.clone(),
+        slots: r
+            .slots
+            .iter()
+            .map(|s| SlotInfo {
+                device: s.device.clone(),
+                device_name: s.device_name.clone(),
+                memory_bytes: s.memory_bytes,
+            })
+            .collect(),
+        data_fingerprint: r.data_fingerprint.clone(),
+    })
+}
+
+/// The registration a lease or heartbeat must carry.
+pub fn required_registration(
+    r: Option<&pb::RegisterRequest>,
+) -> Result<WorkerRegistration, Status> {
+    registration_from_proto(r.ok_or_else(|| Status::invalid_argument("registration is missing"))?)
+}
+
+/// An attempt id as sent by a worker.
+pub fn attempt_from_proto(s: &str) -> Result<AttemptId, Status> {
+    s.parse()
+        .map_err(|_| Status::invalid_argument(format!("attempt id {s:?} is not a number")))
+}
+
+/// Progress reports of running attempts.
+pub fn progress_from_proto(p: &[pb::AttemptProgress]) -> Result<Vec<Progress>, Status> {
+    p.iter()
+        .map(|a| {
+            Ok(Progress {
+                attempt: attempt_from_proto(&a.attempt_id)?,
+                epoch: a.epoch,
+                of: a.epochs,
+            })
+        })
+        .collect()
+}
+
+/// A job handed to a worker.
+pub fn assignment_to_proto(a: &Assignment) -> pb::Assignment {
+    pb::Assignment {
+        attempt_id: a.attempt.to_string(),
+        job_id: a.job.as_str().to_owned(),
+        experiment_id: a.experiment.0.clone(),
+        config_toml: a.config_toml.clone(),
+        variant: a.variant.as_str().to_owned(),
+        seed: a.seed,
+        fold: a.fold,
+        split: Some(pb::Split {
+            train: a.split.train.clone(),
+            val: a.split.val.clone(),
+            test: a.split.test.clone(),
+        }),
+        has_checkpoint: a.has_checkpoint(),
+        device: a.device.clone(),
+        protocol: a.protocol.as_str().to_owned(),
+    }
+}
+
+/// The status screen's data.
+pub fn status_to_proto(s: &StatusSnapshot) -> pb::StatusResponse {
+    let c = &s.counts;
+    let jobs = [
+        ("pending", c.pending),
+        ("leased", c.leased),
+        ("running", c.running),
+        ("succeeded", c.succeeded),
+        ("failed", c.failed),
+        ("cancelled", c.cancelled),
+    ]
+    .into_iter()
+    .map(|(state, n)| pb::JobCount {
+        state: state.to_owned(),
+        count: u64::from(n),
+    })
+    .collect();
+    let workers = s
+        .workers
+        .iter()
+        .map(|w| pb::WorkerSummary {
+            worker_id: w.id.0.clone(),
+            name: w.name.clone(),
+            host: w.host.clone(),
+            state: w.state.as_str().to_owned(),
+            slots: u32::try_from(w.slots.len()).unwrap_or(u32::MAX),
+            running: u32::try_from(w.running.len()).unwrap_or(u32::MAX),
+            last_seen_seconds: (s.now_ms - w.last_seen_ms).max(0) as f64 / 1000.0,
+        })
+        .collect();
+    pb::StatusResponse {
+        jobs,
+        workers,
+        jobs_per_hour: f64::from(s.succeeded_last_hour),
+        eta_seconds: s.eta_seconds,
+        total_jobs: u64::from(c.total()),
+    }
+}

@@ -1,0 +1,176 @@
+//! The coordinator's persistent state: an embedded SQLite database (WAL mode,
+//! foreign keys on, a busy timeout), schema versioned by `user_version`.
+//!
+//! Tables: `experiments`, `jobs` (one row per [`JobId`], shared by every experiment
+//! that plans the same job, linked through `experiment_jobs`), `attempts` (one per
+//! lease; the id is the fencing token), `workers`, `epoch_metrics` and
+//! `checkpoints` (the latest checkpoint of each unfinished job, as a blob).
+//! The scheduler makes every state change in one transaction
+//! ([`Store::transaction`]); this module reads rows back as typed values.
+//!
+//! [`JobId`]: spikecv_common::plan::JobId
+
+pub(crate) mod reads;
+mod schema;
+
+pub use reads::{AttemptRow, ExperimentRow, JobRow, WorkerRow};
+pub use schema::SCHEMA_VERSION;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use spikecv_common::job::EpochMetrics;
+use spikecv_common::plan::JobId;
+
+use crate::scheduler::ExperimentId;
+
+/// How long a writer waits for another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (I/O, constraint, locked past the busy timeout).
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database file could not be opened.
+    #[error("cannot open state database {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer coordinator.
+    #[error("state database has schema version {found}; this coordinator knows up to {supported}")]
+    NewerSchema {
+        /// The version found.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A stored value does not parse (hand-edited or corrupt database).
+    #[error("state database: {table} row {key}: column {column}: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's key.
+        key: String,
+        /// The column.
+        column: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The state database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::init(conn, Some(path.to_owned()))
+    }
+
+    /// A private in-memory database (tests, `plan` dry runs).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?, None)
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL needs a file; an in-memory database answers "memory", which is fine.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self { conn, path })
+    }
+
+    /// The database file (None in memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The connection, for reads.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a write transaction (IMMEDIATE: takes the write lock at once, so two
+    /// coordinators on one file cannot interleave a read-modify-write).
+    pub fn transaction(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+    }
+}
+
+impl Store {
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    /// One job by id.
+    pub fn job(&self, id: &JobId) -> Result<Option<JobRow>, StoreError> {
+        reads::job(&self.conn, id)
+    }
+
+    /// The jobs of an experiment (including jobs it shares with an earlier one),
+    /// in plan order; every job when `experiment` is None.
+    pub fn jobs(&self, experiment: Option<&ExperimentId>) -> Result<Vec<JobRow>, StoreError> {
+        match experiment {
+            None => reads::query_jobs(&self.conn, "", []),
+            Some(e) => reads::query_jobs(
+                &self.conn,
+                "WHERE id IN (SELECT job FROM experiment_jobs WHERE experiment = ?1)",
+                [e.0.as_str()],
+            ),
+        }
+    }
+
+    /// Every experiment, oldest first.
+    pub fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
+        reads::experiments(&self.conn)
+    }
+
+    /// Every worker, in registration order.
+    pub fn workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
+        reads::query_workers(&self.conn, "", [])
+    }
+
+    /// The stored per-epoch metrics of a job, by epoch.
+    pub fn epochs(&self, job: &JobId) -> Result<Vec<EpochMetrics>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch",
+        )?;
+        let rows = stmt
+            .query_map([job.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(epoch, json)| {
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    table: "epoch_metrics",
+                    key: format!("{job}/{epoch}"),
+                    column: "metrics_json",
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+}

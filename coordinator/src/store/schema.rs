@@ -1,0 +1,122 @@
+//! The store's schema and its migrations, versioned with SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
+CREATE TABLE experiments (
+    id               TEXT PRIMARY KEY,
+    name             TEXT,
+    config_toml      TEXT NOT NULL,
+    config_hash      TEXT NOT NULL,
+    data_fingerprint TEXT,
+    class_names_json TEXT NOT NULL,
+    created_ms       INTEGER NOT NULL
+);
+CREATE TABLE workers (
+    id               TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    host             TEXT NOT NULL,
+    slots_json       TEXT NOT NULL,
+    data_fingerprint TEXT NOT NULL,
+    registered_ms    INTEGER NOT NULL,
+    last_seen_ms     INTEGER NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('alive', 'draining', 'lost'))
+);
+CREATE TABLE jobs (
+    id               TEXT PRIMARY KEY,
+    experiment       TEXT NOT NULL REFERENCES experiments(id),
+    variant          TEXT NOT NULL,
+    seed             INTEGER NOT NULL,
+    fold             INTEGER NOT NULL,
+    protocol         TEXT NOT NULL,
+    config_toml      TEXT NOT NULL,
+    split_json       TEXT NOT NULL,
+    data_fingerprint TEXT,
+    max_attempts     INTEGER NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN
+                     ('pending', 'leased', 'running', 'succeeded', 'failed', 'cancelled')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    lost_attempts    INTEGER NOT NULL DEFAULT 0,
+    current_attempt  INTEGER REFERENCES attempts(id),
+    progress_epoch   INTEGER,
+    progress_of      INTEGER,
+    error            TEXT,
+    result_json      TEXT,
+    best_epoch       INTEGER,
+    test_accuracy    REAL,
+    test_loss        REAL,
+    val_accuracy     REAL,
+    val_loss         REAL,
+    train_seconds    REAL,
+    worker           TEXT,
+    device           TEXT,
+    created_ms       INTEGER NOT NULL,
+    updated_ms       INTEGER NOT NULL,
+    finished_ms      INTEGER
+);
+CREATE INDEX jobs_by_status ON jobs(status);
+CREATE TABLE experiment_jobs (
+    experiment TEXT NOT NULL REFERENCES experiments(id),
+    job        TEXT NOT NULL REFERENCES jobs(id),
+    position   INTEGER NOT NULL,
+    PRIMARY KEY (experiment, job)
+);
+CREATE TABLE attempts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    job         TEXT NOT NULL REFERENCES jobs(id),
+    worker      TEXT NOT NULL REFERENCES workers(id),
+    device      TEXT NOT NULL,
+    leased_ms   INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    outcome     TEXT CHECK (outcome IN
+                ('succeeded', 'failed', 'released', 'lost', 'cancelled')),
+    error       TEXT
+);
+CREATE INDEX attempts_open ON attempts(deadline_ms) WHERE ended_ms IS NULL;
+CREATE INDEX attempts_by_worker ON attempts(worker) WHERE ended_ms IS NULL;
+CREATE TABLE epoch_metrics (
+    job          TEXT NOT NULL REFERENCES jobs(id),
+    epoch        INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL REFERENCES attempts(id),
+    metrics_json TEXT NOT NULL,
+    PRIMARY KEY (job, epoch)
+);
+CREATE TABLE checkpoints (
+    job      TEXT PRIMARY KEY REFERENCES jobs(id),
+    epoch    INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL REFERENCES attempts(id),
+    sha256   TEXT NOT NULL,
+    bytes    BLOB NOT NULL,
+    saved_ms INTEGER NOT NULL
+);
+"#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "store schema migrated");
+    }
+    Ok(())
+}

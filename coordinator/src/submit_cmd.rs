@@ -1,0 +1,64 @@
+//! `coordinator submit`: sends an experiment to a running coordinator.
+
+use std::io::Write;
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::proto::SubmitRequest;
+
+use crate::cli::SubmitArgs;
+
+/// Why a submission failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The experiment file is invalid.
+    #[error(transparent)]
+    Config(#[from] spikecv_common::config::ConfigError),
+    /// The client could not be set up.
+    #[error(transparent)]
+    Client(#[from] spikecv_common::proto::client::ClientError),
+    /// The coordinator refused or could not be reached.
+    #[error("coordinator {url}: {}: {}", status.code(), status.message())]
+    Call {
+        /// The coordinator.
+        url: String,
+        /// Its answer.
+        status: tonic::Status,
+    },
+    /// Writing the answer failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// The config text sent for an experiment file: parsed, validated, its data
+/// root resolved against the file's folder and made absolute.
+pub fn normalized_config(
+    path: &std::path::Path,
+) -> Result<(ExperimentConfig, String), SubmitError> {
+    let mut config = ExperimentConfig::load(path)?;
+    if let Ok(abs) = std::path::absolute(&config.data.root) {
+        config.data.root = abs;
+    }
+    let text = config.to_toml_string();
+    Ok((config, text))
+}
+
+/// Submits and prints the experiment id and job counts.
+pub async fn run(args: &SubmitArgs, out: &mut dyn Write) -> Result<(), SubmitError> {
+    let (_, text) = normalized_config(&args.experiment)?;
+    let options = args.client.options()?;
+    let mut client = options.admin_client()?;
+    let r = client
+        .submit(SubmitRequest { config_toml: text })
+        .await
+        .map_err(|status| SubmitError::Call {
+            url: options.url.clone(),
+            status,
+        })?
+        .into_inner();
+    writeln!(
+        out,
+        "experiment {}: {} new jobs, {} reused",
+        r.experiment_id, r.jobs_new, r.jobs_reused
+    )?;
+    Ok(())
+}

@@ -1,0 +1,663 @@
+//! End to end: a real `coordinator serve --http` process on a tiny experiment
+//! (2 seeds × 2 folds, a worker simulated over gRPC), its dashboard opened in
+//! headless Chromium driven through WebDriver (chromedriver on loopback, a
+//! hand-written HTTP client). Checks that the page shows the numbers of
+//! `coordinator report --format json`, that it updates without a reload when a
+//! job finishes (counts, aggregate, the selected job's curves), and that it
+//! shows a "reconnecting" banner while the coordinator is down and recovers
+//! when it is back. Saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`
+//! (`apt-get update && apt-get install -y chromium chromium-driver`); without
+//! them it fails when `CI=true` and is skipped otherwise. `CHROME_BIN` and
+//! `CHROMEDRIVER` override the binaries' paths.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::proto as pb;
+use spikecv_common::proto::coordinator_client::CoordinatorClient;
+
+const TOKEN: &str = "dash-e2e-token";
+const EPOCHS: u32 = 6;
+const WAIT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- plumbing
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn find(env: &str, candidates: &[&str]) -> Option<PathBuf> {
+    std::env::var_os(env)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(candidates.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`);
+/// returns the status code and the body (by Content-Length, chunked or to the end).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let code = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 || line.trim().is_empty() {
+            break;
+        }
+        let (k, v) = line.split_once(':').unwrap_or((&line, ""));
+        match k.trim().to_ascii_lowercase().as_str() {
+            "content-length" => length = v.trim().parse::<usize>().ok(),
+            "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+            _ => {}
+        }
+    }
+    let mut raw = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            let n = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk).unwrap();
+            raw.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = length {
+        raw.resize(n, 0);
+        r.read_exact(&mut raw).unwrap();
+    } else {
+        r.read_to_end(&mut raw).unwrap();
+    }
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    (code, body)
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let n = chunk
+            .iter()
+            .fold(0u32, |acc, &c| (acc << 6) | u32::from(val(c)))
+            << (6 * (4 - chunk.len()));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- WebDriver
+
+struct Browser {
+    driver: SocketAddr,
+    session: String,
+    _chromedriver: Proc,
+}
+
+impl Browser {
+    fn start(chromium: &Path, chromedriver: &Path, profile: &Path) -> Self {
+        let driver = free_addr();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={}", driver.port()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        wait_for("chromedriver", || {
+            TcpStream::connect(driver).ok()?;
+            let (code, body) = http(driver, "GET", "/status", "", None);
+            let v: Value = serde_json::from_str(&body).ok()?;
+            (code == 200 && v["value"]["ready"] == true).then_some(())
+        });
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1400,1700",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let (code, body) = http(driver, "POST", "/session", "", Some(&caps));
+        assert_eq!(code, 200, "new WebDriver session: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Browser {
+            driver,
+            session,
+            _chromedriver: proc,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let (code, text) = http(
+            self.driver,
+            method,
+            &format!("/session/{}{path}", self.session),
+            "",
+            body,
+        );
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(code, 200, "WebDriver {method} {path}: {text}");
+        v["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(&json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body) in the page and returns its value.
+    fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Waits until `script` returns something other than null/false.
+    fn wait_js(&self, what: &str, script: &str) -> Value {
+        wait_for(what, || {
+            let v = self.js(script);
+            (!v.is_null() && v != Value::Bool(false)).then_some(v)
+        })
+    }
+
+    fn screenshot(&self) -> Vec<u8> {
+        base64_decode(self.call("GET", "/screenshot", None).as_str().unwrap())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http(
+            self.driver,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            "",
+            None,
+        );
+    }
+}
+
+// ---------------------------------------------------------------- coordinator and worker
+
+struct Setup {
+    dir: tempfile::TempDir,
+    grpc: SocketAddr,
+    web: SocketAddr,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        let names: Vec<String> = (0..8).map(|i| format!("user{:02}_dc", 40 + i)).collect();
+        std::fs::write(root.join("filelist.txt"), names.join("\n") + "\n").unwrap();
+        let toml = format!(
+            "name = \"dashboard-e2e\"\n[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n",
+            root.display().to_string()
+        );
+        std::fs::write(dir.path().join("experiment.toml"), toml).unwrap();
+        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+        Setup {
+            dir,
+            grpc: free_addr(),
+            web: free_addr(),
+        }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("state.db")
+    }
+
+    fn coordinator(&self) -> Proc {
+        let d = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("coordinator.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args(["serve", "--experiment"])
+            .arg(d.join("experiment.toml"))
+            .arg("--state")
+            .arg(self.db())
+            .args([
+                "--listen",
+                &self.grpc.to_string(),
+                "--http",
+                &self.web.to_string(),
+            ])
+            .arg("--token-file")
+            .arg(d.join("token"))
+            .args(["--heartbeat-seconds", "1"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        wait_for("the coordinator's HTTP listener", || {
+            TcpStream::connect(self.web).ok()?;
+            let (code, body) = http(self.web, "GET", "/metrics", "", None);
+            (code == 200 && body.contains("spikecv_jobs")).then_some(())
+        });
+        proc
+    }
+
+    fn report(&self) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args(["report", "--format", "json", "--state"])
+            .arg(self.db())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "report: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// Adds the bearer token to every call.
+type AuthFn =
+    Box<dyn FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send>;
+type Client = CoordinatorClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AuthFn>,
+>;
+
+/// A worker simulated over gRPC: registers with two slots and leases two jobs.
+struct SimWorker {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    id: String,
+}
+
+fn registration() -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        protocol_version: pb::PROTOCOL_VERSION,
+        worker_name: "sim-node-1".into(),
+        host: "sim-node".into(),
+        slots: ["cuda:0", "cuda:1"]
+            .map(|d| pb::Slot {
+                device: d.into(),
+                device_name: "simulated GPU".into(),
+                memory_bytes: 80 << 30,
+            })
+            .to_vec(),
+        data_fingerprint: String::new(),
+    }
+}
+
+fn metrics(epoch: u32, k: f64) -> EpochMetrics {
+    let e = f64::from(epoch);
+    EpochMetrics {
+        epoch,
+        train_loss: 0.9 / e + k,
+        train_accuracy: (0.12 * e + k).min(1.0),
+        val_loss: Some(0.8 / e + k),
+        val_accuracy: Some((0.1 * e + k).min(1.0)),
+        test_loss: Some(0.85 / e + k),
+        test_accuracy: Some((0.09 * e + k).min(1.0)),
+        epoch_seconds: 3.0,
+        samples_per_second: 250.0 + 10.0 * k,
+    }
+}
+
+impl SimWorker {
+    fn connect(grpc: SocketAddr) -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = rt.block_on(async {
+            let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let bearer: tonic::metadata::MetadataValue<_> =
+                format!("Bearer {TOKEN}").parse().unwrap();
+            let auth: AuthFn = Box::new(move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", bearer.clone());
+                Ok(r)
+            });
+            CoordinatorClient::with_interceptor(channel, auth)
+        });
+        let mut w = SimWorker {
+            rt,
+            client,
+            id: String::new(),
+        };
+        let r =
+            w.rt.block_on(w.client.register(registration()))
+                .unwrap()
+                .into_inner();
+        w.id = r.worker_id;
+        w
+    }
+
+    fn lease(&mut self) -> Vec<pb::Assignment> {
+        let req = pb::LeaseRequest {
+            worker_id: self.id.clone(),
+            registration: Some(registration()),
+            free_slots: vec!["cuda:0".into(), "cuda:1".into()],
+            running: vec![],
+        };
+        self.rt
+            .block_on(self.client.lease(req))
+            .unwrap()
+            .into_inner()
+            .assignments
+    }
+
+    fn epoch(&mut self, attempt: &str, m: &EpochMetrics) {
+        let req = pb::ReportEpochRequest {
+            attempt_id: attempt.into(),
+            metrics: Some(m.to_proto()),
+        };
+        self.rt.block_on(self.client.report_epoch(req)).unwrap();
+        let beat = pb::HeartbeatRequest {
+            worker_id: self.id.clone(),
+            registration: Some(registration()),
+            running: vec![pb::AttemptProgress {
+                attempt_id: attempt.into(),
+                epoch: m.epoch,
+                epochs: EPOCHS,
+            }],
+        };
+        self.rt.block_on(self.client.heartbeat(beat)).unwrap();
+    }
+
+    fn complete(&mut self, a: &pb::Assignment, test: f64, epochs: Vec<EpochMetrics>) {
+        let result = JobResult {
+            best_epoch: EPOCHS - 1,
+            test_accuracy: test,
+            test_loss: 0.3,
+            val_accuracy: Some(test - 0.04),
+            val_loss: Some(0.35),
+            confusion: vec![vec![3, 1], vec![0, 4]],
+            train_seconds: 3.0 * f64::from(EPOCHS),
+            epochs,
+            optimistic: false,
+        };
+        let req = pb::CompleteRequest {
+            attempt_id: a.attempt_id.clone(),
+            result: Some(result.to_proto()),
+            device: a.device.clone(),
+        };
+        self.rt.block_on(self.client.complete(req)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- the test
+
+/// Checks every aggregate row and the counts on the page against a report.
+fn assert_page_matches_report(b: &Browser, report: &Value) {
+    let page = b.js(
+        "const rows = [...document.querySelectorAll('tr[data-variant]')].map(r => {
+           const t = r.querySelector('[data-field=test]'), c = r.querySelector('[data-field=count]');
+           return { variant: r.dataset.variant, protocol: r.dataset.protocol, mean: t.dataset.mean ?? null,
+                    std: t.dataset.std ?? null, text: t.textContent, count: Number(c.dataset.count),
+                    planned: Number(c.dataset.planned), badge: r.querySelector('[data-field=partial]').textContent };
+         });
+         const stat = n => document.querySelector('[data-stat=' + n + ']').textContent;
+         return { rows, planned: stat('planned'), succeeded: stat('succeeded'), running: stat('running') };",
+    );
+    let progress = &report["progress"];
+    assert_eq!(page["planned"], progress["planned"].to_string());
+    assert_eq!(page["succeeded"], progress["succeeded"].to_string());
+    let running = progress["running"].as_u64().unwrap() + progress["leased"].as_u64().unwrap();
+    assert_eq!(page["running"], running.to_string());
+    let groups = report["groups"].as_array().unwrap();
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), groups.len());
+    for (row, g) in rows.iter().zip(groups) {
+        assert_eq!(row["variant"], g["variant"]);
+        assert_eq!(row["protocol"], g["protocol"]);
+        let m = &g["test_accuracy"];
+        assert_eq!(row["count"], m["count"]);
+        assert_eq!(row["planned"], g["planned"]);
+        let mean = m["mean"].as_f64().unwrap();
+        let shown: f64 = row["mean"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (shown - mean).abs() < 1e-12,
+            "page mean {shown}, report {mean}"
+        );
+        let std = m["std_population"].as_f64().unwrap();
+        let shown: f64 = row["std"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (shown - std).abs() < 1e-12,
+            "page std {shown}, report {std}"
+        );
+        let text = row["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(&format!("{:.2} %", 100.0 * mean)),
+            "{text}"
+        );
+        let complete = progress["complete"].as_bool().unwrap();
+        assert_eq!(row["badge"], if complete { "final" } else { "partial" });
+    }
+}
+
+#[test]
+fn dashboard_in_headless_chromium() {
+    let chromium = find(
+        "CHROME_BIN",
+        &[
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+        ],
+    );
+    let driver = find(
+        "CHROMEDRIVER",
+        &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+    );
+    let (Some(chromium), Some(driver)) = (chromium, driver) else {
+        let msg = "chromium and chromedriver are needed: apt-get update && apt-get install -y chromium chromium-driver \
+                   (or set CHROME_BIN and CHROMEDRIVER)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+        eprintln!("skipping the dashboard browser test: {msg}");
+        return;
+    };
+
+    let setup = Setup::new();
+    let mut coordinator = setup.coordinator();
+    let (code, _) = http(setup.web, "GET", "/api/overview", "", None);
+    assert_eq!(code, 401, "the API needs the token");
+
+    // Two jobs leased: the first finishes, the second is at epoch 3 of 6.
+    let mut worker = SimWorker::connect(setup.grpc);
+    let jobs = worker.lease();
+    assert_eq!(jobs.len(), 2);
+    let first: Vec<EpochMetrics> = (1..=EPOCHS).map(|e| metrics(e, 0.0)).collect();
+    for m in &first {
+        worker.epoch(&jobs[0].attempt_id, m);
+    }
+    worker.complete(&jobs[0], 0.58, first);
+    let second: Vec<EpochMetrics> = (1..=EPOCHS).map(|e| metrics(e, 0.07)).collect();
+    for m in &second[..3] {
+        worker.epoch(&jobs[1].attempt_id, m);
+    }
+
+    let profile = setup.dir.path().join("chromium-profile");
+    let b = Browser::start(&chromium, &driver, &profile);
+    b.goto(&format!("http://{}/#token={TOKEN}", setup.web));
+    b.wait_js(
+        "the overview",
+        "const s = document.querySelector('[data-stat=succeeded]'); return s && s.textContent === '1';",
+    );
+    assert_eq!(
+        b.js("return location.hash"),
+        "",
+        "the token is removed from the address bar"
+    );
+    assert_page_matches_report(&b, &setup.report());
+
+    // The jobs table: four rows, the running job at epoch 3/6 with its latest accuracy.
+    b.wait_js(
+        "the jobs table",
+        "return document.querySelectorAll('#jobs tbody tr').length === 4;",
+    );
+    let running = b.js(&format!(
+        "const r = document.querySelector('#jobs tr[data-job=\"{}\"]');
+         return {{ state: r.dataset.state, epoch: r.querySelector('[data-field=epoch]').textContent,
+                   test: Number(r.querySelector('[data-field=test]').dataset.value) }};",
+        jobs[1].job_id
+    ));
+    assert_eq!(running["state"], "running");
+    assert_eq!(running["epoch"], "3/6");
+    assert!((running["test"].as_f64().unwrap() - second[2].test_accuracy.unwrap()).abs() < 1e-12);
+    let workers =
+        b.js("return [...document.querySelectorAll('#workers tbody tr')].map(r => r.textContent)");
+    let w = workers[0].as_str().unwrap();
+    assert!(
+        w.contains("sim-node-1") && w.contains("alive") && w.contains("3/6"),
+        "{w}"
+    );
+
+    // Sorting on the server: by test accuracy, descending, the finished job (0.58) first.
+    b.js("document.querySelector('#jobs th[data-sort=test_accuracy]').click(); return null;");
+    b.js("document.querySelector('#jobs th[data-sort=test_accuracy]').click(); return null;");
+    b.wait_js(
+        "sorted rows",
+        &format!("const r = document.querySelector('#jobs tbody tr'); return !!r && r.dataset.job === '{}' && document.querySelector('th.sorted-desc') !== null;", jobs[0].job_id),
+    );
+
+    // The finished job's curves (for the screenshot), then the running job's.
+    let select = |id: &str, n: usize| {
+        b.js(&format!(
+            "document.querySelector('#jobs tr[data-job=\"{id}\"]').click(); return null;"
+        ));
+        b.wait_js(
+            "the learning curves",
+            &format!("const d = document.querySelector('#detail'); return !d.hidden && d.dataset.job === '{id}' && d.dataset.epochs === '{n}';"),
+        );
+    };
+    select(&jobs[0].job_id, EPOCHS as usize);
+    let points = b.js("return [...document.querySelectorAll('#chart-acc path[data-series]')].map(p => [p.dataset.series, p.dataset.points])");
+    assert_eq!(
+        points,
+        json!([["train acc", "6"], ["val acc", "6"], ["test acc", "6"]])
+    );
+    let png = b.screenshot();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    std::fs::write(&shot, &png).unwrap();
+    eprintln!("dashboard screenshot: {}", shot.display());
+    select(&jobs[1].job_id, 3);
+
+    // The second job finishes: the page updates in place (no reload).
+    let boot = b.js("return window.spikecvDashboard.boot");
+    for m in &second[3..] {
+        worker.epoch(&jobs[1].attempt_id, m);
+    }
+    worker.complete(&jobs[1], 0.66, second);
+    b.wait_js(
+        "the page to show the second result",
+        "const s = document.querySelector('[data-stat=succeeded]'); return s && s.textContent === '2' && document.querySelector('#detail').dataset.epochs === '6';",
+    );
+    assert_eq!(
+        b.js("return window.spikecvDashboard.boot"),
+        boot,
+        "the page was reloaded"
+    );
+    let report = setup.report();
+    assert_eq!(report["groups"][0]["test_accuracy"]["count"], 2);
+    assert_page_matches_report(&b, &report);
+    let state = b.js(&format!(
+        "return document.querySelector('#jobs tr[data-job=\"{}\"]').dataset.state",
+        jobs[1].job_id
+    ));
+    assert_eq!(state, "succeeded");
+
+    // The coordinator goes away: a "reconnecting" banner; back: the banner goes.
+    drop(coordinator);
+    b.wait_js(
+        "the reconnecting banner",
+        "return !document.querySelector('#banner').hidden;",
+    );
+    assert!(
+        b.js("return document.querySelector('#banner').textContent")
+            .as_str()
+            .unwrap()
+            .contains("reconnecting")
+    );
+    coordinator = setup.coordinator();
+    b.wait_js(
+        "the banner to go after the restart",
+        "return document.querySelector('#banner').hidden && document.querySelector('#connection').textContent === 'live';",
+    );
+    assert_eq!(b.js("return window.spikecvDashboard.boot"), boot);
+    assert_page_matches_report(&b, &setup.report());
+    drop(b);
+    drop(coordinator);
+}

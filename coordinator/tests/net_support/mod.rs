@@ -1,0 +1,138 @@
+//! Shared helpers of the network tests: an in-process coordinator on a real
+//! loopback socket over an in-memory store and a hand-driven clock, a small
+//! experiment over a file list, and clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::Path;
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
+use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot};
+use spikecv_coordinator::auth::AuthConfig;
+use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
+use spikecv_coordinator::server::{ServerOptions, serve};
+use spikecv_coordinator::service::{CoordinatorService, SchedulerHandle};
+use spikecv_coordinator::store::Store;
+
+/// Lease timeout of the test scheduler.
+pub const LEASE_TIMEOUT_S: i64 = 30;
+
+/// A coordinator running in this process.
+pub struct TestServer {
+    pub url: String,
+    pub sched: SchedulerHandle,
+    pub clock: ManualClock,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    /// Client options for this server with a token.
+    pub fn options(&self, token: Option<&str>) -> ClientOptions {
+        ClientOptions {
+            url: self.url.clone(),
+            token: token.map(str::to_owned),
+            ..ClientOptions::default()
+        }
+    }
+
+    pub fn worker(&self, token: Option<&str>) -> WorkerClient {
+        self.options(token).worker_client().unwrap()
+    }
+
+    pub fn admin(&self, token: Option<&str>) -> AdminServiceClient {
+        self.options(token).admin_client().unwrap()
+    }
+}
+
+/// Writes a data root holding only a file list of `names`.
+pub fn file_list_root(dir: &Path, names: &[&str]) {
+    std::fs::write(dir.join("filelist.txt"), names.join("\n") + "\n").unwrap();
+}
+
+/// An experiment of `folds` folds × seed 0 × the whole variant over 4 recordings,
+/// submitted with the data fingerprint `fp`, served with `auth`.
+pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
+    start_with(folds, fp, ServerOptions { auth, tls: None }).await
+}
+
+/// As [`start`], with any server options (TLS).
+pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestServer {
+    let data = tempfile::tempdir().unwrap();
+    file_list_root(
+        data.path(),
+        &["user00_indoor", "user01_indoor", "user35_dc", "user36_dc"],
+    );
+    let text = format!(
+        "[data]\nroot = {:?}\n[protocol]\nfolds = {folds}\nseeds = [0]\nvariants = [\"whole\"]\n[training]\nepochs = 2\n",
+        data.path().display().to_string()
+    );
+    let config = ExperimentConfig::from_toml_str(&text).unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let settings = SchedulerSettings {
+        heartbeat_seconds: 1,
+        lease_timeout_seconds: LEASE_TIMEOUT_S as u32,
+        ..SchedulerSettings::default()
+    };
+    let mut scheduler = Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        settings,
+        Box::new(clock.clone()),
+    );
+    let submission = Submission::from_config(config, text, Some(fp.to_owned())).unwrap();
+    scheduler.submit(&submission).unwrap();
+    let sched = SchedulerHandle::spawn(scheduler).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let scheme = if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!(
+        "{scheme}://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = CoordinatorService::new(sched.clone(), 1);
+    let task = tokio::spawn(async move {
+        serve(listener, service, options, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestServer {
+        url,
+        sched,
+        clock,
+        stop: Some(stop),
+        task: Some(task),
+        _data: data,
+    }
+}
+
+/// A registration with one CPU slot.
+pub fn registration(name: &str, fp: &str) -> RegisterRequest {
+    RegisterRequest {
+        protocol_version: PROTOCOL_VERSION,
+        worker_name: name.to_owned(),
+        host: "test".to_owned(),
+        slots: vec![Slot {
+            device: "cpu".to_owned(),
+            device_name: "cpu".to_owned(),
+            memory_bytes: 0,
+        }],
+        data_fingerprint: fp.to_owned(),
+    }
+}

@@ -1,0 +1,324 @@
+//! The worker protocol over a real loopback socket: fencing of late reports,
+//! checkpoint upload/download for resuming elsewhere, exactly-once completion,
+//! the data fingerprint check, and token authentication.
+
+mod net_support;
+
+use net_support::{LEASE_TIMEOUT_S, registration, start};
+use sha2::{Digest, Sha256};
+use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::proto::client::WorkerClient;
+use spikecv_common::proto::{
+    CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, LeaseRequest, ReportEpochRequest,
+    StatusRequest,
+};
+use spikecv_coordinator::auth::{AuthConfig, Token};
+use tonic::Code;
+
+fn metrics(epoch: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 0.5,
+        train_accuracy: 0.5,
+        val_loss: Some(0.4),
+        val_accuracy: Some(0.5),
+        test_loss: None,
+        test_accuracy: None,
+        epoch_seconds: 1.0,
+        samples_per_second: 10.0,
+    }
+}
+
+fn result() -> JobResult {
+    JobResult {
+        best_epoch: 1,
+        test_accuracy: 0.5,
+        test_loss: 0.25,
+        val_accuracy: Some(0.5),
+        val_loss: Some(0.4),
+        confusion: vec![vec![1, 0], vec![1, 0]],
+        train_seconds: 2.0,
+        epochs: vec![metrics(1), metrics(2)],
+        optimistic: false,
+    }
+}
+
+async fn lease(
+    client: &mut WorkerClient,
+    id: &str,
+    name: &str,
+    slots: usize,
+) -> tonic::Result<spikecv_common::proto::LeaseResponse> {
+    client
+        .lease(LeaseRequest {
+            worker_id: id.to_owned(),
+            registration: Some(registration(name, "fp-A")),
+            free_slots: vec!["cpu".to_owned(); slots],
+            running: vec![],
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn upload(
+    client: &mut WorkerClient,
+    attempt: &str,
+    epoch: u32,
+    bytes: &[u8],
+    sha: &str,
+) -> tonic::Result<u64> {
+    let chunks: Vec<CheckpointChunk> = bytes
+        .chunks(7)
+        .enumerate()
+        .map(|(i, c)| CheckpointChunk {
+            attempt_id: if i == 0 {
+                attempt.to_owned()
+            } else {
+                String::new()
+            },
+            epoch,
+            data: c.to_vec(),
+            sha256: if (i + 1) * 7 >= bytes.len() {
+                sha.to_owned()
+            } else {
+                String::new()
+            },
+        })
+        .collect();
+    client
+        .upload_checkpoint(tokio_stream::iter(chunks))
+        .await
+        .map(|r| r.into_inner().bytes)
+}
+
+async fn complete(client: &mut WorkerClient, attempt: &str) -> tonic::Result<()> {
+    client
+        .complete(CompleteRequest {
+            attempt_id: attempt.to_owned(),
+            result: Some(result().to_proto()),
+            device: "cpu".to_owned(),
+        })
+        .await
+        .map(|_| ())
+}
+
+#[tokio::test]
+async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_its_checkpoint() {
+    let server = start(2, "fp-A", AuthConfig::default()).await;
+    let mut a = server.worker(None);
+    let a_id = a
+        .register(registration("a", "fp-A"))
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let first = lease(&mut a, &a_id, "a", 1).await.unwrap();
+    assert_eq!(first.assignments.len(), 1);
+    let job = first.assignments[0].clone();
+    assert!(!job.has_checkpoint);
+    assert_eq!(job.device, "cpu");
+    a.report_epoch(ReportEpochRequest {
+        attempt_id: job.attempt_id.clone(),
+        metrics: Some(metrics(1).to_proto()),
+    })
+    .await
+    .unwrap();
+    let ckpt: Vec<u8> = (0..100u8).collect();
+    let sha = hex::encode(Sha256::digest(&ckpt));
+    // A checkpoint whose sha256 does not match is refused and not stored.
+    let torn = upload(&mut a, &job.attempt_id, 1, &ckpt[..50], &sha)
+        .await
+        .unwrap_err();
+    assert_eq!(torn.code(), Code::DataLoss);
+    assert_eq!(
+        upload(&mut a, &job.attempt_id, 1, &ckpt, &sha)
+            .await
+            .unwrap(),
+        100
+    );
+
+    // Worker a goes silent; its lease runs out.
+    server.clock.advance_s(LEASE_TIMEOUT_S + 1);
+    let expired = server.sched.call(|s| s.expire_leases()).await.unwrap();
+    assert_eq!(expired.len(), 1);
+
+    // Worker b gets the job again, with the checkpoint.
+    let mut b = server.worker(None);
+    let b_id = b
+        .register(registration("b", "fp-A"))
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let second = lease(&mut b, &b_id, "b", 2).await.unwrap();
+    let again = second
+        .assignments
+        .iter()
+        .find(|x| x.job_id == job.job_id)
+        .expect("the expired job is leased again")
+        .clone();
+    assert_ne!(again.attempt_id, job.attempt_id);
+    assert!(again.has_checkpoint);
+    let mut stream = b
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: again.attempt_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    let mut got_sha = String::new();
+    while let Some(c) = stream.message().await.unwrap() {
+        got.extend_from_slice(&c.data);
+        if !c.sha256.is_empty() {
+            got_sha = c.sha256;
+        }
+    }
+    assert_eq!(got, ckpt);
+    assert_eq!(got_sha, sha);
+
+    // Every late report of the fenced attempt is refused.
+    let late_epoch = a
+        .report_epoch(ReportEpochRequest {
+            attempt_id: job.attempt_id.clone(),
+            metrics: Some(metrics(2).to_proto()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        late_epoch.code(),
+        Code::FailedPrecondition,
+        "{late_epoch:?}"
+    );
+    let late_upload = upload(&mut a, &job.attempt_id, 2, &ckpt, &sha)
+        .await
+        .unwrap_err();
+    assert_eq!(late_upload.code(), Code::FailedPrecondition);
+    let late_complete = complete(&mut a, &job.attempt_id).await.unwrap_err();
+    assert_eq!(late_complete.code(), Code::FailedPrecondition);
+    // The old attempt cannot download either.
+    let late_download = a
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: job.attempt_id.clone(),
+        })
+        .await
+        .expect_err("download by a fenced attempt");
+    assert_eq!(late_download.code(), Code::FailedPrecondition);
+
+    // The current attempt completes exactly once.
+    complete(&mut b, &again.attempt_id).await.unwrap();
+    let twice = complete(&mut b, &again.attempt_id).await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let status = server
+        .admin(None)
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let succeeded = status
+        .jobs
+        .iter()
+        .find(|j| j.state == "succeeded")
+        .unwrap()
+        .count;
+    assert_eq!(succeeded, 1);
+    assert_eq!(status.total_jobs, 2);
+
+    // A heartbeat naming the fenced attempt tells the worker to drop it.
+    let beat = a
+        .heartbeat(spikecv_common::proto::HeartbeatRequest {
+            worker_id: a_id,
+            registration: Some(registration("a", "fp-A")),
+            running: vec![spikecv_common::proto::AttemptProgress {
+                attempt_id: job.attempt_id.clone(),
+                epoch: 2,
+                epochs: 2,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(beat.cancel, vec![job.attempt_id.clone()]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_worker_with_another_data_set_is_refused() {
+    let server = start(2, "fp-A", AuthConfig::default()).await;
+    let mut w = server.worker(None);
+    let refused = w.register(registration("other", "fp-B")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("fp-A") && refused.message().contains("fp-B"),
+        "{}",
+        refused.message()
+    );
+    let by_lease = w
+        .lease(LeaseRequest {
+            worker_id: String::new(),
+            registration: Some(registration("other", "fp-B")),
+            free_slots: vec!["cpu".to_owned()],
+            running: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(by_lease.code(), Code::FailedPrecondition);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_worker_id_registers_again_implicitly() {
+    let server = start(2, "fp-A", AuthConfig::default()).await;
+    let mut w = server.worker(None);
+    // As after a coordinator that lost its record of the worker.
+    let r = lease(&mut w, "w-from-before", "w", 1).await.unwrap();
+    assert_eq!(r.worker_id, "w-from-before");
+    assert_eq!(r.assignments.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn calls_without_the_token_are_refused() {
+    let auth = AuthConfig {
+        worker: Some(Token::new("worker-secret")),
+        admin: Some(Token::new("admin-secret")),
+    };
+    let server = start(2, "fp-A", auth).await;
+    let none = server
+        .worker(None)
+        .register(registration("a", "fp-A"))
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Code::Unauthenticated);
+    assert!(!none.message().contains("secret"));
+    let wrong = server
+        .worker(Some("worker-secreT"))
+        .register(registration("a", "fp-A"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    server
+        .worker(Some("worker-secret"))
+        .register(registration("a", "fp-A"))
+        .await
+        .unwrap();
+    // Admin calls need the admin token.
+    let admin_by_worker = server
+        .admin(Some("worker-secret"))
+        .status(StatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(admin_by_worker.code(), Code::Unauthenticated);
+    let admin_none = server
+        .admin(None)
+        .status(StatusRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(admin_none.code(), Code::Unauthenticated);
+    server
+        .admin(Some("admin-secret"))
+        .status(StatusRequest {})
+        .await
+        .unwrap();
+    server.stop().await;
+}

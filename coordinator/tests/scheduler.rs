@@ -1,0 +1,714 @@
+//! The scheduler's state machine: every transition, the fencing races, retries,
+//! lost leases, checkpoints and a restart of the store. Plain Rust, no network,
+//! a hand-driven clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::plan::{JobId, plan};
+use spikecv_coordinator::scheduler::{
+    AttemptId, FailOutcome, FailureClass, ManualClock, Progress, Scheduler, SchedulerError,
+    SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration, WorkerState,
+};
+use spikecv_coordinator::store::{SCHEMA_VERSION, Store, StoreError};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn recordings(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("user{i:02}_dc")).collect()
+}
+
+fn config(extra: &str) -> ExperimentConfig {
+    let text = format!(
+        "[data]\nroot = \"d\"\n[protocol]\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\nmax_attempts = 3\n{extra}"
+    );
+    ExperimentConfig::from_toml_str(&text).unwrap()
+}
+
+fn submission(config: ExperimentConfig, fingerprint: Option<&str>) -> Submission {
+    let jobs = plan(&config, &recordings(8), fingerprint).unwrap();
+    Submission {
+        config_toml: config.to_toml_string(),
+        config,
+        jobs,
+        data_fingerprint: fingerprint.map(str::to_owned),
+        class_names: vec!["cat".into(), "dog".into()],
+    }
+}
+
+fn settings() -> SchedulerSettings {
+    SchedulerSettings {
+        heartbeat_seconds: 5,
+        lease_timeout_seconds: 30,
+        max_lost: 3,
+    }
+}
+
+fn scheduler(clock: &ManualClock) -> Scheduler {
+    Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        settings(),
+        Box::new(clock.clone()),
+    )
+}
+
+fn reg(name: &str, fingerprint: &str) -> WorkerRegistration {
+    WorkerRegistration {
+        name: name.into(),
+        host: "node1".into(),
+        slots: vec![SlotInfo {
+            device: "cuda:0".into(),
+            device_name: "H200".into(),
+            memory_bytes: 1 << 37,
+        }],
+        data_fingerprint: fingerprint.into(),
+    }
+}
+
+fn slots(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("cuda:{i}")).collect()
+}
+
+fn result(acc: f64) -> JobResult {
+    let epoch = EpochMetrics {
+        epoch: 1,
+        train_loss: 0.5,
+        train_accuracy: 0.4,
+        val_loss: Some(0.6),
+        val_accuracy: Some(0.3),
+        test_loss: Some(0.7),
+        test_accuracy: Some(acc),
+        epoch_seconds: 2.0,
+        samples_per_second: 100.0,
+    };
+    JobResult {
+        best_epoch: 1,
+        test_accuracy: acc,
+        test_loss: 0.7,
+        val_accuracy: Some(0.3),
+        val_loss: Some(0.6),
+        confusion: vec![vec![1, 0], vec![0, 1]],
+        train_seconds: 120.0,
+        epochs: vec![epoch],
+        optimistic: false,
+    }
+}
+
+fn job_status(s: &Scheduler, job: &JobId) -> JobStatus {
+    s.store().job(job).unwrap().unwrap().status
+}
+
+/// One submitted experiment (2 jobs), one worker leasing one job.
+fn one_lease(clock: &ManualClock) -> (Scheduler, WorkerId, AttemptId, JobId) {
+    let mut s = scheduler(clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let lease = s.lease(&w, &slots(1)).unwrap();
+    assert_eq!(lease.assignments.len(), 1);
+    let a = &lease.assignments[0];
+    (s, w, a.attempt, a.job.clone())
+}
+
+#[test]
+fn submit_is_idempotent_and_reuses_finished_jobs() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let first = s.submit(&submission(config(""), None)).unwrap();
+    assert_eq!(
+        (first.jobs_new, first.jobs_reused, first.jobs_in_progress),
+        (2, 0, 0)
+    );
+    let again = s.submit(&submission(config(""), None)).unwrap();
+    assert_eq!(again.experiment, first.experiment);
+    assert_eq!((again.jobs_new, again.jobs_in_progress), (0, 2));
+
+    // Finish one job, then submit another experiment (other name, more seeds)
+    // that plans the same job: it is reused, not run again.
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+    s.complete(a.attempt, &result(0.5)).unwrap();
+    let mut other = config("");
+    other.name = Some("bigger".into());
+    other.protocol.seeds = vec![0, 1];
+    let out = s.submit(&submission(other, None)).unwrap();
+    assert_ne!(out.experiment, first.experiment);
+    assert_eq!(
+        (out.jobs_new, out.jobs_reused, out.jobs_in_progress),
+        (2, 1, 1)
+    );
+    let snap = s.status().unwrap();
+    assert_eq!(snap.counts.total(), 4);
+    let bigger = snap
+        .experiments
+        .iter()
+        .find(|e| e.id == out.experiment)
+        .unwrap();
+    assert_eq!((bigger.counts.succeeded, bigger.counts.pending), (1, 3));
+}
+
+#[test]
+fn lease_gives_one_job_per_free_slot_in_plan_order() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let sub = submission(config(""), None);
+    s.submit(&sub).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let out = s.lease(&w, &slots(3)).unwrap();
+    assert_eq!(out.assignments.len(), 2, "only two jobs exist");
+    assert!(!out.all_done);
+    for (a, planned) in out.assignments.iter().zip(&sub.jobs) {
+        assert_eq!(a.job, planned.id);
+        assert_eq!(a.split, planned.split);
+        assert_eq!(
+            (a.seed, a.fold, a.variant),
+            (planned.seed, planned.fold, planned.variant)
+        );
+        assert_eq!(a.deadline_ms, T0 + 30_000);
+        assert!(!a.has_checkpoint());
+        assert!(ExperimentConfig::from_toml_str(&a.config_toml).is_ok());
+        assert_eq!(job_status(&s, &a.job), JobStatus::Leased);
+    }
+    assert_ne!(out.assignments[0].attempt, out.assignments[1].attempt);
+    assert_eq!(out.assignments[1].device, "cuda:1");
+    assert!(s.lease(&w, &slots(1)).unwrap().assignments.is_empty());
+    for a in &out.assignments {
+        s.complete(a.attempt, &result(0.5)).unwrap();
+    }
+    assert!(s.lease(&w, &slots(1)).unwrap().all_done);
+}
+
+#[test]
+fn heartbeat_extends_the_lease_and_marks_running() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, attempt, job) = one_lease(&clock);
+    for _ in 0..5 {
+        clock.advance_s(20);
+        let hb = s
+            .heartbeat(
+                &w,
+                &[Progress {
+                    attempt,
+                    epoch: 3,
+                    of: 10,
+                }],
+            )
+            .unwrap();
+        assert!(hb.cancel.is_empty() && !hb.drain);
+        assert!(
+            s.expire_leases().unwrap().is_empty(),
+            "heartbeats keep the lease"
+        );
+    }
+    assert_eq!(job_status(&s, &job), JobStatus::Running);
+    let snap = s.status().unwrap();
+    assert_eq!(snap.running.len(), 1);
+    assert_eq!(snap.running[0].progress, Some((3, 10)));
+    assert_eq!(snap.workers[0].running, vec![attempt]);
+}
+
+#[test]
+fn record_epoch_and_complete() {
+    let clock = ManualClock::new(T0);
+    let (mut s, _w, attempt, job) = one_lease(&clock);
+    let r = result(0.75);
+    s.record_epoch(attempt, &r.epochs[0]).unwrap();
+    assert_eq!(job_status(&s, &job), JobStatus::Running);
+    s.complete(attempt, &r).unwrap();
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!(row.status, JobStatus::Succeeded);
+    assert_eq!(row.test_accuracy, Some(0.75));
+    assert_eq!(row.best_epoch, Some(1));
+    assert_eq!(row.worker.as_deref(), Some("a"));
+    assert_eq!(row.device.as_deref(), Some("cuda:0"));
+    assert_eq!(s.store().epochs(&job).unwrap(), r.epochs);
+    // Exactly once: a second completion of the same attempt is fenced.
+    let err = s.complete(attempt, &r).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchedulerError::Fenced {
+                status: JobStatus::Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_workers_completing_the_same_job_only_the_current_counts() {
+    let clock = ManualClock::new(T0);
+    let (mut s, wa, first, job) = one_lease(&clock);
+    let wb = s.register_worker(&reg("b", "")).unwrap();
+    // A goes silent; its lease expires and B gets the job.
+    clock.advance_s(31);
+    assert_eq!(s.expire_leases().unwrap(), vec![first]);
+    let second = s.lease(&wb, &slots(2)).unwrap();
+    let b = second.assignments.iter().find(|a| a.job == job).unwrap();
+    // A comes back: its heartbeat is told to cancel, its completion is refused.
+    let hb = s
+        .heartbeat(
+            &wa,
+            &[Progress {
+                attempt: first,
+                epoch: 9,
+                of: 10,
+            }],
+        )
+        .unwrap();
+    assert_eq!(hb.cancel, vec![first]);
+    let err = s.complete(first, &result(0.9)).unwrap_err();
+    assert!(
+        matches!(err, SchedulerError::Fenced { attempt, .. } if attempt == first),
+        "{err}"
+    );
+    assert!(matches!(
+        s.record_epoch(first, &result(0.9).epochs[0]),
+        Err(SchedulerError::Fenced { .. })
+    ));
+    assert!(matches!(
+        s.fail(first, "x", FailureClass::Transient),
+        Err(SchedulerError::Fenced { .. })
+    ));
+    assert!(matches!(
+        s.release(first),
+        Err(SchedulerError::Fenced { .. })
+    ));
+    assert!(matches!(
+        s.put_checkpoint(first, 9, b"x"),
+        Err(SchedulerError::Fenced { .. })
+    ));
+    // B's completion counts, and A's refused one changed nothing.
+    s.complete(b.attempt, &result(0.4)).unwrap();
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.test_accuracy),
+        (JobStatus::Succeeded, Some(0.4))
+    );
+    assert_eq!((row.attempts, row.lost_attempts, row.failures), (2, 1, 0));
+    assert_eq!(row.worker.as_deref(), Some("b"));
+}
+
+#[test]
+fn a_completion_in_flight_when_the_lease_expires_is_refused() {
+    let clock = ManualClock::new(T0);
+    let (mut s, _w, attempt, job) = one_lease(&clock);
+    clock.advance_s(30);
+    assert_eq!(s.expire_leases().unwrap(), vec![attempt]);
+    assert_eq!(job_status(&s, &job), JobStatus::Pending);
+    let err = s.complete(attempt, &result(0.9)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchedulerError::Fenced {
+                status: JobStatus::Pending,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.test_accuracy, row.result_json),
+        (JobStatus::Pending, None, None)
+    );
+    assert!(
+        s.check_current(attempt)
+            .unwrap_err()
+            .to_string()
+            .contains("no longer current")
+    );
+}
+
+#[test]
+fn transient_failures_retry_until_max_attempts() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let job = s.lease(&w, &slots(1)).unwrap().assignments[0].job.clone();
+    let mut row = s.store().job(&job).unwrap().unwrap();
+    let mut outcomes = Vec::new();
+    loop {
+        let attempt = row.current_attempt.unwrap();
+        outcomes.push(
+            s.fail(attempt, "disk hiccup", FailureClass::Transient)
+                .unwrap(),
+        );
+        row = s.store().job(&job).unwrap().unwrap();
+        if row.status != JobStatus::Pending {
+            break;
+        }
+        // The same job comes back first (plan order).
+        let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        assert_eq!(a.job, job);
+        row = s.store().job(&job).unwrap().unwrap();
+    }
+    assert_eq!(
+        outcomes,
+        vec![FailOutcome::Retry, FailOutcome::Retry, FailOutcome::Failed]
+    );
+    assert_eq!(
+        (row.status, row.failures, row.attempts),
+        (JobStatus::Failed, 3, 3)
+    );
+    assert_eq!(row.error.as_deref(), Some("disk hiccup"));
+}
+
+#[test]
+fn a_deterministic_failure_fails_the_job_at_once() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, attempt, job) = one_lease(&clock);
+    let out = s
+        .fail(
+            attempt,
+            "loss is NaN at epoch 3",
+            FailureClass::Deterministic,
+        )
+        .unwrap();
+    assert_eq!(out, FailOutcome::Failed);
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!((row.status, row.failures), (JobStatus::Failed, 1));
+    // The run goes on with the other job.
+    let next = s.lease(&w, &slots(1)).unwrap();
+    assert_eq!(next.assignments.len(), 1);
+    assert_ne!(next.assignments[0].job, job);
+    // Submitting again gives the failed job a fresh budget.
+    let again = s.submit(&submission(config(""), None)).unwrap();
+    assert_eq!(again.jobs_requeued, 1);
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.failures, row.error),
+        (JobStatus::Pending, 0, None)
+    );
+}
+
+#[test]
+fn release_puts_the_job_back_without_counting_a_failure() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, attempt, job) = one_lease(&clock);
+    s.drain(&w).unwrap();
+    let hb = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt,
+                epoch: 1,
+                of: 4,
+            }],
+        )
+        .unwrap();
+    assert!(hb.drain && hb.cancel.is_empty());
+    let out = s.lease(&w, &slots(1)).unwrap();
+    assert!(out.drain && out.assignments.is_empty());
+    s.release(attempt).unwrap();
+    let row = s.store().job(&job).unwrap().unwrap();
+    assert_eq!(
+        (
+            row.status,
+            row.failures,
+            row.lost_attempts,
+            row.current_attempt
+        ),
+        (JobStatus::Pending, 0, 0, None)
+    );
+    let w2 = s.register_worker(&reg("b", "")).unwrap();
+    assert_eq!(s.lease(&w2, &slots(1)).unwrap().assignments[0].job, job);
+    assert_eq!(s.status().unwrap().workers[0].state, WorkerState::Draining);
+}
+
+#[test]
+fn lost_leases_do_not_count_as_failures_but_are_bounded() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let mut lost_job = None;
+    for round in 0..3 {
+        let w = s.register_worker(&reg(&format!("w{round}"), "")).unwrap();
+        let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        if let Some(j) = &lost_job {
+            assert_eq!(&a.job, j);
+        }
+        lost_job = Some(a.job.clone());
+        clock.advance_s(31);
+        assert_eq!(s.expire_leases().unwrap(), vec![a.attempt]);
+    }
+    let row = s.store().job(lost_job.as_ref().unwrap()).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.lost_attempts, row.failures),
+        (JobStatus::Failed, 3, 0)
+    );
+    assert!(row.error.unwrap().contains("lost 3 leases"));
+    let snap = s.status().unwrap();
+    assert!(snap.workers.iter().all(|w| w.state == WorkerState::Lost));
+}
+
+#[test]
+fn cancel_stops_a_running_job_and_fences_its_attempt() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, attempt, job) = one_lease(&clock);
+    s.cancel(&job).unwrap();
+    s.cancel(&job).unwrap(); // idempotent
+    assert_eq!(job_status(&s, &job), JobStatus::Cancelled);
+    let hb = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt,
+                epoch: 2,
+                of: 4,
+            }],
+        )
+        .unwrap();
+    assert_eq!(hb.cancel, vec![attempt]);
+    assert!(matches!(
+        s.complete(attempt, &result(0.5)),
+        Err(SchedulerError::Fenced {
+            status: JobStatus::Cancelled,
+            ..
+        })
+    ));
+    // A finished job cannot be cancelled; an unknown one is reported as such.
+    let other = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+    s.complete(other.attempt, &result(0.5)).unwrap();
+    assert!(matches!(
+        s.cancel(&other.job),
+        Err(SchedulerError::AlreadyFinished { .. })
+    ));
+    assert!(matches!(
+        s.cancel(&JobId::new("nope")),
+        Err(SchedulerError::UnknownJob { .. })
+    ));
+}
+
+#[test]
+fn checkpoints_survive_a_lost_lease_and_go_with_success() {
+    let clock = ManualClock::new(T0);
+    let (mut s, _w, attempt, job) = one_lease(&clock);
+    let sha = s.put_checkpoint(attempt, 1, b"epoch one").unwrap();
+    let sha2 = s.put_checkpoint(attempt, 2, b"epoch two").unwrap();
+    assert_ne!(sha, sha2);
+    let ck = s.get_checkpoint(&job).unwrap().unwrap();
+    assert_eq!(
+        (ck.epoch, ck.bytes.as_slice(), ck.sha256.len()),
+        (2, b"epoch two".as_slice(), 64)
+    );
+    assert_eq!(ck.sha256, sha2);
+    clock.advance_s(31);
+    s.expire_leases().unwrap();
+    let w2 = s.register_worker(&reg("b", "")).unwrap();
+    let a = s.lease(&w2, &slots(1)).unwrap().assignments.remove(0);
+    assert_eq!((a.job.clone(), a.checkpoint_epoch), (job.clone(), Some(2)));
+    s.complete(a.attempt, &result(0.5)).unwrap();
+    assert!(s.get_checkpoint(&job).unwrap().is_none());
+}
+
+#[test]
+fn a_restarted_store_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let (w, attempt, job) = {
+        let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+        s.submit(&submission(config(""), None)).unwrap();
+        let w = s.register_worker(&reg("a", "")).unwrap();
+        let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        s.put_checkpoint(a.attempt, 1, b"ck").unwrap();
+        (w, a.attempt, a.job)
+    };
+    // The coordinator restarts: the worker's id and attempt are still valid.
+    clock.advance_s(10);
+    let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+    assert_eq!(s.store().schema_version().unwrap(), SCHEMA_VERSION);
+    let hb = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt,
+                epoch: 2,
+                of: 4,
+            }],
+        )
+        .unwrap();
+    assert!(hb.cancel.is_empty());
+    assert_eq!(s.get_checkpoint(&job).unwrap().unwrap().bytes, b"ck");
+    s.complete(attempt, &result(0.6)).unwrap();
+    // Resubmitting after the restart reuses the finished job.
+    let out = s.submit(&submission(config(""), None)).unwrap();
+    assert_eq!(
+        (out.jobs_new, out.jobs_reused, out.jobs_in_progress),
+        (0, 1, 1)
+    );
+    // A lease whose deadline passed while the coordinator was down gets a grace
+    // period of one lease timeout: its worker may heartbeat and carry on.
+    let b = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+    drop(s);
+    clock.advance_s(60);
+    let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+    assert!(s.expire_leases().unwrap().is_empty());
+    assert_eq!(s.status().unwrap().workers[0].state, WorkerState::Alive);
+    clock.advance_s(29);
+    assert!(
+        s.heartbeat(
+            &w,
+            &[Progress {
+                attempt: b.attempt,
+                epoch: 1,
+                of: 4
+            }]
+        )
+        .unwrap()
+        .cancel
+        .is_empty()
+    );
+    clock.advance_s(29);
+    assert!(s.expire_leases().unwrap().is_empty());
+    // Without heartbeats it does expire, one timeout later.
+    clock.advance_s(2);
+    assert_eq!(s.expire_leases().unwrap(), vec![b.attempt]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(Store::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::NewerSchema { .. })
+    ));
+}
+
+#[test]
+fn workers_with_other_data_are_refused_and_never_leased_to() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission(config(""), Some("f00d"))).unwrap();
+    let err = s.register_worker(&reg("stale", "beef")).unwrap_err();
+    assert!(
+        matches!(&err, SchedulerError::FingerprintMismatch { got, expected, .. }
+        if got == "beef" && expected == &vec!["f00d".to_owned()]),
+        "{err}"
+    );
+    assert!(matches!(
+        s.register_worker(&reg("empty", "")),
+        Err(SchedulerError::FingerprintMismatch { .. })
+    ));
+    let ok = s.register_worker(&reg("good", "f00d")).unwrap();
+    assert_eq!(s.lease(&ok, &slots(2)).unwrap().assignments.len(), 2);
+}
+
+#[test]
+fn unknown_ids_are_typed_errors_and_known_workers_are_refreshed() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, _attempt, _job) = one_lease(&clock);
+    let ghost = WorkerId("w-ghost".into());
+    assert!(matches!(
+        s.lease(&ghost, &slots(1)),
+        Err(SchedulerError::UnknownWorker { .. })
+    ));
+    assert!(matches!(
+        s.heartbeat(&ghost, &[]),
+        Err(SchedulerError::UnknownWorker { .. })
+    ));
+    assert!(matches!(
+        s.complete(AttemptId(999), &result(0.1)),
+        Err(SchedulerError::UnknownAttempt { .. })
+    ));
+    // A worker the store lost re-registers under its own id.
+    assert_eq!(
+        s.ensure_worker(Some(&ghost), &reg("ghost", "")).unwrap(),
+        ghost
+    );
+    assert_eq!(s.ensure_worker(Some(&w), &reg("a2", "")).unwrap(), w);
+    let mut names: Vec<String> = s
+        .status()
+        .unwrap()
+        .workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["a2", "ghost"]);
+    // Another worker's attempt in a heartbeat is answered with cancel.
+    let a = s.lease(&ghost, &slots(1)).unwrap().assignments.remove(0);
+    let hb = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt: a.attempt,
+                epoch: 1,
+                of: 2,
+            }],
+        )
+        .unwrap();
+    assert_eq!(hb.cancel, vec![a.attempt]);
+    // Bad results are refused without a change.
+    let mut bad = result(0.5);
+    bad.test_accuracy = 57.0;
+    assert!(matches!(
+        s.complete(a.attempt, &bad),
+        Err(SchedulerError::BadRequest { .. })
+    ));
+    assert_eq!(s.check_current(a.attempt).unwrap(), a.job);
+}
+
+#[test]
+fn status_counts_throughput_and_eta() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let mut c = config("");
+    c.protocol.seeds = vec![0, 1];
+    s.submit(&submission(c, None)).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let snap = s.status().unwrap();
+    assert_eq!((snap.counts.pending, snap.eta_seconds), (4, None));
+    let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+    s.complete(a.attempt, &result(0.5)).unwrap();
+    let snap = s.status().unwrap();
+    assert_eq!(
+        (
+            snap.counts.pending,
+            snap.counts.succeeded,
+            snap.succeeded_last_hour
+        ),
+        (3, 1, 1)
+    );
+    // 3 jobs left, one slot, 120 s per job.
+    assert_eq!(snap.eta_seconds, Some(360.0));
+}
+
+#[test]
+fn the_store_is_wal_with_foreign_keys_and_refuses_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).unwrap();
+    let mode: String = store
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let fk: i64 = store
+        .conn()
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((mode.as_str(), fk), ("wal", 1));
+    // A dangling reference is refused by the database itself.
+    let err = store
+        .conn()
+        .execute(
+            "INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms) VALUES ('nope', 'nope', 'cpu', 0, 0)",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
+    let err = Store::open(&junk).unwrap_err();
+    assert!(err.to_string().contains("database"), "{err}");
+}

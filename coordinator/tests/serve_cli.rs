@@ -1,0 +1,160 @@
+//! The `coordinator` binary's network commands as a user runs them: `serve`
+//! refuses to listen beyond loopback without a token; with a token, `status`
+//! and `submit` need it; `/metrics` answers Prometheus text.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_coordinator"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn experiment(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("filelist.txt"),
+        "user35_dc\nuser36_dc\nuser37_dc\nuser38_dc\n",
+    )
+    .unwrap();
+    let path = dir.join("experiment.toml");
+    std::fs::write(
+        &path,
+        "[data]\nroot = \"data\"\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n",
+    )
+    .unwrap();
+    path
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn client(cmd: &str, port: u16, token: Option<&Path>, extra: &[&str]) -> Output {
+    let mut c = bin();
+    c.args([cmd, "--coordinator", &format!("http://127.0.0.1:{port}")]);
+    if let Some(t) = token {
+        c.arg("--token-file").arg(t);
+    }
+    c.args(extra).output().unwrap()
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["serve", "--listen", "0.0.0.0:0", "--state"])
+        .arg(dir.path().join("s.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--token-file"), "{err}");
+}
+
+#[test]
+fn status_submit_and_metrics_over_a_token_protected_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = experiment(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let (port, metrics) = (free_port(), free_port());
+    let log = dir.path().join("serve.log");
+    let _server = Killed(
+        bin()
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--metrics",
+                &format!("127.0.0.1:{metrics}"),
+            ])
+            .arg("--experiment")
+            .arg(&exp)
+            .arg("--state")
+            .arg(dir.path().join("s.db"))
+            .arg("--token-file")
+            .arg(&token)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    let status = loop {
+        let out = client("status", port, Some(&token), &[]);
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "coordinator did not come up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.contains("jobs: 0/4 finished"), "{status}");
+    assert!(status.contains("pending 4"), "{status}");
+    assert!(status.contains("workers: 0 alive"), "{status}");
+
+    for t in [None, Some(wrong.as_path())] {
+        let out = client("status", port, t, &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Unauthenticated") || err.contains("token"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "the token is never printed");
+    }
+
+    let again = client(
+        "submit",
+        port,
+        Some(&token),
+        &["--experiment", exp.to_str().unwrap()],
+    );
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert!(
+        text.contains("0 new jobs"),
+        "submitting the same experiment again creates nothing: {text}"
+    );
+
+    let json = client("status", port, Some(&token), &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["total_jobs"], 4);
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("spikecv_jobs{state=\"pending\"} 4"), "{body}");
+    assert!(body.contains("spikecv_leases_total 0"), "{body}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains("s3cret"), "the token is never logged");
+}

@@ -1,0 +1,328 @@
+//! One leased attempt in one slot: fetch its checkpoint, train on a dedicated OS
+//! thread, stream epochs and checkpoints to the coordinator, then report the
+//! outcome (complete, fail, release, or nothing when the lease is gone).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use spikecv_common::config::{ExperimentConfig, Variant};
+use spikecv_common::cv::FoldSplit;
+use spikecv_common::dataset::Dataset;
+use spikecv_common::job::JobResult;
+use spikecv_common::proto::{
+    Assignment, CompleteRequest, FailRequest, ReleaseRequest, ReportEpochRequest,
+};
+use tonic::Status;
+
+use super::observer::{PendingCheckpoint, SlotEvent, SlotObserver};
+use super::retry::{is_fenced, with_retry};
+use super::state::{AttemptHandle, Shared, StopReason};
+use super::transfer;
+use crate::devices::DeviceSpec;
+use crate::train::{JobSpec, TrainError, checkpoint_path, run_job};
+
+/// Why an assignment could not even start training.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error("experiment config sent by the coordinator: {0}")]
+    Config(#[from] spikecv_common::config::ConfigError),
+    #[error("assignment field split is missing")]
+    NoSplit,
+    #[error("cannot prepare job folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs an assignment to its end and frees the slot.
+pub async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    device: DeviceSpec,
+    a: Assignment,
+    handle: Arc<AttemptHandle>,
+) {
+    let attempt = a.attempt_id.clone();
+    tracing::info!(attempt = %attempt, job = %a.job_id, variant = %a.variant, seed = a.seed, fold = a.fold, %device, resume = a.has_checkpoint, "job leased");
+    run_inner(&shared, device, a, &handle).await;
+    shared.free_slot(index);
+    tracing::debug!(attempt = %attempt, "slot free");
+}
+
+/// Hands back an assignment this worker cannot run.
+pub fn release_unstarted(shared: Arc<Shared>, attempt_id: String) {
+    tokio::spawn(async move {
+        let _ = report_release(&shared, &attempt_id).await;
+    });
+}
+
+async fn run_inner(
+    shared: &Arc<Shared>,
+    device: DeviceSpec,
+    a: Assignment,
+    handle: &Arc<AttemptHandle>,
+) {
+    let attempt = a.attempt_id.clone();
+    let spec = match prepare(shared, device, &a) {
+        Ok(spec) => spec,
+        Err(e) => {
+            report_fail(shared, &attempt, &e.to_string(), true).await;
+            return;
+        }
+    };
+    let ckpt = checkpoint_path(&spec.out_dir);
+    if a.has_checkpoint {
+        let mut tries = 0;
+        let got = loop {
+            let r = call(shared, "DownloadCheckpoint", |mut c| {
+                let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
+                async move { transfer::download(&mut c, &attempt, &ckpt).await }
+            })
+            .await;
+            match r {
+                // A torn transfer: try again a few times.
+                Err(s) if s.code() == tonic::Code::DataLoss && tries < 3 => tries += 1,
+                other => break other,
+            }
+        };
+        match got {
+            Ok(bytes) => tracing::info!(attempt = %attempt, bytes, "checkpoint downloaded"),
+            Err(s) if is_fenced(&s) => {
+                tracing::info!(attempt = %attempt, message = s.message(), "lease gone before start; dropping the job");
+                return;
+            }
+            Err(s) => {
+                report_fail(
+                    shared,
+                    &attempt,
+                    &format!("checkpoint download: {}", s.message()),
+                    false,
+                )
+                .await;
+                return;
+            }
+        }
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let pending: Arc<Mutex<Option<PendingCheckpoint>>> = Arc::default();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let observer = SlotObserver::new(handle.clone(), tx, pending.clone());
+    let data_dir = shared.config.data_dir.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("train-{attempt}"))
+        .spawn(move || {
+            let mut observer = observer;
+            let result = train(&spec, data_dir.as_deref(), &mut observer);
+            let _ = done_tx.send(result);
+        });
+    if let Err(e) = thread {
+        report_fail(
+            shared,
+            &attempt,
+            &format!("cannot start training thread: {e}"),
+            false,
+        )
+        .await;
+        return;
+    }
+
+    // Forward events until the thread drops its sender (it has finished).
+    let mut fenced = false;
+    while let Some(event) = rx.recv().await {
+        if fenced || handle.stop_reason() == StopReason::Drop {
+            continue;
+        }
+        let r = match event {
+            SlotEvent::Epoch(m) => {
+                let request = ReportEpochRequest {
+                    attempt_id: attempt.clone(),
+                    metrics: Some(m.to_proto()),
+                };
+                call(shared, "ReportEpoch", |mut c| {
+                    let request = request.clone();
+                    async move { c.report_epoch(request).await.map(|r| r.into_inner().cancel) }
+                })
+                .await
+                .map(|cancel| {
+                    if cancel {
+                        handle.request_stop(StopReason::Drop);
+                    }
+                })
+            }
+            SlotEvent::Checkpoint => {
+                let latest = pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match latest {
+                    Some(ckpt) => call(shared, "UploadCheckpoint", |mut c| {
+                        let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
+                        async move { transfer::upload(&mut c, &attempt, &ckpt).await }
+                    })
+                    .await
+                    .map(|bytes| tracing::debug!(attempt = %attempt, bytes, "checkpoint uploaded")),
+                    None => Ok(()),
+                }
+            }
+        };
+        if let Err(s) = r {
+            if is_fenced(&s) {
+                tracing::info!(attempt = %attempt, message = s.message(), "the lease was given away; dropping the job");
+                fenced = true;
+                handle.request_stop(StopReason::Drop);
+            } else {
+                tracing::warn!(attempt = %attempt, code = ?s.code(), message = s.message(), "report refused");
+            }
+        }
+    }
+    let outcome = match done_rx.await {
+        Ok(r) => r,
+        Err(_) => {
+            report_fail(shared, &attempt, "training thread panicked", false).await;
+            return;
+        }
+    };
+    if fenced || handle.stop_reason() == StopReason::Drop {
+        return;
+    }
+    match outcome {
+        Ok(result) => report_complete(shared, &attempt, &result, device).await,
+        Err(TrainError::Stopped { epoch }) => {
+            tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
+            let _ = report_release(shared, &attempt).await;
+        }
+        Err(e) => report_fail(shared, &attempt, &e.to_string(), e.is_deterministic()).await,
+    }
+}
+
+/// Builds the job spec and a clean job folder (with only the coordinator's checkpoint).
+fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpec, SetupError> {
+    let config = ExperimentConfig::from_toml_str(&a.config_toml)?;
+    let variant: Variant = a.variant.parse()?;
+    let split = a.split.as_ref().ok_or(SetupError::NoSplit)?;
+    let job_dir: String = a
+        .job_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let out_dir = shared.config.work_dir.join(job_dir);
+    let io = |source| SetupError::Io {
+        path: out_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&out_dir).map_err(io)?;
+    // Only the coordinator's checkpoint counts: a local one may be from a lease
+    // that was given away.
+    match std::fs::remove_file(checkpoint_path(&out_dir)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    Ok(JobSpec {
+        config,
+        variant,
+        seed: a.seed,
+        fold: a.fold,
+        split: FoldSplit {
+            train: split.train.clone(),
+            val: split.val.clone(),
+            test: split.test.clone(),
+        },
+        device,
+        out_dir,
+        init: None,
+    })
+}
+
+/// Opens the data set and trains (on the calling OS thread).
+fn train(
+    spec: &JobSpec,
+    data_dir: Option<&Path>,
+    observer: &mut SlotObserver,
+) -> Result<JobResult, TrainError> {
+    let root = data_dir.unwrap_or(&spec.config.data.root);
+    let data = Dataset::open(root)?;
+    run_job(spec, &data, observer)
+}
+
+/// A call repeated while the coordinator is unreachable (forever: training
+/// results are worth waiting for; a second Ctrl-C ends the process).
+async fn call<T, F, Fut>(shared: &Shared, what: &'static str, mut f: F) -> Result<T, Status>
+where
+    F: FnMut(spikecv_common::proto::client::WorkerClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    with_retry(
+        what,
+        shared.config.max_backoff,
+        || false,
+        || f(shared.client.clone()),
+    )
+    .await
+}
+
+async fn report_complete(shared: &Shared, attempt: &str, result: &JobResult, device: DeviceSpec) {
+    let request = CompleteRequest {
+        attempt_id: attempt.to_owned(),
+        result: Some(result.to_proto()),
+        device: device.to_string(),
+    };
+    match call(shared, "Complete", |mut c| {
+        let request = request.clone();
+        async move { c.complete(request).await }
+    })
+    .await
+    {
+        Ok(_) => tracing::info!(
+            attempt,
+            test_accuracy = result.test_accuracy,
+            "job complete"
+        ),
+        Err(s) => {
+            tracing::warn!(attempt, code = ?s.code(), message = s.message(), "result refused")
+        }
+    }
+}
+
+async fn report_fail(shared: &Shared, attempt: &str, error: &str, deterministic: bool) {
+    tracing::error!(attempt, error, deterministic, "job failed");
+    let request = FailRequest {
+        attempt_id: attempt.to_owned(),
+        error: error.to_owned(),
+        deterministic,
+    };
+    if let Err(s) = call(shared, "Fail", |mut c| {
+        let request = request.clone();
+        async move { c.fail(request).await }
+    })
+    .await
+    {
+        tracing::warn!(attempt, code = ?s.code(), message = s.message(), "failure report refused");
+    }
+}
+
+async fn report_release(shared: &Shared, attempt: &str) -> Result<(), Status> {
+    let request = ReleaseRequest {
+        attempt_id: attempt.to_owned(),
+    };
+    let r = call(shared, "Release", |mut c| {
+        let request = request.clone();
+        async move { c.release(request).await }
+    })
+    .await;
+    match &r {
+        Ok(_) => tracing::info!(attempt, "job handed back"),
+        Err(s) => {
+            tracing::warn!(attempt, code = ?s.code(), message = s.message(), "release refused")
+        }
+    }
+    r.map(|_| ())
+}

@@ -1,0 +1,290 @@
+//! What the worker's tasks share: the client, its id, which slot runs which
+//! attempt, and the stop/drain/shutdown flags. Locks are std mutexes held only
+//! for a few lines, never across an `.await`.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use spikecv_common::proto::client::WorkerClient;
+use spikecv_common::proto::{Assignment, AttemptProgress, RegisterRequest};
+use tokio::sync::Notify;
+
+use super::retry::{Backoff, is_transient};
+use super::{JoinConfig, JoinError};
+use crate::devices::DeviceSpec;
+
+/// Why a running attempt should stop at its next epoch boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopReason {
+    /// Keep going.
+    None = 0,
+    /// Checkpoint, upload and hand the job back (shutdown, drain).
+    Release = 1,
+    /// The lease is gone (cancelled, given away): stop and report nothing.
+    Drop = 2,
+}
+
+/// One attempt running in a slot, as the heartbeat and the observer see it.
+#[derive(Debug)]
+pub struct AttemptHandle {
+    /// The fencing token.
+    pub attempt_id: String,
+    /// Epochs done.
+    pub epoch: AtomicU32,
+    /// Epochs in all.
+    pub epochs: AtomicU32,
+    stop: AtomicU8,
+}
+
+impl AttemptHandle {
+    /// Asks the attempt to stop; a `Drop` is never weakened to a `Release`.
+    pub fn request_stop(&self, reason: StopReason) {
+        self.stop.fetch_max(reason as u8, Ordering::SeqCst);
+    }
+
+    /// The strongest stop asked for so far.
+    pub fn stop_reason(&self) -> StopReason {
+        match self.stop.load(Ordering::SeqCst) {
+            0 => StopReason::None,
+            1 => StopReason::Release,
+            _ => StopReason::Drop,
+        }
+    }
+}
+
+/// State shared by the lease loop, the heartbeat task and the slot tasks.
+pub struct Shared {
+    /// The settings.
+    pub config: JoinConfig,
+    /// The coordinator client (cheap to clone).
+    pub client: WorkerClient,
+    /// Sent with every lease and heartbeat.
+    pub registration: RegisterRequest,
+    worker_id: Mutex<String>,
+    slots: Mutex<Vec<Option<Arc<AttemptHandle>>>>,
+    heartbeat_seconds: AtomicU32,
+    draining: AtomicBool,
+    shutting_down: AtomicBool,
+    changed: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Fresh state with every slot free.
+    pub fn new(config: JoinConfig, client: WorkerClient, registration: RegisterRequest) -> Self {
+        let n = config.slots.len();
+        Self {
+            config,
+            client,
+            registration,
+            worker_id: Mutex::new(String::new()),
+            slots: Mutex::new(vec![None; n]),
+            heartbeat_seconds: AtomicU32::new(5),
+            draining: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Registers, retrying while the coordinator is unreachable.
+    pub async fn register(&self) -> Result<(), JoinError> {
+        let mut backoff = Backoff::new(self.config.max_backoff);
+        loop {
+            let mut client = self.client.clone();
+            match client.register(self.registration.clone()).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    *lock(&self.worker_id) = r.worker_id;
+                    if r.heartbeat_seconds > 0 {
+                        self.heartbeat_seconds
+                            .store(r.heartbeat_seconds, Ordering::Relaxed);
+                    }
+                    return Ok(());
+                }
+                Err(status) if is_transient(&status) => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?d, "cannot register yet");
+                    tokio::time::sleep(d).await;
+                }
+                Err(status) => {
+                    return Err(JoinError::Refused {
+                        call: "Register",
+                        status: Box::new(status),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The id the coordinator gave this worker.
+    pub fn worker_id(&self) -> String {
+        lock(&self.worker_id).clone()
+    }
+
+    /// Seconds between heartbeats.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(
+            self.heartbeat_seconds.load(Ordering::Relaxed).max(1),
+        ))
+    }
+
+    /// How long the lease loop waits when it has nothing to do.
+    pub fn poll_interval(&self) -> Duration {
+        self.heartbeat_interval().min(Duration::from_secs(2))
+    }
+
+    /// Applies the control part of a lease or heartbeat answer.
+    pub fn apply_control(
+        &self,
+        worker_id: &str,
+        cancel: &[String],
+        drain: bool,
+        heartbeat_seconds: u32,
+    ) {
+        if !worker_id.is_empty() {
+            let mut id = lock(&self.worker_id);
+            if *id != worker_id {
+                tracing::info!(old = %id, new = %worker_id, "coordinator re-registered this worker");
+                *id = worker_id.to_owned();
+            }
+        }
+        if heartbeat_seconds > 0 {
+            self.heartbeat_seconds
+                .store(heartbeat_seconds, Ordering::Relaxed);
+        }
+        for attempt in cancel {
+            if let Some(h) = self.handle(attempt) {
+                tracing::info!(attempt = %attempt, "coordinator cancelled the attempt; dropping it");
+                h.request_stop(StopReason::Drop);
+            }
+        }
+        if drain && !self.draining.swap(true, Ordering::SeqCst) {
+            tracing::info!("coordinator asks this worker to drain");
+            self.stop_all(StopReason::Release);
+        }
+    }
+
+    /// The handle of a running attempt.
+    pub fn handle(&self, attempt_id: &str) -> Option<Arc<AttemptHandle>> {
+        lock(&self.slots)
+            .iter()
+            .flatten()
+            .find(|h| h.attempt_id == attempt_id)
+            .cloned()
+    }
+
+    /// Progress of every running attempt.
+    pub fn progress(&self) -> Vec<AttemptProgress> {
+        lock(&self.slots)
+            .iter()
+            .flatten()
+            .map(|h| AttemptProgress {
+                attempt_id: h.attempt_id.clone(),
+                epoch: h.epoch.load(Ordering::Relaxed),
+                epochs: h.epochs.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Free slots.
+    pub fn free_slots(&self) -> usize {
+        lock(&self.slots).iter().filter(|s| s.is_none()).count()
+    }
+
+    /// The device of every free slot.
+    pub fn free_devices(&self) -> Vec<String> {
+        lock(&self.slots)
+            .iter()
+            .zip(&self.config.slots)
+            .filter(|(s, _)| s.is_none())
+            .map(|(_, d)| d.to_string())
+            .collect()
+    }
+
+    /// Attempts running.
+    pub fn running_count(&self) -> usize {
+        lock(&self.slots).iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Takes a free slot for an assignment.
+    pub fn claim_slot(&self, a: &Assignment) -> Option<(usize, DeviceSpec, Arc<AttemptHandle>)> {
+        let mut slots = lock(&self.slots);
+        // The slot the coordinator chose, else any free one.
+        let index = slots
+            .iter()
+            .zip(&self.config.slots)
+            .position(|(s, d)| s.is_none() && d.to_string() == a.device)
+            .or_else(|| slots.iter().position(Option::is_none))?;
+        let handle = Arc::new(AttemptHandle {
+            attempt_id: a.attempt_id.clone(),
+            epoch: AtomicU32::new(0),
+            epochs: AtomicU32::new(0),
+            stop: AtomicU8::new(0),
+        });
+        if self.is_shutting_down() || self.is_draining() {
+            handle.request_stop(StopReason::Release);
+        }
+        slots[index] = Some(handle.clone());
+        Some((index, self.config.slots[index], handle))
+    }
+
+    /// Frees a slot and wakes the lease loop.
+    pub fn free_slot(&self, index: usize) {
+        if let Some(s) = lock(&self.slots).get_mut(index) {
+            *s = None;
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Asks every running attempt to stop.
+    pub fn stop_all(&self, reason: StopReason) {
+        for h in lock(&self.slots).iter().flatten() {
+            h.request_stop(reason);
+        }
+    }
+
+    /// Whether the coordinator asked this worker to drain.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Starts a shutdown: running attempts stop at the next epoch and are released.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_all(StopReason::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits up to `timeout` for a slot to free up or a shutdown.
+    pub async fn wait_for_change(&self, timeout: Duration) {
+        if timeout.is_zero() {
+            return;
+        }
+        let notified = self.changed.notified();
+        if self.is_shutting_down() {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
+    }
+
+    /// Waits until no attempt runs.
+    pub async fn wait_idle(&self) {
+        while self.running_count() > 0 {
+            let notified = self.changed.notified();
+            if self.running_count() == 0 {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}

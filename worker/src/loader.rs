@@ -1,0 +1,243 @@
+//! Batches for training and evaluation: events from a [`SampleSource`] (the
+//! data set), binned on the fly with `common::frames::bin` on prefetch threads,
+//! handed over in order; the caller moves them to its device.
+//!
+//! Random numbers are drawn by the caller (one `u64` per sample for a random
+//! crop), so the batches do not depend on thread timing.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use spikecv_common::dataset::{DataError, Dataset};
+use spikecv_common::events::Event;
+use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
+use tch::{Device, Kind, Tensor};
+
+/// Where a sample's events come from.
+pub trait SampleSource: Sync {
+    /// All samples of a recording, in class order (one read per recording).
+    fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError>;
+}
+
+impl SampleSource for Dataset {
+    fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        Dataset::recording_samples(self, recording)
+    }
+}
+
+/// One sample to load: recording, class, and how to crop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleRef {
+    /// The recording's name.
+    pub recording: String,
+    /// The class index (the sample's row in the tags file).
+    pub class: usize,
+    /// `None`: the first `T` windows. `Some(draw)`: a random run of `T`
+    /// windows whose start is drawn from a generator seeded with `draw`.
+    pub crop_draw: Option<u64>,
+}
+
+impl SampleRef {
+    /// The sample's name, `<recording>_<NN>`.
+    pub fn name(&self) -> String {
+        format!("{}_{:02}", self.recording, self.class)
+    }
+}
+
+/// Every sample of `recordings`, recording by recording, classes in order (the
+/// reference's file order), uncropped.
+pub fn samples_of(recordings: &[String], classes: usize) -> Vec<SampleRef> {
+    recordings
+        .iter()
+        .flat_map(|r| {
+            (0..classes).map(move |class| SampleRef {
+                recording: r.clone(),
+                class,
+                crop_draw: None,
+            })
+        })
+        .collect()
+}
+
+/// A batch on the host.
+#[derive(Debug)]
+pub struct HostBatch {
+    /// `[N, 2, X, Y, T]` row-major.
+    pub data: Vec<f32>,
+    /// Class of each sample.
+    pub labels: Vec<i64>,
+    /// Index of the batch's first sample in the list given to the loader.
+    pub first: usize,
+    /// `N`.
+    pub len: usize,
+}
+
+/// A batch on a device.
+#[derive(Debug)]
+pub struct Batch {
+    /// Input `[N, 2, X, Y, T]`, float.
+    pub inputs: Tensor,
+    /// Classes `[N]`, int64.
+    pub labels: Tensor,
+    /// Index of the first sample in the loader's list.
+    pub first: usize,
+}
+
+/// A sample the loader could not produce.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading the events failed.
+    #[error("sample {sample}: {source}")]
+    Data {
+        /// The sample's name.
+        sample: String,
+        /// The data set's error.
+        source: Box<DataError>,
+    },
+    /// The recording has fewer samples than the class index asks for.
+    #[error("sample {sample}: recording has only {available} samples")]
+    NoSuchSample {
+        /// The sample's name.
+        sample: String,
+        /// Samples in the recording.
+        available: usize,
+    },
+}
+
+impl HostBatch {
+    /// Copies the batch to `device`.
+    pub fn to_device(&self, spec: &FrameSpec, device: Device) -> Batch {
+        let shape = [
+            self.len as i64,
+            2,
+            spec.width as i64,
+            spec.height as i64,
+            spec.steps as i64,
+        ];
+        let inputs = Tensor::from_slice(&self.data).view(shape).to_device(device);
+        let labels = Tensor::from_slice(&self.labels)
+            .to_kind(Kind::Int64)
+            .to_device(device);
+        Batch {
+            inputs,
+            labels,
+            first: self.first,
+        }
+    }
+}
+
+/// Keeps the samples of the last recording read by one thread.
+struct RecordingCache {
+    name: String,
+    samples: Vec<Vec<Event>>,
+}
+
+fn load_batch<S: SampleSource + ?Sized>(
+    source: &S,
+    samples: &[SampleRef],
+    first: usize,
+    spec: &FrameSpec,
+    cache: &mut Option<RecordingCache>,
+) -> Result<HostBatch, LoadError> {
+    let per = spec.len();
+    let mut data = vec![0f32; per * samples.len()];
+    let mut labels = Vec::with_capacity(samples.len());
+    for (s, out) in samples.iter().zip(data.chunks_mut(per)) {
+        if cache.as_ref().is_none_or(|c| c.name != s.recording) {
+            let loaded =
+                source
+                    .recording_samples(&s.recording)
+                    .map_err(|source| LoadError::Data {
+                        sample: s.name(),
+                        source: Box::new(source),
+                    })?;
+            *cache = Some(RecordingCache {
+                name: s.recording.clone(),
+                samples: loaded,
+            });
+        }
+        let recording = cache
+            .as_ref()
+            .map(|c| c.samples.as_slice())
+            .unwrap_or_default();
+        let events = recording
+            .get(s.class)
+            .ok_or_else(|| LoadError::NoSuchSample {
+                sample: s.name(),
+                available: recording.len(),
+            })?;
+        let crop = match s.crop_draw {
+            None => Crop::First,
+            Some(draw) => {
+                let windows = window_count(events, spec.dt_ms);
+                Crop::Start(random_start(
+                    windows,
+                    spec.steps,
+                    &mut ChaCha8Rng::seed_from_u64(draw),
+                ))
+            }
+        };
+        bin_into(events, spec, crop, out);
+        labels.push(s.class as i64);
+    }
+    Ok(HostBatch {
+        data,
+        labels,
+        first,
+        len: samples.len(),
+    })
+}
+
+/// Loads `samples` in batches of `batch` (the last may be smaller) on `workers`
+/// prefetch threads and calls `f` on each, in order, on the calling thread.
+/// Stops at the first error (of loading or of `f`).
+pub fn for_each_batch<S, E, F>(
+    source: &S,
+    samples: &[SampleRef],
+    spec: &FrameSpec,
+    batch: usize,
+    workers: usize,
+    mut f: F,
+) -> Result<(), E>
+where
+    S: SampleSource + ?Sized,
+    E: From<LoadError>,
+    F: FnMut(HostBatch) -> Result<(), E>,
+{
+    let batch = batch.max(1);
+    let chunks: Vec<(usize, &[SampleRef])> = samples
+        .chunks(batch)
+        .enumerate()
+        .map(|(i, c)| (i * batch, c))
+        .collect();
+    let workers = workers.clamp(1, chunks.len().max(1));
+    std::thread::scope(|scope| {
+        let mut receivers: Vec<Receiver<Result<HostBatch, LoadError>>> =
+            Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx): (SyncSender<_>, _) = sync_channel(1);
+            receivers.push(rx);
+            let mine: Vec<(usize, &[SampleRef])> =
+                chunks.iter().skip(w).step_by(workers).copied().collect();
+            scope.spawn(move || {
+                let mut cache = None;
+                for (first, chunk) in mine {
+                    let result = load_batch(source, chunk, first, spec, &mut cache);
+                    let failed = result.is_err();
+                    // The receiver is gone when the consumer stopped early.
+                    if tx.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        for i in 0..chunks.len() {
+            let Ok(result) = receivers[i % workers].recv() else {
+                break;
+            };
+            f(result?)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,545 @@
+//! Training one cross-validation job: the epoch loop, per-epoch validation and
+//! testing, protocol selection, checkpoints and resume, and the files DESIGN.md
+//! lists (`final.safetensors`, `best.safetensors`, `metrics.json`, `config.toml`,
+//! TensorBoard events, the checkpoint).
+//!
+//! Determinism: on the CPU a job is a function of its seed (libtorch's generator
+//! seeds the initialisation; shuffling and random crops come from ChaCha8
+//! keyed by the seed, stream = epoch). A job stopped at any epoch and resumed
+//! from its checkpoint ends bit-identical to an uninterrupted run. On CUDA,
+//! `training.deterministic` disables cuDNN (whose convolution backward
+//! algorithms are nondeterministic) and its autotuner; cuBLAS additionally
+//! needs `CUBLAS_WORKSPACE_CONFIG=:4096:8` in the environment. The model's
+//! other CUDA kernels (avg-pool 2d backward, reductions, elementwise ops) use no
+//! atomics. Note that the cuDNN switch is process-wide.
+//!
+//! Several jobs may run in one process on different threads and devices:
+//! nothing here is shared between jobs except libtorch's generator, which is
+//! seeded and drawn from under a lock.
+
+pub mod command;
+pub mod metrics;
+pub mod outputs;
+pub mod protocol;
+pub mod step;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use spikecv_common::config::{ConfigError, ExperimentConfig, ProtocolKind, Variant};
+use spikecv_common::cv::FoldSplit;
+use spikecv_common::dataset::{DataError, Dataset};
+use spikecv_common::frames::FrameSpec;
+use spikecv_common::job::{EpochMetrics, JobResult};
+use tch::{Device, Tensor};
+
+use crate::checkpoint::{BestSoFar, Checkpoint, CheckpointError, FORMAT_VERSION, Progress};
+use crate::devices::DeviceSpec;
+use crate::lif::LifParams;
+use crate::loader::{LoadError, SampleRef, SampleSource, samples_of};
+use crate::model::{Net, NetConfig};
+use crate::optim::{OptimStateError, Optimizer};
+use crate::tensorboard::EventWriter;
+use crate::weights::{self, WeightsError};
+use step::{PassSpec, evaluate, guarded, train_epoch};
+
+/// File name of the weights after the last epoch.
+pub const FINAL_WEIGHTS: &str = "final.safetensors";
+/// File name of the weights the protocol selects.
+pub const BEST_WEIGHTS: &str = "best.safetensors";
+/// File name of the per-epoch metrics and the result.
+pub const METRICS_FILE: &str = "metrics.json";
+/// File name of the config that ran.
+pub const CONFIG_FILE: &str = "config.toml";
+/// Folder of the TensorBoard event files.
+pub const TENSORBOARD_DIR: &str = "tensorboard";
+/// File name of the checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+
+/// Everything that defines one job.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// The experiment config (`[simulation]` and `[training]` are used).
+    pub config: ExperimentConfig,
+    /// Data set variant.
+    pub variant: Variant,
+    /// Seed: initialisation, shuffling, random crops.
+    pub seed: u64,
+    /// Fold number (0-based).
+    pub fold: u32,
+    /// The fold's recordings.
+    pub split: FoldSplit,
+    /// Where to train.
+    pub device: DeviceSpec,
+    /// Where the job's files go (and its checkpoint is looked for).
+    pub out_dir: PathBuf,
+    /// Weights to start from instead of the seeded initialisation.
+    pub init: Option<PathBuf>,
+}
+
+/// What an observer tells the job after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Go on.
+    Continue,
+    /// Checkpoint now and return [`TrainError::Stopped`].
+    Stop,
+}
+
+/// Receives a job's progress.
+pub trait Observer: Send {
+    /// Called after every epoch with its metrics.
+    fn on_epoch(&mut self, m: &EpochMetrics) -> Control;
+    /// Called after a checkpoint was written.
+    fn on_checkpoint(&mut self, _path: &Path) {}
+    /// Called after each training batch with samples done and the epoch's total.
+    fn on_batch(&mut self, _done: usize, _total: usize) {}
+    /// Called when an epoch starts (1-based) out of `epochs`.
+    fn on_epoch_start(&mut self, _epoch: u32, _epochs: u32) {}
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn on_epoch(&mut self, _m: &EpochMetrics) -> Control {
+        Control::Continue
+    }
+}
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The observer asked to stop; the checkpoint holds `epoch` epochs.
+    #[error("stopped after epoch {epoch} (checkpoint written)")]
+    Stopped {
+        /// Epochs completed.
+        epoch: u32,
+    },
+    /// The training loss became NaN or infinite.
+    #[error("training loss is not finite in epoch {epoch}")]
+    NonFiniteLoss {
+        /// The epoch.
+        epoch: u32,
+    },
+    /// The device ran out of memory.
+    #[error("out of memory on {device}: {message}")]
+    OutOfMemory {
+        /// The device.
+        device: String,
+        /// libtorch's message.
+        message: String,
+    },
+    /// libtorch failed otherwise.
+    #[error("libtorch failed during {during}: {message}")]
+    Torch {
+        /// What was running.
+        during: &'static str,
+        /// libtorch's message (first line).
+        message: String,
+    },
+    /// The data set could not be read.
+    #[error(transparent)]
+    Data(Box<DataError>),
+    /// A sample could not be loaded.
+    #[error(transparent)]
+    Load(Box<LoadError>),
+    /// The split leaves a set empty.
+    #[error("the {set} set of this fold is empty")]
+    EmptySet {
+        /// `train`, `val` or `test`.
+        set: &'static str,
+    },
+    /// Weights could not be read or written.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The checkpoint's optimiser state does not fit.
+    #[error("checkpoint {path}: {source}")]
+    OptimizerState {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What does not fit.
+        source: OptimStateError,
+    },
+    /// An output file could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(Box::new(e))
+    }
+}
+
+impl From<LoadError> for TrainError {
+    fn from(e: LoadError) -> Self {
+        TrainError::Load(Box::new(e))
+    }
+}
+
+impl TrainError {
+    /// Whether retrying the same job elsewhere would fail the same way (bad
+    /// data or config, divergence, a model too large for the device).
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            TrainError::Config(_)
+            | TrainError::NonFiniteLoss { .. }
+            | TrainError::OutOfMemory { .. }
+            | TrainError::Data(_)
+            | TrainError::Load(_)
+            | TrainError::EmptySet { .. }
+            | TrainError::OptimizerState { .. } => true,
+            TrainError::Weights(e) => !matches!(e, WeightsError::Io { .. }),
+            TrainError::Stopped { .. }
+            | TrainError::Torch { .. }
+            | TrainError::Checkpoint(_)
+            | TrainError::Io { .. } => false,
+        }
+    }
+}
+
+/// The single checkpoint file of a job.
+pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
+    out_dir.join(CHECKPOINT_FILE)
+}
+
+/// The network config a training config implies (DVS128 input, 19 classes).
+pub fn net_config(config: &ExperimentConfig, classes: usize) -> NetConfig {
+    let s = &config.simulation;
+    NetConfig {
+        classes: classes as i64,
+        lif: LifParams {
+            tau: s.tau,
+            vth: s.vth,
+            a: s.a,
+            ..LifParams::default()
+        },
+        ..NetConfig::default()
+    }
+}
+
+/// Frame specs for training (`steps`) and evaluation (`test_steps`).
+pub fn frame_specs(config: &ExperimentConfig) -> (FrameSpec, FrameSpec) {
+    let (s, t) = (&config.simulation, &config.training);
+    (
+        FrameSpec::dvs128(s.dt_ms, s.steps as usize, t.bin_mode),
+        FrameSpec::dvs128(s.dt_ms, t.test_steps as usize, t.bin_mode),
+    )
+}
+
+/// Prefetch threads per job.
+pub const PREFETCH_WORKERS: usize = 2;
+
+/// Trains the job on a data set (see [`run_job_on`]).
+pub fn run_job(
+    spec: &JobSpec,
+    data: &Dataset,
+    observer: &mut dyn Observer,
+) -> Result<JobResult, TrainError> {
+    let classes = data.class_names().len();
+    let net = net_config(&spec.config, classes);
+    let (train, test) = frame_specs(&spec.config);
+    run_job_on(spec, data, &JobShape { net, train, test }, observer)
+}
+
+/// Network and frame shapes of a job (tests use small ones).
+#[derive(Debug, Clone, Copy)]
+pub struct JobShape {
+    /// The network.
+    pub net: NetConfig,
+    /// Frames for training.
+    pub train: FrameSpec,
+    /// Frames for validation and testing.
+    pub test: FrameSpec,
+}
+
+/// Identifies a job's checkpoint: what determines its result, minus paths.
+fn job_key(spec: &JobSpec, shape: &JobShape) -> String {
+    let c = &spec.config;
+    serde_json::json!({
+        "variant": spec.variant,
+        "seed": spec.seed,
+        "fold": spec.fold,
+        "protocol": c.protocol.kind,
+        "simulation": c.simulation,
+        "training": c.training,
+        "split": spec.split,
+        "net": shape.net,
+        "init": spec.init.is_some(),
+    })
+    .to_string()
+}
+
+/// The job's random generator for `epoch`: ChaCha8 keyed by the seed, stream =
+/// epoch (so an epoch's draws do not depend on earlier epochs).
+pub fn epoch_rng(seed: u64, epoch: u32) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::from(epoch));
+    rng
+}
+
+/// The training samples of an epoch: file order (or shuffled), with crop draws.
+fn epoch_samples(spec: &JobSpec, base: &[SampleRef], epoch: u32) -> Vec<SampleRef> {
+    let mut rng = epoch_rng(spec.seed, epoch);
+    let mut samples = base.to_vec();
+    if spec.config.training.shuffle {
+        samples.shuffle(&mut rng);
+    }
+    if spec.config.training.random_crop {
+        for s in &mut samples {
+            s.crop_draw = Some(rng.next_u64());
+        }
+    }
+    samples
+}
+
+/// Trains a job whose samples come from `source`, with explicit shapes.
+/// Resumes from the checkpoint in `out_dir` when there is one.
+pub fn run_job_on<S: SampleSource + ?Sized>(
+    spec: &JobSpec,
+    source: &S,
+    shape: &JobShape,
+    observer: &mut dyn Observer,
+) -> Result<JobResult, TrainError> {
+    spec.config.validate()?;
+    let t = &spec.config.training;
+    let kind = spec.config.protocol.kind;
+    let classes = shape.net.classes as usize;
+    if spec.split.train.is_empty() {
+        return Err(TrainError::EmptySet { set: "train" });
+    }
+    if spec.split.test.is_empty() {
+        return Err(TrainError::EmptySet { set: "test" });
+    }
+    if kind == ProtocolKind::TrainValTest && spec.split.val.is_empty() {
+        return Err(TrainError::EmptySet { set: "val" });
+    }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TrainError::Io { path, source }
+    };
+    std::fs::create_dir_all(&spec.out_dir).map_err(io(&spec.out_dir))?;
+    let device = spec.device.to_tch();
+    if t.deterministic && device.is_cuda() {
+        tch::Cuda::set_user_enabled_cudnn(false);
+        tch::Cuda::cudnn_set_benchmark(false);
+    }
+
+    let (_vs, net) = guarded(device, "building the network", || {
+        Net::seeded(shape.net, spec.seed, device)
+    })?;
+    if let Some(init) = &spec.init {
+        weights::load(&net, init)?;
+    }
+    let names: Vec<&str> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let params: Vec<Tensor> = net
+        .named_parameters()
+        .into_iter()
+        .map(|(_, p)| p.shallow_clone())
+        .collect();
+    let param_refs: Vec<&Tensor> = params.iter().collect();
+    let mut optimizer = Optimizer::new(t.optimizer, t.lr, t.momentum, &param_refs);
+
+    let key = job_key(spec, shape);
+    let ckpt_path = checkpoint_path(&spec.out_dir);
+    let mut progress = Progress {
+        format: FORMAT_VERSION,
+        job_key: key.clone(),
+        epoch: 0,
+        optimizer_step: 0,
+        lr: t.lr,
+        train_seconds: 0.0,
+        epochs: Vec::new(),
+        best: None,
+    };
+    let mut best_weights: Option<Vec<Tensor>> = None;
+    if ckpt_path.exists() {
+        let ckpt = Checkpoint::load(&ckpt_path, &key)?;
+        weights::assign(&net, &ckpt_path, &|n| ckpt.tensor("model", n))?;
+        optimizer
+            .load_state(&names, ckpt.progress.optimizer_step, &|n| {
+                ckpt.tensor("optim", n).map(|t| t.to_device(device))
+            })
+            .map_err(|source| TrainError::OptimizerState {
+                path: ckpt_path.clone(),
+                source,
+            })?;
+        optimizer.set_lr(ckpt.progress.lr);
+        if ckpt.progress.best.is_some() {
+            let found: Option<Vec<Tensor>> = names.iter().map(|n| ckpt.tensor("best", n)).collect();
+            best_weights = found;
+        }
+        progress = ckpt.progress;
+        tracing::info!(path = %ckpt_path.display(), epoch = progress.epoch, "resuming from checkpoint");
+    }
+
+    let mut board = EventWriter::create(&spec.out_dir.join(TENSORBOARD_DIR))
+        .map_err(io(&spec.out_dir.join(TENSORBOARD_DIR)))?;
+    let train_base = samples_of(&spec.split.train, classes);
+    let val_samples = samples_of(&spec.split.val, classes);
+    let test_samples = samples_of(&spec.split.test, classes);
+    let train_pass = PassSpec {
+        frames: shape.train,
+        batch: t.batch as usize,
+        workers: PREFETCH_WORKERS,
+        device,
+        classes,
+    };
+    let test_pass = PassSpec {
+        frames: shape.test,
+        batch: t.test_batch as usize,
+        ..train_pass
+    };
+
+    let save_checkpoint =
+        |progress: &Progress, optimizer: &Optimizer, best: &Option<Vec<Tensor>>| {
+            let mut tensors = std::collections::HashMap::new();
+            for (n, p) in &net.named_parameters() {
+                tensors.insert(format!("model.{n}"), p.shallow_clone());
+            }
+            for (n, s) in optimizer.state_tensors(&names) {
+                tensors.insert(format!("optim.{n}"), s);
+            }
+            if let Some(best) = best {
+                for (n, b) in names.iter().zip(best) {
+                    tensors.insert(format!("best.{n}"), b.shallow_clone());
+                }
+            }
+            Checkpoint {
+                progress: progress.clone(),
+                tensors,
+            }
+            .save(&ckpt_path)
+        };
+
+    for epoch in progress.epoch + 1..=t.epochs {
+        observer.on_epoch_start(epoch, t.epochs);
+        let started = Instant::now();
+        let samples = epoch_samples(spec, &train_base, epoch);
+        let stats = train_epoch(
+            source,
+            &samples,
+            &train_pass,
+            &net,
+            &mut optimizer,
+            observer,
+        )?;
+        if !stats.loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss { epoch });
+        }
+        let val = if kind == ProtocolKind::TrainValTest {
+            Some(evaluate(source, &val_samples, &test_pass, &net, false)?)
+        } else {
+            None
+        };
+        let mut test = None;
+        if kind == ProtocolKind::TrainTest {
+            test = Some(evaluate(source, &test_samples, &test_pass, &net, false)?);
+        }
+        let selected = protocol::improves(
+            kind,
+            progress.best.as_ref(),
+            val.as_ref().map(|v| v.loss),
+            test.as_ref().map(|e| e.accuracy),
+        );
+        if selected && test.is_none() {
+            test = Some(evaluate(source, &test_samples, &test_pass, &net, false)?);
+        }
+        if let Some(test) = test.as_ref().filter(|_| selected) {
+            progress.best = Some(BestSoFar {
+                epoch,
+                val_loss: val.as_ref().map(|v| v.loss),
+                val_accuracy: val.as_ref().map(|v| v.accuracy),
+                test_loss: test.loss,
+                test_accuracy: test.accuracy,
+                confusion: test.confusion.clone(),
+            });
+            best_weights = Some(
+                params
+                    .iter()
+                    .map(|p| p.detach().to_device(Device::Cpu).copy())
+                    .collect(),
+            );
+        }
+        if t.lr_decay_every > 0 && epoch % t.lr_decay_every == 0 {
+            optimizer.set_lr(optimizer.lr() * t.lr_decay);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        progress.train_seconds += seconds;
+        progress.epoch = epoch;
+        progress.optimizer_step = optimizer.steps();
+        progress.lr = optimizer.lr();
+        let m = EpochMetrics {
+            epoch,
+            train_loss: stats.loss,
+            train_accuracy: stats.accuracy,
+            val_loss: val.as_ref().map(|v| v.loss),
+            val_accuracy: val.as_ref().map(|v| v.accuracy),
+            test_loss: test.as_ref().map(|v| v.loss),
+            test_accuracy: test.as_ref().map(|v| v.accuracy),
+            epoch_seconds: seconds,
+            samples_per_second: if stats.seconds > 0.0 {
+                stats.samples as f64 / stats.seconds
+            } else {
+                0.0
+            },
+        };
+        outputs::log_epoch(&mut board, &m);
+        progress.epochs.push(m.clone());
+        let control = observer.on_epoch(&m);
+        let due = t.checkpoint_every > 0 && epoch % t.checkpoint_every == 0;
+        if due || control == Control::Stop || epoch == t.epochs {
+            save_checkpoint(&progress, &optimizer, &best_weights)?;
+            observer.on_checkpoint(&ckpt_path);
+        }
+        if control == Control::Stop {
+            return Err(TrainError::Stopped { epoch });
+        }
+    }
+
+    let best = progress
+        .best
+        .clone()
+        .ok_or(TrainError::EmptySet { set: "train" })?;
+    weights::save(&net, &spec.out_dir.join(FINAL_WEIGHTS))?;
+    if let Some(best_weights) = &best_weights {
+        let (_best_vs, best_net) = Net::seeded(shape.net, spec.seed, Device::Cpu);
+        weights::assign(&best_net, &spec.out_dir.join(BEST_WEIGHTS), &|n| {
+            names
+                .iter()
+                .position(|m| *m == n)
+                .map(|i| best_weights[i].shallow_clone())
+        })?;
+        weights::save(&best_net, &spec.out_dir.join(BEST_WEIGHTS))?;
+    }
+    let result = JobResult {
+        best_epoch: best.epoch,
+        test_accuracy: best.test_accuracy,
+        test_loss: best.test_loss,
+        val_accuracy: best.val_accuracy,
+        val_loss: best.val_loss,
+        confusion: best.confusion,
+        train_seconds: progress.train_seconds,
+        epochs: progress.epochs.clone(),
+        optimistic: kind == ProtocolKind::TrainTest,
+    };
+    outputs::write_job_files(spec, &result)?;
+    let _ = board.flush();
+    Ok(result)
+}

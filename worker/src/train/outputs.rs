@@ -1,0 +1,74 @@
+//! The files a job leaves in its output folder besides weights and checkpoint:
+//! `metrics.json`, `config.toml`, and TensorBoard scalars.
+
+use serde::Serialize;
+use spikecv_common::job::{EpochMetrics, JobResult};
+
+use crate::tensorboard::EventWriter;
+use crate::train::{CONFIG_FILE, JobSpec, METRICS_FILE, TrainError};
+use crate::weights::write_atomic;
+
+/// The content of `metrics.json`.
+#[derive(Debug, Serialize)]
+pub struct MetricsFile<'a> {
+    /// Data set variant.
+    pub variant: String,
+    /// Job seed.
+    pub seed: u64,
+    /// Fold number.
+    pub fold: u32,
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// Device the job ran on last.
+    pub device: String,
+    /// Training recordings in training order.
+    pub train: &'a [String],
+    /// Validation recordings.
+    pub val: &'a [String],
+    /// Test recordings.
+    pub test: &'a [String],
+    /// Per-epoch metrics and the selection.
+    pub result: &'a JobResult,
+}
+
+/// Writes `metrics.json` and `config.toml` into the job's folder.
+pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainError> {
+    let file = MetricsFile {
+        variant: spec.variant.to_string(),
+        seed: spec.seed,
+        fold: spec.fold,
+        protocol: spec.config.protocol.kind.as_str(),
+        device: spec.device.to_string(),
+        train: &spec.split.train,
+        val: &spec.split.val,
+        test: &spec.split.test,
+        result,
+    };
+    let json = serde_json::to_string_pretty(&file).unwrap_or_default();
+    write_atomic(&spec.out_dir.join(METRICS_FILE), json.as_bytes())?;
+    write_atomic(
+        &spec.out_dir.join(CONFIG_FILE),
+        spec.config.to_toml_string().as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// Logs an epoch's scalars (a failed write only loses log lines).
+pub fn log_epoch(board: &mut EventWriter, m: &EpochMetrics) {
+    let step = i64::from(m.epoch);
+    let mut scalars = vec![
+        ("train/loss", Some(m.train_loss)),
+        ("train/accuracy", Some(m.train_accuracy)),
+        ("val/loss", m.val_loss),
+        ("val/accuracy", m.val_accuracy),
+        ("test/loss", m.test_loss),
+        ("test/accuracy", m.test_accuracy),
+    ];
+    scalars.push(("perf/samples_per_second", Some(m.samples_per_second)));
+    for (tag, value) in scalars {
+        if let Some(Err(e)) = value.map(|v| board.scalar(tag, v, step)) {
+            tracing::warn!(path = %board.path().display(), error = %e, "cannot write TensorBoard event");
+        }
+    }
+    let _ = board.flush();
+}

@@ -1,0 +1,209 @@
+//! One training epoch and one evaluation pass over a list of samples.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use spikecv_common::frames::FrameSpec;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::loader::{HostBatch, SampleRef, SampleSource, for_each_batch};
+use crate::model::Net;
+use crate::optim::Optimizer;
+use crate::train::metrics::{Confusion, predict};
+use crate::train::{Observer, TrainError};
+
+/// What one pass needs besides the samples.
+#[derive(Debug, Clone, Copy)]
+pub struct PassSpec {
+    /// How to bin events.
+    pub frames: FrameSpec,
+    /// Samples per batch.
+    pub batch: usize,
+    /// Prefetch threads.
+    pub workers: usize,
+    /// Where the network lives.
+    pub device: Device,
+    /// Output classes.
+    pub classes: usize,
+}
+
+/// Training statistics of one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainStats {
+    /// Mean of the batches' MSE losses.
+    pub loss: f64,
+    /// Fraction of training samples classified right (during training).
+    pub accuracy: f64,
+    /// Samples seen.
+    pub samples: usize,
+    /// Wall time of the pass.
+    pub seconds: f64,
+}
+
+/// Result of an evaluation pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Sum of squared errors per sample, averaged over samples (the
+    /// reference's `mse_loss(reduction='sum') / len(dataset)`).
+    pub loss: f64,
+    /// Fraction classified right.
+    pub accuracy: f64,
+    /// `[true][predicted]` counts.
+    pub confusion: Vec<Vec<u32>>,
+    /// Each sample's firing rates, when asked for.
+    pub rates: Option<Vec<Vec<f32>>>,
+}
+
+/// Runs `f`, turning a libtorch panic (tch's infallible calls panic on errors)
+/// into a typed error; allocation failures become [`TrainError::OutOfMemory`].
+pub fn guarded<T>(
+    device: Device,
+    what: &'static str,
+    f: impl FnOnce() -> T,
+) -> Result<T, TrainError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "unknown libtorch failure".to_owned());
+        let first_line = message.lines().next().unwrap_or_default().to_owned();
+        if message.contains("out of memory") || message.contains("can't allocate memory") {
+            TrainError::OutOfMemory {
+                device: format!("{device:?}"),
+                message: first_line,
+            }
+        } else {
+            TrainError::Torch {
+                during: what,
+                message: first_line,
+            }
+        }
+    })
+}
+
+fn one_hot(labels: &Tensor, classes: usize) -> Tensor {
+    labels.onehot(classes as i64).to_kind(Kind::Float)
+}
+
+fn host_rates(rates: &Tensor) -> Vec<Vec<f32>> {
+    let rates = rates
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
+    let size = rates.size();
+    let (n, c) = (size[0] as usize, size[1] as usize);
+    let mut flat = vec![0f32; n * c];
+    rates.copy_data(&mut flat, n * c);
+    flat.chunks(c).map(<[f32]>::to_vec).collect()
+}
+
+/// Trains one epoch over `samples` in order: forward, MSE against the one-hot
+/// target, backward, optimiser step, per batch.
+pub fn train_epoch<S: SampleSource + ?Sized>(
+    source: &S,
+    samples: &[SampleRef],
+    pass: &PassSpec,
+    net: &Net,
+    optimizer: &mut Optimizer,
+    observer: &mut dyn Observer,
+) -> Result<TrainStats, TrainError> {
+    let start = Instant::now();
+    let params: Vec<Tensor> = net
+        .named_parameters()
+        .into_iter()
+        .map(|(_, t)| t.shallow_clone())
+        .collect();
+    let params: Vec<&Tensor> = params.iter().collect();
+    let (mut loss_sum, mut batches, mut correct, mut seen) = (0f64, 0usize, 0usize, 0usize);
+    let total = samples.len();
+    for_each_batch(
+        source,
+        samples,
+        &pass.frames,
+        pass.batch,
+        pass.workers,
+        |host: HostBatch| {
+            let (loss, rates) = guarded(pass.device, "a training step", || {
+                let batch = host.to_device(&pass.frames, pass.device);
+                let output = net.forward_t(&batch.inputs, true);
+                let loss = output.mse_loss(&one_hot(&batch.labels, pass.classes), Reduction::Mean);
+                Optimizer::zero_grad(&params);
+                loss.backward();
+                optimizer.step(&params);
+                (loss.double_value(&[]), host_rates(&output))
+            })?;
+            loss_sum += loss;
+            batches += 1;
+            correct += rates
+                .iter()
+                .zip(&host.labels)
+                .filter(|(r, l)| predict(r) as i64 == **l)
+                .count();
+            seen += host.len;
+            observer.on_batch(seen, total);
+            Ok::<(), TrainError>(())
+        },
+    )?;
+    Ok(TrainStats {
+        loss: if batches == 0 {
+            0.0
+        } else {
+            loss_sum / batches as f64
+        },
+        accuracy: if seen == 0 {
+            0.0
+        } else {
+            correct as f64 / seen as f64
+        },
+        samples: seen,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Evaluates the network (no gradients, Heaviside spikes) on `samples`.
+pub fn evaluate<S: SampleSource + ?Sized>(
+    source: &S,
+    samples: &[SampleRef],
+    pass: &PassSpec,
+    net: &Net,
+    keep_rates: bool,
+) -> Result<Evaluation, TrainError> {
+    let mut confusion = Confusion::new(pass.classes);
+    let mut sse = 0f64;
+    let mut all_rates = keep_rates.then(Vec::new);
+    for_each_batch(
+        source,
+        samples,
+        &pass.frames,
+        pass.batch,
+        pass.workers,
+        |host: HostBatch| {
+            let (batch_sse, rates) = guarded(pass.device, "an evaluation step", || {
+                tch::no_grad(|| {
+                    let batch = host.to_device(&pass.frames, pass.device);
+                    let output = net.forward_t(&batch.inputs, false);
+                    let sse =
+                        output.mse_loss(&one_hot(&batch.labels, pass.classes), Reduction::Sum);
+                    (sse.double_value(&[]), host_rates(&output))
+                })
+            })?;
+            sse += batch_sse;
+            for (r, &l) in rates.iter().zip(&host.labels) {
+                confusion.add(l as usize, predict(r));
+            }
+            if let Some(all) = all_rates.as_mut() {
+                all.extend(rates);
+            }
+            Ok::<(), TrainError>(())
+        },
+    )?;
+    let n = samples.len().max(1) as f64;
+    Ok(Evaluation {
+        loss: sse / n,
+        accuracy: confusion.accuracy(),
+        confusion: confusion.into_rows(),
+        rates: all_rates,
+    })
+}

@@ -1,0 +1,294 @@
+//! Helpers of the multi-process tests: builds and finds the `coordinator`
+//! binary beside `worker`, makes a tiny synthetic data set and experiment, and
+//! starts, watches and kills real processes on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use spikecv_common::proto::StatusRequest;
+use spikecv_common::proto::client::ClientOptions;
+use spikecv_common::synth::{SynthOptions, SynthSize, generate};
+
+/// The worker binary under test.
+pub fn worker_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_worker"))
+}
+
+/// The coordinator binary beside the worker binary (same profile folder).
+/// `cargo test --workspace` builds it; with `cargo test -p spikecv-worker` run
+/// `cargo build -p spikecv-coordinator` first (scripts/test.sh does). Cargo holds
+/// the target folder's lock while tests run, so a test cannot build it itself.
+pub fn coordinator_bin() -> PathBuf {
+    let bin = worker_bin().parent().unwrap().join("coordinator");
+    assert!(
+        bin.is_file(),
+        "no coordinator binary at {}: run `cargo build -p spikecv-coordinator` (same profile) first",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Recordings of the tiny data set: 3 indoor (S3) and 5 others, so both
+/// variants have at least 4 recordings for 4 folds.
+pub const RECORDINGS: [&str; 8] = [
+    "user00_indoor",
+    "user01_indoor",
+    "user02_indoor",
+    "user18_sunlight",
+    "user19_sunlight",
+    "user20_sunlight",
+    "user21_sunlight",
+    "user22_sunlight",
+];
+
+/// Writes the tiny synthetic data set (file list narrowed to [`RECORDINGS`]).
+pub fn make_data(dir: &Path, seed: u64) {
+    generate(
+        dir,
+        &SynthOptions {
+            seed,
+            size: SynthSize::Tiny,
+            recordings: Some(23),
+        },
+    )
+    .unwrap();
+    std::fs::write(dir.join("filelist.txt"), RECORDINGS.join("\n") + "\n").unwrap();
+}
+
+/// 2 seeds × 4 folds × 2 variants, T = 2, 2 epochs, a checkpoint every epoch.
+pub fn write_experiment(path: &Path, data: &Path) {
+    let text = format!(
+        r#"name = "join-test"
+[data]
+root = {:?}
+[protocol]
+kind = "train-val-test"
+folds = 4
+seeds = [0, 1]
+variants = ["whole", "reduced"]
+[simulation]
+steps = 2
+dt_ms = 30
+[training]
+batch = 16
+test_batch = 32
+epochs = 2
+test_steps = 2
+checkpoint_every = 1
+"#,
+        data.display().to_string()
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// Sends SIGKILL and reaps.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Waits for the exit status, at most `limit`.
+    pub fn wait_for(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{} did not exit within {limit:?}",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Starts `coordinator serve` (stderr to `log`).
+pub fn start_coordinator(
+    port: u16,
+    experiment: &Path,
+    state: &Path,
+    metrics_port: u16,
+    log: &Path,
+) -> Proc {
+    let child = Command::new(coordinator_bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--experiment")
+        .arg(experiment)
+        .arg("--state")
+        .arg(state)
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .args(["--heartbeat-seconds", "1", "--lease-timeout-seconds", "20"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: "coordinator".into(),
+    }
+}
+
+/// Starts `worker join` on the CPU (stderr to `<work>/worker.log`).
+pub fn start_worker(port: u16, data: &Path, work: &Path, name: &str) -> Proc {
+    std::fs::create_dir_all(work).unwrap();
+    let child = Command::new(worker_bin())
+        .args([
+            "join",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+            "--gpus",
+            "cpu",
+        ])
+        .arg("--data")
+        .arg(data)
+        .arg("--work-dir")
+        .arg(work)
+        .args([
+            "--name",
+            name,
+            "--exit-when-done",
+            "--max-backoff-seconds",
+            "1",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(work.join("worker.log")).unwrap())
+        .spawn()
+        .unwrap();
+    Proc {
+        child,
+        name: name.into(),
+    }
+}
+
+/// Job counts by state from the coordinator (None while it is unreachable).
+pub async fn job_counts(port: u16) -> Option<BTreeMap<String, u64>> {
+    let mut client = ClientOptions {
+        url: format!("http://127.0.0.1:{port}"),
+        ..ClientOptions::default()
+    }
+    .admin_client()
+    .ok()?;
+    let s = client.status(StatusRequest {}).await.ok()?.into_inner();
+    Some(s.jobs.into_iter().map(|j| (j.state, j.count)).collect())
+}
+
+/// Polls until `pred` holds on the job counts, at most `limit`.
+pub async fn wait_counts(
+    port: u16,
+    limit: Duration,
+    pred: impl Fn(&BTreeMap<String, u64>) -> bool,
+) -> BTreeMap<String, u64> {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = job_counts(port).await
+            && pred(&c)
+        {
+            return c;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job counts did not reach the expected state within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `GET /metrics` text.
+pub fn metrics_text(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The value of a metric without labels.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// What a finished job wrote, keyed by (variant, seed, fold): the result with
+/// timings removed, and the bytes of its final weights.
+pub type Results = BTreeMap<(String, u64, u64), (serde_json::Value, Vec<u8>)>;
+
+fn strip_times(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for key in [
+                "train_seconds",
+                "epoch_seconds",
+                "samples_per_second",
+                "device",
+            ] {
+                m.remove(key);
+            }
+            m.values_mut().for_each(strip_times);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_times),
+        _ => {}
+    }
+}
+
+/// Collects the finished jobs under the work folders; panics if a job finished twice.
+pub fn collect_results(work_dirs: &[PathBuf]) -> Results {
+    let mut out = Results::new();
+    for w in work_dirs {
+        let Ok(entries) = std::fs::read_dir(w) else {
+            continue;
+        };
+        for e in entries {
+            let dir = e.unwrap().path();
+            let metrics = dir.join("metrics.json");
+            if !metrics.is_file() {
+                continue;
+            }
+            let mut v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+            let key = (
+                v["variant"].as_str().unwrap().to_owned(),
+                v["seed"].as_u64().unwrap(),
+                v["fold"].as_u64().unwrap(),
+            );
+            strip_times(&mut v);
+            let weights = std::fs::read(dir.join("final.safetensors")).unwrap();
+            assert!(
+                out.insert(key.clone(), (v, weights)).is_none(),
+                "job {key:?} finished twice"
+            );
+        }
+    }
+    out
+}
