@@ -214,7 +214,7 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
     let Some((from, to)) = descr else {
         return Err(fail(start, "header has no 'descr'"));
     };
-    let d = &toks[from..to];
+    let d = toks.get(from..to).unwrap_or_default();
     let mut fields = Vec::new();
     let mut scalar = None;
     let record;

@@ -357,3 +357,31 @@ fn aedat4_bad_input_is_an_error() {
         let _ = read(&flipped);
     }
 }
+
+#[test]
+fn fuzz_regressions_are_errors_not_panics() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/regressions"));
+    let mut seen = 0;
+    for target in ["aedat2", "aedat3", "aedat4", "npy", "tags"] {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in dir {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            seen += 1;
+            match target {
+                "npy" => assert!(spikecv_common::npy::events_from_bytes(&bytes, &path).is_err()),
+                "aedat4" => {
+                    let mut b = aedat::v4::MAGIC.to_vec();
+                    b.extend_from_slice(&bytes);
+                    let _ = aedat::read_bytes(&b, &path);
+                }
+                _ => {
+                    let _ = aedat::read_bytes(&bytes, &path);
+                }
+            }
+        }
+    }
+    assert!(seen >= 1);
+}
