@@ -149,27 +149,7 @@ fn fixture() -> Fixture {
     }
 }
 
-const CLASS_NAMES: [&str; 19] = [
-    "cat",
-    "dog",
-    "camel",
-    "cow",
-    "sheep",
-    "goat",
-    "wolf",
-    "squirrel",
-    "mouse",
-    "dolphin",
-    "shark",
-    "lion",
-    "monkey",
-    "snake",
-    "spider",
-    "butterfly",
-    "bird",
-    "duck",
-    "zebra",
-];
+use spikecv_common::dataset::CLASS_NAMES;
 
 fn report(
     db: &Path,

@@ -16,27 +16,7 @@ pub const NOW: i64 = CREATED + 7_654;
 pub const EPOCHS: u32 = 5;
 pub const FAILED_ERROR: &str = "CUDA out of memory, tried \"2 GiB\" | epoch 3";
 
-pub const CLASS_NAMES: [&str; 19] = [
-    "cat",
-    "dog",
-    "camel",
-    "cow",
-    "sheep",
-    "goat",
-    "wolf",
-    "squirrel",
-    "mouse",
-    "dolphin",
-    "shark",
-    "lion",
-    "monkey",
-    "snake",
-    "spider",
-    "butterfly",
-    "bird",
-    "duck",
-    "zebra",
-];
+pub use spikecv_common::dataset::CLASS_NAMES;
 
 pub fn config_toml(kind: &str) -> String {
     format!(
