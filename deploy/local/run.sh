@@ -29,7 +29,8 @@
 #   SPIKECV_WORKERS      number of workers (default 2)
 #   SPIKECV_GPUS         cpu|all|0,1,... for every worker (default: split the
 #                        GPUs nvidia-smi lists between the workers, else cpu)
-#   SPIKECV_PROFILE      cargo profile: release (default) or dev
+#   SPIKECV_PROFILE      cargo profile: dev (default; shares the test build, and
+#                        the training runs in libtorch anyway) or release
 #   SPIKECV_BIN_DIR      use the binaries in this folder and build nothing
 #   SPIKECV_SKIP_SETUP=1 do not run scripts/setup.sh
 #   SPIKECV_TIMEOUT      seconds to wait for the jobs (default 3600)
@@ -41,7 +42,7 @@ cd "$repo"
 # shellcheck source=deploy/lib/common.sh
 source "$repo/deploy/lib/common.sh"
 
-profile="${SPIKECV_PROFILE:-release}"
+profile="${SPIKECV_PROFILE:-dev}"
 workers="${SPIKECV_WORKERS:-2}"
 timeout="${SPIKECV_TIMEOUT:-3600}"
 run_dir="${SPIKECV_RUN_DIR:-$repo/runs/local-$(date +%Y%m%d-%H%M%S)}"
