@@ -17,6 +17,11 @@ use crate::npy::{self, NpyError};
 use crate::slicing::{sample_name, slice, slice_one};
 use crate::tags::{self, CLASSES, Tag, TagsError};
 
+thread_local! {
+    /// Per loader thread, the event buffer of the last raw recording read.
+    static SPARE_EVENTS: std::cell::RefCell<Vec<Event>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The file list's name in a root.
 pub const FILE_LIST: &str = "filelist.txt";
 /// The class definitions' name in a root.
@@ -301,8 +306,16 @@ impl Dataset {
                 .map(|c| Ok(npy::read_events(&self.sliced_path(recording, c))?))
                 .collect();
         }
-        let (events, tags) = self.read_raw(recording)?;
-        Ok(slice(&events, &tags))
+        let tags_path = self.tags_path(recording);
+        let tags = tags::read(&tags_path)?;
+        // The whole recording is only needed until it is sliced: its buffer is
+        // kept per thread for the next recording (no fresh pages to fault in).
+        let spare = SPARE_EVENTS.with(|cell| cell.take());
+        let file = aedat::read_file_reusing(&self.recording_path(recording), spare)?;
+        tags::check_range(&tags, file.events.len(), &tags_path)?;
+        let samples = slice(&file.events, &tags);
+        SPARE_EVENTS.with(|cell| cell.replace(file.events));
+        Ok(samples)
     }
 
     /// The files the file list makes this data set use, in order: metadata, then

@@ -103,6 +103,24 @@ fn reading_from_memory_equals_reading_the_file() {
 }
 
 #[test]
+fn a_reused_buffer_gives_the_same_events_as_a_fresh_read() {
+    let a = fixture("aedat2/alex_walking_again.aedat");
+    let b = fixture("aedat4/sample.aedat4");
+    // A spare full of another file's (more or fewer) events must not leak into
+    // the result, in either direction.
+    let big = aedat::read_file(&b).unwrap().events;
+    let fresh = aedat::read_file(&a).unwrap();
+    let reused = aedat::read_file_reusing(&a, big.clone()).unwrap();
+    assert_eq!(reused, fresh);
+    let tiny = vec![Event::new(7, 1, 2, true); 3];
+    assert_eq!(aedat::read_file_reusing(&a, tiny).unwrap(), fresh);
+    assert_eq!(
+        aedat::read_file_reusing(&b, reused.events).unwrap().events,
+        big
+    );
+}
+
+#[test]
 fn header_only_file_gives_its_header_and_an_empty_body_error() {
     let path = fixture("aedat2/header_only_davis346.aedat");
     let (format, facts) = aedat::read_header(&path).unwrap();

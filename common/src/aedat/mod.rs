@@ -286,6 +286,13 @@ fn detect(first: &[u8], path: &Path) -> Result<Format, ReadError> {
 /// is read through a buffer once; raw bytes are never held whole in memory
 /// (AEDAT 2.0 and 3.1).
 pub fn read_file(path: &Path) -> Result<EventFile, ReadError> {
+    read_file_reusing(path, Vec::new())
+}
+
+/// [`read_file`], reusing `spare`'s allocation for the events where the format
+/// allows (AEDAT 2.0); pass the previous file's events back to avoid touching
+/// fresh memory for every recording.
+pub fn read_file_reusing(path: &Path, spare: Vec<Event>) -> Result<EventFile, ReadError> {
     let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
     let size = file.metadata().map_err(|e| ReadError::io(path, e))?.len();
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -294,7 +301,7 @@ pub fn read_file(path: &Path) -> Result<EventFile, ReadError> {
         detect(&head[..head.len().min(64)], path)?
     };
     match format {
-        Format::Aedat2 => v2::read(reader, path, Some(size)),
+        Format::Aedat2 => v2::read_reusing(reader, path, Some(size), spare),
         Format::Aedat3 => v3::read(reader, path, Some(size)),
         Format::Aedat4 => {
             drop(reader);

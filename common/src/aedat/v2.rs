@@ -61,20 +61,26 @@ pub fn read_header<R: BufRead>(
 
 /// Reads a whole AEDAT 2.0 file from `reader` (positioned at the file's start).
 /// `size` (the file size, if known) only sizes the event vector.
-pub fn read<R: BufRead>(
+pub fn read<R: BufRead>(reader: R, path: &Path, size: Option<u64>) -> Result<EventFile, ReadError> {
+    read_reusing(reader, path, size, Vec::new())
+}
+
+/// [`read`] into `spare`, a vector whose allocation is reused (its content is
+/// dropped): a loader that reads recording after recording hands back the last
+/// one's events and so touches no fresh memory.
+pub fn read_reusing<R: BufRead>(
     mut reader: R,
     path: &Path,
     size: Option<u64>,
+    mut spare: Vec<Event>,
 ) -> Result<EventFile, ReadError> {
     let (header, chip_offset) = read_header(&mut reader, path)?;
-    let body_start = header.header_bytes;
+    spare.clear();
     if let Some(size) = size {
-        let body = size.saturating_sub(body_start);
-        let mut events = Vec::new();
-        events.reserve_exact((body / RECORD_BYTES as u64) as usize);
-        return read_body(reader, path, header, chip_offset, events);
+        let body = size.saturating_sub(header.header_bytes);
+        spare.reserve_exact((body / RECORD_BYTES as u64) as usize);
     }
-    read_body(reader, path, header, chip_offset, Vec::new())
+    read_body(reader, path, header, chip_offset, spare)
 }
 
 fn read_body<R: BufRead>(
@@ -101,54 +107,35 @@ fn read_body<R: BufRead>(
         saw_any = true;
         let whole = n - n % RECORD_BYTES;
         let records = &chunk[..whole];
-        let stamp = |rec: &[u8]| u32::from_be_bytes([rec[4], rec[5], rec[6], rec[7]]);
-        // Fast path: no step backwards in this chunk, so no wrap handling.
-        let mut last = prev_raw;
-        let ordered = records.chunks_exact(RECORD_BYTES).all(|rec| {
-            let t = stamp(rec);
-            let ok = t >= last;
-            last = t;
-            ok
-        });
-        if ordered {
-            events.extend(records.chunks_exact(RECORD_BYTES).map(|rec| {
-                let addr = u32::from_be_bytes([rec[0], rec[1], rec[2], rec[3]]);
-                let (x, y, p) = decode_address(addr);
-                Event {
-                    t: wrap_base + i64::from(stamp(rec)),
-                    x,
-                    y,
-                    p,
+        // One pass: decode every record; a step backwards (rare: a wrap, or an
+        // error) takes the slow branch.
+        for (i, rec) in records.chunks_exact(RECORD_BYTES).enumerate() {
+            let word = u64::from_be_bytes([
+                rec[0], rec[1], rec[2], rec[3], rec[4], rec[5], rec[6], rec[7],
+            ]);
+            let raw = word as u32;
+            if raw < prev_raw {
+                if prev_raw - raw > (1u32 << 31) {
+                    wrap_base += 1i64 << 32;
+                    wraps += 1;
+                } else {
+                    return Err(ReadError::TimestampBackwards {
+                        path: path.to_path_buf(),
+                        offset: offset + (i * RECORD_BYTES) as u64,
+                        index: events.len() as u64,
+                        previous: wrap_base + i64::from(prev_raw),
+                        current: wrap_base + i64::from(raw),
+                    });
                 }
-            }));
-            prev_raw = last;
-        } else {
-            for (i, rec) in records.chunks_exact(RECORD_BYTES).enumerate() {
-                let raw = stamp(rec);
-                if raw < prev_raw {
-                    if prev_raw - raw > (1u32 << 31) {
-                        wrap_base += 1i64 << 32;
-                        wraps += 1;
-                    } else {
-                        return Err(ReadError::TimestampBackwards {
-                            path: path.to_path_buf(),
-                            offset: offset + (i * RECORD_BYTES) as u64,
-                            index: events.len() as u64,
-                            previous: wrap_base + i64::from(prev_raw),
-                            current: wrap_base + i64::from(raw),
-                        });
-                    }
-                }
-                prev_raw = raw;
-                let addr = u32::from_be_bytes([rec[0], rec[1], rec[2], rec[3]]);
-                let (x, y, p) = decode_address(addr);
-                events.push(Event {
-                    t: wrap_base + i64::from(raw),
-                    x,
-                    y,
-                    p,
-                });
             }
+            prev_raw = raw;
+            let (x, y, p) = decode_address((word >> 32) as u32);
+            events.push(Event {
+                t: wrap_base + i64::from(raw),
+                x,
+                y,
+                p,
+            });
         }
         offset += whole as u64;
         if whole < n {
