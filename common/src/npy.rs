@@ -55,7 +55,9 @@ fn parse_scalar(s: &str) -> Option<Scalar> {
         _ => return None,
     };
     let kind = b[1];
-    let size: usize = s[2..].parse().ok()?;
+    // Byte 1 was checked to be ASCII only if it is a known kind; `get` keeps a
+    // multi-byte character there from splitting the string mid-character.
+    let size: usize = s.get(2..)?.parse().ok()?;
     let ok = match kind {
         b'i' | b'u' => matches!(size, 1 | 2 | 4 | 8),
         b'b' => size == 1,
