@@ -5,6 +5,7 @@
 //! NOT_FOUND; bad request → INVALID_ARGUMENT; store failure → INTERNAL.
 
 pub mod actor;
+mod checkpoint_stream;
 pub mod convert;
 mod submit;
 pub use submit::fingerprint_of;
@@ -15,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
-use sha2::{Digest, Sha256};
 use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::plan::JobId;
 use spikecv_common::proto as pb;
@@ -98,7 +98,7 @@ fn worker_id_of(id: &str) -> Option<WorkerId> {
     (!id.is_empty()).then(|| WorkerId(id.to_owned()))
 }
 
-type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;
+use checkpoint_stream::ChunkStream;
 type StatusStream = Pin<Box<dyn Stream<Item = Result<pb::StatusResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -212,33 +212,15 @@ impl Coordinator for CoordinatorService {
         // Refuse a fenced attempt before receiving megabytes.
         let r = self.sched.call(move |s| s.check_current(attempt)).await;
         self.note(r)?;
-        let mut hasher = Sha256::new();
-        let mut bytes = Vec::new();
-        let mut sent_sha = first.sha256.clone();
-        let mut chunk = Some(first);
-        while let Some(c) = chunk {
-            if bytes.len() + c.data.len() > MAX_CHECKPOINT_BYTES {
-                return Err(Status::resource_exhausted(format!(
-                    "checkpoint of attempt {attempt} exceeds {MAX_CHECKPOINT_BYTES} bytes"
-                )));
-            }
-            hasher.update(&c.data);
-            bytes.extend_from_slice(&c.data);
-            if !c.sha256.is_empty() {
-                sent_sha = c.sha256;
-            }
-            chunk = stream.message().await?;
-        }
-        let actual = hex::encode(hasher.finalize());
-        if !actual.eq_ignore_ascii_case(sent_sha.trim()) {
-            return Err(Status::data_loss(format!(
-                "checkpoint of attempt {attempt}: sha256 {actual} does not match the sent {sent_sha:?}"
-            )));
-        }
-        let n = bytes.len() as u64;
+        let staging = self.sched.checkpoint_dir().stage().map_err(|e| {
+            tracing::error!(error = %e, "cannot stage a checkpoint upload");
+            Status::internal(format!("cannot stage a checkpoint upload: {e}"))
+        })?;
+        let staged = checkpoint_stream::receive(attempt, first, stream, staging).await?;
+        let n = staged.size;
         let r = self
             .sched
-            .call(move |s| s.put_checkpoint(attempt, epoch, &bytes))
+            .call(move |s| s.commit_checkpoint(attempt, epoch, staged))
             .await;
         self.note(r)?;
         self.counters
@@ -259,34 +241,21 @@ impl Coordinator for CoordinatorService {
             .sched
             .call(move |s| {
                 let job = s.check_current(attempt)?;
-                let ckpt = s.get_checkpoint(&job)?;
-                Ok((job, ckpt))
+                let record = s.checkpoint_record(&job)?;
+                Ok((job, record))
             })
             .await;
-        let (job, ckpt) = self.note(r)?;
-        let ckpt = ckpt
+        let (job, record) = self.note(r)?;
+        let record = record
             .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", job.as_str())))?;
         self.counters
             .checkpoint_bytes_out
-            .fetch_add(ckpt.bytes.len() as u64, Ordering::Relaxed);
-        let bytes = Arc::new(ckpt.bytes);
-        let n = bytes.len().div_ceil(CHUNK_BYTES).max(1);
-        let (epoch, sha) = (ckpt.epoch, ckpt.sha256);
-        let chunks = (0..n).map(move |i| {
-            let start = i * CHUNK_BYTES;
-            let end = (start + CHUNK_BYTES).min(bytes.len());
-            Ok(pb::CheckpointChunk {
-                attempt_id: attempt.to_string(),
-                epoch,
-                data: bytes[start..end].to_vec(),
-                sha256: if i + 1 == n {
-                    sha.clone()
-                } else {
-                    String::new()
-                },
-            })
-        });
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+            .fetch_add(record.size, Ordering::Relaxed);
+        Ok(Response::new(checkpoint_stream::send(
+            attempt,
+            record,
+            CHUNK_BYTES,
+        )))
     }
 
     async fn complete(

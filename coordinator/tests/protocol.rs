@@ -67,8 +67,10 @@ async fn upload(
     bytes: &[u8],
     sha: &str,
 ) -> tonic::Result<u64> {
+    // Small inputs in 7-byte chunks (many messages); big ones in 256 KiB.
+    let size = if bytes.len() > 1000 { 256 << 10 } else { 7 };
     let chunks: Vec<CheckpointChunk> = bytes
-        .chunks(7)
+        .chunks(size)
         .enumerate()
         .map(|(i, c)| CheckpointChunk {
             attempt_id: if i == 0 {
@@ -78,7 +80,7 @@ async fn upload(
             },
             epoch,
             data: c.to_vec(),
-            sha256: if (i + 1) * 7 >= bytes.len() {
+            sha256: if (i + 1) * size >= bytes.len() {
                 sha.to_owned()
             } else {
                 String::new()
@@ -321,4 +323,66 @@ async fn calls_without_the_token_are_refused() {
         .await
         .unwrap();
     server.stop().await;
+}
+
+/// Reads a whole checkpoint download; the error of a stream that fails midway.
+async fn download(client: &mut WorkerClient, attempt: &str) -> tonic::Result<(Vec<u8>, usize)> {
+    let mut stream = client
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: attempt.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let (mut got, mut chunks) = (Vec::new(), 0);
+    while let Some(c) = stream.message().await? {
+        got.extend_from_slice(&c.data);
+        chunks += 1;
+    }
+    Ok((got, chunks))
+}
+
+#[tokio::test]
+async fn big_checkpoints_stream_through_files_and_a_damaged_file_is_not_sent() {
+    let server = start(2, "fp-A", AuthConfig::default()).await;
+    let mut a = server.worker(None);
+    let id = a
+        .register(registration("a", "fp-A"))
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id;
+    let job = lease(&mut a, &id, "a", 1).await.unwrap().assignments[0].clone();
+    // 2.5 MiB: more than two of the coordinator's 1 MiB download chunks.
+    let ckpt: Vec<u8> = (0..(5u32 << 19)).map(|i| (i * 31 % 251) as u8).collect();
+    let sha = hex::encode(Sha256::digest(&ckpt));
+    let n = upload(&mut a, &job.attempt_id, 3, &ckpt, &sha)
+        .await
+        .unwrap();
+    assert_eq!(n, ckpt.len() as u64);
+    let (got, chunks) = download(&mut a, &job.attempt_id).await.unwrap();
+    assert_eq!((got == ckpt, chunks), (true, 3));
+
+    // The bytes are a file in the checkpoint directory, not a database blob.
+    let record = server
+        .sched
+        .call(move |s| s.checkpoint_record(&spikecv_common::plan::JobId::new(job.job_id)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.path.parent(),
+        Some(server.sched.checkpoint_dir().path())
+    );
+    assert_eq!(std::fs::read(&record.path).unwrap(), ckpt);
+
+    // A file altered on disk ends the download with DATA_LOSS, and a missing one
+    // with NOT_FOUND, instead of handing out wrong bytes.
+    let mut damaged = ckpt.clone();
+    damaged[(3 << 19) + 5] ^= 1;
+    std::fs::write(&record.path, &damaged).unwrap();
+    let err = download(&mut a, &job.attempt_id).await.unwrap_err();
+    assert_eq!(err.code(), Code::DataLoss, "{err:?}");
+    std::fs::remove_file(&record.path).unwrap();
+    let err = download(&mut a, &job.attempt_id).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
 }

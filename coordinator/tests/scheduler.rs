@@ -51,6 +51,7 @@ fn scheduler(clock: &ManualClock) -> Scheduler {
         settings(),
         Box::new(clock.clone()),
     )
+    .unwrap()
 }
 
 fn reg(name: &str, fingerprint: &str) -> WorkerRegistration {
@@ -711,4 +712,112 @@ fn the_store_is_wal_with_foreign_keys_and_refuses_garbage() {
     std::fs::write(&junk, vec![0x5a; 8192]).unwrap();
     let err = Store::open(&junk).unwrap_err();
     assert!(err.to_string().contains("database"), "{err}");
+}
+
+/// The `.ckpt` files in the checkpoint directory, by name.
+fn checkpoint_files(s: &Scheduler) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(s.checkpoint_dir().path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn checkpoint_bytes_live_in_one_file_per_job_beside_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+    assert_eq!(
+        s.checkpoint_dir().path(),
+        dir.path().join("state.checkpoints")
+    );
+    s.submit(&submission(config(""), None)).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let lease = s.lease(&w, &slots(2)).unwrap();
+    let (a, b) = (&lease.assignments[0], &lease.assignments[1]);
+    let sha1 = s.put_checkpoint(a.attempt, 1, b"one").unwrap();
+    let sha2 = s.put_checkpoint(a.attempt, 2, b"two").unwrap();
+    s.put_checkpoint(b.attempt, 1, b"other job").unwrap();
+    // The replaced checkpoint's file is gone; the record names the new file.
+    let rec = s.checkpoint_record(&a.job).unwrap().unwrap();
+    assert_eq!(
+        (rec.epoch, rec.size, rec.sha256.as_str()),
+        (2, 3, sha2.as_str())
+    );
+    assert_eq!(std::fs::read(&rec.path).unwrap(), b"two");
+    assert!(!s.checkpoint_dir().file(&a.job, &sha1).exists());
+    assert_eq!(checkpoint_files(&s).len(), 2);
+    // No database row holds checkpoint bytes.
+    let inline: i64 = s
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM checkpoints WHERE bytes IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(inline, 0);
+    // A fenced attempt's upload is refused and its staged file removed.
+    clock.advance_s(31);
+    s.expire_leases().unwrap();
+    let staged = {
+        let mut f = s.checkpoint_dir().stage().unwrap();
+        f.write(b"late").unwrap();
+        f.finish().unwrap()
+    };
+    let staged_path = staged.path.clone();
+    assert!(matches!(
+        s.commit_checkpoint(a.attempt, 3, staged),
+        Err(SchedulerError::Fenced { .. })
+    ));
+    assert!(!staged_path.exists());
+    assert_eq!(s.get_checkpoint(&a.job).unwrap().unwrap().bytes, b"two");
+    // Success removes the job's file with its record.
+    let again = s.lease(&w, &slots(2)).unwrap();
+    let resumed = again.assignments.iter().find(|x| x.job == a.job).unwrap();
+    assert_eq!(resumed.checkpoint_epoch, Some(2));
+    s.complete(resumed.attempt, &result(0.5)).unwrap();
+    assert!(s.checkpoint_record(&a.job).unwrap().is_none());
+    assert!(!rec.path.exists());
+    assert_eq!(checkpoint_files(&s).len(), 1);
+}
+
+#[test]
+fn opening_the_store_sweeps_stray_files_and_drops_records_whose_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let (jobs, kept) = {
+        let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+        s.submit(&submission(config(""), None)).unwrap();
+        let w = s.register_worker(&reg("a", "")).unwrap();
+        let lease = s.lease(&w, &slots(2)).unwrap();
+        let (a, b) = (&lease.assignments[0], &lease.assignments[1]);
+        s.put_checkpoint(a.attempt, 1, b"kept").unwrap();
+        s.put_checkpoint(b.attempt, 1, b"lost").unwrap();
+        let lost = s.checkpoint_record(&b.job).unwrap().unwrap().path;
+        std::fs::remove_file(lost).unwrap();
+        // A crash mid-upload and one between rename and commit leave strays.
+        let ckdir = s.checkpoint_dir().path().to_owned();
+        std::fs::write(ckdir.join("upload-1-0.part"), b"half").unwrap();
+        std::fs::write(
+            ckdir.join(format!("{}.{}.ckpt", a.job, "0".repeat(64))),
+            b"x",
+        )
+        .unwrap();
+        let kept = s.checkpoint_record(&a.job).unwrap().unwrap().path;
+        ((a.job.clone(), b.job.clone()), kept)
+    };
+    let s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+    let names = checkpoint_files(&s);
+    assert_eq!(
+        names,
+        vec![kept.file_name().unwrap().to_string_lossy().into_owned()]
+    );
+    assert_eq!(s.get_checkpoint(&jobs.0).unwrap().unwrap().bytes, b"kept");
+    assert!(s.checkpoint_record(&jobs.1).unwrap().is_none());
 }

@@ -80,6 +80,25 @@ pub enum SchedulerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A checkpoint file could not be written, read, renamed or removed.
+    #[error("checkpoint files: {what}: {source}")]
+    CheckpointIo {
+        /// What was being done, with the file.
+        what: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SchedulerError {
+    /// A checkpoint file error while doing `what`.
+    pub fn checkpoint_io(what: impl Into<String>, source: std::io::Error) -> Self {
+        SchedulerError::CheckpointIo {
+            what: what.into(),
+            source,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for SchedulerError {

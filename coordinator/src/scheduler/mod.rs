@@ -17,6 +17,7 @@
 //!   failures; lost leases are bounded separately by `max_lost` so a job that
 //!   kills its workers does not loop forever.
 
+mod checkpoint_ops;
 mod clock;
 mod error;
 mod ops;
@@ -24,6 +25,7 @@ mod status;
 mod submit;
 mod types;
 
+pub use checkpoint_ops::CheckpointRecord;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use error::SchedulerError;
 pub use spikecv_common::plan::JobId;
@@ -36,6 +38,7 @@ pub use types::{
 
 use std::path::Path;
 
+use crate::checkpoints::CheckpointDir;
 use crate::store::Store;
 
 /// Timing and bounds of the scheduler.
@@ -63,6 +66,7 @@ impl Default for SchedulerSettings {
 /// The job state machine over a [`Store`].
 pub struct Scheduler {
     store: Store,
+    checkpoints: CheckpointDir,
     clock: Box<dyn Clock>,
     settings: SchedulerSettings,
 }
@@ -88,18 +92,35 @@ impl Scheduler {
         settings: SchedulerSettings,
         clock: Box<dyn Clock>,
     ) -> Result<Self, SchedulerError> {
-        let mut scheduler = Self::with_store(Store::open(path)?, settings, clock);
+        let mut scheduler = Self::with_store(Store::open(path)?, settings, clock)?;
         scheduler.grant_restart_grace()?;
+        scheduler.tidy_checkpoint_files()?;
         Ok(scheduler)
     }
 
-    /// A scheduler over an existing store.
-    pub fn with_store(store: Store, settings: SchedulerSettings, clock: Box<dyn Clock>) -> Self {
-        Self {
+    /// A scheduler over an existing store; checkpoint files go beside its
+    /// database file (or into a temporary directory for an in-memory store).
+    pub fn with_store(
+        store: Store,
+        settings: SchedulerSettings,
+        clock: Box<dyn Clock>,
+    ) -> Result<Self, SchedulerError> {
+        let checkpoints = match store.path() {
+            Some(db) => CheckpointDir::beside(db),
+            None => CheckpointDir::temporary(),
+        }
+        .map_err(|e| SchedulerError::checkpoint_io("creating the checkpoint directory", e))?;
+        Ok(Self {
             store,
+            checkpoints,
             clock,
             settings,
-        }
+        })
+    }
+
+    /// The directory of checkpoint files (uploads are staged there).
+    pub fn checkpoint_dir(&self) -> &CheckpointDir {
+        &self.checkpoints
     }
 
     /// The settings.

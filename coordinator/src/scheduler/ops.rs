@@ -5,11 +5,13 @@ use sha2::{Digest, Sha256};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
 
+use super::checkpoint_ops::take_checkpoint_record;
 use super::types::{
-    Assignment, AttemptId, Checkpoint, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome,
-    LeaseOutcome, Progress, SubmitOutcome, WorkerId, WorkerRegistration, WorkerState,
+    Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
+    Progress, SubmitOutcome, WorkerId, WorkerRegistration, WorkerState,
 };
 use super::{Scheduler, SchedulerError, Submission};
+use crate::checkpoints::remove_quietly;
 use crate::store::StoreError;
 use crate::store::reads::{self, AttemptRow, JobRow};
 
@@ -22,7 +24,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn attempt_key(attempt: AttemptId) -> Result<i64> {
+pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
     i64::try_from(attempt.0).map_err(|_| SchedulerError::UnknownAttempt { attempt })
 }
 
@@ -34,7 +36,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 
 /// The attempt and its job, if the attempt is its job's current one; else the
 /// typed refusal. Reads only.
-fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow, JobRow)> {
+pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow, JobRow)> {
     let a = reads::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
     let job = reads::job(conn, &a.job)?
         .ok_or_else(|| SchedulerError::UnknownJob { job: a.job.clone() })?;
@@ -63,7 +65,7 @@ fn end_attempt(
     Ok(())
 }
 
-fn extend(
+pub(super) fn extend(
     conn: &Connection,
     attempt: AttemptId,
     deadline: i64,
@@ -144,7 +146,7 @@ fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> 
 }
 
 impl Scheduler {
-    fn deadline_from(&self, now: i64) -> i64 {
+    pub(super) fn deadline_from(&self, now: i64) -> i64 {
         self.lease_deadline(now)
     }
 
@@ -418,50 +420,6 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Stores the checkpoint a current attempt took after `epoch` (replacing the
-    /// job's previous one); returns its SHA-256 (hex).
-    pub fn put_checkpoint(
-        &mut self,
-        attempt: AttemptId,
-        epoch: u32,
-        bytes: &[u8],
-    ) -> Result<String> {
-        let now = self.now_ms();
-        let deadline = self.deadline_from(now);
-        let sha = sha256_hex(bytes);
-        let tx = self.store.transaction()?;
-        let (a, job) = fence(&tx, attempt)?;
-        tx.execute(
-            "INSERT INTO checkpoints (job, epoch, attempt, sha256, bytes, saved_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (job) DO UPDATE SET epoch = excluded.epoch, attempt = excluded.attempt,
-                 sha256 = excluded.sha256, bytes = excluded.bytes, saved_ms = excluded.saved_ms",
-            params![job.id.as_str(), epoch, attempt_key(attempt)?, sha, bytes, now],
-        )?;
-        extend(&tx, attempt, deadline, &a.worker, now)?;
-        tx.commit().map_err(StoreError::from)?;
-        Ok(sha)
-    }
-
-    /// The job's stored checkpoint, if any.
-    pub fn get_checkpoint(&self, job: &JobId) -> Result<Option<Checkpoint>> {
-        let row = self
-            .store
-            .conn()
-            .query_row(
-                "SELECT epoch, sha256, bytes FROM checkpoints WHERE job = ?1",
-                [job.as_str()],
-                |r| {
-                    Ok(Checkpoint {
-                        epoch: r.get(0)?,
-                        sha256: r.get(1)?,
-                        bytes: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?;
-        Ok(row)
-    }
-
     /// Records a current attempt's result: the job succeeded (exactly once; a
     /// second completion is fenced).
     pub fn complete(&mut self, attempt: AttemptId, result: &JobResult) -> Result<()> {
@@ -491,9 +449,12 @@ impl Scheduler {
                 now
             ],
         )?;
-        tx.execute("DELETE FROM checkpoints WHERE job = ?1", [job.id.as_str()])?;
+        let checkpoint = take_checkpoint_record(&tx, &job.id)?;
         touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
+        if let Some(sha) = checkpoint {
+            remove_quietly(&self.checkpoint_dir().file(&job.id, &sha));
+        }
         tracing::info!(job = %job.id, %attempt, test_accuracy = result.test_accuracy, "job succeeded");
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use tonic::Status;
 
+use crate::checkpoints::CheckpointDir;
 use crate::scheduler::{Scheduler, SchedulerError};
 
 type Job = Box<dyn FnOnce(&mut Scheduler) + Send>;
@@ -13,12 +14,14 @@ type Job = Box<dyn FnOnce(&mut Scheduler) + Send>;
 #[derive(Debug, Clone)]
 pub struct SchedulerHandle {
     tx: tokio::sync::mpsc::UnboundedSender<Job>,
+    checkpoints: CheckpointDir,
 }
 
 impl SchedulerHandle {
     /// Moves the scheduler onto a new thread; it lives until every handle is dropped.
     pub fn spawn(mut scheduler: Scheduler) -> std::io::Result<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let checkpoints = scheduler.checkpoint_dir().clone();
         std::thread::Builder::new()
             .name("scheduler".into())
             .spawn(move || {
@@ -26,7 +29,13 @@ impl SchedulerHandle {
                     job(&mut scheduler);
                 }
             })?;
-        Ok(Self { tx })
+        Ok(Self { tx, checkpoints })
+    }
+
+    /// The scheduler's checkpoint directory: uploads are staged and downloads
+    /// read there, off the scheduler thread.
+    pub fn checkpoint_dir(&self) -> &CheckpointDir {
+        &self.checkpoints
     }
 
     /// Runs `f` on the scheduler thread; its error becomes a gRPC status.
@@ -64,7 +73,7 @@ pub fn status_of(e: &SchedulerError) -> Status {
         SchedulerError::BadRequest { .. } | SchedulerError::Plan(_) => {
             Status::invalid_argument(message)
         }
-        SchedulerError::Store(_) => {
+        SchedulerError::Store(_) | SchedulerError::CheckpointIo { .. } => {
             tracing::error!(error = %message, "store failure");
             Status::internal(message)
         }

@@ -4,7 +4,8 @@
 //! Tables: `experiments`, `jobs` (one row per [`JobId`], shared by every experiment
 //! that plans the same job, linked through `experiment_jobs`), `attempts` (one per
 //! lease; the id is the fencing token), `workers`, `epoch_metrics` and
-//! `checkpoints` (the latest checkpoint of each unfinished job, as a blob).
+//! `checkpoints` (the record of each unfinished job's latest checkpoint; the
+//! bytes are a file, see [`crate::checkpoints`]).
 //! The scheduler makes every state change in one transaction
 //! ([`Store::transaction`]); this module reads rows back as typed values.
 //!

@@ -97,6 +97,24 @@ CREATE TABLE checkpoints (
     saved_ms INTEGER NOT NULL
 );
 "#,
+    // 2: checkpoint bytes move to files beside the database (see
+    // `crate::checkpoints`); the table keeps the record and the size. Rows from
+    // schema 1 keep their blob until the scheduler writes it out on opening.
+    r#"
+CREATE TABLE checkpoints_v2 (
+    job      TEXT PRIMARY KEY REFERENCES jobs(id),
+    epoch    INTEGER NOT NULL,
+    attempt  INTEGER NOT NULL REFERENCES attempts(id),
+    sha256   TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    bytes    BLOB,
+    saved_ms INTEGER NOT NULL
+);
+INSERT INTO checkpoints_v2 (job, epoch, attempt, sha256, size, bytes, saved_ms)
+    SELECT job, epoch, attempt, sha256, length(bytes), bytes, saved_ms FROM checkpoints;
+DROP TABLE checkpoints;
+ALTER TABLE checkpoints_v2 RENAME TO checkpoints;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -119,4 +137,40 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tracing::info!(version = i + 1, "store schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_2_keeps_schema_1_checkpoints_with_their_size() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO experiments VALUES ('e', NULL, '', 'h', NULL, '[]', 0);
+             INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
+                 split_json, max_attempts, status, created_ms, updated_ms)
+                 VALUES ('j', 'e', 'whole', 0, 0, 'cv', '', '{}', 3, 'running', 0, 0);
+             INSERT INTO workers VALUES ('w', 'a', 'h', '[]', '', 0, 0, 'alive');
+             INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms)
+                 VALUES ('j', 'w', 'cpu', 0, 1);
+             INSERT INTO checkpoints VALUES ('j', 4, 1, 'abc', x'01020304', 7);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (u32, i64, Vec<u8>, i64) = conn
+            .query_row(
+                "SELECT epoch, size, bytes, saved_ms FROM checkpoints WHERE job = 'j'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (4, 4, vec![1, 2, 3, 4], 7));
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 }

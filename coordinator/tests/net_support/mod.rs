@@ -89,7 +89,8 @@ pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestSer
         Store::open_in_memory().unwrap(),
         settings,
         Box::new(clock.clone()),
-    );
+    )
+    .unwrap();
     let submission = Submission::from_config(config, text, Some(fp.to_owned())).unwrap();
     scheduler.submit(&submission).unwrap();
     let sched = SchedulerHandle::spawn(scheduler).unwrap();

@@ -92,6 +92,23 @@ async fn run_inner(
                 tracing::info!(attempt = %attempt, message = s.message(), "lease gone before start; dropping the job");
                 return;
             }
+            // The coordinator's copy is gone or damaged: a checkpoint only saves
+            // time (training is deterministic), so start from epoch 0.
+            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::DataLoss) => {
+                tracing::warn!(attempt = %attempt, message = s.message(), "checkpoint unusable; training from epoch 0");
+                if let Err(e) = std::fs::remove_file(&ckpt)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    report_fail(
+                        shared,
+                        &attempt,
+                        &format!("removing {}: {e}", ckpt.display()),
+                        false,
+                    )
+                    .await;
+                    return;
+                }
+            }
             Err(s) => {
                 report_fail(
                     shared,

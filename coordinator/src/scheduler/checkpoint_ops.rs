@@ -1,0 +1,224 @@
+//! Checkpoint records: a current attempt's upload is recorded (its staged file
+//! renamed into place in the same transaction), looked up for a resume, and
+//! removed with its file when the job succeeds. The bytes never pass through
+//! the scheduler: see [`crate::checkpoints`].
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use spikecv_common::plan::JobId;
+
+use super::ops::{attempt_key, extend, fence};
+use super::types::{AttemptId, Checkpoint};
+use super::{Scheduler, SchedulerError};
+use crate::checkpoints::{StagedCheckpoint, remove_quietly};
+use crate::store::StoreError;
+
+type Result<T> = std::result::Result<T, SchedulerError>;
+
+/// Where a job's latest checkpoint is and what it must hash to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// The epoch it was taken after.
+    pub epoch: u32,
+    /// SHA-256 of the bytes (hex).
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// The file holding them.
+    pub path: PathBuf,
+}
+
+/// Deletes the job's checkpoint record in `conn`'s transaction; returns the
+/// SHA-256 it named (its file is removed after the commit).
+pub(super) fn take_checkpoint_record(conn: &Connection, job: &JobId) -> Result<Option<String>> {
+    let sha: Option<String> = conn
+        .query_row(
+            "SELECT sha256 FROM checkpoints WHERE job = ?1",
+            [job.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    conn.execute("DELETE FROM checkpoints WHERE job = ?1", [job.as_str()])?;
+    Ok(sha)
+}
+
+impl Scheduler {
+    /// Records `staged` as the checkpoint a current attempt took after `epoch`,
+    /// replacing the job's previous one (whose file is then removed). A fenced
+    /// attempt's upload is removed and refused. Returns the SHA-256 (hex).
+    pub fn commit_checkpoint(
+        &mut self,
+        attempt: AttemptId,
+        epoch: u32,
+        staged: StagedCheckpoint,
+    ) -> Result<String> {
+        let now = self.now_ms();
+        let deadline = self.deadline_from(now);
+        let dir = self.checkpoints.clone();
+        let outcome = (|| {
+            let tx = self.store.transaction()?;
+            let (a, job) = fence(&tx, attempt)?;
+            let previous = take_checkpoint_record(&tx, &job.id)?;
+            let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
+                message: format!("checkpoint of {} bytes", staged.size),
+            })?;
+            tx.execute(
+                "INSERT INTO checkpoints (job, epoch, attempt, sha256, size, bytes, saved_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
+                params![
+                    job.id.as_str(),
+                    epoch,
+                    attempt_key(attempt)?,
+                    staged.sha256,
+                    size,
+                    now
+                ],
+            )?;
+            extend(&tx, attempt, deadline, &a.worker, now)?;
+            let target = dir.file(&job.id, &staged.sha256);
+            std::fs::rename(&staged.path, &target).map_err(|e| {
+                SchedulerError::checkpoint_io(format!("renaming to {}", target.display()), e)
+            })?;
+            if let Err(e) = tx.commit() {
+                // The record was not written: the file it would name must go,
+                // unless the previous record names the very same file.
+                if previous.as_deref() != Some(staged.sha256.as_str()) {
+                    remove_quietly(&target);
+                }
+                return Err(StoreError::from(e).into());
+            }
+            Ok((job.id, previous))
+        })();
+        match outcome {
+            Ok((job, previous)) => {
+                if let Some(old) = previous.filter(|old| *old != staged.sha256) {
+                    remove_quietly(&dir.file(&job, &old));
+                }
+                Ok(staged.sha256)
+            }
+            Err(e) => {
+                remove_quietly(&staged.path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores `bytes` as a checkpoint of a current attempt (stages a file and
+    /// commits it: [`Scheduler::commit_checkpoint`]); returns its SHA-256 (hex).
+    pub fn put_checkpoint(
+        &mut self,
+        attempt: AttemptId,
+        epoch: u32,
+        bytes: &[u8],
+    ) -> Result<String> {
+        let io = |e| SchedulerError::checkpoint_io("staging a checkpoint", e);
+        let mut staging = self.checkpoints.stage().map_err(io)?;
+        staging.write(bytes).map_err(io)?;
+        let staged = staging.finish().map_err(io)?;
+        self.commit_checkpoint(attempt, epoch, staged)
+    }
+
+    /// The record of the job's latest checkpoint, if any.
+    pub fn checkpoint_record(&self, job: &JobId) -> Result<Option<CheckpointRecord>> {
+        let row = self
+            .store
+            .conn()
+            .query_row(
+                "SELECT epoch, sha256, size FROM checkpoints WHERE job = ?1",
+                [job.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(epoch, sha256, size)| CheckpointRecord {
+            epoch,
+            path: self.checkpoints.file(job, &sha256),
+            sha256,
+            size: size.unsigned_abs(),
+        }))
+    }
+
+    /// The job's latest checkpoint with its bytes (read whole; the service
+    /// streams the file instead).
+    pub fn get_checkpoint(&self, job: &JobId) -> Result<Option<Checkpoint>> {
+        let Some(record) = self.checkpoint_record(job)? else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(&record.path).map_err(|e| {
+            SchedulerError::checkpoint_io(format!("reading {}", record.path.display()), e)
+        })?;
+        Ok(Some(Checkpoint {
+            epoch: record.epoch,
+            sha256: record.sha256,
+            bytes,
+        }))
+    }
+
+    /// On opening: writes checkpoints still held inline (schema 1) out to files
+    /// and removes files that no record names (a crash mid-upload or between a
+    /// commit and a removal).
+    pub(super) fn tidy_checkpoint_files(&mut self) -> Result<()> {
+        let inline: Vec<(String, String, Vec<u8>)> = {
+            let mut stmt = self
+                .store
+                .conn()
+                .prepare("SELECT job, sha256, bytes FROM checkpoints WHERE bytes IS NOT NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<std::result::Result<_, _>>()?
+        };
+        for (job, sha, bytes) in inline {
+            let path = self.checkpoints.file(&JobId::new(job.clone()), &sha);
+            let io = |e| SchedulerError::checkpoint_io(format!("writing {}", path.display()), e);
+            let mut staging = self.checkpoints.stage().map_err(io)?;
+            staging.write(&bytes).map_err(io)?;
+            let staged = staging.finish().map_err(io)?;
+            std::fs::rename(&staged.path, &path).map_err(io)?;
+            let tx = self.store.transaction()?;
+            tx.execute(
+                "UPDATE checkpoints SET bytes = NULL WHERE job = ?1",
+                [job.as_str()],
+            )?;
+            tx.commit().map_err(StoreError::from)?;
+            tracing::info!(%job, path = %path.display(), "inline checkpoint moved to a file");
+        }
+        let records: Vec<(JobId, PathBuf)> = {
+            let mut stmt = self
+                .store
+                .conn()
+                .prepare("SELECT job, sha256 FROM checkpoints")?;
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .map(|row| {
+                    row.map(|(job, sha)| {
+                        let job = JobId::new(job);
+                        let path = self.checkpoints.file(&job, &sha);
+                        (job, path)
+                    })
+                })
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let keep: HashSet<PathBuf> = records.iter().map(|(_, p)| p.clone()).collect();
+        let removed = self
+            .checkpoints
+            .sweep(&keep)
+            .map_err(|e| SchedulerError::checkpoint_io("sweeping stale files", e))?;
+        if removed > 0 {
+            tracing::info!(removed, "stale checkpoint files removed");
+        }
+        // A record whose file is gone (deleted by hand, a lost disk) cannot be
+        // resumed from: drop it, so the job's next attempt starts from epoch 0.
+        for (job, path) in records.iter().filter(|(_, p)| !p.is_file()) {
+            let tx = self.store.transaction()?;
+            take_checkpoint_record(&tx, job)?;
+            tx.commit().map_err(StoreError::from)?;
+            tracing::warn!(%job, path = %path.display(), "checkpoint file missing; the job will start from epoch 0");
+        }
+        Ok(())
+    }
+}
