@@ -158,7 +158,11 @@ impl Shared {
                 .store(heartbeat_seconds, Ordering::Relaxed);
         }
         for attempt in cancel {
-            if let Some(h) = self.handle(attempt) {
+            // The attempt stays in its slot until its epoch ends, and every
+            // heartbeat until then repeats the cancel: log it once.
+            if let Some(h) = self.handle(attempt)
+                && h.stop_reason() != StopReason::Drop
+            {
                 tracing::info!(attempt = %attempt, "coordinator cancelled the attempt; dropping it");
                 h.request_stop(StopReason::Drop);
             }
