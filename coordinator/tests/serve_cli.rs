@@ -3,7 +3,7 @@
 //! and `submit` need it; `/metrics` answers Prometheus text.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -146,6 +146,38 @@ fn status_submit_and_metrics_over_a_token_protected_coordinator() {
     let json = client("status", port, Some(&token), &["--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["total_jobs"], 4);
+
+    // `--watch` streams one snapshot per interval until it is told to stop
+    // (SIGTERM), then exits cleanly.
+    let mut watch = bin()
+        .args([
+            "status",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(&token)
+        .args(["--watch", "--interval", "0.2", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        let line = lines.next().unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["total_jobs"], 4, "{line}");
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &watch.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = watch.wait().unwrap();
+    assert!(
+        exit.success(),
+        "status --watch exits 0 on SIGTERM: {exit:?}"
+    );
 
     let mut s = std::net::TcpStream::connect(("127.0.0.1", metrics)).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
