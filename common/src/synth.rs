@@ -54,7 +54,8 @@ pub struct SynthOptions {
     pub seed: u64,
     /// Gesture lengths and event rates.
     pub size: SynthSize,
-    /// Write only the first N recordings of the file list (all 59 when `None`).
+    /// Write only N recordings, spread evenly over the file list so every
+    /// recording set is represented (all 59 when `None`).
     pub recordings: Option<usize>,
 }
 
@@ -351,7 +352,11 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthEr
             max: all.len(),
         });
     }
-    let names: Vec<String> = all.into_iter().take(n).collect();
+    // Evenly spaced positions keep indoor and outdoor sets in a small data set
+    // (the reduced variant needs the latter); a recording's content depends on
+    // its position in the full list, not on N.
+    let picked: Vec<usize> = (0..n).map(|i| i * all.len() / n).collect();
+    let names: Vec<String> = picked.iter().map(|&i| all[i].clone()).collect();
     for dir in ["recordings", "tags"] {
         let d = out.join(dir);
         std::fs::create_dir_all(&d).map_err(|source| SynthError::Io { path: d, source })?;
@@ -362,11 +367,15 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthEr
     let results: Vec<Written> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
-                let names = &names;
+                let (names, picked) = (&names, &picked);
                 scope.spawn(move || {
                     (k..names.len())
                         .step_by(threads)
-                        .map(|i| (i, write_recording(out, opts.seed, i, &names[i], opts.size)))
+                        .map(|i| {
+                            let written =
+                                write_recording(out, opts.seed, picked[i], &names[i], opts.size);
+                            (i, written)
+                        })
                         .collect::<Vec<_>>()
                 })
             })

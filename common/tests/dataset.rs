@@ -30,14 +30,19 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     make(dir.path(), 19, 3);
     let ds = Dataset::open(dir.path()).unwrap();
     let whole = ds.recordings(Variant::Whole);
+    // 19 of 59, evenly spaced: positions 0, 3, 6, 9, ... (i * 59 / 19).
     assert_eq!(whole.len(), 19);
     assert_eq!(whole[0], "user00_indoor");
-    assert_eq!(whole[4], "user05_indoor", "there is no user04");
-    assert_eq!(whole[18], "user19_sunlight");
-    assert_eq!(
-        ds.recordings(Variant::Reduced),
-        vec!["user18_sunlight", "user19_sunlight"]
-    );
+    assert_eq!(whole[2], "user07_indoor", "there is no user04");
+    assert_eq!(whole[6], "user19_sunlight");
+    assert_eq!(whole[18], "user56_dc");
+    // Every recording set is there, so the reduced variant is not empty.
+    let reduced = ds.recordings(Variant::Reduced);
+    assert_eq!(reduced.len(), 13);
+    assert!(reduced.iter().all(|r| !r.ends_with("_indoor")));
+    for set in ["_sunlight", "_imse", "_dc"] {
+        assert!(reduced.iter().any(|r| r.ends_with(set)), "{set}");
+    }
     assert_eq!(ds.class_names().len(), 19);
     assert_eq!(ds.class_names()[0], "cat");
     assert_eq!(ds.class_names()[18], "zebra");
@@ -69,7 +74,7 @@ fn samples_come_from_tags_and_agree_between_apis_and_layouts() {
     let dir = tempfile::tempdir().unwrap();
     make(dir.path(), 2, 7);
     let ds = Dataset::open(dir.path()).unwrap();
-    let rec = "user01_indoor";
+    let rec = "user30_imse";
     let samples = ds.recording_samples(rec).unwrap();
     assert_eq!(samples.len(), 19);
     for (c, s) in samples.iter().enumerate() {
@@ -126,10 +131,10 @@ fn bad_requests_and_missing_files_are_errors() {
     assert_eq!(parse_sample_name("user00_indoor"), None);
 
     // A listed recording without its file.
-    std::fs::remove_file(dir.path().join("recordings/user01_indoor.aedat")).unwrap();
+    std::fs::remove_file(dir.path().join("recordings/user30_imse.aedat")).unwrap();
     let e = Dataset::open(dir.path()).unwrap_err();
     assert!(
-        matches!(&e, DataError::Missing { path, .. } if path.ends_with("user01_indoor.aedat")),
+        matches!(&e, DataError::Missing { path, .. } if path.ends_with("user30_imse.aedat")),
         "{e}"
     );
 }
@@ -187,7 +192,7 @@ fn fingerprint_is_stable_and_sees_content_changes() {
     assert_eq!(a, ds.fingerprint().unwrap());
     assert_eq!(a.len(), 64);
     // Same size, different content.
-    let p = dir.path().join("tags/user01_indoor.csv");
+    let p = dir.path().join("tags/user30_imse.csv");
     let mut t = std::fs::read(&p).unwrap();
     let i = t.iter().rposition(|&b| b == b'1').unwrap();
     t[i] = b'2';
@@ -208,11 +213,12 @@ fn synthesis_is_deterministic_for_a_seed() {
     let fp = |d: &Path| Dataset::open(d).unwrap().fingerprint().unwrap();
     assert_eq!(fp(a.path()), fp(b.path()));
     assert_ne!(fp(a.path()), fp(c.path()));
-    // The first N recordings do not depend on how many are written.
+    // A recording does not depend on how many are written: 2 and 4 of 59
+    // both pick position 29.
     let d = tempfile::tempdir().unwrap();
-    make(d.path(), 3, 11);
+    make(d.path(), 4, 11);
     assert_eq!(
-        std::fs::read(a.path().join("recordings/user01_indoor.aedat")).unwrap(),
-        std::fs::read(d.path().join("recordings/user01_indoor.aedat")).unwrap()
+        std::fs::read(a.path().join("recordings/user30_imse.aedat")).unwrap(),
+        std::fs::read(d.path().join("recordings/user30_imse.aedat")).unwrap()
     );
 }

@@ -51,7 +51,7 @@ pub struct SynthArgs {
     /// tiny (CI), small, or full (realistic lengths and rates).
     #[arg(long, default_value = "tiny")]
     pub size: SynthSize,
-    /// Write only the first N recordings of the file list.
+    /// Write only N recordings, spread evenly over the file list (every set).
     #[arg(long)]
     pub recordings: Option<usize>,
 }

@@ -60,7 +60,7 @@ pub fn make_data(dir: &Path, seed: u64) {
         &SynthOptions {
             seed,
             size: SynthSize::Tiny,
-            recordings: Some(23),
+            recordings: None,
         },
     )
     .unwrap();
