@@ -78,7 +78,7 @@ fn slice_frames_render_and_file_inspect() {
     ]);
 
     // inspect a single recording file
-    let rec = root.join("recordings/user01_indoor.aedat");
+    let rec = root.join("recordings/user30_imse.aedat");
     let text = ok(&["data", "inspect", s(&rec)]);
     assert!(text.contains("format:     AEDAT 2.0"), "{text}");
     assert!(text.contains("sensor:     128x128"), "{text}");
@@ -87,17 +87,17 @@ fn slice_frames_render_and_file_inspect() {
     let sliced = dir.path().join("sliced_root");
     ok(&["data", "slice", "--data", s(&root), "--out", s(&sliced)]);
     assert!(sliced.join("sliced/user00_indoor_00.npy").is_file());
-    assert!(sliced.join("sliced/user01_indoor_18.npy").is_file());
+    assert!(sliced.join("sliced/user30_imse_18.npy").is_file());
     let raw = Dataset::open(&root).unwrap();
     let cut = Dataset::open(&sliced).unwrap();
     assert_eq!(
-        cut.recording_samples("user01_indoor").unwrap(),
-        raw.recording_samples("user01_indoor").unwrap()
+        cut.recording_samples("user30_imse").unwrap(),
+        raw.recording_samples("user30_imse").unwrap()
     );
     let npy_text = ok(&[
         "data",
         "inspect",
-        s(&sliced.join("sliced/user01_indoor_03.npy")),
+        s(&sliced.join("sliced/user30_imse_03.npy")),
     ]);
     assert!(npy_text.contains("npy"), "{npy_text}");
 
@@ -115,7 +115,7 @@ fn slice_frames_render_and_file_inspect() {
         "--data",
         s(&root),
         "--sample",
-        "user01_indoor_03",
+        "user30_imse_03",
         "--config",
         s(&config),
         "--out",
@@ -123,7 +123,7 @@ fn slice_frames_render_and_file_inspect() {
     ]);
     let (shape, values) = npy::read_f32(&out).unwrap();
     assert_eq!(shape, vec![2, 128, 128, 12]);
-    let events = raw.sample_events("user01_indoor", 3).unwrap();
+    let events = raw.sample_events("user30_imse", 3).unwrap();
     assert_eq!(
         values,
         bin(
@@ -140,7 +140,7 @@ fn slice_frames_render_and_file_inspect() {
         "--data",
         s(&sliced),
         "--sample",
-        "user01_indoor_03",
+        "user30_imse_03",
         "--config",
         s(&config),
         "--out",

@@ -17,7 +17,7 @@ use spikecv_common::job::{EpochMetrics, JobStatus};
 use super::model::{ExperimentRecord, JobRecord};
 
 /// Newest store schema this reader understands.
-const KNOWN_SCHEMA: u32 = 1;
+const KNOWN_SCHEMA: u32 = crate::store::SCHEMA_VERSION;
 
 /// Why the records could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -113,13 +113,13 @@ fn check_fraction(name: &str, value: Option<f64>) -> Result<()> {
     }
 }
 
-fn unfinished_count(conn: &Connection) -> Result<u32> {
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM jobs WHERE status IN ('pending', 'leased', 'running')",
-        [],
-        |r| r.get(0),
+/// Whether every job is finished (an index probe, not a count: this runs on
+/// every lease).
+fn all_finished(conn: &Connection) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running'))",
     )?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
 /// Fingerprints unfinished jobs need; `Ok` when `got` serves at least one of them
@@ -300,7 +300,7 @@ impl Scheduler {
         let mut out = LeaseOutcome::default();
         if w.state == WorkerState::Draining {
             out.drain = true;
-            out.all_done = unfinished_count(&tx)? == 0;
+            out.all_done = all_finished(&tx)?;
             tx.commit().map_err(StoreError::from)?;
             return Ok(out);
         }
@@ -347,7 +347,7 @@ impl Scheduler {
                 checkpoint_epoch,
             });
         }
-        out.all_done = unfinished_count(&tx)? == 0;
+        out.all_done = all_finished(&tx)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }

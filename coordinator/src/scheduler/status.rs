@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
 
 use super::types::{
     AttemptId, ExperimentId, ExperimentStatus, RunningJob, StatusCounts, StatusSnapshot, WorkerId,
@@ -19,38 +18,49 @@ impl Scheduler {
     pub fn status(&self) -> Result<StatusSnapshot, SchedulerError> {
         let now = self.now_ms();
         let conn = self.store.conn();
-        let jobs = reads::query_jobs(conn, "", [])?;
+        // Aggregates in SQL: a status poll must stay cheap with 100,000 jobs.
         let mut counts = StatusCounts::default();
-        let by_id: BTreeMap<&JobId, &reads::JobRow> = jobs.iter().map(|j| (&j.id, j)).collect();
-        for job in &jobs {
-            counts.add(job.status);
+        let mut stmt =
+            conn.prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (status, n) in rows {
+            counts.add_many(parse_status(&status)?, n);
         }
-
-        let mut experiments = Vec::new();
-        for e in reads::experiments(conn)? {
-            let mut stmt = conn.prepare("SELECT job FROM experiment_jobs WHERE experiment = ?1")?;
-            let ids = stmt
-                .query_map([e.id.0.as_str()], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut c = StatusCounts::default();
-            for id in ids {
-                if let Some(job) = by_id.get(&JobId::new(id)) {
-                    c.add(job.status);
-                }
-            }
-            experiments.push(ExperimentStatus {
+        let mut per_experiment: BTreeMap<String, StatusCounts> = BTreeMap::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT ej.experiment, j.status, count(*) FROM experiment_jobs ej
+             JOIN jobs j ON j.id = ej.job GROUP BY ej.experiment, j.status",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, u32>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (experiment, status, n) in rows {
+            per_experiment
+                .entry(experiment)
+                .or_default()
+                .add_many(parse_status(&status)?, n);
+        }
+        let experiments = reads::experiments(conn)?
+            .into_iter()
+            .map(|e| ExperimentStatus {
+                counts: per_experiment.remove(&e.id.0).unwrap_or_default(),
                 id: ExperimentId(e.id.0),
                 name: e.name,
-                counts: c,
-            });
-        }
+            })
+            .collect();
+        let jobs = reads::query_jobs(conn, "WHERE status IN ('leased', 'running')", [])?;
 
         let mut running = Vec::new();
         let mut per_worker: BTreeMap<WorkerId, Vec<AttemptId>> = BTreeMap::new();
-        for job in jobs
-            .iter()
-            .filter(|j| matches!(j.status, JobStatus::Leased | JobStatus::Running))
-        {
+        for job in &jobs {
             let Some(attempt) = job.current_attempt else {
                 continue;
             };
@@ -91,7 +101,11 @@ impl Scheduler {
             params![now - 3_600_000],
             |r| r.get(0),
         )?;
-        let times: Vec<f64> = jobs.iter().filter_map(|j| j.train_seconds).collect();
+        let (mean_seconds, timed): (Option<f64>, i64) = conn.query_row(
+            "SELECT avg(train_seconds), count(train_seconds) FROM jobs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let slots: usize = workers
             .iter()
             .filter(|w| w.state != WorkerState::Lost)
@@ -99,10 +113,10 @@ impl Scheduler {
             .sum();
         let eta_seconds = if counts.unfinished() == 0 {
             Some(0.0)
-        } else if times.is_empty() || slots == 0 {
+        } else if timed == 0 || slots == 0 {
             None
         } else {
-            let mean = times.iter().sum::<f64>() / times.len() as f64;
+            let mean = mean_seconds.unwrap_or(0.0);
             let rounds = (f64::from(counts.unfinished()) / slots as f64).ceil();
             Some(rounds * mean)
         };
@@ -116,4 +130,15 @@ impl Scheduler {
             eta_seconds,
         })
     }
+}
+
+fn parse_status(s: &str) -> Result<JobStatus, SchedulerError> {
+    s.parse().map_err(|e| {
+        SchedulerError::Store(crate::store::StoreError::Corrupt {
+            table: "jobs",
+            key: "(status count)".into(),
+            column: "status",
+            message: format!("{e}"),
+        })
+    })
 }

@@ -251,14 +251,20 @@ pub struct StatusCounts {
 impl StatusCounts {
     /// Adds one job of `status`.
     pub fn add(&mut self, status: JobStatus) {
-        match status {
-            JobStatus::Pending => self.pending += 1,
-            JobStatus::Leased => self.leased += 1,
-            JobStatus::Running => self.running += 1,
-            JobStatus::Succeeded => self.succeeded += 1,
-            JobStatus::Failed => self.failed += 1,
-            JobStatus::Cancelled => self.cancelled += 1,
-        }
+        self.add_many(status, 1);
+    }
+
+    /// Adds `n` jobs of `status`.
+    pub fn add_many(&mut self, status: JobStatus, n: u32) {
+        let slot = match status {
+            JobStatus::Pending => &mut self.pending,
+            JobStatus::Leased => &mut self.leased,
+            JobStatus::Running => &mut self.running,
+            JobStatus::Succeeded => &mut self.succeeded,
+            JobStatus::Failed => &mut self.failed,
+            JobStatus::Cancelled => &mut self.cancelled,
+        };
+        *slot += n;
     }
 
     /// Jobs in total.

@@ -297,7 +297,7 @@ pub(crate) fn query_jobs(
     params: impl rusqlite::Params,
 ) -> Result<Vec<JobRow>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY rowid");
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let raws = stmt
         .query_map(params, raw_job)?
         .collect::<Result<Vec<_>, _>>()?;
@@ -311,7 +311,10 @@ pub(crate) fn first_job(
     params: impl rusqlite::Params,
 ) -> Result<Option<JobRow>, StoreError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY rowid LIMIT 1");
-    let raw = conn.query_row(&sql, params, raw_job).optional()?;
+    let raw = conn
+        .prepare_cached(&sql)?
+        .query_row(params, raw_job)
+        .optional()?;
     raw.map(RawJob::into_row).transpose()
 }
 
