@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OptionalExtension, params};
 use spikecv_common::plan::JobId;
 
-use super::ops::{attempt_key, extend, fence};
+use super::ops::{attempt_key, exec, extend, fence};
 use super::types::{AttemptId, Checkpoint};
 use super::{Scheduler, SchedulerError};
 use crate::checkpoints::{StagedCheckpoint, remove_quietly};
@@ -40,7 +40,7 @@ pub(super) fn take_checkpoint_record(conn: &Connection, job: &JobId) -> Result<O
             |r| r.get(0),
         )
         .optional()?;
-    conn.execute("DELETE FROM checkpoints WHERE job = ?1", [job.as_str()])?;
+    exec(conn, "DELETE FROM checkpoints WHERE job = ?1", [job.as_str()])?;
     Ok(sha)
 }
 
@@ -64,7 +64,7 @@ impl Scheduler {
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),
             })?;
-            tx.execute(
+            exec(&tx, 
                 "INSERT INTO checkpoints (job, epoch, attempt, sha256, size, bytes, saved_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
                 params![
@@ -181,7 +181,7 @@ impl Scheduler {
             let staged = staging.finish().map_err(io)?;
             std::fs::rename(&staged.path, &path).map_err(io)?;
             let tx = self.store.transaction()?;
-            tx.execute(
+            exec(&tx, 
                 "UPDATE checkpoints SET bytes = NULL WHERE job = ?1",
                 [job.as_str()],
             )?;

@@ -93,6 +93,10 @@ impl Store {
         // WAL needs a file; an in-memory database answers "memory", which is fine.
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // 32 MiB of page cache (the default is 2 MiB): the jobs table of a
+        // 100,000-job run stays in memory instead of being re-read per call.
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn)?;
         Ok(Self { conn, path })

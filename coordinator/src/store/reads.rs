@@ -331,9 +331,11 @@ pub(crate) fn attempt(conn: &Connection, id: AttemptId) -> Result<Option<Attempt
         return Ok(None);
     };
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, job, worker, device, leased_ms, deadline_ms, ended_ms, outcome
              FROM attempts WHERE id = ?1",
+        )?
+        .query_row(
             [key],
             |r| {
                 Ok(AttemptRow {
@@ -371,7 +373,7 @@ pub(crate) fn query_workers(
         "SELECT id, name, host, slots_json, data_fingerprint, state, last_seen_ms
          FROM workers {where_sql} ORDER BY registered_ms, id"
     );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare_cached(&sql)?;
     let raws = stmt
         .query_map(params, |r| {
             Ok((
