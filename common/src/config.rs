@@ -317,6 +317,16 @@ impl ExperimentConfig {
         toml::to_string_pretty(self).unwrap_or_default()
     }
 
+    /// The config one job runs: this one with the seed and variant lists
+    /// narrowed to the job's own (a job's stored config does not grow with the
+    /// experiment's matrix, and nothing in it concerns other jobs).
+    pub fn for_job(&self, seed: u64, variant: Variant) -> Self {
+        let mut job = self.clone();
+        job.protocol.seeds = vec![seed];
+        job.protocol.variants = vec![variant];
+        job
+    }
+
     /// Checks every value's range; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let p = &self.protocol;

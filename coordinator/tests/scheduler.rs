@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::ExperimentConfig;
+use spikecv_common::config::{ExperimentConfig, Variant};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::{JobId, plan};
 use spikecv_coordinator::scheduler::{
@@ -820,4 +820,22 @@ fn opening_the_store_sweeps_stray_files_and_drops_records_whose_file_is_gone() {
     );
     assert_eq!(s.get_checkpoint(&jobs.0).unwrap().unwrap().bytes, b"kept");
     assert!(s.checkpoint_record(&jobs.1).unwrap().is_none());
+}
+
+#[test]
+fn a_job_carries_only_its_own_seed_and_variant() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let mut c = config("");
+    c.protocol.seeds = (0..50).collect();
+    c.protocol.variants = vec![Variant::Whole, Variant::Reduced];
+    s.submit(&submission(c.clone(), None)).unwrap();
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    for a in s.lease(&w, &slots(3)).unwrap().assignments {
+        let job = ExperimentConfig::from_toml_str(&a.config_toml).unwrap();
+        assert_eq!(job.protocol.seeds, vec![a.seed]);
+        assert_eq!(job.protocol.variants, vec![a.variant]);
+        assert_eq!(job.training, c.training);
+        assert_eq!(job, c.for_job(a.seed, a.variant));
+    }
 }

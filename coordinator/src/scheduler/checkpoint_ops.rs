@@ -40,7 +40,11 @@ pub(super) fn take_checkpoint_record(conn: &Connection, job: &JobId) -> Result<O
             |r| r.get(0),
         )
         .optional()?;
-    exec(conn, "DELETE FROM checkpoints WHERE job = ?1", [job.as_str()])?;
+    exec(
+        conn,
+        "DELETE FROM checkpoints WHERE job = ?1",
+        [job.as_str()],
+    )?;
     Ok(sha)
 }
 
@@ -64,7 +68,8 @@ impl Scheduler {
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),
             })?;
-            exec(&tx, 
+            exec(
+                &tx,
                 "INSERT INTO checkpoints (job, epoch, attempt, sha256, size, bytes, saved_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
                 params![
@@ -181,7 +186,8 @@ impl Scheduler {
             let staged = staging.finish().map_err(io)?;
             std::fs::rename(&staged.path, &path).map_err(io)?;
             let tx = self.store.transaction()?;
-            exec(&tx, 
+            exec(
+                &tx,
                 "UPDATE checkpoints SET bytes = NULL WHERE job = ?1",
                 [job.as_str()],
             )?;

@@ -65,7 +65,8 @@ fn end_attempt(
     outcome: &str,
     error: Option<&str>,
 ) -> Result<()> {
-    exec(conn, 
+    exec(
+        conn,
         "UPDATE attempts SET ended_ms = ?2, outcome = ?3, error = ?4 WHERE id = ?1",
         params![attempt_key(attempt)?, now, outcome, error],
     )?;
@@ -79,7 +80,8 @@ pub(super) fn extend(
     worker: &WorkerId,
     now: i64,
 ) -> Result<()> {
-    exec(conn, 
+    exec(
+        conn,
         "UPDATE attempts SET deadline_ms = max(deadline_ms, ?2) WHERE id = ?1",
         params![attempt_key(attempt)?, deadline],
     )?;
@@ -88,7 +90,8 @@ pub(super) fn extend(
 }
 
 fn touch_worker(conn: &Connection, worker: &WorkerId, now: i64) -> Result<()> {
-    exec(conn, 
+    exec(
+        conn,
         "UPDATE workers SET last_seen_ms = ?2,
                 state = CASE state WHEN 'lost' THEN 'alive' ELSE state END
          WHERE id = ?1",
@@ -103,7 +106,7 @@ fn upsert_epoch(
     attempt: AttemptId,
     m: &EpochMetrics,
 ) -> Result<()> {
-    exec(conn, 
+    exec(conn,
         "INSERT INTO epoch_metrics (job, epoch, attempt, metrics_json) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (job, epoch) DO UPDATE SET attempt = excluded.attempt, metrics_json = excluded.metrics_json",
         params![job.as_str(), m.epoch, attempt_key(attempt)?, to_json(m)?],
@@ -186,7 +189,8 @@ impl Scheduler {
             jobs_requeued: 0,
         };
         let tx = self.store.transaction()?;
-        exec(&tx, 
+        exec(
+            &tx,
             "INSERT OR IGNORE INTO experiments
              (id, name, config_toml, config_hash, data_fingerprint, class_names_json, created_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -204,7 +208,8 @@ impl Scheduler {
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
                 None => {
-                    exec(&tx, 
+                    let job_toml = s.config.for_job(job.seed, job.variant).to_toml_string();
+                    exec(&tx,
                         "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
                              split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
@@ -217,7 +222,7 @@ impl Scheduler {
                             })?,
                             job.fold,
                             job.protocol.as_str(),
-                            normalised,
+                            job_toml,
                             to_json(&job.split)?,
                             s.data_fingerprint,
                             max_attempts,
@@ -232,7 +237,8 @@ impl Scheduler {
                         out.jobs_in_progress += 1
                     }
                     JobStatus::Failed | JobStatus::Cancelled => {
-                        exec(&tx, 
+                        exec(
+                            &tx,
                             "UPDATE jobs SET status = 'pending', failures = 0, lost_attempts = 0,
                                  current_attempt = NULL, error = NULL, finished_ms = NULL,
                                  max_attempts = ?2, updated_ms = ?3
@@ -243,9 +249,14 @@ impl Scheduler {
                     }
                 },
             }
-            exec(&tx, 
+            exec(
+                &tx,
                 "INSERT OR IGNORE INTO experiment_jobs (experiment, job, position) VALUES (?1, ?2, ?3)",
-                params![experiment.0, job.id.as_str(), i64::try_from(position).unwrap_or(i64::MAX)],
+                params![
+                    experiment.0,
+                    job.id.as_str(),
+                    i64::try_from(position).unwrap_or(i64::MAX)
+                ],
             )?;
         }
         tx.commit().map_err(StoreError::from)?;
@@ -273,7 +284,7 @@ impl Scheduler {
         check_fingerprint(&tx, reg)?;
         let slots = to_json(&reg.slots)?;
         if let Some(id) = id {
-            let updated = exec(&tx, 
+            let updated = exec(&tx,
                 "UPDATE workers SET name = ?2, host = ?3, slots_json = ?4, data_fingerprint = ?5,
                      last_seen_ms = ?6, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
                  WHERE id = ?1",
@@ -296,7 +307,7 @@ impl Scheduler {
                 ))
             }
         };
-        exec(&tx, 
+        exec(&tx,
             "INSERT INTO workers (id, name, host, slots_json, data_fingerprint, registered_ms, last_seen_ms, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'alive')",
             params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now],
@@ -332,12 +343,13 @@ impl Scheduler {
             let Some(job) = next else {
                 break;
             };
-            exec(&tx, 
+            exec(
+                &tx,
                 "INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![job.id.as_str(), worker.0, device, now, deadline],
             )?;
             let attempt = AttemptId(tx.last_insert_rowid().unsigned_abs());
-            exec(&tx, 
+            exec(&tx,
                 "UPDATE jobs SET status = 'leased', attempts = attempts + 1, current_attempt = ?2,
                      worker = ?3, device = ?4, progress_epoch = NULL, progress_of = NULL, updated_ms = ?5
                  WHERE id = ?1",
@@ -403,7 +415,7 @@ impl Scheduler {
                 continue;
             };
             extend(&tx, p.attempt, deadline, worker, now)?;
-            exec(&tx, 
+            exec(&tx,
                 "UPDATE jobs SET status = 'running', progress_epoch = ?2, progress_of = ?3, updated_ms = ?4
                  WHERE id = ?1",
                 params![job.id.as_str(), p.epoch, p.of, now],
@@ -431,7 +443,8 @@ impl Scheduler {
         let (a, job) = fence(&tx, attempt)?;
         upsert_epoch(&tx, &job.id, attempt, m)?;
         extend(&tx, attempt, deadline, &a.worker, now)?;
-        exec(&tx, 
+        exec(
+            &tx,
             "UPDATE jobs SET status = 'running', progress_epoch = ?2, updated_ms = ?3 WHERE id = ?1",
             params![job.id.as_str(), m.epoch, now],
         )?;
@@ -451,7 +464,7 @@ impl Scheduler {
         for m in &result.epochs {
             upsert_epoch(&tx, &job.id, attempt, m)?;
         }
-        exec(&tx, 
+        exec(&tx,
             "UPDATE jobs SET status = 'succeeded', current_attempt = NULL, error = NULL, result_json = ?2,
                  best_epoch = ?3, test_accuracy = ?4, test_loss = ?5, val_accuracy = ?6, val_loss = ?7,
                  train_seconds = ?8, updated_ms = ?9, finished_ms = ?9
@@ -500,7 +513,8 @@ impl Scheduler {
             FailOutcome::Failed => ("failed", Some(now)),
             FailOutcome::Retry => ("pending", None),
         };
-        exec(&tx, 
+        exec(
+            &tx,
             "UPDATE jobs SET status = ?2, failures = ?3, current_attempt = NULL, error = ?4,
                  updated_ms = ?5, finished_ms = ?6
              WHERE id = ?1",
@@ -519,7 +533,8 @@ impl Scheduler {
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         end_attempt(&tx, attempt, now, "released", None)?;
-        exec(&tx, 
+        exec(
+            &tx,
             "UPDATE jobs SET status = 'pending', current_attempt = NULL, updated_ms = ?2 WHERE id = ?1",
             params![job.id.as_str(), now],
         )?;
@@ -559,7 +574,8 @@ impl Scheduler {
             if lost >= max_lost {
                 let error =
                     format!("lost {lost} leases: its workers stopped heartbeating every time");
-                exec(&tx, 
+                exec(
+                    &tx,
                     "UPDATE jobs SET status = 'failed', lost_attempts = ?2, current_attempt = NULL,
                          error = ?3, updated_ms = ?4, finished_ms = ?4
                      WHERE id = ?1",
@@ -567,7 +583,7 @@ impl Scheduler {
                 )?;
                 tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job failed");
             } else {
-                exec(&tx, 
+                exec(&tx,
                     "UPDATE jobs SET status = 'pending', lost_attempts = ?2, current_attempt = NULL,
                          updated_ms = ?3
                      WHERE id = ?1",
@@ -576,7 +592,8 @@ impl Scheduler {
                 tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job back to pending");
             }
         }
-        exec(&tx, 
+        exec(
+            &tx,
             "UPDATE workers SET state = 'lost' WHERE state = 'alive' AND last_seen_ms <= ?1",
             [now - timeout_ms],
         )?;
@@ -591,11 +608,13 @@ impl Scheduler {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
         let tx = self.store.transaction()?;
-        let n = exec(&tx, 
+        let n = exec(
+            &tx,
             "UPDATE attempts SET deadline_ms = ?1 WHERE ended_ms IS NULL AND deadline_ms < ?1",
             [deadline],
         )?;
-        exec(&tx, 
+        exec(
+            &tx,
             "UPDATE workers SET last_seen_ms = ?1 WHERE state != 'lost' AND last_seen_ms < ?1",
             [now],
         )?;
@@ -626,7 +645,7 @@ impl Scheduler {
         if let Some(attempt) = row.current_attempt {
             end_attempt(&tx, attempt, now, "cancelled", None)?;
         }
-        exec(&tx, 
+        exec(&tx,
             "UPDATE jobs SET status = 'cancelled', current_attempt = NULL, updated_ms = ?2, finished_ms = ?2
              WHERE id = ?1",
             params![job.as_str(), now],
@@ -639,7 +658,8 @@ impl Scheduler {
     /// Drains a worker: it gets no new leases and its heartbeats answer `drain`.
     pub fn drain(&mut self, worker: &WorkerId) -> Result<()> {
         let tx = self.store.transaction()?;
-        let n = exec(&tx, 
+        let n = exec(
+            &tx,
             "UPDATE workers SET state = 'draining' WHERE id = ?1",
             [worker.0.as_str()],
         )?;

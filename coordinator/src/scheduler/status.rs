@@ -20,8 +20,7 @@ impl Scheduler {
         let conn = self.store.conn();
         // Aggregates in SQL: a status poll must stay cheap with 100,000 jobs.
         let mut counts = StatusCounts::default();
-        let mut stmt =
-            conn.prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")?;
+        let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;

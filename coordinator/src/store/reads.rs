@@ -335,21 +335,18 @@ pub(crate) fn attempt(conn: &Connection, id: AttemptId) -> Result<Option<Attempt
             "SELECT id, job, worker, device, leased_ms, deadline_ms, ended_ms, outcome
              FROM attempts WHERE id = ?1",
         )?
-        .query_row(
-            [key],
-            |r| {
-                Ok(AttemptRow {
-                    id: AttemptId(r.get::<_, i64>(0)?.unsigned_abs()),
-                    job: JobId::new(r.get::<_, String>(1)?),
-                    worker: WorkerId(r.get(2)?),
-                    device: r.get(3)?,
-                    leased_ms: r.get(4)?,
-                    deadline_ms: r.get(5)?,
-                    ended_ms: r.get(6)?,
-                    outcome: r.get(7)?,
-                })
-            },
-        )
+        .query_row([key], |r| {
+            Ok(AttemptRow {
+                id: AttemptId(r.get::<_, i64>(0)?.unsigned_abs()),
+                job: JobId::new(r.get::<_, String>(1)?),
+                worker: WorkerId(r.get(2)?),
+                device: r.get(3)?,
+                leased_ms: r.get(4)?,
+                deadline_ms: r.get(5)?,
+                ended_ms: r.get(6)?,
+                outcome: r.get(7)?,
+            })
+        })
         .optional()?;
     Ok(row)
 }
