@@ -284,6 +284,37 @@ fn main() {
         peak / 1024
     );
     assert_eq!(completed, jobs, "every job completed exactly once");
+    // The coordinator agrees: every job succeeded, none is left or counted twice.
+    let status = rt.block_on(async {
+        let mut admin = ClientOptions {
+            url: url.clone(),
+            ..ClientOptions::default()
+        }
+        .admin_client()
+        .unwrap();
+        admin
+            .status(spikecv_common::proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    let count = |state: &str| {
+        status
+            .jobs
+            .iter()
+            .filter(|c| c.state == state)
+            .map(|c| c.count)
+            .sum::<u64>()
+    };
+    println!(
+        "load: coordinator status: {} of {} jobs succeeded, {} pending, {} running",
+        count("succeeded"),
+        status.total_jobs,
+        count("pending"),
+        count("leased") + count("running")
+    );
+    assert_eq!(count("succeeded"), jobs as u64);
+    assert_eq!(status.total_jobs, jobs as u64);
     let _ = coordinator.kill();
     let _ = coordinator.wait();
 }
