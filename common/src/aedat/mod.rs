@@ -393,3 +393,53 @@ pub(crate) fn read_full<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Res
     }
     Ok(filled)
 }
+
+/// Where an event sits in its file, for the errors of [`push_checked`].
+pub(crate) struct EventAt<'a> {
+    /// The file.
+    pub path: &'a Path,
+    /// The event's byte offset (or its packet's).
+    pub offset: u64,
+}
+
+/// Appends an event after checking that its time stamp does not go back from
+/// `*prev_t` (`backwards` forces that error, e.g. for a negative raw stamp) and
+/// that it lies on the sensor; updates `*prev_t`. Shared by the packet readers.
+pub(crate) fn push_checked(
+    events: &mut Vec<Event>,
+    at: EventAt<'_>,
+    prev_t: &mut i64,
+    backwards: bool,
+    (t, x, y, p): (i64, i64, i64, bool),
+    sensor: SensorSize,
+) -> Result<(), ReadError> {
+    if backwards || t < *prev_t {
+        return Err(ReadError::TimestampBackwards {
+            path: at.path.to_path_buf(),
+            offset: at.offset,
+            index: events.len() as u64,
+            previous: *prev_t,
+            current: t,
+        });
+    }
+    let on_sensor =
+        (0..i64::from(sensor.width)).contains(&x) && (0..i64::from(sensor.height)).contains(&y);
+    if !on_sensor {
+        return Err(ReadError::OutsideSensor {
+            path: at.path.to_path_buf(),
+            offset: at.offset,
+            x,
+            y,
+            width: sensor.width,
+            height: sensor.height,
+        });
+    }
+    *prev_t = t;
+    events.push(Event {
+        t,
+        x: x as u16,
+        y: y as u16,
+        p,
+    });
+    Ok(())
+}

@@ -10,7 +10,9 @@
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use super::{EventFile, Format, HeaderFacts, ReadError, read_full, read_hash_lines};
+use super::{
+    EventAt, EventFile, Format, HeaderFacts, ReadError, push_checked, read_full, read_hash_lines,
+};
 use crate::events::{Event, SensorSize};
 
 /// Bytes in a packet header.
@@ -154,36 +156,14 @@ pub fn read<R: BufRead>(
                     continue;
                 }
                 let ts = i32::from_le_bytes([ev[tso], ev[tso + 1], ev[tso + 2], ev[tso + 3]]);
-                let ev_offset = offset + (PACKET_HEADER_BYTES + i * size) as u64;
-                let t = base + i64::from(ts);
-                if ts < 0 || t < prev_t {
-                    return Err(ReadError::TimestampBackwards {
-                        path: path.to_path_buf(),
-                        offset: ev_offset,
-                        index: events.len() as u64,
-                        previous: prev_t,
-                        current: t,
-                    });
-                }
-                let x = (data >> 17) & 0x7fff;
-                let y = (data >> 2) & 0x7fff;
-                if x >= u32::from(sensor.width) || y >= u32::from(sensor.height) {
-                    return Err(ReadError::OutsideSensor {
-                        path: path.to_path_buf(),
-                        offset: ev_offset,
-                        x: i64::from(x),
-                        y: i64::from(y),
-                        width: sensor.width,
-                        height: sensor.height,
-                    });
-                }
-                prev_t = t;
-                events.push(Event {
-                    t,
-                    x: x as u16,
-                    y: y as u16,
-                    p: (data >> 1) & 1 == 1,
-                });
+                let at = EventAt {
+                    path,
+                    offset: offset + (PACKET_HEADER_BYTES + i * size) as u64,
+                };
+                let x = i64::from((data >> 17) & 0x7fff);
+                let y = i64::from((data >> 2) & 0x7fff);
+                let event = (base + i64::from(ts), x, y, (data >> 1) & 1 == 1);
+                push_checked(&mut events, at, &mut prev_t, ts < 0, event, sensor)?;
             }
         }
         offset += PACKET_HEADER_BYTES as u64 + body_len as u64;

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ::aedat::base::ioheader_generated::Compression;
 use ::aedat::base::{Decoder, StreamContent};
 
-use super::{EventFile, Format, HeaderFacts, ReadError};
-use crate::events::{Event, SensorSize};
+use super::{EventAt, EventFile, Format, HeaderFacts, ReadError, push_checked};
+use crate::events::SensorSize;
 
 /// The first line of an AEDAT 4 file.
 pub const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";
@@ -313,34 +313,10 @@ fn decode(
             continue;
         };
         events.reserve(elements.len());
-        for (i, e) in elements.iter().enumerate() {
-            let (t, x, y) = (e.t(), e.x(), e.y());
-            if t < prev_t {
-                return Err(ReadError::TimestampBackwards {
-                    path: path.to_path_buf(),
-                    offset,
-                    index: (events.len() + i) as u64,
-                    previous: prev_t,
-                    current: t,
-                });
-            }
-            if x < 0 || y < 0 || x as u16 >= sensor.width || y as u16 >= sensor.height {
-                return Err(ReadError::OutsideSensor {
-                    path: path.to_path_buf(),
-                    offset,
-                    x: i64::from(x),
-                    y: i64::from(y),
-                    width: sensor.width,
-                    height: sensor.height,
-                });
-            }
-            prev_t = t;
-            events.push(Event {
-                t,
-                x: x as u16,
-                y: y as u16,
-                p: e.on(),
-            });
+        for e in elements.iter() {
+            let at = EventAt { path, offset };
+            let event = (e.t(), i64::from(e.x()), i64::from(e.y()), e.on());
+            push_checked(&mut events, at, &mut prev_t, false, event, sensor)?;
         }
     }
     if events.is_empty() {
