@@ -839,3 +839,24 @@ fn a_job_carries_only_its_own_seed_and_variant() {
         assert_eq!(job, c.for_job(a.seed, a.variant));
     }
 }
+
+#[test]
+fn a_lost_worker_that_calls_again_is_alive_and_leases() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, attempt, _job) = one_lease(&clock);
+    clock.advance_s(31);
+    assert_eq!(s.expire_leases().unwrap(), vec![attempt]);
+    let state = |s: &Scheduler| s.status().unwrap().workers[0].state;
+    assert_eq!(state(&s), WorkerState::Lost);
+    // Same registration as before: the call must still revive it.
+    assert_eq!(s.ensure_worker(Some(&w), &reg("a", "")).unwrap(), w);
+    assert_eq!(state(&s), WorkerState::Alive);
+    let seen = s.status().unwrap().workers[0].last_seen_ms;
+    assert_eq!(seen, s.now_ms());
+    // An unchanged live worker is left as it is; the lease refreshes it.
+    clock.advance_s(5);
+    s.ensure_worker(Some(&w), &reg("a", "")).unwrap();
+    assert_eq!(s.status().unwrap().workers[0].last_seen_ms, seen);
+    assert_eq!(s.lease(&w, &slots(1)).unwrap().assignments.len(), 1);
+    assert_eq!(s.status().unwrap().workers[0].last_seen_ms, s.now_ms());
+}

@@ -279,6 +279,18 @@ impl Scheduler {
         id: Option<&WorkerId>,
         reg: &WorkerRegistration,
     ) -> Result<WorkerId> {
+        // The usual case, a lease or heartbeat of a live worker whose
+        // registration has not changed, needs no write: the call that follows
+        // refreshes its last-seen time in its own transaction.
+        if let Some(id) = id
+            && let Some(w) = reads::worker(self.store.conn(), id)?
+            && w.state != WorkerState::Lost
+            && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
+                == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)
+        {
+            check_fingerprint(self.store.conn(), reg)?;
+            return Ok(id.clone());
+        }
         let now = self.now_ms();
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
