@@ -123,6 +123,18 @@ async fn three_workers_finish_every_job_once_and_survive_crashes() {
         JOBS as usize,
         "every job finished exactly once"
     );
+    // A finished job keeps its weights and metrics, not its resume checkpoint;
+    // the coordinator's copies are gone too.
+    for w in run1.works() {
+        for job in std::fs::read_dir(&w).unwrap() {
+            let ckpt = job.unwrap().path().join("checkpoint.safetensors");
+            assert!(!ckpt.exists(), "{} left behind", ckpt.display());
+        }
+    }
+    let coordinator_ckpts = std::fs::read_dir(run1.dir.join("state.checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(coordinator_ckpts, 0, "coordinator checkpoint files left");
 
     // 2. A worker killed mid-job; its job resumes elsewhere from its checkpoint.
     let run2 = Run::new(tmp.path(), "worker-killed");

@@ -205,7 +205,17 @@ async fn run_inner(
         return;
     }
     match outcome {
-        Ok(result) => report_complete(shared, &attempt, &result, device).await,
+        Ok(result) => {
+            report_complete(shared, &attempt, &result, device).await;
+            // The weights and metrics stay; the resume checkpoint (weights,
+            // optimiser state and best copy, ~150 MB for the reference model) is
+            // of no further use once the result is in.
+            if let Err(e) = std::fs::remove_file(&ckpt)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %ckpt.display(), error = %e, "cannot remove a finished job's checkpoint");
+            }
+        }
         Err(TrainError::Stopped { epoch }) => {
             tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
             let _ = report_release(shared, &attempt).await;
