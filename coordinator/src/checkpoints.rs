@@ -35,13 +35,18 @@ pub struct CheckpointDir {
 impl CheckpointDir {
     /// The directory beside the database file `db` (created when missing).
     pub fn beside(db: &Path) -> std::io::Result<Self> {
-        let dir = db.with_extension("checkpoints");
+        let dir = Self::path_beside(db);
         std::fs::create_dir_all(&dir)?;
         Ok(Self {
             dir,
             _temp: None,
             next_part: Arc::default(),
         })
+    }
+
+    /// The directory [`CheckpointDir::beside`] uses for the database `db`.
+    pub fn path_beside(db: &Path) -> PathBuf {
+        db.with_extension("checkpoints")
     }
 
     /// A temporary directory, for a store that lives in memory.

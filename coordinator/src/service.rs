@@ -212,9 +212,11 @@ impl Coordinator for CoordinatorService {
         // Refuse a fenced attempt before receiving megabytes.
         let r = self.sched.call(move |s| s.check_current(attempt)).await;
         self.note(r)?;
-        let staging = self.sched.checkpoint_dir().stage().map_err(|e| {
-            tracing::error!(error = %e, "cannot stage a checkpoint upload");
-            Status::internal(format!("cannot stage a checkpoint upload: {e}"))
+        let dir = self.sched.checkpoint_dir();
+        let staging = dir.stage().map_err(|e| {
+            let dir = dir.path().display();
+            tracing::error!(error = %e, %dir, "cannot stage a checkpoint upload");
+            Status::internal(format!("cannot stage a checkpoint upload in {dir}: {e}"))
         })?;
         let staged = checkpoint_stream::receive(attempt, first, stream, staging).await?;
         let n = staged.size;

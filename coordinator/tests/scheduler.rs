@@ -860,3 +860,18 @@ fn a_lost_worker_that_calls_again_is_alive_and_leases() {
     assert_eq!(s.lease(&w, &slots(1)).unwrap().assignments.len(), 1);
     assert_eq!(s.status().unwrap().workers[0].last_seen_ms, s.now_ms());
 }
+
+#[test]
+fn an_unwritable_checkpoint_directory_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    // A plain file where the directory must go.
+    std::fs::write(dir.path().join("state.checkpoints"), b"not a directory").unwrap();
+    let clock = ManualClock::new(T0);
+    let err = Scheduler::open(&path, settings(), Box::new(clock)).unwrap_err();
+    assert!(
+        matches!(err, SchedulerError::CheckpointIo { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("state.checkpoints"), "{err}");
+}

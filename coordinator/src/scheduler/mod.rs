@@ -106,10 +106,14 @@ impl Scheduler {
         clock: Box<dyn Clock>,
     ) -> Result<Self, SchedulerError> {
         let checkpoints = match store.path() {
-            Some(db) => CheckpointDir::beside(db),
-            None => CheckpointDir::temporary(),
-        }
-        .map_err(|e| SchedulerError::checkpoint_io("creating the checkpoint directory", e))?;
+            Some(db) => CheckpointDir::beside(db).map_err(|e| {
+                let dir = CheckpointDir::path_beside(db);
+                SchedulerError::checkpoint_io(format!("creating {}", dir.display()), e)
+            }),
+            None => CheckpointDir::temporary().map_err(|e| {
+                SchedulerError::checkpoint_io("creating a temporary checkpoint directory", e)
+            }),
+        }?;
         Ok(Self {
             store,
             checkpoints,
