@@ -264,7 +264,16 @@ fn strip_times(v: &mut serde_json::Value) {
 
 /// Collects the finished jobs under the work folders; panics if a job finished twice.
 pub fn collect_results(work_dirs: &[PathBuf]) -> Results {
+    collect_results_after_kill(work_dirs, None)
+}
+
+/// [`collect_results`] for a run where the worker with folder `killed` was
+/// SIGKILLed: a job it had finished on disk but not yet reported is run again
+/// elsewhere, which is right, and both copies must then be identical. Any other
+/// job that finished twice is a failure.
+pub fn collect_results_after_kill(work_dirs: &[PathBuf], killed: Option<&Path>) -> Results {
     let mut out = Results::new();
+    let mut found_in: BTreeMap<(String, u64, u64), PathBuf> = BTreeMap::new();
     for w in work_dirs {
         let Ok(entries) = std::fs::read_dir(w) else {
             continue;
@@ -284,10 +293,23 @@ pub fn collect_results(work_dirs: &[PathBuf]) -> Results {
             );
             strip_times(&mut v);
             let weights = std::fs::read(dir.join("final.safetensors")).unwrap();
-            assert!(
-                out.insert(key.clone(), (v, weights)).is_none(),
-                "job {key:?} finished twice"
-            );
+            if let Some(earlier) = out.get(&key) {
+                let first = &found_in[&key];
+                let rerun = killed.is_some_and(|k| first.starts_with(k) || dir.starts_with(k));
+                assert!(
+                    rerun,
+                    "job {key:?} finished twice ({} and {})",
+                    first.display(),
+                    dir.display()
+                );
+                assert!(
+                    earlier.0 == v && earlier.1 == weights,
+                    "job {key:?} finished on the killed worker and again elsewhere, differently"
+                );
+                continue;
+            }
+            found_in.insert(key.clone(), dir.clone());
+            out.insert(key, (v, weights));
         }
     }
     out
