@@ -274,9 +274,19 @@ impl Dataset {
 
     /// Reads a raw recording and its tags, checking the tags against it.
     pub fn read_raw(&self, recording: &str) -> Result<(Vec<Event>, Vec<Tag>), DataError> {
+        self.read_raw_reusing(recording, Vec::new())
+    }
+
+    /// [`Dataset::read_raw`] into `spare`'s allocation (see
+    /// [`aedat::read_file_reusing`]).
+    fn read_raw_reusing(
+        &self,
+        recording: &str,
+        spare: Vec<Event>,
+    ) -> Result<(Vec<Event>, Vec<Tag>), DataError> {
         let tags_path = self.tags_path(recording);
         let tags = tags::read(&tags_path)?;
-        let file = aedat::read_file(&self.recording_path(recording))?;
+        let file = aedat::read_file_reusing(&self.recording_path(recording), spare)?;
         tags::check_range(&tags, file.events.len(), &tags_path)?;
         Ok((file.events, tags))
     }
@@ -306,15 +316,12 @@ impl Dataset {
                 .map(|c| Ok(npy::read_events(&self.sliced_path(recording, c))?))
                 .collect();
         }
-        let tags_path = self.tags_path(recording);
-        let tags = tags::read(&tags_path)?;
         // The whole recording is only needed until it is sliced: its buffer is
         // kept per thread for the next recording (no fresh pages to fault in).
         let spare = SPARE_EVENTS.with(|cell| cell.take());
-        let file = aedat::read_file_reusing(&self.recording_path(recording), spare)?;
-        tags::check_range(&tags, file.events.len(), &tags_path)?;
-        let samples = slice(&file.events, &tags);
-        SPARE_EVENTS.with(|cell| cell.replace(file.events));
+        let (events, tags) = self.read_raw_reusing(recording, spare)?;
+        let samples = slice(&events, &tags);
+        SPARE_EVENTS.with(|cell| cell.replace(events));
         Ok(samples)
     }
 

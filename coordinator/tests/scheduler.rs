@@ -875,3 +875,44 @@ fn an_unwritable_checkpoint_directory_is_an_error_that_names_it() {
     );
     assert!(err.to_string().contains("state.checkpoints"), "{err}");
 }
+
+#[test]
+fn a_checkpoint_still_held_inline_is_moved_to_a_file_on_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let job = {
+        let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
+        s.submit(&submission(config(""), None)).unwrap();
+        let w = s.register_worker(&reg("a", "")).unwrap();
+        let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        s.put_checkpoint(a.attempt, 1, b"from schema 1").unwrap();
+        // As a schema-1 store left it: the bytes in the row, no file.
+        let rec = s.checkpoint_record(&a.job).unwrap().unwrap();
+        std::fs::remove_file(&rec.path).unwrap();
+        s.store()
+            .conn()
+            .execute(
+                "UPDATE checkpoints SET bytes = ?1 WHERE job = ?2",
+                rusqlite::params![b"from schema 1".to_vec(), a.job.as_str()],
+            )
+            .unwrap();
+        a.job
+    };
+    let s = Scheduler::open(&path, settings(), Box::new(clock)).unwrap();
+    let ck = s.get_checkpoint(&job).unwrap().unwrap();
+    assert_eq!(
+        (ck.epoch, ck.bytes.as_slice()),
+        (1, b"from schema 1".as_slice())
+    );
+    let inline: i64 = s
+        .store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM checkpoints WHERE bytes IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(inline, 0);
+}

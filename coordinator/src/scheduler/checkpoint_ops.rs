@@ -118,11 +118,17 @@ impl Scheduler {
         epoch: u32,
         bytes: &[u8],
     ) -> Result<String> {
-        let io = |e| SchedulerError::checkpoint_io("staging a checkpoint", e);
+        let staged = self.stage_bytes(bytes)?;
+        self.commit_checkpoint(attempt, epoch, staged)
+    }
+
+    /// Writes `bytes` to a synced `.part` file in the checkpoint directory.
+    fn stage_bytes(&self, bytes: &[u8]) -> Result<StagedCheckpoint> {
+        let dir = self.checkpoints.path().display();
+        let io = |e| SchedulerError::checkpoint_io(format!("staging a checkpoint in {dir}"), e);
         let mut staging = self.checkpoints.stage().map_err(io)?;
         staging.write(bytes).map_err(io)?;
-        let staged = staging.finish().map_err(io)?;
-        self.commit_checkpoint(attempt, epoch, staged)
+        staging.finish().map_err(io)
     }
 
     /// The record of the job's latest checkpoint, if any.
@@ -180,11 +186,10 @@ impl Scheduler {
         };
         for (job, sha, bytes) in inline {
             let path = self.checkpoints.file(&JobId::new(job.clone()), &sha);
-            let io = |e| SchedulerError::checkpoint_io(format!("writing {}", path.display()), e);
-            let mut staging = self.checkpoints.stage().map_err(io)?;
-            staging.write(&bytes).map_err(io)?;
-            let staged = staging.finish().map_err(io)?;
-            std::fs::rename(&staged.path, &path).map_err(io)?;
+            let staged = self.stage_bytes(&bytes)?;
+            std::fs::rename(&staged.path, &path).map_err(|e| {
+                SchedulerError::checkpoint_io(format!("renaming to {}", path.display()), e)
+            })?;
             let tx = self.store.transaction()?;
             exec(
                 &tx,

@@ -100,24 +100,21 @@ impl Scheduler {
             params![now - 3_600_000],
             |r| r.get(0),
         )?;
-        let (mean_seconds, timed): (Option<f64>, i64) = conn.query_row(
-            "SELECT avg(train_seconds), count(train_seconds) FROM jobs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        // NULL (None) when no job has a training time yet.
+        let mean_seconds: Option<f64> =
+            conn.query_row("SELECT avg(train_seconds) FROM jobs", [], |r| r.get(0))?;
         let slots: usize = workers
             .iter()
             .filter(|w| w.state != WorkerState::Lost)
             .map(|w| w.slots.len())
             .sum();
-        let eta_seconds = if counts.unfinished() == 0 {
-            Some(0.0)
-        } else if timed == 0 || slots == 0 {
-            None
-        } else {
-            let mean = mean_seconds.unwrap_or(0.0);
-            let rounds = (f64::from(counts.unfinished()) / slots as f64).ceil();
-            Some(rounds * mean)
+        let eta_seconds = match mean_seconds {
+            _ if counts.unfinished() == 0 => Some(0.0),
+            Some(mean) if slots > 0 => {
+                let rounds = (f64::from(counts.unfinished()) / slots as f64).ceil();
+                Some(rounds * mean)
+            }
+            _ => None,
         };
         Ok(StatusSnapshot {
             now_ms: now,
@@ -132,12 +129,6 @@ impl Scheduler {
 }
 
 fn parse_status(s: &str) -> Result<JobStatus, SchedulerError> {
-    s.parse().map_err(|e| {
-        SchedulerError::Store(crate::store::StoreError::Corrupt {
-            table: "jobs",
-            key: "(status count)".into(),
-            column: "status",
-            message: format!("{e}"),
-        })
-    })
+    s.parse()
+        .map_err(|e| reads::corrupt("jobs", "(status count)", "status", e).into())
 }

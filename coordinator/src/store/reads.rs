@@ -11,7 +11,8 @@ use spikecv_common::plan::JobId;
 use super::StoreError;
 use crate::scheduler::{AttemptId, ExperimentId, SlotInfo, WorkerId, WorkerState};
 
-fn corrupt(
+/// A [`StoreError::Corrupt`] for a value that does not parse.
+pub(crate) fn corrupt(
     table: &'static str,
     key: &str,
     column: &'static str,
