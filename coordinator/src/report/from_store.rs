@@ -8,13 +8,12 @@
 //! (for the confusion matrix).
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::job::EpochMetrics;
 
 use super::model::{ExperimentRecord, JobRecord};
+use crate::store::reads;
 
 /// Newest store schema this reader understands.
 const KNOWN_SCHEMA: u32 = crate::store::SCHEMA_VERSION;
@@ -55,6 +54,9 @@ pub enum FromStoreError {
     /// A query failed.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A stored value does not parse (shared checks of the store's rows).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A stored value does not parse.
     #[error("state database: {table} row {key}: column {column}: {message}")]
     Corrupt {
@@ -180,12 +182,6 @@ struct RawJob {
     finished_ms: Option<i64>,
 }
 
-fn protocol_from_str(s: &str) -> Option<ProtocolKind> {
-    [ProtocolKind::TrainValTest, ProtocolKind::TrainTest]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-}
-
 /// Every job of experiment `id` (including jobs it shares with an earlier
 /// experiment that planned the same job), in plan order, with its epochs and
 /// confusion matrix.
@@ -227,18 +223,8 @@ pub fn jobs(conn: &Connection, experiment: &str) -> Result<Vec<JobRecord>, FromS
     raws.into_iter()
         .map(|raw| {
             let key = raw.id.clone();
-            let variant =
-                Variant::from_str(&raw.variant).map_err(|e| corrupt("jobs", &key, "variant", e))?;
-            let protocol = protocol_from_str(&raw.protocol).ok_or_else(|| {
-                corrupt(
-                    "jobs",
-                    &key,
-                    "protocol",
-                    format!("unknown protocol {:?}", raw.protocol),
-                )
-            })?;
-            let status =
-                JobStatus::from_str(&raw.status).map_err(|e| corrupt("jobs", &key, "status", e))?;
+            let (variant, protocol, status) =
+                reads::job_kind(&key, &raw.variant, &raw.protocol, &raw.status)?;
             let int =
                 |v: i64, column| u32::try_from(v).map_err(|e| corrupt("jobs", &key, column, e));
             let epoch_rows = epochs_stmt

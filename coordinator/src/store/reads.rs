@@ -230,29 +230,34 @@ fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
     })
 }
 
-fn protocol_from_str(s: &str) -> Option<ProtocolKind> {
-    match s {
-        "train-val-test" => Some(ProtocolKind::TrainValTest),
-        "train-test" => Some(ProtocolKind::TrainTest),
-        _ => None,
-    }
+/// Parses the kind columns of the `jobs` row `key`: variant, protocol, status.
+pub(crate) fn job_kind(
+    key: &str,
+    variant: &str,
+    protocol: &str,
+    status: &str,
+) -> Result<(Variant, ProtocolKind, JobStatus), StoreError> {
+    let variant = Variant::from_str(variant).map_err(|e| corrupt("jobs", key, "variant", e))?;
+    let protocol = [ProtocolKind::TrainValTest, ProtocolKind::TrainTest]
+        .into_iter()
+        .find(|p| p.as_str() == protocol)
+        .ok_or_else(|| {
+            corrupt(
+                "jobs",
+                key,
+                "protocol",
+                format!("unknown protocol {protocol:?}"),
+            )
+        })?;
+    let status = JobStatus::from_str(status).map_err(|e| corrupt("jobs", key, "status", e))?;
+    Ok((variant, protocol, status))
 }
 
 impl RawJob {
     fn into_row(self) -> Result<JobRow, StoreError> {
         let key = self.id.clone();
-        let variant =
-            Variant::from_str(&self.variant).map_err(|e| corrupt("jobs", &key, "variant", e))?;
-        let protocol = protocol_from_str(&self.protocol).ok_or_else(|| {
-            corrupt(
-                "jobs",
-                &key,
-                "protocol",
-                format!("unknown protocol {:?}", self.protocol),
-            )
-        })?;
-        let status =
-            JobStatus::from_str(&self.status).map_err(|e| corrupt("jobs", &key, "status", e))?;
+        let (variant, protocol, status) =
+            job_kind(&key, &self.variant, &self.protocol, &self.status)?;
         let split: FoldSplit = serde_json::from_str(&self.split_json)
             .map_err(|e| corrupt("jobs", &key, "split_json", e))?;
         Ok(JobRow {
