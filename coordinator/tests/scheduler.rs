@@ -714,6 +714,18 @@ fn the_store_is_wal_with_foreign_keys_and_refuses_garbage() {
     assert!(err.to_string().contains("database"), "{err}");
 }
 
+/// Checkpoint rows that still hold their bytes in the database.
+fn inline_checkpoints(s: &Scheduler) -> i64 {
+    s.store()
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM checkpoints WHERE bytes IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 /// The `.ckpt` files in the checkpoint directory, by name.
 fn checkpoint_files(s: &Scheduler) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(s.checkpoint_dir().path())
@@ -751,16 +763,7 @@ fn checkpoint_bytes_live_in_one_file_per_job_beside_the_database() {
     assert!(!s.checkpoint_dir().file(&a.job, &sha1).exists());
     assert_eq!(checkpoint_files(&s).len(), 2);
     // No database row holds checkpoint bytes.
-    let inline: i64 = s
-        .store()
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM checkpoints WHERE bytes IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(inline, 0);
+    assert_eq!(inline_checkpoints(&s), 0);
     // A fenced attempt's upload is refused and its staged file removed.
     clock.advance_s(31);
     s.expire_leases().unwrap();
@@ -905,14 +908,5 @@ fn a_checkpoint_still_held_inline_is_moved_to_a_file_on_opening() {
         (ck.epoch, ck.bytes.as_slice()),
         (1, b"from schema 1".as_slice())
     );
-    let inline: i64 = s
-        .store()
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM checkpoints WHERE bytes IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(inline, 0);
+    assert_eq!(inline_checkpoints(&s), 0);
 }
