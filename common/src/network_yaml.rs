@@ -173,7 +173,7 @@ mod tests {
 
     const REFERENCE: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seed/network.yaml"
+        "/../data/network.yaml"
     ));
 
     #[test]

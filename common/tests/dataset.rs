@@ -48,7 +48,7 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     assert_eq!(ds.class_names()[18], "zebra");
     let seed_list = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seed/filelist.txt"
+        "/../data/filelist.txt"
     ))
     .unwrap();
     let seed_names: Vec<&str> = seed_list
@@ -59,7 +59,7 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     assert_eq!(synth::recording_names(), seed_names);
     let seed_defs = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/seed/SL-Animals-DVS_gestures_definitions.csv"
+        "/../data/SL-Animals-DVS_gestures_definitions.csv"
     ))
     .unwrap();
     let ours = std::fs::read_to_string(dir.path().join(CLASS_DEFS)).unwrap();

@@ -317,7 +317,7 @@ fn aedat31_bad_input_is_an_error_with_offset() {
 fn aedat4_bad_input_is_an_error() {
     let real = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/aedat4/sample.aedat4"
+        "/tests/fixtures/events/aedat4/sample.aedat4"
     ))
     .unwrap();
     // Magic only.

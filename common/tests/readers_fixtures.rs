@@ -1,4 +1,4 @@
-//! Readers on the real files in shared/fixtures, compared with independent
+//! Readers on the real files in tests/fixtures/events, compared with independent
 //! readers (numpy on the raw records, the Python `aedat` package) through
 //! `fixtures/readers_expected.json` (made by `fixtures/make_reader_expected.py`).
 
@@ -27,7 +27,7 @@ struct Expected {
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures"
+        "/tests/fixtures/events"
     ))
     .join(rel)
 }
