@@ -1,12 +1,63 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: sets up what is missing, then every crate's tests.
+#
+# Tests that need a system component are #[ignore]d in the code and listed in
+# NEEDS below. Each runs when its component is installed; otherwise it is
+# skipped, and the last lines of the output name it and say why. With CI=true a
+# missing component is a failure instead. Extra arguments go to the test runner.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
-if cargo nextest --version >/dev/null 2>&1; then
-  exec cargo nextest run --workspace --no-fail-fast "$@"
-else
-  exec cargo test --workspace --no-fail-fast "$@"
+# Test binaries run side by side: one libtorch thread each, unless told otherwise.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
+has_browser() {
+  { [ -n "${CHROME_BIN:-}" ] && [ -x "$CHROME_BIN" ]; } ||
+    [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || [ -x /usr/bin/google-chrome ] || return 1
+  { [ -n "${CHROMEDRIVER:-}" ] && [ -x "$CHROMEDRIVER" ]; } ||
+    [ -x /usr/bin/chromedriver ] || [ -x /usr/lib/chromium/chromedriver ]
+}
+
+# test name | check (a function above) | what it needs, and how to get it
+NEEDS=(
+  "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
+)
+
+skipped=()
+skip_names=()
+for entry in "${NEEDS[@]}"; do
+  IFS='|' read -r name check why <<<"$entry"
+  if ! "$check"; then
+    skipped+=("$name: needs $why")
+    skip_names+=("$name")
+  fi
+done
+if [ "${#skipped[@]}" -gt 0 ] && [ "${CI:-}" = true ]; then
+  printf 'test.sh: CI=true and a system component is missing:\n' >&2
+  printf '  %s\n' "${skipped[@]}" >&2
+  exit 1
 fi
+
+status=0
+if cargo nextest --version >/dev/null 2>&1; then
+  filter=()
+  if [ "${#skip_names[@]}" -gt 0 ]; then
+    expr=""
+    for n in "${skip_names[@]}"; do expr+="${expr:+ | }test(=$n)"; done
+    filter=(-E "not ($expr)")
+  fi
+  cargo nextest run --workspace --no-fail-fast --run-ignored all "${filter[@]}" "$@" || status=$?
+else
+  skip_args=()
+  for n in "${skip_names[@]}"; do skip_args+=(--skip "$n"); done
+  cargo test --workspace --no-fail-fast "$@" -- --include-ignored "${skip_args[@]}" || status=$?
+fi
+
+if [ "${#skipped[@]}" -gt 0 ]; then
+  echo
+  echo "skipped ${#skipped[@]} test(s), their system component is missing:"
+  printf '  %s\n' "${skipped[@]}"
+fi
+exit "$status"

@@ -106,6 +106,37 @@ pub struct DataConfig {
     /// Data set root (recordings/, tags/, filelist.txt, ...). Relative paths are
     /// taken from the config file's folder.
     pub root: PathBuf,
+    /// Spatial down-scaling of the input: pixel `(x, y)` counts into
+    /// `(x / k, y / k)`, so the network sees `128/k × 128/k` frames. 1 (the
+    /// default, left out of the serialised config) is the reference; larger
+    /// factors are for quick tests and exploration.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub downscale: u32,
+}
+
+/// The down-scaling factors the network's layers accept (DVS128 divided by
+/// these leaves at least one value after the second pooling).
+pub const DOWNSCALE_FACTORS: [u32; 4] = [1, 2, 4, 8];
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
+
+impl DataConfig {
+    /// Checks ranges; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !DOWNSCALE_FACTORS.contains(&self.downscale) {
+            return Err(invalid(
+                "data.downscale",
+                format!("{} is not one of 1, 2, 4, 8", self.downscale),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[protocol]`: the cross-validation matrix.
@@ -351,6 +382,7 @@ impl ExperimentConfig {
         if p.max_attempts == 0 {
             return Err(invalid("protocol.max_attempts", "must be at least 1"));
         }
+        self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()
     }

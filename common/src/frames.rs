@@ -23,17 +23,27 @@ pub struct FrameSpec {
     pub width: usize,
     /// `Y` (128 for DVS128).
     pub height: usize,
+    /// Spatial down-scaling: event `(x, y)` counts into pixel `(x / k, y / k)`
+    /// (1 keeps the sensor's resolution).
+    pub downscale: usize,
 }
 
 impl FrameSpec {
     /// A DVS128 (128 × 128) spec.
     pub fn dvs128(dt_ms: u32, steps: usize, mode: BinMode) -> Self {
+        Self::dvs128_downscaled(dt_ms, steps, mode, 1)
+    }
+
+    /// A DVS128 spec down-scaled by `k` (a factor of 128): `128/k × 128/k`.
+    pub fn dvs128_downscaled(dt_ms: u32, steps: usize, mode: BinMode, k: usize) -> Self {
+        let k = k.max(1);
         FrameSpec {
             dt_ms,
             steps,
             mode,
-            width: 128,
-            height: 128,
+            width: 128 / k,
+            height: 128 / k,
+            downscale: k,
         }
     }
 
@@ -103,8 +113,9 @@ pub fn bin(events: &[Event], spec: &FrameSpec, crop: Crop) -> Vec<f32> {
 
 /// Bins a sample into `out` (length [`FrameSpec::len`], overwritten), layout
 /// `[2, X, Y, T]` row-major: index `((p · X + x) · Y + y) · T + t`, `p = 1` for
-/// ON events. Windows beyond the sample are zero. Events off the `X × Y` grid
-/// are skipped (readers reject them already).
+/// ON events, with `(x, y)` the event's pixel divided by
+/// [`FrameSpec::downscale`]. Windows beyond the sample are zero. Events off the
+/// `X × Y` grid are skipped (readers reject them already).
 ///
 /// # Panics
 /// If `out.len() != spec.len()` (a caller bug, not bad input).
@@ -134,6 +145,7 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
         return;
     }
     let (w, h, steps) = (spec.width, spec.height, spec.steps);
+    let scale = spec.downscale.max(1);
     // Times relative to the first millisecond; kept windows are [lo, hi).
     let lo = (start as i64) * dt;
     let hi = (end as i64) * dt;
@@ -159,7 +171,7 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
             k_hi = k_lo + dt;
             k = window as usize - start;
         }
-        let (x, y) = (usize::from(e.x), usize::from(e.y));
+        let (x, y) = (usize::from(e.x) / scale, usize::from(e.y) / scale);
         if x >= w || y >= h {
             continue;
         }
@@ -175,6 +187,78 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
     if spec.mode == BinMode::SumNorm && max > 0.0 {
         for v in out.iter_mut() {
             *v /= max;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn events(n: usize) -> Vec<Event> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut t = 1_000_000i64;
+        (0..n)
+            .map(|_| {
+                t += rng.random_range(0..400);
+                Event {
+                    t,
+                    x: rng.random_range(0..128),
+                    y: rng.random_range(0..128),
+                    p: rng.random_bool(0.5),
+                }
+            })
+            .collect()
+    }
+
+    /// Sums `k × k` blocks of a full-resolution `[2, 128, 128, T]` SUM frame.
+    fn block_sums(full: &[f32], k: usize, steps: usize) -> Vec<f32> {
+        let s = 128 / k;
+        let mut out = vec![0.0f32; 2 * s * s * steps];
+        for p in 0..2 {
+            for x in 0..128 {
+                for y in 0..128 {
+                    for t in 0..steps {
+                        out[((p * s + x / k) * s + y / k) * steps + t] +=
+                            full[((p * 128 + x) * 128 + y) * steps + t];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_downscaled_frame_is_the_block_sum_of_the_full_one() {
+        let ev = events(20_000);
+        let steps = 12;
+        let full = bin(
+            &ev,
+            &FrameSpec::dvs128(30, steps, BinMode::Sum),
+            Crop::Start(2),
+        );
+        for k in [2usize, 4, 8] {
+            let sum_spec = FrameSpec::dvs128_downscaled(30, steps, BinMode::Sum, k);
+            assert_eq!((sum_spec.width, sum_spec.height), (128 / k, 128 / k));
+            let want = block_sums(&full, k, steps);
+            let sum = bin(&ev, &sum_spec, Crop::Start(2));
+            assert_eq!(sum, want, "SUM, k = {k}");
+            let or_spec = FrameSpec::dvs128_downscaled(30, steps, BinMode::Or, k);
+            let or: Vec<f32> = want
+                .iter()
+                .map(|&v| if v > 0.0 { 1.0 } else { 0.0 })
+                .collect();
+            assert_eq!(bin(&ev, &or_spec, Crop::Start(2)), or, "OR, k = {k}");
+            let norm_spec = FrameSpec::dvs128_downscaled(30, steps, BinMode::SumNorm, k);
+            let max = want.iter().copied().fold(0.0f32, f32::max);
+            assert!(max > 1.0, "blocks gather several events");
+            let norm: Vec<f32> = want.iter().map(|&v| v / max).collect();
+            assert_eq!(
+                bin(&ev, &norm_spec, Crop::Start(2)),
+                norm,
+                "SUM_NORM, k = {k}"
+            );
         }
     }
 }

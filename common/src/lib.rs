@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod events;
 pub mod frames;
 pub mod job;
+pub mod logging;
 pub mod mt19937;
 pub mod network_yaml;
 pub mod npy;

@@ -56,6 +56,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
     let mut config = ExperimentConfig {
         name: None,
         data: DataConfig {
+            downscale: 1,
             root: PathBuf::from("data"),
         },
         protocol: Default::default(),
@@ -171,10 +172,8 @@ pub fn load_network_yaml(path: &Path) -> Result<ExperimentConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    const REFERENCE: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/network.yaml"
-    ));
+    const REFERENCE: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/network.yaml"));
 
     #[test]
     fn reads_the_reference_file() -> Result<(), ConfigError> {

@@ -72,6 +72,7 @@ fn frames_match_tonic_in_every_mode() {
                 mode,
                 width: case.width,
                 height: case.height,
+                downscale: 1,
             };
             let crop = if case.start == 0 {
                 Crop::First

@@ -3,16 +3,10 @@
 use anyhow::Context;
 use clap::Parser;
 use spikecv_coordinator::cli::{Cli, Command};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    spikecv_common::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

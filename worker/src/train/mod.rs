@@ -219,11 +219,15 @@ pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
     out_dir.join(CHECKPOINT_FILE)
 }
 
-/// The network config a training config implies (DVS128 input, 19 classes).
+/// The network config a training config implies (DVS128 input, down-scaled by
+/// `data.downscale`; 19 classes).
 pub fn net_config(config: &ExperimentConfig, classes: usize) -> NetConfig {
     let s = &config.simulation;
+    let side = 128 / i64::from(config.data.downscale.max(1));
     NetConfig {
         classes: classes as i64,
+        width: side,
+        height: side,
         lif: LifParams {
             tau: s.tau,
             vth: s.vth,
@@ -237,9 +241,10 @@ pub fn net_config(config: &ExperimentConfig, classes: usize) -> NetConfig {
 /// Frame specs for training (`steps`) and evaluation (`test_steps`).
 pub fn frame_specs(config: &ExperimentConfig) -> (FrameSpec, FrameSpec) {
     let (s, t) = (&config.simulation, &config.training);
+    let k = config.data.downscale.max(1) as usize;
     (
-        FrameSpec::dvs128(s.dt_ms, s.steps as usize, t.bin_mode),
-        FrameSpec::dvs128(s.dt_ms, t.test_steps as usize, t.bin_mode),
+        FrameSpec::dvs128_downscaled(s.dt_ms, s.steps as usize, t.bin_mode, k),
+        FrameSpec::dvs128_downscaled(s.dt_ms, t.test_steps as usize, t.bin_mode, k),
     )
 }
 

@@ -84,6 +84,7 @@ pub fn job_with(
         mode: BinMode::Or,
         width: GRID,
         height: GRID,
+        downscale: 1,
     };
     let net = NetConfig {
         width: GRID as i64,
