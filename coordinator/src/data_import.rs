@@ -191,11 +191,12 @@ pub struct ImportReport {
     pub unexpected: Vec<PathBuf>,
     /// Where the class definitions came from.
     pub class_defs: ClassDefsSource,
-    /// Files hard-linked.
+    /// Files of DIR hard-linked.
     pub linked: usize,
-    /// Files copied.
+    /// Files of DIR copied.
     pub copied: usize,
-    /// Files already in place and identical, left alone.
+    /// Files already in place and identical, left alone (`filelist.txt` is
+    /// always written).
     pub kept: usize,
 }
 
@@ -415,6 +416,8 @@ fn check_out(
 enum Placed {
     Linked,
     Copied,
+    /// Text spikecv wrote (the file list, built-in class definitions).
+    Written,
 }
 
 /// Copies through a temporary name, so a half-copied file never carries the
@@ -431,7 +434,7 @@ fn place(source: &Source, target: &Path, force_copy: bool) -> Result<Placed, Imp
             let tmp = target.with_extension("importing");
             std::fs::write(&tmp, text).map_err(io_at(&tmp))?;
             std::fs::rename(&tmp, target).map_err(io_at(target))?;
-            Ok(Placed::Copied)
+            Ok(Placed::Written)
         }
         Source::File(src) if force_copy => copy(src, target).map(|()| Placed::Copied),
         Source::File(src) => match std::fs::hard_link(src, target) {
@@ -583,14 +586,10 @@ pub fn import(args: &ImportArgs) -> Result<ImportReport, ImportError> {
             report.kept += 1;
             continue;
         }
-        if rel == FILE_LIST {
-            // Rewritten (it may grow); not counted as an imported file.
-            place(source, &out.join(rel), true)?;
-            continue;
-        }
         match place(source, &out.join(rel), args.copy)? {
             Placed::Linked => report.linked += 1,
             Placed::Copied => report.copied += 1,
+            Placed::Written => {}
         }
     }
     tracing::info!(out = %out.display(), recordings = report.recordings.len(), "imported");

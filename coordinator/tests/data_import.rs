@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use spikecv_common::dataset::{CLASS_DEFS, read_file_list};
+use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names, read_file_list};
 use spikecv_common::synth::recording_names;
 
 fn coordinator(args: &[&str]) -> Output {
@@ -226,8 +226,16 @@ fn unexpected_files_are_reported_and_left_out() {
     )
     .unwrap();
     std::fs::write(dl.join("notes.csv"), "a,b\n").unwrap();
+    // Without the download's class definitions, the built-in ones are written.
+    std::fs::remove_file(dl.join("docs").join(CLASS_DEFS)).unwrap();
     let root = tmp.path().join("root");
     let text = ok(&["data", "import", s(&dl), "--out", s(&root)]);
+    assert!(text.contains("class definitions: built-in"), "{text}");
+    assert!(text.contains("118 files hard-linked, 0 copied"), "{text}");
+    assert_eq!(
+        read_class_names(&root.join(CLASS_DEFS)).unwrap(),
+        CLASS_NAMES.map(String::from)
+    );
     let line = text
         .lines()
         .find(|l| l.starts_with("unexpected"))
@@ -275,6 +283,12 @@ fn an_out_inside_the_download_or_holding_another_root_is_refused() {
     assert!(err.contains("recordings/user00_indoor.aedat"), "{err}");
     assert_eq!(std::fs::read(other.join("filelist.txt")).unwrap(), before);
     assert!(!other.join("recordings/user01_indoor.aedat").exists());
+
+    // Two class definitions that disagree.
+    let defs = std::fs::read_to_string(dl.join("docs").join(CLASS_DEFS)).unwrap();
+    std::fs::write(dl.join(CLASS_DEFS), defs.replace("zebra", "horse")).unwrap();
+    let err = fails(&["data", "import", s(&dl), "--out", s(&tmp.path().join("r"))]);
+    assert!(err.contains("class definitions disagree"), "{err}");
 
     let err = fails(&[
         "data",
