@@ -21,16 +21,19 @@
 //! last: an interrupted import leaves no root that opens, and running it again
 //! completes it (files already in place and identical are kept).
 
-use std::collections::{BTreeMap, HashSet};
+mod place;
+mod scan;
+
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::{
-    CLASS_DEFS, CLASS_NAMES, DataError, FILE_LIST, read_class_names, read_file_list,
-};
+use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, DataError, FILE_LIST, read_class_names};
 use spikecv_common::synth::{class_definitions_csv, recording_names};
+
+use place::{Placed, Source, check_out, place};
+use scan::{Found, scan};
 
 /// Flags of `coordinator data import`.
 #[derive(Debug, clap::Args)]
@@ -200,94 +203,6 @@ pub struct ImportReport {
     pub kept: usize,
 }
 
-/// The candidate files found under DIR: (path as found under DIR, resolved path).
-#[derive(Debug, Default)]
-struct Found {
-    recordings: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
-    tags: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
-    class_defs: Vec<(PathBuf, PathBuf)>,
-    unexpected: Vec<PathBuf>,
-}
-
-/// Walks `dir` (canonical), following links, visiting each folder and file once
-/// and never entering `out` (unless through `dir` itself, when `dir` lies in it).
-fn scan(dir: &Path, out: &Path, names: &HashSet<String>) -> Result<Found, ImportError> {
-    let in_out = |p: &Path| p.starts_with(out) && !p.starts_with(dir);
-    let mut found = Found::default();
-    let mut seen_dirs = HashSet::new();
-    let mut seen_files = HashSet::new();
-    let mut stack = vec![(dir.to_path_buf(), dir.to_path_buf())];
-    while let Some((shown, real)) = stack.pop() {
-        if in_out(&real) || !seen_dirs.insert(real.clone()) {
-            continue;
-        }
-        let mut entries = std::fs::read_dir(&real)
-            .map_err(io_at(&shown))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io_at(&shown))?;
-        entries.sort();
-        // Folders are pushed in reverse so they are walked in name order.
-        for file_name in entries.iter().rev() {
-            let Some(name) = file_name.to_str() else {
-                continue; // not UTF-8: cannot be a listed name
-            };
-            if name.starts_with('.') || name == "__MACOSX" {
-                continue;
-            }
-            let path = shown.join(name);
-            let (meta, resolved) = match std::fs::metadata(real.join(name))
-                .and_then(|m| Ok((m, real.join(name).canonicalize()?)))
-            {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "skipped (unreadable or a broken link)");
-                    continue;
-                }
-            };
-            if in_out(&resolved) {
-                continue;
-            }
-            if meta.is_dir() {
-                stack.push((path, resolved));
-            } else if meta.is_file() && seen_files.insert(resolved.clone()) {
-                classify(&mut found, names, name, path, resolved);
-            }
-        }
-    }
-    Ok(found)
-}
-
-fn classify(found: &mut Found, names: &HashSet<String>, file: &str, shown: PathBuf, real: PathBuf) {
-    let Some((stem, ext)) = file.rsplit_once('.') else {
-        return;
-    };
-    let listed = names.contains(stem);
-    if ext.eq_ignore_ascii_case("aedat") {
-        if listed {
-            found
-                .recordings
-                .entry(stem.to_string())
-                .or_default()
-                .push((shown, real));
-        } else {
-            found.unexpected.push(shown);
-        }
-    } else if ext.eq_ignore_ascii_case("csv") {
-        if file.eq_ignore_ascii_case(CLASS_DEFS) {
-            found.class_defs.push((shown, real));
-        } else if listed {
-            found
-                .tags
-                .entry(stem.to_string())
-                .or_default()
-                .push((shown, real));
-        } else {
-            found.unexpected.push(shown);
-        }
-    }
-}
-
 /// An absolute path with every existing part resolved (links, `..`), for
 /// comparing a `--out` that may not exist yet with DIR.
 fn resolve(path: &Path) -> Result<PathBuf, ImportError> {
@@ -313,137 +228,6 @@ fn resolve(path: &Path) -> Result<PathBuf, ImportError> {
                 }
             },
         }
-    }
-}
-
-/// What goes into one file of the root.
-enum Source {
-    /// A file under DIR, linked or copied.
-    File(PathBuf),
-    /// Text spikecv writes.
-    Text(String),
-}
-
-/// Whether `target` (which exists) already holds what `source` would put there.
-fn same_as(source: &Source, target: &Path, rel: &str) -> Result<bool, ImportError> {
-    match (source, rel) {
-        (_, FILE_LIST) | (_, CLASS_DEFS) => Ok(true), // compared by meaning in check_out
-        (Source::File(src), _) => same_file(src, target),
-        (Source::Text(text), _) => {
-            Ok(std::fs::read(target).map_err(io_at(target))? == text.as_bytes())
-        }
-    }
-}
-
-/// The same file (one inode) or the same bytes.
-fn same_file(a: &Path, b: &Path) -> Result<bool, ImportError> {
-    let ma = std::fs::metadata(a).map_err(io_at(a))?;
-    let mb = std::fs::metadata(b).map_err(io_at(b))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if (ma.dev(), ma.ino()) == (mb.dev(), mb.ino()) {
-            return Ok(true);
-        }
-    }
-    if ma.len() != mb.len() || !mb.is_file() {
-        return Ok(false);
-    }
-    let mut ra = BufReader::with_capacity(1 << 20, File::open(a).map_err(io_at(a))?);
-    let mut rb = BufReader::with_capacity(1 << 20, File::open(b).map_err(io_at(b))?);
-    loop {
-        let ba = ra.fill_buf().map_err(io_at(a))?;
-        let bb = rb.fill_buf().map_err(io_at(b))?;
-        let n = ba.len().min(bb.len());
-        if n == 0 {
-            return Ok(ba.is_empty() && bb.is_empty());
-        }
-        if ba[..n] != bb[..n] {
-            return Ok(false);
-        }
-        ra.consume(n);
-        rb.consume(n);
-    }
-}
-
-/// Which planned files must be written (`true`) or are already in place
-/// (`false`); an error when `out` holds a different root.
-fn check_out(
-    out: &Path,
-    plan: &[(String, Source)],
-    recordings: &[String],
-    class_names: &[String],
-) -> Result<Vec<bool>, ImportError> {
-    if out.exists() && !out.is_dir() {
-        return Err(ImportError::OutNotAFolder {
-            out: out.to_path_buf(),
-        });
-    }
-    let mut differing = Vec::new();
-    let mut write = Vec::with_capacity(plan.len());
-    for (rel, source) in plan {
-        let target = out.join(rel);
-        let present = target.exists() || target.symlink_metadata().is_ok();
-        write.push(!present || rel == FILE_LIST);
-        if present && !same_as(source, &target, rel)? {
-            differing.push(target);
-        }
-    }
-    // The file list may name fewer recordings (an import with --allow-missing
-    // being completed), never others.
-    let list = out.join(FILE_LIST);
-    if list.exists() {
-        let fits =
-            read_file_list(&list).is_ok_and(|old| old.iter().all(|n| recordings.contains(n)));
-        if !fits {
-            differing.push(list);
-        }
-    }
-    let defs = out.join(CLASS_DEFS);
-    if defs.exists() && read_class_names(&defs).ok().as_deref() != Some(class_names) {
-        differing.push(defs);
-    }
-    if !differing.is_empty() {
-        return Err(ImportError::OutHoldsOtherRoot {
-            out: out.to_path_buf(),
-            differing,
-        });
-    }
-    Ok(write)
-}
-
-/// How a file got into the root.
-enum Placed {
-    Linked,
-    Copied,
-    /// Text spikecv wrote (the file list, built-in class definitions).
-    Written,
-}
-
-/// Copies through a temporary name, so a half-copied file never carries the
-/// final name.
-fn copy(src: &Path, target: &Path) -> Result<(), ImportError> {
-    let tmp = target.with_extension("importing");
-    std::fs::copy(src, &tmp).map_err(io_at(&tmp))?;
-    std::fs::rename(&tmp, target).map_err(io_at(target))
-}
-
-fn place(source: &Source, target: &Path, force_copy: bool) -> Result<Placed, ImportError> {
-    match source {
-        Source::Text(text) => {
-            let tmp = target.with_extension("importing");
-            std::fs::write(&tmp, text).map_err(io_at(&tmp))?;
-            std::fs::rename(&tmp, target).map_err(io_at(target))?;
-            Ok(Placed::Written)
-        }
-        Source::File(src) if force_copy => copy(src, target).map(|()| Placed::Copied),
-        Source::File(src) => match std::fs::hard_link(src, target) {
-            Ok(()) => Ok(Placed::Linked),
-            Err(e) => {
-                tracing::debug!(src = %src.display(), error = %e, "hard link impossible, copying");
-                copy(src, target).map(|()| Placed::Copied)
-            }
-        },
     }
 }
 
