@@ -28,7 +28,7 @@ pub enum Command {
     /// Report an experiment's results from the state database (Markdown, JSON
     /// or CSV; with --out, also plots), during a run or after it.
     Report(crate::report::cmd::ReportArgs),
-    /// Data set tools: synth, slice, frames, inspect, render.
+    /// Data set tools: synth, import, slice, frames, inspect, render.
     Data(crate::data_cmd::DataArgs),
     /// Print the job matrix (variant × seed × fold) with each job's train/val/test
     /// recordings; nothing is run.

@@ -1,4 +1,4 @@
-//! `coordinator data synth|slice|frames|inspect|render`: tools for data sets.
+//! `coordinator data synth|import|slice|frames|inspect|render`: tools for data sets.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,8 @@ use spikecv_common::slicing::{parse_sample_name, sample_name};
 use spikecv_common::synth::{self, SynthError, SynthOptions, SynthSize};
 use spikecv_common::tags::CLASSES;
 
+use crate::data_import::{self, ImportArgs, ImportError};
+
 /// Flags of `coordinator data`.
 #[derive(Debug, clap::Args)]
 pub struct DataArgs {
@@ -29,6 +31,10 @@ pub struct DataArgs {
 pub enum DataCommand {
     /// Generate a synthetic SL-Animals-DVS root (59 recordings × 19 gestures).
     Synth(SynthArgs),
+    /// Lay out the downloaded SL-Animals-DVS as a root: finds the recordings and
+    /// tag files anywhere under DIR, checks each listed name is there once, links
+    /// (or copies) them into place, then prints what `inspect` says of the root.
+    Import(crate::data_import::ImportArgs),
     /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
     Slice(SliceArgs),
     /// Write one sample's network input, float32 `[2, X, Y, T]`, as .npy.
@@ -145,6 +151,17 @@ pub enum DataCmdError {
     /// Rendering failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// Importing a download failed.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The imported root has problems (listed in the summary above).
+    #[error("{root}: imported, but `data inspect` finds {count} problem(s) (listed above)")]
+    ImportedWithProblems {
+        /// The root written.
+        root: PathBuf,
+        /// How many problems.
+        count: usize,
+    },
     /// A sample name that is not `<recording>_<NN>`.
     #[error("bad sample name {name:?}: expected <recording>_<NN> with NN = 00..18")]
     BadSample {
@@ -180,6 +197,7 @@ fn stdout_err(source: std::io::Error) -> DataCmdError {
 pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     match &args.command {
         DataCommand::Synth(a) => run_synth(a, out),
+        DataCommand::Import(a) => run_import(a, out),
         DataCommand::Slice(a) => run_slice(a, out),
         DataCommand::Frames(a) => run_frames(a, out),
         DataCommand::Inspect(a) => run_inspect(a, out),
@@ -206,6 +224,20 @@ fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
         a.out.display()
     )
     .map_err(stdout_err)
+}
+
+fn run_import(a: &ImportArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    let imported = data_import::import(a)?;
+    data_import::print_report(&imported, out).map_err(stdout_err)?;
+    let report = inspect_root(&imported.out)?;
+    print_root(&report, out).map_err(stdout_err)?;
+    match report.problems.len() {
+        0 => Ok(()),
+        count => Err(DataCmdError::ImportedWithProblems {
+            root: imported.out,
+            count,
+        }),
+    }
 }
 
 fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client_args;
 pub mod dashboard;
 pub mod data_cmd;
+pub mod data_import;
 pub mod metrics;
 pub mod plan_cmd;
 pub mod report;
