@@ -1,13 +1,16 @@
 //! Makes the `worker` binaries find libtorch at run time without `LD_LIBRARY_PATH`,
-//! and keeps `libtorch_cuda.so` linked so that CUDA devices are visible.
+//! keeps `libtorch_cuda.so` linked so that CUDA devices are visible, and builds
+//! the small C++ shim (`cxx/determinism.cpp`) for the switches tch lacks.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    println!("cargo:rerun-if-changed=cxx/determinism.cpp");
     // torch-sys (links = "tch") publishes where it found libtorch.
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
-        return;
+        panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
     };
     let lib = lib_dir.display();
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
@@ -16,4 +19,18 @@ fn main() {
     if lib_dir.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }
+    // Headers sit beside lib/ in both the wheel and a libtorch download. The
+    // wheels of PyTorch 2.x on Linux use the C++11 ABI (torch-sys's default too).
+    let root = lib_dir.parent().map(PathBuf::from).unwrap_or_default();
+    let abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file("cxx/determinism.cpp")
+        .include(root.join("include"))
+        .include(root.join("include/torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("spikecv_determinism");
 }

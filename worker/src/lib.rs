@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod cli;
+pub mod determinism;
 pub mod devices;
 pub mod join;
 pub mod lif;

@@ -7,11 +7,11 @@
 //! seeds the initialisation; shuffling and random crops come from ChaCha8
 //! keyed by the seed, stream = epoch). A job stopped at any epoch and resumed
 //! from its checkpoint ends bit-identical to an uninterrupted run. On CUDA,
-//! `training.deterministic` disables cuDNN (whose convolution backward
-//! algorithms are nondeterministic) and its autotuner; cuBLAS additionally
-//! needs `CUBLAS_WORKSPACE_CONFIG=:4096:8` in the environment. The model's
-//! other CUDA kernels (avg-pool 2d backward, reductions, elementwise ops) use no
-//! atomics. Note that the cuDNN switch is process-wide.
+//! `training.deterministic` turns on libtorch's deterministic algorithms and
+//! deterministic cuDNN, autotuner off ([`crate::determinism`]); cuDNN itself
+//! stays on. The worker sets `CUBLAS_WORKSPACE_CONFIG=:4096:8` for itself at
+//! start-up. These switches are process-wide: a deterministic job makes the
+//! other jobs of its process deterministic too.
 //!
 //! Several jobs may run in one process on different threads and devices:
 //! nothing here is shared between jobs except libtorch's generator, which is
@@ -342,8 +342,10 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
     std::fs::create_dir_all(&spec.out_dir).map_err(io(&spec.out_dir))?;
     let device = spec.device.to_tch();
     if t.deterministic && device.is_cuda() {
-        tch::Cuda::set_user_enabled_cudnn(false);
-        tch::Cuda::cudnn_set_benchmark(false);
+        crate::determinism::set_deterministic(true).map_err(|e| TrainError::Torch {
+            during: "turning on deterministic algorithms",
+            message: e.to_string(),
+        })?;
     }
 
     let (_vs, net) = guarded(device, "building the network", || {
