@@ -102,6 +102,20 @@ pub enum DataError {
     Npy(#[from] NpyError),
 }
 
+impl DataError {
+    /// Whether the operating system failed to read a file (a network file
+    /// system's hiccup may pass), as opposed to content that is wrong for good.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            DataError::Io { .. }
+                | DataError::Read(ReadError::Io { .. })
+                | DataError::Tags(TagsError::Io { .. })
+                | DataError::Npy(NpyError::Io { .. })
+        )
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
     move |source| DataError::Io {
         path: path.to_path_buf(),

@@ -105,6 +105,13 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether reading failed in the operating system (see [`DataError::is_io`]).
+    pub fn is_io(&self) -> bool {
+        matches!(self, LoadError::Data { source, .. } if source.is_io())
+    }
+}
+
 impl HostBatch {
     /// Copies the batch to `device`.
     pub fn to_device(&self, spec: &FrameSpec, device: Device) -> Batch {

@@ -1,34 +1,48 @@
 //! Retrying calls while the coordinator is unreachable: capped exponential
-//! backoff, and which gRPC codes mean "try again" rather than "refused".
+//! backoff with jitter, and which gRPC codes mean "try again" rather than
+//! "refused".
 
 use std::future::Future;
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tonic::{Code, Status};
 
-/// Exponential backoff from 200 ms, doubling up to a cap.
+/// Exponential backoff from 200 ms, doubling up to a cap, each wait drawn
+/// uniformly from the upper half of its step ("equal jitter"), so that many
+/// workers cut off together do not all come back in the same instant.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
     cap: Duration,
+    rng: ChaCha8Rng,
 }
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(200);
 
-    /// A backoff that never waits longer than `cap`.
+    /// A backoff that never waits longer than `cap`, jittered from OS entropy.
     pub fn new(cap: Duration) -> Self {
+        Self::with_rng(cap, ChaCha8Rng::from_os_rng())
+    }
+
+    /// Like [`Backoff::new`], with the jitter drawn from `rng`.
+    pub fn with_rng(cap: Duration, rng: ChaCha8Rng) -> Self {
         Self {
             next: Self::FIRST.min(cap),
             cap,
+            rng,
         }
     }
 
-    /// The wait before the next try (doubles each time, up to the cap).
+    /// The wait before the next try: a uniform draw in `[step / 2, step]`,
+    /// where the step doubles each time up to the cap.
     pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
+        let step = self.next;
         self.next = (self.next * 2).min(self.cap);
-        d
+        let half = step / 2;
+        half + half.mul_f64(self.rng.random::<f64>())
     }
 
     /// Back to the first delay after a success.
@@ -90,10 +104,42 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
         let mut b = Backoff::new(Duration::from_millis(1000));
-        let seen: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(seen, vec![200, 400, 800, 1000, 1000]);
+        let steps = [200u128, 400, 800, 1000, 1000];
+        for step in steps {
+            let d = b.next_delay().as_millis();
+            assert!(
+                (step / 2..=step).contains(&d),
+                "{d} ms for a {step} ms step"
+            );
+        }
         b.reset();
-        assert_eq!(b.next_delay().as_millis(), 200);
+        assert!((100..=200).contains(&b.next_delay().as_millis()));
+    }
+
+    #[test]
+    fn workers_cut_off_together_spread_their_retries() {
+        // A thousand workers' first retry after the cap is reached.
+        let cap = Duration::from_secs(10);
+        let waits: Vec<f64> = (0..1000u64)
+            .map(|w| {
+                let mut b = Backoff::with_rng(cap, ChaCha8Rng::seed_from_u64(w));
+                (0..8)
+                    .map(|_| b.next_delay())
+                    .last()
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            })
+            .collect();
+        let (lo, hi) = waits
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), &w| (lo.min(w), hi.max(w)));
+        assert!(lo >= 5.0 && hi <= 10.0, "waits in [5 s, 10 s]: {lo}..{hi}");
+        // Spread over the interval: each one-second bin holds 15-25 % of them.
+        let mut bins = [0usize; 5];
+        for w in &waits {
+            bins[((w - 5.0) as usize).min(4)] += 1;
+        }
+        assert!(bins.iter().all(|&n| n > 150 && n < 250), "{bins:?}");
     }
 
     #[test]

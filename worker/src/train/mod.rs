@@ -201,10 +201,12 @@ impl TrainError {
             TrainError::Config(_)
             | TrainError::NonFiniteLoss { .. }
             | TrainError::OutOfMemory { .. }
-            | TrainError::Data(_)
-            | TrainError::Load(_)
             | TrainError::EmptySet { .. }
             | TrainError::OptimizerState { .. } => true,
+            // An I/O error may be a file server's hiccup: the job gets another
+            // attempt. Content that is wrong stays wrong.
+            TrainError::Data(e) => !e.is_io(),
+            TrainError::Load(e) => !e.is_io(),
             TrainError::Weights(e) => !matches!(e, WeightsError::Io { .. }),
             TrainError::Stopped { .. }
             | TrainError::Torch { .. }
@@ -549,4 +551,37 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
     outputs::write_job_files(spec, &result)?;
     let _ = board.flush();
     Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_gets_another_attempt_and_bad_content_does_not() {
+        let io = DataError::Io {
+            path: "recordings/user00_indoor.aedat".into(),
+            source: std::io::Error::other("stale file handle"),
+        };
+        let bad = DataError::BadMetadata {
+            path: "filelist.txt".into(),
+            line: 3,
+            what: "empty name".into(),
+        };
+        assert!(!TrainError::Data(Box::new(io)).is_deterministic());
+        assert!(TrainError::Data(Box::new(bad)).is_deterministic());
+        let load_io = LoadError::Data {
+            sample: "user00_indoor_00".into(),
+            source: Box::new(DataError::Io {
+                path: "tags/user00_indoor.csv".into(),
+                source: std::io::Error::other("timed out"),
+            }),
+        };
+        assert!(!TrainError::Load(Box::new(load_io)).is_deterministic());
+        let missing = LoadError::NoSuchSample {
+            sample: "user00_indoor_25".into(),
+            available: 19,
+        };
+        assert!(TrainError::Load(Box::new(missing)).is_deterministic());
+    }
 }
