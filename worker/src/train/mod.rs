@@ -39,7 +39,7 @@ use tch::{Device, Tensor};
 use crate::checkpoint::{BestSoFar, Checkpoint, CheckpointError, FORMAT_VERSION, Progress};
 use crate::devices::DeviceSpec;
 use crate::lif::LifParams;
-use crate::loader::{LoadError, SampleRef, SampleSource, samples_of};
+use crate::loader::{LoadError, SampleRef, SampleSource, WithCache, samples_of};
 use crate::model::{Net, NetConfig};
 use crate::optim::{OptimStateError, Optimizer};
 use crate::tensorboard::EventWriter;
@@ -389,6 +389,23 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
         tracing::info!(path = %ckpt_path.display(), epoch = progress.epoch, "resuming from checkpoint");
     }
 
+    let cache = if progress.epoch < t.epochs {
+        crate::cache::for_job(
+            source,
+            &spec.split,
+            &shape.train,
+            &shape.test,
+            t.random_crop,
+            device,
+        )?
+    } else {
+        None
+    };
+    let cached = WithCache {
+        inner: source,
+        cache,
+    };
+    let source = &cached;
     let mut board = EventWriter::create(&spec.out_dir.join(TENSORBOARD_DIR))
         .map_err(io(&spec.out_dir.join(TENSORBOARD_DIR)))?;
     let train_base = samples_of(&spec.split.train, classes);
