@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client_args;
 pub mod dashboard;
 pub mod data_cmd;
+pub mod frames_cmd;
 pub mod metrics;
 pub mod plan_cmd;
 pub mod report;
