@@ -68,7 +68,7 @@ fn run_mode(data: &Dataset, recordings: &[String], mode: BinMode) {
     );
     let compact = rate(&samples, |chunk| {
         let b = cache.gather(chunk, &spec).expect("gather");
-        let _ = std::hint::black_box(b.rows);
+        std::hint::black_box(b);
     });
     println!("{mode:?}: {compact:.0} samples/s out of the cache at T = {STEPS} (compact rows)");
     let input = rate(&samples, |chunk| {

@@ -14,7 +14,7 @@ use spikecv_common::dataset::DataError;
 use spikecv_common::events::Event;
 use spikecv_common::frames::FrameSpec;
 use spikecv_worker::cache::{
-    self, Budget, CacheError, CacheNeed, FrameCache, FrameSettings, Storage,
+    self, Budget, CacheError, CacheNeed, FrameCache, FrameSettings, Placement, Storage,
 };
 use spikecv_worker::loader::{
     BatchData, HostBatch, LoadError, SampleRef, SampleSource, WithCache, for_each_batch, samples_of,
@@ -107,6 +107,19 @@ fn assert_identical<S: SampleSource + ?Sized>(
     );
 }
 
+/// Every bin mode, with and without random crop, with host and tensor rows.
+fn modes_crops_placements() -> Vec<(BinMode, bool, Placement)> {
+    let mut all = Vec::new();
+    for mode in [BinMode::Or, BinMode::Sum, BinMode::SumNorm] {
+        for crop in [false, true] {
+            for placement in [Placement::Host, Placement::Tensor] {
+                all.push((mode, crop, placement));
+            }
+        }
+    }
+    all
+}
+
 #[test]
 fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
     let dir = tempfile::tempdir().unwrap();
@@ -117,14 +130,17 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
     // Tiny samples have about 10-20 windows of 30 ms: T = 8 crops most of
     // them, T = 24 pads them all with zero windows.
     let (train_t, test_t) = (8, 24);
-    for mode in [BinMode::Or, BinMode::Sum, BinMode::SumNorm] {
-        for random_crop in [false, true] {
+    for (mode, random_crop, placement) in modes_crops_placements() {
+        {
             let need = CacheNeed {
                 settings: FrameSettings::of(&spec(mode, train_t, GRID)),
                 recordings: recs.clone(),
                 horizon: (!random_crop).then_some(test_t),
             };
-            let cache = Arc::new(cache::build(&source, &need, Device::Cpu, u64::MAX).unwrap());
+            let cache = Arc::new(
+                cache::build_with(&source, &need, Device::Cpu, u64::MAX, placement).unwrap(),
+            );
+            assert_eq!(cache.placement(), placement);
             let expected = if mode == BinMode::Or {
                 Storage::Bits
             } else {
@@ -132,7 +148,7 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
             };
             assert_eq!(cache.storage(), expected);
             assert_eq!(cache.sample_count(), 3 * 19);
-            let what = format!("{mode:?}, random crop {random_crop}");
+            let what = format!("{mode:?}, random crop {random_crop}, {placement:?}");
             let train = if random_crop {
                 with_draws(&plain, 7)
             } else {
@@ -199,21 +215,26 @@ fn counts_past_u8_are_kept_exact_in_a_wider_type() {
                 crop_draw: None,
             })
             .collect();
-        for mode in [BinMode::Sum, BinMode::SumNorm] {
-            for random_crop in [false, true] {
+        let counting = modes_crops_placements()
+            .into_iter()
+            .filter(|(m, _, _)| *m != BinMode::Or);
+        for (mode, random_crop, placement) in counting {
+            {
                 let need = CacheNeed {
                     settings: FrameSettings::of(&spec(mode, 4, 8)),
                     recordings: vec!["r".into()],
                     horizon: (!random_crop).then_some(6),
                 };
-                let cache = Arc::new(cache::build(&source, &need, Device::Cpu, u64::MAX).unwrap());
+                let cache = Arc::new(
+                    cache::build_with(&source, &need, Device::Cpu, u64::MAX, placement).unwrap(),
+                );
                 assert_eq!(cache.storage(), storage, "{n} events on a pixel");
                 let train = if random_crop {
                     with_draws(&samples, 3)
                 } else {
                     samples.clone()
                 };
-                let what = format!("{n} events, {mode:?}, crop {random_crop}");
+                let what = format!("{n} events, {mode:?}, crop {random_crop}, {placement:?}");
                 assert_identical(&source, &cache, &train, &spec(mode, 4, 8), &what);
                 assert_identical(&source, &cache, &samples, &spec(mode, 6, 8), &what);
             }

@@ -10,7 +10,10 @@ use spikecv_common::events::Event;
 use spikecv_common::frames::{Crop, visit_kept, window_count};
 use tch::{Device, Tensor};
 
-use super::{CacheError, CacheNeed, FrameCache, FrameSettings, SampleRows, Storage};
+use super::{
+    CacheError, CacheNeed, FrameCache, FrameSettings, HostRows, Placement, Rows, SampleRows,
+    Storage,
+};
 use crate::loader::{LoadError, SampleSource};
 
 /// One sample's rows before they go to the device.
@@ -201,14 +204,52 @@ fn bin_all<S: SampleSource + ?Sized>(
         .collect())
 }
 
+/// Copies a block's counts into `dst`, cast by `cast`.
+fn fill<T>(dst: &mut [T], data: &Data, cast: impl Fn(u32) -> T) {
+    match data {
+        Data::Bits(v) | Data::U8(v) => {
+            for (o, &c) in dst.iter_mut().zip(v) {
+                *o = cast(u32::from(c));
+            }
+        }
+        Data::U16(v) => {
+            for (o, &c) in dst.iter_mut().zip(v) {
+                *o = cast(u32::from(c));
+            }
+        }
+        Data::U32(v) => {
+            for (o, &c) in dst.iter_mut().zip(v) {
+                *o = cast(c);
+            }
+        }
+    }
+}
+
 /// Builds a cache of everything `need` asks for on `device`, binning on every
-/// core. Fails with [`CacheError::OverBudget`] (early, while binning) when the
-/// data passes `budget` bytes.
+/// core: host rows on the CPU, a device tensor on CUDA (see [`build_with`]).
 pub fn build<S: SampleSource + ?Sized>(
     source: &S,
     need: &CacheNeed,
     device: Device,
     budget: u64,
+) -> Result<FrameCache, CacheError> {
+    let placement = if device == Device::Cpu {
+        Placement::Host
+    } else {
+        Placement::Tensor
+    };
+    build_with(source, need, device, budget, placement)
+}
+
+/// [`build`] with the rows placed as asked. Fails with
+/// [`CacheError::OverBudget`] (early, while binning) when the data passes
+/// `budget` bytes.
+pub fn build_with<S: SampleSource + ?Sized>(
+    source: &S,
+    need: &CacheNeed,
+    device: Device,
+    budget: u64,
+    placement: Placement,
 ) -> Result<FrameCache, CacheError> {
     let s = need.settings;
     let recordings = bin_all(source, need, budget, device)?;
@@ -245,25 +286,12 @@ pub fn build<S: SampleSource + ?Sized>(
             needed: bytes,
         });
     }
-    let rows = Tensor::f_zeros([total as i64 + 1, row_len as i64], (storage.kind(), device))
-        .map_err(CacheError::torch("allocating the frame cache"))?;
     let mut index = HashMap::with_capacity(recordings.len());
     let mut samples = Vec::with_capacity(recordings.iter().map(Vec::len).sum());
     let mut offset = 0usize;
-    for (name, blocks) in need.recordings.iter().zip(recordings) {
+    for (name, blocks) in need.recordings.iter().zip(&recordings) {
         index.insert(name.clone(), (samples.len(), blocks.len()));
         for block in blocks {
-            if block.stored > 0 {
-                let src = block
-                    .tensor()?
-                    .f_view([block.stored as i64, row_len as i64])
-                    .map_err(CacheError::torch("shaping a sample's rows"))?;
-                let mut dst = rows
-                    .f_narrow(0, offset as i64, block.stored as i64)
-                    .map_err(CacheError::torch("placing a sample's rows"))?;
-                dst.f_copy_(&src)
-                    .map_err(CacheError::torch("copying a sample into the frame cache"))?;
-            }
             samples.push(SampleRows {
                 offset,
                 stored: block.stored,
@@ -272,11 +300,50 @@ pub fn build<S: SampleSource + ?Sized>(
             offset += block.stored;
         }
     }
+    let blocks = recordings.into_iter().flatten().zip(&samples);
+    let rows = match placement {
+        Placement::Host => {
+            let n = (total + 1) * row_len;
+            let mut host = match storage {
+                Storage::Bits | Storage::U8 => HostRows::U8(vec![0; n]),
+                Storage::I16 => HostRows::I16(vec![0; n]),
+                Storage::I32 => HostRows::I32(vec![0; n]),
+            };
+            for (block, at) in blocks {
+                let range = at.offset * row_len..(at.offset + at.stored) * row_len;
+                // Counts fit the storage: it was chosen by the largest.
+                match &mut host {
+                    HostRows::U8(d) => fill(&mut d[range], &block.data, |c| c as u8),
+                    HostRows::I16(d) => fill(&mut d[range], &block.data, |c| c as i16),
+                    HostRows::I32(d) => fill(&mut d[range], &block.data, |c| c as i32),
+                }
+            }
+            Rows::Host(host)
+        }
+        Placement::Tensor => {
+            let rows =
+                Tensor::f_zeros([total as i64 + 1, row_len as i64], (storage.kind(), device))
+                    .map_err(CacheError::torch("allocating the frame cache"))?;
+            for (block, at) in blocks.filter(|(b, _)| b.stored > 0) {
+                let src = block
+                    .tensor()?
+                    .f_view([block.stored as i64, row_len as i64])
+                    .map_err(CacheError::torch("shaping a sample's rows"))?;
+                let mut dst = rows
+                    .f_narrow(0, at.offset as i64, block.stored as i64)
+                    .map_err(CacheError::torch("placing a sample's rows"))?;
+                dst.f_copy_(&src)
+                    .map_err(CacheError::torch("copying a sample into the frame cache"))?;
+            }
+            Rows::Tensor(Mutex::new(rows))
+        }
+    };
     Ok(FrameCache {
         settings: s,
         horizon: need.horizon,
         storage,
-        rows: Mutex::new(rows),
+        rows,
+        row_len,
         zero_row: total,
         recordings: index,
         samples,

@@ -3,7 +3,7 @@
 //! CUDA) and shared by every job of the process on that device with the same
 //! data fingerprint and frame settings.
 //!
-//! Layout: one 2-d tensor of rows, one row per (sample, window) holding the
+//! Layout: one 2-d array of rows, one row per (sample, window) holding the
 //! window's `2 · X · Y` values in `[p, x, y]` order, the windows of a sample
 //! consecutive, and one all-zero row at the end. A sample keeps every window a
 //! job can use (all of them when random crop is on, else the first
@@ -12,12 +12,15 @@
 //! `v / 8`, bit `v % 8`), and for `SUM`/`SUM_NORM` the exact event counts in
 //! the narrowest of u8, i16, i32 that holds the largest count of the set.
 //!
-//! A batch is one `index_select` of `N · T` rows on the device, then turned
-//! into the network input there (see [`CompactBatch::to_input`]): bits to 0/1,
-//! counts to float, `SUM_NORM` divided by each sample's largest count in the
-//! rows fed, the same values `common::frames::bin` gives (the tests check them
-//! bit for bit). Crop starts come from the same ChaCha8 draws as the uncached
-//! loader's.
+//! A batch is its `N · T` rows gathered by index, then turned into the network
+//! input (see [`CompactBatch::to_input`]): bits to 0/1, counts to float,
+//! `SUM_NORM` divided by each sample's largest count in the rows fed, the same
+//! values `common::frames::bin` gives (the tests check them bit for bit). On
+//! CUDA the rows are a tensor in device memory, gathered with one
+//! `index_select` and converted by tensor ops there; on the CPU they are a
+//! plain host array, gathered by copying rows and converted in one sparse pass
+//! (libtorch's strided transpose to `[.., T]` costs ~40 ms per sample on a CPU).
+//! Crop starts come from the same ChaCha8 draws as the uncached loader's.
 
 mod build;
 mod gather;
@@ -32,7 +35,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::loader::{LoadError, SampleRef};
 
-pub use build::build;
+pub use build::{build, build_with};
 pub use gather::CompactBatch;
 pub use registry::{
     Budget, DEFAULT_CUDA_BUDGET, acquire, budget_bytes, dataset_identity, parse_budget, set_budget,
@@ -202,15 +205,44 @@ impl CacheError {
     }
 }
 
+/// Where a cache's rows live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// A host array (the CPU's default).
+    Host,
+    /// A tensor on the device (CUDA's default; on the CPU for tests).
+    Tensor,
+}
+
+/// Rows in host memory, in the storage's element type (bits as bytes).
+#[derive(Debug, Clone)]
+pub enum HostRows {
+    /// Bits or u8 counts.
+    U8(Vec<u8>),
+    /// i16 counts.
+    I16(Vec<i16>),
+    /// i32 counts.
+    I32(Vec<i32>),
+}
+
+/// A cache's rows.
+#[derive(Debug)]
+enum Rows {
+    Host(HostRows),
+    /// Behind a lock because a tch tensor is not `Sync`; held only for the
+    /// `index_select`.
+    Tensor(Mutex<Tensor>),
+}
+
 /// A built frame cache (see the module docs).
 #[derive(Debug)]
 pub struct FrameCache {
     settings: FrameSettings,
     horizon: Option<usize>,
     storage: Storage,
-    /// `[rows + 1, row_len]`; the last row is zero. Behind a lock because a
-    /// tch tensor is not `Sync`; held only for the `index_select`.
-    rows: Mutex<Tensor>,
+    /// `[rows + 1, row_len]`; the last row is zero.
+    rows: Rows,
+    row_len: usize,
     zero_row: usize,
     recordings: HashMap<String, (usize, usize)>,
     samples: Vec<SampleRows>,
@@ -239,7 +271,15 @@ impl FrameCache {
         self.device
     }
 
-    /// Bytes of its rows tensor.
+    /// Where its rows live.
+    pub fn placement(&self) -> Placement {
+        match self.rows {
+            Rows::Host(_) => Placement::Host,
+            Rows::Tensor(_) => Placement::Tensor,
+        }
+    }
+
+    /// Bytes of its rows.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
