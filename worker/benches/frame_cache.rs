@@ -29,9 +29,35 @@ const STEPS: usize = 50;
 const BATCH: usize = 8;
 const MEASURE: Duration = Duration::from_secs(3);
 
-/// Samples per second of `f` over shuffled, randomly cropped epochs.
-fn rate(samples: &[SampleRef], mut f: impl FnMut(&[SampleRef])) -> f64 {
+/// CPU seconds (user + system) of this thread or, with `process`, of the
+/// whole process, from `/proc` (0 where there is none): on a shared machine
+/// the wall-clock rates depend on the load, these do not.
+fn cpu_seconds(process: bool) -> f64 {
+    let path = if process {
+        "/proc/self/stat"
+    } else {
+        "/proc/thread-self/stat"
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields, in clock ticks (100 per second on Linux).
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
+/// Samples per wall second and per CPU second (this thread) of `f` over
+/// shuffled, randomly cropped epochs.
+fn rate(samples: &[SampleRef], mut f: impl FnMut(&[SampleRef])) -> (f64, f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let cpu = cpu_seconds(false);
     let (started, mut done) = (Instant::now(), 0usize);
     while started.elapsed() < MEASURE {
         let mut epoch = samples.to_vec();
@@ -44,7 +70,12 @@ fn rate(samples: &[SampleRef], mut f: impl FnMut(&[SampleRef])) -> f64 {
             done += chunk.len();
         }
     }
-    done as f64 / started.elapsed().as_secs_f64()
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(false) - cpu;
+    (
+        done as f64 / wall,
+        if cpu > 0.0 { done as f64 / cpu } else { 0.0 },
+    )
 }
 
 fn run_mode(data: &Dataset, recordings: &[String], mode: BinMode) {
@@ -54,13 +85,14 @@ fn run_mode(data: &Dataset, recordings: &[String], mode: BinMode) {
         recordings: recordings.to_vec(),
         horizon: None,
     };
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), cpu_seconds(true));
     let cache: Arc<FrameCache> =
         Arc::new(cache::build(data, &need, Device::Cpu, u64::MAX).expect("cache build"));
     let build_s = started.elapsed().as_secs_f64();
+    let build_cpu = cpu_seconds(true) - cpu;
     let samples = samples_of(recordings, 19);
     println!(
-        "{mode:?}: built in {build_s:.2} s ({} samples, {:.1} MB, {:?}, {} threads)",
+        "{mode:?}: built in {build_s:.2} s, {build_cpu:.2} CPU s ({} samples, {:.1} MB, {:?}, {} threads)",
         cache.sample_count(),
         cache.bytes() as f64 / 1e6,
         cache.storage(),
@@ -70,12 +102,18 @@ fn run_mode(data: &Dataset, recordings: &[String], mode: BinMode) {
         let b = cache.gather(chunk, &spec).expect("gather");
         std::hint::black_box(b);
     });
-    println!("{mode:?}: {compact:.0} samples/s out of the cache at T = {STEPS} (compact rows)");
+    println!(
+        "{mode:?}: {:.0} samples/s ({:.0} per CPU s) out of the cache at T = {STEPS} (compact rows)",
+        compact.0, compact.1
+    );
     let input = rate(&samples, |chunk| {
         let b = cache.gather(chunk, &spec).expect("gather");
         let _ = std::hint::black_box(b.to_input());
     });
-    println!("{mode:?}: {input:.0} samples/s with the float conversion on the CPU");
+    println!(
+        "{mode:?}: {:.0} samples/s ({:.0} per CPU s) with the float conversion on the CPU",
+        input.0, input.1
+    );
 }
 
 fn main() {
