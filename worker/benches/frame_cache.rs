@@ -7,7 +7,9 @@
 //! Run: `cargo bench -p spikecv-worker --bench frame_cache`. The default set is
 //! the synthetic `small` size, 12 recordings (228 samples); set
 //! `SPIKECV_CACHE_BENCH_SIZE=full` (with `SPIKECV_CACHE_BENCH_RECORDINGS=59`,
-//! the default for `full`) for the full-size set, 1121 samples of 1-9 s.
+//! the default for `full`) for the full-size set, 1121 samples of 1-9 s, and
+//! `SPIKECV_CACHE_BENCH_MODES=or` (default `or,sum`) to leave out SUM, whose
+//! u8 rows take about 6 GB for the full set.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -146,7 +148,16 @@ fn main() {
     );
     let data = Dataset::open(dir.path()).expect("open data set");
     let recordings = data.recordings(Variant::Whole);
-    for mode in [BinMode::Or, BinMode::Sum] {
+    let modes = std::env::var("SPIKECV_CACHE_BENCH_MODES").unwrap_or_else(|_| "or,sum".into());
+    for mode in modes.split(',') {
+        let mode = match mode.trim() {
+            "or" => BinMode::Or,
+            "sum" => BinMode::Sum,
+            "sum_norm" => BinMode::SumNorm,
+            other => {
+                panic!("SPIKECV_CACHE_BENCH_MODES: unknown mode {other:?} (or, sum, sum_norm)")
+            }
+        };
         run_mode(&data, &recordings, mode);
     }
 }

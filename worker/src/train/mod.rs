@@ -15,7 +15,8 @@
 //!
 //! Several jobs may run in one process on different threads and devices:
 //! nothing here is shared between jobs except libtorch's generator, which is
-//! seeded and drawn from under a lock.
+//! seeded and drawn from under a lock, and the frame cache ([`crate::cache`]),
+//! built at a job's start and read only, whose batches equal the binned ones.
 
 pub mod command;
 pub mod metrics;
