@@ -17,7 +17,7 @@ use spikecv_common::events::Event;
 use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
 use tch::{Device, Kind, Tensor};
 
-use crate::cache::{CompactBatch, FrameCache};
+use crate::cache::{CompactBatch, FrameCache, Placement};
 
 /// Where a sample's events come from.
 pub trait SampleSource: Sync {
@@ -112,6 +112,9 @@ pub enum BatchData {
     Host(Vec<f32>),
     /// Gathered from the frame cache, compact, on the cache's device.
     Cached(CompactBatch),
+    /// The network input `[N, 2, X, Y, T]`, already built (from a host
+    /// frame cache, on a prefetch thread).
+    Input(Tensor),
 }
 
 /// A batch as the loader hands it over (named for its usual place: binned on
@@ -187,6 +190,7 @@ impl HostBatch {
         let inputs = match &self.data {
             BatchData::Host(data) => Tensor::from_slice(data).view(shape).to_device(device),
             BatchData::Cached(c) => c.to_input().to_device(device),
+            BatchData::Input(t) => t.view(shape).to_device(device),
         };
         let labels = Tensor::from_slice(&self.labels)
             .to_kind(Kind::Int64)
@@ -281,16 +285,50 @@ where
 {
     let batch = batch.max(1);
     if let Some(cache) = source.frame_cache().filter(|c| c.covers(samples, spec)) {
-        for (i, chunk) in samples.chunks(batch).enumerate() {
-            let data = BatchData::Cached(cache.gather(chunk, spec)?);
-            f(HostBatch {
+        let host = cache.placement() == Placement::Host;
+        let make = |i: usize, chunk: &[SampleRef]| -> Result<HostBatch, LoadError> {
+            let compact = cache.gather(chunk, spec)?;
+            let data = match compact.try_host_input() {
+                Some(input) => BatchData::Input(input.map_err(|e| LoadError::Cache {
+                    during: "building a batch's input from the frame cache",
+                    message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+                })?),
+                None => BatchData::Cached(compact),
+            };
+            Ok(HostBatch {
                 data,
                 labels: chunk.iter().map(|s| s.class as i64).collect(),
                 first: i * batch,
                 len: chunk.len(),
-            })?;
+            })
+        };
+        if !host {
+            // Device rows: gathering only queues work on the device.
+            for (i, chunk) in samples.chunks(batch).enumerate() {
+                f(make(i, chunk)?)?;
+            }
+            return Ok(());
         }
-        return Ok(());
+        // Host rows: the float input is built one batch ahead on a thread,
+        // as the uncached loader bins ahead.
+        return std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<Result<HostBatch, LoadError>>(1);
+            let make = &make;
+            scope.spawn(move || {
+                for (i, chunk) in samples.chunks(batch).enumerate() {
+                    let result = make(i, chunk);
+                    let failed = result.is_err();
+                    // The receiver is gone when the consumer stopped early.
+                    if tx.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for result in rx {
+                f(result?)?;
+            }
+            Ok(())
+        });
     }
     let chunks: Vec<(usize, &[SampleRef])> = samples
         .chunks(batch)

@@ -33,7 +33,7 @@ fn pass_inputs<S: SampleSource + ?Sized>(
 ) -> (Vec<u32>, Vec<bool>) {
     let (mut bits, mut cached) = (Vec::new(), Vec::new());
     for_each_batch(source, samples, spec, 5, 2, |b: HostBatch| {
-        cached.push(matches!(b.data, BatchData::Cached(_)));
+        cached.push(!matches!(b.data, BatchData::Host(_)));
         let t = b.to_device(spec, Device::Cpu).inputs.contiguous();
         assert_eq!(
             t.size(),

@@ -177,6 +177,23 @@ impl CompactBatch {
         }
     }
 
+    /// The input of a batch of host rows (`None` for device rows), as
+    /// [`CompactBatch::to_input`] builds it, failing instead of panicking.
+    pub fn try_host_input(&self) -> Option<Result<Tensor, tch::TchError>> {
+        let CompactRows::Host(rows) = &self.rows else {
+            return None;
+        };
+        let s = &self.settings;
+        let shape = [
+            self.n as i64,
+            2,
+            s.width as i64,
+            s.height as i64,
+            self.steps as i64,
+        ];
+        Some(Tensor::f_from_slice(&self.host_input(rows)).and_then(|t| t.f_view(shape)))
+    }
+
     /// The input built on the host in one pass over the rows.
     fn host_input(&self, rows: &HostRows) -> Vec<f32> {
         let (t, row_len) = (self.steps, self.row_len);
