@@ -122,8 +122,40 @@ pub fn bin(events: &[Event], spec: &FrameSpec, crop: Crop) -> Vec<f32> {
 pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32]) {
     assert_eq!(out.len(), spec.len(), "output buffer has the wrong length");
     out.fill(0.0);
-    let (Some(last), false) = (events.last(), spec.steps == 0) else {
-        return;
+    let (h, steps) = (spec.height, spec.steps);
+    let w = spec.width;
+    let mut max = 0.0f32;
+    visit_kept(events, spec, crop, |k, p, x, y| {
+        let v = &mut out[((p * w + x) * h + y) * steps + k];
+        match spec.mode {
+            BinMode::Or => *v = 1.0,
+            BinMode::Sum | BinMode::SumNorm => {
+                *v += 1.0;
+                max = max.max(*v);
+            }
+        }
+    });
+    if spec.mode == BinMode::SumNorm && max > 0.0 {
+        for v in out.iter_mut() {
+            *v /= max;
+        }
+    }
+}
+
+/// Calls `f(k, p, x, y)` for every event that [`bin_into`] counts: `k` is the
+/// window relative to the crop's start (`0..spec.steps`), `p` the polarity (1
+/// for ON), `x < X`, `y < Y`. Windows, crop and skipped events are exactly
+/// `bin_into`'s (it is built on this), so a caller that counts these visits
+/// gets `bin_into`'s counts in any layout. Returns the sample's
+/// [`window_count`].
+pub fn visit_kept(
+    events: &[Event],
+    spec: &FrameSpec,
+    crop: Crop,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) -> usize {
+    let Some(last) = events.last() else {
+        return 0;
     };
     let dt = i64::from(spec.dt_ms.max(1));
     // Readers give sorted events; then the first event is the earliest and
@@ -142,9 +174,9 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
     };
     let end = windows.min(start.saturating_add(spec.steps));
     if start >= end {
-        return;
+        return windows;
     }
-    let (w, h, steps) = (spec.width, spec.height, spec.steps);
+    let (w, h) = (spec.width, spec.height);
     let scale = spec.downscale.max(1);
     // Times relative to the first millisecond; kept windows are [lo, hi).
     let lo = (start as i64) * dt;
@@ -159,7 +191,6 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
     // The current window [k_lo, k_lo + dt) avoids a division per event on
     // sorted input.
     let (mut k_lo, mut k_hi, mut k) = (i64::MAX, i64::MIN, 0usize);
-    let mut max = 0.0f32;
     for e in events {
         let tm = to_ms(e.t) - first_ms;
         if tm < lo || tm >= hi {
@@ -175,20 +206,9 @@ pub fn bin_into(events: &[Event], spec: &FrameSpec, crop: Crop, out: &mut [f32])
         if x >= w || y >= h {
             continue;
         }
-        let v = &mut out[((usize::from(e.p) * w + x) * h + y) * steps + k];
-        match spec.mode {
-            BinMode::Or => *v = 1.0,
-            BinMode::Sum | BinMode::SumNorm => {
-                *v += 1.0;
-                max = max.max(*v);
-            }
-        }
+        f(k, usize::from(e.p), x, y);
     }
-    if spec.mode == BinMode::SumNorm && max > 0.0 {
-        for v in out.iter_mut() {
-            *v /= max;
-        }
-    }
+    windows
 }
 
 #[cfg(test)]

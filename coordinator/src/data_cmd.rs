@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Serialize;
 use spikecv_common::aedat::{self, ReadError};
-use spikecv_common::config::{BinMode, ConfigError, ExperimentConfig, Variant};
+use spikecv_common::config::{BinMode, ConfigError, Variant};
 use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
 use spikecv_common::events::{Event, checksum};
 use spikecv_common::frames::{self, Crop, FrameSpec};
@@ -37,8 +37,9 @@ pub enum DataCommand {
     Import(crate::data_import::ImportArgs),
     /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
     Slice(SliceArgs),
-    /// Write one sample's network input, float32 `[2, X, Y, T]`, as .npy.
-    Frames(FramesArgs),
+    /// Write the network input, float32 `[2, X, Y, T]`, of one sample, a list,
+    /// or a whole root as .npy, one file per sample.
+    Frames(crate::frames_cmd::FramesArgs),
     /// Summarise an event file, a sliced sample or a data set root.
     Inspect(InspectArgs),
     /// Draw one sample's frames as a PNG (ON orange, OFF blue).
@@ -72,26 +73,6 @@ pub struct SliceArgs {
     /// definitions beside them, so `<out>` is itself a usable (sliced) root.
     #[arg(long)]
     pub out: PathBuf,
-}
-
-/// Flags of `coordinator data frames`.
-#[derive(Debug, clap::Args)]
-pub struct FramesArgs {
-    /// Data set root.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Sample `<recording>_<NN>` (NN = class index 00-18).
-    #[arg(long)]
-    pub sample: String,
-    /// Experiment/training config (its dt, T = simulation.steps and bin mode).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// The .npy file to write.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Start at window K instead of 0 (as a random crop would).
-    #[arg(long, default_value_t = 0)]
-    pub start: usize,
 }
 
 /// Flags of `coordinator data inspect`.
@@ -199,7 +180,7 @@ pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
         DataCommand::Synth(a) => run_synth(a, out),
         DataCommand::Import(a) => run_import(a, out),
         DataCommand::Slice(a) => run_slice(a, out),
-        DataCommand::Frames(a) => run_frames(a, out),
+        DataCommand::Frames(a) => crate::frames_cmd::run_frames(a, out),
         DataCommand::Inspect(a) => run_inspect(a, out),
         DataCommand::Render(a) => run_render(a, out),
     }
@@ -263,39 +244,14 @@ fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     writeln!(out, "wrote {samples} samples to {}", dir.display()).map_err(stdout_err)
 }
 
-fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> {
+/// `<recording>_<NN>` with NN a class index.
+pub(crate) fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> {
     match parse_sample_name(name) {
         Some((rec, class)) if class < CLASSES => Ok((rec.to_string(), class)),
         _ => Err(DataCmdError::BadSample {
             name: name.to_string(),
         }),
     }
-}
-
-fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
-    let config = ExperimentConfig::load(&a.config)?;
-    let (rec, class) = parse_sample(&a.sample)?;
-    let ds = Dataset::open(&a.data)?;
-    let events = ds.sample_events(&rec, class)?;
-    let spec = FrameSpec::dvs128(
-        config.simulation.dt_ms,
-        config.simulation.steps as usize,
-        config.training.bin_mode,
-    );
-    let tensor = frames::bin(&events, &spec, Crop::Start(a.start));
-    npy::write_f32(&a.out, &spec.shape(), &tensor)?;
-    writeln!(
-        out,
-        "wrote {} float32 {:?} ({} events, {} windows of {} ms, mode {:?}) to {}",
-        a.sample,
-        spec.shape(),
-        events.len(),
-        frames::window_count(&events, spec.dt_ms),
-        spec.dt_ms,
-        spec.mode,
-        a.out.display()
-    )
-    .map_err(stdout_err)
 }
 
 fn run_render(a: &RenderArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {

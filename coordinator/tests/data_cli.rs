@@ -194,3 +194,116 @@ fn bad_input_exits_non_zero_with_a_reason() {
     let out = coordinator(&["data", "synth", "--out", s(&root), "--size", "huge"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn frames_writes_a_whole_root_or_a_list_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("raw");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        s(&root),
+        "--recordings",
+        "2",
+        "--seed",
+        "5",
+    ]);
+    let raw = Dataset::open(&root).unwrap();
+    let config = dir.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        "[data]\nroot = \"raw\"\n[simulation]\nsteps = 8\ndt_ms = 30\n[training]\nbin_mode = \"SUM_NORM\"\n",
+    )
+    .unwrap();
+
+    // A whole root: one file per sample, each the sample's network input.
+    let all = dir.path().join("all");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&root),
+        "--config",
+        s(&config),
+        "--out",
+        s(&all),
+        "--threads",
+        "2",
+    ]);
+    assert!(text.contains("wrote 38 samples"), "{text}");
+    assert_eq!(std::fs::read_dir(&all).unwrap().count(), 38);
+    let spec = FrameSpec::dvs128(30, 8, BinMode::SumNorm);
+    for rec in raw.recordings(spikecv_common::config::Variant::Whole) {
+        for (class, events) in raw.recording_samples(&rec).unwrap().iter().enumerate() {
+            let (shape, values) =
+                npy::read_f32(&all.join(format!("{rec}_{class:02}.npy"))).unwrap();
+            assert_eq!(shape, vec![2, 128, 128, 8]);
+            assert_eq!(values, bin(events, &spec, Crop::First), "{rec}_{class:02}");
+        }
+    }
+
+    // A list, with its own T and crop start, into a folder.
+    let some = dir.path().join("some");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&root),
+        "--config",
+        s(&config),
+        "--sample",
+        "user30_imse_03,user00_indoor_05",
+        "--sample",
+        "user30_imse_07",
+        "--steps",
+        "5",
+        "--start",
+        "2",
+        "--out",
+        s(&some),
+    ]);
+    assert!(text.contains("wrote 3 samples"), "{text}");
+    let spec = FrameSpec::dvs128(30, 5, BinMode::SumNorm);
+    for (rec, class) in [("user30_imse", 3), ("user00_indoor", 5), ("user30_imse", 7)] {
+        let (shape, values) = npy::read_f32(&some.join(format!("{rec}_{class:02}.npy"))).unwrap();
+        assert_eq!(shape, vec![2, 128, 128, 5]);
+        let events = raw.sample_events(rec, class).unwrap();
+        assert_eq!(values, bin(&events, &spec, Crop::Start(2)));
+    }
+    assert_eq!(std::fs::read_dir(&some).unwrap().count(), 3);
+
+    // The reduced variant leaves out the indoor recording.
+    let reduced = dir.path().join("reduced");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&root),
+        "--config",
+        s(&config),
+        "--variant",
+        "reduced",
+        "--out",
+        s(&reduced),
+    ]);
+    assert!(text.contains("wrote 19 samples"), "{text}");
+    assert!(reduced.join("user30_imse_18.npy").is_file());
+    assert!(!reduced.join("user00_indoor_00.npy").exists());
+
+    // A recording the file list does not name fails, naming it.
+    let out = coordinator(&[
+        "data",
+        "frames",
+        "--data",
+        s(&root),
+        "--config",
+        s(&config),
+        "--sample",
+        "nobody_03",
+        "--out",
+        s(&dir.path().join("none")),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nobody"));
+}

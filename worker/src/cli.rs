@@ -62,4 +62,9 @@ pub struct JoinArgs {
     /// Longest wait, in seconds, between reconnection attempts.
     #[arg(long, default_value_t = 10.0)]
     pub max_backoff_seconds: f64,
+    /// Memory for the frame cache per device, in GiB (`auto`: half the RAM on
+    /// the CPU, 8 GiB per GPU; 0: off). A data set that does not fit is
+    /// binned batch by batch instead, with a warning.
+    #[arg(long, default_value = "auto", value_parser = crate::cache::parse_budget)]
+    pub frame_cache_gib: crate::cache::Budget,
 }

@@ -287,6 +287,7 @@ async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
 /// `worker join` from its flags: runs until SIGTERM/Ctrl-C (a second one exits
 /// at once) or, with `--exit-when-done`, until the work is done.
 pub async fn run_command(args: crate::cli::JoinArgs) -> Result<JoinOutcome, JoinError> {
+    crate::cache::set_budget(args.frame_cache_gib);
     let token = match &args.token_file {
         Some(path) => Some(spikecv_common::proto::client::read_token_file(path)?),
         None => None,

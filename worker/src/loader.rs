@@ -1,10 +1,13 @@
-//! Batches for training and evaluation: events from a [`SampleSource`] (the
-//! data set), binned on the fly with `common::frames::bin` on prefetch threads,
-//! handed over in order; the caller moves them to its device.
+//! Batches for training and evaluation: from the frame cache when the source
+//! has one that covers the pass (see [`crate::cache`]), else events from a
+//! [`SampleSource`] (the data set), binned on the fly with
+//! `common::frames::bin` on prefetch threads, handed over in order; the caller
+//! moves them to its device.
 //!
 //! Random numbers are drawn by the caller (one `u64` per sample for a random
-//! crop), so the batches do not depend on thread timing.
+//! crop), so the batches do not depend on thread timing, nor on the cache.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rand::SeedableRng;
@@ -14,15 +17,57 @@ use spikecv_common::events::Event;
 use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
 use tch::{Device, Kind, Tensor};
 
+use crate::cache::{CompactBatch, FrameCache, Placement};
+
 /// Where a sample's events come from.
 pub trait SampleSource: Sync {
     /// All samples of a recording, in class order (one read per recording).
     fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError>;
+
+    /// What identifies the data behind this source for the frame cache (its
+    /// content fingerprint): sources with equal identities give equal samples.
+    /// `None` (the default) keeps the source out of the cache.
+    fn cache_identity(&self) -> Option<String> {
+        None
+    }
+
+    /// The frame cache batches of this source may come from.
+    fn frame_cache(&self) -> Option<&FrameCache> {
+        None
+    }
 }
 
 impl SampleSource for Dataset {
     fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         Dataset::recording_samples(self, recording)
+    }
+
+    fn cache_identity(&self) -> Option<String> {
+        crate::cache::dataset_identity(self)
+    }
+}
+
+/// A source with a frame cache: batches covered by the cache come from it,
+/// everything else from `inner`.
+#[derive(Debug)]
+pub struct WithCache<'a, S: ?Sized> {
+    /// The source of events.
+    pub inner: &'a S,
+    /// The cache (`None`: every batch is binned).
+    pub cache: Option<Arc<FrameCache>>,
+}
+
+impl<S: SampleSource + ?Sized> SampleSource for WithCache<'_, S> {
+    fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        self.inner.recording_samples(recording)
+    }
+
+    fn cache_identity(&self) -> Option<String> {
+        self.inner.cache_identity()
+    }
+
+    fn frame_cache(&self) -> Option<&FrameCache> {
+        self.cache.as_deref()
     }
 }
 
@@ -60,11 +105,24 @@ pub fn samples_of(recordings: &[String], classes: usize) -> Vec<SampleRef> {
         .collect()
 }
 
-/// A batch on the host.
+/// A batch's input before it goes to the network.
+#[derive(Debug)]
+pub enum BatchData {
+    /// Binned on the host: `[N, 2, X, Y, T]` row-major floats.
+    Host(Vec<f32>),
+    /// Gathered from the frame cache, compact, on the cache's device.
+    Cached(CompactBatch),
+    /// The network input `[N, 2, X, Y, T]`, already built (from a host
+    /// frame cache, on a prefetch thread).
+    Input(Tensor),
+}
+
+/// A batch as the loader hands it over (named for its usual place: binned on
+/// the host; a batch from the frame cache is already on the cache's device).
 #[derive(Debug)]
 pub struct HostBatch {
-    /// `[N, 2, X, Y, T]` row-major.
-    pub data: Vec<f32>,
+    /// The input.
+    pub data: BatchData,
     /// Class of each sample.
     pub labels: Vec<i64>,
     /// Index of the batch's first sample in the list given to the loader.
@@ -95,6 +153,20 @@ pub enum LoadError {
         /// The data set's error.
         source: Box<DataError>,
     },
+    /// The frame cache does not hold the sample's recording.
+    #[error("sample {sample}: not in the frame cache")]
+    NotCached {
+        /// The sample's name.
+        sample: String,
+    },
+    /// libtorch failed on the frame cache.
+    #[error("frame cache: libtorch failed while {during}: {message}")]
+    Cache {
+        /// What was running.
+        during: &'static str,
+        /// libtorch's message (first line).
+        message: String,
+    },
     /// The recording has fewer samples than the class index asks for.
     #[error("sample {sample}: recording has only {available} samples")]
     NoSuchSample {
@@ -122,7 +194,11 @@ impl HostBatch {
             spec.height as i64,
             spec.steps as i64,
         ];
-        let inputs = Tensor::from_slice(&self.data).view(shape).to_device(device);
+        let inputs = match &self.data {
+            BatchData::Host(data) => Tensor::from_slice(data).view(shape).to_device(device),
+            BatchData::Cached(c) => c.to_input().to_device(device),
+            BatchData::Input(t) => t.view(shape).to_device(device),
+        };
         let labels = Tensor::from_slice(&self.labels)
             .to_kind(Kind::Int64)
             .to_device(device);
@@ -189,15 +265,17 @@ fn load_batch<S: SampleSource + ?Sized>(
         labels.push(s.class as i64);
     }
     Ok(HostBatch {
-        data,
+        data: BatchData::Host(data),
         labels,
         first,
         len: samples.len(),
     })
 }
 
-/// Loads `samples` in batches of `batch` (the last may be smaller) on `workers`
-/// prefetch threads and calls `f` on each, in order, on the calling thread.
+/// Loads `samples` in batches of `batch` (the last may be smaller) and calls
+/// `f` on each, in order, on the calling thread: gathered from the source's
+/// frame cache when it covers the pass, else binned on `workers` prefetch
+/// threads.
 /// Stops at the first error (of loading or of `f`).
 pub fn for_each_batch<S, E, F>(
     source: &S,
@@ -213,6 +291,52 @@ where
     F: FnMut(HostBatch) -> Result<(), E>,
 {
     let batch = batch.max(1);
+    if let Some(cache) = source.frame_cache().filter(|c| c.covers(samples, spec)) {
+        let host = cache.placement() == Placement::Host;
+        let make = |i: usize, chunk: &[SampleRef]| -> Result<HostBatch, LoadError> {
+            let compact = cache.gather(chunk, spec)?;
+            let data = match compact.try_host_input() {
+                Some(input) => BatchData::Input(input.map_err(|e| LoadError::Cache {
+                    during: "building a batch's input from the frame cache",
+                    message: e.to_string().lines().next().unwrap_or_default().to_owned(),
+                })?),
+                None => BatchData::Cached(compact),
+            };
+            Ok(HostBatch {
+                data,
+                labels: chunk.iter().map(|s| s.class as i64).collect(),
+                first: i * batch,
+                len: chunk.len(),
+            })
+        };
+        if !host {
+            // Device rows: gathering only queues work on the device.
+            for (i, chunk) in samples.chunks(batch).enumerate() {
+                f(make(i, chunk)?)?;
+            }
+            return Ok(());
+        }
+        // Host rows: the float input is built one batch ahead on a thread,
+        // as the uncached loader bins ahead.
+        return std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<Result<HostBatch, LoadError>>(1);
+            let make = &make;
+            scope.spawn(move || {
+                for (i, chunk) in samples.chunks(batch).enumerate() {
+                    let result = make(i, chunk);
+                    let failed = result.is_err();
+                    // The receiver is gone when the consumer stopped early.
+                    if tx.send(result).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for result in rx {
+                f(result?)?;
+            }
+            Ok(())
+        });
+    }
     let chunks: Vec<(usize, &[SampleRef])> = samples
         .chunks(batch)
         .enumerate()

@@ -48,6 +48,11 @@ pub struct TrainArgs {
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Memory for the frame cache per device, in GiB (`auto`: half the RAM on
+    /// the CPU, 8 GiB per GPU; 0: off). A data set that does not fit is
+    /// binned batch by batch instead, with a warning.
+    #[arg(long, default_value = "auto", value_parser = crate::cache::parse_budget)]
+    pub frame_cache_gib: crate::cache::Budget,
 }
 
 /// Flags of `worker evaluate`.
@@ -221,6 +226,7 @@ impl Observer for ProgressObserver {
 /// `worker train`: computes the fold's split and trains it into `--out`
 /// (resuming from the checkpoint there, if any). Prints the result.
 pub fn train(args: &TrainArgs) -> Result<(), CommandError> {
+    crate::cache::set_budget(args.frame_cache_gib);
     let mut config = load_config(&args.config)?;
     let device = parse_device(&args.device)?;
     let data = open_data(&mut config, &args.data)?;

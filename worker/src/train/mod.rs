@@ -15,7 +15,8 @@
 //!
 //! Several jobs may run in one process on different threads and devices:
 //! nothing here is shared between jobs except libtorch's generator, which is
-//! seeded and drawn from under a lock.
+//! seeded and drawn from under a lock, and the frame cache ([`crate::cache`]),
+//! built at a job's start and read only, whose batches equal the binned ones.
 
 pub mod command;
 pub mod metrics;
@@ -39,7 +40,7 @@ use tch::{Device, Tensor};
 use crate::checkpoint::{BestSoFar, Checkpoint, CheckpointError, FORMAT_VERSION, Progress};
 use crate::devices::DeviceSpec;
 use crate::lif::LifParams;
-use crate::loader::{LoadError, SampleRef, SampleSource, samples_of};
+use crate::loader::{LoadError, SampleRef, SampleSource, WithCache, samples_of};
 use crate::model::{Net, NetConfig};
 use crate::optim::{OptimStateError, Optimizer};
 use crate::tensorboard::EventWriter;
@@ -398,6 +399,23 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
         tracing::info!(path = %ckpt_path.display(), epoch = progress.epoch, "resuming from checkpoint");
     }
 
+    let cache = if progress.epoch < t.epochs {
+        crate::cache::for_job(
+            source,
+            &spec.split,
+            &shape.train,
+            &shape.test,
+            t.random_crop,
+            device,
+        )?
+    } else {
+        None
+    };
+    let cached = WithCache {
+        inner: source,
+        cache,
+    };
+    let source = &cached;
     let mut board = EventWriter::create(&spec.out_dir.join(TENSORBOARD_DIR))
         .map_err(io(&spec.out_dir.join(TENSORBOARD_DIR)))?;
     let train_base = samples_of(&spec.split.train, classes);
