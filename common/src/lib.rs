@@ -21,5 +21,6 @@ pub mod render;
 pub mod slicing;
 pub mod special;
 pub mod stats;
+pub mod sweep;
 pub mod synth;
 pub mod tags;
