@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sweep::SweepSpec;
+
 /// Which recordings a job uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,6 +273,10 @@ pub struct ExperimentConfig {
     /// Optimisation and input settings.
     #[serde(default)]
     pub training: TrainingConfig,
+    /// `[sweep]`: configurations to compare ([`crate::sweep`]); absent (and
+    /// left out of the serialised config) for a single configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSpec>,
 }
 
 /// A config that could not be read or has a bad value.
@@ -350,11 +356,13 @@ impl ExperimentConfig {
 
     /// The config one job runs: this one with the seed and variant lists
     /// narrowed to the job's own (a job's stored config does not grow with the
-    /// experiment's matrix, and nothing in it concerns other jobs).
+    /// experiment's matrix, and nothing in it concerns other jobs) and without
+    /// `[sweep]` (a sweep's job runs one configuration, already applied).
     pub fn for_job(&self, seed: u64, variant: Variant) -> Self {
         let mut job = self.clone();
         job.protocol.seeds = vec![seed];
         job.protocol.variants = vec![variant];
+        job.sweep = None;
         job
     }
 
@@ -384,7 +392,8 @@ impl ExperimentConfig {
         }
         self.data.validate()?;
         self.simulation.validate()?;
-        self.training.validate()
+        self.training.validate()?;
+        self.validate_sweep()
     }
 }
 

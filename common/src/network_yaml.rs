@@ -62,6 +62,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
         protocol: Default::default(),
         simulation: Default::default(),
         training: Default::default(),
+        sweep: None,
     };
     let mut section: Option<String> = None;
     let mut testing_steps: Option<u32> = None;

@@ -5,22 +5,26 @@
 //! Planning reads nothing but the data set's `filelist.txt`, so `coordinator plan`
 //! works on a head node that holds only the metadata.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{ExperimentConfig, ProtocolKind, SimulationConfig, TrainingConfig, Variant};
+use crate::config::{
+    ConfigError, ExperimentConfig, ProtocolKind, SimulationConfig, TrainingConfig, Variant,
+};
 use crate::cv::{self, CvError, FoldSplit};
 use crate::dataset::{self, DataError, FILE_LIST};
+use crate::sweep::{self, Configuration};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
 pub const JOB_ID_HEX_LEN: usize = 16;
 
 /// A job's identity: a shortened SHA-256 (hex) of everything that determines its
-/// result (simulation and training settings, protocol, variant, seed, fold, the
+/// result (input down-scaling, simulation and training settings, protocol, variant, seed, fold, the
 /// split's recordings and the data fingerprint when known). Not the experiment's
 /// name, nor its retry budget.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,6 +64,29 @@ pub struct PlannedJob {
     pub protocol: ProtocolKind,
     /// Train/val/test recordings.
     pub split: FoldSplit,
+    /// Index of the job's configuration in [`Plan::configurations`] (0
+    /// without a sweep).
+    #[serde(default)]
+    pub configuration: usize,
+}
+
+/// An experiment's configurations (one without `[sweep]`) and their jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The configurations, in sweep order.
+    pub configurations: Vec<Configuration>,
+    /// Configurations × variants × seeds × folds, in that nesting.
+    pub jobs: Vec<PlannedJob>,
+}
+
+impl Plan {
+    /// The config `job` runs: its configuration's, narrowed to its seed and
+    /// variant (what the store keeps and the worker trains).
+    pub fn job_config(&self, job: &PlannedJob) -> Option<ExperimentConfig> {
+        self.configurations
+            .get(job.configuration)
+            .map(|c| c.config.for_job(job.seed, job.variant))
+    }
 }
 
 /// Why a plan could not be made.
@@ -89,6 +116,21 @@ pub enum PlanError {
         #[source]
         source: CvError,
     },
+    /// The `[sweep]` is invalid.
+    #[error(transparent)]
+    Sweep(#[from] ConfigError),
+    /// Two configurations of a sweep would run the same job.
+    #[error(
+        "configurations {first:?} and {second:?} give the same job {id}: they do not differ in anything that changes a result"
+    )]
+    SameJob {
+        /// The job id.
+        id: JobId,
+        /// The first configuration's label.
+        first: String,
+        /// The second configuration's label.
+        second: String,
+    },
 }
 
 /// The recordings a variant uses, in file-list order (`Reduced` drops `_indoor`).
@@ -114,6 +156,9 @@ pub fn read_root_file_list(root: &Path) -> Result<Vec<String>, PlanError> {
 /// What a job id hashes: every input that changes the job's result.
 #[derive(Serialize)]
 struct JobIdentity<'a> {
+    /// Left out at 1 (the reference), so ids from before it was hashed stand.
+    #[serde(skip_serializing_if = "is_one")]
+    downscale: u32,
     simulation: &'a SimulationConfig,
     training: TrainingConfig,
     protocol: ProtocolKind,
@@ -124,6 +169,10 @@ struct JobIdentity<'a> {
     fold: u32,
     split: &'a FoldSplit,
     data_fingerprint: Option<&'a str>,
+}
+
+fn is_one(v: &u32) -> bool {
+    *v == 1
 }
 
 /// The id of one job of `config`.
@@ -139,6 +188,7 @@ pub fn job_id(
     // How often checkpoints are written does not change the result.
     training.checkpoint_every = 0;
     let identity = JobIdentity {
+        downscale: config.data.downscale,
         simulation: &config.simulation,
         training,
         protocol: config.protocol.kind,
@@ -160,14 +210,17 @@ pub fn job_id(
 }
 
 /// Expands `config` into its jobs over `file_list` (the data root's file list, in
-/// order): variants in config order, then seeds, then folds.
-pub fn plan(
+/// order): configurations in sweep order, then variants in config order, then
+/// seeds, then folds. The split of a job depends on (variant, seed, fold) only,
+/// so every configuration sees the same folds.
+pub fn plan_configurations(
     config: &ExperimentConfig,
     file_list: &[String],
     data_fingerprint: Option<&str>,
-) -> Result<Vec<PlannedJob>, PlanError> {
+) -> Result<Plan, PlanError> {
+    let configurations = sweep::configurations(config)?;
     let p = &config.protocol;
-    let mut jobs = Vec::new();
+    let mut splits = Vec::new();
     for &variant in &p.variants {
         let recordings = variant_recordings(file_list, variant);
         for &seed in &p.seeds {
@@ -179,28 +232,63 @@ pub fn plan(
                         fold,
                         source,
                     })?;
-                let id = job_id(config, variant, seed, fold, &split, data_fingerprint);
-                jobs.push(PlannedJob {
-                    id,
-                    variant,
-                    seed,
-                    fold,
-                    protocol: p.kind,
-                    split,
-                });
+                splits.push((variant, seed, fold, split));
             }
         }
     }
-    Ok(jobs)
+    let mut jobs = Vec::with_capacity(configurations.len() * splits.len());
+    let mut seen: HashMap<JobId, usize> = HashMap::new();
+    for (index, configuration) in configurations.iter().enumerate() {
+        for (variant, seed, fold, split) in &splits {
+            let id = job_id(
+                &configuration.config,
+                *variant,
+                *seed,
+                *fold,
+                split,
+                data_fingerprint,
+            );
+            if let Some(&other) = seen.get(&id) {
+                return Err(PlanError::SameJob {
+                    id,
+                    first: configurations[other].label.clone(),
+                    second: configuration.label.clone(),
+                });
+            }
+            seen.insert(id.clone(), index);
+            jobs.push(PlannedJob {
+                id,
+                variant: *variant,
+                seed: *seed,
+                fold: *fold,
+                protocol: p.kind,
+                split: split.clone(),
+                configuration: index,
+            });
+        }
+    }
+    Ok(Plan {
+        configurations,
+        jobs,
+    })
 }
 
-/// [`plan`] over the file list of `config.data.root`.
+/// The jobs of [`plan_configurations`].
+pub fn plan(
+    config: &ExperimentConfig,
+    file_list: &[String],
+    data_fingerprint: Option<&str>,
+) -> Result<Vec<PlannedJob>, PlanError> {
+    Ok(plan_configurations(config, file_list, data_fingerprint)?.jobs)
+}
+
+/// [`plan_configurations`] over the file list of `config.data.root`.
 pub fn plan_from_root(
     config: &ExperimentConfig,
     data_fingerprint: Option<&str>,
-) -> Result<Vec<PlannedJob>, PlanError> {
+) -> Result<Plan, PlanError> {
     let file_list = read_root_file_list(&config.data.root)?;
-    plan(config, &file_list, data_fingerprint)
+    plan_configurations(config, &file_list, data_fingerprint)
 }
 
 /// One job as `coordinator plan --json` prints it (DESIGN.md, "Command line").
@@ -236,6 +324,40 @@ impl From<&PlannedJob> for PlanEntry {
             val: job.split.val.clone(),
             test: job.split.test.clone(),
         }
+    }
+}
+
+/// One configuration of a sweep as `coordinator plan --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanConfigurationEntry {
+    /// Readable label, e.g. `steps=100 lr=0.0003`.
+    pub label: String,
+    /// The swept values by dotted key.
+    pub values: BTreeMap<String, toml::Value>,
+    /// Whether the others are compared with this one.
+    pub baseline: bool,
+    /// Its jobs.
+    pub jobs: Vec<PlanEntry>,
+}
+
+impl Plan {
+    /// The configurations with their jobs, for `coordinator plan --json`.
+    pub fn configuration_entries(&self) -> Vec<PlanConfigurationEntry> {
+        self.configurations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| PlanConfigurationEntry {
+                label: c.label.clone(),
+                values: c.values.clone(),
+                baseline: c.baseline,
+                jobs: self
+                    .jobs
+                    .iter()
+                    .filter(|j| j.configuration == i)
+                    .map(PlanEntry::from)
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -295,6 +417,10 @@ mod tests {
 
         let lr = plan(&config("[training]\nlr = 0.01\n"), &file_list(), None).unwrap();
         assert!(lr.iter().zip(&base).all(|(a, b)| a.id != b.id));
+        let mut downscaled = config("");
+        downscaled.data.downscale = 4;
+        let ds = plan(&downscaled, &file_list(), None).unwrap();
+        assert!(ds.iter().zip(&base).all(|(a, b)| a.id != b.id));
         let fp = plan(&config(""), &file_list(), Some("abc")).unwrap();
         assert!(fp.iter().zip(&base).all(|(a, b)| a.id != b.id));
         let tt = plan(&config("kind = \"train-test\"\n"), &file_list(), None).unwrap();
@@ -303,6 +429,15 @@ mod tests {
                 .zip(&base)
                 .all(|(a, b)| a.id != b.id && !b.split.val.is_empty() && a.split.val.is_empty())
         );
+    }
+
+    #[test]
+    fn known_job_ids_stay_unchanged() {
+        // Ids computed before sweeps existed: an experiment without [sweep]
+        // keeps the ids (and so the finished jobs) it had.
+        let jobs = plan(&config(""), &file_list(), Some("fp")).unwrap();
+        assert_eq!(jobs[0].id.as_str(), "8407b358d3444d6e");
+        assert_eq!(jobs[15].id.as_str(), "d61110b8715d4555");
     }
 
     #[test]

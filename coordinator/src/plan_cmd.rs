@@ -1,6 +1,12 @@
 //! `coordinator plan --experiment FILE [--json]`: the job matrix with each job's
 //! train/val/test recordings; nothing is run and no database is touched.
 //!
+//! Without `[sweep]`, `--json` prints a JSON array, one object per job (the
+//! shape DESIGN.md fixes). With a sweep it prints an object
+//! `{"configurations": [{"label", "values", "baseline", "jobs": [...]}]}`,
+//! each configuration with its jobs in the same per-job shape; the table form
+//! heads each configuration's jobs with its label.
+//!
 //! Only the data root's `filelist.txt` is needed. When the whole data set is
 //! there, its fingerprint is part of the job ids (as `serve` computes them);
 //! `--no-fingerprint` skips hashing the recordings.
@@ -10,7 +16,7 @@ use std::path::PathBuf;
 
 use spikecv_common::config::{ConfigError, ExperimentConfig};
 use spikecv_common::dataset::{DataError, Dataset};
-use spikecv_common::plan::{PlanEntry, PlanError, PlannedJob, plan_from_root};
+use spikecv_common::plan::{Plan, PlanEntry, PlanError, PlannedJob, plan_from_root};
 
 /// Flags of `coordinator plan`.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,8 +68,8 @@ fn fingerprint(config: &ExperimentConfig) -> Result<Option<String>, PlanCmdError
     }
 }
 
-/// The planned jobs of `args`.
-pub fn plan_jobs(args: &PlanArgs) -> Result<Vec<PlannedJob>, PlanCmdError> {
+/// The plan of `args`: configurations and jobs.
+pub fn plan_jobs(args: &PlanArgs) -> Result<Plan, PlanCmdError> {
     let mut config = ExperimentConfig::load(&args.experiment)?;
     if let Some(root) = &args.data {
         config.data.root = root.clone();
@@ -80,10 +86,17 @@ pub fn plan_jobs(args: &PlanArgs) -> Result<Vec<PlannedJob>, PlanCmdError> {
 
 /// Runs `coordinator plan`, writing to `out`.
 pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), PlanCmdError> {
-    let jobs = plan_jobs(args)?;
+    let plan = plan_jobs(args)?;
+    // A sweep has at least one swept key; a plain experiment none.
+    let sweep = plan.configurations.iter().any(|c| !c.values.is_empty());
     if args.json {
-        let entries: Vec<PlanEntry> = jobs.iter().map(PlanEntry::from).collect();
-        serde_json::to_writer_pretty(&mut *out, &entries)?;
+        if sweep {
+            let value = serde_json::json!({ "configurations": plan.configuration_entries() });
+            serde_json::to_writer_pretty(&mut *out, &value)?;
+        } else {
+            let entries: Vec<PlanEntry> = plan.jobs.iter().map(PlanEntry::from).collect();
+            serde_json::to_writer_pretty(&mut *out, &entries)?;
+        }
         writeln!(out)?;
         return Ok(());
     }
@@ -92,21 +105,45 @@ pub fn run(args: &PlanArgs, out: &mut dyn Write) -> Result<(), PlanCmdError> {
         "{:<16}  {:<7}  {:>4}  {:>4}  {:<14}  {:>5}  {:>3}  {:>4}  test recordings",
         "job", "variant", "seed", "fold", "protocol", "train", "val", "test"
     )?;
-    for j in &jobs {
+    for (i, configuration) in plan.configurations.iter().enumerate() {
+        if sweep {
+            let mark = if configuration.baseline {
+                " (baseline)"
+            } else {
+                ""
+            };
+            writeln!(out, "configuration {}{mark}", configuration.label)?;
+        }
+        for j in plan.jobs.iter().filter(|j| j.configuration == i) {
+            write_job(out, j)?;
+        }
+    }
+    if sweep {
         writeln!(
             out,
-            "{:<16}  {:<7}  {:>4}  {:>4}  {:<14}  {:>5}  {:>3}  {:>4}  {}",
-            j.id,
-            j.variant,
-            j.seed,
-            j.fold,
-            j.protocol,
-            j.split.train.len(),
-            j.split.val.len(),
-            j.split.test.len(),
-            j.split.test.join(" ")
+            "{} jobs in {} configurations",
+            plan.jobs.len(),
+            plan.configurations.len()
         )?;
+    } else {
+        writeln!(out, "{} jobs", plan.jobs.len())?;
     }
-    writeln!(out, "{} jobs", jobs.len())?;
     Ok(())
+}
+
+/// One row of the table.
+fn write_job(out: &mut dyn Write, j: &PlannedJob) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16}  {:<7}  {:>4}  {:>4}  {:<14}  {:>5}  {:>3}  {:>4}  {}",
+        j.id,
+        j.variant,
+        j.seed,
+        j.fold,
+        j.protocol,
+        j.split.train.len(),
+        j.split.val.len(),
+        j.split.test.len(),
+        j.split.test.join(" ")
+    )
 }

@@ -97,3 +97,63 @@ fn a_root_without_a_file_list_is_a_clear_error() {
     assert!(matches!(err, PlanCmdError::Plan(_)));
     assert!(err.to_string().contains("filelist.txt"), "{err}");
 }
+
+#[test]
+fn a_sweep_lists_its_configurations_and_their_jobs() {
+    let (dir, args) = setup(true);
+    let mut text = std::fs::read_to_string(&args.experiment).unwrap();
+    text.push_str(
+        "[sweep]\n\"training.lr\" = [0.001, 0.0003]\nbaseline = { \"training.lr\" = 0.0003 }\n",
+    );
+    std::fs::write(&args.experiment, text).unwrap();
+    let mut out = Vec::new();
+    run(&args, &mut out).unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let configs = plan["configurations"].as_array().unwrap();
+    assert_eq!(configs.len(), 2);
+    assert_eq!(configs[0]["label"], "lr=0.001");
+    assert_eq!(configs[1]["values"]["training.lr"], 0.0003);
+    assert_eq!(
+        (
+            configs[0]["baseline"].as_bool(),
+            configs[1]["baseline"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    let a = configs[0]["jobs"].as_array().unwrap();
+    let b = configs[1]["jobs"].as_array().unwrap();
+    assert_eq!((a.len(), b.len()), (16, 16));
+    for (x, y) in a.iter().zip(b) {
+        assert_ne!(x["job"], y["job"]);
+        for key in ["variant", "seed", "fold", "train", "val", "test"] {
+            assert_eq!(x[key], y[key], "{key}: the same folds for both");
+        }
+    }
+    let mut table = Vec::new();
+    run(
+        &PlanArgs {
+            json: false,
+            ..args
+        },
+        &mut table,
+    )
+    .unwrap();
+    let table = String::from_utf8(table).unwrap();
+    assert!(
+        table.contains("configuration lr=0.0003 (baseline)"),
+        "{table}"
+    );
+    assert!(table.trim_end().ends_with("32 jobs in 2 configurations"));
+    drop(dir);
+}
+
+#[test]
+fn a_bad_sweep_key_is_named() {
+    let (_dir, args) = setup(true);
+    let mut text = std::fs::read_to_string(&args.experiment).unwrap();
+    text.push_str("[sweep]\n\"training.lr\" = [0.001, 0]\n");
+    std::fs::write(&args.experiment, text).unwrap();
+    let err = run(&args, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, PlanCmdError::Config(_)));
+    assert!(err.to_string().contains("sweep.training.lr"), "{err}");
+}

@@ -78,12 +78,13 @@ fn fixture() -> Fixture {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let jobs = spikecv_common::plan::plan(&config, &files, None).unwrap();
-    assert_eq!(jobs.len(), 4);
+    let plan = spikecv_common::plan::plan_configurations(&config, &files, None).unwrap();
+    assert_eq!(plan.jobs.len(), 4);
     let submission = Submission {
         config,
         config_toml: CONFIG.to_owned(),
-        jobs,
+        jobs: plan.jobs,
+        configurations: plan.configurations,
         data_fingerprint: None,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
     };

@@ -6,7 +6,7 @@
 
 use spikecv_common::config::{ExperimentConfig, Variant};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::plan::{JobId, plan};
+use spikecv_common::plan::{JobId, plan_configurations};
 use spikecv_coordinator::scheduler::{
     AttemptId, FailOutcome, FailureClass, ManualClock, Progress, Scheduler, SchedulerError,
     SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration, WorkerState,
@@ -27,11 +27,12 @@ fn config(extra: &str) -> ExperimentConfig {
 }
 
 fn submission(config: ExperimentConfig, fingerprint: Option<&str>) -> Submission {
-    let jobs = plan(&config, &recordings(8), fingerprint).unwrap();
+    let plan = plan_configurations(&config, &recordings(8), fingerprint).unwrap();
     Submission {
         config_toml: config.to_toml_string(),
         config,
-        jobs,
+        jobs: plan.jobs,
+        configurations: plan.configurations,
         data_fingerprint: fingerprint.map(str::to_owned),
         class_names: vec!["cat".into(), "dog".into()],
     }
@@ -146,6 +147,54 @@ fn submit_is_idempotent_and_reuses_finished_jobs() {
         .find(|e| e.id == out.experiment)
         .unwrap();
     assert_eq!((bigger.counts.succeeded, bigger.counts.pending), (1, 3));
+}
+
+#[test]
+fn a_sweep_submits_every_configuration_and_leases_its_values() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let sweep = "[sweep]\n\"training.lr\" = [0.001, 0.0003]\n\"simulation.steps\" = [50, 20]\n";
+    let sub = submission(config(sweep), None);
+    assert_eq!((sub.configurations.len(), sub.jobs.len()), (4, 4 * 2));
+    let out = s.submit(&sub).unwrap();
+    assert_eq!(out.jobs_new, 8);
+    let w = s.register_worker(&reg("a", "")).unwrap();
+    let lease = s.lease(&w, &slots(8)).unwrap();
+    assert_eq!(lease.assignments.len(), 8);
+    for (a, planned) in lease.assignments.iter().zip(&sub.jobs) {
+        assert_eq!(a.job, planned.id);
+        // The worker trains the configuration's values (JobSpec.config comes
+        // from the job's stored config).
+        let c = ExperimentConfig::from_toml_str(&a.config_toml).unwrap();
+        let want = &sub.configurations[planned.configuration].config;
+        assert_eq!(
+            (c.training.lr, c.simulation.steps),
+            (want.training.lr, want.simulation.steps)
+        );
+        assert!(c.sweep.is_none());
+    }
+    let lrs: Vec<f64> = lease
+        .assignments
+        .iter()
+        .map(|a| {
+            ExperimentConfig::from_toml_str(&a.config_toml)
+                .unwrap()
+                .training
+                .lr
+        })
+        .collect();
+    assert_eq!(
+        lrs,
+        [0.001, 0.001, 0.0003, 0.0003, 0.001, 0.001, 0.0003, 0.0003]
+    );
+    // An experiment without a sweep that sets one configuration's values
+    // plans the same jobs: they are not run again.
+    let single = submission(
+        config("[training]\nlr = 0.0003\n[simulation]\nsteps = 20\n"),
+        None,
+    );
+    let again = s.submit(&single).unwrap();
+    assert_eq!((again.jobs_new, again.jobs_in_progress), (0, 2));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::mt19937::Mt19937;
-use spikecv_common::plan::plan;
+use spikecv_common::plan::plan_configurations;
 use spikecv_coordinator::scheduler::{
     AttemptId, FailureClass, ManualClock, Progress, Scheduler, SchedulerError, SchedulerSettings,
     SlotInfo, Submission, WorkerId, WorkerRegistration,
@@ -22,11 +22,12 @@ fn submission() -> Submission {
     )
     .unwrap();
     let recordings: Vec<String> = (0..9).map(|i| format!("user{i:02}_dc")).collect();
-    let jobs = plan(&config, &recordings, None).unwrap();
+    let plan = plan_configurations(&config, &recordings, None).unwrap();
     Submission {
         config_toml: config.to_toml_string(),
         config,
-        jobs,
+        jobs: plan.jobs,
+        configurations: plan.configurations,
         data_fingerprint: None,
         class_names: vec![],
     }

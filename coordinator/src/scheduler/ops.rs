@@ -208,7 +208,7 @@ impl Scheduler {
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
                 None => {
-                    let job_toml = s.config.for_job(job.seed, job.variant).to_toml_string();
+                    let job_toml = s.job_config(job).to_toml_string();
                     exec(&tx,
                         "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
                              split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms)

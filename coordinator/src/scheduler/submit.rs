@@ -3,6 +3,7 @@
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names};
 use spikecv_common::plan::{PlannedJob, plan_from_root};
+use spikecv_common::sweep::Configuration;
 
 use super::SchedulerError;
 
@@ -13,8 +14,11 @@ pub struct Submission {
     pub config: ExperimentConfig,
     /// The config text exactly as submitted (kept for the report).
     pub config_toml: String,
-    /// The planned jobs.
+    /// The planned jobs (configurations × variants × seeds × folds).
     pub jobs: Vec<PlannedJob>,
+    /// The experiment's configurations (one without `[sweep]`); a job's
+    /// `configuration` indexes this list.
+    pub configurations: Vec<Configuration>,
     /// Fingerprint of the data set the plan was made from, when known; workers
     /// must have the same one.
     pub data_fingerprint: Option<String>,
@@ -30,7 +34,7 @@ impl Submission {
         config_toml: String,
         data_fingerprint: Option<String>,
     ) -> Result<Self, SchedulerError> {
-        let jobs = plan_from_root(&config, data_fingerprint.as_deref())?;
+        let plan = plan_from_root(&config, data_fingerprint.as_deref())?;
         let defs = config.data.root.join(CLASS_DEFS);
         let class_names = if defs.is_file() {
             read_class_names(&defs).map_err(|e| SchedulerError::BadRequest {
@@ -42,9 +46,21 @@ impl Submission {
         Ok(Self {
             config,
             config_toml,
-            jobs,
+            jobs: plan.jobs,
+            configurations: plan.configurations,
             data_fingerprint,
             class_names,
         })
+    }
+
+    /// The config `job` runs, as the store keeps it for the worker: its
+    /// configuration's (the sweep's values applied, no `[sweep]`) narrowed to
+    /// its seed and variant. A job whose configuration index is out of range
+    /// (not one this submission planned) runs the experiment's own config.
+    pub fn job_config(&self, job: &PlannedJob) -> ExperimentConfig {
+        self.configurations
+            .get(job.configuration)
+            .map_or(&self.config, |c| &c.config)
+            .for_job(job.seed, job.variant)
     }
 }
