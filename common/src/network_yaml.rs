@@ -171,10 +171,8 @@ pub fn load_network_yaml(path: &Path) -> Result<ExperimentConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    const REFERENCE: &str = include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/network.yaml"
-    ));
+    const REFERENCE: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/network.yaml"));
 
     #[test]
     fn reads_the_reference_file() -> Result<(), ConfigError> {

@@ -46,11 +46,9 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     assert_eq!(ds.class_names().len(), 19);
     assert_eq!(ds.class_names()[0], "cat");
     assert_eq!(ds.class_names()[18], "zebra");
-    let seed_list = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/filelist.txt"
-    ))
-    .unwrap();
+    let seed_list =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/filelist.txt"))
+            .unwrap();
     let seed_names: Vec<&str> = seed_list
         .lines()
         .map(str::trim)

@@ -5,10 +5,12 @@ slice assignment, a custom autograd Function for the spike), timed.
 Called by the `train_step` bench (cargo bench -p spikecv-worker --bench train_step)
 so both implementations run in one session with the same thread count:
   .venv/bin/python worker/benches/reference_step.py --batch 8 --steps 50 --iters 3 --threads 2
-Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...}.
+Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...,
+"peak_rss_mib": ...}.
 """
 import argparse
 import json
+import resource
 import time
 
 import torch
@@ -110,7 +112,9 @@ def main():
     for _ in range(a.iters):
         step()
     seconds = (time.perf_counter() - start) / a.iters
-    print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds}))
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds,
+                      "peak_rss_mib": peak_rss_mib}))
 
 
 if __name__ == "__main__":
