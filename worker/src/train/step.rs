@@ -109,7 +109,8 @@ impl DeviceSum {
             Some(sum) => {
                 let _ = sum.g_add_(&value);
             }
-            None => self.0 = Some(value),
+            // A copy: the first value becomes the accumulator.
+            None => self.0 = Some(value.copy()),
         }
     }
 
@@ -248,4 +249,34 @@ pub fn evaluate<S: SampleSource + ?Sized>(
         confusion: confusion.into_rows(),
         rates: keep_rates.then_some(rates),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn right_answers_break_ties_like_predict() {
+        let rows = [[0.5f32, 0.5, 0.0], [0.0, 0.2, 0.2], [0.1, 0.0, 0.3]];
+        let rates = Tensor::from_slice(rows.as_flattened()).view([3, 3]);
+        let labels = Tensor::from_slice(&[0i64, 2, 2]);
+        let on_device = right_answers(&rates, &labels).double_value(&[]);
+        let on_host = rows
+            .iter()
+            .zip([0usize, 2, 2])
+            .filter(|(r, l)| predict(&r[..]) == *l)
+            .count();
+        assert_eq!(on_host, 2);
+        assert_eq!(on_device, on_host as f64);
+    }
+
+    #[test]
+    fn device_sums_add_in_order_and_read_once() {
+        let mut sum = DeviceSum(None);
+        assert_eq!(sum.read(), 0.0);
+        for v in [0.25f64, 1.5, 3.0] {
+            sum.add(Tensor::from(v));
+        }
+        assert_eq!(sum.read(), 4.75);
+    }
 }
