@@ -10,7 +10,6 @@ Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...,
 """
 import argparse
 import json
-import resource
 import time
 
 import torch
@@ -79,6 +78,19 @@ class Net(nn.Module):
         return x.sum(dim=2) / steps
 
 
+def peak_rss():
+    """This process's peak resident set size in MiB (Linux's VmHWM; getrusage's
+    ru_maxrss would include the parent's peak, kept across fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
@@ -112,7 +124,7 @@ def main():
     for _ in range(a.iters):
         step()
     seconds = (time.perf_counter() - start) / a.iters
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_rss_mib = peak_rss()
     print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds,
                       "peak_rss_mib": peak_rss_mib}))
 

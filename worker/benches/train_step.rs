@@ -118,6 +118,28 @@ fn main() {
     println!(
         "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss})"
     );
+    // Where a step's time goes: the forward pass alone (evaluation's), the
+    // forward and backward, and the optimiser step.
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+            sync(device);
+        }
+        start.elapsed().as_secs_f64() / f64::from(iters)
+    };
+    let forward = timed(&mut || {
+        let _ = net.forward_fast(&x);
+    });
+    let forward_backward = timed(&mut || {
+        Optimizer::zero_grad(&refs);
+        let _ = net.forward_backward(&x, &loss_fn);
+    });
+    let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+    let optimizer = timed(&mut || opt_only.step(&refs));
+    println!(
+        "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
+    );
     if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
         let (before, seconds, rss) = time_steps(false);
         println!(
