@@ -5,7 +5,8 @@ slice assignment, a custom autograd Function for the spike), timed.
 Called by the `train_step` bench (cargo bench -p spikecv-worker --bench train_step)
 so both implementations run in one session with the same thread count:
   .venv/bin/python worker/benches/reference_step.py --batch 8 --steps 50 --iters 3 --threads 2
-Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...}.
+Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...,
+"peak_rss_mib": ...}.
 """
 import argparse
 import json
@@ -77,6 +78,19 @@ class Net(nn.Module):
         return x.sum(dim=2) / steps
 
 
+def peak_rss():
+    """This process's peak resident set size in MiB (Linux's VmHWM; getrusage's
+    ru_maxrss would include the parent's peak, kept across fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
@@ -110,7 +124,9 @@ def main():
     for _ in range(a.iters):
         step()
     seconds = (time.perf_counter() - start) / a.iters
-    print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds}))
+    peak_rss_mib = peak_rss()
+    print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds,
+                      "peak_rss_mib": peak_rss_mib}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,13 @@
 //! BENCH_DEVICE (cpu or cuda:N), BENCH_DENSITY (input spike density),
 //! BENCH_WARMUP (untimed steps first, default 1; the reference-style step
 //! takes minutes on a small CPU),
-//! PYTHON (default: the workspace's .venv), BENCH_SKIP_PYTHON=1.
+//! PYTHON (default: the workspace's .venv), BENCH_REFERENCE_SCRIPT (default: this
+//! checkout's benches/reference_step.py), BENCH_SKIP_PYTHON=1,
+//! BENCH_SKIP_AUTOGRAD=1 (skip the in-repository autograd reference,
+//! `Net::forward_autograd`, whose backward is quadratic in T).
+//!
+//! Reports samples/s and peak RSS (on the CPU) of `Net::forward_backward`, of
+//! the autograd reference and of the PyTorch loop.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Command;
@@ -30,6 +36,26 @@ fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
     }
+}
+
+/// Resets the process's peak resident set size (Linux; ignored elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size since the last reset, as text.
+fn peak_rss_mib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or_else(
+            || "unknown".to_owned(),
+            |kb| format!("{:.0} MiB", kb / 1024.0),
+        )
 }
 
 fn main() {
@@ -63,36 +89,79 @@ fn main() {
         .collect();
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-    let mut step = || {
-        let out = net.forward_t(&x, true);
-        let loss = out.mse_loss(&target, Reduction::Mean);
-        Optimizer::zero_grad(&refs);
-        loss.backward();
-        opt.step(&refs);
-        sync(device);
+    let loss_fn = |out: &Tensor| out.mse_loss(&target, Reduction::Mean);
+    let mut time_steps = |staged: bool| {
+        let mut step = || {
+            Optimizer::zero_grad(&refs);
+            if staged {
+                let _ = net.forward_backward(&x, &loss_fn);
+            } else {
+                loss_fn(&net.forward_autograd(&x, true)).backward();
+            }
+            opt.step(&refs);
+            sync(device);
+        };
+        reset_peak_rss();
+        for _ in 0..warmup {
+            step();
+        }
+        let start = Instant::now();
+        for _ in 0..iters {
+            step();
+        }
+        let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
+        (batch as f64 / seconds, seconds, peak_rss_mib())
     };
-    for _ in 0..warmup {
-        step();
-    }
-    let start = Instant::now();
-    for _ in 0..iters {
-        step();
-    }
-    let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
-    let ours = batch as f64 / seconds;
     println!(
         "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps"
     );
+    let (ours, seconds, rss) = time_steps(true);
     println!(
-        "spikecv (tch, time folded into the batch): {ours:8.2} samples/s ({seconds:.3} s/step)"
+        "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss})"
     );
+    // Where a step's time goes: the forward pass alone (evaluation's), the
+    // forward and backward, and the optimiser step.
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+            sync(device);
+        }
+        start.elapsed().as_secs_f64() / f64::from(iters)
+    };
+    let forward = timed(&mut || {
+        let _ = net.forward_fast(&x);
+    });
+    let forward_backward = timed(&mut || {
+        Optimizer::zero_grad(&refs);
+        let _ = net.forward_backward(&x, &loss_fn);
+    });
+    let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+    let optimizer = timed(&mut || opt_only.step(&refs));
+    println!(
+        "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
+    );
+    if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
+        let (before, seconds, rss) = time_steps(false);
+        println!(
+            "spikecv autograd reference (forward_autograd): {before:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss})"
+        );
+        println!(
+            "speed-up over the autograd reference: {:.2}x",
+            ours / before
+        );
+    }
 
     if std::env::var("BENCH_SKIP_PYTHON").is_ok_and(|v| v == "1") {
         return;
     }
     let python = std::env::var("PYTHON")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference_step.py");
+    // A binary carried to another machine (scripts/gpu-check.sh) names the
+    // script's path there.
+    let script = std::env::var("BENCH_REFERENCE_SCRIPT").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference_step.py").to_owned()
+    });
     let output = Command::new(&python)
         .arg(script)
         .args(["--batch", &batch.to_string(), "--steps", &steps.to_string()])
@@ -120,12 +189,15 @@ fn main() {
         }
     };
     let line = String::from_utf8_lossy(&output.stdout);
-    let theirs = serde_json::from_str::<serde_json::Value>(line.trim())
-        .ok()
-        .and_then(|v| v["samples_per_second"].as_f64())
-        .expect("reference output");
+    let report = serde_json::from_str::<serde_json::Value>(line.trim()).expect("reference output");
+    let theirs = report["samples_per_second"]
+        .as_f64()
+        .expect("reference samples/s");
+    let rss = report["peak_rss_mib"]
+        .as_f64()
+        .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MiB"));
     println!(
-        "reference (PyTorch, loop over T):         {theirs:8.2} samples/s ({:.3} s/step)",
+        "reference (PyTorch, loop over T):         {theirs:8.2} samples/s ({:.3} s/step, peak RSS {rss})",
         batch as f64 / theirs
     );
     println!("speed-up: {:.2}x", ours / theirs);

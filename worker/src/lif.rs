@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+pub mod through_time;
+
 /// How a membrane potential becomes a spike.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +52,12 @@ impl Default for LifParams {
 }
 
 impl LifParams {
+    /// Whether the neuron is the STBP Heaviside one (the only one
+    /// [`through_time`] handles).
+    pub fn is_heaviside(&self) -> bool {
+        self.spike == SpikeFn::Heaviside
+    }
+
     /// The spike output `o` for membrane potentials `u`.
     ///
     /// With `train` (and the Heaviside spike) the result carries the surrogate
@@ -79,8 +87,9 @@ impl LifParams {
         (u_prev * self.tau) * (o_prev.neg() + 1.0) + x
     }
 
-    /// Runs the neurons over time. `x` is time-major, `[T, ...]`; returns the
-    /// spikes with the same shape. Only this recurrence loops over time; the
+    /// Runs the neurons over time under autograd (the reference implementation;
+    /// [`through_time`] is the fast one). `x` is time-major, `[T, ...]`; returns
+    /// the spikes with the same shape. Only this recurrence loops over time; the
     /// layers around it see time folded into the batch.
     pub fn run(&self, x: &Tensor, train: bool) -> Tensor {
         let steps = x.size().first().copied().unwrap_or(0);

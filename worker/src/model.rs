@@ -13,6 +13,8 @@ use tch::{Device, Tensor};
 
 use crate::lif::{LifParams, rate};
 
+mod staged;
+
 /// Channels of the first convolution's output.
 pub const CONV1_CHANNELS: i64 = 20;
 /// Channels of the second convolution's output.
@@ -178,8 +180,26 @@ impl Net {
     }
 
     /// Firing rates `[N, classes]` for an input batch `[N, C, X, Y, T]`.
-    /// With `train` the spikes carry the surrogate gradient.
+    ///
+    /// Without `train`, the fast path ([`Net::forward_fast`]: no gradients, LIF
+    /// layers outside autograd). With `train`, the autograd reference
+    /// ([`Net::forward_autograd`]), whose rates carry the surrogate gradient;
+    /// training itself uses [`Net::forward_backward`], which gives the same
+    /// gradients far faster.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if train {
+            self.forward_autograd(xs, true)
+        } else {
+            self.forward_fast(xs)
+        }
+    }
+
+    /// The reference implementation: the whole network under autograd, the LIF
+    /// layers through [`LifParams::run`] (one small graph per time step; its
+    /// backward is quadratic in T). Kept to check the fast paths against and as
+    /// the benchmarks' baseline. With `train` the spikes carry the surrogate
+    /// gradient.
+    pub fn forward_autograd(&self, xs: &Tensor, train: bool) -> Tensor {
         let size = xs.size();
         let (n, c, x, y, t) = (size[0], size[1], size[2], size[3], size[4]);
         // [N, C, X, Y, T] → [T·N, C, X, Y]: time folded into the batch.

@@ -99,8 +99,29 @@ fn host_rates(rates: &Tensor) -> Vec<Vec<f32>> {
     flat.chunks(c).map(<[f32]>::to_vec).collect()
 }
 
-/// Trains one epoch over `samples` in order: forward, MSE against the one-hot
-/// target, backward, optimiser step, per batch.
+/// Sums kept on the device over a pass, read back once at its end (reading
+/// a value per batch would make the host wait for the device every batch).
+struct DeviceSum(Option<Tensor>);
+
+impl DeviceSum {
+    fn add(&mut self, value: Tensor) {
+        match &mut self.0 {
+            Some(sum) => {
+                let _ = sum.g_add_(&value);
+            }
+            // A copy: the first value becomes the accumulator.
+            None => self.0 = Some(value.copy()),
+        }
+    }
+
+    fn read(&self) -> f64 {
+        self.0.as_ref().map_or(0.0, |s| s.double_value(&[]))
+    }
+}
+
+/// Trains one epoch over `samples` in order: per batch, forward, MSE against
+/// the one-hot target, backward ([`Net::forward_backward`]), optimiser step.
+/// The loss and the count of right answers stay on the device until the end.
 pub fn train_epoch<S: SampleSource + ?Sized>(
     source: &S,
     samples: &[SampleRef],
@@ -116,7 +137,8 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         .map(|(_, t)| t.shallow_clone())
         .collect();
     let params: Vec<&Tensor> = params.iter().collect();
-    let (mut loss_sum, mut batches, mut correct, mut seen) = (0f64, 0usize, 0usize, 0usize);
+    let (mut loss_sum, mut correct) = (DeviceSum(None), DeviceSum(None));
+    let (mut batches, mut seen) = (0usize, 0usize);
     let total = samples.len();
     for_each_batch(
         source,
@@ -125,27 +147,30 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         pass.batch,
         pass.workers,
         |host: HostBatch| {
-            let (loss, rates) = guarded(pass.device, "a training step", || {
+            let (loss, right) = guarded(pass.device, "a training step", || {
                 let batch = host.to_device(&pass.frames, pass.device);
-                let output = net.forward_t(&batch.inputs, true);
-                let loss = output.mse_loss(&one_hot(&batch.labels, pass.classes), Reduction::Mean);
+                let target = one_hot(&batch.labels, pass.classes);
                 Optimizer::zero_grad(&params);
-                loss.backward();
+                let (loss, output) = net.forward_backward(&batch.inputs, &|rates| {
+                    rates.mse_loss(&target, Reduction::Mean)
+                });
                 optimizer.step(&params);
-                (loss.double_value(&[]), host_rates(&output))
+                (
+                    loss.to_kind(Kind::Double),
+                    right_answers(&output, &batch.labels),
+                )
             })?;
-            loss_sum += loss;
+            loss_sum.add(loss);
+            correct.add(right);
             batches += 1;
-            correct += rates
-                .iter()
-                .zip(&host.labels)
-                .filter(|(r, l)| predict(r) as i64 == **l)
-                .count();
             seen += host.len;
             observer.on_batch(seen, total);
             Ok::<(), TrainError>(())
         },
     )?;
+    let (loss_sum, correct) = guarded(pass.device, "reading the epoch's sums", || {
+        (loss_sum.read(), correct.read())
+    })?;
     Ok(TrainStats {
         loss: if batches == 0 {
             0.0
@@ -155,11 +180,21 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         accuracy: if seen == 0 {
             0.0
         } else {
-            correct as f64 / seen as f64
+            correct / seen as f64
         },
         samples: seen,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// How many rows of `rates` predict their label, on the device (`argmax` takes
+/// the first of tied maxima, as [`predict`] does).
+fn right_answers(rates: &Tensor, labels: &Tensor) -> Tensor {
+    rates
+        .argmax(1, false)
+        .eq_tensor(labels)
+        .sum(Kind::Int64)
+        .to_kind(Kind::Double)
 }
 
 /// Evaluates the network (no gradients, Heaviside spikes) on `samples`.
@@ -170,9 +205,9 @@ pub fn evaluate<S: SampleSource + ?Sized>(
     net: &Net,
     keep_rates: bool,
 ) -> Result<Evaluation, TrainError> {
-    let mut confusion = Confusion::new(pass.classes);
-    let mut sse = 0f64;
-    let mut all_rates = keep_rates.then(Vec::new);
+    let mut sse = DeviceSum(None);
+    let mut device_rates = Vec::new();
+    let mut labels = Vec::with_capacity(samples.len());
     for_each_batch(
         source,
         samples,
@@ -186,24 +221,62 @@ pub fn evaluate<S: SampleSource + ?Sized>(
                     let output = net.forward_t(&batch.inputs, false);
                     let sse =
                         output.mse_loss(&one_hot(&batch.labels, pass.classes), Reduction::Sum);
-                    (sse.double_value(&[]), host_rates(&output))
+                    (sse.to_kind(Kind::Double), output)
                 })
             })?;
-            sse += batch_sse;
-            for (r, &l) in rates.iter().zip(&host.labels) {
-                confusion.add(l as usize, predict(r));
-            }
-            if let Some(all) = all_rates.as_mut() {
-                all.extend(rates);
-            }
+            sse.add(batch_sse);
+            device_rates.push(rates);
+            labels.extend_from_slice(&host.labels);
             Ok::<(), TrainError>(())
         },
     )?;
+    let (sse, rates) = guarded(pass.device, "reading the evaluation's results", || {
+        let rates = if device_rates.is_empty() {
+            Vec::new()
+        } else {
+            host_rates(&Tensor::cat(&device_rates, 0))
+        };
+        (sse.read(), rates)
+    })?;
+    let mut confusion = Confusion::new(pass.classes);
+    for (r, &l) in rates.iter().zip(&labels) {
+        confusion.add(l as usize, predict(r));
+    }
     let n = samples.len().max(1) as f64;
     Ok(Evaluation {
         loss: sse / n,
         accuracy: confusion.accuracy(),
         confusion: confusion.into_rows(),
-        rates: all_rates,
+        rates: keep_rates.then_some(rates),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn right_answers_break_ties_like_predict() {
+        let rows = [[0.5f32, 0.5, 0.0], [0.0, 0.2, 0.2], [0.1, 0.0, 0.3]];
+        let rates = Tensor::from_slice(rows.as_flattened()).view([3, 3]);
+        let labels = Tensor::from_slice(&[0i64, 2, 2]);
+        let on_device = right_answers(&rates, &labels).double_value(&[]);
+        let on_host = rows
+            .iter()
+            .zip([0usize, 2, 2])
+            .filter(|(r, l)| predict(&r[..]) == *l)
+            .count();
+        assert_eq!(on_host, 2);
+        assert_eq!(on_device, on_host as f64);
+    }
+
+    #[test]
+    fn device_sums_add_in_order_and_read_once() {
+        let mut sum = DeviceSum(None);
+        assert_eq!(sum.read(), 0.0);
+        for v in [0.25f64, 1.5, 3.0] {
+            sum.add(Tensor::from(v));
+        }
+        assert_eq!(sum.read(), 4.75);
+    }
 }
