@@ -2,35 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli_support;
 
 use spikecv_common::config::BinMode;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::frames::{Crop, FrameSpec, bin};
 use spikecv_common::npy;
 
-fn coordinator(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coordinator"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = coordinator(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use cli_support::*;
 
 #[test]
 fn synth_then_inspect_shows_59_recordings_and_1121_samples() {
@@ -66,16 +45,7 @@ fn synth_then_inspect_shows_59_recordings_and_1121_samples() {
 fn slice_frames_render_and_file_inspect() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("raw");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&root),
-        "--recordings",
-        "2",
-        "--seed",
-        "4",
-    ]);
+    synth_small(&root, 2, 4);
 
     // inspect a single recording file
     let rec = root.join("recordings/user30_imse.aedat");
@@ -199,16 +169,7 @@ fn bad_input_exits_non_zero_with_a_reason() {
 fn frames_writes_a_whole_root_or_a_list_in_one_process() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("raw");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&root),
-        "--recordings",
-        "2",
-        "--seed",
-        "5",
-    ]);
+    synth_small(&root, 2, 5);
     let raw = Dataset::open(&root).unwrap();
     let config = dir.path().join("exp.toml");
     std::fs::write(

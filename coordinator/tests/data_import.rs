@@ -3,45 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli_support;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names, read_file_list};
 use spikecv_common::synth::recording_names;
 
-fn coordinator(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_coordinator"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = coordinator(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let out = coordinator(args);
-    assert!(
-        !out.status.success(),
-        "{args:?} succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use cli_support::*;
 
 fn fingerprint(root: &Path) -> String {
     let json: serde_json::Value =
@@ -264,16 +234,7 @@ fn an_out_inside_the_download_or_holding_another_root_is_refused() {
     assert!(!dl.join("sub").exists());
 
     let other = tmp.path().join("other");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        s(&other),
-        "--recordings",
-        "2",
-        "--seed",
-        "9",
-    ]);
+    synth_small(&other, 2, 9);
     let before = std::fs::read(other.join("filelist.txt")).unwrap();
     let err = fails(&["data", "import", s(&dl), "--out", s(&other)]);
     assert!(
