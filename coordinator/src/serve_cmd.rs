@@ -124,7 +124,7 @@ pub async fn run(
     let lock = StateLock::acquire(&args.state)?;
     tracing::debug!(lock = %lock.path().display(), "state locked");
     let mut scheduler =
-        Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock))?;
+        Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock::new()))?;
     if let Some(path) = &args.experiment {
         let submission = experiment_submission(path.clone()).await?;
         let outcome = scheduler.submit(&submission)?;
