@@ -315,6 +315,43 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Upper bounds of a config's sizes: far above any sensible experiment, low
+/// enough that a typo (or a hostile submission) cannot plan millions of jobs
+/// or ask workers for a network that cannot fit in any memory.
+pub mod bounds {
+    /// Bytes of `name`.
+    pub const NAME_BYTES: usize = 256;
+    /// `protocol.folds`.
+    pub const FOLDS: u32 = 100;
+    /// Entries of `protocol.seeds`.
+    pub const SEEDS: usize = 1000;
+    /// `protocol.max_attempts`.
+    pub const MAX_ATTEMPTS: u32 = 100;
+    /// `simulation.steps` and `training.test_steps` (time steps per sample).
+    pub const STEPS: u32 = 10_000;
+    /// `simulation.dt_ms` (one minute).
+    pub const DT_MS: u32 = 60_000;
+    /// `training.batch` and `training.test_batch`.
+    pub const BATCH: u32 = 4096;
+    /// `training.epochs`.
+    pub const EPOCHS: u32 = 100_000;
+}
+
+/// `Ok` when `value <= max`; else an error naming `key`.
+fn at_most<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value > max {
+        return Err(invalid(
+            key,
+            format!("{value} is more than the limit {max}"),
+        ));
+    }
+    Ok(())
+}
+
 impl ExperimentConfig {
     /// Reads, parses and validates a TOML file; a relative `data.root` is resolved
     /// against the file's folder.
@@ -390,6 +427,26 @@ impl ExperimentConfig {
         if p.max_attempts == 0 {
             return Err(invalid("protocol.max_attempts", "must be at least 1"));
         }
+        if let Some(name) = &self.name
+            && name.len() > bounds::NAME_BYTES
+        {
+            return Err(invalid(
+                "name",
+                format!("{} bytes; the limit is {}", name.len(), bounds::NAME_BYTES),
+            ));
+        }
+        at_most("protocol.folds", p.folds, bounds::FOLDS)?;
+        if p.seeds.len() > bounds::SEEDS {
+            return Err(invalid(
+                "protocol.seeds",
+                format!("{} seeds; the limit is {}", p.seeds.len(), bounds::SEEDS),
+            ));
+        }
+        at_most(
+            "protocol.max_attempts",
+            p.max_attempts,
+            bounds::MAX_ATTEMPTS,
+        )?;
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
@@ -409,6 +466,8 @@ impl SimulationConfig {
                 "the step must be at least 1 ms",
             ));
         }
+        at_most("simulation.steps", self.steps, bounds::STEPS)?;
+        at_most("simulation.dt_ms", self.dt_ms, bounds::DT_MS)?;
         if !(self.a.is_finite() && self.a > 0.0) {
             return Err(invalid(
                 "simulation.a",
@@ -461,6 +520,10 @@ impl TrainingConfig {
         if self.test_steps == 0 {
             return Err(invalid("training.test_steps", "must be at least 1"));
         }
+        at_most("training.batch", self.batch, bounds::BATCH)?;
+        at_most("training.test_batch", self.test_batch, bounds::BATCH)?;
+        at_most("training.epochs", self.epochs, bounds::EPOCHS)?;
+        at_most("training.test_steps", self.test_steps, bounds::STEPS)?;
         Ok(())
     }
 }
@@ -491,6 +554,14 @@ mod tests {
             ("[training]\nbin_mode = \"MAX\"", "bin_mode"),
             ("[training]\nlearning_rate = 0.1", "learning_rate"),
             ("[protocol]\nfolds = 1", "protocol.folds"),
+            ("[simulation]\nsteps = 10000000", "simulation.steps"),
+            ("[simulation]\ndt_ms = 4000000000", "simulation.dt_ms"),
+            ("[protocol]\nfolds = 101", "protocol.folds"),
+            ("[protocol]\nmax_attempts = 1000", "protocol.max_attempts"),
+            ("[training]\nbatch = 100000", "training.batch"),
+            ("[training]\ntest_batch = 100000", "training.test_batch"),
+            ("[training]\nepochs = 1000000", "training.epochs"),
+            ("[training]\ntest_steps = 10001", "training.test_steps"),
         ];
         for (body, key) in cases {
             let text = format!("[data]\nroot = \"d\"\n{body}\n");
@@ -500,6 +571,36 @@ mod tests {
             };
             assert!(err.contains(key), "{err:?} does not name {key}");
         }
+    }
+
+    #[test]
+    fn too_many_seeds_and_a_huge_name_are_refused_and_the_limits_themselves_taken() {
+        let seeds: Vec<String> = (0..=bounds::SEEDS).map(|i| i.to_string()).collect();
+        let text = format!(
+            "[data]\nroot = \"d\"\n[protocol]\nseeds = [{}]\n",
+            seeds.join(", ")
+        );
+        let err = ExperimentConfig::from_toml_str(&text)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("protocol.seeds"), "{err}");
+        let text = format!(
+            "name = \"{}\"\n[data]\nroot = \"d\"\n",
+            "n".repeat(bounds::NAME_BYTES + 1)
+        );
+        let err = ExperimentConfig::from_toml_str(&text)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("name"), "{err}");
+        let at_limits = format!(
+            "[data]\nroot = \"d\"\n[protocol]\nfolds = {}\n[simulation]\nsteps = {}\n[training]\nbatch = {}\nepochs = {}\ntest_steps = {}\n",
+            bounds::FOLDS,
+            bounds::STEPS,
+            bounds::BATCH,
+            bounds::EPOCHS,
+            bounds::STEPS
+        );
+        assert!(ExperimentConfig::from_toml_str(&at_limits).is_ok());
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub use generated::*;
 
 pub mod client;
 mod convert;
+pub mod limits;
 pub use convert::ProtoError;
 
 /// The protocol version this build speaks; a coordinator refuses other versions.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -22,7 +22,7 @@ use spikecv_common::job::JobResult;
 use spikecv_common::proto::client::ClientOptions;
 use spikecv_common::proto::{
     AttemptProgress, CompleteRequest, HeartbeatRequest, LeaseRequest, PROTOCOL_VERSION,
-    RegisterRequest, Slot,
+    RegisterRequest, Slot, WorkerCredentials,
 };
 
 struct Args {
@@ -131,9 +131,12 @@ async fn simulated_worker(
         }],
         data_fingerprint: String::new(),
     };
-    let id = loop {
+    let (id, secret) = loop {
         match client.register(reg.clone()).await {
-            Ok(r) => break r.into_inner().worker_id,
+            Ok(r) => {
+                let r = r.into_inner();
+                break (r.worker_id, r.worker_secret);
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
@@ -146,6 +149,7 @@ async fn simulated_worker(
                 registration: Some(reg.clone()),
                 free_slots: vec!["cpu".into()],
                 running: vec![],
+                worker_secret: secret.clone(),
             })
             .await;
         lat.lease.push(t.elapsed());
@@ -170,6 +174,7 @@ async fn simulated_worker(
                         epoch: 1,
                         epochs: 1,
                     }],
+                    worker_secret: secret.clone(),
                 })
                 .await
                 .unwrap();
@@ -179,6 +184,10 @@ async fn simulated_worker(
                     attempt_id: a.attempt_id,
                     result: Some((*result).clone()),
                     device: "cpu".into(),
+                    worker: Some(WorkerCredentials {
+                        worker_id: id.clone(),
+                        secret: secret.clone(),
+                    }),
                 })
                 .await
                 .unwrap();

@@ -53,9 +53,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// File holding a separate token for admin calls (submit, cancel, status,
-    /// watch); default: the worker token.
+    /// watch); default: the worker token. Required beyond loopback unless
+    /// --allow-shared-admin-token is given.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// Listen beyond loopback without --admin-token-file: the worker token
+    /// then also allows admin calls (every worker can submit and cancel).
+    #[arg(long)]
+    pub allow_shared_admin_token: bool,
     /// PEM certificate chain for TLS (with --tls-key).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod serve_cmd;
 pub mod server;
 pub mod service;
+pub mod state_lock;
 pub mod status_cmd;
 pub mod store;
 pub mod submit_cmd;

@@ -16,6 +16,7 @@ use crate::metrics::{MetricsSource, serve_http, write_metric};
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerSettings, Submission, SystemClock};
 use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
 use crate::service::{CoordinatorService, SchedulerHandle};
+use crate::state_lock::{StateLock, StateLockError};
 use crate::submit_cmd::{SubmitError, normalized_config};
 
 /// Why `serve` could not start or stopped.
@@ -27,9 +28,23 @@ pub enum ServeCmdError {
         /// The address.
         addr: std::net::SocketAddr,
     },
+    /// Listening beyond loopback with only the worker token: every worker
+    /// could then submit and cancel.
+    #[error(
+        "refusing to listen on {addr} (not a loopback address) without --admin-token-file: \
+         the worker token would also be the admin token; give a separate admin token, \
+         or --allow-shared-admin-token to accept that"
+    )]
+    SharedAdminToken {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// A token file was unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// Another coordinator serves the same state, or its lock file is unusable.
+    #[error(transparent)]
+    Lock(#[from] StateLockError),
     /// The experiment file was unusable.
     #[error(transparent)]
     Experiment(#[from] SubmitError),
@@ -67,6 +82,14 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
     if worker.is_none() && !args.listen.ip().is_loopback() {
         return Err(ServeCmdError::NoToken { addr: args.listen });
     }
+    if admin.is_none() && !args.allow_shared_admin_token {
+        let public = std::iter::once(args.listen)
+            .chain(args.http)
+            .find(|a| !a.ip().is_loopback());
+        if let Some(addr) = public {
+            return Err(ServeCmdError::SharedAdminToken { addr });
+        }
+    }
     if let Some(addr) = args.http
         && worker.is_none()
         && admin.is_none()
@@ -97,7 +120,11 @@ pub async fn run(
         lease_timeout_seconds: args.lease_timeout_seconds.max(2),
         ..SchedulerSettings::default()
     };
-    let mut scheduler = Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock))?;
+    // Held until `run` returns: no second coordinator on this state meanwhile.
+    let lock = StateLock::acquire(&args.state)?;
+    tracing::debug!(lock = %lock.path().display(), "state locked");
+    let mut scheduler =
+        Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock::new()))?;
     if let Some(path) = &args.experiment {
         let submission = experiment_submission(path.clone()).await?;
         let outcome = scheduler.submit(&submission)?;
@@ -153,6 +180,7 @@ pub async fn run(
     let result = serve(listener, service, ServerOptions { auth, tls }, shutdown).await;
     let _ = stop_tx.send(true);
     tracing::info!("coordinator stopped");
+    drop(lock);
     Ok(result?)
 }
 

@@ -1,7 +1,8 @@
 //! The gRPC services, thin: each handler converts the protobuf request at the
 //! edge, calls the scheduler (on its own thread, see [`actor`]) and converts the
-//! answer back. Scheduler errors map to status codes: fenced, not the owner,
-//! fingerprint mismatch → FAILED_PRECONDITION; unknown worker/attempt/job →
+//! answer back. Scheduler errors map to status codes: not the attempt's owner,
+//! wrong worker secret → PERMISSION_DENIED; fenced, fingerprint mismatch →
+//! FAILED_PRECONDITION; unknown worker/attempt/job →
 //! NOT_FOUND; bad request → INVALID_ARGUMENT; store failure → INTERNAL.
 
 pub mod actor;
@@ -26,11 +27,16 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use actor::{SchedulerHandle, status_of};
 use convert::{
-    assignment_to_proto, attempt_from_proto, progress_from_proto, registration_from_proto,
-    required_registration, status_to_proto,
+    assignment_to_proto, attempt_from_proto, check_len, credentials_from_proto,
+    free_slots_from_proto, progress_from_proto, registration_from_proto, required_registration,
+    status_to_proto, worker_from_proto,
 };
+use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES};
 
-use crate::scheduler::{FailOutcome, FailureClass, SchedulerError, WorkerId};
+use crate::scheduler::{
+    Credentials, FailOutcome, FailureClass, Scheduler, SchedulerError, WorkerId,
+    WorkerRegistration, WorkerSecret,
+};
 
 /// Largest checkpoint accepted (bytes).
 pub const MAX_CHECKPOINT_BYTES: usize = 4 << 30;
@@ -94,8 +100,24 @@ impl CoordinatorService {
     }
 }
 
-fn worker_id_of(id: &str) -> Option<WorkerId> {
-    (!id.is_empty()).then(|| WorkerId(id.to_owned()))
+/// The worker behind a lease or heartbeat: a known one proves its secret; a
+/// caller without an id is registered, and its new secret is returned.
+fn enroll(
+    s: &mut Scheduler,
+    caller: Option<&Credentials>,
+    reg: &WorkerRegistration,
+) -> Result<(WorkerId, Option<WorkerSecret>), SchedulerError> {
+    match caller {
+        Some(c) => Ok((s.ensure_worker(&c.worker, &c.secret, reg)?, None)),
+        None => {
+            let r = s.register(reg)?;
+            Ok((r.id, Some(r.secret)))
+        }
+    }
+}
+
+fn expose(secret: Option<WorkerSecret>) -> String {
+    secret.map(|s| s.expose().to_owned()).unwrap_or_default()
 }
 
 use checkpoint_stream::ChunkStream;
@@ -109,14 +131,12 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let reg = registration_from_proto(request.get_ref())?;
         let name = reg.name.clone();
-        let id = self
-            .sched
-            .call(move |s| s.ensure_worker(None, &reg))
-            .await?;
-        tracing::info!(worker = %id, %name, "worker registered");
+        let registered = self.sched.call(move |s| s.register(&reg)).await?;
+        tracing::info!(worker = %registered.id, %name, "worker registered");
         Ok(Response::new(pb::RegisterResponse {
-            worker_id: id.0,
+            worker_id: registered.id.0,
             heartbeat_seconds: self.heartbeat_seconds,
+            worker_secret: registered.secret.expose().to_owned(),
         }))
     }
 
@@ -127,20 +147,20 @@ impl Coordinator for CoordinatorService {
         let r = request.into_inner();
         let reg = required_registration(r.registration.as_ref())?;
         let progress = progress_from_proto(&r.running)?;
-        let known = worker_id_of(&r.worker_id);
-        let free = r.free_slots;
+        let caller = worker_from_proto(&r.worker_id, &r.worker_secret)?;
+        let free = free_slots_from_proto(r.free_slots)?;
         self.counters.leases.fetch_add(1, Ordering::Relaxed);
-        let (id, beat, lease) = self
+        let (id, secret, beat, lease) = self
             .sched
             .call(move |s| {
-                let id = s.ensure_worker(known.as_ref(), &reg)?;
+                let (id, secret) = enroll(s, caller.as_ref(), &reg)?;
                 let beat = if progress.is_empty() {
                     None
                 } else {
                     Some(s.heartbeat(&id, &progress)?)
                 };
                 let lease = s.lease(&id, &free)?;
-                Ok((id, beat, lease))
+                Ok((id, secret, beat, lease))
             })
             .await?;
         self.counters
@@ -154,6 +174,7 @@ impl Coordinator for CoordinatorService {
             drain: lease.drain || beat_drain,
             all_done: lease.all_done,
             heartbeat_seconds: self.heartbeat_seconds,
+            worker_secret: expose(secret),
         }))
     }
 
@@ -164,14 +185,14 @@ impl Coordinator for CoordinatorService {
         let r = request.into_inner();
         let reg = required_registration(r.registration.as_ref())?;
         let progress = progress_from_proto(&r.running)?;
-        let known = worker_id_of(&r.worker_id);
+        let caller = worker_from_proto(&r.worker_id, &r.worker_secret)?;
         self.counters.heartbeats.fetch_add(1, Ordering::Relaxed);
-        let (id, beat) = self
+        let (id, secret, beat) = self
             .sched
             .call(move |s| {
-                let id = s.ensure_worker(known.as_ref(), &reg)?;
+                let (id, secret) = enroll(s, caller.as_ref(), &reg)?;
                 let beat = s.heartbeat(&id, &progress)?;
-                Ok((id, beat))
+                Ok((id, secret, beat))
             })
             .await?;
         Ok(Response::new(pb::HeartbeatResponse {
@@ -179,6 +200,7 @@ impl Coordinator for CoordinatorService {
             cancel: beat.cancel.iter().map(ToString::to_string).collect(),
             drain: beat.drain,
             all_done: false,
+            worker_secret: expose(secret),
         }))
     }
 
@@ -188,12 +210,19 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::ReportEpochResponse>, Status> {
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
+        let caller = credentials_from_proto("ReportEpoch", r.worker.as_ref())?;
         let m = EpochMetrics::from_proto(
             r.metrics
                 .as_ref()
                 .ok_or_else(|| Status::invalid_argument("ReportEpoch: metrics are missing"))?,
         );
-        let r = self.sched.call(move |s| s.record_epoch(attempt, &m)).await;
+        let r = self
+            .sched
+            .call(move |s| {
+                s.authorize(&caller, attempt)?;
+                s.record_epoch(attempt, &m)
+            })
+            .await;
         self.note(r)?;
         Ok(Response::new(pb::ReportEpochResponse { cancel: false }))
     }
@@ -208,9 +237,17 @@ impl Coordinator for CoordinatorService {
             .await?
             .ok_or_else(|| Status::invalid_argument("UploadCheckpoint: no chunks"))?;
         let attempt = attempt_from_proto(&first.attempt_id)?;
+        let caller = credentials_from_proto("UploadCheckpoint", first.worker.as_ref())?;
         let epoch = first.epoch;
-        // Refuse a fenced attempt before receiving megabytes.
-        let r = self.sched.call(move |s| s.check_current(attempt)).await;
+        // Refuse another worker's or a fenced attempt before receiving megabytes.
+        let check = caller.clone();
+        let r = self
+            .sched
+            .call(move |s| {
+                s.authorize(&check, attempt)?;
+                s.check_current(attempt)
+            })
+            .await;
         self.note(r)?;
         let dir = self.sched.checkpoint_dir();
         let staging = dir.stage().map_err(|e| {
@@ -222,7 +259,10 @@ impl Coordinator for CoordinatorService {
         let n = staged.size;
         let r = self
             .sched
-            .call(move |s| s.commit_checkpoint(attempt, epoch, staged))
+            .call(move |s| {
+                s.authorize(&caller, attempt)?;
+                s.commit_checkpoint(attempt, epoch, staged)
+            })
             .await;
         self.note(r)?;
         self.counters
@@ -239,9 +279,12 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> Result<Response<Self::DownloadCheckpointStream>, Status> {
         let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
+        let caller =
+            credentials_from_proto("DownloadCheckpoint", request.get_ref().worker.as_ref())?;
         let r = self
             .sched
             .call(move |s| {
+                s.authorize(&caller, attempt)?;
                 let job = s.check_current(attempt)?;
                 let record = s.checkpoint_record(&job)?;
                 Ok((job, record))
@@ -266,13 +309,21 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::CompleteResponse>, Status> {
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
+        let caller = credentials_from_proto("Complete", r.worker.as_ref())?;
+        check_len("device", &r.device, MAX_DEVICE_BYTES)?;
         let result = JobResult::from_proto(
             r.result
                 .as_ref()
                 .ok_or_else(|| Status::invalid_argument("Complete: result is missing"))?,
         )
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let r = self.sched.call(move |s| s.complete(attempt, &result)).await;
+        let r = self
+            .sched
+            .call(move |s| {
+                s.authorize(&caller, attempt)?;
+                s.complete(attempt, &result)
+            })
+            .await;
         self.note(r)?;
         self.counters.completed.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(pb::CompleteResponse {}))
@@ -284,16 +335,20 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::FailResponse>, Status> {
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
+        let caller = credentials_from_proto("Fail", r.worker.as_ref())?;
+        check_len("error", &r.error, MAX_ERROR_BYTES)?;
         let class = if r.deterministic {
             FailureClass::Deterministic
         } else {
             FailureClass::Transient
         };
         let error = r.error;
-        tracing::warn!(%attempt, error = %error, ?class, "attempt failed");
         let r = self
             .sched
-            .call(move |s| s.fail(attempt, &error, class))
+            .call(move |s| {
+                s.authorize(&caller, attempt)?;
+                s.fail(attempt, &error, class)
+            })
             .await;
         let outcome = self.note(r)?;
         Ok(Response::new(pb::FailResponse {
@@ -306,7 +361,14 @@ impl Coordinator for CoordinatorService {
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
-        let r = self.sched.call(move |s| s.release(attempt)).await;
+        let caller = credentials_from_proto("Release", request.get_ref().worker.as_ref())?;
+        let r = self
+            .sched
+            .call(move |s| {
+                s.authorize(&caller, attempt)?;
+                s.release(attempt)
+            })
+            .await;
         self.note(r)?;
         tracing::info!(%attempt, "attempt released");
         Ok(Response::new(pb::ReleaseResponse {}))

@@ -343,6 +343,7 @@ struct SimWorker {
     rt: tokio::runtime::Runtime,
     client: Client,
     id: String,
+    secret: String,
 }
 
 fn registration() -> pb::RegisterRequest {
@@ -397,13 +398,22 @@ impl SimWorker {
             rt,
             client,
             id: String::new(),
+            secret: String::new(),
         };
         let r =
             w.rt.block_on(w.client.register(registration()))
                 .unwrap()
                 .into_inner();
         w.id = r.worker_id;
+        w.secret = r.worker_secret;
         w
+    }
+
+    fn creds(&self) -> pb::WorkerCredentials {
+        pb::WorkerCredentials {
+            worker_id: self.id.clone(),
+            secret: self.secret.clone(),
+        }
     }
 
     fn lease(&mut self) -> Vec<pb::Assignment> {
@@ -412,6 +422,7 @@ impl SimWorker {
             registration: Some(registration()),
             free_slots: vec!["cuda:0".into(), "cuda:1".into()],
             running: vec![],
+            worker_secret: self.secret.clone(),
         };
         self.rt
             .block_on(self.client.lease(req))
@@ -424,6 +435,7 @@ impl SimWorker {
         let req = pb::ReportEpochRequest {
             attempt_id: attempt.into(),
             metrics: Some(m.to_proto()),
+            worker: Some(self.creds()),
         };
         self.rt.block_on(self.client.report_epoch(req)).unwrap();
         let beat = pb::HeartbeatRequest {
@@ -434,6 +446,7 @@ impl SimWorker {
                 epoch: m.epoch,
                 epochs: EPOCHS,
             }],
+            worker_secret: self.secret.clone(),
         };
         self.rt.block_on(self.client.heartbeat(beat)).unwrap();
     }
@@ -454,6 +467,7 @@ impl SimWorker {
             attempt_id: a.attempt_id.clone(),
             result: Some(result.to_proto()),
             device: a.device.clone(),
+            worker: Some(self.creds()),
         };
         self.rt.block_on(self.client.complete(req)).unwrap();
     }

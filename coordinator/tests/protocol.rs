@@ -4,7 +4,7 @@
 
 mod net_support;
 
-use net_support::{LEASE_TIMEOUT_S, registration, start};
+use net_support::{Joined, LEASE_TIMEOUT_S, join, registration, start};
 use sha2::{Digest, Sha256};
 use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::WorkerClient;
@@ -45,16 +45,17 @@ fn result() -> JobResult {
 
 async fn lease(
     client: &mut WorkerClient,
-    id: &str,
+    who: &Joined,
     name: &str,
     slots: usize,
 ) -> tonic::Result<spikecv_common::proto::LeaseResponse> {
     client
         .lease(LeaseRequest {
-            worker_id: id.to_owned(),
+            worker_id: who.id.clone(),
             registration: Some(registration(name, "fp-A")),
             free_slots: vec!["cpu".to_owned(); slots],
             running: vec![],
+            worker_secret: who.secret.clone(),
         })
         .await
         .map(tonic::Response::into_inner)
@@ -62,6 +63,7 @@ async fn lease(
 
 async fn upload(
     client: &mut WorkerClient,
+    who: &Joined,
     attempt: &str,
     epoch: u32,
     bytes: &[u8],
@@ -85,6 +87,7 @@ async fn upload(
             } else {
                 String::new()
             },
+            worker: if i == 0 { who.creds() } else { None },
         })
         .collect();
     client
@@ -93,12 +96,13 @@ async fn upload(
         .map(|r| r.into_inner().bytes)
 }
 
-async fn complete(client: &mut WorkerClient, attempt: &str) -> tonic::Result<()> {
+async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) -> tonic::Result<()> {
     client
         .complete(CompleteRequest {
             attempt_id: attempt.to_owned(),
             result: Some(result().to_proto()),
             device: "cpu".to_owned(),
+            worker: who.creds(),
         })
         .await
         .map(|_| ())
@@ -108,12 +112,7 @@ async fn complete(client: &mut WorkerClient, attempt: &str) -> tonic::Result<()>
 async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_its_checkpoint() {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut a = server.worker(None);
-    let a_id = a
-        .register(registration("a", "fp-A"))
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let a_id = join(&mut a, "a", "fp-A").await;
     let first = lease(&mut a, &a_id, "a", 1).await.unwrap();
     assert_eq!(first.assignments.len(), 1);
     let job = first.assignments[0].clone();
@@ -122,18 +121,19 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
     a.report_epoch(ReportEpochRequest {
         attempt_id: job.attempt_id.clone(),
         metrics: Some(metrics(1).to_proto()),
+        worker: a_id.creds(),
     })
     .await
     .unwrap();
     let ckpt: Vec<u8> = (0..100u8).collect();
     let sha = hex::encode(Sha256::digest(&ckpt));
     // A checkpoint whose sha256 does not match is refused and not stored.
-    let torn = upload(&mut a, &job.attempt_id, 1, &ckpt[..50], &sha)
+    let torn = upload(&mut a, &a_id, &job.attempt_id, 1, &ckpt[..50], &sha)
         .await
         .unwrap_err();
     assert_eq!(torn.code(), Code::DataLoss);
     assert_eq!(
-        upload(&mut a, &job.attempt_id, 1, &ckpt, &sha)
+        upload(&mut a, &a_id, &job.attempt_id, 1, &ckpt, &sha)
             .await
             .unwrap(),
         100
@@ -146,12 +146,7 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
 
     // Worker b gets the job again, with the checkpoint.
     let mut b = server.worker(None);
-    let b_id = b
-        .register(registration("b", "fp-A"))
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let b_id = join(&mut b, "b", "fp-A").await;
     let second = lease(&mut b, &b_id, "b", 2).await.unwrap();
     let again = second
         .assignments
@@ -164,6 +159,7 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
     let mut stream = b
         .download_checkpoint(DownloadCheckpointRequest {
             attempt_id: again.attempt_id.clone(),
+            worker: b_id.creds(),
         })
         .await
         .unwrap()
@@ -184,6 +180,7 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
         .report_epoch(ReportEpochRequest {
             attempt_id: job.attempt_id.clone(),
             metrics: Some(metrics(2).to_proto()),
+            worker: a_id.creds(),
         })
         .await
         .unwrap_err();
@@ -192,24 +189,27 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
         Code::FailedPrecondition,
         "{late_epoch:?}"
     );
-    let late_upload = upload(&mut a, &job.attempt_id, 2, &ckpt, &sha)
+    let late_upload = upload(&mut a, &a_id, &job.attempt_id, 2, &ckpt, &sha)
         .await
         .unwrap_err();
     assert_eq!(late_upload.code(), Code::FailedPrecondition);
-    let late_complete = complete(&mut a, &job.attempt_id).await.unwrap_err();
+    let late_complete = complete(&mut a, &a_id, &job.attempt_id).await.unwrap_err();
     assert_eq!(late_complete.code(), Code::FailedPrecondition);
     // The old attempt cannot download either.
     let late_download = a
         .download_checkpoint(DownloadCheckpointRequest {
             attempt_id: job.attempt_id.clone(),
+            worker: a_id.creds(),
         })
         .await
         .expect_err("download by a fenced attempt");
     assert_eq!(late_download.code(), Code::FailedPrecondition);
 
     // The current attempt completes exactly once.
-    complete(&mut b, &again.attempt_id).await.unwrap();
-    let twice = complete(&mut b, &again.attempt_id).await.unwrap_err();
+    complete(&mut b, &b_id, &again.attempt_id).await.unwrap();
+    let twice = complete(&mut b, &b_id, &again.attempt_id)
+        .await
+        .unwrap_err();
     assert_eq!(twice.code(), Code::FailedPrecondition);
     let status = server
         .admin(None)
@@ -229,7 +229,8 @@ async fn late_reports_of_a_fenced_attempt_are_refused_and_the_job_resumes_from_i
     // A heartbeat naming the fenced attempt tells the worker to drop it.
     let beat = a
         .heartbeat(spikecv_common::proto::HeartbeatRequest {
-            worker_id: a_id,
+            worker_id: a_id.id.clone(),
+            worker_secret: a_id.secret.clone(),
             registration: Some(registration("a", "fp-A")),
             running: vec![spikecv_common::proto::AttemptProgress {
                 attempt_id: job.attempt_id.clone(),
@@ -261,6 +262,7 @@ async fn a_worker_with_another_data_set_is_refused() {
             registration: Some(registration("other", "fp-B")),
             free_slots: vec!["cpu".to_owned()],
             running: vec![],
+            worker_secret: String::new(),
         })
         .await
         .unwrap_err();
@@ -273,9 +275,22 @@ async fn an_unknown_worker_id_registers_again_implicitly() {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut w = server.worker(None);
     // As after a coordinator that lost its record of the worker.
-    let r = lease(&mut w, "w-from-before", "w", 1).await.unwrap();
+    let before = Joined {
+        id: "w-from-before".to_owned(),
+        secret: "its-secret".to_owned(),
+    };
+    let r = lease(&mut w, &before, "w", 1).await.unwrap();
     assert_eq!(r.worker_id, "w-from-before");
     assert_eq!(r.assignments.len(), 1);
+    assert!(r.worker_secret.is_empty(), "it keeps the secret it has");
+    // From now on the id is known: only its secret speaks for it.
+    let impostor = Joined {
+        id: "w-from-before".to_owned(),
+        secret: "guess".to_owned(),
+    };
+    let refused = lease(&mut w, &impostor, "w", 1).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    lease(&mut w, &before, "w", 1).await.unwrap();
     server.stop().await;
 }
 
@@ -326,10 +341,15 @@ async fn calls_without_the_token_are_refused() {
 }
 
 /// Reads a whole checkpoint download; the error of a stream that fails midway.
-async fn download(client: &mut WorkerClient, attempt: &str) -> tonic::Result<(Vec<u8>, usize)> {
+async fn download(
+    client: &mut WorkerClient,
+    who: &Joined,
+    attempt: &str,
+) -> tonic::Result<(Vec<u8>, usize)> {
     let mut stream = client
         .download_checkpoint(DownloadCheckpointRequest {
             attempt_id: attempt.to_owned(),
+            worker: who.creds(),
         })
         .await?
         .into_inner();
@@ -345,21 +365,16 @@ async fn download(client: &mut WorkerClient, attempt: &str) -> tonic::Result<(Ve
 async fn big_checkpoints_stream_through_files_and_a_damaged_file_is_not_sent() {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut a = server.worker(None);
-    let id = a
-        .register(registration("a", "fp-A"))
-        .await
-        .unwrap()
-        .into_inner()
-        .worker_id;
+    let id = join(&mut a, "a", "fp-A").await;
     let job = lease(&mut a, &id, "a", 1).await.unwrap().assignments[0].clone();
     // 2.5 MiB: more than two of the coordinator's 1 MiB download chunks.
     let ckpt: Vec<u8> = (0..(5u32 << 19)).map(|i| (i * 31 % 251) as u8).collect();
     let sha = hex::encode(Sha256::digest(&ckpt));
-    let n = upload(&mut a, &job.attempt_id, 3, &ckpt, &sha)
+    let n = upload(&mut a, &id, &job.attempt_id, 3, &ckpt, &sha)
         .await
         .unwrap();
     assert_eq!(n, ckpt.len() as u64);
-    let (got, chunks) = download(&mut a, &job.attempt_id).await.unwrap();
+    let (got, chunks) = download(&mut a, &id, &job.attempt_id).await.unwrap();
     assert_eq!((got == ckpt, chunks), (true, 3));
 
     // The bytes are a file in the checkpoint directory, not a database blob.
@@ -380,9 +395,9 @@ async fn big_checkpoints_stream_through_files_and_a_damaged_file_is_not_sent() {
     let mut damaged = ckpt.clone();
     damaged[(3 << 19) + 5] ^= 1;
     std::fs::write(&record.path, &damaged).unwrap();
-    let err = download(&mut a, &job.attempt_id).await.unwrap_err();
+    let err = download(&mut a, &id, &job.attempt_id).await.unwrap_err();
     assert_eq!(err.code(), Code::DataLoss, "{err:?}");
     std::fs::remove_file(&record.path).unwrap();
-    let err = download(&mut a, &job.attempt_id).await.unwrap_err();
+    let err = download(&mut a, &id, &job.attempt_id).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 }

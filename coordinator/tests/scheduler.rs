@@ -8,8 +8,9 @@ use spikecv_common::config::{ExperimentConfig, Variant};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::{JobId, plan_configurations};
 use spikecv_coordinator::scheduler::{
-    AttemptId, FailOutcome, FailureClass, ManualClock, Progress, Scheduler, SchedulerError,
-    SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration, WorkerState,
+    AttemptId, Credentials, FailOutcome, FailureClass, ManualClock, Progress, Scheduler,
+    SchedulerError, SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration,
+    WorkerSecret, WorkerState,
 };
 use spikecv_coordinator::store::{SCHEMA_VERSION, Store, StoreError};
 
@@ -55,15 +56,18 @@ fn scheduler(clock: &ManualClock) -> Scheduler {
     .unwrap()
 }
 
+/// A worker with four GPU slots (a lease gives at most one job per slot).
 fn reg(name: &str, fingerprint: &str) -> WorkerRegistration {
     WorkerRegistration {
         name: name.into(),
         host: "node1".into(),
-        slots: vec![SlotInfo {
-            device: "cuda:0".into(),
-            device_name: "H200".into(),
-            memory_bytes: 1 << 37,
-        }],
+        slots: (0..4)
+            .map(|i| SlotInfo {
+                device: format!("cuda:{i}"),
+                device_name: "H200".into(),
+                memory_bytes: 1 << 37,
+            })
+            .collect(),
         data_fingerprint: fingerprint.into(),
     }
 }
@@ -103,13 +107,20 @@ fn job_status(s: &Scheduler, job: &JobId) -> JobStatus {
 
 /// One submitted experiment (2 jobs), one worker leasing one job.
 fn one_lease(clock: &ManualClock) -> (Scheduler, WorkerId, AttemptId, JobId) {
+    let (s, w, _secret, attempt, job) = one_lease_with_secret(clock);
+    (s, w, attempt, job)
+}
+
+fn one_lease_with_secret(
+    clock: &ManualClock,
+) -> (Scheduler, WorkerId, WorkerSecret, AttemptId, JobId) {
     let mut s = scheduler(clock);
     s.submit(&submission(config(""), None)).unwrap();
-    let w = s.register_worker(&reg("a", "")).unwrap();
-    let lease = s.lease(&w, &slots(1)).unwrap();
+    let r = s.register(&reg("a", "")).unwrap();
+    let lease = s.lease(&r.id, &slots(1)).unwrap();
     assert_eq!(lease.assignments.len(), 1);
     let a = &lease.assignments[0];
-    (s, w, a.attempt, a.job.clone())
+    (s, r.id, r.secret, a.attempt, a.job.clone())
 }
 
 #[test]
@@ -656,7 +667,7 @@ fn workers_with_other_data_are_refused_and_never_leased_to() {
 #[test]
 fn unknown_ids_are_typed_errors_and_known_workers_are_refreshed() {
     let clock = ManualClock::new(T0);
-    let (mut s, w, _attempt, _job) = one_lease(&clock);
+    let (mut s, w, secret, _attempt, _job) = one_lease_with_secret(&clock);
     let ghost = WorkerId("w-ghost".into());
     assert!(matches!(
         s.lease(&ghost, &slots(1)),
@@ -670,12 +681,18 @@ fn unknown_ids_are_typed_errors_and_known_workers_are_refreshed() {
         s.complete(AttemptId(999), &result(0.1)),
         Err(SchedulerError::UnknownAttempt { .. })
     ));
-    // A worker the store lost re-registers under its own id.
+    // A worker the store lost re-registers under its own id and secret.
+    let ghost_secret = WorkerSecret::presented("ghost-secret");
     assert_eq!(
-        s.ensure_worker(Some(&ghost), &reg("ghost", "")).unwrap(),
+        s.ensure_worker(&ghost, &ghost_secret, &reg("ghost", ""))
+            .unwrap(),
         ghost
     );
-    assert_eq!(s.ensure_worker(Some(&w), &reg("a2", "")).unwrap(), w);
+    assert!(matches!(
+        s.ensure_worker(&ghost, &WorkerSecret::presented("guess"), &reg("ghost", "")),
+        Err(SchedulerError::WrongSecret { .. })
+    ));
+    assert_eq!(s.ensure_worker(&w, &secret, &reg("a2", "")).unwrap(), w);
     let mut names: Vec<String> = s
         .status()
         .unwrap()
@@ -715,7 +732,9 @@ fn status_counts_throughput_and_eta() {
     let mut c = config("");
     c.protocol.seeds = vec![0, 1];
     s.submit(&submission(c, None)).unwrap();
-    let w = s.register_worker(&reg("a", "")).unwrap();
+    let mut one_slot = reg("a", "");
+    one_slot.slots.truncate(1);
+    let w = s.register_worker(&one_slot).unwrap();
     let snap = s.status().unwrap();
     assert_eq!((snap.counts.pending, snap.eta_seconds), (4, None));
     let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
@@ -895,19 +914,19 @@ fn a_job_carries_only_its_own_seed_and_variant() {
 #[test]
 fn a_lost_worker_that_calls_again_is_alive_and_leases() {
     let clock = ManualClock::new(T0);
-    let (mut s, w, attempt, _job) = one_lease(&clock);
+    let (mut s, w, secret, attempt, _job) = one_lease_with_secret(&clock);
     clock.advance_s(31);
     assert_eq!(s.expire_leases().unwrap(), vec![attempt]);
     let state = |s: &Scheduler| s.status().unwrap().workers[0].state;
     assert_eq!(state(&s), WorkerState::Lost);
     // Same registration as before: the call must still revive it.
-    assert_eq!(s.ensure_worker(Some(&w), &reg("a", "")).unwrap(), w);
+    assert_eq!(s.ensure_worker(&w, &secret, &reg("a", "")).unwrap(), w);
     assert_eq!(state(&s), WorkerState::Alive);
     let seen = s.status().unwrap().workers[0].last_seen_ms;
     assert_eq!(seen, s.now_ms());
     // An unchanged live worker is left as it is; the lease refreshes it.
     clock.advance_s(5);
-    s.ensure_worker(Some(&w), &reg("a", "")).unwrap();
+    s.ensure_worker(&w, &secret, &reg("a", "")).unwrap();
     assert_eq!(s.status().unwrap().workers[0].last_seen_ms, seen);
     assert_eq!(s.lease(&w, &slots(1)).unwrap().assignments.len(), 1);
     assert_eq!(s.status().unwrap().workers[0].last_seen_ms, s.now_ms());
@@ -958,4 +977,137 @@ fn a_checkpoint_still_held_inline_is_moved_to_a_file_on_opening() {
         (1, b"from schema 1".as_slice())
     );
     assert_eq!(inline_checkpoints(&s), 0);
+}
+
+#[test]
+fn an_attempt_is_authorized_only_for_the_worker_that_leased_it_with_its_secret() {
+    let clock = ManualClock::new(T0);
+    let (mut s, w, secret, attempt, _job) = one_lease_with_secret(&clock);
+    let other = s.register(&reg("b", "")).unwrap();
+    let own = Credentials {
+        worker: w.clone(),
+        secret: secret.clone(),
+    };
+    s.authorize(&own, attempt).unwrap();
+    let theirs = Credentials {
+        worker: other.id.clone(),
+        secret: other.secret.clone(),
+    };
+    assert!(matches!(
+        s.authorize(&theirs, attempt),
+        Err(SchedulerError::NotOwner { owner, .. }) if owner == w
+    ));
+    // The owner's id with a wrong (or empty) secret.
+    for guess in ["", "0123", other.secret.expose()] {
+        let forged = Credentials {
+            worker: w.clone(),
+            secret: WorkerSecret::presented(guess),
+        };
+        assert!(matches!(
+            s.authorize(&forged, attempt),
+            Err(SchedulerError::WrongSecret { .. })
+        ));
+    }
+    // A worker registered without going through `register` (never handed a
+    // secret) cannot be spoken for.
+    let ghost = Credentials {
+        worker: WorkerId("w-none".into()),
+        secret: WorkerSecret::presented("x"),
+    };
+    assert!(matches!(
+        s.authorize(&ghost, attempt),
+        Err(SchedulerError::WrongSecret { .. })
+    ));
+}
+
+#[test]
+fn secrets_survive_a_coordinator_restart_on_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let open = |clock: &ManualClock| {
+        Scheduler::open(&path, SchedulerSettings::default(), Box::new(clock.clone())).unwrap()
+    };
+    let mut s = open(&clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let r = s.register(&reg("a", "")).unwrap();
+    let attempt = s.lease(&r.id, &slots(1)).unwrap().assignments[0].attempt;
+    drop(s);
+    let mut s = open(&clock);
+    let c = Credentials {
+        worker: r.id.clone(),
+        secret: r.secret.clone(),
+    };
+    s.authorize(&c, attempt).unwrap();
+    assert_eq!(
+        s.ensure_worker(&r.id, &r.secret, &reg("a", "")).unwrap(),
+        r.id
+    );
+    let stored: String = s
+        .store()
+        .conn()
+        .query_row("SELECT secret_sha256 FROM workers", [], |row| row.get(0))
+        .unwrap();
+    assert_ne!(
+        stored,
+        r.secret.expose(),
+        "the store keeps a hash, not the secret"
+    );
+    assert_eq!(stored, r.secret.digest());
+}
+
+#[test]
+fn a_lease_gives_at_most_one_job_per_registered_slot() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let mut one = reg("a", "");
+    one.slots.truncate(1);
+    let w = s.register_worker(&one).unwrap();
+    let asked: Vec<String> = vec!["cuda:0".into(); 500];
+    assert_eq!(s.lease(&w, &asked).unwrap().assignments.len(), 1);
+    assert_eq!(s.status().unwrap().counts.pending, 1);
+}
+
+#[test]
+fn registering_again_reuses_the_row_of_an_idle_worker_and_prunes_idle_lost_ones() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission(config(""), None)).unwrap();
+    let workers = |s: &Scheduler| s.status().unwrap().workers.len();
+    let first = s.register(&reg("a", "")).unwrap();
+    for _ in 0..50 {
+        let again = s.register(&reg("a", "")).unwrap();
+        assert_eq!(again.id, first.id);
+    }
+    assert_eq!(workers(&s), 1);
+    // Its old secret no longer works: the last registration holds the row.
+    assert!(matches!(
+        s.ensure_worker(&first.id, &first.secret, &reg("a", "")),
+        Err(SchedulerError::WrongSecret { .. })
+    ));
+    // A registration that holds an open attempt keeps it: a new row.
+    let lease = s.lease(&first.id, &slots(1)).unwrap();
+    assert_eq!(lease.assignments.len(), 1);
+    let second = s.register(&reg("a", "")).unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(workers(&s), 2);
+    // Workers under other names that never leased anything and went silent are
+    // deleted at the next registration.
+    for i in 0..20 {
+        s.register_worker(&reg(&format!("spam{i}"), "")).unwrap();
+    }
+    assert_eq!(workers(&s), 22);
+    clock.advance_s(31);
+    s.expire_leases().unwrap();
+    s.register_worker(&reg("late", "")).unwrap();
+    // `a` (first row) leased once, so it stays; the second and the spam go.
+    let names: Vec<String> = s
+        .status()
+        .unwrap()
+        .workers
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(names, vec!["a".to_owned(), "late".to_owned()]);
 }

@@ -190,3 +190,120 @@ fn status_submit_and_metrics_over_a_token_protected_coordinator() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains("s3cret"), "the token is never logged");
 }
+
+#[test]
+fn serve_beyond_loopback_wants_a_separate_admin_token_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "worker-token\n").unwrap();
+    let serve = |extra: &[&str], state: &str| {
+        let mut c = bin();
+        c.args(["serve", "--listen", "0.0.0.0:0", "--state"])
+            .arg(dir.path().join(state))
+            .arg("--token-file")
+            .arg(&token)
+            .args(extra);
+        c
+    };
+    let out = serve(&[], "a.db").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--admin-token-file") && err.contains("--allow-shared-admin-token"),
+        "{err}"
+    );
+    // Told explicitly, it starts (and keeps running until stopped).
+    let log = dir.path().join("shared.log");
+    let mut started = Killed(
+        serve(&["--allow-shared-admin-token"], "b.db")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("coordinator listening")
+    {
+        assert!(
+            started.0.try_wait().unwrap().is_none(),
+            "serve exited: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.db");
+    let serve = |port: u16| {
+        let mut c = bin();
+        c.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--state"])
+            .arg(&state);
+        c
+    };
+    let log = dir.path().join("first.log");
+    let mut first = Killed(
+        serve(free_port())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("coordinator listening")
+    {
+        assert!(
+            first.0.try_wait().unwrap().is_none(),
+            "the first serve exited"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the first serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = serve(free_port()).output().unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("s.db.lock"), "{err}");
+    assert!(
+        first.0.try_wait().unwrap().is_none(),
+        "the first one runs on"
+    );
+    // Once the first has stopped, the state is free again.
+    drop(first);
+    let log = dir.path().join("third.log");
+    let mut third = Killed(
+        serve(free_port())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("coordinator listening")
+    {
+        assert!(
+            third.0.try_wait().unwrap().is_none(),
+            "serve after the first stopped: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the third serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

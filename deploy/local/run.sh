@@ -136,6 +136,9 @@ url="http://127.0.0.1:${port}"
 state="$run_dir/state.db"
 token="$run_dir/token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token" )
+# Admin calls (submit, cancel, status) take their own token: workers get only theirs.
+admin_token="$run_dir/admin-token"
+( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$admin_token" )
 
 serve=("$coordinator" serve --experiment "$experiment" --state "$state" --listen "127.0.0.1:${port}")
 # The flags this worker build has (asked once: the worker loads libtorch to answer).
@@ -145,6 +148,7 @@ join_auth=()
 if spk_has_flag "$coordinator" serve --token-file && join_has --token-file; then
   serve+=(--token-file "$token")
   join_auth=(--token-file "$token")
+  spk_has_flag "$coordinator" serve --admin-token-file && serve+=(--admin-token-file "$admin_token")
 fi
 spk_start coordinator "$run_dir/coordinator.log" "${serve[@]}"
 coordinator_pid=$SPK_LAST_PID

@@ -23,6 +23,8 @@
 #   SPIKECV_PARTITION, SPIKECV_WORKER_PARTITION, SPIKECV_ACCOUNT
 #   SPIKECV_COORD_TIME (default 7-00:00:00), SPIKECV_WORKER_TIME (default 1-00:00:00)
 #   SPIKECV_TOKEN_FILE      shared token (default: $SPIKECV_SHARED/token, made when missing)
+#   SPIKECV_ADMIN_TOKEN_FILE admin token for submit/cancel/status, never given to
+#                           workers (default: $SPIKECV_SHARED/admin-token, made when missing)
 #   SPIKECV_SBATCH_ARGS     extra sbatch flags for all three jobs
 set -euo pipefail
 
@@ -51,6 +53,14 @@ if [ -z "${SPIKECV_TOKEN_FILE:-}" ]; then
     ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SPIKECV_TOKEN_FILE" )
 fi
 export SPIKECV_TOKEN_FILE
+# Admin calls take a token of their own, so a worker's token cannot submit or
+# cancel (the coordinator refuses to listen beyond loopback without one).
+if [ -z "${SPIKECV_ADMIN_TOKEN_FILE:-}" ]; then
+  SPIKECV_ADMIN_TOKEN_FILE="$SPIKECV_SHARED/admin-token"
+  [ -s "$SPIKECV_ADMIN_TOKEN_FILE" ] ||
+    ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SPIKECV_ADMIN_TOKEN_FILE" )
+fi
+export SPIKECV_ADMIN_TOKEN_FILE
 
 workers="${SPIKECV_WORKERS:-1}"
 gpus="${SPIKECV_GPUS_PER_NODE:-0}"

@@ -83,8 +83,12 @@ url="http://$(host_ip c):${port}"
 
 token="$tmp/token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token" )
+admin_token="$tmp/admin-token"
+( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$admin_token" )
 serve=("$COORDINATOR" serve --experiment "$tmp/experiment.toml" --state "$state" --listen "$(host_ip c):${port}"
   --token-file "$token")
+# Beyond loopback the coordinator wants admin calls on a token of their own.
+spk_has_flag "$COORDINATOR" serve --admin-token-file && serve+=(--admin-token-file "$admin_token")
 # A short lease (when the coordinator lets us set it) so the cut outlasts it.
 lease_flag="$("$COORDINATOR" serve --help 2>/dev/null | grep -oE -- '--lease[a-z-]*' | head -n 1 || true)"
 [ -z "$lease_flag" ] || serve+=("$lease_flag" "${SPIKECV_TEST_LEASE:-8}")

@@ -173,6 +173,8 @@ def check_k8s(k8s_dir):
                 problem(fname, f"--listen {listen!r} is not 0.0.0.0:{GRPC_PORT}")
             if not args_value(args, "--token-file"):
                 problem(fname, "--token-file is required beyond loopback")
+            if not args_value(args, "--admin-token-file"):
+                problem(fname, "--admin-token-file is required beyond loopback (admin is not a worker)")
             state = args_value(args, "--state") or ""
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
             state_vol = next((n for p, n in mounts.items() if state.startswith(p.rstrip("/") + "/")), None)

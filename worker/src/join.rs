@@ -229,13 +229,20 @@ async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
             registration: Some(shared.registration.clone()),
             free_slots: free,
             running: shared.progress(),
+            worker_secret: shared.worker_secret(),
         };
         let mut client = shared.client.clone();
         let wait = match client.lease(request).await {
             Ok(response) => {
                 backoff.reset();
                 let r = response.into_inner();
-                shared.apply_control(&r.worker_id, &r.cancel, r.drain, r.heartbeat_seconds);
+                shared.apply_control(
+                    &r.worker_id,
+                    &r.worker_secret,
+                    &r.cancel,
+                    r.drain,
+                    r.heartbeat_seconds,
+                );
                 let got = r.assignments.len();
                 for assignment in r.assignments {
                     match shared.claim_slot(&assignment) {

@@ -50,6 +50,12 @@ pub enum SchedulerError {
         /// The worker that reported it.
         worker: WorkerId,
     },
+    /// The caller is not a registered worker, or its secret is not that worker's.
+    #[error("worker {worker}: unknown worker or wrong secret")]
+    WrongSecret {
+        /// The worker id given.
+        worker: WorkerId,
+    },
     /// The worker's data set differs from the one every active experiment uses.
     #[error("worker {name:?} has data fingerprint {got:?}; the experiments need {expected:?}")]
     FingerprintMismatch {

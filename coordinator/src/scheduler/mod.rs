@@ -20,14 +20,19 @@
 mod checkpoint_ops;
 mod clock;
 mod error;
+mod identity;
 mod ops;
+mod registration;
 mod status;
 mod submit;
 mod types;
+mod validate;
 
 pub use checkpoint_ops::CheckpointRecord;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use error::SchedulerError;
+pub use identity::{Credentials, WorkerSecret};
+pub use registration::Registered;
 pub use spikecv_common::plan::JobId;
 pub use submit::Submission;
 pub use types::{

@@ -8,8 +8,9 @@ use spikecv_common::plan::JobId;
 use super::checkpoint_ops::take_checkpoint_record;
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
-    Progress, SubmitOutcome, WorkerId, WorkerRegistration, WorkerState,
+    Progress, SubmitOutcome, WorkerId, WorkerState,
 };
+use super::validate::{check_epoch, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::store::StoreError;
@@ -20,7 +21,7 @@ type Result<T> = std::result::Result<T, SchedulerError>;
 /// Hex digits of the config hash kept in an experiment id.
 const EXPERIMENT_ID_HEX_LEN: usize = 12;
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -35,7 +36,7 @@ pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
     i64::try_from(attempt.0).map_err(|_| SchedulerError::UnknownAttempt { attempt })
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| SchedulerError::BadRequest {
         message: format!("cannot encode as JSON: {e}"),
     })
@@ -89,7 +90,7 @@ pub(super) fn extend(
     Ok(())
 }
 
-fn touch_worker(conn: &Connection, worker: &WorkerId, now: i64) -> Result<()> {
+pub(super) fn touch_worker(conn: &Connection, worker: &WorkerId, now: i64) -> Result<()> {
     exec(
         conn,
         "UPDATE workers SET last_seen_ms = ?2,
@@ -114,15 +115,6 @@ fn upsert_epoch(
     Ok(())
 }
 
-fn check_fraction(name: &str, value: Option<f64>) -> Result<()> {
-    match value {
-        Some(v) if !(0.0..=1.0).contains(&v) => Err(SchedulerError::BadRequest {
-            message: format!("{name} {v} is not a fraction in [0, 1]"),
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Whether every job is finished (an index probe, not a count: this runs on
 /// every lease).
 fn all_finished(conn: &Connection) -> Result<bool> {
@@ -130,41 +122,6 @@ fn all_finished(conn: &Connection) -> Result<bool> {
         "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running'))",
     )?;
     Ok(stmt.query_row([], |r| r.get(0))?)
-}
-
-/// Fingerprints unfinished jobs need; `Ok` when `got` serves at least one of them
-/// (or some job takes any data, or nothing is unfinished).
-///
-/// This runs on every lease and heartbeat (registration rides with them), so the
-/// usual case is one index probe; only a refusal lists the fingerprints needed.
-fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> {
-    let served: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running')
-                 AND (data_fingerprint IS NULL OR data_fingerprint = ?1))",
-        )?
-        .query_row([reg.data_fingerprint.as_str()], |r| r.get(0))?;
-    if served {
-        return Ok(());
-    }
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT data_fingerprint FROM jobs WHERE status IN ('pending', 'leased', 'running')",
-    )?;
-    let needed = stmt
-        .query_map([], |r| r.get::<_, Option<String>>(0))?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    if needed.is_empty()
-        || needed
-            .iter()
-            .any(|f| f.is_none() || f.as_deref() == Some(reg.data_fingerprint.as_str()))
-    {
-        return Ok(());
-    }
-    Err(SchedulerError::FingerprintMismatch {
-        name: reg.name.clone(),
-        got: reg.data_fingerprint.clone(),
-        expected: needed.into_iter().flatten().collect(),
-    })
 }
 
 impl Scheduler {
@@ -265,72 +222,9 @@ impl Scheduler {
         Ok(out)
     }
 
-    /// Registers a new worker (after the data fingerprint check).
-    pub fn register_worker(&mut self, reg: &WorkerRegistration) -> Result<WorkerId> {
-        self.ensure_worker(None, reg)
-    }
-
-    /// Refreshes a known worker, or registers one: under `id` when given (a worker
-    /// reconnecting to a coordinator that lost its record), else under a new id.
-    /// Refused with [`SchedulerError::FingerprintMismatch`] when the worker's data
-    /// serves no unfinished job.
-    pub fn ensure_worker(
-        &mut self,
-        id: Option<&WorkerId>,
-        reg: &WorkerRegistration,
-    ) -> Result<WorkerId> {
-        // The usual case, a lease or heartbeat of a live worker whose
-        // registration has not changed, needs no write: the call that follows
-        // refreshes its last-seen time in its own transaction.
-        if let Some(id) = id
-            && let Some(w) = reads::worker(self.store.conn(), id)?
-            && w.state != WorkerState::Lost
-            && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
-                == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)
-        {
-            check_fingerprint(self.store.conn(), reg)?;
-            return Ok(id.clone());
-        }
-        let now = self.now_ms();
-        let tx = self.store.transaction()?;
-        check_fingerprint(&tx, reg)?;
-        let slots = to_json(&reg.slots)?;
-        if let Some(id) = id {
-            let updated = exec(&tx,
-                "UPDATE workers SET name = ?2, host = ?3, slots_json = ?4, data_fingerprint = ?5,
-                     last_seen_ms = ?6, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
-                 WHERE id = ?1",
-                params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now],
-            )?;
-            if updated == 1 {
-                tx.commit().map_err(StoreError::from)?;
-                return Ok(id.clone());
-            }
-        }
-        let id = match id {
-            Some(id) => id.clone(),
-            None => {
-                let count: i64 = tx.query_row("SELECT count(*) FROM workers", [], |r| r.get(0))?;
-                let seed = format!("{}\n{}\n{now}\n{count}", reg.name, reg.host);
-                WorkerId(format!(
-                    "w{}-{}",
-                    count + 1,
-                    &sha256_hex(seed.as_bytes())[..8]
-                ))
-            }
-        };
-        exec(&tx,
-            "INSERT INTO workers (id, name, host, slots_json, data_fingerprint, registered_ms, last_seen_ms, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'alive')",
-            params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now],
-        )?;
-        tx.commit().map_err(StoreError::from)?;
-        tracing::info!(worker = %id, name = %reg.name, host = %reg.host, slots = reg.slots.len(), "worker registered");
-        Ok(id)
-    }
-
     /// Leases up to one pending job per free slot to `worker` (jobs in submission
-    /// order, only those whose data fingerprint the worker has).
+    /// order, only those whose data fingerprint the worker has); never more jobs
+    /// than the worker registered slots.
     pub fn lease(&mut self, worker: &WorkerId, free_slots: &[String]) -> Result<LeaseOutcome> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
@@ -346,7 +240,8 @@ impl Scheduler {
             tx.commit().map_err(StoreError::from)?;
             return Ok(out);
         }
-        for device in free_slots {
+        // At most one job per slot the worker registered, whatever it asks for.
+        for device in free_slots.iter().take(w.slots.len()) {
             let next = reads::first_job(
                 &tx,
                 "WHERE status = 'pending' AND (data_fingerprint IS NULL OR data_fingerprint = ?1)",
@@ -451,6 +346,7 @@ impl Scheduler {
                 message: "epochs are numbered from 1".into(),
             });
         }
+        check_epoch(m)?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         upsert_epoch(&tx, &job.id, attempt, m)?;
@@ -468,8 +364,7 @@ impl Scheduler {
     /// second completion is fenced).
     pub fn complete(&mut self, attempt: AttemptId, result: &JobResult) -> Result<()> {
         let now = self.now_ms();
-        check_fraction("test accuracy", Some(result.test_accuracy))?;
-        check_fraction("validation accuracy", result.val_accuracy)?;
+        check_result(result)?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         end_attempt(&tx, attempt, now, "succeeded", None)?;

@@ -63,8 +63,10 @@ impl SchedulerHandle {
 pub fn status_of(e: &SchedulerError) -> Status {
     let message = e.to_string();
     match e {
+        SchedulerError::NotOwner { .. } | SchedulerError::WrongSecret { .. } => {
+            Status::permission_denied(message)
+        }
         SchedulerError::Fenced { .. }
-        | SchedulerError::NotOwner { .. }
         | SchedulerError::FingerprintMismatch { .. }
         | SchedulerError::AlreadyFinished { .. } => Status::failed_precondition(message),
         SchedulerError::UnknownWorker { .. }

@@ -103,6 +103,7 @@ pub fn send(attempt: AttemptId, record: CheckpointRecord, chunk: usize) -> Chunk
                         } else {
                             String::new()
                         },
+                        worker: None,
                     })
                 }
                 Ok(None) => return,

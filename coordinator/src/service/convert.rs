@@ -2,14 +2,98 @@
 //! the edge so the scheduler never sees a prost type.
 
 use spikecv_common::proto as pb;
+use spikecv_common::proto::limits::{
+    MAX_DEVICE_BYTES, MAX_FINGERPRINT_BYTES, MAX_FREE_SLOTS, MAX_ID_BYTES, MAX_NAME_BYTES,
+    MAX_RUNNING, MAX_SLOTS,
+};
 use tonic::Status;
 
 use crate::scheduler::{
-    Assignment, AttemptId, Progress, SlotInfo, StatusSnapshot, WorkerRegistration,
+    Assignment, AttemptId, Credentials, Progress, SlotInfo, StatusSnapshot, WorkerId,
+    WorkerRegistration, WorkerSecret,
 };
 
-/// The worker's registration, after checking its protocol version.
+/// `Ok` when `value` is at most `max` bytes long; else INVALID_ARGUMENT naming `field`.
+pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), Status> {
+    if value.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "{field} is {} bytes long; the limit is {max}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `Ok` when `items` has at most `max` entries; else INVALID_ARGUMENT naming `field`.
+fn check_count<T>(field: &str, items: &[T], max: usize) -> Result<(), Status> {
+    if items.len() > max {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} entries; the limit is {max}",
+            items.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The credentials an attempt call carries (`call` names it in the error).
+pub fn credentials_from_proto(
+    call: &str,
+    c: Option<&pb::WorkerCredentials>,
+) -> Result<Credentials, Status> {
+    let c = c.ok_or_else(|| {
+        Status::invalid_argument(format!("{call}: worker credentials are missing"))
+    })?;
+    check_len("worker.worker_id", &c.worker_id, MAX_ID_BYTES)?;
+    check_len("worker.secret", &c.secret, MAX_ID_BYTES)?;
+    Ok(Credentials {
+        worker: WorkerId(c.worker_id.clone()),
+        secret: WorkerSecret::presented(&c.secret),
+    })
+}
+
+/// The id and secret a lease or heartbeat carries; `None` when the id is empty
+/// (a worker that has not registered: the call registers it).
+pub fn worker_from_proto(id: &str, secret: &str) -> Result<Option<Credentials>, Status> {
+    check_len("worker_id", id, MAX_ID_BYTES)?;
+    check_len("worker_secret", secret, MAX_ID_BYTES)?;
+    Ok((!id.is_empty()).then(|| Credentials {
+        worker: WorkerId(id.to_owned()),
+        secret: WorkerSecret::presented(secret),
+    }))
+}
+
+/// The free slots of a lease request, after their length limits.
+pub fn free_slots_from_proto(free: Vec<String>) -> Result<Vec<String>, Status> {
+    check_count("free_slots", &free, MAX_FREE_SLOTS)?;
+    for d in &free {
+        check_len("free_slots[]", d, MAX_DEVICE_BYTES)?;
+    }
+    Ok(free)
+}
+
+/// The worker's registration, after checking its protocol version and the
+/// length limits of its strings.
 pub fn registration_from_proto(r: &pb::RegisterRequest) -> Result<WorkerRegistration, Status> {
+    check_len("registration.worker_name", &r.worker_name, MAX_NAME_BYTES)?;
+    check_len("registration.host", &r.host, MAX_NAME_BYTES)?;
+    check_len(
+        "registration.data_fingerprint",
+        &r.data_fingerprint,
+        MAX_FINGERPRINT_BYTES,
+    )?;
+    check_count("registration.slots", &r.slots, MAX_SLOTS)?;
+    for slot in &r.slots {
+        check_len(
+            "registration.slots[].device",
+            &slot.device,
+            MAX_DEVICE_BYTES,
+        )?;
+        check_len(
+            "registration.slots[].device_name",
+            &slot.device_name,
+            MAX_NAME_BYTES,
+        )?;
+    }
     if r.protocol_version != pb::PROTOCOL_VERSION {
         return Err(Status::failed_precondition(format!(
             "worker {:?} speaks protocol version {}, this coordinator speaks {}",
@@ -48,12 +132,14 @@ pub fn required_registration(
 
 /// An attempt id as sent by a worker.
 pub fn attempt_from_proto(s: &str) -> Result<AttemptId, Status> {
+    check_len("attempt_id", s, MAX_ID_BYTES)?;
     s.parse()
         .map_err(|_| Status::invalid_argument(format!("attempt id {s:?} is not a number")))
 }
 
 /// Progress reports of running attempts.
 pub fn progress_from_proto(p: &[pb::AttemptProgress]) -> Result<Vec<Progress>, Status> {
+    check_count("running", p, MAX_RUNNING)?;
     p.iter()
         .map(|a| {
             Ok(Progress {

@@ -115,6 +115,11 @@ INSERT INTO checkpoints_v2 (job, epoch, attempt, sha256, size, bytes, saved_ms)
 DROP TABLE checkpoints;
 ALTER TABLE checkpoints_v2 RENAME TO checkpoints;
 "#,
+    // 3: each worker's secret, as a hex sha256 (see `crate::scheduler::identity`);
+    // NULL for workers registered before: no secret matches theirs.
+    r#"
+ALTER TABLE workers ADD COLUMN secret_sha256 TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
-use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot};
+use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
 use spikecv_coordinator::server::{ServerOptions, serve};
@@ -69,6 +69,20 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
 
 /// As [`start`], with any server options (TLS).
 pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestServer {
+    start_store(folds, fp, options, Store::open_in_memory().unwrap()).await
+}
+
+/// As [`start`] without tokens, over a store file at `db` (for readers such as
+/// the report and the dashboard that open it beside the server).
+pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
+    let options = ServerOptions {
+        auth: AuthConfig::default(),
+        tls: None,
+    };
+    start_store(folds, fp, options, Store::open(db).unwrap()).await
+}
+
+async fn start_store(folds: u32, fp: &str, options: ServerOptions, store: Store) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     file_list_root(
         data.path(),
@@ -85,12 +99,7 @@ pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestSer
         lease_timeout_seconds: LEASE_TIMEOUT_S as u32,
         ..SchedulerSettings::default()
     };
-    let mut scheduler = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        settings,
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut scheduler = Scheduler::with_store(store, settings, Box::new(clock.clone())).unwrap();
     let submission = Submission::from_config(config, text, Some(fp.to_owned())).unwrap();
     scheduler.submit(&submission).unwrap();
     let sched = SchedulerHandle::spawn(scheduler).unwrap();
@@ -135,5 +144,36 @@ pub fn registration(name: &str, fp: &str) -> RegisterRequest {
             memory_bytes: 0,
         }],
         data_fingerprint: fp.to_owned(),
+    }
+}
+
+/// A registered worker's id and secret.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Joined {
+    /// The credentials its attempt calls carry.
+    pub fn creds(&self) -> Option<WorkerCredentials> {
+        Some(WorkerCredentials {
+            worker_id: self.id.clone(),
+            secret: self.secret.clone(),
+        })
+    }
+}
+
+/// Registers `name` (one CPU slot, fingerprint `fp`).
+pub async fn join(client: &mut WorkerClient, name: &str, fp: &str) -> Joined {
+    let r = client
+        .register(registration(name, fp))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.worker_secret.is_empty());
+    Joined {
+        id: r.worker_id,
+        secret: r.worker_secret,
     }
 }

@@ -21,12 +21,13 @@ pub async fn run(shared: Arc<Shared>) {
             worker_id: shared.worker_id(),
             registration: Some(shared.registration.clone()),
             running,
+            worker_secret: shared.worker_secret(),
         };
         let mut client = shared.client.clone();
         match client.heartbeat(request).await {
             Ok(r) => {
                 let r = r.into_inner();
-                shared.apply_control(&r.worker_id, &r.cancel, r.drain, 0);
+                shared.apply_control(&r.worker_id, &r.worker_secret, &r.cancel, r.drain, 0);
             }
             Err(status) if is_transient(&status) => {
                 tracing::warn!(code = ?status.code(), message = status.message(), "heartbeat failed; training goes on");

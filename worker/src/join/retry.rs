@@ -66,9 +66,13 @@ pub fn is_transient(status: &Status) -> bool {
     )
 }
 
-/// Whether a refusal means the attempt is no longer ours (fenced or forgotten).
+/// Whether a refusal means the attempt is no longer ours (fenced, forgotten,
+/// or the coordinator does not take this worker as its owner).
 pub fn is_fenced(status: &Status) -> bool {
-    matches!(status.code(), Code::FailedPrecondition | Code::NotFound)
+    matches!(
+        status.code(),
+        Code::FailedPrecondition | Code::NotFound | Code::PermissionDenied
+    )
 }
 
 /// Repeats `call` with backoff while it fails transiently, until `give_up()`

@@ -9,6 +9,7 @@ use spikecv_common::config::{ExperimentConfig, Variant};
 use spikecv_common::cv::FoldSplit;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::job::JobResult;
+use spikecv_common::proto::limits::{MAX_ERROR_BYTES, truncate};
 use spikecv_common::proto::{
     Assignment, CompleteRequest, FailRequest, ReleaseRequest, ReportEpochRequest,
 };
@@ -77,7 +78,8 @@ async fn run_inner(
         let got = loop {
             let r = call(shared, "DownloadCheckpoint", |mut c| {
                 let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
-                async move { transfer::download(&mut c, &attempt, &ckpt).await }
+                let who = shared.credentials();
+                async move { transfer::download(&mut c, who, &attempt, &ckpt).await }
             })
             .await;
             match r {
@@ -156,6 +158,7 @@ async fn run_inner(
                 let request = ReportEpochRequest {
                     attempt_id: attempt.clone(),
                     metrics: Some(m.to_proto()),
+                    worker: Some(shared.credentials()),
                 };
                 call(shared, "ReportEpoch", |mut c| {
                     let request = request.clone();
@@ -176,7 +179,8 @@ async fn run_inner(
                 match latest {
                     Some(ckpt) => call(shared, "UploadCheckpoint", |mut c| {
                         let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
-                        async move { transfer::upload(&mut c, &attempt, &ckpt).await }
+                        let who = shared.credentials();
+                        async move { transfer::upload(&mut c, who, &attempt, &ckpt).await }
                     })
                     .await
                     .map(|bytes| tracing::debug!(attempt = %attempt, bytes, "checkpoint uploaded")),
@@ -301,6 +305,7 @@ async fn report_complete(shared: &Shared, attempt: &str, result: &JobResult, dev
         attempt_id: attempt.to_owned(),
         result: Some(result.to_proto()),
         device: device.to_string(),
+        worker: Some(shared.credentials()),
     };
     match call(shared, "Complete", |mut c| {
         let request = request.clone();
@@ -323,8 +328,10 @@ async fn report_fail(shared: &Shared, attempt: &str, error: &str, deterministic:
     tracing::error!(attempt, error, deterministic, "job failed");
     let request = FailRequest {
         attempt_id: attempt.to_owned(),
-        error: error.to_owned(),
+        // The coordinator refuses longer texts; the head of one says enough.
+        error: truncate(error, MAX_ERROR_BYTES),
         deterministic,
+        worker: Some(shared.credentials()),
     };
     if let Err(s) = call(shared, "Fail", |mut c| {
         let request = request.clone();
@@ -339,6 +346,7 @@ async fn report_fail(shared: &Shared, attempt: &str, error: &str, deterministic:
 async fn report_release(shared: &Shared, attempt: &str) -> Result<(), Status> {
     let request = ReleaseRequest {
         attempt_id: attempt.to_owned(),
+        worker: Some(shared.credentials()),
     };
     let r = call(shared, "Release", |mut c| {
         let request = request.clone();

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use spikecv_common::proto::client::WorkerClient;
-use spikecv_common::proto::{Assignment, AttemptProgress, RegisterRequest};
+use spikecv_common::proto::{Assignment, AttemptProgress, RegisterRequest, WorkerCredentials};
 use tokio::sync::Notify;
 
 use super::retry::{Backoff, is_transient};
@@ -63,6 +63,7 @@ pub struct Shared {
     /// Sent with every lease and heartbeat.
     pub registration: RegisterRequest,
     worker_id: Mutex<String>,
+    worker_secret: Mutex<String>,
     slots: Mutex<Vec<Option<Arc<AttemptHandle>>>>,
     heartbeat_seconds: AtomicU32,
     draining: AtomicBool,
@@ -83,6 +84,7 @@ impl Shared {
             client,
             registration,
             worker_id: Mutex::new(String::new()),
+            worker_secret: Mutex::new(String::new()),
             slots: Mutex::new(vec![None; n]),
             heartbeat_seconds: AtomicU32::new(5),
             draining: AtomicBool::new(false),
@@ -100,6 +102,7 @@ impl Shared {
                 Ok(r) => {
                     let r = r.into_inner();
                     *lock(&self.worker_id) = r.worker_id;
+                    *lock(&self.worker_secret) = r.worker_secret;
                     if r.heartbeat_seconds > 0 {
                         self.heartbeat_seconds
                             .store(r.heartbeat_seconds, Ordering::Relaxed);
@@ -126,6 +129,19 @@ impl Shared {
         lock(&self.worker_id).clone()
     }
 
+    /// The secret the coordinator gave this worker (sent with its id).
+    pub fn worker_secret(&self) -> String {
+        lock(&self.worker_secret).clone()
+    }
+
+    /// The id and secret every call about an attempt carries.
+    pub fn credentials(&self) -> WorkerCredentials {
+        WorkerCredentials {
+            worker_id: self.worker_id(),
+            secret: self.worker_secret(),
+        }
+    }
+
     /// Seconds between heartbeats.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_secs(u64::from(
@@ -138,10 +154,12 @@ impl Shared {
         self.heartbeat_interval().min(Duration::from_secs(2))
     }
 
-    /// Applies the control part of a lease or heartbeat answer.
+    /// Applies the control part of a lease or heartbeat answer (a new id and
+    /// secret when the coordinator registered this worker afresh).
     pub fn apply_control(
         &self,
         worker_id: &str,
+        worker_secret: &str,
         cancel: &[String],
         drain: bool,
         heartbeat_seconds: u32,
@@ -152,6 +170,9 @@ impl Shared {
                 tracing::info!(old = %id, new = %worker_id, "coordinator re-registered this worker");
                 *id = worker_id.to_owned();
             }
+        }
+        if !worker_secret.is_empty() {
+            *lock(&self.worker_secret) = worker_secret.to_owned();
         }
         if heartbeat_seconds > 0 {
             self.heartbeat_seconds

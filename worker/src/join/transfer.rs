@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use spikecv_common::proto::client::WorkerClient;
-use spikecv_common::proto::{CheckpointChunk, DownloadCheckpointRequest};
+use spikecv_common::proto::{CheckpointChunk, DownloadCheckpointRequest, WorkerCredentials};
 use tonic::Status;
 
 use super::observer::PendingCheckpoint;
@@ -14,9 +14,10 @@ use super::observer::PendingCheckpoint;
 /// Bytes per chunk.
 pub const CHUNK: usize = 1 << 20;
 
-/// Uploads a checkpoint for an attempt.
+/// Uploads a checkpoint for an attempt (the first chunk says who uploads).
 pub async fn upload(
     client: &mut WorkerClient,
+    who: WorkerCredentials,
     attempt_id: &str,
     ckpt: &PendingCheckpoint,
 ) -> Result<u64, Status> {
@@ -41,6 +42,7 @@ pub async fn upload(
             } else {
                 String::new()
             },
+            worker: (i == 0).then(|| who.clone()),
         }
     });
     let r = client.upload_checkpoint(tokio_stream::iter(chunks)).await?;
@@ -50,12 +52,14 @@ pub async fn upload(
 /// Downloads the checkpoint of the job `attempt_id` runs into `dest`.
 pub async fn download(
     client: &mut WorkerClient,
+    who: WorkerCredentials,
     attempt_id: &str,
     dest: &Path,
 ) -> Result<u64, Status> {
     let mut stream = client
         .download_checkpoint(DownloadCheckpointRequest {
             attempt_id: attempt_id.to_owned(),
+            worker: Some(who),
         })
         .await?
         .into_inner();

@@ -1,0 +1,204 @@
+//! Worker registration: a new worker gets an id and a secret; a known one
+//! refreshes its registration (after proving it holds the secret); a worker a
+//! coordinator lost (its store replaced) is re-registered under the id and
+//! secret it presents, so workers survive a coordinator restart either way.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::identity::{WorkerSecret, secret_matches, stored_digest};
+use super::ops::{exec, sha256_hex, to_json};
+use super::types::{WorkerId, WorkerRegistration, WorkerState};
+use super::{Scheduler, SchedulerError};
+use crate::store::StoreError;
+use crate::store::reads;
+
+type Result<T> = std::result::Result<T, SchedulerError>;
+
+/// A registered worker's id and the secret its later calls must carry.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The worker's id.
+    pub id: WorkerId,
+    /// Its secret (the store keeps only its hash).
+    pub secret: WorkerSecret,
+}
+
+/// Fingerprints unfinished jobs need; `Ok` when `got` serves at least one of them
+/// (or some job takes any data, or nothing is unfinished).
+///
+/// This runs on every lease and heartbeat (registration rides with them), so the
+/// usual case is one index probe; only a refusal lists the fingerprints needed.
+fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> {
+    let served: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running')
+                 AND (data_fingerprint IS NULL OR data_fingerprint = ?1))",
+        )?
+        .query_row([reg.data_fingerprint.as_str()], |r| r.get(0))?;
+    if served {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT data_fingerprint FROM jobs WHERE status IN ('pending', 'leased', 'running')",
+    )?;
+    let needed = stmt
+        .query_map([], |r| r.get::<_, Option<String>>(0))?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    if needed.is_empty()
+        || needed
+            .iter()
+            .any(|f| f.is_none() || f.as_deref() == Some(reg.data_fingerprint.as_str()))
+    {
+        return Ok(());
+    }
+    Err(SchedulerError::FingerprintMismatch {
+        name: reg.name.clone(),
+        got: reg.data_fingerprint.clone(),
+        expected: needed.into_iter().flatten().collect(),
+    })
+}
+
+/// Deletes workers that are lost and never leased anything: nothing refers to
+/// them, and without this a stream of registrations grows the table for good.
+fn prune_idle_lost(conn: &Connection) -> Result<usize> {
+    exec(
+        conn,
+        "DELETE FROM workers WHERE state = 'lost'
+             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker = workers.id)",
+        [],
+    )
+}
+
+impl Scheduler {
+    /// Registers a worker and hands out its secret (after the data fingerprint
+    /// check). A worker registering again under the same name and host while
+    /// its earlier registration holds no open attempt gets that row back (id
+    /// kept, secret replaced), so a restarting worker does not grow the
+    /// `workers` table; lost workers that never leased anything are deleted.
+    pub fn register(&mut self, reg: &WorkerRegistration) -> Result<Registered> {
+        let now = self.now_ms();
+        let secret = WorkerSecret::generate();
+        let tx = self.store.transaction()?;
+        check_fingerprint(&tx, reg)?;
+        prune_idle_lost(&tx)?;
+        let slots = to_json(&reg.slots)?;
+        let earlier: Option<String> = tx
+            .query_row(
+                "SELECT id FROM workers w WHERE name = ?1 AND host = ?2
+                     AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker = w.id AND a.ended_ms IS NULL)
+                 ORDER BY registered_ms, id LIMIT 1",
+                params![reg.name, reg.host],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let id = match earlier {
+            Some(id) => {
+                exec(&tx,
+                    "UPDATE workers SET slots_json = ?2, data_fingerprint = ?3, secret_sha256 = ?4,
+                         last_seen_ms = ?5, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
+                     WHERE id = ?1",
+                    params![id, slots, reg.data_fingerprint, secret.digest(), now],
+                )?;
+                WorkerId(id)
+            }
+            None => {
+                let count: i64 = tx.query_row("SELECT count(*) FROM workers", [], |r| r.get(0))?;
+                let seed = format!(
+                    "{}\n{}\n{now}\n{count}\n{}",
+                    reg.name,
+                    reg.host,
+                    secret.expose()
+                );
+                let id = WorkerId(format!(
+                    "w{}-{}",
+                    count + 1,
+                    &sha256_hex(seed.as_bytes())[..8]
+                ));
+                insert_worker(&tx, &id, &secret, reg, &slots, now)?;
+                id
+            }
+        };
+        tx.commit().map_err(StoreError::from)?;
+        tracing::info!(worker = %id, name = %reg.name, host = %reg.host, slots = reg.slots.len(), "worker registered");
+        Ok(Registered { id, secret })
+    }
+
+    /// Registers a worker and forgets its secret: for callers that drive the
+    /// scheduler directly and never authenticate (tests, tools).
+    pub fn register_worker(&mut self, reg: &WorkerRegistration) -> Result<WorkerId> {
+        self.register(reg).map(|r| r.id)
+    }
+
+    /// Refreshes a known worker after checking its secret, or re-registers
+    /// one this coordinator has no record of (its store was replaced) under
+    /// the id and secret it presents. Refused with
+    /// [`SchedulerError::WrongSecret`] when the id is known and the secret is
+    /// not its own, and with [`SchedulerError::FingerprintMismatch`] when the
+    /// worker's data serves no unfinished job.
+    pub fn ensure_worker(
+        &mut self,
+        id: &WorkerId,
+        secret: &WorkerSecret,
+        reg: &WorkerRegistration,
+    ) -> Result<WorkerId> {
+        let known = match stored_digest(self.store.conn(), id)? {
+            Some(stored) => {
+                if !secret_matches(stored.as_deref(), secret) {
+                    return Err(SchedulerError::WrongSecret { worker: id.clone() });
+                }
+                true
+            }
+            None if secret.is_empty() => {
+                return Err(SchedulerError::BadRequest {
+                    message: format!("worker {id} presents no secret; register first"),
+                });
+            }
+            None => false,
+        };
+        // The usual case, a lease or heartbeat of a live worker whose
+        // registration has not changed, needs no write: the call that follows
+        // refreshes its last-seen time in its own transaction.
+        if known
+            && let Some(w) = reads::worker(self.store.conn(), id)?
+            && w.state != WorkerState::Lost
+            && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
+                == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)
+        {
+            check_fingerprint(self.store.conn(), reg)?;
+            return Ok(id.clone());
+        }
+        let now = self.now_ms();
+        let tx = self.store.transaction()?;
+        check_fingerprint(&tx, reg)?;
+        let slots = to_json(&reg.slots)?;
+        if known {
+            exec(&tx,
+                "UPDATE workers SET name = ?2, host = ?3, slots_json = ?4, data_fingerprint = ?5,
+                     last_seen_ms = ?6, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
+                 WHERE id = ?1",
+                params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now],
+            )?;
+        } else {
+            insert_worker(&tx, id, secret, reg, &slots, now)?;
+            tracing::info!(worker = %id, name = %reg.name, host = %reg.host, "unknown worker re-registered under its own id");
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(id.clone())
+    }
+}
+
+fn insert_worker(
+    conn: &Connection,
+    id: &WorkerId,
+    secret: &WorkerSecret,
+    reg: &WorkerRegistration,
+    slots: &str,
+    now: i64,
+) -> Result<()> {
+    exec(conn,
+        "INSERT INTO workers (id, name, host, slots_json, data_fingerprint, registered_ms, last_seen_ms, state, secret_sha256)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'alive', ?7)",
+        params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now, secret.digest()],
+    )?;
+    Ok(())
+}
