@@ -169,7 +169,10 @@ fn a_sweep_submits_every_configuration_and_leases_its_values() {
     assert_eq!((sub.configurations.len(), sub.jobs.len()), (4, 4 * 2));
     let out = s.submit(&sub).unwrap();
     assert_eq!(out.jobs_new, 8);
-    let w = s.register_worker(&reg("a", "")).unwrap();
+    // Eight slots, one per job of the sweep (a lease is clamped to the slots).
+    let mut eight = reg("a", "");
+    eight.slots = (0..8).map(|_| eight.slots[0].clone()).collect();
+    let w = s.register_worker(&eight).unwrap();
     let lease = s.lease(&w, &slots(8)).unwrap();
     assert_eq!(lease.assignments.len(), 8);
     for (a, planned) in lease.assignments.iter().zip(&sub.jobs) {
