@@ -8,6 +8,7 @@ pub mod config;
 pub mod cv;
 pub mod dataset;
 pub mod events;
+pub mod exit;
 pub mod frames;
 pub mod job;
 pub mod logging;

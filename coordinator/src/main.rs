@@ -1,12 +1,29 @@
 //! The `coordinator` binary: parses flags, starts tracing, runs one command.
 
 use anyhow::Context;
+use std::process::ExitCode;
+
 use clap::Parser;
+use spikecv_common::exit;
 use spikecv_coordinator::cli::{Cli, Command};
+use spikecv_coordinator::serve_cmd::ServeCmdError;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     spikecv_common::logging::init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            let code = e
+                .downcast_ref::<ServeCmdError>()
+                .map_or(exit::FAILURE, ServeCmdError::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

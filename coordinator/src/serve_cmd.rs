@@ -67,6 +67,27 @@ pub enum ServeCmdError {
     Serve(#[from] ServeError),
 }
 
+impl ServeCmdError {
+    /// The process exit code ([`spikecv_common::exit`]): a refusal that a
+    /// restart will not cure (flags, token or experiment files, another
+    /// coordinator on the state) is [`exit::REFUSED`], the rest
+    /// [`exit::FAILURE`].
+    pub fn exit_code(&self) -> u8 {
+        use spikecv_common::exit;
+        match self {
+            ServeCmdError::NoToken { .. }
+            | ServeCmdError::SharedAdminToken { .. }
+            | ServeCmdError::Token(_)
+            | ServeCmdError::Lock(_)
+            | ServeCmdError::Experiment(_) => exit::REFUSED,
+            ServeCmdError::Scheduler(_)
+            | ServeCmdError::Bind { .. }
+            | ServeCmdError::Thread(_)
+            | ServeCmdError::Serve(_) => exit::FAILURE,
+        }
+    }
+}
+
 /// The auth config of the token flags.
 fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
     let worker = args

@@ -63,7 +63,7 @@ fn serve_refuses_a_public_address_without_a_token() {
         .arg(dir.path().join("s.db"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a refusal, not a crash");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--token-file"), "{err}");
 }
@@ -206,7 +206,7 @@ fn serve_beyond_loopback_wants_a_separate_admin_token_unless_told_otherwise() {
         c
     };
     let out = serve(&[], "a.db").output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a refusal, not a crash");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--admin-token-file") && err.contains("--allow-shared-admin-token"),
@@ -273,7 +273,7 @@ fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let second = serve(free_port()).output().unwrap();
-    assert!(!second.status.success());
+    assert_eq!(second.status.code(), Some(3), "a refusal, not a crash");
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("s.db.lock"), "{err}");
     assert!(
@@ -306,4 +306,19 @@ fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_port_in_use_is_a_failure_not_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = bin()
+        .args(["serve", "--listen", &addr, "--state"])
+        .arg(dir.path().join("s.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a restart may cure it");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen"), "{err}");
 }

@@ -85,6 +85,22 @@ pub enum JoinError {
     },
 }
 
+impl JoinError {
+    /// The process exit code for this error ([`spikecv_common::exit`]): a
+    /// coordinator's refusal or unusable flags are [`exit::REFUSED`], the
+    /// rest [`exit::FAILURE`].
+    pub fn exit_code(&self) -> u8 {
+        use spikecv_common::exit;
+        match self {
+            JoinError::Refused { .. }
+            | JoinError::Device(_)
+            | JoinError::ZeroJobsPerGpu
+            | JoinError::Client(_) => exit::REFUSED,
+            JoinError::Data { .. } | JoinError::WorkDir { .. } => exit::FAILURE,
+        }
+    }
+}
+
 impl JoinConfig {
     /// Builds the config from flags, checking devices against this machine.
     pub fn new(

@@ -1,15 +1,39 @@
 //! The `worker` binary: parses flags, starts tracing, runs one command.
 
+use std::process::ExitCode;
+
 use clap::Parser;
+use spikecv_common::exit;
 use spikecv_worker::cli::{Cli, Command};
 use spikecv_worker::determinism::CUBLAS_WORKSPACE;
+use spikecv_worker::join::JoinError;
+use spikecv_worker::train::command::CommandError;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     set_cublas_workspace();
-    tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// [`exit::REFUSED`] for a refusal a restart will not cure, else [`exit::FAILURE`].
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(join) = e.downcast_ref::<JoinError>() {
+        return join.exit_code();
+    }
+    match e.downcast_ref::<CommandError>() {
+        Some(CommandError::Config(_) | CommandError::Device(_)) => exit::REFUSED,
+        _ => exit::FAILURE,
+    }
 }
 
 /// Deterministic cuBLAS needs its workspace setting in the environment before

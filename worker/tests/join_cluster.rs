@@ -100,7 +100,11 @@ async fn three_workers_finish_every_job_once_and_survive_crashes() {
     let other = tmp.path().join("other-data");
     make_data(&other, 8);
     let mut stranger = start_worker(run1.port, &other, &tmp.path().join("stranger"), "stranger");
-    assert!(!stranger.wait_for(Duration::from_secs(60)).success());
+    assert_eq!(
+        stranger.wait_for(Duration::from_secs(60)).code(),
+        Some(3),
+        "a refusal exits 3, which service managers do not restart"
+    );
     let log = std::fs::read_to_string(tmp.path().join("stranger/worker.log")).unwrap();
     assert!(
         log.contains("fingerprint"),
