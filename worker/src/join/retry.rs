@@ -75,12 +75,56 @@ pub fn is_fenced(status: &Status) -> bool {
     )
 }
 
+/// Whether the coordinator answered but could not take the call now (out of
+/// room, an internal error): worth a few more tries, not endless ones.
+pub fn is_server_error(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::ResourceExhausted | Code::Internal | Code::Aborted
+    )
+}
+
+/// Tries of a droppable call (a checkpoint upload) that the coordinator keeps
+/// answering with a server error ([`is_server_error`]).
+pub const SERVER_ERROR_TRIES: u32 = 4;
+
 /// Repeats `call` with backoff while it fails transiently, until `give_up()`
 /// says to stop (then the last error is returned).
 pub async fn with_retry<T, F, Fut>(
     what: &'static str,
     cap: Duration,
     give_up: impl Fn() -> bool,
+    call: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    retry_loop(what, cap, give_up, u32::MAX, call).await
+}
+
+/// Like [`with_retry`] for a call that may be dropped: after
+/// `server_error_tries` server errors ([`is_server_error`]) it gives up, while
+/// connection trouble is still retried until `give_up()`.
+pub async fn with_bounded_retry<T, F, Fut>(
+    what: &'static str,
+    cap: Duration,
+    give_up: impl Fn() -> bool,
+    server_error_tries: u32,
+    call: F,
+) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    retry_loop(what, cap, give_up, server_error_tries, call).await
+}
+
+async fn retry_loop<T, F, Fut>(
+    what: &'static str,
+    cap: Duration,
+    give_up: impl Fn() -> bool,
+    server_error_tries: u32,
     mut call: F,
 ) -> Result<T, Status>
 where
@@ -88,9 +132,18 @@ where
     Fut: Future<Output = Result<T, Status>>,
 {
     let mut backoff = Backoff::new(cap);
+    let mut server_errors = 0u32;
     loop {
         match call().await {
             Ok(v) => return Ok(v),
+            Err(status)
+                if is_server_error(&status) && {
+                    server_errors += 1;
+                    server_errors >= server_error_tries
+                } =>
+            {
+                return Err(status);
+            }
             Err(status) if is_transient(&status) && !give_up() => {
                 let d = backoff.next_delay();
                 tracing::warn!(call = what, code = ?status.code(), message = status.message(), retry_in = ?d, "call failed; retrying");
@@ -144,6 +197,45 @@ mod tests {
             bins[((w - 5.0) as usize).min(4)] += 1;
         }
         assert!(bins.iter().all(|&n| n > 150 && n < 250), "{bins:?}");
+    }
+
+    #[tokio::test]
+    async fn a_droppable_call_stops_after_a_few_server_errors() {
+        let cap = Duration::from_millis(2);
+        for code in [Code::ResourceExhausted, Code::Internal] {
+            let calls = std::cell::Cell::new(0u32);
+            let r: Result<(), Status> = with_bounded_retry(
+                "upload",
+                cap,
+                || false,
+                SERVER_ERROR_TRIES,
+                || {
+                    calls.set(calls.get() + 1);
+                    std::future::ready(Err(Status::new(code, "full")))
+                },
+            )
+            .await;
+            assert_eq!(r.map_err(|s| s.code()), Err(code));
+            assert_eq!(calls.get(), SERVER_ERROR_TRIES);
+        }
+        // Connection trouble in between does not count against the limit.
+        let calls = std::cell::Cell::new(0u32);
+        let r: Result<u32, Status> = with_bounded_retry(
+            "upload",
+            cap,
+            || false,
+            2,
+            || {
+                calls.set(calls.get() + 1);
+                std::future::ready(match calls.get() {
+                    1 => Err(Status::internal("busy")),
+                    2..=5 => Err(Status::unavailable("down")),
+                    n => Ok(n),
+                })
+            },
+        )
+        .await;
+        assert_eq!(r.ok(), Some(6));
     }
 
     #[test]

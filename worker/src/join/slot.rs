@@ -16,7 +16,7 @@ use spikecv_common::proto::{
 use tonic::Status;
 
 use super::observer::{PendingCheckpoint, SlotEvent, SlotObserver};
-use super::retry::{is_fenced, with_retry};
+use super::retry::{SERVER_ERROR_TRIES, is_fenced, with_bounded_retry, with_retry};
 use super::state::{AttemptHandle, Shared, StopReason};
 use super::transfer;
 use crate::devices::DeviceSpec;
@@ -177,11 +177,18 @@ async fn run_inner(
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .take();
                 match latest {
-                    Some(ckpt) => call(shared, "UploadCheckpoint", |mut c| {
-                        let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
-                        let who = shared.credentials();
-                        async move { transfer::upload(&mut c, who, &attempt, &ckpt).await }
-                    })
+                    Some(ckpt) => with_bounded_retry(
+                        "UploadCheckpoint",
+                        shared.config.max_backoff,
+                        || false,
+                        SERVER_ERROR_TRIES,
+                        || {
+                            let mut c = shared.client.clone();
+                            let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
+                            let who = shared.credentials();
+                            async move { transfer::upload(&mut c, who, &attempt, &ckpt).await }
+                        },
+                    )
                     .await
                     .map(|bytes| tracing::debug!(attempt = %attempt, bytes, "checkpoint uploaded")),
                     None => Ok(()),
