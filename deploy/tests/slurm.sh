@@ -94,6 +94,7 @@ running_jobs() {
 
 deadline=$(( $(date +%s) + timeout ))
 drained=0
+pending_since=""
 [ "${SPIKECV_TEST_DRAIN:-1}" = 1 ] || drained=skip
 while :; do
   state="$(job_state "$SPIKECV_REPORT_JOBID")"
@@ -113,9 +114,15 @@ while :; do
     drained=1
   fi
   # A requeued job waits about two minutes before it may start again (Slurm's
-  # own delay); let the drained worker start at once to keep the test short.
+  # own delay, so that the old instance has finished completing: its end
+  # revokes the job's credential, and a new instance launched before that is
+  # killed with "Job credential revoked"). Keep the test short, but wait that
+  # out: bring the start forward only 5 s after the job went back to pending.
   if [ "$drained" = 1 ] && [ "$(job_state "${SPIKECV_WORKER_JOBID}_0")" = PENDING ]; then
-    scontrol update JobId="${SPIKECV_WORKER_JOBID}_0" StartTime=now 2>/dev/null || true
+    pending_since="${pending_since:-$(date +%s)}"
+    if [ $(( $(date +%s) - pending_since )) -ge 5 ]; then
+      scontrol update JobId="${SPIKECV_WORKER_JOBID}_0" StartTime=now 2>/dev/null || true
+    fi
   fi
   [ "$(date +%s)" -lt "$deadline" ] || spk_die "no report after ${timeout} s"
   sleep 2
