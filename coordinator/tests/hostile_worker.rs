@@ -8,8 +8,8 @@
 
 mod net_support;
 
-use net_support::{Joined, join, registration, start, start_on_file};
-use spikecv_common::job::{EpochMetrics, JobResult};
+use net_support::{Joined, join, metrics, registration, result, start, start_on_file};
+use spikecv_common::job::JobResult;
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
     CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, FailRequest, LeaseRequest,
@@ -21,34 +21,6 @@ use spikecv_coordinator::dashboard::overview;
 use spikecv_coordinator::report::{build_report, from_store};
 use spikecv_coordinator::scheduler::Clock;
 use tonic::Code;
-
-fn metrics(epoch: u32) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 0.5,
-        train_accuracy: 0.5,
-        val_loss: Some(0.4),
-        val_accuracy: Some(0.5),
-        test_loss: None,
-        test_accuracy: None,
-        epoch_seconds: 1.0,
-        samples_per_second: 10.0,
-    }
-}
-
-fn result() -> JobResult {
-    JobResult {
-        best_epoch: 1,
-        test_accuracy: 0.5,
-        test_loss: 0.25,
-        val_accuracy: Some(0.5),
-        val_loss: Some(0.4),
-        confusion: vec![vec![1, 0], vec![1, 0]],
-        train_seconds: 2.0,
-        epochs: vec![metrics(1), metrics(2)],
-        optimistic: false,
-    }
-}
 
 async fn lease(client: &mut WorkerClient, who: &Joined, name: &str, slots: usize) -> LeaseResponse {
     client

@@ -4,9 +4,8 @@
 
 mod net_support;
 
-use net_support::{Joined, LEASE_TIMEOUT_S, join, registration, start};
+use net_support::{Joined, LEASE_TIMEOUT_S, join, metrics, registration, result, start};
 use sha2::{Digest, Sha256};
-use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
     CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, LeaseRequest, ReportEpochRequest,
@@ -14,34 +13,6 @@ use spikecv_common::proto::{
 };
 use spikecv_coordinator::auth::{AuthConfig, Token};
 use tonic::Code;
-
-fn metrics(epoch: u32) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 0.5,
-        train_accuracy: 0.5,
-        val_loss: Some(0.4),
-        val_accuracy: Some(0.5),
-        test_loss: None,
-        test_accuracy: None,
-        epoch_seconds: 1.0,
-        samples_per_second: 10.0,
-    }
-}
-
-fn result() -> JobResult {
-    JobResult {
-        best_epoch: 1,
-        test_accuracy: 0.5,
-        test_loss: 0.25,
-        val_accuracy: Some(0.5),
-        val_loss: Some(0.4),
-        confusion: vec![vec![1, 0], vec![1, 0]],
-        train_seconds: 2.0,
-        epochs: vec![metrics(1), metrics(2)],
-        optimistic: false,
-    }
-}
 
 async fn lease(
     client: &mut WorkerClient,

@@ -46,6 +46,35 @@ impl Drop for Killed {
     }
 }
 
+/// Spawns `command` with stderr to `log` and waits (at most 30 s) until it
+/// logs that it listens; panics, naming `what`, if it exits first.
+fn spawn_listening(mut command: Command, log: &Path, what: &str) -> Killed {
+    let mut child = Killed(
+        command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap()
+        .contains("coordinator listening")
+    {
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "{what} exited: {}",
+            std::fs::read_to_string(log).unwrap()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{what} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 fn client(cmd: &str, port: u16, token: Option<&Path>, extra: &[&str]) -> Output {
     let mut c = bin();
     c.args([cmd, "--coordinator", &format!("http://127.0.0.1:{port}")]);
@@ -213,30 +242,11 @@ fn serve_beyond_loopback_wants_a_separate_admin_token_unless_told_otherwise() {
         "{err}"
     );
     // Told explicitly, it starts (and keeps running until stopped).
-    let log = dir.path().join("shared.log");
-    let mut started = Killed(
-        serve(&["--allow-shared-admin-token"], "b.db")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let _started = spawn_listening(
+        serve(&["--allow-shared-admin-token"], "b.db"),
+        &dir.path().join("shared.log"),
+        "serve with --allow-shared-admin-token",
     );
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("coordinator listening")
-    {
-        assert!(
-            started.0.try_wait().unwrap().is_none(),
-            "serve exited: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "serve never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -249,29 +259,11 @@ fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
             .arg(&state);
         c
     };
-    let log = dir.path().join("first.log");
-    let mut first = Killed(
-        serve(free_port())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let mut first = spawn_listening(
+        serve(free_port()),
+        &dir.path().join("first.log"),
+        "the first serve",
     );
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("coordinator listening")
-    {
-        assert!(
-            first.0.try_wait().unwrap().is_none(),
-            "the first serve exited"
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the first serve never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let second = serve(free_port()).output().unwrap();
     assert_eq!(second.status.code(), Some(3), "a refusal, not a crash");
     let err = String::from_utf8_lossy(&second.stderr);
@@ -282,30 +274,11 @@ fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
     );
     // Once the first has stopped, the state is free again.
     drop(first);
-    let log = dir.path().join("third.log");
-    let mut third = Killed(
-        serve(free_port())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
+    let _third = spawn_listening(
+        serve(free_port()),
+        &dir.path().join("third.log"),
+        "serve after the first stopped",
     );
-    let t0 = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap()
-        .contains("coordinator listening")
-    {
-        assert!(
-            third.0.try_wait().unwrap().is_none(),
-            "serve after the first stopped: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the third serve never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

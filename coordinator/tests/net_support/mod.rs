@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use spikecv_common::config::ExperimentConfig;
+use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;
@@ -175,5 +176,35 @@ pub async fn join(client: &mut WorkerClient, name: &str, fp: &str) -> Joined {
     Joined {
         id: r.worker_id,
         secret: r.worker_secret,
+    }
+}
+
+/// Plausible metrics of epoch `epoch`.
+pub fn metrics(epoch: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 0.5,
+        train_accuracy: 0.5,
+        val_loss: Some(0.4),
+        val_accuracy: Some(0.5),
+        test_loss: None,
+        test_accuracy: None,
+        epoch_seconds: 1.0,
+        samples_per_second: 10.0,
+    }
+}
+
+/// A plausible result of two epochs.
+pub fn result() -> JobResult {
+    JobResult {
+        best_epoch: 1,
+        test_accuracy: 0.5,
+        test_loss: 0.25,
+        val_accuracy: Some(0.5),
+        val_loss: Some(0.4),
+        confusion: vec![vec![1, 0], vec![1, 0]],
+        train_seconds: 2.0,
+        epochs: vec![metrics(1), metrics(2)],
+        optimistic: false,
     }
 }
