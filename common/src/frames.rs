@@ -178,6 +178,9 @@ pub fn visit_kept(
     }
     let (w, h) = (spec.width, spec.height);
     let scale = spec.downscale.max(1);
+    // The factors configs allow are powers of two: a shift, not a division,
+    // per event on this hot loop.
+    let shift = scale.is_power_of_two().then(|| scale.trailing_zeros());
     // Times relative to the first millisecond; kept windows are [lo, hi).
     let lo = (start as i64) * dt;
     let hi = (end as i64) * dt;
@@ -202,7 +205,10 @@ pub fn visit_kept(
             k_hi = k_lo + dt;
             k = window as usize - start;
         }
-        let (x, y) = (usize::from(e.x) / scale, usize::from(e.y) / scale);
+        let (x, y) = match shift {
+            Some(k) => (usize::from(e.x) >> k, usize::from(e.y) >> k),
+            None => (usize::from(e.x) / scale, usize::from(e.y) / scale),
+        };
         if x >= w || y >= h {
             continue;
         }
