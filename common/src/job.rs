@@ -22,6 +22,9 @@ pub enum JobStatus {
     Failed,
     /// Cancelled by a user.
     Cancelled,
+    /// Stopped early by a sweep's pruner: its configuration was losing on
+    /// validation accuracy (the reason is stored with the job).
+    Pruned,
 }
 
 impl JobStatus {
@@ -34,6 +37,7 @@ impl JobStatus {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
+            JobStatus::Pruned => "pruned",
         }
     }
 
@@ -41,7 +45,7 @@ impl JobStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled | JobStatus::Pruned
         )
     }
 }
@@ -67,6 +71,7 @@ impl FromStr for JobStatus {
             "succeeded" => JobStatus::Succeeded,
             "failed" => JobStatus::Failed,
             "cancelled" => JobStatus::Cancelled,
+            "pruned" => JobStatus::Pruned,
             other => return Err(UnknownStatus(other.to_owned())),
         })
     }

@@ -18,6 +18,7 @@ pub mod npy;
 pub mod paired;
 pub mod plan;
 pub mod proto;
+pub mod prune;
 pub mod render;
 pub mod slicing;
 pub mod special;

@@ -20,6 +20,9 @@
 //! it leaves out take their first value; in zip mode the first row matching
 //! every named value is the baseline.
 //!
+//! `prune = "median"` (with `warmup_epochs`, `min_jobs`) stops hopeless
+//! configurations early: see [`crate::prune`].
+//!
 //! Everything is checked when the experiment loads ([`ExperimentConfig::validate`]):
 //! unknown keys, values of the wrong type, empty lists, repeated values, and
 //! every combination applied to the config and validated; errors name the key.
@@ -29,6 +32,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, ExperimentConfig};
+use crate::prune::{PRUNE_KEYS, prune_rule};
 
 /// The raw `[sweep]` table as written (checked by [`configurations`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +194,8 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
+            // Pruning settings, read by `crate::prune`.
+            (k, _) if PRUNE_KEYS.contains(&k) => {}
             (_, toml::Value::Table(t)) => flatten(k, t, &mut flat),
             _ => {
                 flat.insert(k.clone(), v.clone());
@@ -353,6 +359,7 @@ impl ExperimentConfig {
     pub fn validate_sweep(&self) -> Result<(), ConfigError> {
         if self.sweep.is_some() {
             configurations(self)?;
+            prune_rule(self)?;
         }
         Ok(())
     }

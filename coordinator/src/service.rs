@@ -223,8 +223,8 @@ impl Coordinator for CoordinatorService {
                 s.record_epoch(attempt, &m)
             })
             .await;
-        self.note(r)?;
-        Ok(Response::new(pb::ReportEpochResponse { cancel: false }))
+        let pruned = self.note(r)?;
+        Ok(Response::new(pb::ReportEpochResponse { cancel: pruned }))
     }
 
     async fn upload_checkpoint(

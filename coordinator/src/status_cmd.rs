@@ -47,17 +47,18 @@ pub fn render(s: &StatusResponse) -> String {
             .find(|j| j.state == state)
             .map_or(0, |j| j.count)
     };
-    let done = count("succeeded") + count("failed") + count("cancelled");
+    let done = count("succeeded") + count("failed") + count("cancelled") + count("pruned");
     let _ = writeln!(out, "jobs: {done}/{} finished", s.total_jobs);
     let _ = writeln!(
         out,
-        "  pending {}  leased {}  running {}  succeeded {}  failed {}  cancelled {}",
+        "  pending {}  leased {}  running {}  succeeded {}  failed {}  cancelled {}  pruned {}",
         count("pending"),
         count("leased"),
         count("running"),
         count("succeeded"),
         count("failed"),
-        count("cancelled")
+        count("cancelled"),
+        count("pruned")
     );
     let _ = writeln!(
         out,

@@ -190,7 +190,9 @@ fn run(seed: u32, steps: usize) -> (usize, usize) {
                     .map(|_| ()),
                 None => Ok(()),
             },
-            4 => attempt.map_or(Ok(()), |(a, _)| s.record_epoch(a, &result(1).epochs[0])),
+            4 => attempt.map_or(Ok(()), |(a, _)| {
+                s.record_epoch(a, &result(1).epochs[0]).map(|_| ())
+            }),
             5 => attempt.map_or(Ok(()), |(a, _)| {
                 s.put_checkpoint(a, 1, &[step as u8; 16]).map(|_| ())
             }),

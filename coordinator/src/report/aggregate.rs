@@ -263,7 +263,8 @@ fn status_rank(status: JobStatus) -> u8 {
         JobStatus::Leased => 2,
         JobStatus::Pending => 3,
         JobStatus::Failed => 4,
-        JobStatus::Cancelled => 5,
+        JobStatus::Pruned => 5,
+        JobStatus::Cancelled => 6,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The scheduler: the job state machine over the store, plain sync Rust (no
 //! network, no async), so every transition is testable with a hand-driven clock.
 //!
-//! Job states: `pending → leased → running → succeeded | failed | cancelled`
+//! Job states: `pending → leased → running → succeeded | failed | cancelled |
+//! pruned` (pruned: a sweep's median pruner stopped it, see `prune`)
 //! (and back to `pending` when a lease is lost, released or a transient failure
 //! is retried). Each lease creates an attempt whose id fences every later report:
 //! a report from an attempt that is not its job's current attempt is refused with
@@ -22,6 +23,7 @@ mod clock;
 mod error;
 mod identity;
 mod ops;
+mod prune;
 mod registration;
 mod status;
 mod submit;
@@ -74,6 +76,7 @@ pub struct Scheduler {
     checkpoints: CheckpointDir,
     clock: Box<dyn Clock>,
     settings: SchedulerSettings,
+    prune_rules: prune::PruneRules,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -124,6 +127,7 @@ impl Scheduler {
             checkpoints,
             clock,
             settings,
+            prune_rules: prune::PruneRules::default(),
         })
     }
 

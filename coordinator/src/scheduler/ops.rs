@@ -4,8 +4,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
+use spikecv_common::prune::prune_rule;
 
 use super::checkpoint_ops::take_checkpoint_record;
+use super::prune::prune_after_epoch;
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
@@ -59,7 +61,7 @@ pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow
     Ok((a, job))
 }
 
-fn end_attempt(
+pub(super) fn end_attempt(
     conn: &Connection,
     attempt: AttemptId,
     now: i64,
@@ -162,6 +164,7 @@ impl Scheduler {
             ],
         )?;
         let max_attempts = s.config.protocol.max_attempts;
+        let prunes = prune_rule(&s.config).ok().flatten().is_some();
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
                 None => {
@@ -193,11 +196,15 @@ impl Scheduler {
                     JobStatus::Pending | JobStatus::Leased | JobStatus::Running => {
                         out.jobs_in_progress += 1
                     }
-                    JobStatus::Failed | JobStatus::Cancelled => {
+                    // A pruned job stays pruned where the sweep prunes; an
+                    // experiment without pruning runs it to its end.
+                    JobStatus::Pruned if prunes => out.jobs_reused += 1,
+                    JobStatus::Failed | JobStatus::Cancelled | JobStatus::Pruned => {
                         exec(
                             &tx,
                             "UPDATE jobs SET status = 'pending', failures = 0, lost_attempts = 0,
                                  current_attempt = NULL, error = NULL, finished_ms = NULL,
+                                 pruned_json = NULL,
                                  max_attempts = ?2, updated_ms = ?3
                              WHERE id = ?1",
                             params![job.id.as_str(), max_attempts, now],
@@ -208,11 +215,13 @@ impl Scheduler {
             }
             exec(
                 &tx,
-                "INSERT OR IGNORE INTO experiment_jobs (experiment, job, position) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO experiment_jobs (experiment, job, position, configuration)
+                 VALUES (?1, ?2, ?3, ?4)",
                 params![
                     experiment.0,
                     job.id.as_str(),
-                    i64::try_from(position).unwrap_or(i64::MAX)
+                    i64::try_from(position).unwrap_or(i64::MAX),
+                    i64::try_from(job.configuration).unwrap_or(i64::MAX)
                 ],
             )?;
         }
@@ -338,7 +347,9 @@ impl Scheduler {
     }
 
     /// Stores one epoch's metrics of a current attempt (and extends its lease).
-    pub fn record_epoch(&mut self, attempt: AttemptId, m: &EpochMetrics) -> Result<()> {
+    /// Returns true when the job was pruned on this report (its sweep's median
+    /// pruner): the worker must stop the attempt.
+    pub fn record_epoch(&mut self, attempt: AttemptId, m: &EpochMetrics) -> Result<bool> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
         if m.epoch == 0 {
@@ -356,8 +367,9 @@ impl Scheduler {
             "UPDATE jobs SET status = 'running', progress_epoch = ?2, updated_ms = ?3 WHERE id = ?1",
             params![job.id.as_str(), m.epoch, now],
         )?;
+        let pruned = prune_after_epoch(&tx, &mut self.prune_rules, &job.id, m.epoch, now)?;
         tx.commit().map_err(StoreError::from)?;
-        Ok(())
+        Ok(pruned)
     }
 
     /// Records a current attempt's result: the job succeeded (exactly once; a
@@ -541,7 +553,7 @@ impl Scheduler {
             reads::job(&tx, job)?.ok_or_else(|| SchedulerError::UnknownJob { job: job.clone() })?;
         match row.status {
             JobStatus::Cancelled => return Ok(()),
-            JobStatus::Succeeded | JobStatus::Failed => {
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Pruned => {
                 return Err(SchedulerError::AlreadyFinished {
                     job: job.clone(),
                     status: row.status,

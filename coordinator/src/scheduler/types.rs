@@ -246,6 +246,9 @@ pub struct StatusCounts {
     pub failed: u32,
     /// Cancelled.
     pub cancelled: u32,
+    /// Stopped by a sweep's pruner.
+    #[serde(default)]
+    pub pruned: u32,
 }
 
 impl StatusCounts {
@@ -263,13 +266,20 @@ impl StatusCounts {
             JobStatus::Succeeded => &mut self.succeeded,
             JobStatus::Failed => &mut self.failed,
             JobStatus::Cancelled => &mut self.cancelled,
+            JobStatus::Pruned => &mut self.pruned,
         };
         *slot += n;
     }
 
     /// Jobs in total.
     pub fn total(&self) -> u32 {
-        self.pending + self.leased + self.running + self.succeeded + self.failed + self.cancelled
+        self.pending
+            + self.leased
+            + self.running
+            + self.succeeded
+            + self.failed
+            + self.cancelled
+            + self.pruned
     }
 
     /// Jobs that will still change.

@@ -182,6 +182,7 @@ pub fn status_to_proto(s: &StatusSnapshot) -> pb::StatusResponse {
         ("succeeded", c.succeeded),
         ("failed", c.failed),
         ("cancelled", c.cancelled),
+        ("pruned", c.pruned),
     ]
     .into_iter()
     .map(|(state, n)| pb::JobCount {

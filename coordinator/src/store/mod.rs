@@ -52,6 +52,14 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: u32,
     },
+    /// A schema migration would leave the database inconsistent (rolled back).
+    #[error("state database: migration to schema {version} refused: {message}")]
+    Migration {
+        /// The schema version it migrated to.
+        version: u32,
+        /// What is wrong.
+        message: String,
+    },
     /// A stored value does not parse (hand-edited or corrupt database).
     #[error("state database: {table} row {key}: column {column}: {message}")]
     Corrupt {

@@ -1,6 +1,6 @@
 //! The store's schema and its migrations, versioned with SQLite's `user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::StoreError;
 
@@ -120,6 +120,61 @@ ALTER TABLE checkpoints_v2 RENAME TO checkpoints;
     r#"
 ALTER TABLE workers ADD COLUMN secret_sha256 TEXT;
 "#,
+    // 4: sweeps. A job's configuration (its index in the experiment's sweep) on
+    // the experiment-to-job link; job state `pruned` with the pruner's reason.
+    // SQLite cannot change a CHECK, so `jobs` is rebuilt (`migrate` turns
+    // foreign keys off around it and checks them before committing).
+    r#"
+ALTER TABLE experiment_jobs ADD COLUMN configuration INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE jobs_v4 (
+    id               TEXT PRIMARY KEY,
+    experiment       TEXT NOT NULL REFERENCES experiments(id),
+    variant          TEXT NOT NULL,
+    seed             INTEGER NOT NULL,
+    fold             INTEGER NOT NULL,
+    protocol         TEXT NOT NULL,
+    config_toml      TEXT NOT NULL,
+    split_json       TEXT NOT NULL,
+    data_fingerprint TEXT,
+    max_attempts     INTEGER NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN
+                     ('pending', 'leased', 'running', 'succeeded', 'failed', 'cancelled', 'pruned')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    failures         INTEGER NOT NULL DEFAULT 0,
+    lost_attempts    INTEGER NOT NULL DEFAULT 0,
+    current_attempt  INTEGER REFERENCES attempts(id),
+    progress_epoch   INTEGER,
+    progress_of      INTEGER,
+    error            TEXT,
+    result_json      TEXT,
+    best_epoch       INTEGER,
+    test_accuracy    REAL,
+    test_loss        REAL,
+    val_accuracy     REAL,
+    val_loss         REAL,
+    train_seconds    REAL,
+    worker           TEXT,
+    device           TEXT,
+    created_ms       INTEGER NOT NULL,
+    updated_ms       INTEGER NOT NULL,
+    finished_ms      INTEGER,
+    pruned_json      TEXT
+);
+INSERT INTO jobs_v4 (id, experiment, variant, seed, fold, protocol, config_toml, split_json,
+        data_fingerprint, max_attempts, status, attempts, failures, lost_attempts,
+        current_attempt, progress_epoch, progress_of, error, result_json, best_epoch,
+        test_accuracy, test_loss, val_accuracy, val_loss, train_seconds, worker, device,
+        created_ms, updated_ms, finished_ms)
+    SELECT id, experiment, variant, seed, fold, protocol, config_toml, split_json,
+        data_fingerprint, max_attempts, status, attempts, failures, lost_attempts,
+        current_attempt, progress_epoch, progress_of, error, result_json, best_epoch,
+        test_accuracy, test_loss, val_accuracy, val_loss, train_seconds, worker, device,
+        created_ms, updated_ms, finished_ms
+    FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v4 RENAME TO jobs;
+CREATE INDEX jobs_by_status ON jobs(status);
+"#,
 ];
 
 /// The schema version this build writes.
@@ -134,9 +189,32 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // A table rebuild (schema 4) drops a table others refer to: foreign keys
+    // are off while migrating (the pragma is ignored inside a transaction) and
+    // checked before each commit.
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let result = run_migrations(conn, found);
+    conn.pragma_update(None, "foreign_keys", if enforced { "ON" } else { "OFF" })?;
+    result
+}
+
+fn run_migrations(conn: &mut Connection, found: u32) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(StoreError::Migration {
+                version: i as u32 + 1,
+                message: format!("table {table} has rows whose foreign key points nowhere"),
+            });
+        }
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "store schema migrated");
@@ -177,5 +255,53 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn schema_4_rebuilds_jobs_keeping_rows_and_references_and_allows_pruned() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(
+            "INSERT INTO experiments VALUES ('e', NULL, '', 'h', NULL, '[]', 0);
+             INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
+                 split_json, max_attempts, status, created_ms, updated_ms, test_accuracy)
+                 VALUES ('j', 'e', 'whole', 0, 0, 'cv', 'c', '{}', 3, 'succeeded', 0, 0, 0.75);
+             INSERT INTO experiment_jobs VALUES ('e', 'j', 0);
+             INSERT INTO workers VALUES ('w', 'a', 'h', '[]', '', 0, 0, 'alive', NULL);
+             INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms)
+                 VALUES ('j', 'w', 'cpu', 0, 1);
+             INSERT INTO epoch_metrics VALUES ('j', 1, 1, '{}');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (String, f64, i64) = conn
+            .query_row(
+                "SELECT j.status, j.test_accuracy, ej.configuration
+                 FROM jobs j JOIN experiment_jobs ej ON ej.job = j.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("succeeded".to_owned(), 0.75, 0));
+        conn.execute("UPDATE jobs SET status = 'pruned'", [])
+            .unwrap();
+        assert!(
+            conn.execute("UPDATE jobs SET status = 'bogus'", [])
+                .is_err()
+        );
+        // Foreign keys are enforced again and still point at the new table.
+        let on: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(on);
+        assert!(
+            conn.execute("INSERT INTO epoch_metrics VALUES ('nope', 1, 1, '{}')", [])
+                .is_err()
+        );
+        assert!(conn.execute("DELETE FROM jobs WHERE id = 'j'", []).is_err());
     }
 }

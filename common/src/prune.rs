@@ -1,0 +1,232 @@
+//! Median pruning of a sweep's hopeless configurations, decided on validation
+//! accuracy only.
+//!
+//! ```toml
+//! [sweep]
+//! "training.lr" = [0.001, 0.000001]
+//! prune = "median"
+//! warmup_epochs = 2     # no pruning at epochs 1..=2 (default 1)
+//! min_jobs = 1          # other configurations' jobs needed at that epoch (default 1)
+//! ```
+//!
+//! When a job of configuration *c* reports epoch *e*, it is compared with the
+//! jobs of the *other* configurations of the same experiment and the same
+//! (variant, seed, fold) that have reported epoch *e*: if at least `min_jobs`
+//! of them have, *e* is past the warm-up, and the job's validation accuracy at
+//! *e* is strictly below their median, the job is pruned. Test accuracy is
+//! never looked at; pruning needs the train-val-test protocol.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, ExperimentConfig, ProtocolKind};
+
+/// The `[sweep]` keys that configure pruning rather than name a swept value.
+pub const PRUNE_KEYS: &[&str] = &["prune", "warmup_epochs", "min_jobs"];
+
+/// An experiment's pruning settings (only with `prune = "median"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneRule {
+    /// Epochs `1..=warmup_epochs` are never pruned.
+    pub warmup_epochs: u32,
+    /// How many other configurations' jobs must have reported the epoch.
+    pub min_jobs: u32,
+}
+
+/// Why a job was pruned: what it was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PruneVerdict {
+    /// The epoch compared.
+    pub epoch: u32,
+    /// The job's validation accuracy at that epoch.
+    pub val_accuracy: f64,
+    /// The median of the other configurations' jobs at that epoch.
+    pub median: f64,
+    /// How many jobs the median is over.
+    pub compared_with: usize,
+}
+
+impl std::fmt::Display for PruneVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pruned at epoch {}: validation accuracy {:.4} below the median {:.4} of {} other configuration job(s)",
+            self.epoch, self.val_accuracy, self.median, self.compared_with
+        )
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: format!("sweep.{key}"),
+        message: message.into(),
+    }
+}
+
+/// The pruning settings of `config`'s `[sweep]`, `None` when it does not prune;
+/// errors name the key.
+pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, ConfigError> {
+    let Some(spec) = config.sweep.as_ref() else {
+        return Ok(None);
+    };
+    let table = &spec.0;
+    let count = |key: &str, default: u32| -> Result<u32, ConfigError> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(toml::Value::Integer(i)) => {
+                u32::try_from(*i).map_err(|_| invalid(key, format!("{i} is not in 0..=4294967295")))
+            }
+            Some(_) => Err(invalid(key, "expected a whole number")),
+        }
+    };
+    let warmup_epochs = count("warmup_epochs", 1)?;
+    let min_jobs = count("min_jobs", 1)?;
+    match table.get("prune") {
+        None => {
+            for key in ["warmup_epochs", "min_jobs"] {
+                if table.contains_key(key) {
+                    return Err(invalid(key, "only means something with prune = \"median\""));
+                }
+            }
+            Ok(None)
+        }
+        Some(toml::Value::String(s)) if s == "median" => {
+            if config.protocol.kind != ProtocolKind::TrainValTest {
+                return Err(invalid(
+                    "prune",
+                    "pruning decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
+                ));
+            }
+            if warmup_epochs >= config.training.epochs {
+                return Err(invalid(
+                    "warmup_epochs",
+                    format!(
+                        "{warmup_epochs} leaves no epoch to prune at (training.epochs = {})",
+                        config.training.epochs
+                    ),
+                ));
+            }
+            if min_jobs == 0 {
+                return Err(invalid("min_jobs", "must be at least 1"));
+            }
+            Ok(Some(PruneRule {
+                warmup_epochs,
+                min_jobs,
+            }))
+        }
+        Some(other) => Err(invalid(
+            "prune",
+            format!("{other} is not a pruner (the one there is: \"median\")"),
+        )),
+    }
+}
+
+/// The median of `values` (mean of the two middle ones for an even count).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+impl PruneRule {
+    /// Whether a job with validation accuracy `own` at `epoch` is pruned,
+    /// against `others` (the other configurations' jobs at that epoch).
+    pub fn decide(&self, epoch: u32, own: f64, others: &[f64]) -> Option<PruneVerdict> {
+        if epoch <= self.warmup_epochs || others.len() < self.min_jobs as usize {
+            return None;
+        }
+        let m = median(others)?;
+        (own < m).then(|| PruneVerdict {
+            epoch,
+            val_accuracy: own,
+            median: m,
+            compared_with: others.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> PruneRule {
+        PruneRule {
+            warmup_epochs: 2,
+            min_jobs: 2,
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[0.3]), Some(0.3));
+        assert_eq!(median(&[0.9, 0.1, 0.5]), Some(0.5));
+        assert_eq!(median(&[0.4, 0.1, 0.2, 0.8]), Some(0.3));
+    }
+
+    #[test]
+    fn prunes_only_past_warmup_with_enough_jobs_and_strictly_below() {
+        let r = rule();
+        assert_eq!(r.decide(2, 0.0, &[0.5, 0.6]), None, "inside the warm-up");
+        assert_eq!(r.decide(3, 0.0, &[0.5]), None, "too few jobs to compare");
+        assert_eq!(r.decide(3, 0.55, &[0.5, 0.6]), None, "equal to the median");
+        assert_eq!(r.decide(3, 0.7, &[0.5, 0.6]), None, "above the median");
+        let v = r.decide(3, 0.2, &[0.5, 0.6]).expect("below the median");
+        assert_eq!(
+            (v.epoch, v.val_accuracy, v.median, v.compared_with),
+            (3, 0.2, 0.55, 2)
+        );
+        assert!(v.to_string().contains("epoch 3"));
+    }
+
+    fn config(sweep: &str, protocol: &str) -> Result<ExperimentConfig, ConfigError> {
+        ExperimentConfig::from_toml_str(&format!(
+            "[data]\nroot = \"d\"\n[protocol]\nkind = \"{protocol}\"\n[training]\nepochs = 4\n[sweep]\n\"training.lr\" = [0.1, 0.01]\n{sweep}"
+        ))
+    }
+
+    #[test]
+    fn settings_are_read_and_checked_naming_the_key() {
+        let c = config(
+            "prune = \"median\"\nwarmup_epochs = 2\nmin_jobs = 3",
+            "train-val-test",
+        )
+        .expect("valid");
+        assert_eq!(
+            prune_rule(&c).expect("valid"),
+            Some(PruneRule {
+                warmup_epochs: 2,
+                min_jobs: 3
+            })
+        );
+        let none = config("", "train-val-test").expect("valid");
+        assert_eq!(prune_rule(&none).expect("valid"), None);
+        for (sweep, protocol, key) in [
+            ("prune = \"median\"", "train-test", "sweep.prune"),
+            ("prune = \"mean\"", "train-val-test", "sweep.prune"),
+            (
+                "prune = \"median\"\nwarmup_epochs = 4",
+                "train-val-test",
+                "sweep.warmup_epochs",
+            ),
+            (
+                "prune = \"median\"\nmin_jobs = 0",
+                "train-val-test",
+                "sweep.min_jobs",
+            ),
+            (
+                "prune = \"median\"\nmin_jobs = -1",
+                "train-val-test",
+                "sweep.min_jobs",
+            ),
+            ("warmup_epochs = 1", "train-val-test", "sweep.warmup_epochs"),
+        ] {
+            let err = config(sweep, protocol).expect_err(sweep).to_string();
+            assert!(err.contains(key), "{sweep}: {err}");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Median pruning in the scheduler: a sweep's losing configuration is stopped
+//! on validation accuracy after its warm-up, the worker hears it, the others
+//! run on; test accuracy never decides. Plain Rust, no network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::plan::{JobId, plan_configurations};
+use spikecv_coordinator::scheduler::{
+    Assignment, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo, Submission,
+    WorkerId, WorkerRegistration,
+};
+use spikecv_coordinator::store::Store;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// Two learning rates (the first the baseline), one seed, two folds:
+/// four jobs, train-val-test.
+fn config(prune: &str) -> ExperimentConfig {
+    ExperimentConfig::from_toml_str(&format!(
+        "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
+         variants = [\"whole\"]\n[training]\nepochs = 6\n\
+         [sweep]\n\"training.lr\" = [0.001, 0.0000001]\n{prune}"
+    ))
+    .unwrap()
+}
+
+fn submission(config: ExperimentConfig) -> Submission {
+    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
+    let plan = plan_configurations(&config, &recordings, None).unwrap();
+    Submission {
+        config_toml: config.to_toml_string(),
+        config,
+        jobs: plan.jobs,
+        configurations: plan.configurations,
+        data_fingerprint: None,
+        class_names: vec!["cat".into(), "dog".into()],
+    }
+}
+
+fn scheduler(clock: &ManualClock) -> Scheduler {
+    Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        SchedulerSettings::default(),
+        Box::new(clock.clone()),
+    )
+    .unwrap()
+}
+
+fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
+    s.register_worker(&WorkerRegistration {
+        name: "w".into(),
+        host: "node1".into(),
+        slots: (0..slots)
+            .map(|_| SlotInfo {
+                device: "cpu".into(),
+                device_name: "cpu".into(),
+                memory_bytes: 1 << 30,
+            })
+            .collect(),
+        data_fingerprint: String::new(),
+    })
+    .unwrap()
+}
+
+fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 1.0,
+        train_accuracy: 0.5,
+        val_loss: Some(1.0),
+        val_accuracy: Some(val),
+        test_loss: Some(1.0),
+        test_accuracy: Some(test),
+        epoch_seconds: 60.0,
+        samples_per_second: 10.0,
+    }
+}
+
+fn status(s: &Scheduler, job: &JobId) -> JobStatus {
+    s.store().job(job).unwrap().unwrap().status
+}
+
+/// Submits, leases all four jobs; returns (baseline fold 0, small-lr fold 0,
+/// baseline fold 1, small-lr fold 1) assignments.
+fn start(s: &mut Scheduler, prune: &str) -> (WorkerId, Vec<Assignment>) {
+    let sub = submission(config(prune));
+    s.submit(&sub).unwrap();
+    let w = worker(s, 4);
+    let lease = s.lease(&w, &vec!["cpu".to_owned(); 4]).unwrap();
+    assert_eq!(lease.assignments.len(), 4);
+    let mut by_plan = Vec::new();
+    for (configuration, fold) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        let planned = sub
+            .jobs
+            .iter()
+            .find(|j| j.configuration == configuration && j.fold == fold)
+            .unwrap();
+        let a = lease
+            .assignments
+            .iter()
+            .find(|a| a.job == planned.id)
+            .unwrap();
+        by_plan.push(a.clone());
+    }
+    (w, by_plan)
+}
+
+#[test]
+fn the_losing_configuration_is_pruned_after_its_warmup_and_the_baseline_runs_on() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (w, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 2\n");
+    let (base, small) = (&a[0], &a[1]);
+    for e in 1..=2 {
+        assert!(!s.record_epoch(base.attempt, &epoch(e, 0.5, 0.5)).unwrap());
+        // Inside the warm-up a far worse job is not pruned.
+        assert!(
+            !s.record_epoch(small.attempt, &epoch(e, 0.05, 0.05))
+                .unwrap()
+        );
+    }
+    assert!(!s.record_epoch(base.attempt, &epoch(3, 0.6, 0.6)).unwrap());
+    assert!(
+        s.record_epoch(small.attempt, &epoch(3, 0.1, 0.1)).unwrap(),
+        "the report's answer tells the worker to stop"
+    );
+    assert_eq!(status(&s, &small.job), JobStatus::Pruned);
+    // The worker's heartbeat lists the attempt to cancel; its later reports are fenced.
+    let beat = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt: small.attempt,
+                epoch: 3,
+                of: 6,
+            }],
+        )
+        .unwrap();
+    assert_eq!(beat.cancel, vec![small.attempt]);
+    assert!(s.record_epoch(small.attempt, &epoch(4, 0.1, 0.1)).is_err());
+    // The baseline goes on to its end.
+    for e in 4..=6 {
+        assert!(!s.record_epoch(base.attempt, &epoch(e, 0.7, 0.7)).unwrap());
+    }
+    assert_eq!(status(&s, &base.job), JobStatus::Running);
+    // The reason is stored with the job.
+    let reason: String = s
+        .store()
+        .conn()
+        .query_row(
+            "SELECT pruned_json FROM jobs WHERE id = ?1",
+            [small.job.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reason).unwrap();
+    assert_eq!(v["epoch"], 3);
+    assert_eq!(v["median"], 0.6);
+    // Other folds are their own groups: fold 1 was never compared.
+    assert_eq!(status(&s, &a[3].job), JobStatus::Leased);
+}
+
+#[test]
+fn a_job_ahead_of_its_group_is_pruned_when_the_others_catch_up() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 1\n");
+    let (base, small) = (&a[0], &a[1]);
+    // The small-lr job runs ahead: nothing to compare with yet.
+    for e in 1..=3 {
+        assert!(!s.record_epoch(small.attempt, &epoch(e, 0.1, 0.9)).unwrap());
+    }
+    assert_eq!(status(&s, &small.job), JobStatus::Running);
+    assert!(!s.record_epoch(base.attempt, &epoch(1, 0.5, 0.1)).unwrap());
+    assert_eq!(
+        status(&s, &small.job),
+        JobStatus::Running,
+        "epoch 1 is warm-up"
+    );
+    // The baseline's epoch 2 makes epoch 2 comparable: the job ahead loses.
+    assert!(!s.record_epoch(base.attempt, &epoch(2, 0.5, 0.1)).unwrap());
+    assert_eq!(status(&s, &small.job), JobStatus::Pruned);
+    assert_eq!(status(&s, &base.job), JobStatus::Running);
+}
+
+#[test]
+fn test_accuracy_never_prunes_and_without_prune_nothing_is_pruned() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 1\n");
+    // Equal validation accuracy, far worse test accuracy: not pruned.
+    for e in 1..=4 {
+        assert!(!s.record_epoch(a[0].attempt, &epoch(e, 0.5, 0.9)).unwrap());
+        assert!(!s.record_epoch(a[1].attempt, &epoch(e, 0.5, 0.01)).unwrap());
+    }
+    assert_eq!(status(&s, &a[1].job), JobStatus::Running);
+
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "");
+    for e in 1..=4 {
+        assert!(!s.record_epoch(a[0].attempt, &epoch(e, 0.9, 0.9)).unwrap());
+        assert!(!s.record_epoch(a[1].attempt, &epoch(e, 0.01, 0.01)).unwrap());
+    }
+    assert_eq!(status(&s, &a[1].job), JobStatus::Running);
+}
+
+#[test]
+fn a_pruned_job_stays_pruned_on_resubmit_and_runs_again_without_pruning() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 1\n");
+    for e in 1..=2 {
+        s.record_epoch(a[0].attempt, &epoch(e, 0.8, 0.8)).unwrap();
+        s.record_epoch(a[1].attempt, &epoch(e, 0.1, 0.1)).unwrap();
+    }
+    assert_eq!(status(&s, &a[1].job), JobStatus::Pruned);
+    let again = s
+        .submit(&submission(config(
+            "prune = \"median\"\nwarmup_epochs = 1\n",
+        )))
+        .unwrap();
+    assert_eq!(again.jobs_requeued, 0);
+    assert_eq!(status(&s, &a[1].job), JobStatus::Pruned);
+    // The same configurations without pruning: the pruned job runs again.
+    let without = s.submit(&submission(config(""))).unwrap();
+    assert_eq!(without.jobs_requeued, 1);
+    assert_eq!(status(&s, &a[1].job), JobStatus::Pending);
+    let counts = s.status().unwrap().counts;
+    assert_eq!(counts.pruned, 0);
+}
