@@ -140,7 +140,7 @@ impl PruneRule {
             return None;
         }
         let m = median(others)?;
-        (own < m).then(|| PruneVerdict {
+        (own < m).then_some(PruneVerdict {
             epoch,
             val_accuracy: own,
             median: m,

@@ -1,4 +1,5 @@
-//! Turns job records into the figures of a report: per variant and protocol,
+//! Turns job records into the figures of a report: per variant and protocol
+//! (and sweep configuration, compared in [`super::compare`]),
 //! mean ± std (population and sample) over every (seed, fold) job, per-seed and
 //! per-fold tables, progress against the plan, failures and compute used.
 //!
@@ -11,7 +12,9 @@ use serde::Serialize;
 use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
 use spikecv_common::job::JobStatus;
 use spikecv_common::stats;
+use spikecv_common::sweep::configurations;
 
+use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations};
 use super::model::{ExperimentRecord, JobRecord};
 use super::published::{PublishedFigure, published_figures};
 
@@ -83,19 +86,26 @@ pub struct FoldRow {
     pub test_loss: Metric,
 }
 
-/// Everything reported for one variant under one protocol.
+/// Everything reported for one variant under one protocol (and, in a sweep,
+/// one configuration).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupReport {
+    /// Index of the configuration in [`Report::configurations`] (0 without a sweep).
+    pub configuration: usize,
+    /// The configuration's label (empty without a sweep).
+    pub configuration_label: String,
     /// Data set variant.
     pub variant: Variant,
     /// Protocol.
     pub protocol: ProtocolKind,
     /// True for train-test: best test accuracy over epochs, an optimistic figure.
     pub optimistic: bool,
-    /// Jobs planned (distinct seed × fold).
+    /// Jobs planned (distinct seed × fold), less those pruned.
     pub planned: usize,
     /// Jobs that succeeded.
     pub succeeded: usize,
+    /// Jobs the sweep's pruner stopped (left out of every figure).
+    pub pruned: usize,
     /// Test accuracy over every succeeded (seed, fold) job.
     pub test_accuracy: Metric,
     /// Validation accuracy of the selected models (`None` for train-test).
@@ -135,7 +145,9 @@ pub struct Progress {
     pub failed: usize,
     /// Jobs cancelled.
     pub cancelled: usize,
-    /// True when every planned job succeeded.
+    /// Jobs stopped by the sweep's pruner.
+    pub pruned: usize,
+    /// True when every planned job succeeded or was pruned.
     pub complete: bool,
 }
 
@@ -233,17 +245,29 @@ pub struct Report {
     pub failed_jobs: Vec<FailedJob>,
     /// Time and hardware used.
     pub compute: Compute,
+    /// The experiment's configurations (one, unlabelled, without a sweep).
+    pub configurations: Vec<ConfigurationInfo>,
+    /// The sweep's comparison with the baseline (`None` without a sweep).
+    pub sweep: Option<SweepComparison>,
     /// Things the reader should know (unparsable config, duplicate jobs, ...).
     pub warnings: Vec<String>,
     /// Every job, in variant, protocol, seed, fold order.
     pub jobs: Vec<JobRecord>,
 }
 
-type GroupKey = (Variant, &'static str);
-type JobKey = (Variant, &'static str, u64, u32);
+/// (variant, protocol, configuration).
+type GroupKey = (Variant, &'static str, usize);
+/// (variant, protocol, configuration, seed, fold).
+type JobKey = (Variant, &'static str, usize, u64, u32);
 
 fn key_of(job: &JobRecord) -> JobKey {
-    (job.variant, job.protocol.as_str(), job.seed, job.fold)
+    (
+        job.variant,
+        job.protocol.as_str(),
+        job.configuration,
+        job.seed,
+        job.fold,
+    )
 }
 
 fn protocol_of(name: &str) -> ProtocolKind {
@@ -305,40 +329,57 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     }
 
     let mut planned: BTreeSet<JobKey> = by_key.keys().copied().collect();
-    match ExperimentConfig::from_toml_str(&experiment.config_toml) {
-        Ok(config) => {
-            let p = &config.protocol;
-            for &variant in &p.variants {
-                for &seed in &p.seeds {
-                    for fold in 0..p.folds {
-                        planned.insert((variant, p.kind.as_str(), seed, fold));
+    let configs = match ExperimentConfig::from_toml_str(&experiment.config_toml)
+        .map_err(|e| e.to_string())
+        .and_then(|c| configurations(&c).map_err(|e| e.to_string()))
+    {
+        Ok(configs) => {
+            for (c, configuration) in configs.iter().enumerate() {
+                let p = &configuration.config.protocol;
+                for &variant in &p.variants {
+                    for &seed in &p.seeds {
+                        for fold in 0..p.folds {
+                            planned.insert((variant, p.kind.as_str(), c, seed, fold));
+                        }
                     }
                 }
             }
+            configs
         }
-        Err(e) => warnings.push(format!(
-            "the stored configuration does not parse ({e}); the plan is taken from the store's jobs only"
-        )),
-    }
+        Err(e) => {
+            warnings.push(format!(
+                "the stored configuration does not parse ({e}); the plan is taken from the store's jobs only"
+            ));
+            Vec::new()
+        }
+    };
+    let configuration_infos = ConfigurationInfo::list(&configs, planned.iter().map(|k| k.2));
 
     let progress = progress(&planned, &by_key);
     let mut group_keys: BTreeSet<GroupKey> = BTreeSet::new();
-    for &(v, p, _, _) in &planned {
-        group_keys.insert((v, p));
+    for &(v, p, c, _, _) in &planned {
+        group_keys.insert((v, p, c));
     }
-    let groups = group_keys
+    let groups: Vec<GroupReport> = group_keys
         .iter()
-        .map(|&(variant, protocol)| {
+        .map(|&(variant, protocol, c)| {
             let keys: Vec<JobKey> = planned
                 .iter()
                 .copied()
-                .filter(|&(v, p, _, _)| v == variant && p == protocol)
+                .filter(|&(v, p, k, _, _)| v == variant && p == protocol && k == c)
                 .collect();
-            group_report(variant, protocol_of(protocol), &keys, &by_key)
+            let mut g = group_report(variant, protocol_of(protocol), &keys, &by_key);
+            g.configuration = c;
+            g.configuration_label = configuration_infos
+                .get(c)
+                .map_or_else(|| format!("#{c}"), |i| i.label.clone());
+            g
         })
         .collect();
 
     let records: Vec<&JobRecord> = by_key.values().copied().collect();
+    let sweep = (configuration_infos.len() > 1)
+        .then(|| compare_configurations(&configuration_infos, &groups, &records));
     let failed_jobs = records
         .iter()
         .filter(|j| matches!(j.status, JobStatus::Failed | JobStatus::Cancelled))
@@ -371,6 +412,8 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         groups,
         published: published_figures(),
         failed_jobs,
+        configurations: configuration_infos,
+        sweep,
         warnings,
         jobs: records.into_iter().cloned().collect(),
     }
@@ -388,7 +431,8 @@ fn progress(planned: &BTreeSet<JobKey>, by_key: &BTreeMap<JobKey, &JobRecord>) -
         succeeded,
         failed: count(JobStatus::Failed),
         cancelled: count(JobStatus::Cancelled),
-        complete: succeeded == planned.len(),
+        pruned: count(JobStatus::Pruned),
+        complete: succeeded + count(JobStatus::Pruned) == planned.len(),
     }
 }
 
@@ -403,6 +447,17 @@ fn group_report(
     by_key: &BTreeMap<JobKey, &JobRecord>,
 ) -> GroupReport {
     let optimistic = protocol == ProtocolKind::TrainTest;
+    let pruned: BTreeSet<JobKey> = keys
+        .iter()
+        .copied()
+        .filter(|k| by_key.get(k).is_some_and(|j| j.status == JobStatus::Pruned))
+        .collect();
+    let keys: Vec<JobKey> = keys
+        .iter()
+        .copied()
+        .filter(|k| !pruned.contains(k))
+        .collect();
+    let keys = &keys[..];
     let done: Vec<&JobRecord> = keys
         .iter()
         .filter_map(|k| by_key.get(k).copied())
@@ -414,12 +469,12 @@ fn group_report(
         has_val.then(|| Metric::of(&values(jobs, |j| j.val_accuracy), n))
     };
 
-    let seeds: BTreeSet<u64> = keys.iter().map(|k| k.2).collect();
-    let folds: BTreeSet<u32> = keys.iter().map(|k| k.3).collect();
+    let seeds: BTreeSet<u64> = keys.iter().map(|k| k.3).collect();
+    let folds: BTreeSet<u32> = keys.iter().map(|k| k.4).collect();
     let per_seed: Vec<SeedRow> = seeds
         .iter()
         .map(|&seed| {
-            let n = keys.iter().filter(|k| k.2 == seed).count();
+            let n = keys.iter().filter(|k| k.3 == seed).count();
             let jobs: Vec<&JobRecord> = done.iter().copied().filter(|j| j.seed == seed).collect();
             SeedRow {
                 seed,
@@ -435,7 +490,7 @@ fn group_report(
     let per_fold = folds
         .iter()
         .map(|&fold| {
-            let n = keys.iter().filter(|k| k.3 == fold).count();
+            let n = keys.iter().filter(|k| k.4 == fold).count();
             let jobs: Vec<&JobRecord> = done.iter().copied().filter(|j| j.fold == fold).collect();
             FoldRow {
                 fold,
@@ -448,11 +503,14 @@ fn group_report(
 
     let (confusion, confusion_jobs) = sum_confusions(&done);
     GroupReport {
+        configuration: 0,
+        configuration_label: String::new(),
         variant,
         protocol,
         optimistic,
         planned,
         succeeded: done.len(),
+        pruned: pruned.len(),
         test_accuracy: Metric::of(&values(&done, |j| j.test_accuracy), planned),
         val_accuracy: val(&done, planned),
         test_loss: Metric::of(&values(&done, |j| j.test_loss), planned),

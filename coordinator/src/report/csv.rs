@@ -2,7 +2,8 @@
 //!
 //! Columns, in order: [`CSV_COLUMNS`]. Accuracies are fractions in [0, 1];
 //! numbers are written in Rust's shortest round-trip form; absent values are
-//! empty fields. `optimistic` is `true` for the train-test protocol.
+//! empty fields. `optimistic` is `true` for the train-test protocol;
+//! `configuration` is the sweep configuration's label (empty without a sweep).
 
 use std::fmt::Write as _;
 
@@ -10,7 +11,7 @@ use super::aggregate::{Report, job_seconds};
 use super::model::JobRecord;
 
 /// The header of the CSV report.
-pub const CSV_COLUMNS: [&str; 22] = [
+pub const CSV_COLUMNS: [&str; 23] = [
     "experiment",
     "variant",
     "seed",
@@ -33,6 +34,7 @@ pub const CSV_COLUMNS: [&str; 22] = [
     "finished_unix",
     "config_hash",
     "error",
+    "configuration",
 ];
 
 /// Quotes a field when it holds a comma, quote or line break.
@@ -48,7 +50,7 @@ fn opt<T: ToString>(x: Option<T>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn row(job: &JobRecord, config_hash: &str) -> Vec<String> {
+fn row(job: &JobRecord, config_hash: &str, configuration: &str) -> Vec<String> {
     let speed = if job.epochs.is_empty() {
         None
     } else {
@@ -77,6 +79,7 @@ fn row(job: &JobRecord, config_hash: &str) -> Vec<String> {
         opt(job.finished_unix),
         field(config_hash),
         field(job.error.as_deref().unwrap_or("")),
+        field(configuration),
     ]
 }
 
@@ -89,7 +92,15 @@ pub fn render_csv(report: &Report) -> String {
         let _ = writeln!(
             out,
             "{}",
-            row(job, &report.experiment.config_hash).join(",")
+            row(
+                job,
+                &report.experiment.config_hash,
+                report
+                    .configurations
+                    .get(job.configuration)
+                    .map_or("", |c| c.label.as_str())
+            )
+            .join(",")
         );
     }
     out

@@ -2,8 +2,9 @@
 //! so `coordinator report` works beside a running coordinator (WAL mode lets a
 //! reader in while the server writes) and never changes the store.
 //!
-//! It reads the store's schema version 1: `experiments`, `jobs` (linked to
-//! experiments through `experiment_jobs`), `epoch_metrics` (one
+//! It reads the store's schema (version 4): `experiments`, `jobs` (linked to
+//! experiments, and to a sweep configuration, through `experiment_jobs`),
+//! `epoch_metrics` (one
 //! `EpochMetrics` JSON per job and epoch) and the result JSON of finished jobs
 //! (for the confusion matrix).
 
@@ -180,20 +181,29 @@ struct RawJob {
     error: Option<String>,
     result_json: Option<String>,
     finished_ms: Option<i64>,
+    configuration: Option<i64>,
+    pruned_json: Option<String>,
 }
 
 /// Every job of experiment `id` (including jobs it shares with an earlier
 /// experiment that planned the same job), in plan order, with its epochs and
 /// confusion matrix.
 pub fn jobs(conn: &Connection, experiment: &str) -> Result<Vec<JobRecord>, FromStoreError> {
-    let mut stmt = conn.prepare(
+    // Stores before schema 4 (read without migrating) have no sweeps.
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let sweep_columns = if version >= 4 {
+        "ej.configuration, j.pruned_json"
+    } else {
+        "0, NULL"
+    };
+    let mut stmt = conn.prepare(&format!(
         "SELECT j.id, j.variant, j.seed, j.fold, j.protocol, j.status, j.attempts, j.best_epoch,
                 j.test_accuracy, j.test_loss, j.val_accuracy, j.val_loss, j.train_seconds,
-                j.worker, j.device, j.error, j.result_json, j.finished_ms
+                j.worker, j.device, j.error, j.result_json, j.finished_ms, {sweep_columns}
          FROM jobs j LEFT JOIN experiment_jobs ej ON ej.job = j.id AND ej.experiment = ?1
          WHERE ej.experiment IS NOT NULL OR j.experiment = ?1
-         ORDER BY ej.position, j.rowid",
-    )?;
+         ORDER BY ej.position, j.rowid"
+    ))?;
     let raws = stmt
         .query_map([experiment], |r| {
             Ok(RawJob {
@@ -215,6 +225,8 @@ pub fn jobs(conn: &Connection, experiment: &str) -> Result<Vec<JobRecord>, FromS
                 error: r.get(15)?,
                 result_json: r.get(16)?,
                 finished_ms: r.get(17)?,
+                configuration: r.get(18)?,
+                pruned_json: r.get(19)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -284,6 +296,20 @@ pub fn jobs(conn: &Connection, experiment: &str) -> Result<Vec<JobRecord>, FromS
                 epochs,
                 confusion,
                 finished_unix: raw.finished_ms.map(|ms| ms.div_euclid(1000)),
+                configuration: raw
+                    .configuration
+                    .map(|c| {
+                        usize::try_from(c)
+                            .map_err(|e| corrupt("experiment_jobs", &key, "configuration", e))
+                    })
+                    .transpose()?
+                    .unwrap_or(0),
+                pruned: raw
+                    .pruned_json
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| corrupt("jobs", &key, "pruned_json", e))?,
             })
         })
         .collect()

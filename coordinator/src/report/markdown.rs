@@ -50,6 +50,22 @@ fn jobs_text(m: &Metric) -> String {
     }
 }
 
+/// The variant, with the configuration's label in a sweep.
+fn variant_text(variant: impl std::fmt::Display, label: &str) -> String {
+    if label.is_empty() {
+        variant.to_string()
+    } else {
+        format!("{variant} [{}]", cell(label))
+    }
+}
+
+/// The label of a job's configuration (empty without a sweep).
+fn job_label(r: &Report, configuration: usize) -> &str {
+    r.configurations
+        .get(configuration)
+        .map_or("", |c| c.label.as_str())
+}
+
 fn protocol_text(g: &GroupReport) -> String {
     if g.optimistic {
         format!("{} ({OPTIMISTIC_NOTE})", g.protocol)
@@ -59,8 +75,16 @@ fn protocol_text(g: &GroupReport) -> String {
 }
 
 /// A Markdown table cell: no pipes or line breaks.
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn pruned_text(pruned: usize) -> String {
+    if pruned == 0 {
+        String::new()
+    } else {
+        format!(", {pruned} pruned by the sweep")
+    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
@@ -147,13 +171,15 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     if p.complete {
         writeln!(
             out,
-            "- Status: complete, {} of {} jobs succeeded",
-            p.succeeded, p.planned
+            "- Status: complete, {} of {} jobs succeeded{}",
+            p.succeeded,
+            p.planned,
+            pruned_text(p.pruned)
         )?;
     } else {
         writeln!(
             out,
-            "- Status: **partial: {} of {} jobs** succeeded ({} running, {} leased, {} pending, {} failed, {} cancelled, {} not in the store); figures average only the jobs that succeeded and say how many",
+            "- Status: **partial: {} of {} jobs** succeeded ({} running, {} leased, {} pending, {} failed, {} cancelled, {} not in the store){}; figures average only the jobs that succeeded and say how many",
             p.succeeded,
             p.planned,
             p.running,
@@ -161,7 +187,8 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
             p.pending,
             p.failed,
             p.cancelled,
-            p.missing
+            p.missing,
+            pruned_text(p.pruned)
         )?;
     }
     if r.groups.iter().any(|g| g.optimistic) {
@@ -175,6 +202,9 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     }
 
     write_results(out, r)?;
+    if let Some(sweep) = &r.sweep {
+        super::markdown_sweep::write_sweep(out, sweep)?;
+    }
     write_published(out, r)?;
     write_per_seed(out, r)?;
     write_per_fold(out, r)?;
@@ -233,7 +263,7 @@ fn write_results(out: &mut String, r: &Report) -> std::fmt::Result {
             writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                g.variant,
+                variant_text(g.variant, &g.configuration_label),
                 protocol_text(g),
                 name,
                 mean_text(m.mean, unit),
@@ -258,10 +288,16 @@ fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "| method | whole set | reduced (no S3) | protocol |")?;
     writeln!(out, "| --- | --- | --- | --- |")?;
     for protocol in [ProtocolKind::TrainValTest, ProtocolKind::TrainTest] {
+        // In a sweep, the baseline configuration stands for the run here.
+        let base = r
+            .configurations
+            .iter()
+            .find(|c| c.baseline)
+            .map_or(0, |c| c.index);
         let find = |v: Variant| {
             r.groups
                 .iter()
-                .find(|g| g.variant == v && g.protocol == protocol)
+                .find(|g| g.variant == v && g.protocol == protocol && g.configuration == base)
         };
         let (whole, reduced) = (find(Variant::Whole), find(Variant::Reduced));
         let Some(any) = whole.or(reduced) else {
@@ -311,7 +347,7 @@ fn write_per_seed(out: &mut String, r: &Report) -> std::fmt::Result {
             writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                g.variant,
+                variant_text(g.variant, &g.configuration_label),
                 protocol_text(g),
                 s.seed,
                 mean_text(m.mean, Unit::Percent),
@@ -324,7 +360,7 @@ fn write_per_seed(out: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(
             out,
             "| {} | {} | between seeds | {} | {} | {} | {} seed means of {} |",
-            g.variant,
+            variant_text(g.variant, &g.configuration_label),
             protocol_text(g),
             mean_text(m.mean, Unit::Percent),
             num(m.std_population, Unit::Percent),
@@ -357,7 +393,7 @@ fn write_per_fold(out: &mut String, r: &Report) -> std::fmt::Result {
             writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                g.variant,
+                variant_text(g.variant, &g.configuration_label),
                 protocol_text(g),
                 f.fold,
                 mean_text(m.mean, Unit::Percent),
@@ -390,7 +426,7 @@ fn write_jobs(out: &mut String, r: &Report) -> std::fmt::Result {
         writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            j.variant,
+            variant_text(j.variant, job_label(r, j.configuration)),
             j.protocol,
             j.seed,
             j.fold,

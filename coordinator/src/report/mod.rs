@@ -7,12 +7,15 @@
 
 pub mod aggregate;
 pub mod cmd;
+pub mod compare;
 pub mod csv;
 pub mod from_store;
 pub mod json;
 pub mod markdown;
+pub mod markdown_sweep;
 pub mod model;
 pub mod plots;
+pub mod plots_sweep;
 pub mod published;
 
 pub use aggregate::{Report, build_report};

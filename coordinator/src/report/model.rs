@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use spikecv_common::config::{ProtocolKind, Variant};
 use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::prune::PruneVerdict;
 
-/// One job (variant × seed × fold) of an experiment, in whatever state it is.
+/// One job (configuration × variant × seed × fold) of an experiment, in
+/// whatever state it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Id of the experiment the job belongs to.
@@ -47,6 +49,12 @@ pub struct JobRecord {
     /// When the job reached its final state (seconds since the Unix epoch), if it has.
     #[serde(default)]
     pub finished_unix: Option<i64>,
+    /// Index of the job's configuration in the experiment's sweep (0 without one).
+    #[serde(default)]
+    pub configuration: usize,
+    /// Why the sweep's pruner stopped the job, for pruned jobs.
+    #[serde(default)]
+    pub pruned: Option<PruneVerdict>,
 }
 
 impl JobRecord {
@@ -78,6 +86,8 @@ impl JobRecord {
             epochs: Vec::new(),
             confusion: None,
             finished_unix: None,
+            configuration: 0,
+            pruned: None,
         }
     }
 

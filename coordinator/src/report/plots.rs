@@ -6,7 +6,10 @@
 //! - `test-accuracy-<protocol>`: test accuracy per fold and variant (mean over
 //!   seeds, error bars: population std over seeds), and over all folds;
 //! - `confusion-<variant>-<protocol>`: the confusion matrix summed over folds
-//!   and seeds, with the class names.
+//!   and seeds, with the class names;
+//! - in a sweep, `configurations-<variant>-<protocol>` (see [`super::plots_sweep`]);
+//!   the learning and confusion plots are per configuration
+//!   (`learning-c<i>-...`), the bar chart shows the baseline.
 //!
 //! Text is drawn with DejaVu Sans embedded from the `dejavu` crate, so nothing
 //! depends on the fonts of the machine. PNGs are encoded with the `png` crate.
@@ -21,7 +24,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use spikecv_common::config::{ProtocolKind, Variant};
 
 use super::aggregate::{GroupReport, Report};
+use super::compare::Ranking;
 use super::model::JobRecord;
+use super::plots_sweep::{CONFIGURATIONS_SIZE, draw_configurations};
 
 /// Size of a learning-curve plot in pixels.
 pub const LEARNING_SIZE: (u32, u32) = (1400, 560);
@@ -100,6 +105,9 @@ enum Plot<'a> {
         group: &'a GroupReport,
         class_names: &'a [String],
     },
+    Configurations {
+        ranking: &'a Ranking,
+    },
 }
 
 impl Plot<'_> {
@@ -109,6 +117,7 @@ impl Plot<'_> {
             Plot::Learning { group, jobs } => draw_learning(root, group, jobs),
             Plot::Bars { protocol, groups } => draw_bars(root, *protocol, groups),
             Plot::Confusion { group, class_names } => draw_confusion(root, group, class_names),
+            Plot::Configurations { ranking } => draw_configurations(root, ranking, FONT),
         }
     }
 }
@@ -122,14 +131,29 @@ pub fn write_plots(report: &Report, out_dir: &Path) -> Result<Vec<PlotFile>, Plo
         source,
     })?;
     let mut plots: Vec<(String, (u32, u32), Plot<'_>)> = Vec::new();
+    // In a sweep each configuration's plots carry its index; the bar chart
+    // shows the baseline, and the comparison plot every configuration.
+    let sweep = report.sweep.as_ref();
+    let tag = |g: &GroupReport| {
+        if sweep.is_some() {
+            format!("c{}-", g.configuration)
+        } else {
+            String::new()
+        }
+    };
+    let baseline = sweep.and_then(|s| s.baseline).unwrap_or(0);
     for g in &report.groups {
         let jobs = report
             .jobs
             .iter()
-            .filter(|j| j.variant == g.variant && j.protocol == g.protocol)
+            .filter(|j| {
+                j.variant == g.variant
+                    && j.protocol == g.protocol
+                    && j.configuration == g.configuration
+            })
             .collect();
         plots.push((
-            format!("learning-{}-{}", g.variant, g.protocol),
+            format!("learning-{}{}-{}", tag(g), g.variant, g.protocol),
             LEARNING_SIZE,
             Plot::Learning { group: g, jobs },
         ));
@@ -138,7 +162,7 @@ pub fn write_plots(report: &Report, out_dir: &Path) -> Result<Vec<PlotFile>, Plo
         let groups: Vec<&GroupReport> = report
             .groups
             .iter()
-            .filter(|g| g.protocol == protocol)
+            .filter(|g| g.protocol == protocol && g.configuration == baseline)
             .collect();
         if !groups.is_empty() {
             plots.push((
@@ -150,12 +174,19 @@ pub fn write_plots(report: &Report, out_dir: &Path) -> Result<Vec<PlotFile>, Plo
     }
     for g in &report.groups {
         plots.push((
-            format!("confusion-{}-{}", g.variant, g.protocol),
+            format!("confusion-{}{}-{}", tag(g), g.variant, g.protocol),
             CONFUSION_SIZE,
             Plot::Confusion {
                 group: g,
                 class_names: &report.experiment.class_names,
             },
+        ));
+    }
+    for ranking in sweep.iter().flat_map(|s| &s.rankings) {
+        plots.push((
+            format!("configurations-{}-{}", ranking.variant, ranking.protocol),
+            CONFIGURATIONS_SIZE,
+            Plot::Configurations { ranking },
         ));
     }
     let mut files = Vec::new();

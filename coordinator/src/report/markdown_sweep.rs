@@ -1,0 +1,159 @@
+//! The Markdown section of a sweep: each variant and protocol's configurations
+//! ranked, compared with the baseline pair by pair, the recommendation (on
+//! validation data only) and what pruning saved.
+
+use std::fmt::Write as _;
+
+use super::compare::{BaselineComparison, RankBasis, Ranking, SweepComparison};
+use super::markdown::{cell, duration_text};
+
+/// A p-value: four decimals, or scientific below 0.0001.
+pub fn p_text(p: Option<f64>) -> String {
+    match p {
+        None => "–".to_owned(),
+        Some(p) if p < 1e-4 => format!("{p:.1e}"),
+        Some(p) => format!("{p:.4}"),
+    }
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |x| format!("{:.2}", 100.0 * x))
+}
+
+fn pp(x: Option<f64>) -> String {
+    x.map_or_else(|| "–".to_owned(), |x| format!("{x:+.2}"))
+}
+
+fn comparison_cells(c: Option<&BaselineComparison>, baseline: bool) -> [String; 5] {
+    match c {
+        None if baseline => [
+            "baseline".into(),
+            "".into(),
+            "".into(),
+            "".into(),
+            "".into(),
+        ],
+        None => ["–".into(), "–".into(), "–".into(), "–".into(), "0".into()],
+        Some(c) => {
+            let p = &c.paired;
+            let ci = p.ci95_pp.map_or_else(
+                || "–".to_owned(),
+                |[lo, hi]| format!("[{lo:+.2}, {hi:+.2}]"),
+            );
+            [
+                pp(p.mean_difference_pp),
+                ci,
+                format!("{} ({})", p_text(p.t_test_p), p_text(c.t_test_p_holm)),
+                format!(
+                    "{} ({})",
+                    p_text(p.wilcoxon.map(|w| w.p_value)),
+                    p_text(c.wilcoxon_p_holm)
+                ),
+                p.pairs.to_string(),
+            ]
+        }
+    }
+}
+
+fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
+    let basis = match r.ranked_by {
+        RankBasis::Validation => "ranked by mean validation accuracy",
+        RankBasis::TestOptimistic => {
+            "ranked by mean test accuracy (optimistic: the epoch is chosen by test accuracy)"
+        }
+    };
+    writeln!(out, "\n### {}, {}: {basis}\n", r.variant, r.protocol)?;
+    writeln!(
+        out,
+        "| rank | configuration | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI (pp) | paired t p (Holm) | Wilcoxon p (Holm) | pairs | pruned |"
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    )?;
+    for row in &r.rows {
+        let rank = if row.rank == 0 {
+            "–".to_owned()
+        } else {
+            row.rank.to_string()
+        };
+        let metric = |m: &super::aggregate::Metric| {
+            format!(
+                "{} ± {} ({} of {})",
+                pct(m.mean),
+                pct(m.std_population),
+                m.count,
+                m.planned
+            )
+        };
+        let val = row
+            .val_accuracy
+            .as_ref()
+            .map_or_else(|| "n/a".to_owned(), metric);
+        let [diff, ci, t, w, pairs] = comparison_cells(row.versus_baseline.as_ref(), row.baseline);
+        let name = if row.baseline {
+            format!("**{}** (baseline)", cell(&row.label))
+        } else {
+            cell(&row.label)
+        };
+        writeln!(
+            out,
+            "| {rank} | {name} | {val} | {} | {diff} | {ci} | {t} | {w} | {pairs} | {} |",
+            metric(&row.test_accuracy),
+            row.pruned
+        )?;
+    }
+    match (r.ranked_by, r.recommended) {
+        (RankBasis::Validation, Some(c)) => {
+            let label = r
+                .rows
+                .iter()
+                .find(|row| row.configuration == c)
+                .map_or("", |row| row.label.as_str());
+            writeln!(
+                out,
+                "\nRecommended: **{}**, the best mean validation accuracy. The choice is made on validation data only; its test accuracy above is the honest estimate.",
+                cell(label)
+            )?;
+        }
+        (RankBasis::Validation, None) => {
+            writeln!(
+                out,
+                "\nNo recommendation yet: no configuration has a validation accuracy."
+            )?;
+        }
+        (RankBasis::TestOptimistic, _) => {
+            writeln!(
+                out,
+                "\nNo recommendation: under train-test every figure is optimistic (chosen on test data); run train-val-test to choose."
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the sweep section.
+pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
+    writeln!(out, "\n## Configurations compared\n")?;
+    writeln!(
+        out,
+        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points, with its 95 % Student t interval; p-values are two-sided (paired t-test; Wilcoxon signed-rank as scipy computes it), with Holm-adjusted values over the {} comparisons of this report in brackets. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure.",
+        s.comparisons
+    )?;
+    for r in &s.rankings {
+        write_ranking(out, r)?;
+    }
+    let p = &s.pruning;
+    if p.pruned_jobs > 0 {
+        writeln!(
+            out,
+            "\nPruning stopped {} job(s) whose validation accuracy fell below the median of the other configurations at the same epoch; it saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each pruned job's own mean epoch time.",
+            p.pruned_jobs,
+            p.epochs_saved,
+            duration_text(p.saved_seconds),
+            p.saved_gpu_hours,
+            p.saved_cpu_hours
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The report of a sweep: configurations ranked, compared with the baseline
+//! pair by pair with figures equal to scipy's (golden values from
+//! `fixtures/sweep/make_sweep_report_golden.py`), Holm across the report, the
+//! recommendation on validation accuracy, pruned jobs left out and counted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::prune::PruneVerdict;
+use spikecv_coordinator::report::compare::Ranking;
+use spikecv_coordinator::report::{
+    ExperimentRecord, JobRecord, Report, build_report, render_csv, render_markdown, write_plots,
+};
+
+const GOLDEN: &str = include_str!("fixtures/sweep/sweep_report_golden.json");
+const CREATED: i64 = 1_780_000_000;
+const EPOCHS: u32 = 5;
+
+fn golden() -> serde_json::Value {
+    serde_json::from_str(GOLDEN).unwrap()
+}
+
+fn experiment() -> ExperimentRecord {
+    let toml = format!(
+        "name = \"sweep\"\n[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\n\
+         seeds = [0, 1, 2, 3, 4]\nvariants = [\"whole\", \"reduced\"]\n[training]\nepochs = {EPOCHS}\n\
+         [sweep]\n\"training.lr\" = [0.001, 0.01, 0.1]\n"
+    );
+    ExperimentRecord {
+        id: "sweep-exp".into(),
+        name: Some("sweep".into()),
+        config_toml: toml,
+        config_hash: "abc".into(),
+        created_unix: CREATED,
+        class_names: vec!["a".into(), "b".into()],
+    }
+}
+
+fn epoch(e: u32) -> EpochMetrics {
+    EpochMetrics {
+        epoch: e,
+        train_loss: 1.0,
+        train_accuracy: 0.5,
+        val_loss: Some(1.0),
+        val_accuracy: Some(0.5),
+        test_loss: Some(1.0),
+        test_accuracy: Some(0.5),
+        epoch_seconds: 30.0,
+        samples_per_second: 10.0,
+    }
+}
+
+/// Every job of the golden sweep, succeeded.
+fn jobs() -> Vec<JobRecord> {
+    let g = golden();
+    let mut out = Vec::new();
+    for (variant, name) in [(Variant::Whole, "whole"), (Variant::Reduced, "reduced")] {
+        for c in 0..3 {
+            let counts = &g["counts"][name][c];
+            let val = g["val_counts"][name][c].as_f64().unwrap() / 19.0;
+            for seed in 0..5u64 {
+                for fold in 0..2u32 {
+                    let k = counts[(2 * seed + u64::from(fold)) as usize]
+                        .as_f64()
+                        .unwrap();
+                    let mut j = JobRecord::pending(
+                        "sweep-exp",
+                        variant,
+                        seed,
+                        fold,
+                        ProtocolKind::TrainValTest,
+                    );
+                    j.configuration = c;
+                    j.status = JobStatus::Succeeded;
+                    j.test_accuracy = Some(k / 38.0);
+                    j.val_accuracy = Some(val);
+                    j.test_loss = Some(1.0);
+                    j.best_epoch = Some(EPOCHS);
+                    j.epochs = (1..=EPOCHS).map(epoch).collect();
+                    j.device = Some("cpu".into());
+                    out.push(j);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn ranking(r: &Report, variant: Variant) -> &Ranking {
+    r.sweep
+        .as_ref()
+        .unwrap()
+        .rankings
+        .iter()
+        .find(|k| k.variant == variant)
+        .unwrap()
+}
+
+fn close(a: f64, b: f64) {
+    assert!(
+        (a - b).abs() <= 1e-9 * b.abs().max(1e-12),
+        "{a} vs golden {b}"
+    );
+}
+
+#[test]
+fn comparisons_equal_scipy_and_holm_spans_the_report() {
+    let report = build_report(&experiment(), &jobs(), CREATED + 100);
+    let sweep = report.sweep.as_ref().expect("a sweep report");
+    assert_eq!(sweep.baseline, Some(0));
+    assert_eq!(sweep.comparisons, 4);
+    assert_eq!(report.configurations.len(), 3);
+    assert_eq!(report.configurations[1].label, "lr=0.01");
+    for c in golden()["comparisons"].as_array().unwrap() {
+        let variant = if c["variant"] == "whole" {
+            Variant::Whole
+        } else {
+            Variant::Reduced
+        };
+        let index = c["configuration"].as_u64().unwrap() as usize;
+        let row = ranking(&report, variant)
+            .rows
+            .iter()
+            .find(|r| r.configuration == index)
+            .unwrap();
+        let cmp = row.versus_baseline.as_ref().unwrap();
+        let p = &cmp.paired;
+        assert_eq!(p.pairs, 10);
+        close(
+            p.mean_difference_pp.unwrap(),
+            c["mean_difference_pp"].as_f64().unwrap(),
+        );
+        let ci = p.ci95_pp.unwrap();
+        close(ci[0], c["ci95_pp"][0].as_f64().unwrap());
+        close(ci[1], c["ci95_pp"][1].as_f64().unwrap());
+        close(p.t_test_p.unwrap(), c["t_test_p"].as_f64().unwrap());
+        close(
+            p.wilcoxon.unwrap().p_value,
+            c["wilcoxon_p"].as_f64().unwrap(),
+        );
+        close(
+            cmp.t_test_p_holm.unwrap(),
+            c["t_test_p_holm"].as_f64().unwrap(),
+        );
+        close(
+            cmp.wilcoxon_p_holm.unwrap(),
+            c["wilcoxon_p_holm"].as_f64().unwrap(),
+        );
+    }
+}
+
+#[test]
+fn ranked_and_recommended_on_validation_accuracy() {
+    let report = build_report(&experiment(), &jobs(), CREATED + 100);
+    // Whole: validation 14 > 12 > 9 (of 19); reduced: 13 > 11 > 10.
+    let whole = ranking(&report, Variant::Whole);
+    let order: Vec<usize> = whole.rows.iter().map(|r| r.configuration).collect();
+    assert_eq!(order, vec![1, 0, 2]);
+    assert_eq!(whole.recommended, Some(1));
+    let reduced = ranking(&report, Variant::Reduced);
+    let order: Vec<usize> = reduced.rows.iter().map(|r| r.configuration).collect();
+    assert_eq!(order, vec![2, 0, 1]);
+    assert_eq!(reduced.recommended, Some(2));
+    assert!(
+        whole
+            .rows
+            .iter()
+            .any(|r| r.baseline && r.versus_baseline.is_none())
+    );
+
+    let md = render_markdown(&report, &[]);
+    assert!(md.contains("## Configurations compared"), "{md}");
+    assert!(md.contains("Recommended: **lr=0.01**"), "{md}");
+    assert!(md.contains("Recommended: **lr=0.1**"), "{md}");
+    assert!(md.contains("**lr=0.001** (baseline)"), "{md}");
+    assert!(md.contains("| whole [lr=0.01] |"), "{md}");
+    // The same sweep under train-test: optimistic, no recommendation.
+    let mut e = experiment();
+    e.config_toml = e.config_toml.replace("train-val-test", "train-test");
+    let tt: Vec<JobRecord> = jobs()
+        .into_iter()
+        .map(|mut j| {
+            j.protocol = ProtocolKind::TrainTest;
+            j.val_accuracy = None;
+            j
+        })
+        .collect();
+    let report = build_report(&e, &tt, CREATED + 100);
+    let whole = ranking(&report, Variant::Whole);
+    assert!(whole.optimistic);
+    assert_eq!(whole.recommended, None);
+    assert!(render_markdown(&report, &[]).contains("No recommendation: under train-test"));
+}
+
+#[test]
+fn the_csv_gives_back_the_same_comparison() {
+    let report = build_report(&experiment(), &jobs(), CREATED + 100);
+    let csv = render_csv(&report);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (v, s, f, acc, conf) = (
+        col("variant"),
+        col("seed"),
+        col("fold"),
+        col("test_accuracy"),
+        col("configuration"),
+    );
+    let mut by = std::collections::BTreeMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        by.insert(
+            (
+                cells[v].to_owned(),
+                cells[conf].to_owned(),
+                cells[s].to_owned(),
+                cells[f].to_owned(),
+            ),
+            cells[acc].parse::<f64>().unwrap(),
+        );
+    }
+    let diffs: Vec<f64> = by
+        .iter()
+        .filter(|(k, _)| k.0 == "whole" && k.1 == "lr=0.01")
+        .map(|(k, a)| {
+            a - by[&(
+                "whole".to_owned(),
+                "lr=0.001".to_owned(),
+                k.2.clone(),
+                k.3.clone(),
+            )]
+        })
+        .collect();
+    assert_eq!(diffs.len(), 10);
+    let mean = 100.0 * diffs.iter().sum::<f64>() / diffs.len() as f64;
+    let g = golden();
+    close(
+        mean,
+        g["comparisons"][0]["mean_difference_pp"].as_f64().unwrap(),
+    );
+}
+
+#[test]
+fn pruned_jobs_are_left_out_and_their_saving_counted() {
+    let mut all = jobs();
+    let j = all
+        .iter_mut()
+        .find(|j| j.variant == Variant::Whole && j.configuration == 2 && j.seed == 0 && j.fold == 0)
+        .unwrap();
+    j.status = JobStatus::Pruned;
+    j.test_accuracy = None;
+    j.val_accuracy = None;
+    j.epochs = (1..=2).map(epoch).collect();
+    j.pruned = Some(PruneVerdict {
+        epoch: 2,
+        val_accuracy: 0.1,
+        median: 0.5,
+        compared_with: 2,
+    });
+    let report = build_report(&experiment(), &all, CREATED + 100);
+    assert_eq!(report.progress.pruned, 1);
+    assert!(report.progress.complete, "pruned jobs are final");
+    let row = ranking(&report, Variant::Whole)
+        .rows
+        .iter()
+        .find(|r| r.configuration == 2)
+        .unwrap();
+    assert_eq!(row.pruned, 1);
+    assert_eq!((row.test_accuracy.count, row.test_accuracy.planned), (9, 9));
+    assert_eq!(row.versus_baseline.as_ref().unwrap().paired.pairs, 9);
+    let p = &report.sweep.as_ref().unwrap().pruning;
+    assert_eq!((p.pruned_jobs, p.epochs_saved), (1, 3));
+    close(p.saved_seconds, 90.0);
+    close(p.saved_cpu_hours, 90.0 / 3600.0);
+    assert_eq!(p.saved_gpu_hours, 0.0);
+    assert!(render_markdown(&report, &[]).contains("Pruning stopped 1 job(s)"));
+}
+
+#[test]
+fn sweep_plots_are_written_per_configuration() {
+    let report = build_report(&experiment(), &jobs(), CREATED + 100);
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_plots(&report, dir.path()).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "configurations-whole-train-val-test.png",
+        "configurations-reduced-train-val-test.svg",
+        "learning-c2-whole-train-val-test.png",
+        "confusion-c1-reduced-train-val-test.svg",
+        "test-accuracy-train-val-test.png",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("configurations-whole-train-val-test.svg"))
+        .unwrap();
+    assert!(svg.contains("lr=0.001 (baseline)"));
+}
