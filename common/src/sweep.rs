@@ -113,6 +113,10 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
 fn show(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
+        // Very small or large numbers in exponent form (`1e-12`, not 0.000000000001).
+        toml::Value::Float(f) if *f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e15) => {
+            format!("{f:e}")
+        }
         toml::Value::Float(f) => format!("{f}"),
         other => other.to_string(),
     }
