@@ -14,7 +14,9 @@
 //! (variant, seed, fold) that have reported epoch *e*: if at least `min_jobs`
 //! of them have, *e* is past the warm-up, and the job's validation accuracy at
 //! *e* is strictly below their median, the job is pruned. Test accuracy is
-//! never looked at; pruning needs the train-val-test protocol.
+//! never looked at; pruning needs the train-val-test protocol. (The
+//! coordinator also never prunes a job that already reported its last epoch:
+//! there is nothing left to save.)
 
 use serde::{Deserialize, Serialize};
 

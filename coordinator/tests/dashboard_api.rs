@@ -453,6 +453,7 @@ fn eta_counts_epochs_left_over_parallel_jobs() {
                 epoch_seconds: s,
                 ..epoch(1, 0.0)
             }),
+            configuration: 0,
         };
     // Nothing left.
     assert_eq!(

@@ -186,6 +186,39 @@ fn a_job_ahead_of_its_group_is_pruned_when_the_others_catch_up() {
 }
 
 #[test]
+fn a_job_at_its_last_epoch_is_never_pruned() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 1\n");
+    // The small-lr job runs ahead to its last epoch (6) with nothing to
+    // compare; the baseline then catches up, far better at every epoch.
+    // (Had it stopped at epoch 5, it would be pruned: see the next test file
+    // case `a_job_ahead_of_its_group_is_pruned_when_the_others_catch_up`.)
+    for e in 1..=6 {
+        assert!(!s.record_epoch(a[1].attempt, &epoch(e, 0.05, 0.05)).unwrap());
+    }
+    for e in 1..=5 {
+        assert!(!s.record_epoch(a[0].attempt, &epoch(e, 0.9, 0.9)).unwrap());
+    }
+    assert_eq!(
+        status(&s, &a[1].job),
+        JobStatus::Running,
+        "it trained every epoch: nothing to save"
+    );
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, "prune = \"median\"\nwarmup_epochs = 1\n");
+    for e in 1..=6 {
+        assert!(!s.record_epoch(a[0].attempt, &epoch(e, 0.9, 0.9)).unwrap());
+    }
+    // Level with the baseline until the last epoch, then far behind: kept.
+    for e in 1..=5 {
+        assert!(!s.record_epoch(a[1].attempt, &epoch(e, 0.9, 0.9)).unwrap());
+    }
+    assert!(!s.record_epoch(a[1].attempt, &epoch(6, 0.01, 0.01)).unwrap());
+    assert_eq!(status(&s, &a[1].job), JobStatus::Running);
+}
+
+#[test]
 fn test_accuracy_never_prunes_and_without_prune_nothing_is_pruned() {
     let clock = ManualClock::new(T0);
     let mut s = scheduler(&clock);

@@ -42,10 +42,10 @@ spk_has_flag() {
   "$bin" $sub --help 2>/dev/null | grep -qE -- "(^|[[:space:],])${flag}([[:space:]=,]|$)"
 }
 
-# spk_job_counts COORDINATOR_BIN STATE_DB: prints "total terminal succeeded failed"
-# from `coordinator report --format csv` (DESIGN.md columns; `status` is one of
-# pending, leased, running, succeeded, failed, cancelled). Fails when no report
-# can be read yet.
+# spk_job_counts COORDINATOR_BIN STATE_DB: prints "total terminal succeeded failed
+# pruned" from `coordinator report --format csv` (`status` is one of pending,
+# leased, running, succeeded, failed, cancelled, pruned; pruned jobs, stopped by
+# a sweep's pruner, are terminal). Fails when no report can be read yet.
 spk_job_counts() {
   local bin="$1" db="$2" csv
   [ -f "$db" ] || return 1
@@ -53,8 +53,9 @@ spk_job_counts() {
   printf '%s\n' "$csv" | awk -F, '
     NR == 1 { for (i = 1; i <= NF; i++) if ($i == "status") col = i; next }
     col && NF { n++; s = $col; gsub(/[" \r]/, "", s)
-                if (s == "succeeded") ok++; else if (s == "failed") bad++; else if (s == "cancelled") gone++ }
-    END { if (!col || !n) exit 1; print n, ok + bad + gone, ok + 0, bad + 0 }'
+                if (s == "succeeded") ok++; else if (s == "failed") bad++
+                else if (s == "cancelled") gone++; else if (s == "pruned") cut++ }
+    END { if (!col || !n) exit 1; print n, ok + bad + gone + cut, ok + 0, bad + 0, cut + 0 }'
 }
 
 # spk_start NAME LOGFILE CMD...: starts CMD in its own session and process group

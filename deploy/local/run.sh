@@ -24,6 +24,8 @@
 #   SPIKECV_RECORDINGS   recordings of the generated set to use, spread over its
 #                        four recording sets (default 8; 0 = all 59)
 #   SPIKECV_EXPERIMENT   use this experiment TOML instead of writing one
+#                        (`@DATA_DIR@` in it becomes the data set root), e.g.
+#                        deploy/local/sweep.toml
 #   SPIKECV_EPOCHS (3), SPIKECV_STEPS (4), SPIKECV_DT_MS (30), SPIKECV_SEEDS ("0"),
 #   SPIKECV_FOLDS (4), SPIKECV_BATCH (8): the written experiment
 #   SPIKECV_WORKERS      number of workers (default 2)
@@ -101,7 +103,8 @@ data_dir="$(cd "$data_dir" && pwd)"
 # 4. Experiment.
 experiment="$run_dir/experiment.toml"
 if [ -n "${SPIKECV_EXPERIMENT:-}" ]; then
-  cp "$SPIKECV_EXPERIMENT" "$experiment"
+  # `@DATA_DIR@` in the file stands for the data set root used here.
+  sed "s|@DATA_DIR@|${data_dir}|g" "$SPIKECV_EXPERIMENT" >"$experiment"
 else
   steps="${SPIKECV_STEPS:-4}"
   cat >"$experiment" <<TOML
@@ -184,9 +187,9 @@ deadline=$(( $(date +%s) + timeout ))
 last=""
 while :; do
   if counts="$(spk_job_counts "$coordinator" "$state")"; then
-    read -r total terminal succeeded failed <<<"$counts"
+    read -r total terminal succeeded failed pruned <<<"$counts"
     if [ "$counts" != "$last" ]; then
-      spk_log "jobs: ${terminal}/${total} finished (${succeeded} succeeded, ${failed} failed)"
+      spk_log "jobs: ${terminal}/${total} finished (${succeeded} succeeded, ${failed} failed, ${pruned} pruned)"
       last="$counts"
     fi
     [ "$total" -gt 0 ] && [ "$terminal" -eq "$total" ] && break
@@ -198,8 +201,8 @@ while :; do
   if [ "$alive" -eq 0 ]; then
     # Workers that exit on their own (--exit-when-done) leave the last word to the DB.
     spk_job_counts "$coordinator" "$state" >/dev/null 2>&1 && sleep 1
-    counts="$(spk_job_counts "$coordinator" "$state" || echo "0 0 0 0")"
-    read -r total terminal succeeded failed <<<"$counts"
+    counts="$(spk_job_counts "$coordinator" "$state" || echo "0 0 0 0 0")"
+    read -r total terminal succeeded failed pruned <<<"$counts"
     [ "$total" -gt 0 ] && [ "$terminal" -eq "$total" ] && break
     tail -n 20 "$run_dir"/worker-*.log >&2 || true
     spk_die "every worker exited with ${terminal}/${total} jobs finished (logs in $run_dir)"
@@ -217,4 +220,5 @@ spk_stop_all 60
 "$coordinator" report --state "$state" --format md --out "$run_dir/report" >/dev/null ||
   spk_log "plots could not be written (the report above is complete)"
 spk_log "report: $run_dir/report.md (csv beside it; plots in $run_dir/report/)"
-[ "$failed" -eq 0 ] && [ "$succeeded" -eq "$total" ]
+# Done when every job succeeded or was pruned by a sweep (none failed or cancelled).
+[ "$failed" -eq 0 ] && [ $((succeeded + pruned)) -eq "$total" ]

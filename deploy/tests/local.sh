@@ -3,7 +3,9 @@
 # (setup, build, tiny synthetic data, coordinator + two CPU workers, report),
 # with a smaller experiment (SPIKECV_TEST_EPOCHS, SPIKECV_TEST_STEPS) and the dev
 # profile so it reuses `cargo test`'s build. Checks: exit 0, both variants in the
-# report, every job succeeded once. Then Ctrl-C: a second run gets SIGINT
+# report, every job succeeded once. Then the example sweep
+# (deploy/local/sweep.toml): exit 0, its comparison and plot in the report,
+# every job ended once (succeeded or pruned). Then Ctrl-C: a second run gets SIGINT
 # (to its process group, as a terminal sends it) once its workers are up, and
 # must exit 130 leaving none of the processes it started.
 set -euo pipefail
@@ -54,6 +56,16 @@ profile="${SPIKECV_LOCAL_PROFILE:-dev}"
 [ "$profile" = dev ] && profile_dir=debug || profile_dir="$profile"
 COORDINATOR="${SPIKECV_LOCAL_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/$profile_dir}/coordinator"
 spk_check_report_csv "$tmp/run1/report.csv" "$(spk_expected_jobs "$tmp/run1/experiment.toml")"
+
+spk_log "deploy/local/run.sh with the example sweep (SPIKECV_EXPERIMENT=deploy/local/sweep.toml)"
+"${run_env[@]}" SPIKECV_RUN_DIR="$tmp/sweep" SPIKECV_EXPERIMENT="$repo/deploy/local/sweep.toml" \
+  bash "$repo/deploy/local/run.sh" >"$tmp/sweep.out" 2>&1 ||
+  spk_die "deploy/local/run.sh with the example sweep failed (exit $?)"
+grep -q '^## Configurations compared' "$tmp/sweep/report.md" ||
+  spk_die "the sweep's report has no comparison of its configurations"
+spk_check_report_csv "$tmp/sweep/report.csv" "$(spk_expected_jobs "$tmp/sweep/experiment.toml")" pruned-ok
+[ -f "$tmp/sweep/report/configurations-whole-train-val-test.png" ] ||
+  spk_die "the sweep's comparison plot is missing"
 
 spk_log "deploy/local/run.sh, interrupted with SIGINT"
 "$(command -v python3)" - "$repo/deploy/local/run.sh" "$tmp/run2" "$tmp/run2.out" "${run_env[@]}" <<'PY'

@@ -119,7 +119,7 @@ deadline=$(( $(date +%s) + timeout ))
 cut=0
 while :; do
   if counts="$(spk_job_counts "$COORDINATOR" "$state")"; then
-    read -r total finished succeeded failed <<<"$counts"
+    read -r total finished succeeded failed _pruned <<<"$counts"
     [ "$total" -gt 0 ] && [ "$finished" -eq "$total" ] && break
   fi
   kill -0 "$coordinator_pid" 2>/dev/null || spk_die "the coordinator exited"
@@ -136,8 +136,8 @@ while :; do
   for pid in "${worker_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
   if [ "$alive" = 0 ]; then
     sleep 1
-    counts="$(spk_job_counts "$COORDINATOR" "$state" || echo "0 0 0 0")"
-    read -r total finished succeeded failed <<<"$counts"
+    counts="$(spk_job_counts "$COORDINATOR" "$state" || echo "0 0 0 0 0")"
+    read -r total finished succeeded failed _pruned <<<"$counts"
     [ "$total" -gt 0 ] && [ "$finished" -eq "$total" ] && break
     spk_die "both workers exited with ${finished}/${total} jobs finished"
   fi

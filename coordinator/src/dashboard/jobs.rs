@@ -11,7 +11,7 @@ use super::DashboardError;
 use super::queries::JobLine;
 
 /// The columns of a jobs page row, in order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "job",
     "variant",
     "seed",
@@ -24,6 +24,7 @@ pub const COLUMNS: [&str; 12] = [
     "of",
     "val_accuracy",
     "test_accuracy",
+    "configuration",
 ];
 
 /// Largest page.
@@ -42,6 +43,8 @@ pub struct JobsQuery {
     pub seed: Option<u64>,
     /// Only this fold.
     pub fold: Option<u32>,
+    /// Only this sweep configuration (its label).
+    pub configuration: Option<String>,
     /// Only jobs whose id, worker or device contains this text.
     pub text: Option<String>,
     /// Sort column (one of [`COLUMNS`]); default plan order.
@@ -75,6 +78,7 @@ impl JobsQuery {
                 "experiment" => q.experiment = some(v),
                 "state" => q.state = some(v),
                 "variant" => q.variant = some(v),
+                "configuration" => q.configuration = some(v),
                 "q" => q.text = some(v),
                 "seed" if !v.is_empty() => {
                     q.seed = Some(v.parse().map_err(|_| bad("seed", v, "not a number"))?)
@@ -106,7 +110,7 @@ impl JobsQuery {
         Ok(q)
     }
 
-    fn keeps(&self, j: &JobLine) -> bool {
+    fn keeps(&self, j: &JobLine, labels: &[String]) -> bool {
         let state_ok = match self.state.as_deref() {
             None => true,
             Some("active") => !j.status.is_terminal() && j.status.as_str() != "pending",
@@ -131,6 +135,10 @@ impl JobsQuery {
                 .is_none_or(|v| j.variant.as_str() == v)
             && self.seed.is_none_or(|s| j.seed == s)
             && self.fold.is_none_or(|f| j.fold == f)
+            && self
+                .configuration
+                .as_deref()
+                .is_none_or(|c| label(labels, j.configuration) == c)
     }
 }
 
@@ -147,6 +155,9 @@ pub struct JobsPage {
     pub matched: usize,
     /// First row shown.
     pub offset: usize,
+    /// The labels of the experiment's sweep configurations (one empty label
+    /// without a sweep), for the configuration filter.
+    pub configurations: Vec<String>,
     /// The column names of `rows`.
     pub columns: &'static [&'static str],
     /// The rows: one array per job, in `columns` order.
@@ -175,6 +186,7 @@ fn compare(column: &str, a: &JobLine, b: &JobLine) -> Ordering {
         "epoch" | "of" => cmp_opt(a.progress_epoch, b.progress_epoch),
         "val_accuracy" => cmp_opt(a.current_val_accuracy(), b.current_val_accuracy()),
         "test_accuracy" => cmp_opt(a.current_test_accuracy(), b.current_test_accuracy()),
+        "configuration" => a.configuration.cmp(&b.configuration),
         _ => Ordering::Equal,
     }
 }
@@ -191,7 +203,12 @@ fn missing(column: &str, j: &JobLine) -> bool {
     }
 }
 
-fn row(j: &JobLine, epochs: Option<u32>) -> serde_json::Value {
+/// The label of configuration `index` (empty when unknown).
+fn label(labels: &[String], index: usize) -> &str {
+    labels.get(index).map_or("", String::as_str)
+}
+
+fn row(j: &JobLine, epochs: Option<u32>, labels: &[String]) -> serde_json::Value {
     serde_json::json!([
         j.id,
         j.variant.as_str(),
@@ -205,6 +222,7 @@ fn row(j: &JobLine, epochs: Option<u32>) -> serde_json::Value {
         j.progress_of.or(epochs),
         j.current_val_accuracy(),
         j.current_test_accuracy(),
+        label(labels, j.configuration),
     ])
 }
 
@@ -212,10 +230,11 @@ fn row(j: &JobLine, epochs: Option<u32>) -> serde_json::Value {
 pub fn page(
     experiment: Option<String>,
     epochs: Option<u32>,
+    labels: Vec<String>,
     jobs: &[JobLine],
     q: &JobsQuery,
 ) -> JobsPage {
-    let mut kept: Vec<&JobLine> = jobs.iter().filter(|j| q.keeps(j)).collect();
+    let mut kept: Vec<&JobLine> = jobs.iter().filter(|j| q.keeps(j, &labels)).collect();
     if let Some(column) = &q.sort {
         // Rows without the value go last in either direction.
         kept.sort_by(|a, b| match (missing(column, a), missing(column, b)) {
@@ -238,8 +257,9 @@ pub fn page(
             .iter()
             .skip(q.offset)
             .take(q.limit)
-            .map(|j| row(j, epochs))
+            .map(|j| row(j, epochs, &labels))
             .collect(),
+        configurations: labels,
     }
 }
 

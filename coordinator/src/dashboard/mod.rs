@@ -132,13 +132,16 @@ pub fn jobs_page(conn: &Connection, q: &jobs::JobsQuery) -> Result<jobs::JobsPag
         None => experiments.last(),
     };
     let Some(e) = experiment else {
-        return Ok(jobs::page(None, None, &[], q));
+        return Ok(jobs::page(None, None, Vec::new(), &[], q));
     };
     let lines = queries::experiment_jobs(conn, &e.id)?;
-    let epochs = spikecv_common::config::ExperimentConfig::from_toml_str(&e.config_toml)
-        .ok()
-        .map(|c| c.training.epochs);
-    Ok(jobs::page(Some(e.id.clone()), epochs, &lines, q))
+    let config = spikecv_common::config::ExperimentConfig::from_toml_str(&e.config_toml).ok();
+    let epochs = config.as_ref().map(|c| c.training.epochs);
+    let labels = config
+        .and_then(|c| spikecv_common::sweep::configurations(&c).ok())
+        .map(|list| list.into_iter().map(|c| c.label).collect())
+        .unwrap_or_default();
+    Ok(jobs::page(Some(e.id.clone()), epochs, labels, &lines, q))
 }
 
 /// One job with its learning curves.

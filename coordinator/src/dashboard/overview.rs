@@ -58,9 +58,13 @@ pub struct ExperimentView {
     pub aggregate: Vec<GroupView>,
 }
 
-/// The aggregate of one variant under one protocol.
+/// The aggregate of one variant under one protocol (and sweep configuration).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupView {
+    /// The sweep configuration's label (empty without a sweep).
+    pub configuration: String,
+    /// Jobs the sweep's pruner stopped (in no figure).
+    pub pruned: usize,
     /// Variant.
     pub variant: Variant,
     /// Protocol.
@@ -199,6 +203,8 @@ pub fn experiment_view(
             .groups
             .into_iter()
             .map(|g| GroupView {
+                configuration: g.configuration_label,
+                pruned: g.pruned,
                 variant: g.variant,
                 protocol: g.protocol,
                 optimistic: g.optimistic,

@@ -70,6 +70,9 @@ pub struct JobLine {
     pub finished_ms: Option<i64>,
     /// The latest epoch's metrics while leased or running.
     pub latest: Option<EpochMetrics>,
+    /// Index of the job's sweep configuration in its experiment (0 without a
+    /// sweep, and for a job read on its own).
+    pub configuration: usize,
 }
 
 impl JobLine {
@@ -95,6 +98,7 @@ impl JobLine {
         r.device = self.device.clone();
         r.error = self.error.clone();
         r.finished_unix = self.finished_ms.map(|ms| ms.div_euclid(1000));
+        r.configuration = self.configuration;
         r
     }
 
@@ -126,6 +130,12 @@ const JOB_SELECT: &str = "SELECT j.id, j.variant, j.seed, j.fold, j.protocol, j.
     j.device, j.progress_epoch, j.progress_of, j.best_epoch, j.test_accuracy, j.test_loss, j.val_accuracy, \
     j.val_loss, j.train_seconds, j.error, j.finished_ms";
 
+/// The configuration column after [`JOB_SELECT`]: the experiment's link where
+/// there is one.
+const CONFIGURATION_OF_LINK: &str = ", coalesce(ej.configuration, 0)";
+/// ... and for a job read on its own.
+const NO_CONFIGURATION: &str = ", 0";
+
 type RawJob = (
     String,
     String,
@@ -147,6 +157,7 @@ type RawJob = (
         Option<f64>,
         Option<String>,
         Option<i64>,
+        i64,
     ),
 );
 
@@ -172,6 +183,7 @@ fn raw_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
             r.get(16)?,
             r.get(17)?,
             r.get(18)?,
+            r.get(19)?,
         ),
     ))
 }
@@ -179,8 +191,16 @@ fn raw_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawJob> {
 fn job_line(raw: RawJob) -> Result<JobLine, DashboardError> {
     let (id, variant, seed, fold, protocol, status, attempts, worker, device, pe, po, best, rest) =
         raw;
-    let (test_accuracy, test_loss, val_accuracy, val_loss, train_seconds, error, finished_ms) =
-        rest;
+    let (
+        test_accuracy,
+        test_loss,
+        val_accuracy,
+        val_loss,
+        train_seconds,
+        error,
+        finished_ms,
+        configuration,
+    ) = rest;
     let int = |v: i64, column| u32::try_from(v).map_err(|e| corrupt("jobs", &id, column, e));
     Ok(JobLine {
         variant: Variant::from_str(&variant).map_err(|e| corrupt("jobs", &id, "variant", e))?,
@@ -209,6 +229,8 @@ fn job_line(raw: RawJob) -> Result<JobLine, DashboardError> {
         error,
         finished_ms,
         latest: None,
+        configuration: usize::try_from(configuration)
+            .map_err(|e| corrupt("experiment_jobs", &id, "configuration", e))?,
         id,
     })
 }
@@ -253,7 +275,7 @@ pub fn experiment_jobs(
     experiment: &str,
 ) -> Result<Vec<JobLine>, DashboardError> {
     let sql = format!(
-        "{JOB_SELECT} FROM jobs j LEFT JOIN experiment_jobs ej ON ej.job = j.id AND ej.experiment = ?1
+        "{JOB_SELECT}{CONFIGURATION_OF_LINK} FROM jobs j LEFT JOIN experiment_jobs ej ON ej.job = j.id AND ej.experiment = ?1
          WHERE ej.experiment IS NOT NULL OR j.experiment = ?1 ORDER BY ej.position, j.rowid"
     );
     let mut stmt = conn.prepare(&sql)?;
@@ -274,7 +296,7 @@ pub fn experiment_jobs(
 
 /// One job by id, with its latest epoch.
 pub fn job(conn: &Connection, id: &str) -> Result<Option<JobLine>, DashboardError> {
-    let sql = format!("{JOB_SELECT} FROM jobs j WHERE j.id = ?1");
+    let sql = format!("{JOB_SELECT}{NO_CONFIGURATION} FROM jobs j WHERE j.id = ?1");
     let Some(raw) = conn.query_row(&sql, [id], raw_job).optional()? else {
         return Ok(None);
     };

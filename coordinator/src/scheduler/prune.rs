@@ -2,6 +2,8 @@
 //! sweep group (same experiment, variant, seed and fold; other
 //! configurations) decides whether it, or a job already past that epoch, stops.
 //! The rule itself is [`spikecv_common::prune`]; this module reads the store.
+//! A job that reached its last epoch is never pruned: its result is
+//! complete, pruning would only throw it away.
 
 use std::collections::HashMap;
 
@@ -142,6 +144,22 @@ fn group(conn: &Connection, experiment: &str, job: &JobId, epoch: u32) -> Result
         .collect()
 }
 
+/// The epochs `job` trains, from its stored config.
+fn planned_epochs(conn: &Connection, job: &JobId) -> Result<u32> {
+    let toml: String = conn.query_row(
+        "SELECT config_toml FROM jobs WHERE id = ?1",
+        [job.as_str()],
+        |r| r.get(0),
+    )?;
+    let config = ExperimentConfig::from_toml_str(&toml).map_err(|e| StoreError::Corrupt {
+        table: "jobs",
+        key: job.as_str().to_owned(),
+        column: "config_toml",
+        message: e.to_string(),
+    })?;
+    Ok(config.training.epochs)
+}
+
 /// The verdict on `candidate` at `epoch` from every experiment it belongs to.
 fn judge(
     conn: &Connection,
@@ -152,6 +170,16 @@ fn judge(
     let Some(members) = memberships(conn, rules, candidate)? else {
         return Ok(None);
     };
+    // A job that reached its last epoch has nothing left to save (it may be
+    // ahead of the epoch compared): its result stands.
+    let reached: Option<u32> = conn.query_row(
+        "SELECT max(epoch) FROM epoch_metrics WHERE job = ?1",
+        [candidate.as_str()],
+        |r| r.get(0),
+    )?;
+    if reached.unwrap_or(0).max(epoch) >= planned_epochs(conn, candidate)? {
+        return Ok(None);
+    }
     for m in members {
         let peers = group(conn, &m.experiment, candidate, epoch)?;
         let Some(own) = peers

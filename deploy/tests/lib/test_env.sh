@@ -62,18 +62,24 @@ test_steps = ${steps}
 TOML
 }
 
-# spk_expected_jobs EXPERIMENT: the number of jobs `coordinator plan --json` lists.
+# spk_expected_jobs EXPERIMENT: the number of jobs `coordinator plan --json` lists
+# (a sweep's plan groups them by configuration).
 spk_expected_jobs() {
-  "$COORDINATOR" plan --experiment "$1" --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)))'
+  "$COORDINATOR" plan --experiment "$1" --json | python3 -c '
+import json, sys
+plan = json.load(sys.stdin)
+print(sum(len(c["jobs"]) for c in plan["configurations"]) if isinstance(plan, dict) else len(plan))'
 }
 
-# spk_check_report_csv CSV EXPECTED: every job is in the report exactly once
-# (one row per variant/seed/fold/protocol) and succeeded; EXPECTED rows in all.
+# spk_check_report_csv CSV EXPECTED [pruned-ok]: every job is in the report
+# exactly once (one row per configuration/variant/seed/fold/protocol) and
+# succeeded (or, with pruned-ok, was pruned by the sweep); EXPECTED rows in all.
 spk_check_report_csv() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import csv, sys
 from collections import Counter
-path, expected = sys.argv[1], int(sys.argv[2])
+path, expected, pruned_ok = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "pruned-ok"
+done = {"succeeded", "pruned"} if pruned_ok else {"succeeded"}
 rows = list(csv.DictReader(open(path, newline="")))
 need = {"experiment", "variant", "seed", "fold", "protocol", "status", "attempts"}
 missing = need - set(rows[0].keys() if rows else ())
@@ -81,20 +87,22 @@ errors = []
 if missing:
     errors.append(f"CSV lacks columns {sorted(missing)}")
 else:
-    keys = Counter((r["experiment"], r["variant"], r["seed"], r["fold"], r["protocol"]) for r in rows)
+    keys = Counter((r["experiment"], r.get("configuration", ""), r["variant"], r["seed"], r["fold"],
+                    r["protocol"]) for r in rows)
     dup = [k for k, n in keys.items() if n > 1]
     if dup:
         errors.append(f"jobs listed more than once: {dup}")
     if len(keys) != expected:
         errors.append(f"{len(keys)} jobs in the report, expected {expected}")
-    bad = [(r["variant"], r["seed"], r["fold"], r["status"]) for r in rows if r["status"] != "succeeded"]
+    bad = [(r["variant"], r["seed"], r["fold"], r["status"]) for r in rows if r["status"] not in done]
     if bad:
         errors.append(f"jobs not succeeded: {bad}")
     variants = {r["variant"] for r in rows}
     if variants != {"whole", "reduced"}:
         errors.append(f"variants in the report: {sorted(variants)}")
     attempts = sum(int(r["attempts"] or 0) for r in rows)
-    print(f"report: {len(rows)} jobs, all succeeded once; {attempts} attempts in all")
+    pruned = sum(r["status"] == "pruned" for r in rows)
+    print(f"report: {len(rows)} jobs, all ended once ({pruned} pruned); {attempts} attempts in all")
 if errors:
     print("report check failed: " + "; ".join(errors), file=sys.stderr)
     sys.exit(1)

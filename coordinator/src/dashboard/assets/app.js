@@ -6,7 +6,7 @@
 (function () {
   const $ = (sel) => document.querySelector(sel);
   const SVG = 'http://www.w3.org/2000/svg';
-  const STATES = ['succeeded', 'failed', 'cancelled', 'running', 'leased', 'pending'];
+  const STATES = ['succeeded', 'pruned', 'failed', 'cancelled', 'running', 'leased', 'pending'];
 
   // ---- token: from #token=… or ?token=…, kept in sessionStorage, removed from the URL.
   function takeToken() {
@@ -101,13 +101,14 @@
       stat('running', String(p.running + p.leased), 'running'),
       stat('succeeded', String(p.succeeded), 'succeeded'),
       stat('failed', String(p.failed + p.cancelled), 'failed'),
+      p.pruned ? stat('pruned', String(p.pruned), 'pruned') : null,
       stat('wall time', duration(e.wall_seconds), 'wall'),
       stat('ETA', e.partial ? duration(e.eta_seconds) : 'done', 'eta'),
       stat('samples/s', num(e.samples_per_second, 1), 'throughput'),
     ]);
     const rows = e.aggregate.map((g) =>
-      el('tr', { 'data-variant': g.variant, 'data-protocol': g.protocol }, [
-        cell(g.variant),
+      el('tr', { 'data-variant': g.variant, 'data-protocol': g.protocol, 'data-configuration': g.configuration }, [
+        cell(g.configuration ? g.variant + ' [' + g.configuration + ']' : g.variant),
         el('td', {}, [g.protocol + ' ', g.optimistic ? el('span', { class: 'badge optimistic', text: 'optimistic', title: 'best test accuracy over epochs' }) : null]),
         cell(g.test_accuracy.count + ' / ' + g.planned, 'num', { 'data-field': 'count', 'data-count': g.test_accuracy.count, 'data-planned': g.planned }),
         cell(metricText(g.test_accuracy), 'num', { 'data-field': 'test', 'data-mean': g.test_accuracy.mean, 'data-std': g.test_accuracy.std_population }),
@@ -197,8 +198,22 @@
     return q.toString();
   }
 
+  // The configuration filter: shown for a sweep, its options the sweep's labels.
+  function renderConfigurations(labels) {
+    const select = $('#f-configuration');
+    const sweep = labels.length > 1;
+    select.parentElement.hidden = !sweep;
+    const want = ['', ...labels].join('\n');
+    if (select.dataset.options === want) return;
+    const chosen = select.value;
+    select.replaceChildren(el('option', { value: '', text: 'all' }), ...labels.map((l) => el('option', { value: l, text: l })));
+    select.value = labels.includes(chosen) ? chosen : '';
+    select.dataset.options = want;
+  }
+
   function renderJobs(page) {
     state.page = page;
+    renderConfigurations(page.configurations || []);
     const col = {};
     page.columns.forEach((c, i) => { col[c] = i; });
     const body = $('#jobs tbody');
@@ -206,7 +221,8 @@
       const id = r[col.job];
       const tr = el('tr', { 'data-job': id, 'data-state': r[col.state], class: id === state.selected ? 'selected' : null }, [
         el('td', { class: 'mono', text: id.slice(0, 12), title: id }),
-        cell(r[col.variant]), cell(String(r[col.seed]), 'num'), cell(String(r[col.fold]), 'num'),
+        cell(r[col.configuration] ? r[col.variant] + ' [' + r[col.configuration] + ']' : r[col.variant], null, { 'data-field': 'variant' }),
+        cell(String(r[col.seed]), 'num'), cell(String(r[col.fold]), 'num'),
         el('td', {}, [el('span', { class: 'badge s-' + r[col.state], text: r[col.state], 'data-field': 'state' })]),
         cell(String(r[col.attempts]), 'num'), cell(r[col.worker] || '–'), cell(r[col.device] || '–'),
         cell((r[col.epoch] || 0) + '/' + (r[col.of] || '?'), 'num', { 'data-field': 'epoch' }),
