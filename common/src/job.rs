@@ -77,6 +77,23 @@ impl FromStr for JobStatus {
     }
 }
 
+#[cfg(feature = "sqlite")]
+impl rusqlite::types::ToSql for JobStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl rusqlite::types::FromSql for JobStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: UnknownStatus| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
 /// Metrics of one training epoch (accuracies are fractions in [0, 1]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {

@@ -1,7 +1,5 @@
-//! The scheduler's ids and the values it hands to and takes from the service.
-
-use std::fmt;
-use std::str::FromStr;
+//! The values the scheduler hands to and takes from the service (its ids and
+//! states are in [`crate::ids`] and [`crate::states`], shared with the store).
 
 use serde::{Deserialize, Serialize};
 use spikecv_common::config::{ProtocolKind, Variant};
@@ -10,57 +8,8 @@ use spikecv_common::job::JobStatus;
 use spikecv_common::plan::JobId;
 
 use super::clock::UnixMillis;
-
-/// One lease of a job to a worker; its id is the fencing token for every report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct AttemptId(pub u64);
-
-impl fmt::Display for AttemptId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl FromStr for AttemptId {
-    type Err = std::num::ParseIntError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse().map(AttemptId)
-    }
-}
-
-/// A registered worker (given by the coordinator at registration, kept in the store).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct WorkerId(pub String);
-
-impl fmt::Display for WorkerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The experiment id (a shortened hash of its config).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ExperimentId(pub String);
-
-impl fmt::Display for ExperimentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// One place a job can run on a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlotInfo {
-    /// `cpu` or `cuda:N`.
-    pub device: String,
-    /// Human-readable device name.
-    pub device_name: String,
-    /// Device memory in bytes (0 for the CPU).
-    pub memory_bytes: u64,
-}
+pub use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};
+pub use crate::states::WorkerState;
 
 /// What a worker says about itself when it registers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,29 +22,6 @@ pub struct WorkerRegistration {
     pub slots: Vec<SlotInfo>,
     /// Fingerprint of its data set (hex; empty when it has none).
     pub data_fingerprint: String,
-}
-
-/// A worker's state in the coordinator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkerState {
-    /// Heard from recently; gets leases.
-    Alive,
-    /// Told to finish (release) its jobs and take no new ones.
-    Draining,
-    /// Not heard from within the lease timeout.
-    Lost,
-}
-
-impl WorkerState {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerState::Alive => "alive",
-            WorkerState::Draining => "draining",
-            WorkerState::Lost => "lost",
-        }
-    }
 }
 
 /// How a failure should be treated.

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use spikecv_common::job::EpochMetrics;
 use spikecv_common::plan::JobId;
 
-use crate::scheduler::ExperimentId;
+use crate::ids::ExperimentId;
 
 /// How long a writer waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

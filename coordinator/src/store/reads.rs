@@ -9,7 +9,8 @@ use spikecv_common::job::JobStatus;
 use spikecv_common::plan::JobId;
 
 use super::StoreError;
-use crate::scheduler::{AttemptId, ExperimentId, SlotInfo, WorkerId, WorkerState};
+use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};
+use crate::states::WorkerState;
 
 /// A [`StoreError::Corrupt`] for a value that does not parse.
 pub(crate) fn corrupt(
@@ -357,15 +358,6 @@ pub(crate) fn attempt(conn: &Connection, id: AttemptId) -> Result<Option<Attempt
     Ok(row)
 }
 
-fn worker_state(s: &str) -> Option<WorkerState> {
-    match s {
-        "alive" => Some(WorkerState::Alive),
-        "draining" => Some(WorkerState::Draining),
-        "lost" => Some(WorkerState::Lost),
-        _ => None,
-    }
-}
-
 /// Workers matching `where_sql`, in registration order.
 pub(crate) fn query_workers(
     conn: &Connection,
@@ -395,9 +387,9 @@ pub(crate) fn query_workers(
             |(id, name, host, slots_json, data_fingerprint, state, last_seen_ms)| {
                 let slots = serde_json::from_str(&slots_json)
                     .map_err(|e| corrupt("workers", &id, "slots_json", e))?;
-                let state = worker_state(&state).ok_or_else(|| {
-                    corrupt("workers", &id, "state", format!("unknown state {state:?}"))
-                })?;
+                let state: WorkerState = state
+                    .parse()
+                    .map_err(|e: String| corrupt("workers", &id, "state", e))?;
                 Ok(WorkerRow {
                     id: WorkerId(id),
                     name,
