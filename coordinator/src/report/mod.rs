@@ -2,22 +2,23 @@
 //! store's job records into Markdown, JSON and CSV reports and plots, during a
 //! run (partial, and saying so) and after it.
 //!
-//! Everything but [`cmd`] and [`from_store`] is pure: it works on plain
-//! [`JobRecord`]s and an [`ExperimentRecord`], so it is tested without a database.
+//! Everything but [`cmd`] is pure: it works on plain [`JobRecord`]s and an
+//! [`ExperimentRecord`] (read by [`from_store`], the store's read-only
+//! readers), so it is tested without a database.
 
 pub mod aggregate;
 pub mod cmd;
 pub mod compare;
 pub mod csv;
-pub mod from_store;
 pub mod json;
 pub mod markdown;
 pub mod markdown_sweep;
-pub mod model;
 pub mod plots;
 pub mod plots_sweep;
 pub mod published;
 
+pub use crate::store::read_only as from_store;
+pub use crate::store::records as model;
 pub use aggregate::{Report, build_report};
 pub use csv::render_csv;
 pub use json::render_json;

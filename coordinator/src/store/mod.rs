@@ -7,11 +7,15 @@
 //! `checkpoints` (the record of each unfinished job's latest checkpoint; the
 //! bytes are a file, see [`crate::checkpoints`]).
 //! The scheduler makes every state change in one transaction
-//! ([`Store::transaction`]); this module reads rows back as typed values.
+//! ([`Store::transaction`]); this module reads rows back as typed values:
+//! [`reads`] for the scheduler, [`read_only`] (over a read-only connection,
+//! beside a running coordinator) the [`records`] reports and the dashboard use.
 //!
 //! [`JobId`]: spikecv_common::plan::JobId
 
+pub mod read_only;
 pub(crate) mod reads;
+pub mod records;
 mod schema;
 
 pub use reads::{AttemptRow, ExperimentRow, JobRow, WorkerRow};

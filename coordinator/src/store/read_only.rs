@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use spikecv_common::job::EpochMetrics;
 
-use super::model::{ExperimentRecord, JobRecord};
-use crate::store::reads;
+use super::reads;
+use super::records::{ExperimentRecord, JobRecord};
 
 /// Newest store schema this reader understands.
-const KNOWN_SCHEMA: u32 = crate::store::SCHEMA_VERSION;
+const KNOWN_SCHEMA: u32 = super::SCHEMA_VERSION;
 
 /// Why the records could not be read.
 #[derive(Debug, thiserror::Error)]
