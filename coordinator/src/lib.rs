@@ -17,6 +17,7 @@ pub mod serve_cmd;
 pub mod server;
 pub mod service;
 pub mod state_lock;
+pub mod status_cache;
 pub mod status_cmd;
 pub mod store;
 pub mod submit_cmd;
