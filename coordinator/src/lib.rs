@@ -22,3 +22,4 @@ pub mod status_cache;
 pub mod status_cmd;
 pub mod store;
 pub mod submit_cmd;
+pub mod web;
