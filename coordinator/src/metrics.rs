@@ -2,7 +2,8 @@
 //! `prometheus-client` (the OpenMetrics text format), on the HTTP listener of
 //! [`crate::web`] beside the dashboard, or alone.
 //!
-//! The job and worker figures come from the shared [`StatusCache`] snapshot
+//! The job and worker figures come from the shared
+//! [`StatusCache`](crate::status_cache::StatusCache) snapshot
 //! (at most one scheduler status read per second, however many scrapers), the
 //! call counters from the service's atomics.
 
