@@ -1,162 +1,305 @@
-//! A small HTTP listener for Prometheus: `GET /metrics` answers the text
-//! exposition format; every other request goes to an optional fallback handler
-//! (the dashboard, see [`crate::dashboard`]) or is answered 404. Hand-written on
-//! tokio (one request per connection), so it needs no web framework.
+//! `GET /metrics`: the coordinator's Prometheus metrics, encoded by
+//! `prometheus-client` (the OpenMetrics text format), on the HTTP listener of
+//! [`crate::web`] beside the dashboard, or alone.
+//!
+//! The job and worker figures come from the shared
+//! [`StatusCache`](crate::status_cache::StatusCache) snapshot
+//! (at most one scheduler status read per second, however many scrapers), the
+//! call counters from the service's atomics.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
-/// Produces the current metrics text (Prometheus exposition format).
+use crate::scheduler::{StatusSnapshot, WorkerState};
+use crate::service::{CoordinatorService, RpcCounters};
+use crate::web::{self, HttpLimits};
+
+/// Produces the current metrics text.
 pub type MetricsSource = Arc<dyn Fn() -> futures::future::BoxFuture<'static, String> + Send + Sync>;
 
-/// The head of an HTTP request: method, path, query string and headers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestHead {
-    /// `GET`, `POST`, ...
-    pub method: String,
-    /// The path without the query, e.g. `/api/jobs`.
-    pub path: String,
-    /// The raw query string after `?` (empty when none).
-    pub query: String,
-    /// Header names (lowercase) and values, in order.
-    pub headers: Vec<(String, String)>,
-}
+/// Routes served beside `/metrics` (the dashboard, see
+/// [`crate::dashboard::Dashboard::fallback`]); without them every other path
+/// is answered 404.
+pub type HttpFallback = Router;
 
-impl RequestHead {
-    /// Parses a request head (request line and headers).
-    pub fn parse(head: &str) -> Self {
-        let mut lines = head.lines();
-        let mut parts = lines.next().unwrap_or("").split_whitespace();
-        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let headers = lines
-            .take_while(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Self {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query: query.to_owned(),
-            headers,
-        }
-    }
-
-    /// The first value of header `name` (lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Answers a request that is not `GET /metrics`: it owns the connection and
-/// writes the whole response (it may stream, e.g. server-sent events).
-pub type HttpFallback = Arc<
-    dyn Fn(RequestHead, TcpStream) -> futures::future::BoxFuture<'static, std::io::Result<()>>
-        + Send
-        + Sync,
->;
+/// The content type of the metrics text (what `prometheus-client` encodes).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.
 pub async fn serve_metrics(
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     source: MetricsSource,
     shutdown: impl Future<Output = ()>,
 ) {
     serve_http(listener, source, None, shutdown).await;
 }
 
-/// Serves `GET /metrics` and hands every other request to `fallback` (404
-/// without one) on `listener` until `shutdown` resolves.
+/// Serves `GET /metrics` and the routes of `fallback` (404 for any other path
+/// without one) on `listener` until `shutdown` resolves, with the default
+/// [`HttpLimits`].
 pub async fn serve_http(
-    listener: TcpListener,
+    listener: tokio::net::TcpListener,
     source: MetricsSource,
     fallback: Option<HttpFallback>,
     shutdown: impl Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let source = source.clone();
-                    let fallback = fallback.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = answer(stream, source, fallback).await {
-                            tracing::debug!(error = %e, "metrics connection");
-                        }
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics listener accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
+    let limits = HttpLimits::default();
+    web::serve(
+        listener,
+        router(source, fallback, &limits),
+        limits,
+        shutdown,
+    )
+    .await;
 }
 
-async fn answer(
-    mut stream: TcpStream,
+/// `/metrics` from `source`, merged with `fallback`.
+pub fn router(
     source: MetricsSource,
     fallback: Option<HttpFallback>,
-) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    // Read the request head (at most 16 KiB), ignore any body.
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request head"))??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let request = RequestHead::parse(&String::from_utf8_lossy(&buf));
-    let (method, path) = (request.method.as_str(), request.path.as_str());
-    if !(method == "GET" && path == "/metrics")
-        && let Some(fallback) = fallback
-    {
-        return fallback(request, stream).await;
-    }
-    let (status, content_type, body) = if method == "GET" && path == "/metrics" {
-        (
-            "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            source().await,
-        )
-    } else {
-        (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found\n".to_owned(),
-        )
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    limits: &HttpLimits,
+) -> Router {
+    let metrics = Router::new().route(
+        "/metrics",
+        web::timed(
+            move || {
+                let source = source.clone();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], source().await) }
+            },
+            limits,
+        ),
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    match fallback {
+        Some(routes) => metrics.merge(routes),
+        None => metrics.fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "not found\n",
+            )
+                .into_response()
+        }),
+    }
 }
 
-/// Appends one metric (HELP, TYPE and samples) to a Prometheus text body.
-pub fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {value}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+/// The metrics of `service`: job and worker figures from its status cache,
+/// call counters from its atomics.
+pub fn source(service: CoordinatorService) -> MetricsSource {
+    Arc::new(move || {
+        let service = service.clone();
+        Box::pin(async move {
+            let status = match service.status_cache().get().await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(message = e.message(), "metrics without a status snapshot");
+                    None
+                }
+            };
+            render(status.as_deref(), service.counters())
+        })
+    })
+}
+
+/// The metrics text of a status snapshot (none: the counters only) and the
+/// call counters.
+pub fn render(status: Option<&StatusSnapshot>, counters: &RpcCounters) -> String {
+    let mut registry = Registry::default();
+    if let Some(s) = status {
+        registry.register_collector(Box::new(StatusMetrics::of(s)));
+    }
+    let counters = [
+        ("spikecv_leases", "Lease calls.", &counters.leases),
+        (
+            "spikecv_assignments",
+            "Jobs handed out.",
+            &counters.assignments,
+        ),
+        (
+            "spikecv_heartbeats",
+            "Heartbeat calls.",
+            &counters.heartbeats,
+        ),
+        (
+            "spikecv_completed",
+            "Results accepted.",
+            &counters.completed,
+        ),
+        (
+            "spikecv_refused",
+            "Reports refused (fenced, failed precondition).",
+            &counters.fenced,
+        ),
+        (
+            "spikecv_checkpoint_bytes_in",
+            "Checkpoint bytes received.",
+            &counters.checkpoint_bytes_in,
+        ),
+        (
+            "spikecv_checkpoint_bytes_out",
+            "Checkpoint bytes sent.",
+            &counters.checkpoint_bytes_out,
+        ),
+    ];
+    for (name, help, value) in counters {
+        // Encoded as `<name>_total`.
+        registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+    }
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    out
+}
+
+/// The figures of one status snapshot, as labelled gauges in a fixed order.
+#[derive(Debug)]
+struct StatusMetrics {
+    jobs: [(&'static str, i64); 7],
+    workers: [(&'static str, i64); 3],
+    succeeded_last_hour: i64,
+    eta_seconds: Option<f64>,
+}
+
+impl StatusMetrics {
+    fn of(s: &StatusSnapshot) -> Self {
+        let c = &s.counts;
+        let mut workers = [("alive", 0), ("draining", 0), ("lost", 0)];
+        for w in &s.workers {
+            let i = match w.state {
+                WorkerState::Alive => 0,
+                WorkerState::Draining => 1,
+                WorkerState::Lost => 2,
+            };
+            workers[i].1 += 1;
         }
+        Self {
+            jobs: [
+                ("pending", c.pending),
+                ("leased", c.leased),
+                ("running", c.running),
+                ("succeeded", c.succeeded),
+                ("failed", c.failed),
+                ("cancelled", c.cancelled),
+                ("pruned", c.pruned),
+            ]
+            .map(|(state, n)| (state, i64::from(n))),
+            workers,
+            succeeded_last_hour: i64::from(s.succeeded_last_hour),
+            eta_seconds: s.eta_seconds,
+        }
+    }
+}
+
+/// Encodes `samples` as one gauge `name` with a `state` label.
+fn by_state(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: &[(&'static str, i64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (state, n) in samples {
+        let labels = [("state", *state)];
+        ConstGauge::new(*n).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for StatusMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        by_state(&mut encoder, "spikecv_jobs", "Jobs by state.", &self.jobs)?;
+        by_state(
+            &mut encoder,
+            "spikecv_workers",
+            "Workers by state.",
+            &self.workers,
+        )?;
+        let gauge = ConstGauge::new(self.succeeded_last_hour);
+        gauge.encode(encoder.encode_descriptor(
+            "spikecv_jobs_succeeded_last_hour",
+            "Jobs that succeeded in the last hour.",
+            None,
+            gauge.metric_type(),
+        )?)?;
+        if let Some(eta) = self.eta_seconds {
+            let gauge = ConstGauge::new(eta);
+            gauge.encode(encoder.encode_descriptor(
+                "spikecv_eta_seconds",
+                "Estimated seconds until every job is done.",
+                None,
+                gauge.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::StatusCounts;
+
+    #[test]
+    fn the_text_has_every_metric_under_its_old_name() {
+        let counters = RpcCounters::default();
+        counters.leases.store(7, Ordering::Relaxed);
+        counters
+            .checkpoint_bytes_in
+            .store(1 << 20, Ordering::Relaxed);
+        let status = StatusSnapshot {
+            now_ms: 0,
+            counts: StatusCounts {
+                pending: 4,
+                succeeded: 2,
+                ..StatusCounts::default()
+            },
+            experiments: Vec::new(),
+            workers: Vec::new(),
+            running: Vec::new(),
+            succeeded_last_hour: 2,
+            eta_seconds: Some(12.5),
+        };
+        let text = render(Some(&status), &counters);
+        for line in [
+            "# TYPE spikecv_jobs gauge",
+            "spikecv_jobs{state=\"pending\"} 4",
+            "spikecv_jobs{state=\"succeeded\"} 2",
+            "spikecv_jobs{state=\"cancelled\"} 0",
+            "spikecv_jobs{state=\"pruned\"} 0",
+            "spikecv_workers{state=\"alive\"} 0",
+            "spikecv_jobs_succeeded_last_hour 2",
+            "spikecv_eta_seconds 12.5",
+            "# TYPE spikecv_leases counter",
+            "spikecv_leases_total 7",
+            "spikecv_assignments_total 0",
+            "spikecv_refused_total 0",
+            "spikecv_checkpoint_bytes_in_total 1048576",
+            "spikecv_checkpoint_bytes_out_total 0",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
+        // Without a snapshot: the counters only, no stale job figures.
+        let text = render(None, &counters);
+        assert!(!text.contains("spikecv_jobs"), "{text}");
+        assert!(text.contains("spikecv_leases_total 7"), "{text}");
     }
 }

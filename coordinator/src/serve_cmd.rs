@@ -5,14 +5,12 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::auth::{AuthConfig, Token, TokenError};
 use crate::cli::ServeArgs;
 use crate::dashboard::{Dashboard, DashboardConfig};
-use crate::metrics::{MetricsSource, serve_http, write_metric};
+use crate::metrics::{self, serve_http};
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerSettings, Submission, SystemClock};
 use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
 use crate::service::{CoordinatorService, SchedulerHandle};
@@ -178,7 +176,7 @@ pub async fn run(
         let mut stop = stop_rx.clone();
         tokio::spawn(serve_http(
             listener,
-            metrics_source(service.clone()),
+            metrics::source(service.clone()),
             Some(dashboard.fallback()),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -233,103 +231,4 @@ async fn expire_ticker(sched: SchedulerHandle, mut stop: tokio::sync::watch::Rec
             Err(status) => tracing::error!(message = status.message(), "expiring leases failed"),
         }
     }
-}
-
-/// The `/metrics` body: jobs by state, workers by state, throughput, ETA, calls.
-fn metrics_source(service: CoordinatorService) -> MetricsSource {
-    Arc::new(move || {
-        let service = service.clone();
-        Box::pin(async move {
-            let mut out = String::new();
-            if let Ok(s) = service.scheduler().call(|s| s.status()).await {
-                let c = &s.counts;
-                let jobs = [
-                    ("state=\"pending\"", c.pending),
-                    ("state=\"leased\"", c.leased),
-                    ("state=\"running\"", c.running),
-                    ("state=\"succeeded\"", c.succeeded),
-                    ("state=\"failed\"", c.failed),
-                    ("state=\"cancelled\"", c.cancelled),
-                ]
-                .map(|(l, n)| (l, f64::from(n)));
-                write_metric(&mut out, "spikecv_jobs", "gauge", "Jobs by state.", &jobs);
-                let mut workers = [
-                    ("state=\"alive\"", 0.0),
-                    ("state=\"draining\"", 0.0),
-                    ("state=\"lost\"", 0.0),
-                ];
-                for w in &s.workers {
-                    let i = match w.state {
-                        crate::scheduler::WorkerState::Alive => 0,
-                        crate::scheduler::WorkerState::Draining => 1,
-                        crate::scheduler::WorkerState::Lost => 2,
-                    };
-                    workers[i].1 += 1.0;
-                }
-                write_metric(
-                    &mut out,
-                    "spikecv_workers",
-                    "gauge",
-                    "Workers by state.",
-                    &workers,
-                );
-                write_metric(
-                    &mut out,
-                    "spikecv_jobs_succeeded_last_hour",
-                    "gauge",
-                    "Jobs that succeeded in the last hour.",
-                    &[("", f64::from(s.succeeded_last_hour))],
-                );
-                if let Some(eta) = s.eta_seconds {
-                    write_metric(
-                        &mut out,
-                        "spikecv_eta_seconds",
-                        "gauge",
-                        "Estimated seconds until every job is done.",
-                        &[("", eta)],
-                    );
-                }
-            }
-            let k = service.counters();
-            let counters = [
-                ("spikecv_leases_total", "Lease calls.", &k.leases),
-                (
-                    "spikecv_assignments_total",
-                    "Jobs handed out.",
-                    &k.assignments,
-                ),
-                (
-                    "spikecv_heartbeats_total",
-                    "Heartbeat calls.",
-                    &k.heartbeats,
-                ),
-                ("spikecv_completed_total", "Results accepted.", &k.completed),
-                (
-                    "spikecv_refused_total",
-                    "Reports refused (fenced, failed precondition).",
-                    &k.fenced,
-                ),
-                (
-                    "spikecv_checkpoint_bytes_in_total",
-                    "Checkpoint bytes received.",
-                    &k.checkpoint_bytes_in,
-                ),
-                (
-                    "spikecv_checkpoint_bytes_out_total",
-                    "Checkpoint bytes sent.",
-                    &k.checkpoint_bytes_out,
-                ),
-            ];
-            for (name, help, v) in counters {
-                write_metric(
-                    &mut out,
-                    name,
-                    "counter",
-                    help,
-                    &[("", v.load(Ordering::Relaxed) as f64)],
-                );
-            }
-            out
-        })
-    })
 }

@@ -12,6 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::auth::AuthConfig;
+use crate::health::HealthSettings;
 use crate::service::CoordinatorService;
 
 /// Errors that stop the server or keep it from starting.
@@ -70,20 +71,40 @@ pub struct ServerOptions {
 }
 
 /// Serves the coordinator, admin and health services on `listener` until
-/// `shutdown` resolves.
+/// `shutdown` resolves, the health status following the scheduler thread
+/// with the default [`HealthSettings`].
 pub async fn serve(
     listener: TcpListener,
     service: CoordinatorService,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    serve_with_health(
+        listener,
+        service,
+        options,
+        HealthSettings::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// As [`serve`], the scheduler watchdog pinging as `health` says.
+pub async fn serve_with_health(
+    listener: TcpListener,
+    service: CoordinatorService,
+    options: ServerOptions,
+    health: HealthSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<CoordinatorServer<CoordinatorService>>()
-        .await;
-    health_reporter
-        .set_serving::<AdminServer<CoordinatorService>>()
-        .await;
+    crate::health::report(&health_reporter, tonic_health::ServingStatus::Serving).await;
+    // Stops with the server (aborted when this function returns).
+    let watchdog = AbortOnDrop(tokio::spawn(crate::health::watchdog(
+        service.scheduler().clone(),
+        health_reporter,
+        health,
+    )));
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config()?)?;
@@ -102,5 +123,15 @@ pub async fn serve(
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    drop(watchdog);
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -37,6 +37,7 @@ use crate::scheduler::{
     Credentials, FailOutcome, FailureClass, Scheduler, SchedulerError, WorkerId,
     WorkerRegistration, WorkerSecret,
 };
+use crate::status_cache::{self, StatusCache};
 
 /// Largest checkpoint accepted (bytes).
 pub const MAX_CHECKPOINT_BYTES: usize = 4 << 30;
@@ -68,16 +69,25 @@ pub struct CoordinatorService {
     sched: SchedulerHandle,
     heartbeat_seconds: u32,
     counters: Arc<RpcCounters>,
+    status_cache: StatusCache,
 }
 
 impl CoordinatorService {
-    /// A service over the scheduler thread behind `sched`.
+    /// A service over the scheduler thread behind `sched`; `Watch` and
+    /// `/metrics` read status snapshots at most [`status_cache::DEFAULT_MAX_AGE`] old.
     pub fn new(sched: SchedulerHandle, heartbeat_seconds: u32) -> Self {
+        let status_cache = StatusCache::new(sched.clone(), status_cache::DEFAULT_MAX_AGE);
         Self {
             sched,
             heartbeat_seconds,
             counters: Arc::default(),
+            status_cache,
         }
+    }
+
+    /// The status snapshot shared by `Watch` streams and `/metrics`.
+    pub fn status_cache(&self) -> &StatusCache {
+        &self.status_cache
     }
 
     /// The scheduler handle.
@@ -410,18 +420,15 @@ impl Admin for CoordinatorService {
             0 => 1000,
             n => n.clamp(100, 3_600_000),
         };
-        let sched = self.sched.clone();
+        // Every stream reads the one shared snapshot: a thousand watchers
+        // cost the scheduler one status read per second, not a thousand.
+        let cache = self.status_cache.clone();
         let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(
             Duration::from_millis(u64::from(ms)),
         ));
         let stream = ticks.then(move |_| {
-            let sched = sched.clone();
-            async move {
-                sched
-                    .call(|s| s.status())
-                    .await
-                    .map(|snap| status_to_proto(&snap))
-            }
+            let cache = cache.clone();
+            async move { cache.get().await.map(|snap| status_to_proto(&snap)) }
         });
         Ok(Response::new(Box::pin(stream)))
     }

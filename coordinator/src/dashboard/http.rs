@@ -1,11 +1,10 @@
-//! Small HTTP pieces the dashboard needs on top of the `/metrics` listener:
-//! query-string decoding, token checks and writing a whole response.
+//! Small HTTP pieces of the dashboard: query-string decoding, token checks and
+//! JSON answers.
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use crate::auth::Token;
-use crate::metrics::RequestHead;
 
 /// Decodes `%XX` escapes and `+` (a space) of a query-string component; bad
 /// escapes are kept as they are.
@@ -47,27 +46,29 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 
 /// The token a request carries: `Authorization: Bearer <token>`, or a `token`
 /// query parameter (EventSource cannot set headers).
-pub fn presented_token(req: &RequestHead) -> Option<String> {
-    if let Some(h) = req.header("authorization") {
+pub fn presented_token(headers: &HeaderMap, query: &str) -> Option<String> {
+    if let Some(h) = headers.get(header::AUTHORIZATION) {
+        let h = String::from_utf8_lossy(h.as_bytes());
         let t = h
             .strip_prefix("Bearer ")
             .or_else(|| h.strip_prefix("bearer "))
-            .unwrap_or(h);
+            .unwrap_or(&h);
         return Some(t.trim().to_owned());
     }
-    query_pairs(&req.query)
+    query_pairs(query)
         .into_iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)
 }
 
-/// Whether the request may read the API: no token configured, or it carries
-/// one of them (every token is compared, in constant time).
-pub fn authorized(tokens: &[Token], req: &RequestHead) -> bool {
+/// Whether a request with `headers` and `query` may read the API: no token
+/// configured, or it carries one of them (every token is compared, in
+/// constant time).
+pub fn authorized(tokens: &[Token], headers: &HeaderMap, query: &str) -> bool {
     if tokens.is_empty() {
         return true;
     }
-    let Some(presented) = presented_token(req) else {
+    let Some(presented) = presented_token(headers, query) else {
         return false;
     };
     tokens
@@ -75,50 +76,22 @@ pub fn authorized(tokens: &[Token], req: &RequestHead) -> bool {
         .fold(false, |ok, t| t.matches(presented.as_bytes()) | ok)
 }
 
-/// Headers every dashboard response carries: no caching, no sniffing, no
-/// referrer (the token may be in the URL), scripts and styles only from here.
-const COMMON_HEADERS: &str = "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
-    Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n\
-    Content-Security-Policy: default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'\r\n";
-
-/// Writes a whole response and closes the connection.
-pub async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{COMMON_HEADERS}Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
-    stream.shutdown().await
+/// A JSON answer.
+pub fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Writes a JSON error `{"error": message}`.
-pub async fn respond_error(
-    stream: &mut TcpStream,
-    status: &str,
-    message: &str,
-) -> std::io::Result<()> {
-    let body = serde_json::json!({ "error": message }).to_string();
-    respond(stream, status, "application/json", body.as_bytes()).await
+/// A JSON error `{"error": message}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    json(status, serde_json::json!({ "error": message }).to_string())
 }
 
-/// Starts a server-sent-events response (the events follow).
-pub async fn start_event_stream(stream: &mut TcpStream) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n{COMMON_HEADERS}\
-         X-Accel-Buffering: no\r\nConnection: keep-alive\r\n\r\nretry: 1000\n\n"
-    );
-    stream.write_all(head.as_bytes()).await
-}
-
-/// Writes one event (`data` must be a single line, e.g. compact JSON).
-pub async fn send_event(stream: &mut TcpStream, event: &str, data: &str) -> std::io::Result<()> {
-    let text = format!("event: {event}\ndata: {data}\n\n");
-    stream.write_all(text.as_bytes()).await?;
-    stream.flush().await
+/// A plain-text answer.
+pub fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }

@@ -22,33 +22,30 @@
 //!
 //! Every read runs on a blocking thread over a read-only SQLite connection
 //! (WAL lets it read while the scheduler writes), so no async task blocks on
-//! the database and the scheduler thread never waits for the dashboard.
+//! the database and the scheduler thread never waits for the dashboard. The
+//! routes are axum's ([`Dashboard::router`]), served by [`crate::web`] under
+//! its limits; the API answers within the request timeout, the event stream
+//! runs on.
 
 pub mod http;
 pub mod jobs;
 pub mod overview;
 pub mod queries;
+mod routes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use rusqlite::Connection;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::auth::Token;
-use crate::metrics::{HttpFallback, RequestHead};
+use crate::metrics::HttpFallback;
 use crate::report::from_store::{self, FromStoreError};
 use crate::store::StoreError;
-
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const STYLE_CSS: &str = include_str!("assets/style.css");
-
-/// Seconds between keep-alive comments on an idle event stream.
-const KEEPALIVE: Duration = Duration::from_secs(15);
+use crate::web::HttpLimits;
 
 /// Why a dashboard request could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -105,16 +102,26 @@ pub enum DashboardError {
 }
 
 impl DashboardError {
-    /// The HTTP status line this error answers with.
-    pub fn status(&self) -> &'static str {
+    /// The HTTP status this error answers with.
+    pub fn status_code(&self) -> StatusCode {
         match self {
-            DashboardError::BadRequest { .. } => "400 Bad Request",
+            DashboardError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             DashboardError::UnknownJob { .. } | DashboardError::UnknownExperiment { .. } => {
-                "404 Not Found"
+                StatusCode::NOT_FOUND
             }
             DashboardError::Store(
                 FromStoreError::Missing { .. } | FromStoreError::NotAStore { .. },
-            ) => "503 Service Unavailable",
+            ) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The HTTP status line this error answers with, e.g. `404 Not Found`.
+    pub fn status(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::BAD_REQUEST => "400 Bad Request",
+            StatusCode::NOT_FOUND => "404 Not Found",
+            StatusCode::SERVICE_UNAVAILABLE => "503 Service Unavailable",
             _ => "500 Internal Server Error",
         }
     }
@@ -211,13 +218,16 @@ impl Dashboard {
         }
     }
 
-    /// The handler to give [`crate::metrics::serve_http`].
+    /// The dashboard's routes (page, API, event stream) with the default
+    /// [`HttpLimits`], to give [`crate::metrics::serve_http`].
     pub fn fallback(&self) -> HttpFallback {
-        let this = self.clone();
-        Arc::new(move |req, stream| {
-            let this = this.clone();
-            Box::pin(async move { this.handle(req, stream).await })
-        })
+        self.router(&HttpLimits::default())
+    }
+
+    /// The dashboard's routes, API requests answered within
+    /// `limits.request_timeout` (the event stream runs on).
+    pub fn router(&self, limits: &HttpLimits) -> HttpFallback {
+        routes::router(self.clone(), limits)
     }
 
     /// Runs `f` over a read-only connection on a blocking thread.
@@ -233,123 +243,10 @@ impl Dashboard {
                 message: e.to_string(),
             })?
     }
-
-    /// Answers one request (anything but `GET /metrics`).
-    pub async fn handle(&self, req: RequestHead, mut stream: TcpStream) -> std::io::Result<()> {
-        if req.method != "GET" {
-            return http::respond(
-                &mut stream,
-                "405 Method Not Allowed",
-                "text/plain; charset=utf-8",
-                b"GET only\n",
-            )
-            .await;
-        }
-        let asset = match req.path.as_str() {
-            "/" | "/index.html" => Some(("text/html; charset=utf-8", INDEX_HTML)),
-            "/app.js" => Some(("text/javascript; charset=utf-8", APP_JS)),
-            "/style.css" => Some(("text/css; charset=utf-8", STYLE_CSS)),
-            _ => None,
-        };
-        if let Some((content_type, body)) = asset {
-            return http::respond(&mut stream, "200 OK", content_type, body.as_bytes()).await;
-        }
-        if !req.path.starts_with("/api/") {
-            return http::respond(
-                &mut stream,
-                "404 Not Found",
-                "text/plain; charset=utf-8",
-                b"not found\n",
-            )
-            .await;
-        }
-        if !http::authorized(&self.inner.tokens, &req) {
-            return http::respond_error(
-                &mut stream,
-                "401 Unauthorized",
-                "this dashboard needs the coordinator's token",
-            )
-            .await;
-        }
-        let pairs = http::query_pairs(&req.query);
-        let answer: Result<String, DashboardError> =
-            match req.path.as_str() {
-                "/api/events" => return self.events(stream).await,
-                "/api/overview" => {
-                    self.read(|c| {
-                        Ok(serde_json::to_string(&overview::overview(c, now_ms())?)
-                            .unwrap_or_default())
-                    })
-                    .await
-                }
-                "/api/jobs" => match jobs::JobsQuery::from_pairs(&pairs) {
-                    Ok(q) => {
-                        self.read(move |c| {
-                            Ok(serde_json::to_string(&jobs_page(c, &q)?).unwrap_or_default())
-                        })
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
-                "/api/job" => {
-                    let id = pairs
-                        .into_iter()
-                        .find(|(k, _)| k == "id")
-                        .map(|(_, v)| v)
-                        .unwrap_or_default();
-                    self.read(move |c| {
-                        Ok(serde_json::to_string(&job_detail(c, &id)?).unwrap_or_default())
-                    })
-                    .await
-                }
-                _ => {
-                    return http::respond_error(&mut stream, "404 Not Found", "no such API route")
-                        .await;
-                }
-            };
-        match answer {
-            Ok(body) => {
-                http::respond(&mut stream, "200 OK", "application/json", body.as_bytes()).await
-            }
-            Err(e) => {
-                tracing::debug!(path = %req.path, error = %e, "dashboard request failed");
-                http::respond_error(&mut stream, e.status(), &e.to_string()).await
-            }
-        }
-    }
-
-    /// The event stream: the latest overview now and on every change.
-    async fn events(&self, mut stream: TcpStream) -> std::io::Result<()> {
-        http::start_event_stream(&mut stream).await?;
-        let mut snapshots = self.inner.snapshots.clone();
-        let mut stop = self.inner.stop.clone();
-        let mut send = true;
-        loop {
-            if send {
-                let current = snapshots.borrow_and_update().clone();
-                if let Some(json) = current {
-                    http::send_event(&mut stream, "overview", &json).await?;
-                }
-            }
-            tokio::select! {
-                () = stopped(&mut stop) => return Ok(()),
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    send = true;
-                }
-                () = tokio::time::sleep(KEEPALIVE) => {
-                    stream.write_all(b": keep-alive\n\n").await?;
-                    send = false;
-                }
-            }
-        }
-    }
 }
 
 /// Resolves when `stop` turns true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 

@@ -10,8 +10,9 @@ use spikecv_common::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;
+use spikecv_coordinator::health::HealthSettings;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
-use spikecv_coordinator::server::{ServerOptions, serve};
+use spikecv_coordinator::server::{ServerOptions, serve_with_health};
 use spikecv_coordinator::service::{CoordinatorService, SchedulerHandle};
 use spikecv_coordinator::store::Store;
 
@@ -70,7 +71,18 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
 
 /// As [`start`], with any server options (TLS).
 pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestServer {
-    start_store(folds, fp, options, Store::open_in_memory().unwrap()).await
+    let store = Store::open_in_memory().unwrap();
+    start_store(folds, fp, options, HealthSettings::default(), store).await
+}
+
+/// As [`start`], the health watchdog pinging the scheduler as `health` says.
+pub async fn start_watched(folds: u32, fp: &str, health: HealthSettings) -> TestServer {
+    let options = ServerOptions {
+        auth: AuthConfig::default(),
+        tls: None,
+    };
+    let store = Store::open_in_memory().unwrap();
+    start_store(folds, fp, options, health, store).await
 }
 
 /// As [`start`] without tokens, over a store file at `db` (for readers such as
@@ -80,10 +92,17 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
         auth: AuthConfig::default(),
         tls: None,
     };
-    start_store(folds, fp, options, Store::open(db).unwrap()).await
+    let store = Store::open(db).unwrap();
+    start_store(folds, fp, options, HealthSettings::default(), store).await
 }
 
-async fn start_store(folds: u32, fp: &str, options: ServerOptions, store: Store) -> TestServer {
+async fn start_store(
+    folds: u32,
+    fp: &str,
+    options: ServerOptions,
+    health: HealthSettings,
+    store: Store,
+) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     file_list_root(
         data.path(),
@@ -117,7 +136,7 @@ async fn start_store(folds: u32, fp: &str, options: ServerOptions, store: Store)
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let service = CoordinatorService::new(sched.clone(), 1);
     let task = tokio::spawn(async move {
-        serve(listener, service, options, async {
+        serve_with_health(listener, service, options, health, async {
             let _ = stopped.await;
         })
         .await

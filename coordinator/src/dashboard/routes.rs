@@ -1,0 +1,181 @@
+//! The dashboard's axum routes: the page, the token-checked JSON API and the
+//! server-sent-event stream (see the parent module for what each answers).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+
+use super::http::{self, json, json_error, text};
+use super::{Dashboard, DashboardError, job_detail, jobs, jobs_page, now_ms, overview, stopped};
+use crate::web::{HttpLimits, timed};
+
+const INDEX_HTML: &str = include_str!("assets/index.html");
+const APP_JS: &str = include_str!("assets/app.js");
+const STYLE_CSS: &str = include_str!("assets/style.css");
+
+/// Time between keep-alive comments on an idle event stream.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// The routes of `dashboard`.
+pub(super) fn router(dashboard: Dashboard, limits: &HttpLimits) -> Router {
+    let api = Router::new()
+        .route("/api/overview", timed(api_overview, limits))
+        .route("/api/jobs", timed(api_jobs, limits))
+        .route("/api/job", timed(api_job, limits))
+        // No timeout: the stream runs until the client or the server stops.
+        .route("/api/events", get(api_events))
+        .route_layer(middleware::from_fn_with_state(
+            dashboard.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route(
+            "/index.html",
+            get(|| asset("text/html; charset=utf-8", INDEX_HTML)),
+        )
+        .route(
+            "/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
+        .route(
+            "/style.css",
+            get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
+        )
+        .merge(api)
+        .fallback(not_found)
+        .with_state(dashboard)
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+fn unauthorized() -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "this dashboard needs the coordinator's token",
+    )
+}
+
+/// Lets a request through to the API only with a token (when one is set).
+async fn require_token(
+    State(d): State<Dashboard>,
+    RawQuery(query): RawQuery,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !http::authorized(
+        &d.inner.tokens,
+        request.headers(),
+        query.as_deref().unwrap_or(""),
+    ) {
+        return unauthorized();
+    }
+    next.run(request).await
+}
+
+/// Anything else: under `/api/`, 401 without the token, else a JSON 404; a
+/// plain 404 elsewhere.
+async fn not_found(State(d): State<Dashboard>, uri: Uri, headers: HeaderMap) -> Response {
+    if !uri.path().starts_with("/api/") {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if !http::authorized(&d.inner.tokens, &headers, uri.query().unwrap_or("")) {
+        return unauthorized();
+    }
+    json_error(StatusCode::NOT_FOUND, "no such API route")
+}
+
+/// A JSON answer of `value`, or the error's status and message.
+fn answer<T: serde::Serialize>(path: &str, value: Result<T, DashboardError>) -> Response {
+    match value.and_then(|v| {
+        serde_json::to_string(&v).map_err(|e| DashboardError::Reader {
+            message: format!("cannot encode the answer: {e}"),
+        })
+    }) {
+        Ok(body) => json(StatusCode::OK, body),
+        Err(e) => {
+            tracing::debug!(%path, error = %e, "dashboard request failed");
+            json_error(e.status_code(), &e.to_string())
+        }
+    }
+}
+
+async fn api_overview(State(d): State<Dashboard>) -> Response {
+    let o = d.read(|c| overview::overview(c, now_ms())).await;
+    answer("/api/overview", o)
+}
+
+async fn api_jobs(State(d): State<Dashboard>, RawQuery(query): RawQuery) -> Response {
+    let pairs = http::query_pairs(query.as_deref().unwrap_or(""));
+    let page = match jobs::JobsQuery::from_pairs(&pairs) {
+        Ok(q) => d.read(move |c| jobs_page(c, &q)).await,
+        Err(e) => Err(e),
+    };
+    answer("/api/jobs", page)
+}
+
+async fn api_job(State(d): State<Dashboard>, RawQuery(query): RawQuery) -> Response {
+    let id = http::query_pairs(query.as_deref().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let detail = d.read(move |c| job_detail(c, &id)).await;
+    answer("/api/job", detail)
+}
+
+/// One server-sent event (`data` is a single line, e.g. compact JSON).
+fn event(name: &str, data: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// The event stream: the latest overview now and on every change, a
+/// keep-alive comment when idle, until the dashboard stops.
+async fn api_events(State(d): State<Dashboard>) -> Response {
+    let start = futures::stream::once(async {
+        Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n"))
+    });
+    let state = (d.inner.snapshots.clone(), d.inner.stop.clone(), true);
+    let events = futures::stream::unfold(state, |(mut snapshots, mut stop, mut send)| async move {
+        loop {
+            if send {
+                let current = snapshots.borrow_and_update().clone();
+                if let Some(json) = current {
+                    let chunk = event("overview", &json);
+                    return Some((Ok(chunk), (snapshots, stop, false)));
+                }
+            }
+            tokio::select! {
+                () = stopped(&mut stop) => return None,
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    send = true;
+                }
+                () = tokio::time::sleep(KEEPALIVE) => {
+                    let chunk = Bytes::from_static(b": keep-alive\n\n");
+                    return Some((Ok(chunk), (snapshots, stop, false)));
+                }
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(start.chain(events)),
+    )
+        .into_response()
+}
