@@ -8,6 +8,7 @@ pub mod client_args;
 pub mod dashboard;
 pub mod data_cmd;
 pub mod data_import;
+pub mod eta;
 pub mod frames_cmd;
 pub mod health;
 pub mod ids;

@@ -427,34 +427,24 @@ fn http_routes_tokens_metrics_and_live_events() {
 
 #[test]
 fn eta_counts_epochs_left_over_parallel_jobs() {
-    use spikecv_coordinator::dashboard::queries::JobLine;
-    let line =
-        |status: JobStatus, at: Option<u32>, latest: Option<f64>, train: Option<f64>| JobLine {
-            id: "j".into(),
-            variant: spikecv_common::config::Variant::Whole,
-            seed: 0,
-            fold: 0,
-            protocol: spikecv_common::config::ProtocolKind::TrainValTest,
-            status,
-            attempts: 1,
-            worker: None,
-            device: None,
-            progress_epoch: at,
-            progress_of: None,
-            best_epoch: None,
-            test_accuracy: None,
-            test_loss: None,
-            val_accuracy: None,
-            val_loss: None,
-            train_seconds: train,
-            error: None,
-            finished_ms: None,
-            latest: latest.map(|s| EpochMetrics {
-                epoch_seconds: s,
-                ..epoch(1, 0.0)
-            }),
-            configuration: 0,
-        };
+    use spikecv_coordinator::report::JobRecord;
+    let line = |status: JobStatus, at: Option<u32>, latest: Option<f64>, train: Option<f64>| {
+        let mut j = JobRecord::pending(
+            "e",
+            spikecv_common::config::Variant::Whole,
+            0,
+            0,
+            spikecv_common::config::ProtocolKind::TrainValTest,
+        );
+        j.status = status;
+        j.progress_epoch = at;
+        j.train_seconds = train;
+        j.epochs.extend(latest.map(|s| EpochMetrics {
+            epoch_seconds: s,
+            ..epoch(1, 0.0)
+        }));
+        j
+    };
     // Nothing left.
     assert_eq!(
         overview::eta_seconds(&[line(JobStatus::Succeeded, None, None, Some(10.0))], 10, 2),
@@ -481,4 +471,22 @@ fn eta_counts_epochs_left_over_parallel_jobs() {
     ];
     assert_eq!(overview::eta_seconds(&jobs, 10, 4), Some(20.0 * 5.0 / 4.0));
     assert_eq!(overview::eta_seconds(&jobs, 10, 0), None);
+}
+
+#[test]
+fn status_and_dashboard_give_the_same_eta() {
+    let f = fixture();
+    let conn = from_store::open_read_only(&f.db).unwrap();
+    let o = overview::overview(&conn, T0 + 60_000).unwrap();
+    let dashboard = o.experiments[0].eta_seconds;
+    let status = f.sched.status().unwrap().eta_seconds;
+    // One job running at epoch 2 of 3 (2.05 s per epoch), two pending (3
+    // epochs each): 7 epochs left at 2.05 s, one job in parallel.
+    assert!(dashboard.is_some());
+    assert_eq!(dashboard, status);
+    let want = 7.0 * 2.05;
+    assert!(
+        (dashboard.unwrap() - want).abs() < 1e-9,
+        "{dashboard:?} vs {want}"
+    );
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use spikecv_common::job::EpochMetrics;
 
 use super::DashboardError;
-use super::queries::JobLine;
+use crate::store::records::JobRecord;
 
 /// The columns of a jobs page row, in order.
 pub const COLUMNS: [&str; 13] = [
@@ -110,7 +110,7 @@ impl JobsQuery {
         Ok(q)
     }
 
-    fn keeps(&self, j: &JobLine, labels: &[String]) -> bool {
+    fn keeps(&self, j: &JobRecord, labels: &[String]) -> bool {
         let state_ok = match self.state.as_deref() {
             None => true,
             Some("active") => !j.status.is_terminal() && j.status.as_str() != "pending",
@@ -173,7 +173,7 @@ fn cmp_opt<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Ordering {
     }
 }
 
-fn compare(column: &str, a: &JobLine, b: &JobLine) -> Ordering {
+fn compare(column: &str, a: &JobRecord, b: &JobRecord) -> Ordering {
     match column {
         "job" => a.id.cmp(&b.id),
         "variant" => a.variant.cmp(&b.variant),
@@ -192,7 +192,7 @@ fn compare(column: &str, a: &JobLine, b: &JobLine) -> Ordering {
 }
 
 /// Whether the job has no value in `column`.
-fn missing(column: &str, j: &JobLine) -> bool {
+fn missing(column: &str, j: &JobRecord) -> bool {
     match column {
         "worker" => j.worker.is_none(),
         "device" => j.device.is_none(),
@@ -208,7 +208,7 @@ fn label(labels: &[String], index: usize) -> &str {
     labels.get(index).map_or("", String::as_str)
 }
 
-fn row(j: &JobLine, epochs: Option<u32>, labels: &[String]) -> serde_json::Value {
+fn row(j: &JobRecord, epochs: Option<u32>, labels: &[String]) -> serde_json::Value {
     serde_json::json!([
         j.id,
         j.variant.as_str(),
@@ -231,10 +231,10 @@ pub fn page(
     experiment: Option<String>,
     epochs: Option<u32>,
     labels: Vec<String>,
-    jobs: &[JobLine],
+    jobs: &[JobRecord],
     q: &JobsQuery,
 ) -> JobsPage {
-    let mut kept: Vec<&JobLine> = jobs.iter().filter(|j| q.keeps(j, &labels)).collect();
+    let mut kept: Vec<&JobRecord> = jobs.iter().filter(|j| q.keeps(j, &labels)).collect();
     if let Some(column) = &q.sort {
         // Rows without the value go last in either direction.
         kept.sort_by(|a, b| match (missing(column, a), missing(column, b)) {
@@ -308,7 +308,7 @@ pub struct JobDetail {
 }
 
 /// A job's detail from its line and its stored epochs.
-pub fn detail(j: &JobLine, epochs: &[EpochMetrics]) -> JobDetail {
+pub fn detail(j: &JobRecord, epochs: &[EpochMetrics]) -> JobDetail {
     JobDetail {
         job: j.id.clone(),
         variant: j.variant.as_str(),

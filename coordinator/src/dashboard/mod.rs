@@ -30,7 +30,6 @@
 pub mod http;
 pub mod jobs;
 pub mod overview;
-pub mod queries;
 mod routes;
 
 use std::path::PathBuf;
@@ -141,7 +140,7 @@ pub fn jobs_page(conn: &Connection, q: &jobs::JobsQuery) -> Result<jobs::JobsPag
     let Some(e) = experiment else {
         return Ok(jobs::page(None, None, Vec::new(), &[], q));
     };
-    let lines = queries::experiment_jobs(conn, &e.id)?;
+    let lines = from_store::jobs_at(conn, &e.id, from_store::Depth::Live)?;
     let config = spikecv_common::config::ExperimentConfig::from_toml_str(&e.config_toml).ok();
     let epochs = config.as_ref().map(|c| c.training.epochs);
     let labels = config
@@ -153,9 +152,9 @@ pub fn jobs_page(conn: &Connection, q: &jobs::JobsQuery) -> Result<jobs::JobsPag
 
 /// One job with its learning curves.
 pub fn job_detail(conn: &Connection, id: &str) -> Result<jobs::JobDetail, DashboardError> {
-    let line =
-        queries::job(conn, id)?.ok_or_else(|| DashboardError::UnknownJob { job: id.to_owned() })?;
-    Ok(jobs::detail(&line, &queries::epochs(conn, id)?))
+    let line = from_store::job(conn, id)?
+        .ok_or_else(|| DashboardError::UnknownJob { job: id.to_owned() })?;
+    Ok(jobs::detail(&line, &from_store::epochs(conn, id)?))
 }
 
 /// Now, in Unix milliseconds.
@@ -270,7 +269,7 @@ async fn poll(
         let polled = tokio::task::spawn_blocking(
             move || -> Result<Option<(String, String)>, DashboardError> {
                 let conn = from_store::open_read_only(&path)?;
-                if queries::version(&conn)? == seen {
+                if from_store::version(&conn)? == seen {
                     return Ok(None);
                 }
                 let o = overview::overview(&conn, now_ms())?;

@@ -10,11 +10,12 @@ use serde::Serialize;
 use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
 
 use super::DashboardError;
-use super::queries::{self, JobLine};
+use crate::eta::{self, EtaInputs};
 use crate::report::aggregate::{Metric, Progress};
 use crate::report::{ExperimentRecord, build_report, from_store};
 use crate::scheduler::SlotInfo;
 use crate::store::reads;
+use crate::store::records::JobRecord;
 
 /// Everything the page's top half shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -121,55 +122,46 @@ pub struct WorkerJob {
     pub of: Option<u32>,
 }
 
-/// Estimated seconds until every job ended: the epochs left (per unfinished
-/// job, `epochs` minus its last reported epoch), times the mean epoch time
-/// (running jobs' latest epochs, else finished jobs' training time per epoch),
-/// over the jobs that run in parallel (running jobs, else `slots`).
-/// `Some(0)` when nothing is left; `None` without a time to go by.
-pub fn eta_seconds(jobs: &[JobLine], epochs: u32, slots: usize) -> Option<f64> {
-    let unfinished: Vec<&JobLine> = jobs.iter().filter(|j| !j.status.is_terminal()).collect();
-    if unfinished.is_empty() {
-        return Some(0.0);
-    }
-    let left: u64 = unfinished
-        .iter()
-        .map(|j| {
-            let of = j.progress_of.unwrap_or(epochs);
-            u64::from(of.saturating_sub(j.progress_epoch.unwrap_or(0)))
-        })
-        .sum();
+/// Estimated seconds until every job of `jobs` ended, by the one estimate
+/// `coordinator status` also gives ([`crate::eta`]): a job's epochs in total
+/// are what its worker reported, else what the store planned, else `epochs`.
+pub fn eta_seconds(jobs: &[JobRecord], epochs: u32, slots: usize) -> Option<f64> {
+    let unfinished: Vec<&JobRecord> = jobs.iter().filter(|j| !j.status.is_terminal()).collect();
     let running: Vec<f64> = unfinished
         .iter()
-        .filter_map(|j| j.latest.as_ref())
+        .filter_map(|j| j.live_epoch())
         .map(|m| m.epoch_seconds)
         .collect();
-    let per_epoch = if running.is_empty() {
-        let done: Vec<f64> = jobs
+    let per_epoch: Vec<f64> = jobs
+        .iter()
+        .filter_map(|j| {
+            let planned = j.planned_epochs.unwrap_or(epochs);
+            j.train_seconds
+                .filter(|_| planned > 0)
+                .map(|s| s / f64::from(planned))
+        })
+        .collect();
+    eta::eta_seconds(&EtaInputs {
+        unfinished: unfinished.len() as u64,
+        epochs_left: unfinished
             .iter()
-            .filter_map(|j| j.train_seconds)
-            .filter(|_| epochs > 0)
-            .map(|s| s / f64::from(epochs))
-            .collect();
-        if done.is_empty() {
-            return None;
-        }
-        done.iter().sum::<f64>() / done.len() as f64
-    } else {
-        running.iter().sum::<f64>() / running.len() as f64
-    };
-    let parallel = if running.is_empty() {
-        slots
-    } else {
-        running.len()
-    };
-    (parallel > 0).then(|| left as f64 * per_epoch / parallel as f64)
+            .map(|j| {
+                let of = j.progress_of.or(j.planned_epochs).unwrap_or(epochs);
+                u64::from(of.saturating_sub(j.progress_epoch.unwrap_or(0)))
+            })
+            .sum(),
+        running_epoch_seconds: running.iter().sum(),
+        running: running.len() as u64,
+        finished_epoch_seconds: (!per_epoch.is_empty())
+            .then(|| per_epoch.iter().sum::<f64>() / per_epoch.len() as f64),
+        slots: slots as u64,
+    })
 }
 
 /// Samples per second over every running job (sum of their latest epochs').
-pub fn samples_per_second(jobs: &[JobLine]) -> f64 {
+pub fn samples_per_second(jobs: &[JobRecord]) -> f64 {
     jobs.iter()
-        .filter(|j| !j.status.is_terminal())
-        .filter_map(|j| j.latest.as_ref())
+        .filter_map(JobRecord::live_epoch)
         .map(|m| m.samples_per_second)
         .sum()
 }
@@ -177,12 +169,11 @@ pub fn samples_per_second(jobs: &[JobLine]) -> f64 {
 /// One experiment's view from its job lines, at `now_ms`.
 pub fn experiment_view(
     experiment: &ExperimentRecord,
-    jobs: &[JobLine],
+    jobs: &[JobRecord],
     slots: usize,
     now_ms: i64,
 ) -> ExperimentView {
-    let records: Vec<_> = jobs.iter().map(|j| j.to_record(&experiment.id)).collect();
-    let report = build_report(experiment, &records, now_ms.div_euclid(1000));
+    let report = build_report(experiment, jobs, now_ms.div_euclid(1000));
     let epochs = ExperimentConfig::from_toml_str(&experiment.config_toml)
         .ok()
         .map(|c| c.training.epochs);
@@ -221,9 +212,9 @@ pub fn experiment_view(
 
 /// The whole overview, read from the store at `now_ms`.
 pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardError> {
-    let version = queries::version(conn)?;
+    let version = from_store::version(conn)?;
     let mut running: BTreeMap<String, Vec<WorkerJob>> = BTreeMap::new();
-    for a in queries::open_attempts(conn)? {
+    for a in from_store::open_attempts(conn)? {
         running.entry(a.worker).or_default().push(WorkerJob {
             job: a.job,
             device: a.device,
@@ -256,7 +247,7 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
         .map(|e| {
             Ok(experiment_view(
                 e,
-                &queries::experiment_jobs(conn, &e.id)?,
+                &from_store::jobs_at(conn, &e.id, from_store::Depth::Live)?,
                 slots,
                 now_ms,
             ))

@@ -103,6 +103,7 @@ impl Scheduler {
         let mut scheduler = Self::with_store(Store::open(path)?, settings, clock)?;
         scheduler.grant_restart_grace()?;
         scheduler.tidy_checkpoint_files()?;
+        scheduler.fill_in_epochs()?;
         Ok(scheduler)
     }
 

@@ -168,11 +168,13 @@ impl Scheduler {
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
                 None => {
-                    let job_toml = s.job_config(job).to_toml_string();
+                    let job_config = s.job_config(job);
+                    let job_toml = job_config.to_toml_string();
                     exec(&tx,
                         "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
-                             split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11)",
+                             split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms,
+                             epochs)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12)",
                         params![
                             job.id.as_str(),
                             experiment.0,
@@ -186,7 +188,8 @@ impl Scheduler {
                             to_json(&job.split)?,
                             s.data_fingerprint,
                             max_attempts,
-                            now
+                            now,
+                            job_config.training.epochs
                         ],
                     )?;
                     out.jobs_new += 1;

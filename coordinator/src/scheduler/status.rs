@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::params;
+use rusqlite::{Connection, params};
+use spikecv_common::config::ExperimentConfig;
 use spikecv_common::job::JobStatus;
 
 use super::types::{
@@ -10,6 +11,7 @@ use super::types::{
     WorkerInfo, WorkerState,
 };
 use super::{Scheduler, SchedulerError};
+use crate::eta::{EtaInputs, eta_seconds};
 use crate::store::reads;
 
 impl Scheduler {
@@ -100,22 +102,13 @@ impl Scheduler {
             params![now - 3_600_000],
             |r| r.get(0),
         )?;
-        // NULL (None) when no job has a training time yet.
-        let mean_seconds: Option<f64> =
-            conn.query_row("SELECT avg(train_seconds) FROM jobs", [], |r| r.get(0))?;
         let slots: usize = workers
             .iter()
-            .filter(|w| w.state != WorkerState::Lost)
+            // Draining workers take no new jobs.
+            .filter(|w| w.state == WorkerState::Alive)
             .map(|w| w.slots.len())
             .sum();
-        let eta_seconds = match mean_seconds {
-            _ if counts.unfinished() == 0 => Some(0.0),
-            Some(mean) if slots > 0 => {
-                let rounds = (f64::from(counts.unfinished()) / slots as f64).ceil();
-                Some(rounds * mean)
-            }
-            _ => None,
-        };
+        let eta_seconds = eta_seconds(&eta_inputs(conn, slots)?);
         Ok(StatusSnapshot {
             now_ms: now,
             counts,
@@ -125,6 +118,70 @@ impl Scheduler {
             succeeded_last_hour: u32::try_from(succeeded_last_hour).unwrap_or(u32::MAX),
             eta_seconds,
         })
+    }
+}
+
+/// The time-left estimate's inputs over every job, from SQL aggregates (a
+/// status poll stays cheap with 100,000 jobs).
+fn eta_inputs(conn: &Connection, slots: usize) -> Result<EtaInputs, SchedulerError> {
+    let (unfinished, epochs_left): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(max(coalesce(progress_of, epochs, 0)
+                                           - coalesce(progress_epoch, 0), 0)), 0)
+         FROM jobs WHERE status IN ('pending', 'leased', 'running')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (running_epoch_seconds, running): (f64, i64) = conn.query_row(
+        "SELECT coalesce(sum(json_extract(m.metrics_json, '$.epoch_seconds')), 0), count(m.job)
+         FROM jobs j JOIN epoch_metrics m ON m.job = j.id
+              AND m.epoch = (SELECT max(epoch) FROM epoch_metrics WHERE job = j.id)
+         WHERE j.status IN ('leased', 'running')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    // NULL (None) when no job has a training time yet.
+    let finished_epoch_seconds: Option<f64> = conn.query_row(
+        "SELECT avg(train_seconds / epochs) FROM jobs
+         WHERE train_seconds IS NOT NULL AND epochs > 0",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(EtaInputs {
+        unfinished: unfinished.unsigned_abs(),
+        epochs_left: epochs_left.unsigned_abs(),
+        running_epoch_seconds,
+        running: running.unsigned_abs(),
+        finished_epoch_seconds,
+        slots: slots as u64,
+    })
+}
+
+impl Scheduler {
+    /// Fills in the epochs of jobs stored before the store kept them (schema
+    /// 4), from each job's config; once, when the store opens.
+    pub(super) fn fill_in_epochs(&mut self) -> Result<(), SchedulerError> {
+        let tx = self.store.transaction()?;
+        let rows: Vec<(String, String)> = tx
+            .prepare("SELECT id, config_toml FROM jobs WHERE epochs IS NULL")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, toml) in &rows {
+            // A config that no longer parses keeps NULL: progress_of stands in.
+            if let Ok(config) = ExperimentConfig::from_toml_str(toml) {
+                tx.execute(
+                    "UPDATE jobs SET epochs = ?2 WHERE id = ?1",
+                    params![id, config.training.epochs],
+                )?;
+            }
+        }
+        tx.commit().map_err(crate::store::StoreError::from)?;
+        if !rows.is_empty() {
+            tracing::info!(
+                jobs = rows.len(),
+                "epochs filled in for jobs stored before schema 4"
+            );
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,8 @@
 //!
 //! [`JobId`]: spikecv_common::plan::JobId
 
+mod read_jobs;
+mod read_live;
 pub mod read_only;
 pub(crate) mod reads;
 pub mod records;

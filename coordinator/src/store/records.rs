@@ -1,5 +1,6 @@
-//! What a report is built from: one record per job and one per experiment, as
-//! the store (or a test) provides them. Plain data, no database.
+//! The one read model of a job and of an experiment: what reports are built
+//! from and what the dashboard shows, as the store's read-only readers
+//! ([`super::read_only`]) or a test provide them. Plain data, no database.
 
 use serde::{Deserialize, Serialize};
 use spikecv_common::config::{ProtocolKind, Variant};
@@ -10,6 +11,9 @@ use spikecv_common::prune::PruneVerdict;
 /// whatever state it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
+    /// The job's id (empty in records made up without one).
+    #[serde(default)]
+    pub id: String,
     /// Id of the experiment the job belongs to.
     pub experiment: String,
     /// Data set variant.
@@ -55,6 +59,15 @@ pub struct JobRecord {
     /// Why the sweep's pruner stopped the job, for pruned jobs.
     #[serde(default)]
     pub pruned: Option<PruneVerdict>,
+    /// Epochs the job trains (from its config), when the store knows.
+    #[serde(default)]
+    pub planned_epochs: Option<u32>,
+    /// The last epoch a worker reported (heartbeat or epoch report).
+    #[serde(default)]
+    pub progress_epoch: Option<u32>,
+    /// Epochs in total, as the worker reported them.
+    #[serde(default)]
+    pub progress_of: Option<u32>,
 }
 
 impl JobRecord {
@@ -67,6 +80,7 @@ impl JobRecord {
         protocol: ProtocolKind,
     ) -> Self {
         Self {
+            id: String::new(),
             experiment: experiment.into(),
             variant,
             seed,
@@ -88,6 +102,31 @@ impl JobRecord {
             finished_unix: None,
             configuration: 0,
             pruned: None,
+            planned_epochs: None,
+            progress_epoch: None,
+            progress_of: None,
+        }
+    }
+
+    /// The latest reported epoch while the job is unfinished (none once it ended).
+    pub fn live_epoch(&self) -> Option<&EpochMetrics> {
+        self.epochs.last().filter(|_| !self.status.is_terminal())
+    }
+
+    /// Validation accuracy as a live view shows it: the latest epoch's while
+    /// the job runs, the selected model's once it ended.
+    pub fn current_val_accuracy(&self) -> Option<f64> {
+        match self.live_epoch() {
+            Some(m) => m.val_accuracy,
+            None => self.val_accuracy,
+        }
+    }
+
+    /// Test accuracy as a live view shows it, like [`Self::current_val_accuracy`].
+    pub fn current_test_accuracy(&self) -> Option<f64> {
+        match self.live_epoch() {
+            Some(m) => m.test_accuracy,
+            None => self.test_accuracy,
         }
     }
 

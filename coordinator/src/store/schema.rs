@@ -121,7 +121,9 @@ ALTER TABLE checkpoints_v2 RENAME TO checkpoints;
 ALTER TABLE workers ADD COLUMN secret_sha256 TEXT;
 "#,
     // 4: sweeps. A job's configuration (its index in the experiment's sweep) on
-    // the experiment-to-job link; job state `pruned` with the pruner's reason.
+    // the experiment-to-job link; job state `pruned` with the pruner's reason;
+    // the epochs a job trains (`epochs`, for the time-left estimate; filled
+    // in for older rows by the scheduler when it opens the store).
     // SQLite cannot change a CHECK, so `jobs` is rebuilt (`migrate` turns
     // foreign keys off around it and checks them before committing).
     r#"
@@ -158,7 +160,8 @@ CREATE TABLE jobs_v4 (
     created_ms       INTEGER NOT NULL,
     updated_ms       INTEGER NOT NULL,
     finished_ms      INTEGER,
-    pruned_json      TEXT
+    pruned_json      TEXT,
+    epochs           INTEGER
 );
 INSERT INTO jobs_v4 (id, experiment, variant, seed, fold, protocol, config_toml, split_json,
         data_fingerprint, max_attempts, status, attempts, failures, lost_attempts,

@@ -1,0 +1,222 @@
+//! Jobs read back as [`JobRecord`]s over a read-only connection: every job of
+//! an experiment (for a report, with every epoch and the confusion matrix; for
+//! the live dashboard, with only the latest epoch of unfinished jobs), one job
+//! by id, and a job's epochs.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, Row};
+use spikecv_common::job::EpochMetrics;
+
+use super::read_only::{FromStoreError, corrupt};
+use super::reads;
+use super::records::JobRecord;
+
+/// How much of each job to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Every epoch and the confusion matrix (reports).
+    Full,
+    /// The latest epoch of unfinished jobs only, no confusion matrix (the live
+    /// dashboard: 10,000 jobs × 400 epochs read in milliseconds).
+    Live,
+}
+
+/// The job columns every reader takes, in [`record`]'s order.
+const COLUMNS: &str = "j.id, j.variant, j.seed, j.fold, j.protocol, j.status, j.attempts, \
+    j.best_epoch, j.test_accuracy, j.test_loss, j.val_accuracy, j.val_loss, j.train_seconds, \
+    j.worker, j.device, j.error, j.finished_ms, j.progress_epoch, j.progress_of";
+
+/// Stores before schema 4 (read without migrating) have no sweeps and no
+/// planned epochs: constants stand in for those columns.
+fn schema_4_columns(conn: &Connection, link: bool) -> Result<&'static str, FromStoreError> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    Ok(match (version >= 4, link) {
+        (true, true) => "coalesce(ej.configuration, 0), j.pruned_json, j.epochs",
+        (true, false) => "0, j.pruned_json, j.epochs",
+        (false, _) => "0, NULL, NULL",
+    })
+}
+
+/// One row as a record without epochs or confusion matrix.
+fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, FromStoreError> {
+    let id: String = r.get(0)?;
+    let (variant, protocol, status) = reads::job_kind(
+        &id,
+        &r.get::<_, String>(1)?,
+        &r.get::<_, String>(4)?,
+        &r.get::<_, String>(5)?,
+    )?;
+    let int = |v: i64, column| u32::try_from(v).map_err(|e| corrupt("jobs", &id, column, e));
+    let opt_int = |i: usize, column| -> Result<Option<u32>, FromStoreError> {
+        r.get::<_, Option<i64>>(i)?
+            .map(|v| int(v, column))
+            .transpose()
+    };
+    let pruned: Option<String> = r.get(20)?;
+    Ok(JobRecord {
+        experiment: experiment.to_owned(),
+        variant,
+        seed: u64::try_from(r.get::<_, i64>(2)?).map_err(|e| corrupt("jobs", &id, "seed", e))?,
+        fold: int(r.get(3)?, "fold")?,
+        protocol,
+        status,
+        attempts: int(r.get(6)?, "attempts")?,
+        best_epoch: opt_int(7, "best_epoch")?,
+        test_accuracy: r.get(8)?,
+        test_loss: r.get(9)?,
+        val_accuracy: r.get(10)?,
+        val_loss: r.get(11)?,
+        train_seconds: r.get(12)?,
+        worker: r.get(13)?,
+        device: r.get(14)?,
+        error: r.get(15)?,
+        epochs: Vec::new(),
+        confusion: None,
+        finished_unix: r.get::<_, Option<i64>>(16)?.map(|ms| ms.div_euclid(1000)),
+        progress_epoch: opt_int(17, "progress_epoch")?,
+        progress_of: opt_int(18, "progress_of")?,
+        configuration: usize::try_from(r.get::<_, i64>(19)?)
+            .map_err(|e| corrupt("experiment_jobs", &id, "configuration", e))?,
+        pruned: pruned
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("jobs", &id, "pruned_json", e))?,
+        planned_epochs: opt_int(21, "epochs")?,
+        id,
+    })
+}
+
+fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMetrics, FromStoreError> {
+    serde_json::from_str(json).map_err(|e| {
+        corrupt(
+            "epoch_metrics",
+            &format!("{job} epoch {epoch}"),
+            "metrics_json",
+            e,
+        )
+    })
+}
+
+/// Every job of experiment `id` (including jobs it shares with an earlier
+/// experiment that planned the same job), in plan order, with every epoch and
+/// its confusion matrix.
+pub fn jobs(conn: &Connection, experiment: &str) -> Result<Vec<JobRecord>, FromStoreError> {
+    jobs_at(conn, experiment, Depth::Full)
+}
+
+/// Every job of `experiment`, in plan order, read to `depth`.
+pub fn jobs_at(
+    conn: &Connection,
+    experiment: &str,
+    depth: Depth,
+) -> Result<Vec<JobRecord>, FromStoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, {} FROM jobs j
+         LEFT JOIN experiment_jobs ej ON ej.job = j.id AND ej.experiment = ?1
+         WHERE ej.experiment IS NOT NULL OR j.experiment = ?1
+         ORDER BY ej.position, j.rowid",
+        schema_4_columns(conn, true)?
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([experiment])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(record(experiment, r)?);
+    }
+    match depth {
+        Depth::Full => {
+            for job in &mut out {
+                fill_full(conn, job)?;
+            }
+        }
+        Depth::Live => {
+            let mut latest = latest_epochs(conn)?;
+            for job in out.iter_mut().filter(|j| !j.status.is_terminal()) {
+                job.epochs.extend(latest.remove(&job.id));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Adds a job's epochs and confusion matrix (the result JSON carries both;
+/// epochs come from their own table when it has them).
+fn fill_full(conn: &Connection, job: &mut JobRecord) -> Result<(), FromStoreError> {
+    job.epochs = epochs(conn, &job.id)?;
+    let key = job.id.clone();
+    let result_json: Option<String> =
+        conn.query_row("SELECT result_json FROM jobs WHERE id = ?1", [&key], |r| {
+            r.get(0)
+        })?;
+    let result: Option<serde_json::Value> = result_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("jobs", &key, "result_json", e))?;
+    job.confusion = result
+        .as_ref()
+        .and_then(|r| r.get("confusion"))
+        .filter(|c| !c.is_null())
+        .map(|c| serde_json::from_value::<Vec<Vec<u32>>>(c.clone()))
+        .transpose()
+        .map_err(|e| corrupt("jobs", &key, "result_json.confusion", e))?;
+    let result_epochs = result.as_ref().and_then(|r| r.get("epochs"));
+    if let Some(list) = result_epochs.filter(|_| job.epochs.is_empty()) {
+        job.epochs = serde_json::from_value(list.clone())
+            .map_err(|e| corrupt("jobs", &key, "result_json.epochs", e))?;
+    }
+    Ok(())
+}
+
+/// The latest epoch metrics of every leased or running job, by job id.
+fn latest_epochs(conn: &Connection) -> Result<HashMap<String, EpochMetrics>, FromStoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT m.job, m.epoch, m.metrics_json FROM jobs j
+         JOIN epoch_metrics m ON m.job = j.id
+              AND m.epoch = (SELECT max(epoch) FROM epoch_metrics WHERE job = j.id)
+         WHERE j.status IN ('leased', 'running')",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(job, epoch, json)| Ok((job.clone(), parse_metrics(&job, epoch, &json)?)))
+        .collect()
+}
+
+/// One job by id (outside any experiment: configuration 0, experiment left
+/// empty), with its latest epoch.
+pub fn job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, FromStoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, {} FROM jobs j WHERE j.id = ?1",
+        schema_4_columns(conn, false)?
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([id])?;
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    let mut job = record("", r)?;
+    job.epochs.extend(epochs(conn, id)?.pop());
+    Ok(Some(job))
+}
+
+/// Every stored epoch of a job, by epoch.
+pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromStoreError> {
+    let mut stmt = conn
+        .prepare("SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch")?;
+    let rows = stmt
+        .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.iter()
+        .map(|(epoch, json)| parse_metrics(job, *epoch, json))
+        .collect()
+}
