@@ -6,14 +6,14 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use spikecv_common::plan::JobId;
 
-use super::ops::{attempt_key, exec, extend, fence};
+use super::ops::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};
 use super::{Scheduler, SchedulerError};
 use crate::checkpoints::{StagedCheckpoint, remove_quietly};
-use crate::store::StoreError;
+use crate::store::{StoreError, checkpoint_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -33,19 +33,7 @@ pub struct CheckpointRecord {
 /// Deletes the job's checkpoint record in `conn`'s transaction; returns the
 /// SHA-256 it named (its file is removed after the commit).
 pub(super) fn take_checkpoint_record(conn: &Connection, job: &JobId) -> Result<Option<String>> {
-    let sha: Option<String> = conn
-        .query_row(
-            "SELECT sha256 FROM checkpoints WHERE job = ?1",
-            [job.as_str()],
-            |r| r.get(0),
-        )
-        .optional()?;
-    exec(
-        conn,
-        "DELETE FROM checkpoints WHERE job = ?1",
-        [job.as_str()],
-    )?;
-    Ok(sha)
+    Ok(checkpoint_rows::take_checkpoint(conn, job)?)
 }
 
 impl Scheduler {
@@ -68,18 +56,15 @@ impl Scheduler {
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),
             })?;
-            exec(
+            attempt_key(attempt)?;
+            checkpoint_rows::insert_checkpoint(
                 &tx,
-                "INSERT INTO checkpoints (job, epoch, attempt, sha256, size, bytes, saved_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
-                params![
-                    job.id.as_str(),
-                    epoch,
-                    attempt_key(attempt)?,
-                    staged.sha256,
-                    size,
-                    now
-                ],
+                &job.id,
+                epoch,
+                attempt,
+                &staged.sha256,
+                size,
+                now,
             )?;
             extend(&tx, attempt, deadline, &a.worker, now)?;
             let target = dir.file(&job.id, &staged.sha256);
@@ -133,26 +118,12 @@ impl Scheduler {
 
     /// The record of the job's latest checkpoint, if any.
     pub fn checkpoint_record(&self, job: &JobId) -> Result<Option<CheckpointRecord>> {
-        let row = self
-            .store
-            .conn()
-            .query_row(
-                "SELECT epoch, sha256, size FROM checkpoints WHERE job = ?1",
-                [job.as_str()],
-                |r| {
-                    Ok((
-                        r.get::<_, u32>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
-            .optional()?;
+        let row = checkpoint_rows::checkpoint(self.store.conn(), job)?;
         Ok(row.map(|(epoch, sha256, size)| CheckpointRecord {
             epoch,
             path: self.checkpoints.file(job, &sha256),
             sha256,
-            size: size.unsigned_abs(),
+            size,
         }))
     }
 
@@ -176,44 +147,25 @@ impl Scheduler {
     /// and removes files that no record names (a crash mid-upload or between a
     /// commit and a removal).
     pub(super) fn tidy_checkpoint_files(&mut self) -> Result<()> {
-        let inline: Vec<(String, String, Vec<u8>)> = {
-            let mut stmt = self
-                .store
-                .conn()
-                .prepare("SELECT job, sha256, bytes FROM checkpoints WHERE bytes IS NOT NULL")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<std::result::Result<_, _>>()?
-        };
+        let inline = checkpoint_rows::inline_checkpoints(self.store.conn())?;
         for (job, sha, bytes) in inline {
-            let path = self.checkpoints.file(&JobId::new(job.clone()), &sha);
+            let path = self.checkpoints.file(&job, &sha);
             let staged = self.stage_bytes(&bytes)?;
             std::fs::rename(&staged.path, &path).map_err(|e| {
                 SchedulerError::checkpoint_io(format!("renaming to {}", path.display()), e)
             })?;
             let tx = self.store.transaction()?;
-            exec(
-                &tx,
-                "UPDATE checkpoints SET bytes = NULL WHERE job = ?1",
-                [job.as_str()],
-            )?;
+            checkpoint_rows::drop_inline_bytes(&tx, &job)?;
             tx.commit().map_err(StoreError::from)?;
             tracing::info!(%job, path = %path.display(), "inline checkpoint moved to a file");
         }
-        let records: Vec<(JobId, PathBuf)> = {
-            let mut stmt = self
-                .store
-                .conn()
-                .prepare("SELECT job, sha256 FROM checkpoints")?;
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .map(|row| {
-                    row.map(|(job, sha)| {
-                        let job = JobId::new(job);
-                        let path = self.checkpoints.file(&job, &sha);
-                        (job, path)
-                    })
-                })
-                .collect::<std::result::Result<_, _>>()?
-        };
+        let records: Vec<(JobId, PathBuf)> = checkpoint_rows::checkpoint_names(self.store.conn())?
+            .into_iter()
+            .map(|(job, sha)| {
+                let path = self.checkpoints.file(&job, &sha);
+                (job, path)
+            })
+            .collect();
         let keep: HashSet<PathBuf> = records.iter().map(|(_, p)| p.clone()).collect();
         let removed = self
             .checkpoints

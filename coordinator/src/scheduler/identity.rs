@@ -9,7 +9,7 @@
 use std::fmt;
 
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::types::{AttemptId, WorkerId};
@@ -74,10 +74,7 @@ pub(super) fn stored_digest(
     conn: &Connection,
     worker: &WorkerId,
 ) -> Result<Option<Option<String>>, SchedulerError> {
-    Ok(conn
-        .prepare_cached("SELECT secret_sha256 FROM workers WHERE id = ?1")?
-        .query_row([worker.0.as_str()], |r| r.get::<_, Option<String>>(0))
-        .optional()?)
+    Ok(crate::store::worker_rows::secret_digest(conn, worker)?)
 }
 
 /// Whether `secret` is the one whose hash is `stored` (constant time).

@@ -1,6 +1,6 @@
 //! The scheduler's operations; each is one store transaction.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
@@ -15,8 +15,10 @@ use super::types::{
 use super::validate::{check_epoch, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
-use crate::store::StoreError;
+use crate::states::AttemptOutcome;
+use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::reads::{self, AttemptRow, JobRow};
+use crate::store::{StoreError, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -27,21 +29,14 @@ pub(super) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Runs one write statement through the connection's statement cache (the
-/// same few statements run on every call; parsing them each time was a
-/// measurable share of the scheduler thread under load).
-pub(super) fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
-    Ok(conn.prepare_cached(sql)?.execute(params)?)
-}
-
-pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
-    i64::try_from(attempt.0).map_err(|_| SchedulerError::UnknownAttempt { attempt })
-}
-
 pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| SchedulerError::BadRequest {
         message: format!("cannot encode as JSON: {e}"),
     })
+}
+
+pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
+    i64::try_from(attempt.0).map_err(|_| SchedulerError::UnknownAttempt { attempt })
 }
 
 /// The attempt and its job, if the attempt is its job's current one; else the
@@ -61,21 +56,7 @@ pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow
     Ok((a, job))
 }
 
-pub(super) fn end_attempt(
-    conn: &Connection,
-    attempt: AttemptId,
-    now: i64,
-    outcome: &str,
-    error: Option<&str>,
-) -> Result<()> {
-    exec(
-        conn,
-        "UPDATE attempts SET ended_ms = ?2, outcome = ?3, error = ?4 WHERE id = ?1",
-        params![attempt_key(attempt)?, now, outcome, error],
-    )?;
-    Ok(())
-}
-
+/// Moves a current attempt's deadline and counts its worker as heard from.
 pub(super) fn extend(
     conn: &Connection,
     attempt: AttemptId,
@@ -83,47 +64,9 @@ pub(super) fn extend(
     worker: &WorkerId,
     now: i64,
 ) -> Result<()> {
-    exec(
-        conn,
-        "UPDATE attempts SET deadline_ms = max(deadline_ms, ?2) WHERE id = ?1",
-        params![attempt_key(attempt)?, deadline],
-    )?;
-    touch_worker(conn, worker, now)?;
+    lease_writes::extend_attempt(conn, attempt, deadline)?;
+    lease_writes::touch_worker(conn, worker, now)?;
     Ok(())
-}
-
-pub(super) fn touch_worker(conn: &Connection, worker: &WorkerId, now: i64) -> Result<()> {
-    exec(
-        conn,
-        "UPDATE workers SET last_seen_ms = ?2,
-                state = CASE state WHEN 'lost' THEN 'alive' ELSE state END
-         WHERE id = ?1",
-        params![worker.0, now],
-    )?;
-    Ok(())
-}
-
-fn upsert_epoch(
-    conn: &Connection,
-    job: &JobId,
-    attempt: AttemptId,
-    m: &EpochMetrics,
-) -> Result<()> {
-    exec(conn,
-        "INSERT INTO epoch_metrics (job, epoch, attempt, metrics_json) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (job, epoch) DO UPDATE SET attempt = excluded.attempt, metrics_json = excluded.metrics_json",
-        params![job.as_str(), m.epoch, attempt_key(attempt)?, to_json(m)?],
-    )?;
-    Ok(())
-}
-
-/// Whether every job is finished (an index probe, not a count: this runs on
-/// every lease).
-fn all_finished(conn: &Connection) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running'))",
-    )?;
-    Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
 impl Scheduler {
@@ -148,20 +91,17 @@ impl Scheduler {
             jobs_requeued: 0,
         };
         let tx = self.store.transaction()?;
-        exec(
+        job_writes::insert_experiment(
             &tx,
-            "INSERT OR IGNORE INTO experiments
-             (id, name, config_toml, config_hash, data_fingerprint, class_names_json, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                experiment.0,
-                s.config.name,
-                s.config_toml,
-                config_hash,
-                s.data_fingerprint,
-                to_json(&s.class_names)?,
-                now
-            ],
+            &NewExperiment {
+                id: &experiment,
+                name: s.config.name.as_deref(),
+                config_toml: &s.config_toml,
+                config_hash: &config_hash,
+                data_fingerprint: s.data_fingerprint.as_deref(),
+                class_names: &s.class_names,
+                created_ms: now,
+            },
         )?;
         let max_attempts = s.config.protocol.max_attempts;
         let prunes = prune_rule(&s.config).ok().flatten().is_some();
@@ -169,28 +109,26 @@ impl Scheduler {
             match reads::job(&tx, &job.id)? {
                 None => {
                     let job_config = s.job_config(job);
-                    let job_toml = job_config.to_toml_string();
-                    exec(&tx,
-                        "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
-                             split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms,
-                             epochs)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12)",
-                        params![
-                            job.id.as_str(),
-                            experiment.0,
-                            job.variant.as_str(),
-                            i64::try_from(job.seed).map_err(|_| SchedulerError::BadRequest {
-                                message: format!("seed {} is too large", job.seed)
+                    job_writes::insert_job(
+                        &tx,
+                        &NewJob {
+                            id: &job.id,
+                            experiment: &experiment,
+                            variant: job.variant.as_str(),
+                            seed: i64::try_from(job.seed).map_err(|_| {
+                                SchedulerError::BadRequest {
+                                    message: format!("seed {} is too large", job.seed),
+                                }
                             })?,
-                            job.fold,
-                            job.protocol.as_str(),
-                            job_toml,
-                            to_json(&job.split)?,
-                            s.data_fingerprint,
+                            fold: job.fold,
+                            protocol: job.protocol.as_str(),
+                            config_toml: &job_config.to_toml_string(),
+                            split_json: &to_json(&job.split)?,
+                            data_fingerprint: s.data_fingerprint.as_deref(),
                             max_attempts,
+                            epochs: job_config.training.epochs,
                             now,
-                            job_config.training.epochs
-                        ],
+                        },
                     )?;
                     out.jobs_new += 1;
                 }
@@ -203,30 +141,12 @@ impl Scheduler {
                     // experiment without pruning runs it to its end.
                     JobStatus::Pruned if prunes => out.jobs_reused += 1,
                     JobStatus::Failed | JobStatus::Cancelled | JobStatus::Pruned => {
-                        exec(
-                            &tx,
-                            "UPDATE jobs SET status = 'pending', failures = 0, lost_attempts = 0,
-                                 current_attempt = NULL, error = NULL, finished_ms = NULL,
-                                 pruned_json = NULL,
-                                 max_attempts = ?2, updated_ms = ?3
-                             WHERE id = ?1",
-                            params![job.id.as_str(), max_attempts, now],
-                        )?;
+                        job_writes::requeue_job(&tx, &job.id, max_attempts, now)?;
                         out.jobs_requeued += 1;
                     }
                 },
             }
-            exec(
-                &tx,
-                "INSERT OR IGNORE INTO experiment_jobs (experiment, job, position, configuration)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    experiment.0,
-                    job.id.as_str(),
-                    i64::try_from(position).unwrap_or(i64::MAX),
-                    i64::try_from(job.configuration).unwrap_or(i64::MAX)
-                ],
-            )?;
+            job_writes::link_job(&tx, &experiment, &job.id, position, job.configuration)?;
         }
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(experiment = %out.experiment, new = out.jobs_new, reused = out.jobs_reused,
@@ -244,43 +164,23 @@ impl Scheduler {
         let w = reads::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
             worker: worker.clone(),
         })?;
-        touch_worker(&tx, worker, now)?;
+        lease_writes::touch_worker(&tx, worker, now)?;
         let mut out = LeaseOutcome::default();
         if w.state == WorkerState::Draining {
             out.drain = true;
-            out.all_done = all_finished(&tx)?;
+            out.all_done = job_writes::all_finished(&tx)?;
             tx.commit().map_err(StoreError::from)?;
             return Ok(out);
         }
         // At most one job per slot the worker registered, whatever it asks for.
         for device in free_slots.iter().take(w.slots.len()) {
-            let next = reads::first_job(
-                &tx,
-                "WHERE status = 'pending' AND (data_fingerprint IS NULL OR data_fingerprint = ?1)",
-                [w.data_fingerprint.as_str()],
-            )?;
-            let Some(job) = next else {
+            let Some(job) = reads::next_pending_job(&tx, &w.data_fingerprint)? else {
                 break;
             };
-            exec(
-                &tx,
-                "INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job.id.as_str(), worker.0, device, now, deadline],
-            )?;
-            let attempt = AttemptId(tx.last_insert_rowid().unsigned_abs());
-            exec(&tx,
-                "UPDATE jobs SET status = 'leased', attempts = attempts + 1, current_attempt = ?2,
-                     worker = ?3, device = ?4, progress_epoch = NULL, progress_of = NULL, updated_ms = ?5
-                 WHERE id = ?1",
-                params![job.id.as_str(), attempt_key(attempt)?, w.name, device, now],
-            )?;
-            let checkpoint_epoch: Option<u32> = tx
-                .query_row(
-                    "SELECT epoch FROM checkpoints WHERE job = ?1",
-                    [job.id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let attempt =
+                lease_writes::insert_attempt(&tx, &job.id, worker, device, now, deadline)?;
+            job_writes::lease_job(&tx, &job.id, attempt, &w.name, device, now)?;
+            let checkpoint_epoch = reads::checkpoint_epoch(&tx, &job.id)?;
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
             out.assignments.push(Assignment {
                 attempt,
@@ -297,7 +197,7 @@ impl Scheduler {
                 checkpoint_epoch,
             });
         }
-        out.all_done = all_finished(&tx)?;
+        out.all_done = job_writes::all_finished(&tx)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -315,7 +215,7 @@ impl Scheduler {
         let w = reads::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
             worker: worker.clone(),
         })?;
-        touch_worker(&tx, worker, now)?;
+        lease_writes::touch_worker(&tx, worker, now)?;
         let mut out = HeartbeatOutcome {
             cancel: Vec::new(),
             drain: w.state == WorkerState::Draining,
@@ -334,11 +234,7 @@ impl Scheduler {
                 continue;
             };
             extend(&tx, p.attempt, deadline, worker, now)?;
-            exec(&tx,
-                "UPDATE jobs SET status = 'running', progress_epoch = ?2, progress_of = ?3, updated_ms = ?4
-                 WHERE id = ?1",
-                params![job.id.as_str(), p.epoch, p.of, now],
-            )?;
+            job_writes::set_running(&tx, &job.id, p.epoch, Some(p.of), now)?;
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
@@ -363,13 +259,9 @@ impl Scheduler {
         check_epoch(m)?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
-        upsert_epoch(&tx, &job.id, attempt, m)?;
+        job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         extend(&tx, attempt, deadline, &a.worker, now)?;
-        exec(
-            &tx,
-            "UPDATE jobs SET status = 'running', progress_epoch = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![job.id.as_str(), m.epoch, now],
-        )?;
+        job_writes::set_running(&tx, &job.id, m.epoch, None, now)?;
         let pruned = prune_after_epoch(&tx, &mut self.prune_rules, &job.id, m.epoch, now)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(pruned)
@@ -382,29 +274,13 @@ impl Scheduler {
         check_result(result)?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
-        end_attempt(&tx, attempt, now, "succeeded", None)?;
+        lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Succeeded, None)?;
         for m in &result.epochs {
-            upsert_epoch(&tx, &job.id, attempt, m)?;
+            job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         }
-        exec(&tx,
-            "UPDATE jobs SET status = 'succeeded', current_attempt = NULL, error = NULL, result_json = ?2,
-                 best_epoch = ?3, test_accuracy = ?4, test_loss = ?5, val_accuracy = ?6, val_loss = ?7,
-                 train_seconds = ?8, updated_ms = ?9, finished_ms = ?9
-             WHERE id = ?1",
-            params![
-                job.id.as_str(),
-                to_json(result)?,
-                result.best_epoch,
-                result.test_accuracy,
-                result.test_loss,
-                result.val_accuracy,
-                result.val_loss,
-                result.train_seconds,
-                now
-            ],
-        )?;
+        job_writes::complete_job(&tx, &job.id, result, now)?;
         let checkpoint = take_checkpoint_record(&tx, &job.id)?;
-        touch_worker(&tx, &a.worker, now)?;
+        lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
         if let Some(sha) = checkpoint {
             remove_quietly(&self.checkpoint_dir().file(&job.id, &sha));
@@ -424,25 +300,19 @@ impl Scheduler {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
-        end_attempt(&tx, attempt, now, "failed", Some(error))?;
+        lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Failed, Some(error))?;
         let failures = job.failures + 1;
         let outcome = if class == FailureClass::Deterministic || failures >= job.max_attempts {
             FailOutcome::Failed
         } else {
             FailOutcome::Retry
         };
-        let (status, finished) = match outcome {
-            FailOutcome::Failed => ("failed", Some(now)),
-            FailOutcome::Retry => ("pending", None),
+        let status = match outcome {
+            FailOutcome::Failed => JobStatus::Failed,
+            FailOutcome::Retry => JobStatus::Pending,
         };
-        exec(
-            &tx,
-            "UPDATE jobs SET status = ?2, failures = ?3, current_attempt = NULL, error = ?4,
-                 updated_ms = ?5, finished_ms = ?6
-             WHERE id = ?1",
-            params![job.id.as_str(), status, failures, error, now, finished],
-        )?;
-        touch_worker(&tx, &a.worker, now)?;
+        job_writes::fail_job(&tx, &job.id, status, failures, error, now)?;
+        lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
         tracing::warn!(job = %job.id, %attempt, ?class, ?outcome, error, "job attempt failed");
         Ok(outcome)
@@ -454,13 +324,9 @@ impl Scheduler {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
-        end_attempt(&tx, attempt, now, "released", None)?;
-        exec(
-            &tx,
-            "UPDATE jobs SET status = 'pending', current_attempt = NULL, updated_ms = ?2 WHERE id = ?1",
-            params![job.id.as_str(), now],
-        )?;
-        touch_worker(&tx, &a.worker, now)?;
+        lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Released, None)?;
+        job_writes::release_job(&tx, &job.id, now)?;
+        lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(job = %job.id, %attempt, "job released");
         Ok(())
@@ -474,19 +340,18 @@ impl Scheduler {
         let timeout_ms = i64::from(self.settings.lease_timeout_seconds) * 1000;
         let max_lost = self.settings.max_lost;
         let tx = self.store.transaction()?;
-        let expired: Vec<(i64, String)> = {
-            let mut stmt = tx.prepare(
-                "SELECT id, job FROM attempts WHERE ended_ms IS NULL AND deadline_ms <= ?1 ORDER BY id",
-            )?;
-            stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<std::result::Result<_, _>>()?
-        };
+        let expired = lease_writes::expired_attempts(&tx, now)?;
         let mut out = Vec::with_capacity(expired.len());
-        for (key, job_id) in expired {
-            let attempt = AttemptId(key.unsigned_abs());
-            end_attempt(&tx, attempt, now, "lost", Some("lease expired"))?;
+        for (attempt, job_id) in expired {
+            lease_writes::end_attempt(
+                &tx,
+                attempt,
+                now,
+                AttemptOutcome::Lost,
+                Some("lease expired"),
+            )?;
             out.push(attempt);
-            let Some(job) = reads::job(&tx, &JobId::new(job_id))? else {
+            let Some(job) = reads::job(&tx, &job_id)? else {
                 continue;
             };
             if job.current_attempt != Some(attempt) {
@@ -496,29 +361,14 @@ impl Scheduler {
             if lost >= max_lost {
                 let error =
                     format!("lost {lost} leases: its workers stopped heartbeating every time");
-                exec(
-                    &tx,
-                    "UPDATE jobs SET status = 'failed', lost_attempts = ?2, current_attempt = NULL,
-                         error = ?3, updated_ms = ?4, finished_ms = ?4
-                     WHERE id = ?1",
-                    params![job.id.as_str(), lost, error, now],
-                )?;
+                job_writes::lose_lease(&tx, &job.id, lost, Some(&error), now)?;
                 tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job failed");
             } else {
-                exec(&tx,
-                    "UPDATE jobs SET status = 'pending', lost_attempts = ?2, current_attempt = NULL,
-                         updated_ms = ?3
-                     WHERE id = ?1",
-                    params![job.id.as_str(), lost, now],
-                )?;
+                job_writes::lose_lease(&tx, &job.id, lost, None, now)?;
                 tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job back to pending");
             }
         }
-        exec(
-            &tx,
-            "UPDATE workers SET state = 'lost' WHERE state = 'alive' AND last_seen_ms <= ?1",
-            [now - timeout_ms],
-        )?;
+        lease_writes::mark_silent_workers_lost(&tx, now - timeout_ms)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(out)
     }
@@ -530,16 +380,8 @@ impl Scheduler {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
         let tx = self.store.transaction()?;
-        let n = exec(
-            &tx,
-            "UPDATE attempts SET deadline_ms = ?1 WHERE ended_ms IS NULL AND deadline_ms < ?1",
-            [deadline],
-        )?;
-        exec(
-            &tx,
-            "UPDATE workers SET last_seen_ms = ?1 WHERE state != 'lost' AND last_seen_ms < ?1",
-            [now],
-        )?;
+        let n = lease_writes::extend_open_attempts(&tx, deadline)?;
+        lease_writes::see_every_worker(&tx, now)?;
         tx.commit().map_err(StoreError::from)?;
         if n > 0 {
             tracing::info!(leases = n, "open leases extended after a restart");
@@ -565,13 +407,9 @@ impl Scheduler {
             JobStatus::Pending | JobStatus::Leased | JobStatus::Running => {}
         }
         if let Some(attempt) = row.current_attempt {
-            end_attempt(&tx, attempt, now, "cancelled", None)?;
+            lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Cancelled, None)?;
         }
-        exec(&tx,
-            "UPDATE jobs SET status = 'cancelled', current_attempt = NULL, updated_ms = ?2, finished_ms = ?2
-             WHERE id = ?1",
-            params![job.as_str(), now],
-        )?;
+        job_writes::stop_job(&tx, job, JobStatus::Cancelled, None, now)?;
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(job = %job, "job cancelled");
         Ok(())
@@ -580,12 +418,7 @@ impl Scheduler {
     /// Drains a worker: it gets no new leases and its heartbeats answer `drain`.
     pub fn drain(&mut self, worker: &WorkerId) -> Result<()> {
         let tx = self.store.transaction()?;
-        let n = exec(
-            &tx,
-            "UPDATE workers SET state = 'draining' WHERE id = ?1",
-            [worker.0.as_str()],
-        )?;
-        if n == 0 {
+        if !lease_writes::set_worker_state(&tx, worker, WorkerState::Draining)? {
             return Err(SchedulerError::UnknownWorker {
                 worker: worker.clone(),
             });

@@ -3,14 +3,14 @@
 //! coordinator lost (its store replaced) is re-registered under the id and
 //! secret it presents, so workers survive a coordinator restart either way.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use super::identity::{WorkerSecret, secret_matches, stored_digest};
-use super::ops::{exec, sha256_hex, to_json};
+use super::ops::{sha256_hex, to_json};
 use super::types::{WorkerId, WorkerRegistration, WorkerState};
 use super::{Scheduler, SchedulerError};
-use crate::store::StoreError;
-use crate::store::reads;
+use crate::store::worker_rows::{self, WorkerFields};
+use crate::store::{StoreError, reads};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -29,21 +29,10 @@ pub struct Registered {
 /// This runs on every lease and heartbeat (registration rides with them), so the
 /// usual case is one index probe; only a refusal lists the fingerprints needed.
 fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> {
-    let served: bool = conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running')
-                 AND (data_fingerprint IS NULL OR data_fingerprint = ?1))",
-        )?
-        .query_row([reg.data_fingerprint.as_str()], |r| r.get(0))?;
-    if served {
+    if worker_rows::serves_unfinished_jobs(conn, &reg.data_fingerprint)? {
         return Ok(());
     }
-    let mut stmt = conn.prepare(
-        "SELECT DISTINCT data_fingerprint FROM jobs WHERE status IN ('pending', 'leased', 'running')",
-    )?;
-    let needed = stmt
-        .query_map([], |r| r.get::<_, Option<String>>(0))?
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let needed = worker_rows::unfinished_fingerprints(conn)?;
     if needed.is_empty()
         || needed
             .iter()
@@ -58,17 +47,6 @@ fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> 
     })
 }
 
-/// Deletes workers that are lost and never leased anything: nothing refers to
-/// them, and without this a stream of registrations grows the table for good.
-fn prune_idle_lost(conn: &Connection) -> Result<usize> {
-    exec(
-        conn,
-        "DELETE FROM workers WHERE state = 'lost'
-             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker = workers.id)",
-        [],
-    )
-}
-
 impl Scheduler {
     /// Registers a worker and hands out its secret (after the data fingerprint
     /// check). A worker registering again under the same name and host while
@@ -80,29 +58,17 @@ impl Scheduler {
         let secret = WorkerSecret::generate();
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
-        prune_idle_lost(&tx)?;
+        // Without this a stream of registrations grows the table for good.
+        worker_rows::forget_idle_lost_workers(&tx)?;
         let slots = to_json(&reg.slots)?;
-        let earlier: Option<String> = tx
-            .query_row(
-                "SELECT id FROM workers w WHERE name = ?1 AND host = ?2
-                     AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker = w.id AND a.ended_ms IS NULL)
-                 ORDER BY registered_ms, id LIMIT 1",
-                params![reg.name, reg.host],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id = match earlier {
+        let fields = fields(reg, &slots);
+        let id = match worker_rows::idle_worker_named(&tx, &reg.name, &reg.host)? {
             Some(id) => {
-                exec(&tx,
-                    "UPDATE workers SET slots_json = ?2, data_fingerprint = ?3, secret_sha256 = ?4,
-                         last_seen_ms = ?5, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
-                     WHERE id = ?1",
-                    params![id, slots, reg.data_fingerprint, secret.digest(), now],
-                )?;
-                WorkerId(id)
+                worker_rows::refresh_worker(&tx, &id, &fields, Some(&secret.digest()), now)?;
+                id
             }
             None => {
-                let count: i64 = tx.query_row("SELECT count(*) FROM workers", [], |r| r.get(0))?;
+                let count = worker_rows::worker_count(&tx)?;
                 let seed = format!(
                     "{}\n{}\n{now}\n{count}\n{}",
                     reg.name,
@@ -114,7 +80,7 @@ impl Scheduler {
                     count + 1,
                     &sha256_hex(seed.as_bytes())[..8]
                 ));
-                insert_worker(&tx, &id, &secret, reg, &slots, now)?;
+                worker_rows::insert_worker(&tx, &id, &fields, &secret.digest(), now)?;
                 id
             }
         };
@@ -171,15 +137,11 @@ impl Scheduler {
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
         let slots = to_json(&reg.slots)?;
+        let fields = fields(reg, &slots);
         if known {
-            exec(&tx,
-                "UPDATE workers SET name = ?2, host = ?3, slots_json = ?4, data_fingerprint = ?5,
-                     last_seen_ms = ?6, state = CASE state WHEN 'draining' THEN 'draining' ELSE 'alive' END
-                 WHERE id = ?1",
-                params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now],
-            )?;
+            worker_rows::refresh_worker(&tx, id, &fields, None, now)?;
         } else {
-            insert_worker(&tx, id, secret, reg, &slots, now)?;
+            worker_rows::insert_worker(&tx, id, &fields, &secret.digest(), now)?;
             tracing::info!(worker = %id, name = %reg.name, host = %reg.host, "unknown worker re-registered under its own id");
         }
         tx.commit().map_err(StoreError::from)?;
@@ -187,18 +149,11 @@ impl Scheduler {
     }
 }
 
-fn insert_worker(
-    conn: &Connection,
-    id: &WorkerId,
-    secret: &WorkerSecret,
-    reg: &WorkerRegistration,
-    slots: &str,
-    now: i64,
-) -> Result<()> {
-    exec(conn,
-        "INSERT INTO workers (id, name, host, slots_json, data_fingerprint, registered_ms, last_seen_ms, state, secret_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'alive', ?7)",
-        params![id.0, reg.name, reg.host, slots, reg.data_fingerprint, now, secret.digest()],
-    )?;
-    Ok(())
+fn fields<'a>(reg: &'a WorkerRegistration, slots_json: &'a str) -> WorkerFields<'a> {
+    WorkerFields {
+        name: &reg.name,
+        host: &reg.host,
+        slots_json,
+        data_fingerprint: &reg.data_fingerprint,
+    }
 }

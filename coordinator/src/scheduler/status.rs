@@ -2,17 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, params};
 use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::JobStatus;
 
 use super::types::{
     AttemptId, ExperimentId, ExperimentStatus, RunningJob, StatusCounts, StatusSnapshot, WorkerId,
     WorkerInfo, WorkerState,
 };
 use super::{Scheduler, SchedulerError};
-use crate::eta::{EtaInputs, eta_seconds};
-use crate::store::reads;
+use crate::eta::eta_seconds;
+use crate::store::{job_writes, reads, status_reads};
 
 impl Scheduler {
     /// Jobs per status (overall and per experiment), workers, running attempts,
@@ -22,32 +20,15 @@ impl Scheduler {
         let conn = self.store.conn();
         // Aggregates in SQL: a status poll must stay cheap with 100,000 jobs.
         let mut counts = StatusCounts::default();
-        let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (status, n) in rows {
-            counts.add_many(parse_status(&status)?, n);
+        for (status, n) in status_reads::status_counts(conn)? {
+            counts.add_many(status, n);
         }
         let mut per_experiment: BTreeMap<String, StatusCounts> = BTreeMap::new();
-        let mut stmt = conn.prepare_cached(
-            "SELECT ej.experiment, j.status, count(*) FROM experiment_jobs ej
-             JOIN jobs j ON j.id = ej.job GROUP BY ej.experiment, j.status",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u32>(2)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (experiment, status, n) in rows {
+        for (experiment, status, n) in status_reads::status_counts_by_experiment(conn)? {
             per_experiment
                 .entry(experiment)
                 .or_default()
-                .add_many(parse_status(&status)?, n);
+                .add_many(status, n);
         }
         let experiments = reads::experiments(conn)?
             .into_iter()
@@ -57,7 +38,7 @@ impl Scheduler {
                 name: e.name,
             })
             .collect();
-        let jobs = reads::query_jobs(conn, "WHERE status IN ('leased', 'running')", [])?;
+        let jobs = reads::live_jobs(conn)?;
 
         let mut running = Vec::new();
         let mut per_worker: BTreeMap<WorkerId, Vec<AttemptId>> = BTreeMap::new();
@@ -97,18 +78,14 @@ impl Scheduler {
             })
             .collect();
 
-        let succeeded_last_hour: i64 = conn.query_row(
-            "SELECT count(*) FROM jobs WHERE status = 'succeeded' AND finished_ms > ?1",
-            params![now - 3_600_000],
-            |r| r.get(0),
-        )?;
+        let succeeded_last_hour = status_reads::succeeded_since(conn, now - 3_600_000)?;
         let slots: usize = workers
             .iter()
             // Draining workers take no new jobs.
             .filter(|w| w.state == WorkerState::Alive)
             .map(|w| w.slots.len())
             .sum();
-        let eta_seconds = eta_seconds(&eta_inputs(conn, slots)?);
+        let eta_seconds = eta_seconds(&status_reads::eta_inputs(conn, slots)?);
         Ok(StatusSnapshot {
             now_ms: now,
             counts,
@@ -121,57 +98,16 @@ impl Scheduler {
     }
 }
 
-/// The time-left estimate's inputs over every job, from SQL aggregates (a
-/// status poll stays cheap with 100,000 jobs).
-fn eta_inputs(conn: &Connection, slots: usize) -> Result<EtaInputs, SchedulerError> {
-    let (unfinished, epochs_left): (i64, i64) = conn.query_row(
-        "SELECT count(*), coalesce(sum(max(coalesce(progress_of, epochs, 0)
-                                           - coalesce(progress_epoch, 0), 0)), 0)
-         FROM jobs WHERE status IN ('pending', 'leased', 'running')",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (running_epoch_seconds, running): (f64, i64) = conn.query_row(
-        "SELECT coalesce(sum(json_extract(m.metrics_json, '$.epoch_seconds')), 0), count(m.job)
-         FROM jobs j JOIN epoch_metrics m ON m.job = j.id
-              AND m.epoch = (SELECT max(epoch) FROM epoch_metrics WHERE job = j.id)
-         WHERE j.status IN ('leased', 'running')",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    // NULL (None) when no job has a training time yet.
-    let finished_epoch_seconds: Option<f64> = conn.query_row(
-        "SELECT avg(train_seconds / epochs) FROM jobs
-         WHERE train_seconds IS NOT NULL AND epochs > 0",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(EtaInputs {
-        unfinished: unfinished.unsigned_abs(),
-        epochs_left: epochs_left.unsigned_abs(),
-        running_epoch_seconds,
-        running: running.unsigned_abs(),
-        finished_epoch_seconds,
-        slots: slots as u64,
-    })
-}
-
 impl Scheduler {
     /// Fills in the epochs of jobs stored before the store kept them (schema
     /// 4), from each job's config; once, when the store opens.
     pub(super) fn fill_in_epochs(&mut self) -> Result<(), SchedulerError> {
         let tx = self.store.transaction()?;
-        let rows: Vec<(String, String)> = tx
-            .prepare("SELECT id, config_toml FROM jobs WHERE epochs IS NULL")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
+        let rows = status_reads::jobs_without_epochs(&tx)?;
         for (id, toml) in &rows {
             // A config that no longer parses keeps NULL: progress_of stands in.
             if let Ok(config) = ExperimentConfig::from_toml_str(toml) {
-                tx.execute(
-                    "UPDATE jobs SET epochs = ?2 WHERE id = ?1",
-                    params![id, config.training.epochs],
-                )?;
+                job_writes::set_epochs(&tx, id, config.training.epochs)?;
             }
         }
         tx.commit().map_err(crate::store::StoreError::from)?;
@@ -183,9 +119,4 @@ impl Scheduler {
         }
         Ok(())
     }
-}
-
-fn parse_status(s: &str) -> Result<JobStatus, SchedulerError> {
-    s.parse()
-        .map_err(|e| reads::corrupt("jobs", "(status count)", "status", e).into())
 }

@@ -7,18 +7,26 @@
 //! `checkpoints` (the record of each unfinished job's latest checkpoint; the
 //! bytes are a file, see [`crate::checkpoints`]).
 //! The scheduler makes every state change in one transaction
-//! ([`Store::transaction`]); this module reads rows back as typed values:
+//! ([`Store::transaction`]) through typed calls ([`job_writes`],
+//! [`lease_writes`], [`worker_rows`], [`checkpoint_rows`]; no SQL outside this
+//! module); it reads rows back as typed values:
 //! [`reads`] for the scheduler, [`read_only`] (over a read-only connection,
 //! beside a running coordinator) the [`records`] reports and the dashboard use.
 //!
 //! [`JobId`]: spikecv_common::plan::JobId
 
+pub(crate) mod checkpoint_rows;
+pub(crate) mod job_writes;
+pub(crate) mod lease_writes;
 mod read_jobs;
 mod read_live;
 pub mod read_only;
 pub(crate) mod reads;
 pub mod records;
 mod schema;
+pub(crate) mod status_reads;
+pub(crate) mod sweep_reads;
+pub(crate) mod worker_rows;
 
 pub use reads::{AttemptRow, ExperimentRow, JobRow, WorkerRow};
 pub use schema::SCHEMA_VERSION;
@@ -64,6 +72,14 @@ pub enum StoreError {
         /// The schema version it migrated to.
         version: u32,
         /// What is wrong.
+        message: String,
+    },
+    /// A value could not be encoded for its column.
+    #[error("state database: cannot encode {what} as JSON: {message}")]
+    Encode {
+        /// What was being stored.
+        what: &'static str,
+        /// The encoder's message.
         message: String,
     },
     /// A stored value does not parse (hand-edited or corrupt database).

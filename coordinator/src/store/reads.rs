@@ -312,7 +312,7 @@ pub(crate) fn query_jobs(
 }
 
 /// The first job (submission order) matching `where_sql`.
-pub(crate) fn first_job(
+fn first_job(
     conn: &Connection,
     where_sql: &str,
     params: impl rusqlite::Params,
@@ -323,6 +323,32 @@ pub(crate) fn first_job(
         .query_row(params, raw_job)
         .optional()?;
     raw.map(RawJob::into_row).transpose()
+}
+
+/// The first pending job (in submission order) a worker with data
+/// `fingerprint` can run.
+pub(crate) fn next_pending_job(
+    conn: &Connection,
+    fingerprint: &str,
+) -> Result<Option<JobRow>, StoreError> {
+    first_job(
+        conn,
+        "WHERE status = 'pending' AND (data_fingerprint IS NULL OR data_fingerprint = ?1)",
+        [fingerprint],
+    )
+}
+
+/// Every leased or running job.
+pub(crate) fn live_jobs(conn: &Connection) -> Result<Vec<JobRow>, StoreError> {
+    query_jobs(conn, "WHERE status IN ('leased', 'running')", [])
+}
+
+/// The epoch of the checkpoint the coordinator holds for `job`, if any.
+pub(crate) fn checkpoint_epoch(conn: &Connection, job: &JobId) -> Result<Option<u32>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT epoch FROM checkpoints WHERE job = ?1")?
+        .query_row([job.as_str()], |r| r.get(0))
+        .optional()?)
 }
 
 /// One job by id.

@@ -1,0 +1,126 @@
+//! The state changes of attempts (leases) and workers, as typed calls inside
+//! the scheduler's transaction.
+
+use rusqlite::{Connection, params};
+use spikecv_common::plan::JobId;
+
+use super::StoreError;
+use super::job_writes::{attempt_key, exec};
+use crate::ids::{AttemptId, WorkerId};
+use crate::states::{AttemptOutcome, WorkerState};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Opens an attempt of `job` on `worker`'s `device`, until `deadline`.
+pub(crate) fn insert_attempt(
+    conn: &Connection,
+    job: &JobId,
+    worker: &WorkerId,
+    device: &str,
+    now: i64,
+    deadline: i64,
+) -> Result<AttemptId> {
+    exec(
+        conn,
+        "INSERT INTO attempts (job, worker, device, leased_ms, deadline_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![job.as_str(), worker.0, device, now, deadline],
+    )?;
+    Ok(AttemptId(conn.last_insert_rowid().unsigned_abs()))
+}
+
+/// Ends an attempt with `outcome` (and an error text, when there is one).
+pub(crate) fn end_attempt(
+    conn: &Connection,
+    attempt: AttemptId,
+    now: i64,
+    outcome: AttemptOutcome,
+    error: Option<&str>,
+) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE attempts SET ended_ms = ?2, outcome = ?3, error = ?4 WHERE id = ?1",
+        params![attempt_key(attempt), now, outcome, error],
+    )?;
+    Ok(())
+}
+
+/// Moves an attempt's deadline to at least `deadline`.
+pub(crate) fn extend_attempt(conn: &Connection, attempt: AttemptId, deadline: i64) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE attempts SET deadline_ms = max(deadline_ms, ?2) WHERE id = ?1",
+        params![attempt_key(attempt), deadline],
+    )?;
+    Ok(())
+}
+
+/// Open attempts whose deadline is not after `now`, oldest first, with their job.
+pub(crate) fn expired_attempts(conn: &Connection, now: i64) -> Result<Vec<(AttemptId, JobId)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, job FROM attempts WHERE ended_ms IS NULL AND deadline_ms <= ?1 ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([now], |r| {
+            Ok((
+                AttemptId(r.get::<_, i64>(0)?.unsigned_abs()),
+                JobId::new(r.get::<_, String>(1)?),
+            ))
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Pushes every open attempt's deadline to at least `deadline`; the number moved.
+pub(crate) fn extend_open_attempts(conn: &Connection, deadline: i64) -> Result<usize> {
+    exec(
+        conn,
+        "UPDATE attempts SET deadline_ms = ?1 WHERE ended_ms IS NULL AND deadline_ms < ?1",
+        [deadline],
+    )
+}
+
+/// A worker was heard from at `now` (a lost one is alive again).
+pub(crate) fn touch_worker(conn: &Connection, worker: &WorkerId, now: i64) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE workers SET last_seen_ms = ?2,
+                state = CASE state WHEN ?3 THEN ?4 ELSE state END
+         WHERE id = ?1",
+        params![worker.0, now, WorkerState::Lost, WorkerState::Alive],
+    )?;
+    Ok(())
+}
+
+/// Alive workers not heard from since `before` are lost.
+pub(crate) fn mark_silent_workers_lost(conn: &Connection, before: i64) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE workers SET state = ?2 WHERE state = ?3 AND last_seen_ms <= ?1",
+        params![before, WorkerState::Lost, WorkerState::Alive],
+    )?;
+    Ok(())
+}
+
+/// Every worker not lost counts as seen at `now` (after a coordinator restart).
+pub(crate) fn see_every_worker(conn: &Connection, now: i64) -> Result<()> {
+    exec(
+        conn,
+        "UPDATE workers SET last_seen_ms = ?1 WHERE state != ?2 AND last_seen_ms < ?1",
+        params![now, WorkerState::Lost],
+    )?;
+    Ok(())
+}
+
+/// Sets a worker's state; false when no such worker is stored.
+pub(crate) fn set_worker_state(
+    conn: &Connection,
+    worker: &WorkerId,
+    state: WorkerState,
+) -> Result<bool> {
+    Ok(exec(
+        conn,
+        "UPDATE workers SET state = ?2 WHERE id = ?1",
+        params![worker.0, state],
+    )? > 0)
+}
