@@ -12,7 +12,7 @@ use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCrede
 use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
 use spikecv_coordinator::server::{ServerOptions, serve};
-use spikecv_coordinator::service::{CoordinatorService, SchedulerHandle};
+use spikecv_coordinator::service::{CheckpointLimits, CoordinatorService, SchedulerHandle};
 use spikecv_coordinator::store::Store;
 
 /// Lease timeout of the test scheduler.
@@ -70,7 +70,14 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
 
 /// As [`start`], with any server options (TLS).
 pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestServer {
-    start_store(folds, fp, options, Store::open_in_memory().unwrap()).await
+    start_store(
+        folds,
+        fp,
+        options,
+        Store::open_in_memory().unwrap(),
+        CheckpointLimits::default(),
+    )
+    .await
 }
 
 /// As [`start`] without tokens, over a store file at `db` (for readers such as
@@ -80,10 +87,37 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
         auth: AuthConfig::default(),
         tls: None,
     };
-    start_store(folds, fp, options, Store::open(db).unwrap()).await
+    start_store(
+        folds,
+        fp,
+        options,
+        Store::open(db).unwrap(),
+        CheckpointLimits::default(),
+    )
+    .await
 }
 
-async fn start_store(folds: u32, fp: &str, options: ServerOptions, store: Store) -> TestServer {
+/// As [`start_on_file`], with other limits on checkpoint transfers.
+pub async fn start_limited(
+    folds: u32,
+    fp: &str,
+    db: &Path,
+    limits: CheckpointLimits,
+) -> TestServer {
+    let options = ServerOptions {
+        auth: AuthConfig::default(),
+        tls: None,
+    };
+    start_store(folds, fp, options, Store::open(db).unwrap(), limits).await
+}
+
+async fn start_store(
+    folds: u32,
+    fp: &str,
+    options: ServerOptions,
+    store: Store,
+    limits: CheckpointLimits,
+) -> TestServer {
     let data = tempfile::tempdir().unwrap();
     file_list_root(
         data.path(),
@@ -115,7 +149,7 @@ async fn start_store(folds: u32, fp: &str, options: ServerOptions, store: Store)
         listener.local_addr().unwrap().port()
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = CoordinatorService::new(sched.clone(), 1);
+    let service = CoordinatorService::new(sched.clone(), 1).with_checkpoint_limits(limits);
     let task = tokio::spawn(async move {
         serve(listener, service, options, async {
             let _ = stopped.await;
