@@ -91,7 +91,7 @@ async fn run_inner(
         };
         match resume_plan(&got) {
             Resume::FromCheckpoint => {
-                tracing::info!(attempt = %attempt, job = %a.job_id, "checkpoint downloaded")
+                tracing::info!(attempt = %attempt, job = %a.job_id, detail = %reason(&got), "checkpoint downloaded")
             }
             Resume::DropJob => {
                 tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
