@@ -10,13 +10,14 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use spikecv_common::plan::JobId;
+use tokio::io::AsyncReadExt;
 
 /// Extension of a committed checkpoint file.
 const FINAL_EXT: &str = "ckpt";
@@ -70,6 +71,13 @@ impl CheckpointDir {
     pub fn file(&self, job: &JobId, sha256: &str) -> PathBuf {
         self.dir
             .join(format!("{}.{}.{FINAL_EXT}", job.as_str(), sha256))
+    }
+
+    /// Bytes an unprivileged process may still write to the directory's file
+    /// system (`statvfs`: available blocks × fragment size).
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let st = rustix::fs::statvfs(&self.dir)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// Starts an upload: a new `.part` file to write chunks into.
@@ -185,12 +193,13 @@ pub struct StagedCheckpoint {
     pub size: u64,
 }
 
-/// Reads a checkpoint file in chunks of `chunk` bytes, checking its size and
-/// SHA-256 against the record at the end. Each item is one chunk; the last is
-/// followed by `None`.
+/// Reads a checkpoint file in chunks of `chunk` bytes with async reads (no
+/// blocking thread is held between chunks, however slowly they are taken),
+/// checking its size and SHA-256 against the record at the end. Each item is
+/// one chunk; the last is followed by `None`.
 #[derive(Debug)]
 pub struct ChunkReader {
-    file: File,
+    file: tokio::fs::File,
     path: PathBuf,
     hasher: Sha256,
     read: u64,
@@ -202,9 +211,9 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     /// Opens `path`, expected to hold `size` bytes hashing to `sha256`.
-    pub fn open(path: &Path, size: u64, sha256: &str, chunk: usize) -> std::io::Result<Self> {
+    pub async fn open(path: &Path, size: u64, sha256: &str, chunk: usize) -> std::io::Result<Self> {
         Ok(Self {
-            file: File::open(path)?,
+            file: tokio::fs::File::open(path).await?,
             path: path.to_owned(),
             hasher: Sha256::new(),
             read: 0,
@@ -218,13 +227,13 @@ impl ChunkReader {
     /// The next chunk (at least one, possibly empty, for an empty file), `None`
     /// after the last; an error if the file is shorter, longer or different
     /// from its record.
-    pub fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+    pub async fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         if self.done {
             return Ok(None);
         }
         let want = (self.expected_size - self.read).min(self.chunk as u64) as usize;
         let mut buf = vec![0u8; want];
-        self.file.read_exact(&mut buf).map_err(|e| {
+        self.file.read_exact(&mut buf).await.map_err(|e| {
             std::io::Error::new(
                 e.kind(),
                 format!(
@@ -239,7 +248,7 @@ impl ChunkReader {
         if self.read == self.expected_size {
             self.done = true;
             let mut probe = [0u8; 1];
-            if self.file.read(&mut probe)? != 0 {
+            if self.file.read(&mut probe).await? != 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!(

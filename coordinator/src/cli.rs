@@ -82,6 +82,38 @@ pub struct ServeArgs {
     /// A lease is lost this many seconds after the worker's last heartbeat.
     #[arg(long, default_value_t = 30)]
     pub lease_timeout_seconds: u32,
+    /// Largest checkpoint upload accepted, in MiB; a larger one is refused
+    /// (RESOURCE_EXHAUSTED) and its partial file removed.
+    #[arg(long, default_value_t = 2048)]
+    pub max_checkpoint_mib: u64,
+    /// Checkpoint uploads received at the same time, over all workers (at most
+    /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 8)]
+    pub max_checkpoint_uploads: usize,
+    /// A checkpoint upload that sends nothing, or a download whose worker
+    /// reads nothing, for this many seconds is abandoned.
+    #[arg(long, default_value_t = 60)]
+    pub checkpoint_idle_timeout_seconds: u64,
+    /// Free space, in MiB, the state directory's file system must keep beyond
+    /// an upload's size; an upload that would leave less is refused.
+    #[arg(long, default_value_t = 256)]
+    pub checkpoint_free_space_margin_mib: u64,
+}
+
+impl ServeArgs {
+    /// The limits on checkpoint transfers these flags set.
+    pub fn checkpoint_limits(&self) -> crate::service::CheckpointLimits {
+        crate::service::CheckpointLimits {
+            max_bytes: self.max_checkpoint_mib.saturating_mul(1 << 20),
+            max_uploads: self.max_checkpoint_uploads.max(1),
+            idle_timeout: std::time::Duration::from_secs(
+                self.checkpoint_idle_timeout_seconds.max(1),
+            ),
+            free_space_margin: self
+                .checkpoint_free_space_margin_mib
+                .saturating_mul(1 << 20),
+        }
+    }
 }
 
 /// How to reach a running coordinator (shared by `submit` and `status`).

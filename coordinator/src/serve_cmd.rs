@@ -150,7 +150,8 @@ pub async fn run(
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
     }
     let sched = SchedulerHandle::spawn(scheduler).map_err(ServeCmdError::Thread)?;
-    let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds);
+    let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds)
+        .with_checkpoint_limits(args.checkpoint_limits());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()));

@@ -9,7 +9,9 @@ pub mod actor;
 mod checkpoint_stream;
 pub mod convert;
 mod submit;
+pub mod upload_gate;
 pub use submit::fingerprint_of;
+pub use upload_gate::{CheckpointLimits, UploadGate, UploadRefused};
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,8 +41,6 @@ use crate::scheduler::{
 };
 use crate::status_cache::{self, StatusCache};
 
-/// Largest checkpoint accepted (bytes).
-pub const MAX_CHECKPOINT_BYTES: usize = 4 << 30;
 /// Bytes per checkpoint chunk sent to workers.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
@@ -70,6 +70,7 @@ pub struct CoordinatorService {
     heartbeat_seconds: u32,
     counters: Arc<RpcCounters>,
     status_cache: StatusCache,
+    uploads: UploadGate,
 }
 
 impl CoordinatorService {
@@ -82,7 +83,15 @@ impl CoordinatorService {
             heartbeat_seconds,
             counters: Arc::default(),
             status_cache,
+            uploads: UploadGate::new(CheckpointLimits::default()),
         }
+    }
+
+    /// The same service with other limits on checkpoint transfers.
+    #[must_use]
+    pub fn with_checkpoint_limits(mut self, limits: CheckpointLimits) -> Self {
+        self.uploads = UploadGate::new(limits);
+        self
     }
 
     /// The status snapshot shared by `Watch` streams and `/metrics`.
@@ -241,14 +250,18 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<Streaming<pb::CheckpointChunk>>,
     ) -> Result<Response<pb::UploadCheckpointResponse>, Status> {
+        let limits = self.uploads.limits().clone();
         let mut stream = request.into_inner();
-        let first = stream
-            .message()
+        let first = checkpoint_stream::next_chunk(&mut stream, limits.idle_timeout, None)
             .await?
             .ok_or_else(|| Status::invalid_argument("UploadCheckpoint: no chunks"))?;
         let attempt = attempt_from_proto(&first.attempt_id)?;
         let caller = credentials_from_proto("UploadCheckpoint", first.worker.as_ref())?;
         let epoch = first.epoch;
+        let declared = first.size;
+        if declared > limits.max_bytes {
+            return Err(checkpoint_stream::over_limit(attempt, limits.max_bytes));
+        }
         // Refuse another worker's or a fenced attempt before receiving megabytes.
         let check = caller.clone();
         let r = self
@@ -259,13 +272,21 @@ impl Coordinator for CoordinatorService {
             })
             .await;
         self.note(r)?;
-        let dir = self.sched.checkpoint_dir();
-        let staging = dir.stage().map_err(|e| {
-            let dir = dir.path().display();
-            tracing::error!(error = %e, %dir, "cannot stage a checkpoint upload");
-            Status::internal(format!("cannot stage a checkpoint upload in {dir}: {e}"))
+        let ticket = self.uploads.admit(attempt).map_err(|e| {
+            tracing::warn!(%attempt, reason = %e, "checkpoint upload refused");
+            match e {
+                UploadRefused::AttemptBusy { .. } => Status::aborted(e.to_string()),
+                UploadRefused::TooMany { .. } => Status::resource_exhausted(e.to_string()),
+            }
         })?;
-        let staged = checkpoint_stream::receive(attempt, first, stream, staging).await?;
+        let staging = checkpoint_stream::stage(
+            self.sched.checkpoint_dir().clone(),
+            declared.max(first.data.len() as u64),
+            limits.free_space_margin,
+        )
+        .await?;
+        let staged =
+            checkpoint_stream::receive(attempt, first, stream, staging, &limits, declared).await?;
         let n = staged.size;
         let r = self
             .sched
@@ -274,6 +295,7 @@ impl Coordinator for CoordinatorService {
                 s.commit_checkpoint(attempt, epoch, staged)
             })
             .await;
+        drop(ticket);
         self.note(r)?;
         self.counters
             .checkpoint_bytes_in
@@ -310,6 +332,7 @@ impl Coordinator for CoordinatorService {
             attempt,
             record,
             CHUNK_BYTES,
+            self.uploads.limits().idle_timeout,
         )))
     }
 

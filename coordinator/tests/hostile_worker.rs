@@ -76,6 +76,7 @@ async fn every_call(
         data: vec![1, 2, 3],
         sha256: "039058c6f2c0cb492c533b0a4d14ef77cc0f78abccced5287d84a1a2011cfb81".to_owned(),
         worker: who.clone(),
+        size: 3,
     };
     let r = client
         .upload_checkpoint(tokio_stream::iter(vec![chunk]))

@@ -59,6 +59,7 @@ async fn upload(
                 String::new()
             },
             worker: if i == 0 { who.creds() } else { None },
+            size: if i == 0 { bytes.len() as u64 } else { 0 },
         })
         .collect();
     client

@@ -62,6 +62,10 @@ pub struct JoinArgs {
     /// Longest wait, in seconds, between reconnection attempts.
     #[arg(long, default_value_t = 10.0)]
     pub max_backoff_seconds: f64,
+    /// A checkpoint download that has not finished after this many seconds
+    /// is abandoned, and the job trains from epoch 0.
+    #[arg(long, default_value_t = 900.0)]
+    pub checkpoint_download_timeout_seconds: f64,
     /// Memory for the frame cache per device, in GiB (`auto`: half the RAM on
     /// the CPU, 8 GiB per GPU; 0: off). A data set that does not fit is
     /// binned batch by batch instead, with a warning.

@@ -44,6 +44,9 @@ pub struct JoinConfig {
     pub exit_when_done: bool,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
+    /// A checkpoint download that takes longer is abandoned (the job trains
+    /// from epoch 0).
+    pub checkpoint_download_timeout: Duration,
 }
 
 /// Why `worker join` could not start or stopped.
@@ -126,6 +129,7 @@ impl JoinConfig {
             work_dir: PathBuf::from("spikecv-work"),
             exit_when_done: false,
             max_backoff: Duration::from_secs(10),
+            checkpoint_download_timeout: Duration::from_secs(900),
         })
     }
 }
@@ -327,6 +331,12 @@ pub async fn run_command(args: crate::cli::JoinArgs) -> Result<JoinOutcome, Join
     config.work_dir = args.work_dir;
     config.exit_when_done = args.exit_when_done;
     config.max_backoff = Duration::from_secs_f64(args.max_backoff_seconds.clamp(0.2, 3600.0));
+    if let Ok(limit) = Duration::try_from_secs_f64(
+        args.checkpoint_download_timeout_seconds
+            .clamp(1.0, 86_400.0),
+    ) {
+        config.checkpoint_download_timeout = limit;
+    }
     join(config, async {
         shutdown_signal().await;
         tokio::spawn(async {

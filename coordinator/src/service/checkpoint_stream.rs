@@ -1,15 +1,19 @@
-//! Checkpoint uploads and downloads as streams between the network and files:
-//! chunks are written and read on blocking threads, never on the scheduler
-//! thread, which only records or looks up the file.
+//! Checkpoint uploads and downloads as streams between the network and files,
+//! within the [`CheckpointLimits`]: upload chunks are written on blocking
+//! threads (never the scheduler thread, which only records or looks up the
+//! file); downloads are read with async file reads, so a client that does not
+//! read holds no thread, only a small queue, and is dropped after the idle
+//! timeout.
 
 use std::pin::Pin;
+use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use spikecv_common::proto as pb;
 use tonic::{Status, Streaming};
 
-use super::MAX_CHECKPOINT_BYTES;
-use crate::checkpoints::{ChunkReader, StagedCheckpoint, StagingFile};
+use super::upload_gate::CheckpointLimits;
+use crate::checkpoints::{CheckpointDir, ChunkReader, StagedCheckpoint, StagingFile};
 use crate::scheduler::{AttemptId, CheckpointRecord};
 
 /// A stream of checkpoint chunks to a worker.
@@ -33,21 +37,87 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| internal(what, e))
 }
 
+/// The next chunk of an upload, or DEADLINE_EXCEEDED when none comes within
+/// `idle`.
+pub async fn next_chunk(
+    stream: &mut Streaming<pb::CheckpointChunk>,
+    idle: Duration,
+    attempt: Option<AttemptId>,
+) -> Result<Option<pb::CheckpointChunk>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(r) => r,
+        Err(_) => {
+            let whose = attempt.map_or_else(String::new, |a| format!(" of attempt {a}"));
+            tracing::warn!(attempt = ?attempt, seconds = idle.as_secs_f64(), "checkpoint upload idle; abandoned");
+            Err(Status::deadline_exceeded(format!(
+                "checkpoint upload{whose}: no chunk for {:.0} s (--checkpoint-idle-timeout-seconds); abandoned",
+                idle.as_secs_f64()
+            )))
+        }
+    }
+}
+
+/// The refusal of an upload larger than `max` bytes.
+pub fn over_limit(attempt: AttemptId, max: u64) -> Status {
+    Status::resource_exhausted(format!(
+        "checkpoint of attempt {attempt} exceeds the limit of {max} bytes (--max-checkpoint-mib)"
+    ))
+}
+
+/// A new `.part` file in `dir` for an upload of `need` bytes, refused with
+/// RESOURCE_EXHAUSTED when the file system has less than `need + margin` free.
+pub async fn stage(dir: CheckpointDir, need: u64, margin: u64) -> Result<StagingFile, Status> {
+    let joined = tokio::task::spawn_blocking(move || {
+        let free = dir.free_bytes().map_err(|e| (dir.path().to_owned(), e))?;
+        if free < need.saturating_add(margin) {
+            return Ok(Err((dir.path().to_owned(), free)));
+        }
+        dir.stage().map(Ok).map_err(|e| (dir.path().to_owned(), e))
+    })
+    .await
+    .map_err(|e| Status::internal(format!("staging a checkpoint upload: {e}")))?;
+    match joined {
+        Ok(Ok(staging)) => Ok(staging),
+        Ok(Err((dir, free))) => {
+            let dir = dir.display();
+            tracing::warn!(%dir, free, need, margin, "too little disk space for a checkpoint upload");
+            Err(Status::resource_exhausted(format!(
+                "{dir} has {free} bytes free, less than the upload's {need} plus a margin of {margin}"
+            )))
+        }
+        Err((dir, e)) => {
+            let dir = dir.display();
+            tracing::error!(error = %e, %dir, "cannot stage a checkpoint upload");
+            Err(Status::internal(format!(
+                "cannot stage a checkpoint upload in {dir}: {e}"
+            )))
+        }
+    }
+}
+
 /// Receives the rest of an upload whose `first` chunk has been read into
-/// `staging`; checks the size bound and the sent SHA-256. Returns the synced
-/// file, ready to be recorded.
+/// `staging`, within `limits` and the `declared` size (0: not declared);
+/// checks the sent SHA-256. Returns the synced file, ready to be recorded. On
+/// any error the staged file is removed (with `staging`).
 pub async fn receive(
     attempt: AttemptId,
     first: pb::CheckpointChunk,
     mut stream: Streaming<pb::CheckpointChunk>,
     mut staging: StagingFile,
+    limits: &CheckpointLimits,
+    declared: u64,
 ) -> Result<StagedCheckpoint, Status> {
     let mut sent_sha = first.sha256.clone();
     let mut chunk = Some(first);
     while let Some(c) = chunk {
-        if staging.size() + c.data.len() as u64 > MAX_CHECKPOINT_BYTES as u64 {
-            return Err(Status::resource_exhausted(format!(
-                "checkpoint of attempt {attempt} exceeds {MAX_CHECKPOINT_BYTES} bytes"
+        let total = staging.size() + c.data.len() as u64;
+        if total > limits.max_bytes {
+            tracing::warn!(%attempt, max = limits.max_bytes, "checkpoint upload over the size limit; abandoned");
+            return Err(over_limit(attempt, limits.max_bytes));
+        }
+        if declared > 0 && total > declared {
+            return Err(Status::invalid_argument(format!(
+                "checkpoint of attempt {attempt}: more than its declared {declared} bytes"
             )));
         }
         if !c.sha256.is_empty() {
@@ -59,7 +129,13 @@ pub async fn receive(
             "writing a checkpoint upload",
         )
         .await?;
-        chunk = stream.message().await?;
+        chunk = next_chunk(&mut stream, limits.idle_timeout, Some(attempt)).await?;
+    }
+    if declared > 0 && staging.size() != declared {
+        return Err(Status::invalid_argument(format!(
+            "checkpoint of attempt {attempt}: {} bytes sent, {declared} declared",
+            staging.size()
+        )));
     }
     let staged = blocking(move || staging.finish(), "syncing a checkpoint upload").await?;
     if !staged.sha256.eq_ignore_ascii_case(sent_sha.trim()) {
@@ -72,49 +148,77 @@ pub async fn receive(
     Ok(staged)
 }
 
-/// Streams the checkpoint file of `record` in `chunk`-byte pieces; the last
-/// piece carries the SHA-256. A missing file ends the stream with NOT_FOUND, a
-/// short or altered one with DATA_LOSS, instead of sending wrong bytes (the
-/// worker then trains from epoch 0).
-pub fn send(attempt: AttemptId, record: CheckpointRecord, chunk: usize) -> ChunkStream {
+/// Streams the checkpoint file of `record` in `chunk`-byte pieces; the first
+/// piece declares the size, the last carries the SHA-256. A missing file ends
+/// the stream with NOT_FOUND, a short or altered one with DATA_LOSS, instead
+/// of sending wrong bytes (the worker then trains from epoch 0); a client that
+/// takes no chunk for `idle` gets DEADLINE_EXCEEDED (if it ever reads again).
+pub fn send(
+    attempt: AttemptId,
+    record: CheckpointRecord,
+    chunk: usize,
+    idle: Duration,
+) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel(DOWNLOAD_QUEUE);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = match ChunkReader::open(&record.path, record.size, &record.sha256, chunk) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(Status::not_found(format!(
-                    "checkpoint {} cannot be opened: {e}",
-                    record.path.display()
-                ))));
-                return;
-            }
-        };
-        let mut sent = 0u64;
-        loop {
-            let item = match reader.next_chunk() {
-                Ok(Some(data)) => {
-                    sent += data.len() as u64;
-                    Ok(pb::CheckpointChunk {
-                        attempt_id: attempt.to_string(),
-                        epoch: record.epoch,
-                        data,
-                        sha256: if sent == record.size {
-                            record.sha256.clone()
-                        } else {
-                            String::new()
-                        },
-                        worker: None,
-                    })
-                }
-                Ok(None) => return,
-                Err(e) => Err(Status::data_loss(e.to_string())),
-            };
-            let failed = item.is_err();
-            // A closed channel: the worker went away; stop reading.
-            if tx.blocking_send(item).is_err() || failed {
-                return;
-            }
+    // The error that ends the stream, after the chunks already queued.
+    let (end_tx, end_rx) = tokio::sync::oneshot::channel::<Status>();
+    tokio::spawn(async move {
+        if let Err(status) = feed(&tx, attempt, &record, chunk, idle).await {
+            let _ = end_tx.send(status);
         }
     });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    let end = futures::stream::once(end_rx).filter_map(|r| async move { r.ok().map(Err) });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).chain(end))
+}
+
+/// Reads the file into `tx` chunk by chunk; `Ok` also when the client went away.
+async fn feed(
+    tx: &tokio::sync::mpsc::Sender<Result<pb::CheckpointChunk, Status>>,
+    attempt: AttemptId,
+    record: &CheckpointRecord,
+    chunk: usize,
+    idle: Duration,
+) -> Result<(), Status> {
+    let mut reader = ChunkReader::open(&record.path, record.size, &record.sha256, chunk)
+        .await
+        .map_err(|e| {
+            Status::not_found(format!(
+                "checkpoint {} cannot be opened: {e}",
+                record.path.display()
+            ))
+        })?;
+    let mut sent = 0u64;
+    while let Some(data) = reader
+        .next_chunk()
+        .await
+        .map_err(|e| Status::data_loss(e.to_string()))?
+    {
+        let first = sent == 0;
+        sent += data.len() as u64;
+        let item = pb::CheckpointChunk {
+            attempt_id: attempt.to_string(),
+            epoch: record.epoch,
+            data,
+            sha256: if sent == record.size {
+                record.sha256.clone()
+            } else {
+                String::new()
+            },
+            worker: None,
+            size: if first { record.size } else { 0 },
+        };
+        match tokio::time::timeout(idle, tx.send(Ok(item))).await {
+            Ok(Ok(())) => {}
+            // The worker went away; stop reading.
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => {
+                tracing::warn!(%attempt, seconds = idle.as_secs_f64(), "checkpoint download not read; abandoned");
+                return Err(Status::deadline_exceeded(format!(
+                    "checkpoint download of attempt {attempt}: nothing read for {:.0} s; abandoned",
+                    idle.as_secs_f64()
+                )));
+            }
+        }
+    }
+    Ok(())
 }

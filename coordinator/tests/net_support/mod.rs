@@ -13,7 +13,7 @@ use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::health::HealthSettings;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
 use spikecv_coordinator::server::{ServerOptions, serve_with_health};
-use spikecv_coordinator::service::{CoordinatorService, SchedulerHandle};
+use spikecv_coordinator::service::{CheckpointLimits, CoordinatorService, SchedulerHandle};
 use spikecv_coordinator::store::Store;
 
 /// Lease timeout of the test scheduler.
@@ -72,7 +72,7 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
 /// As [`start`], with any server options (TLS).
 pub async fn start_with(folds: u32, fp: &str, options: ServerOptions) -> TestServer {
     let store = Store::open_in_memory().unwrap();
-    start_store(folds, fp, options, HealthSettings::default(), store).await
+    start_store(folds, fp, options, Served::default(), store).await
 }
 
 /// As [`start`], the health watchdog pinging the scheduler as `health` says.
@@ -82,7 +82,11 @@ pub async fn start_watched(folds: u32, fp: &str, health: HealthSettings) -> Test
         tls: None,
     };
     let store = Store::open_in_memory().unwrap();
-    start_store(folds, fp, options, health, store).await
+    let served = Served {
+        health,
+        ..Served::default()
+    };
+    start_store(folds, fp, options, served, store).await
 }
 
 /// As [`start`] without tokens, over a store file at `db` (for readers such as
@@ -93,16 +97,43 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
         tls: None,
     };
     let store = Store::open(db).unwrap();
-    start_store(folds, fp, options, HealthSettings::default(), store).await
+    start_store(folds, fp, options, Served::default(), store).await
+}
+
+/// As [`start_on_file`], with other limits on checkpoint transfers.
+pub async fn start_limited(
+    folds: u32,
+    fp: &str,
+    db: &Path,
+    limits: CheckpointLimits,
+) -> TestServer {
+    let options = ServerOptions {
+        auth: AuthConfig::default(),
+        tls: None,
+    };
+    let served = Served {
+        limits,
+        ..Served::default()
+    };
+    start_store(folds, fp, options, served, Store::open(db).unwrap()).await
+}
+
+/// How the test server runs beside its options: the health watchdog's
+/// settings and the checkpoint transfer limits.
+#[derive(Default)]
+struct Served {
+    health: HealthSettings,
+    limits: CheckpointLimits,
 }
 
 async fn start_store(
     folds: u32,
     fp: &str,
     options: ServerOptions,
-    health: HealthSettings,
+    served: Served,
     store: Store,
 ) -> TestServer {
+    let Served { health, limits } = served;
     let data = tempfile::tempdir().unwrap();
     file_list_root(
         data.path(),
@@ -134,7 +165,7 @@ async fn start_store(
         listener.local_addr().unwrap().port()
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = CoordinatorService::new(sched.clone(), 1);
+    let service = CoordinatorService::new(sched.clone(), 1).with_checkpoint_limits(limits);
     let task = tokio::spawn(async move {
         serve_with_health(listener, service, options, health, async {
             let _ = stopped.await;

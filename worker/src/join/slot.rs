@@ -74,12 +74,13 @@ async fn run_inner(
     };
     let ckpt = checkpoint_path(&spec.out_dir);
     if a.has_checkpoint {
+        let limit = shared.config.checkpoint_download_timeout;
         let mut tries = 0;
         let got = loop {
             let r = call(shared, "DownloadCheckpoint", |mut c| {
                 let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
                 let who = shared.credentials();
-                async move { transfer::download(&mut c, who, &attempt, &ckpt).await }
+                async move { transfer::download(&mut c, who, &attempt, &ckpt, limit).await }
             })
             .await;
             match r {
@@ -88,16 +89,19 @@ async fn run_inner(
                 other => break other,
             }
         };
-        match got {
-            Ok(bytes) => tracing::info!(attempt = %attempt, bytes, "checkpoint downloaded"),
-            Err(s) if is_fenced(&s) => {
-                tracing::info!(attempt = %attempt, message = s.message(), "lease gone before start; dropping the job");
+        match resume_plan(&got) {
+            Resume::FromCheckpoint => {
+                tracing::info!(attempt = %attempt, job = %a.job_id, detail = %reason(&got), "checkpoint downloaded")
+            }
+            Resume::DropJob => {
+                tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
                 return;
             }
-            // The coordinator's copy is gone or damaged: a checkpoint only saves
-            // time (training is deterministic), so start from epoch 0.
-            Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::DataLoss) => {
-                tracing::warn!(attempt = %attempt, message = s.message(), "checkpoint unusable; training from epoch 0");
+            // The coordinator's copy is gone, damaged, too big or too slow to
+            // come: a checkpoint only saves time (training is deterministic),
+            // so start from epoch 0.
+            Resume::FromEpochZero => {
+                tracing::warn!(attempt = %attempt, job = %a.job_id, reason = %reason(&got), "checkpoint unusable; training from epoch 0");
                 if let Err(e) = std::fs::remove_file(&ckpt)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {
@@ -111,11 +115,11 @@ async fn run_inner(
                     return;
                 }
             }
-            Err(s) => {
+            Resume::Fail => {
                 report_fail(
                     shared,
                     &attempt,
-                    &format!("checkpoint download: {}", s.message()),
+                    &format!("checkpoint download: {}", reason(&got)),
                     false,
                 )
                 .await;
@@ -232,6 +236,42 @@ async fn run_inner(
             let _ = report_release(shared, &attempt).await;
         }
         Err(e) => report_fail(shared, &attempt, &e.to_string(), e.is_deterministic()).await,
+    }
+}
+
+/// What a leased job does after fetching its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// Resume from the downloaded checkpoint.
+    FromCheckpoint,
+    /// Train from epoch 0 (no usable checkpoint).
+    FromEpochZero,
+    /// The lease is gone: drop the job without a report.
+    DropJob,
+    /// Report the attempt as failed (transiently).
+    Fail,
+}
+
+/// The plan after a checkpoint download ended with `got`.
+fn resume_plan(got: &transfer::DownloadResult) -> Resume {
+    match got {
+        Ok(Ok(_)) => Resume::FromCheckpoint,
+        Ok(Err(_abandoned)) => Resume::FromEpochZero,
+        // (NOT_FOUND is fenced too: an unknown attempt, checked first as before.)
+        Err(s) if is_fenced(s) => Resume::DropJob,
+        Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::DataLoss) => {
+            Resume::FromEpochZero
+        }
+        Err(_) => Resume::Fail,
+    }
+}
+
+/// Why a download did not give a checkpoint, for the log.
+fn reason(got: &transfer::DownloadResult) -> String {
+    match got {
+        Ok(Ok(bytes)) => format!("{bytes} bytes downloaded"),
+        Ok(Err(abandoned)) => format!("download abandoned: {abandoned}"),
+        Err(s) => format!("{:?}: {}", s.code(), s.message()),
     }
 }
 
@@ -367,4 +407,38 @@ async fn report_release(shared: &Shared, attempt: &str) -> Result<(), Status> {
         }
     }
     r.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use transfer::Abandoned;
+
+    #[test]
+    fn an_abandoned_download_trains_from_epoch_zero() {
+        let too_big: transfer::DownloadResult =
+            Ok(Err(Abandoned::LargerThanDeclared { declared: 10 }));
+        let too_slow: transfer::DownloadResult = Ok(Err(Abandoned::TooSlow {
+            limit: Duration::from_secs(1),
+        }));
+        assert_eq!(resume_plan(&too_big), Resume::FromEpochZero);
+        assert_eq!(resume_plan(&too_slow), Resume::FromEpochZero);
+        assert!(reason(&too_big).contains("10 bytes"));
+    }
+
+    #[test]
+    fn other_download_outcomes_keep_their_plans() {
+        assert_eq!(resume_plan(&Ok(Ok(5))), Resume::FromCheckpoint);
+        assert_eq!(
+            resume_plan(&Err(Status::data_loss("torn"))),
+            Resume::FromEpochZero
+        );
+        assert_eq!(
+            resume_plan(&Err(Status::failed_precondition("fenced"))),
+            Resume::DropJob
+        );
+        assert_eq!(resume_plan(&Err(Status::internal("disk"))), Resume::Fail);
+    }
 }

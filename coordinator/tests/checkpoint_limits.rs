@@ -1,0 +1,430 @@
+//! Checkpoint transfers within limits, over a real loopback socket: an upload
+//! over the size limit, beyond its declared size or the free disk space is
+//! refused and leaves no staged file; one upload per attempt and a bounded
+//! number in total; an upload that goes quiet is abandoned; a download whose
+//! worker never reads blocks no other call and is dropped after the idle
+//! timeout. Afterwards the run goes on and the report still reads the store.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod net_support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use net_support::{Joined, TestServer, join, metrics, registration, result, start_limited};
+use sha2::{Digest, Sha256};
+use spikecv_common::proto::client::WorkerClient;
+use spikecv_common::proto::{
+    Assignment, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, LeaseRequest,
+    ReportEpochRequest,
+};
+use spikecv_coordinator::report::{build_report, from_store};
+use spikecv_coordinator::scheduler::Clock;
+use spikecv_coordinator::service::CheckpointLimits;
+use tokio::sync::mpsc;
+use tonic::Code;
+
+/// A worker with its leased attempt.
+struct Leased {
+    client: WorkerClient,
+    who: Joined,
+    job: Assignment,
+}
+
+/// Registers `name` and leases one job.
+async fn leased(server: &TestServer, name: &str) -> Leased {
+    let mut client = server.worker(None);
+    let who = join(&mut client, name, "fp-A").await;
+    let job = client
+        .lease(LeaseRequest {
+            worker_id: who.id.clone(),
+            registration: Some(registration(name, "fp-A")),
+            free_slots: vec!["cpu".to_owned()],
+            running: vec![],
+            worker_secret: who.secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments
+        .remove(0);
+    Leased { client, who, job }
+}
+
+/// `bytes` as upload chunks of `piece` bytes, the first declaring `declared`.
+fn chunks(w: &Leased, bytes: &[u8], declared: u64, piece: usize) -> Vec<CheckpointChunk> {
+    let sha = hex::encode(Sha256::digest(bytes));
+    let n = bytes.len().div_ceil(piece).max(1);
+    (0..n)
+        .map(|i| CheckpointChunk {
+            attempt_id: if i == 0 {
+                w.job.attempt_id.clone()
+            } else {
+                String::new()
+            },
+            epoch: 1,
+            data: bytes[i * piece..((i + 1) * piece).min(bytes.len())].to_vec(),
+            sha256: if i + 1 == n {
+                sha.clone()
+            } else {
+                String::new()
+            },
+            worker: if i == 0 { w.who.creds() } else { None },
+            size: if i == 0 { declared } else { 0 },
+        })
+        .collect()
+}
+
+/// Uploads `bytes` whole, declaring their size.
+async fn upload(w: &mut Leased, bytes: &[u8]) -> tonic::Result<u64> {
+    let c = chunks(w, bytes, bytes.len() as u64, 256 << 10);
+    w.client
+        .upload_checkpoint(tokio_stream::iter(c))
+        .await
+        .map(|r| r.into_inner().bytes)
+}
+
+/// An upload whose first chunk is sent and whose stream stays open until
+/// `rest` (the remaining chunks) is sent or the sender dropped.
+struct OpenUpload {
+    tx: mpsc::Sender<CheckpointChunk>,
+    rest: Vec<CheckpointChunk>,
+    call: tokio::task::JoinHandle<tonic::Result<u64>>,
+}
+
+fn open_upload(w: &Leased, bytes: &[u8]) -> OpenUpload {
+    let mut all = chunks(w, bytes, bytes.len() as u64, 1 << 10);
+    let rest = all.split_off(1);
+    let (tx, rx) = mpsc::channel(rest.len() + 1);
+    tx.try_send(all.remove(0)).unwrap();
+    let mut client = w.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .upload_checkpoint(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map(|r| r.into_inner().bytes)
+    });
+    OpenUpload { tx, rest, call }
+}
+
+impl OpenUpload {
+    /// Sends the rest and waits for the answer.
+    async fn finish(self) -> tonic::Result<u64> {
+        for c in self.rest {
+            self.tx.send(c).await.unwrap();
+        }
+        drop(self.tx);
+        self.call.await.unwrap()
+    }
+}
+
+/// Files in the checkpoint directory with extension `ext`.
+fn files(server: &TestServer, ext: &str) -> usize {
+    std::fs::read_dir(server.sched.checkpoint_dir().path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .and_then(|x| x.to_str())
+                == Some(ext)
+        })
+        .count()
+}
+
+/// Waits (at most 5 s) until `f()` holds.
+async fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reports an epoch and completes the attempt.
+async fn report_and_complete(w: &mut Leased) {
+    w.client
+        .report_epoch(ReportEpochRequest {
+            attempt_id: w.job.attempt_id.clone(),
+            metrics: Some(metrics(1).to_proto()),
+            worker: w.who.creds(),
+        })
+        .await
+        .unwrap();
+    w.client
+        .complete(CompleteRequest {
+            attempt_id: w.job.attempt_id.clone(),
+            result: Some(result().to_proto()),
+            device: "cpu".to_owned(),
+            worker: w.who.creds(),
+        })
+        .await
+        .unwrap();
+}
+
+/// What `coordinator report` reads: the succeeded jobs of the experiment.
+fn report_succeeded(server: &TestServer, db: &Path) -> usize {
+    let conn = from_store::open_read_only(db).unwrap();
+    let exp = from_store::experiments(&conn).unwrap().remove(0);
+    let now = server.clock.now_ms();
+    let report = build_report(&exp, &from_store::jobs(&conn, &exp.id).unwrap(), now / 1000);
+    report.progress.succeeded
+}
+
+fn limits(max_bytes: u64, max_uploads: usize, idle_ms: u64) -> CheckpointLimits {
+    CheckpointLimits {
+        max_bytes,
+        max_uploads,
+        idle_timeout: Duration::from_millis(idle_ms),
+        free_space_margin: 0,
+    }
+}
+
+#[tokio::test]
+async fn uploads_over_the_size_limit_or_their_declared_size_are_refused_and_leave_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let server = start_limited(2, "fp-A", &db, limits(1 << 20, 4, 10_000)).await;
+    let mut w = leased(&server, "w").await;
+    let big: Vec<u8> = (0..(3u32 << 19)).map(|i| (i % 251) as u8).collect();
+
+    // Declared over the limit: refused before a byte is staged.
+    let refused = upload(&mut w, &big).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("1048576 bytes"), "{refused:?}");
+    // Not declared: refused once the stream passes the limit.
+    let c = chunks(&w, &big, 0, 256 << 10);
+    let refused = w
+        .client
+        .upload_checkpoint(tokio_stream::iter(c))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("limit"), "{refused:?}");
+    // Declared small, sends more.
+    let c = chunks(&w, &big[..1000], 100, 64);
+    let refused = w
+        .client
+        .upload_checkpoint(tokio_stream::iter(c))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("declared 100"), "{refused:?}");
+    assert_eq!((files(&server, "part"), files(&server, "ckpt")), (0, 0));
+
+    // The attempt goes on: a checkpoint within the limit is taken and the job
+    // completes; the report reads it.
+    assert_eq!(upload(&mut w, &big[..1 << 20]).await.unwrap(), 1 << 20);
+    assert_eq!((files(&server, "part"), files(&server, "ckpt")), (0, 1));
+    report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_would_not_fit_the_disk_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    // A margin no disk has free.
+    let mut l = limits(u64::MAX, 4, 10_000);
+    l.free_space_margin = u64::MAX / 2;
+    let server = start_limited(2, "fp-A", &db, l).await;
+    let mut w = leased(&server, "w").await;
+    let refused = upload(&mut w, b"weights").await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("bytes free"), "{refused:?}");
+    assert_eq!(files(&server, "part"), 0);
+    report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_upload_per_attempt_and_no_more_than_the_limit_in_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let server = start_limited(3, "fp-A", &db, limits(1 << 20, 2, 10_000)).await;
+    let mut a = leased(&server, "a").await;
+    let mut b = leased(&server, "b").await;
+    let mut c = leased(&server, "c").await;
+    let bytes = vec![7u8; 4096];
+
+    let first = open_upload(&a, &bytes);
+    wait_until("a's upload to be staged", || files(&server, "part") == 1).await;
+    let again = upload(&mut a, &bytes).await.unwrap_err();
+    assert_eq!(again.code(), Code::Aborted, "{again:?}");
+    assert!(again.message().contains("in progress"), "{again:?}");
+
+    let second = open_upload(&b, &bytes);
+    wait_until("b's upload to be staged", || files(&server, "part") == 2).await;
+    let third = upload(&mut c, &bytes).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted, "{third:?}");
+    assert!(
+        third.message().contains("--max-checkpoint-uploads"),
+        "{third:?}"
+    );
+
+    // The held uploads finish; then there is room again, also for a's attempt.
+    assert_eq!(first.finish().await.unwrap(), 4096);
+    assert_eq!(second.finish().await.unwrap(), 4096);
+    assert_eq!(upload(&mut c, &bytes).await.unwrap(), 4096);
+    assert_eq!(upload(&mut a, &bytes).await.unwrap(), 4096);
+    assert_eq!((files(&server, "part"), files(&server, "ckpt")), (0, 3));
+    for w in [&mut a, &mut b, &mut c] {
+        report_and_complete(w).await;
+    }
+    assert_eq!(report_succeeded(&server, &db), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_goes_quiet_is_abandoned_and_its_file_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let server = start_limited(2, "fp-A", &db, limits(1 << 20, 1, 500)).await;
+    let mut w = leased(&server, "w").await;
+    let bytes = vec![3u8; 4096];
+    let started = Instant::now();
+    let quiet = open_upload(&w, &bytes);
+    wait_until("the upload to be staged", || files(&server, "part") == 1).await;
+    // The sender stays open and sends nothing.
+    let OpenUpload { tx, call, .. } = quiet;
+    let refused = call.await.unwrap().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
+    assert!(refused.message().contains("no chunk"), "{refused:?}");
+    assert_eq!(files(&server, "part"), 0);
+    drop(tx);
+    // Its place (the only one) is free again.
+    assert_eq!(upload(&mut w, &bytes).await.unwrap(), 4096);
+    report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+/// Opens a download on a connection of its own and never reads it.
+async fn unread_download(server: &TestServer, w: &Leased) -> impl Sized + use<> {
+    let mut client = server.worker(None);
+    client
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: w.job.attempt_id.clone(),
+            worker: w.who.creds(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Reads a whole download: its bytes, or the error that ended it.
+async fn read_download(w: &mut Leased) -> (usize, tonic::Result<()>) {
+    let mut stream = match w
+        .client
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: w.job.attempt_id.clone(),
+            worker: w.who.creds(),
+        })
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(e) => return (0, Err(e)),
+    };
+    let mut n = 0;
+    loop {
+        match stream.message().await {
+            Ok(Some(c)) => n += c.data.len(),
+            Ok(None) => return (n, Ok(())),
+            Err(e) => return (n, Err(e)),
+        }
+    }
+}
+
+/// Downloads nobody reads must not hold the runtime's blocking threads: with
+/// only two of them, four stalled downloads would otherwise leave none for an
+/// upload's file writes.
+#[test]
+fn downloads_nobody_reads_block_no_other_call() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let served = rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        let server = start_limited(2, "fp-A", &db, limits(64 << 20, 4, 30_000)).await;
+        let mut a = leased(&server, "a").await;
+        let mut b = leased(&server, "b").await;
+        // 16 MiB: far more than the HTTP/2 windows and the download queue hold.
+        let big: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 253) as u8).collect();
+        upload(&mut a, &big).await.unwrap();
+        let stalled_then_others = async {
+            let mut stalled = Vec::new();
+            for _ in 0..4 {
+                stalled.push(unread_download(&server, &a).await);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(upload(&mut b, &big[..3 << 20]).await.unwrap(), 3 << 20);
+            let (n, end) = read_download(&mut b).await;
+            assert_eq!((n, end.map_err(|e| e.code())), (3 << 20, Ok(())));
+            report_and_complete(&mut b).await;
+            report_and_complete(&mut a).await;
+            stalled
+        };
+        let Ok(stalled) = tokio::time::timeout(Duration::from_secs(20), stalled_then_others).await
+        else {
+            // Leave the stuck server behind (see below).
+            std::mem::forget(server);
+            return false;
+        };
+        assert_eq!(report_succeeded(&server, &db), 2);
+        drop(stalled);
+        server.stop().await;
+        true
+    });
+    // Blocking threads stuck on unread downloads would keep a plain drop of
+    // the runtime waiting forever; fail instead.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    assert!(served, "calls beside the stalled downloads were not served");
+}
+
+#[tokio::test]
+async fn a_download_not_read_for_the_idle_timeout_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let server = start_limited(2, "fp-A", &db, limits(64 << 20, 4, 300)).await;
+    let mut w = leased(&server, "w").await;
+    let big: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 253) as u8).collect();
+    upload(&mut w, &big).await.unwrap();
+    let mut stream = w
+        .client
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: w.job.attempt_id.clone(),
+            worker: w.who.creds(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut n = 0;
+    let end = loop {
+        match stream.message().await {
+            Ok(Some(c)) => n += c.data.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    let err = end.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(n < big.len(), "{n} bytes");
+    // A download that is read goes through, and the run goes on.
+    let (n, end) = read_download(&mut w).await;
+    assert_eq!((n, end.map_err(|e| e.code())), (big.len(), Ok(())));
+    report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
