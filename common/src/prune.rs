@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[0.3]), Some(0.3));
         assert_eq!(median(&[0.9, 0.1, 0.5]), Some(0.5));
-        assert_eq!(median(&[0.4, 0.1, 0.2, 0.8]), Some(0.3));
+        assert_eq!(median(&[0.5, 0.125, 0.25, 1.0]), Some(0.375));
     }
 
     #[test]
