@@ -323,8 +323,12 @@ impl Coordinator for CoordinatorService {
             })
             .await;
         let (job, record) = self.note(r)?;
-        let record = record
-            .ok_or_else(|| Status::not_found(format!("job {} has no checkpoint", job.as_str())))?;
+        // The lease promised a checkpoint and it is gone: DATA_LOSS, so the
+        // worker trains from epoch 0 (NOT_FOUND would read as an unknown
+        // attempt, and the worker would drop a job it still holds).
+        let record = record.ok_or_else(|| {
+            Status::data_loss(format!("job {} has no checkpoint any more", job.as_str()))
+        })?;
         self.counters
             .checkpoint_bytes_out
             .fetch_add(record.size, Ordering::Relaxed);

@@ -182,7 +182,7 @@ async fn feed(
     let mut reader = ChunkReader::open(&record.path, record.size, &record.sha256, chunk)
         .await
         .map_err(|e| {
-            Status::not_found(format!(
+            Status::data_loss(format!(
                 "checkpoint {} cannot be opened: {e}",
                 record.path.display()
             ))

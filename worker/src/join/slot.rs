@@ -257,11 +257,10 @@ fn resume_plan(got: &transfer::DownloadResult) -> Resume {
     match got {
         Ok(Ok(_)) => Resume::FromCheckpoint,
         Ok(Err(_abandoned)) => Resume::FromEpochZero,
-        // (NOT_FOUND is fenced too: an unknown attempt, checked first as before.)
+        // NOT_FOUND is an unknown attempt (fenced); a checkpoint that is torn
+        // or gone is DATA_LOSS.
         Err(s) if is_fenced(s) => Resume::DropJob,
-        Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::DataLoss) => {
-            Resume::FromEpochZero
-        }
+        Err(s) if s.code() == tonic::Code::DataLoss => Resume::FromEpochZero,
         Err(_) => Resume::Fail,
     }
 }
@@ -437,6 +436,10 @@ mod tests {
         );
         assert_eq!(
             resume_plan(&Err(Status::failed_precondition("fenced"))),
+            Resume::DropJob
+        );
+        assert_eq!(
+            resume_plan(&Err(Status::not_found("unknown attempt"))),
             Resume::DropJob
         );
         assert_eq!(resume_plan(&Err(Status::internal("disk"))), Resume::Fail);
