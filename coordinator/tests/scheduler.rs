@@ -443,7 +443,7 @@ fn a_deterministic_failure_fails_the_job_at_once() {
     assert_eq!(again.jobs_requeued, 1);
     let row = s.store().job(&job).unwrap().unwrap();
     assert_eq!(
-        (row.status, row.failures, row.error),
+        (row.status, row.failures, row.error.clone()),
         (JobStatus::Pending, 0, None)
     );
 }
@@ -503,7 +503,7 @@ fn lost_leases_do_not_count_as_failures_but_are_bounded() {
         (row.status, row.lost_attempts, row.failures),
         (JobStatus::Failed, 3, 0)
     );
-    assert!(row.error.unwrap().contains("lost 3 leases"));
+    assert!(row.error.as_deref().unwrap().contains("lost 3 leases"));
     let snap = s.status().unwrap();
     assert!(snap.workers.iter().all(|w| w.state == WorkerState::Lost));
 }

@@ -49,8 +49,8 @@ pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow
     if job.current_attempt != Some(attempt) || a.ended_ms.is_some() || !live {
         return Err(SchedulerError::Fenced {
             attempt,
-            job: job.id,
             status: job.status,
+            job: job.id,
         });
     }
     Ok((a, job))
@@ -184,15 +184,15 @@ impl Scheduler {
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
             out.assignments.push(Assignment {
                 attempt,
+                variant: job.variant,
+                seed: job.seed,
+                fold: job.fold,
+                protocol: job.protocol,
                 job: job.id,
                 experiment: job.experiment,
                 device: device.clone(),
                 deadline_ms: deadline,
                 config_toml: job.config_toml,
-                variant: job.variant,
-                seed: job.seed,
-                fold: job.fold,
-                protocol: job.protocol,
                 split: job.split,
                 checkpoint_epoch,
             });

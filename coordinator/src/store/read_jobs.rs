@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use rusqlite::{Connection, Row};
 use spikecv_common::job::EpochMetrics;
 
+use super::StoreError;
 use super::read_only::{FromStoreError, corrupt};
 use super::reads;
 use super::records::JobRecord;
@@ -22,8 +23,9 @@ pub enum Depth {
     Live,
 }
 
-/// The job columns every reader takes, in [`record`]'s order.
-const COLUMNS: &str = "j.id, j.variant, j.seed, j.fold, j.protocol, j.status, j.attempts, \
+/// The job columns every reader takes, in [`record`]'s order (followed by
+/// the configuration, the pruner's verdict and the planned epochs).
+pub(crate) const COLUMNS: &str = "j.id, j.variant, j.seed, j.fold, j.protocol, j.status, j.attempts, \
     j.best_epoch, j.test_accuracy, j.test_loss, j.val_accuracy, j.val_loss, j.train_seconds, \
     j.worker, j.device, j.error, j.finished_ms, j.progress_epoch, j.progress_of";
 
@@ -38,8 +40,12 @@ fn schema_4_columns(conn: &Connection, link: bool) -> Result<&'static str, FromS
     })
 }
 
-/// One row as a record without epochs or confusion matrix.
-fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, FromStoreError> {
+/// How many columns [`record`] reads: [`COLUMNS`] and the three after them.
+pub(crate) const RECORD_COLUMNS: usize = 22;
+
+/// One row as a record without epochs or confusion matrix (the one mapping
+/// of a job row, for every reader).
+pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreError> {
     let id: String = r.get(0)?;
     let (variant, protocol, status) = reads::job_kind(
         &id,
@@ -47,8 +53,8 @@ fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, FromStoreError> {
         &r.get::<_, String>(4)?,
         &r.get::<_, String>(5)?,
     )?;
-    let int = |v: i64, column| u32::try_from(v).map_err(|e| corrupt("jobs", &id, column, e));
-    let opt_int = |i: usize, column| -> Result<Option<u32>, FromStoreError> {
+    let int = |v: i64, column| u32::try_from(v).map_err(|e| reads::corrupt("jobs", &id, column, e));
+    let opt_int = |i: usize, column| -> Result<Option<u32>, StoreError> {
         r.get::<_, Option<i64>>(i)?
             .map(|v| int(v, column))
             .transpose()
@@ -57,7 +63,8 @@ fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, FromStoreError> {
     Ok(JobRecord {
         experiment: experiment.to_owned(),
         variant,
-        seed: u64::try_from(r.get::<_, i64>(2)?).map_err(|e| corrupt("jobs", &id, "seed", e))?,
+        seed: u64::try_from(r.get::<_, i64>(2)?)
+            .map_err(|e| reads::corrupt("jobs", &id, "seed", e))?,
         fold: int(r.get(3)?, "fold")?,
         protocol,
         status,
@@ -77,12 +84,12 @@ fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, FromStoreError> {
         progress_epoch: opt_int(17, "progress_epoch")?,
         progress_of: opt_int(18, "progress_of")?,
         configuration: usize::try_from(r.get::<_, i64>(19)?)
-            .map_err(|e| corrupt("experiment_jobs", &id, "configuration", e))?,
+            .map_err(|e| reads::corrupt("experiment_jobs", &id, "configuration", e))?,
         pruned: pruned
             .as_deref()
             .map(serde_json::from_str)
             .transpose()
-            .map_err(|e| corrupt("jobs", &id, "pruned_json", e))?,
+            .map_err(|e| reads::corrupt("jobs", &id, "pruned_json", e))?,
         planned_epochs: opt_int(21, "epochs")?,
         id,
     })

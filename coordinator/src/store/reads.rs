@@ -9,6 +9,8 @@ use spikecv_common::job::JobStatus;
 use spikecv_common::plan::JobId;
 
 use super::StoreError;
+use super::read_jobs;
+use super::records::JobRecord;
 use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};
 use crate::states::WorkerState;
 
@@ -46,21 +48,18 @@ pub struct ExperimentRow {
     pub created_ms: i64,
 }
 
-/// One `jobs` row.
+/// One `jobs` row as the scheduler reads it: the one job read model
+/// ([`JobRecord`], the same reports and the dashboard get) with what only
+/// scheduling needs beside it. Derefs to the record (`row.status`,
+/// `row.variant`, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobRow {
     /// Id.
     pub id: JobId,
     /// The experiment that created it.
     pub experiment: ExperimentId,
-    /// Variant.
-    pub variant: Variant,
-    /// Seed.
-    pub seed: u64,
-    /// Fold.
-    pub fold: u32,
-    /// Protocol.
-    pub protocol: ProtocolKind,
+    /// The job as every reader sees it.
+    pub record: JobRecord,
     /// Config TOML handed to workers.
     pub config_toml: String,
     /// Recordings.
@@ -69,10 +68,6 @@ pub struct JobRow {
     pub data_fingerprint: Option<String>,
     /// Transient failures allowed.
     pub max_attempts: u32,
-    /// Status.
-    pub status: JobStatus,
-    /// Leases handed out.
-    pub attempts: u32,
     /// Failures counted against `max_attempts`.
     pub failures: u32,
     /// Leases lost (expired).
@@ -81,30 +76,17 @@ pub struct JobRow {
     pub current_attempt: Option<AttemptId>,
     /// Last reported (epoch, of).
     pub progress: Option<(u32, u32)>,
-    /// Last error.
-    pub error: Option<String>,
     /// The JobResult JSON once succeeded.
     pub result_json: Option<String>,
-    /// Selected epoch.
-    pub best_epoch: Option<u32>,
-    /// Test accuracy.
-    pub test_accuracy: Option<f64>,
-    /// Test loss.
-    pub test_loss: Option<f64>,
-    /// Validation accuracy.
-    pub val_accuracy: Option<f64>,
-    /// Validation loss.
-    pub val_loss: Option<f64>,
-    /// Training seconds.
-    pub train_seconds: Option<f64>,
-    /// Worker (name) that ran it last.
-    pub worker: Option<String>,
-    /// Device it ran on last.
-    pub device: Option<String>,
     /// Last change.
     pub updated_ms: i64,
-    /// When it reached its final state.
-    pub finished_ms: Option<i64>,
+}
+
+impl std::ops::Deref for JobRow {
+    type Target = JobRecord;
+    fn deref(&self) -> &JobRecord {
+        &self.record
+    }
 }
 
 /// One `attempts` row.
@@ -147,87 +129,49 @@ pub struct WorkerRow {
     pub last_seen_ms: i64,
 }
 
-fn u32_col(row: &Row<'_>, idx: &str) -> rusqlite::Result<u32> {
-    row.get::<_, i64>(idx)
-        .map(|v| u32::try_from(v).unwrap_or(u32::MAX))
+/// The columns [`JobRow`] reads, for `SELECT ... FROM jobs j`: the record's
+/// (see [`super::read_jobs`]) and the scheduler's, from index
+/// [`SCHEDULING_COLUMNS_AT`] on.
+fn job_columns() -> String {
+    format!(
+        "{}, 0, j.pruned_json, j.epochs, j.experiment, j.config_toml, j.split_json, \
+         j.data_fingerprint, j.max_attempts, j.failures, j.lost_attempts, j.current_attempt, \
+         j.result_json, j.updated_ms",
+        read_jobs::COLUMNS
+    )
 }
 
-fn opt_u32_col(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<u32>> {
-    Ok(row
-        .get::<_, Option<i64>>(idx)?
-        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
-}
+/// Where the scheduler's columns start in [`job_columns`].
+const SCHEDULING_COLUMNS_AT: usize = read_jobs::RECORD_COLUMNS;
 
-/// Raw job columns; typed conversion happens after the query.
-struct RawJob {
-    id: String,
-    experiment: String,
-    variant: String,
-    seed: i64,
-    fold: u32,
-    protocol: String,
-    config_toml: String,
-    split_json: String,
-    data_fingerprint: Option<String>,
-    max_attempts: u32,
-    status: String,
-    attempts: u32,
-    failures: u32,
-    lost_attempts: u32,
-    current_attempt: Option<i64>,
-    progress_epoch: Option<u32>,
-    progress_of: Option<u32>,
-    error: Option<String>,
-    result_json: Option<String>,
-    best_epoch: Option<u32>,
-    test_accuracy: Option<f64>,
-    test_loss: Option<f64>,
-    val_accuracy: Option<f64>,
-    val_loss: Option<f64>,
-    train_seconds: Option<f64>,
-    worker: Option<String>,
-    device: Option<String>,
-    updated_ms: i64,
-    finished_ms: Option<i64>,
-}
-
-/// The columns [`JobRow`] reads, for `SELECT`.
-pub(crate) const JOB_COLUMNS: &str = "id, experiment, variant, seed, fold, protocol, config_toml, \
-    split_json, data_fingerprint, max_attempts, status, attempts, failures, lost_attempts, \
-    current_attempt, progress_epoch, progress_of, error, result_json, best_epoch, test_accuracy, \
-    test_loss, val_accuracy, val_loss, train_seconds, worker, device, updated_ms, finished_ms";
-
-fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
-    Ok(RawJob {
-        id: row.get("id")?,
-        experiment: row.get("experiment")?,
-        variant: row.get("variant")?,
-        seed: row.get("seed")?,
-        fold: u32_col(row, "fold")?,
-        protocol: row.get("protocol")?,
-        config_toml: row.get("config_toml")?,
-        split_json: row.get("split_json")?,
-        data_fingerprint: row.get("data_fingerprint")?,
-        max_attempts: u32_col(row, "max_attempts")?,
-        status: row.get("status")?,
-        attempts: u32_col(row, "attempts")?,
-        failures: u32_col(row, "failures")?,
-        lost_attempts: u32_col(row, "lost_attempts")?,
-        current_attempt: row.get("current_attempt")?,
-        progress_epoch: opt_u32_col(row, "progress_epoch")?,
-        progress_of: opt_u32_col(row, "progress_of")?,
-        error: row.get("error")?,
-        result_json: row.get("result_json")?,
-        best_epoch: opt_u32_col(row, "best_epoch")?,
-        test_accuracy: row.get("test_accuracy")?,
-        test_loss: row.get("test_loss")?,
-        val_accuracy: row.get("val_accuracy")?,
-        val_loss: row.get("val_loss")?,
-        train_seconds: row.get("train_seconds")?,
-        worker: row.get("worker")?,
-        device: row.get("device")?,
-        updated_ms: row.get("updated_ms")?,
-        finished_ms: row.get("finished_ms")?,
+fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
+    let at = SCHEDULING_COLUMNS_AT;
+    let experiment: String = row.get(at)?;
+    let record = read_jobs::record(&experiment, row)?;
+    let key = record.id.clone();
+    let split_json: String = row.get(at + 2)?;
+    let split: FoldSplit =
+        serde_json::from_str(&split_json).map_err(|e| corrupt("jobs", &key, "split_json", e))?;
+    let int = |i: usize, column| -> Result<u32, StoreError> {
+        u32::try_from(row.get::<_, i64>(i)?).map_err(|e| corrupt("jobs", &key, column, e))
+    };
+    Ok(JobRow {
+        id: JobId::new(record.id.clone()),
+        experiment: ExperimentId(experiment),
+        config_toml: row.get(at + 1)?,
+        split,
+        data_fingerprint: row.get(at + 3)?,
+        max_attempts: int(at + 4, "max_attempts")?,
+        failures: int(at + 5, "failures")?,
+        lost_attempts: int(at + 6, "lost_attempts")?,
+        current_attempt: row
+            .get::<_, Option<i64>>(at + 7)?
+            .and_then(|a| u64::try_from(a).ok())
+            .map(AttemptId),
+        progress: record.progress_epoch.zip(record.progress_of),
+        result_json: row.get(at + 8)?,
+        updated_ms: row.get(at + 9)?,
+        record,
     })
 }
 
@@ -254,61 +198,23 @@ pub(crate) fn job_kind(
     Ok((variant, protocol, status))
 }
 
-impl RawJob {
-    fn into_row(self) -> Result<JobRow, StoreError> {
-        let key = self.id.clone();
-        let (variant, protocol, status) =
-            job_kind(&key, &self.variant, &self.protocol, &self.status)?;
-        let split: FoldSplit = serde_json::from_str(&self.split_json)
-            .map_err(|e| corrupt("jobs", &key, "split_json", e))?;
-        Ok(JobRow {
-            id: JobId::new(self.id),
-            experiment: ExperimentId(self.experiment),
-            variant,
-            seed: u64::try_from(self.seed).map_err(|e| corrupt("jobs", &key, "seed", e))?,
-            fold: self.fold,
-            protocol,
-            config_toml: self.config_toml,
-            split,
-            data_fingerprint: self.data_fingerprint,
-            max_attempts: self.max_attempts,
-            status,
-            attempts: self.attempts,
-            failures: self.failures,
-            lost_attempts: self.lost_attempts,
-            current_attempt: self
-                .current_attempt
-                .and_then(|a| u64::try_from(a).ok())
-                .map(AttemptId),
-            progress: self.progress_epoch.zip(self.progress_of),
-            error: self.error,
-            result_json: self.result_json,
-            best_epoch: self.best_epoch,
-            test_accuracy: self.test_accuracy,
-            test_loss: self.test_loss,
-            val_accuracy: self.val_accuracy,
-            val_loss: self.val_loss,
-            train_seconds: self.train_seconds,
-            worker: self.worker,
-            device: self.device,
-            updated_ms: self.updated_ms,
-            finished_ms: self.finished_ms,
-        })
-    }
-}
-
 /// Jobs matching `where_sql` (a clause over `jobs`, may be empty), in submission order.
 pub(crate) fn query_jobs(
     conn: &Connection,
     where_sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Vec<JobRow>, StoreError> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY rowid");
+    let sql = format!(
+        "SELECT {} FROM jobs j {where_sql} ORDER BY j.rowid",
+        job_columns()
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let raws = stmt
-        .query_map(params, raw_job)?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter().map(RawJob::into_row).collect()
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(job_row(r)?);
+    }
+    Ok(out)
 }
 
 /// The first job (submission order) matching `where_sql`.
@@ -317,12 +223,13 @@ fn first_job(
     where_sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<Option<JobRow>, StoreError> {
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY rowid LIMIT 1");
-    let raw = conn
-        .prepare_cached(&sql)?
-        .query_row(params, raw_job)
-        .optional()?;
-    raw.map(RawJob::into_row).transpose()
+    let sql = format!(
+        "SELECT {} FROM jobs j {where_sql} ORDER BY j.rowid LIMIT 1",
+        job_columns()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params)?;
+    rows.next()?.map(job_row).transpose()
 }
 
 /// The first pending job (in submission order) a worker with data
