@@ -183,16 +183,7 @@ impl StatusMetrics {
             workers[i].1 += 1;
         }
         Self {
-            jobs: [
-                ("pending", c.pending),
-                ("leased", c.leased),
-                ("running", c.running),
-                ("succeeded", c.succeeded),
-                ("failed", c.failed),
-                ("cancelled", c.cancelled),
-                ("pruned", c.pruned),
-            ]
-            .map(|(state, n)| (state, i64::from(n))),
+            jobs: c.by_state().map(|(state, n)| (state, i64::from(n))),
             workers,
             succeeded_last_hour: i64::from(s.succeeded_last_hour),
             eta_seconds: s.eta_seconds,

@@ -10,7 +10,7 @@ use super::types::{
 };
 use super::{Scheduler, SchedulerError};
 use crate::eta::eta_seconds;
-use crate::store::{job_writes, reads, status_reads};
+use crate::store::{job_writes, read_only, reads, status_reads};
 
 impl Scheduler {
     /// Jobs per status (overall and per experiment), workers, running attempts,
@@ -30,11 +30,11 @@ impl Scheduler {
                 .or_default()
                 .add_many(status, n);
         }
-        let experiments = reads::experiments(conn)?
+        let experiments = read_only::experiment_records(conn)?
             .into_iter()
             .map(|e| ExperimentStatus {
-                counts: per_experiment.remove(&e.id.0).unwrap_or_default(),
-                id: ExperimentId(e.id.0),
+                counts: per_experiment.remove(&e.id).unwrap_or_default(),
+                id: ExperimentId(e.id),
                 name: e.name,
             })
             .collect();

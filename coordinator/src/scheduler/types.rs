@@ -197,6 +197,20 @@ impl StatusCounts {
         *slot += n;
     }
 
+    /// Each state's name (as stored and shown) with its count, in one fixed
+    /// order: what `status`, `Watch` and `/metrics` list.
+    pub fn by_state(&self) -> [(&'static str, u32); 7] {
+        [
+            (JobStatus::Pending.as_str(), self.pending),
+            (JobStatus::Leased.as_str(), self.leased),
+            (JobStatus::Running.as_str(), self.running),
+            (JobStatus::Succeeded.as_str(), self.succeeded),
+            (JobStatus::Failed.as_str(), self.failed),
+            (JobStatus::Cancelled.as_str(), self.cancelled),
+            (JobStatus::Pruned.as_str(), self.pruned),
+        ]
+    }
+
     /// Jobs in total.
     pub fn total(&self) -> u32 {
         self.pending

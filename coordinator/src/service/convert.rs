@@ -175,21 +175,14 @@ pub fn assignment_to_proto(a: &Assignment) -> pb::Assignment {
 /// The status screen's data.
 pub fn status_to_proto(s: &StatusSnapshot) -> pb::StatusResponse {
     let c = &s.counts;
-    let jobs = [
-        ("pending", c.pending),
-        ("leased", c.leased),
-        ("running", c.running),
-        ("succeeded", c.succeeded),
-        ("failed", c.failed),
-        ("cancelled", c.cancelled),
-        ("pruned", c.pruned),
-    ]
-    .into_iter()
-    .map(|(state, n)| pb::JobCount {
-        state: state.to_owned(),
-        count: u64::from(n),
-    })
-    .collect();
+    let jobs = c
+        .by_state()
+        .into_iter()
+        .map(|(state, n)| pb::JobCount {
+            state: state.to_owned(),
+            count: u64::from(n),
+        })
+        .collect();
     let workers = s
         .workers
         .iter()

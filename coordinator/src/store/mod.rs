@@ -28,7 +28,7 @@ pub(crate) mod status_reads;
 pub(crate) mod sweep_reads;
 pub(crate) mod worker_rows;
 
-pub use reads::{AttemptRow, ExperimentRow, JobRow, WorkerRow};
+pub use reads::{AttemptRow, JobRow, WorkerRow};
 pub use schema::SCHEMA_VERSION;
 
 use std::path::{Path, PathBuf};
@@ -178,8 +178,8 @@ impl Store {
     }
 
     /// Every experiment, oldest first.
-    pub fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
-        reads::experiments(&self.conn)
+    pub fn experiments(&self) -> Result<Vec<records::ExperimentRecord>, StoreError> {
+        read_only::experiment_records(&self.conn)
     }
 
     /// Every worker, in registration order.

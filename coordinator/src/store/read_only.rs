@@ -125,6 +125,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, FromStoreError> {
 
 /// Every experiment in the store, oldest first.
 pub fn experiments(conn: &Connection) -> Result<Vec<ExperimentRecord>, FromStoreError> {
+    Ok(experiment_records(conn)?)
+}
+
+/// [`experiments`], for the scheduler's store errors (one reader for both).
+pub(crate) fn experiment_records(
+    conn: &Connection,
+) -> Result<Vec<ExperimentRecord>, super::StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, name, config_toml, config_hash, class_names_json, created_ms
          FROM experiments ORDER BY created_ms, id",
@@ -144,7 +151,7 @@ pub fn experiments(conn: &Connection) -> Result<Vec<ExperimentRecord>, FromStore
     rows.into_iter()
         .map(|(id, name, config_toml, config_hash, names, created_ms)| {
             let class_names = serde_json::from_str(&names)
-                .map_err(|e| corrupt("experiments", &id, "class_names_json", e))?;
+                .map_err(|e| super::reads::corrupt("experiments", &id, "class_names_json", e))?;
             Ok(ExperimentRecord {
                 id,
                 name,

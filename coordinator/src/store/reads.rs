@@ -29,25 +29,6 @@ pub(crate) fn corrupt(
     }
 }
 
-/// One `experiments` row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExperimentRow {
-    /// Id.
-    pub id: ExperimentId,
-    /// Name from the config.
-    pub name: Option<String>,
-    /// The config text as submitted.
-    pub config_toml: String,
-    /// SHA-256 (hex) of the normalised config.
-    pub config_hash: String,
-    /// Fingerprint of the data set the plan was made from, when known.
-    pub data_fingerprint: Option<String>,
-    /// Class names in class order.
-    pub class_names: Vec<String>,
-    /// Submission time.
-    pub created_ms: i64,
-}
-
 /// One `jobs` row as the scheduler reads it: the one job read model
 /// ([`JobRecord`], the same reports and the dashboard get) with what only
 /// scheduling needs beside it. Derefs to the record (`row.status`,
@@ -342,42 +323,4 @@ pub(crate) fn worker(conn: &Connection, id: &WorkerId) -> Result<Option<WorkerRo
     Ok(query_workers(conn, "WHERE id = ?1", [id.0.as_str()])?
         .into_iter()
         .next())
-}
-
-/// Experiments, oldest first.
-pub(crate) fn experiments(conn: &Connection) -> Result<Vec<ExperimentRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, name, config_toml, config_hash, data_fingerprint, class_names_json, created_ms
-         FROM experiments ORDER BY created_ms, id",
-    )?;
-    let raws = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter()
-        .map(
-            |(id, name, config_toml, config_hash, data_fingerprint, names, created_ms)| {
-                let class_names = serde_json::from_str(&names)
-                    .map_err(|e| corrupt("experiments", &id, "class_names_json", e))?;
-                Ok(ExperimentRow {
-                    id: ExperimentId(id),
-                    name,
-                    config_toml,
-                    config_hash,
-                    data_fingerprint,
-                    class_names,
-                    created_ms,
-                })
-            },
-        )
-        .collect()
 }
