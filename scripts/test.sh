@@ -23,6 +23,7 @@ has_browser() {
 # test name | check (a function above) | what it needs, and how to get it
 NEEDS=(
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
+  "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )
 
 skipped=()

@@ -6,11 +6,13 @@
 //! job finishes (counts, aggregate, the selected job's curves), and that it
 //! shows a "reconnecting" banner while the coordinator is down and recovers
 //! when it is back. Saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`.
+//! A second test opens a sweep's dashboard: the configuration filter appears
+//! with the sweep's labels and keeps only the chosen configuration's jobs.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`
-//! (`apt-get update && apt-get install -y chromium chromium-driver`), so it is
-//! `#[ignore]`d: `scripts/test.sh` runs it when both are installed and names it
-//! as skipped when they are not (under `CI=true` their absence is a failure).
+//! (`apt-get update && apt-get install -y chromium chromium-driver`), so both
+//! are `#[ignore]`d: `scripts/test.sh` runs them when both are installed and
+//! names them as skipped when they are not (under `CI=true` their absence is a failure).
 //! Run by hand, it fails without them. `CHROME_BIN` and `CHROMEDRIVER`
 //! override the binaries' paths.
 
@@ -260,13 +262,18 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// A set-up whose experiment ends with `extra` (a `[sweep]` table).
+    fn with_config(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
         std::fs::create_dir_all(&root).unwrap();
         let names: Vec<String> = (0..8).map(|i| format!("user{:02}_dc", 40 + i)).collect();
         std::fs::write(root.join("filelist.txt"), names.join("\n") + "\n").unwrap();
         let toml = format!(
-            "name = \"dashboard-e2e\"\n[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n",
+            "name = \"dashboard-e2e\"\n[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n{extra}",
             root.display().to_string()
         );
         std::fs::write(dir.path().join("experiment.toml"), toml).unwrap();
@@ -523,9 +530,8 @@ fn assert_page_matches_report(b: &Browser, report: &Value) {
     }
 }
 
-#[test]
-#[ignore = "needs chromium and chromedriver (scripts/test.sh runs it when they are installed)"]
-fn dashboard_in_headless_chromium() {
+/// Chromium and chromedriver, or a panic saying how to get them.
+fn browser_binaries() -> (PathBuf, PathBuf) {
     let chromium = find(
         "CHROME_BIN",
         &[
@@ -544,7 +550,13 @@ fn dashboard_in_headless_chromium() {
              (or set CHROME_BIN and CHROMEDRIVER)"
         );
     };
+    (chromium, driver)
+}
 
+#[test]
+#[ignore = "needs chromium and chromedriver (scripts/test.sh runs it when they are installed)"]
+fn dashboard_in_headless_chromium() {
+    let (chromium, driver) = browser_binaries();
     let setup = Setup::new();
     let mut coordinator = setup.coordinator();
     let (code, _) = http(setup.web, "GET", "/api/overview", "", None);
@@ -674,6 +686,44 @@ fn dashboard_in_headless_chromium() {
     );
     assert_eq!(b.js("return window.spikecvDashboard.boot"), boot);
     assert_page_matches_report(&b, &setup.report());
+    drop(b);
+    drop(coordinator);
+}
+
+#[test]
+#[ignore = "needs chromium and chromedriver (scripts/test.sh runs it when they are installed)"]
+fn sweep_configuration_filter_in_headless_chromium() {
+    let (chromium, driver) = browser_binaries();
+    let setup = Setup::with_config("[sweep]\n\"training.lr\" = [0.001, 0.0003]\n");
+    let coordinator = setup.coordinator();
+    let profile = setup.dir.path().join("chromium-profile");
+    let b = Browser::start(&chromium, &driver, &profile);
+    b.goto(&format!("http://{}/#token={TOKEN}", setup.web));
+    // Two configurations × two seeds × two folds.
+    b.wait_js(
+        "the jobs table",
+        "return document.querySelectorAll('#jobs tbody tr').length === 8;",
+    );
+    // The filter appears for a sweep, with the configurations' labels.
+    let filter = b.js("const s = document.querySelector('#f-configuration');
+         return { hidden: s.parentElement.hidden, options: [...s.options].map(o => o.value) };");
+    assert_eq!(filter["hidden"], false);
+    assert_eq!(filter["options"], json!(["", "lr=0.001", "lr=0.0003"]));
+    // The aggregate has a row per configuration.
+    let groups = b.js(
+        "return [...document.querySelectorAll('[data-configuration]')].map(r => r.dataset.configuration)",
+    );
+    assert_eq!(groups, json!(["lr=0.001", "lr=0.0003"]));
+    // Choosing one keeps only its jobs, each labelled with it.
+    b.js(
+        "const s = document.querySelector('#f-configuration'); s.value = 'lr=0.0003';
+         s.dispatchEvent(new Event('input', { bubbles: true })); return null;",
+    );
+    b.wait_js(
+        "the filtered jobs",
+        "const rows = [...document.querySelectorAll('#jobs tbody tr')];
+         return rows.length === 4 && rows.every(r => r.querySelector('[data-field=variant]').textContent === 'whole [lr=0.0003]');",
+    );
     drop(b);
     drop(coordinator);
 }
