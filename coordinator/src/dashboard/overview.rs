@@ -14,6 +14,8 @@ use crate::eta::{self, EtaInputs};
 use crate::report::aggregate::{Metric, Progress};
 use crate::report::{ExperimentRecord, build_report, from_store};
 use crate::scheduler::SlotInfo;
+/// A job a worker runs, as the overview lists it (the store's read of it).
+pub use crate::store::read_only::WorkerJob;
 use crate::store::reads;
 use crate::store::records::JobRecord;
 
@@ -101,25 +103,6 @@ pub struct WorkerView {
     pub slots: Vec<SlotInfo>,
     /// The jobs it runs now.
     pub jobs: Vec<WorkerJob>,
-}
-
-/// A job a worker runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WorkerJob {
-    /// Job id.
-    pub job: String,
-    /// Slot.
-    pub device: String,
-    /// Variant.
-    pub variant: String,
-    /// Seed.
-    pub seed: u64,
-    /// Fold.
-    pub fold: u32,
-    /// Last reported epoch.
-    pub epoch: Option<u32>,
-    /// Epochs in total.
-    pub of: Option<u32>,
 }
 
 /// Estimated seconds until every job of `jobs` ended, by the one estimate
@@ -215,15 +198,7 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
     let version = from_store::version(conn)?;
     let mut running: BTreeMap<String, Vec<WorkerJob>> = BTreeMap::new();
     for a in from_store::open_attempts(conn)? {
-        running.entry(a.worker).or_default().push(WorkerJob {
-            job: a.job,
-            device: a.device,
-            variant: a.variant,
-            seed: a.seed,
-            fold: a.fold,
-            epoch: a.epoch,
-            of: a.of,
-        });
+        running.entry(a.worker).or_default().push(a.job);
     }
     let workers: Vec<WorkerView> = reads::query_workers(conn, "", [])?
         .into_iter()

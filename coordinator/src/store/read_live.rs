@@ -2,19 +2,27 @@
 //! fingerprint of the whole store (to know when to push an update).
 
 use rusqlite::Connection;
+use serde::Serialize;
 
 use super::read_only::FromStoreError;
 
-/// One open attempt: the job a worker runs now.
+/// One open attempt: the worker and the job it runs now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenAttempt {
     /// Worker id.
     pub worker: String,
+    /// The job.
+    pub job: WorkerJob,
+}
+
+/// A job a worker runs (as the dashboard lists it under the worker).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerJob {
     /// Job id.
     pub job: String,
     /// Slot.
     pub device: String,
-    /// Variant, seed, fold of the job.
+    /// Variant.
     pub variant: String,
     /// Seed.
     pub seed: u64,
@@ -37,17 +45,19 @@ pub fn open_attempts(conn: &Connection) -> Result<Vec<OpenAttempt>, FromStoreErr
         .query_map([], |r| {
             Ok(OpenAttempt {
                 worker: r.get(0)?,
-                job: r.get(1)?,
-                device: r.get(2)?,
-                variant: r.get(3)?,
-                seed: r.get::<_, i64>(4)?.unsigned_abs(),
-                fold: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
-                epoch: r
-                    .get::<_, Option<i64>>(6)?
-                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
-                of: r
-                    .get::<_, Option<i64>>(7)?
-                    .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+                job: WorkerJob {
+                    job: r.get(1)?,
+                    device: r.get(2)?,
+                    variant: r.get(3)?,
+                    seed: r.get::<_, i64>(4)?.unsigned_abs(),
+                    fold: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+                    epoch: r
+                        .get::<_, Option<i64>>(6)?
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+                    of: r
+                        .get::<_, Option<i64>>(7)?
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+                },
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use super::read_jobs::{Depth, epochs, job, jobs, jobs_at};
-pub use super::read_live::{OpenAttempt, open_attempts, version};
+pub use super::read_live::{OpenAttempt, WorkerJob, open_attempts, version};
 use super::records::ExperimentRecord;
 
 /// Newest store schema this reader understands.
