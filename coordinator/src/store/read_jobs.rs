@@ -119,8 +119,14 @@ pub fn jobs_at(
     experiment: &str,
     depth: Depth,
 ) -> Result<Vec<JobRecord>, FromStoreError> {
+    // The result JSON (for the confusion matrix) comes with the row, after
+    // the record's columns; the live view does not read it.
+    let result_column = match depth {
+        Depth::Full => "j.result_json",
+        Depth::Live => "NULL",
+    };
     let sql = format!(
-        "SELECT {COLUMNS}, {} FROM jobs j
+        "SELECT {COLUMNS}, {}, {result_column} FROM jobs j
          LEFT JOIN experiment_jobs ej ON ej.job = j.id AND ej.experiment = ?1
          WHERE ej.experiment IS NOT NULL OR j.experiment = ?1
          ORDER BY ej.position, j.rowid",
@@ -129,13 +135,15 @@ pub fn jobs_at(
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query([experiment])?;
     let mut out = Vec::new();
+    let mut results: Vec<Option<String>> = Vec::new();
     while let Some(r) = rows.next()? {
         out.push(record(experiment, r)?);
+        results.push(r.get(RECORD_COLUMNS)?);
     }
     match depth {
         Depth::Full => {
-            for job in &mut out {
-                fill_full(conn, job)?;
+            for (job, result_json) in out.iter_mut().zip(results) {
+                fill_full(conn, job, result_json)?;
             }
         }
         Depth::Live => {
@@ -150,13 +158,13 @@ pub fn jobs_at(
 
 /// Adds a job's epochs and confusion matrix (the result JSON carries both;
 /// epochs come from their own table when it has them).
-fn fill_full(conn: &Connection, job: &mut JobRecord) -> Result<(), FromStoreError> {
+fn fill_full(
+    conn: &Connection,
+    job: &mut JobRecord,
+    result_json: Option<String>,
+) -> Result<(), FromStoreError> {
     job.epochs = epochs(conn, &job.id)?;
     let key = job.id.clone();
-    let result_json: Option<String> =
-        conn.query_row("SELECT result_json FROM jobs WHERE id = ?1", [&key], |r| {
-            r.get(0)
-        })?;
     let result: Option<serde_json::Value> = result_json
         .as_deref()
         .map(serde_json::from_str)
@@ -218,8 +226,9 @@ pub fn job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, FromStoreEr
 
 /// Every stored epoch of a job, by epoch.
 pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromStoreError> {
-    let mut stmt = conn
-        .prepare("SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch",
+    )?;
     let rows = stmt
         .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;

@@ -112,17 +112,17 @@ pub struct WorkerRow {
 
 /// The columns [`JobRow`] reads, for `SELECT ... FROM jobs j`: the record's
 /// (see [`super::read_jobs`]) and the scheduler's, from index
-/// [`SCHEDULING_COLUMNS_AT`] on.
-fn job_columns() -> String {
+/// [`SCHEDULING_COLUMNS_AT`] on. Built once: job reads run on every call.
+static JOB_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{}, 0, j.pruned_json, j.epochs, j.experiment, j.config_toml, j.split_json, \
          j.data_fingerprint, j.max_attempts, j.failures, j.lost_attempts, j.current_attempt, \
          j.result_json, j.updated_ms",
         read_jobs::COLUMNS
     )
-}
+});
 
-/// Where the scheduler's columns start in [`job_columns`].
+/// Where the scheduler's columns start in [`JOB_COLUMNS`].
 const SCHEDULING_COLUMNS_AT: usize = read_jobs::RECORD_COLUMNS;
 
 fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
@@ -187,7 +187,7 @@ pub(crate) fn query_jobs(
 ) -> Result<Vec<JobRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM jobs j {where_sql} ORDER BY j.rowid",
-        job_columns()
+        *JOB_COLUMNS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params)?;
@@ -206,7 +206,7 @@ fn first_job(
 ) -> Result<Option<JobRow>, StoreError> {
     let sql = format!(
         "SELECT {} FROM jobs j {where_sql} ORDER BY j.rowid LIMIT 1",
-        job_columns()
+        *JOB_COLUMNS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params)?;
