@@ -6,7 +6,7 @@ Called by the `train_step` bench (cargo bench -p spikecv-worker --bench train_st
 so both implementations run in one session with the same thread count:
   .venv/bin/python worker/benches/reference_step.py --batch 8 --steps 50 --iters 3 --threads 2
 Prints one JSON line: {"samples_per_second": ..., "seconds_per_step": ...,
-"peak_rss_mib": ...}.
+"peak_rss_mib": ..., "minor_faults_per_step": ...}.
 """
 import argparse
 import json
@@ -91,6 +91,15 @@ def peak_rss():
     return None
 
 
+def minor_faults():
+    """Minor page faults of this process so far (field 10 of /proc/self/stat)."""
+    try:
+        with open("/proc/self/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[7])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=8)
@@ -120,13 +129,18 @@ def main():
 
     for _ in range(a.warmup):
         step()
+    faults = minor_faults()
     start = time.perf_counter()
     for _ in range(a.iters):
         step()
     seconds = (time.perf_counter() - start) / a.iters
+    faults_after = minor_faults()
+    faults_per_step = None
+    if faults is not None and faults_after is not None:
+        faults_per_step = (faults_after - faults) // a.iters
     peak_rss_mib = peak_rss()
     print(json.dumps({"samples_per_second": a.batch / seconds, "seconds_per_step": seconds,
-                      "peak_rss_mib": peak_rss_mib}))
+                      "peak_rss_mib": peak_rss_mib, "minor_faults_per_step": faults_per_step}))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,14 @@
 //! BENCH_SKIP_AUTOGRAD=1 (skip the in-repository autograd reference,
 //! `Net::forward_autograd`, whose backward is quadratic in T).
 //!
-//! Reports samples/s and peak RSS (on the CPU) of `Net::forward_backward`, of
-//! the autograd reference and of the PyTorch loop.
+//! Reports samples/s, peak RSS and minor page faults per step (on the CPU) of
+//! `Net::forward_backward`, of the autograd reference and of the PyTorch loop.
+//! The bench sets the allocator as the `worker` binary does
+//! (`spikecv_worker::allocator`; BENCH_KEEP_FREED=0 leaves glibc's defaults)
+//! and trains on a thread of its own, as a worker's slot does. The PyTorch loop
+//! runs twice: as users run it, and with the same glibc settings (through
+//! `GLIBC_TUNABLES`), so the engine's share of the speed-up shows apart from the
+//! allocator's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Command;
@@ -58,7 +64,30 @@ fn peak_rss_mib() -> String {
         )
 }
 
+/// Minor page faults of the process so far (Linux; zero elsewhere).
+fn minor_faults() -> u64 {
+    // Field 10 of /proc/self/stat; the command name (field 2) may hold spaces,
+    // so count from the closing parenthesis.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// glibc's settings for the PyTorch loop's second run: those of
+/// `spikecv_worker::allocator`.
+const WORKER_TUNABLES: &str =
+    "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647";
+
 fn main() {
+    let keep_freed = !std::env::var("BENCH_KEEP_FREED").is_ok_and(|v| v == "0");
+    if keep_freed {
+        let setting = spikecv_worker::allocator::keep_freed_memory();
+        println!("allocator: {setting:?}");
+    }
     let batch: i64 = env_or("BENCH_BATCH", 8);
     let steps: i64 = env_or("BENCH_STEPS", 50);
     let iters: u32 = env_or("BENCH_ITERS", 3);
@@ -73,88 +102,139 @@ fn main() {
         .parse::<DeviceSpec>()
         .expect("BENCH_DEVICE")
         .to_tch();
-    tch::set_num_threads(threads);
+    // Training runs on its own thread in a worker; so it does here.
+    let thread_device = device_text.clone();
+    let ours = std::thread::spawn(move || {
+        let device_text = thread_device;
+        tch::set_num_threads(threads);
+        tch::set_num_threads(threads);
 
-    let (_vs, net) = Net::seeded(NetConfig::default(), 0, device);
-    let x = Tensor::rand([batch, 2, 128, 128, steps], (Kind::Float, Device::Cpu))
-        .lt(density)
-        .to_kind(Kind::Float)
-        .to_device(device);
-    let labels = Tensor::arange(batch, (Kind::Int64, device)).remainder(19);
-    let target = labels.onehot(19).to_kind(Kind::Float);
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect();
-    let refs: Vec<&Tensor> = params.iter().collect();
-    let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-    let loss_fn = |out: &Tensor| out.mse_loss(&target, Reduction::Mean);
-    let mut time_steps = |staged: bool| {
-        let mut step = || {
-            Optimizer::zero_grad(&refs);
-            if staged {
-                let _ = net.forward_backward(&x, &loss_fn);
-            } else {
-                loss_fn(&net.forward_autograd(&x, true)).backward();
+        let (_vs, net) = Net::seeded(NetConfig::default(), 0, device);
+        let x = Tensor::rand([batch, 2, 128, 128, steps], (Kind::Float, Device::Cpu))
+            .lt(density)
+            .to_kind(Kind::Float)
+            .to_device(device);
+        let labels = Tensor::arange(batch, (Kind::Int64, device)).remainder(19);
+        let target = labels.onehot(19).to_kind(Kind::Float);
+        let params: Vec<Tensor> = net
+            .named_parameters()
+            .into_iter()
+            .map(|(_, p)| p.shallow_clone())
+            .collect();
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+        let loss_fn = |out: &Tensor| out.mse_loss(&target, Reduction::Mean);
+        let mut time_steps = |staged: bool| {
+            let mut step = || {
+                Optimizer::zero_grad(&refs);
+                if staged {
+                    let _ = net.forward_backward(&x, &loss_fn);
+                } else {
+                    loss_fn(&net.forward_autograd(&x, true)).backward();
+                }
+                opt.step(&refs);
+                sync(device);
+            };
+            reset_peak_rss();
+            for _ in 0..warmup {
+                step();
             }
-            opt.step(&refs);
-            sync(device);
+            let faults = minor_faults();
+            let start = Instant::now();
+            for _ in 0..iters {
+                step();
+            }
+            let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
+            let faults = (minor_faults() - faults) / u64::from(iters);
+            (batch as f64 / seconds, seconds, peak_rss_mib(), faults)
         };
-        reset_peak_rss();
-        for _ in 0..warmup {
-            step();
-        }
-        let start = Instant::now();
-        for _ in 0..iters {
-            step();
-        }
-        let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
-        (batch as f64 / seconds, seconds, peak_rss_mib())
-    };
-    println!(
-        "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps"
-    );
-    let (ours, seconds, rss) = time_steps(true);
-    println!(
-        "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss})"
-    );
-    // Where a step's time goes: the forward pass alone (evaluation's), the
-    // forward and backward, and the optimiser step.
-    let timed = |f: &mut dyn FnMut()| {
-        let start = Instant::now();
-        for _ in 0..iters {
-            f();
-            sync(device);
-        }
-        start.elapsed().as_secs_f64() / f64::from(iters)
-    };
-    let forward = timed(&mut || {
-        let _ = net.forward_fast(&x);
-    });
-    let forward_backward = timed(&mut || {
-        Optimizer::zero_grad(&refs);
-        let _ = net.forward_backward(&x, &loss_fn);
-    });
-    let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-    let optimizer = timed(&mut || opt_only.step(&refs));
-    println!(
-        "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
-    );
-    if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
-        let (before, seconds, rss) = time_steps(false);
         println!(
-            "spikecv autograd reference (forward_autograd): {before:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss})"
+            "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps"
         );
+        let (ours, seconds, rss, faults) = time_steps(true);
         println!(
-            "speed-up over the autograd reference: {:.2}x",
-            ours / before
+            "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
         );
-    }
+        // Where a step's time goes: the forward pass alone (evaluation's), the
+        // forward and backward, and the optimiser step.
+        let timed = |f: &mut dyn FnMut()| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                f();
+                sync(device);
+            }
+            start.elapsed().as_secs_f64() / f64::from(iters)
+        };
+        let forward = timed(&mut || {
+            let _ = net.forward_fast(&x);
+        });
+        let forward_backward = timed(&mut || {
+            Optimizer::zero_grad(&refs);
+            let _ = net.forward_backward(&x, &loss_fn);
+        });
+        let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+        let optimizer = timed(&mut || opt_only.step(&refs));
+        println!(
+            "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
+        );
+        if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
+            let (before, seconds, rss, faults) = time_steps(false);
+            println!(
+                "spikecv autograd reference (forward_autograd): {before:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
+            );
+            println!(
+                "speed-up over the autograd reference: {:.2}x",
+                ours / before
+            );
+        }
+        ours
+    })
+    .join()
+    .expect("training thread");
 
     if std::env::var("BENCH_SKIP_PYTHON").is_ok_and(|v| v == "1") {
         return;
     }
+    let args = ReferenceArgs {
+        batch,
+        steps,
+        iters,
+        threads,
+        density,
+        warmup,
+        device: device_text,
+    };
+    if let Some(theirs) = run_reference(&args, None) {
+        println!(
+            "reference (PyTorch, loop over T):         {theirs:8.2} samples/s ({:.3} s/step)",
+            batch as f64 / theirs
+        );
+        println!("speed-up: {:.2}x", ours / theirs);
+    }
+    if keep_freed && let Some(theirs) = run_reference(&args, Some(WORKER_TUNABLES)) {
+        println!(
+            "reference with the worker's glibc settings: {theirs:6.2} samples/s ({:.3} s/step)",
+            batch as f64 / theirs
+        );
+        println!("speed-up over it: {:.2}x", ours / theirs);
+    }
+}
+
+/// The shapes and settings the PyTorch loop is run with.
+struct ReferenceArgs {
+    batch: i64,
+    steps: i64,
+    iters: u32,
+    threads: i32,
+    density: f64,
+    warmup: u32,
+    device: String,
+}
+
+/// Runs `benches/reference_step.py` (with `GLIBC_TUNABLES` when given) and
+/// returns its samples/s, printing its peak RSS and page faults; `None` (with
+/// the reason printed) when it cannot run.
+fn run_reference(args: &ReferenceArgs, tunables: Option<&str>) -> Option<f64> {
     let python = std::env::var("PYTHON")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").to_owned());
     // A binary carried to another machine (scripts/gpu-check.sh) names the
@@ -162,43 +242,41 @@ fn main() {
     let script = std::env::var("BENCH_REFERENCE_SCRIPT").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference_step.py").to_owned()
     });
-    let output = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .arg(script)
-        .args(["--batch", &batch.to_string(), "--steps", &steps.to_string()])
-        .args([
-            "--iters",
-            &iters.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ])
-        .args(["--density", &density.to_string(), "--device", &device_text])
-        .args(["--warmup", &warmup.to_string()])
-        .output();
-    let output = match output {
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--iters", &args.iters.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--density", &args.density.to_string()])
+        .args(["--device", &args.device])
+        .args(["--warmup", &args.warmup.to_string()]);
+    if let Some(tunables) = tunables {
+        command.env("GLIBC_TUNABLES", tunables);
+    }
+    let output = match command.output() {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
             println!(
                 "reference run failed: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
-            return;
+            return None;
         }
         Err(e) => {
             println!("cannot run {python}: {e}");
-            return;
+            return None;
         }
     };
     let line = String::from_utf8_lossy(&output.stdout);
     let report = serde_json::from_str::<serde_json::Value>(line.trim()).expect("reference output");
-    let theirs = report["samples_per_second"]
-        .as_f64()
-        .expect("reference samples/s");
     let rss = report["peak_rss_mib"]
         .as_f64()
         .map_or_else(|| "unknown".to_owned(), |m| format!("{m:.0} MiB"));
-    println!(
-        "reference (PyTorch, loop over T):         {theirs:8.2} samples/s ({:.3} s/step, peak RSS {rss})",
-        batch as f64 / theirs
-    );
-    println!("speed-up: {:.2}x", ours / theirs);
+    let faults = report["minor_faults_per_step"]
+        .as_u64()
+        .map_or_else(|| "unknown".to_owned(), |f| f.to_string());
+    println!("  PyTorch loop: peak RSS {rss}, {faults} page faults/step");
+    report["samples_per_second"].as_f64()
 }

@@ -1,6 +1,7 @@
 //! The spikecv worker: trains the STBP spiking CNN with libtorch on its GPU
 //! slots (or the CPU) and reports to a coordinator.
 
+pub mod allocator;
 pub mod cache;
 pub mod checkpoint;
 pub mod cli;

@@ -4,18 +4,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use spikecv_common::exit;
+use spikecv_worker::allocator::{self, AllocatorSetting};
 use spikecv_worker::cli::{Cli, Command};
 use spikecv_worker::determinism::CUBLAS_WORKSPACE;
 use spikecv_worker::join::JoinError;
 use spikecv_worker::train::command::CommandError;
 
 fn main() -> ExitCode {
+    // Before any other thread exists: glibc fixes its arena limit when a second
+    // thread first allocates.
+    let allocator = allocator::keep_freed_memory();
     set_cublas_workspace();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run()));
+        .and_then(|rt| rt.block_on(run(allocator)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,8 +52,9 @@ fn set_cublas_workspace() {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(allocator: AllocatorSetting) -> anyhow::Result<()> {
     spikecv_common::logging::init();
+    tracing::debug!(?allocator, "large freed blocks kept for reuse");
     let cli = Cli::parse();
     match cli.command {
         Command::Join(args) => {
