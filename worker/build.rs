@@ -1,6 +1,6 @@
 //! Makes the `worker` binaries find libtorch at run time without `LD_LIBRARY_PATH`,
 //! keeps `libtorch_cuda.so` linked so that CUDA devices are visible, and builds
-//! the small C++ shim (`cxx/determinism.cpp`) for the switches tch lacks.
+//! the small C++ shim (`cxx/`) for the switches and the autograd call tch lacks.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-changed=cxx/determinism.cpp");
+    println!("cargo:rerun-if-changed=cxx/autograd.cpp");
     // torch-sys (links = "tch") publishes where it found libtorch.
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
@@ -26,11 +27,12 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("cxx/determinism.cpp")
+        .file("cxx/autograd.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .warnings(false)
-        .compile("spikecv_determinism");
+        .compile("spikecv_shim");
 }

@@ -2,6 +2,7 @@
 //! slots (or the CPU) and reports to a coordinator.
 
 pub mod allocator;
+pub mod autograd;
 pub mod cache;
 pub mod checkpoint;
 pub mod cli;

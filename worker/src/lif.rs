@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+pub mod cpu;
 pub mod through_time;
 
 /// How a membrane potential becomes a spike.

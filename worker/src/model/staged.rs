@@ -4,16 +4,23 @@
 //! The network is cut at every LIF layer into four stages, each a small
 //! autograd graph from a detached input to the LIF layer's input:
 //! `x → conv1`, `pool(o1) → conv2`, `pool(o2) → fc1`, `o3 → fc2`. Forward, each
-//! stage's output buffer becomes the LIF layer's potentials
-//! ([`through_time::forward_in_place`]) and the pooled spikes, detached, are the
-//! next stage's input. Backward walks the stages from the loss down: the LIF
-//! gradient through time by hand ([`through_time::backward_in_place`]), then
-//! autograd through the stage (which accumulates the parameters' gradients and
-//! yields the gradient of the stage's input), then the pooling's backward.
-//! Nothing of a stage outlives its backward.
+//! stage's output buffer becomes the LIF layer's potentials and the (pooled)
+//! spikes, detached, are the next stage's input. Backward walks the stages from
+//! the loss down: the pooling's backward and the LIF gradient through time by
+//! hand, left in the potentials' buffer, then autograd through the stage from
+//! that gradient ([`backward_with_grad`]), which accumulates the parameters'
+//! gradients and yields the gradient of the stage's input. Nothing of a stage
+//! outlives its backward.
+//!
+//! On the CPU the LIF layer and its pooling are one pass each way
+//! ([`cpu::forward`], [`cpu::backward`]); on other devices they are tensor
+//! operations ([`through_time`], libtorch's pooling). Both give the same values
+//! bit for bit.
 
 use tch::Tensor;
 
+use crate::autograd::backward_with_grad;
+use crate::lif::cpu::{self, Layout};
 use crate::lif::through_time;
 use crate::model::Net;
 
@@ -31,6 +38,25 @@ fn pool_backward(grad_out: &Tensor, input_shape: &[i64]) -> Tensor {
     shape_only.avg_pool2d_backward(grad_out, [2, 2], [2, 2], [0, 0], false, true, None)
 }
 
+/// The kernels' layout of a stage's output `[T·N, C, H, W]` or `[T·N, F]`.
+fn layout_of(shape: &[i64], steps: i64, pool: bool) -> Option<Layout> {
+    let to = |v: i64| usize::try_from(v).ok();
+    let steps_u = to(steps)?;
+    let (height, width) = match shape {
+        [_, _, h, w] => (to(*h)?, to(*w)?),
+        _ => (1, 1),
+    };
+    let total = to(shape.iter().product())?;
+    let planes = total.checked_div(steps_u * height * width)?;
+    Some(Layout {
+        steps: steps_u,
+        planes,
+        height,
+        width,
+        pool,
+    })
+}
+
 /// One stage kept for the backward pass.
 struct Stage {
     /// The stage's output (the LIF layer's input); the root of its graph.
@@ -41,41 +67,85 @@ struct Stage {
     /// The stage's detached input that autograd gives a gradient to (none for
     /// the first stage).
     input: Option<Tensor>,
+    /// Whether the spikes are pooled 2×2 before the next stage.
+    pooled: bool,
 }
 
 impl Stage {
     /// Runs the LIF layer on `out` (time folded into the batch, `[T·N, ...]`),
-    /// returning the stage and the spikes in `out`'s shape.
-    fn lif(net: &Net, out: Tensor, input: Option<Tensor>, steps: i64) -> (Stage, Tensor) {
+    /// returning the stage and its output: the spikes in `out`'s shape, or,
+    /// with `pooled`, the spikes pooled 2×2. On the CPU both happen in one
+    /// pass ([`cpu::forward`]); elsewhere through [`through_time`] and libtorch's
+    /// pooling.
+    fn lif(
+        net: &Net,
+        out: Tensor,
+        input: Option<Tensor>,
+        steps: i64,
+        pooled: bool,
+    ) -> (Stage, Tensor) {
+        let shape = out.size();
         let potentials = out.detach().contiguous().view([steps, -1]);
-        let spikes = through_time::forward_in_place(&net.config.lif, &potentials);
-        let spikes = spikes.view(out.size().as_slice());
+        let lif = &net.config.lif;
+        let fused = layout_of(&shape, steps, pooled)
+            .and_then(|layout| cpu::forward_tensor(lif, &layout, &potentials));
+        let output = match fused {
+            Some(flat) if pooled => {
+                let (n, c, h, w) = (shape[0], shape[1], shape[2] / 2, shape[3] / 2);
+                flat.view([n, c, h, w])
+            }
+            Some(flat) => flat.view(shape.as_slice()),
+            None => {
+                let spikes = through_time::forward_in_place(lif, &potentials);
+                let spikes = spikes.view(shape.as_slice());
+                if pooled {
+                    tch::no_grad(|| pool(&spikes))
+                } else {
+                    spikes
+                }
+            }
+        };
         (
             Stage {
                 out,
                 potentials,
                 input,
+                pooled,
             },
-            spikes,
+            output,
         )
     }
 
     /// Backward through the LIF layer and the stage, given the gradient of the
-    /// loss with respect to the spikes (time-major, contiguous, any shape of
-    /// the right size). Accumulates into the parameters' `.grad` and returns
-    /// the gradient of the stage's input, if it has one.
-    fn backward(self, net: &Net, grad_spikes: Tensor) -> Option<Tensor> {
-        let grad_spikes = grad_spikes
-            .contiguous()
-            .view(self.potentials.size().as_slice());
-        let grad_out =
-            through_time::backward_in_place(&net.config.lif, &self.potentials, &grad_spikes);
-        drop(self.potentials);
-        // d(out · g)/d(out) = g: autograd takes the upstream gradient from the
-        // dot product's backward.
-        let root = self.out.reshape([-1]).dot(&grad_out.reshape([-1]));
+    /// loss with respect to the stage's output (the pooled spikes when pooled).
+    /// Accumulates into the parameters' `.grad` and returns the gradient of
+    /// the stage's input, if it has one.
+    fn backward(self, net: &Net, grad_output: &Tensor) -> Option<Tensor> {
+        let lif = &net.config.lif;
+        let shape = self.out.size();
+        let steps = self.potentials.size().first().copied().unwrap_or(0);
+        let fused = layout_of(&shape, steps, self.pooled).is_some_and(|layout| {
+            cpu::backward_tensor(lif, &layout, &self.potentials, grad_output)
+        });
+        let grad_out = if fused {
+            // The kernel left ∂L/∂out in the potentials' storage.
+            self.potentials
+        } else {
+            let grad_spikes = if self.pooled {
+                pool_backward(grad_output, &shape)
+            } else {
+                grad_output.shallow_clone()
+            };
+            let grad_spikes = grad_spikes
+                .contiguous()
+                .view(self.potentials.size().as_slice());
+            through_time::backward_in_place(lif, &self.potentials, &grad_spikes)
+        };
+        let grad_out = grad_out.view(shape.as_slice());
+        if let Err(e) = backward_with_grad(&self.out, &grad_out) {
+            panic!("backward through a stage of the network: {e}");
+        }
         drop(grad_out);
-        root.backward();
         self.input.map(|input| input.grad())
     }
 }
@@ -84,8 +154,6 @@ impl Stage {
 struct Forward {
     rates: Tensor,
     stages: Vec<Stage>,
-    /// Shape of the conv blocks' LIF outputs, for the pooling's backward.
-    pooled_from: [Vec<i64>; 2],
     steps: i64,
 }
 
@@ -105,7 +173,6 @@ impl Net {
         };
         let leaf = |h: Tensor| if keep { h.set_requires_grad(true) } else { h };
         let mut stages = Vec::with_capacity(4);
-        let mut pooled_from: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
 
         let input = xs
             .detach()
@@ -121,10 +188,8 @@ impl Net {
                 1,
             )
         });
-        let (stage, spikes) = Stage::lif(self, out, None, t);
-        pooled_from[0] = spikes.size();
-        let h = leaf(tch::no_grad(|| pool(&spikes)));
-        drop(spikes);
+        let (stage, pooled) = Stage::lif(self, out, None, t, true);
+        let h = leaf(pooled);
         stages.push(stage);
 
         let out = graph(&|| {
@@ -137,22 +202,20 @@ impl Net {
                 1,
             )
         });
-        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t);
-        pooled_from[1] = spikes.size();
-        let h = leaf(tch::no_grad(|| pool(&spikes)));
-        drop(spikes);
+        let (stage, pooled) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, true);
+        let h = leaf(pooled);
         stages.push(stage);
 
         let out = graph(&|| {
             h.reshape([t * n, -1])
                 .linear(&self.fc1_w, Some(&self.fc1_b))
         });
-        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t);
+        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
         let h = leaf(spikes);
         stages.push(stage);
 
         let out = graph(&|| h.linear(&self.fc2_w, Some(&self.fc2_b)));
-        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t);
+        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
         stages.push(stage);
 
         let rates = tch::no_grad(|| crate::lif::rate(&spikes.view([t, n, -1])));
@@ -162,7 +225,6 @@ impl Net {
         Forward {
             rates,
             stages,
-            pooled_from,
             steps: t,
         }
     }
@@ -209,19 +271,10 @@ impl Net {
             let mut size = vec![t];
             size.extend(grad_rates.size());
             let grad = (grad_rates / t).unsqueeze(0).expand(size.as_slice(), false);
-            let [from1, from2] = forward.pooled_from;
             let mut stages = forward.stages;
             let mut grad = Some(grad);
-            let mut step = 0;
             while let (Some(stage), Some(g)) = (stages.pop(), grad.take()) {
-                let g = match step {
-                    // Below the second and the first conv block's pooling.
-                    2 => pool_backward(&g, &from2),
-                    3 => pool_backward(&g, &from1),
-                    _ => g,
-                };
-                grad = stage.backward(self, g);
-                step += 1;
+                grad = stage.backward(self, &g);
             }
             (loss.detach(), rates.detach())
         })
