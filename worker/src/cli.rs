@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "worker", version)]
 pub struct Cli {
+    /// Hand large freed blocks back to the system at once (glibc's default)
+    /// instead of keeping them for the next training step: a lower peak on
+    /// the CPU (2.2 instead of 2.9 GiB at batch 8, T = 50), about 1.7x slower
+    /// CPU steps.
+    #[arg(long, global = true)]
+    pub return_freed_memory: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -71,4 +77,40 @@ pub struct JoinArgs {
     /// binned batch by batch instead, with a warning.
     #[arg(long, default_value = "auto", value_parser = crate::cache::parse_budget)]
     pub frame_cache_gib: crate::cache::Budget,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::*;
+
+    const TRAIN: [&str; 12] = [
+        "worker",
+        "train",
+        "--config",
+        "c.toml",
+        "--variant",
+        "whole",
+        "--seed",
+        "0",
+        "--fold",
+        "0",
+        "--out",
+        "o",
+    ];
+
+    #[test]
+    fn freed_memory_is_kept_unless_asked() {
+        assert!(!Cli::try_parse_from(TRAIN).unwrap().return_freed_memory);
+        // A global flag: before or after the subcommand.
+        let after = TRAIN.iter().copied().chain(["--return-freed-memory"]);
+        assert!(Cli::try_parse_from(after).unwrap().return_freed_memory);
+        let before = ["worker", "--return-freed-memory"]
+            .into_iter()
+            .chain(TRAIN.iter().copied().skip(1));
+        assert!(Cli::try_parse_from(before).unwrap().return_freed_memory);
+    }
 }

@@ -11,15 +11,16 @@ use spikecv_worker::join::JoinError;
 use spikecv_worker::train::command::CommandError;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Before any other thread exists: glibc fixes its arena limit when a second
     // thread first allocates.
-    let allocator = allocator::keep_freed_memory();
+    let allocator = (!cli.return_freed_memory).then(allocator::keep_freed_memory);
     set_cublas_workspace();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(allocator)));
+        .and_then(|rt| rt.block_on(run(cli, allocator)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,10 +53,14 @@ fn set_cublas_workspace() {
     }
 }
 
-async fn run(allocator: AllocatorSetting) -> anyhow::Result<()> {
+async fn run(cli: Cli, allocator: Option<AllocatorSetting>) -> anyhow::Result<()> {
     spikecv_common::logging::init();
-    tracing::debug!(?allocator, "large freed blocks kept for reuse");
-    let cli = Cli::parse();
+    match allocator {
+        Some(setting) => tracing::debug!(?setting, "large freed blocks kept for reuse"),
+        None => {
+            tracing::debug!("large freed blocks returned to the system (--return-freed-memory)")
+        }
+    }
     match cli.command {
         Command::Join(args) => {
             let outcome = spikecv_worker::join::run_command(args).await?;

@@ -150,6 +150,14 @@ impl Stage {
     }
 }
 
+/// Keeps a stage for the backward pass, or (evaluation) frees it at once, so
+/// that a layer's potentials do not outlive it.
+fn keep_if(stages: &mut Vec<Stage>, stage: Stage, keep: bool) {
+    if keep {
+        stages.push(stage);
+    }
+}
+
 /// The network's rates and, when training, the stages for the backward pass.
 struct Forward {
     rates: Tensor,
@@ -190,7 +198,7 @@ impl Net {
         });
         let (stage, pooled) = Stage::lif(self, out, None, t, true);
         let h = leaf(pooled);
-        stages.push(stage);
+        keep_if(&mut stages, stage, keep);
 
         let out = graph(&|| {
             h.conv2d(
@@ -204,7 +212,7 @@ impl Net {
         });
         let (stage, pooled) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, true);
         let h = leaf(pooled);
-        stages.push(stage);
+        keep_if(&mut stages, stage, keep);
 
         let out = graph(&|| {
             h.reshape([t * n, -1])
@@ -212,16 +220,13 @@ impl Net {
         });
         let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
         let h = leaf(spikes);
-        stages.push(stage);
+        keep_if(&mut stages, stage, keep);
 
         let out = graph(&|| h.linear(&self.fc2_w, Some(&self.fc2_b)));
         let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
-        stages.push(stage);
+        keep_if(&mut stages, stage, keep);
 
         let rates = tch::no_grad(|| crate::lif::rate(&spikes.view([t, n, -1])));
-        if !keep {
-            stages.clear();
-        }
         Forward {
             rates,
             stages,
