@@ -15,6 +15,8 @@ use crate::lif::{LifParams, rate};
 
 mod staged;
 
+pub use staged::EVAL_PASS_VALUES;
+
 /// Channels of the first convolution's output.
 pub const CONV1_CHANNELS: i64 = 20;
 /// Channels of the second convolution's output.

@@ -117,3 +117,28 @@ fn gradient_matches_finite_differences_with_a_smooth_spike() {
     assert_eq!(checked, 48);
     assert!(worst.is_finite());
 }
+
+/// Evaluation of a large batch a few samples at a time gives the rates of one
+/// pass over the whole batch, at the full input size.
+#[test]
+fn evaluation_in_parts_equals_one_pass() {
+    let (_vs, net) = Net::seeded(NetConfig::default(), 4, Device::Cpu);
+    tch::manual_seed(9);
+    let x = Tensor::rand([3, 2, 128, 128, 6], (Kind::Float, Device::Cpu))
+        .lt(0.3)
+        .to_kind(Kind::Float)
+        * 2.0;
+    let whole = net.forward_fast_by(&x, 3);
+    assert!(
+        whole.sum(Kind::Double).double_value(&[]) > 0.0,
+        "no output spikes: the test would check little"
+    );
+    for samples in [1, 2] {
+        assert!(
+            net.forward_fast_by(&x, samples).equal(&whole),
+            "{samples} at a time"
+        );
+    }
+    let reference = tch::no_grad(|| net.forward_autograd(&x, false));
+    assert!(whole.equal(&reference));
+}

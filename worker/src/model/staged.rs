@@ -22,7 +22,7 @@ use tch::Tensor;
 use crate::autograd::backward_with_grad;
 use crate::lif::cpu::{self, Layout};
 use crate::lif::through_time;
-use crate::model::Net;
+use crate::model::{CONV1_CHANNELS, Net};
 
 /// Pooling of the conv blocks: average over 2×2, stride 2, floor.
 fn pool(h: &Tensor) -> Tensor {
@@ -150,6 +150,12 @@ impl Stage {
     }
 }
 
+/// Most values of the first layer's output (`[T·N, 20, X−2, Y−2]`) one
+/// evaluation pass holds (512 MiB of f32): eight samples at 128×128, T = 50.
+/// With its convolution's workspace, an evaluation batch then needs about
+/// what a training step of batch 8 does, whatever the test batch.
+pub const EVAL_PASS_VALUES: i64 = 128 << 20;
+
 /// Keeps a stage for the backward pass, or (evaluation) frees it at once, so
 /// that a layer's potentials do not outlive it.
 fn keep_if(stages: &mut Vec<Stage>, stage: Stage, keep: bool) {
@@ -236,12 +242,35 @@ impl Net {
 
     /// Firing rates `[N, classes]` for an input batch `[N, C, X, Y, T]`, without
     /// gradients: the LIF layers run outside autograd. Equal bit for bit to
-    /// [`Net::forward_autograd`]'s rates.
+    /// [`Net::forward_autograd`]'s rates. A batch whose first layer would hold
+    /// more than [`EVAL_PASS_VALUES`] values runs a few samples at a time
+    /// ([`Net::forward_fast_by`]).
     pub fn forward_fast(&self, xs: &Tensor) -> Tensor {
+        let size = xs.size();
+        let per_sample = match size.as_slice() {
+            [_, _, x, y, t] => t * CONV1_CHANNELS * (x - 2).max(1) * (y - 2).max(1),
+            _ => 1,
+        };
+        self.forward_fast_by(xs, (EVAL_PASS_VALUES / per_sample.max(1)).max(1))
+    }
+
+    /// [`Net::forward_fast`] through passes of at most `samples` samples,
+    /// whose rates are concatenated: each sample's rates do not depend on the
+    /// others in its batch.
+    pub fn forward_fast_by(&self, xs: &Tensor, samples: i64) -> Tensor {
         if !self.config.lif.is_heaviside() {
             return tch::no_grad(|| self.forward_autograd(xs, false));
         }
-        self.forward_staged(xs, false).rates
+        let samples = samples.max(1);
+        if xs.size().first().is_none_or(|&n| n <= samples) {
+            return self.forward_staged(xs, false).rates;
+        }
+        let parts: Vec<Tensor> = xs
+            .split(samples, 0)
+            .iter()
+            .map(|part| self.forward_staged(part, false).rates)
+            .collect();
+        Tensor::cat(&parts, 0)
     }
 
     /// One STBP forward and backward pass: returns the loss `loss_fn(rates)` and
