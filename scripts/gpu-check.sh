@@ -100,7 +100,8 @@ while i < len(text):
     text_i = text[i:].lstrip()
     if not text_i: break
     obj, n = dec.raw_decode(text_i); i = len(text) - len(text_i) + n
-    total += sum(e.get("samples_per_second", 0.0) for e in obj.get("epochs", []))
+    epochs = obj.get("result", {}).get("epochs", [])
+    total += sum(e.get("samples_per_second", 0.0) for e in epochs)
 print(f"{total:.1f}")')"
   awk -F', ' -v jobs="$jobs" -v secs="$(echo "$end - $start" | bc)" -v sps="$samples" '
     { u += $1; n++; if ($2 > m) m = $2 }
