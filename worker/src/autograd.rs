@@ -63,10 +63,14 @@ mod tests {
     /// staged pass used before, through a convolution.
     #[test]
     fn equals_backward_from_the_dot_product() {
-        tch::manual_seed(5);
         let opts = (Kind::Double, Device::Cpu);
-        let input = Tensor::rand([3, 4, 9, 8], opts);
-        let weight = Tensor::randn([5, 4, 3, 3], opts).set_requires_grad(true);
+        let (input, weight) = crate::model::with_seed(5, || {
+            (
+                Tensor::rand([3, 4, 9, 8], opts),
+                Tensor::randn([5, 4, 3, 3], opts),
+            )
+        });
+        let weight = weight.set_requires_grad(true);
         let out = input.conv2d(&weight, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
         let grad = Tensor::randn(out.size(), opts);
         backward_with_grad(&out, &grad).unwrap();

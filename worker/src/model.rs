@@ -100,6 +100,16 @@ pub struct Net {
 /// the process, and several jobs may start at once on different threads.
 static INIT_LOCK: Mutex<()> = Mutex::new(());
 
+/// Runs `f` with libtorch's global CPU generator seeded with `seed`, holding
+/// the lock [`Net::seeded`] holds, so that no other seeded draw of this
+/// process (another job's initialisation, a test on another thread) comes
+/// between the seed and `f`'s draws.
+pub fn with_seed<T>(seed: i64, f: impl FnOnce() -> T) -> T {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed);
+    f()
+}
+
 /// PyTorch's `kaiming_uniform_(w, a=√5)` bound, computed with its formula so the
 /// same seed gives the same bits.
 fn kaiming_bound(fan_in: i64) -> f64 {
@@ -150,11 +160,7 @@ impl Net {
     /// moves it to `device`.
     pub fn seeded(config: NetConfig, seed: u64, device: Device) -> (nn::VarStore, Net) {
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = {
-            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            tch::manual_seed(seed as i64);
-            Net::new(&vs.root(), config)
-        };
+        let net = with_seed(seed as i64, || Net::new(&vs.root(), config));
         if device != Device::Cpu {
             vs.set_device(device);
         }

@@ -17,7 +17,8 @@ use spikecv_worker::cache::{
     self, Budget, CacheError, CacheNeed, FrameCache, FrameSettings, Placement, Storage,
 };
 use spikecv_worker::loader::{
-    BatchData, HostBatch, LoadError, SampleRef, SampleSource, WithCache, for_each_batch, samples_of,
+    BatchData, HostBatch, HostForm, LoadError, SampleRef, SampleSource, WithCache, for_each_batch,
+    samples_of,
 };
 use spikecv_worker::train::run_job_on;
 use std::sync::Arc;
@@ -32,25 +33,33 @@ fn pass_inputs<S: SampleSource + ?Sized>(
     spec: &FrameSpec,
 ) -> (Vec<u32>, Vec<bool>) {
     let (mut bits, mut cached) = (Vec::new(), Vec::new());
-    for_each_batch(source, samples, spec, 5, 2, |b: HostBatch| {
-        cached.push(!matches!(b.data, BatchData::Host(_)));
-        let t = b.to_device(spec, Device::Cpu).inputs.contiguous();
-        assert_eq!(
-            t.size(),
-            [
-                b.len as i64,
-                2,
-                spec.width as i64,
-                spec.height as i64,
-                spec.steps as i64
-            ]
-        );
-        let n = t.numel();
-        let mut v = vec![0f32; n];
-        t.copy_data(&mut v, n);
-        bits.extend(v.iter().map(|x| x.to_bits()));
-        Ok::<(), LoadError>(())
-    })
+    for_each_batch(
+        source,
+        samples,
+        spec,
+        5,
+        2,
+        HostForm::Floats,
+        |b: HostBatch| {
+            cached.push(!matches!(b.data, BatchData::Host(_)));
+            let t = b.to_device(spec, Device::Cpu).inputs.contiguous();
+            assert_eq!(
+                t.size(),
+                [
+                    b.len as i64,
+                    2,
+                    spec.width as i64,
+                    spec.height as i64,
+                    spec.steps as i64
+                ]
+            );
+            let n = t.numel();
+            let mut v = vec![0f32; n];
+            t.copy_data(&mut v, n);
+            bits.extend(v.iter().map(|x| x.to_bits()));
+            Ok::<(), LoadError>(())
+        },
+    )
     .unwrap();
     (bits, cached)
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use spikecv_common::config::OptimizerKind;
-use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES};
+use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES, with_seed};
 use spikecv_worker::optim::Optimizer;
 use spikecv_worker::weights::read_tensors;
 use tch::{Device, Kind, Reduction, Tensor};
@@ -168,8 +168,9 @@ fn real_shapes_match_pytorch() {
             "{name} init |sum| {sum} vs {e}"
         );
     }
-    tch::manual_seed(1);
-    let x = (Tensor::rand([1, 2, 128, 128, 3], (Kind::Float, Device::Cpu)) * 4.0).floor();
+    let x = with_seed(1, || {
+        (Tensor::rand([1, 2, 128, 128, 3], (Kind::Float, Device::Cpu)) * 4.0).floor()
+    });
     let target = Tensor::from_slice(&[7i64]).onehot(19).to_kind(Kind::Float);
     let rates = net.forward_t(&x, true);
     let loss = rates.mse_loss(&target, Reduction::Mean);

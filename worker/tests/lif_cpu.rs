@@ -6,6 +6,7 @@
 
 use spikecv_worker::lif::cpu::{self, Layout};
 use spikecv_worker::lif::{LifParams, through_time};
+use spikecv_worker::model::with_seed;
 use tch::{Device, Kind, Tensor};
 
 /// The values' bit patterns, so that signed zeros and NaNs count too.
@@ -61,9 +62,12 @@ fn check(layout: Layout, kind: Kind, seed: i64) {
     let steps = i64::try_from(layout.steps).unwrap();
     let len = i64::try_from(layout.len()).unwrap();
     let out_len = i64::try_from(layout.out_len()).unwrap();
-    tch::manual_seed(seed);
-    let x = Tensor::rand([len], (kind, Device::Cpu)) * 0.8 - 0.1;
-    let upstream = Tensor::randn([out_len], (kind, Device::Cpu));
+    let (x, upstream) = with_seed(seed, || {
+        (
+            Tensor::rand([len], (kind, Device::Cpu)) * 0.8 - 0.1,
+            Tensor::randn([out_len], (kind, Device::Cpu)),
+        )
+    });
 
     let reference_u = x.copy().view([steps, -1]);
     let spikes = through_time::forward_in_place(&p, &reference_u);

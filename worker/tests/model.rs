@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use spikecv_worker::lif::{LifParams, SpikeFn};
-use spikecv_worker::model::{Net, NetConfig};
+use spikecv_worker::model::{Net, NetConfig, with_seed};
 use tch::{Device, Kind, Reduction, Tensor, nn};
 
 fn config(spike: SpikeFn) -> NetConfig {
@@ -20,16 +20,16 @@ fn config(spike: SpikeFn) -> NetConfig {
 }
 
 fn double_net(cfg: NetConfig, seed: i64) -> (nn::VarStore, Net) {
-    tch::manual_seed(seed);
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = Net::new(&vs.root(), cfg);
+    let net = with_seed(seed, || Net::new(&vs.root(), cfg));
     vs.double();
     (vs, net)
 }
 
 fn input(seed: i64, n: i64, t: i64) -> Tensor {
-    tch::manual_seed(seed);
-    (Tensor::rand([n, 2, 10, 12, t], (Kind::Double, Device::Cpu)) * 4.0).floor()
+    with_seed(seed, || {
+        (Tensor::rand([n, 2, 10, 12, t], (Kind::Double, Device::Cpu)) * 4.0).floor()
+    })
 }
 
 fn loss(rates: &Tensor) -> Tensor {
@@ -123,11 +123,12 @@ fn gradient_matches_finite_differences_with_a_smooth_spike() {
 #[test]
 fn evaluation_in_parts_equals_one_pass() {
     let (_vs, net) = Net::seeded(NetConfig::default(), 4, Device::Cpu);
-    tch::manual_seed(9);
-    let x = Tensor::rand([3, 2, 128, 128, 6], (Kind::Float, Device::Cpu))
-        .lt(0.3)
-        .to_kind(Kind::Float)
-        * 2.0;
+    let x = with_seed(9, || {
+        Tensor::rand([3, 2, 128, 128, 6], (Kind::Float, Device::Cpu))
+            .lt(0.3)
+            .to_kind(Kind::Float)
+            * 2.0
+    });
     let whole = net.forward_fast_by(&x, 3);
     assert!(
         whole.sum(Kind::Double).double_value(&[]) > 0.0,

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use spikecv_worker::lif::{LifParams, SpikeFn, through_time};
-use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES};
+use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES, with_seed};
 use spikecv_worker::optim::Optimizer;
 use spikecv_worker::weights::read_tensors;
 use tch::{Device, Kind, Reduction, Tensor, nn};
@@ -50,11 +50,14 @@ fn one_neuron_by_hand() {
 
 #[test]
 fn matches_the_autograd_lif_on_random_layers() {
-    tch::manual_seed(11);
     let p = LifParams::default();
     // Inputs around the threshold, so spikes, resets and the window all occur.
-    let x = Tensor::rand([23, 5, 7], (Kind::Double, Device::Cpu)) * 0.8 - 0.1;
-    let upstream = Tensor::randn([23, 5, 7], (Kind::Double, Device::Cpu));
+    let (x, upstream) = with_seed(11, || {
+        (
+            Tensor::rand([23, 5, 7], (Kind::Double, Device::Cpu)) * 0.8 - 0.1,
+            Tensor::randn([23, 5, 7], (Kind::Double, Device::Cpu)),
+        )
+    });
     let leaf = x.copy().set_requires_grad(true);
     let reference = p.run(&leaf, true);
     (&reference * &upstream).sum(Kind::Double).backward();
@@ -104,15 +107,15 @@ fn gradients_match_pytorch_golden_values() {
 /// reference's.
 #[test]
 fn full_size_t50_gradients_equal_the_autograd_reference() {
-    tch::manual_seed(0);
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let net = Net::new(&vs.root(), NetConfig::default());
+    let net = with_seed(0, || Net::new(&vs.root(), NetConfig::default()));
     vs.double();
-    tch::manual_seed(1);
-    let x = Tensor::rand([1, 2, 128, 128, 50], (Kind::Double, Device::Cpu))
-        .lt(0.3)
-        .to_kind(Kind::Double)
-        * 2.0;
+    let x = with_seed(1, || {
+        Tensor::rand([1, 2, 128, 128, 50], (Kind::Double, Device::Cpu))
+            .lt(0.3)
+            .to_kind(Kind::Double)
+            * 2.0
+    });
     let target = Tensor::from_slice(&[7i64]).onehot(19).to_kind(Kind::Double);
     let loss_fn = |r: &Tensor| r.mse_loss(&target, Reduction::Mean);
     let params = params_of(&net);
@@ -159,8 +162,9 @@ fn smooth_spike_takes_the_autograd_path() {
         ..NetConfig::default()
     };
     let (_vs, net) = Net::seeded(config, 2, Device::Cpu);
-    tch::manual_seed(3);
-    let x = Tensor::rand([2, 2, 10, 12, 4], (Kind::Float, Device::Cpu));
+    let x = with_seed(3, || {
+        Tensor::rand([2, 2, 10, 12, 4], (Kind::Float, Device::Cpu))
+    });
     let target = Tensor::from_slice(&[1i64, 4])
         .onehot(19)
         .to_kind(Kind::Float);

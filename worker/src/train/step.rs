@@ -6,7 +6,7 @@ use std::time::Instant;
 use spikecv_common::frames::FrameSpec;
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::loader::{HostBatch, SampleRef, SampleSource, for_each_batch};
+use crate::loader::{HostBatch, HostForm, SampleRef, SampleSource, for_each_batch};
 use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::train::metrics::{Confusion, predict};
@@ -146,6 +146,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         &pass.frames,
         pass.batch,
         pass.workers,
+        HostForm::for_device(pass.device),
         |host: HostBatch| {
             let (loss, right) = guarded(pass.device, "a training step", || {
                 let batch = host.to_device(&pass.frames, pass.device);
@@ -214,6 +215,7 @@ pub fn evaluate<S: SampleSource + ?Sized>(
         &pass.frames,
         pass.batch,
         pass.workers,
+        HostForm::for_device(pass.device),
         |host: HostBatch| {
             let (batch_sse, rates) = guarded(pass.device, "an evaluation step", || {
                 tch::no_grad(|| {

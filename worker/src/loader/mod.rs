@@ -12,12 +12,17 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use spikecv_common::config::BinMode;
 use spikecv_common::dataset::{DataError, Dataset};
 use spikecv_common::events::Event;
 use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::cache::{CompactBatch, FrameCache, Placement};
+
+pub mod counts;
+
+pub use counts::CountBatch;
 
 /// Where a sample's events come from.
 pub trait SampleSource: Sync {
@@ -110,11 +115,51 @@ pub fn samples_of(recordings: &[String], classes: usize) -> Vec<SampleRef> {
 pub enum BatchData {
     /// Binned on the host: `[N, 2, X, Y, T]` row-major floats.
     Host(Vec<f32>),
+    /// Binned on the host as counts, for a device that builds the input
+    /// ([`HostForm::Counts`]).
+    Counts(CountBatch),
     /// Gathered from the frame cache, compact, on the cache's device.
     Cached(CompactBatch),
     /// The network input `[N, 2, X, Y, T]`, already built (from a host
     /// frame cache, on a prefetch thread).
     Input(Tensor),
+}
+
+/// The form in which the loader leaves a batch it bins on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostForm {
+    /// The float network input itself (for the CPU, which uses it in place).
+    Floats,
+    /// Exact counts, made into the input on the device ([`CountBatch`]): for a
+    /// GPU, a quarter of the bytes or less crosses the bus.
+    Counts,
+}
+
+impl HostForm {
+    /// The form for a pass on `device`.
+    pub fn for_device(device: Device) -> HostForm {
+        if device.is_cuda() {
+            HostForm::Counts
+        } else {
+            HostForm::Floats
+        }
+    }
+}
+
+/// Copies a host tensor to `device` without making the host wait: on CUDA
+/// through pinned memory (libtorch's caching host allocator, which keeps a
+/// block until its copy is done) with a non-blocking copy; elsewhere a plain
+/// copy (none on the CPU).
+///
+/// # Panics
+/// On a libtorch failure, as tch's infallible calls do (callers guard).
+pub fn upload(host: &Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cuda(_) => host
+            .pin_memory(device)
+            .to_device_(device, host.kind(), true, false),
+        _ => host.to_device(device),
+    }
 }
 
 /// A batch as the loader hands it over (named for its usual place: binned on
@@ -185,7 +230,8 @@ impl LoadError {
 }
 
 impl HostBatch {
-    /// Copies the batch to `device`.
+    /// Copies the batch to `device` (without blocking, from pinned memory, on
+    /// CUDA) and makes its input there.
     pub fn to_device(&self, spec: &FrameSpec, device: Device) -> Batch {
         let shape = [
             self.len as i64,
@@ -195,13 +241,14 @@ impl HostBatch {
             spec.steps as i64,
         ];
         let inputs = match &self.data {
-            BatchData::Host(data) => Tensor::from_slice(data).view(shape).to_device(device),
+            BatchData::Host(data) => upload(&Tensor::from_slice(data).view(shape), device),
+            BatchData::Counts(c) => c.to_input(shape, device),
             BatchData::Cached(c) => c.to_input().to_device(device),
-            BatchData::Input(t) => t.view(shape).to_device(device),
+            BatchData::Input(t) => upload(&t.view(shape), device),
         };
-        let labels = Tensor::from_slice(&self.labels)
-            .to_kind(Kind::Int64)
-            .to_device(device);
+        // Not a blocking copy: that would wait for the device to finish the
+        // work queued so far, once per batch.
+        let labels = upload(&Tensor::from_slice(&self.labels), device);
         Batch {
             inputs,
             labels,
@@ -221,9 +268,20 @@ fn load_batch<S: SampleSource + ?Sized>(
     samples: &[SampleRef],
     first: usize,
     spec: &FrameSpec,
+    form: HostForm,
     cache: &mut Option<RecordingCache>,
 ) -> Result<HostBatch, LoadError> {
     let per = spec.len();
+    // Counts are binned undivided; the division happens on the device.
+    let counting = form == HostForm::Counts;
+    let bin_spec = FrameSpec {
+        mode: if counting && spec.mode == BinMode::SumNorm {
+            BinMode::Sum
+        } else {
+            spec.mode
+        },
+        ..*spec
+    };
     let mut data = vec![0f32; per * samples.len()];
     let mut labels = Vec::with_capacity(samples.len());
     for (s, out) in samples.iter().zip(data.chunks_mut(per)) {
@@ -261,21 +319,43 @@ fn load_batch<S: SampleSource + ?Sized>(
                 ))
             }
         };
-        bin_into(events, spec, crop, out);
+        bin_into(events, &bin_spec, crop, out);
         labels.push(s.class as i64);
     }
+    let data = if counting {
+        match CountBatch::from_binned(&data, per, spec.mode) {
+            Some(counts) => BatchData::Counts(counts),
+            None => BatchData::Host(divided(data, per, spec.mode)),
+        }
+    } else {
+        BatchData::Host(data)
+    };
     Ok(HostBatch {
-        data: BatchData::Host(data),
+        data,
         labels,
         first,
         len: samples.len(),
     })
 }
 
+/// Counts binned as SUM turned into what `bin_into` gives for `mode`: each
+/// sample divided by its largest count for SUM_NORM (none for the others).
+fn divided(mut data: Vec<f32>, per: usize, mode: BinMode) -> Vec<f32> {
+    if mode == BinMode::SumNorm {
+        for sample in data.chunks_mut(per.max(1)) {
+            let max = sample.iter().copied().fold(0.0f32, f32::max);
+            if max > 0.0 {
+                sample.iter_mut().for_each(|v| *v /= max);
+            }
+        }
+    }
+    data
+}
+
 /// Loads `samples` in batches of `batch` (the last may be smaller) and calls
 /// `f` on each, in order, on the calling thread: gathered from the source's
 /// frame cache when it covers the pass, else binned on `workers` prefetch
-/// threads.
+/// threads, left in `form`.
 /// Stops at the first error (of loading or of `f`).
 pub fn for_each_batch<S, E, F>(
     source: &S,
@@ -283,6 +363,7 @@ pub fn for_each_batch<S, E, F>(
     spec: &FrameSpec,
     batch: usize,
     workers: usize,
+    form: HostForm,
     mut f: F,
 ) -> Result<(), E>
 where
@@ -354,7 +435,7 @@ where
             scope.spawn(move || {
                 let mut cache = None;
                 for (first, chunk) in mine {
-                    let result = load_batch(source, chunk, first, spec, &mut cache);
+                    let result = load_batch(source, chunk, first, spec, form, &mut cache);
                     let failed = result.is_err();
                     // The receiver is gone when the consumer stopped early.
                     if tx.send(result).is_err() || failed {
