@@ -8,7 +8,7 @@ use spikecv_common::frames::{FrameSpec, random_start};
 use tch::{Kind, Tensor};
 
 use super::{FrameCache, FrameSettings, HostRows, Rows, Storage};
-use crate::loader::{LoadError, SampleRef};
+use crate::loader::{LoadError, SampleRef, try_upload, upload};
 
 /// A batch as it comes out of the cache: `N · T` compact rows (see the
 /// module docs for the row layout), on the cache's device.
@@ -91,8 +91,10 @@ impl FrameCache {
                         message: e.to_string().lines().next().unwrap_or_default().to_owned(),
                     }
                 };
+                // Not a blocking copy: that would wait for the device's
+                // queued work once per batch.
                 let index = Tensor::f_from_slice(&idx)
-                    .and_then(|t| t.f_to_device(self.device))
+                    .and_then(|t| try_upload(&t, self.device))
                     .map_err(torch("moving batch indices to the device"))?;
                 let rows = {
                     let all = all.lock().unwrap_or_else(|p| p.into_inner());
@@ -242,8 +244,10 @@ impl CompactBatch {
         };
         match self.storage {
             Storage::Bits => {
-                let masks =
-                    Tensor::from_slice(&[1u8, 2, 4, 8, 16, 32, 64, 128]).to_device(rows.device());
+                let masks = upload(
+                    &Tensor::from_slice(&[1u8, 2, 4, 8, 16, 32, 64, 128]),
+                    rows.device(),
+                );
                 let bits = rows
                     .unsqueeze(-1)
                     .bitwise_and_tensor(&masks)

@@ -154,11 +154,20 @@ impl HostForm {
 /// # Panics
 /// On a libtorch failure, as tch's infallible calls do (callers guard).
 pub fn upload(host: &Tensor, device: Device) -> Tensor {
+    match try_upload(host, device) {
+        Ok(t) => t,
+        Err(e) => panic!("copying a batch to {device:?}: {e}"),
+    }
+}
+
+/// [`upload`], failing instead of panicking.
+pub fn try_upload(host: &Tensor, device: Device) -> Result<Tensor, tch::TchError> {
     match device {
-        Device::Cuda(_) => host
-            .pin_memory(device)
-            .to_device_(device, host.kind(), true, false),
-        _ => host.to_device(device),
+        Device::Cuda(_) => {
+            host.f_pin_memory(device)?
+                .f_to_device_(device, host.kind(), true, false)
+        }
+        _ => host.f_to_device(device),
     }
 }
 
