@@ -6,8 +6,6 @@
 
 mod support;
 
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use spikecv_common::config::{BinMode, ProtocolKind, Variant};
 use spikecv_common::cv::FoldSplit;
 use spikecv_common::dataset::DataError;
@@ -22,7 +20,9 @@ use spikecv_worker::loader::{
 };
 use spikecv_worker::train::run_job_on;
 use std::sync::Arc;
-use support::{Coarse, GRID, job_with, synthetic};
+use support::{
+    Coarse, Fixed, GRID, busy_sample, f32_bits, frame_spec, job_with, synthetic, with_draws,
+};
 use tch::Device;
 
 /// The inputs of every batch of a pass, as f32 bit patterns, and whether each
@@ -42,7 +42,7 @@ fn pass_inputs<S: SampleSource + ?Sized>(
         HostForm::Floats,
         |b: HostBatch| {
             cached.push(!matches!(b.data, BatchData::Host(_)));
-            let t = b.to_device(spec, Device::Cpu).inputs.contiguous();
+            let t = b.to_device(spec, Device::Cpu).inputs;
             assert_eq!(
                 t.size(),
                 [
@@ -53,37 +53,12 @@ fn pass_inputs<S: SampleSource + ?Sized>(
                     spec.steps as i64
                 ]
             );
-            let n = t.numel();
-            let mut v = vec![0f32; n];
-            t.copy_data(&mut v, n);
-            bits.extend(v.iter().map(|x| x.to_bits()));
+            bits.extend(f32_bits(&t));
             Ok::<(), LoadError>(())
         },
     )
     .unwrap();
     (bits, cached)
-}
-
-fn with_draws(samples: &[SampleRef], seed: u64) -> Vec<SampleRef> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    samples
-        .iter()
-        .map(|s| SampleRef {
-            crop_draw: Some(rng.next_u64()),
-            ..s.clone()
-        })
-        .collect()
-}
-
-fn spec(mode: BinMode, steps: usize, grid: usize) -> FrameSpec {
-    FrameSpec {
-        dt_ms: 30,
-        steps,
-        mode,
-        width: grid,
-        height: grid,
-        downscale: 1,
-    }
 }
 
 /// Compares the cached and uncached inputs of `samples` for one spec.
@@ -143,7 +118,7 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
     for (mode, random_crop, placement) in modes_crops_placements() {
         {
             let need = CacheNeed {
-                settings: FrameSettings::of(&spec(mode, train_t, GRID)),
+                settings: FrameSettings::of(&frame_spec(mode, train_t, GRID)),
                 recordings: recs.clone(),
                 horizon: (!random_crop).then_some(test_t),
             };
@@ -164,7 +139,7 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
             } else {
                 plain.clone()
             };
-            let train_spec = spec(mode, train_t, GRID);
+            let train_spec = frame_spec(mode, train_t, GRID);
             assert!(
                 cache.covers(&train, &train_spec),
                 "{what}: train pass not covered"
@@ -176,7 +151,7 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
                 &train_spec,
                 &format!("{what}, train"),
             );
-            let test_spec = spec(mode, test_t, GRID);
+            let test_spec = frame_spec(mode, test_t, GRID);
             assert_identical(
                 &source,
                 &cache,
@@ -186,32 +161,6 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
             );
         }
     }
-}
-
-/// Samples given directly: one recording of them.
-struct Fixed(Vec<Vec<Event>>);
-
-impl SampleSource for Fixed {
-    fn recording_samples(&self, _recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
-        Ok(self.0.clone())
-    }
-}
-
-/// `n` events on one pixel in the first millisecond, then a tail so the
-/// sample has several windows, and some spread events.
-fn busy_sample(n: usize) -> Vec<Event> {
-    let mut ev: Vec<Event> = (0..n)
-        .map(|i| Event::new(i as i64 / 1000, 3, 4, true))
-        .collect();
-    ev.extend((0..200).map(|i| {
-        Event::new(
-            1_000 + i * 1_000,
-            (i % 8) as u16,
-            (i % 5) as u16,
-            i % 3 == 0,
-        )
-    }));
-    ev
 }
 
 #[test]
@@ -231,7 +180,7 @@ fn counts_past_u8_are_kept_exact_in_a_wider_type() {
         for (mode, random_crop, placement) in counting {
             {
                 let need = CacheNeed {
-                    settings: FrameSettings::of(&spec(mode, 4, 8)),
+                    settings: FrameSettings::of(&frame_spec(mode, 4, 8)),
                     recordings: vec!["r".into()],
                     horizon: (!random_crop).then_some(6),
                 };
@@ -245,8 +194,8 @@ fn counts_past_u8_are_kept_exact_in_a_wider_type() {
                     samples.clone()
                 };
                 let what = format!("{n} events, {mode:?}, crop {random_crop}, {placement:?}");
-                assert_identical(&source, &cache, &train, &spec(mode, 4, 8), &what);
-                assert_identical(&source, &cache, &samples, &spec(mode, 6, 8), &what);
+                assert_identical(&source, &cache, &train, &frame_spec(mode, 4, 8), &what);
+                assert_identical(&source, &cache, &samples, &frame_spec(mode, 6, 8), &what);
             }
         }
     }
@@ -271,7 +220,7 @@ fn jobs_share_the_cache_end_identical_and_fall_back_over_budget() {
     let data = synthetic(dir.path(), 3);
     let recs = data.recordings(Variant::Whole);
     let need = CacheNeed {
-        settings: FrameSettings::of(&spec(BinMode::Or, 8, GRID)),
+        settings: FrameSettings::of(&frame_spec(BinMode::Or, 8, GRID)),
         recordings: recs.clone(),
         horizon: None,
     };
@@ -324,7 +273,7 @@ fn jobs_share_the_cache_end_identical_and_fall_back_over_budget() {
     let cached = run(&identified, b.path());
     // The job's cache is in the registry and holds every recording of the fold.
     let job_need = CacheNeed {
-        settings: FrameSettings::of(&spec(BinMode::SumNorm, 8, GRID)),
+        settings: FrameSettings::of(&frame_spec(BinMode::SumNorm, 8, GRID)),
         recordings: recs.clone(),
         horizon: None,
     };

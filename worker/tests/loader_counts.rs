@@ -5,16 +5,12 @@
 
 mod support;
 
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use spikecv_common::config::{BinMode, Variant};
-use spikecv_common::dataset::DataError;
-use spikecv_common::events::Event;
 use spikecv_common::frames::FrameSpec;
 use spikecv_worker::loader::{
     BatchData, HostBatch, HostForm, LoadError, SampleRef, SampleSource, for_each_batch, samples_of,
 };
-use support::{Coarse, GRID, synthetic};
+use support::{Coarse, Fixed, GRID, busy_sample, f32_bits, frame_spec, synthetic, with_draws};
 use tch::Device;
 
 /// Every batch's input as f32 bits, and the bytes its counts take (0 for
@@ -32,26 +28,11 @@ fn pass<S: SampleSource + ?Sized>(
             (BatchData::Host(_), HostForm::Floats) => {}
             (other, _) => panic!("{form:?} pass gave {other:?}"),
         }
-        let input = b.to_device(spec, Device::Cpu).inputs.contiguous();
-        let n = input.numel();
-        let mut values = vec![0f32; n];
-        input.copy_data(&mut values, n);
-        bits.extend(values.iter().map(|v| v.to_bits()));
+        bits.extend(f32_bits(&b.to_device(spec, Device::Cpu).inputs));
         Ok::<(), LoadError>(())
     })
     .unwrap();
     (bits, bytes)
-}
-
-fn spec(mode: BinMode, steps: usize, grid: usize) -> FrameSpec {
-    FrameSpec {
-        dt_ms: 30,
-        steps,
-        mode,
-        width: grid,
-        height: grid,
-        downscale: 1,
-    }
 }
 
 fn assert_same(want: &[u32], got: &[u32], what: &str) {
@@ -73,18 +54,11 @@ fn counts_give_the_float_inputs_for_every_mode_and_crop() {
     let data = synthetic(dir.path(), 3);
     let source = Coarse(&data);
     let plain = samples_of(&data.recordings(Variant::Whole), 19);
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let cropped: Vec<SampleRef> = plain
-        .iter()
-        .map(|s| SampleRef {
-            crop_draw: Some(rng.next_u64()),
-            ..s.clone()
-        })
-        .collect();
+    let cropped = with_draws(&plain, 3);
     for mode in [BinMode::Or, BinMode::Sum, BinMode::SumNorm] {
         for (samples, steps, what) in [(&plain, 24, "first windows"), (&cropped, 8, "random crop")]
         {
-            let spec = spec(mode, steps, GRID);
+            let spec = frame_spec(mode, steps, GRID);
             let what = format!("{mode:?}, {what}");
             let (want, _) = pass(&source, samples, &spec, HostForm::Floats);
             let (got, bytes) = pass(&source, samples, &spec, HostForm::Counts);
@@ -93,31 +67,6 @@ fn counts_give_the_float_inputs_for_every_mode_and_crop() {
             assert_eq!(bytes, want.len(), "{what}: bytes of the counts");
         }
     }
-}
-
-/// Samples given directly: one recording of them.
-struct Fixed(Vec<Vec<Event>>);
-
-impl SampleSource for Fixed {
-    fn recording_samples(&self, _recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
-        Ok(self.0.clone())
-    }
-}
-
-/// `n` events on one pixel in the first window, then some spread ones.
-fn busy_sample(n: usize) -> Vec<Event> {
-    let mut ev: Vec<Event> = (0..n)
-        .map(|i| Event::new(i as i64 / 1000, 3, 4, true))
-        .collect();
-    ev.extend((0..200).map(|i| {
-        Event::new(
-            1_000 + i * 1_000,
-            (i % 8) as u16,
-            (i % 5) as u16,
-            i % 3 == 0,
-        )
-    }));
-    ev
 }
 
 #[test]
@@ -133,7 +82,7 @@ fn counts_past_u8_and_empty_samples_stay_exact() {
             })
             .collect();
         for mode in [BinMode::Sum, BinMode::SumNorm] {
-            let spec = spec(mode, 4, 8);
+            let spec = frame_spec(mode, 4, 8);
             let what = format!("{n} events, {mode:?}");
             let (want, _) = pass(&source, &samples, &spec, HostForm::Floats);
             let (got, bytes) = pass(&source, &samples, &spec, HostForm::Counts);

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use spikecv_common::config::{BinMode, ExperimentConfig, ProtocolKind, Variant};
 use spikecv_common::cv::FoldSplit;
 use spikecv_common::dataset::{DataError, Dataset};
@@ -12,9 +14,10 @@ use spikecv_common::events::Event;
 use spikecv_common::frames::FrameSpec;
 use spikecv_common::synth::{SynthOptions, SynthSize, generate};
 use spikecv_worker::devices::DeviceSpec;
-use spikecv_worker::loader::SampleSource;
+use spikecv_worker::loader::{SampleRef, SampleSource};
 use spikecv_worker::model::NetConfig;
 use spikecv_worker::train::{JobShape, JobSpec, net_config};
+use tch::Tensor;
 
 /// Side of the coarse grid.
 pub const GRID: usize = 16;
@@ -35,6 +38,65 @@ impl SampleSource for Coarse<'_> {
             })
             .collect())
     }
+}
+
+/// A spec of 30 ms windows on a `grid × grid` sensor.
+pub fn frame_spec(mode: BinMode, steps: usize, grid: usize) -> FrameSpec {
+    FrameSpec {
+        dt_ms: 30,
+        steps,
+        mode,
+        width: grid,
+        height: grid,
+        downscale: 1,
+    }
+}
+
+/// `samples`, each with a random crop drawn from a generator seeded by `seed`.
+pub fn with_draws(samples: &[SampleRef], seed: u64) -> Vec<SampleRef> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    samples
+        .iter()
+        .map(|s| SampleRef {
+            crop_draw: Some(rng.next_u64()),
+            ..s.clone()
+        })
+        .collect()
+}
+
+/// A float tensor's values as bit patterns (signed zeros and NaNs count).
+pub fn f32_bits(t: &Tensor) -> Vec<u32> {
+    let t = t.contiguous();
+    let n = t.numel();
+    let mut values = vec![0f32; n];
+    t.copy_data(&mut values, n);
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Samples given directly: one recording of them.
+pub struct Fixed(pub Vec<Vec<Event>>);
+
+impl SampleSource for Fixed {
+    fn recording_samples(&self, _recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// `n` events on one pixel in the first millisecond, then a tail so the
+/// sample has several windows, and some spread events.
+pub fn busy_sample(n: usize) -> Vec<Event> {
+    let mut ev: Vec<Event> = (0..n)
+        .map(|i| Event::new(i as i64 / 1000, 3, 4, true))
+        .collect();
+    ev.extend((0..200).map(|i| {
+        Event::new(
+            1_000 + i * 1_000,
+            (i % 8) as u16,
+            (i % 5) as u16,
+            i % 3 == 0,
+        )
+    }));
+    ev
 }
 
 /// Generates `recordings` tiny synthetic recordings under `dir`.
