@@ -58,18 +58,6 @@ pub enum DashboardError {
     /// A query failed.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored value does not parse.
-    #[error("state database: {table} row {key}: column {column}: {message}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// The row's key.
-        key: String,
-        /// The column.
-        column: &'static str,
-        /// What is wrong.
-        message: String,
-    },
     /// A query parameter is malformed.
     #[error("query parameter {param}={value:?}: {message}")]
     BadRequest {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, Row};
 use spikecv_common::job::EpochMetrics;
 
 use super::StoreError;
-use super::read_only::{FromStoreError, corrupt};
+use super::read_only::FromStoreError;
 use super::reads;
 use super::records::JobRecord;
 
@@ -95,9 +95,10 @@ pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreEr
     })
 }
 
-fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMetrics, FromStoreError> {
+/// A stored epoch's metrics (`epoch_metrics.metrics_json` of `job`).
+pub(super) fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMetrics, StoreError> {
     serde_json::from_str(json).map_err(|e| {
-        corrupt(
+        reads::corrupt(
             "epoch_metrics",
             &format!("{job} epoch {epoch}"),
             "metrics_json",
@@ -169,18 +170,18 @@ fn fill_full(
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| corrupt("jobs", &key, "result_json", e))?;
+        .map_err(|e| reads::corrupt("jobs", &key, "result_json", e))?;
     job.confusion = result
         .as_ref()
         .and_then(|r| r.get("confusion"))
         .filter(|c| !c.is_null())
         .map(|c| serde_json::from_value::<Vec<Vec<u32>>>(c.clone()))
         .transpose()
-        .map_err(|e| corrupt("jobs", &key, "result_json.confusion", e))?;
+        .map_err(|e| reads::corrupt("jobs", &key, "result_json.confusion", e))?;
     let result_epochs = result.as_ref().and_then(|r| r.get("epochs"));
     if let Some(list) = result_epochs.filter(|_| job.epochs.is_empty()) {
         job.epochs = serde_json::from_value(list.clone())
-            .map_err(|e| corrupt("jobs", &key, "result_json.epochs", e))?;
+            .map_err(|e| reads::corrupt("jobs", &key, "result_json.epochs", e))?;
     }
     Ok(())
 }
@@ -233,6 +234,6 @@ pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromSto
         .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     rows.iter()
-        .map(|(epoch, json)| parse_metrics(job, *epoch, json))
+        .map(|(epoch, json)| Ok(parse_metrics(job, *epoch, json)?))
         .collect()
 }

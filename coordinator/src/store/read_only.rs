@@ -56,35 +56,10 @@ pub enum FromStoreError {
     /// A query failed.
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored value does not parse (shared checks of the store's rows).
+    /// A stored value does not parse (the store's one check of its rows,
+    /// `StoreError::Corrupt`, naming table, row and column).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// A stored value does not parse.
-    #[error("state database: {table} row {key}: column {column}: {message}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// The row's key.
-        key: String,
-        /// The column.
-        column: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-pub(super) fn corrupt(
-    table: &'static str,
-    key: &str,
-    column: &'static str,
-    message: impl ToString,
-) -> FromStoreError {
-    FromStoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        column,
-        message: message.to_string(),
-    }
 }
 
 /// Opens the store at `path` read-only and checks its schema version.

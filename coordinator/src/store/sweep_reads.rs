@@ -7,7 +7,7 @@ use spikecv_common::job::{EpochMetrics, JobStatus};
 use spikecv_common::plan::JobId;
 
 use super::StoreError;
-use super::reads::corrupt;
+use super::read_jobs::parse_metrics;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -83,16 +83,8 @@ pub(crate) fn sweep_group(
     rows.into_iter()
         .map(|(id, configuration, status, metrics)| {
             let metrics = metrics
-                .map(|json| serde_json::from_str::<EpochMetrics>(&json))
-                .transpose()
-                .map_err(|e| {
-                    corrupt(
-                        "epoch_metrics",
-                        &format!("{id} epoch {epoch}"),
-                        "metrics_json",
-                        e,
-                    )
-                })?;
+                .map(|json| parse_metrics(&id, i64::from(epoch), &json))
+                .transpose()?;
             Ok(Peer {
                 job: JobId::new(id),
                 configuration,
