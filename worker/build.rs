@@ -9,6 +9,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-changed=cxx/determinism.cpp");
     println!("cargo:rerun-if-changed=cxx/autograd.cpp");
+    println!("cargo:rerun-if-changed=cxx/bounded_heap.cpp");
     // torch-sys (links = "tch") publishes where it found libtorch.
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
@@ -28,6 +29,7 @@ fn main() {
         .cpp(true)
         .file("cxx/determinism.cpp")
         .file("cxx/autograd.cpp")
+        .file("cxx/bounded_heap.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -14,12 +14,13 @@
 //!
 //! Reports samples/s, peak RSS and minor page faults per step (on the CPU) of
 //! `Net::forward_backward`, of the autograd reference and of the PyTorch loop.
-//! The bench sets the allocator as the `worker` binary does
-//! (`spikecv_worker::allocator`; BENCH_KEEP_FREED=0 leaves glibc's defaults)
-//! and trains on a thread of its own, as a worker's slot does. The PyTorch loop
-//! runs twice on the CPU: as users run it, and with the same glibc settings
-//! (through `GLIBC_TUNABLES`), so the engine's share of the speed-up shows
-//! apart from the allocator's.
+//! The bench installs the host heap as the `worker` binary does
+//! (`spikecv_worker::allocator`; BENCH_SYSTEM_ALLOCATOR=1 leaves glibc's malloc,
+//! as `worker --system-allocator` does) and trains on a thread of its own, as a
+//! worker's slot does. The PyTorch loop runs twice on the CPU: as users run it,
+//! and with glibc told to keep freed memory (through `GLIBC_TUNABLES`), the
+//! allocator help a PyTorch user can get, so the engine's share of the
+//! speed-up shows apart from the allocator's.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::process::Command;
@@ -77,16 +78,15 @@ fn minor_faults() -> u64 {
         .unwrap_or(0)
 }
 
-/// glibc's settings for the PyTorch loop's second run: those of
-/// `spikecv_worker::allocator`.
-const WORKER_TUNABLES: &str =
+/// glibc's settings for the PyTorch loop's second run: one arena, no mmap, no
+/// trimming, so freed blocks stay mapped for the next step.
+const KEEP_FREED_TUNABLES: &str =
     "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647";
 
 fn main() {
-    let keep_freed = !std::env::var("BENCH_KEEP_FREED").is_ok_and(|v| v == "0");
-    if keep_freed {
-        let setting = spikecv_worker::allocator::keep_freed_memory();
-        println!("allocator: {setting:?}");
+    let system_allocator = std::env::var("BENCH_SYSTEM_ALLOCATOR").is_ok_and(|v| v == "1");
+    if !system_allocator {
+        spikecv_worker::allocator::install_host_heap().expect("host heap");
     }
     let batch: i64 = env_or("BENCH_BATCH", 8);
     let steps: i64 = env_or("BENCH_STEPS", 50);
@@ -152,6 +152,16 @@ fn main() {
             "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps"
         );
         let (ours, seconds, rss, faults) = time_steps(true);
+        if let Some(heap) = spikecv_worker::allocator::host_heap_stats() {
+            println!(
+                "  host heap: peak {} MiB, {} requests reused a free range, {} assembled ({} MiB moved), {} resets",
+                heap.high_water_bytes >> 20,
+                heap.reused,
+                heap.assembled,
+                heap.moved_bytes >> 20,
+                heap.resets
+            );
+        }
         println!(
             "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
         );
@@ -213,12 +223,9 @@ fn main() {
     }
     // On a GPU the host allocator hardly matters: one run of the loop is enough.
     let on_cpu = args.device == "cpu";
-    if keep_freed
-        && on_cpu
-        && let Some(theirs) = run_reference(&args, Some(WORKER_TUNABLES))
-    {
+    if on_cpu && let Some(theirs) = run_reference(&args, Some(KEEP_FREED_TUNABLES)) {
         println!(
-            "reference with the worker's glibc settings: {theirs:6.2} samples/s ({:.3} s/step)",
+            "reference, glibc keeping freed memory:   {theirs:8.2} samples/s ({:.3} s/step)",
             batch as f64 / theirs
         );
         println!("speed-up over it: {:.2}x", ours / theirs);

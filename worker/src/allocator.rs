@@ -1,92 +1,133 @@
-//! How the process's C allocator treats the large blocks training frees.
+//! The host heap: where libtorch's large CPU tensors live in a worker.
 //!
-//! libtorch allocates every CPU tensor with `malloc`. glibc serves a block above
-//! its mmap threshold (at most 32 MiB) with a fresh `mmap` and unmaps it on
-//! `free`, so every training step faults in and zeroes its activations anew:
-//! about 40 % of a CPU step at batch 8, T = 16 went to the kernel's page-fault
-//! and page-clearing code (`perf record` of `benches/train_step.rs`). With the
-//! settings here, large blocks come from the heap and stay there when freed,
-//! so the next step reuses pages that are already mapped; the process keeps its
-//! peak heap instead of handing it back between steps.
+//! libtorch allocates CPU tensors with `malloc`. glibc serves a block above its
+//! mmap threshold (at most 32 MiB) with a fresh `mmap` and unmaps it on `free`,
+//! so every training step faults in and zeroes its activations anew: about
+//! 40 % of a CPU step at batch 8, T = 16 went to the kernel's page-fault and
+//! page-clearing code (`perf record` of `benches/train_step.rs`). Keeping freed
+//! blocks in glibc's heap instead (no mmap, no trimming) removes the faults but
+//! fragments the heap: the peak at batch 8, T = 50 grew from 2256 to 2632 MiB.
 //!
-//! Only glibc on Linux is affected; elsewhere [`keep_freed_memory`] does nothing.
+//! The host heap (`cxx/bounded_heap.cpp`, installed as libtorch's CPU
+//! allocator) does both. Requests of at least [`MIN_BLOCK`] bytes are whole
+//! pages; freed ranges stay mapped and are merged with free neighbours; a
+//! request takes the smallest free range that holds it. When no single free
+//! range holds it, free ranges are *moved* (`mremap`: page tables only, no
+//! copy, no fault) side by side into one new range, and only the shortfall is
+//! new memory. So a step touches no new pages once the first has run, and the
+//! process holds no more than the most its tensors ever held at once.
+//!
+//! Linux only (`mremap`); elsewhere [`install_host_heap`] reports
+//! [`HostHeapError::Unsupported`] and libtorch keeps its own allocator.
 
-/// What [`keep_freed_memory`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AllocatorSetting {
-    /// glibc took every setting.
-    Applied,
-    /// glibc refused one of them (named by its `mallopt` parameter).
-    Refused(&'static str),
-    /// Not glibc: nothing to set.
+use thiserror::Error;
+
+/// Requests below this many bytes go to libtorch's default allocator.
+pub const MIN_BLOCK: usize = 1 << 20;
+
+/// Why the host heap was not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum HostHeapError {
+    /// It is already libtorch's CPU allocator in this process.
+    #[error("the host heap is already installed")]
+    AlreadyInstalled,
+    /// libtorch refused the allocator.
+    #[error("libtorch refused the host heap as its CPU allocator")]
+    Refused,
+    /// Not Linux: no `mremap`.
+    #[error("the host heap needs Linux")]
     Unsupported,
 }
 
-/// Tells glibc to serve large blocks from one heap and to keep freed memory
-/// (see the module docs). Call it first thing in `main`, before other threads
-/// exist, so that every thread allocates from the same heap.
-pub fn keep_freed_memory() -> AllocatorSetting {
-    glibc::apply()
+/// The host heap's counters since it was installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostHeapStats {
+    /// Requests served from one free range.
+    pub reused: u64,
+    /// Requests served by a new range (free ranges moved in, the rest new).
+    pub assembled: u64,
+    /// Bytes of free ranges moved into new ranges.
+    pub moved_bytes: u64,
+    /// Bytes that tensors hold now.
+    pub live_bytes: u64,
+    /// Bytes freed and kept mapped for reuse.
+    pub free_bytes: u64,
+    /// The most live plus free bytes so far: the heap's peak footprint.
+    pub high_water_bytes: u64,
+    /// Times the free ranges were given back to keep the kernel's count of
+    /// mappings low (after every 1024 page moves).
+    pub resets: u64,
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Makes the host heap libtorch's CPU allocator for the rest of the process
+/// (see the module docs). Call it early, before training allocates; tensors
+/// allocated before keep their own allocator.
+pub fn install_host_heap() -> Result<(), HostHeapError> {
+    shim::install(MIN_BLOCK)
+}
+
+/// The host heap's counters, or `None` when it is not installed.
+pub fn host_heap_stats() -> Option<HostHeapStats> {
+    shim::stats()
+}
+
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-mod glibc {
+mod shim {
     use std::ffi::c_int;
 
-    use super::AllocatorSetting;
-
-    /// Free memory at the heap's top above this is returned to the system.
-    const M_TRIM_THRESHOLD: c_int = -1;
-    /// Most blocks served by `mmap` at once.
-    const M_MMAP_MAX: c_int = -4;
-    /// Most arenas (heaps) the threads share.
-    const M_ARENA_MAX: c_int = -8;
+    use super::{HostHeapError, HostHeapStats};
 
     unsafe extern "C" {
-        fn mallopt(param: c_int, value: c_int) -> c_int;
+        fn spikecv_install_bounded_heap(min_block: usize) -> c_int;
+        fn spikecv_bounded_heap_stats(out: *mut u64) -> c_int;
     }
 
-    pub(super) fn apply() -> AllocatorSetting {
-        // One arena: a thread's own arena is built from 64 MiB heaps and would
-        // still map every larger block separately.
-        let settings = [
-            ("M_ARENA_MAX", M_ARENA_MAX, 1),
-            // No block by mmap: large ones come from the heap and are reused.
-            ("M_MMAP_MAX", M_MMAP_MAX, 0),
-            // Keep up to 2 GiB free at the heap's top rather than trimming it.
-            ("M_TRIM_THRESHOLD", M_TRIM_THRESHOLD, c_int::MAX),
-        ];
-        for (name, param, value) in settings {
-            // SAFETY: mallopt takes two integers and only changes malloc's
-            // tunables; it is thread-safe in glibc.
-            if unsafe { mallopt(param, value) } != 1 {
-                return AllocatorSetting::Refused(name);
-            }
+    pub(super) fn install(min_block: usize) -> Result<(), HostHeapError> {
+        // SAFETY: an integer in, an integer out; the shim catches exceptions.
+        match unsafe { spikecv_install_bounded_heap(min_block) } {
+            0 => Ok(()),
+            2 => Err(HostHeapError::AlreadyInstalled),
+            _ => Err(HostHeapError::Refused),
         }
-        AllocatorSetting::Applied
+    }
+
+    pub(super) fn stats() -> Option<HostHeapStats> {
+        let mut out = [0u64; 7];
+        // SAFETY: the shim writes exactly seven u64 into `out`.
+        if unsafe { spikecv_bounded_heap_stats(out.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        let [
+            reused,
+            assembled,
+            moved_bytes,
+            live_bytes,
+            free_bytes,
+            high_water_bytes,
+            resets,
+        ] = out;
+        Some(HostHeapStats {
+            reused,
+            assembled,
+            moved_bytes,
+            live_bytes,
+            free_bytes,
+            high_water_bytes,
+            resets,
+        })
     }
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-mod glibc {
-    use super::AllocatorSetting;
+#[cfg(not(target_os = "linux"))]
+mod shim {
+    use super::{HostHeapError, HostHeapStats};
 
-    pub(super) fn apply() -> AllocatorSetting {
-        AllocatorSetting::Unsupported
+    pub(super) fn install(_min_block: usize) -> Result<(), HostHeapError> {
+        Err(HostHeapError::Unsupported)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // The effect (no page faults for a step's reused activations) needs the
-    // settings made before any thread allocates, which a test thread cannot
-    // have; `benches/train_step.rs` reports minor page faults per step.
-    #[test]
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn glibc_takes_the_settings() {
-        assert_eq!(keep_freed_memory(), AllocatorSetting::Applied);
+    pub(super) fn stats() -> Option<HostHeapStats> {
+        None
     }
 }

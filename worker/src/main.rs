@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use spikecv_common::exit;
-use spikecv_worker::allocator::{self, AllocatorSetting};
+use spikecv_worker::allocator::{self, HostHeapError};
 use spikecv_worker::cli::{Cli, Command};
 use spikecv_worker::determinism::CUBLAS_WORKSPACE;
 use spikecv_worker::join::JoinError;
@@ -12,15 +12,14 @@ use spikecv_worker::train::command::CommandError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Before any other thread exists: glibc fixes its arena limit when a second
-    // thread first allocates.
-    let allocator = (!cli.return_freed_memory).then(allocator::keep_freed_memory);
+    // Before libtorch allocates anything that training frees.
+    let host_heap = (!cli.system_allocator).then(allocator::install_host_heap);
     set_cublas_workspace();
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(cli, allocator)));
+        .and_then(|rt| rt.block_on(run(cli, host_heap)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -53,13 +52,12 @@ fn set_cublas_workspace() {
     }
 }
 
-async fn run(cli: Cli, allocator: Option<AllocatorSetting>) -> anyhow::Result<()> {
+async fn run(cli: Cli, host_heap: Option<Result<(), HostHeapError>>) -> anyhow::Result<()> {
     spikecv_common::logging::init();
-    match allocator {
-        Some(setting) => tracing::debug!(?setting, "large freed blocks kept for reuse"),
-        None => {
-            tracing::debug!("large freed blocks returned to the system (--return-freed-memory)")
-        }
+    match host_heap {
+        Some(Ok(())) => tracing::debug!("CPU tensors in the host heap"),
+        Some(Err(e)) => tracing::warn!(error = %e, "CPU tensors left to the C allocator"),
+        None => tracing::debug!("CPU tensors left to the C allocator (--system-allocator)"),
     }
     match cli.command {
         Command::Join(args) => {
@@ -68,6 +66,9 @@ async fn run(cli: Cli, allocator: Option<AllocatorSetting>) -> anyhow::Result<()
         }
         Command::Train(args) => spikecv_worker::train::command::train(&args)?,
         Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args)?,
+    }
+    if let Some(heap) = allocator::host_heap_stats() {
+        tracing::debug!(?heap, "host heap at exit");
     }
     Ok(())
 }
