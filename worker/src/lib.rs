@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod determinism;
 pub mod devices;
+mod host_tensor;
 pub mod join;
 pub mod lif;
 pub mod loader;

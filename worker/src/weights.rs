@@ -7,13 +7,15 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
+use crate::host_tensor;
 use crate::model::{Net, NetConfig};
 
 /// Key of the network config in a weights file's safetensors metadata.
@@ -82,7 +84,8 @@ pub enum WeightsError {
 struct HostTensor {
     dtype: Dtype,
     shape: Vec<usize>,
-    data: Vec<u8>,
+    /// Contiguous, on the CPU; written from its own memory.
+    tensor: Tensor,
 }
 
 impl View for &HostTensor {
@@ -93,10 +96,10 @@ impl View for &HostTensor {
         &self.shape
     }
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.data)
+        Cow::Borrowed(host_tensor::bytes(&self.tensor))
     }
     fn data_len(&self) -> usize {
-        self.data.len()
+        self.tensor.numel() * self.tensor.kind().elt_size_in_bytes()
     }
 }
 
@@ -114,24 +117,37 @@ fn to_host(t: &Tensor, path: &Path) -> Result<HostTensor, WeightsError> {
             });
         }
     };
-    let numel = t.numel();
-    let mut data = vec![0u8; numel * t.kind().elt_size_in_bytes()];
-    t.f_copy_data_u8(&mut data, numel)
-        .map_err(|source| WeightsError::Torch {
-            path: path.to_owned(),
-            source,
-        })?;
     let shape = t
         .size()
         .iter()
         .map(|&d| usize::try_from(d).unwrap_or(0))
         .collect();
-    Ok(HostTensor { dtype, shape, data })
+    Ok(HostTensor {
+        dtype,
+        shape,
+        tensor: t,
+    })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
 /// rename, fsync of the folder. A reader sees the old file or the new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
+    write_atomic_by(path, |tmp| {
+        File::create(tmp)
+            .and_then(|mut f| f.write_all(bytes))
+            .map_err(|source| WeightsError::Io {
+                path: path.to_owned(),
+                source,
+            })
+    })
+}
+
+/// [`write_atomic`] with the temporary file written by `write`, which is given
+/// its path and creates it.
+fn write_atomic_by(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), WeightsError>,
+) -> Result<(), WeightsError> {
     let io = |source| WeightsError::Io {
         path: path.to_owned(),
         source,
@@ -139,10 +155,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WeightsError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp).map_err(io)?;
-        f.write_all(bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
+    let written = write(&tmp).and_then(|()| {
+        OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -176,14 +198,21 @@ pub fn write_tensors(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let views = host.iter().map(|(n, h)| (n.as_str(), h));
     let metadata = (!metadata.is_empty()).then_some(metadata);
-    let bytes =
-        safetensors::tensor::serialize(views, &metadata).map_err(|e| WeightsError::Format {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-    write_atomic(path, &bytes)
+    // Streamed from the tensors' own memory: no copy of the whole file.
+    write_atomic_by(path, |tmp| {
+        let views = host.iter().map(|(n, h)| (n.as_str(), h));
+        safetensors::tensor::serialize_to_file(views, &metadata, tmp).map_err(|e| match e {
+            SafeTensorError::IoError(source) => WeightsError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            other => WeightsError::Format {
+                path: path.to_owned(),
+                message: other.to_string(),
+            },
+        })
+    })
 }
 
 /// Named CPU tensors and string metadata of a safetensors file.

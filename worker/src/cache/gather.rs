@@ -8,6 +8,7 @@ use spikecv_common::frames::{FrameSpec, random_start};
 use tch::{Kind, Tensor};
 
 use super::{FrameCache, FrameSettings, HostRows, Rows, Storage};
+use crate::host_tensor::filled_f32;
 use crate::loader::{LoadError, SampleRef, try_upload, upload};
 
 /// A batch as it comes out of the cache: `N · T` compact rows (see the
@@ -175,7 +176,10 @@ impl CompactBatch {
         ];
         match &self.rows {
             CompactRows::Tensor(rows) => self.tensor_input(rows, shape),
-            CompactRows::Host(rows) => Tensor::from_slice(&self.host_input(rows)).view(shape),
+            CompactRows::Host(rows) => match self.host_tensor(rows, shape) {
+                Ok(t) => t,
+                Err(e) => panic!("building a batch's input: {e}"),
+            },
         }
     }
 
@@ -193,17 +197,23 @@ impl CompactBatch {
             s.height as i64,
             self.steps as i64,
         ];
-        Some(Tensor::f_from_slice(&self.host_input(rows)).and_then(|t| t.f_view(shape)))
+        Some(self.host_tensor(rows, shape))
     }
 
-    /// The input built on the host in one pass over the rows.
-    fn host_input(&self, rows: &HostRows) -> Vec<f32> {
+    /// The input built on the host, written straight into the tensor.
+    fn host_tensor(&self, rows: &HostRows, shape: [i64; 5]) -> Result<Tensor, tch::TchError> {
+        let per = self.settings.window_values() * self.steps;
+        filled_f32(self.n * per, |out| self.host_input(rows, out))?.f_view(shape)
+    }
+
+    /// Writes the input into `out` (zeroed, `N · values · T` long) in one pass
+    /// over the rows.
+    fn host_input(&self, rows: &HostRows, out: &mut [f32]) {
         let (t, row_len) = (self.steps, self.row_len);
         let vals = self.settings.window_values();
         let per = vals * t;
-        let mut out = vec![0f32; self.n * per];
         if per == 0 {
-            return out;
+            return;
         }
         let norm = self.settings.mode == BinMode::SumNorm;
         for (i, o) in out.chunks_mut(per).enumerate() {
@@ -229,7 +239,6 @@ impl CompactBatch {
                 HostRows::I32(d) => counts_into(o, d, at, norm, |c| c as f32),
             }
         }
-        out
     }
 
     /// The input built by tensor ops on the rows' device (transposed while
