@@ -98,23 +98,14 @@ mod shim {
         if unsafe { spikecv_bounded_heap_stats(out.as_mut_ptr()) } != 0 {
             return None;
         }
-        let [
-            reused,
-            assembled,
-            moved_bytes,
-            live_bytes,
-            free_bytes,
-            high_water_bytes,
-            resets,
-        ] = out;
         Some(HostHeapStats {
-            reused,
-            assembled,
-            moved_bytes,
-            live_bytes,
-            free_bytes,
-            high_water_bytes,
-            resets,
+            reused: out[0],
+            assembled: out[1],
+            moved_bytes: out[2],
+            live_bytes: out[3],
+            free_bytes: out[4],
+            high_water_bytes: out[5],
+            resets: out[6],
         })
     }
 }
