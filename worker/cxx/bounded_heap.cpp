@@ -78,6 +78,24 @@ class BoundedHeap final : public c10::Allocator {
     out[6] = resets_;
   }
 
+  // Unmaps every free range; returns the bytes given back.
+  size_t release_free() {
+    std::vector<Range> unmap;
+    size_t bytes = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      unmap.assign(by_addr_.begin(), by_addr_.end());
+      by_addr_.clear();
+      by_size_.clear();
+      bytes = free_bytes_;
+      free_bytes_ = 0;
+    }
+    for (auto [addr, n] : unmap) {
+      munmap(reinterpret_cast<void *>(addr), n);
+    }
+    return bytes;
+  }
+
   static BoundedHeap *instance;
 
  private:
@@ -303,6 +321,16 @@ int spikecv_bounded_heap_stats(uint64_t *out) {
     return 1;
   }
   BoundedHeap::instance->stats(out);
+  return 0;
+}
+
+// Gives every free range back to the system and writes the bytes given back
+// to `bytes`. Returns 0, or 1 if the heap is not installed.
+int spikecv_bounded_heap_release_free(uint64_t *bytes) {
+  if (BoundedHeap::instance == nullptr) {
+    return 1;
+  }
+  *bytes = BoundedHeap::instance->release_free();
   return 0;
 }
 

@@ -71,6 +71,13 @@ pub fn host_heap_stats() -> Option<HostHeapStats> {
     shim::stats()
 }
 
+/// Gives the host heap's free pages back to the system (when a job ends, so
+/// that an idle worker does not hold its last job's peak); returns the bytes
+/// given back, or `None` when the heap is not installed.
+pub fn release_free_pages() -> Option<u64> {
+    shim::release_free()
+}
+
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod shim {
@@ -81,6 +88,7 @@ mod shim {
     unsafe extern "C" {
         fn spikecv_install_bounded_heap(min_block: usize) -> c_int;
         fn spikecv_bounded_heap_stats(out: *mut u64) -> c_int;
+        fn spikecv_bounded_heap_release_free(bytes: *mut u64) -> c_int;
     }
 
     pub(super) fn install(min_block: usize) -> Result<(), HostHeapError> {
@@ -90,6 +98,12 @@ mod shim {
             2 => Err(HostHeapError::AlreadyInstalled),
             _ => Err(HostHeapError::Refused),
         }
+    }
+
+    pub(super) fn release_free() -> Option<u64> {
+        let mut bytes = 0u64;
+        // SAFETY: the shim writes one u64 through the pointer.
+        (unsafe { spikecv_bounded_heap_release_free(&mut bytes) } == 0).then_some(bytes)
     }
 
     pub(super) fn stats() -> Option<HostHeapStats> {
@@ -119,6 +133,10 @@ mod shim {
     }
 
     pub(super) fn stats() -> Option<HostHeapStats> {
+        None
+    }
+
+    pub(super) fn release_free() -> Option<u64> {
         None
     }
 }

@@ -149,4 +149,18 @@ fn the_heap_reuses_and_assembles_freed_pages_and_keeps_contents() {
     assert_eq!(last.live_bytes, after_rounds.live_bytes - MIB as u64);
     assert_eq!(last.free_bytes, after_rounds.free_bytes);
     assert!(drained.iter().all(|t| all_equal(t, 8.0)));
+
+    // Free pages go back on request; live blocks stay, and the heap goes on.
+    drop(drained);
+    let before_release = stats();
+    assert!(before_release.free_bytes > 0);
+    assert_eq!(
+        allocator::release_free_pages(),
+        Some(before_release.free_bytes)
+    );
+    let released = stats();
+    assert_eq!(released.free_bytes, 0);
+    assert_eq!(released.live_bytes, before_release.live_bytes);
+    let fresh = filled(2, 6.0);
+    assert!(all_equal(&fresh, 6.0));
 }

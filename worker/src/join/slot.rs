@@ -138,6 +138,9 @@ async fn run_inner(
         .spawn(move || {
             let mut observer = observer;
             let result = train(&spec, data_dir.as_deref(), &mut observer);
+            if let Some(bytes) = crate::allocator::release_free_pages() {
+                tracing::debug!(bytes, "host heap's free pages given back after the job");
+            }
             let _ = done_tx.send(result);
         });
     if let Err(e) = thread {
