@@ -116,11 +116,7 @@ fn main() {
             .to_device(device);
         let labels = Tensor::arange(batch, (Kind::Int64, device)).remainder(19);
         let target = labels.onehot(19).to_kind(Kind::Float);
-        let params: Vec<Tensor> = net
-            .named_parameters()
-            .into_iter()
-            .map(|(_, p)| p.shallow_clone())
-            .collect();
+        let params: Vec<Tensor> = net.parameters();
         let refs: Vec<&Tensor> = params.iter().collect();
         let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
         let loss_fn = |out: &Tensor| out.mse_loss(&target, Reduction::Mean);

@@ -187,6 +187,15 @@ impl Net {
         PARAM_NAMES.into_iter().zip(all).collect()
     }
 
+    /// Handles to the parameters (shallow clones: the same storage and
+    /// gradients), in [`PARAM_NAMES`] order, for an optimiser to own.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p.shallow_clone())
+            .collect()
+    }
+
     /// Firing rates `[N, classes]` for an input batch `[N, C, X, Y, T]`.
     ///
     /// Without `train`, the fast path ([`Net::forward_fast`]: no gradients, LIF

@@ -28,11 +28,7 @@ fn run(device: Device) -> (Vec<f64>, Vec<Tensor>) {
         .onehot(19)
         .to_kind(Kind::Double)
         .to_device(device);
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect();
+    let params: Vec<Tensor> = net.parameters();
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
     let mut losses = Vec::new();

@@ -49,11 +49,7 @@ fn train_steps(
     let (_vs, net) = Net::seeded(small_config(), 0, Device::Cpu);
     let x = &g["input"];
     let target = g["labels"].onehot(19).to_kind(Kind::Float);
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect();
+    let params: Vec<Tensor> = net.parameters();
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut opt = Optimizer::new(kind, lr, 0.9, &refs);
     let mut losses = Vec::new();

@@ -42,11 +42,7 @@ fn loss(rates: &Tensor) -> Tensor {
 fn folding_time_into_the_batch_changes_nothing() {
     let (_vs, net) = double_net(config(SpikeFn::Heaviside), 3);
     let x = input(4, 3, 7);
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect();
+    let params: Vec<Tensor> = net.parameters();
     let grads = |forward: &dyn Fn() -> Tensor| {
         for p in &params {
             let mut g = p.grad();

@@ -13,10 +13,7 @@ use spikecv_worker::weights::read_tensors;
 use tch::{Device, Kind, Reduction, Tensor, nn};
 
 fn params_of(net: &Net) -> Vec<Tensor> {
-    net.named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect()
+    net.parameters()
 }
 
 fn grads_of(params: &[Tensor]) -> Vec<Tensor> {

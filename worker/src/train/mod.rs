@@ -358,11 +358,7 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
         weights::load(&net, init)?;
     }
     let names: Vec<&str> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, p)| p.shallow_clone())
-        .collect();
+    let params: Vec<Tensor> = net.parameters();
     let param_refs: Vec<&Tensor> = params.iter().collect();
     let mut optimizer = Optimizer::new(t.optimizer, t.lr, t.momentum, &param_refs);
 

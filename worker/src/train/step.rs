@@ -131,11 +131,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
     observer: &mut dyn Observer,
 ) -> Result<TrainStats, TrainError> {
     let start = Instant::now();
-    let params: Vec<Tensor> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(_, t)| t.shallow_clone())
-        .collect();
+    let params: Vec<Tensor> = net.parameters();
     let params: Vec<&Tensor> = params.iter().collect();
     let (mut loss_sum, mut correct) = (DeviceSum(None), DeviceSum(None));
     let (mut batches, mut seen) = (0usize, 0usize);
