@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 pub mod cpu;
+pub mod fused;
 pub mod through_time;
 
 /// How a membrane potential becomes a spike.

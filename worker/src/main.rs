@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     // Before libtorch allocates anything that training frees.
     let host_heap = (!cli.system_allocator).then(allocator::install_host_heap);
     set_cublas_workspace();
+    spikecv_worker::lif::fused::set_default_kernels(cli.lif_kernels);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
+use crate::lif::fused::{LifKernels, default_kernels};
 use crate::lif::{LifParams, rate};
 
 mod staged;
@@ -94,6 +95,8 @@ pub struct Net {
     fc2_w: Tensor,
     fc2_b: Tensor,
     config: NetConfig,
+    /// Which kernels run the LIF layers of the fast paths.
+    lif_kernels: LifKernels,
 }
 
 /// Serialises seeding and initialisation: libtorch's CPU generator is global to
@@ -152,6 +155,7 @@ impl Net {
             fc2_w,
             fc2_b,
             config,
+            lif_kernels: default_kernels(),
         }
     }
 
@@ -170,6 +174,17 @@ impl Net {
     /// The network's configuration.
     pub fn config(&self) -> &NetConfig {
         &self.config
+    }
+
+    /// Which kernels run the LIF layers ([`default_kernels`] when built).
+    pub fn lif_kernels(&self) -> LifKernels {
+        self.lif_kernels
+    }
+
+    /// Chooses the kernels that run the LIF layers (tests, benches, the
+    /// operation count).
+    pub fn set_lif_kernels(&mut self, kernels: LifKernels) {
+        self.lif_kernels = kernels;
     }
 
     /// Parameters with their state-dict names, in [`PARAM_NAMES`] order.

@@ -12,15 +12,18 @@
 //! gradients and yields the gradient of the stage's input. Nothing of a stage
 //! outlives its backward.
 //!
-//! On the CPU the LIF layer and its pooling are one pass each way
-//! ([`cpu::forward`], [`cpu::backward`]); on other devices they are tensor
-//! operations ([`through_time`], libtorch's pooling). Both give the same values
-//! bit for bit.
+//! The LIF layer and its pooling run as one pass each way: on the CPU the
+//! CPU kernels ([`cpu::forward`], [`cpu::backward`]), on a CUDA device the
+//! fused kernels ([`fused`], one launch each way) once the device passed its
+//! first-use check; otherwise tensor operations ([`through_time`], libtorch's
+//! pooling). [`Net::set_lif_kernels`] forces one. On the CPU all give the same
+//! values bit for bit (docs/semantics.md says what holds on a GPU).
 
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use crate::autograd::backward_with_grad;
 use crate::lif::cpu::{self, Layout};
+use crate::lif::fused::{self, LifKernels};
 use crate::lif::through_time;
 use crate::model::{CONV1_CHANNELS, Net};
 
@@ -29,13 +32,45 @@ fn pool(h: &Tensor) -> Tensor {
     h.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None)
 }
 
-/// Gradient of [`pool`]'s input of shape `input_shape` from its output's.
+/// Gradient of [`pool`]'s input of shape `input_shape` (`[.., H, W]`) from its
+/// output's: `avg_pool2d_backward`'s values (each input under a window gets
+/// `0 + g / 4`, a last odd row or column 0) without handing it an input-sized
+/// tensor, which CUDA's kernel would fill with zeros first.
 fn pool_backward(grad_out: &Tensor, input_shape: &[i64]) -> Tensor {
-    // Only the input's shape and kind matter to the kernel; a broadcast zero
-    // stands in for the spikes, which are not kept.
-    let shape_only =
-        Tensor::zeros([1], (grad_out.kind(), grad_out.device())).expand(input_shape, false);
-    shape_only.avg_pool2d_backward(grad_out, [2, 2], [2, 2], [0, 0], false, true, None)
+    let (height, width) = match input_shape {
+        [.., h, w] => (*h, *w),
+        _ => return grad_out.shallow_clone(),
+    };
+    // `g / 4 + 0` equals the kernel's `0 + g / 4`, signed zeros included.
+    let quarter = (grad_out / 4.0) + 0.0;
+    let spread = quarter.upsample_nearest2d([2 * (height / 2), 2 * (width / 2)], None, None);
+    if height % 2 == 0 && width % 2 == 0 {
+        spread
+    } else {
+        spread.constant_pad_nd([0, width % 2, 0, height % 2])
+    }
+}
+
+/// Which kernels ran a stage's LIF layer; its backward takes the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LifPath {
+    /// `lif::cpu`.
+    Cpu,
+    /// `lif::fused` (CUDA, or its C++ form on the CPU).
+    Fused,
+    /// `lif::through_time` and libtorch's pooling.
+    Tensor,
+}
+
+/// The kernels for a layer on `device` under the network's choice.
+fn choose_path(kernels: LifKernels, device: Device) -> LifPath {
+    match (kernels, device) {
+        (LifKernels::Tensor, _) => LifPath::Tensor,
+        (LifKernels::Fused, _) => LifPath::Fused,
+        (LifKernels::Auto, Device::Cpu) => LifPath::Cpu,
+        (LifKernels::Auto, Device::Cuda(index)) if fused::cuda_ready(index) => LifPath::Fused,
+        (LifKernels::Auto, _) => LifPath::Tensor,
+    }
 }
 
 /// The kernels' layout of a stage's output `[T·N, C, H, W]` or `[T·N, F]`.
@@ -69,14 +104,20 @@ struct Stage {
     input: Option<Tensor>,
     /// Whether the spikes are pooled 2×2 before the next stage.
     pooled: bool,
+    /// The kernels that ran the LIF layer.
+    path: LifPath,
 }
 
 impl Stage {
     /// Runs the LIF layer on `out` (time folded into the batch, `[T·N, ...]`),
     /// returning the stage and its output: the spikes in `out`'s shape, or,
     /// with `pooled`, the spikes pooled 2×2. On the CPU both happen in one
-    /// pass ([`cpu::forward`]); elsewhere through [`through_time`] and libtorch's
-    /// pooling.
+    /// pass (the CPU or fused kernels); otherwise through [`through_time`] and
+    /// libtorch's pooling.
+    ///
+    /// # Panics
+    /// If the fused kernels fail (forced, or on a device that passed its
+    /// check): the training pass turns it into an error.
     fn lif(
         net: &Net,
         out: Tensor,
@@ -87,9 +128,19 @@ impl Stage {
         let shape = out.size();
         let potentials = out.detach().contiguous().view([steps, -1]);
         let lif = &net.config.lif;
-        let fused = layout_of(&shape, steps, pooled)
-            .and_then(|layout| cpu::forward_tensor(lif, &layout, &potentials));
-        let output = match fused {
+        let chosen = choose_path(net.lif_kernels, potentials.device());
+        let one_pass = layout_of(&shape, steps, pooled).and_then(|layout| match chosen {
+            LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
+            LifPath::Fused => fused::forward(lif, &layout, &potentials)
+                .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
+            LifPath::Tensor => None,
+        });
+        let path = if one_pass.is_some() {
+            chosen
+        } else {
+            LifPath::Tensor
+        };
+        let output = match one_pass {
             Some(flat) if pooled => {
                 let (n, c, h, w) = (shape[0], shape[1], shape[2] / 2, shape[3] / 2);
                 flat.view([n, c, h, w])
@@ -111,6 +162,7 @@ impl Stage {
                 potentials,
                 input,
                 pooled,
+                path,
             },
             output,
         )
@@ -124,10 +176,14 @@ impl Stage {
         let lif = &net.config.lif;
         let shape = self.out.size();
         let steps = self.potentials.size().first().copied().unwrap_or(0);
-        let fused = layout_of(&shape, steps, self.pooled).is_some_and(|layout| {
-            cpu::backward_tensor(lif, &layout, &self.potentials, grad_output)
-        });
-        let grad_out = if fused {
+        let one_pass =
+            layout_of(&shape, steps, self.pooled).is_some_and(|layout| match self.path {
+                LifPath::Cpu => cpu::backward_tensor(lif, &layout, &self.potentials, grad_output),
+                LifPath::Fused => fused::backward(lif, &layout, &self.potentials, grad_output)
+                    .unwrap_or_else(|e| panic!("backward through a LIF layer: {e}")),
+                LifPath::Tensor => false,
+            });
+        let grad_out = if one_pass {
             // The kernel left ∂L/∂out in the potentials' storage.
             self.potentials
         } else {

@@ -1,0 +1,219 @@
+//! Which LIF kernels a layer runs on, and the check a CUDA device passes
+//! before the fused kernels are trusted there.
+//!
+//! The first time a process uses a CUDA device, [`cuda_ready`] compiles and
+//! loads the fused kernels and runs them beside the tensor path on a small
+//! input on that device: the spikes must be equal and the gradients within
+//! [`GRADIENT_TOLERANCE`] (libtorch's CUDA division by a scalar multiplies by
+//! the reciprocal, one rounding the kernels do not make). On a compile, launch
+//! or comparison failure it logs one line and the device keeps the tensor
+//! path.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tch::{Device, Kind, Tensor};
+
+use super::{backward, forward};
+use crate::lif::cpu::Layout;
+use crate::lif::{LifParams, through_time};
+
+/// Which kernels run the LIF layers (`worker --lif-kernels`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LifKernels {
+    /// The fastest that is checked: the CPU kernels on the CPU, the fused
+    /// kernels on a CUDA device that passed its first-use check, else the
+    /// tensor path.
+    #[default]
+    Auto,
+    /// The fused kernels, wherever the layer is (their C++ form on the CPU);
+    /// a failure is an error, not a fallback.
+    Fused,
+    /// libtorch tensor operations through time (`lif::through_time`).
+    Tensor,
+}
+
+static DEFAULT_KERNELS: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the kernels a new network uses (`worker --lif-kernels`, read once at
+/// start).
+pub fn set_default_kernels(kernels: LifKernels) {
+    let code = match kernels {
+        LifKernels::Auto => 0,
+        LifKernels::Fused => 1,
+        LifKernels::Tensor => 2,
+    };
+    DEFAULT_KERNELS.store(code, Ordering::Relaxed);
+}
+
+/// The kernels a new network uses.
+pub fn default_kernels() -> LifKernels {
+    match DEFAULT_KERNELS.load(Ordering::Relaxed) {
+        1 => LifKernels::Fused,
+        2 => LifKernels::Tensor,
+        _ => LifKernels::Auto,
+    }
+}
+
+/// Largest gradient difference the first-use check accepts, relative to the
+/// largest gradient.
+pub const GRADIENT_TOLERANCE: f64 = 1e-5;
+
+/// Devices checked so far, and whether they passed.
+static CHECKED: Mutex<BTreeMap<usize, bool>> = Mutex::new(BTreeMap::new());
+
+/// Whether CUDA device `index` runs the fused kernels: compiled, loaded and
+/// checked against the tensor path the first time (one log line either way).
+pub fn cuda_ready(index: usize) -> bool {
+    if let Some(&ready) = CHECKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&index)
+    {
+        return ready;
+    }
+    // Not under the lock: the check runs kernels, and another device's
+    // check may run meanwhile. Two threads may check one device at once;
+    // both reach the same answer.
+    let outcome = self_check(Device::Cuda(index));
+    let ready = match &outcome {
+        Ok(()) => {
+            tracing::info!(
+                device = index,
+                "fused LIF kernels checked against the tensor path; using them"
+            );
+            true
+        }
+        Err(why) => {
+            tracing::warn!(
+                device = index,
+                "fused LIF kernels not used on this device: {why}"
+            );
+            false
+        }
+    };
+    CHECKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(index, ready);
+    ready
+}
+
+/// Runs the fused kernels and the tensor path on `device` over small layers
+/// (pooled with odd sizes, and fully connected) and compares them.
+pub fn self_check(device: Device) -> Result<(), String> {
+    if let Device::Cuda(index) = device {
+        super::cuda_prepare(index).map_err(|e| e.to_string())?;
+    }
+    let params = LifParams::default();
+    let layouts = [
+        Layout {
+            steps: 7,
+            planes: 3,
+            height: 5,
+            width: 6,
+            pool: true,
+        },
+        Layout {
+            steps: 4,
+            planes: 10,
+            height: 1,
+            width: 1,
+            pool: false,
+        },
+    ];
+    layouts
+        .iter()
+        .try_for_each(|layout| compare_on(device, &params, layout))
+}
+
+/// Deterministic values in `[low, low + span)` (no random generator: the check
+/// must not move the process's global one).
+fn ramp(len: usize, low: f64, span: f64, device: Device) -> Tensor {
+    let values: Vec<f32> = (0..len)
+        .map(|i| {
+            let unit = ((i * 7919 + 13) % 1009) as f64 / 1009.0;
+            #[allow(clippy::cast_possible_truncation)]
+            let v = (low + span * unit) as f32;
+            v
+        })
+        .collect();
+    Tensor::from_slice(&values).to_device(device)
+}
+
+fn compare_on(device: Device, params: &LifParams, layout: &Layout) -> Result<(), String> {
+    let steps = i64::try_from(layout.steps).map_err(|e| e.to_string())?;
+    let input = ramp(layout.len(), -0.1, 0.8, device);
+    let upstream = ramp(layout.out_len(), -1.0, 2.0, device);
+
+    let fused_u = input.copy();
+    let fused_out = forward(params, layout, &fused_u)
+        .map_err(|e| e.to_string())?
+        .ok_or("the fused kernels did not take the check's layer")?;
+    let tensor_u = input.copy().view([steps, -1]);
+    let spikes = through_time::forward_in_place(params, &tensor_u);
+    let tensor_out = pooled(&spikes, layout)?;
+    if !fused_out.view([-1]).equal(&tensor_out.view([-1])) {
+        return Err(format!("spikes differ from the tensor path ({layout:?})"));
+    }
+
+    let grad_fused = upstream.copy();
+    if !backward(params, layout, &fused_u, &grad_fused).map_err(|e| e.to_string())? {
+        return Err("the fused backward did not take the check's layer".into());
+    }
+    let grad_spikes = unpooled(&upstream, layout)?;
+    let reference = through_time::backward_in_place(params, &tensor_u, &grad_spikes);
+    let scale = reference.abs().max().double_value(&[]).max(1e-30);
+    let diff = (fused_u.view([-1]) - reference.view([-1]))
+        .abs()
+        .max()
+        .double_value(&[]);
+    if !(diff <= GRADIENT_TOLERANCE * scale) {
+        return Err(format!(
+            "input gradients differ from the tensor path by {diff:e} (largest {scale:e}, {layout:?})"
+        ));
+    }
+    Ok(())
+}
+
+/// The tensor path's output: the spikes, pooled 2×2 when the layout says.
+fn pooled(spikes: &Tensor, layout: &Layout) -> Result<Tensor, String> {
+    if !layout.pool {
+        return Ok(spikes.shallow_clone());
+    }
+    let [t, p, h, w] = dims(layout)?;
+    Ok(spikes
+        .view([t * p, 1, h, w])
+        .avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None))
+}
+
+/// The tensor path's gradient of the spikes from the output's.
+fn unpooled(grad: &Tensor, layout: &Layout) -> Result<Tensor, String> {
+    let [t, p, h, w] = dims(layout)?;
+    if !layout.pool {
+        return Ok(grad.copy().view([t, -1]));
+    }
+    let shape = Tensor::zeros([t * p, 1, h, w], (Kind::Float, grad.device()));
+    Ok(shape
+        .avg_pool2d_backward(
+            &grad.view([t * p, 1, h / 2, w / 2]),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            false,
+            true,
+            None,
+        )
+        .view([t, -1]))
+}
+
+fn dims(layout: &Layout) -> Result<[i64; 4], String> {
+    let v = |x: usize| i64::try_from(x).map_err(|e| e.to_string());
+    Ok([
+        v(layout.steps)?,
+        v(layout.planes)?,
+        v(layout.height)?,
+        v(layout.width)?,
+    ])
+}
