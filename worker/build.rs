@@ -10,6 +10,9 @@ fn main() {
     println!("cargo:rerun-if-changed=cxx/determinism.cpp");
     println!("cargo:rerun-if-changed=cxx/autograd.cpp");
     println!("cargo:rerun-if-changed=cxx/bounded_heap.cpp");
+    println!("cargo:rerun-if-changed=cxx/lif_fused.cpp");
+    println!("cargo:rerun-if-changed=cxx/lif_fused.inc");
+    println!("cargo:rerun-if-changed=cxx/op_count.cpp");
     // torch-sys (links = "tch") publishes where it found libtorch.
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
@@ -30,11 +33,16 @@ fn main() {
         .file("cxx/determinism.cpp")
         .file("cxx/autograd.cpp")
         .file("cxx/bounded_heap.cpp")
+        .file("cxx/lif_fused.cpp")
+        .file("cxx/op_count.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
+        // The fused kernels' C++ form rounds every operation as written, as
+        // the CUDA form (compiled with --fmad=false) does.
+        .flag("-ffp-contract=off")
         .warnings(false)
         .compile("spikecv_shim");
 }

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::lif::fused::LifKernels;
+
 /// spikecv worker: trains the STBP spiking CNN on SL-Animals-DVS style data with
 /// libtorch, one cross-validation job per GPU slot (or on the CPU).
 #[derive(Debug, Parser)]
@@ -13,6 +15,12 @@ pub struct Cli {
     /// touches are not counted).
     #[arg(long, global = true)]
     pub system_allocator: bool,
+    /// Which kernels run the LIF layers: `auto` (the CPU kernels on the CPU;
+    /// on a CUDA device the fused kernels once they pass a check against the
+    /// tensor path there, else the tensor path), `fused` (always; a failure
+    /// is an error) or `tensor` (libtorch operations through time).
+    #[arg(long, global = true, value_enum, default_value_t = LifKernels::Auto)]
+    pub lif_kernels: LifKernels,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

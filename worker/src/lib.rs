@@ -13,6 +13,7 @@ pub mod join;
 pub mod lif;
 pub mod loader;
 pub mod model;
+pub mod op_count;
 pub mod optim;
 pub mod tensorboard;
 pub mod train;
