@@ -13,6 +13,8 @@
 //! tensor path ([`through_time`](super::through_time)) for the others.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -49,7 +51,13 @@ pub enum FusedError {
 /// Where the NVRTC library is: `$SPIKECV_NVRTC`, else the copy the PyTorch
 /// wheel's `nvidia` package installs beside `torch/` (found from where
 /// libtorch was loaded), else the bare name for the loader's search path.
+/// Looked up once per process.
 pub fn nvrtc_library() -> PathBuf {
+    static FOUND: OnceLock<PathBuf> = OnceLock::new();
+    FOUND.get_or_init(find_nvrtc).clone()
+}
+
+fn find_nvrtc() -> PathBuf {
     if let Some(path) = std::env::var_os("SPIKECV_NVRTC") {
         return PathBuf::from(path);
     }
@@ -137,7 +145,7 @@ pub fn forward(
         // storages, alive for the call.
         Device::Cpu => unsafe_call::forward_host(&shape, u_ptr, out_ptr),
         Device::Cuda(index) => {
-            cuda_ready_or_err(index, u.device())?;
+            ensure_prepared(index, u.device())?;
             // SAFETY: as above, on the device; both tensors outlive the
             // kernel, which runs on the stream libtorch frees them on.
             unsafe_call::forward_cuda(device_index(index), &shape, u_ptr, out_ptr)
@@ -172,7 +180,7 @@ pub fn backward(
         // (checked above), alive for the call; `grad` is only read.
         Device::Cpu => unsafe_call::backward_host(&shape, u_ptr, g_ptr),
         Device::Cuda(index) => {
-            cuda_ready_or_err(index, u.device())?;
+            ensure_prepared(index, u.device())?;
             // SAFETY: as above, on the device; `grad` is a local tensor whose
             // storage libtorch frees in stream order, after the kernel.
             unsafe_call::backward_cuda(device_index(index), &shape, u_ptr, g_ptr)
@@ -185,6 +193,22 @@ pub fn backward(
 
 fn device_index(index: usize) -> i32 {
     i32::try_from(index).unwrap_or(i32::MAX)
+}
+
+/// Devices (below 64) whose kernels are loaded, so that a launch does not
+/// hand the source to the shim again.
+static PREPARED: AtomicU64 = AtomicU64::new(0);
+
+fn ensure_prepared(index: usize, device: Device) -> Result<(), FusedError> {
+    let bit = u32::try_from(index).ok().and_then(|i| 1u64.checked_shl(i));
+    if bit.is_some_and(|bit| PREPARED.load(Ordering::Acquire) & bit != 0) {
+        return Ok(());
+    }
+    cuda_ready_or_err(index, device)?;
+    if let Some(bit) = bit {
+        PREPARED.fetch_or(bit, Ordering::AcqRel);
+    }
+    Ok(())
 }
 
 /// Compiles and loads the CUDA form on device `index` (once per process).
