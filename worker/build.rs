@@ -10,6 +10,8 @@ fn main() {
     println!("cargo:rerun-if-changed=cxx/determinism.cpp");
     println!("cargo:rerun-if-changed=cxx/autograd.cpp");
     println!("cargo:rerun-if-changed=cxx/bounded_heap.cpp");
+    println!("cargo:rerun-if-changed=cxx/cuda_host.cpp");
+    println!("cargo:rerun-if-changed=cxx/jemalloc_cpu.cpp");
     println!("cargo:rerun-if-changed=cxx/lif_fused.cpp");
     println!("cargo:rerun-if-changed=cxx/lif_fused.inc");
     println!("cargo:rerun-if-changed=cxx/op_count.cpp");
@@ -33,6 +35,8 @@ fn main() {
         .file("cxx/determinism.cpp")
         .file("cxx/autograd.cpp")
         .file("cxx/bounded_heap.cpp")
+        .file("cxx/cuda_host.cpp")
+        .file("cxx/jemalloc_cpu.cpp")
         .file("cxx/lif_fused.cpp")
         .file("cxx/op_count.cpp")
         .include(root.join("include"))

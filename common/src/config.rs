@@ -157,6 +157,22 @@ pub struct ProtocolConfig {
     pub val_fraction: f64,
     /// Attempts a job gets before it is marked failed.
     pub max_attempts: u32,
+    /// Seconds an attempt may go without reporting a new epoch before the
+    /// coordinator takes it back (its worker is told to stop it and the job
+    /// goes back to the queue); 0 turns the check off. Left out of the
+    /// serialised config at its default, so configs (and experiment ids)
+    /// written before it existed stay the same.
+    #[serde(skip_serializing_if = "is_default_epoch_timeout")]
+    pub epoch_timeout_s: u32,
+}
+
+/// [`ProtocolConfig::epoch_timeout_s`] by default: six hours, far beyond an
+/// epoch of the reference model on a CPU (minutes), so that only a hung
+/// trainer reaches it.
+pub const DEFAULT_EPOCH_TIMEOUT_S: u32 = 6 * 3600;
+
+fn is_default_epoch_timeout(v: &u32) -> bool {
+    *v == DEFAULT_EPOCH_TIMEOUT_S
 }
 
 impl Default for ProtocolConfig {
@@ -168,6 +184,7 @@ impl Default for ProtocolConfig {
             variants: vec![Variant::Whole, Variant::Reduced],
             val_fraction: 0.15,
             max_attempts: 3,
+            epoch_timeout_s: DEFAULT_EPOCH_TIMEOUT_S,
         }
     }
 }
@@ -232,6 +249,21 @@ pub struct TrainingConfig {
     pub checkpoint_every: u32,
     /// Ask libtorch for deterministic kernels (slower on GPU).
     pub deterministic: bool,
+    /// On CUDA, let cuDNN convolutions use TF32 (10-bit mantissa products,
+    /// float32 sums) on GPUs that have it: PyTorch's default
+    /// (`torch.backends.cudnn.conv.fp32_precision = "tf32"`), so a job matches
+    /// the reference run on the same GPU. `false`: IEEE float32 convolutions.
+    /// Matrix products stay IEEE float32 either way (PyTorch's default too).
+    /// No effect on the CPU. Process-wide in libtorch: a job with `false`
+    /// turns TF32 off for the other jobs of its process as well. Left out of
+    /// the serialised config when `true`, so configs written before the switch
+    /// existed keep their identity.
+    #[serde(skip_serializing_if = "is_true")]
+    pub tf32: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for TrainingConfig {
@@ -251,6 +283,7 @@ impl Default for TrainingConfig {
             shuffle: false,
             checkpoint_every: 1,
             deterministic: false,
+            tf32: true,
         }
     }
 }
@@ -335,6 +368,8 @@ pub mod bounds {
     pub const BATCH: u32 = 4096;
     /// `training.epochs`.
     pub const EPOCHS: u32 = 100_000;
+    /// `protocol.epoch_timeout_s` (30 days).
+    pub const EPOCH_TIMEOUT_S: u32 = 30 * 24 * 3600;
 }
 
 /// `Ok` when `value <= max`; else an error naming `key`.
@@ -447,6 +482,11 @@ impl ExperimentConfig {
             p.max_attempts,
             bounds::MAX_ATTEMPTS,
         )?;
+        at_most(
+            "protocol.epoch_timeout_s",
+            p.epoch_timeout_s,
+            bounds::EPOCH_TIMEOUT_S,
+        )?;
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
@@ -558,6 +598,7 @@ mod tests {
             ("[simulation]\ndt_ms = 4000000000", "simulation.dt_ms"),
             ("[protocol]\nfolds = 101", "protocol.folds"),
             ("[protocol]\nmax_attempts = 1000", "protocol.max_attempts"),
+            ("[protocol]\nepoch_timeout_s = 2592001", "protocol.epoch_timeout_s"),
             ("[training]\nbatch = 100000", "training.batch"),
             ("[training]\ntest_batch = 100000", "training.test_batch"),
             ("[training]\nepochs = 1000000", "training.epochs"),
@@ -610,6 +651,23 @@ mod tests {
         )?;
         let back = ExperimentConfig::from_toml_str(&c.to_toml_string())?;
         assert_eq!(back, c);
+        Ok(())
+    }
+
+    /// TF32 is on by default (PyTorch's default) and then absent from the
+    /// written config, so a config's text, and every identity made from it,
+    /// is what it was before the switch; off, it is written and read back.
+    #[test]
+    fn tf32_defaults_to_pytorchs_and_is_written_only_when_off() -> Result<(), ConfigError> {
+        let on = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n")?;
+        assert!(on.training.tf32);
+        assert!(!on.to_toml_string().contains("tf32"));
+        let off =
+            ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n[training]\ntf32 = false\n")?;
+        assert!(!off.training.tf32);
+        let text = off.to_toml_string();
+        assert!(text.contains("tf32 = false"), "{text}");
+        assert_eq!(ExperimentConfig::from_toml_str(&text)?, off);
         Ok(())
     }
 }

@@ -15,9 +15,12 @@
 //! Reports samples/s, peak RSS and minor page faults per step (on the CPU) of
 //! `Net::forward_backward`, of the autograd reference and of the PyTorch loop.
 //! The bench installs the host heap as the `worker` binary does
-//! (`spikecv_worker::allocator`; BENCH_SYSTEM_ALLOCATOR=1 leaves glibc's malloc,
-//! as `worker --system-allocator` does) and trains on a thread of its own, as a
-//! worker's slot does. The PyTorch loop runs twice on the CPU: as users run it,
+//! (`spikecv_worker::allocator`), or with BENCH_ALLOCATOR=jemalloc jemalloc
+//! (tikv-jemalloc-sys, default settings) as libtorch's CPU allocator, or with
+//! BENCH_ALLOCATOR=glibc (or BENCH_SYSTEM_ALLOCATOR=1) leaves glibc's malloc,
+//! as `worker --system-allocator` does; it trains on a thread of its own, as a
+//! worker's slot does. BENCH_BREAKDOWN=0 skips the forward/backward/Adam
+//! breakdown. The PyTorch loop runs twice on the CPU: as users run it,
 //! and with glibc told to keep freed memory (through `GLIBC_TUNABLES`), the
 //! allocator help a PyTorch user can get, so the engine's share of the
 //! speed-up shows apart from the allocator's.
@@ -85,9 +88,15 @@ const KEEP_FREED_TUNABLES: &str =
 
 fn main() {
     let system_allocator = std::env::var("BENCH_SYSTEM_ALLOCATOR").is_ok_and(|v| v == "1");
-    if !system_allocator {
-        spikecv_worker::allocator::install_host_heap().expect("host heap");
+    let allocator = std::env::var("BENCH_ALLOCATOR")
+        .unwrap_or_else(|_| if system_allocator { "glibc" } else { "heap" }.to_owned());
+    match allocator.as_str() {
+        "heap" => spikecv_worker::allocator::install_host_heap().expect("host heap"),
+        "jemalloc" => spikecv_worker::allocator::install_jemalloc().expect("jemalloc"),
+        "glibc" => {}
+        other => panic!("BENCH_ALLOCATOR={other}: expected heap, jemalloc or glibc"),
     }
+    let breakdown = !std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "0");
     let batch: i64 = env_or("BENCH_BATCH", 8);
     let steps: i64 = env_or("BENCH_STEPS", 50);
     let iters: u32 = env_or("BENCH_ITERS", 3);
@@ -145,7 +154,7 @@ fn main() {
             (batch as f64 / seconds, seconds, peak_rss_mib(), faults)
         };
         println!(
-            "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps"
+            "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps; CPU allocator {allocator}"
         );
         let (ours, seconds, rss, faults) = time_steps(true);
         if let Some(heap) = spikecv_worker::allocator::host_heap_stats() {
@@ -161,28 +170,30 @@ fn main() {
         println!(
             "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
         );
-        // Where a step's time goes: the forward pass alone (evaluation's), the
-        // forward and backward, and the optimiser step.
-        let timed = |f: &mut dyn FnMut()| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                f();
-                sync(device);
-            }
-            start.elapsed().as_secs_f64() / f64::from(iters)
-        };
-        let forward = timed(&mut || {
-            let _ = net.forward_fast(&x);
-        });
-        let forward_backward = timed(&mut || {
-            Optimizer::zero_grad(&refs);
-            let _ = net.forward_backward(&x, &loss_fn);
-        });
-        let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-        let optimizer = timed(&mut || opt_only.step(&refs));
-        println!(
-            "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
-        );
+        if breakdown {
+            // Where a step's time goes: the forward pass alone (evaluation's), the
+            // forward and backward, and the optimiser step.
+            let timed = |f: &mut dyn FnMut()| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    f();
+                    sync(device);
+                }
+                start.elapsed().as_secs_f64() / f64::from(iters)
+            };
+            let forward = timed(&mut || {
+                let _ = net.forward_fast(&x);
+            });
+            let forward_backward = timed(&mut || {
+                Optimizer::zero_grad(&refs);
+                let _ = net.forward_backward(&x, &loss_fn);
+            });
+            let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+            let optimizer = timed(&mut || opt_only.step(&refs));
+            println!(
+                "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
+            );
+        }
         if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
             let (before, seconds, rss, faults) = time_steps(false);
             println!(

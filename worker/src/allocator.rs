@@ -22,6 +22,8 @@
 
 use thiserror::Error;
 
+mod jemalloc;
+
 /// Requests below this many bytes go to libtorch's default allocator.
 pub const MIN_BLOCK: usize = 1 << 20;
 
@@ -64,6 +66,14 @@ pub struct HostHeapStats {
 /// allocated before keep their own allocator.
 pub fn install_host_heap() -> Result<(), HostHeapError> {
     shim::install(MIN_BLOCK)
+}
+
+/// Makes jemalloc libtorch's CPU allocator instead (tikv-jemalloc-sys, its
+/// default settings: freed pages kept for about ten seconds before they go
+/// back), for the comparison in `benches/train_step.rs`. Call it early, as
+/// [`install_host_heap`], and not beside it.
+pub fn install_jemalloc() -> Result<(), HostHeapError> {
+    jemalloc::install()
 }
 
 /// The host heap's counters, or `None` when it is not installed.

@@ -18,6 +18,10 @@ use tch::Tensor;
 
 use crate::weights::{WeightsError, read_tensors, write_tensors};
 
+pub mod writer;
+
+pub use writer::CheckpointWriter;
+
 /// Metadata key holding [`Progress`] as JSON.
 pub const PROGRESS_KEY: &str = "spikecv.progress";
 /// Format version of the checkpoint.
@@ -74,6 +78,14 @@ pub enum CheckpointError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// The background writer could not copy or write the checkpoint.
+    #[error("checkpoint {path}: {message}")]
+    Writer {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
         message: String,
     },
     /// The checkpoint belongs to another job.

@@ -81,8 +81,9 @@ pub struct JoinArgs {
     #[arg(long, default_value_t = 900.0)]
     pub checkpoint_download_timeout_seconds: f64,
     /// Memory for the frame cache per device, in GiB (`auto`: half the RAM on
-    /// the CPU, 8 GiB per GPU; 0: off). A data set that does not fit is
-    /// binned batch by batch instead, with a warning.
+    /// the CPU, half the free memory of a GPU when its cache is built; 0:
+    /// off). A data set that does not fit is binned batch by batch instead,
+    /// with a warning.
     #[arg(long, default_value = "auto", value_parser = crate::cache::parse_budget)]
     pub frame_cache_gib: crate::cache::Budget,
 }

@@ -14,7 +14,7 @@ use super::{
     CacheError, CacheNeed, FrameCache, FrameSettings, HostRows, Placement, Rows, SampleRows,
     Storage,
 };
-use crate::loader::{LoadError, SampleSource};
+use crate::sample::{EventSource, LoadError};
 
 /// One sample's rows before they go to the device.
 struct Block {
@@ -135,7 +135,7 @@ fn bin_block(events: &[Event], s: &FrameSettings, horizon: Option<usize>) -> Blo
 
 /// Reads and bins every recording of `need` on every core, stopping at the
 /// first error or once the blocks pass `budget` bytes.
-fn bin_all<S: SampleSource + ?Sized>(
+fn bin_all<S: EventSource + ?Sized>(
     source: &S,
     need: &CacheNeed,
     budget: u64,
@@ -227,7 +227,7 @@ fn fill<T>(dst: &mut [T], data: &Data, cast: impl Fn(u32) -> T) {
 
 /// Builds a cache of everything `need` asks for on `device`, binning on every
 /// core: host rows on the CPU, a device tensor on CUDA (see [`build_with`]).
-pub fn build<S: SampleSource + ?Sized>(
+pub fn build<S: EventSource + ?Sized>(
     source: &S,
     need: &CacheNeed,
     device: Device,
@@ -244,7 +244,7 @@ pub fn build<S: SampleSource + ?Sized>(
 /// [`build`] with the rows placed as asked. Fails with
 /// [`CacheError::OverBudget`] (early, while binning) when the data passes
 /// `budget` bytes.
-pub fn build_with<S: SampleSource + ?Sized>(
+pub fn build_with<S: EventSource + ?Sized>(
     source: &S,
     need: &CacheNeed,
     device: Device,

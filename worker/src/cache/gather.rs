@@ -9,7 +9,8 @@ use tch::{Kind, Tensor};
 
 use super::{FrameCache, FrameSettings, HostRows, Rows, Storage};
 use crate::host_tensor::filled_f32;
-use crate::loader::{LoadError, SampleRef, try_upload, upload};
+use crate::sample::{LoadError, SampleRef};
+use crate::upload::{try_upload, upload};
 
 /// A batch as it comes out of the cache: `N · T` compact rows (see the
 /// module docs for the row layout), on the cache's device.

@@ -33,12 +33,13 @@ use spikecv_common::config::BinMode;
 use spikecv_common::frames::FrameSpec;
 use tch::{Device, Kind, Tensor};
 
-use crate::loader::{LoadError, SampleRef};
+use crate::sample::{EventSource, LoadError, SampleRef};
 
 pub use build::{build, build_with};
 pub use gather::CompactBatch;
 pub use registry::{
-    Budget, DEFAULT_CUDA_BUDGET, acquire, budget_bytes, dataset_identity, parse_budget, set_budget,
+    Budget, DEFAULT_CUDA_BUDGET, acquire, budget_bytes, cuda_auto_budget, dataset_identity,
+    parse_budget, set_budget,
 };
 
 /// Everything of a [`FrameSpec`] but `T`: what a cache is built for.
@@ -351,7 +352,7 @@ fn horizon_covers(have: Option<usize>, want: Option<usize>) -> bool {
 /// The cache a job should use (see [`acquire`]): its fold's recordings, the
 /// settings of its training frames, all windows with random crop or else the
 /// larger of the training and test `T`.
-pub fn for_job<S: crate::loader::SampleSource + ?Sized>(
+pub fn for_job<S: EventSource + ?Sized>(
     source: &S,
     split: &spikecv_common::cv::FoldSplit,
     train: &FrameSpec,

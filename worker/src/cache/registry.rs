@@ -14,18 +14,19 @@ use spikecv_common::dataset::Dataset;
 use tch::Device;
 
 use super::{CacheError, CacheNeed, FrameCache, build, horizon_covers};
-use crate::loader::{LoadError, SampleSource};
+use crate::sample::{EventSource, LoadError};
 
 /// How much memory the frame caches of one device may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
-    /// Half of the host's RAM for the CPU, [`DEFAULT_CUDA_BUDGET`] per GPU.
+    /// Half of the host's RAM for the CPU; for a GPU, half of its free memory
+    /// when the cache is built ([`DEFAULT_CUDA_BUDGET`] if that cannot be read).
     Auto,
     /// This many bytes per device (0 turns the cache off).
     Bytes(u64),
 }
 
-/// The automatic budget of a CUDA device.
+/// The automatic budget of a CUDA device whose free memory cannot be read.
 pub const DEFAULT_CUDA_BUDGET: u64 = 8 << 30;
 /// The automatic CPU budget when `/proc/meminfo` cannot be read.
 const FALLBACK_CPU_BUDGET: u64 = 4 << 30;
@@ -69,12 +70,28 @@ fn mem_total() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The budget of `device` in bytes.
+/// The automatic budget of a GPU with `free` bytes free (`None`: unknown):
+/// half of it, the rest left to the jobs' training.
+pub fn cuda_auto_budget(free: Option<u64>) -> u64 {
+    free.map_or(DEFAULT_CUDA_BUDGET, |f| f / 2)
+}
+
+/// The budget of `device` in bytes (for a GPU on `Auto`, read now).
 pub fn budget_bytes(device: Device) -> u64 {
-    match *lock(&REGISTRY.budget) {
-        Budget::Bytes(b) => b,
-        Budget::Auto if device.is_cuda() => DEFAULT_CUDA_BUDGET,
-        Budget::Auto => mem_total().map_or(FALLBACK_CPU_BUDGET, |m| m / 2),
+    let budget = *lock(&REGISTRY.budget);
+    match (budget, device) {
+        (Budget::Bytes(b), _) => b,
+        (Budget::Auto, Device::Cuda(index)) => {
+            let free = match crate::cuda_host::mem_info(index) {
+                Ok((free, _total)) => Some(free),
+                Err(e) => {
+                    tracing::warn!(device = index, error = %e, "cannot read the GPU's free memory; frame cache budget {DEFAULT_CUDA_BUDGET} bytes");
+                    None
+                }
+            };
+            cuda_auto_budget(free)
+        }
+        (Budget::Auto, _) => mem_total().map_or(FALLBACK_CPU_BUDGET, |m| m / 2),
     }
 }
 
@@ -119,7 +136,7 @@ pub fn dataset_identity(data: &Dataset) -> Option<String> {
 /// on every core. `Ok(None)` means the job runs uncached: the source has no
 /// identity, the budget is 0 or too small (logged), or libtorch failed
 /// (logged). A sample that cannot be read is an error.
-pub fn acquire<S: SampleSource + ?Sized>(
+pub fn acquire<S: EventSource + ?Sized>(
     source: &S,
     need: &CacheNeed,
     device: Device,
@@ -173,6 +190,14 @@ pub fn acquire<S: SampleSource + ?Sized>(
                 seconds = started.elapsed().as_secs_f64(),
                 "frame cache built"
             );
+            // Other jobs read the rows on their own streams: the copies
+            // that filled them, queued on this thread's stream, finish first.
+            if let Device::Cuda(index) = device
+                && let Err(e) = crate::cuda_host::stream_synchronize(index)
+            {
+                tracing::warn!(error = %e, "frame cache not built; binning every batch instead");
+                return Ok(None);
+            }
             lock(&REGISTRY.held).insert(key, cache.bytes());
             let cache = Arc::new(cache);
             *current = Some(cache.clone());

@@ -138,6 +138,9 @@ async fn run_inner(
         .spawn(move || {
             let mut observer = observer;
             let result = train(&spec, data_dir.as_deref(), &mut observer);
+            if let Err(TrainError::OutOfMemory { cuda: true, .. }) = &result {
+                release_device_memory();
+            }
             if let Some(bytes) = crate::allocator::release_free_pages() {
                 tracing::debug!(bytes, "host heap's free pages given back after the job");
             }
@@ -320,6 +323,19 @@ fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpe
         out_dir,
         init: None,
     })
+}
+
+/// After out of memory on a GPU (the job's tensors are dropped by then): gives
+/// the blocks libtorch keeps cached back to the card, so the other slots of
+/// the GPU and the job's retry find the memory free. The attempt is then
+/// reported as a transient failure ([`TrainError::is_deterministic`]).
+fn release_device_memory() {
+    match crate::cuda_host::empty_cache() {
+        Ok(()) => tracing::info!(
+            "out of memory on the GPU: its cached blocks given back; the job will be retried"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot empty the CUDA cache after out of memory"),
+    }
 }
 
 /// Opens the data set and trains (on the calling OS thread).

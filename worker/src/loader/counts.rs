@@ -5,12 +5,13 @@
 //! largest for SUM_NORM. The result equals binning into floats on the host
 //! bit for bit (`bin_into` counts in floats, exactly, and divides the same
 //! way). A quarter of the float batch's bytes crosses the bus, from pinned
-//! memory, without blocking ([`crate::loader::upload`]).
+//! memory, without blocking ([`crate::upload`]).
 
 use spikecv_common::config::BinMode;
 use tch::{Device, Kind, Tensor};
 
-use super::upload;
+use super::staged;
+use crate::upload::Role;
 
 /// Counts of a batch, `[N, 2, X, Y, T]` row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,13 +72,13 @@ impl CountBatch {
             Counts::I16(v) => Tensor::from_slice(v),
             Counts::I32(v) => Tensor::from_slice(v),
         };
-        let input = upload(&counts.view(shape), device).to_kind(Kind::Float);
+        let input = staged(Role::Input, &counts.view(shape), device).to_kind(Kind::Float);
         if !self.normalize {
             return input;
         }
         // bin_into divides only samples with events: a largest count of 0
         // leaves zeros, as dividing them by 1 does.
-        let max = upload(&Tensor::from_slice(&self.max), device)
+        let max = staged(Role::Scale, &Tensor::from_slice(&self.max), device)
             .clamp_min(1.0)
             .view([shape[0], 1, 1, 1, 1]);
         input / max

@@ -19,9 +19,13 @@ use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_cou
 use tch::{Device, Tensor};
 
 use crate::cache::{CompactBatch, FrameCache, Placement};
+use crate::sample::EventSource;
+use crate::upload::{Role, staged_upload};
 
 pub mod counts;
 
+pub use crate::sample::{LoadError, SampleRef, samples_of};
+pub use crate::upload::{try_upload, upload};
 pub use counts::CountBatch;
 
 /// Where a sample's events come from.
@@ -39,6 +43,16 @@ pub trait SampleSource: Sync {
     /// The frame cache batches of this source may come from.
     fn frame_cache(&self) -> Option<&FrameCache> {
         None
+    }
+}
+
+impl<S: SampleSource + ?Sized> EventSource for S {
+    fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        SampleSource::recording_samples(self, recording)
+    }
+
+    fn cache_identity(&self) -> Option<String> {
+        SampleSource::cache_identity(self)
     }
 }
 
@@ -74,40 +88,6 @@ impl<S: SampleSource + ?Sized> SampleSource for WithCache<'_, S> {
     fn frame_cache(&self) -> Option<&FrameCache> {
         self.cache.as_deref()
     }
-}
-
-/// One sample to load: recording, class, and how to crop it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SampleRef {
-    /// The recording's name.
-    pub recording: String,
-    /// The class index (the sample's row in the tags file).
-    pub class: usize,
-    /// `None`: the first `T` windows. `Some(draw)`: a random run of `T`
-    /// windows whose start is drawn from a generator seeded with `draw`.
-    pub crop_draw: Option<u64>,
-}
-
-impl SampleRef {
-    /// The sample's name, `<recording>_<NN>`.
-    pub fn name(&self) -> String {
-        format!("{}_{:02}", self.recording, self.class)
-    }
-}
-
-/// Every sample of `recordings`, recording by recording, classes in order (the
-/// reference's file order), uncropped.
-pub fn samples_of(recordings: &[String], classes: usize) -> Vec<SampleRef> {
-    recordings
-        .iter()
-        .flat_map(|r| {
-            (0..classes).map(move |class| SampleRef {
-                recording: r.clone(),
-                class,
-                crop_draw: None,
-            })
-        })
-        .collect()
 }
 
 /// A batch's input before it goes to the network.
@@ -146,31 +126,6 @@ impl HostForm {
     }
 }
 
-/// Copies a host tensor to `device` without making the host wait: on CUDA
-/// through pinned memory (libtorch's caching host allocator, which keeps a
-/// block until its copy is done) with a non-blocking copy; elsewhere a plain
-/// copy (none on the CPU).
-///
-/// # Panics
-/// On a libtorch failure, as tch's infallible calls do (callers guard).
-pub fn upload(host: &Tensor, device: Device) -> Tensor {
-    match try_upload(host, device) {
-        Ok(t) => t,
-        Err(e) => panic!("copying a batch to {device:?}: {e}"),
-    }
-}
-
-/// [`upload`], failing instead of panicking.
-pub fn try_upload(host: &Tensor, device: Device) -> Result<Tensor, tch::TchError> {
-    match device {
-        Device::Cuda(_) => {
-            host.f_pin_memory(device)?
-                .f_to_device_(device, host.kind(), true, false)
-        }
-        _ => host.f_to_device(device),
-    }
-}
-
 /// A batch as the loader hands it over (named for its usual place: binned on
 /// the host; a batch from the frame cache is already on the cache's device).
 #[derive(Debug)]
@@ -196,51 +151,13 @@ pub struct Batch {
     pub first: usize,
 }
 
-/// A sample the loader could not produce.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// Reading the events failed.
-    #[error("sample {sample}: {source}")]
-    Data {
-        /// The sample's name.
-        sample: String,
-        /// The data set's error.
-        source: Box<DataError>,
-    },
-    /// The frame cache does not hold the sample's recording.
-    #[error("sample {sample}: not in the frame cache")]
-    NotCached {
-        /// The sample's name.
-        sample: String,
-    },
-    /// libtorch failed on the frame cache.
-    #[error("frame cache: libtorch failed while {during}: {message}")]
-    Cache {
-        /// What was running.
-        during: &'static str,
-        /// libtorch's message (first line).
-        message: String,
-    },
-    /// The recording has fewer samples than the class index asks for.
-    #[error("sample {sample}: recording has only {available} samples")]
-    NoSuchSample {
-        /// The sample's name.
-        sample: String,
-        /// Samples in the recording.
-        available: usize,
-    },
-}
-
-impl LoadError {
-    /// Whether reading failed in the operating system (see [`DataError::is_io`]).
-    pub fn is_io(&self) -> bool {
-        matches!(self, LoadError::Data { source, .. } if source.is_io())
-    }
-}
-
 impl HostBatch {
-    /// Copies the batch to `device` (without blocking, from pinned memory, on
-    /// CUDA) and makes its input there.
+    /// Copies the batch to `device` (without blocking, from the calling
+    /// thread's pinned staging buffers, on CUDA: [`crate::upload`]) and makes
+    /// its input there.
+    ///
+    /// # Panics
+    /// On a libtorch failure, as tch's infallible calls do (callers guard).
     pub fn to_device(&self, spec: &FrameSpec, device: Device) -> Batch {
         let shape = [
             self.len as i64,
@@ -250,19 +167,29 @@ impl HostBatch {
             spec.steps as i64,
         ];
         let inputs = match &self.data {
-            BatchData::Host(data) => upload(&Tensor::from_slice(data).view(shape), device),
+            BatchData::Host(data) => {
+                staged(Role::Input, &Tensor::from_slice(data).view(shape), device)
+            }
             BatchData::Counts(c) => c.to_input(shape, device),
             BatchData::Cached(c) => c.to_input().to_device(device),
-            BatchData::Input(t) => upload(&t.view(shape), device),
+            BatchData::Input(t) => staged(Role::Input, &t.view(shape), device),
         };
         // Not a blocking copy: that would wait for the device to finish the
         // work queued so far, once per batch.
-        let labels = upload(&Tensor::from_slice(&self.labels), device);
+        let labels = staged(Role::Labels, &Tensor::from_slice(&self.labels), device);
         Batch {
             inputs,
             labels,
             first: self.first,
         }
+    }
+}
+
+/// [`staged_upload`], panicking as tch's infallible calls do (callers guard).
+pub(crate) fn staged(role: Role, host: &Tensor, device: Device) -> Tensor {
+    match staged_upload(role, host, device) {
+        Ok(t) => t,
+        Err(e) => panic!("copying a batch to {device:?}: {e}"),
     }
 }
 

@@ -19,33 +19,31 @@
 //! built at a job's start and read only, whose batches equal the binned ones.
 
 pub mod command;
+mod job;
 pub mod metrics;
 pub mod outputs;
 pub mod protocol;
 pub mod step;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::config::{ConfigError, ExperimentConfig, ProtocolKind, Variant};
+use spikecv_common::config::{ConfigError, ExperimentConfig, Variant};
 use spikecv_common::cv::FoldSplit;
 use spikecv_common::dataset::{DataError, Dataset};
 use spikecv_common::frames::FrameSpec;
 use spikecv_common::job::{EpochMetrics, JobResult};
-use tch::{Device, Tensor};
 
-use crate::checkpoint::{BestSoFar, Checkpoint, CheckpointError, FORMAT_VERSION, Progress};
+use crate::checkpoint::CheckpointError;
 use crate::devices::DeviceSpec;
 use crate::lif::LifParams;
-use crate::loader::{LoadError, SampleRef, SampleSource, WithCache, samples_of};
-use crate::model::{Net, NetConfig};
-use crate::optim::{OptimStateError, Optimizer};
-use crate::tensorboard::EventWriter;
-use crate::weights::{self, WeightsError};
-use step::{PassSpec, evaluate, guarded, train_epoch};
+use crate::loader::{LoadError, SampleRef};
+use crate::model::NetConfig;
+use crate::optim::OptimStateError;
+use crate::weights::WeightsError;
+pub use job::run_job_on;
 
 /// File name of the weights after the last epoch.
 pub const FINAL_WEIGHTS: &str = "final.safetensors";
@@ -135,6 +133,8 @@ pub enum TrainError {
     OutOfMemory {
         /// The device.
         device: String,
+        /// Whether it is a GPU (whose memory the other jobs of the card share).
+        cuda: bool,
         /// libtorch's message.
         message: String,
     },
@@ -196,12 +196,16 @@ impl From<LoadError> for TrainError {
 
 impl TrainError {
     /// Whether retrying the same job elsewhere would fail the same way (bad
-    /// data or config, divergence, a model too large for the device).
+    /// data or config, divergence, a model too large for the host). Out of
+    /// memory on a GPU is not: the card's memory is shared with the other jobs
+    /// of its slots and with their frame cache, so the attempt is ended, its
+    /// memory given back, and the job retried (a transient failure, bounded by
+    /// the coordinator's `protocol.max_attempts`).
     pub fn is_deterministic(&self) -> bool {
         match self {
+            TrainError::OutOfMemory { cuda, .. } => !cuda,
             TrainError::Config(_)
             | TrainError::NonFiniteLoss { .. }
-            | TrainError::OutOfMemory { .. }
             | TrainError::EmptySet { .. }
             | TrainError::OptimizerState { .. } => true,
             // An I/O error may be a file server's hiccup: the job gets another
@@ -315,256 +319,6 @@ fn epoch_samples(spec: &JobSpec, base: &[SampleRef], epoch: u32) -> Vec<SampleRe
         }
     }
     samples
-}
-
-/// Trains a job whose samples come from `source`, with explicit shapes.
-/// Resumes from the checkpoint in `out_dir` when there is one.
-pub fn run_job_on<S: SampleSource + ?Sized>(
-    spec: &JobSpec,
-    source: &S,
-    shape: &JobShape,
-    observer: &mut dyn Observer,
-) -> Result<JobResult, TrainError> {
-    spec.config.validate()?;
-    let t = &spec.config.training;
-    let kind = spec.config.protocol.kind;
-    let classes = shape.net.classes as usize;
-    if spec.split.train.is_empty() {
-        return Err(TrainError::EmptySet { set: "train" });
-    }
-    if spec.split.test.is_empty() {
-        return Err(TrainError::EmptySet { set: "test" });
-    }
-    if kind == ProtocolKind::TrainValTest && spec.split.val.is_empty() {
-        return Err(TrainError::EmptySet { set: "val" });
-    }
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TrainError::Io { path, source }
-    };
-    std::fs::create_dir_all(&spec.out_dir).map_err(io(&spec.out_dir))?;
-    let device = spec.device.to_tch();
-    if t.deterministic && device.is_cuda() {
-        crate::determinism::set_deterministic(true).map_err(|e| TrainError::Torch {
-            during: "turning on deterministic algorithms",
-            message: e.to_string(),
-        })?;
-    }
-
-    let (_vs, net) = guarded(device, "building the network", || {
-        Net::seeded(shape.net, spec.seed, device)
-    })?;
-    if let Some(init) = &spec.init {
-        weights::load(&net, init)?;
-    }
-    let names: Vec<&str> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    let params: Vec<Tensor> = net.parameters();
-    let param_refs: Vec<&Tensor> = params.iter().collect();
-    let mut optimizer = Optimizer::new(t.optimizer, t.lr, t.momentum, &param_refs);
-
-    let key = job_key(spec, shape);
-    let ckpt_path = checkpoint_path(&spec.out_dir);
-    let mut progress = Progress {
-        format: FORMAT_VERSION,
-        job_key: key.clone(),
-        epoch: 0,
-        optimizer_step: 0,
-        lr: t.lr,
-        train_seconds: 0.0,
-        epochs: Vec::new(),
-        best: None,
-    };
-    let mut best_weights: Option<Vec<Tensor>> = None;
-    if ckpt_path.exists() {
-        let ckpt = Checkpoint::load(&ckpt_path, &key)?;
-        weights::assign(&net, &ckpt_path, &|n| ckpt.tensor("model", n))?;
-        optimizer
-            .load_state(&names, ckpt.progress.optimizer_step, &|n| {
-                ckpt.tensor("optim", n).map(|t| t.to_device(device))
-            })
-            .map_err(|source| TrainError::OptimizerState {
-                path: ckpt_path.clone(),
-                source,
-            })?;
-        optimizer.set_lr(ckpt.progress.lr);
-        if ckpt.progress.best.is_some() {
-            let found: Option<Vec<Tensor>> = names.iter().map(|n| ckpt.tensor("best", n)).collect();
-            best_weights = found;
-        }
-        progress = ckpt.progress;
-        tracing::info!(path = %ckpt_path.display(), epoch = progress.epoch, "resuming from checkpoint");
-    }
-
-    let cache = if progress.epoch < t.epochs {
-        crate::cache::for_job(
-            source,
-            &spec.split,
-            &shape.train,
-            &shape.test,
-            t.random_crop,
-            device,
-        )?
-    } else {
-        None
-    };
-    let cached = WithCache {
-        inner: source,
-        cache,
-    };
-    let source = &cached;
-    let mut board = EventWriter::create(&spec.out_dir.join(TENSORBOARD_DIR))
-        .map_err(io(&spec.out_dir.join(TENSORBOARD_DIR)))?;
-    let train_base = samples_of(&spec.split.train, classes);
-    let val_samples = samples_of(&spec.split.val, classes);
-    let test_samples = samples_of(&spec.split.test, classes);
-    let train_pass = PassSpec {
-        frames: shape.train,
-        batch: t.batch as usize,
-        workers: PREFETCH_WORKERS,
-        device,
-        classes,
-    };
-    let test_pass = PassSpec {
-        frames: shape.test,
-        batch: t.test_batch as usize,
-        ..train_pass
-    };
-
-    let save_checkpoint =
-        |progress: &Progress, optimizer: &Optimizer, best: &Option<Vec<Tensor>>| {
-            let mut tensors = std::collections::HashMap::new();
-            for (n, p) in &net.named_parameters() {
-                tensors.insert(format!("model.{n}"), p.shallow_clone());
-            }
-            for (n, s) in optimizer.state_tensors(&names) {
-                tensors.insert(format!("optim.{n}"), s);
-            }
-            if let Some(best) = best {
-                for (n, b) in names.iter().zip(best) {
-                    tensors.insert(format!("best.{n}"), b.shallow_clone());
-                }
-            }
-            Checkpoint {
-                progress: progress.clone(),
-                tensors,
-            }
-            .save(&ckpt_path)
-        };
-
-    for epoch in progress.epoch + 1..=t.epochs {
-        observer.on_epoch_start(epoch, t.epochs);
-        let started = Instant::now();
-        let samples = epoch_samples(spec, &train_base, epoch);
-        let stats = train_epoch(
-            source,
-            &samples,
-            &train_pass,
-            &net,
-            &mut optimizer,
-            observer,
-        )?;
-        if !stats.loss.is_finite() {
-            return Err(TrainError::NonFiniteLoss { epoch });
-        }
-        let val = if kind == ProtocolKind::TrainValTest {
-            Some(evaluate(source, &val_samples, &test_pass, &net, false)?)
-        } else {
-            None
-        };
-        let mut test = None;
-        if kind == ProtocolKind::TrainTest {
-            test = Some(evaluate(source, &test_samples, &test_pass, &net, false)?);
-        }
-        let selected = protocol::improves(
-            kind,
-            progress.best.as_ref(),
-            val.as_ref().map(|v| v.loss),
-            test.as_ref().map(|e| e.accuracy),
-        );
-        if selected && test.is_none() {
-            test = Some(evaluate(source, &test_samples, &test_pass, &net, false)?);
-        }
-        if let Some(test) = test.as_ref().filter(|_| selected) {
-            progress.best = Some(BestSoFar {
-                epoch,
-                val_loss: val.as_ref().map(|v| v.loss),
-                val_accuracy: val.as_ref().map(|v| v.accuracy),
-                test_loss: test.loss,
-                test_accuracy: test.accuracy,
-                confusion: test.confusion.clone(),
-            });
-            best_weights = Some(
-                params
-                    .iter()
-                    .map(|p| p.detach().to_device(Device::Cpu).copy())
-                    .collect(),
-            );
-        }
-        if t.lr_decay_every > 0 && epoch % t.lr_decay_every == 0 {
-            optimizer.set_lr(optimizer.lr() * t.lr_decay);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        progress.train_seconds += seconds;
-        progress.epoch = epoch;
-        progress.optimizer_step = optimizer.steps();
-        progress.lr = optimizer.lr();
-        let m = EpochMetrics {
-            epoch,
-            train_loss: stats.loss,
-            train_accuracy: stats.accuracy,
-            val_loss: val.as_ref().map(|v| v.loss),
-            val_accuracy: val.as_ref().map(|v| v.accuracy),
-            test_loss: test.as_ref().map(|v| v.loss),
-            test_accuracy: test.as_ref().map(|v| v.accuracy),
-            epoch_seconds: seconds,
-            samples_per_second: if stats.seconds > 0.0 {
-                stats.samples as f64 / stats.seconds
-            } else {
-                0.0
-            },
-        };
-        outputs::log_epoch(&mut board, &m);
-        progress.epochs.push(m.clone());
-        let control = observer.on_epoch(&m);
-        let due = t.checkpoint_every > 0 && epoch % t.checkpoint_every == 0;
-        if due || control == Control::Stop || epoch == t.epochs {
-            save_checkpoint(&progress, &optimizer, &best_weights)?;
-            observer.on_checkpoint(&ckpt_path);
-        }
-        if control == Control::Stop {
-            return Err(TrainError::Stopped { epoch });
-        }
-    }
-
-    let best = progress
-        .best
-        .clone()
-        .ok_or(TrainError::EmptySet { set: "train" })?;
-    weights::save(&net, &spec.out_dir.join(FINAL_WEIGHTS))?;
-    if let Some(best_weights) = &best_weights {
-        let (_best_vs, best_net) = Net::seeded(shape.net, spec.seed, Device::Cpu);
-        weights::assign(&best_net, &spec.out_dir.join(BEST_WEIGHTS), &|n| {
-            names
-                .iter()
-                .position(|m| *m == n)
-                .map(|i| best_weights[i].shallow_clone())
-        })?;
-        weights::save(&best_net, &spec.out_dir.join(BEST_WEIGHTS))?;
-    }
-    let result = JobResult {
-        best_epoch: best.epoch,
-        test_accuracy: best.test_accuracy,
-        test_loss: best.test_loss,
-        val_accuracy: best.val_accuracy,
-        val_loss: best.val_loss,
-        confusion: best.confusion,
-        train_seconds: progress.train_seconds,
-        epochs: progress.epochs.clone(),
-        optimistic: kind == ProtocolKind::TrainTest,
-    };
-    outputs::write_job_files(spec, &result)?;
-    let _ = board.flush();
-    Ok(result)
 }
 
 #[cfg(test)]

@@ -67,19 +67,26 @@ pub fn guarded<T>(
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
             .unwrap_or_else(|| "unknown libtorch failure".to_owned());
-        let first_line = message.lines().next().unwrap_or_default().to_owned();
-        if message.contains("out of memory") || message.contains("can't allocate memory") {
-            TrainError::OutOfMemory {
-                device: format!("{device:?}"),
-                message: first_line,
-            }
-        } else {
-            TrainError::Torch {
-                during: what,
-                message: first_line,
-            }
-        }
+        torch_failure(device, what, &message)
     })
+}
+
+/// libtorch's `message` from a failure while `what` ran on `device`, as a
+/// [`TrainError`]: an allocation failure is [`TrainError::OutOfMemory`].
+pub fn torch_failure(device: Device, what: &'static str, message: &str) -> TrainError {
+    let first_line = message.lines().next().unwrap_or_default().to_owned();
+    if message.contains("out of memory") || message.contains("can't allocate memory") {
+        TrainError::OutOfMemory {
+            device: format!("{device:?}"),
+            cuda: device.is_cuda(),
+            message: first_line,
+        }
+    } else {
+        TrainError::Torch {
+            during: what,
+            message: first_line,
+        }
+    }
 }
 
 fn one_hot(labels: &Tensor, classes: usize) -> Tensor {
@@ -266,6 +273,47 @@ mod tests {
             .count();
         assert_eq!(on_host, 2);
         assert_eq!(on_device, on_host as f64);
+    }
+
+    /// libtorch's own messages: the CUDA caching allocator's and the CPU
+    /// allocator's. Out of memory on a GPU gets another attempt, on the host
+    /// it does not; other failures stay libtorch failures.
+    #[test]
+    fn out_of_memory_is_transient_on_a_gpu_only() {
+        let cuda = "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 139.80 GiB of which 1.25 GiB is free.\nmore";
+        let e = torch_failure(Device::Cuda(0), "a training step", cuda);
+        assert!(
+            matches!(&e, TrainError::OutOfMemory { cuda: true, message, .. } if !message.contains('\n')),
+            "{e:?}"
+        );
+        assert!(!e.is_deterministic());
+        let host = "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: can't allocate memory: you tried to allocate 86973087744 bytes.";
+        let e = torch_failure(Device::Cpu, "a training step", host);
+        assert!(
+            matches!(e, TrainError::OutOfMemory { cuda: false, .. }),
+            "{e:?}"
+        );
+        assert!(e.is_deterministic());
+        let other = torch_failure(
+            Device::Cuda(0),
+            "a training step",
+            "CUDA error: an illegal memory access was encountered",
+        );
+        assert!(
+            matches!(
+                other,
+                TrainError::Torch {
+                    during: "a training step",
+                    ..
+                }
+            ),
+            "{other:?}"
+        );
+        let caught = guarded::<()>(Device::Cuda(1), "an evaluation step", || panic!("{cuda}"));
+        assert!(matches!(
+            caught,
+            Err(TrainError::OutOfMemory { cuda: true, .. })
+        ));
     }
 
     #[test]
