@@ -76,6 +76,24 @@ pub struct ServeArgs {
     /// then asks for the (admin) token. `--metrics` is an alias.
     #[arg(long, visible_alias = "metrics")]
     pub http: Option<SocketAddr>,
+    /// A host name browsers may use to reach the HTTP listener (repeatable).
+    /// Addresses, `localhost` and this machine's host name are always
+    /// accepted; a request whose Host header names anything else is refused
+    /// (403), which stops DNS-rebinding pages from reading the dashboard.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+    /// Serve the HTTP listener without TLS on a non-loopback address. With
+    /// --tls-cert the HTTP listener speaks HTTPS with the same certificate;
+    /// without it, plain HTTP beyond loopback (where the dashboard's login
+    /// link and cookie would cross the network in clear) is refused unless
+    /// this flag is given.
+    #[arg(long)]
+    pub allow_plain_http: bool,
+    /// Accept experiments whose data set cannot be fingerprinted here (its
+    /// root unreadable from the coordinator): workers' data is then not
+    /// checked against it. Without this flag such a submission is refused.
+    #[arg(long)]
+    pub allow_unfingerprinted_data: bool,
     /// Seconds between worker heartbeats.
     #[arg(long, default_value_t = 5)]
     pub heartbeat_seconds: u32,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::auth::{AuthConfig, Token, TokenError};
 use crate::cli::ServeArgs;
 use crate::dashboard::{Dashboard, DashboardConfig};
-use crate::metrics::{self, serve_http};
+use crate::metrics;
 use crate::scheduler::{Scheduler, SchedulerError, SchedulerSettings, Submission, SystemClock};
 use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
 use crate::service::{CoordinatorService, SchedulerHandle};
@@ -37,9 +37,22 @@ pub enum ServeCmdError {
         /// The address.
         addr: std::net::SocketAddr,
     },
+    /// Plain HTTP beyond loopback without --allow-plain-http.
+    #[error(
+        "refusing to serve plain HTTP on {addr} (not a loopback address): give --tls-cert and \
+         --tls-key (the HTTP listener then speaks HTTPS), or --allow-plain-http to accept that \
+         the dashboard's login and session cross the network in clear"
+    )]
+    PlainHttp {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// A token file was unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The experiment's data set cannot be fingerprinted here.
+    #[error(transparent)]
+    Fingerprint(#[from] crate::service::FingerprintError),
     /// Another coordinator serves the same state, or its lock file is unusable.
     #[error(transparent)]
     Lock(#[from] StateLockError),
@@ -75,6 +88,8 @@ impl ServeCmdError {
         match self {
             ServeCmdError::NoToken { .. }
             | ServeCmdError::SharedAdminToken { .. }
+            | ServeCmdError::PlainHttp { .. }
+            | ServeCmdError::Fingerprint(_)
             | ServeCmdError::Token(_)
             | ServeCmdError::Lock(_)
             | ServeCmdError::Experiment(_) => exit::REFUSED,
@@ -116,6 +131,13 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
     {
         return Err(ServeCmdError::NoToken { addr });
     }
+    if let Some(addr) = args.http
+        && args.tls_cert.is_none()
+        && !args.allow_plain_http
+        && !addr.ip().is_loopback()
+    {
+        return Err(ServeCmdError::PlainHttp { addr });
+    }
     Ok(AuthConfig { worker, admin })
 }
 
@@ -145,21 +167,25 @@ pub async fn run(
     let mut scheduler =
         Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock::new()))?;
     if let Some(path) = &args.experiment {
-        let submission = experiment_submission(path.clone()).await?;
+        let submission =
+            experiment_submission(path.clone(), args.allow_unfingerprinted_data).await?;
         let outcome = scheduler.submit(&submission)?;
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
     }
     let sched = SchedulerHandle::spawn(scheduler).map_err(ServeCmdError::Thread)?;
     let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds)
-        .with_checkpoint_limits(args.checkpoint_limits());
+        .with_checkpoint_limits(args.checkpoint_limits())
+        .with_unfingerprinted_data(args.allow_unfingerprinted_data);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()));
     if let Some(addr) = args.http {
+        let https = tls.as_ref().map(crate::web::tls::acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeCmdError::Bind { addr, source })?;
-        tracing::info!(%addr, "dashboard on http://{addr}/, metrics on http://{addr}/metrics");
+        let scheme = if https.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, "dashboard on {scheme}://{addr}/ (log in once with {scheme}://{addr}/login?token=YOUR_TOKEN), metrics on {scheme}://{addr}/metrics");
         let dashboard = Dashboard::start(
             DashboardConfig {
                 state: args.state.clone(),
@@ -171,14 +197,27 @@ pub async fn run(
                     .into_iter()
                     .collect(),
                 poll_interval: Duration::from_secs(1),
+                http_port: addr.port(),
+                tls: https.is_some(),
             },
             stop_rx.clone(),
         );
         let mut stop = stop_rx.clone();
-        tokio::spawn(serve_http(
-            listener,
+        let limits = crate::web::HttpLimits::default();
+        let security = crate::web::WebSecurity {
+            hosts: crate::web::AllowedHosts::new(args.http_hosts.iter().cloned()),
+            tls: https,
+        };
+        let routes = metrics::router(
             metrics::source(service.clone()),
-            Some(dashboard.fallback()),
+            Some(dashboard.router(&limits)),
+            &limits,
+        );
+        tokio::spawn(crate::web::serve_with(
+            listener,
+            routes,
+            limits,
+            security,
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
@@ -204,10 +243,13 @@ pub async fn run(
     Ok(result?)
 }
 
-async fn experiment_submission(path: PathBuf) -> Result<Submission, ServeCmdError> {
+async fn experiment_submission(
+    path: PathBuf,
+    allow_unfingerprinted: bool,
+) -> Result<Submission, ServeCmdError> {
     let joined = tokio::task::spawn_blocking(move || -> Result<Submission, ServeCmdError> {
         let (config, text) = normalized_config(&path)?;
-        let fp = crate::service::fingerprint_of(&config.data.root);
+        let fp = crate::service::fingerprint_of(&config.data.root, allow_unfingerprinted)?;
         Ok(Submission::from_config(config, text, fp)?)
     })
     .await;

@@ -10,7 +10,7 @@ mod checkpoint_stream;
 pub mod convert;
 mod submit;
 pub mod upload_gate;
-pub use submit::fingerprint_of;
+pub use submit::{FingerprintError, fingerprint_of};
 pub use upload_gate::{CheckpointLimits, UploadGate, UploadRefused};
 
 use std::pin::Pin;
@@ -70,6 +70,7 @@ pub struct CoordinatorService {
     heartbeat_seconds: u32,
     counters: Arc<RpcCounters>,
     status_cache: StatusCache,
+    allow_unfingerprinted_data: bool,
     uploads: UploadGate,
 }
 
@@ -83,6 +84,7 @@ impl CoordinatorService {
             heartbeat_seconds,
             counters: Arc::default(),
             status_cache,
+            allow_unfingerprinted_data: false,
             uploads: UploadGate::new(CheckpointLimits::default()),
         }
     }
@@ -91,6 +93,14 @@ impl CoordinatorService {
     #[must_use]
     pub fn with_checkpoint_limits(mut self, limits: CheckpointLimits) -> Self {
         self.uploads = UploadGate::new(limits);
+        self
+    }
+
+    /// The same service accepting (`true`) submissions whose data set it
+    /// cannot fingerprint; refused with INVALID_ARGUMENT by default.
+    #[must_use]
+    pub fn with_unfingerprinted_data(mut self, allow: bool) -> Self {
+        self.allow_unfingerprinted_data = allow;
         self
     }
 
@@ -419,7 +429,7 @@ impl Admin for CoordinatorService {
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let text = request.into_inner().config_toml;
-        let submission = submit::prepare(text).await?;
+        let submission = submit::prepare(text, self.allow_unfingerprinted_data).await?;
         let outcome = self.sched.call(move |s| s.submit(&submission)).await?;
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, "experiment submitted");
         Ok(Response::new(pb::SubmitResponse {

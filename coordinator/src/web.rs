@@ -12,7 +12,14 @@
 //! - an answer within [`HttpLimits::request_timeout`] (503 beyond); routes opt
 //!   in with [`timed`], and the event stream does not.
 //!
-//! Every response carries [`security_headers`].
+//! Every response carries [`security_headers`]. A request whose `Host` header
+//! names another site is refused ([`host`]: DNS rebinding), and the listener
+//! speaks TLS when given an acceptor ([`tls`]).
+
+pub mod host;
+pub mod tls;
+
+pub use host::AllowedHosts;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +54,9 @@ pub struct HttpLimits {
     pub max_head_bytes: usize,
     /// Largest request body, bytes (every route is `GET`).
     pub max_body_bytes: usize,
+    /// Dashboard event streams open at once at most (each holds a connection
+    /// for as long as its page is open); one more is answered 429.
+    pub max_event_streams: usize,
 }
 
 impl Default for HttpLimits {
@@ -58,6 +68,7 @@ impl Default for HttpLimits {
             head_timeout: Duration::from_secs(5),
             max_head_bytes: 16 * 1024,
             max_body_bytes: 16 * 1024,
+            max_event_streams: 32,
         }
     }
 }
@@ -132,15 +143,55 @@ pub fn with_limits(router: Router, limits: &HttpLimits) -> Router {
         .layer(middleware::from_fn(add_security_headers))
 }
 
+/// Who the listener answers and how: the `Host` names it accepts and,
+/// optionally, TLS.
+#[derive(Clone, Default)]
+pub struct WebSecurity {
+    /// Names a request's `Host` header may carry (addresses and `localhost`
+    /// always pass).
+    pub hosts: AllowedHosts,
+    /// TLS on every connection (none: plain HTTP).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for WebSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSecurity")
+            .field("hosts", &self.hosts)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 /// Serves `router` (with [`with_limits`] applied here) on `listener` until
-/// `shutdown` resolves; connections already open run on to their end.
+/// `shutdown` resolves, over plain HTTP, accepting this machine's addresses
+/// and names as `Host`; connections already open run on to their end.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let service = TowerToHyperService::new(with_limits(router, &limits));
+    let security = WebSecurity {
+        hosts: AllowedHosts::new([]),
+        tls: None,
+    };
+    serve_with(listener, router, limits, security, shutdown).await;
+}
+
+/// As [`serve`], with the `Host` names and TLS of `security`.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    security: WebSecurity,
+    shutdown: impl Future<Output = ()>,
+) {
+    let router = with_limits(router, &limits).layer(middleware::from_fn_with_state(
+        security.hosts.clone(),
+        host::check_host,
+    ));
+    let service = TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     // Title-Case header names, as the hand-written server wrote them (some
     // clients and scripts compare them case-sensitively).
@@ -171,10 +222,28 @@ pub async fn serve(
                 }
             },
         };
-        let (service, http) = (service.clone(), http.clone());
+        let (service, http, tls) = (service.clone(), http.clone(), security.tls.clone());
+        let handshake = limits.head_timeout;
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+            let served = match tls {
+                None => http.serve_connection(TokioIo::new(stream), service).await,
+                Some(acceptor) => {
+                    let accepted = tokio::time::timeout(handshake, acceptor.accept(stream)).await;
+                    match accepted {
+                        Ok(Ok(tls)) => http.serve_connection(TokioIo::new(tls), service).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "HTTPS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("HTTPS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "HTTP connection");
             }
         });

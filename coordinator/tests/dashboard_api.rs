@@ -1,8 +1,9 @@
 //! The dashboard's JSON API in process: the handlers over a real store file
 //! that a scheduler fills (two seeds × two folds, one job done, one running),
 //! compared with REPORT's aggregation of the same store; then the HTTP routes
-//! on a loopback listener: token checks, the page, `/metrics` beside it, and
-//! the event stream pushing a change without a new request.
+//! on a loopback listener: token checks (the login link's session cookie, no
+//! token in URLs), the Host check, the page, `/metrics` beside it, and the
+//! event stream pushing a change without a new request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -291,10 +292,20 @@ fn job_detail_has_learning_curves() {
 
 /// One HTTP/1.1 GET over a fresh connection; returns (status code, head, body).
 fn get(addr: std::net::SocketAddr, target: &str, headers: &str) -> (u16, String, String) {
+    get_as(addr, &addr.to_string(), target, headers)
+}
+
+/// As [`get`], with `Host: host`.
+fn get_as(
+    addr: std::net::SocketAddr,
+    host: &str,
+    target: &str,
+    headers: &str,
+) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -337,6 +348,8 @@ fn http_routes_tokens_metrics_and_live_events() {
                 state: f.db.clone(),
                 tokens: vec![Token::new("s3cret")],
                 poll_interval: Duration::from_millis(50),
+                http_port: addr.port(),
+                tls: false,
             },
             stop_rx.clone(),
         );
@@ -375,20 +388,43 @@ fn http_routes_tokens_metrics_and_live_events() {
     assert_eq!(code, 200);
     let o: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(o["experiments"][0]["progress"]["succeeded"], 1);
-    assert_eq!(get(addr, "/api/overview?token=s3cret", "").0, 200);
-    let (code, _, body) = get(addr, "/api/jobs?token=s3cret&state=running&limit=10", "");
+    // A token in the URL is not accepted; the login link sets a session
+    // cookie and sends the browser on to a clean URL.
+    assert_eq!(get(addr, "/api/overview?token=s3cret", "").0, 401);
+    assert_eq!(get(addr, "/login?token=wrong", "").0, 401);
+    let (code, head, _) = get(addr, "/login?token=s3cret", "");
+    assert_eq!(code, 303, "{head}");
+    assert!(head.contains("\r\nLocation: /\r\n"), "{head}");
+    let set_cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Set-Cookie: "))
+        .unwrap();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    assert!(!set_cookie.contains("s3cret"), "{set_cookie}");
+    let session = format!("Cookie: {}\r\n", set_cookie.split(';').next().unwrap());
+    assert_eq!(get(addr, "/api/overview", &session).0, 200);
+    let (code, _, body) = get(addr, "/api/jobs?state=running&limit=10", &session);
     assert_eq!(code, 200, "{body}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(page["matched"], 1);
-    let (code, _, body) = get(addr, "/api/jobs?token=s3cret&sort=bogus", "");
+    let (code, _, body) = get(addr, "/api/jobs?sort=bogus", &session);
     assert_eq!(code, 400);
     assert!(body.contains("sort"), "{body}");
     let id = f.leased[0].job.as_str();
-    let (code, _, body) = get(addr, &format!("/api/job?token=s3cret&id={id}"), "");
+    let (code, _, body) = get(addr, &format!("/api/job?id={id}"), &session);
     assert_eq!(code, 200);
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(d["epoch"].as_array().unwrap().len(), 3);
-    assert_eq!(get(addr, "/api/job?token=s3cret&id=none", "").0, 404);
+    assert_eq!(get(addr, "/api/job?id=none", &session).0, 404);
+    // A page of another site reaching this listener by DNS rebinding.
+    let (code, _, body) = get_as(addr, "evil.example:80", "/api/overview", &session);
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("--http-host"), "{body}");
+    let (code, _, _) = get_as(addr, &format!("localhost:{}", addr.port()), "/metrics", "");
+    assert_eq!(code, 200);
 
     // The event stream: an overview at once, another when a job finishes.
     assert_eq!(get(addr, "/api/events", "").0, 401);
@@ -396,7 +432,7 @@ fn http_routes_tokens_metrics_and_live_events() {
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
         s,
-        "GET /api/events?token=s3cret HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\n{session}\r\n"
     )
     .unwrap();
     let mut lines = BufReader::new(s);

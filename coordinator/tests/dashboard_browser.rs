@@ -309,6 +309,8 @@ impl Setup {
             ])
             .arg("--token-file")
             .arg(d.join("token"))
+            // The data root holds only a file list: nothing to fingerprint.
+            .arg("--allow-unfingerprinted-data")
             .args(["--heartbeat-seconds", "1"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -578,15 +580,21 @@ fn dashboard_in_headless_chromium() {
 
     let profile = setup.dir.path().join("chromium-profile");
     let b = Browser::start(&chromium, &driver, &profile);
-    b.goto(&format!("http://{}/#token={TOKEN}", setup.web));
+    // The login link sets an HttpOnly session cookie and redirects to a clean URL.
+    b.goto(&format!("http://{}/login?token={TOKEN}", setup.web));
     b.wait_js(
         "the overview",
         "const s = document.querySelector('[data-stat=succeeded]'); return s && s.textContent === '1';",
     );
     assert_eq!(
-        b.js("return location.hash"),
+        b.js("return location.href"),
+        format!("http://{}/", setup.web),
+        "no token in the address bar"
+    );
+    assert_eq!(
+        b.js("return document.cookie"),
         "",
-        "the token is removed from the address bar"
+        "the session cookie is HttpOnly: the page's scripts cannot read it"
     );
     assert_page_matches_report(&b, &setup.report());
 
@@ -698,7 +706,7 @@ fn sweep_configuration_filter_in_headless_chromium() {
     let coordinator = setup.coordinator();
     let profile = setup.dir.path().join("chromium-profile");
     let b = Browser::start(&chromium, &driver, &profile);
-    b.goto(&format!("http://{}/#token={TOKEN}", setup.web));
+    b.goto(&format!("http://{}/login?token={TOKEN}", setup.web));
     // Two configurations × two seeds × two folds.
     b.wait_js(
         "the jobs table",

@@ -122,6 +122,8 @@ fn status_submit_and_metrics_over_a_token_protected_coordinator() {
             .arg(dir.path().join("s.db"))
             .arg("--token-file")
             .arg(&token)
+            // The data root holds only a file list: nothing to fingerprint.
+            .arg("--allow-unfingerprinted-data")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -278,6 +280,86 @@ fn a_second_serve_on_the_same_state_refuses_to_start_naming_the_lock_file() {
         serve(free_port()),
         &dir.path().join("third.log"),
         "serve after the first stopped",
+    );
+}
+
+#[test]
+fn data_that_cannot_be_fingerprinted_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = experiment(dir.path());
+    // At start: a refusal naming the data root and the flag.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--experiment"])
+        .arg(&exp)
+        .arg("--state")
+        .arg(dir.path().join("a.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "a refusal, not a crash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data.root") && err.contains("--allow-unfingerprinted-data"),
+        "{err}"
+    );
+    // Over gRPC: Submit answers INVALID_ARGUMENT with the same words.
+    let port = free_port();
+    let _server = spawn_listening(
+        {
+            let mut c = bin();
+            c.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--state"])
+                .arg(dir.path().join("b.db"));
+            c
+        },
+        &dir.path().join("b.log"),
+        "serve without an experiment",
+    );
+    let out = bin()
+        .args([
+            "submit",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .arg("--experiment")
+        .arg(&exp)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid argument") && err.contains("--allow-unfingerprinted-data"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_http_beyond_loopback_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (worker, admin) = (dir.path().join("w"), dir.path().join("a"));
+    std::fs::write(&worker, "worker-token\n").unwrap();
+    std::fs::write(&admin, "admin-token\n").unwrap();
+    let serve = |extra: &[&str], state: &str| {
+        let mut c = bin();
+        c.args(["serve", "--listen", "127.0.0.1:0", "--http", "0.0.0.0:0"])
+            .arg("--state")
+            .arg(dir.path().join(state))
+            .arg("--token-file")
+            .arg(&worker)
+            .arg("--admin-token-file")
+            .arg(&admin)
+            .args(extra);
+        c
+    };
+    let out = serve(&[], "a.db").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "a refusal, not a crash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-plain-http") && err.contains("--tls-cert"),
+        "{err}"
+    );
+    let _started = spawn_listening(
+        serve(&["--allow-plain-http"], "b.db"),
+        &dir.path().join("plain.log"),
+        "serve with --allow-plain-http",
     );
 }
 

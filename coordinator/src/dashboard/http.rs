@@ -1,35 +1,17 @@
-//! Small HTTP pieces of the dashboard: query-string decoding, token checks and
-//! JSON answers.
+//! Small HTTP pieces of the dashboard: query-string decoding, the bearer token
+//! and JSON answers.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Token;
-
-/// Decodes `%XX` escapes and `+` (a space) of a query-string component; bad
-/// escapes are kept as they are.
+/// Decodes a query-string component: `+` is a space, `%XX` (two hex digits)
+/// a byte, anything else as it is (the `percent-encoding` crate's decoder;
+/// invalid UTF-8 becomes U+FFFD).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The decoded `key=value` pairs of a query string.
@@ -44,36 +26,15 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The token a request carries: `Authorization: Bearer <token>`, or a `token`
-/// query parameter (EventSource cannot set headers).
-pub fn presented_token(headers: &HeaderMap, query: &str) -> Option<String> {
-    if let Some(h) = headers.get(header::AUTHORIZATION) {
-        let h = String::from_utf8_lossy(h.as_bytes());
-        let t = h
-            .strip_prefix("Bearer ")
-            .or_else(|| h.strip_prefix("bearer "))
-            .unwrap_or(&h);
-        return Some(t.trim().to_owned());
-    }
-    query_pairs(query)
-        .into_iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v)
-}
-
-/// Whether a request with `headers` and `query` may read the API: no token
-/// configured, or it carries one of them (every token is compared, in
-/// constant time).
-pub fn authorized(tokens: &[Token], headers: &HeaderMap, query: &str) -> bool {
-    if tokens.is_empty() {
-        return true;
-    }
-    let Some(presented) = presented_token(headers, query) else {
-        return false;
-    };
-    tokens
-        .iter()
-        .fold(false, |ok, t| t.matches(presented.as_bytes()) | ok)
+/// The token of an `Authorization: Bearer <token>` header, if any.
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let h = headers.get(header::AUTHORIZATION)?;
+    let h = String::from_utf8_lossy(h.as_bytes());
+    let t = h
+        .strip_prefix("Bearer ")
+        .or_else(|| h.strip_prefix("bearer "))
+        .unwrap_or(&h);
+    Some(t.trim().to_owned())
 }
 
 /// A JSON answer.
@@ -94,4 +55,30 @@ pub fn text(status: StatusCode, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_two_hex_digits_make_an_escape() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%41%62"), "Ab");
+        // `%+f` and `%-1` are not escapes (the hand decoder read them as 0x0f, 0xff).
+        assert_eq!(percent_decode("%+f"), "% f");
+        assert_eq!(percent_decode("%-1x"), "%-1x");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+        assert_eq!(percent_decode("%FF"), "\u{fffd}");
+        assert_eq!(
+            query_pairs("id=a%2Fb&q=x+y&flag"),
+            vec![
+                ("id".to_owned(), "a/b".to_owned()),
+                ("q".to_owned(), "x y".to_owned()),
+                ("flag".to_owned(), String::new()),
+            ]
+        );
+    }
 }

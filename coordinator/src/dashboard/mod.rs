@@ -4,21 +4,21 @@
 //!
 //! Routes (all `GET`):
 //! - `/`, `/app.js`, `/style.css`: the page (public: it holds no data).
+//! - `/login?token=SECRET`: the login link (see [`session`]).
 //! - `/api/overview`: experiments (config, hash, job counts, wall time, ETA,
 //!   throughput, the aggregate so far from REPORT's `build_report`) and workers.
 //! - `/api/events`: server-sent events; an `overview` event (the same JSON) at
 //!   connect and whenever the store changes (polled every second), and a
-//!   keep-alive comment every 15 s. EventSource reconnects by itself.
+//!   keep-alive comment every 15 s. EventSource reconnects by itself. At most
+//!   [`HttpLimits::max_event_streams`] at once (429 beyond).
 //! - `/api/jobs?experiment=&state=&variant=&seed=&fold=&q=&sort=&dir=&offset=&limit=`:
 //!   one page of the jobs table, rows as arrays (see [`jobs::COLUMNS`]).
 //! - `/api/job?id=JOB`: one job with its learning curves.
 //!
 //! Authentication: when the coordinator has a token (the admin token, else the
-//! worker token), every `/api/` request must carry it, as
-//! `Authorization: Bearer <token>` or as a `token` query parameter (EventSource
-//! cannot send headers). The page takes it from its URL
-//! (`http://host:port/#token=SECRET`, the fragment never reaches a server log),
-//! keeps it in the tab's sessionStorage and removes it from the address bar.
+//! worker token), every `/api/` request must carry the session cookie that the
+//! login link `/login?token=SECRET` sets ([`session`]), or
+//! `Authorization: Bearer <token>`. A token in any other URL is not accepted.
 //!
 //! Every read runs on a blocking thread over a read-only SQLite connection
 //! (WAL lets it read while the scheduler writes), so no async task blocks on
@@ -31,6 +31,7 @@ pub mod http;
 pub mod jobs;
 pub mod overview;
 mod routes;
+pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,11 +162,15 @@ pub struct DashboardConfig {
     pub tokens: Vec<Token>,
     /// How often the store is checked for changes to push.
     pub poll_interval: Duration,
+    /// The HTTP listener's port, part of the session cookie's name (0: none).
+    pub http_port: u16,
+    /// Whether the listener speaks TLS (the session cookie is then `Secure`).
+    pub tls: bool,
 }
 
 struct Inner {
     state: PathBuf,
-    tokens: Vec<Token>,
+    sessions: session::Sessions,
     snapshots: watch::Receiver<Option<Arc<str>>>,
     stop: watch::Receiver<bool>,
 }
@@ -198,7 +203,7 @@ impl Dashboard {
         Self {
             inner: Arc::new(Inner {
                 state: config.state,
-                tokens: config.tokens,
+                sessions: session::Sessions::new(config.tokens, config.http_port, config.tls),
                 snapshots: rx,
                 stop,
             }),

@@ -2,6 +2,7 @@
 //! server-sent-event stream (see the parent module for what each answers).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::http::{self, json, json_error, text};
 use super::{Dashboard, DashboardError, job_detail, jobs, jobs_page, now_ms, overview, stopped};
@@ -26,12 +28,19 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The routes of `dashboard`.
 pub(super) fn router(dashboard: Dashboard, limits: &HttpLimits) -> Router {
+    let streams = EventStreams {
+        open: Arc::new(Semaphore::new(limits.max_event_streams)),
+        limit: limits.max_event_streams,
+    };
     let api = Router::new()
         .route("/api/overview", timed(api_overview, limits))
         .route("/api/jobs", timed(api_jobs, limits))
         .route("/api/job", timed(api_job, limits))
         // No timeout: the stream runs until the client or the server stops.
-        .route("/api/events", get(api_events))
+        .route(
+            "/api/events",
+            get(move |state: State<Dashboard>| api_events(state, streams.clone())),
+        )
         .route_layer(middleware::from_fn_with_state(
             dashboard.clone(),
             require_token,
@@ -50,6 +59,7 @@ pub(super) fn router(dashboard: Dashboard, limits: &HttpLimits) -> Router {
             "/style.css",
             get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
         )
+        .route("/login", timed(login, limits))
         .merge(api)
         .fallback(not_found)
         .with_state(dashboard)
@@ -62,22 +72,24 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
 fn unauthorized() -> Response {
     json_error(
         StatusCode::UNAUTHORIZED,
-        "this dashboard needs the coordinator's token",
+        "this dashboard needs the coordinator's token: open its login link \
+         /login?token=YOUR_TOKEN once (or send Authorization: Bearer)",
     )
 }
 
-/// Lets a request through to the API only with a token (when one is set).
-async fn require_token(
-    State(d): State<Dashboard>,
-    RawQuery(query): RawQuery,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !http::authorized(
-        &d.inner.tokens,
-        request.headers(),
-        query.as_deref().unwrap_or(""),
-    ) {
+/// The login link: sets the session cookie and redirects to `/`.
+async fn login(State(d): State<Dashboard>, RawQuery(query): RawQuery) -> Response {
+    let token = http::query_pairs(query.as_deref().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v);
+    d.inner.sessions.login(token.as_deref())
+}
+
+/// Lets a request through to the API only with a session cookie or a bearer
+/// token (when a token is set); a token in the URL does not count.
+async fn require_token(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
+    if !d.inner.sessions.authorized(request.headers()) {
         return unauthorized();
     }
     next.run(request).await
@@ -89,7 +101,7 @@ async fn not_found(State(d): State<Dashboard>, uri: Uri, headers: HeaderMap) -> 
     if !uri.path().starts_with("/api/") {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
-    if !http::authorized(&d.inner.tokens, &headers, uri.query().unwrap_or("")) {
+    if !d.inner.sessions.authorized(&headers) {
         return unauthorized();
     }
     json_error(StatusCode::NOT_FOUND, "no such API route")
@@ -139,37 +151,61 @@ fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
+/// The cap on open event streams: each holds a permit until it ends.
+#[derive(Clone)]
+struct EventStreams {
+    open: Arc<Semaphore>,
+    limit: usize,
+}
+
 /// The event stream: the latest overview now and on every change, a
-/// keep-alive comment when idle, until the dashboard stops.
-async fn api_events(State(d): State<Dashboard>) -> Response {
+/// keep-alive comment when idle, until the dashboard stops. Beyond
+/// [`HttpLimits::max_event_streams`] open streams, 429 naming the limit.
+async fn api_events(State(d): State<Dashboard>, streams: EventStreams) -> Response {
+    let Ok(permit) = streams.open.try_acquire_owned() else {
+        let message = format!(
+            "too many dashboard event streams open (the limit is {}); close a dashboard tab",
+            streams.limit
+        );
+        return json_error(StatusCode::TOO_MANY_REQUESTS, &message);
+    };
     let start = futures::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n"))
     });
-    let state = (d.inner.snapshots.clone(), d.inner.stop.clone(), true);
-    let events = futures::stream::unfold(state, |(mut snapshots, mut stop, mut send)| async move {
-        loop {
-            if send {
-                let current = snapshots.borrow_and_update().clone();
-                if let Some(json) = current {
-                    let chunk = event("overview", &json);
-                    return Some((Ok(chunk), (snapshots, stop, false)));
-                }
-            }
-            tokio::select! {
-                () = stopped(&mut stop) => return None,
-                changed = snapshots.changed() => {
-                    if changed.is_err() {
-                        return None;
+    let state = (
+        d.inner.snapshots.clone(),
+        d.inner.stop.clone(),
+        true,
+        permit,
+    );
+    let events = futures::stream::unfold(
+        state,
+        |(mut snapshots, mut stop, mut send, permit)| async move {
+            let permit: OwnedSemaphorePermit = permit;
+            loop {
+                if send {
+                    let current = snapshots.borrow_and_update().clone();
+                    if let Some(json) = current {
+                        let chunk = event("overview", &json);
+                        return Some((Ok(chunk), (snapshots, stop, false, permit)));
                     }
-                    send = true;
                 }
-                () = tokio::time::sleep(KEEPALIVE) => {
-                    let chunk = Bytes::from_static(b": keep-alive\n\n");
-                    return Some((Ok(chunk), (snapshots, stop, false)));
+                tokio::select! {
+                    () = stopped(&mut stop) => return None,
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                        send = true;
+                    }
+                    () = tokio::time::sleep(KEEPALIVE) => {
+                        let chunk = Bytes::from_static(b": keep-alive\n\n");
+                        return Some((Ok(chunk), (snapshots, stop, false, permit)));
+                    }
                 }
             }
-        }
-    });
+        },
+    );
     (
         [
             (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),

@@ -8,21 +8,14 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const STATES = ['succeeded', 'pruned', 'failed', 'cancelled', 'running', 'leased', 'pending'];
 
-  // ---- token: from #token=… or ?token=…, kept in sessionStorage, removed from the URL.
-  function takeToken() {
-    const fromHash = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
-    const search = new URLSearchParams(location.search);
-    const fromQuery = search.get('token');
-    const t = fromHash || fromQuery;
-    if (t) {
-      sessionStorage.setItem('spikecv-token', t);
-      search.delete('token');
-      const q = search.toString();
-      history.replaceState(null, '', location.pathname + (q ? '?' + q : ''));
-    }
-    return sessionStorage.getItem('spikecv-token') || '';
+  // ---- login: the API and the event stream carry the HttpOnly session cookie
+  // that the login link /login?token=… sets; this script never sees a token.
+  // An old-style link (#token=…) goes through the login link once.
+  const legacy = new URLSearchParams(location.hash.replace(/^#/, '')).get('token');
+  if (legacy) {
+    location.replace('/login?token=' + encodeURIComponent(legacy));
+    return;
   }
-  const token = takeToken();
 
   const state = {
     overview: null, receivedAt: 0, version: null,
@@ -38,11 +31,10 @@
   }
 
   async function api(path) {
-    const headers = token ? { Authorization: 'Bearer ' + token } : {};
-    const res = await fetch(path, { headers: headers, cache: 'no-store' });
+    const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
     const body = await res.json().catch(() => ({ error: res.statusText }));
     if (res.status === 401) {
-      throw new Error('The coordinator needs its token: open this page as http://host:port/#token=YOUR_TOKEN');
+      throw new Error('The coordinator needs its token: open its login link ' + location.origin + '/login?token=YOUR_TOKEN once');
     }
     if (!res.ok) throw new Error(body.error || res.statusText);
     return body;
@@ -340,7 +332,7 @@
   // ---- live updates: EventSource reconnects by itself; a closed one is replaced.
   function connect() {
     const conn = $('#connection');
-    const es = new EventSource('/api/events' + (token ? '?token=' + encodeURIComponent(token) : ''));
+    const es = new EventSource('/api/events');
     es.addEventListener('overview', (ev) => {
       try { onOverview(JSON.parse(ev.data)); } catch (err) { showError('Bad update: ' + err); }
     });
