@@ -20,6 +20,10 @@
 //! it leaves out take their first value; in zip mode the first row matching
 //! every named value is the baseline.
 //!
+//! `mode = "random"` draws `samples` configurations from ranges and lists with
+//! a `seed`, after the experiment as written (configuration 0, the baseline):
+//! see [`random`].
+//!
 //! `prune = "median"` (with `warmup_epochs`, `min_jobs`) stops hopeless
 //! configurations early: see [`crate::prune`].
 //!
@@ -33,6 +37,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, ExperimentConfig};
 use crate::prune::{PRUNE_KEYS, prune_rule};
+
+pub mod random;
 
 /// The raw `[sweep]` table as written (checked by [`configurations`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +76,8 @@ pub enum SweepMode {
     Grid,
     /// The i-th values of all lists together.
     Zip,
+    /// Draws from ranges and lists ([`random`]).
+    Random,
 }
 
 /// One combination of swept values, applied to the experiment.
@@ -92,7 +100,8 @@ fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Flattens nested tables (`training.lr = [...]` written unquoted) into dotted keys.
+/// Flattens nested tables (`training.lr = [...]` written unquoted) into dotted
+/// keys; a range (`{ uniform = [a, b] }`) stays a key's value.
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
     for (k, v) in table {
         let key = if prefix.is_empty() {
@@ -101,7 +110,7 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
             format!("{prefix}.{k}")
         };
         match v {
-            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::Table(t) if !random::is_range(t) => flatten(&key, t, out),
             other => {
                 out.insert(key, other.clone());
             }
@@ -182,45 +191,74 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
     let mut mode = SweepMode::Grid;
     let mut baseline = BTreeMap::new();
     let mut flat = BTreeMap::new();
+    let (mut samples, mut seed) = (None, 0u64);
     for (k, v) in &spec {
         match (k.as_str(), v) {
             ("mode", toml::Value::String(m)) => {
                 mode = match m.as_str() {
                     "grid" => SweepMode::Grid,
                     "zip" => SweepMode::Zip,
+                    "random" => SweepMode::Random,
                     other => {
-                        return Err(sweep_err("mode", format!("{other:?} is not grid or zip")));
+                        return Err(sweep_err(
+                            "mode",
+                            format!("{other:?} is not grid, zip or random"),
+                        ));
                     }
                 }
             }
-            ("mode", _) => return Err(sweep_err("mode", "must be \"grid\" or \"zip\"")),
+            ("mode", _) => {
+                return Err(sweep_err("mode", "must be \"grid\", \"zip\" or \"random\""));
+            }
+            ("samples", toml::Value::Integer(n)) => {
+                samples = Some(
+                    usize::try_from(*n)
+                        .map_err(|_| sweep_err("samples", format!("{n} is not a count")))?,
+                );
+            }
+            ("samples", _) => return Err(sweep_err("samples", "must be an integer")),
+            ("seed", toml::Value::Integer(n)) => {
+                seed =
+                    u64::try_from(*n).map_err(|_| sweep_err("seed", format!("{n} is negative")))?;
+            }
+            ("seed", _) => return Err(sweep_err("seed", "must be an integer")),
             ("baseline", toml::Value::Table(t)) => flatten("", t, &mut baseline),
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
             // Pruning settings, read by `crate::prune`.
             (k, _) if PRUNE_KEYS.contains(&k) => {}
-            (_, toml::Value::Table(t)) => flatten(k, t, &mut flat),
+            (_, toml::Value::Table(t)) if !random::is_range(t) => flatten(k, t, &mut flat),
             _ => {
                 flat.insert(k.clone(), v.clone());
             }
         }
     }
 
+    match (mode, samples) {
+        (SweepMode::Random, Some(samples)) => {
+            return random::configurations(&base_table, flat, &baseline, samples, seed);
+        }
+        (SweepMode::Random, None) => {
+            return Err(sweep_err("samples", "mode = \"random\" needs samples = N"));
+        }
+        (_, Some(_)) => {
+            return Err(sweep_err("samples", "only mode = \"random\" draws samples"));
+        }
+        _ => {}
+    }
+
     // Axes: sorted by key (BTreeMap), each a non-empty list of scalars.
     let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
     for (key, value) in flat {
-        if !SWEEP_KEYS.contains(&key.as_str()) {
-            return Err(sweep_err(
-                &key,
-                format!(
-                    "not a key a sweep can vary (one of {})",
-                    SWEEP_KEYS.join(", ")
-                ),
-            ));
-        }
+        check_key(&key)?;
         let toml::Value::Array(list) = value else {
-            return Err(sweep_err(&key, "expected a list of values"));
+            let hint = if matches!(&value, toml::Value::Table(t) if random::is_range(t)) {
+                "a range needs mode = \"random\""
+            } else {
+                "expected a list of values"
+            };
+            return Err(sweep_err(&key, hint));
         };
         if list.is_empty() {
             return Err(sweep_err(&key, "empty list"));
@@ -253,23 +291,46 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
             .zip(row)
             .map(|((k, list), &i)| (k.as_str(), &list[i]))
             .collect();
-        let label = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), show(v)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let config = apply(&base_table, &pairs, &label)?;
-        out.push(Configuration {
-            values: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).clone()))
-                .collect(),
-            label,
-            baseline: r == base_row,
-            config,
-        });
+        out.push(configuration(&base_table, &pairs, r == base_row)?);
     }
     Ok(out)
+}
+
+/// Refuses a key a sweep cannot vary.
+fn check_key(key: &str) -> Result<(), ConfigError> {
+    if SWEEP_KEYS.contains(&key) {
+        return Ok(());
+    }
+    Err(sweep_err(
+        key,
+        format!(
+            "not a key a sweep can vary (one of {})",
+            SWEEP_KEYS.join(", ")
+        ),
+    ))
+}
+
+/// The configuration of `pairs` (its label `k=v ...`), applied and checked.
+fn configuration(
+    base_table: &toml::Table,
+    pairs: &[(&str, &toml::Value)],
+    baseline: bool,
+) -> Result<Configuration, ConfigError> {
+    let label = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), show(v)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let config = apply(base_table, pairs, &label)?;
+    Ok(Configuration {
+        values: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).clone()))
+            .collect(),
+        label,
+        baseline,
+        config,
+    })
 }
 
 /// Rows of value indices, one per configuration; distinct rows only.
@@ -325,6 +386,10 @@ fn combinations(
                 }
             }
             rows
+        }
+        // Drawn by `random::configurations`, never combined.
+        SweepMode::Random => {
+            return Err(sweep_err("mode", "a random sweep is drawn, not combined"));
         }
     };
     Ok(rows)
