@@ -598,7 +598,10 @@ mod tests {
             ("[simulation]\ndt_ms = 4000000000", "simulation.dt_ms"),
             ("[protocol]\nfolds = 101", "protocol.folds"),
             ("[protocol]\nmax_attempts = 1000", "protocol.max_attempts"),
-            ("[protocol]\nepoch_timeout_s = 2592001", "protocol.epoch_timeout_s"),
+            (
+                "[protocol]\nepoch_timeout_s = 2592001",
+                "protocol.epoch_timeout_s",
+            ),
             ("[training]\nbatch = 100000", "training.batch"),
             ("[training]\ntest_batch = 100000", "training.test_batch"),
             ("[training]\nepochs = 1000000", "training.epochs"),

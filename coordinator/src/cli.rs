@@ -113,9 +113,27 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 60)]
     pub checkpoint_idle_timeout_seconds: u64,
     /// Free space, in MiB, the state directory's file system must keep beyond
-    /// an upload's size; an upload that would leave less is refused.
+    /// the sizes of the uploads in flight; an upload that would leave less is
+    /// refused.
     #[arg(long, default_value_t = 256)]
     pub checkpoint_free_space_margin_mib: u64,
+    /// Checkpoint downloads sent at the same time, over all workers (at most
+    /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 16)]
+    pub max_checkpoint_downloads: usize,
+    /// The slowest checkpoint upload accepted, in KiB/s: an upload must end
+    /// within a minute plus its declared size at this rate, else it is
+    /// abandoned (DEADLINE_EXCEEDED).
+    #[arg(long, default_value_t = 256)]
+    pub checkpoint_min_upload_kib_per_s: u64,
+    /// Workers registered and not lost at the same time; more registrations
+    /// are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
+    pub max_workers: usize,
+    /// Calls that may wait for the scheduler thread; more are refused at once
+    /// with RESOURCE_EXHAUSTED (workers retry them).
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_QUEUED_CALLS)]
+    pub max_queued_calls: usize,
 }
 
 impl ServeArgs {
@@ -130,6 +148,12 @@ impl ServeArgs {
             free_space_margin: self
                 .checkpoint_free_space_margin_mib
                 .saturating_mul(1 << 20),
+            max_downloads: self.max_checkpoint_downloads.max(1),
+            min_upload_rate: self
+                .checkpoint_min_upload_kib_per_s
+                .max(1)
+                .saturating_mul(1 << 10),
+            ..crate::service::CheckpointLimits::default()
         }
     }
 }

@@ -12,7 +12,8 @@ use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::service::{CoordinatorService, SchedulerHandle};
+use crate::scheduler::SchedulerHandle;
+use crate::service::CoordinatorService;
 
 /// How the watchdog pings the scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ pub async fn report(reporter: &HealthReporter, status: ServingStatus) {
 pub async fn watchdog(sched: SchedulerHandle, reporter: HealthReporter, settings: HealthSettings) {
     let mut serving = true;
     loop {
-        let ping = sched.call(|_| Ok(()));
+        let ping = sched.call_waiting(|_| Ok(()));
         tokio::pin!(ping);
         let answer = tokio::select! {
             r = &mut ping => r,

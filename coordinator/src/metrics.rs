@@ -101,7 +101,7 @@ pub fn source(service: CoordinatorService) -> MetricsSource {
             let status = match service.status_cache().get().await {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::warn!(message = e.message(), "metrics without a status snapshot");
+                    tracing::warn!(error = %e, "metrics without a status snapshot");
                     None
                 }
             };

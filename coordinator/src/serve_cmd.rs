@@ -11,9 +11,11 @@ use crate::auth::{AuthConfig, Token, TokenError};
 use crate::cli::ServeArgs;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::metrics;
-use crate::scheduler::{Scheduler, SchedulerError, SchedulerSettings, Submission, SystemClock};
+use crate::scheduler::{
+    Scheduler, SchedulerError, SchedulerHandle, SchedulerSettings, Submission, SystemClock,
+};
 use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
-use crate::service::{CoordinatorService, SchedulerHandle};
+use crate::service::CoordinatorService;
 use crate::state_lock::{StateLock, StateLockError};
 use crate::submit_cmd::{SubmitError, normalized_config};
 
@@ -159,6 +161,7 @@ pub async fn run(
     let settings = SchedulerSettings {
         heartbeat_seconds: args.heartbeat_seconds.max(1),
         lease_timeout_seconds: args.lease_timeout_seconds.max(2),
+        max_workers: args.max_workers.max(1),
         ..SchedulerSettings::default()
     };
     // Held until `run` returns: no second coordinator on this state meanwhile.
@@ -172,13 +175,16 @@ pub async fn run(
         let outcome = scheduler.submit(&submission)?;
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
     }
-    let sched = SchedulerHandle::spawn(scheduler).map_err(ServeCmdError::Thread)?;
+    let sched = SchedulerHandle::spawn_bounded(scheduler, args.max_queued_calls)
+        .map_err(ServeCmdError::Thread)?;
     let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds)
         .with_checkpoint_limits(args.checkpoint_limits())
         .with_unfingerprinted_data(args.allow_unfingerprinted_data);
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()));
+    // Every task that calls the scheduler is awaited before its thread is
+    // joined, and the thread before the state lock is released.
+    let mut tasks = vec![tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()))];
     if let Some(addr) = args.http {
         let https = tls.as_ref().map(crate::web::tls::acceptor).transpose()?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -213,7 +219,7 @@ pub async fn run(
             Some(dashboard.router(&limits)),
             &limits,
         );
-        tokio::spawn(crate::web::serve_with(
+        tasks.push(tokio::spawn(crate::web::serve_with(
             listener,
             routes,
             limits,
@@ -221,7 +227,7 @@ pub async fn run(
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
-        ));
+        )));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -237,10 +243,29 @@ pub async fn run(
         })?;
     tracing::info!(addr = %local, tls = tls.is_some(), auth = auth.enabled(), "coordinator listening");
     let result = serve(listener, service, ServerOptions { auth, tls }, shutdown).await;
-    let _ = stop_tx.send(true);
+    stop_in_order(stop_tx, tasks, sched).await;
     tracing::info!("coordinator stopped");
     drop(lock);
     Ok(result?)
+}
+
+/// Stops what `run` started, in the order that lets the state lock go last:
+/// the expiry ticker and the HTTP listener are told to stop and awaited, then
+/// the scheduler serves the calls still queued and its thread is joined.
+async fn stop_in_order(
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    sched: SchedulerHandle,
+) {
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a coordinator task failed while stopping");
+        }
+    }
+    if let Err(e) = sched.shutdown().await {
+        tracing::error!(error = %e, "the scheduler thread did not stop cleanly");
+    }
 }
 
 async fn experiment_submission(
@@ -265,13 +290,14 @@ async fn expire_ticker(sched: SchedulerHandle, mut stop: tokio::sync::watch::Rec
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        match sched.call(|s| s.expire_leases()).await {
+        match sched.call_waiting(|s| s.expire_leases()).await {
             Ok(expired) if !expired.is_empty() => {
                 let ids: Vec<String> = expired.iter().map(ToString::to_string).collect();
                 tracing::warn!(attempts = %ids.join(","), "leases expired; jobs back to pending");
             }
             Ok(_) => {}
-            Err(status) => tracing::error!(message = status.message(), "expiring leases failed"),
+            Err(SchedulerError::Stopped) => return,
+            Err(e) => tracing::error!(error = %e, "expiring leases failed"),
         }
     }
 }

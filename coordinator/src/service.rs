@@ -11,7 +11,7 @@ pub mod convert;
 mod submit;
 pub mod upload_gate;
 pub use submit::{FingerprintError, fingerprint_of};
-pub use upload_gate::{CheckpointLimits, UploadGate, UploadRefused};
+pub use upload_gate::{CheckpointLimits, Direction, UploadGate, UploadRefused};
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use spikecv_common::proto::coordinator_server::Coordinator;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-pub use actor::{SchedulerHandle, status_of};
+pub use actor::status_of;
 use convert::{
     assignment_to_proto, attempt_from_proto, check_len, credentials_from_proto,
     free_slots_from_proto, progress_from_proto, registration_from_proto, required_registration,
@@ -36,7 +36,7 @@ use convert::{
 use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES};
 
 use crate::scheduler::{
-    Credentials, FailOutcome, FailureClass, Scheduler, SchedulerError, WorkerId,
+    Credentials, FailOutcome, FailureClass, Scheduler, SchedulerError, SchedulerHandle, WorkerId,
     WorkerRegistration, WorkerSecret,
 };
 use crate::status_cache::{self, StatusCache};
@@ -72,6 +72,7 @@ pub struct CoordinatorService {
     status_cache: StatusCache,
     allow_unfingerprinted_data: bool,
     uploads: UploadGate,
+    downloads: UploadGate,
 }
 
 impl CoordinatorService {
@@ -86,12 +87,14 @@ impl CoordinatorService {
             status_cache,
             allow_unfingerprinted_data: false,
             uploads: UploadGate::new(CheckpointLimits::default()),
+            downloads: UploadGate::for_direction(CheckpointLimits::default(), Direction::Download),
         }
     }
 
     /// The same service with other limits on checkpoint transfers.
     #[must_use]
     pub fn with_checkpoint_limits(mut self, limits: CheckpointLimits) -> Self {
+        self.downloads = UploadGate::for_direction(limits.clone(), Direction::Download);
         self.uploads = UploadGate::new(limits);
         self
     }
@@ -119,13 +122,12 @@ impl CoordinatorService {
         &self.counters
     }
 
-    fn note<T>(&self, r: Result<T, Status>) -> Result<T, Status> {
-        if let Err(s) = &r
-            && s.code() == tonic::Code::FailedPrecondition
-        {
+    /// The answer as a gRPC result, counting fenced refusals.
+    fn note<T>(&self, r: Result<T, SchedulerError>) -> Result<T, Status> {
+        if let Err(SchedulerError::Fenced { .. }) = &r {
             self.counters.fenced.fetch_add(1, Ordering::Relaxed);
         }
-        r
+        r.map_err(Status::from)
     }
 }
 
@@ -142,6 +144,15 @@ fn enroll(
             let r = s.register(reg)?;
             Ok((r.id, Some(r.secret)))
         }
+    }
+}
+
+/// The status of a checkpoint transfer the gate did not admit.
+fn refused(e: UploadRefused) -> Status {
+    tracing::warn!(reason = %e, "checkpoint transfer refused");
+    match e {
+        UploadRefused::AttemptBusy { .. } => Status::aborted(e.to_string()),
+        UploadRefused::TooMany { .. } => Status::resource_exhausted(e.to_string()),
     }
 }
 
@@ -269,6 +280,11 @@ impl Coordinator for CoordinatorService {
         let caller = credentials_from_proto("UploadCheckpoint", first.worker.as_ref())?;
         let epoch = first.epoch;
         let declared = first.size;
+        if declared == 0 {
+            return Err(Status::invalid_argument(format!(
+                "UploadCheckpoint of attempt {attempt}: size (the checkpoint's bytes, declared in the first chunk) is required"
+            )));
+        }
         if declared > limits.max_bytes {
             return Err(checkpoint_stream::over_limit(attempt, limits.max_bytes));
         }
@@ -278,25 +294,25 @@ impl Coordinator for CoordinatorService {
             .sched
             .call(move |s| {
                 s.authorize(&check, attempt)?;
-                s.check_current(attempt)
+                s.check_upload(attempt, epoch)
             })
             .await;
         self.note(r)?;
-        let ticket = self.uploads.admit(attempt).map_err(|e| {
-            tracing::warn!(%attempt, reason = %e, "checkpoint upload refused");
-            match e {
-                UploadRefused::AttemptBusy { .. } => Status::aborted(e.to_string()),
-                UploadRefused::TooMany { .. } => Status::resource_exhausted(e.to_string()),
-            }
-        })?;
+        let ticket = self.uploads.admit(attempt, declared).map_err(refused)?;
+        // Room for this upload and every other one in flight (all reserved).
         let staging = checkpoint_stream::stage(
             self.sched.checkpoint_dir().clone(),
-            declared.max(first.data.len() as u64),
+            self.uploads.reserved_bytes(),
             limits.free_space_margin,
         )
         .await?;
-        let staged =
-            checkpoint_stream::receive(attempt, first, stream, staging, &limits, declared).await?;
+        let deadline = limits.upload_deadline(declared);
+        let staged = tokio::time::timeout(
+            deadline,
+            checkpoint_stream::receive(attempt, first, stream, staging, &limits, declared),
+        )
+        .await
+        .map_err(|_| checkpoint_stream::too_slow(attempt, declared, deadline, &limits))??;
         let n = staged.size;
         let r = self
             .sched
@@ -333,6 +349,8 @@ impl Coordinator for CoordinatorService {
             })
             .await;
         let (job, record) = self.note(r)?;
+        // Held by the stream until its last chunk is sent or it is abandoned.
+        let ticket = self.downloads.admit(attempt, 0).map_err(refused)?;
         // The lease promised a checkpoint and it is gone: DATA_LOSS, so the
         // worker trains from epoch 0 (NOT_FOUND would read as an unknown
         // attempt, and the worker would drop a job it still holds).
@@ -347,6 +365,7 @@ impl Coordinator for CoordinatorService {
             record,
             CHUNK_BYTES,
             self.uploads.limits().idle_timeout,
+            ticket,
         )))
     }
 
@@ -465,7 +484,13 @@ impl Admin for CoordinatorService {
         ));
         let stream = ticks.then(move |_| {
             let cache = cache.clone();
-            async move { cache.get().await.map(|snap| status_to_proto(&snap)) }
+            async move {
+                cache
+                    .get()
+                    .await
+                    .map(|snap| status_to_proto(&snap))
+                    .map_err(|e| Status::unavailable(e.to_string()))
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }

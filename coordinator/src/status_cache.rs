@@ -15,19 +15,22 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tonic::Status;
 
-use crate::scheduler::StatusSnapshot;
-use crate::service::SchedulerHandle;
+use crate::scheduler::{SchedulerHandle, StatusSnapshot};
 
 /// How old a snapshot may be by default.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// Why no snapshot could be had (shared by every reader of the failed read).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no status snapshot: {0}")]
+pub struct StatusUnavailable(pub String);
 
 /// A snapshot and when its read began.
 #[derive(Clone)]
 struct Taken {
     at: Instant,
-    result: Result<Arc<StatusSnapshot>, Status>,
+    result: Result<Arc<StatusSnapshot>, StatusUnavailable>,
 }
 
 /// What the refresher task owns until the first reader starts it.
@@ -89,7 +92,7 @@ impl StatusCache {
     /// A snapshot whose read began less than `max_age` before this call
     /// (waiting for the next refresh when the current one is older), or the
     /// error that read ended with.
-    pub async fn get(&self) -> Result<Arc<StatusSnapshot>, Status> {
+    pub async fn get(&self) -> Result<Arc<StatusSnapshot>, StatusUnavailable> {
         let asked = Instant::now();
         let max_age = self.max_age;
         let fresh = move |t: &Option<Taken>| {
@@ -106,9 +109,9 @@ impl StatusCache {
         let taken = latest
             .wait_for(fresh)
             .await
-            .map_err(|_| Status::unavailable("the status refresher has stopped"))?;
+            .map_err(|_| StatusUnavailable("the status refresher has stopped".into()))?;
         taken.as_ref().map_or_else(
-            || Err(Status::internal("no status snapshot")),
+            || Err(StatusUnavailable("none taken yet".into())),
             |t| t.result.clone(),
         )
     }
@@ -135,9 +138,14 @@ async fn refresh(mut idle: Idle, max_age: Duration, refreshes: Arc<AtomicU64>) {
         let at = Instant::now();
         last = Some(at);
         refreshes.fetch_add(1, Ordering::Relaxed);
-        let result = idle.sched.call(|s| s.status()).await.map(Arc::new);
+        let result = idle
+            .sched
+            .call_waiting(|s| s.status())
+            .await
+            .map(Arc::new)
+            .map_err(|e| StatusUnavailable(e.to_string()));
         if let Err(e) = &result {
-            tracing::warn!(message = e.message(), "status snapshot failed");
+            tracing::warn!(error = %e, "status snapshot failed");
         }
         idle.publish.send_replace(Some(Taken { at, result }));
     }

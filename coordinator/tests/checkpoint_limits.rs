@@ -4,6 +4,8 @@
 //! number in total; an upload that goes quiet is abandoned; a download whose
 //! worker never reads blocks no other call and is dropped after the idle
 //! timeout. Afterwards the run goes on and the report still reads the store.
+//! An upload must declare its size and end within its total deadline; one
+//! download per attempt and a bounded number in total.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,7 +34,8 @@ struct Leased {
     job: Assignment,
 }
 
-/// Registers `name` and leases one job.
+/// Registers `name`, leases one job and reports its first epoch (a
+/// checkpoint follows its epoch's report).
 async fn leased(server: &TestServer, name: &str) -> Leased {
     let mut client = server.worker(None);
     let who = join(&mut client, name, "fp-A").await;
@@ -49,6 +52,14 @@ async fn leased(server: &TestServer, name: &str) -> Leased {
         .into_inner()
         .assignments
         .remove(0);
+    client
+        .report_epoch(ReportEpochRequest {
+            attempt_id: job.attempt_id.clone(),
+            metrics: Some(metrics(1).to_proto()),
+            worker: who.creds(),
+        })
+        .await
+        .unwrap();
     Leased { client, who, job }
 }
 
@@ -182,6 +193,7 @@ fn limits(max_bytes: u64, max_uploads: usize, idle_ms: u64) -> CheckpointLimits 
         max_uploads,
         idle_timeout: Duration::from_millis(idle_ms),
         free_space_margin: 0,
+        ..CheckpointLimits::default()
     }
 }
 
@@ -197,15 +209,15 @@ async fn uploads_over_the_size_limit_or_their_declared_size_are_refused_and_leav
     let refused = upload(&mut w, &big).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     assert!(refused.message().contains("1048576 bytes"), "{refused:?}");
-    // Not declared: refused once the stream passes the limit.
+    // Not declared: refused before a byte is staged, naming the field.
     let c = chunks(&w, &big, 0, 256 << 10);
     let refused = w
         .client
         .upload_checkpoint(tokio_stream::iter(c))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
-    assert!(refused.message().contains("limit"), "{refused:?}");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("size"), "{refused:?}");
     // Declared small, sends more.
     let c = chunks(&w, &big[..1000], 100, 64);
     let refused = w
@@ -356,23 +368,34 @@ fn downloads_nobody_reads_block_no_other_call() {
     let served = rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state.db");
-        let server = start_limited(2, "fp-A", &db, limits(64 << 20, 4, 30_000)).await;
-        let mut a = leased(&server, "a").await;
+        let server = start_limited(4, "fp-A", &db, limits(64 << 20, 4, 30_000)).await;
+        let mut stalling = Vec::new();
+        for name in ["a", "c", "d"] {
+            stalling.push(leased(&server, name).await);
+        }
         let mut b = leased(&server, "b").await;
         // 16 MiB: far more than the HTTP/2 windows and the download queue hold.
         let big: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 253) as u8).collect();
-        upload(&mut a, &big).await.unwrap();
+        for w in &mut stalling {
+            upload(w, &big).await.unwrap();
+        }
         let stalled_then_others = async {
+            // Three stalled downloads (one per attempt: a second one of the
+            // same attempt is refused) against two blocking threads.
             let mut stalled = Vec::new();
-            for _ in 0..4 {
-                stalled.push(unread_download(&server, &a).await);
+            for w in &stalling {
+                stalled.push(unread_download(&server, w).await);
             }
+            let (_, again) = read_download(&mut stalling[0]).await;
+            assert_eq!(again.map_err(|e| e.code()), Err(Code::Aborted));
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(upload(&mut b, &big[..3 << 20]).await.unwrap(), 3 << 20);
             let (n, end) = read_download(&mut b).await;
             assert_eq!((n, end.map_err(|e| e.code())), (3 << 20, Ok(())));
             report_and_complete(&mut b).await;
-            report_and_complete(&mut a).await;
+            for w in &mut stalling {
+                report_and_complete(w).await;
+            }
             stalled
         };
         let Ok(stalled) = tokio::time::timeout(Duration::from_secs(20), stalled_then_others).await
@@ -381,7 +404,7 @@ fn downloads_nobody_reads_block_no_other_call() {
             std::mem::forget(server);
             return false;
         };
-        assert_eq!(report_succeeded(&server, &db), 2);
+        assert_eq!(report_succeeded(&server, &db), 4);
         drop(stalled);
         server.stop().await;
         true
@@ -424,6 +447,86 @@ async fn a_download_not_read_for_the_idle_timeout_is_dropped() {
     // A download that is read goes through, and the run goes on.
     let (n, end) = read_download(&mut w).await;
     assert_eq!((n, end.map_err(|e| e.code())), (big.len(), Ok(())));
+    report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn downloads_are_capped_in_total_and_free_their_place_when_they_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut l = limits(64 << 20, 4, 30_000);
+    l.max_downloads = 1;
+    let server = start_limited(2, "fp-A", &db, l).await;
+    let mut a = leased(&server, "a").await;
+    let mut b = leased(&server, "b").await;
+    let big: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 253) as u8).collect();
+    upload(&mut a, &big).await.unwrap();
+    upload(&mut b, &big[..4096]).await.unwrap();
+    let stalled = unread_download(&server, &a).await;
+    let (_, refused) = read_download(&mut b).await;
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("--max-checkpoint-downloads"),
+        "{refused:?}"
+    );
+    // The stalled download's client goes away: its place is free again.
+    drop(stalled);
+    let mut got = (0, Err(Code::Unknown));
+    for _ in 0..100 {
+        let (n, end) = read_download(&mut b).await;
+        got = (n, end.map_err(|e| e.code()));
+        if got.1 != Err(Code::ResourceExhausted) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(got, (4096, Ok(())));
+    report_and_complete(&mut a).await;
+    report_and_complete(&mut b).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_slower_than_the_minimum_rate_is_abandoned_and_its_file_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut l = limits(1 << 20, 1, 10_000);
+    // 4 KiB at 4 KiB/s plus 200 ms: 1.2 s in all.
+    l.min_upload_rate = 4 << 10;
+    l.upload_grace = Duration::from_millis(200);
+    let server = start_limited(2, "fp-A", &db, l).await;
+    let mut w = leased(&server, "w").await;
+    let bytes = vec![5u8; 4096];
+    // 64-byte chunks every 100 ms: never idle, but 6.4 s for the whole.
+    let mut all = chunks(&w, &bytes, bytes.len() as u64, 64);
+    let rest = all.split_off(1);
+    let (tx, rx) = mpsc::channel(rest.len() + 1);
+    tx.try_send(all.remove(0)).unwrap();
+    let mut client = w.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .upload_checkpoint(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .map(|r| r.into_inner().bytes)
+    });
+    let trickle = tokio::spawn(async move {
+        for c in rest {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if tx.send(c).await.is_err() {
+                break;
+            }
+        }
+    });
+    let refused = call.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
+    assert!(refused.message().contains("minimum rate"), "{refused:?}");
+    trickle.abort();
+    wait_until("the staged file to go", || files(&server, "part") == 0).await;
+    // Its place is free again, and a prompt upload goes through.
+    assert_eq!(upload(&mut w, &bytes).await.unwrap(), 4096);
     report_and_complete(&mut w).await;
     assert_eq!(report_succeeded(&server, &db), 1);
     server.stop().await;

@@ -217,7 +217,8 @@ async fn a_lease_gives_no_more_jobs_than_the_worker_registered_slots() {
 }
 
 #[tokio::test]
-async fn over_long_strings_are_refused_naming_the_field_and_registering_again_adds_no_row() {
+async fn over_long_strings_are_refused_naming_the_field_and_registering_again_takes_no_identity_over()
+ {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut w = server.worker(None);
     let huge = "x".repeat(1 << 20);
@@ -235,19 +236,23 @@ async fn over_long_strings_are_refused_naming_the_field_and_registering_again_ad
     let refused = w.register(reg).await.unwrap_err();
     assert!(refused.message().contains("device_name"), "{refused:?}");
 
-    // The same worker registering again and again keeps one row.
+    // Registrations under the name of a live worker get identities of their
+    // own: none takes another's over (the table is bounded by --max-workers).
     let mut ids = Vec::new();
     for _ in 0..20 {
         ids.push(join(&mut w, "w", "fp-A").await);
     }
-    assert!(ids.iter().all(|j| j.id == ids[0].id));
+    let distinct: std::collections::BTreeSet<&str> = ids.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(distinct.len(), 20);
     let status = server
         .admin(None)
         .status(StatusRequest {})
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(status.workers.len(), 1);
+    assert_eq!(status.workers.len(), 20);
+    // The first one still works under its own secret.
+    assert_eq!(lease(&mut w, &ids[0], "w", 1).await.assignments.len(), 1);
 
     // A huge error text is refused, naming the field; a short one is taken.
     let me = ids.pop().unwrap();

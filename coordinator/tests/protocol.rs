@@ -342,7 +342,15 @@ async fn big_checkpoints_stream_through_files_and_a_damaged_file_is_not_sent() {
     // 2.5 MiB: more than two of the coordinator's 1 MiB download chunks.
     let ckpt: Vec<u8> = (0..(5u32 << 19)).map(|i| (i * 31 % 251) as u8).collect();
     let sha = hex::encode(Sha256::digest(&ckpt));
-    let n = upload(&mut a, &id, &job.attempt_id, 3, &ckpt, &sha)
+    // A checkpoint follows its epoch's report.
+    a.report_epoch(ReportEpochRequest {
+        attempt_id: job.attempt_id.clone(),
+        metrics: Some(metrics(2).to_proto()),
+        worker: id.creds(),
+    })
+    .await
+    .unwrap();
+    let n = upload(&mut a, &id, &job.attempt_id, 2, &ckpt, &sha)
         .await
         .unwrap();
     assert_eq!(n, ckpt.len() as u64);

@@ -44,6 +44,7 @@ fn settings() -> SchedulerSettings {
         heartbeat_seconds: 5,
         lease_timeout_seconds: 30,
         max_lost: 3,
+        ..SchedulerSettings::default()
     }
 }
 
@@ -94,11 +95,18 @@ fn result(acc: f64) -> JobResult {
         test_loss: 0.7,
         val_accuracy: Some(0.3),
         val_loss: Some(0.6),
-        confusion: vec![vec![1, 0], vec![0, 1]],
+        confusion: vec![],
         train_seconds: 120.0,
         epochs: vec![epoch],
         optimistic: false,
     }
+}
+
+/// Reports epoch `n` of `attempt` (a checkpoint follows its epoch's report).
+fn report(s: &mut Scheduler, attempt: AttemptId, n: u32) {
+    let mut m = result(0.5).epochs.remove(0);
+    m.epoch = n;
+    s.record_epoch(attempt, &m).unwrap();
 }
 
 fn job_status(s: &Scheduler, job: &JobId) -> JobStatus {
@@ -550,7 +558,9 @@ fn cancel_stops_a_running_job_and_fences_its_attempt() {
 fn checkpoints_survive_a_lost_lease_and_go_with_success() {
     let clock = ManualClock::new(T0);
     let (mut s, _w, attempt, job) = one_lease(&clock);
+    report(&mut s, attempt, 1);
     let sha = s.put_checkpoint(attempt, 1, b"epoch one").unwrap();
+    report(&mut s, attempt, 2);
     let sha2 = s.put_checkpoint(attempt, 2, b"epoch two").unwrap();
     assert_ne!(sha, sha2);
     let ck = s.get_checkpoint(&job).unwrap().unwrap();
@@ -578,6 +588,7 @@ fn a_restarted_store_carries_on() {
         s.submit(&submission(config(""), None)).unwrap();
         let w = s.register_worker(&reg("a", "")).unwrap();
         let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        report(&mut s, a.attempt, 1);
         s.put_checkpoint(a.attempt, 1, b"ck").unwrap();
         (w, a.attempt, a.job)
     };
@@ -821,8 +832,11 @@ fn checkpoint_bytes_live_in_one_file_per_job_beside_the_database() {
     let w = s.register_worker(&reg("a", "")).unwrap();
     let lease = s.lease(&w, &slots(2)).unwrap();
     let (a, b) = (&lease.assignments[0], &lease.assignments[1]);
+    report(&mut s, a.attempt, 1);
     let sha1 = s.put_checkpoint(a.attempt, 1, b"one").unwrap();
+    report(&mut s, a.attempt, 2);
     let sha2 = s.put_checkpoint(a.attempt, 2, b"two").unwrap();
+    report(&mut s, b.attempt, 1);
     s.put_checkpoint(b.attempt, 1, b"other job").unwrap();
     // The replaced checkpoint's file is gone; the record names the new file.
     let rec = s.checkpoint_record(&a.job).unwrap().unwrap();
@@ -871,7 +885,9 @@ fn opening_the_store_sweeps_stray_files_and_drops_records_whose_file_is_gone() {
         let w = s.register_worker(&reg("a", "")).unwrap();
         let lease = s.lease(&w, &slots(2)).unwrap();
         let (a, b) = (&lease.assignments[0], &lease.assignments[1]);
+        report(&mut s, a.attempt, 1);
         s.put_checkpoint(a.attempt, 1, b"kept").unwrap();
+        report(&mut s, b.attempt, 1);
         s.put_checkpoint(b.attempt, 1, b"lost").unwrap();
         let lost = s.checkpoint_record(&b.job).unwrap().unwrap().path;
         std::fs::remove_file(lost).unwrap();
@@ -960,6 +976,7 @@ fn a_checkpoint_still_held_inline_is_moved_to_a_file_on_opening() {
         s.submit(&submission(config(""), None)).unwrap();
         let w = s.register_worker(&reg("a", "")).unwrap();
         let a = s.lease(&w, &slots(1)).unwrap().assignments.remove(0);
+        report(&mut s, a.attempt, 1);
         s.put_checkpoint(a.attempt, 1, b"from schema 1").unwrap();
         // As a schema-1 store left it: the bytes in the row, no file.
         let rec = s.checkpoint_record(&a.job).unwrap().unwrap();
@@ -1073,28 +1090,35 @@ fn a_lease_gives_at_most_one_job_per_registered_slot() {
 }
 
 #[test]
-fn registering_again_reuses_the_row_of_an_idle_worker_and_prunes_idle_lost_ones() {
+fn registering_again_reuses_the_row_of_a_gone_worker_only_and_prunes_idle_lost_ones() {
     let clock = ManualClock::new(T0);
     let mut s = scheduler(&clock);
     s.submit(&submission(config(""), None)).unwrap();
     let workers = |s: &Scheduler| s.status().unwrap().workers.len();
-    let first = s.register(&reg("a", "")).unwrap();
+    let gone = s.register(&reg("a", "")).unwrap();
+    // Silent for a lease timeout and holding nothing, it is gone: a worker
+    // restarting under its name gets its row back, as often as it restarts.
+    let mut first = gone.clone();
     for _ in 0..50 {
-        let again = s.register(&reg("a", "")).unwrap();
-        assert_eq!(again.id, first.id);
+        clock.advance_s(31);
+        first = s.register(&reg("a", "")).unwrap();
+        assert_eq!(first.id, gone.id);
     }
     assert_eq!(workers(&s), 1);
     // Its old secret no longer works: the last registration holds the row.
     assert!(matches!(
-        s.ensure_worker(&first.id, &first.secret, &reg("a", "")),
+        s.ensure_worker(&gone.id, &gone.secret, &reg("a", "")),
         Err(SchedulerError::WrongSecret { .. })
     ));
-    // A registration that holds an open attempt keeps it: a new row.
+    // A live worker keeps its row (with an open attempt or none): a second
+    // registration under its name gets a new one.
     let lease = s.lease(&first.id, &slots(1)).unwrap();
     assert_eq!(lease.assignments.len(), 1);
     let second = s.register(&reg("a", "")).unwrap();
     assert_ne!(second.id, first.id);
     assert_eq!(workers(&s), 2);
+    s.ensure_worker(&first.id, &first.secret, &reg("a", ""))
+        .unwrap();
     // Workers under other names that never leased anything and went silent are
     // deleted at the next registration.
     for i in 0..20 {

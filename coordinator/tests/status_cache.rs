@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use spikecv_coordinator::scheduler::SchedulerHandle;
 use spikecv_coordinator::scheduler::{
     ManualClock, Scheduler, SchedulerSettings, SlotInfo, WorkerRegistration,
 };
-use spikecv_coordinator::service::SchedulerHandle;
 use spikecv_coordinator::status_cache::StatusCache;
 use spikecv_coordinator::store::Store;
 

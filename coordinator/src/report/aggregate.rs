@@ -356,6 +356,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     let configuration_infos = ConfigurationInfo::list(&configs, planned.iter().map(|k| k.2));
 
     let progress = progress(&planned, &by_key);
+    let classes = (!experiment.class_names.is_empty()).then_some(experiment.class_names.len());
     let mut group_keys: BTreeSet<GroupKey> = BTreeSet::new();
     for &(v, p, c, _, _) in &planned {
         group_keys.insert((v, p, c));
@@ -368,7 +369,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
                 .copied()
                 .filter(|&(v, p, k, _, _)| v == variant && p == protocol && k == c)
                 .collect();
-            let mut g = group_report(variant, protocol_of(protocol), &keys, &by_key);
+            let mut g = group_report(variant, protocol_of(protocol), &keys, &by_key, classes);
             g.configuration = c;
             g.configuration_label = configuration_infos
                 .get(c)
@@ -436,8 +437,27 @@ fn progress(planned: &BTreeSet<JobKey>, by_key: &BTreeMap<JobKey, &JobRecord>) -
     }
 }
 
+/// Largest magnitude of a stored figure a report uses. The scheduler refuses
+/// anything near it today; a store written before it checked may hold NaN,
+/// infinities or 1e308, which would make sums infinite and `inf - inf` NaN.
+/// Left out, every sum over a store's jobs stays finite.
+const PLAUSIBLE: f64 = 1e12;
+
+/// Whether a stored figure can enter a sum.
+fn plausible(v: f64) -> bool {
+    v.is_finite() && v.abs() <= PLAUSIBLE
+}
+
+/// A stored number of seconds, or 0 when it is not a plausible one.
+fn seconds(v: f64) -> f64 {
+    if plausible(v) && v >= 0.0 { v } else { 0.0 }
+}
+
 fn values(jobs: &[&JobRecord], f: impl Fn(&JobRecord) -> Option<f64>) -> Vec<f64> {
-    jobs.iter().filter_map(|j| f(j)).collect()
+    jobs.iter()
+        .filter_map(|j| f(j))
+        .filter(|v| plausible(*v))
+        .collect()
 }
 
 fn group_report(
@@ -445,6 +465,7 @@ fn group_report(
     protocol: ProtocolKind,
     keys: &[JobKey],
     by_key: &BTreeMap<JobKey, &JobRecord>,
+    classes: Option<usize>,
 ) -> GroupReport {
     let optimistic = protocol == ProtocolKind::TrainTest;
     let pruned: BTreeSet<JobKey> = keys
@@ -501,7 +522,7 @@ fn group_report(
         })
         .collect();
 
-    let (confusion, confusion_jobs) = sum_confusions(&done);
+    let (confusion, confusion_jobs) = sum_confusions(&done, classes);
     GroupReport {
         configuration: 0,
         configuration_label: String::new(),
@@ -523,19 +544,33 @@ fn group_report(
     }
 }
 
-/// Sums the confusion matrices of the jobs that have one of the common size.
-fn sum_confusions(jobs: &[&JobRecord]) -> (Option<Vec<Vec<u64>>>, usize) {
+/// Sums the square confusion matrices of `classes` classes (the data set's;
+/// when it is not known, the size most matrices have, the smaller on a tie),
+/// so that no one job's matrix decides the size for the rest.
+fn sum_confusions(jobs: &[&JobRecord], classes: Option<usize>) -> (Option<Vec<Vec<u64>>>, usize) {
+    let square = |m: &&Vec<Vec<u32>>| !m.is_empty() && m.iter().all(|row| row.len() == m.len());
+    let matrices: Vec<&Vec<Vec<u32>>> = jobs
+        .iter()
+        .filter_map(|j| j.confusion.as_ref())
+        .filter(square)
+        .collect();
+    let common = classes.or_else(|| {
+        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+        for m in &matrices {
+            *counts.entry(m.len()).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(n, _)| n)
+    });
+    let Some(n) = common else {
+        return (None, 0);
+    };
     let mut sum: Option<Vec<Vec<u64>>> = None;
     let mut used = 0;
-    for m in jobs.iter().filter_map(|j| j.confusion.as_ref()) {
-        let n = m.len();
-        if n == 0 || m.iter().any(|row| row.len() != n) {
-            continue;
-        }
+    for m in matrices.into_iter().filter(|m| m.len() == n) {
         let acc = sum.get_or_insert_with(|| vec![vec![0; n]; n]);
-        if acc.len() != n {
-            continue;
-        }
         for (a, r) in acc.iter_mut().zip(m) {
             for (x, &y) in a.iter_mut().zip(r) {
                 *x += u64::from(y);
@@ -547,10 +582,13 @@ fn sum_confusions(jobs: &[&JobRecord]) -> (Option<Vec<Vec<u64>>>, usize) {
 }
 
 /// Training seconds a job has used: its train time once finished, else the sum
-/// of the epochs it reported.
+/// of the epochs it reported; a stored figure that is not a plausible number
+/// of seconds (NaN, negative, past [`PLAUSIBLE`]) counts as 0.
 pub fn job_seconds(job: &JobRecord) -> f64 {
-    job.train_seconds
-        .unwrap_or_else(|| job.epochs.iter().map(|e| e.epoch_seconds).sum())
+    job.train_seconds.map_or_else(
+        || job.epochs.iter().map(|e| seconds(e.epoch_seconds)).sum(),
+        seconds,
+    )
 }
 
 fn compute(
@@ -587,9 +625,12 @@ fn compute(
         );
         let entry = by_device.entry(key).or_default();
         entry.0 += 1;
-        entry
-            .1
-            .extend(j.epochs.iter().map(|e| e.samples_per_second));
+        entry.1.extend(
+            j.epochs
+                .iter()
+                .map(|e| e.samples_per_second)
+                .filter(|v| plausible(*v)),
+        );
     }
     let throughput = by_device
         .into_iter()

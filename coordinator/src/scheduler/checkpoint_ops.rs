@@ -1,7 +1,10 @@
 //! Checkpoint records: a current attempt's upload is recorded (its staged file
 //! renamed into place in the same transaction), looked up for a resume, and
-//! removed with its file when the job succeeds. The bytes never pass through
-//! the scheduler: see [`crate::checkpoints`].
+//! removed with its file when the job ends (succeeds, fails, is cancelled or
+//! pruned) or is submitted afresh; only a lease lost or handed back keeps it
+//! for the next attempt. An upload's epoch must be one its attempt reported
+//! (so a checkpoint never claims more training than the metrics show). The
+//! bytes never pass through the scheduler: see [`crate::checkpoints`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -11,9 +14,11 @@ use spikecv_common::plan::JobId;
 
 use super::ops::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};
+use super::validate::check_epoch_number;
 use super::{Scheduler, SchedulerError};
 use crate::checkpoints::{StagedCheckpoint, remove_quietly};
-use crate::store::{StoreError, checkpoint_rows};
+use crate::store::reads::JobRow;
+use crate::store::{StoreError, checkpoint_rows, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -36,7 +41,38 @@ pub(super) fn take_checkpoint_record(conn: &Connection, job: &JobId) -> Result<O
     Ok(checkpoint_rows::take_checkpoint(conn, job)?)
 }
 
+/// `Ok` when a checkpoint taken after `epoch` may be recorded for `attempt`
+/// of `job`: the epoch lies in `1..=epochs` and the attempt has reported it
+/// (its metrics went in first).
+fn check_upload_epoch(
+    conn: &Connection,
+    attempt: AttemptId,
+    job: &JobRow,
+    epoch: u32,
+) -> Result<()> {
+    check_epoch_number("checkpoint epoch", epoch, job.planned_epochs)?;
+    match lease_writes::last_epoch(conn, attempt)? {
+        Some(last) if epoch <= last => Ok(()),
+        last => Err(SchedulerError::BadRequest {
+            message: format!(
+                "checkpoint epoch {epoch}: attempt {attempt} has reported {}; a checkpoint follows its epoch's report",
+                last.map_or_else(|| "no epoch yet".to_owned(), |l| format!("epoch {l} last"))
+            ),
+        }),
+    }
+}
+
 impl Scheduler {
+    /// The attempt's job if the attempt is current and may upload a checkpoint
+    /// taken after `epoch` (see [`Scheduler::commit_checkpoint`]); checked
+    /// before an upload's bytes are received.
+    pub fn check_upload(&self, attempt: AttemptId, epoch: u32) -> Result<JobId> {
+        let conn = self.store.conn();
+        let (_, job) = fence(conn, attempt)?;
+        check_upload_epoch(conn, attempt, &job, epoch)?;
+        Ok(job.id)
+    }
+
     /// Records `staged` as the checkpoint a current attempt took after `epoch`,
     /// replacing the job's previous one (whose file is then removed). A fenced
     /// attempt's upload is removed and refused. Returns the SHA-256 (hex).
@@ -52,6 +88,7 @@ impl Scheduler {
         let outcome = (|| {
             let tx = self.store.transaction()?;
             let (a, job) = fence(&tx, attempt)?;
+            check_upload_epoch(&tx, attempt, &job, epoch)?;
             let previous = take_checkpoint_record(&tx, &job.id)?;
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),

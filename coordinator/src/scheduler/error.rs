@@ -80,6 +80,26 @@ pub enum SchedulerError {
         /// What is wrong.
         message: String,
     },
+    /// As many scheduler calls as the limit are queued: the call is shed.
+    #[error("{limit} scheduler calls are queued, the limit (--max-queued-calls); try again later")]
+    Busy {
+        /// The limit.
+        limit: usize,
+    },
+    /// As many workers as the limit are registered and alive.
+    #[error(
+        "{limit} workers are registered, the limit (--max-workers); a worker silent for the lease timeout frees its place"
+    )]
+    TooManyWorkers {
+        /// The limit.
+        limit: usize,
+    },
+    /// The scheduler thread was shut down: the coordinator is stopping.
+    #[error("the scheduler has stopped (the coordinator is shutting down)")]
+    Stopped,
+    /// The scheduler thread died during the call (a panic; see the log).
+    #[error("the scheduler thread failed during the call")]
+    Crashed,
     /// The experiment could not be planned.
     #[error(transparent)]
     Plan(#[from] PlanError),

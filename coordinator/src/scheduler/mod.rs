@@ -21,6 +21,7 @@
 mod checkpoint_ops;
 mod clock;
 mod error;
+mod handle;
 mod identity;
 mod ops;
 mod prune;
@@ -33,6 +34,7 @@ mod validate;
 pub use checkpoint_ops::CheckpointRecord;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use error::SchedulerError;
+pub use handle::{DEFAULT_MAX_QUEUED_CALLS, SchedulerHandle};
 pub use identity::{Credentials, WorkerSecret};
 pub use registration::Registered;
 pub use spikecv_common::plan::JobId;
@@ -58,7 +60,14 @@ pub struct SchedulerSettings {
     /// Lost leases a job may have before it is failed (they do not count against
     /// `max_attempts`, but a job that keeps killing workers must stop).
     pub max_lost: u32,
+    /// Workers registered and not lost at the same time; a registration
+    /// beyond it is refused ([`SchedulerError::TooManyWorkers`]).
+    pub max_workers: usize,
 }
+
+/// [`SchedulerSettings::max_workers`] by default: ten times the thousand
+/// workers the load bench runs.
+pub const DEFAULT_MAX_WORKERS: usize = 10_000;
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
@@ -66,6 +75,7 @@ impl Default for SchedulerSettings {
             heartbeat_seconds: 5,
             lease_timeout_seconds: 30,
             max_lost: 10,
+            max_workers: DEFAULT_MAX_WORKERS,
         }
     }
 }

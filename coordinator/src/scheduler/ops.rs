@@ -2,6 +2,7 @@
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
+use spikecv_common::config::DEFAULT_EPOCH_TIMEOUT_S;
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
 use spikecv_common::prune::prune_rule;
@@ -12,7 +13,7 @@ use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
-use super::validate::{check_epoch, check_result};
+use super::validate::{Expected, check_epoch, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
@@ -56,6 +57,32 @@ pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow
     Ok((a, job))
 }
 
+/// Drops the job's checkpoint record in `conn`'s transaction and notes its
+/// file in `dropped`, to be removed once the transaction is committed
+/// ([`Scheduler::remove_checkpoint_files`]).
+pub(super) fn drop_checkpoint(
+    conn: &Connection,
+    job: &JobId,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<()> {
+    if let Some(sha) = take_checkpoint_record(conn, job)? {
+        dropped.push((job.clone(), sha));
+    }
+    Ok(())
+}
+
+/// What a result of `job` is checked against: its epochs, its data set's
+/// classes and its test set's size (every test recording holds one sample
+/// per class).
+fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
+    let classes = reads::class_count(conn, &job.experiment)?;
+    Ok(Expected {
+        epochs: job.planned_epochs,
+        classes,
+        test_samples: classes.map(|c| job.split.test.len() as u64 * c as u64),
+    })
+}
+
 /// Moves a current attempt's deadline and counts its worker as heard from.
 pub(super) fn extend(
     conn: &Connection,
@@ -72,6 +99,14 @@ pub(super) fn extend(
 impl Scheduler {
     pub(super) fn deadline_from(&self, now: i64) -> i64 {
         self.lease_deadline(now)
+    }
+
+    /// Removes the files of checkpoint records dropped by a committed
+    /// transaction ([`drop_checkpoint`]).
+    pub(super) fn remove_checkpoint_files(&self, dropped: &[(JobId, String)]) {
+        for (job, sha) in dropped {
+            remove_quietly(&self.checkpoint_dir().file(job, sha));
+        }
     }
 
     /// Stores an experiment and its jobs. Submitting the same config again is
@@ -105,6 +140,7 @@ impl Scheduler {
         )?;
         let max_attempts = s.config.protocol.max_attempts;
         let prunes = prune_rule(&s.config).ok().flatten().is_some();
+        let mut dropped = Vec::new();
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
                 None => {
@@ -127,6 +163,7 @@ impl Scheduler {
                             data_fingerprint: s.data_fingerprint.as_deref(),
                             max_attempts,
                             epochs: job_config.training.epochs,
+                            epoch_timeout_s: job_config.protocol.epoch_timeout_s,
                             now,
                         },
                     )?;
@@ -141,6 +178,8 @@ impl Scheduler {
                     // experiment without pruning runs it to its end.
                     JobStatus::Pruned if prunes => out.jobs_reused += 1,
                     JobStatus::Failed | JobStatus::Cancelled | JobStatus::Pruned => {
+                        // A fresh start: nothing of an earlier run is resumed.
+                        drop_checkpoint(&tx, &job.id, &mut dropped)?;
                         job_writes::requeue_job(&tx, &job.id, max_attempts, now)?;
                         out.jobs_requeued += 1;
                     }
@@ -149,14 +188,16 @@ impl Scheduler {
             job_writes::link_job(&tx, &experiment, &job.id, position, job.configuration)?;
         }
         tx.commit().map_err(StoreError::from)?;
+        self.remove_checkpoint_files(&dropped);
         tracing::info!(experiment = %out.experiment, new = out.jobs_new, reused = out.jobs_reused,
             in_progress = out.jobs_in_progress, requeued = out.jobs_requeued, "experiment submitted");
         Ok(out)
     }
 
     /// Leases up to one pending job per free slot to `worker` (jobs in submission
-    /// order, only those whose data fingerprint the worker has); never more jobs
-    /// than the worker registered slots.
+    /// order, only those whose data fingerprint the worker has); the worker
+    /// never holds more open attempts than it registered slots, counted here,
+    /// whatever `free_slots` says.
     pub fn lease(&mut self, worker: &WorkerId, free_slots: &[String]) -> Result<LeaseOutcome> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
@@ -172,13 +213,23 @@ impl Scheduler {
             tx.commit().map_err(StoreError::from)?;
             return Ok(out);
         }
-        // At most one job per slot the worker registered, whatever it asks for.
-        for device in free_slots.iter().take(w.slots.len()) {
+        // At most one open attempt per slot the worker registered, whatever it asks for.
+        let held = lease_writes::open_attempts_of(&tx, worker)?;
+        let room = w.slots.len().saturating_sub(held);
+        for device in free_slots.iter().take(room) {
             let Some(job) = reads::next_pending_job(&tx, &w.data_fingerprint)? else {
                 break;
             };
-            let attempt =
-                lease_writes::insert_attempt(&tx, &job.id, worker, device, now, deadline)?;
+            let timeout_s = job.epoch_timeout_s.unwrap_or(DEFAULT_EPOCH_TIMEOUT_S);
+            let attempt = lease_writes::insert_attempt(
+                &tx,
+                &job.id,
+                worker,
+                device,
+                now,
+                deadline,
+                i64::from(timeout_s) * 1000,
+            )?;
             job_writes::lease_job(&tx, &job.id, attempt, &w.name, device, now)?;
             let checkpoint_epoch = reads::checkpoint_epoch(&tx, &job.id)?;
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
@@ -248,22 +299,42 @@ impl Scheduler {
     /// Stores one epoch's metrics of a current attempt (and extends its lease).
     /// Returns true when the job was pruned on this report (its sweep's median
     /// pruner): the worker must stop the attempt.
+    ///
+    /// The epoch must lie in `1..=epochs` of the job and not go back below one
+    /// the attempt already reported (the same one again is a retry and is
+    /// taken); a new epoch restarts the attempt's epoch timeout.
     pub fn record_epoch(&mut self, attempt: AttemptId, m: &EpochMetrics) -> Result<bool> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
-        if m.epoch == 0 {
-            return Err(SchedulerError::BadRequest {
-                message: "epochs are numbered from 1".into(),
-            });
-        }
-        check_epoch(m)?;
+        check_epoch(m, None)?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
+        check_epoch(m, job.planned_epochs)?;
+        if let Some(last) = lease_writes::last_epoch(&tx, attempt)?
+            && m.epoch < last
+        {
+            return Err(SchedulerError::BadRequest {
+                message: format!(
+                    "epoch {} goes back: attempt {attempt} already reported epoch {last}",
+                    m.epoch
+                ),
+            });
+        }
         job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
+        lease_writes::note_epoch(&tx, attempt, m.epoch, now)?;
         extend(&tx, attempt, deadline, &a.worker, now)?;
         job_writes::set_running(&tx, &job.id, m.epoch, None, now)?;
-        let pruned = prune_after_epoch(&tx, &mut self.prune_rules, &job.id, m.epoch, now)?;
+        let mut dropped = Vec::new();
+        let pruned = prune_after_epoch(
+            &tx,
+            &mut self.prune_rules,
+            &job.id,
+            m.epoch,
+            now,
+            &mut dropped,
+        )?;
         tx.commit().map_err(StoreError::from)?;
+        self.remove_checkpoint_files(&dropped);
         Ok(pruned)
     }
 
@@ -271,9 +342,10 @@ impl Scheduler {
     /// second completion is fenced).
     pub fn complete(&mut self, attempt: AttemptId, result: &JobResult) -> Result<()> {
         let now = self.now_ms();
-        check_result(result)?;
+        check_result(result, &Expected::default())?;
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
+        check_result(result, &expected(&tx, &job)?)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Succeeded, None)?;
         for m in &result.epochs {
             job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
@@ -291,6 +363,8 @@ impl Scheduler {
 
     /// Records a current attempt's failure. Deterministic: the job fails at once.
     /// Transient: back to pending while its failures are below `max_attempts`.
+    /// Either way the job's checkpoint is dropped: the failure may come from
+    /// it, and the next attempt trains from epoch 0.
     pub fn fail(
         &mut self,
         attempt: AttemptId,
@@ -312,8 +386,11 @@ impl Scheduler {
             FailOutcome::Retry => JobStatus::Pending,
         };
         job_writes::fail_job(&tx, &job.id, status, failures, error, now)?;
+        let mut dropped = Vec::new();
+        drop_checkpoint(&tx, &job.id, &mut dropped)?;
         lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
+        self.remove_checkpoint_files(&dropped);
         tracing::warn!(job = %job.id, %attempt, ?class, ?outcome, error, "job attempt failed");
         Ok(outcome)
     }
@@ -332,24 +409,33 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Ends every lease past its deadline: the job goes back to pending (not a
-    /// failure) unless it has lost `max_lost` leases, then it fails. Workers silent
-    /// for the lease timeout are marked lost. Returns the expired attempts.
+    /// Ends every lease past its deadline, and every attempt that reported no
+    /// new epoch within its epoch timeout (its worker hears it at its next
+    /// heartbeat): the job goes back to pending (not a failure) unless it has
+    /// lost `max_lost` leases, then it fails. Workers silent for the lease
+    /// timeout are marked lost. Returns the attempts taken back.
     pub fn expire_leases(&mut self) -> Result<Vec<AttemptId>> {
         let now = self.now_ms();
         let timeout_ms = i64::from(self.settings.lease_timeout_seconds) * 1000;
         let max_lost = self.settings.max_lost;
         let tx = self.store.transaction()?;
-        let expired = lease_writes::expired_attempts(&tx, now)?;
+        let mut expired: Vec<(AttemptId, JobId, String)> =
+            lease_writes::expired_attempts(&tx, now)?
+                .into_iter()
+                .map(|(a, j)| (a, j, "lease expired".to_owned()))
+                .collect();
+        for (attempt, job, ms) in lease_writes::stalled_attempts(&tx, now)? {
+            if !expired.iter().any(|(a, _, _)| *a == attempt) {
+                let why = format!(
+                    "no new epoch for {} s (protocol.epoch_timeout_s)",
+                    ms / 1000
+                );
+                expired.push((attempt, job, why));
+            }
+        }
         let mut out = Vec::with_capacity(expired.len());
-        for (attempt, job_id) in expired {
-            lease_writes::end_attempt(
-                &tx,
-                attempt,
-                now,
-                AttemptOutcome::Lost,
-                Some("lease expired"),
-            )?;
+        for (attempt, job_id, why) in expired {
+            lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Lost, Some(&why))?;
             out.push(attempt);
             let Some(job) = reads::job(&tx, &job_id)? else {
                 continue;
@@ -359,13 +445,14 @@ impl Scheduler {
             }
             let lost = job.lost_attempts + 1;
             if lost >= max_lost {
-                let error =
-                    format!("lost {lost} leases: its workers stopped heartbeating every time");
+                let error = format!(
+                    "lost {lost} leases (the last: {why}): its workers stopped heartbeating or training every time"
+                );
                 job_writes::lose_lease(&tx, &job.id, lost, Some(&error), now)?;
-                tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job failed");
+                tracing::warn!(job = %job.id, %attempt, lost, reason = %why, "attempt taken back; job failed");
             } else {
                 job_writes::lose_lease(&tx, &job.id, lost, None, now)?;
-                tracing::warn!(job = %job.id, %attempt, lost, "lease expired; job back to pending");
+                tracing::warn!(job = %job.id, %attempt, lost, reason = %why, "attempt taken back; job back to pending");
             }
         }
         lease_writes::mark_silent_workers_lost(&tx, now - timeout_ms)?;
@@ -381,6 +468,7 @@ impl Scheduler {
         let deadline = self.deadline_from(now);
         let tx = self.store.transaction()?;
         let n = lease_writes::extend_open_attempts(&tx, deadline)?;
+        lease_writes::restart_progress_clocks(&tx, now)?;
         lease_writes::see_every_worker(&tx, now)?;
         tx.commit().map_err(StoreError::from)?;
         if n > 0 {
@@ -410,7 +498,10 @@ impl Scheduler {
             lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Cancelled, None)?;
         }
         job_writes::stop_job(&tx, job, JobStatus::Cancelled, None, now)?;
+        let mut dropped = Vec::new();
+        drop_checkpoint(&tx, job, &mut dropped)?;
         tx.commit().map_err(StoreError::from)?;
+        self.remove_checkpoint_files(&dropped);
         tracing::info!(job = %job, "job cancelled");
         Ok(())
     }

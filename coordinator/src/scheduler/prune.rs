@@ -14,7 +14,7 @@ use spikecv_common::plan::JobId;
 use spikecv_common::prune::{PruneRule, PruneVerdict, prune_rule};
 
 use super::SchedulerError;
-use super::ops::to_json;
+use super::ops::{drop_checkpoint, to_json};
 use crate::states::AttemptOutcome;
 use crate::store::sweep_reads::{self, Peer};
 use crate::store::{job_writes, lease_writes, reads};
@@ -110,8 +110,15 @@ fn judge(
 }
 
 /// Stops `job` as pruned: its attempt ends (the worker hears it in the answer
-/// to its report or at its next heartbeat) and the verdict is stored.
-fn mark_pruned(conn: &Connection, job: &JobId, verdict: &PruneVerdict, now: i64) -> Result<()> {
+/// to its report or at its next heartbeat), the verdict is stored and its
+/// checkpoint dropped (noted in `dropped`).
+fn mark_pruned(
+    conn: &Connection,
+    job: &JobId,
+    verdict: &PruneVerdict,
+    now: i64,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<()> {
     if let Some(attempt) = reads::job(conn, job)?.and_then(|j| j.current_attempt) {
         lease_writes::end_attempt(
             conn,
@@ -122,19 +129,22 @@ fn mark_pruned(conn: &Connection, job: &JobId, verdict: &PruneVerdict, now: i64)
         )?;
     }
     job_writes::stop_job(conn, job, JobStatus::Pruned, Some(&to_json(verdict)?), now)?;
+    drop_checkpoint(conn, job, dropped)?;
     tracing::info!(job = %job, %verdict, "job pruned");
     Ok(())
 }
 
 /// After `job` stored epoch `epoch`: prunes it, and any other live job of its
 /// sweep groups that reported that epoch earlier and now loses against the
-/// larger group. Returns whether `job` itself was pruned.
+/// larger group. Returns whether `job` itself was pruned; the checkpoints of
+/// pruned jobs are noted in `dropped`, their files to be removed after commit.
 pub(super) fn prune_after_epoch(
     conn: &Connection,
     rules: &mut PruneRules,
     job: &JobId,
     epoch: u32,
     now: i64,
+    dropped: &mut Vec<(JobId, String)>,
 ) -> Result<bool> {
     let Some(members) = members(conn, rules, job)? else {
         return Ok(false);
@@ -156,7 +166,7 @@ pub(super) fn prune_after_epoch(
             continue;
         }
         if let Some(verdict) = judge(conn, rules, &candidate, epoch)? {
-            mark_pruned(conn, &candidate, &verdict, now)?;
+            mark_pruned(conn, &candidate, &verdict, now, dropped)?;
             self_pruned |= candidate == *job;
         }
     }

@@ -2,6 +2,13 @@
 //! refreshes its registration (after proving it holds the secret); a worker a
 //! coordinator lost (its store replaced) is re-registered under the id and
 //! secret it presents, so workers survive a coordinator restart either way.
+//!
+//! A live worker's identity is never taken over: a registration under the
+//! name and host of a worker that is still heard from gets an identity of its
+//! own (two workers started with the same `--name` run side by side); only
+//! the row of a worker that is gone (lost, or silent for a lease timeout,
+//! with no open attempt) is handed to a new registration. Workers present at
+//! once are capped ([`SchedulerSettings::max_workers`](super::SchedulerSettings)).
 
 use rusqlite::Connection;
 
@@ -49,25 +56,31 @@ fn check_fingerprint(conn: &Connection, reg: &WorkerRegistration) -> Result<()> 
 
 impl Scheduler {
     /// Registers a worker and hands out its secret (after the data fingerprint
-    /// check). A worker registering again under the same name and host while
-    /// its earlier registration holds no open attempt gets that row back (id
-    /// kept, secret replaced), so a restarting worker does not grow the
-    /// `workers` table; lost workers that never leased anything are deleted.
+    /// check). A worker registering again under the same name and host as a
+    /// worker that is gone (lost or silent for a lease timeout, no open
+    /// attempt) gets that row back (id kept, secret replaced), so a restarting
+    /// worker does not grow the `workers` table; a live worker's row is never
+    /// handed over. Lost workers that never leased anything are deleted.
+    /// Refused with [`SchedulerError::TooManyWorkers`] when a new row would
+    /// pass the cap.
     pub fn register(&mut self, reg: &WorkerRegistration) -> Result<Registered> {
         let now = self.now_ms();
         let secret = WorkerSecret::generate();
+        let limit = self.settings.max_workers;
+        let silent_since = now - i64::from(self.settings.lease_timeout_seconds) * 1000;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
         // Without this a stream of registrations grows the table for good.
         worker_rows::forget_idle_lost_workers(&tx)?;
         let slots = to_json(&reg.slots)?;
         let fields = fields(reg, &slots);
-        let id = match worker_rows::idle_worker_named(&tx, &reg.name, &reg.host)? {
+        let id = match worker_rows::gone_worker_named(&tx, &reg.name, &reg.host, silent_since)? {
             Some(id) => {
                 worker_rows::refresh_worker(&tx, &id, &fields, Some(&secret.digest()), now)?;
                 id
             }
             None => {
+                check_worker_room(&tx, limit)?;
                 let count = worker_rows::worker_count(&tx)?;
                 let seed = format!(
                     "{}\n{}\n{now}\n{count}\n{}",
@@ -134,6 +147,7 @@ impl Scheduler {
             return Ok(id.clone());
         }
         let now = self.now_ms();
+        let limit = self.settings.max_workers;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
         let slots = to_json(&reg.slots)?;
@@ -141,12 +155,22 @@ impl Scheduler {
         if known {
             worker_rows::refresh_worker(&tx, id, &fields, None, now)?;
         } else {
+            check_worker_room(&tx, limit)?;
             worker_rows::insert_worker(&tx, id, &fields, &secret.digest(), now)?;
             tracing::info!(worker = %id, name = %reg.name, host = %reg.host, "unknown worker re-registered under its own id");
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(id.clone())
     }
+}
+
+/// `Ok` when one more worker fits under the cap of `limit`.
+fn check_worker_room(conn: &Connection, limit: usize) -> Result<()> {
+    if worker_rows::present_worker_count(conn)? >= limit {
+        tracing::warn!(limit, "worker registration refused: the cap is reached");
+        return Err(SchedulerError::TooManyWorkers { limit });
+    }
+    Ok(())
 }
 
 fn fields<'a>(reg: &'a WorkerRegistration, slots_json: &'a str) -> WorkerFields<'a> {

@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use spikecv_common::proto as pb;
 use tonic::{Status, Streaming};
 
-use super::upload_gate::CheckpointLimits;
+use super::upload_gate::{CheckpointLimits, UploadTicket};
 use crate::checkpoints::{CheckpointDir, ChunkReader, StagedCheckpoint, StagingFile};
 use crate::scheduler::{AttemptId, CheckpointRecord};
 
@@ -64,7 +64,24 @@ pub fn over_limit(attempt: AttemptId, max: u64) -> Status {
     ))
 }
 
-/// A new `.part` file in `dir` for an upload of `need` bytes, refused with
+/// The refusal of an upload that did not end within its total `deadline`.
+pub fn too_slow(
+    attempt: AttemptId,
+    declared: u64,
+    deadline: Duration,
+    limits: &CheckpointLimits,
+) -> Status {
+    tracing::warn!(%attempt, declared, seconds = deadline.as_secs_f64(), "checkpoint upload too slow; abandoned");
+    Status::deadline_exceeded(format!(
+        "checkpoint upload of attempt {attempt}: {declared} bytes not received within {:.0} s \
+         ({:.0} s plus the size at {} bytes/s, the minimum rate); abandoned",
+        deadline.as_secs_f64(),
+        limits.upload_grace.as_secs_f64(),
+        limits.min_upload_rate
+    ))
+}
+
+/// A new `.part` file in `dir` for uploads of `need` bytes, refused with
 /// RESOURCE_EXHAUSTED when the file system has less than `need + margin` free.
 pub async fn stage(dir: CheckpointDir, need: u64, margin: u64) -> Result<StagingFile, Status> {
     let joined = tokio::task::spawn_blocking(move || {
@@ -96,7 +113,7 @@ pub async fn stage(dir: CheckpointDir, need: u64, margin: u64) -> Result<Staging
 }
 
 /// Receives the rest of an upload whose `first` chunk has been read into
-/// `staging`, within `limits` and the `declared` size (0: not declared);
+/// `staging`, within `limits` and the `declared` size;
 /// checks the sent SHA-256. Returns the synced file, ready to be recorded. On
 /// any error the staged file is removed (with `staging`).
 pub async fn receive(
@@ -115,7 +132,7 @@ pub async fn receive(
             tracing::warn!(%attempt, max = limits.max_bytes, "checkpoint upload over the size limit; abandoned");
             return Err(over_limit(attempt, limits.max_bytes));
         }
-        if declared > 0 && total > declared {
+        if total > declared {
             return Err(Status::invalid_argument(format!(
                 "checkpoint of attempt {attempt}: more than its declared {declared} bytes"
             )));
@@ -131,7 +148,7 @@ pub async fn receive(
         .await?;
         chunk = next_chunk(&mut stream, limits.idle_timeout, Some(attempt)).await?;
     }
-    if declared > 0 && staging.size() != declared {
+    if staging.size() != declared {
         return Err(Status::invalid_argument(format!(
             "checkpoint of attempt {attempt}: {} bytes sent, {declared} declared",
             staging.size()
@@ -153,17 +170,22 @@ pub async fn receive(
 /// the stream with NOT_FOUND, a short or altered one with DATA_LOSS, instead
 /// of sending wrong bytes (the worker then trains from epoch 0); a client that
 /// takes no chunk for `idle` gets DEADLINE_EXCEEDED (if it ever reads again).
+/// The download's `ticket` (its place among the downloads in flight) is held
+/// until the file is read to its end or the download is abandoned.
 pub fn send(
     attempt: AttemptId,
     record: CheckpointRecord,
     chunk: usize,
     idle: Duration,
+    ticket: UploadTicket,
 ) -> ChunkStream {
     let (tx, rx) = tokio::sync::mpsc::channel(DOWNLOAD_QUEUE);
     // The error that ends the stream, after the chunks already queued.
     let (end_tx, end_rx) = tokio::sync::oneshot::channel::<Status>();
     tokio::spawn(async move {
-        if let Err(status) = feed(&tx, attempt, &record, chunk, idle).await {
+        let result = feed(&tx, attempt, &record, chunk, idle).await;
+        drop(ticket);
+        if let Err(status) = result {
             let _ = end_tx.send(status);
         }
     });

@@ -1,9 +1,11 @@
 //! Limits on checkpoint transfers, so that one caller cannot fill the disk or
-//! tie up the coordinator: a size limit, at most one upload per attempt and a
-//! bounded number in total, a free-space check before an upload is staged, and
-//! an idle timeout on both directions.
+//! tie up the coordinator: a size limit, a declared size on every upload with
+//! that much disk space reserved while it runs, at most one transfer per
+//! attempt and direction and a bounded number in total, an idle timeout on
+//! both directions and a total deadline per upload (a minimum rate).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,61 +20,122 @@ pub struct CheckpointLimits {
     pub max_bytes: u64,
     /// Uploads received at the same time, over all attempts.
     pub max_uploads: usize,
+    /// Downloads sent at the same time, over all attempts.
+    pub max_downloads: usize,
     /// An upload that sends no chunk, or a download whose client reads
     /// nothing, for this long is abandoned.
     pub idle_timeout: Duration,
-    /// Free space the checkpoint directory's file system must keep beyond an
-    /// upload's declared size, in bytes.
+    /// Free space the checkpoint directory's file system must keep beyond the
+    /// declared sizes of the uploads in flight, in bytes.
     pub free_space_margin: u64,
+    /// The slowest upload accepted, in bytes per second: an upload must end
+    /// within [`CheckpointLimits::upload_grace`] plus its declared size at
+    /// this rate (so a trickle cannot hold a place for hours).
+    pub min_upload_rate: u64,
+    /// Time every upload gets beyond its size at the minimum rate.
+    pub upload_grace: Duration,
 }
 
 impl Default for CheckpointLimits {
-    /// 2 GiB, 8 uploads, 60 s, 256 MiB.
+    /// 2 GiB, 8 uploads, 16 downloads, 60 s idle, 256 MiB margin, 256 KiB/s
+    /// and 60 s of grace (a 150 MB checkpoint then has about 11 minutes).
     fn default() -> Self {
         Self {
             max_bytes: 2 << 30,
             max_uploads: 8,
+            max_downloads: 16,
             idle_timeout: Duration::from_secs(60),
             free_space_margin: 256 << 20,
+            min_upload_rate: 256 << 10,
+            upload_grace: Duration::from_secs(60),
         }
     }
 }
 
-/// Why an upload was not admitted.
+impl CheckpointLimits {
+    /// The total time an upload of `declared` bytes may take.
+    pub fn upload_deadline(&self, declared: u64) -> Duration {
+        let rate = self.min_upload_rate.max(1);
+        self.upload_grace
+            .saturating_add(Duration::from_secs(declared.div_ceil(rate)))
+    }
+}
+
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A worker sends a checkpoint.
+    Upload,
+    /// A worker fetches a checkpoint.
+    Download,
+}
+
+impl Direction {
+    fn noun(self) -> &'static str {
+        match self {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Direction::Upload => "--max-checkpoint-uploads",
+            Direction::Download => "--max-checkpoint-downloads",
+        }
+    }
+}
+
+/// Why a transfer was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadRefused {
-    /// The attempt already has an upload in flight.
-    #[error("attempt {attempt} already has a checkpoint upload in progress")]
+    /// The attempt already has a transfer in this direction in flight.
+    #[error("attempt {attempt} already has a checkpoint {} in progress", direction.noun())]
     AttemptBusy {
         /// The attempt.
         attempt: AttemptId,
+        /// Upload or download.
+        direction: Direction,
     },
-    /// As many uploads as the limit are in flight.
-    #[error(
-        "{limit} checkpoint uploads are in progress, the limit (--max-checkpoint-uploads); try later"
-    )]
+    /// As many transfers as the limit are in flight.
+    #[error("{limit} checkpoint {}s are in progress, the limit ({}); try later", direction.noun(), direction.flag())]
     TooMany {
         /// The limit.
         limit: usize,
+        /// Upload or download.
+        direction: Direction,
     },
 }
 
-/// Admits uploads within the per-attempt and total limits (cheap to clone).
+/// Admits transfers within the per-attempt and total limits of one direction,
+/// and keeps the sum of the sizes reserved by those in flight (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct UploadGate {
     limits: CheckpointLimits,
+    direction: Direction,
     permits: Arc<Semaphore>,
     busy: Arc<Mutex<HashSet<AttemptId>>>,
+    reserved: Arc<AtomicU64>,
 }
 
 impl UploadGate {
-    /// A gate enforcing `limits` (at least one upload at a time).
+    /// A gate for uploads enforcing `limits` (at least one at a time).
     pub fn new(limits: CheckpointLimits) -> Self {
-        let permits = Arc::new(Semaphore::new(limits.max_uploads.max(1)));
+        Self::for_direction(limits, Direction::Upload)
+    }
+
+    /// A gate for transfers in `direction` enforcing `limits`.
+    pub fn for_direction(limits: CheckpointLimits, direction: Direction) -> Self {
+        let limit = match direction {
+            Direction::Upload => limits.max_uploads,
+            Direction::Download => limits.max_downloads,
+        };
         Self {
+            permits: Arc::new(Semaphore::new(limit.max(1))),
             limits,
-            permits,
+            direction,
             busy: Arc::default(),
+            reserved: Arc::default(),
         }
     }
 
@@ -81,14 +144,20 @@ impl UploadGate {
         &self.limits
     }
 
-    /// Admits an upload for `attempt`, or says why not; the upload holds its
-    /// place until the ticket is dropped.
-    pub fn admit(&self, attempt: AttemptId) -> Result<UploadTicket, UploadRefused> {
+    /// Bytes reserved by the transfers in flight (their declared sizes).
+    pub fn reserved_bytes(&self) -> u64 {
+        self.reserved.load(Ordering::SeqCst)
+    }
+
+    /// Admits a transfer of `bytes` for `attempt`, or says why not; the
+    /// transfer holds its place and its reservation until the ticket is dropped.
+    pub fn admit(&self, attempt: AttemptId, bytes: u64) -> Result<UploadTicket, UploadRefused> {
         let permit =
             Arc::clone(&self.permits)
                 .try_acquire_owned()
                 .map_err(|_| UploadRefused::TooMany {
-                    limit: self.limits.max_uploads.max(1),
+                    limit: self.max(),
+                    direction: self.direction,
                 })?;
         let fresh = self
             .busy
@@ -96,26 +165,42 @@ impl UploadGate {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(attempt);
         if !fresh {
-            return Err(UploadRefused::AttemptBusy { attempt });
+            return Err(UploadRefused::AttemptBusy {
+                attempt,
+                direction: self.direction,
+            });
         }
+        self.reserved.fetch_add(bytes, Ordering::SeqCst);
         Ok(UploadTicket {
             _permit: permit,
             busy: Arc::clone(&self.busy),
+            reserved: Arc::clone(&self.reserved),
+            bytes,
             attempt,
         })
     }
+
+    fn max(&self) -> usize {
+        match self.direction {
+            Direction::Upload => self.limits.max_uploads.max(1),
+            Direction::Download => self.limits.max_downloads.max(1),
+        }
+    }
 }
 
-/// An admitted upload's place; freed on drop.
+/// An admitted transfer's place and reservation; freed on drop.
 #[derive(Debug)]
 pub struct UploadTicket {
     _permit: OwnedSemaphorePermit,
     busy: Arc<Mutex<HashSet<AttemptId>>>,
+    reserved: Arc<AtomicU64>,
+    bytes: u64,
     attempt: AttemptId,
 }
 
 impl Drop for UploadTicket {
     fn drop(&mut self) {
+        self.reserved.fetch_sub(self.bytes, Ordering::SeqCst);
         self.busy
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -137,41 +222,99 @@ mod tests {
     #[test]
     fn one_upload_per_attempt_until_its_ticket_is_dropped() {
         let g = gate(4);
-        let first = g.admit(AttemptId(1));
+        let first = g.admit(AttemptId(1), 10);
         assert!(first.is_ok());
         assert_eq!(
-            g.admit(AttemptId(1)).err(),
+            g.admit(AttemptId(1), 10).err(),
             Some(UploadRefused::AttemptBusy {
-                attempt: AttemptId(1)
+                attempt: AttemptId(1),
+                direction: Direction::Upload,
             })
         );
-        assert!(g.admit(AttemptId(2)).is_ok(), "another attempt may upload");
+        assert!(
+            g.admit(AttemptId(2), 10).is_ok(),
+            "another attempt may upload"
+        );
         drop(first);
-        assert!(g.admit(AttemptId(1)).is_ok());
+        assert!(g.admit(AttemptId(1), 10).is_ok());
     }
 
     #[test]
     fn no_more_uploads_than_the_limit_and_a_refusal_holds_no_place() {
         let g = gate(2);
-        let a = g.admit(AttemptId(1));
-        let b = g.admit(AttemptId(2));
+        let a = g.admit(AttemptId(1), 1);
+        let b = g.admit(AttemptId(2), 1);
         assert!(a.is_ok() && b.is_ok());
+        let refused = g.admit(AttemptId(3), 1).err();
         assert_eq!(
-            g.admit(AttemptId(3)).err(),
-            Some(UploadRefused::TooMany { limit: 2 })
+            refused,
+            Some(UploadRefused::TooMany {
+                limit: 2,
+                direction: Direction::Upload,
+            })
+        );
+        assert!(
+            refused
+                .map(|r| r.to_string())
+                .is_some_and(|m| m.contains("--max-checkpoint-uploads"))
         );
         // The refused attempt is not marked busy.
         drop(a);
-        assert!(g.admit(AttemptId(3)).is_ok());
+        assert!(g.admit(AttemptId(3), 1).is_ok());
     }
 
     #[test]
     fn a_busy_attempt_does_not_use_up_a_permit() {
         let g = gate(2);
-        let _a = g.admit(AttemptId(1));
+        let _a = g.admit(AttemptId(1), 1);
         for _ in 0..5 {
-            assert!(g.admit(AttemptId(1)).is_err());
+            assert!(g.admit(AttemptId(1), 1).is_err());
         }
-        assert!(g.admit(AttemptId(2)).is_ok());
+        assert!(g.admit(AttemptId(2), 1).is_ok());
+    }
+
+    #[test]
+    fn declared_sizes_stay_reserved_while_their_tickets_live() {
+        let g = gate(4);
+        let a = g.admit(AttemptId(1), 100);
+        let b = g.admit(AttemptId(2), 50);
+        assert_eq!(g.reserved_bytes(), 150);
+        assert!(g.admit(AttemptId(1), 7).is_err());
+        assert_eq!(g.reserved_bytes(), 150, "a refusal reserves nothing");
+        drop(a);
+        assert_eq!(g.reserved_bytes(), 50);
+        drop(b);
+        assert_eq!(g.reserved_bytes(), 0);
+    }
+
+    #[test]
+    fn downloads_have_their_own_limit_and_name_their_flag() {
+        let g = UploadGate::for_direction(
+            CheckpointLimits {
+                max_downloads: 1,
+                ..CheckpointLimits::default()
+            },
+            Direction::Download,
+        );
+        let _a = g.admit(AttemptId(1), 0);
+        let e = g.admit(AttemptId(2), 0).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(
+                |m| m.contains("downloads") && m.contains("--max-checkpoint-downloads")
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_upload_deadline_grows_with_the_declared_size_at_the_minimum_rate() {
+        let l = CheckpointLimits {
+            min_upload_rate: 1000,
+            upload_grace: Duration::from_secs(10),
+            ..CheckpointLimits::default()
+        };
+        assert_eq!(l.upload_deadline(0), Duration::from_secs(10));
+        assert_eq!(l.upload_deadline(5000), Duration::from_secs(15));
+        assert_eq!(l.upload_deadline(5001), Duration::from_secs(16));
     }
 }

@@ -93,6 +93,8 @@ pub(crate) struct NewJob<'a> {
     pub max_attempts: u32,
     /// Epochs it trains.
     pub epochs: u32,
+    /// Seconds an attempt may go without a new epoch (0: no limit).
+    pub epoch_timeout_s: u32,
     /// Submission time.
     pub now: i64,
 }
@@ -102,8 +104,9 @@ pub(crate) fn insert_job(conn: &Connection, j: &NewJob<'_>) -> Result<()> {
     exec(
         conn,
         "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
-             split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms, epochs)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+             split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms, epochs,
+             epoch_timeout_s)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
         params![
             j.id.as_str(),
             j.experiment.0,
@@ -117,7 +120,8 @@ pub(crate) fn insert_job(conn: &Connection, j: &NewJob<'_>) -> Result<()> {
             j.max_attempts,
             JobStatus::Pending,
             j.now,
-            j.epochs
+            j.epochs,
+            j.epoch_timeout_s
         ],
     )?;
     Ok(())

@@ -61,6 +61,9 @@ pub struct JobRow {
     pub result_json: Option<String>,
     /// Last change.
     pub updated_ms: i64,
+    /// Seconds an attempt may go without a new epoch (`protocol.epoch_timeout_s`;
+    /// `None` for jobs stored before it was kept: the default applies).
+    pub epoch_timeout_s: Option<u32>,
 }
 
 impl std::ops::Deref for JobRow {
@@ -117,7 +120,7 @@ static JOB_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{}, 0, j.pruned_json, j.epochs, j.experiment, j.config_toml, j.split_json, \
          j.data_fingerprint, j.max_attempts, j.failures, j.lost_attempts, j.current_attempt, \
-         j.result_json, j.updated_ms",
+         j.result_json, j.updated_ms, j.epoch_timeout_s",
         read_jobs::COLUMNS
     )
 });
@@ -152,6 +155,10 @@ fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
         progress: record.progress_epoch.zip(record.progress_of),
         result_json: row.get(at + 8)?,
         updated_ms: row.get(at + 9)?,
+        epoch_timeout_s: row
+            .get::<_, Option<i64>>(at + 10)?
+            .map(|s| u32::try_from(s).map_err(|e| corrupt("jobs", &key, "epoch_timeout_s", e)))
+            .transpose()?,
         record,
     })
 }
@@ -323,4 +330,22 @@ pub(crate) fn worker(conn: &Connection, id: &WorkerId) -> Result<Option<WorkerRo
     Ok(query_workers(conn, "WHERE id = ?1", [id.0.as_str()])?
         .into_iter()
         .next())
+}
+
+/// How many classes the experiment's data set has (`None` when it kept no
+/// class names).
+pub(crate) fn class_count(
+    conn: &Connection,
+    experiment: &ExperimentId,
+) -> Result<Option<usize>, StoreError> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT class_names_json FROM experiments WHERE id = ?1")?
+        .query_row([experiment.0.as_str()], |r| r.get(0))
+        .optional()?;
+    let Some(json) = json else {
+        return Ok(None);
+    };
+    let names: Vec<String> = serde_json::from_str(&json)
+        .map_err(|e| corrupt("experiments", &experiment.0, "class_names_json", e))?;
+    Ok((!names.is_empty()).then_some(names.len()))
 }

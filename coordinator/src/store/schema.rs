@@ -178,6 +178,19 @@ DROP TABLE jobs;
 ALTER TABLE jobs_v4 RENAME TO jobs;
 CREATE INDEX jobs_by_status ON jobs(status);
 "#,
+    // 5: progress per attempt. `last_epoch` is the highest epoch the attempt
+    // reported (epochs may not go back within an attempt, and a checkpoint's
+    // epoch may not pass it); `progress_ms` is when the attempt was leased or
+    // last reported a new epoch, and `epoch_timeout_ms` (0: off) how long it
+    // may go without one before it is taken back. A job keeps its config's
+    // `protocol.epoch_timeout_s` (NULL for jobs stored before: the default).
+    r#"
+ALTER TABLE attempts ADD COLUMN last_epoch INTEGER;
+ALTER TABLE attempts ADD COLUMN progress_ms INTEGER;
+ALTER TABLE attempts ADD COLUMN epoch_timeout_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE attempts SET progress_ms = leased_ms;
+ALTER TABLE jobs ADD COLUMN epoch_timeout_s INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,5 @@
 //! Workers' rows: registration (insert, refresh, re-registration under the
-//! same name and host), the secret hash their calls are checked against, and
+//! same name and host of a worker that is gone), the secret hash their calls are checked against, and
 //! what data the unfinished jobs need.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -57,19 +57,25 @@ pub(crate) fn forget_idle_lost_workers(conn: &Connection) -> Result<usize> {
     )
 }
 
-/// The oldest worker registered under `name` and `host` with no open attempt.
-pub(crate) fn idle_worker_named(
+/// The oldest worker registered under `name` and `host` that is gone: no open
+/// attempt, and lost or silent since `silent_since` (a live worker's identity
+/// is never handed to another registration).
+pub(crate) fn gone_worker_named(
     conn: &Connection,
     name: &str,
     host: &str,
+    silent_since: i64,
 ) -> Result<Option<WorkerId>> {
     Ok(conn
         .prepare_cached(
             "SELECT id FROM workers w WHERE name = ?1 AND host = ?2
+                 AND (state = ?3 OR last_seen_ms <= ?4)
                  AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.worker = w.id AND a.ended_ms IS NULL)
              ORDER BY registered_ms, id LIMIT 1",
         )?
-        .query_row(params![name, host], |r| r.get(0))
+        .query_row(params![name, host, WorkerState::Lost, silent_since], |r| {
+            r.get(0)
+        })
         .optional()?
         .map(WorkerId))
 }
@@ -77,6 +83,14 @@ pub(crate) fn idle_worker_named(
 /// How many workers are stored.
 pub(crate) fn worker_count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT count(*) FROM workers", [], |r| r.get(0))?)
+}
+
+/// How many workers are not lost.
+pub(crate) fn present_worker_count(conn: &Connection) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM workers WHERE state != ?1")?
+        .query_row([WorkerState::Lost], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// Stores a new worker, alive, with its secret's hash.

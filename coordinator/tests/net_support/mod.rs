@@ -11,9 +11,10 @@ use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerCli
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::health::HealthSettings;
+use spikecv_coordinator::scheduler::SchedulerHandle;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
 use spikecv_coordinator::server::{ServerOptions, serve_with_health};
-use spikecv_coordinator::service::{CheckpointLimits, CoordinatorService, SchedulerHandle};
+use spikecv_coordinator::service::{CheckpointLimits, CoordinatorService};
 use spikecv_coordinator::store::Store;
 
 /// Lease timeout of the test scheduler.
@@ -244,7 +245,8 @@ pub fn metrics(epoch: u32) -> EpochMetrics {
     }
 }
 
-/// A plausible result of two epochs.
+/// A plausible result of two epochs (without a confusion matrix: the test
+/// data set's size is not this helper's to know).
 pub fn result() -> JobResult {
     JobResult {
         best_epoch: 1,
@@ -252,7 +254,7 @@ pub fn result() -> JobResult {
         test_loss: 0.25,
         val_accuracy: Some(0.5),
         val_loss: Some(0.4),
-        confusion: vec![vec![1, 0], vec![1, 0]],
+        confusion: vec![],
         train_seconds: 2.0,
         epochs: vec![metrics(1), metrics(2)],
         optimistic: false,
