@@ -100,6 +100,48 @@ pub enum DataError {
     /// A sliced sample is unusable.
     #[error(transparent)]
     Npy(#[from] NpyError),
+    /// A sample whose events span more time than any gesture (its time
+    /// windows, and the buffers sized by them, would grow without bound).
+    #[error(
+        "sample {class} of recording {recording:?} spans {span_s:.1} s; the limit is {limit_s} s \
+         (time stamps of that recording are broken)"
+    )]
+    SampleTooLong {
+        /// The recording.
+        recording: String,
+        /// The class index (0-based).
+        class: usize,
+        /// Its span, seconds.
+        span_s: f64,
+        /// [`MAX_SAMPLE_SPAN_US`] in seconds.
+        limit_s: u64,
+    },
+}
+
+/// The longest time a sample's events may span, µs: ten minutes, far beyond
+/// a gesture (a few seconds), so that its `dt` windows stay bounded (600,000
+/// at `dt` = 1 ms).
+pub const MAX_SAMPLE_SPAN_US: i64 = 600_000_000;
+
+/// `Ok` when `events` (sample `class` of `recording`) span at most
+/// [`MAX_SAMPLE_SPAN_US`].
+pub fn check_span(events: &[Event], recording: &str, class: usize) -> Result<(), DataError> {
+    let (Some(lo), Some(hi)) = (
+        events.iter().map(|e| e.t).min(),
+        events.iter().map(|e| e.t).max(),
+    ) else {
+        return Ok(());
+    };
+    let span = hi.saturating_sub(lo);
+    if span > MAX_SAMPLE_SPAN_US {
+        return Err(DataError::SampleTooLong {
+            recording: recording.to_owned(),
+            class,
+            span_s: span as f64 / 1e6,
+            limit_s: (MAX_SAMPLE_SPAN_US / 1_000_000) as u64,
+        });
+    }
+    Ok(())
 }
 
 impl DataError {
@@ -313,11 +355,14 @@ impl Dataset {
             return Err(DataError::BadClass { class });
         }
         let sliced = self.sliced_path(recording, class);
-        if sliced.is_file() {
-            return Ok(npy::read_events(&sliced)?);
-        }
-        let (events, tags) = self.read_raw(recording)?;
-        Ok(slice_one(&events, &tags[class]))
+        let events = if sliced.is_file() {
+            npy::read_events(&sliced)?
+        } else {
+            let (events, tags) = self.read_raw(recording)?;
+            slice_one(&events, &tags[class])
+        };
+        check_span(&events, recording, class)?;
+        Ok(events)
     }
 
     /// All 19 samples of a recording in class order, reading the recording file
@@ -325,17 +370,22 @@ impl Dataset {
     /// sliced files.
     pub fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         self.check_known(recording)?;
-        if self.is_sliced(recording) {
-            return (0..CLASSES)
+        let samples = if self.is_sliced(recording) {
+            (0..CLASSES)
                 .map(|c| Ok(npy::read_events(&self.sliced_path(recording, c))?))
-                .collect();
+                .collect::<Result<Vec<_>, DataError>>()?
+        } else {
+            // The whole recording is only needed until it is sliced: its buffer is
+            // kept per thread for the next recording (no fresh pages to fault in).
+            let spare = SPARE_EVENTS.with(|cell| cell.take());
+            let (events, tags) = self.read_raw_reusing(recording, spare)?;
+            let samples = slice(&events, &tags);
+            SPARE_EVENTS.with(|cell| cell.replace(events));
+            samples
+        };
+        for (class, events) in samples.iter().enumerate() {
+            check_span(events, recording, class)?;
         }
-        // The whole recording is only needed until it is sliced: its buffer is
-        // kept per thread for the next recording (no fresh pages to fault in).
-        let spare = SPARE_EVENTS.with(|cell| cell.take());
-        let (events, tags) = self.read_raw_reusing(recording, spare)?;
-        let samples = slice(&events, &tags);
-        SPARE_EVENTS.with(|cell| cell.replace(events));
         Ok(samples)
     }
 

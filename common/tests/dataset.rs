@@ -220,3 +220,38 @@ fn synthesis_is_deterministic_for_a_seed() {
         std::fs::read(d.path().join("recordings/user30_imse.aedat")).unwrap()
     );
 }
+
+#[test]
+fn a_sample_spanning_more_than_the_limit_is_refused_naming_it() {
+    use spikecv_common::dataset::MAX_SAMPLE_SPAN_US;
+    use spikecv_common::events::Event;
+    let dir = tempfile::tempdir().unwrap();
+    make(dir.path(), 1, 5);
+    let ds = Dataset::open(dir.path()).unwrap();
+    let name = ds.recordings(Variant::Whole)[0].clone();
+    // A sliced sample whose last time stamp jumps past the limit: its `dt`
+    // windows would size buffers past any memory.
+    let path = ds.sliced_path(&name, 3);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let at_limit = [
+        Event::new(5, 1, 1, true),
+        Event::new(5 + MAX_SAMPLE_SPAN_US, 2, 2, false),
+    ];
+    npy::write_events(&path, &at_limit).unwrap();
+    assert_eq!(ds.sample_events(&name, 3).unwrap(), at_limit.to_vec());
+    let beyond = [
+        Event::new(5, 1, 1, true),
+        Event::new(6 + MAX_SAMPLE_SPAN_US, 2, 2, false),
+    ];
+    npy::write_events(&path, &beyond).unwrap();
+    let err = ds.sample_events(&name, 3).unwrap_err();
+    assert!(
+        matches!(err, DataError::SampleTooLong { class: 3, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&name) && text.contains("the limit is 600 s"),
+        "{text}"
+    );
+}

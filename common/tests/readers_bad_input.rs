@@ -385,3 +385,83 @@ fn fuzz_regressions_are_errors_not_panics() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn an_aedat4_packet_that_inflates_past_the_limit_is_refused_before_it_is_held() {
+    use std::io::Write;
+    let real = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/aedat4/sample.aedat4"
+    ))
+    .unwrap();
+    let facts = aedat::v4::header_facts(&real, Path::new(NAME)).unwrap();
+    let first = facts.header_bytes as usize;
+    // The fixture's header: LZ4 packets, the event stream has id 0.
+    let bomb = |inflated: u64| {
+        let mut enc = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = inflated;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            enc.write_all(&zeros[..n]).unwrap();
+            left -= n as u64;
+        }
+        let (packed, done) = enc.finish();
+        done.unwrap();
+        let mut file = real[..first].to_vec();
+        file.extend_from_slice(&0u32.to_le_bytes());
+        file.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        file.extend_from_slice(&packed);
+        (file, packed.len())
+    };
+    let (file, packed) = bomb(aedat::v4::MAX_PACKET_BYTES + 1);
+    assert!(packed < 1 << 20, "{packed} bytes on disk");
+    match read(&file) {
+        Err(e @ ReadError::TooLarge { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("byte offset {first}"))
+                    && text.contains(&aedat::v4::MAX_PACKET_BYTES.to_string()),
+                "{text}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // At the limit it inflates, and the zeros are then no event packet.
+    let (file, _) = bomb(aedat::v4::MAX_PACKET_BYTES);
+    assert!(matches!(read(&file), Err(ReadError::BadPacket { .. })));
+}
+
+#[test]
+fn header_lines_past_their_limits_are_refused() {
+    // One line longer than the limit, without a line end.
+    let mut long = b"#!AER-DAT2.0\r\n# ".to_vec();
+    long.resize(
+        long.len() + aedat::MAX_HEADER_LINE_BYTES as usize + 10,
+        b'x',
+    );
+    match read(&long) {
+        Err(e @ ReadError::TooLarge { .. }) => {
+            assert!(
+                e.to_string().contains("header line at byte offset 14"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Short lines adding up past the header limit.
+    let mut many = b"#!AER-DAT3.1\r\n".to_vec();
+    let line = format!("# {}\r\n", "y".repeat(1000));
+    while (many.len() as u64) < aedat::MAX_HEADER_BYTES + 2000 {
+        many.extend_from_slice(line.as_bytes());
+    }
+    match read(&many) {
+        Err(e @ ReadError::TooLarge { .. }) => assert!(e.to_string().contains("header"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // A header just under the line limit still reads (then has no events).
+    let mut fine = b"#!AER-DAT2.0\r\n# ".to_vec();
+    fine.resize(fine.len() + 1000, b'x');
+    fine.extend_from_slice(b"\r\n");
+    assert!(matches!(read(&fine), Err(ReadError::EmptyBody { .. })));
+}

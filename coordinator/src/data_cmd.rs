@@ -100,8 +100,9 @@ pub struct RenderArgs {
     /// Window length in ms.
     #[arg(long, default_value_t = 30)]
     pub dt_ms: u32,
-    /// Frames to draw (default: every window, at most 64).
-    #[arg(long)]
+    /// Frames to draw (default: every window, at most 64; at most 10,000,
+    /// the config's limit on `simulation.steps`).
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=10_000), usize::from))]
     pub steps: Option<usize>,
     /// Tiles per row.
     #[arg(long, default_value_t = 8)]

@@ -5,7 +5,8 @@
 //!
 //! Every file under DIR is looked at (symbolic links followed, each folder
 //! visited once, so link loops end; names starting with `.` and `__MACOSX`
-//! skipped). A file counts as the recording of `<name>` when it is called
+//! skipped). A link whose target lies outside DIR fails the import, naming
+//! the link and its target: an import takes only what the download holds. A file counts as the recording of `<name>` when it is called
 //! `<name>.aedat` and as its tags when it is called `<name>.csv`, where `<name>`
 //! is one of the 59 names of the file list, spelt exactly; the extension may be
 //! in any case. Other `.aedat`/`.csv` files are reported as unexpected and left
@@ -77,6 +78,19 @@ pub enum ImportError {
     OutInsideSource {
         /// The resolved `--out`.
         out: PathBuf,
+        /// The resolved DIR.
+        dir: PathBuf,
+    },
+    /// A symbolic link under DIR leads out of it.
+    #[error(
+        "{link} is a link to {target}, outside {dir}, the folder being imported; \
+         copy what it points to into the download (or remove the link)"
+    )]
+    LinkOutside {
+        /// The link, as found under DIR.
+        link: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
         /// The resolved DIR.
         dir: PathBuf,
     },

@@ -35,8 +35,8 @@ pub struct FramesArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// Windows per sample instead of `simulation.steps` (e.g. the config's
-    /// `training.test_steps`).
-    #[arg(long)]
+    /// `training.test_steps`; at most 10,000, the config's limit).
+    #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=10_000), usize::from))]
     pub steps: Option<usize>,
     /// Where to write: a `.npy` file for a single `--sample`, else a folder
     /// (created) that gets `<sample>.npy` per sample.

@@ -260,3 +260,33 @@ fn an_out_inside_the_download_or_holding_another_root_is_refused() {
     ]);
     assert!(err.contains("no such folder"), "{err}");
 }
+
+#[test]
+fn links_that_leave_the_download_are_refused_naming_link_and_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dl, _) = scattered(tmp.path());
+    // A file link and a folder link out of the download (the folder loop
+    // `a/b/loop -> a` inside it stays fine).
+    let outside = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), "not data\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), dl.join("c/notes.txt")).unwrap();
+    let err = fails(&["data", "import", s(&dl), "--out", s(&tmp.path().join("r1"))]);
+    assert!(
+        err.contains(s(&dl.join("c/notes.txt"))) && err.contains("secret.txt"),
+        "{err}"
+    );
+    assert!(err.contains("outside"), "{err}");
+    assert!(!tmp.path().join("r1").join("filelist.txt").exists());
+    std::fs::remove_file(dl.join("c/notes.txt")).unwrap();
+    std::os::unix::fs::symlink(&outside, dl.join("docs/more")).unwrap();
+    let err = fails(&["data", "import", s(&dl), "--out", s(&tmp.path().join("r2"))]);
+    assert!(
+        err.contains(s(&dl.join("docs/more"))) && err.contains("elsewhere"),
+        "{err}"
+    );
+    // Without them the import goes through.
+    std::fs::remove_file(dl.join("docs/more")).unwrap();
+    let text = ok(&["data", "import", s(&dl), "--out", s(&tmp.path().join("r3"))]);
+    assert!(text.contains("imported 59 recordings"), "{text}");
+}

@@ -1,5 +1,5 @@
 //! Event-file readers: jAER AEDAT 2.0 (DVS128), AEDAT 3.1 (polarity packets) and
-//! AEDAT 4 (through the `aedat` crate). The format is detected from the file's
+//! AEDAT 4 (with the `aedat` crate's flatbuffer code). The format is detected from the file's
 //! first line, never from its name.
 //!
 //! Every reader returns the events in file order with unwrapped, non-decreasing
@@ -11,6 +11,7 @@
 pub mod v2;
 pub mod v3;
 pub mod v4;
+mod v4_streams;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read};
@@ -211,7 +212,7 @@ pub enum ReadError {
         /// Sensor height.
         height: u16,
     },
-    /// The `aedat` crate refused an AEDAT 4 file.
+    /// An AEDAT 4 packet that does not decompress or parse.
     #[error("{path}: AEDAT 4 packet {packet} at byte offset {offset}: {source}")]
     Aedat4 {
         /// The file.
@@ -224,15 +225,17 @@ pub enum ReadError {
         #[source]
         source: ::aedat::base::ParseError,
     },
-    /// The `aedat` crate panicked on a malformed AEDAT 4 packet (caught).
-    #[error("{path}: malformed AEDAT 4 packet {packet} at byte offset {offset}")]
-    Aedat4Malformed {
+    /// Data that would decompress (AEDAT 4) or grow (a header) beyond a limit.
+    #[error("{path}: the {unit} at byte offset {offset} takes more than {limit} bytes")]
+    TooLarge {
         /// The file.
         path: PathBuf,
-        /// Index of the packet.
-        packet: u64,
-        /// Where that packet starts.
+        /// Where the packet or line starts.
         offset: u64,
+        /// What is too large, e.g. `"packet"` or `"header line"`.
+        unit: &'static str,
+        /// The limit, bytes.
+        limit: u64,
     },
 }
 
@@ -310,8 +313,7 @@ pub fn read_file_reusing(path: &Path, spare: Vec<Event>) -> Result<EventFile, Re
     }
 }
 
-/// Reads an event file from memory (AEDAT 2.0 or 3.1; AEDAT 4 needs a file, see
-/// [`v4::read_bytes`]). `path` is only used in error messages.
+/// Reads an event file from memory. `path` is only used in error messages.
 pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
     match detect(&bytes[..bytes.len().min(64)], path)? {
         Format::Aedat2 => v2::read(Cursor::new(bytes), path, Some(bytes.len() as u64)),
@@ -342,13 +344,22 @@ pub fn read_header(path: &Path) -> Result<(Format, HeaderFacts), ReadError> {
     Ok((format, facts))
 }
 
+/// The longest `#` header line read, bytes (jAER writes lines of a few
+/// hundred bytes, its preferences XML included).
+pub const MAX_HEADER_LINE_BYTES: u64 = 1 << 20;
+
+/// The most `#` header bytes read before the events.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
 /// Header lines with their byte offsets, the bytes they take, and whether the
 /// `stop` line was found.
 pub(crate) type HashLines = (Vec<(u64, String)>, u64, bool);
 
 /// Reads `#` lines from `reader` while the next byte is `#`; returns the lines
 /// (without line ends) with their byte offsets, and the bytes consumed. Stops after a line for which
-/// `stop` returns true.
+/// `stop` returns true. A line longer than [`MAX_HEADER_LINE_BYTES`], or a
+/// header past [`MAX_HEADER_BYTES`], is [`ReadError::TooLarge`]: no more than
+/// that is ever buffered.
 pub(crate) fn read_hash_lines<R: BufRead>(
     reader: &mut R,
     path: &Path,
@@ -364,9 +375,26 @@ pub(crate) fn read_hash_lines<R: BufRead>(
         }
         line.clear();
         let start = consumed;
+        let too_large = |unit, limit| ReadError::TooLarge {
+            path: path.to_path_buf(),
+            offset: start,
+            unit,
+            limit,
+        };
+        if start >= MAX_HEADER_BYTES {
+            return Err(too_large(
+                "header (its lines up to the one)",
+                MAX_HEADER_BYTES,
+            ));
+        }
         let n = reader
+            .by_ref()
+            .take(MAX_HEADER_LINE_BYTES + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| ReadError::io(path, e))?;
+        if n as u64 > MAX_HEADER_LINE_BYTES {
+            return Err(too_large("header line", MAX_HEADER_LINE_BYTES));
+        }
         consumed += n as u64;
         while matches!(line.last(), Some(b'\n' | b'\r')) {
             line.pop();

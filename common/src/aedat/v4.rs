@@ -1,22 +1,33 @@
-//! AEDAT 4.0 through the `aedat` crate. The crate trusts its input (it reads the
-//! file header without verifying it and allocates what a packet header claims),
-//! so this module first checks the file's framing itself: the magic line, a
-//! header that verifies as a flatbuffer, and packets that fit in the file. Only
-//! then does the crate decode; a panic inside it on a malformed compressed packet
-//! is caught and reported as an error. Only the event stream's packets count.
+//! AEDAT 4.0, decoded from the bytes this module has checked. The `aedat`
+//! crate trusts its input (it reads the file header without verifying it,
+//! allocates what a packet header claims and decompresses a packet without a
+//! bound), so only its generated flatbuffer code is used here: this module
+//! checks the framing itself (the magic line, a header table whose offsets
+//! stay in bounds, packets that fit in the file), reads the stream
+//! description (`roxmltree`), decompresses each packet (`lz4`, `zstd`, the
+//! crates `aedat` itself uses) through a reader that stops past
+//! [`MAX_PACKET_BYTES`] and in total past [`MAX_DECOMPRESSED_BYTES`], and
+//! parses event packets with the verifying flatbuffer reader. The file is read
+//! once; nothing is decoded from a second read. Only the event stream's
+//! packets count.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 
 use ::aedat::base::ioheader_generated::Compression;
-use ::aedat::base::{Decoder, StreamContent};
 
 use super::{EventAt, EventFile, Format, HeaderFacts, ReadError, push_checked};
-use crate::events::SensorSize;
 
 /// The first line of an AEDAT 4 file.
 pub const MAGIC: &[u8] = b"#!AER-DAT4.0\r\n";
+
+/// The largest decompressed packet accepted, bytes (a camera writes packets
+/// of a few hundred kB; one of 64 MiB holds 4 M events).
+pub const MAX_PACKET_BYTES: u64 = 64 << 20;
+
+/// The largest total of decompressed packets in one file, bytes (about the
+/// memory its events take).
+pub const MAX_DECOMPRESSED_BYTES: u64 = 2 << 30;
 
 /// One packet's place in the file.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +35,7 @@ struct PacketSpan {
     offset: u64,
 }
 
-/// The fields of the file header the crate reads.
+/// The fields of the file header.
 struct IoHeader<'a> {
     compression: i32,
     file_data_position: i64,
@@ -89,12 +100,20 @@ fn parse_io_header(buf: &[u8]) -> Option<IoHeader<'_>> {
     })
 }
 
-/// Checks the file header; returns the facts, the compression and the offset of
-/// the first packet.
-fn check_header(
-    bytes: &[u8],
-    path: &Path,
-) -> Result<(HeaderFacts, Compression, i64, u64), ReadError> {
+/// What the checked file header says.
+struct Checked<'a> {
+    facts: HeaderFacts,
+    compression: Compression,
+    /// Where the data table starts (-1: no table).
+    data_table: i64,
+    /// Where the first packet starts.
+    first: u64,
+    /// The stream description (XML).
+    description: &'a str,
+}
+
+/// Checks the file header.
+fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadError> {
     let bad = |offset: u64, what| ReadError::BadHeader {
         path: path.to_path_buf(),
         offset,
@@ -148,16 +167,17 @@ fn check_header(
         header_bytes: (start + len) as u64,
         header_lines: 1,
     };
-    Ok((
+    Ok(Checked {
         facts,
         compression,
-        io.file_data_position,
-        (start + len) as u64,
-    ))
+        data_table: io.file_data_position,
+        first: (start + len) as u64,
+        description: io.description,
+    })
 }
 
-/// Walks the packets as the crate will (stopping at the data table when the
-/// header gives its position); checks each fits in the file.
+/// Walks the packets (stopping at the data table when the header gives its
+/// position); checks each fits in the file.
 fn check_packets(
     bytes: &[u8],
     path: &Path,
@@ -215,98 +235,82 @@ fn check_packets(
 
 /// The header facts of an AEDAT 4 file held in memory.
 pub fn header_facts(bytes: &[u8], path: &Path) -> Result<HeaderFacts, ReadError> {
-    Ok(check_header(bytes, path)?.0)
+    Ok(check_header(bytes, path)?.facts)
 }
 
-/// Reads an AEDAT 4 file: the framing is checked from the bytes, then the
-/// `aedat` crate decodes the file.
+/// Reads an AEDAT 4 file: read once, checked and decoded from those bytes.
 pub fn read_path(path: &Path) -> Result<EventFile, ReadError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| ReadError::io(path, e))?;
+    read_bytes(&bytes, path)
+}
+
+/// Reads an AEDAT 4 file held in memory; `path` is only used in error messages.
+pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
     if bytes.is_empty() {
         return Err(ReadError::EmptyFile {
             path: path.to_path_buf(),
         });
     }
-    let (header, compression, data_table, first) = check_header(&bytes, path)?;
-    let spans = check_packets(&bytes, path, first, data_table, compression)?;
-    drop(bytes);
-    decode(path, header, &spans, first)
-}
-
-fn decode(
-    path: &Path,
-    header: HeaderFacts,
-    spans: &[PacketSpan],
-    first: u64,
-) -> Result<EventFile, ReadError> {
-    let decoder = Decoder::new_from_file(path).map_err(|source| ReadError::Aedat4 {
-        path: path.to_path_buf(),
-        packet: 0,
-        offset: 0,
-        source,
-    })?;
-    let mut events_stream: Option<(u32, SensorSize)> = None;
-    let mut ids: Vec<_> = decoder.id_to_stream.keys().copied().collect();
-    ids.sort_unstable();
-    for id in ids {
-        if let Some(stream) = decoder.id_to_stream.get(&id)
-            && matches!(stream.content, StreamContent::Events)
-            && events_stream.is_none()
-        {
-            {
-                events_stream = Some((
-                    id,
-                    SensorSize {
-                        width: stream.width,
-                        height: stream.height,
-                    },
-                ));
-            }
-        }
-    }
-    let Some((events_id, sensor)) = events_stream else {
-        return Err(ReadError::BadHeader {
-            path: path.to_path_buf(),
-            offset: MAGIC.len() as u64,
-            what: "the file has no event stream",
-        });
-    };
+    let checked = check_header(bytes, path)?;
+    let spans = check_packets(
+        bytes,
+        path,
+        checked.first,
+        checked.data_table,
+        checked.compression,
+    )?;
+    let (events_id, sensor) = super::v4_streams::event_stream(checked.description, path)?;
     let mut events = Vec::new();
     let mut prev_t = i64::MIN;
-    let mut decoder = decoder;
+    let mut budget = MAX_DECOMPRESSED_BYTES;
     for (index, span) in spans.iter().enumerate() {
-        let offset = span.offset;
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decoder.next()));
-        let packet = match next {
-            Ok(Some(Ok(packet))) => packet,
-            Ok(Some(Err(source))) => {
-                return Err(ReadError::Aedat4 {
-                    path: path.to_path_buf(),
-                    packet: index as u64 + 1,
-                    offset,
-                    source,
-                });
-            }
-            Ok(None) => break,
-            Err(_) => {
-                return Err(ReadError::Aedat4Malformed {
-                    path: path.to_path_buf(),
-                    packet: index as u64 + 1,
-                    offset,
-                });
-            }
+        let at = span.offset as usize;
+        let packet = index as u64 + 1;
+        // `check_packets` made sure the 8-byte head and the body are there.
+        let word = |i: usize| {
+            bytes
+                .get(at + i..at + i + 4)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u32::from_le_bytes)
         };
-        if packet.stream_id != events_id {
+        let (stream, len) = (word(0), word(4) as usize);
+        if stream != events_id {
             continue;
         }
-        let parsed = ::aedat::events_generated::size_prefixed_root_as_event_packet(&packet.buffer)
+        let raw = bytes.get(at + 8..at + 8 + len).unwrap_or_default();
+        let buffer = decompress(raw, checked.compression, &mut budget).map_err(|e| match e {
+            Inflate::TooLarge { limit, whole_file } => ReadError::TooLarge {
+                path: path.to_path_buf(),
+                offset: span.offset,
+                unit: if whole_file {
+                    "packets up to the one"
+                } else {
+                    "packet"
+                },
+                limit,
+            },
+            Inflate::Corrupt(source) => ReadError::Aedat4 {
+                path: path.to_path_buf(),
+                packet,
+                offset: span.offset,
+                source: source.into(),
+            },
+        })?;
+        if !::aedat::events_generated::event_packet_size_prefixed_buffer_has_identifier(&buffer) {
+            return Err(ReadError::BadPacket {
+                path: path.to_path_buf(),
+                offset: span.offset,
+                what: "an event-stream packet without the EVTS identifier",
+            });
+        }
+        let parsed = ::aedat::events_generated::size_prefixed_root_as_event_packet(&buffer)
             .map_err(|e| ReadError::Aedat4 {
                 path: path.to_path_buf(),
-                packet: index as u64 + 1,
-                offset,
+                packet,
+                offset: span.offset,
                 source: e.into(),
             })?;
         let Some(elements) = parsed.elements() else {
@@ -314,7 +318,10 @@ fn decode(
         };
         events.reserve(elements.len());
         for e in elements.iter() {
-            let at = EventAt { path, offset };
+            let at = EventAt {
+                path,
+                offset: span.offset,
+            };
             let event = (e.t(), i64::from(e.x()), i64::from(e.y()), e.on());
             push_checked(&mut events, at, &mut prev_t, false, event, sensor)?;
         }
@@ -322,95 +329,57 @@ fn decode(
     if events.is_empty() {
         return Err(ReadError::EmptyBody {
             path: path.to_path_buf(),
-            offset: first,
+            offset: checked.first,
         });
     }
     Ok(EventFile {
         format: Format::Aedat4,
-        header,
+        header: checked.facts,
         sensor,
         events,
         timestamp_wraps: 0,
     })
 }
 
-/// Reads an AEDAT 4 file held in memory. The `aedat` crate only reads files, so
-/// after the framing checks the bytes go to a temporary file.
-pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    if bytes.is_empty() {
-        return Err(ReadError::EmptyFile {
-            path: path.to_path_buf(),
-        });
-    }
-    let (header, compression, data_table, first) = check_header(bytes, path)?;
-    let spans = check_packets(bytes, path, first, data_table, compression)?;
-    let tmp: PathBuf = std::env::temp_dir().join(format!(
-        "spikecv-aedat4-{}-{}.aedat4",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| ReadError::io(&tmp, e))?;
-    let result = decode(&tmp, header, &spans, first).map_err(|e| rename(e, path));
-    let _ = std::fs::remove_file(&tmp);
-    result
+/// Why a packet could not be decompressed.
+enum Inflate {
+    /// It decompresses to more than `limit` bytes (the file's budget when
+    /// `whole_file`, else the packet's limit).
+    TooLarge { limit: u64, whole_file: bool },
+    /// The decompressor refused it.
+    Corrupt(std::io::Error),
 }
 
-/// Puts the caller's name into an error raised on the temporary file.
-fn rename(err: ReadError, path: &Path) -> ReadError {
-    let p = path.to_path_buf();
-    match err {
-        ReadError::Io { source, .. } => ReadError::Io { path: p, source },
-        ReadError::EmptyBody { offset, .. } => ReadError::EmptyBody { path: p, offset },
-        ReadError::BadHeader { offset, what, .. } => ReadError::BadHeader {
-            path: p,
-            offset,
-            what,
-        },
-        ReadError::Aedat4 {
-            packet,
-            offset,
-            source,
-            ..
-        } => ReadError::Aedat4 {
-            path: p,
-            packet,
-            offset,
-            source,
-        },
-        ReadError::Aedat4Malformed { packet, offset, .. } => ReadError::Aedat4Malformed {
-            path: p,
-            packet,
-            offset,
-        },
-        ReadError::TimestampBackwards {
-            offset,
-            index,
-            previous,
-            current,
-            ..
-        } => ReadError::TimestampBackwards {
-            path: p,
-            offset,
-            index,
-            previous,
-            current,
-        },
-        ReadError::OutsideSensor {
-            offset,
-            x,
-            y,
-            width,
-            height,
-            ..
-        } => ReadError::OutsideSensor {
-            path: p,
-            offset,
-            x,
-            y,
-            width,
-            height,
-        },
-        other => other,
+/// The packet body `raw` decompressed, within [`MAX_PACKET_BYTES`] and what
+/// is left of the file's `budget` (reduced by what this packet took).
+fn decompress(raw: &[u8], compression: Compression, budget: &mut u64) -> Result<Vec<u8>, Inflate> {
+    let whole_file = *budget < MAX_PACKET_BYTES;
+    let limit = MAX_PACKET_BYTES.min(*budget);
+    let mut out = Vec::new();
+    let read = match compression {
+        Compression::Lz4 | Compression::Lz4High => {
+            lz4::Decoder::new(raw).and_then(|d| d.take(limit + 1).read_to_end(&mut out))
+        }
+        Compression::Zstd | Compression::ZstdHigh => {
+            zstd::stream::Decoder::new(raw).and_then(|d| d.take(limit + 1).read_to_end(&mut out))
+        }
+        _ => {
+            out.extend_from_slice(raw);
+            Ok(raw.len())
+        }
+    };
+    read.map_err(Inflate::Corrupt)?;
+    let n = out.len() as u64;
+    if n > limit {
+        return Err(Inflate::TooLarge {
+            limit: if whole_file {
+                MAX_DECOMPRESSED_BYTES
+            } else {
+                limit
+            },
+            whole_file,
+        });
     }
+    *budget -= n;
+    Ok(out)
 }

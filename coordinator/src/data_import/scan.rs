@@ -22,6 +22,7 @@ pub(super) struct Found {
 
 /// Walks `dir` (canonical), following links, visiting each folder and file once
 /// and never entering `out` (unless through `dir` itself, when `dir` lies in it).
+/// A link that resolves outside `dir` is an error.
 pub(super) fn scan(dir: &Path, out: &Path, names: &HashSet<String>) -> Result<Found, ImportError> {
     let in_out = |p: &Path| p.starts_with(out) && !p.starts_with(dir);
     let mut found = Found::default();
@@ -56,6 +57,13 @@ pub(super) fn scan(dir: &Path, out: &Path, names: &HashSet<String>) -> Result<Fo
                     continue;
                 }
             };
+            if !resolved.starts_with(dir) {
+                return Err(ImportError::LinkOutside {
+                    link: path,
+                    target: resolved,
+                    dir: dir.to_path_buf(),
+                });
+            }
             if in_out(&resolved) {
                 continue;
             }
