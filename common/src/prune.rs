@@ -22,8 +22,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, ExperimentConfig, ProtocolKind};
 
+pub mod asha;
+
+pub use asha::{AshaRule, AshaVerdict};
+
 /// The `[sweep]` keys that configure pruning rather than name a swept value.
-pub const PRUNE_KEYS: &[&str] = &["prune", "warmup_epochs", "min_jobs"];
+pub const PRUNE_KEYS: &[&str] = &[
+    "prune",
+    "warmup_epochs",
+    "min_jobs",
+    "reduction_factor",
+    "first_rung",
+];
 
 /// An experiment's pruning settings (only with `prune = "median"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,15 +93,29 @@ pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, Config
     let warmup_epochs = count("warmup_epochs", 1)?;
     let min_jobs = count("min_jobs", 1)?;
     match table.get("prune") {
+        None | Some(toml::Value::String(_)) if asha_rule(config)?.is_some() => Ok(None),
         None => {
-            for key in ["warmup_epochs", "min_jobs"] {
+            for key in [
+                "warmup_epochs",
+                "min_jobs",
+                "reduction_factor",
+                "first_rung",
+            ] {
                 if table.contains_key(key) {
-                    return Err(invalid(key, "only means something with prune = \"median\""));
+                    return Err(invalid(
+                        key,
+                        "only means something with prune = \"median\" or \"asha\"",
+                    ));
                 }
             }
             Ok(None)
         }
         Some(toml::Value::String(s)) if s == "median" => {
+            for key in ["reduction_factor", "first_rung"] {
+                if table.contains_key(key) {
+                    return Err(invalid(key, "belongs to prune = \"asha\", not \"median\""));
+                }
+            }
             if config.protocol.kind != ProtocolKind::TrainValTest {
                 return Err(invalid(
                     "prune",
@@ -117,9 +141,60 @@ pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, Config
         }
         Some(other) => Err(invalid(
             "prune",
-            format!("{other} is not a pruner (the one there is: \"median\")"),
+            format!("{other} is not a pruner (\"median\" or \"asha\")"),
         )),
     }
+}
+
+/// The successive-halving settings of `config`'s `[sweep]` (`prune =
+/// "asha"`), `None` when it does not use them; errors name the key.
+pub fn asha_rule(config: &ExperimentConfig) -> Result<Option<AshaRule>, ConfigError> {
+    let Some(spec) = config.sweep.as_ref() else {
+        return Ok(None);
+    };
+    let table = &spec.0;
+    if !matches!(table.get("prune"), Some(toml::Value::String(s)) if s == "asha") {
+        return Ok(None);
+    }
+    let count = |key: &str, default: u32| -> Result<u32, ConfigError> {
+        match table.get(key) {
+            None => Ok(default),
+            Some(toml::Value::Integer(i)) => {
+                u32::try_from(*i).map_err(|_| invalid(key, format!("{i} is not in 0..=4294967295")))
+            }
+            Some(_) => Err(invalid(key, "expected a whole number")),
+        }
+    };
+    for key in ["warmup_epochs", "min_jobs"] {
+        if table.contains_key(key) {
+            return Err(invalid(key, "belongs to prune = \"median\", not \"asha\""));
+        }
+    }
+    if config.protocol.kind != ProtocolKind::TrainValTest {
+        return Err(invalid(
+            "prune",
+            "successive halving decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
+        ));
+    }
+    let reduction_factor = count("reduction_factor", 3)?;
+    if reduction_factor < 2 {
+        return Err(invalid("reduction_factor", "must be at least 2"));
+    }
+    let first_rung = count("first_rung", 1)?;
+    if first_rung == 0 || first_rung >= config.training.epochs {
+        return Err(invalid(
+            "first_rung",
+            format!(
+                "{first_rung}: the first rung must be an epoch in 1..{} (training.epochs)",
+                config.training.epochs
+            ),
+        ));
+    }
+    Ok(Some(AshaRule {
+        reduction_factor,
+        first_rung,
+        max_epochs: config.training.epochs,
+    }))
 }
 
 /// The median of `values` (mean of the two middle ones for an even count).
