@@ -19,6 +19,23 @@
 //!
 //! Linux only (`mremap`); elsewhere [`install_host_heap`] reports
 //! [`HostHeapError::Unsupported`] and libtorch keeps its own allocator.
+//!
+//! Against jemalloc (issue 21; `benches/train_step.rs` with BENCH_ALLOCATOR,
+//! batch 8, 2 threads, two interleaved runs of 4 timed steps each, on a
+//! 2-core machine other builds kept at load 2-12, so step times vary up to 2x
+//! between runs; peaks and faults do not): with its default settings
+//! jemalloc makes a step fault its activations in as glibc does (376,405
+//! faults per step at T = 16, 1,064,171 at T = 50, against the heap's 14-39;
+//! glibc: 362,510 and 1,064,160) and was slower in every
+//! pair of runs (T = 16: 5.26 / 3.83 s against 1.69 / 3.00 s; T = 50:
+//! 15.0 / 7.35 s against 7.60 / 3.97 s) at the same peak RSS (1045 / 2163
+//! MiB against 1041 / 2162). With its dedicated arena for large blocks
+//! (default above 8 MiB) moved out of reach
+//! (`_RJEM_MALLOC_CONF=oversize_threshold:17179869184`) jemalloc faults no
+//! more than the heap and its step times are within the noise of the heap's
+//! (T = 50: 7.41 / 4.01 s against 7.60 / 3.97 s), but its peak RSS is 29 %
+//! and 41 % higher (1341 / 3045 MiB against 1041 / 2162). The heap beats
+//! either by more than 10 % on one of the two, so it stays.
 
 use thiserror::Error;
 
@@ -69,8 +86,8 @@ pub fn install_host_heap() -> Result<(), HostHeapError> {
 }
 
 /// Makes jemalloc libtorch's CPU allocator instead (tikv-jemalloc-sys, its
-/// default settings: freed pages kept for about ten seconds before they go
-/// back), for the comparison in `benches/train_step.rs`. Call it early, as
+/// settings from `_RJEM_MALLOC_CONF`), for the comparison in
+/// `benches/train_step.rs` (see the module docs). Call it early, as
 /// [`install_host_heap`], and not beside it.
 pub fn install_jemalloc() -> Result<(), HostHeapError> {
     jemalloc::install()
