@@ -1,4 +1,15 @@
-//! Checkpoint files beside the state database (`state.db` → `state.checkpoints/`).
+//! Checkpoint files beside the state database, in a folder named from the
+//! database's whole file name (`run.db` → `run.db.checkpoints/`, `run.sqlite` →
+//! `run.sqlite.checkpoints/`: two states never share one), beside the file a
+//! symbolic link to the database points to (so the link and its target share
+//! it too).
+//!
+//! Earlier versions used the name without its extension (`run.checkpoints/`),
+//! which `run.db` and `run.sqlite` shared. An existing state keeps its files:
+//! when the coordinator opens it, each checkpoint its records name that is
+//! missing from the new folder is moved there from the old one
+//! ([`CheckpointDir::sweep`]); the old folder is never swept, since another
+//! state may still own files in it, and is removed once empty.
 //!
 //! A checkpoint of the reference model is ~150 MB; the database keeps only its
 //! record (job, epoch, attempt, SHA-256, size) and the bytes live in
@@ -28,6 +39,8 @@ const PART_EXT: &str = "part";
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
     dir: PathBuf,
+    /// The folder earlier versions used for this database, when it exists.
+    legacy: Option<PathBuf>,
     /// Keeps the directory of an in-memory store alive (removed on drop).
     _temp: Option<Arc<tempfile::TempDir>>,
     next_part: Arc<AtomicU64>,
@@ -38,16 +51,23 @@ impl CheckpointDir {
     pub fn beside(db: &Path) -> std::io::Result<Self> {
         let dir = Self::path_beside(db);
         std::fs::create_dir_all(&dir)?;
+        let real = db.canonicalize().unwrap_or_else(|_| db.to_owned());
+        let legacy = Some(real.with_extension("checkpoints")).filter(|l| *l != dir && l.is_dir());
         Ok(Self {
             dir,
+            legacy,
             _temp: None,
             next_part: Arc::default(),
         })
     }
 
-    /// The directory [`CheckpointDir::beside`] uses for the database `db`.
+    /// The directory [`CheckpointDir::beside`] uses for the database `db`:
+    /// `<db file name>.checkpoints` beside the file `db` resolves to.
     pub fn path_beside(db: &Path) -> PathBuf {
-        db.with_extension("checkpoints")
+        let real = db.canonicalize().unwrap_or_else(|_| db.to_owned());
+        let mut name = real.as_os_str().to_owned();
+        name.push(".checkpoints");
+        PathBuf::from(name)
     }
 
     /// A temporary directory, for a store that lives in memory.
@@ -57,6 +77,7 @@ impl CheckpointDir {
             .tempdir()?;
         Ok(Self {
             dir: temp.path().to_owned(),
+            legacy: None,
             _temp: Some(Arc::new(temp)),
             next_part: Arc::default(),
         })
@@ -97,8 +118,10 @@ impl CheckpointDir {
 
     /// Removes `.part` files and checkpoint files not in `keep` (call only when
     /// no upload is in flight: when the coordinator opens its store). Returns how
-    /// many files were removed.
+    /// many files were removed. First moves the files of `keep` still in the
+    /// folder of earlier versions here (see the module's documentation).
     pub fn sweep(&self, keep: &HashSet<PathBuf>) -> std::io::Result<usize> {
+        self.adopt_legacy(keep)?;
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.dir)? {
             let path = entry?.path();
@@ -114,6 +137,31 @@ impl CheckpointDir {
             }
         }
         Ok(removed)
+    }
+}
+
+impl CheckpointDir {
+    /// Moves each file of `keep` missing here from the legacy folder, then
+    /// removes that folder if it is left empty.
+    fn adopt_legacy(&self, keep: &HashSet<PathBuf>) -> std::io::Result<()> {
+        let Some(legacy) = &self.legacy else {
+            return Ok(());
+        };
+        for path in keep.iter().filter(|p| !p.exists()) {
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            let old = legacy.join(name);
+            if old.is_file() {
+                std::fs::rename(&old, path)?;
+                tracing::info!(from = %old.display(), to = %path.display(), "checkpoint moved to the state's own folder");
+            }
+        }
+        // Fails (and is left alone) while another state's files are in it.
+        if std::fs::remove_dir(legacy).is_ok() {
+            tracing::info!(folder = %legacy.display(), "empty checkpoint folder of an earlier version removed");
+        }
+        Ok(())
     }
 }
 

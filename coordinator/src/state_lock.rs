@@ -2,7 +2,9 @@
 //! file beside the database (`<state>.lock`) for as long as it runs, so a second
 //! `serve` on the same state refuses to start instead of sweeping the first
 //! one's checkpoint files and handing out its jobs twice. The operating system
-//! drops the lock when the process ends, however it ends.
+//! drops the lock when the process ends, however it ends. The lock file is
+//! named from the database's canonical path (symbolic links and `..`
+//! resolved), so every way of naming one database takes the same lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -37,9 +39,11 @@ pub struct StateLock {
 }
 
 impl StateLock {
-    /// The lock file of the database at `db`.
+    /// The lock file of the database at `db`: beside the file `db` resolves
+    /// to (for a database not created yet, beside the name in its resolved
+    /// folder).
     pub fn path_for(db: &Path) -> PathBuf {
-        let mut name = db.as_os_str().to_owned();
+        let mut name = canonical(db).into_os_string();
         name.push(".lock");
         PathBuf::from(name)
     }
@@ -67,6 +71,33 @@ impl StateLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// `db` with links and `..` resolved: the file's own path when it exists,
+/// else (a database not created yet, perhaps behind a link to where it will
+/// be) the link's target followed, and the resolved folder joined with the
+/// name (else `db` made absolute).
+fn canonical(db: &Path) -> PathBuf {
+    let mut path = std::path::absolute(db).unwrap_or_else(|_| db.to_owned());
+    // Links to a file not there yet: follow them by hand (a bounded number).
+    for _ in 0..40 {
+        if let Ok(real) = path.canonicalize() {
+            return real;
+        }
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) => dir.join(target),
+            None => target,
+        };
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => dir
+            .canonicalize()
+            .map_or_else(|_| path.clone(), |d| d.join(name)),
+        _ => path,
     }
 }
 

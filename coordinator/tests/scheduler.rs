@@ -826,7 +826,7 @@ fn checkpoint_bytes_live_in_one_file_per_job_beside_the_database() {
     let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
     assert_eq!(
         s.checkpoint_dir().path(),
-        dir.path().join("state.checkpoints")
+        dir.path().join("state.db.checkpoints")
     );
     s.submit(&submission(config(""), None)).unwrap();
     let w = s.register_worker(&reg("a", "")).unwrap();
@@ -956,14 +956,14 @@ fn an_unwritable_checkpoint_directory_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
     // A plain file where the directory must go.
-    std::fs::write(dir.path().join("state.checkpoints"), b"not a directory").unwrap();
+    std::fs::write(dir.path().join("state.db.checkpoints"), b"not a directory").unwrap();
     let clock = ManualClock::new(T0);
     let err = Scheduler::open(&path, settings(), Box::new(clock)).unwrap_err();
     assert!(
         matches!(err, SchedulerError::CheckpointIo { .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("state.checkpoints"), "{err}");
+    assert!(err.to_string().contains("state.db.checkpoints"), "{err}");
 }
 
 #[test]
