@@ -297,6 +297,16 @@ async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
                 tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?d, "lease failed; coordinator unreachable?");
                 d
             }
+            // The coordinator no longer takes this identity (its secret
+            // changed, its row was replaced): register afresh instead of
+            // exiting. Attempts leased under the old identity are refused
+            // from now on and dropped by their slots.
+            Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                let d = backoff.next_delay();
+                tracing::warn!(message = status.message(), retry_in = ?d, "the coordinator refused this worker's identity; registering again");
+                shared.forget_identity();
+                d
+            }
             Err(status) => {
                 shared.begin_shutdown();
                 shared.stop_all(StopReason::Drop);

@@ -36,6 +36,20 @@ enum SetupError {
     },
 }
 
+/// A claimed slot: freed when dropped, so a job that panics (and unwinds
+/// its task) or is aborted cannot leak its slot.
+struct SlotGuard {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.shared.free_slot(self.index);
+        tracing::debug!(slot = self.index, "slot free");
+    }
+}
+
 /// Runs an assignment to its end and frees the slot.
 pub async fn run(
     shared: Arc<Shared>,
@@ -44,11 +58,12 @@ pub async fn run(
     a: Assignment,
     handle: Arc<AttemptHandle>,
 ) {
-    let attempt = a.attempt_id.clone();
-    tracing::info!(attempt = %attempt, job = %a.job_id, variant = %a.variant, seed = a.seed, fold = a.fold, %device, resume = a.has_checkpoint, "job leased");
+    let _slot = SlotGuard {
+        shared: shared.clone(),
+        index,
+    };
+    tracing::info!(attempt = %a.attempt_id, job = %a.job_id, variant = %a.variant, seed = a.seed, fold = a.fold, %device, resume = a.has_checkpoint, "job leased");
     run_inner(&shared, device, a, &handle).await;
-    shared.free_slot(index);
-    tracing::debug!(attempt = %attempt, "slot free");
 }
 
 /// Hands back an assignment this worker cannot run.
@@ -133,11 +148,24 @@ async fn run_inner(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let observer = SlotObserver::new(handle.clone(), tx, pending.clone());
     let data_dir = shared.config.data_dir.clone();
+    let resumed = ckpt.is_file();
     let thread = std::thread::Builder::new()
         .name(format!("train-{attempt}"))
         .spawn(move || {
             let mut observer = observer;
-            let result = train(&spec, data_dir.as_deref(), &mut observer);
+            let mut result = train(&spec, data_dir.as_deref(), &mut observer);
+            // A checkpoint that does not load (torn, another shape, another
+            // format) only costs the epochs it held: train from epoch 0.
+            if resumed
+                && observer.no_epoch_done()
+                && result.as_ref().is_err_and(unloadable_checkpoint)
+                && std::fs::remove_file(checkpoint_path(&spec.out_dir)).is_ok()
+            {
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "the checkpoint does not load; training from epoch 0");
+                }
+                result = train(&spec, data_dir.as_deref(), &mut observer);
+            }
             if let Err(TrainError::OutOfMemory { cuda: true, .. }) = &result {
                 release_device_memory();
             }
@@ -243,6 +271,15 @@ async fn run_inner(
         }
         Err(e) => report_fail(shared, &attempt, &e.to_string(), e.is_deterministic()).await,
     }
+}
+
+/// Whether a training error before the first epoch says the resumed
+/// checkpoint could not be loaded into the job's network and optimiser.
+fn unloadable_checkpoint(e: &TrainError) -> bool {
+    matches!(
+        e,
+        TrainError::Checkpoint(_) | TrainError::OptimizerState { .. } | TrainError::Weights(_)
+    )
 }
 
 /// What a leased job does after fetching its checkpoint.
@@ -431,8 +468,47 @@ async fn report_release(shared: &Shared, attempt: &str) -> Result<(), Status> {
 mod tests {
     use std::time::Duration;
 
+    use spikecv_common::proto::RegisterRequest;
+    use spikecv_common::proto::client::ClientOptions;
+
     use super::*;
+    use crate::join::JoinConfig;
     use transfer::Abandoned;
+
+    #[tokio::test]
+    async fn a_job_that_panics_frees_its_slot() {
+        let client = ClientOptions {
+            url: "http://127.0.0.1:9".into(),
+            token: None,
+            tls_ca: None,
+            tls_identity: None,
+            tls_domain: None,
+        };
+        let config = JoinConfig::new(client, "cpu", 1, Some("t".into())).unwrap();
+        let worker_client = config.client.worker_client().unwrap();
+        let shared = Arc::new(Shared::new(
+            config,
+            worker_client,
+            RegisterRequest::default(),
+        ));
+        let a = Assignment {
+            attempt_id: "1".into(),
+            device: "cpu".into(),
+            ..Assignment::default()
+        };
+        let (index, _, _) = shared.claim_slot(&a).unwrap();
+        assert_eq!(shared.free_slots(), 0);
+        let held = shared.clone();
+        let job = tokio::spawn(async move {
+            let _slot = SlotGuard {
+                shared: held,
+                index,
+            };
+            panic!("a job panicked");
+        });
+        assert!(job.await.is_err_and(|e| e.is_panic()));
+        assert_eq!(shared.free_slots(), 1, "the panic freed the slot");
+    }
 
     #[test]
     fn an_abandoned_download_trains_from_epoch_zero() {

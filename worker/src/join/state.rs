@@ -124,6 +124,13 @@ impl Shared {
         }
     }
 
+    /// Forgets this worker's id and secret: its next lease registers it
+    /// afresh (after the coordinator refused the old identity).
+    pub fn forget_identity(&self) {
+        lock(&self.worker_id).clear();
+        lock(&self.worker_secret).clear();
+    }
+
     /// The id the coordinator gave this worker.
     pub fn worker_id(&self) -> String {
         lock(&self.worker_id).clone()
