@@ -24,7 +24,7 @@ use crate::config::{ConfigError, ExperimentConfig, ProtocolKind};
 
 pub mod asha;
 
-pub use asha::{AshaRule, AshaVerdict};
+pub use asha::AshaRule;
 
 /// The `[sweep]` keys that configure pruning rather than name a swept value.
 pub const PRUNE_KEYS: &[&str] = &[
@@ -44,26 +44,56 @@ pub struct PruneRule {
     pub min_jobs: u32,
 }
 
+/// Which rule stopped a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PruneKind {
+    /// The median rule, against the same (variant, seed, fold) of the other
+    /// configurations.
+    #[default]
+    Median,
+    /// Successive halving ([`asha`]), the whole configuration at a rung.
+    Asha,
+}
+
+fn is_median(kind: &PruneKind) -> bool {
+    *kind == PruneKind::Median
+}
+
 /// Why a job was pruned: what it was compared with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruneVerdict {
+    /// The rule (absent in records written before successive halving: the
+    /// median rule).
+    #[serde(default, skip_serializing_if = "is_median")]
+    pub rule: PruneKind,
     /// The epoch compared.
     pub epoch: u32,
-    /// The job's validation accuracy at that epoch.
+    /// The job's validation accuracy at that epoch (successive halving: its
+    /// configuration's mean over the jobs at the rung).
     pub val_accuracy: f64,
-    /// The median of the other configurations' jobs at that epoch.
+    /// What it fell below: the median of the other configurations' jobs at
+    /// that epoch, or (successive halving) the `1 − 1/η` quantile of the
+    /// other configurations' means at the rung.
     pub median: f64,
-    /// How many jobs the median is over.
+    /// How many jobs (successive halving: configurations) it was compared with.
     pub compared_with: usize,
 }
 
 impl std::fmt::Display for PruneVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "pruned at epoch {}: validation accuracy {:.4} below the median {:.4} of {} other configuration job(s)",
-            self.epoch, self.val_accuracy, self.median, self.compared_with
-        )
+        match self.rule {
+            PruneKind::Median => write!(
+                f,
+                "pruned at epoch {}: validation accuracy {:.4} below the median {:.4} of {} other configuration job(s)",
+                self.epoch, self.val_accuracy, self.median, self.compared_with
+            ),
+            PruneKind::Asha => write!(
+                f,
+                "stopped by successive halving at epoch {}: mean validation accuracy {:.4} below the cutoff {:.4} of {} other configuration(s)",
+                self.epoch, self.val_accuracy, self.median, self.compared_with
+            ),
+        }
     }
 }
 
@@ -218,6 +248,7 @@ impl PruneRule {
         }
         let m = median(others)?;
         (own < m).then_some(PruneVerdict {
+            rule: PruneKind::Median,
             epoch,
             val_accuracy: own,
             median: m,

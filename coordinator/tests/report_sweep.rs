@@ -7,7 +7,7 @@
 
 use spikecv_common::config::{ProtocolKind, Variant};
 use spikecv_common::job::{EpochMetrics, JobStatus};
-use spikecv_common::prune::PruneVerdict;
+use spikecv_common::prune::{PruneKind, PruneVerdict};
 use spikecv_coordinator::report::compare::Ranking;
 use spikecv_coordinator::report::{
     ExperimentRecord, JobRecord, Report, build_report, render_csv, render_markdown, write_plots,
@@ -253,6 +253,7 @@ fn pruned_jobs_are_left_out_and_their_saving_counted() {
     j.val_accuracy = None;
     j.epochs = (1..=2).map(epoch).collect();
     j.pruned = Some(PruneVerdict {
+        rule: PruneKind::Median,
         epoch: 2,
         val_accuracy: 0.1,
         median: 0.5,

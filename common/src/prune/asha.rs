@@ -24,6 +24,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{PruneKind, PruneVerdict};
+
 /// An experiment's ASHA settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AshaRule {
@@ -33,29 +35,6 @@ pub struct AshaRule {
     pub first_rung: u32,
     /// `training.epochs`: no rung at or past it.
     pub max_epochs: u32,
-}
-
-/// Why a configuration was stopped at a rung.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AshaVerdict {
-    /// The rung's epoch.
-    pub epoch: u32,
-    /// The configuration's mean validation accuracy there.
-    pub score: f64,
-    /// The `1 − 1/η` quantile of the other configurations' scores.
-    pub cutoff: f64,
-    /// How many other configurations had reached the rung.
-    pub compared_with: usize,
-}
-
-impl std::fmt::Display for AshaVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "stopped by successive halving at epoch {}: mean validation accuracy {:.4} below the cutoff {:.4} of {} other configuration(s)",
-            self.epoch, self.score, self.cutoff, self.compared_with
-        )
-    }
 }
 
 /// The `q` quantile (0..=1) of `values` with linear interpolation between
@@ -94,16 +73,17 @@ impl AshaRule {
 
     /// Whether a configuration with score `own` at `epoch` stops, against the
     /// scores `others` of the other configurations that reached that rung.
-    pub fn decide(&self, epoch: u32, own: f64, others: &[f64]) -> Option<AshaVerdict> {
+    pub fn decide(&self, epoch: u32, own: f64, others: &[f64]) -> Option<PruneVerdict> {
         if !self.is_rung(epoch) || !own.is_finite() {
             return None;
         }
         let q = 1.0 - 1.0 / f64::from(self.reduction_factor.max(2));
         let cutoff = quantile(others, q)?;
-        (own < cutoff).then_some(AshaVerdict {
+        (own < cutoff).then_some(PruneVerdict {
+            rule: PruneKind::Asha,
             epoch,
-            score: own,
-            cutoff,
+            val_accuracy: own,
+            median: cutoff,
             compared_with: others.len(),
         })
     }
@@ -119,7 +99,7 @@ impl AshaRule {
         epoch: u32,
         configuration: usize,
         results: &[(usize, f64)],
-    ) -> Option<AshaVerdict> {
+    ) -> Option<PruneVerdict> {
         let mut sums: std::collections::BTreeMap<usize, (f64, u32)> = Default::default();
         for &(c, accuracy) in results.iter().filter(|(_, a)| a.is_finite()) {
             let entry = sums.entry(c).or_insert((0.0, 0));
@@ -181,7 +161,7 @@ mod tests {
         let v = r
             .decide(3, 0.6, &[0.3, 0.6, 0.9])
             .expect("below the cutoff");
-        assert!((v.cutoff - 0.7).abs() < 1e-12, "{}", v.cutoff);
+        assert!((v.median - 0.7).abs() < 1e-12, "{}", v.median);
         assert_eq!((v.epoch, v.compared_with), (3, 3));
         assert_eq!(
             r.decide(3, 0.75, &[0.3, 0.6, 0.9]),

@@ -18,6 +18,7 @@
 //!   failures; lost leases are bounded separately by `max_lost` so a job that
 //!   kills its workers does not loop forever.
 
+mod asha;
 mod checkpoint_ops;
 mod clock;
 mod error;
@@ -87,6 +88,7 @@ pub struct Scheduler {
     clock: Box<dyn Clock>,
     settings: SchedulerSettings,
     prune_rules: prune::PruneRules,
+    asha_rules: asha::AshaRules,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -139,6 +141,7 @@ impl Scheduler {
             clock,
             settings,
             prune_rules: prune::PruneRules::default(),
+            asha_rules: asha::AshaRules::default(),
         })
     }
 

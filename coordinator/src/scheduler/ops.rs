@@ -5,9 +5,10 @@ use sha2::{Digest, Sha256};
 use spikecv_common::config::DEFAULT_EPOCH_TIMEOUT_S;
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
-use spikecv_common::prune::prune_rule;
+use spikecv_common::prune::{asha_rule, prune_rule};
 
 use super::checkpoint_ops::take_checkpoint_record;
+use super::asha::halve_after_epoch;
 use super::prune::prune_after_epoch;
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
@@ -139,7 +140,8 @@ impl Scheduler {
             },
         )?;
         let max_attempts = s.config.protocol.max_attempts;
-        let prunes = prune_rule(&s.config).ok().flatten().is_some();
+        let prunes = prune_rule(&s.config).ok().flatten().is_some()
+            || asha_rule(&s.config).ok().flatten().is_some();
         let mut dropped = Vec::new();
         for (position, job) in s.jobs.iter().enumerate() {
             match reads::job(&tx, &job.id)? {
@@ -333,9 +335,18 @@ impl Scheduler {
             now,
             &mut dropped,
         )?;
+        let halved = !pruned
+            && halve_after_epoch(
+                &tx,
+                &mut self.asha_rules,
+                &job.id,
+                m.epoch,
+                now,
+                &mut dropped,
+            )?;
         tx.commit().map_err(StoreError::from)?;
         self.remove_checkpoint_files(&dropped);
-        Ok(pruned)
+        Ok(pruned || halved)
     }
 
     /// Records a current attempt's result: the job succeeded (exactly once; a

@@ -112,7 +112,7 @@ fn judge(
 /// Stops `job` as pruned: its attempt ends (the worker hears it in the answer
 /// to its report or at its next heartbeat), the verdict is stored and its
 /// checkpoint dropped (noted in `dropped`).
-fn mark_pruned(
+pub(super) fn mark_pruned(
     conn: &Connection,
     job: &JobId,
     verdict: &PruneVerdict,

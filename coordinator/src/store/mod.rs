@@ -22,6 +22,7 @@ mod read_jobs;
 mod read_live;
 pub mod read_only;
 pub(crate) mod reads;
+pub(crate) mod rung_reads;
 pub mod records;
 mod schema;
 pub(crate) mod status_reads;

@@ -1,0 +1,88 @@
+//! Successive halving inside the scheduler: when a job stores a rung's epoch,
+//! its configuration is judged on everything its experiment stored at that
+//! epoch, and, when it falls below the cut, every unfinished job of it stops.
+//! The rule itself is [`spikecv_common::prune::AshaRule`]; this module reads
+//! the store. A job that reached its last epoch is never stopped.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::plan::JobId;
+use spikecv_common::prune::{AshaRule, asha_rule};
+
+use super::SchedulerError;
+use super::prune::mark_pruned;
+use crate::store::{rung_reads, sweep_reads};
+
+type Result<T> = std::result::Result<T, SchedulerError>;
+
+/// Successive-halving rules by experiment id, parsed once per process
+/// (`None`: the experiment does not use it).
+#[derive(Debug, Default)]
+pub(super) struct AshaRules(HashMap<String, Option<AshaRule>>);
+
+impl AshaRules {
+    fn rule(&mut self, experiment: &str, config_toml: &str) -> Option<AshaRule> {
+        *self
+            .0
+            .entry(experiment.to_owned())
+            .or_insert_with(|| match ExperimentConfig::from_toml_str(config_toml) {
+                Ok(config) => asha_rule(&config).ok().flatten(),
+                Err(e) => {
+                    tracing::warn!(experiment, error = %e, "stored config does not parse; no successive halving");
+                    None
+                }
+            })
+    }
+}
+
+/// After `job` stored `epoch`: in each experiment it belongs to that uses
+/// successive halving and has a rung there, judges its configuration and
+/// stops its unfinished jobs if it lost. Returns whether `job` itself was
+/// stopped; checkpoints of stopped jobs are noted in `dropped`.
+pub(super) fn halve_after_epoch(
+    conn: &Connection,
+    rules: &mut AshaRules,
+    job: &JobId,
+    epoch: u32,
+    now: i64,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<bool> {
+    let mut self_stopped = false;
+    for m in sweep_reads::memberships(conn, job)? {
+        let Some(rule) = rules.rule(&m.experiment, &m.config_toml) else {
+            continue;
+        };
+        if !rule.is_rung(epoch) {
+            continue;
+        }
+        let results: Vec<(usize, f64)> = rung_reads::rung_results(conn, &m.experiment, epoch)?
+            .into_iter()
+            .filter_map(|(c, accuracy)| Some((usize::try_from(c).ok()?, accuracy)))
+            .collect();
+        let Ok(configuration) = usize::try_from(m.configuration) else {
+            continue;
+        };
+        let Some(verdict) = rule.judge(epoch, configuration, &results) else {
+            continue;
+        };
+        for victim in rung_reads::unfinished_jobs(conn, &m.experiment, m.configuration)? {
+            let (reached, planned) = sweep_reads::reach(conn, &victim)?;
+            if planned.is_some_and(|p| reached.unwrap_or(0) >= p) {
+                continue;
+            }
+            // A job shared with an experiment that does not halve runs on.
+            let mut shared_elsewhere = false;
+            for other in sweep_reads::memberships(conn, &victim)? {
+                shared_elsewhere |= rules.rule(&other.experiment, &other.config_toml).is_none();
+            }
+            if shared_elsewhere {
+                continue;
+            }
+            mark_pruned(conn, &victim, &verdict, now, dropped)?;
+            self_stopped |= victim == *job;
+        }
+    }
+    Ok(self_stopped)
+}

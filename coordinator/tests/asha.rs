@@ -1,0 +1,217 @@
+//! Successive halving in the scheduler (`prune = "asha"`): at a rung, a
+//! configuration whose mean validation accuracy falls below the cut stops,
+//! every unfinished job of it, the worker hears it, the others run on; test
+//! accuracy never decides; a job at its last epoch is never stopped. Plain
+//! Rust, no network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::plan::{JobId, plan_configurations};
+use spikecv_common::prune::PruneKind;
+use spikecv_coordinator::scheduler::{
+    Assignment, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo, Submission,
+    WorkerId, WorkerRegistration,
+};
+use spikecv_coordinator::store::Store;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// Three learning rates, one seed, two folds: six jobs, 9 epochs, rungs at
+/// epochs 1 and 3 (η = 3).
+fn submission() -> Submission {
+    let config = ExperimentConfig::from_toml_str(
+        "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
+         variants = [\"whole\"]\n[training]\nepochs = 9\n\
+         [sweep]\n\"training.lr\" = [0.001, 0.01, 0.0000001]\nprune = \"asha\"\nreduction_factor = 3\n",
+    )
+    .unwrap();
+    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
+    let plan = plan_configurations(&config, &recordings, None).unwrap();
+    Submission {
+        config_toml: config.to_toml_string(),
+        config,
+        jobs: plan.jobs,
+        configurations: plan.configurations,
+        data_fingerprint: None,
+        class_names: vec!["cat".into(), "dog".into()],
+    }
+}
+
+fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        train_loss: 1.0,
+        train_accuracy: 0.5,
+        val_loss: Some(1.0),
+        val_accuracy: Some(val),
+        test_loss: Some(1.0),
+        test_accuracy: Some(test),
+        epoch_seconds: 60.0,
+        samples_per_second: 10.0,
+    }
+}
+
+/// Submits and leases all six jobs; the assignments by (configuration, fold).
+fn start(s: &mut Scheduler) -> (WorkerId, Vec<Vec<Assignment>>) {
+    let sub = submission();
+    s.submit(&sub).unwrap();
+    let w = s
+        .register_worker(&WorkerRegistration {
+            name: "w".into(),
+            host: "node1".into(),
+            slots: (0..6)
+                .map(|_| SlotInfo {
+                    device: "cpu".into(),
+                    device_name: "cpu".into(),
+                    memory_bytes: 1 << 30,
+                })
+                .collect(),
+            data_fingerprint: String::new(),
+        })
+        .unwrap();
+    let lease = s.lease(&w, &vec!["cpu".to_owned(); 6]).unwrap();
+    assert_eq!(lease.assignments.len(), 6);
+    let by = (0..3)
+        .map(|configuration| {
+            (0..2)
+                .map(|fold| {
+                    let planned = sub
+                        .jobs
+                        .iter()
+                        .find(|j| j.configuration == configuration && j.fold == fold)
+                        .unwrap();
+                    lease
+                        .assignments
+                        .iter()
+                        .find(|a| a.job == planned.id)
+                        .unwrap()
+                        .clone()
+                })
+                .collect()
+        })
+        .collect();
+    (w, by)
+}
+
+fn status(s: &Scheduler, job: &JobId) -> JobStatus {
+    s.store().job(job).unwrap().unwrap().status
+}
+
+#[test]
+fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
+    let clock = ManualClock::new(T0);
+    let mut s = Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        SchedulerSettings::default(),
+        Box::new(clock.clone()),
+    )
+    .unwrap();
+    let (w, a) = start(&mut s);
+    // Rung 1. The first configuration there goes on whatever its score;
+    // test accuracy is the opposite of validation accuracy and never counts.
+    assert!(
+        !s.record_epoch(a[0][0].attempt, &epoch(1, 0.5, 0.1))
+            .unwrap()
+    );
+    assert!(
+        !s.record_epoch(a[1][0].attempt, &epoch(1, 0.9, 0.0))
+            .unwrap()
+    );
+    // Configuration 2 at 0.2 against [0.5, 0.9]: cut at 2/3, 0.767. Stopped,
+    // both its jobs, though its fold 1 has reported nothing yet.
+    assert!(
+        s.record_epoch(a[2][0].attempt, &epoch(1, 0.2, 1.0))
+            .unwrap()
+    );
+    for fold in 0..2 {
+        assert_eq!(status(&s, &a[2][fold].job), JobStatus::Pruned);
+    }
+    let record = s.store().job(&a[2][0].job).unwrap().unwrap();
+    let verdict = record.pruned.clone().expect("the verdict is kept");
+    assert_eq!(
+        (verdict.rule, verdict.epoch, verdict.compared_with),
+        (PruneKind::Asha, 1, 2)
+    );
+    assert!(
+        verdict.to_string().contains("successive halving"),
+        "{verdict}"
+    );
+    // Its worker hears it: the heartbeat lists the other job's attempt to
+    // cancel, and a later report of it is refused.
+    let beat = s
+        .heartbeat(
+            &w,
+            &[Progress {
+                attempt: a[2][1].attempt,
+                epoch: 0,
+                of: 9,
+            }],
+        )
+        .unwrap();
+    assert_eq!(beat.cancel, vec![a[2][1].attempt]);
+    assert!(
+        s.record_epoch(a[2][1].attempt, &epoch(1, 0.95, 0.0))
+            .is_err()
+    );
+    // Configuration 0's fold 1 brings its mean to 0.7, above the cut of
+    // [0.2, 0.9] (0.667): it runs on, as does configuration 1.
+    assert!(
+        !s.record_epoch(a[0][1].attempt, &epoch(1, 0.9, 0.0))
+            .unwrap()
+    );
+    assert!(
+        !s.record_epoch(a[1][1].attempt, &epoch(1, 0.9, 0.0))
+            .unwrap()
+    );
+    // Epoch 2 is not a rung: a collapse there stops nothing.
+    assert!(
+        !s.record_epoch(a[0][0].attempt, &epoch(2, 0.0, 0.0))
+            .unwrap()
+    );
+    for c in 0..2 {
+        for fold in 0..2 {
+            assert_eq!(
+                status(&s, &a[c][fold].job),
+                JobStatus::Running,
+                "{c} {fold}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_job_at_its_last_epoch_is_never_stopped() {
+    let clock = ManualClock::new(T0);
+    let mut s = Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        SchedulerSettings::default(),
+        Box::new(clock.clone()),
+    )
+    .unwrap();
+    let (_w, a) = start(&mut s);
+    // Configuration 1's fold 1 runs ahead to its last epoch first.
+    for e in 1..=9 {
+        assert!(
+            !s.record_epoch(a[1][1].attempt, &epoch(e, 0.1, 0.0))
+                .unwrap()
+        );
+    }
+    assert!(
+        !s.record_epoch(a[0][0].attempt, &epoch(1, 0.9, 0.0))
+            .unwrap()
+    );
+    assert!(
+        !s.record_epoch(a[2][0].attempt, &epoch(1, 0.8, 0.0))
+            .unwrap()
+    );
+    // Configuration 1's fold 0 at 0.1: mean 0.1, far below: its unfinished
+    // job stops, the one at its last epoch keeps its result.
+    assert!(
+        s.record_epoch(a[1][0].attempt, &epoch(1, 0.1, 0.0))
+            .unwrap()
+    );
+    assert_eq!(status(&s, &a[1][0].job), JobStatus::Pruned);
+    assert_eq!(status(&s, &a[1][1].job), JobStatus::Running);
+}
