@@ -511,3 +511,98 @@ fn write_outputs(
     outputs::write_job_files(spec, &result)?;
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// Records what a job tells its observer.
+    #[derive(Default)]
+    struct Heard {
+        batches: usize,
+        checkpoints: Vec<PathBuf>,
+    }
+
+    impl Observer for Heard {
+        fn on_epoch(&mut self, _m: &EpochMetrics) -> Control {
+            Control::Continue
+        }
+        fn on_checkpoint(&mut self, path: &Path) {
+            self.checkpoints.push(path.to_owned());
+        }
+        fn on_batch(&mut self, _done: usize, _total: usize) {
+            self.batches += 1;
+        }
+    }
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            progress: Progress {
+                format: FORMAT_VERSION,
+                job_key: "k".into(),
+                epoch: 1,
+                optimizer_step: 1,
+                lr: 0.1,
+                train_seconds: 0.0,
+                epochs: Vec::new(),
+                best: None,
+            },
+            tensors: HashMap::from([("model.w".to_owned(), Tensor::from_slice(&[1.0f32, 2.0]))]),
+        }
+    }
+
+    /// Blocks until the writer's thread has ended (not timed: it always ends).
+    fn until_done(writer: &CheckpointWriter) {
+        while !writer.is_done() {
+            std::thread::yield_now();
+        }
+    }
+
+    /// A checkpoint written in the background reaches the observer at the
+    /// first batch after the write, once; a failed write stops the epoch.
+    #[test]
+    fn a_background_checkpoint_is_announced_at_the_next_batch_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.safetensors");
+        let mut writer = CheckpointWriter::new();
+        let mut heard = Heard::default();
+        writer.submit(checkpoint(), &path, Device::Cpu).unwrap();
+        until_done(&writer);
+        let mut notifying = Notifying {
+            inner: &mut heard,
+            writer: &mut writer,
+            failed: None,
+        };
+        notifying.on_batch(1, 2);
+        notifying.on_batch(2, 2);
+        assert!(notifying.failed.is_none());
+        assert_eq!(heard.batches, 2);
+        assert_eq!(heard.checkpoints, vec![path.clone()]);
+        assert!(path.exists());
+
+        let bad = dir.path().join("gone").join("checkpoint.safetensors");
+        writer.submit(checkpoint(), &bad, Device::Cpu).unwrap();
+        until_done(&writer);
+        let mut notifying = Notifying {
+            inner: &mut heard,
+            writer: &mut writer,
+            failed: None,
+        };
+        notifying.on_batch(1, 2);
+        let failed = notifying.failed.take();
+        assert!(
+            matches!(failed, Some(CheckpointError::File(_))),
+            "{failed:?}"
+        );
+        assert_eq!(
+            heard.checkpoints.len(),
+            1,
+            "a failed write is not announced"
+        );
+    }
+}
