@@ -20,8 +20,15 @@ has_browser() {
     [ -x /usr/bin/chromedriver ] || [ -x /usr/lib/chromium/chromedriver ]
 }
 
+# MLflow's tracking server, for the export round trip (.ci/run installs it into
+# the venv, which scripts/env.sh puts first on PATH).
+has_mlflow() {
+  command -v mlflow >/dev/null 2>&1 || [ -x .venv/bin/mlflow ]
+}
+
 # test name | check (a function above) | what it needs, and how to get it
 NEEDS=(
+  "mlflow_export_round_trip|has_mlflow|MLflow (.venv/bin/python -m pip install mlflow==3.17.2)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )

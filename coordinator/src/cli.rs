@@ -33,6 +33,9 @@ pub enum Command {
     /// Print the job matrix (variant × seed × fold) with each job's train/val/test
     /// recordings; nothing is run.
     Plan(crate::plan_cmd::PlanArgs),
+    /// Export an experiment to an experiment tracker (MLflow): one run per job
+    /// under a parent run with the report's aggregates; again updates the same runs.
+    Export(crate::export::ExportArgs),
 }
 
 /// Flags of `coordinator serve`.

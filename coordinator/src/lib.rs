@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod data_cmd;
 pub mod data_import;
 pub mod eta;
+pub mod export;
 pub mod frames_cmd;
 pub mod health;
 pub mod ids;

@@ -46,6 +46,10 @@ async fn run() -> anyhow::Result<()> {
             spikecv_coordinator::report::cmd::run(&args, &mut std::io::stdout().lock())
                 .with_context(|| format!("report from {}", args.state.display()))?;
         }
+        Command::Export(args) => {
+            spikecv_coordinator::export::run(&args, &mut std::io::stdout().lock())
+                .context("export")?;
+        }
         Command::Data(args) => {
             spikecv_coordinator::data_cmd::run(&args, &mut std::io::stdout().lock())?;
         }

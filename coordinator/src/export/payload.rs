@@ -1,0 +1,371 @@
+//! What each MLflow run carries, built from the report (pure: no server, no
+//! database): a job's run (its configuration's values and identity as params,
+//! its selected model's figures and every epoch as metrics, status, worker and
+//! device as tags) and the experiment's parent run (the report's groups, mean
+//! ± std per variant, protocol and configuration, as metrics).
+
+use std::collections::BTreeMap;
+
+use spikecv_common::config::ExperimentConfig;
+use spikecv_common::job::{EpochMetrics, JobStatus};
+
+use crate::report::aggregate::{GroupReport, Metric, Report};
+use crate::report::model::JobRecord;
+
+/// The longest param value MLflow takes (6,000 characters since MLflow 2.x);
+/// a longer one is left out and named in [`PARAMS_LEFT_OUT_TAG`].
+pub const MAX_PARAM_CHARS: usize = 6000;
+/// The longest tag value sent: every MLflow backend takes 5,000 bytes.
+pub const MAX_TAG_BYTES: usize = 5000;
+/// Tag naming params too long for MLflow.
+pub const PARAMS_LEFT_OUT_TAG: &str = "spikecv.params_left_out";
+
+/// Tag saying which spikecv object a run stands for: `job` or `aggregate`.
+pub const ROLE_TAG: &str = "spikecv.role";
+/// Tag with the spikecv experiment id (on every run the export writes).
+pub const EXPERIMENT_TAG: &str = "spikecv.experiment_id";
+/// Tag with the spikecv job id (job runs).
+pub const JOB_TAG: &str = "spikecv.job_id";
+/// MLflow's tag linking a child run to its parent.
+pub const PARENT_TAG: &str = "mlflow.parentRunId";
+
+/// One metric value at a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Metric key.
+    pub key: String,
+    /// Its value (finite).
+    pub value: f64,
+    /// Its step (the epoch for per-epoch metrics, 0 for summaries).
+    pub step: i64,
+}
+
+/// Everything one MLflow run should hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// `job` or `aggregate` (the [`ROLE_TAG`]).
+    pub role: &'static str,
+    /// The spikecv job id (empty for the parent run).
+    pub job_id: String,
+    /// The run's display name.
+    pub name: String,
+    /// Params, by key (immutable in MLflow once logged).
+    pub params: BTreeMap<String, String>,
+    /// Tags, by key.
+    pub tags: BTreeMap<String, String>,
+    /// Summary metrics (step 0), each logged again only when its value changes.
+    pub summary: Vec<Point>,
+    /// Every epoch's metrics, logged with the epoch as step.
+    pub epochs: Vec<EpochMetrics>,
+    /// MLflow run status: `SCHEDULED`, `RUNNING`, `FINISHED`, `FAILED`, `KILLED`.
+    pub status: &'static str,
+    /// Run start (Unix milliseconds).
+    pub start_ms: i64,
+    /// Run end (Unix milliseconds), for runs that ended.
+    pub end_ms: Option<i64>,
+    /// Files to upload as artifacts: (file name, bytes).
+    pub artifacts: Vec<(String, Vec<u8>)>,
+}
+
+/// MLflow's run status for a job status.
+pub fn mlflow_status(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Pending => "SCHEDULED",
+        JobStatus::Leased | JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "FINISHED",
+        JobStatus::Failed => "FAILED",
+        JobStatus::Cancelled | JobStatus::Pruned => "KILLED",
+    }
+}
+
+/// A job's per-epoch points, under the names the worker's TensorBoard files
+/// use (`train/loss`, `val/accuracy`, ...), step = epoch.
+pub fn epoch_points(m: &EpochMetrics) -> Vec<Point> {
+    let step = i64::from(m.epoch);
+    [
+        ("train/loss", Some(m.train_loss)),
+        ("train/accuracy", Some(m.train_accuracy)),
+        ("val/loss", m.val_loss),
+        ("val/accuracy", m.val_accuracy),
+        ("test/loss", m.test_loss),
+        ("test/accuracy", m.test_accuracy),
+        ("perf/epoch_seconds", Some(m.epoch_seconds)),
+        ("perf/samples_per_second", Some(m.samples_per_second)),
+    ]
+    .into_iter()
+    .filter_map(|(key, v)| point(key, v, step))
+    .collect()
+}
+
+/// A point, when the value is finite (JSON has no NaN).
+fn point(key: &str, value: Option<f64>, step: i64) -> Option<Point> {
+    value.filter(|v| v.is_finite()).map(|value| Point {
+        key: key.to_owned(),
+        value,
+        step,
+    })
+}
+
+/// `config` as dotted keys (`training.lr` → `0.001`), strings unquoted,
+/// arrays in TOML's inline form; `[sweep]` left out.
+pub fn flatten_config(config: &ExperimentConfig) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if let Ok(toml::Value::Table(table)) = toml::Value::try_from(config) {
+        flatten("", &table, &mut out);
+    }
+    out.retain(|k, _| !k.starts_with("sweep."));
+    out
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (k, v) in table {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::String(s) => {
+                out.insert(key, s.clone());
+            }
+            other => {
+                out.insert(key, other.to_string());
+            }
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Puts params in `plan`, leaving out (and naming in a tag) values longer than
+/// MLflow takes.
+fn set_params(plan: &mut RunPlan, params: BTreeMap<String, String>) {
+    let mut left_out = Vec::new();
+    for (k, v) in params {
+        if v.chars().count() > MAX_PARAM_CHARS {
+            left_out.push(k);
+        } else {
+            plan.params.insert(k, v);
+        }
+    }
+    if !left_out.is_empty() {
+        let text = format!(
+            "longer than {MAX_PARAM_CHARS} characters: {}",
+            left_out.join(", ")
+        );
+        plan.tags
+            .insert(PARAMS_LEFT_OUT_TAG.into(), clip(&text, MAX_TAG_BYTES));
+    }
+}
+
+/// The run of one job. `config` is its configuration's experiment config
+/// (`None` when the stored config does not parse), `label` its
+/// configuration's label, `held` the tags and artifacts of [`super::held`].
+pub fn job_run(
+    report: &Report,
+    job: &JobRecord,
+    config: Option<&ExperimentConfig>,
+    held: (BTreeMap<String, String>, Vec<(String, Vec<u8>)>),
+) -> RunPlan {
+    let label = report
+        .configurations
+        .get(job.configuration)
+        .map(|c| c.label.clone())
+        .unwrap_or_default();
+    let mut name = format!("{} seed {} fold {}", job.variant, job.seed, job.fold);
+    if !label.is_empty() {
+        name = format!("{name} {label}");
+    }
+    let (held_tags, artifacts) = held;
+    let mut plan = RunPlan {
+        role: "job",
+        job_id: job.id.clone(),
+        name,
+        params: BTreeMap::new(),
+        tags: held_tags,
+        summary: Vec::new(),
+        epochs: job.epochs.clone(),
+        status: mlflow_status(job.status),
+        start_ms: report.experiment.created_unix.saturating_mul(1000),
+        end_ms: job
+            .finished_unix
+            .filter(|_| job.status.is_terminal())
+            .map(|s| s.saturating_mul(1000)),
+        artifacts,
+    };
+    let mut params = config.map(flatten_config).unwrap_or_default();
+    params.insert("variant".into(), job.variant.to_string());
+    params.insert("seed".into(), job.seed.to_string());
+    params.insert("fold".into(), job.fold.to_string());
+    params.insert("protocol".into(), job.protocol.as_str().into());
+    params.insert("configuration".into(), job.configuration.to_string());
+    if !label.is_empty() {
+        params.insert("configuration_label".into(), label);
+    }
+    set_params(&mut plan, params);
+
+    let tags = &mut plan.tags;
+    tags.insert("spikecv.status".into(), job.status.as_str().into());
+    tags.insert("spikecv.attempts".into(), job.attempts.to_string());
+    let optional = [
+        ("spikecv.worker", job.worker.clone()),
+        ("spikecv.device", job.device.clone()),
+        ("spikecv.error", job.error.clone()),
+        (
+            "spikecv.pruned",
+            job.pruned
+                .as_ref()
+                .and_then(|v| serde_json::to_string(v).ok()),
+        ),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            tags.insert(k.into(), clip(&v, MAX_TAG_BYTES));
+        }
+    }
+
+    plan.summary = [
+        ("test_accuracy", job.test_accuracy),
+        ("test_loss", job.test_loss),
+        ("val_accuracy", job.val_accuracy),
+        ("val_loss", job.val_loss),
+        ("best_epoch", job.best_epoch.map(f64::from)),
+        ("train_seconds", job.train_seconds),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| point(k, v, 0))
+    .collect();
+    plan
+}
+
+/// The prefix of a group's metric keys: `variant/protocol`, and `/c<index>`
+/// when the experiment has several configurations.
+pub fn group_prefix(report: &Report, g: &GroupReport) -> String {
+    let base = format!("{}/{}", g.variant, g.protocol.as_str());
+    if report.configurations.len() > 1 {
+        format!("{base}/c{}", g.configuration)
+    } else {
+        base
+    }
+}
+
+/// A metric's figures as points `<prefix>/<name>_mean`, `_std_population`,
+/// `_std_sample`, `_count`.
+fn metric_points(prefix: &str, name: &str, m: &Metric, out: &mut Vec<Point>) {
+    let figures = [
+        ("mean", m.mean),
+        ("std_population", m.std_population),
+        ("std_sample", m.std_sample),
+        ("count", Some(m.count as f64)),
+    ];
+    for (figure, v) in figures {
+        out.extend(point(&format!("{prefix}/{name}_{figure}"), v, 0));
+    }
+}
+
+/// The parent run: the report's groups and progress as metrics, each
+/// configuration's label as a tag, `report.json` as an artifact.
+pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
+    let e = &report.experiment;
+    let mut tags = BTreeMap::new();
+    tags.insert("spikecv.config_hash".into(), e.config_hash.clone());
+    if let Some(name) = &e.name {
+        tags.insert("spikecv.experiment_name".into(), clip(name, MAX_TAG_BYTES));
+    }
+    tags.insert(
+        "spikecv.complete".into(),
+        report.progress.complete.to_string(),
+    );
+    tags.insert("spikecv.warnings".into(), report.warnings.len().to_string());
+    if report.configurations.len() > 1 {
+        for c in &report.configurations {
+            let mut label = clip(&c.label, MAX_TAG_BYTES);
+            if c.baseline {
+                label.push_str(" (baseline)");
+            }
+            tags.insert(format!("spikecv.configuration.c{}", c.index), label);
+        }
+    }
+
+    let mut summary = Vec::new();
+    for g in &report.groups {
+        let prefix = group_prefix(report, g);
+        metric_points(&prefix, "test_accuracy", &g.test_accuracy, &mut summary);
+        if let Some(val) = &g.val_accuracy {
+            metric_points(&prefix, "val_accuracy", val, &mut summary);
+        }
+        metric_points(&prefix, "test_loss", &g.test_loss, &mut summary);
+        summary.extend(point(
+            &format!("{prefix}/best_epoch_mean"),
+            g.best_epoch.mean,
+            0,
+        ));
+        for (name, n) in [
+            ("planned", g.planned),
+            ("succeeded", g.succeeded),
+            ("pruned", g.pruned),
+        ] {
+            summary.extend(point(&format!("{prefix}/{name}"), Some(n as f64), 0));
+        }
+    }
+    let p = &report.progress;
+    for (name, n) in [
+        ("planned", p.planned),
+        ("succeeded", p.succeeded),
+        ("failed", p.failed),
+        ("cancelled", p.cancelled),
+        ("pruned", p.pruned),
+        ("pending", p.pending + p.leased + p.running),
+    ] {
+        summary.extend(point(&format!("progress/{name}"), Some(n as f64), 0));
+    }
+
+    let ended = p.missing == 0 && report.jobs.iter().all(|j| j.status.is_terminal());
+    RunPlan {
+        role: "aggregate",
+        job_id: String::new(),
+        name: format!("{} (aggregates)", e.name.as_deref().unwrap_or(&e.id)),
+        params: BTreeMap::new(),
+        tags,
+        summary,
+        epochs: Vec::new(),
+        status: if ended { "FINISHED" } else { "RUNNING" },
+        start_ms: e.created_unix.saturating_mul(1000),
+        end_ms: ended
+            .then(|| report.jobs.iter().filter_map(|j| j.finished_unix).max())
+            .flatten()
+            .map(|s| s.saturating_mul(1000)),
+        artifacts: vec![("report.json".into(), report_json)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_on_a_character_boundary() {
+        assert_eq!(clip("abc", 10), "abc");
+        let cut = clip(&"é".repeat(10), 7);
+        assert!(cut.len() <= 7, "{cut}");
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn non_finite_values_make_no_point() {
+        assert!(point("k", Some(f64::NAN), 1).is_none());
+        assert!(point("k", Some(f64::INFINITY), 1).is_none());
+        assert_eq!(point("k", Some(0.5), 2).map(|p| p.step), Some(2));
+    }
+}
