@@ -1,9 +1,21 @@
-//! GPU check (feature `cuda-tests`): a few Adam steps on cuda:0 from the same
-//! initialisation and input as on the CPU agree within tolerance, in double
-//! precision so that no spike flips on rounding differences; batches uploaded
-//! as counts from pinned memory give the float batches' input.
+//! GPU checks (feature `cuda-tests`), run by `scripts/gpu-check.sh` on a
+//! machine with a GPU:
+//!
+//! - a few Adam steps on cuda:0 from the same initialisation and input as on
+//!   the CPU agree within tolerance, in double precision so that no spike
+//!   flips on rounding differences; batches uploaded as counts from pinned
+//!   memory give the float batches' input;
+//! - the fused LIF kernels pass their first-use check on the device; one f32
+//!   training pass with them there matches the CPU kernels' pass on the CPU
+//!   from the same weights and input, and the tensor path's on the device;
+//! - (ignored unless asked) the training step's speed with each LIF path.
+//!
+//! The fused-kernel checks run where `GPU_CHECK_DEVICE` says (`cuda:0` unless
+//! set). `GPU_CHECK_DEVICE=cpu` runs them on the CPU, the fused kernels in
+//! their C++ form, so that the script's whole flow can be tried on a machine
+//! without a GPU; the other tests need CUDA.
 #![cfg(feature = "cuda-tests")]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use spikecv_common::config::OptimizerKind;
 use spikecv_worker::model::{Net, NetConfig, with_seed};
@@ -109,4 +121,288 @@ fn counts_uploaded_without_blocking_give_the_float_input() {
     assert!(from_counts.inputs.sum(Kind::Double).double_value(&[]) > 0.0);
     let labels = Vec::<i64>::try_from(from_counts.labels.to_device(Device::Cpu)).unwrap();
     assert_eq!(labels, vec![4, 0, 18]);
+}
+
+/// Where the fused-kernel checks run: `GPU_CHECK_DEVICE`, `cuda:0` unless set.
+fn check_device() -> Device {
+    let text = std::env::var("GPU_CHECK_DEVICE").unwrap_or_else(|_| "cuda:0".to_owned());
+    let device = text
+        .parse::<spikecv_worker::devices::DeviceSpec>()
+        .expect("GPU_CHECK_DEVICE: cpu or cuda:N")
+        .to_tch();
+    if device != Device::Cpu {
+        assert!(tch::Cuda::is_available(), "no CUDA device");
+    }
+    device
+}
+
+/// cuDNN convolutions in IEEE float32 (libtorch's default, like PyTorch's,
+/// lets them use TF32), checked by reading the switch back. Nothing to do on
+/// the CPU.
+fn tf32_off(device: Device) {
+    if device == Device::Cpu {
+        return;
+    }
+    spikecv_worker::cuda_host::set_tf32_conv(false).expect("TF32 switch");
+    let state = spikecv_worker::cuda_host::tf32_state().expect("TF32 state");
+    assert!(!state.conv && !state.matmul, "TF32 still on: {state:?}");
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i64::try_from(i).unwrap());
+    }
+}
+
+/// The worker's first-use check of the fused LIF kernels passes on the
+/// device: `fused::cuda_ready` compiles the CUDA form with NVRTC, loads it
+/// and runs it beside the tensor path on a small input (spikes equal,
+/// gradients within the check's tolerance). A failure's reason is the
+/// warning it logs (shown: this test installs the worker's log output). The
+/// check is CUDA's: on the CPU the test says it is skipped (the C++ form is
+/// checked by tests/lif_fused.rs and by the two passes below).
+#[test]
+fn fused_kernels_pass_their_first_use_check() {
+    let device = check_device();
+    let Device::Cuda(index) = device else {
+        println!("fused LIF self-check: skipped on the CPU (the first-use check is for CUDA devices)");
+        return;
+    };
+    spikecv_common::logging::init();
+    let start = std::time::Instant::now();
+    let ready = spikecv_worker::lif::fused::cuda_ready(index);
+    let seconds = start.elapsed().as_secs_f64();
+    assert!(
+        ready,
+        "the fused LIF kernels failed their first-use check on cuda:{index} (the warning above says why)"
+    );
+    println!(
+        "fused LIF self-check on cuda:{index}: passed in {seconds:.2} s (NVRTC compile and load included)"
+    );
+}
+
+/// Gradients may differ from the reference by this much, relative to the
+/// largest magnitude of the same parameter's reference gradient. The passes
+/// compared have equal spikes (checked first, exactly), so what remains is
+/// float32 summation order: cuDNN and cuBLAS (or the tensor path) add a
+/// gradient's terms in another order than the CPU kernels' libtorch calls,
+/// which moves a sum of K terms by about sqrt(K)·2⁻²⁴ of their magnitude; K
+/// is at most 4·8·22·18 ≈ 13,000 terms per weight here (batch × T × the
+/// conv1 output), about 7e-6, so 1e-4 leaves a margin of ten.
+const GRADIENT_TOLERANCE: f64 = 1e-4;
+
+/// The loss's tolerance, relative: a mean of 76 equal squares added in another
+/// order, at most 76·2⁻²⁴ ≈ 4.5e-6.
+const LOSS_TOLERANCE: f64 = 1e-5;
+
+/// One training pass's results, on the CPU.
+struct Pass {
+    loss: f64,
+    rates: Tensor,
+    grads: Vec<(&'static str, Tensor)>,
+}
+
+/// One f32 training pass (`Net::forward_backward`, MSE against one-hot
+/// labels) on `device` with the LIF kernels `kernels`, from the seed-0
+/// network with its parameters rounded to multiples of 2⁻¹² and a seed-1
+/// binary input (batch 4, T = 8, 24×20, so the pooled sizes are odd).
+///
+/// The rounding makes the forward's convolutions and matrix products exact
+/// in float32 whatever the order of their sums (the products of such
+/// weights with spikes or pooled spikes, multiples of 1/4, are exact, and
+/// every partial sum fits in 24 bits; TF32 too represents such weights), so
+/// the two devices feed the LIF layers the same inputs and a spike can flip
+/// only where a potential lies within rounding of the threshold.
+fn training_pass(device: Device, kernels: spikecv_worker::lif::fused::LifKernels) -> Pass {
+    let cfg = NetConfig {
+        width: 24,
+        height: 20,
+        ..NetConfig::default()
+    };
+    let (mut vs, mut net) = Net::seeded(cfg, 0, Device::Cpu);
+    tch::no_grad(|| {
+        for p in net.parameters() {
+            let mut p = p;
+            let rounded = (&p * 4096.0).round() / 4096.0;
+            p.copy_(&rounded);
+        }
+    });
+    if device != Device::Cpu {
+        vs.set_device(device);
+    }
+    net.set_lif_kernels(kernels);
+    let x = with_seed(1, || {
+        Tensor::rand([4, 2, 24, 20, 8], (Kind::Float, Device::Cpu))
+            .lt(0.3)
+            .to_kind(Kind::Float)
+    })
+    .to_device(device);
+    let target = Tensor::from_slice(&[0i64, 5, 11, 18])
+        .onehot(19)
+        .to_kind(Kind::Float)
+        .to_device(device);
+    let params = net.parameters();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    Optimizer::zero_grad(&refs);
+    let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
+    let (loss, rates) = net.forward_backward(&x, &loss_fn);
+    let names = spikecv_worker::model::PARAM_NAMES;
+    let grads = names
+        .into_iter()
+        .zip(&params)
+        .map(|(name, p)| (name, p.grad().to_device(Device::Cpu)))
+        .collect();
+    Pass {
+        loss: loss.double_value(&[]),
+        rates: rates.to_device(Device::Cpu),
+        grads,
+    }
+}
+
+/// Compares `got` with `want`: rates (so every output spike count) equal,
+/// the loss and every gradient within tolerance, and none of the gradients
+/// zero (a network that did not fire would agree vacuously). Prints the
+/// largest relative differences.
+fn assert_passes_agree(what: &str, want: &Pass, got: &Pass) {
+    let spiking = want.rates.sum(Kind::Double).double_value(&[]);
+    assert!(spiking > 0.0, "{what}: the reference pass has no output spikes");
+    if !want.rates.equal(&got.rates) {
+        let differing = want.rates.ne_tensor(&got.rates).sum(Kind::Int64).int64_value(&[]);
+        panic!(
+            "{what}: {differing} of {} output rates differ (a spike flipped: a potential within rounding of the threshold, or a kernel error)",
+            want.rates.numel()
+        );
+    }
+    let loss_rel = (want.loss - got.loss).abs() / want.loss.abs().max(1e-30);
+    assert!(
+        loss_rel <= LOSS_TOLERANCE,
+        "{what}: loss {} vs {} (relative {loss_rel:e})",
+        want.loss,
+        got.loss
+    );
+    let mut worst = 0.0f64;
+    for ((name, w), (_, g)) in want.grads.iter().zip(&got.grads) {
+        let scale = w.abs().max().double_value(&[]);
+        assert!(scale > 0.0, "{what}: no gradient reaches {name}");
+        let diff = (w - g).abs().max().double_value(&[]);
+        let rel = diff / scale;
+        assert!(
+            rel <= GRADIENT_TOLERANCE,
+            "{what}: gradient of {name} differs by {diff:e}, {rel:e} of its largest {scale:e} (tolerance {GRADIENT_TOLERANCE:e})"
+        );
+        worst = worst.max(rel);
+    }
+    println!(
+        "{what}: rates equal, loss relative difference {loss_rel:.2e}, largest gradient difference {worst:.2e} of the gradient's largest (tolerances {LOSS_TOLERANCE:e}, {GRADIENT_TOLERANCE:e})"
+    );
+}
+
+/// One f32 training pass with the fused kernels on the check device (TF32
+/// off) against the CPU kernels' pass on the CPU from the same weights and
+/// input: equal rates, the loss and every gradient within tolerance.
+#[test]
+fn fused_training_pass_on_the_device_matches_the_cpu() {
+    use spikecv_worker::lif::fused::LifKernels;
+    let device = check_device();
+    tf32_off(device);
+    let cpu = training_pass(Device::Cpu, LifKernels::Auto);
+    let fused = training_pass(device, LifKernels::Fused);
+    assert_passes_agree(
+        &format!("fused on {device:?} vs CPU kernels on the CPU"),
+        &cpu,
+        &fused,
+    );
+}
+
+/// On the check device, the fused kernels' training pass against the tensor
+/// path's (`lif::through_time`, libtorch's pooling), within tolerance.
+#[test]
+fn fused_training_pass_matches_the_tensor_path_on_the_device() {
+    use spikecv_worker::lif::fused::LifKernels;
+    let device = check_device();
+    tf32_off(device);
+    let tensor = training_pass(device, LifKernels::Tensor);
+    let fused = training_pass(device, LifKernels::Fused);
+    assert_passes_agree(
+        &format!("fused vs tensor path on {device:?}"),
+        &tensor,
+        &fused,
+    );
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Training-step time (`Net::forward_backward` and an Adam step) with each
+/// LIF path on the check device, at `SPEED_BATCH` (8), `SPEED_STEPS` (50),
+/// `SPEED_SIZE`² (128²), input spike density 0.05, `SPEED_ITERS` (20) timed
+/// steps after `SPEED_WARMUP` (3). Prints one `step <path>: ...` line each and
+/// the fused kernels' speed-up. Timing only: run by `scripts/gpu-check.sh`
+/// with `--ignored`.
+#[test]
+#[ignore = "timing; run by scripts/gpu-check.sh"]
+fn training_step_speed_by_lif_path() {
+    use spikecv_worker::lif::fused::LifKernels;
+    let device = check_device();
+    let batch: i64 = env_or("SPEED_BATCH", 8);
+    let steps: i64 = env_or("SPEED_STEPS", 50);
+    let size: i64 = env_or("SPEED_SIZE", 128);
+    let iters: u32 = env_or("SPEED_ITERS", 20);
+    let warmup: u32 = env_or("SPEED_WARMUP", 3);
+    let cfg = NetConfig {
+        width: size,
+        height: size,
+        ..NetConfig::default()
+    };
+    let x = with_seed(1, || {
+        Tensor::rand([batch, 2, size, size, steps], (Kind::Float, Device::Cpu))
+            .lt(0.05)
+            .to_kind(Kind::Float)
+    })
+    .to_device(device);
+    let target = Tensor::arange(batch, (Kind::Int64, device))
+        .remainder(19)
+        .onehot(19)
+        .to_kind(Kind::Float);
+    let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
+    let mut paths = vec![("fused", LifKernels::Fused), ("tensor", LifKernels::Tensor)];
+    if device == Device::Cpu {
+        paths.push(("cpu-kernels", LifKernels::Auto));
+    }
+    let mut rates = Vec::new();
+    for (name, kernels) in paths {
+        let (_vs, mut net) = Net::seeded(cfg, 0, device);
+        net.set_lif_kernels(kernels);
+        let params = net.parameters();
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+        let mut step = || {
+            Optimizer::zero_grad(&refs);
+            let _ = net.forward_backward(&x, &loss_fn);
+            opt.step(&refs);
+        };
+        for _ in 0..warmup {
+            step();
+        }
+        sync(device);
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            step();
+        }
+        sync(device);
+        let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
+        let rate = batch as f64 / seconds;
+        println!(
+            "step {name}: {rate:.1} samples/s, {:.2} ms/step (batch {batch}, T {steps}, {size}x{size}, {device:?}, {iters} steps after {warmup})",
+            seconds * 1e3
+        );
+        rates.push((name, rate));
+    }
+    if let [(_, fused), (_, tensor), ..] = rates.as_slice() {
+        println!("fused over tensor: {:.2}x", fused / tensor);
+    }
 }
