@@ -61,7 +61,9 @@ fn result(test: f64, epochs: Vec<EpochMetrics>) -> JobResult {
         test_loss: 0.2,
         val_accuracy: Some(test - 0.05),
         val_loss: Some(0.25),
-        confusion: vec![vec![1, 0], vec![0, 1]],
+        // None reported: the dashboard shows no matrix, and a made-up one
+        // would have to fit the 76 test samples of 19 classes.
+        confusion: vec![],
         train_seconds: 7.5,
         epochs,
         optimistic: false,

@@ -33,15 +33,17 @@ fn epoch(e: u32, speed: f64) -> EpochMetrics {
     }
 }
 
+/// The test set of the first job (4 recordings x 19 classes = 76 samples),
+/// 57 of them right: test accuracy 0.75, as the result says.
 fn confusion() -> Vec<Vec<u32>> {
     (0..19u32)
         .map(|i| {
             (0..19u32)
                 .map(|j| {
                     if i == j {
-                        2 + i % 3
+                        3
                     } else {
-                        u32::from((i + j) % 7 == 0)
+                        u32::from(j == (i + 1) % 19)
                     }
                 })
                 .collect()
@@ -116,7 +118,7 @@ fn fixture() -> Fixture {
     }
     let result = JobResult {
         best_epoch: 2,
-        test_accuracy: 0.625,
+        test_accuracy: 0.75,
         test_loss: 0.0431,
         val_accuracy: Some(0.5),
         val_loss: Some(0.06),
@@ -199,7 +201,7 @@ fn json_report_from_the_store() {
     let g = with_result[0];
     assert_eq!(g["test_accuracy"]["count"], 1);
     assert_eq!(g["test_accuracy"]["planned"], 2);
-    assert_eq!(g["test_accuracy"]["mean"], 0.625);
+    assert_eq!(g["test_accuracy"]["mean"], 0.75);
     assert_eq!(g["test_accuracy"]["std_population"], 0.0);
     assert!(g["test_accuracy"]["std_sample"].is_null());
     assert_eq!(g["val_accuracy"]["mean"], 0.5);
@@ -282,7 +284,7 @@ fn csv_report_from_the_binary() {
     ));
     let done = lines.iter().find(|l| l.contains(",succeeded,")).unwrap();
     assert!(
-        done.contains(",0.625,0.0431,0.5,0.06,15.5,node-1,cuda:"),
+        done.contains(",0.75,0.0431,0.5,0.06,15.5,node-1,cuda:"),
         "{done}"
     );
 
