@@ -40,8 +40,9 @@
 # GPU_CHECK_LOGS (gpu-check/logs): one <section>.log each, and summary.txt.
 #
 # GPU_CHECK_DEVICE=cpu runs the same sections on the CPU with tiny sizes (the
-# fused kernels in their C++ form; nvidia-smi parts and the CUDA-only tests
-# skipped), so that the whole flow can be tried on a machine without a GPU.
+# fused kernels in their C++ form; the first-use check, the CUDA-only tests
+# and nvidia-smi figures skipped), so that the whole flow can be tried on a
+# machine without a GPU. GPU_CHECK_BUDGET_S changes the budget.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 self="$PWD/scripts/gpu-check.sh"
