@@ -25,6 +25,11 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Show a running coordinator's jobs by state, workers, throughput and ETA.
     Status(StatusArgs),
+    /// Cancel unfinished jobs of a running coordinator: one job, one
+    /// configuration of an experiment, or a whole experiment.
+    Cancel(crate::control_cmd::CancelArgs),
+    /// Put an experiment's failed (or cancelled) jobs back in the queue.
+    Retry(crate::control_cmd::RetryArgs),
     /// Report an experiment's results from the state database (Markdown, JSON
     /// or CSV; with --out, also plots), during a run or after it.
     Report(crate::report::cmd::ReportArgs),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod checkpoints;
 pub mod cli;
 pub mod client_args;
+pub mod control_cmd;
 pub mod dashboard;
 pub mod data_cmd;
 pub mod data_import;

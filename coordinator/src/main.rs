@@ -34,6 +34,14 @@ async fn run() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("submit {}", args.experiment.display()))?;
         }
+        Command::Cancel(args) => {
+            spikecv_coordinator::control_cmd::run_cancel(&args, &mut std::io::stdout().lock())
+                .await?;
+        }
+        Command::Retry(args) => {
+            spikecv_coordinator::control_cmd::run_retry(&args, &mut std::io::stdout().lock())
+                .await?;
+        }
         Command::Status(args) => {
             spikecv_coordinator::status_cmd::run(&args, &mut std::io::stdout(), shutdown_signal())
                 .await?;

@@ -7,6 +7,7 @@
 
 pub mod actor;
 mod checkpoint_stream;
+pub mod control;
 pub mod convert;
 mod submit;
 pub mod upload_gate;
@@ -20,7 +21,6 @@ use std::time::Duration;
 
 use futures::Stream;
 use spikecv_common::job::{EpochMetrics, JobResult};
-use spikecv_common::plan::JobId;
 use spikecv_common::proto as pb;
 use spikecv_common::proto::admin_server::Admin;
 use spikecv_common::proto::coordinator_server::Coordinator;
@@ -499,15 +499,25 @@ impl Admin for CoordinatorService {
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
-        let job = JobId::new(request.into_inner().job_id);
-        let r = self
+        let target = control::cancel_target_from_proto(request.into_inner())?;
+        let jobs = self.sched.call(move |s| s.cancel_target(&target)).await?;
+        Ok(Response::new(pb::CancelResponse {
+            cancelled: !jobs.is_empty(),
+            job_ids: jobs.into_iter().map(|j| j.as_str().to_owned()).collect(),
+        }))
+    }
+
+    async fn retry(
+        &self,
+        request: Request<pb::RetryRequest>,
+    ) -> Result<Response<pb::RetryResponse>, Status> {
+        let (experiment, states) = control::retry_from_proto(request.into_inner())?;
+        let jobs = self
             .sched
-            .call(move |s| match s.cancel(&job) {
-                Ok(()) => Ok(true),
-                Err(SchedulerError::AlreadyFinished { .. }) => Ok(false),
-                Err(e) => Err(e),
-            })
+            .call(move |s| s.retry(&experiment, &states))
             .await?;
-        Ok(Response::new(pb::CancelResponse { cancelled: r }))
+        Ok(Response::new(pb::RetryResponse {
+            job_ids: jobs.into_iter().map(|j| j.as_str().to_owned()).collect(),
+        }))
     }
 }

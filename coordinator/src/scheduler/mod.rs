@@ -20,6 +20,7 @@
 
 mod asha;
 mod checkpoint_ops;
+mod control;
 mod clock;
 mod error;
 mod handle;
@@ -33,6 +34,7 @@ mod types;
 mod validate;
 
 pub use checkpoint_ops::CheckpointRecord;
+pub use control::CancelTarget;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use error::SchedulerError;
 pub use handle::{DEFAULT_MAX_QUEUED_CALLS, SchedulerHandle};

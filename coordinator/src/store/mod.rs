@@ -16,6 +16,7 @@
 //! [`JobId`]: spikecv_common::plan::JobId
 
 pub(crate) mod checkpoint_rows;
+pub(crate) mod control_reads;
 pub(crate) mod job_writes;
 pub(crate) mod lease_writes;
 mod read_jobs;

@@ -169,7 +169,8 @@ fn compare_on(device: Device, params: &LifParams, layout: &Layout) -> Result<(),
         .abs()
         .max()
         .double_value(&[]);
-    if !(diff <= GRADIENT_TOLERANCE * scale) {
+    // NaN counts as a difference.
+    if diff.is_nan() || diff > GRADIENT_TOLERANCE * scale {
         return Err(format!(
             "input gradients differ from the tensor path by {diff:e} (largest {scale:e}, {layout:?})"
         ));
