@@ -339,6 +339,19 @@ pub enum ConfigError {
         /// What is wrong with it.
         message: String,
     },
+    /// The experiment would plan more work than a [`bounds`] limit allows
+    /// (checked before anything is expanded).
+    #[error("config key {key}: {count} {what}; the limit is {limit}")]
+    TooLarge {
+        /// The dotted key, e.g. `sweep` or `sweep.training.lr`.
+        key: String,
+        /// What is counted, e.g. `"configurations"` or `"jobs"`.
+        what: &'static str,
+        /// How many the config asks for (saturated at `u64::MAX`).
+        count: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
@@ -368,6 +381,10 @@ pub mod bounds {
     pub const BATCH: u32 = 4096;
     /// `training.epochs`.
     pub const EPOCHS: u32 = 100_000;
+    /// Configurations of a sweep (and values of one swept key).
+    pub const CONFIGURATIONS: usize = 10_000;
+    /// Jobs of an experiment: configurations × seeds × variants × folds.
+    pub const JOBS: u64 = 1_000_000;
     /// `protocol.epoch_timeout_s` (30 days).
     pub const EPOCH_TIMEOUT_S: u32 = 30 * 24 * 3600;
 }

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, ExperimentConfig};
+use crate::config::{ConfigError, ExperimentConfig, bounds};
 use crate::prune::{PRUNE_KEYS, prune_rule};
 
 pub mod random;
@@ -263,6 +263,9 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
         if list.is_empty() {
             return Err(sweep_err(&key, "empty list"));
         }
+        if list.len() > bounds::CONFIGURATIONS {
+            return Err(too_many(&format!("sweep.{key}"), list.len() as u64));
+        }
         for (i, v) in list.iter().enumerate() {
             if matches!(
                 v,
@@ -280,6 +283,16 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
     }
     if axes.is_empty() {
         return Err(sweep_err("", "no keys to sweep"));
+    }
+    // Counted before anything is expanded: a grid of 4 keys x 1000 values is
+    // 10^12 rows.
+    if mode == SweepMode::Grid {
+        let count = axes
+            .iter()
+            .fold(1u64, |n, (_, l)| n.saturating_mul(l.len() as u64));
+        if count > bounds::CONFIGURATIONS as u64 {
+            return Err(too_many("sweep", count));
+        }
     }
 
     let rows = combinations(&axes, mode)?;
@@ -423,12 +436,39 @@ fn baseline_row(
         .ok_or_else(|| sweep_err("baseline", "names no row of the zip"))
 }
 
+/// The error for a sweep of `count` configurations (or values of one key).
+fn too_many(key: &str, count: u64) -> ConfigError {
+    ConfigError::TooLarge {
+        key: key.to_owned(),
+        what: "configurations",
+        count,
+        limit: bounds::CONFIGURATIONS as u64,
+    }
+}
+
 impl ExperimentConfig {
-    /// Checks `[sweep]` when there is one (every key, value and combination).
+    /// Checks `[sweep]` when there is one (every key, value and combination),
+    /// and that the experiment plans at most [`bounds::JOBS`] jobs.
     pub fn validate_sweep(&self) -> Result<(), ConfigError> {
-        if self.sweep.is_some() {
-            configurations(self)?;
-            prune_rule(self)?;
+        let configurations = match &self.sweep {
+            Some(_) => {
+                let n = configurations(self)?.len();
+                prune_rule(self)?;
+                n
+            }
+            None => 1,
+        };
+        let p = &self.protocol;
+        let jobs = [configurations, p.seeds.len(), p.variants.len()]
+            .into_iter()
+            .fold(u64::from(p.folds), |n, k| n.saturating_mul(k as u64));
+        if jobs > bounds::JOBS {
+            return Err(ConfigError::TooLarge {
+                key: "protocol".to_owned(),
+                what: "jobs (configurations x seeds x variants x folds)",
+                count: jobs,
+                limit: bounds::JOBS,
+            });
         }
         Ok(())
     }

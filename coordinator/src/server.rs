@@ -1,6 +1,7 @@
 //! The gRPC server: the worker service, the admin service and the standard gRPC
 //! health service, on a listener the caller binds, with optional bearer-token
-//! authentication and TLS (rustls; optionally requiring client certificates).
+//! authentication and TLS (rustls; optionally requiring client certificates),
+//! under [`GrpcLimits`].
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,40 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// The limits of the gRPC listener, so that no caller can grow what it holds
+/// without bound. A message past its limit is refused by tonic's decoder
+/// (OUT_OF_RANGE, naming both sizes); calls past the concurrency limit wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    /// Largest message of the worker service: a checkpoint chunk (1 MiB, the
+    /// only large one) or a result with its epochs.
+    pub worker_message_bytes: usize,
+    /// Largest message of the admin service (an experiment's TOML).
+    pub admin_message_bytes: usize,
+    /// Calls served at once per connection.
+    pub calls_per_connection: usize,
+    /// HTTP/2 streams a client may open at once per connection.
+    pub streams_per_connection: u32,
+    /// A connection that answers no HTTP/2 ping within this time after one is
+    /// sent (every `keepalive`) is closed, with its calls.
+    pub keepalive_timeout: std::time::Duration,
+    /// Time between HTTP/2 pings (and TCP keep-alive probes).
+    pub keepalive: std::time::Duration,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        Self {
+            worker_message_bytes: 4 << 20,
+            admin_message_bytes: 1 << 20,
+            calls_per_connection: 512,
+            streams_per_connection: 1024,
+            keepalive_timeout: std::time::Duration::from_secs(20),
+            keepalive: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// Certificate files for TLS.
@@ -105,16 +140,23 @@ pub async fn serve_with_health(
         health_reporter,
         health,
     )));
-    let mut builder = tonic::transport::Server::builder();
+    let limits = GrpcLimits::default();
+    let mut builder = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(limits.calls_per_connection)
+        .max_concurrent_streams(Some(limits.streams_per_connection))
+        .http2_keepalive_interval(Some(limits.keepalive))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .tcp_keepalive(Some(limits.keepalive));
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config()?)?;
     }
     let worker = tonic::service::interceptor::InterceptedService::new(
-        CoordinatorServer::new(service.clone()).max_decoding_message_size(64 << 20),
+        CoordinatorServer::new(service.clone())
+            .max_decoding_message_size(limits.worker_message_bytes),
         options.auth.worker_interceptor(),
     );
     let admin = tonic::service::interceptor::InterceptedService::new(
-        AdminServer::new(service).max_decoding_message_size(16 << 20),
+        AdminServer::new(service).max_decoding_message_size(limits.admin_message_bytes),
         options.auth.admin_interceptor(),
     );
     builder

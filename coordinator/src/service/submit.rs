@@ -1,7 +1,7 @@
 //! Turning a submitted experiment TOML into a scheduler [`Submission`]: parse,
 //! plan over the data root and fingerprint the data set, on a blocking thread.
 
-use spikecv_common::config::ExperimentConfig;
+use spikecv_common::config::{ConfigError, ExperimentConfig};
 use spikecv_common::dataset::Dataset;
 use tonic::Status;
 
@@ -44,11 +44,14 @@ pub fn fingerprint_of(
 
 /// Parses and plans an experiment (its `[data] root` must be absolute or
 /// relative to the coordinator's working folder); a data set that cannot be
-/// fingerprinted is INVALID_ARGUMENT unless `allow_unfingerprinted`.
+/// fingerprinted is INVALID_ARGUMENT unless `allow_unfingerprinted`, an
+/// experiment past a size limit (configurations, jobs) RESOURCE_EXHAUSTED.
 pub async fn prepare(text: String, allow_unfingerprinted: bool) -> Result<Submission, Status> {
     tokio::task::spawn_blocking(move || {
-        let config = ExperimentConfig::from_toml_str(&text)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let config = ExperimentConfig::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+            _ => Status::invalid_argument(e.to_string()),
+        })?;
         let fp = fingerprint_of(&config.data.root, allow_unfingerprinted)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Submission::from_config(config, text, fp).map_err(|e| status_of(&e))
