@@ -3,6 +3,11 @@
 //! process on loopback. Reports jobs/s, lease and complete latency (p50, p99),
 //! the time the coordinator took to plan and store the experiment, and its RSS.
 //!
+//! The experiment stays within the config's limits (at most 1,000 seeds): 4
+//! folds × up to 1,000 seeds × a sweep of `training.lr` values when more jobs
+//! are asked for (100,000 = 4 × 1,000 × 25). If the coordinator exits, the
+//! bench stops with the tail of its log instead of waiting for it.
+//!
 //! cargo bench -p spikecv-coordinator --bench load                 # 1,000 workers, 100,000 jobs
 //! cargo bench -p spikecv-coordinator --bench load -- --quick      # 50 workers, 2,000 jobs
 //! cargo bench -p spikecv-coordinator --bench load -- --workers 200 --jobs 10000
@@ -50,24 +55,58 @@ fn args() -> Args {
     a
 }
 
-fn write_experiment(dir: &Path, jobs: usize) -> std::path::PathBuf {
+/// Folds of the bench's experiment (8 recordings).
+const FOLDS: usize = 4;
+/// Seeds at most: the config's limit.
+const MAX_SEEDS: usize = spikecv_common::config::bounds::SEEDS;
+
+/// Writes an experiment of at least `jobs` jobs; returns its path and its
+/// job count (FOLDS × seeds × configurations).
+fn write_experiment(dir: &Path, jobs: usize) -> (std::path::PathBuf, usize) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let names: Vec<String> = (35..43).map(|u| format!("user{u:02}_dc")).collect();
     std::fs::write(data.join("filelist.txt"), names.join("\n") + "\n").unwrap();
-    let seeds = jobs.div_ceil(4);
+    let configurations = jobs.div_ceil(FOLDS * MAX_SEEDS).max(1);
+    let seeds = jobs.div_ceil(FOLDS * configurations);
     let seed_list: Vec<String> = (0..seeds).map(|s| s.to_string()).collect();
+    let sweep = if configurations > 1 {
+        let lrs: Vec<String> = (1..=configurations)
+            .map(|i| format!("{:e}", i as f64 * 1e-4))
+            .collect();
+        format!("[sweep]\n\"training.lr\" = [{}]\n", lrs.join(", "))
+    } else {
+        String::new()
+    };
     let path = dir.join("experiment.toml");
     std::fs::write(
         &path,
         format!(
-            "[data]\nroot = {:?}\n[protocol]\nfolds = 4\nseeds = [{}]\nvariants = [\"whole\"]\n",
+            "[data]\nroot = {:?}\n[protocol]\nfolds = {FOLDS}\nseeds = [{}]\nvariants = [\"whole\"]\n{sweep}",
             data.display().to_string(),
             seed_list.join(",")
         ),
     )
     .unwrap();
-    path
+    (path, FOLDS * seeds * configurations)
+}
+
+/// Stops the bench with the coordinator's log when the coordinator has exited.
+fn stop_if_exited(coordinator: &std::sync::Mutex<std::process::Child>, log: &Path) {
+    let exited = coordinator
+        .lock()
+        .map(|mut c| c.try_wait().ok().flatten())
+        .unwrap_or(None);
+    if let Some(status) = exited {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        eprintln!(
+            "load: the coordinator exited ({status}); its log ends:\n{}",
+            tail.join("\n")
+        );
+        std::process::exit(1);
+    }
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -95,7 +134,9 @@ fn result() -> JobResult {
         test_loss: 0.1,
         val_accuracy: Some(0.5),
         val_loss: Some(0.1),
-        confusion: vec![vec![1; 19]; 19],
+        // No confusion matrix: its total would have to be each fold's test
+        // set size, which the simulated workers do not know.
+        confusion: vec![],
         train_seconds: 1.0,
         epochs: vec![],
         optimistic: false,
@@ -155,6 +196,11 @@ async fn simulated_worker(
         lat.lease.push(t.elapsed());
         let r = match r {
             Ok(r) => r.into_inner(),
+            // Load shed by the coordinator: an honest worker retries.
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             Err(s) => panic!("lease failed: {s}"),
         };
         if r.assignments.is_empty() {
@@ -200,27 +246,30 @@ async fn simulated_worker(
 fn main() {
     let a = args();
     let dir = tempfile::tempdir().unwrap();
-    let experiment = write_experiment(dir.path(), a.jobs);
-    let jobs = a.jobs.div_ceil(4) * 4;
+    let (experiment, jobs) = write_experiment(dir.path(), a.jobs);
+    let log = dir.path().join("coordinator.log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let started = Instant::now();
-    let mut coordinator = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+    let coordinator = Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--experiment")
         .arg(&experiment)
         .arg("--state")
         .arg(dir.path().join("state.db"))
         .args(["--heartbeat-seconds", "5", "--lease-timeout-seconds", "120"])
+        // The data root holds only a file list: nothing to fingerprint.
+        .arg("--allow-unfingerprinted-data")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let pid = coordinator.id();
+    let coordinator = Arc::new(std::sync::Mutex::new(coordinator));
     let url = format!("http://127.0.0.1:{port}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -239,6 +288,7 @@ fn main() {
             .await
             .is_err()
         {
+            stop_if_exited(&coordinator, &log);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
@@ -253,6 +303,13 @@ fn main() {
     let result = Arc::new(result().to_proto());
     let t0 = Instant::now();
     let lats: Vec<Lat> = rt.block_on(async {
+        let watch = (coordinator.clone(), log.clone());
+        let watchdog = tokio::spawn(async move {
+            loop {
+                stop_if_exited(&watch.0, &watch.1);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
         let tasks: Vec<_> = (0..a.workers)
             .map(|i| tokio::spawn(simulated_worker(url.clone(), i, result.clone())))
             .collect();
@@ -260,6 +317,7 @@ fn main() {
         for t in tasks {
             out.push(t.await.unwrap());
         }
+        watchdog.abort();
         out
     });
     let wall = t0.elapsed();
@@ -324,6 +382,8 @@ fn main() {
     );
     assert_eq!(count("succeeded"), jobs as u64);
     assert_eq!(status.total_jobs, jobs as u64);
-    let _ = coordinator.kill();
-    let _ = coordinator.wait();
+    if let Ok(mut c) = coordinator.lock() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
