@@ -41,13 +41,20 @@ const std::set<std::string> &metadata_only() {
       "aten::contiguous",    "aten::to",            "aten::flatten",      "aten::requires_grad_",
       "aten::set_requires_grad", "aten::view_as",   "aten::expand_as",    "aten::numpy_T",
       "aten::_has_compatible_shallow_copy_type",    "aten::is_nonzero",   "aten::result_type",
+      "detach",              "detach_",            "aten::detach_",
   };
   return names;
 }
 
+// The autograd engine's record of running a node: a frame around the node,
+// not an operation.
+bool engine_frame(const char *name) {
+  return std::strncmp(name, "autograd::", 10) == 0;
+}
+
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction &fn) {
   bool from_outside = stack.empty() || stack.back().opens;
-  bool is_operation = fn.scope() == at::RecordScope::FUNCTION;
+  bool is_operation = fn.scope() == at::RecordScope::FUNCTION && !engine_frame(fn.name());
   bool issued = from_outside && is_operation;
   bool metadata = metadata_only().count(fn.name()) > 0;
   if (issued && !metadata) {
