@@ -37,8 +37,14 @@ pub const CSV_COLUMNS: [&str; 23] = [
     "configuration",
 ];
 
-/// Quotes a field when it holds a comma, quote or line break.
+/// Quotes a field when it holds a comma, quote or line break. A text that a
+/// spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return, e.g. a worker named `=HYPERLINK(...)`) gets a leading
+/// `'` and quotes, so it reads as text (OWASP's advice for CSV injection).
 fn field(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        return format!("\"'{}\"", text.replace('"', "\"\""));
+    }
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
@@ -104,4 +110,23 @@ pub fn render_csv(report: &Report) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn formulas_are_quoted_as_text_and_plain_fields_stay_as_they_are() {
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for f in ["+1", "-2", "@SUM(A1)", "\tx"] {
+            let q = field(f);
+            assert!(q.starts_with("\"'") && q.ends_with('"'), "{f:?} -> {q}");
+        }
+        assert_eq!(field("gpu-node-1"), "gpu-node-1");
+        assert_eq!(field("a,b"), "\"a,b\"");
+    }
 }
