@@ -1,11 +1,13 @@
 //! `coordinator export mlflow` against a real `mlflow server` started here
 //! (SQLite backend and artifact folder in a temporary directory): a state
-//! written by the scheduler (a two-configuration sweep: four jobs succeeded,
-//! one failed, one running) is exported; the runs read back through MLflow's
-//! API carry the numbers of `report.json` (group means and spreads, each job's
-//! selected-model figures, every epoch's history, status, worker and device);
-//! the running job then finishes, and exporting again updates the same runs,
-//! with no duplicate run and no duplicate metric point.
+//! written by the scheduler (a sweep of two configurations × two variants:
+//! nine jobs succeeded, one failed, two running) is exported; the runs read
+//! back through MLflow's API carry the numbers of `report.json` (group means
+//! and spreads, each job's selected-model figures, every epoch's history,
+//! status, worker and device); then one running job finishes and the other is
+//! retried from epoch 1, and exporting again updates the same runs (the
+//! retried job's run written anew), with no duplicate run and no duplicate
+//! metric point.
 //!
 //! `mlflow_export_round_trip` needs MLflow (`mlflow` on PATH or in the
 //! project's `.venv/bin`): it is `#[ignore]`d and listed in scripts/test.sh,
@@ -163,7 +165,7 @@ fn check_against_report(client: &Client, uri: &str, experiment_id: &str, report:
                 .starts_with(g["configuration_label"].as_str().unwrap())
         );
     }
-    assert!(checked >= 12, "only {checked} figures compared");
+    assert!(checked >= 36, "only {checked} figures compared");
     let stored: Value = serde_json::from_str(&artifact(uri, parent, "report.json")).unwrap();
     assert_eq!(stored["groups"], report["groups"]);
 
@@ -250,7 +252,7 @@ fn mlflow_export_round_trip() {
     let said = export_in_process(&fx.db, &uri);
     eprintln!("first export ({:.1} s): {said}", t.elapsed().as_secs_f64());
     assert!(
-        said.contains("6 job runs (6 created, 0 updated, 0 unchanged"),
+        said.contains("12 job runs (12 created, 0 updated, 0 unchanged"),
         "{said}"
     );
     let experiment: Value = client
@@ -261,21 +263,23 @@ fn mlflow_export_round_trip() {
         .unwrap();
     let experiment_id = experiment["experiment"]["experiment_id"].as_str().unwrap();
     let report = report_json(&fx.db);
-    assert_eq!(report["progress"]["succeeded"], 4);
+    assert_eq!(report["progress"]["succeeded"], 9);
     check_against_report(&client, &uri, experiment_id, &report);
     let before = runs(&client, experiment_id);
 
-    // The running job finishes; the second export (the binary) updates its run
-    // and the parent, and leaves the others as they are.
+    // One running job finishes, the other is retried from epoch 1: the second
+    // export (the binary) updates the first's run, writes the second's anew
+    // (its old history belongs to a lost attempt), and leaves the others.
     let finished = fx.finish_running_job();
+    let retried = fx.retry_running_job();
     let said = export_with_the_binary(&fx.db, &uri);
     eprintln!("second export: {said}");
     assert!(
-        said.contains("(0 created, 1 updated, 5 unchanged, 0 replaced)"),
+        said.contains("(0 created, 1 updated, 10 unchanged, 1 replaced)"),
         "{said}"
     );
     let report = report_json(&fx.db);
-    assert_eq!(report["progress"]["succeeded"], 5);
+    assert_eq!(report["progress"]["succeeded"], 10);
     check_against_report(&client, &uri, experiment_id, &report);
     let after = runs(&client, experiment_id);
     let ids = |r: &BTreeMap<String, Value>| -> BTreeSet<(String, String)> {
@@ -283,13 +287,27 @@ fn mlflow_export_round_trip() {
             .map(|(k, v)| (k.clone(), v["info"]["run_id"].as_str().unwrap().to_owned()))
             .collect()
     };
-    assert_eq!(ids(&before), ids(&after), "the same runs, none added");
+    let without = |r: &BTreeMap<String, Value>| {
+        let mut r = r.clone();
+        r.remove(&retried);
+        ids(&r)
+    };
+    assert_eq!(
+        without(&before),
+        without(&after),
+        "the same runs, none added"
+    );
+    assert_ne!(
+        before[&retried]["info"]["run_id"],
+        after[&retried]["info"]["run_id"]
+    );
     assert_eq!(history(&client, &after[&finished], "val/accuracy").len(), 3);
+    assert_eq!(history(&client, &after[&retried], "val/accuracy").len(), 1);
 
     // Nothing changed: nothing is sent.
     let said = export_with_the_binary(&fx.db, &uri);
     assert!(
-        said.contains("(0 created, 0 updated, 6 unchanged, 0 replaced)"),
+        said.contains("(0 created, 0 updated, 12 unchanged, 0 replaced)"),
         "{said}"
     );
     assert_eq!(ids(&runs(&client, experiment_id)), ids(&after));

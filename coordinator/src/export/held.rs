@@ -42,12 +42,18 @@ pub fn job_folder(job: &str) -> String {
         .collect()
 }
 
+/// What a job's run says and carries about the job's files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Tags saying where each file is.
+    pub tags: BTreeMap<String, String>,
+    /// Files the coordinator can give: (file name, bytes).
+    pub artifacts: Vec<(String, Vec<u8>)>,
+}
+
 /// The tags saying where a job's files are, and the artifacts the coordinator
 /// can give (its stored result, when it has one).
-pub fn held_files(
-    job: &str,
-    result_json: Option<String>,
-) -> (BTreeMap<String, String>, Vec<(String, Vec<u8>)>) {
+pub fn held_files(job: &str, result_json: Option<String>) -> Held {
     let folder = job_folder(job);
     let mut tags = BTreeMap::new();
     tags.insert("spikecv.job_folder".to_owned(), folder.clone());
@@ -70,5 +76,5 @@ pub fn held_files(
     let artifacts = result_json
         .map(|text| vec![(RESULT_ARTIFACT.to_owned(), text.into_bytes())])
         .unwrap_or_default();
-    (tags, artifacts)
+    Held { tags, artifacts }
 }

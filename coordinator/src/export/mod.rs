@@ -119,7 +119,10 @@ fn select(
                 ))),
             }
         }
-        None if all.len() == 1 => Ok(all.into_iter().next().ok_or_else(|| fail(String::new()))?),
+        None if all.len() == 1 => all
+            .into_iter()
+            .next()
+            .ok_or_else(|| fail("holds no experiment".into())),
         None if all.is_empty() => Err(fail("holds no experiment".into())),
         None => Err(fail(format!(
             "holds {} experiments; choose one with --experiment: {}",

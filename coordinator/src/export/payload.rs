@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::job::{EpochMetrics, JobStatus};
 
+use super::held::Held;
 use crate::report::aggregate::{GroupReport, Metric, Report};
 use crate::report::model::JobRecord;
 
@@ -176,7 +177,7 @@ pub fn job_run(
     report: &Report,
     job: &JobRecord,
     config: Option<&ExperimentConfig>,
-    held: (BTreeMap<String, String>, Vec<(String, Vec<u8>)>),
+    held: Held,
 ) -> RunPlan {
     let label = report
         .configurations
@@ -187,13 +188,12 @@ pub fn job_run(
     if !label.is_empty() {
         name = format!("{name} {label}");
     }
-    let (held_tags, artifacts) = held;
     let mut plan = RunPlan {
         role: "job",
         job_id: job.id.clone(),
         name,
         params: BTreeMap::new(),
-        tags: held_tags,
+        tags: held.tags,
         summary: Vec::new(),
         epochs: job.epochs.clone(),
         status: mlflow_status(job.status),
@@ -202,7 +202,7 @@ pub fn job_run(
             .finished_unix
             .filter(|_| job.status.is_terminal())
             .map(|s| s.saturating_mul(1000)),
-        artifacts,
+        artifacts: held.artifacts,
     };
     let mut params = config.map(flatten_config).unwrap_or_default();
     params.insert("variant".into(), job.variant.to_string());

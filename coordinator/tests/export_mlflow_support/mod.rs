@@ -13,7 +13,7 @@ use serde_json::Value;
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::dataset::CLASS_NAMES;
 use spikecv_common::job::{EpochMetrics, JobResult};
-use spikecv_coordinator::ids::AttemptId;
+use spikecv_coordinator::ids::{AttemptId, WorkerId};
 use spikecv_coordinator::report::cmd::{ReportArgs, ReportFormat};
 use spikecv_coordinator::scheduler::{
     FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
@@ -45,7 +45,7 @@ impl MlflowServer {
         let bin = mlflow_bin().expect("MLflow is not installed (pip install mlflow)");
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite:///{}", dir.path().join("mlflow.db").display());
-        let mut child = Command::new(&bin)
+        let child = Command::new(&bin)
             .args([
                 "server",
                 "--host",
@@ -63,10 +63,16 @@ impl MlflowServer {
             .process_group(0)
             .spawn()
             .unwrap();
+        // Owned by the server from here: every panic below kills it on drop.
+        let mut server = Self {
+            child,
+            uri: String::new(),
+            _dir: dir,
+        };
         let (tx, rx) = mpsc::channel::<String>();
         for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
+            Box::new(server.child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(server.child.stderr.take().unwrap()),
         ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -77,10 +83,9 @@ impl MlflowServer {
         }
         let deadline = Instant::now() + Duration::from_secs(240);
         let mut log = String::new();
-        let mut server = None;
-        while server.is_none() && Instant::now() < deadline {
+        while server.uri.is_empty() && Instant::now() < deadline {
             let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) else {
-                if let Some(status) = child.try_wait().unwrap() {
+                if let Some(status) = server.child.try_wait().unwrap() {
                     panic!("mlflow server exited ({status}):\n{log}");
                 }
                 continue;
@@ -93,15 +98,13 @@ impl MlflowServer {
                     .chars()
                     .take_while(char::is_ascii_digit)
                     .collect();
-                server = Some(Self {
-                    child,
-                    uri: format!("http://127.0.0.1:{port}"),
-                    _dir: dir,
-                });
-                break;
+                server.uri = format!("http://127.0.0.1:{port}");
             }
         }
-        let server = server.unwrap_or_else(|| panic!("mlflow server named no port:\n{log}"));
+        assert!(
+            !server.uri.is_empty(),
+            "mlflow server named no port:\n{log}"
+        );
         // Keep draining its output so that it never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
         while Instant::now() < deadline {
@@ -137,7 +140,7 @@ impl Drop for MlflowServer {
 }
 
 const CONFIG: &str = "name = \"mlflow export\"\n[data]\nroot = \"unused\"\n[protocol]\n\
-    kind = \"train-val-test\"\nfolds = 3\nseeds = [7]\nvariants = [\"whole\"]\n[training]\n\
+    kind = \"train-val-test\"\nfolds = 3\nseeds = [7]\nvariants = [\"whole\", \"reduced\"]\n[training]\n\
     epochs = 3\n[sweep]\n\"training.lr\" = [0.001, 0.01]\n";
 const T0_MS: i64 = 1_780_000_000_000;
 
@@ -161,7 +164,7 @@ fn result(i: usize) -> JobResult {
     let k = i as f64;
     JobResult {
         best_epoch: 2,
-        test_accuracy: 0.5 + 0.0625 * k,
+        test_accuracy: 0.25 + 0.0625 * k,
         test_loss: 0.75 - 0.03125 * k,
         val_accuracy: epochs[1].val_accuracy,
         val_loss: epochs[1].val_loss,
@@ -173,8 +176,9 @@ fn result(i: usize) -> JobResult {
     }
 }
 
-/// A sweep of two configurations × 3 folds: jobs 0-3 succeeded, job 4 failed
-/// after one epoch, job 5 running with one epoch reported.
+/// A sweep of two configurations × two variants × 3 folds: jobs 0-8
+/// succeeded, job 9 failed after one epoch, jobs 10 and 11 running with one
+/// epoch reported.
 pub struct StateFixture {
     _dir: tempfile::TempDir,
     /// The state database.
@@ -183,7 +187,9 @@ pub struct StateFixture {
     pub experiment: String,
     sched: Scheduler,
     clock: ManualClock,
-    running: (AttemptId, String),
+    worker: WorkerId,
+    /// Jobs 10 and 11: (attempt, job id, device).
+    running: Vec<(AttemptId, String, String)>,
 }
 
 impl StateFixture {
@@ -209,7 +215,7 @@ impl StateFixture {
         .map(|s| s.to_string())
         .collect();
         let plan = spikecv_common::plan::plan_configurations(&config, &files, None).unwrap();
-        assert_eq!(plan.jobs.len(), 6);
+        assert_eq!(plan.jobs.len(), 12);
         let submission = Submission {
             config,
             config_toml: CONFIG.to_owned(),
@@ -219,7 +225,7 @@ impl StateFixture {
             class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
         };
         let experiment = sched.submit(&submission).unwrap().experiment.0;
-        let slots: Vec<String> = (0..6).map(|i| format!("cuda:{i}")).collect();
+        let slots: Vec<String> = (0..12).map(|i| format!("cuda:{i}")).collect();
         let worker = sched
             .register_worker(&WorkerRegistration {
                 name: "node-1".into(),
@@ -236,8 +242,8 @@ impl StateFixture {
             })
             .unwrap();
         let leased = sched.lease(&worker, &slots).unwrap().assignments;
-        assert_eq!(leased.len(), 6);
-        for (i, a) in leased.iter().enumerate().take(4) {
+        assert_eq!(leased.len(), 12);
+        for (i, a) in leased.iter().enumerate().take(9) {
             clock.advance_s(60);
             let r = result(i);
             for m in &r.epochs {
@@ -245,34 +251,63 @@ impl StateFixture {
             }
             sched.complete(a.attempt, &r).unwrap();
         }
-        sched.record_epoch(leased[4].attempt, &epoch(1, 4)).unwrap();
+        sched.record_epoch(leased[9].attempt, &epoch(1, 9)).unwrap();
         sched
             .fail(
-                leased[4].attempt,
+                leased[9].attempt,
                 "non-finite loss at epoch 2",
                 FailureClass::Deterministic,
             )
             .unwrap();
-        sched.record_epoch(leased[5].attempt, &epoch(1, 5)).unwrap();
+        let running = leased[10..]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                sched.record_epoch(a.attempt, &epoch(1, 10 + i)).unwrap();
+                (a.attempt, a.job.as_str().to_owned(), a.device.clone())
+            })
+            .collect();
         Self {
             _dir: dir,
             db,
             experiment,
             sched,
             clock,
-            running: (leased[5].attempt, leased[5].job.as_str().to_owned()),
+            worker,
+            running,
         }
     }
 
-    /// The running job reports its last two epochs and succeeds; its id.
+    /// Job 10 reports its last two epochs and succeeds; its id.
     pub fn finish_running_job(&mut self) -> String {
-        let (attempt, job) = self.running.clone();
+        let (attempt, job, _) = self.running[0].clone();
         self.clock.advance_s(60);
-        let r = result(5);
+        let r = result(10);
         for m in &r.epochs[1..] {
             self.sched.record_epoch(attempt, m).unwrap();
         }
         self.sched.complete(attempt, &r).unwrap();
+        job
+    }
+
+    /// Job 11 fails (transient), is leased again and reports another first
+    /// epoch, so its stored epochs are no longer those exported; its id.
+    pub fn retry_running_job(&mut self) -> String {
+        let (attempt, job, device) = self.running[1].clone();
+        self.clock.advance_s(60);
+        self.sched
+            .fail(attempt, "worker lost", FailureClass::Transient)
+            .unwrap();
+        let again = self
+            .sched
+            .lease(&self.worker, &[device])
+            .unwrap()
+            .assignments;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].job.as_str(), job);
+        self.sched
+            .record_epoch(again[0].attempt, &epoch(1, 20))
+            .unwrap();
         job
     }
 }
