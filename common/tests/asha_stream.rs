@@ -128,6 +128,10 @@ fn matches_the_reference_on_random_streams() {
         total_stopped > 100,
         "the streams stop almost nothing: {total_stopped}"
     );
+    assert!(
+        total_kept > 100,
+        "the streams stop almost everything: {total_kept} kept"
+    );
 }
 
 fn config(sweep: &str) -> Result<ExperimentConfig, spikecv_common::config::ConfigError> {

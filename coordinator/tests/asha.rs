@@ -125,8 +125,8 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
         s.record_epoch(a[2][0].attempt, &epoch(1, 0.2, 1.0))
             .unwrap()
     );
-    for fold in 0..2 {
-        assert_eq!(status(&s, &a[2][fold].job), JobStatus::Pruned);
+    for job in &a[2] {
+        assert_eq!(status(&s, &job.job), JobStatus::Pruned);
     }
     let record = s.store().job(&a[2][0].job).unwrap().unwrap();
     let verdict = record.pruned.clone().expect("the verdict is kept");
@@ -170,13 +170,9 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
         !s.record_epoch(a[0][0].attempt, &epoch(2, 0.0, 0.0))
             .unwrap()
     );
-    for c in 0..2 {
-        for fold in 0..2 {
-            assert_eq!(
-                status(&s, &a[c][fold].job),
-                JobStatus::Running,
-                "{c} {fold}"
-            );
+    for (c, jobs) in a[..2].iter().enumerate() {
+        for (fold, job) in jobs.iter().enumerate() {
+            assert_eq!(status(&s, &job.job), JobStatus::Running, "{c} {fold}");
         }
     }
 }
