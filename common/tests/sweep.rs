@@ -134,7 +134,10 @@ fn every_bad_key_or_value_is_named() {
             "\"training.lr\" = [0.001]\nbaseline = { \"simulation.steps\" = 5 }",
             "sweep.baseline.simulation.steps",
         ),
-        ("mode = \"shuffle\"\n\"training.lr\" = [0.001]", "sweep.mode"),
+        (
+            "mode = \"shuffle\"\n\"training.lr\" = [0.001]",
+            "sweep.mode",
+        ),
         ("mode = \"grid\"", "sweep."),
     ];
     for (body, key) in cases {

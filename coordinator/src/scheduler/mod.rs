@@ -20,8 +20,8 @@
 
 mod asha;
 mod checkpoint_ops;
-mod control;
 mod clock;
+mod control;
 mod error;
 mod handle;
 mod identity;
@@ -34,8 +34,8 @@ mod types;
 mod validate;
 
 pub use checkpoint_ops::CheckpointRecord;
-pub use control::CancelTarget;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
+pub use control::CancelTarget;
 pub use error::SchedulerError;
 pub use handle::{DEFAULT_MAX_QUEUED_CALLS, SchedulerHandle};
 pub use identity::{Credentials, WorkerSecret};

@@ -7,8 +7,8 @@ use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
 use spikecv_common::prune::{asha_rule, prune_rule};
 
-use super::checkpoint_ops::take_checkpoint_record;
 use super::asha::halve_after_epoch;
+use super::checkpoint_ops::take_checkpoint_record;
 use super::prune::prune_after_epoch;
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
