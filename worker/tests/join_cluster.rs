@@ -135,7 +135,8 @@ async fn three_workers_finish_every_job_once_and_survive_crashes() {
             assert!(!ckpt.exists(), "{} left behind", ckpt.display());
         }
     }
-    let coordinator_ckpts = std::fs::read_dir(run1.dir.join("state.checkpoints"))
+    // The coordinator keeps them in `<state file name>.checkpoints/`.
+    let coordinator_ckpts = std::fs::read_dir(run1.dir.join("state.db.checkpoints"))
         .unwrap()
         .count();
     assert_eq!(coordinator_ckpts, 0, "coordinator checkpoint files left");
