@@ -260,10 +260,20 @@ pub struct TrainingConfig {
     /// existed keep their identity.
     #[serde(skip_serializing_if = "is_true")]
     pub tf32: bool,
+    /// Early stopping: a job ends after this many epochs without a better
+    /// validation accuracy than its best so far (train-val-test only). 0, the
+    /// default, trains every epoch; left out of the serialised config then, so
+    /// job ids of experiments without it stay as they were.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub patience: u32,
 }
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl Default for TrainingConfig {
@@ -284,11 +294,13 @@ impl Default for TrainingConfig {
             checkpoint_every: 1,
             deterministic: false,
             tf32: true,
+            patience: 0,
         }
     }
 }
 
-/// The whole file: `[data]`, `[protocol]`, `[simulation]`, `[training]`.
+/// The whole file: `[data]`, `[protocol]`, `[simulation]`, `[training]`,
+/// `[network]`, `[sweep]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -479,13 +491,20 @@ impl ExperimentConfig {
         if p.max_attempts == 0 {
             return Err(invalid("protocol.max_attempts", "must be at least 1"));
         }
-        if let Some(name) = &self.name
-            && name.len() > bounds::NAME_BYTES
-        {
+        if self.training.patience > 0 && p.kind != ProtocolKind::TrainValTest {
             return Err(invalid(
-                "name",
-                format!("{} bytes; the limit is {}", name.len(), bounds::NAME_BYTES),
+                "training.patience",
+                "early stopping watches validation accuracy: it needs protocol.kind = \"train-val-test\"",
             ));
+        }
+        if let Some(name) = &self.name {
+            if name.len() > bounds::NAME_BYTES {
+                return Err(invalid(
+                    "name",
+                    format!("{} bytes; the limit is {}", name.len(), bounds::NAME_BYTES),
+                ));
+            }
+            crate::names::check_no_control(name).map_err(|m| invalid("name", m))?;
         }
         at_most("protocol.folds", p.folds, bounds::FOLDS)?;
         if p.seeds.len() > bounds::SEEDS {
@@ -580,6 +599,7 @@ impl TrainingConfig {
         at_most("training.batch", self.batch, bounds::BATCH)?;
         at_most("training.test_batch", self.test_batch, bounds::BATCH)?;
         at_most("training.epochs", self.epochs, bounds::EPOCHS)?;
+        at_most("training.patience", self.patience, bounds::EPOCHS)?;
         at_most("training.test_steps", self.test_steps, bounds::STEPS)?;
         Ok(())
     }
@@ -604,6 +624,27 @@ mod tests {
     }
 
     #[test]
+    fn a_name_with_control_characters_is_refused_naming_the_character() {
+        let text = "name = \"run\\u001b[2J\"\n[data]\nroot = \"d\"\n";
+        let err = ExperimentConfig::from_toml_str(text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("name") && err.contains("U+001B"), "{err}");
+    }
+
+    #[test]
+    fn patience_defaults_to_off_and_stays_out_of_the_serialised_config() {
+        let text = "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\n";
+        let c = ExperimentConfig::from_toml_str(text).unwrap();
+        assert_eq!(c.training.patience, 0);
+        assert!(!c.to_toml_string().contains("patience"));
+        let c =
+            ExperimentConfig::from_toml_str(&format!("{text}[training]\npatience = 5\n")).unwrap();
+        assert_eq!(c.training.patience, 5);
+        assert!(c.to_toml_string().contains("patience = 5"));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("[training]\nlr = -0.1", "training.lr"),
@@ -623,6 +664,10 @@ mod tests {
             ("[training]\ntest_batch = 100000", "training.test_batch"),
             ("[training]\nepochs = 1000000", "training.epochs"),
             ("[training]\ntest_steps = 10001", "training.test_steps"),
+            (
+                "[protocol]\nkind = \"train-test\"\n[training]\npatience = 3",
+                "training.patience",
+            ),
         ];
         for (body, key) in cases {
             let text = format!("[data]\nroot = \"d\"\n{body}\n");

@@ -95,7 +95,7 @@ impl rusqlite::types::FromSql for JobStatus {
 }
 
 /// Metrics of one training epoch (accuracies are fractions in [0, 1]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: u32,

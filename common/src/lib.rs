@@ -13,6 +13,7 @@ pub mod frames;
 pub mod job;
 pub mod logging;
 pub mod mt19937;
+pub mod names;
 pub mod network_yaml;
 pub mod npy;
 pub mod paired;

@@ -2,6 +2,7 @@
 //! to workers over gRPC, survives crashes and aggregates the results.
 
 pub mod auth;
+pub mod call_limits;
 pub mod checkpoints;
 pub mod cli;
 pub mod client_args;

@@ -33,14 +33,16 @@ pub enum ServeError {
 }
 
 /// The limits of the gRPC listener, so that no caller can grow what it holds
-/// without bound. A message past its limit is refused by tonic's decoder
-/// (OUT_OF_RANGE, naming both sizes); calls past the concurrency limit wait.
+/// without bound. Each method's largest message and deadline are set by
+/// [`crate::call_limits`] (RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED); tonic's
+/// decoder limits per service stay behind them as a backstop (OUT_OF_RANGE);
+/// calls past the concurrency limit wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrpcLimits {
-    /// Largest message of the worker service: a checkpoint chunk (1 MiB, the
-    /// only large one) or a result with its epochs.
+    /// Backstop for any message of the worker service (the largest is a
+    /// `Complete` with every epoch, see [`crate::call_limits`]).
     pub worker_message_bytes: usize,
-    /// Largest message of the admin service (an experiment's TOML).
+    /// Backstop for any message of the admin service (an experiment's TOML).
     pub admin_message_bytes: usize,
     /// Calls served at once per connection.
     pub calls_per_connection: usize,
@@ -56,8 +58,8 @@ pub struct GrpcLimits {
 impl Default for GrpcLimits {
     fn default() -> Self {
         Self {
-            worker_message_bytes: 4 << 20,
-            admin_message_bytes: 1 << 20,
+            worker_message_bytes: crate::call_limits::RESULT_MESSAGE_BYTES + (1 << 20),
+            admin_message_bytes: crate::call_limits::SUBMIT_MESSAGE_BYTES + (1 << 20),
             calls_per_connection: 512,
             streams_per_connection: 1024,
             keepalive_timeout: std::time::Duration::from_secs(20),
@@ -146,7 +148,8 @@ pub async fn serve_with_health(
         .max_concurrent_streams(Some(limits.streams_per_connection))
         .http2_keepalive_interval(Some(limits.keepalive))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .tcp_keepalive(Some(limits.keepalive));
+        .tcp_keepalive(Some(limits.keepalive))
+        .layer(crate::call_limits::CallLimitsLayer);
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config()?)?;
     }

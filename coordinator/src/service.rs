@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use actor::status_of;
 use convert::{
-    assignment_to_proto, attempt_from_proto, check_len, credentials_from_proto,
+    assignment_to_proto, attempt_from_proto, check_len, check_name, credentials_from_proto,
     free_slots_from_proto, progress_from_proto, registration_from_proto, required_registration,
     status_to_proto, worker_from_proto,
 };
@@ -376,7 +376,7 @@ impl Coordinator for CoordinatorService {
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
         let caller = credentials_from_proto("Complete", r.worker.as_ref())?;
-        check_len("device", &r.device, MAX_DEVICE_BYTES)?;
+        check_name("device", &r.device, MAX_DEVICE_BYTES)?;
         let result = JobResult::from_proto(
             r.result
                 .as_ref()
@@ -408,7 +408,7 @@ impl Coordinator for CoordinatorService {
         } else {
             FailureClass::Transient
         };
-        let error = r.error;
+        let error = spikecv_common::names::scrub_controls(&r.error);
         let r = self
             .sched
             .call(move |s| {

@@ -1,7 +1,8 @@
-//! The gRPC listener's size limits on a real loopback socket: a worker-service
-//! message past the worker limit and an admin message past the admin limit
-//! are refused by the decoder, and a sweep past the configuration limit is
-//! refused at Submit with RESOURCE_EXHAUSTED before it is expanded.
+//! The gRPC listener's size limits on a real loopback socket: a registration
+//! past the small-message limit and an experiment text past Submit's are
+//! refused with RESOURCE_EXHAUSTED naming the method and both sizes, before
+//! they are buffered; and a sweep past the configuration limit is refused at
+//! Submit with RESOURCE_EXHAUSTED before it is expanded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,21 +11,24 @@ mod net_support;
 use net_support::{registration, start};
 use spikecv_common::proto::SubmitRequest;
 use spikecv_coordinator::auth::AuthConfig;
-use spikecv_coordinator::server::GrpcLimits;
+use spikecv_coordinator::call_limits::{SUBMIT_MESSAGE_BYTES, WORKER_STATE_MESSAGE_BYTES};
 
 #[tokio::test]
 async fn messages_past_their_service_limit_and_huge_sweeps_are_refused() {
     let server = start(2, "fp", AuthConfig::default()).await;
-    let limits = GrpcLimits::default();
-    // A registration carrying a name of the worker limit's size (an honest
-    // one is 256 bytes at most).
+    // A registration carrying a 2 MiB name (an honest one is 256 bytes at
+    // most): past the limit of registrations, leases and heartbeats.
     let mut reg = registration("w", "fp");
-    reg.worker_name = "n".repeat(limits.worker_message_bytes);
+    reg.worker_name = "n".repeat(2 << 20);
     let err = server.worker(None).register(reg).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(
+        err.message().contains("/spikecv.v1.Coordinator/Register"),
+        "{err}"
+    );
     assert!(
         err.message()
-            .contains(&limits.worker_message_bytes.to_string()),
+            .contains(&format!("limit is {WORKER_STATE_MESSAGE_BYTES} bytes")),
         "{err}"
     );
     // An honest registration on the same server still goes through.
@@ -35,13 +39,14 @@ async fn messages_past_their_service_limit_and_huge_sweeps_are_refused() {
         .unwrap();
 
     // An experiment text past the admin limit.
-    let text = format!("# {}\n", "x".repeat(limits.admin_message_bytes));
+    let text = format!("# {}\n", "x".repeat(SUBMIT_MESSAGE_BYTES));
     let err = server
         .admin(None)
         .submit(SubmitRequest { config_toml: text })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(err.message().contains("/spikecv.v1.Admin/Submit"), "{err}");
 
     // A grid of 10^12 configurations: RESOURCE_EXHAUSTED naming the limit.
     let list: Vec<String> = (1..=1000).map(|i| format!("{}e-6", i)).collect();

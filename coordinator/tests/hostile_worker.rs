@@ -221,7 +221,8 @@ async fn over_long_strings_are_refused_naming_the_field_and_registering_again_ta
  {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut w = server.worker(None);
-    let huge = "x".repeat(1 << 20);
+    // Past every field's limit, within the message limit of registrations.
+    let huge = "x".repeat(300 << 10);
     let mut reg = registration(&huge, "fp-A");
     let refused = w.register(reg.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
@@ -233,8 +234,18 @@ async fn over_long_strings_are_refused_naming_the_field_and_registering_again_ta
     assert!(refused.message().contains("host"), "{refused:?}");
     reg.host = "test".to_owned();
     reg.slots[0].device_name = huge.clone();
-    let refused = w.register(reg).await.unwrap_err();
+    let refused = w.register(reg.clone()).await.unwrap_err();
     assert!(refused.message().contains("device_name"), "{refused:?}");
+    // Control characters (a terminal escape) in a name: refused, naming the
+    // field and the character.
+    reg.slots[0].device_name = "cpu".to_owned();
+    reg.worker_name = "w\u{1b}[2J".to_owned();
+    let refused = w.register(reg).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("worker_name") && refused.message().contains("U+001B"),
+        "{refused:?}"
+    );
 
     // Registrations under the name of a live worker get identities of their
     // own: none takes another's over (the table is bounded by --max-workers).
@@ -263,7 +274,7 @@ async fn over_long_strings_are_refused_naming_the_field_and_registering_again_ta
         deterministic: false,
         worker: me.creds(),
     };
-    let refused = w.fail(fail(huge.clone())).await.unwrap_err();
+    let refused = w.fail(fail("x".repeat(20 << 10))).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("error"), "{refused:?}");
     assert!(

@@ -15,6 +15,7 @@ use spikecv_common::stats;
 use spikecv_common::sweep::configurations;
 
 use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations};
+use super::early_stop::{EarlyStopping, early_stopping};
 use super::model::{ExperimentRecord, JobRecord};
 use super::published::{PublishedFigure, published_figures};
 
@@ -249,6 +250,9 @@ pub struct Report {
     pub configurations: Vec<ConfigurationInfo>,
     /// The sweep's comparison with the baseline (`None` without a sweep).
     pub sweep: Option<SweepComparison>,
+    /// Jobs that early stopping ended before their last epoch (`None`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
     /// Things the reader should know (unparsable config, duplicate jobs, ...).
     pub warnings: Vec<String>,
     /// Every job, in variant, protocol, seed, fold order.
@@ -381,6 +385,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     let records: Vec<&JobRecord> = by_key.values().copied().collect();
     let sweep = (configuration_infos.len() > 1)
         .then(|| compare_configurations(&configuration_infos, &groups, &records));
+    let early_stopping = early_stopping(&configuration_infos, &records);
     let failed_jobs = records
         .iter()
         .filter(|j| matches!(j.status, JobStatus::Failed | JobStatus::Cancelled))
@@ -415,6 +420,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         failed_jobs,
         configurations: configuration_infos,
         sweep,
+        early_stopping,
         warnings,
         jobs: records.into_iter().cloned().collect(),
     }

@@ -317,13 +317,9 @@ fn pruning_summary(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> PruningS
         let Some(total) = infos.get(j.configuration).and_then(|i| i.epochs) else {
             continue;
         };
-        let done = j.epochs.iter().map(|e| e.epoch).max().unwrap_or(0);
-        let left = total.saturating_sub(done);
-        if j.epochs.is_empty() || left == 0 {
+        let Some((left, seconds)) = super::early_stop::unspent(j, total) else {
             continue;
-        }
-        let mean = j.epochs.iter().map(|e| e.epoch_seconds).sum::<f64>() / j.epochs.len() as f64;
-        let seconds = f64::from(left) * mean;
+        };
         s.epochs_saved += u64::from(left);
         s.saved_seconds += seconds;
         if j.on_gpu() {

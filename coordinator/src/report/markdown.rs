@@ -74,9 +74,24 @@ fn protocol_text(g: &GroupReport) -> String {
     }
 }
 
-/// A Markdown table cell: no pipes or line breaks.
+/// A Markdown table cell: characters that Markdown or inline HTML would read
+/// as markup (pipes, emphasis, code, links, tags, entities) backslash-escaped,
+/// line breaks as spaces and other control characters as U+FFFD, so a name
+/// or an error message is shown as the text it is.
 pub fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn pruned_text(pruned: usize) -> String {
@@ -204,6 +219,9 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     write_results(out, r)?;
     if let Some(sweep) = &r.sweep {
         super::markdown_sweep::write_sweep(out, sweep)?;
+    }
+    if let Some(e) = &r.early_stopping {
+        super::early_stop::write_markdown(out, e, &r.configurations)?;
     }
     write_published(out, r)?;
     write_per_seed(out, r)?;
@@ -524,4 +542,24 @@ fn write_compute(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_show_markup_as_text() {
+        assert_eq!(cell("lr=0.0003 steps=100"), "lr=0.0003 steps=100");
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+        assert_eq!(
+            cell("<img src=x onerror=alert(1)> [x](javascript:y) **b** `c`"),
+            "\\<img src=x onerror=alert(1)\\> \\[x\\](javascript:y) \\*\\*b\\*\\* \\`c\\`"
+        );
+        assert_eq!(
+            cell("max_attempts \\ &amp; ~~s~~ !"),
+            "max\\_attempts \\\\ \\&amp; \\~\\~s\\~\\~ \\!"
+        );
+        assert_eq!(cell("esc\u{1b}[2J"), "esc\u{FFFD}\\[2J");
+    }
 }

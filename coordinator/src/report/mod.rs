@@ -10,6 +10,7 @@ pub mod aggregate;
 pub mod cmd;
 pub mod compare;
 pub mod csv;
+pub mod early_stop;
 pub mod json;
 pub mod markdown;
 pub mod markdown_sweep;

@@ -18,11 +18,8 @@ fn key(field: &str, value: String) -> Result<Option<String>, Status> {
             value.len()
         )));
     }
-    if value.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(format!(
-            "{field}: control characters are not allowed"
-        )));
-    }
+    spikecv_common::names::check_no_control(&value)
+        .map_err(|m| Status::invalid_argument(format!("{field}: {m}")))?;
     Ok((!value.is_empty()).then_some(value))
 }
 

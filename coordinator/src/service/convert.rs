@@ -24,6 +24,14 @@ pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), Status> {
     Ok(())
 }
 
+/// [`check_len`], and no control characters (names and ids reach terminals,
+/// CSV and Markdown); else INVALID_ARGUMENT naming `field`.
+pub fn check_name(field: &str, value: &str, max: usize) -> Result<(), Status> {
+    check_len(field, value, max)?;
+    spikecv_common::names::check_no_control(value)
+        .map_err(|m| Status::invalid_argument(format!("{field}: {m}")))
+}
+
 /// `Ok` when `items` has at most `max` entries; else INVALID_ARGUMENT naming `field`.
 fn check_count<T>(field: &str, items: &[T], max: usize) -> Result<(), Status> {
     if items.len() > max {
@@ -43,8 +51,8 @@ pub fn credentials_from_proto(
     let c = c.ok_or_else(|| {
         Status::invalid_argument(format!("{call}: worker credentials are missing"))
     })?;
-    check_len("worker.worker_id", &c.worker_id, MAX_ID_BYTES)?;
-    check_len("worker.secret", &c.secret, MAX_ID_BYTES)?;
+    check_name("worker.worker_id", &c.worker_id, MAX_ID_BYTES)?;
+    check_name("worker.secret", &c.secret, MAX_ID_BYTES)?;
     Ok(Credentials {
         worker: WorkerId(c.worker_id.clone()),
         secret: WorkerSecret::presented(&c.secret),
@@ -54,8 +62,8 @@ pub fn credentials_from_proto(
 /// The id and secret a lease or heartbeat carries; `None` when the id is empty
 /// (a worker that has not registered: the call registers it).
 pub fn worker_from_proto(id: &str, secret: &str) -> Result<Option<Credentials>, Status> {
-    check_len("worker_id", id, MAX_ID_BYTES)?;
-    check_len("worker_secret", secret, MAX_ID_BYTES)?;
+    check_name("worker_id", id, MAX_ID_BYTES)?;
+    check_name("worker_secret", secret, MAX_ID_BYTES)?;
     Ok((!id.is_empty()).then(|| Credentials {
         worker: WorkerId(id.to_owned()),
         secret: WorkerSecret::presented(secret),
@@ -66,7 +74,7 @@ pub fn worker_from_proto(id: &str, secret: &str) -> Result<Option<Credentials>, 
 pub fn free_slots_from_proto(free: Vec<String>) -> Result<Vec<String>, Status> {
     check_count("free_slots", &free, MAX_FREE_SLOTS)?;
     for d in &free {
-        check_len("free_slots[]", d, MAX_DEVICE_BYTES)?;
+        check_name("free_slots[]", d, MAX_DEVICE_BYTES)?;
     }
     Ok(free)
 }
@@ -74,21 +82,21 @@ pub fn free_slots_from_proto(free: Vec<String>) -> Result<Vec<String>, Status> {
 /// The worker's registration, after checking its protocol version and the
 /// length limits of its strings.
 pub fn registration_from_proto(r: &pb::RegisterRequest) -> Result<WorkerRegistration, Status> {
-    check_len("registration.worker_name", &r.worker_name, MAX_NAME_BYTES)?;
-    check_len("registration.host", &r.host, MAX_NAME_BYTES)?;
-    check_len(
+    check_name("registration.worker_name", &r.worker_name, MAX_NAME_BYTES)?;
+    check_name("registration.host", &r.host, MAX_NAME_BYTES)?;
+    check_name(
         "registration.data_fingerprint",
         &r.data_fingerprint,
         MAX_FINGERPRINT_BYTES,
     )?;
     check_count("registration.slots", &r.slots, MAX_SLOTS)?;
     for slot in &r.slots {
-        check_len(
+        check_name(
             "registration.slots[].device",
             &slot.device,
             MAX_DEVICE_BYTES,
         )?;
-        check_len(
+        check_name(
             "registration.slots[].device_name",
             &slot.device_name,
             MAX_NAME_BYTES,
@@ -132,7 +140,7 @@ pub fn required_registration(
 
 /// An attempt id as sent by a worker.
 pub fn attempt_from_proto(s: &str) -> Result<AttemptId, Status> {
-    check_len("attempt_id", s, MAX_ID_BYTES)?;
+    check_name("attempt_id", s, MAX_ID_BYTES)?;
     s.parse()
         .map_err(|_| Status::invalid_argument(format!("attempt id {s:?} is not a number")))
 }

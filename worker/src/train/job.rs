@@ -1,7 +1,8 @@
 //! One job as named steps: [`check_split`] → [`prepare_device`] →
 //! [`build_net_and_optimizer`] → [`resume`] → [`open_source`] → per epoch
 //! [`run_epoch`] (train, evaluate, select the best) and [`save_checkpoint`]
-//! (in the background from a GPU: [`CheckpointWriter`]) → [`write_outputs`].
+//! (in the background from a GPU: [`CheckpointWriter`]), until the last
+//! epoch or early stopping (`training.patience`) → [`write_outputs`].
 
 use std::path::Path;
 use std::time::Instant;
@@ -49,6 +50,10 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
     let ckpt_path = checkpoint_path(&spec.out_dir);
     let mut writer = CheckpointWriter::new();
     for epoch in state.progress.epoch + 1..=t.epochs {
+        // A checkpoint written at the epoch that ran out of patience.
+        if protocol::patience_exhausted(&state.progress.epochs, t.patience) {
+            break;
+        }
         let mut notifying = Notifying {
             inner: &mut *observer,
             writer: &mut writer,
@@ -70,8 +75,9 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
         outputs::log_epoch(&mut board, &m);
         state.progress.epochs.push(m.clone());
         let control = observer.on_epoch(&m);
+        let patience_out = protocol::patience_exhausted(&state.progress.epochs, t.patience);
         let due = t.checkpoint_every > 0 && epoch % t.checkpoint_every == 0;
-        let last = control == Control::Stop || epoch == t.epochs;
+        let last = control == Control::Stop || epoch == t.epochs || patience_out;
         if due || last {
             save_checkpoint(&ckpt_path, &trainee, &state, device, &mut writer, observer)?;
         }
@@ -80,6 +86,15 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
         }
         if control == Control::Stop {
             return Err(TrainError::Stopped { epoch });
+        }
+        if patience_out {
+            tracing::info!(
+                epoch,
+                epochs = t.epochs,
+                patience = t.patience,
+                "no better validation accuracy for `patience` epochs; stopping early"
+            );
+            break;
         }
     }
     let result = write_outputs(spec, shape, &trainee, &state)?;

@@ -1,6 +1,7 @@
 //! Which epoch's model a protocol reports (DESIGN.md, "Cross-validation protocol").
 
 use spikecv_common::config::ProtocolKind;
+use spikecv_common::job::EpochMetrics;
 
 use crate::checkpoint::BestSoFar;
 
@@ -38,9 +39,61 @@ pub fn needs_test(kind: ProtocolKind, selected: bool) -> bool {
     }
 }
 
+/// Early stopping (`training.patience`): whether the last of `epochs` is
+/// `patience` or more epochs after the first one with the highest validation
+/// accuracy, i.e. that many epochs went by without a strictly better one.
+/// Never with `patience` 0 or without validation figures. Computed from the
+/// metrics alone, so a job resumed from a checkpoint decides as it would have.
+pub fn patience_exhausted(epochs: &[EpochMetrics], patience: u32) -> bool {
+    if patience == 0 {
+        return false;
+    }
+    let mut best: Option<(f64, u32)> = None;
+    for m in epochs {
+        if let Some(a) = m.val_accuracy
+            && best.is_none_or(|(b, _)| a > b)
+        {
+            best = Some((a, m.epoch));
+        }
+    }
+    match (best, epochs.last()) {
+        (Some((_, at)), Some(last)) => last.epoch.saturating_sub(at) >= patience,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn epochs(val_accuracies: &[f64]) -> Vec<EpochMetrics> {
+        val_accuracies
+            .iter()
+            .zip(1..)
+            .map(|(&a, epoch)| EpochMetrics {
+                epoch,
+                val_accuracy: Some(a),
+                ..EpochMetrics::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn patience_counts_epochs_since_the_first_strictly_better_accuracy() {
+        let e = epochs(&[0.2, 0.5, 0.5, 0.4]);
+        // Best 0.5 first at epoch 2; epoch 3 only ties it.
+        assert!(!patience_exhausted(&e[..3], 2));
+        assert!(patience_exhausted(&e, 2));
+        assert!(!patience_exhausted(&e, 3));
+        assert!(patience_exhausted(&e[..3], 1));
+        // Off, empty, or no validation figures: never.
+        assert!(!patience_exhausted(&e, 0));
+        assert!(!patience_exhausted(&[], 1));
+        let no_val = vec![EpochMetrics::default(); 5];
+        assert!(!patience_exhausted(&no_val, 1));
+        // An improvement resets the count.
+        assert!(!patience_exhausted(&epochs(&[0.2, 0.1, 0.1, 0.3, 0.3]), 2));
+    }
 
     fn best(val_loss: Option<f64>, test_accuracy: f64) -> BestSoFar {
         BestSoFar {

@@ -1,0 +1,149 @@
+//! Jobs that early stopping (`training.patience`) ended before their last
+//! epoch, and the time that saved; the estimate shared with pruning's.
+
+use serde::Serialize;
+use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::job::JobStatus;
+
+use super::compare::ConfigurationInfo;
+use super::model::JobRecord;
+
+/// One job that stopped before its configured last epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoppedJob {
+    /// The job's id.
+    pub job: String,
+    /// Data set variant.
+    pub variant: Variant,
+    /// Protocol (always train-val-test: patience watches validation accuracy).
+    pub protocol: ProtocolKind,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// Configuration index.
+    pub configuration: usize,
+    /// The last epoch it trained.
+    pub stopped_epoch: u32,
+    /// The epochs it was configured to train.
+    pub epochs: u32,
+    /// Seconds the remaining epochs would have taken at its own mean epoch time.
+    pub saved_seconds: f64,
+}
+
+/// What early stopping did over the experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EarlyStopping {
+    /// The jobs it stopped, in the report's job order.
+    pub jobs: Vec<StoppedJob>,
+    /// Epochs they did not train.
+    pub epochs_saved: u64,
+    /// Seconds those epochs would have taken.
+    pub saved_seconds: f64,
+    /// The part of it on CUDA devices, in hours.
+    pub saved_gpu_hours: f64,
+    /// The part of it on other devices, in hours.
+    pub saved_cpu_hours: f64,
+}
+
+/// Epochs `job` did not train of `total`, and the seconds they would have
+/// taken at its own mean epoch time; `None` when none are left or it has no
+/// epoch to estimate from.
+pub fn unspent(job: &JobRecord, total: u32) -> Option<(u32, f64)> {
+    let done = job.epochs.iter().map(|e| e.epoch).max()?;
+    let left = total.saturating_sub(done);
+    if left == 0 {
+        return None;
+    }
+    let mean = job.epochs.iter().map(|e| e.epoch_seconds).sum::<f64>() / job.epochs.len() as f64;
+    Some((left, f64::from(left) * mean))
+}
+
+/// The succeeded jobs that trained fewer epochs than their configuration's
+/// (only early stopping ends a job that succeeds early); `None` when there
+/// are none.
+pub fn early_stopping(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> Option<EarlyStopping> {
+    let mut s = EarlyStopping {
+        jobs: Vec::new(),
+        epochs_saved: 0,
+        saved_seconds: 0.0,
+        saved_gpu_hours: 0.0,
+        saved_cpu_hours: 0.0,
+    };
+    for j in jobs.iter().filter(|j| j.status == JobStatus::Succeeded) {
+        let Some(total) = infos.get(j.configuration).and_then(|i| i.epochs) else {
+            continue;
+        };
+        let Some((left, seconds)) = unspent(j, total) else {
+            continue;
+        };
+        s.epochs_saved += u64::from(left);
+        s.saved_seconds += seconds;
+        if j.on_gpu() {
+            s.saved_gpu_hours += seconds / 3600.0;
+        } else {
+            s.saved_cpu_hours += seconds / 3600.0;
+        }
+        s.jobs.push(StoppedJob {
+            job: j.id.clone(),
+            variant: j.variant,
+            protocol: j.protocol,
+            seed: j.seed,
+            fold: j.fold,
+            configuration: j.configuration,
+            stopped_epoch: total - left,
+            epochs: total,
+            saved_seconds: seconds,
+        });
+    }
+    (!s.jobs.is_empty()).then_some(s)
+}
+
+/// Writes the early-stopping section: one row per stopped job, then the saving.
+pub fn write_markdown(
+    out: &mut String,
+    e: &EarlyStopping,
+    infos: &[ConfigurationInfo],
+) -> std::fmt::Result {
+    use std::fmt::Write as _;
+
+    use super::markdown::{cell, duration_text};
+
+    writeln!(out, "\n## Early stopping\n")?;
+    writeln!(
+        out,
+        "These jobs ended after `training.patience` epochs without a better validation accuracy; each reports the model its protocol selected among the epochs it trained.\n"
+    )?;
+    writeln!(
+        out,
+        "| variant | configuration | seed | fold | stopped at epoch | of | time saved |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    for j in &e.jobs {
+        let label = infos
+            .get(j.configuration)
+            .map(|i| i.label.as_str())
+            .filter(|l| !l.is_empty())
+            .map_or_else(|| "–".to_owned(), cell);
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            j.variant,
+            label,
+            j.seed,
+            j.fold,
+            j.stopped_epoch,
+            j.epochs,
+            duration_text(j.saved_seconds)
+        )?;
+    }
+    writeln!(
+        out,
+        "\nEarly stopping ended {} job(s) before their last epoch and saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each job's own mean epoch time.",
+        e.jobs.len(),
+        e.epochs_saved,
+        duration_text(e.saved_seconds),
+        e.saved_gpu_hours,
+        e.saved_cpu_hours
+    )
+}
