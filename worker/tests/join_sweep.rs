@@ -13,11 +13,10 @@
 
 mod join_support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use join_support::sweep::*;
 use join_support::*;
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -51,47 +50,6 @@ checkpoint_every = 1
         data.display().to_string()
     );
     std::fs::write(path, text).unwrap();
-}
-
-fn ended(jobs: u64) -> impl Fn(&BTreeMap<String, u64>) -> bool {
-    move |c| {
-        c.get("succeeded").copied().unwrap_or(0) + c.get("pruned").copied().unwrap_or(0) == jobs
-    }
-}
-
-fn report(state: &Path, format: &str) -> String {
-    let out = Command::new(coordinator_bin())
-        .args(["report", "--format", format, "--state"])
-        .arg(state)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "report --format {format}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Finished jobs (a `metrics.json`) per job folder across work folders;
-/// panics when a job finished in two places.
-fn finished_jobs(works: &[PathBuf]) -> Vec<String> {
-    let mut seen = BTreeMap::new();
-    for w in works {
-        let Ok(entries) = std::fs::read_dir(w) else {
-            continue;
-        };
-        for e in entries {
-            let dir = e.unwrap().path();
-            if dir.join("metrics.json").is_file() {
-                let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-                if let Some(first) = seen.insert(name.clone(), dir.clone()) {
-                    panic!("job {name} finished twice: {first:?} and {dir:?}");
-                }
-            }
-        }
-    }
-    seen.into_keys().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,57 +161,16 @@ async fn a_sweep_prunes_the_hopeless_rate_and_survives_crashes() {
     assert_eq!(json["progress"]["complete"], true);
     assert_eq!(json["jobs"].as_array().unwrap().len(), 6);
     // Each comparison with the baseline, recomputed from the CSV.
-    let csv = report(&state, "csv");
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let mut acc: BTreeMap<(String, String), f64> = BTreeMap::new();
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        if let Ok(a) = cells[col("test_accuracy")].parse::<f64>() {
-            acc.insert(
-                (
-                    cells[col("configuration")].to_owned(),
-                    cells[col("fold")].to_owned(),
-                ),
-                a,
-            );
-        }
-    }
-    for label in ["lr=0.001", TINY] {
-        let d: Vec<f64> = ["0", "1"]
-            .iter()
-            .map(|f| {
-                acc[&(label.to_owned(), (*f).to_owned())]
-                    - acc[&(BASELINE.to_owned(), (*f).to_owned())]
-            })
-            .collect();
-        let mean = (d[0] + d[1]) / 2.0;
-        let sd = ((d[0] - mean).powi(2) + (d[1] - mean).powi(2)).sqrt();
-        let row = json["sweep"]["rankings"][0]["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["label"] == label)
-            .unwrap()
-            .clone();
-        let cmp = &row["versus_baseline"];
-        assert_eq!(cmp["pairs"], 2);
-        let reported = cmp["mean_difference_pp"].as_f64().unwrap();
-        assert!(
-            (reported - 100.0 * mean).abs() < 1e-9,
-            "{label}: {reported} vs {} from the CSV",
-            100.0 * mean
-        );
-        // Two pairs: t has one degree of freedom (a Cauchy law), so the
-        // two-sided p-value is 1 - 2 atan(|t|) / pi.
-        if sd > 0.0 {
-            let t = mean / (sd / 2f64.sqrt());
-            let p = 1.0 - 2.0 * t.abs().atan() / std::f64::consts::PI;
-            let got = cmp["t_test_p"].as_f64().unwrap();
-            assert!((got - p).abs() < 1e-9, "{label}: t-test p {got} vs {p}");
-        } else {
-            assert!(cmp["t_test_p"].is_null(), "{label}: no spread, no t-test");
-        }
-    }
+    let checked = check_comparisons_against_csv(&json, &report(&state, "csv"));
+    let mut labels: Vec<&str> = checked.iter().map(|c| c.name.as_str()).collect();
+    labels.sort_unstable();
+    assert_eq!(
+        labels,
+        [
+            "whole/train-val-test/lr=0.001",
+            "whole/train-val-test/lr=1e-12"
+        ],
+        "{checked:?}"
+    );
+    assert!(checked.iter().all(|c| c.pairs == 2), "{checked:?}");
 }

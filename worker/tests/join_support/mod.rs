@@ -1,6 +1,7 @@
 //! Helpers of the multi-process tests: builds and finds the `coordinator`
 //! binary beside `worker`, makes a tiny synthetic data set and experiment, and
-//! starts, watches and kills real processes on loopback.
+//! starts, watches and kills real processes on loopback; the sweep tests'
+//! report checks are in `sweep.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::BTreeMap;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 use spikecv_common::proto::StatusRequest;
 use spikecv_common::proto::client::ClientOptions;
 use spikecv_common::synth::{SynthOptions, SynthSize, generate};
+
+pub mod sweep;
 
 /// The worker binary under test.
 pub fn worker_bin() -> PathBuf {
