@@ -1,6 +1,8 @@
-//! SLANIMALSNet, the reference spiking CNN (DESIGN.md, "STBP semantics"):
-//! conv 2→20 3×3 → LIF → avg-pool 2 → conv 20→50 3×3 → LIF → avg-pool 2 →
-//! flatten (channel-major) → linear →200 → LIF → linear 200→19 → LIF → rate.
+//! The spiking CNN a job trains, built from a list of layers
+//! ([`Architecture`]): by default SLANIMALSNet, the reference (DESIGN.md,
+//! "STBP semantics"): conv 2→20 3×3 → LIF → avg-pool 2 → conv 20→50 3×3 →
+//! LIF → avg-pool 2 → flatten (channel-major) → linear →200 → LIF → linear
+//! 200→19 → LIF → rate; otherwise the experiment's `[network]`.
 //!
 //! Time is folded into the batch for every layer (one call per layer per batch);
 //! only the LIF recurrence loops over time.
@@ -8,14 +10,18 @@
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
+use spikecv_common::network::PoolKind;
 use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
+use crate::lif::LifParams;
 use crate::lif::fused::{LifKernels, default_kernels};
-use crate::lif::{LifParams, rate};
 
+mod arch;
+mod autograd;
 mod staged;
 
+pub use arch::{Architecture, ArchitectureError, LayerDef, Op};
 pub use staged::EVAL_PASS_VALUES;
 
 /// Channels of the first convolution's output.
@@ -24,7 +30,8 @@ pub const CONV1_CHANNELS: i64 = 20;
 pub const CONV2_CHANNELS: i64 = 50;
 /// Width of the hidden fully connected layer.
 pub const HIDDEN: i64 = 200;
-/// Parameter names in PyTorch state-dict order (and creation order).
+/// The reference network's parameter names in PyTorch state-dict order (and
+/// creation order); [`Net::param_names`] gives any network's.
 pub const PARAM_NAMES: [&str; 8] = [
     "conv1.weight",
     "conv1.bias",
@@ -36,7 +43,9 @@ pub const PARAM_NAMES: [&str; 8] = [
     "fc2.bias",
 ];
 
-/// The network's shape and neuron parameters (saved as JSON beside weights).
+/// The network's input, classes and neuron parameters (saved as JSON beside
+/// weights); alone, the reference network's whole shape
+/// ([`Architecture::reference`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NetConfig {
     /// Input channels (the two polarities).
@@ -64,37 +73,38 @@ impl Default for NetConfig {
 }
 
 impl NetConfig {
-    /// Spatial size after conv1 → pool → conv2 → pool, as `(x, y)`.
+    /// The reference network's spatial size after conv1 → pool → conv2 →
+    /// pool, as `(x, y)`.
     pub fn feature_size(&self) -> (i64, i64) {
         let f = |s: i64| ((s - 2) / 2 - 2) / 2;
         (f(self.width), f(self.height))
     }
 
-    /// Inputs of `fc1` (45000 for 128×128).
+    /// Inputs of the reference network's `fc1` (45000 for 128×128).
     pub fn flat_features(&self) -> i64 {
         let (x, y) = self.feature_size();
         CONV2_CHANNELS * x * y
     }
 
-    /// Whether the input is large enough for the two conv/pool stages.
+    /// Whether the input is large enough for the reference network's two
+    /// conv/pool stages (a `[network]` is checked by
+    /// [`Architecture::from_spec`]).
     pub fn is_valid(&self) -> bool {
         let (x, y) = self.feature_size();
         x >= 1 && y >= 1 && self.in_channels >= 1 && self.classes >= 1
     }
 }
 
-/// The STBP spiking CNN.
+/// The STBP spiking CNN: the layers of an [`Architecture`] with their
+/// parameters.
 #[derive(Debug)]
 pub struct Net {
-    conv1_w: Tensor,
-    conv1_b: Tensor,
-    conv2_w: Tensor,
-    conv2_b: Tensor,
-    fc1_w: Tensor,
-    fc1_b: Tensor,
-    fc2_w: Tensor,
-    fc2_b: Tensor,
-    config: NetConfig,
+    arch: Architecture,
+    /// Weight and bias of each layer that has them, aligned with
+    /// `arch.layers`.
+    params: Vec<Option<(Tensor, Tensor)>>,
+    /// Parameter names in creation (state-dict) order.
+    names: Vec<String>,
     /// Which kernels run the LIF layers of the fast paths.
     lif_kernels: LifKernels,
 }
@@ -122,10 +132,11 @@ fn kaiming_bound(fan_in: i64) -> f64 {
     3f64.sqrt() * std
 }
 
-/// Creates a layer's weight then bias, as PyTorch's `reset_parameters` does.
+/// Creates a layer's weight then bias under `name` (dotted: `blocks.3`), as
+/// PyTorch's `reset_parameters` does.
 fn layer(vs: &nn::Path<'_>, name: &str, dims: &[i64]) -> (Tensor, Tensor) {
     let fan_in: i64 = dims[1..].iter().product();
-    let path = vs / name;
+    let path = name.split('.').fold(vs.clone(), |p, part| p.sub(part));
     let wb = kaiming_bound(fan_in);
     let w = path.var("weight", dims, Init::Uniform { lo: -wb, up: wb });
     let bb = 1.0 / (fan_in as f64).sqrt();
@@ -138,23 +149,31 @@ impl Net {
     /// (`kaiming_uniform_(a=√5)` weights, `uniform(±1/√fan_in)` biases), drawing
     /// from libtorch's generator in PyTorch's order: built on the CPU after
     /// `tch::manual_seed(s)`, the parameters equal `torch.manual_seed(s);
-    /// SLANIMALSNet()`'s bit for bit.
-    pub fn new(vs: &nn::Path<'_>, config: NetConfig) -> Net {
-        let k = 3;
-        let (conv1_w, conv1_b) = layer(vs, "conv1", &[CONV1_CHANNELS, config.in_channels, k, k]);
-        let (conv2_w, conv2_b) = layer(vs, "conv2", &[CONV2_CHANNELS, CONV1_CHANNELS, k, k]);
-        let (fc1_w, fc1_b) = layer(vs, "fc1", &[HIDDEN, config.flat_features()]);
-        let (fc2_w, fc2_b) = layer(vs, "fc2", &[config.classes, HIDDEN]);
+    /// SLANIMALSNet()`'s bit for bit (or those of the PyTorch model built from
+    /// the same block list). A [`NetConfig`] gives the reference network.
+    ///
+    /// # Panics
+    /// When a layer's size is not positive (a [`NetConfig`] whose
+    /// [`NetConfig::is_valid`] is false); an [`Architecture::from_spec`] is
+    /// checked.
+    pub fn new(vs: &nn::Path<'_>, arch: impl Into<Architecture>) -> Net {
+        let arch = arch.into();
+        let mut names = Vec::new();
+        let params = arch
+            .layers
+            .iter()
+            .map(|l| {
+                let dims = l.op.weight_dims()?;
+                let (w, b) = l.param_names()?;
+                let created = layer(vs, &l.name, &dims);
+                names.extend([w, b]);
+                Some(created)
+            })
+            .collect();
         Net {
-            conv1_w,
-            conv1_b,
-            conv2_w,
-            conv2_b,
-            fc1_w,
-            fc1_b,
-            fc2_w,
-            fc2_b,
-            config,
+            arch,
+            params,
+            names,
             lif_kernels: default_kernels(),
         }
     }
@@ -162,18 +181,24 @@ impl Net {
     /// Builds the network in a fresh CPU var store seeded with `seed` (holding a
     /// process-wide lock, so concurrent jobs do not interleave their draws), then
     /// moves it to `device`.
-    pub fn seeded(config: NetConfig, seed: u64, device: Device) -> (nn::VarStore, Net) {
+    pub fn seeded(arch: impl Into<Architecture>, seed: u64, device: Device) -> (nn::VarStore, Net) {
+        let arch = arch.into();
         let mut vs = nn::VarStore::new(Device::Cpu);
-        let net = with_seed(seed as i64, || Net::new(&vs.root(), config));
+        let net = with_seed(seed as i64, || Net::new(&vs.root(), arch));
         if device != Device::Cpu {
             vs.set_device(device);
         }
         (vs, net)
     }
 
-    /// The network's configuration.
+    /// The network's input, classes and network-wide neuron parameters.
     pub fn config(&self) -> &NetConfig {
-        &self.config
+        &self.arch.config
+    }
+
+    /// The network's layers.
+    pub fn architecture(&self) -> &Architecture {
+        &self.arch
     }
 
     /// Which kernels run the LIF layers ([`default_kernels`] when built).
@@ -187,23 +212,20 @@ impl Net {
         self.lif_kernels = kernels;
     }
 
-    /// Parameters with their state-dict names, in [`PARAM_NAMES`] order.
-    pub fn named_parameters(&self) -> Vec<(&'static str, &Tensor)> {
-        let all = [
-            &self.conv1_w,
-            &self.conv1_b,
-            &self.conv2_w,
-            &self.conv2_b,
-            &self.fc1_w,
-            &self.fc1_b,
-            &self.fc2_w,
-            &self.fc2_b,
-        ];
-        PARAM_NAMES.into_iter().zip(all).collect()
+    /// Parameter names in PyTorch state-dict order ([`PARAM_NAMES`] for the
+    /// reference network, `blocks.<i>.weight` / `.bias` otherwise).
+    pub fn param_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Parameters with their state-dict names, in [`Net::param_names`] order.
+    pub fn named_parameters(&self) -> Vec<(&str, &Tensor)> {
+        let tensors = self.params.iter().flatten().flat_map(|(w, b)| [w, b]);
+        self.names.iter().map(String::as_str).zip(tensors).collect()
     }
 
     /// Handles to the parameters (shallow clones: the same storage and
-    /// gradients), in [`PARAM_NAMES`] order, for an optimiser to own.
+    /// gradients), in [`Net::param_names`] order, for an optimiser to own.
     pub fn parameters(&self) -> Vec<Tensor> {
         self.named_parameters()
             .into_iter()
@@ -226,86 +248,33 @@ impl Net {
         }
     }
 
-    /// The reference implementation: the whole network under autograd, the LIF
-    /// layers through [`LifParams::run`] (one small graph per time step; its
-    /// backward is quadratic in T). Kept to check the fast paths against and as
-    /// the benchmarks' baseline. With `train` the spikes carry the surrogate
-    /// gradient.
-    pub fn forward_autograd(&self, xs: &Tensor, train: bool) -> Tensor {
-        let size = xs.size();
-        let (n, c, x, y, t) = (size[0], size[1], size[2], size[3], size[4]);
-        // [N, C, X, Y, T] → [T·N, C, X, Y]: time folded into the batch.
-        let h = xs.permute([4, 0, 1, 2, 3]).reshape([t * n, c, x, y]);
-        let h = self.conv_block(&h, &self.conv1_w, &self.conv1_b, t, train);
-        let h = self.conv_block(&h, &self.conv2_w, &self.conv2_b, t, train);
-        let h = h
-            .reshape([t * n, -1])
-            .linear(&self.fc1_w, Some(&self.fc1_b));
-        let h = self.spike_folded(&h, t, train);
-        let h = h.linear(&self.fc2_w, Some(&self.fc2_b));
-        let spikes = self.config.lif.run(&h.reshape([t, n, -1]), train);
-        rate(&spikes)
-    }
-
-    /// The same network written the reference's way: every layer called once per
-    /// time step. Slow; kept to check that folding time into the batch changes
-    /// nothing.
-    pub fn forward_per_step(&self, xs: &Tensor, train: bool) -> Tensor {
-        let t = xs.size()[4];
-        let per_step = |inputs: &[Tensor], f: &dyn Fn(&Tensor) -> Tensor| -> Vec<Tensor> {
-            inputs.iter().map(f).collect()
+    /// Layer `index`'s operation on a time-folded `[T·N, ...]` tensor (no
+    /// LIF).
+    fn apply(&self, index: usize, h: &Tensor) -> Tensor {
+        let Some(layer) = self.arch.layers.get(index) else {
+            return h.shallow_clone();
         };
-        let lif = |inputs: Vec<Tensor>| -> Vec<Tensor> {
-            let spikes = self.config.lif.run(&Tensor::stack(&inputs, 0), train);
-            (0..t).map(|i| spikes.select(0, i)).collect()
-        };
-        let pool = |h: &Tensor| h.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None);
-        let steps: Vec<Tensor> = (0..t).map(|i| xs.select(4, i)).collect();
-        let h = per_step(&steps, &|x| {
-            x.conv2d(
-                &self.conv1_w,
-                Some(&self.conv1_b),
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-        });
-        let h = per_step(&lif(h), &pool);
-        let h = per_step(&h, &|x| {
-            x.conv2d(
-                &self.conv2_w,
-                Some(&self.conv2_b),
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-        });
-        let h = per_step(&lif(h), &pool);
-        let h = per_step(&h, &|x| {
-            x.flatten(1, -1).linear(&self.fc1_w, Some(&self.fc1_b))
-        });
-        let h = per_step(&lif(h), &|x| x.linear(&self.fc2_w, Some(&self.fc2_b)));
-        let spikes = Tensor::stack(&lif(h), 0);
-        rate(&spikes)
+        let params = self.params.get(index).and_then(Option::as_ref);
+        match (layer.op, params) {
+            (
+                Op::Conv {
+                    stride, padding, ..
+                },
+                Some((w, b)),
+            ) => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
+            (Op::Linear { .. }, Some((w, b))) => h.linear(w, Some(b)),
+            (Op::Pool { kind, size }, _) => pool(h, kind, size),
+            (Op::Flatten, _) => h.reshape([h.size().first().copied().unwrap_or(1), -1]),
+            (Op::Conv { .. } | Op::Linear { .. }, None) => h.shallow_clone(),
+        }
     }
+}
 
-    /// conv → LIF → avg-pool 2 on time-folded `[T·N, C, X, Y]`.
-    fn conv_block(&self, h: &Tensor, w: &Tensor, b: &Tensor, t: i64, train: bool) -> Tensor {
-        let h = h.conv2d(w, Some(b), [1, 1], [0, 0], [1, 1], 1);
-        let h = self.spike_folded(&h, t, train);
-        h.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None)
-    }
-
-    /// LIF over a time-folded `[T·N, ...]` tensor; returns the same layout.
-    fn spike_folded(&self, h: &Tensor, t: i64, train: bool) -> Tensor {
-        let size = h.size();
-        let mut split = vec![t, size[0] / t];
-        split.extend_from_slice(&size[1..]);
-        self.config
-            .lif
-            .run(&h.reshape(split.as_slice()), train)
-            .reshape(size.as_slice())
+/// `MaxPool2d(size)` / `AvgPool2d(size)` (stride = size, no padding, floor) on
+/// `[B, C, H, W]`.
+fn pool(h: &Tensor, kind: PoolKind, size: i64) -> Tensor {
+    match kind {
+        PoolKind::Avg => h.avg_pool2d([size, size], [size, size], [0, 0], false, true, None),
+        PoolKind::Max => h.max_pool2d([size, size], [size, size], [0, 0], [1, 1], false),
     }
 }

@@ -142,35 +142,35 @@ impl Optimizer {
 
     /// The state tensors with stable names (`exp_avg.<param>`, `exp_avg_sq.<param>`
     /// for Adam; `momentum_buffer.<param>` for SGD), for a checkpoint.
-    pub fn state_tensors(&self, names: &[&str]) -> Vec<(String, Tensor)> {
+    pub fn state_tensors<S: AsRef<str>>(&self, names: &[S]) -> Vec<(String, Tensor)> {
         let (first, second) = self.state_names();
         let mut out: Vec<(String, Tensor)> = names
             .iter()
             .zip(&self.first)
-            .map(|(n, t)| (format!("{first}.{n}"), t.shallow_clone()))
+            .map(|(n, t)| (format!("{first}.{}", n.as_ref()), t.shallow_clone()))
             .collect();
         if let Some(second) = second {
             out.extend(
                 names
                     .iter()
                     .zip(&self.second)
-                    .map(|(n, t)| (format!("{second}.{n}"), t.shallow_clone())),
+                    .map(|(n, t)| (format!("{second}.{}", n.as_ref()), t.shallow_clone())),
             );
         }
         out
     }
 
     /// Restores state saved by [`Optimizer::state_tensors`] and the step count.
-    pub fn load_state(
+    pub fn load_state<S: AsRef<str>>(
         &mut self,
-        names: &[&str],
+        names: &[S],
         step: u64,
         find: &dyn Fn(&str) -> Option<Tensor>,
     ) -> Result<(), OptimStateError> {
         let (first, second) = self.state_names();
         let restore = |prefix: &str, slots: &mut Vec<Tensor>| -> Result<(), OptimStateError> {
             for (n, slot) in names.iter().zip(slots.iter_mut()) {
-                let name = format!("{prefix}.{n}");
+                let name = format!("{prefix}.{}", n.as_ref());
                 let saved =
                     find(&name).ok_or_else(|| OptimStateError::Missing { name: name.clone() })?;
                 if saved.size() != slot.size() {

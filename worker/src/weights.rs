@@ -1,6 +1,7 @@
 //! Weights in safetensors files with PyTorch state-dict names (`conv1.weight`,
-//! `conv1.bias`, `conv2.*`, `fc1.*`, `fc2.*`), written atomically, plus the
-//! small safetensors helpers the checkpoint shares.
+//! `conv1.bias`, `conv2.*`, `fc1.*`, `fc2.*` for the reference network,
+//! `blocks.<i>.weight` / `.bias` for a `[network]`), written atomically, plus
+//! the small safetensors helpers the checkpoint shares.
 //!
 //! A reference state dict converted to safetensors loads as is: its duplicate
 //! `<layer>_s.layer.*` entries and `spike.ksi` are ignored.
@@ -16,10 +17,16 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
 use crate::host_tensor;
+use spikecv_common::network::NetworkSpec;
+
 use crate::model::{Net, NetConfig};
 
 /// Key of the network config in a weights file's safetensors metadata.
 pub const NET_CONFIG_KEY: &str = "spikecv.net_config";
+
+/// Key of the block list (`[network]`, as JSON) in a weights file's
+/// safetensors metadata; absent for the reference network.
+pub const NETWORK_KEY: &str = "spikecv.network";
 
 /// A weights or checkpoint file could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +268,9 @@ pub fn read_tensors(path: &Path) -> Result<TensorFile, WeightsError> {
 }
 
 /// Saves the network's parameters under their state-dict names, with the
-/// network config in the metadata and as JSON beside it (`<stem>.json`).
+/// network config in the metadata and as JSON beside it (`<stem>.json`), and
+/// the block list of a network other than the reference in the metadata
+/// ([`NETWORK_KEY`]).
 pub fn save(net: &Net, path: &Path) -> Result<(), WeightsError> {
     let tensors: Vec<(String, Tensor)> = net
         .named_parameters()
@@ -269,7 +278,12 @@ pub fn save(net: &Net, path: &Path) -> Result<(), WeightsError> {
         .map(|(n, t)| (n.to_owned(), t.shallow_clone()))
         .collect();
     let config = serde_json::to_string_pretty(net.config()).unwrap_or_default();
-    let metadata = HashMap::from([(NET_CONFIG_KEY.to_owned(), config.clone())]);
+    let mut metadata = HashMap::from([(NET_CONFIG_KEY.to_owned(), config.clone())]);
+    if let Some(network) = &net.architecture().network
+        && let Ok(json) = serde_json::to_string(network)
+    {
+        metadata.insert(NETWORK_KEY.to_owned(), json);
+    }
     write_tensors(path, &tensors, metadata)?;
     write_atomic(&path.with_extension("json"), config.as_bytes())
 }
@@ -314,5 +328,14 @@ pub fn stored_config(path: &Path) -> Result<Option<NetConfig>, WeightsError> {
     let (_, metadata) = read_tensors(path)?;
     Ok(metadata
         .get(NET_CONFIG_KEY)
+        .and_then(|s| serde_json::from_str(s).ok()))
+}
+
+/// The block list stored in a weights file ([`NETWORK_KEY`]), if it has one
+/// (none for the reference network).
+pub fn stored_network(path: &Path) -> Result<Option<NetworkSpec>, WeightsError> {
+    let (_, metadata) = read_tensors(path)?;
+    Ok(metadata
+        .get(NETWORK_KEY)
         .and_then(|s| serde_json::from_str(s).ok()))
 }

@@ -1,16 +1,22 @@
 //! The network's fast paths: a forward pass whose LIF layers run outside
 //! autograd, and a training pass whose backward is staged.
 //!
-//! The network is cut at every LIF layer into four stages, each a small
-//! autograd graph from a detached input to the LIF layer's input:
-//! `x → conv1`, `pool(o1) → conv2`, `pool(o2) → fc1`, `o3 → fc2`. Forward, each
-//! stage's output buffer becomes the LIF layer's potentials and the (pooled)
-//! spikes, detached, are the next stage's input. Backward walks the stages from
-//! the loss down: the pooling's backward and the LIF gradient through time by
-//! hand, left in the potentials' buffer, then autograd through the stage from
-//! that gradient ([`backward_with_grad`]), which accumulates the parameters'
-//! gradients and yields the gradient of the stage's input. Nothing of a stage
-//! outlives its backward.
+//! The network is cut at every LIF layer into stages, each a small autograd
+//! graph from a detached input to the LIF layer's input: for the reference
+//! network `x → conv1`, `pool(o1) → conv2`, `pool(o2) → fc1`, `o3 → fc2`; in
+//! general the layers from one LIF layer's output (or the input) to the next
+//! LIF layer, pooling, flatten and layers without a LIF included. A 2×2
+//! average pooling right after a LIF layer runs with it; any other pooling is
+//! part of the next stage's graph. Layers after the last LIF layer (a last
+//! layer with `lif = false`) form a tail whose output's mean over time is the
+//! rates. Forward, each stage's output buffer becomes the LIF layer's
+//! potentials and the (pooled) spikes, detached, are the next stage's input.
+//! Backward walks the stages from the loss down: the pooling's backward and
+//! the LIF gradient through time by hand, left in the potentials' buffer,
+//! then autograd through the stage from that gradient
+//! ([`backward_with_grad`]), which accumulates the parameters' gradients and
+//! yields the gradient of the stage's input. Nothing of a stage outlives its
+//! backward.
 //!
 //! The LIF layer and its pooling run as one pass each way: on the CPU the
 //! CPU kernels ([`cpu::forward`], [`cpu::backward`]), on a CUDA device the
@@ -24,8 +30,8 @@ use tch::{Device, Tensor};
 use crate::autograd::backward_with_grad;
 use crate::lif::cpu::{self, Layout};
 use crate::lif::fused::{self, LifKernels};
-use crate::lif::through_time;
-use crate::model::{CONV1_CHANNELS, Net};
+use crate::lif::{LifParams, through_time};
+use crate::model::Net;
 
 /// Pooling of the conv blocks: average over 2×2, stride 2, floor.
 fn pool(h: &Tensor) -> Tensor {
@@ -104,6 +110,8 @@ struct Stage {
     input: Option<Tensor>,
     /// Whether the spikes are pooled 2×2 before the next stage.
     pooled: bool,
+    /// The LIF layer's neurons.
+    lif: LifParams,
     /// The kernels that ran the LIF layer.
     path: LifPath,
 }
@@ -120,6 +128,7 @@ impl Stage {
     /// check): the training pass turns it into an error.
     fn lif(
         net: &Net,
+        lif: &LifParams,
         out: Tensor,
         input: Option<Tensor>,
         steps: i64,
@@ -127,7 +136,6 @@ impl Stage {
     ) -> (Stage, Tensor) {
         let shape = out.size();
         let potentials = out.detach().contiguous().view([steps, -1]);
-        let lif = &net.config.lif;
         let chosen = choose_path(net.lif_kernels, potentials.device());
         let one_pass = layout_of(&shape, steps, pooled).and_then(|layout| match chosen {
             LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
@@ -162,6 +170,7 @@ impl Stage {
                 potentials,
                 input,
                 pooled,
+                lif: *lif,
                 path,
             },
             output,
@@ -172,8 +181,8 @@ impl Stage {
     /// loss with respect to the stage's output (the pooled spikes when pooled).
     /// Accumulates into the parameters' `.grad` and returns the gradient of
     /// the stage's input, if it has one.
-    fn backward(self, net: &Net, grad_output: &Tensor) -> Option<Tensor> {
-        let lif = &net.config.lif;
+    fn backward(self, grad_output: &Tensor) -> Option<Tensor> {
+        let lif = &self.lif;
         let shape = self.out.size();
         let steps = self.potentials.size().first().copied().unwrap_or(0);
         let one_pass =
@@ -206,8 +215,9 @@ impl Stage {
     }
 }
 
-/// Most values of the first layer's output (`[T·N, 20, X−2, Y−2]`) one
-/// evaluation pass holds (512 MiB of f32): eight samples at 128×128, T = 50.
+/// Most values of the largest layer output (for the reference network the
+/// first layer's, `[T·N, 20, X−2, Y−2]`) one evaluation pass holds (512 MiB
+/// of f32): eight samples of the reference network at 128×128, T = 50.
 /// With its convolution's workspace, an evaluation batch then needs about
 /// what a training step of batch 8 does, whatever the test batch.
 pub const EVAL_PASS_VALUES: i64 = 128 << 20;
@@ -222,8 +232,12 @@ fn keep_if(stages: &mut Vec<Stage>, stage: Stage, keep: bool) {
 
 /// The network's rates and, when training, the stages for the backward pass.
 struct Forward {
+    /// The rates; with a tail under training, the root of the tail's graph.
     rates: Tensor,
     stages: Vec<Stage>,
+    /// The tail's input (the last stage's output, a leaf), when the network
+    /// has layers after its last LIF layer and the pass is kept.
+    tail_input: Option<Tensor>,
     steps: i64,
 }
 
@@ -233,7 +247,14 @@ impl Net {
     /// without, nothing is (evaluation).
     fn forward_staged(&self, xs: &Tensor, keep: bool) -> Forward {
         let size = xs.size();
-        let (n, c, x, y, t) = (size[0], size[1], size[2], size[3], size[4]);
+        let [n, c, x, y, t] = size[..] else {
+            return Forward {
+                rates: xs.shallow_clone(),
+                stages: Vec::new(),
+                tail_input: None,
+                steps: 1,
+            };
+        };
         let graph = |f: &dyn Fn() -> Tensor| {
             if keep {
                 tch::with_grad(f)
@@ -242,58 +263,52 @@ impl Net {
             }
         };
         let leaf = |h: Tensor| if keep { h.set_requires_grad(true) } else { h };
-        let mut stages = Vec::with_capacity(4);
-
-        let input = xs
+        let layers = &self.arch.layers;
+        let mut stages = Vec::with_capacity(layers.len());
+        // The current stage's input, and whether it is a leaf of a previous
+        // stage (the network's input has no gradient).
+        let mut h = xs
             .detach()
             .permute([4, 0, 1, 2, 3])
             .reshape([t * n, c, x, y]);
-        let out = graph(&|| {
-            input.conv2d(
-                &self.conv1_w,
-                Some(&self.conv1_b),
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
+        let mut from_stage = false;
+        let mut start = 0;
+        while let Some(end) = (start..layers.len()).find(|&i| layers[i].lif.is_some()) {
+            let Some(lif) = layers[end].lif else { break };
+            let out = graph(&|| self.apply_range(start..=end, &h));
+            let pooled = layers.get(end + 1).is_some_and(|l| l.op.is_avg_pool_2());
+            let input = (keep && from_stage).then(|| h.shallow_clone());
+            let (stage, spikes) = Stage::lif(self, &lif, out, input, t, pooled);
+            h = leaf(spikes);
+            from_stage = true;
+            keep_if(&mut stages, stage, keep);
+            start = end + 1 + usize::from(pooled);
+        }
+        if start >= layers.len() {
+            let rates = tch::no_grad(|| crate::lif::rate(&h.view([t, n, -1])));
+            return Forward {
+                rates,
+                stages,
+                tail_input: None,
+                steps: t,
+            };
+        }
+        // Layers after the last LIF layer: their output's mean over time.
+        let rates = graph(&|| {
+            let out = self.apply_range(start..=layers.len() - 1, &h);
+            crate::lif::rate(&out.reshape([t, n, -1]))
         });
-        let (stage, pooled) = Stage::lif(self, out, None, t, true);
-        let h = leaf(pooled);
-        keep_if(&mut stages, stage, keep);
-
-        let out = graph(&|| {
-            h.conv2d(
-                &self.conv2_w,
-                Some(&self.conv2_b),
-                [1, 1],
-                [0, 0],
-                [1, 1],
-                1,
-            )
-        });
-        let (stage, pooled) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, true);
-        let h = leaf(pooled);
-        keep_if(&mut stages, stage, keep);
-
-        let out = graph(&|| {
-            h.reshape([t * n, -1])
-                .linear(&self.fc1_w, Some(&self.fc1_b))
-        });
-        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
-        let h = leaf(spikes);
-        keep_if(&mut stages, stage, keep);
-
-        let out = graph(&|| h.linear(&self.fc2_w, Some(&self.fc2_b)));
-        let (stage, spikes) = Stage::lif(self, out, keep.then(|| h.shallow_clone()), t, false);
-        keep_if(&mut stages, stage, keep);
-
-        let rates = tch::no_grad(|| crate::lif::rate(&spikes.view([t, n, -1])));
         Forward {
             rates,
             stages,
+            tail_input: (keep && from_stage).then_some(h),
             steps: t,
         }
+    }
+
+    /// Layers `range` (operations only, no LIF) on a time-folded tensor.
+    fn apply_range(&self, range: std::ops::RangeInclusive<usize>, h: &Tensor) -> Tensor {
+        range.fold(h.shallow_clone(), |h, i| self.apply(i, &h))
     }
 
     /// Firing rates `[N, classes]` for an input batch `[N, C, X, Y, T]`, without
@@ -304,7 +319,7 @@ impl Net {
     pub fn forward_fast(&self, xs: &Tensor) -> Tensor {
         let size = xs.size();
         let per_sample = match size.as_slice() {
-            [_, _, x, y, t] => t * CONV1_CHANNELS * (x - 2).max(1) * (y - 2).max(1),
+            [.., t] => t * self.arch.peak_values(),
             _ => 1,
         };
         self.forward_fast_by(xs, (EVAL_PASS_VALUES / per_sample.max(1)).max(1))
@@ -314,7 +329,7 @@ impl Net {
     /// whose rates are concatenated: each sample's rates do not depend on the
     /// others in its batch.
     pub fn forward_fast_by(&self, xs: &Tensor, samples: i64) -> Tensor {
-        if !self.config.lif.is_heaviside() {
+        if !self.arch.config.lif.is_heaviside() {
             return tch::no_grad(|| self.forward_autograd(xs, false));
         }
         let samples = samples.max(1);
@@ -344,13 +359,22 @@ impl Net {
         loss_fn: &dyn Fn(&Tensor) -> Tensor,
     ) -> (Tensor, Tensor) {
         tch::with_grad(|| {
-            if !self.config.lif.is_heaviside() {
+            if !self.arch.config.lif.is_heaviside() {
                 let rates = self.forward_autograd(xs, true);
                 let loss = loss_fn(&rates);
                 loss.backward();
                 return (loss.detach(), rates.detach());
             }
             let forward = self.forward_staged(xs, true);
+            if forward.rates.requires_grad() {
+                // A tail: autograd from the loss through it, down to its input.
+                let rates = forward.rates;
+                let loss = loss_fn(&rates);
+                loss.backward();
+                let grad = forward.tail_input.map(|input| input.grad());
+                backward_stages(forward.stages, grad);
+                return (loss.detach(), rates.detach());
+            }
             let rates = forward.rates.set_requires_grad(true);
             let loss = loss_fn(&rates);
             let grad_rates = Tensor::run_backward(&[&loss], &[&rates], false, false)
@@ -361,12 +385,16 @@ impl Net {
             let mut size = vec![t];
             size.extend(grad_rates.size());
             let grad = (grad_rates / t).unsqueeze(0).expand(size.as_slice(), false);
-            let mut stages = forward.stages;
-            let mut grad = Some(grad);
-            while let (Some(stage), Some(g)) = (stages.pop(), grad.take()) {
-                grad = stage.backward(self, &g);
-            }
+            backward_stages(forward.stages, Some(grad));
             (loss.detach(), rates.detach())
         })
+    }
+}
+
+/// Walks the stages from the last, each given the gradient of its output.
+fn backward_stages(mut stages: Vec<Stage>, grad: Option<Tensor>) {
+    let mut grad = grad;
+    while let (Some(stage), Some(g)) = (stages.pop(), grad.take()) {
+        grad = stage.backward(&g);
     }
 }

@@ -10,7 +10,8 @@ use crate::loader::samples_of;
 use crate::model::Net;
 use crate::train::step::{PassSpec, evaluate as evaluate_pass};
 use crate::train::{
-    Control, JobSpec, Observer, PREFETCH_WORKERS, TrainError, frame_specs, net_config, run_job,
+    Control, JobSpec, Observer, PREFETCH_WORKERS, TrainError, architecture, frame_specs,
+    net_config, run_job,
 };
 use crate::weights::{self, WeightsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -301,7 +302,8 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(), CommandError> {
         data.recordings(args.variant.unwrap_or(Variant::Whole))
     };
     let classes = data.class_names().len();
-    let (_vs, net) = Net::seeded(net_config(&config, classes), 0, device);
+    let arch = architecture(&config, net_config(&config, classes)).map_err(TrainError::from)?;
+    let (_vs, net) = Net::seeded(arch, 0, device);
     weights::load(&net, &args.weights)?;
     let samples = samples_of(&recordings, classes);
     let (_, test_frames) = frame_specs(&config);

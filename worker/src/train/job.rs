@@ -160,7 +160,7 @@ struct Trainee {
     /// Keeps the variables alive.
     _vs: nn::VarStore,
     net: Net,
-    names: Vec<&'static str>,
+    names: Vec<String>,
     params: Vec<Tensor>,
     optimizer: Optimizer,
 }
@@ -172,13 +172,14 @@ fn build_net_and_optimizer(
     device: Device,
 ) -> Result<Trainee, TrainError> {
     let t = &spec.config.training;
+    let arch = super::architecture(&spec.config, shape.net)?;
     let (vs, net) = guarded(device, "building the network", || {
-        Net::seeded(shape.net, spec.seed, device)
+        Net::seeded(arch, spec.seed, device)
     })?;
     if let Some(init) = &spec.init {
         weights::load(&net, init)?;
     }
-    let names: Vec<&'static str> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names = net.param_names().to_vec();
     let params: Vec<Tensor> = net.parameters();
     let param_refs: Vec<&Tensor> = params.iter().collect();
     let optimizer = Optimizer::new(t.optimizer, t.lr, t.momentum, &param_refs);
@@ -502,12 +503,13 @@ fn write_outputs(
         .ok_or(TrainError::EmptySet { set: "train" })?;
     weights::save(&trainee.net, &spec.out_dir.join(FINAL_WEIGHTS))?;
     if let Some(best_weights) = &state.best_weights {
-        let (_best_vs, best_net) = Net::seeded(shape.net, spec.seed, Device::Cpu);
+        let arch = super::architecture(&spec.config, shape.net)?;
+        let (_best_vs, best_net) = Net::seeded(arch, spec.seed, Device::Cpu);
         weights::assign(&best_net, &spec.out_dir.join(BEST_WEIGHTS), &|n| {
             trainee
                 .names
                 .iter()
-                .position(|m| *m == n)
+                .position(|m| m == n)
                 .map(|i| best_weights[i].shallow_clone())
         })?;
         weights::save(&best_net, &spec.out_dir.join(BEST_WEIGHTS))?;

@@ -40,7 +40,7 @@ use crate::checkpoint::CheckpointError;
 use crate::devices::DeviceSpec;
 use crate::lif::LifParams;
 use crate::loader::{LoadError, SampleRef};
-use crate::model::NetConfig;
+use crate::model::{Architecture, ArchitectureError, NetConfig};
 use crate::optim::OptimStateError;
 use crate::weights::WeightsError;
 pub use job::run_job_on;
@@ -172,6 +172,9 @@ pub enum TrainError {
         /// What does not fit.
         source: OptimStateError,
     },
+    /// The experiment's network does not fit its input or classes.
+    #[error(transparent)]
+    Network(#[from] ArchitectureError),
     /// An output file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -207,6 +210,7 @@ impl TrainError {
             TrainError::Config(_)
             | TrainError::NonFiniteLoss { .. }
             | TrainError::EmptySet { .. }
+            | TrainError::Network(_)
             | TrainError::OptimizerState { .. } => true,
             // An I/O error may be a file server's hiccup: the job gets another
             // attempt. Content that is wrong stays wrong.
@@ -243,6 +247,15 @@ pub fn net_config(config: &ExperimentConfig, classes: usize) -> NetConfig {
         },
         ..NetConfig::default()
     }
+}
+
+/// The network a job trains: the experiment's `[network]` (the reference
+/// SLANIMALSNet without one) on `net`'s input, classes and neuron parameters.
+pub fn architecture(
+    config: &ExperimentConfig,
+    net: NetConfig,
+) -> Result<Architecture, ArchitectureError> {
+    Architecture::of(net, config.network.as_ref())
 }
 
 /// Frame specs for training (`steps`) and evaluation (`test_steps`).
@@ -282,9 +295,11 @@ pub struct JobShape {
 }
 
 /// Identifies a job's checkpoint: what determines its result, minus paths.
+/// The block list is part of it only when the experiment has `[network]`, so
+/// the checkpoints of experiments without one keep their keys.
 fn job_key(spec: &JobSpec, shape: &JobShape) -> String {
     let c = &spec.config;
-    serde_json::json!({
+    let mut key = serde_json::json!({
         "variant": spec.variant,
         "seed": spec.seed,
         "fold": spec.fold,
@@ -294,8 +309,14 @@ fn job_key(spec: &JobSpec, shape: &JobShape) -> String {
         "split": spec.split,
         "net": shape.net,
         "init": spec.init.is_some(),
-    })
-    .to_string()
+    });
+    if let (Some(network), Some(map)) = (&c.network, key.as_object_mut()) {
+        map.insert(
+            "network".to_owned(),
+            serde_json::to_value(network).unwrap_or_default(),
+        );
+    }
+    key.to_string()
 }
 
 /// The job's random generator for `epoch`: ChaCha8 keyed by the seed, stream =
