@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::network::NetworkSpec;
 use crate::sweep::SweepSpec;
 
 /// Which recordings a job uses.
@@ -318,6 +319,11 @@ pub struct ExperimentConfig {
     /// Optimisation and input settings.
     #[serde(default)]
     pub training: TrainingConfig,
+    /// `[network]`: the block list ([`crate::network`]); absent (and left out
+    /// of the serialised config, so identities made before it existed stand)
+    /// for the reference SLANIMALSNet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
     /// `[sweep]`: configurations to compare ([`crate::sweep`]); absent (and
     /// left out of the serialised config) for a single configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -526,6 +532,7 @@ impl ExperimentConfig {
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
+        self.validate_network(crate::tags::CLASSES as u32)?;
         self.validate_sweep()
     }
 }

@@ -14,6 +14,7 @@ pub mod job;
 pub mod logging;
 pub mod mt19937;
 pub mod names;
+pub mod network;
 pub mod network_yaml;
 pub mod npy;
 pub mod paired;

@@ -62,6 +62,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
         protocol: Default::default(),
         simulation: Default::default(),
         training: Default::default(),
+        network: None,
         sweep: None,
     };
     let mut section: Option<String> = None;

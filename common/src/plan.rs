@@ -17,6 +17,7 @@ use crate::config::{
 };
 use crate::cv::{self, CvError, FoldSplit};
 use crate::dataset::{self, DataError, FILE_LIST};
+use crate::network::NetworkSpec;
 use crate::sweep::{self, Configuration};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
@@ -169,6 +170,10 @@ struct JobIdentity<'a> {
     fold: u32,
     split: &'a FoldSplit,
     data_fingerprint: Option<&'a str>,
+    /// The written block list; left out for the default network (no
+    /// `[network]`), so ids from before networks were configurable stand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a NetworkSpec>,
 }
 
 fn is_one(v: &u32) -> bool {
@@ -202,6 +207,7 @@ pub fn job_id(
         fold,
         split,
         data_fingerprint,
+        network: config.network.as_ref(),
     };
     // Serialising plain structs of numbers, strings and enums cannot fail.
     let bytes = serde_json::to_vec(&identity).unwrap_or_default();

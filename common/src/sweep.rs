@@ -11,6 +11,8 @@
 //! Keys are dotted config paths: every scalar key of `[simulation]` and
 //! `[training]` (except `training.checkpoint_every`, which does not change a
 //! result) and `data.downscale`; each takes a non-empty list of values.
+//! `network.blocks` (whole block lists) and `network.blocks.<i>.<field>` (one
+//! value of one block) compare networks: see [`network`].
 //! `mode = "grid"` (the default) makes the cartesian product, the first key
 //! (in sorted order) varying slowest; `mode = "zip"` takes the i-th value of
 //! every list together (the lists must be equally long). Each combination is a
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, ExperimentConfig, bounds};
 use crate::prune::{PRUNE_KEYS, prune_rule};
 
+pub mod network;
 pub mod random;
 
 /// The raw `[sweep]` table as written (checked by [`configurations`]).
@@ -66,6 +69,7 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.test_steps",
     "training.shuffle",
     "training.deterministic",
+    network::BLOCKS_KEY,
 ];
 
 /// How the lists combine.
@@ -118,8 +122,11 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
     }
 }
 
-/// A value as a label shows it.
+/// A value as a label shows it (a block list by its compact name).
 fn show(v: &toml::Value) -> String {
+    if let Some(name) = network::show(v) {
+        return name;
+    }
     match v {
         toml::Value::String(s) => s.clone(),
         // Very small or large numbers in exponent form (`1e-12`, not 0.000000000001).
@@ -152,6 +159,10 @@ fn apply(
 ) -> Result<ExperimentConfig, ConfigError> {
     let mut table = base.clone();
     for (key, value) in values {
+        let set = network::set(&mut table, key, value).map_err(|m| sweep_err(key_for_errors, m))?;
+        if set {
+            continue;
+        }
         let (section, field) = key.split_once('.').unwrap_or(("", key));
         let entry = table
             .entry(section.to_owned())
@@ -267,10 +278,13 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
             return Err(too_many(&format!("sweep.{key}"), list.len() as u64));
         }
         for (i, v) in list.iter().enumerate() {
-            if matches!(
-                v,
-                toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
-            ) {
+            let block_list = network::takes_lists(&key) && v.is_array();
+            if !block_list
+                && matches!(
+                    v,
+                    toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
+                )
+            {
                 return Err(sweep_err(
                     &key,
                     format!("value {i} is not a number, string or boolean"),
@@ -311,14 +325,15 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
 
 /// Refuses a key a sweep cannot vary.
 fn check_key(key: &str) -> Result<(), ConfigError> {
-    if SWEEP_KEYS.contains(&key) {
+    if SWEEP_KEYS.contains(&key) || network::is_block_field_key(key) {
         return Ok(());
     }
     Err(sweep_err(
         key,
         format!(
-            "not a key a sweep can vary (one of {})",
-            SWEEP_KEYS.join(", ")
+            "not a key a sweep can vary (one of {}, network.blocks.<i>.<{}>)",
+            SWEEP_KEYS.join(", "),
+            network::BLOCK_FIELDS.join("|")
         ),
     ))
 }
@@ -331,7 +346,7 @@ fn configuration(
 ) -> Result<Configuration, ConfigError> {
     let label = pairs
         .iter()
-        .map(|(k, v)| format!("{}={}", k.rsplit('.').next().unwrap_or(k), show(v)))
+        .map(|(k, v)| format!("{}={}", label_key(k), show(v)))
         .collect::<Vec<_>>()
         .join(" ");
     let config = apply(base_table, pairs, &label)?;
@@ -344,6 +359,12 @@ fn configuration(
         baseline,
         config,
     })
+}
+
+/// The key part of a label: the last path segment (`lr`), or for network
+/// keys `network` / `blocks.<i>.<field>`.
+fn label_key(key: &str) -> &str {
+    network::label_key(key).unwrap_or_else(|| key.rsplit('.').next().unwrap_or(key))
 }
 
 /// Rows of value indices, one per configuration; distinct rows only.
