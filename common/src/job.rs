@@ -115,6 +115,22 @@ pub struct EpochMetrics {
     pub epoch_seconds: f64,
     /// Training samples per second.
     pub samples_per_second: f64,
+    /// Mean spike rate of every LIF layer, in network order (empty from
+    /// workers that do not measure it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing_rates: Vec<LayerRate>,
+}
+
+/// Mean spike rate (spikes per neuron per time step, in [0, 1]) of one LIF
+/// layer over an epoch: the SNN's vital sign.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerRate {
+    /// The layer's name (`conv1`, `blocks.3`, ...).
+    pub layer: String,
+    /// Over the epoch's training batches.
+    pub train: f64,
+    /// Over the epoch's evaluation pass (validation, else test), when it ran.
+    pub eval: Option<f64>,
 }
 
 /// The outcome of one finished job.

@@ -349,6 +349,8 @@ fn configuration(
         .map(|(k, v)| format!("{}={}", label_key(k), show(v)))
         .collect::<Vec<_>>()
         .join(" ");
+    crate::names::check_no_control(&label)
+        .map_err(|m| sweep_err("label", format!("{label:?}: {m}")))?;
     let config = apply(base_table, pairs, &label)?;
     Ok(Configuration {
         values: pairs

@@ -32,8 +32,10 @@ pub const WORKER_STATE_MESSAGE_BYTES: usize = 1 << 20;
 /// Largest checkpoint chunk: the worker sends 1 MiB of file per chunk, plus
 /// the attempt id, epoch and hash.
 pub const CHUNK_MESSAGE_BYTES: usize = (1 << 20) + (16 << 10);
-/// Bytes reserved per epoch in a result (an honest one encodes in under 100).
-const EPOCH_RECORD_BYTES: usize = 128;
+/// Bytes reserved per epoch in a result: its metrics encode in under 100
+/// bytes, each LIF layer's firing rates in about 30 more (the reference
+/// network has 4 layers).
+const EPOCH_RECORD_BYTES: usize = 256;
 /// Largest `Complete`: every epoch up to the configured maximum, the confusion
 /// matrix and the scalars.
 pub const RESULT_MESSAGE_BYTES: usize = bounds::EPOCHS as usize * EPOCH_RECORD_BYTES + (1 << 20);

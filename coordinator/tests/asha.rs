@@ -50,6 +50,7 @@ fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
         test_accuracy: Some(test),
         epoch_seconds: 60.0,
         samples_per_second: 10.0,
+        firing_rates: Vec::new(),
     }
 }
 

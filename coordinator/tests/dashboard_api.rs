@@ -51,6 +51,7 @@ fn epoch(e: u32, k: f64) -> EpochMetrics {
         test_accuracy: Some(0.1 * f64::from(e) + k),
         epoch_seconds: 2.0 + k,
         samples_per_second: 100.0 + 10.0 * k,
+        firing_rates: Vec::new(),
     }
 }
 

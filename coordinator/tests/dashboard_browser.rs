@@ -383,6 +383,7 @@ fn metrics(epoch: u32, k: f64) -> EpochMetrics {
         test_accuracy: Some((0.09 * e + k).min(1.0)),
         epoch_seconds: 3.0,
         samples_per_second: 250.0 + 10.0 * k,
+        firing_rates: Vec::new(),
     }
 }
 

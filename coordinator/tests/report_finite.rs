@@ -31,6 +31,7 @@ fn epoch(seconds: f64, speed: f64) -> EpochMetrics {
         test_accuracy: Some(0.5),
         epoch_seconds: seconds,
         samples_per_second: speed,
+        firing_rates: Vec::new(),
     }
 }
 

@@ -30,6 +30,7 @@ fn epoch(e: u32, speed: f64) -> EpochMetrics {
         test_accuracy: None,
         epoch_seconds: 4.0 + f64::from(e),
         samples_per_second: speed + f64::from(e),
+        firing_rates: Vec::new(),
     }
 }
 

@@ -48,6 +48,7 @@ fn epoch(e: u32) -> EpochMetrics {
         test_accuracy: Some(0.5),
         epoch_seconds: 30.0,
         samples_per_second: 10.0,
+        firing_rates: Vec::new(),
     }
 }
 

@@ -88,6 +88,7 @@ fn result(acc: f64) -> JobResult {
         test_accuracy: Some(acc),
         epoch_seconds: 2.0,
         samples_per_second: 100.0,
+        firing_rates: Vec::new(),
     };
     JobResult {
         best_epoch: 1,

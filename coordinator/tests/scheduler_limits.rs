@@ -76,6 +76,7 @@ fn metrics(epoch: u32) -> EpochMetrics {
         test_accuracy: None,
         epoch_seconds: 2.0,
         samples_per_second: 100.0,
+        firing_rates: Vec::new(),
     }
 }
 

@@ -76,6 +76,7 @@ fn metrics(epoch: u32) -> EpochMetrics {
         test_accuracy: Some(0.5),
         epoch_seconds: 1.0,
         samples_per_second: 10.0,
+        firing_rates: Vec::new(),
     }
 }
 
@@ -110,6 +111,7 @@ fn hostile_metrics(kind: usize, last: u32) -> EpochMetrics {
         },
         4 => EpochMetrics {
             samples_per_second: -1.0,
+            firing_rates: Vec::new(),
             ..metrics(last + 1)
         },
         _ => EpochMetrics {

@@ -62,6 +62,7 @@ fn checkpoint(s: &mut Scheduler) -> (String, String) {
         test_accuracy: Some(0.5),
         epoch_seconds: 1.0,
         samples_per_second: 10.0,
+        firing_rates: Vec::new(),
     };
     s.record_epoch(a.attempt, &m).unwrap();
     let sha = s.put_checkpoint(a.attempt, 1, b"weights").unwrap();

@@ -176,6 +176,7 @@ async fn a_checkpoint_that_does_not_load_trains_from_epoch_zero() {
                 test_accuracy: Some(0.25),
                 epoch_seconds: 1.0,
                 samples_per_second: 10.0,
+                firing_rates: Vec::new(),
             }),
             worker: Some(who.clone()),
         })

@@ -1,7 +1,7 @@
 //! Conversions between the generated protobuf messages and the crate's own
 //! types (`job::EpochMetrics`, `job::JobResult`), so logic never sees prost types.
 
-use crate::job::{EpochMetrics, JobResult};
+use crate::job::{EpochMetrics, JobResult, LayerRate};
 
 use super::{EpochMetrics as PbEpochMetrics, JobResult as PbJobResult};
 
@@ -49,6 +49,15 @@ impl EpochMetrics {
             test_accuracy: self.test_accuracy,
             epoch_seconds: self.epoch_seconds,
             samples_per_second: self.samples_per_second,
+            firing_rates: self
+                .firing_rates
+                .iter()
+                .map(|r| super::LayerFiringRate {
+                    layer: r.layer.clone(),
+                    train: r.train,
+                    eval: r.eval,
+                })
+                .collect(),
         }
     }
 
@@ -64,6 +73,15 @@ impl EpochMetrics {
             test_accuracy: p.test_accuracy,
             epoch_seconds: p.epoch_seconds,
             samples_per_second: p.samples_per_second,
+            firing_rates: p
+                .firing_rates
+                .iter()
+                .map(|r| LayerRate {
+                    layer: r.layer.clone(),
+                    train: r.train,
+                    eval: r.eval,
+                })
+                .collect(),
         }
     }
 }
@@ -128,6 +146,18 @@ mod tests {
             test_accuracy: Some(0.75),
             epoch_seconds: 1.5,
             samples_per_second: 10.0,
+            firing_rates: vec![
+                LayerRate {
+                    layer: "conv1".into(),
+                    train: 0.125,
+                    eval: Some(0.0625),
+                },
+                LayerRate {
+                    layer: "fc2".into(),
+                    train: 0.0,
+                    eval: None,
+                },
+            ],
         }
     }
 

@@ -18,6 +18,7 @@ use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations}
 use super::early_stop::{EarlyStopping, early_stopping};
 use super::model::{ExperimentRecord, JobRecord};
 use super::published::{PublishedFigure, published_figures};
+use super::silent::{SilentJob, silent};
 
 /// Version of the JSON layout (docs/report-schema.md); bumped on any change
 /// that is not a pure addition.
@@ -125,6 +126,13 @@ pub struct GroupReport {
     pub confusion: Option<Vec<Vec<u64>>>,
     /// Jobs whose confusion matrix is in the sum.
     pub confusion_jobs: usize,
+    /// Succeeded jobs whose output layer never fired ([`super::silent`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub silent_jobs: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// How many jobs are in each state, against the plan.
@@ -253,6 +261,9 @@ pub struct Report {
     /// Jobs that early stopping ended before their last epoch (`None`: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// Jobs whose output layer never fired, in job order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub silent_jobs: Vec<SilentJob>,
     /// Things the reader should know (unparsable config, duplicate jobs, ...).
     pub warnings: Vec<String>,
     /// Every job, in variant, protocol, seed, fold order.
@@ -365,7 +376,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     for &(v, p, c, _, _) in &planned {
         group_keys.insert((v, p, c));
     }
-    let groups: Vec<GroupReport> = group_keys
+    let mut groups: Vec<GroupReport> = group_keys
         .iter()
         .map(|&(variant, protocol, c)| {
             let keys: Vec<JobKey> = planned
@@ -386,6 +397,18 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     let sweep = (configuration_infos.len() > 1)
         .then(|| compare_configurations(&configuration_infos, &groups, &records));
     let early_stopping = early_stopping(&configuration_infos, &records);
+    let silent_jobs: Vec<SilentJob> = records.iter().filter_map(|j| silent(j)).collect();
+    for g in &mut groups {
+        g.silent_jobs = records
+            .iter()
+            .filter(|j| {
+                j.status == JobStatus::Succeeded
+                    && (j.variant, j.protocol, j.configuration)
+                        == (g.variant, g.protocol, g.configuration)
+            })
+            .filter(|j| silent(j).is_some())
+            .count();
+    }
     let failed_jobs = records
         .iter()
         .filter(|j| matches!(j.status, JobStatus::Failed | JobStatus::Cancelled))
@@ -421,6 +444,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         configurations: configuration_infos,
         sweep,
         early_stopping,
+        silent_jobs,
         warnings,
         jobs: records.into_iter().cloned().collect(),
     }
@@ -547,6 +571,7 @@ fn group_report(
         per_fold,
         confusion,
         confusion_jobs,
+        silent_jobs: 0,
     }
 }
 

@@ -147,7 +147,7 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
     if p.pruned_jobs > 0 {
         writeln!(
             out,
-            "\nPruning stopped {} job(s) whose validation accuracy fell below the median of the other configurations at the same epoch; it saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each pruned job's own mean epoch time.",
+            "\nPruning stopped {} job(s) on validation accuracy (below the median of the other configurations at the same epoch, or, with successive halving, below the configurations that go on at a rung); it saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each pruned job's own mean epoch time.",
             p.pruned_jobs,
             p.epochs_saved,
             duration_text(p.saved_seconds),

@@ -17,6 +17,7 @@ pub mod markdown_sweep;
 pub mod plots;
 pub mod plots_sweep;
 pub mod published;
+pub mod silent;
 
 pub use crate::store::read_only as from_store;
 pub use crate::store::records as model;

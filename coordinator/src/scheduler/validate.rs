@@ -92,7 +92,39 @@ pub(super) fn check_epoch(m: &EpochMetrics, planned: Option<u32>) -> Result<(), 
         &at("samples_per_second"),
         Some(m.samples_per_second),
         MAX_SAMPLES_PER_SECOND,
-    )
+    )?;
+    check_firing_rates(m)
+}
+
+/// Most LIF layers an epoch's firing rates may name.
+pub const MAX_RATE_LAYERS: usize = 64;
+/// Longest layer name in firing rates.
+pub const MAX_LAYER_NAME_BYTES: usize = 64;
+
+/// `Ok` when an epoch's firing rates are at most [`MAX_RATE_LAYERS`] layers
+/// with short printable names and fractions as rates.
+fn check_firing_rates(m: &EpochMetrics) -> Result<(), SchedulerError> {
+    if m.firing_rates.len() > MAX_RATE_LAYERS {
+        return Err(bad(format!(
+            "epoch {} firing_rates: {} layers, at most {MAX_RATE_LAYERS}",
+            m.epoch,
+            m.firing_rates.len()
+        )));
+    }
+    for (i, r) in m.firing_rates.iter().enumerate() {
+        let at = |what: &str| format!("epoch {} firing_rates[{i}].{what}", m.epoch);
+        if r.layer.is_empty() || r.layer.len() > MAX_LAYER_NAME_BYTES {
+            return Err(bad(format!(
+                "{} must be 1 to {MAX_LAYER_NAME_BYTES} bytes",
+                at("layer")
+            )));
+        }
+        spikecv_common::names::check_no_control(&r.layer)
+            .map_err(|e| bad(format!("{}: {e}", at("layer"))))?;
+        check_fraction(&at("train"), Some(r.train))?;
+        check_fraction(&at("eval"), r.eval)?;
+    }
+    Ok(())
 }
 
 /// What a result is checked against: the job's experiment.
@@ -182,7 +214,36 @@ mod tests {
             test_accuracy: Some(0.6),
             epoch_seconds: 1.0,
             samples_per_second: 10.0,
+            firing_rates: Vec::new(),
         }
+    }
+
+    #[test]
+    fn firing_rates_must_be_fractions_of_named_layers() {
+        let mut m = epoch();
+        m.firing_rates = vec![spikecv_common::job::LayerRate {
+            layer: "conv1".into(),
+            train: 0.2,
+            eval: Some(0.1),
+        }];
+        assert!(check_epoch(&m, Some(3)).is_ok());
+        m.firing_rates[0].train = 1.5;
+        let e = check_epoch(&m, Some(3)).unwrap_err().to_string();
+        assert!(e.contains("firing_rates[0].train"), "{e}");
+        m.firing_rates[0].train = 0.2;
+        m.firing_rates[0].eval = Some(f64::NAN);
+        let e = check_epoch(&m, Some(3)).unwrap_err().to_string();
+        assert!(e.contains("firing_rates[0].eval"), "{e}");
+        m.firing_rates[0].eval = None;
+        m.firing_rates[0].layer = "x\u{1b}".into();
+        let e = check_epoch(&m, Some(3)).unwrap_err().to_string();
+        assert!(
+            e.contains("firing_rates[0].layer") && e.contains("U+001B"),
+            "{e}"
+        );
+        m.firing_rates = vec![m.firing_rates[0].clone(); MAX_RATE_LAYERS + 1];
+        m.firing_rates.iter_mut().for_each(|r| r.layer = "l".into());
+        assert!(check_epoch(&m, Some(3)).is_err());
     }
 
     #[test]

@@ -156,6 +156,7 @@ fn epoch(e: u32, i: usize) -> EpochMetrics {
         test_accuracy: None,
         epoch_seconds: 4.0 + f64::from(e),
         samples_per_second: 90.0 + k + f64::from(e),
+        firing_rates: Vec::new(),
     }
 }
 

@@ -242,6 +242,7 @@ pub fn metrics(epoch: u32) -> EpochMetrics {
         test_accuracy: None,
         epoch_seconds: 1.0,
         samples_per_second: 10.0,
+        firing_rates: Vec::new(),
     }
 }
 

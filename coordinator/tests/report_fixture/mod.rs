@@ -92,6 +92,7 @@ pub fn epoch(v: Variant, seed: u64, fold: u32, e: u32) -> EpochMetrics {
         test_accuracy: Some(0.25 + 0.06 * f64::from(e) + 0.01 * f),
         epoch_seconds: 2.5 + 0.5 * f,
         samples_per_second: 100.0 + 10.0 * f + f64::from(e) + 3.0 * seed as f64,
+        firing_rates: Vec::new(),
     }
 }
 

@@ -357,6 +357,7 @@ fn run_epoch<S: SampleSource + ?Sized>(
         } else {
             0.0
         },
+        firing_rates: Vec::new(),
     })
 }
 
