@@ -71,4 +71,12 @@ fn configuration_is_a_column_a_filter_and_an_aggregate_key() {
         .map(|g| g.configuration.as_str())
         .collect();
     assert_eq!(groups, vec!["lr=0.001", "lr=0.0003"]);
+    // Each aggregate row names its network with its size: the reference at
+    // 128 × 128 for 19 classes has 380 + 9,050 + 9,000,200 + 3,819 parameters
+    // (conv1 2→20 3×3, conv2 20→50 3×3, fc1 45000→200, fc2 200→19, biases).
+    for g in &o.experiments[0].aggregate {
+        let n = g.network.as_ref().expect("the reference resolves");
+        assert_eq!(n.name, "c20k3-p2a-c50k3-p2a-f200-f19");
+        assert_eq!(n.parameters, 380 + 9_050 + 9_000_200 + 3_819);
+    }
 }

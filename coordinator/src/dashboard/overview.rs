@@ -12,6 +12,7 @@ use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
 use super::DashboardError;
 use crate::eta::{self, EtaInputs};
 use crate::report::aggregate::{Metric, Progress};
+use crate::report::compare::NetworkSummary;
 use crate::report::{ExperimentRecord, build_report, from_store};
 use crate::scheduler::SlotInfo;
 /// A job a worker runs, as the overview lists it (the store's read of it).
@@ -68,6 +69,9 @@ pub struct GroupView {
     pub configuration: String,
     /// Jobs the sweep's pruner stopped (in no figure).
     pub pruned: usize,
+    /// The configuration's network: compact name, parameters, FLOPs per
+    /// sample (REPORT's [`NetworkSummary`]; `None` when it does not resolve).
+    pub network: Option<NetworkSummary>,
     /// Variant.
     pub variant: Variant,
     /// Protocol.
@@ -177,6 +181,10 @@ pub fn experiment_view(
             .groups
             .into_iter()
             .map(|g| GroupView {
+                network: report
+                    .configurations
+                    .get(g.configuration)
+                    .and_then(|c| c.network.clone()),
                 configuration: g.configuration_label,
                 pruned: g.pruned,
                 variant: g.variant,

@@ -368,10 +368,16 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
             Vec::new()
         }
     };
-    let configuration_infos = ConfigurationInfo::list(&configs, planned.iter().map(|k| k.2));
+    let classes = (!experiment.class_names.is_empty()).then_some(experiment.class_names.len());
+    // The networks are resolved for the data set's classes (the DVS set's 19
+    // when the store did not record them).
+    let network_classes = classes
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(spikecv_common::tags::CLASSES as u32);
+    let configuration_infos =
+        ConfigurationInfo::list(&configs, planned.iter().map(|k| k.2), network_classes);
 
     let progress = progress(&planned, &by_key);
-    let classes = (!experiment.class_names.is_empty()).then_some(experiment.class_names.len());
     let mut group_keys: BTreeSet<GroupKey> = BTreeSet::new();
     for &(v, p, c, _, _) in &planned {
         group_keys.insert((v, p, c));

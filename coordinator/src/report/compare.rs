@@ -7,13 +7,60 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
 use spikecv_common::job::JobStatus;
 use spikecv_common::paired::{self, PairedComparison};
 use spikecv_common::sweep::Configuration;
 
 use super::aggregate::{GroupReport, Metric};
 use super::model::JobRecord;
+
+/// A configuration's network in brief: its compact name and its size.
+///
+/// The counts are [`spikecv_common::network::Network`]'s: parameters are the
+/// conv and linear layers' weights plus biases; FLOPs are 2 × the
+/// multiply-accumulates of the conv and linear layers per time step × the
+/// steps, for one sample's forward pass (no biases, LIF updates, pooling,
+/// backward pass, nor the savings of sparse spikes). The worker runs a
+/// training sample for `simulation.steps` time steps and a validation or test
+/// sample for `training.test_steps`, so both figures are given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkSummary {
+    /// Compact name, e.g. `c20k3-p2a-c50k3-p2a-f200-f19`.
+    pub name: String,
+    /// Whether it is the default network (no `[network]`: SLANIMALSNet with
+    /// the reference's parameter names).
+    pub reference: bool,
+    /// Trainable parameters (weights and biases).
+    pub parameters: u64,
+    /// FLOPs of one training sample's forward pass (`simulation.steps` steps).
+    pub flops_per_sample: u64,
+    /// `simulation.steps`.
+    pub steps: u32,
+    /// FLOPs of one validation or test sample's forward pass
+    /// (`training.test_steps` steps).
+    pub test_flops_per_sample: u64,
+    /// `training.test_steps`.
+    pub test_steps: u32,
+}
+
+impl NetworkSummary {
+    /// The network of `config` on a data set of `classes` classes; `None`
+    /// when it does not resolve (e.g. a last layer of another class count).
+    pub fn of(config: &ExperimentConfig, classes: u32) -> Option<Self> {
+        let network = config.network(classes).ok()?;
+        let (steps, test_steps) = (config.simulation.steps, config.training.test_steps);
+        Some(Self {
+            name: network.compact_name(),
+            reference: config.network.is_none(),
+            parameters: network.param_count(),
+            flops_per_sample: network.flops_per_sample(steps),
+            steps,
+            test_flops_per_sample: network.flops_per_sample(test_steps),
+            test_steps,
+        })
+    }
+}
 
 /// One configuration of the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,12 +75,20 @@ pub struct ConfigurationInfo {
     pub baseline: bool,
     /// Epochs a job of it trains (`None` when the config did not parse).
     pub epochs: Option<u32>,
+    /// Its network: compact name, parameters, FLOPs per sample (`None` when
+    /// the config did not parse or its network does not resolve).
+    pub network: Option<NetworkSummary>,
 }
 
 impl ConfigurationInfo {
-    /// The experiment's configurations; when its config did not parse, one
-    /// unnamed entry per index `planned` mentions, none of them a baseline.
-    pub fn list(configs: &[Configuration], planned: impl Iterator<Item = usize>) -> Vec<Self> {
+    /// The experiment's configurations, each network resolved for `classes`
+    /// classes; when its config did not parse, one unnamed entry per index
+    /// `planned` mentions, none of them a baseline, without a network.
+    pub fn list(
+        configs: &[Configuration],
+        planned: impl Iterator<Item = usize>,
+        classes: u32,
+    ) -> Vec<Self> {
         if !configs.is_empty() {
             return configs
                 .iter()
@@ -44,6 +99,7 @@ impl ConfigurationInfo {
                     values: c.values.clone(),
                     baseline: c.baseline,
                     epochs: Some(c.config.training.epochs),
+                    network: NetworkSummary::of(&c.config, classes),
                 })
                 .collect();
         }
@@ -59,6 +115,7 @@ impl ConfigurationInfo {
                 values: BTreeMap::new(),
                 baseline: max == 0,
                 epochs: None,
+                network: None,
             })
             .collect()
     }
@@ -97,6 +154,8 @@ pub struct RankedRow {
     pub label: String,
     /// Whether it is the baseline.
     pub baseline: bool,
+    /// Its network (as [`ConfigurationInfo::network`]).
+    pub network: Option<NetworkSummary>,
     /// Test accuracy over its succeeded jobs.
     pub test_accuracy: Metric,
     /// Validation accuracy over its succeeded jobs (train-val-test).
@@ -225,6 +284,7 @@ pub fn compare_configurations(
                 configuration: g.configuration,
                 label: g.configuration_label.clone(),
                 baseline: Some(g.configuration) == baseline,
+                network: infos.get(g.configuration).and_then(|i| i.network.clone()),
                 test_accuracy: g.test_accuracy.clone(),
                 val_accuracy: g.val_accuracy.clone(),
                 pruned: g.pruned,

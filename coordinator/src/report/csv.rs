@@ -3,15 +3,20 @@
 //! Columns, in order: [`CSV_COLUMNS`]. Accuracies are fractions in [0, 1];
 //! numbers are written in Rust's shortest round-trip form; absent values are
 //! empty fields. `optimistic` is `true` for the train-test protocol;
-//! `configuration` is the sweep configuration's label (empty without a sweep).
+//! `configuration` is the sweep configuration's label (empty without a sweep);
+//! `network`, `parameters` and `flops_per_sample` describe the job's network
+//! (its compact name, trainable parameters, and FLOPs of one training sample's
+//! forward pass at `simulation.steps`; see
+//! [`NetworkSummary`](super::compare::NetworkSummary)), empty when unknown.
 
 use std::fmt::Write as _;
 
 use super::aggregate::{Report, job_seconds};
+use super::compare::{ConfigurationInfo, NetworkSummary};
 use super::model::JobRecord;
 
 /// The header of the CSV report.
-pub const CSV_COLUMNS: [&str; 23] = [
+pub const CSV_COLUMNS: [&str; 26] = [
     "experiment",
     "variant",
     "seed",
@@ -35,6 +40,9 @@ pub const CSV_COLUMNS: [&str; 23] = [
     "config_hash",
     "error",
     "configuration",
+    "network",
+    "parameters",
+    "flops_per_sample",
 ];
 
 /// Quotes a field when it holds a comma, quote or line break. A text that a
@@ -56,7 +64,12 @@ fn opt<T: ToString>(x: Option<T>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
 }
 
-fn row(job: &JobRecord, config_hash: &str, configuration: &str) -> Vec<String> {
+fn row(
+    job: &JobRecord,
+    config_hash: &str,
+    configuration: Option<&ConfigurationInfo>,
+) -> Vec<String> {
+    let network: Option<&NetworkSummary> = configuration.and_then(|c| c.network.as_ref());
     let speed = if job.epochs.is_empty() {
         None
     } else {
@@ -85,7 +98,10 @@ fn row(job: &JobRecord, config_hash: &str, configuration: &str) -> Vec<String> {
         opt(job.finished_unix),
         field(config_hash),
         field(job.error.as_deref().unwrap_or("")),
-        field(configuration),
+        field(configuration.map_or("", |c| c.label.as_str())),
+        field(network.map_or("", |n| n.name.as_str())),
+        opt(network.map(|n| n.parameters)),
+        opt(network.map(|n| n.flops_per_sample)),
     ]
 }
 
@@ -101,10 +117,7 @@ pub fn render_csv(report: &Report) -> String {
             row(
                 job,
                 &report.experiment.config_hash,
-                report
-                    .configurations
-                    .get(job.configuration)
-                    .map_or("", |c| c.label.as_str())
+                report.configurations.get(job.configuration)
             )
             .join(",")
         );

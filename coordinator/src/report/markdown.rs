@@ -206,6 +206,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
             pruned_text(p.pruned)
         )?;
     }
+    write_network(out, r)?;
     if r.groups.iter().any(|g| g.optimistic) {
         writeln!(
             out,
@@ -295,6 +296,30 @@ fn write_results(out: &mut String, r: &Report) -> std::fmt::Result {
         }
     }
     Ok(())
+}
+
+/// The header's network line: the network, its parameters and FLOPs when
+/// every configuration trains the same one, else a pointer to the ranking.
+fn write_network(out: &mut String, r: &Report) -> std::fmt::Result {
+    let mut networks: Vec<&super::compare::NetworkSummary> = Vec::new();
+    for n in r.configurations.iter().filter_map(|c| c.network.as_ref()) {
+        if !networks.contains(&n) {
+            networks.push(n);
+        }
+    }
+    match networks.as_slice() {
+        [] => Ok(()),
+        [one] => writeln!(
+            out,
+            "- Network: {}",
+            super::markdown_sweep::network_text(one)
+        ),
+        many => writeln!(
+            out,
+            "- Networks: {} different ones across the configurations (names, parameters and FLOPs in \"Configurations compared\")",
+            many.len()
+        ),
+    }
 }
 
 fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {

@@ -4,8 +4,76 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{BaselineComparison, RankBasis, Ranking, SweepComparison};
+use super::compare::{BaselineComparison, NetworkSummary, RankBasis, Ranking, SweepComparison};
 use super::markdown::{cell, duration_text};
+
+/// An integer with thousands separators: `373,449`.
+pub fn count_text(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// FLOPs with an SI prefix and three significant digits: `8.84 MFLOPs`.
+pub fn flops_text(flops: u64) -> String {
+    let x = flops as f64;
+    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
+        .into_iter()
+        .find(|(scale, _)| x >= *scale)
+        .map_or((x, ""), |(scale, p)| (x / scale, p));
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {prefix}FLOPs")
+}
+
+/// The network cells of a ranking row: compact name, parameters, FLOPs per
+/// training sample (`–` when unknown).
+fn network_cells(n: Option<&NetworkSummary>) -> [String; 3] {
+    match n {
+        None => ["–".into(), "–".into(), "–".into()],
+        Some(n) => [
+            format!("`{}`", n.name),
+            count_text(n.parameters),
+            flops_text(n.flops_per_sample),
+        ],
+    }
+}
+
+/// One line on a network: `` `c20k3-…` (reference), 373,449 parameters,
+/// 8.84 MFLOPs per training sample (T = 2) `` and the test sample's figure.
+pub fn network_text(n: &NetworkSummary) -> String {
+    let test = if n.test_steps == n.steps {
+        format!(
+            "{} per validation or test sample",
+            flops_text(n.test_flops_per_sample)
+        )
+    } else {
+        format!(
+            "{} per validation or test sample (T = {})",
+            flops_text(n.test_flops_per_sample),
+            n.test_steps
+        )
+    };
+    format!(
+        "`{}`{}, {} parameters, {} per training sample (forward, T = {}), {test}",
+        n.name,
+        if n.reference { " (reference)" } else { "" },
+        count_text(n.parameters),
+        flops_text(n.flops_per_sample),
+        n.steps
+    )
+}
 
 /// A p-value: four decimals, or scientific below 0.0001.
 pub fn p_text(p: Option<f64>) -> String {
@@ -65,11 +133,11 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
     writeln!(out, "\n### {}, {}: {basis}\n", r.variant, r.protocol)?;
     writeln!(
         out,
-        "| rank | configuration | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI (pp) | paired t p (Holm) | Wilcoxon p (Holm) | pairs | pruned |"
+        "| rank | configuration | network | parameters | FLOPs/sample | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI (pp) | paired t p (Holm) | Wilcoxon p (Holm) | pairs | pruned |"
     )?;
     writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
     for row in &r.rows {
         let rank = if row.rank == 0 {
@@ -96,9 +164,10 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
         } else {
             cell(&row.label)
         };
+        let [network, parameters, flops] = network_cells(row.network.as_ref());
         writeln!(
             out,
-            "| {rank} | {name} | {val} | {} | {diff} | {ci} | {t} | {w} | {pairs} | {} |",
+            "| {rank} | {name} | {network} | {parameters} | {flops} | {val} | {} | {diff} | {ci} | {t} | {w} | {pairs} | {} |",
             metric(&row.test_accuracy),
             row.pruned
         )?;
@@ -137,7 +206,7 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
     writeln!(out, "\n## Configurations compared\n")?;
     writeln!(
         out,
-        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points, with its 95 % Student t interval; p-values are two-sided (paired t-test; Wilcoxon signed-rank as scipy computes it), with Holm-adjusted values over the {} comparisons of this report in brackets. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure.",
+        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points, with its 95 % Student t interval; p-values are two-sided (paired t-test; Wilcoxon signed-rank as scipy computes it), with Holm-adjusted values over the {} comparisons of this report in brackets. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure. Each configuration's network is named compactly (conv `c<channels>k<kernel>`, pool `p<size>a`/`p<size>m`, linear `f<features>`), with its parameters and the FLOPs of one training sample's forward pass (2 × multiply-accumulates of the conv and linear layers × `simulation.steps`; no backward pass, no spike sparsity).",
         s.comparisons
     )?;
     for r in &s.rankings {

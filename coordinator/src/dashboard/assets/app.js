@@ -71,6 +71,21 @@
     const std = m.std_population === null ? '' : ' ± ' + (100 * m.std_population).toFixed(2);
     return (100 * m.mean).toFixed(2) + ' %' + std;
   }
+  // A configuration's network: compact name, parameters, FLOPs of one
+  // training sample's forward pass (as the report gives them).
+  function siText(x) {
+    const p = [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']].find(([s]) => x >= s);
+    const v = p ? x / p[0] : x;
+    return v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2) + ' ' + (p ? p[1] : '');
+  }
+  function networkCell(n) {
+    if (!n) return cell('–', null, { 'data-field': 'network' });
+    return el('td', { 'data-field': 'network', 'data-name': n.name, 'data-parameters': n.parameters, 'data-flops': n.flops_per_sample,
+      title: 'FLOPs of one training sample\'s forward pass at T = ' + n.steps + '; ' + siText(n.test_flops_per_sample) + 'FLOPs per test sample at T = ' + n.test_steps }, [
+      el('code', { text: n.name }),
+      ' ' + n.parameters.toLocaleString('en-US') + ' params, ' + siText(n.flops_per_sample) + 'FLOPs',
+    ]);
+  }
   function stat(label, value, name) {
     return el('div', { class: 'stat' }, [
       el('div', { class: 'label', text: label }),
@@ -102,6 +117,7 @@
       el('tr', { 'data-variant': g.variant, 'data-protocol': g.protocol, 'data-configuration': g.configuration }, [
         cell(g.configuration ? g.variant + ' [' + g.configuration + ']' : g.variant),
         el('td', {}, [g.protocol + ' ', g.optimistic ? el('span', { class: 'badge optimistic', text: 'optimistic', title: 'best test accuracy over epochs' }) : null]),
+        networkCell(g.network),
         cell(g.test_accuracy.count + ' / ' + g.planned, 'num', { 'data-field': 'count', 'data-count': g.test_accuracy.count, 'data-planned': g.planned }),
         cell(metricText(g.test_accuracy), 'num', { 'data-field': 'test', 'data-mean': g.test_accuracy.mean, 'data-std': g.test_accuracy.std_population }),
         cell(g.test_accuracy.std_sample === null ? '–' : (100 * g.test_accuracy.std_sample).toFixed(2), 'num', { 'data-field': 'test-std-sample', 'data-value': g.test_accuracy.std_sample }),
@@ -109,7 +125,7 @@
         el('td', {}, [el('span', { class: 'badge ' + (e.partial ? 'partial' : 'final'), text: e.partial ? 'partial' : 'final', 'data-field': 'partial' })]),
       ]));
     const aggregate = el('table', { class: 'aggregate' }, [
-      el('thead', {}, [el('tr', {}, ['variant', 'protocol', 'jobs', 'test accuracy (mean ± std)', 'std (ddof 1)', 'val accuracy', ''].map((h) => el('th', { text: h })))]),
+      el('thead', {}, [el('tr', {}, ['variant', 'protocol', 'network (parameters, FLOPs/sample)', 'jobs', 'test accuracy (mean ± std)', 'std (ddof 1)', 'val accuracy', ''].map((h) => el('th', { text: h })))]),
       el('tbody', {}, rows),
     ]);
     return el('section', { class: 'panel experiment', 'data-experiment': e.id }, [
