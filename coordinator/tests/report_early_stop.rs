@@ -41,9 +41,9 @@ fn stopped_jobs_are_listed_with_their_epoch_and_the_time_saved() {
         assert_eq!((job.stopped_epoch, job.epochs), (3, fx::EPOCHS));
         assert!((job.saved_seconds - saved).abs() < 1e-9, "{job:?}");
     }
-    assert_eq!(e.epochs_saved, 4);
+    assert_eq!(e.saving.epochs_saved, 4);
     let total: f64 = expected.iter().map(|(_, s)| s).sum();
-    assert!((e.saved_seconds - total).abs() < 1e-9);
+    assert!((e.saving.saved_seconds - total).abs() < 1e-9);
 
     let md = render_markdown(&r, &[]);
     assert!(md.contains("## Early stopping"), "{md}");

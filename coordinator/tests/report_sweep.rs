@@ -272,10 +272,10 @@ fn pruned_jobs_are_left_out_and_their_saving_counted() {
     assert_eq!((row.test_accuracy.count, row.test_accuracy.planned), (9, 9));
     assert_eq!(row.versus_baseline.as_ref().unwrap().paired.pairs, 9);
     let p = &report.sweep.as_ref().unwrap().pruning;
-    assert_eq!((p.pruned_jobs, p.epochs_saved), (1, 3));
-    close(p.saved_seconds, 90.0);
-    close(p.saved_cpu_hours, 90.0 / 3600.0);
-    assert_eq!(p.saved_gpu_hours, 0.0);
+    assert_eq!((p.pruned_jobs, p.saving.epochs_saved), (1, 3));
+    close(p.saving.saved_seconds, 90.0);
+    close(p.saving.saved_cpu_hours, 90.0 / 3600.0);
+    assert_eq!(p.saving.saved_gpu_hours, 0.0);
     assert!(render_markdown(&report, &[]).contains("Pruning stopped 1 job(s)"));
 }
 

@@ -13,6 +13,7 @@ use spikecv_common::paired::{self, PairedComparison};
 use spikecv_common::sweep::Configuration;
 
 use super::aggregate::{GroupReport, Metric};
+use super::early_stop::{Saving, unspent};
 use super::model::JobRecord;
 
 /// A configuration's network in brief: its compact name and its size.
@@ -189,14 +190,9 @@ pub struct Ranking {
 pub struct PruningSummary {
     /// Jobs pruned.
     pub pruned_jobs: usize,
-    /// Epochs they did not train.
-    pub epochs_saved: u64,
-    /// Seconds those epochs would have taken (each job's mean epoch time).
-    pub saved_seconds: f64,
-    /// The part of it on CUDA devices, in hours.
-    pub saved_gpu_hours: f64,
-    /// The part of it on other devices, in hours.
-    pub saved_cpu_hours: f64,
+    /// What they did not spend.
+    #[serde(flatten)]
+    pub saving: Saving,
 }
 
 /// The sweep's part of a report.
@@ -367,26 +363,17 @@ fn holm_adjust(rankings: &mut [Ranking]) -> usize {
 fn pruning_summary(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> PruningSummary {
     let mut s = PruningSummary {
         pruned_jobs: 0,
-        epochs_saved: 0,
-        saved_seconds: 0.0,
-        saved_gpu_hours: 0.0,
-        saved_cpu_hours: 0.0,
+        saving: Saving::default(),
     };
     for j in jobs.iter().filter(|j| j.status == JobStatus::Pruned) {
         s.pruned_jobs += 1;
         let Some(total) = infos.get(j.configuration).and_then(|i| i.epochs) else {
             continue;
         };
-        let Some((left, seconds)) = super::early_stop::unspent(j, total) else {
+        let Some((left, seconds)) = unspent(j, total) else {
             continue;
         };
-        s.epochs_saved += u64::from(left);
-        s.saved_seconds += seconds;
-        if j.on_gpu() {
-            s.saved_gpu_hours += seconds / 3600.0;
-        } else {
-            s.saved_cpu_hours += seconds / 3600.0;
-        }
+        s.saving.add(j, left, seconds);
     }
     s
 }

@@ -36,14 +36,46 @@ pub struct StoppedJob {
 pub struct EarlyStopping {
     /// The jobs it stopped, in the report's job order.
     pub jobs: Vec<StoppedJob>,
+    /// What they did not spend.
+    #[serde(flatten)]
+    pub saving: Saving,
+}
+
+/// Epochs and time that stopped jobs (pruned or early-stopped) did not spend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Saving {
     /// Epochs they did not train.
     pub epochs_saved: u64,
-    /// Seconds those epochs would have taken.
+    /// Seconds those epochs would have taken (each job's mean epoch time).
     pub saved_seconds: f64,
     /// The part of it on CUDA devices, in hours.
     pub saved_gpu_hours: f64,
     /// The part of it on other devices, in hours.
     pub saved_cpu_hours: f64,
+}
+
+impl Saving {
+    /// Counts `left` epochs of `job` taking `seconds`.
+    pub fn add(&mut self, job: &JobRecord, left: u32, seconds: f64) {
+        self.epochs_saved += u64::from(left);
+        self.saved_seconds += seconds;
+        if job.on_gpu() {
+            self.saved_gpu_hours += seconds / 3600.0;
+        } else {
+            self.saved_cpu_hours += seconds / 3600.0;
+        }
+    }
+
+    /// "an estimated N epochs, D (x GPU hours, y CPU hours)".
+    pub fn text(&self) -> String {
+        format!(
+            "an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours)",
+            self.epochs_saved,
+            super::markdown::duration_text(self.saved_seconds),
+            self.saved_gpu_hours,
+            self.saved_cpu_hours
+        )
+    }
 }
 
 /// Epochs `job` did not train of `total`, and the seconds they would have
@@ -65,10 +97,7 @@ pub fn unspent(job: &JobRecord, total: u32) -> Option<(u32, f64)> {
 pub fn early_stopping(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> Option<EarlyStopping> {
     let mut s = EarlyStopping {
         jobs: Vec::new(),
-        epochs_saved: 0,
-        saved_seconds: 0.0,
-        saved_gpu_hours: 0.0,
-        saved_cpu_hours: 0.0,
+        saving: Saving::default(),
     };
     for j in jobs.iter().filter(|j| j.status == JobStatus::Succeeded) {
         let Some(total) = infos.get(j.configuration).and_then(|i| i.epochs) else {
@@ -77,13 +106,7 @@ pub fn early_stopping(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> Optio
         let Some((left, seconds)) = unspent(j, total) else {
             continue;
         };
-        s.epochs_saved += u64::from(left);
-        s.saved_seconds += seconds;
-        if j.on_gpu() {
-            s.saved_gpu_hours += seconds / 3600.0;
-        } else {
-            s.saved_cpu_hours += seconds / 3600.0;
-        }
+        s.saving.add(j, left, seconds);
         s.jobs.push(StoppedJob {
             job: j.id.clone(),
             variant: j.variant,
@@ -139,11 +162,8 @@ pub fn write_markdown(
     }
     writeln!(
         out,
-        "\nEarly stopping ended {} job(s) before their last epoch and saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each job's own mean epoch time.",
+        "\nEarly stopping ended {} job(s) before their last epoch and saved {}, from each job's own mean epoch time.",
         e.jobs.len(),
-        e.epochs_saved,
-        duration_text(e.saved_seconds),
-        e.saved_gpu_hours,
-        e.saved_cpu_hours
+        e.saving.text()
     )
 }

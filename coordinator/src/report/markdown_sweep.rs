@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::compare::{BaselineComparison, NetworkSummary, RankBasis, Ranking, SweepComparison};
-use super::markdown::{cell, duration_text};
+use super::markdown::cell;
 
 /// An integer with thousands separators: `373,449`.
 pub fn count_text(n: u64) -> String {
@@ -216,12 +216,9 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
     if p.pruned_jobs > 0 {
         writeln!(
             out,
-            "\nPruning stopped {} job(s) on validation accuracy (below the median of the other configurations at the same epoch, or, with successive halving, below the configurations that go on at a rung); it saved an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours), from each pruned job's own mean epoch time.",
+            "\nPruning stopped {} job(s) on validation accuracy (below the median of the other configurations at the same epoch, or, with successive halving, below the configurations that go on at a rung); it saved {}, from each pruned job's own mean epoch time.",
             p.pruned_jobs,
-            p.epochs_saved,
-            duration_text(p.saved_seconds),
-            p.saved_gpu_hours,
-            p.saved_cpu_hours
+            p.saving.text()
         )?;
     }
     Ok(())
