@@ -9,9 +9,16 @@
 # (GLIBC_TUNABLES), the allocator help a PyTorch user can get. Prints
 # samples/s of each and the ratios.
 #
+# Then a non-default network (BENCH_NETWORK, a TOML block list as in the
+# experiment file's `[network] blocks = ...`; default: the max-pooling network
+# of worker/tests/fixtures/network_golden.py, which fits 128 x 128 as is) is
+# timed the same way: `worker train` with that [network], and the loop built
+# from the same block list by network_golden.py's PyTorch builder. The last
+# lines give, per network, worker and PyTorch (as is) samples/s and the ratio.
+#
 #   bash scripts/bench-epoch.sh            (after scripts/setup.sh)
-# Environment: BENCH_RECORDINGS (4), BENCH_THREADS (all cores), KEEP=1 keeps
-# the scratch folder.
+# Environment: BENCH_RECORDINGS (4), BENCH_THREADS (all cores),
+# BENCH_NETWORK (the block list), KEEP=1 keeps the scratch folder.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
@@ -41,6 +48,19 @@ test_batch = 32
 epochs = 1
 test_steps = 16
 TOML
+default_network='[
+  { conv = 8, kernel = 5, stride = 2 },
+  { pool = "max", size = 2 },
+  { conv = 16, kernel = 3, padding = 1, lif = false },
+  { pool = "max", size = 2 },
+  { flatten = true },
+  { linear = 19 },
+]'
+network="${BENCH_NETWORK:-$default_network}"
+{
+  cat "$dir/experiment.toml"
+  printf '[network]\nblocks = %s\n' "$network"
+} >"$dir/experiment-network.toml"
 
 # The training samples of fold 0: every class of each training recording.
 samples="$("$bin/coordinator" plan --experiment "$dir/experiment.toml" --json |
@@ -53,7 +73,7 @@ print(",".join(f"{r}_{c:02d}" for r in job["train"] for c in range(19)))')"
 worker() { # $1: run folder; further arguments go to `worker` first
   local run="$1"
   shift
-  OMP_NUM_THREADS="$threads" "$bin/worker" "$@" train --config "$dir/experiment.toml" \
+  OMP_NUM_THREADS="$threads" "$bin/worker" "$@" train --config "${experiment:-$dir/experiment.toml}" \
     --variant whole --seed 0 --fold 0 --out "$dir/$run" >/dev/null 2>"$dir/$run.log"
   "$python" -c 'import json,sys
 print(json.load(open(sys.argv[1]))["result"]["epochs"][0]["samples_per_second"])' "$dir/$run/metrics.json"
@@ -61,19 +81,33 @@ print(json.load(open(sys.argv[1]))["result"]["epochs"][0]["samples_per_second"])
 ours="$(worker run)"
 ours_system="$(worker run-system --system-allocator)"
 
-reference() {
-  "$python" worker/benches/reference_epoch.py --frames "$dir/frames" --batch 8 --threads "$threads" |
-    "$python" -c 'import json,sys; print(json.load(sys.stdin)["samples_per_second"])'
+reference() { # further arguments go to reference_epoch.py; prints its JSON line
+  "$python" worker/benches/reference_epoch.py --frames "$dir/frames" --batch 8 --threads "$threads" "$@"
 }
-as_is="$(reference)"
-tuned="$(GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647 reference)"
+field() { # $1: key, $2: a JSON object
+  "$python" -c 'import json,sys; print(json.loads(sys.argv[2])[sys.argv[1]])' "$1" "$2"
+}
+as_is="$(field samples_per_second "$(reference)")"
+tuned="$(field samples_per_second "$(GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647 reference)")"
 
-"$python" - "$ours" "$ours_system" "$as_is" "$tuned" "$(ls "$dir/frames" | wc -l)" "$threads" <<'PY'
+# The non-default network: the worker as is, the loop as is.
+other_ours="$(experiment="$dir/experiment-network.toml" worker run-network)"
+other="$(reference --experiment "$dir/experiment-network.toml")"
+other_as_is="$(field samples_per_second "$other")"
+other_name="$(field network "$other")"
+
+"$python" - "$ours" "$ours_system" "$as_is" "$tuned" "$(ls "$dir/frames" | wc -l)" "$threads" \
+  "$other_name" "$other_ours" "$other_as_is" <<'PY'
 import sys
-ours, ours_system, as_is, tuned, samples, threads = (float(v) for v in sys.argv[1:])
+ours, ours_system, as_is, tuned, samples, threads = (float(v) for v in sys.argv[1:7])
+other_name, other_ours, other_as_is = sys.argv[7], float(sys.argv[8]), float(sys.argv[9])
 print(f"one epoch, T = 16, batch 8, {samples:.0f} training samples, {threads:.0f} threads")
 print(f"worker train:                                {ours:8.2f} samples/s")
 print(f"worker --system-allocator train:             {ours_system:8.2f} samples/s")
 print(f"reference loop (PyTorch, as is):             {as_is:8.2f} samples/s  -> {ours / as_is:.2f}x")
 print(f"reference loop, glibc keeping freed memory:  {tuned:8.2f} samples/s  -> {ours / tuned:.2f}x")
+print("per network, worker train beside the PyTorch loop as is:")
+for name, w, p in (("c20k3-p2a-c50k3-p2a-f200-f19 (default)", ours, as_is),
+                   (other_name, other_ours, other_as_is)):
+    print(f"  {name:40s} worker {w:8.2f} samples/s, PyTorch {p:8.2f} samples/s  -> {w / p:.2f}x")
 PY
