@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::job::{EpochMetrics, JobResult, JobStatus, LayerRate};
 use spikecv_coordinator::auth::Token;
 use spikecv_coordinator::dashboard::jobs::JobsQuery;
 use spikecv_coordinator::dashboard::{self, Dashboard, DashboardConfig, DashboardError, overview};
@@ -51,7 +51,18 @@ fn epoch(e: u32, k: f64) -> EpochMetrics {
         test_accuracy: Some(0.1 * f64::from(e) + k),
         epoch_seconds: 2.0 + k,
         samples_per_second: 100.0 + 10.0 * k,
-        firing_rates: Vec::new(),
+        firing_rates: vec![
+            LayerRate {
+                layer: "conv1".into(),
+                train: 0.1 * f64::from(e),
+                eval: Some(0.05 * f64::from(e)),
+            },
+            LayerRate {
+                layer: "fc2".into(),
+                train: 0.01 * f64::from(e),
+                eval: None,
+            },
+        ],
     }
 }
 
@@ -286,8 +297,12 @@ fn job_detail_has_learning_curves() {
     let want: Vec<Option<f64>> = (1..=EPOCHS).map(|e| epoch(e, 0.0).test_accuracy).collect();
     assert_eq!(d.test_accuracy_curve, want);
     assert_eq!(d.best_epoch, Some(2));
+    assert_eq!(d.firing_rates, epoch(EPOCHS, 0.0).firing_rates);
+    assert_eq!(d.firing_rates_epoch, Some(EPOCHS));
     let r = dashboard::job_detail(&conn, f.leased[1].job.as_str()).unwrap();
     assert_eq!((r.state, r.epoch.len()), ("running", 2));
+    assert_eq!(r.firing_rates, epoch(2, 0.0).firing_rates);
+    assert_eq!(r.firing_rates_epoch, Some(2));
     let missing = dashboard::job_detail(&conn, "no-such-job").unwrap_err();
     assert!(matches!(missing, DashboardError::UnknownJob { .. }));
     assert_eq!(missing.status(), "404 Not Found");
@@ -421,6 +436,13 @@ fn http_routes_tokens_metrics_and_live_events() {
     assert_eq!(code, 200);
     let d: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(d["epoch"].as_array().unwrap().len(), 3);
+    assert_eq!(d["firing_rates_epoch"], 3);
+    let rates = d["firing_rates"].as_array().unwrap();
+    assert_eq!(rates.len(), 2);
+    assert_eq!(rates[0]["layer"], "conv1");
+    assert!((rates[0]["train"].as_f64().unwrap() - 0.3).abs() < 1e-12);
+    assert!((rates[0]["eval"].as_f64().unwrap() - 0.15).abs() < 1e-12);
+    assert!(rates[1]["eval"].is_null());
     assert_eq!(get(addr, "/api/job?id=none", &session).0, 404);
     // A page of another site reaching this listener by DNS rebinding.
     let (code, _, body) = get_as(addr, "evil.example:80", "/api/overview", &session);

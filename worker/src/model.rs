@@ -19,9 +19,11 @@ use crate::lif::fused::{LifKernels, default_kernels};
 
 mod arch;
 mod autograd;
+mod rates;
 mod staged;
 
 pub use arch::{Architecture, ArchitectureError, LayerDef, Op};
+pub use rates::SpikeTally;
 pub use staged::EVAL_PASS_VALUES;
 
 /// Channels of the first convolution's output.

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::job::{EpochMetrics, LayerRate};
 
 use super::DashboardError;
 use crate::store::records::JobRecord;
@@ -305,10 +305,16 @@ pub struct JobDetail {
     pub val_accuracy_curve: Vec<Option<f64>>,
     /// Test accuracy per epoch.
     pub test_accuracy_curve: Vec<Option<f64>>,
+    /// Each LIF layer's firing rates (training, evaluation) in the last epoch
+    /// that reported them, in network order; empty when none did.
+    pub firing_rates: Vec<LayerRate>,
+    /// The epoch [`JobDetail::firing_rates`] are of.
+    pub firing_rates_epoch: Option<u32>,
 }
 
 /// A job's detail from its line and its stored epochs.
 pub fn detail(j: &JobRecord, epochs: &[EpochMetrics]) -> JobDetail {
+    let rated = epochs.iter().rev().find(|m| !m.firing_rates.is_empty());
     JobDetail {
         job: j.id.clone(),
         variant: j.variant.as_str(),
@@ -329,5 +335,7 @@ pub fn detail(j: &JobRecord, epochs: &[EpochMetrics]) -> JobDetail {
         val_loss_curve: epochs.iter().map(|m| m.val_loss).collect(),
         val_accuracy_curve: epochs.iter().map(|m| m.val_accuracy).collect(),
         test_accuracy_curve: epochs.iter().map(|m| m.test_accuracy).collect(),
+        firing_rates: rated.map(|m| m.firing_rates.clone()).unwrap_or_default(),
+        firing_rates_epoch: rated.map(|m| m.epoch),
     }
 }

@@ -1,10 +1,11 @@
 //! The network under autograd: the reference implementation the fast paths
 //! are checked against, and the reference's per-step loop.
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::lif::{LifParams, rate};
 use crate::model::Net;
+use crate::model::rates::SpikeTally;
 
 /// LIF over a time-folded `[T·N, ...]` tensor; returns the same layout.
 fn spike_folded(lif: &LifParams, h: &Tensor, t: i64, train: bool) -> Tensor {
@@ -22,16 +23,35 @@ impl Net {
     /// the benchmarks' baseline. With `train` the spikes carry the surrogate
     /// gradient.
     pub fn forward_autograd(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_autograd_counting(xs, train, None)
+    }
+
+    /// [`Net::forward_autograd`], counting every LIF layer's spikes (the sum
+    /// of its outputs) into `tally` when given.
+    pub(crate) fn forward_autograd_counting(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        mut tally: Option<&mut SpikeTally>,
+    ) -> Tensor {
         let size = xs.size();
         let [n, c, x, y, t] = size[..] else {
             return xs.shallow_clone();
         };
+        if let Some(tally) = tally.as_deref_mut() {
+            tally.add_slots(n, t);
+        }
+        let mut lif_index = 0;
         // [N, C, X, Y, T] → [T·N, C, X, Y]: time folded into the batch.
         let mut h = xs.permute([4, 0, 1, 2, 3]).reshape([t * n, c, x, y]);
         for (index, layer) in self.arch.layers.iter().enumerate() {
             h = self.apply(index, &h);
             if let Some(lif) = &layer.lif {
                 h = spike_folded(lif, &h, t, train);
+                if let Some(tally) = tally.as_deref_mut() {
+                    tally.add(lif_index, tch::no_grad(|| h.detach().sum(Kind::Double)));
+                }
+                lif_index += 1;
             }
         }
         rate(&h.reshape([t, n, -1]))

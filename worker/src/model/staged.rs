@@ -32,6 +32,7 @@ use crate::lif::cpu::{self, Layout};
 use crate::lif::fused::{self, LifKernels};
 use crate::lif::{LifParams, through_time};
 use crate::model::Net;
+use crate::model::rates::{SpikeTally, layer_spikes};
 
 /// Pooling of the conv blocks: average over 2×2, stride 2, floor.
 fn pool(h: &Tensor) -> Tensor {
@@ -244,8 +245,14 @@ struct Forward {
 impl Net {
     /// The forward pass with the LIF layers outside autograd. With `keep`, the
     /// stages' graphs and the potentials are kept for [`Net::forward_backward`];
-    /// without, nothing is (evaluation).
-    fn forward_staged(&self, xs: &Tensor, keep: bool) -> Forward {
+    /// without, nothing is (evaluation). With a `tally`, every LIF layer's
+    /// spikes are counted into it (on the device).
+    fn forward_staged(
+        &self,
+        xs: &Tensor,
+        keep: bool,
+        mut tally: Option<&mut SpikeTally>,
+    ) -> Forward {
         let size = xs.size();
         let [n, c, x, y, t] = size[..] else {
             return Forward {
@@ -263,8 +270,12 @@ impl Net {
             }
         };
         let leaf = |h: Tensor| if keep { h.set_requires_grad(true) } else { h };
+        if let Some(tally) = tally.as_deref_mut() {
+            tally.add_slots(n, t);
+        }
         let layers = &self.arch.layers;
         let mut stages = Vec::with_capacity(layers.len());
+        let mut lif_index = 0;
         // The current stage's input, and whether it is a leaf of a previous
         // stage (the network's input has no gradient).
         let mut h = xs
@@ -279,6 +290,11 @@ impl Net {
             let pooled = layers.get(end + 1).is_some_and(|l| l.op.is_avg_pool_2());
             let input = (keep && from_stage).then(|| h.shallow_clone());
             let (stage, spikes) = Stage::lif(self, &lif, out, input, t, pooled);
+            if let Some(tally) = tally.as_deref_mut() {
+                let count = layer_spikes(&spikes, &stage.potentials, lif.vth, pooled);
+                tally.add(lif_index, count);
+            }
+            lif_index += 1;
             h = leaf(spikes);
             from_stage = true;
             keep_if(&mut stages, stage, keep);
@@ -317,29 +333,61 @@ impl Net {
     /// more than [`EVAL_PASS_VALUES`] values runs a few samples at a time
     /// ([`Net::forward_fast_by`]).
     pub fn forward_fast(&self, xs: &Tensor) -> Tensor {
+        self.forward_fast_counting(xs, None)
+    }
+
+    /// [`Net::forward_fast`], counting every LIF layer's spikes into `tally`
+    /// (on the device; the rates are the same bits).
+    pub fn forward_fast_tallied(&self, xs: &Tensor, tally: &mut SpikeTally) -> Tensor {
+        self.forward_fast_counting(xs, Some(tally))
+    }
+
+    /// [`Net::forward_fast`] with an optional tally.
+    fn forward_fast_counting(&self, xs: &Tensor, tally: Option<&mut SpikeTally>) -> Tensor {
         let size = xs.size();
         let per_sample = match size.as_slice() {
             [.., t] => t * self.arch.peak_values(),
             _ => 1,
         };
-        self.forward_fast_by(xs, (EVAL_PASS_VALUES / per_sample.max(1)).max(1))
+        self.forward_fast_by_counting(xs, (EVAL_PASS_VALUES / per_sample.max(1)).max(1), tally)
     }
 
     /// [`Net::forward_fast`] through passes of at most `samples` samples,
     /// whose rates are concatenated: each sample's rates do not depend on the
     /// others in its batch.
     pub fn forward_fast_by(&self, xs: &Tensor, samples: i64) -> Tensor {
+        self.forward_fast_by_counting(xs, samples, None)
+    }
+
+    /// [`Net::forward_fast_by`], counting every LIF layer's spikes into
+    /// `tally` (each part's).
+    pub fn forward_fast_by_tallied(
+        &self,
+        xs: &Tensor,
+        samples: i64,
+        tally: &mut SpikeTally,
+    ) -> Tensor {
+        self.forward_fast_by_counting(xs, samples, Some(tally))
+    }
+
+    /// [`Net::forward_fast_by`] with an optional tally.
+    fn forward_fast_by_counting(
+        &self,
+        xs: &Tensor,
+        samples: i64,
+        mut tally: Option<&mut SpikeTally>,
+    ) -> Tensor {
         if !self.arch.config.lif.is_heaviside() {
-            return tch::no_grad(|| self.forward_autograd(xs, false));
+            return tch::no_grad(|| self.forward_autograd_counting(xs, false, tally));
         }
         let samples = samples.max(1);
         if xs.size().first().is_none_or(|&n| n <= samples) {
-            return self.forward_staged(xs, false).rates;
+            return self.forward_staged(xs, false, tally).rates;
         }
         let parts: Vec<Tensor> = xs
             .split(samples, 0)
             .iter()
-            .map(|part| self.forward_staged(part, false).rates)
+            .map(|part| self.forward_staged(part, false, tally.as_deref_mut()).rates)
             .collect();
         Tensor::cat(&parts, 0)
     }
@@ -358,14 +406,26 @@ impl Net {
         xs: &Tensor,
         loss_fn: &dyn Fn(&Tensor) -> Tensor,
     ) -> (Tensor, Tensor) {
+        self.forward_backward_tallied(xs, loss_fn, None)
+    }
+
+    /// [`Net::forward_backward`], counting every LIF layer's spikes of the
+    /// forward pass into `tally` when given (on the device; the loss, the
+    /// rates and the gradients are the same bits).
+    pub fn forward_backward_tallied(
+        &self,
+        xs: &Tensor,
+        loss_fn: &dyn Fn(&Tensor) -> Tensor,
+        tally: Option<&mut SpikeTally>,
+    ) -> (Tensor, Tensor) {
         tch::with_grad(|| {
             if !self.arch.config.lif.is_heaviside() {
-                let rates = self.forward_autograd(xs, true);
+                let rates = self.forward_autograd_counting(xs, true, tally);
                 let loss = loss_fn(&rates);
                 loss.backward();
                 return (loss.detach(), rates.detach());
             }
-            let forward = self.forward_staged(xs, true);
+            let forward = self.forward_staged(xs, true, tally);
             if forward.rates.requires_grad() {
                 // A tail: autograd from the loss through it, down to its input.
                 let rates = forward.rates;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use spikecv_common::config::{ProtocolKind, TrainingConfig};
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::job::{EpochMetrics, JobResult, LayerRate};
 use tch::{Device, Tensor, nn};
 
 use super::step::{Evaluation, PassSpec, evaluate, guarded, train_epoch};
@@ -357,8 +357,41 @@ fn run_epoch<S: SampleSource + ?Sized>(
         } else {
             0.0
         },
-        firing_rates: Vec::new(),
+        firing_rates: layer_rates(
+            &stats.firing_rates,
+            val.as_ref()
+                .or(test.as_ref())
+                .map(|e| e.firing_rates.as_slice()),
+        ),
     })
+}
+
+/// Most LIF layers whose rates an epoch reports (what the coordinator
+/// accepts); a deeper network reports none.
+const MAX_RATE_LAYERS: usize = 64;
+
+/// The epoch's firing rates: each LIF layer's training rate and, when an
+/// evaluation pass ran (validation, else test), its rate there.
+fn layer_rates(train: &[(String, f64)], eval: Option<&[(String, f64)]>) -> Vec<LayerRate> {
+    if train.len() > MAX_RATE_LAYERS {
+        tracing::warn!(
+            layers = train.len(),
+            "more LIF layers than an epoch reports; firing rates left out"
+        );
+        return Vec::new();
+    }
+    train
+        .iter()
+        .enumerate()
+        .map(|(i, (layer, rate))| LayerRate {
+            layer: layer.clone(),
+            train: *rate,
+            eval: eval
+                .and_then(|e| e.get(i))
+                .filter(|(name, _)| name == layer)
+                .map(|(_, r)| *r),
+        })
+        .collect()
 }
 
 /// Validation and test passes as the protocol asks, and the selection: when

@@ -53,19 +53,29 @@ pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainEr
     Ok(())
 }
 
-/// Logs an epoch's scalars (a failed write only loses log lines).
+/// Logs an epoch's scalars (a failed write only loses log lines), each LIF
+/// layer's firing rates as `firing_rate/train/<layer>` and
+/// `firing_rate/eval/<layer>`.
 pub fn log_epoch(board: &mut EventWriter, m: &EpochMetrics) {
     let step = i64::from(m.epoch);
-    let mut scalars = vec![
+    let mut scalars: Vec<(String, Option<f64>)> = [
         ("train/loss", Some(m.train_loss)),
         ("train/accuracy", Some(m.train_accuracy)),
         ("val/loss", m.val_loss),
         ("val/accuracy", m.val_accuracy),
         ("test/loss", m.test_loss),
         ("test/accuracy", m.test_accuracy),
-    ];
-    scalars.push(("perf/samples_per_second", Some(m.samples_per_second)));
-    for (tag, value) in scalars {
+        ("perf/samples_per_second", Some(m.samples_per_second)),
+    ]
+    .into_iter()
+    .map(|(tag, value)| (tag.to_owned(), value))
+    .collect();
+    for r in &m.firing_rates {
+        scalars.push((format!("firing_rate/train/{}", r.layer), Some(r.train)));
+        scalars.push((format!("firing_rate/eval/{}", r.layer), r.eval));
+    }
+    for (tag, value) in &scalars {
+        let (tag, value) = (tag.as_str(), *value);
         if let Some(Err(e)) = value.map(|v| board.scalar(tag, v, step)) {
             tracing::warn!(path = %board.path().display(), error = %e, "cannot write TensorBoard event");
         }

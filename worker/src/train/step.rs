@@ -7,7 +7,7 @@ use spikecv_common::frames::FrameSpec;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::loader::{HostBatch, HostForm, SampleRef, SampleSource, for_each_batch};
-use crate::model::Net;
+use crate::model::{Net, SpikeTally};
 use crate::optim::Optimizer;
 use crate::train::metrics::{Confusion, predict};
 use crate::train::{Observer, TrainError};
@@ -28,7 +28,7 @@ pub struct PassSpec {
 }
 
 /// Training statistics of one epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrainStats {
     /// Mean of the batches' MSE losses.
     pub loss: f64,
@@ -38,6 +38,10 @@ pub struct TrainStats {
     pub samples: usize,
     /// Wall time of the pass.
     pub seconds: f64,
+    /// Each LIF layer's mean spikes per neuron per time step over the
+    /// epoch's batches, with its name, in network order (empty when no batch
+    /// ran).
+    pub firing_rates: Vec<(String, f64)>,
 }
 
 /// Result of an evaluation pass.
@@ -52,6 +56,9 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<u32>>,
     /// Each sample's firing rates, when asked for.
     pub rates: Option<Vec<Vec<f32>>>,
+    /// Each LIF layer's mean spikes per neuron per time step over the pass,
+    /// with its name, in network order (empty when no sample was evaluated).
+    pub firing_rates: Vec<(String, f64)>,
 }
 
 /// Runs `f`, turning a libtorch panic (tch's infallible calls panic on errors)
@@ -128,7 +135,8 @@ impl DeviceSum {
 
 /// Trains one epoch over `samples` in order: per batch, forward, MSE against
 /// the one-hot target, backward ([`Net::forward_backward`]), optimiser step.
-/// The loss and the count of right answers stay on the device until the end.
+/// The loss, the count of right answers and every LIF layer's spike count
+/// ([`SpikeTally`]) stay on the device until the end.
 pub fn train_epoch<S: SampleSource + ?Sized>(
     source: &S,
     samples: &[SampleRef],
@@ -141,6 +149,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
     let params: Vec<Tensor> = net.parameters();
     let params: Vec<&Tensor> = params.iter().collect();
     let (mut loss_sum, mut correct) = (DeviceSum(None), DeviceSum(None));
+    let mut tally = SpikeTally::new(net);
     let (mut batches, mut seen) = (0usize, 0usize);
     let total = samples.len();
     for_each_batch(
@@ -155,9 +164,11 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
                 let batch = host.to_device(&pass.frames, pass.device);
                 let target = one_hot(&batch.labels, pass.classes);
                 Optimizer::zero_grad(&params);
-                let (loss, output) = net.forward_backward(&batch.inputs, &|rates| {
-                    rates.mse_loss(&target, Reduction::Mean)
-                });
+                let (loss, output) = net.forward_backward_tallied(
+                    &batch.inputs,
+                    &|rates| rates.mse_loss(&target, Reduction::Mean),
+                    Some(&mut tally),
+                );
                 optimizer.step(&params);
                 (
                     loss.to_kind(Kind::Double),
@@ -172,9 +183,10 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
             Ok::<(), TrainError>(())
         },
     )?;
-    let (loss_sum, correct) = guarded(pass.device, "reading the epoch's sums", || {
-        (loss_sum.read(), correct.read())
-    })?;
+    let (loss_sum, correct, firing_rates) =
+        guarded(pass.device, "reading the epoch's sums", || {
+            (loss_sum.read(), correct.read(), tally.rates())
+        })?;
     Ok(TrainStats {
         loss: if batches == 0 {
             0.0
@@ -188,6 +200,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         },
         samples: seen,
         seconds: start.elapsed().as_secs_f64(),
+        firing_rates: firing_rates.unwrap_or_default(),
     })
 }
 
@@ -201,7 +214,8 @@ fn right_answers(rates: &Tensor, labels: &Tensor) -> Tensor {
         .to_kind(Kind::Double)
 }
 
-/// Evaluates the network (no gradients, Heaviside spikes) on `samples`.
+/// Evaluates the network (no gradients, Heaviside spikes) on `samples`,
+/// counting every LIF layer's spikes on the device.
 pub fn evaluate<S: SampleSource + ?Sized>(
     source: &S,
     samples: &[SampleRef],
@@ -210,6 +224,7 @@ pub fn evaluate<S: SampleSource + ?Sized>(
     keep_rates: bool,
 ) -> Result<Evaluation, TrainError> {
     let mut sse = DeviceSum(None);
+    let mut tally = SpikeTally::new(net);
     let mut device_rates = Vec::new();
     let mut labels = Vec::with_capacity(samples.len());
     for_each_batch(
@@ -223,7 +238,7 @@ pub fn evaluate<S: SampleSource + ?Sized>(
             let (batch_sse, rates) = guarded(pass.device, "an evaluation step", || {
                 tch::no_grad(|| {
                     let batch = host.to_device(&pass.frames, pass.device);
-                    let output = net.forward_t(&batch.inputs, false);
+                    let output = net.forward_fast_tallied(&batch.inputs, &mut tally);
                     let sse =
                         output.mse_loss(&one_hot(&batch.labels, pass.classes), Reduction::Sum);
                     (sse.to_kind(Kind::Double), output)
@@ -235,14 +250,15 @@ pub fn evaluate<S: SampleSource + ?Sized>(
             Ok::<(), TrainError>(())
         },
     )?;
-    let (sse, rates) = guarded(pass.device, "reading the evaluation's results", || {
-        let rates = if device_rates.is_empty() {
-            Vec::new()
-        } else {
-            host_rates(&Tensor::cat(&device_rates, 0))
-        };
-        (sse.read(), rates)
-    })?;
+    let (sse, rates, firing_rates) =
+        guarded(pass.device, "reading the evaluation's results", || {
+            let rates = if device_rates.is_empty() {
+                Vec::new()
+            } else {
+                host_rates(&Tensor::cat(&device_rates, 0))
+            };
+            (sse.read(), rates, tally.rates())
+        })?;
     let mut confusion = Confusion::new(pass.classes);
     for (r, &l) in rates.iter().zip(&labels) {
         confusion.add(l as usize, predict(r));
@@ -253,6 +269,7 @@ pub fn evaluate<S: SampleSource + ?Sized>(
         accuracy: confusion.accuracy(),
         confusion: confusion.into_rows(),
         rates: keep_rates.then_some(rates),
+        firing_rates: firing_rates.unwrap_or_default(),
     })
 }
 

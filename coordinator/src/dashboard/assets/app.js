@@ -296,6 +296,25 @@
       { name: 'val acc', values: d.val_accuracy_curve, color: '#d08700' },
       { name: 'test acc', values: d.test_accuracy_curve, color: '#1f9d55' },
     ], [0, 1], d.best_epoch);
+    rateTable($('#detail-rates'), d.firing_rates || [], d.firing_rates_epoch);
+  }
+
+  // The last epoch's firing rates: each LIF layer's mean spikes per neuron
+  // per time step in training and evaluation (text nodes only).
+  function rateTable(root, rates, epoch) {
+    root.replaceChildren();
+    if (!rates.length) return;
+    const rate = (v) => (v === null || v === undefined ? '–' : (100 * v).toFixed(2) + ' %');
+    const rows = rates.map((r) => el('tr', { 'data-layer': r.layer, class: r.train === 0 ? 'silent' : null }, [
+      el('td', {}, [el('code', { text: r.layer })]),
+      cell(rate(r.train), 'num', { 'data-field': 'train', 'data-value': r.train }),
+      cell(rate(r.eval), 'num', { 'data-field': 'eval', 'data-value': r.eval }),
+    ]));
+    root.append(el('table', { class: 'rates' }, [
+      el('caption', { text: 'firing rates, epoch ' + epoch + ' (spikes per neuron per time step)' }),
+      el('thead', {}, [el('tr', {}, ['LIF layer', 'train', 'eval'].map((h) => el('th', { text: h })))]),
+      el('tbody', {}, rows),
+    ]));
   }
 
   function svg(tag, attrs, text) {
