@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::datakind::DataKind;
 use crate::network::NetworkSpec;
 use crate::sweep::SweepSpec;
 
@@ -115,6 +116,10 @@ pub struct DataConfig {
     /// factors are for quick tests and exploration.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub downscale: u32,
+    /// Which data set the root holds: `"sl-animals"` (the default, left out
+    /// of the serialised config so job ids stay) or `"dvs-gesture"`.
+    #[serde(default, skip_serializing_if = "DataKind::is_default")]
+    pub kind: DataKind,
 }
 
 /// The down-scaling factors the network's layers accept (DVS128 divided by
@@ -447,10 +452,16 @@ impl ExperimentConfig {
 
     /// Parses and validates TOML text (paths are left as written).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: PathBuf::from("<text>"),
             message: e.to_string(),
         })?;
+        // A data set with only the whole variant narrows the default list.
+        if config.data.kind.variants() == ["whole"]
+            && config.protocol.variants == ProtocolConfig::default().variants
+        {
+            config.protocol.variants = vec![Variant::Whole];
+        }
         config.validate()?;
         Ok(config)
     }
@@ -487,6 +498,17 @@ impl ExperimentConfig {
         }
         if p.variants.is_empty() {
             return Err(invalid("protocol.variants", "no variants given"));
+        }
+        let offered = self.data.kind.variants();
+        if let Some(v) = p.variants.iter().find(|v| !offered.contains(&v.as_str())) {
+            return Err(invalid(
+                "protocol.variants",
+                format!(
+                    "{v} is not offered by {} (it offers {})",
+                    self.data.kind,
+                    offered.join(", ")
+                ),
+            ));
         }
         if !(p.val_fraction > 0.0 && p.val_fraction < 1.0) {
             return Err(invalid(
@@ -532,7 +554,7 @@ impl ExperimentConfig {
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
-        self.validate_network(crate::tags::CLASSES as u32)?;
+        self.validate_network(self.data.kind.classes() as u32)?;
         self.validate_sweep()
     }
 }

@@ -195,6 +195,41 @@ pub fn split(
     }
 }
 
+/// [`split`] over people instead of recordings: the folds (and, for
+/// train-val-test, the validation split) are drawn over the distinct people
+/// of `recordings` (in order of first appearance, `person_of` naming each
+/// recording's person), and every recording goes where its person goes:
+/// grouped by person in the order of the people's split, each person's
+/// recordings in file-list order. No person is in two sets. With one
+/// recording per person this is [`split`].
+pub fn split_by_person(
+    recordings: &[String],
+    person_of: impl Fn(&str) -> String,
+    protocol: &ProtocolConfig,
+    seed: u64,
+    fold: u32,
+) -> Result<FoldSplit, CvError> {
+    let mut people: Vec<String> = Vec::new();
+    for r in recordings {
+        let p = person_of(r);
+        if !people.contains(&p) {
+            people.push(p);
+        }
+    }
+    let by_people = split(&people, protocol, seed, fold)?;
+    let expand = |group: &[String]| -> Vec<String> {
+        group
+            .iter()
+            .flat_map(|p| recordings.iter().filter(|r| person_of(r) == *p).cloned())
+            .collect()
+    };
+    Ok(FoldSplit {
+        train: expand(&by_people.train),
+        val: expand(&by_people.val),
+        test: expand(&by_people.test),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,10 @@
 //! `sliced/<name>_<NN>.npy`, and beside them
 //! `SL-Animals-DVS_gestures_definitions.csv` and `filelist.txt` (the recordings to
 //! use, in order). Everything works on what the file list names.
+//!
+//! A root may instead hold DVS128 Gesture as downloaded ([`crate::gesture`]):
+//! [`Dataset::open`] tells the two apart by their files, and
+//! [`Dataset::description`] says which it is and what it holds.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -12,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::aedat::{self, ReadError};
 use crate::config::Variant;
+use crate::datakind::{DataKind, Description};
 use crate::events::Event;
+use crate::gesture::{self, Label};
 use crate::npy::{self, NpyError};
 use crate::slicing::{sample_name, slice, slice_one};
 use crate::tags::{self, CLASSES, Tag, TagsError};
@@ -90,6 +96,26 @@ pub enum DataError {
     BadClass {
         /// The index asked for.
         class: usize,
+    },
+    /// A sample index past a recording's label rows (DVS128 Gesture).
+    #[error("recording {recording:?} has {samples} samples; there is no sample {index}")]
+    BadSample {
+        /// The recording.
+        recording: String,
+        /// The index asked for.
+        index: usize,
+        /// Samples it has.
+        samples: usize,
+    },
+    /// The root is not the kind of data set the config says.
+    #[error("{root}: holds no {kind} data set ({what})")]
+    WrongKind {
+        /// The root.
+        root: PathBuf,
+        /// The kind asked for.
+        kind: DataKind,
+        /// What is missing.
+        what: &'static str,
     },
     /// An event file could not be read.
     #[error(transparent)]
@@ -169,6 +195,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     root: PathBuf,
+    /// Where the recordings' files lie: the root, or its `DvsGesture/`.
+    dir: PathBuf,
+    kind: DataKind,
     recordings: Vec<String>,
     class_names: Vec<String>,
 }
@@ -248,11 +277,59 @@ impl Dataset {
     /// Opens a root: reads the file list and class definitions and checks that
     /// every listed recording is present, raw (`recordings/` + `tags/`) or sliced
     /// (all 19 `sliced/<name>_<NN>.npy`).
+    ///
+    /// A root without `filelist.txt` whose `DvsGesture/` (or itself) holds
+    /// `trials_to_train.txt` opens as DVS128 Gesture ([`Dataset::open_kind`]).
     pub fn open(root: &Path) -> Result<Dataset, DataError> {
+        if !root.join(FILE_LIST).exists() && gesture::find_dir(root).is_some() {
+            return Self::open_kind(root, DataKind::DvsGesture);
+        }
+        Self::open_kind(root, DataKind::SlAnimals)
+    }
+
+    /// Opens a root as the data set `kind`. DVS128 Gesture: reads the two
+    /// trial lists and the mapping, and checks every listed trial has its
+    /// recording and labels file.
+    pub fn open_kind(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
+        match kind {
+            DataKind::SlAnimals => Self::open_sl_animals(root),
+            DataKind::DvsGesture => Self::open_gesture(root),
+        }
+    }
+
+    fn open_gesture(root: &Path) -> Result<Dataset, DataError> {
+        let dir = gesture::find_dir(root).ok_or_else(|| DataError::WrongKind {
+            root: root.to_path_buf(),
+            kind: DataKind::DvsGesture,
+            what: "no DvsGesture/trials_to_train.txt",
+        })?;
+        let ds = Dataset {
+            root: root.to_path_buf(),
+            class_names: gesture::read_mapping(&dir.join(gesture::MAPPING))?,
+            recordings: gesture::read_recordings(&dir)?,
+            dir,
+            kind: DataKind::DvsGesture,
+        };
+        for name in &ds.recordings {
+            for (path, what) in [
+                (ds.recording_path(name), "recording of a listed trial"),
+                (ds.tags_path(name), "labels file of a listed trial"),
+            ] {
+                if !path.is_file() {
+                    return Err(DataError::Missing { path, what });
+                }
+            }
+        }
+        Ok(ds)
+    }
+
+    fn open_sl_animals(root: &Path) -> Result<Dataset, DataError> {
         let recordings = read_file_list(&root.join(FILE_LIST))?;
         let class_names = read_class_names(&root.join(CLASS_DEFS))?;
         let ds = Dataset {
             root: root.to_path_buf(),
+            dir: root.to_path_buf(),
+            kind: DataKind::SlAnimals,
             recordings,
             class_names,
         };
@@ -291,19 +368,71 @@ impl Dataset {
             .collect()
     }
 
-    /// The 19 class names in class order.
+    /// The class names in class order (19 for SL-Animals, 11 for DVS128 Gesture).
     pub fn class_names(&self) -> &[String] {
         &self.class_names
     }
 
-    /// `recordings/<name>.aedat`.
-    pub fn recording_path(&self, name: &str) -> PathBuf {
-        self.root.join("recordings").join(format!("{name}.aedat"))
+    /// Which data set this is.
+    pub fn kind(&self) -> DataKind {
+        self.kind
     }
 
-    /// `tags/<name>.csv`.
+    /// Kind, classes, sample cutting, variants and people of the whole list.
+    pub fn description(&self) -> Description {
+        Description::new(self.kind, self.class_names.clone(), &self.recordings)
+    }
+
+    /// `recordings/<name>.aedat` (DVS128 Gesture: `DvsGesture/<name>.aedat`).
+    pub fn recording_path(&self, name: &str) -> PathBuf {
+        match self.kind {
+            DataKind::SlAnimals => self.dir.join("recordings").join(format!("{name}.aedat")),
+            DataKind::DvsGesture => self.dir.join(format!("{name}.aedat")),
+        }
+    }
+
+    /// `tags/<name>.csv` (DVS128 Gesture: `DvsGesture/<name>_labels.csv`).
     pub fn tags_path(&self, name: &str) -> PathBuf {
-        self.root.join("tags").join(format!("{name}.csv"))
+        match self.kind {
+            DataKind::SlAnimals => self.dir.join("tags").join(format!("{name}.csv")),
+            DataKind::DvsGesture => self.dir.join(format!("{name}_labels.csv")),
+        }
+    }
+
+    /// The label rows of a DVS128 Gesture recording (empty for SL-Animals,
+    /// whose tag rows are its classes in order).
+    pub fn labels(&self, recording: &str) -> Result<Vec<Label>, DataError> {
+        self.check_known(recording)?;
+        match self.kind {
+            DataKind::SlAnimals => Ok(Vec::new()),
+            DataKind::DvsGesture => gesture::read_labels(&self.tags_path(recording)),
+        }
+    }
+
+    /// The class of each sample of a recording, in sample order.
+    pub fn sample_classes(&self, recording: &str) -> Result<Vec<usize>, DataError> {
+        match self.kind {
+            DataKind::SlAnimals => {
+                self.check_known(recording)?;
+                Ok((0..CLASSES).collect())
+            }
+            DataKind::DvsGesture => Ok(self.labels(recording)?.iter().map(|l| l.class).collect()),
+        }
+    }
+
+    /// The samples of a recording with their classes, in sample order.
+    pub fn labelled_samples(&self, recording: &str) -> Result<Vec<(usize, Vec<Event>)>, DataError> {
+        let classes = self.sample_classes(recording)?;
+        Ok(classes
+            .into_iter()
+            .zip(self.recording_samples(recording)?)
+            .collect())
+    }
+
+    fn gesture_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
+        let labels = self.labels(recording)?;
+        let file = aedat::read_file(&self.recording_path(recording))?;
+        Ok(gesture::cut(&file.events, &labels))
     }
 
     /// `sliced/<name>_<NN>.npy`.
@@ -315,7 +444,8 @@ impl Dataset {
 
     /// Whether all 19 sliced samples of a recording exist.
     pub fn is_sliced(&self, name: &str) -> bool {
-        (0..CLASSES).all(|c| self.sliced_path(name, c).is_file())
+        self.kind == DataKind::SlAnimals
+            && (0..CLASSES).all(|c| self.sliced_path(name, c).is_file())
     }
 
     fn check_known(&self, recording: &str) -> Result<(), DataError> {
@@ -348,9 +478,23 @@ impl Dataset {
     }
 
     /// Sample `class` (0-based) of a recording: the sliced file if present, else
-    /// cut from the raw recording by its tags.
+    /// cut from the raw recording by its tags. DVS128 Gesture: the sample of
+    /// label row `class` (0-based), whatever its class.
     pub fn sample_events(&self, recording: &str, class: usize) -> Result<Vec<Event>, DataError> {
         self.check_known(recording)?;
+        if self.kind == DataKind::DvsGesture {
+            let mut samples = self.gesture_samples(recording)?;
+            if class >= samples.len() {
+                return Err(DataError::BadSample {
+                    recording: recording.to_owned(),
+                    index: class,
+                    samples: samples.len(),
+                });
+            }
+            let events = samples.swap_remove(class);
+            check_span(&events, recording, class)?;
+            return Ok(events);
+        }
         if class >= CLASSES {
             return Err(DataError::BadClass { class });
         }
@@ -367,10 +511,13 @@ impl Dataset {
 
     /// All 19 samples of a recording in class order, reading the recording file
     /// once (through a buffer; the raw bytes are never held whole) or the 19
-    /// sliced files.
+    /// sliced files. DVS128 Gesture: one sample per label row, in row order
+    /// ([`Dataset::sample_classes`] gives their classes).
     pub fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         self.check_known(recording)?;
-        let samples = if self.is_sliced(recording) {
+        let samples = if self.kind == DataKind::DvsGesture {
+            self.gesture_samples(recording)?
+        } else if self.is_sliced(recording) {
             (0..CLASSES)
                 .map(|c| Ok(npy::read_events(&self.sliced_path(recording, c))?))
                 .collect::<Result<Vec<_>, DataError>>()?
@@ -392,6 +539,18 @@ impl Dataset {
     /// The files the file list makes this data set use, in order: metadata, then
     /// per recording its raw file and tags, or its sliced files.
     pub fn used_files(&self) -> Vec<PathBuf> {
+        if self.kind == DataKind::DvsGesture {
+            let mut files: Vec<PathBuf> =
+                [gesture::MAPPING, gesture::TRAIN_LIST, gesture::TEST_LIST]
+                    .iter()
+                    .map(|f| self.dir.join(f))
+                    .collect();
+            for name in &self.recordings {
+                files.push(self.recording_path(name));
+                files.push(self.tags_path(name));
+            }
+            return files;
+        }
         let mut files = vec![self.root.join(FILE_LIST), self.root.join(CLASS_DEFS)];
         for name in &self.recordings {
             if self.recording_path(name).is_file() {
@@ -405,12 +564,14 @@ impl Dataset {
     }
 
     /// A hex SHA-256 over the names (relative paths), sizes and content hashes
-    /// of [`Dataset::used_files`]: equal fingerprints mean equal inputs.
+    /// of [`Dataset::used_files`]: equal fingerprints mean equal inputs. Paths
+    /// are taken from the folder holding the files (DVS128 Gesture: its
+    /// `DvsGesture/`, so a root and that folder opened alone agree).
     pub fn fingerprint(&self) -> Result<String, DataError> {
         let mut outer = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         for path in self.used_files() {
-            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+            let rel = path.strip_prefix(&self.dir).unwrap_or(&path);
             let file = File::open(&path).map_err(io_err(&path))?;
             let size = file.metadata().map_err(io_err(&path))?.len();
             let mut reader = BufReader::new(file);

@@ -6,10 +6,12 @@
 pub mod aedat;
 pub mod config;
 pub mod cv;
+pub mod datakind;
 pub mod dataset;
 pub mod events;
 pub mod exit;
 pub mod frames;
+pub mod gesture;
 pub mod job;
 pub mod logging;
 pub mod mt19937;
@@ -27,4 +29,5 @@ pub mod special;
 pub mod stats;
 pub mod sweep;
 pub mod synth;
+pub mod synth_gesture;
 pub mod tags;

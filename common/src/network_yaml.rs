@@ -58,6 +58,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
         data: DataConfig {
             downscale: 1,
             root: PathBuf::from("data"),
+            kind: Default::default(),
         },
         protocol: Default::default(),
         simulation: Default::default(),

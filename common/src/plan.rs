@@ -16,7 +16,9 @@ use crate::config::{
     ConfigError, ExperimentConfig, ProtocolKind, SimulationConfig, TrainingConfig, Variant,
 };
 use crate::cv::{self, CvError, FoldSplit};
+use crate::datakind::DataKind;
 use crate::dataset::{self, DataError, FILE_LIST};
+use crate::gesture;
 use crate::network::NetworkSpec;
 use crate::sweep::{self, Configuration};
 
@@ -143,9 +145,16 @@ pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String>
         .collect()
 }
 
-/// Reads `<root>/filelist.txt`; a clear error when the root has none.
+/// Reads `<root>/filelist.txt`; a clear error when the root has none. A
+/// DVS128 Gesture root without one gives its trial lists (training list
+/// first, see [`gesture::read_recordings`]).
 pub fn read_root_file_list(root: &Path) -> Result<Vec<String>, PlanError> {
     let path = root.join(FILE_LIST);
+    if !path.is_file()
+        && let Some(dir) = gesture::find_dir(root)
+    {
+        return Ok(gesture::read_recordings(&dir)?);
+    }
     if !path.is_file() {
         return Err(PlanError::NoFileList {
             root: root.to_path_buf(),
@@ -170,6 +179,9 @@ struct JobIdentity<'a> {
     fold: u32,
     split: &'a FoldSplit,
     data_fingerprint: Option<&'a str>,
+    /// Left out for SL-Animals (the default), so its ids stand.
+    #[serde(skip_serializing_if = "DataKind::is_default")]
+    data_kind: DataKind,
     /// The written block list; left out for the default network (no
     /// `[network]`), so ids from before networks were configurable stand.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,6 +219,7 @@ pub fn job_id(
         fold,
         split,
         data_fingerprint,
+        data_kind: config.data.kind,
         network: config.network.as_ref(),
     };
     // Serialising plain structs of numbers, strings and enums cannot fail.
@@ -231,13 +244,23 @@ pub fn plan_configurations(
         let recordings = variant_recordings(file_list, variant);
         for &seed in &p.seeds {
             for fold in 0..p.folds {
-                let split =
-                    cv::split(&recordings, p, seed, fold).map_err(|source| PlanError::Split {
-                        variant,
+                let kind = config.data.kind;
+                let split = match kind {
+                    DataKind::SlAnimals => cv::split(&recordings, p, seed, fold),
+                    DataKind::DvsGesture => cv::split_by_person(
+                        &recordings,
+                        |r| kind.person_of(r).to_owned(),
+                        p,
                         seed,
                         fold,
-                        source,
-                    })?;
+                    ),
+                }
+                .map_err(|source| PlanError::Split {
+                    variant,
+                    seed,
+                    fold,
+                    source,
+                })?;
                 splits.push((variant, seed, fold, split));
             }
         }

@@ -262,6 +262,19 @@ pub fn recording(
     name: &str,
     size: SynthSize,
 ) -> (Vec<Event>, Vec<(usize, usize)>) {
+    recording_of(seed, index, name, size, CLASSES)
+}
+
+/// [`recording`] with the first `classes` gestures only (the same events as
+/// [`recording`]'s first `classes` samples; the motions stay SL-Animals' 19
+/// directions).
+pub fn recording_of(
+    seed: u64,
+    index: usize,
+    name: &str,
+    size: SynthSize,
+    classes: usize,
+) -> (Vec<Event>, Vec<(usize, usize)>) {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64);
     let sp = size_params(size);
@@ -277,9 +290,9 @@ pub fn recording(
         noise: uniform(&mut rng, sp.noise) * noise_f,
     };
     let mut events = Vec::new();
-    let mut ranges = Vec::with_capacity(CLASSES);
+    let mut ranges = Vec::with_capacity(classes);
     let mut t = rng.random_range(1_000_000..20_000_000i64);
-    for c in 0..CLASSES {
+    for c in 0..classes {
         let gap = uniform(&mut rng, sp.gap_ms) as i64;
         let mut batch = Vec::new();
         for ms in 0..gap {

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use spikecv_common::aedat::{self, ReadError};
 use spikecv_common::config::{BinMode, ConfigError, Variant};
+use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
 use spikecv_common::events::{Event, checksum};
 use spikecv_common::frames::{self, Crop, FrameSpec};
@@ -14,6 +15,7 @@ use spikecv_common::npy::{self, NpyError};
 use spikecv_common::render::{self, RenderError};
 use spikecv_common::slicing::{parse_sample_name, sample_name};
 use spikecv_common::synth::{self, SynthError, SynthOptions, SynthSize};
+use spikecv_common::synth_gesture;
 use spikecv_common::tags::CLASSES;
 
 use crate::data_import::{self, ImportArgs, ImportError};
@@ -29,11 +31,14 @@ pub struct DataArgs {
 /// The data tools.
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
-    /// Generate a synthetic SL-Animals-DVS root (59 recordings × 19 gestures).
+    /// Generate a synthetic SL-Animals-DVS root (59 recordings × 19 gestures),
+    /// or with `--kind dvs-gesture` a small DVS128 Gesture download
+    /// (`<out>/DvsGesture/`, 12 recordings × 11 gestures, AEDAT 3.1).
     Synth(SynthArgs),
     /// Lay out the downloaded SL-Animals-DVS as a root: finds the recordings and
     /// tag files anywhere under DIR, checks each listed name is there once, links
     /// (or copies) them into place, then prints what `inspect` says of the root.
+    /// A DIR holding `DvsGesture/` (DVS128 Gesture) becomes `ROOT/DvsGesture/`.
     Import(crate::data_import::ImportArgs),
     /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
     Slice(SliceArgs),
@@ -58,9 +63,13 @@ pub struct SynthArgs {
     /// tiny (CI), small, or full (realistic lengths and rates).
     #[arg(long, default_value = "tiny")]
     pub size: SynthSize,
-    /// Write only N recordings, spread evenly over the file list (every set).
+    /// Write only N recordings, spread evenly over the file list (every set;
+    /// DVS128 Gesture: the first N).
     #[arg(long)]
     pub recordings: Option<usize>,
+    /// Which data set: sl-animals or dvs-gesture.
+    #[arg(long, default_value = "sl-animals")]
+    pub kind: DataKind,
 }
 
 /// Flags of `coordinator data slice`.
@@ -188,14 +197,15 @@ pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
 }
 
 fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
-    let s = synth::generate(
-        &a.out,
-        &SynthOptions {
-            seed: a.seed,
-            size: a.size,
-            recordings: a.recordings,
-        },
-    )?;
+    let opts = SynthOptions {
+        seed: a.seed,
+        size: a.size,
+        recordings: a.recordings,
+    };
+    let s = match a.kind {
+        DataKind::SlAnimals => synth::generate(&a.out, &opts)?,
+        DataKind::DvsGesture => synth_gesture::generate(&a.out, &opts)?,
+    };
     writeln!(
         out,
         "wrote {} recordings, {} samples, {} events, {} bytes to {}",
@@ -342,7 +352,9 @@ struct ClassDurations {
 #[derive(Debug, Serialize)]
 struct RootReport {
     root: PathBuf,
+    kind: DataKind,
     recordings: usize,
+    people: usize,
     recordings_reduced: usize,
     samples: usize,
     events: u64,
@@ -419,13 +431,14 @@ fn print_file(r: &FileReport, out: &mut dyn Write) -> std::io::Result<()> {
 fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
     let ds = Dataset::open(root)?;
     let names = ds.recordings(Variant::Whole);
-    let mut durations: Vec<Vec<f64>> = vec![Vec::new(); CLASSES];
+    let mut durations: Vec<Vec<f64>> = vec![Vec::new(); ds.class_names().len()];
     let mut problems = Vec::new();
     let (mut events, mut duration_s, mut samples) = (0u64, 0.0f64, 0usize);
     for rec in &names {
-        match ds.recording_samples(rec) {
+        match ds.labelled_samples(rec) {
             Ok(list) => {
-                for (c, s) in list.iter().enumerate() {
+                for (i, (c, s)) in list.iter().enumerate() {
+                    let c = *c;
                     samples += 1;
                     events += s.len() as u64;
                     let d = match (s.first(), s.last()) {
@@ -433,9 +446,11 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
                         _ => 0.0,
                     };
                     duration_s += d;
-                    durations[c].push(d);
+                    if let Some(list) = durations.get_mut(c) {
+                        list.push(d);
+                    }
                     if s.is_empty() {
-                        problems.push(format!("{}: empty sample", sample_name(rec, c)));
+                        problems.push(format!("{}: empty sample", sample_name(rec, i)));
                     }
                 }
             }
@@ -460,7 +475,9 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
         .collect();
     Ok(RootReport {
         root: root.to_path_buf(),
+        kind: ds.kind(),
         recordings: names.len(),
+        people: ds.description().people.len(),
         recordings_reduced: ds.recordings(Variant::Reduced).len(),
         samples,
         events,
@@ -478,11 +495,18 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
 
 fn print_root(r: &RootReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "root:        {}", r.root.display())?;
-    writeln!(
-        out,
-        "recordings:  {} ({} without _indoor)",
-        r.recordings, r.recordings_reduced
-    )?;
+    if r.kind == DataKind::SlAnimals {
+        writeln!(
+            out,
+            "recordings:  {} ({} without _indoor)",
+            r.recordings, r.recordings_reduced
+        )?;
+    } else {
+        writeln!(out, "kind:        {}", r.kind)?;
+        writeln!(out, "recordings:  {}", r.recordings)?;
+    }
+    writeln!(out, "people:      {}", r.people)?;
+    writeln!(out, "classes:     {}", r.classes.len())?;
     writeln!(out, "samples:     {}", r.samples)?;
     writeln!(out, "events:      {} (in samples)", r.events)?;
     writeln!(out, "duration:    {:.1} s (sum of samples)", r.duration_s)?;

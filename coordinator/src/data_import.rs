@@ -21,7 +21,11 @@
 //! root never depends on DIR staying where it is. `filelist.txt` is written
 //! last: an interrupted import leaves no root that opens, and running it again
 //! completes it (files already in place and identical are kept).
+//!
+//! A DIR holding `DvsGesture/` (DVS128 Gesture as IBM ships it) is imported
+//! by [`gesture`] into `ROOT/DvsGesture/` instead.
 
+mod gesture;
 mod place;
 mod scan;
 
@@ -301,6 +305,9 @@ pub fn import(args: &ImportArgs) -> Result<ImportReport, ImportError> {
     let out = resolve(&args.out)?;
     if out.starts_with(&dir) {
         return Err(ImportError::OutInsideSource { out, dir });
+    }
+    if let Some(src) = gesture::source_dir(&dir) {
+        return gesture::import(args, dir.clone(), &src, out);
     }
     let names = recording_names();
     let found = scan(&dir, &out, &names.iter().cloned().collect())?;

@@ -1,6 +1,7 @@
 //! What `submit` takes: an experiment config with its planned jobs.
 
 use spikecv_common::config::ExperimentConfig;
+use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names};
 use spikecv_common::plan::{PlannedJob, plan_from_root};
 use spikecv_common::sweep::Configuration;
@@ -29,11 +30,23 @@ pub struct Submission {
 impl Submission {
     /// Plans `config` over `config.data.root`'s file list; class names come from
     /// the root's definitions file when present, else the 19 SL-Animals names.
+    /// A data set other than SL-Animals is refused (its training is not done).
     pub fn from_config(
         config: ExperimentConfig,
         config_toml: String,
         data_fingerprint: Option<String>,
     ) -> Result<Self, SchedulerError> {
+        if config.data.kind != DataKind::SlAnimals {
+            // The worker still cuts and labels samples as SL-Animals' 19
+            // classes: refuse rather than train on wrong labels.
+            return Err(SchedulerError::BadRequest {
+                message: format!(
+                    "data.kind = \"{}\": training this data set is not supported yet \
+                     (`coordinator plan` and `coordinator data` work on it)",
+                    config.data.kind
+                ),
+            });
+        }
         let plan = plan_from_root(&config, data_fingerprint.as_deref())?;
         let defs = config.data.root.join(CLASS_DEFS);
         let class_names = if defs.is_file() {

@@ -1,0 +1,149 @@
+//! Which data set a root holds, and what the data layer needs to know of it:
+//! its class names, how its samples are cut, who recorded what (the unit of
+//! the folds) and the variants it offers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::gesture;
+
+/// `[data] kind`: the data set of a root.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataKind {
+    /// SL-Animals-DVS (the default): `recordings/`, `tags/`, `filelist.txt`.
+    #[default]
+    #[serde(rename = "sl-animals")]
+    SlAnimals,
+    /// DVS128 Gesture (IBM): the `DvsGesture/` folder as downloaded.
+    #[serde(rename = "dvs-gesture")]
+    DvsGesture,
+}
+
+impl DataKind {
+    /// The name used in configs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataKind::SlAnimals => "sl-animals",
+            DataKind::DvsGesture => "dvs-gesture",
+        }
+    }
+
+    /// Whether this is the default (left out of serialised configs, so job
+    /// ids of SL-Animals experiments stay as they were).
+    pub fn is_default(&self) -> bool {
+        *self == DataKind::default()
+    }
+
+    /// The variants (`protocol.variants`) this data set offers.
+    pub fn variants(self) -> &'static [&'static str] {
+        match self {
+            DataKind::SlAnimals => &["whole", "reduced"],
+            DataKind::DvsGesture => &["whole"],
+        }
+    }
+
+    /// How many classes the data set has.
+    pub fn classes(self) -> usize {
+        match self {
+            DataKind::SlAnimals => crate::tags::CLASSES,
+            DataKind::DvsGesture => gesture::CLASSES,
+        }
+    }
+
+    /// How the data set's samples are cut from its recordings.
+    pub fn cut(self) -> SampleCut {
+        match self {
+            DataKind::SlAnimals => SampleCut::EventIndices,
+            DataKind::DvsGesture => SampleCut::TimeWindows,
+        }
+    }
+
+    /// The person of a recording (the unit the folds keep together).
+    /// SL-Animals: the recording itself (the reference folds over recordings,
+    /// one per person); DVS128 Gesture: its `userNN` prefix.
+    pub fn person_of(self, recording: &str) -> &str {
+        match self {
+            DataKind::SlAnimals => recording,
+            DataKind::DvsGesture => gesture::person_of(recording),
+        }
+    }
+}
+
+impl fmt::Display for DataKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DataKind {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sl-animals" => Ok(DataKind::SlAnimals),
+            "dvs-gesture" => Ok(DataKind::DvsGesture),
+            other => Err(ConfigError::Invalid {
+                key: "data.kind".into(),
+                message: format!("{other:?} is not one of sl-animals, dvs-gesture"),
+            }),
+        }
+    }
+}
+
+/// How samples are cut from a recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleCut {
+    /// `tags/<name>.csv` rows of event indices, one per class in class order.
+    EventIndices,
+    /// `<name>_labels.csv` rows of µs times (`start ≤ t < end`), any number,
+    /// each naming its class.
+    TimeWindows,
+}
+
+/// An opened data set, described: what the data layer asks of it instead of
+/// SL-Animals' constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description {
+    /// Which data set.
+    pub kind: DataKind,
+    /// Class names in class order (from the root's files).
+    pub class_names: Vec<String>,
+    /// How samples are cut.
+    pub cut: SampleCut,
+    /// The variants it offers.
+    pub variants: &'static [&'static str],
+    /// The people in order of first appearance in the recording list.
+    pub people: Vec<String>,
+}
+
+impl Description {
+    /// Describes `recordings` of a data set of `kind` with `class_names`.
+    pub fn new(kind: DataKind, class_names: Vec<String>, recordings: &[String]) -> Self {
+        Self {
+            kind,
+            class_names,
+            cut: kind.cut(),
+            variants: kind.variants(),
+            people: people(kind, recordings),
+        }
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.class_names.len()
+    }
+}
+
+/// The distinct people of `recordings`, in order of first appearance.
+pub fn people(kind: DataKind, recordings: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in recordings {
+        let p = kind.person_of(r);
+        if !out.iter().any(|q| q == p) {
+            out.push(p.to_owned());
+        }
+    }
+    out
+}

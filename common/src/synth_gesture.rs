@@ -1,0 +1,123 @@
+//! A synthetic DVS128 Gesture download: `<out>/DvsGesture/` in the layout IBM
+//! ships ([`crate::gesture`]), for tests and the local run. A few users (some
+//! of the official training users 1-23, some of the test users 24-29), two
+//! lighting conditions each, 11 gestures per recording in class order,
+//! written as AEDAT 3.1 by [`crate::aedat::v3::write`].
+//!
+//! The motions are [`crate::synth`]'s (the first 11 of its classes); each
+//! label row spans its gesture's events exactly, in µs (`start` = its first
+//! event's time, `end` = one past its last), so the cut by time gives them.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::aedat::v3;
+use crate::gesture::{self, CLASSES, FOLDER, LIGHTINGS, Label};
+use crate::synth::{self, SynthError, SynthOptions, SynthSummary};
+
+/// The users written: four training users and two test users.
+pub const USERS: [u32; 6] = [1, 2, 3, 4, 24, 25];
+
+/// The recording names written, training users first: `userNN_<lighting>`,
+/// two lighting conditions per user.
+pub fn recording_names() -> Vec<String> {
+    USERS
+        .iter()
+        .enumerate()
+        .flat_map(|(i, u)| {
+            [LIGHTINGS[i % 5], LIGHTINGS[(i + 2) % 5]].map(|l| format!("user{u:02}_{l}"))
+        })
+        .collect()
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+    std::fs::write(path, bytes).map_err(|source| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes one recording and its labels; returns (events, bytes, samples).
+fn write_recording(
+    dir: &Path,
+    opts: &SynthOptions,
+    index: usize,
+    name: &str,
+) -> Result<(u64, u64, usize), SynthError> {
+    let (events, ranges) = synth::recording_of(opts.seed, index, name, opts.size, CLASSES);
+    let labels: Vec<Label> = ranges
+        .iter()
+        .enumerate()
+        .filter_map(|(class, &(start, end))| {
+            let (first, last) = (events.get(start)?, events.get(end.checked_sub(1)?)?);
+            Some(Label {
+                class,
+                start_us: first.t,
+                end_us: last.t + 1,
+            })
+        })
+        .collect();
+    let path = dir.join(format!("{name}.aedat"));
+    let io = |source| SynthError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = std::fs::File::create(&path).map_err(io)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    v3::write(&mut w, "DVS128", &events, 4096).map_err(io)?;
+    w.flush().map_err(io)?;
+    let bytes = std::fs::metadata(&path).map_err(io)?.len();
+    write_file(
+        &dir.join(format!("{name}_labels.csv")),
+        gesture::labels_csv(&labels).as_bytes(),
+    )?;
+    Ok((events.len() as u64, bytes, labels.len()))
+}
+
+/// Writes `<out>/DvsGesture/` (created if missing); `opts.recordings` keeps
+/// the first N recordings of [`recording_names`]. Deterministic for a seed.
+pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
+    let all = recording_names();
+    let n = opts.recordings.unwrap_or(all.len());
+    if n == 0 || n > all.len() {
+        return Err(SynthError::BadCount {
+            given: n,
+            max: all.len(),
+        });
+    }
+    let names = &all[..n];
+    let dir: PathBuf = out.join(FOLDER);
+    std::fs::create_dir_all(&dir).map_err(|source| SynthError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let (mut events, mut bytes, mut samples) = (0, 0, 0);
+    for (i, name) in names.iter().enumerate() {
+        let (e, b, s) = write_recording(&dir, opts, i, name)?;
+        events += e;
+        bytes += b;
+        samples += s;
+    }
+    let (mut train, mut test) = (String::new(), String::new());
+    for name in names {
+        let list = if gesture::user_number(name).is_some_and(|u| u <= gesture::LAST_TRAIN_USER) {
+            &mut train
+        } else {
+            &mut test
+        };
+        list.push_str(&format!("{name}.aedat\n"));
+    }
+    write_file(
+        &dir.join(gesture::MAPPING),
+        gesture::mapping_csv().as_bytes(),
+    )?;
+    write_file(&dir.join(gesture::TEST_LIST), test.as_bytes())?;
+    // Last: the training list is what makes the folder a data set.
+    write_file(&dir.join(gesture::TRAIN_LIST), train.as_bytes())?;
+    Ok(SynthSummary {
+        recordings: names.to_vec(),
+        samples,
+        events,
+        bytes,
+    })
+}

@@ -1,0 +1,148 @@
+//! Importing DVS128 Gesture as downloaded: DIR holds `DvsGesture/` (or is
+//! it), with `trials_to_train.txt`, `trials_to_test.txt`,
+//! `gesture_mapping.csv` and per listed trial `<name>.aedat` and
+//! `<name>_labels.csv`. Every trial named in the two lists must be there, once
+//! (a trial listed twice fails, naming the line), with a labels file that
+//! parses; the mapping must give 11 classes. The files go to
+//! `ROOT/DvsGesture/` the same way as SL-Animals' (hard link, else copy;
+//! files already there and identical kept), the training list last.
+
+use std::path::{Path, PathBuf};
+
+use spikecv_common::gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
+
+use super::place::{Placed, Source, check_out, place};
+use super::{ClassDefsSource, ImportArgs, ImportError, ImportReport, io_at};
+
+/// The folder of DIR (canonical) holding the download: `DIR/DvsGesture` or
+/// DIR itself, when it holds the training list.
+pub(super) fn source_dir(dir: &Path) -> Option<PathBuf> {
+    let sub = dir.join(FOLDER);
+    if sub.join(TRAIN_LIST).is_file() {
+        Some(sub)
+    } else if dir.join(TRAIN_LIST).is_file() {
+        Some(dir.to_path_buf())
+    } else {
+        None
+    }
+}
+
+/// A file of the download, resolved; a link leading out of `dir` fails.
+fn resolved(dir: &Path, path: PathBuf) -> Result<PathBuf, ImportError> {
+    let real = path.canonicalize().map_err(io_at(&path))?;
+    if !real.starts_with(dir) {
+        return Err(ImportError::LinkOutside {
+            link: path,
+            target: real,
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(real)
+}
+
+/// `.aedat` files of `src` whose name no list gives.
+fn unexpected(src: &Path, names: &[String]) -> Result<Vec<PathBuf>, ImportError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(src).map_err(io_at(src))? {
+        let path = entry.map_err(io_at(src))?.path();
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let is_aedat = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("aedat"));
+        if is_aedat && !names.iter().any(|n| n == stem) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Imports the DVS128 Gesture download in `src` (under `dir`, canonical) into `out`.
+pub(super) fn import(
+    args: &ImportArgs,
+    dir: PathBuf,
+    src: &Path,
+    out: PathBuf,
+) -> Result<ImportReport, ImportError> {
+    let names = gesture::read_recordings(src)?;
+    let class_names = gesture::read_mapping(&src.join(MAPPING))?;
+    let mut complete = Vec::new();
+    let mut missing = Vec::new();
+    for name in &names {
+        let files = [format!("{name}.aedat"), format!("{name}_labels.csv")];
+        let absent: Vec<&String> = files.iter().filter(|f| !src.join(f).is_file()).collect();
+        if absent.is_empty() {
+            gesture::read_labels(&src.join(&files[1]))?;
+            complete.push(name.clone());
+        } else {
+            missing.extend(absent.into_iter().cloned());
+        }
+    }
+    let unexpected = unexpected(src, &names)?;
+    if !missing.is_empty() && !args.allow_missing {
+        return Err(ImportError::Mismatch {
+            dir,
+            missing,
+            doubled: Vec::new(),
+            unexpected,
+            allow_missing: false,
+        });
+    }
+    if complete.is_empty() {
+        return Err(ImportError::NothingToImport { dir });
+    }
+    let mut plan: Vec<(String, Source)> = Vec::new();
+    for name in &complete {
+        for file in [format!("{name}.aedat"), format!("{name}_labels.csv")] {
+            let real = resolved(&dir, src.join(&file))?;
+            plan.push((format!("{FOLDER}/{file}"), Source::File(real)));
+        }
+    }
+    let mapping = resolved(&dir, src.join(MAPPING))?;
+    plan.push((format!("{FOLDER}/{MAPPING}"), Source::File(mapping.clone())));
+    // The test list, then the training list: a root is one once the latter is there.
+    for list in [TEST_LIST, TRAIN_LIST] {
+        let source = if missing.is_empty() {
+            Source::File(resolved(&dir, src.join(list))?)
+        } else {
+            let kept: String = gesture::read_trials(&src.join(list))?
+                .into_iter()
+                .filter(|(_, n)| complete.contains(n))
+                .map(|(_, n)| format!("{n}.aedat\n"))
+                .collect();
+            Source::Text(kept)
+        };
+        plan.push((format!("{FOLDER}/{list}"), source));
+    }
+    let write = check_out(&out, &plan, &complete, &class_names)?;
+    let folder = out.join(FOLDER);
+    std::fs::create_dir_all(&folder).map_err(io_at(&folder))?;
+    let mut report = ImportReport {
+        out: out.clone(),
+        left_out: names
+            .iter()
+            .filter(|n| !complete.contains(n))
+            .cloned()
+            .collect(),
+        recordings: complete,
+        missing,
+        unexpected,
+        class_defs: ClassDefsSource::Found(mapping),
+        linked: 0,
+        copied: 0,
+        kept: 0,
+    };
+    for ((rel, source), write) in plan.iter().zip(write) {
+        if !write {
+            report.kept += 1;
+            continue;
+        }
+        match place(source, &out.join(rel), args.copy)? {
+            Placed::Linked => report.linked += 1,
+            Placed::Copied => report.copied += 1,
+            Placed::Written => {}
+        }
+    }
+    tracing::info!(out = %out.display(), recordings = report.recordings.len(), "imported DVS128 Gesture");
+    Ok(report)
+}
