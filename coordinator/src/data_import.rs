@@ -386,19 +386,34 @@ pub fn import(args: &ImportArgs) -> Result<ImportReport, ImportError> {
         copied: 0,
         kept: 0,
     };
-    for ((rel, source), write) in plan.iter().zip(write) {
-        if !write {
-            report.kept += 1;
-            continue;
-        }
-        match place(source, &out.join(rel), args.copy)? {
-            Placed::Linked => report.linked += 1,
-            Placed::Copied => report.copied += 1,
-            Placed::Written => {}
-        }
-    }
+    report.place_all(&plan, &write, &out, args.copy)?;
     tracing::info!(out = %out.display(), recordings = report.recordings.len(), "imported");
     Ok(report)
+}
+
+impl ImportReport {
+    /// Puts each planned file under `out` (linked, copied or written; those
+    /// `write` marks as already in place are kept) and counts what it did.
+    fn place_all(
+        &mut self,
+        plan: &[(String, Source)],
+        write: &[bool],
+        out: &Path,
+        copy: bool,
+    ) -> Result<(), ImportError> {
+        for ((rel, source), &write) in plan.iter().zip(write) {
+            if !write {
+                self.kept += 1;
+                continue;
+            }
+            match place(source, &out.join(rel), copy)? {
+                Placed::Linked => self.linked += 1,
+                Placed::Copied => self.copied += 1,
+                Placed::Written => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes what an import did, for people.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use spikecv_common::gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
 
-use super::place::{Placed, Source, check_out, place};
+use super::place::{Source, check_out};
 use super::{ClassDefsSource, ImportArgs, ImportError, ImportReport, io_at};
 
 /// The folder of DIR (canonical) holding the download: `DIR/DvsGesture` or
@@ -132,17 +132,7 @@ pub(super) fn import(
         copied: 0,
         kept: 0,
     };
-    for ((rel, source), write) in plan.iter().zip(write) {
-        if !write {
-            report.kept += 1;
-            continue;
-        }
-        match place(source, &out.join(rel), args.copy)? {
-            Placed::Linked => report.linked += 1,
-            Placed::Copied => report.copied += 1,
-            Placed::Written => {}
-        }
-    }
+    report.place_all(&plan, &write, &out, args.copy)?;
     tracing::info!(out = %out.display(), recordings = report.recordings.len(), "imported DVS128 Gesture");
     Ok(report)
 }
