@@ -11,8 +11,8 @@ use spikecv_common::job::{EpochMetrics, JobStatus};
 use spikecv_common::plan::{JobId, plan_configurations};
 use spikecv_common::prune::PruneKind;
 use spikecv_coordinator::scheduler::{
-    Assignment, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo, Submission,
-    WorkerId, WorkerRegistration,
+    Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
+    Submission, WorkerId, WorkerRegistration,
 };
 use spikecv_coordinator::store::Store;
 
@@ -96,6 +96,12 @@ fn start(s: &mut Scheduler) -> (WorkerId, Vec<Vec<Assignment>>) {
     (w, by)
 }
 
+/// Records epoch `e` with validation accuracy `val` for `attempt`; whether
+/// the job was told to stop.
+fn stops(s: &mut Scheduler, attempt: AttemptId, e: u32, val: f64) -> bool {
+    s.record_epoch(attempt, &epoch(e, val, 0.0)).unwrap()
+}
+
 fn status(s: &Scheduler, job: &JobId) -> JobStatus {
     s.store().job(job).unwrap().unwrap().status
 }
@@ -116,10 +122,7 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
         !s.record_epoch(a[0][0].attempt, &epoch(1, 0.5, 0.1))
             .unwrap()
     );
-    assert!(
-        !s.record_epoch(a[1][0].attempt, &epoch(1, 0.9, 0.0))
-            .unwrap()
-    );
+    assert!(!stops(&mut s, a[1][0].attempt, 1, 0.9));
     // Configuration 2 at 0.2 against [0.5, 0.9]: cut at 2/3, 0.767. Stopped,
     // both its jobs, though its fold 1 has reported nothing yet.
     assert!(
@@ -158,19 +161,10 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
     );
     // Configuration 0's fold 1 brings its mean to 0.7, above the cut of
     // [0.2, 0.9] (0.667): it runs on, as does configuration 1.
-    assert!(
-        !s.record_epoch(a[0][1].attempt, &epoch(1, 0.9, 0.0))
-            .unwrap()
-    );
-    assert!(
-        !s.record_epoch(a[1][1].attempt, &epoch(1, 0.9, 0.0))
-            .unwrap()
-    );
+    assert!(!stops(&mut s, a[0][1].attempt, 1, 0.9));
+    assert!(!stops(&mut s, a[1][1].attempt, 1, 0.9));
     // Epoch 2 is not a rung: a collapse there stops nothing.
-    assert!(
-        !s.record_epoch(a[0][0].attempt, &epoch(2, 0.0, 0.0))
-            .unwrap()
-    );
+    assert!(!stops(&mut s, a[0][0].attempt, 2, 0.0));
     for (c, jobs) in a[..2].iter().enumerate() {
         for (fold, job) in jobs.iter().enumerate() {
             assert_eq!(status(&s, &job.job), JobStatus::Running, "{c} {fold}");
@@ -190,25 +184,13 @@ fn a_job_at_its_last_epoch_is_never_stopped() {
     let (_w, a) = start(&mut s);
     // Configuration 1's fold 1 runs ahead to its last epoch first.
     for e in 1..=9 {
-        assert!(
-            !s.record_epoch(a[1][1].attempt, &epoch(e, 0.1, 0.0))
-                .unwrap()
-        );
+        assert!(!stops(&mut s, a[1][1].attempt, e, 0.1));
     }
-    assert!(
-        !s.record_epoch(a[0][0].attempt, &epoch(1, 0.9, 0.0))
-            .unwrap()
-    );
-    assert!(
-        !s.record_epoch(a[2][0].attempt, &epoch(1, 0.8, 0.0))
-            .unwrap()
-    );
+    assert!(!stops(&mut s, a[0][0].attempt, 1, 0.9));
+    assert!(!stops(&mut s, a[2][0].attempt, 1, 0.8));
     // Configuration 1's fold 0 at 0.1: mean 0.1, far below: its unfinished
     // job stops, the one at its last epoch keeps its result.
-    assert!(
-        s.record_epoch(a[1][0].attempt, &epoch(1, 0.1, 0.0))
-            .unwrap()
-    );
+    assert!(stops(&mut s, a[1][0].attempt, 1, 0.1));
     assert_eq!(status(&s, &a[1][0].job), JobStatus::Pruned);
     assert_eq!(status(&s, &a[1][1].job), JobStatus::Running);
 }
