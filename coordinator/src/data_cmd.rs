@@ -11,6 +11,7 @@ use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
 use spikecv_common::events::{Event, checksum};
 use spikecv_common::frames::{self, Crop, FrameSpec};
+use spikecv_common::gesture::{self, Label};
 use spikecv_common::npy::{self, NpyError};
 use spikecv_common::render::{self, RenderError};
 use spikecv_common::slicing::{parse_sample_name, sample_name};
@@ -41,6 +42,8 @@ pub enum DataCommand {
     /// A DIR holding `DvsGesture/` (DVS128 Gesture) becomes `ROOT/DvsGesture/`.
     Import(crate::data_import::ImportArgs),
     /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
+    /// DVS128 Gesture: one sample per label row (NN the row, 00 the first),
+    /// and `<out>/samples.csv` gives each sample's label row and class.
     Slice(SliceArgs),
     /// Write the network input, float32 `[2, X, Y, T]`, of one sample, a list,
     /// or a whole root as .npy, one file per sample.
@@ -80,6 +83,8 @@ pub struct SliceArgs {
     pub data: PathBuf,
     /// Root to write: samples go to `<out>/sliced/`, and the file list and class
     /// definitions beside them, so `<out>` is itself a usable (sliced) root.
+    /// DVS128 Gesture: `samples.csv` beside `sliced/` instead (`sample,
+    /// recording, row, class, class_name, start_us, end_us`; class 0-based).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -159,6 +164,51 @@ pub enum DataCmdError {
         /// What was given.
         name: String,
     },
+    /// A DVS128 Gesture sample name that is not `<recording>_<NN>`.
+    #[error(
+        "bad sample name {name:?}: expected <recording>_<NN> with NN a row of the \
+         recording's labels file, 00 the first (DVS128 Gesture)"
+    )]
+    BadRowName {
+        /// What was given.
+        name: String,
+    },
+    /// A sample of a recording that the trial lists do not name (DVS128 Gesture).
+    #[error(
+        "sample {sample:?}: recording {recording:?} is in neither {} nor {} of {dir}",
+        gesture::TRAIN_LIST,
+        gesture::TEST_LIST
+    )]
+    UnknownTrial {
+        /// The sample name given.
+        sample: String,
+        /// Its recording.
+        recording: String,
+        /// The folder holding the trial lists.
+        dir: PathBuf,
+    },
+    /// A label row past the end of a recording's labels file (DVS128 Gesture).
+    #[error(
+        "sample {sample:?}: {labels} has {rows} label rows, numbered from 00; there is no row {row}"
+    )]
+    NoSuchRow {
+        /// The sample name.
+        sample: String,
+        /// The row asked for (0-based).
+        row: usize,
+        /// Rows the file has.
+        rows: usize,
+        /// The labels file.
+        labels: PathBuf,
+    },
+    /// A labels file with more rows than two-digit sample names can number.
+    #[error("{labels}: {rows} label rows; sample names number rows 00..{MAX_ROWS_SHOWN}")]
+    TooManyRows {
+        /// The labels file.
+        labels: PathBuf,
+        /// Rows it has.
+        rows: usize,
+    },
     /// Writing output failed.
     #[error("{path}: {source}")]
     Io {
@@ -168,6 +218,121 @@ pub enum DataCmdError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Label rows a recording may have: sample names give the row in two digits.
+pub const MAX_ROWS: usize = 100;
+const MAX_ROWS_SHOWN: usize = MAX_ROWS - 1;
+
+/// The file, beside a DVS128 Gesture output's samples, giving each sample's
+/// recording, label row and class.
+pub const SAMPLES_CSV: &str = "samples.csv";
+
+/// One DVS128 Gesture sample by name: `<recording>_<NN>`, NN its label row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowSample {
+    /// `<recording>_<NN>`.
+    pub(crate) name: String,
+    /// The recording.
+    pub(crate) recording: String,
+    /// The label row (0-based), the sample's index in the recording.
+    pub(crate) row: usize,
+    /// The row's class (0-based) and time window.
+    pub(crate) label: Label,
+}
+
+/// Every label row of a DVS128 Gesture recording as a sample, in row order.
+pub(crate) fn recording_rows(
+    ds: &Dataset,
+    recording: &str,
+) -> Result<Vec<RowSample>, DataCmdError> {
+    let labels = ds.labels(recording)?;
+    if labels.len() > MAX_ROWS {
+        return Err(DataCmdError::TooManyRows {
+            labels: ds.tags_path(recording),
+            rows: labels.len(),
+        });
+    }
+    Ok(labels
+        .into_iter()
+        .enumerate()
+        .map(|(row, label)| RowSample {
+            name: sample_name(recording, row),
+            recording: recording.to_owned(),
+            row,
+            label,
+        })
+        .collect())
+}
+
+/// The DVS128 Gesture sample `name` (`<recording>_<NN>`, NN a label row),
+/// checked against the root: a recording of its trial lists, a row of its
+/// labels file.
+pub(crate) fn parse_row_sample(ds: &Dataset, name: &str) -> Result<RowSample, DataCmdError> {
+    let (recording, row) = parse_sample_name(name).ok_or_else(|| DataCmdError::BadRowName {
+        name: name.to_owned(),
+    })?;
+    if !ds.recordings(Variant::Whole).iter().any(|r| r == recording) {
+        return Err(DataCmdError::UnknownTrial {
+            sample: name.to_owned(),
+            recording: recording.to_owned(),
+            dir: gesture::find_dir(ds.root()).unwrap_or_else(|| ds.root().to_path_buf()),
+        });
+    }
+    let rows = recording_rows(ds, recording)?;
+    let count = rows.len();
+    rows.into_iter()
+        .nth(row)
+        .ok_or_else(|| DataCmdError::NoSuchRow {
+            sample: name.to_owned(),
+            row,
+            rows: count,
+            labels: ds.tags_path(recording),
+        })
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// [`SAMPLES_CSV`]'s text for `samples`: `sample,recording,row,class,
+/// class_name,start_us,end_us`, the class 0-based and named as the root's
+/// `gesture_mapping.csv` names it.
+pub(crate) fn samples_csv(ds: &Dataset, samples: &[RowSample]) -> String {
+    let mut text = String::from("sample,recording,row,class,class_name,start_us,end_us\n");
+    for s in samples {
+        let class_name = ds
+            .class_names()
+            .get(s.label.class)
+            .map_or("", String::as_str);
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            csv_field(&s.name),
+            csv_field(&s.recording),
+            s.row,
+            s.label.class,
+            csv_field(class_name),
+            s.label.start_us,
+            s.label.end_us
+        ));
+    }
+    text
+}
+
+/// Writes [`SAMPLES_CSV`] into `dir`; returns its path.
+pub(crate) fn write_samples_csv(
+    ds: &Dataset,
+    dir: &Path,
+    samples: &[RowSample],
+) -> Result<PathBuf, DataCmdError> {
+    let path = dir.join(SAMPLES_CSV);
+    std::fs::write(&path, samples_csv(ds, samples)).map_err(io_at(&path))?;
+    Ok(path)
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DataCmdError + '_ {
@@ -234,6 +399,9 @@ fn run_import(a: &ImportArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
 
 fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let ds = Dataset::open(&a.data)?;
+    if ds.kind() == DataKind::DvsGesture {
+        return run_slice_gesture(a, &ds, out);
+    }
     let dir = a.out.join("sliced");
     std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
     let mut samples = 0;
@@ -253,6 +421,38 @@ fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
         }
     }
     writeln!(out, "wrote {samples} samples to {}", dir.display()).map_err(stdout_err)
+}
+
+/// `data slice` of a DVS128 Gesture root: one sample per label row,
+/// `<out>/sliced/<recording>_<NN>.npy` with NN the row, and
+/// [`SAMPLES_CSV`] beside `sliced/` giving their rows and classes.
+fn run_slice_gesture(a: &SliceArgs, ds: &Dataset, out: &mut dyn Write) -> Result<(), DataCmdError> {
+    // Every labels file is checked before anything is written.
+    let recordings = ds
+        .recordings(Variant::Whole)
+        .into_iter()
+        .map(|rec| Ok((recording_rows(ds, &rec)?, rec)))
+        .collect::<Result<Vec<_>, DataCmdError>>()?;
+    let dir = a.out.join("sliced");
+    std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+    let mut written = Vec::new();
+    for (rows, rec) in recordings {
+        // Both are the labels file's rows, in order.
+        let samples = ds.recording_samples(&rec)?;
+        for (row, events) in rows.into_iter().zip(samples) {
+            npy::write_events(&dir.join(format!("{}.npy", row.name)), &events)?;
+            written.push(row);
+        }
+    }
+    let csv = write_samples_csv(ds, &a.out, &written)?;
+    writeln!(
+        out,
+        "wrote {} samples to {}\nlabel rows and classes of the samples: {}",
+        written.len(),
+        dir.display(),
+        csv.display()
+    )
+    .map_err(stdout_err)
 }
 
 /// `<recording>_<NN>` with NN a class index.

@@ -2,6 +2,10 @@
 //! process, one float32 `[2, X, Y, T]` `.npy` per sample, binned by
 //! `common::frames::bin` (the worker's uncached loader and its frame cache give
 //! the same values). Recordings are read once each, on every core.
+//!
+//! On a DVS128 Gesture root a sample is a label row: `<recording>_<NN>` with
+//! NN the row (00 the first), whatever its class; a folder output also gets
+//! `samples.csv` giving each sample's row and class.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,13 +14,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use spikecv_common::config::{ExperimentConfig, Variant};
+use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::frames::{self, Crop, FrameSpec};
 use spikecv_common::npy;
 use spikecv_common::slicing::sample_name;
 use spikecv_common::tags::CLASSES;
 
-use crate::data_cmd::{DataCmdError, parse_sample};
+use crate::data_cmd::{
+    DataCmdError, RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
+};
 
 /// Flags of `coordinator data frames`.
 #[derive(Debug, clap::Args)]
@@ -24,8 +31,9 @@ pub struct FramesArgs {
     /// Data set root.
     #[arg(long)]
     pub data: PathBuf,
-    /// Samples `<recording>_<NN>` (NN = class index 00-18), repeated or
-    /// comma-separated; none: every sample of `--variant`.
+    /// Samples `<recording>_<NN>` (NN = class index 00-18; DVS128 Gesture:
+    /// NN = label row, 00 the first), repeated or comma-separated; none: every
+    /// sample of `--variant`.
     #[arg(long, value_delimiter = ',')]
     pub sample: Vec<String>,
     /// Without `--sample`: the recordings of this variant (whole or reduced).
@@ -39,7 +47,8 @@ pub struct FramesArgs {
     #[arg(long, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=10_000), usize::from))]
     pub steps: Option<usize>,
     /// Where to write: a `.npy` file for a single `--sample`, else a folder
-    /// (created) that gets `<sample>.npy` per sample.
+    /// (created) that gets `<sample>.npy` per sample (DVS128 Gesture: and
+    /// `samples.csv`, each sample's recording, row and class).
     #[arg(long)]
     pub out: PathBuf,
     /// Start at window K instead of 0 (as a random crop would).
@@ -50,8 +59,46 @@ pub struct FramesArgs {
     pub threads: Option<usize>,
 }
 
-/// The requested samples grouped by recording, recordings in first-seen order.
-fn requested(a: &FramesArgs, ds: &Dataset) -> Result<Vec<(String, Vec<usize>)>, DataCmdError> {
+/// Samples grouped by recording, recordings in first-seen order.
+type Groups = Vec<(String, Vec<usize>)>;
+
+/// The requested samples grouped by recording, recordings in first-seen
+/// order; on a DVS128 Gesture root also each sample's label row and class,
+/// in the order asked.
+fn requested(a: &FramesArgs, ds: &Dataset) -> Result<(Groups, Vec<RowSample>), DataCmdError> {
+    if ds.kind() == DataKind::DvsGesture {
+        return requested_rows(a, ds);
+    }
+    Ok((requested_classes(a, ds)?, Vec::new()))
+}
+
+/// [`requested`] on a DVS128 Gesture root: samples are label rows.
+fn requested_rows(a: &FramesArgs, ds: &Dataset) -> Result<(Groups, Vec<RowSample>), DataCmdError> {
+    let mut rows: Vec<RowSample> = Vec::new();
+    if a.sample.is_empty() {
+        for rec in ds.recordings(a.variant) {
+            rows.extend(recording_rows(ds, &rec)?);
+        }
+    } else {
+        for name in &a.sample {
+            let row = parse_row_sample(ds, name)?;
+            if !rows.iter().any(|r| r.name == row.name) {
+                rows.push(row);
+            }
+        }
+    }
+    let mut groups: Groups = Vec::new();
+    for r in &rows {
+        match groups.iter_mut().find(|(rec, _)| *rec == r.recording) {
+            Some((_, indices)) => indices.push(r.row),
+            None => groups.push((r.recording.clone(), vec![r.row])),
+        }
+    }
+    Ok((groups, rows))
+}
+
+/// [`requested`] on an SL-Animals root: samples are classes.
+fn requested_classes(a: &FramesArgs, ds: &Dataset) -> Result<Groups, DataCmdError> {
     if a.sample.is_empty() {
         return Ok(ds
             .recordings(a.variant)
@@ -84,20 +131,28 @@ fn write_recording(
     let mut values = vec![0f32; spec.len()];
     for &class in classes {
         let name = sample_name(rec, class);
-        let events = samples
-            .get(class)
-            .ok_or_else(|| DataCmdError::BadSample { name: name.clone() })?;
+        let events = samples.get(class).ok_or_else(|| match ds.kind() {
+            DataKind::SlAnimals => DataCmdError::BadSample { name: name.clone() },
+            DataKind::DvsGesture => DataCmdError::NoSuchRow {
+                sample: name.clone(),
+                row: class,
+                rows: samples.len(),
+                labels: ds.tags_path(rec),
+            },
+        })?;
         frames::bin_into(events, spec, crop, &mut values);
         npy::write_f32(&target(&name), &spec.shape(), &values)?;
     }
     Ok(classes.len())
 }
 
-/// Runs `data frames`, printing one summary line to `out`.
+/// Runs `data frames`, printing one summary line to `out` (DVS128 Gesture:
+/// and a line naming `samples.csv`, or for a single `.npy` the sample's row
+/// and class).
 pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let config = ExperimentConfig::load(&a.config)?;
     let ds = Dataset::open(&a.data)?;
-    let groups = requested(a, &ds)?;
+    let (groups, rows) = requested(a, &ds)?;
     let spec = FrameSpec::dvs128_downscaled(
         config.simulation.dt_ms,
         a.steps.unwrap_or(config.simulation.steps as usize),
@@ -157,6 +212,26 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
     }
     let seconds = started.elapsed().as_secs_f64();
     let n = written.into_inner();
+    let gesture_line = if ds.kind() != DataKind::DvsGesture {
+        None
+    } else if single_file {
+        rows.first().map(|r| {
+            let class_name = ds
+                .class_names()
+                .get(r.label.class)
+                .map_or("", String::as_str);
+            format!(
+                "{}: label row {} of {}, class {} ({class_name})",
+                r.name, r.row, r.recording, r.label.class
+            )
+        })
+    } else {
+        let csv = write_samples_csv(&ds, &a.out, &rows)?;
+        Some(format!(
+            "label rows and classes of the samples: {}",
+            csv.display()
+        ))
+    };
     writeln!(
         out,
         "wrote {n} samples, float32 {:?} ({} ms windows from window {}, mode {:?}), to {} \
@@ -172,8 +247,16 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
             0.0
         },
     )
-    .map_err(|source| DataCmdError::Io {
+    .map_err(stdout_err)?;
+    if let Some(line) = gesture_line {
+        writeln!(out, "{line}").map_err(stdout_err)?;
+    }
+    Ok(())
+}
+
+fn stdout_err(source: std::io::Error) -> DataCmdError {
+    DataCmdError::Io {
         path: PathBuf::from("-"),
         source,
-    })
+    }
 }

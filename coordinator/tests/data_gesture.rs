@@ -1,13 +1,19 @@
-//! `coordinator data synth --kind dvs-gesture`, `data import` and `data
-//! inspect` on a synthetic DVS128 Gesture download.
+//! `coordinator data synth --kind dvs-gesture`, `data import`, `data
+//! inspect`, `data slice` and `data frames` on a synthetic DVS128 Gesture
+//! download.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli_support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use spikecv_common::config::BinMode;
+use spikecv_common::dataset::Dataset;
+use spikecv_common::frames::{Crop, FrameSpec, bin};
 use spikecv_common::gesture::{FOLDER, TEST_LIST, TRAIN_LIST};
+use spikecv_common::npy;
 
 use cli_support::*;
 
@@ -136,4 +142,266 @@ fn plan_folds_over_people_and_submission_is_refused_for_now() {
         .unwrap_err();
     assert!(err.to_string().contains("not supported yet"), "{err}");
     assert!(dl.is_dir());
+}
+
+/// A 3-recording synthetic download whose first recording's label rows are
+/// reversed (row 0 is class 10) and whose second lost its last row: 32 samples.
+fn synth_reordered(tmp: &Path) -> PathBuf {
+    let dl = tmp.join("download");
+    ok(&[
+        "data",
+        "synth",
+        "--kind",
+        "dvs-gesture",
+        "--out",
+        s(&dl),
+        "--recordings",
+        "3",
+        "--seed",
+        "9",
+    ]);
+    let folder = dl.join(FOLDER);
+    let edit = |rec: &str, f: &dyn Fn(&mut Vec<&str>)| {
+        let path = folder.join(format!("{rec}_labels.csv"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        f(&mut lines);
+        lines.insert(0, header);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    };
+    edit("user01_fluorescent", &|rows| rows.reverse());
+    edit("user01_lab", &|rows| {
+        rows.pop();
+    });
+    dl
+}
+
+fn frames_config(tmp: &Path) -> PathBuf {
+    let config = tmp.join("exp.toml");
+    std::fs::write(
+        &config,
+        "[data]\nroot = \"download\"\nkind = \"dvs-gesture\"\n[simulation]\nsteps = 6\n\
+         dt_ms = 20\n[training]\nbin_mode = \"SUM\"\n",
+    )
+    .unwrap();
+    config
+}
+
+/// `samples.csv` as (sample, recording, row, class, class name) rows.
+fn samples_csv(path: &Path) -> Vec<(String, String, usize, usize, String)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("sample,recording,row,class,class_name,start_us,end_us")
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), 7, "{l}");
+            (
+                f[0].to_owned(),
+                f[1].to_owned(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+                f[4].to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn slice_writes_one_sample_per_label_row_with_its_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dl = synth_reordered(tmp.path());
+    let ds = Dataset::open(&dl).unwrap();
+    let out = tmp.path().join("cut");
+    let text = ok(&["data", "slice", "--data", s(&dl), "--out", s(&out)]);
+    assert!(text.contains("wrote 32 samples"), "{text}");
+    assert!(text.contains("samples.csv"), "{text}");
+    let names: BTreeSet<String> = std::fs::read_dir(out.join("sliced"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 32);
+    assert!(names.contains("user01_fluorescent_10.npy"));
+    assert!(names.contains("user01_lab_09.npy"));
+    assert!(!names.contains("user01_lab_10.npy"));
+    let rows = samples_csv(&out.join("samples.csv"));
+    assert_eq!(rows.len(), 32);
+    for (name, rec, row, class, class_name) in &rows {
+        assert_eq!(*name, format!("{rec}_{row:02}"));
+        assert!(names.contains(&format!("{name}.npy")), "{name}");
+        assert_eq!(*class, ds.sample_classes(rec).unwrap()[*row], "{name}");
+        assert_eq!(*class_name, ds.class_names()[*class], "{name}");
+        let sliced = npy::read_events(&out.join("sliced").join(format!("{name}.npy"))).unwrap();
+        assert_eq!(sliced, ds.sample_events(rec, *row).unwrap(), "{name}");
+    }
+    // Row 0 of the reversed recording is its last gesture.
+    assert_eq!(
+        rows[0],
+        (
+            "user01_fluorescent_00".to_owned(),
+            "user01_fluorescent".to_owned(),
+            0,
+            10,
+            "other_gestures".to_owned()
+        )
+    );
+    assert!(!out.join("filelist.txt").exists());
+}
+
+#[test]
+fn frames_bins_label_rows_and_names_their_classes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dl = synth_reordered(tmp.path());
+    let ds = Dataset::open(&dl).unwrap();
+    let config = frames_config(tmp.path());
+    let spec = FrameSpec::dvs128(20, 6, BinMode::Sum);
+
+    // The whole root: one file per label row, and samples.csv.
+    let all = tmp.path().join("all");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&dl),
+        "--config",
+        s(&config),
+        "--out",
+        s(&all),
+        "--threads",
+        "2",
+    ]);
+    assert!(text.contains("wrote 32 samples"), "{text}");
+    assert!(text.contains("samples.csv"), "{text}");
+    assert_eq!(std::fs::read_dir(&all).unwrap().count(), 33);
+    let rows = samples_csv(&all.join("samples.csv"));
+    assert_eq!(rows.len(), 32);
+    for (name, rec, row, class, class_name) in &rows {
+        let (shape, values) = npy::read_f32(&all.join(format!("{name}.npy"))).unwrap();
+        assert_eq!(shape, vec![2, 128, 128, 6]);
+        let events = ds.sample_events(rec, *row).unwrap();
+        assert_eq!(values, bin(&events, &spec, Crop::First), "{name}");
+        assert_eq!(*class_name, ds.class_names()[*class]);
+    }
+
+    // A list into a folder: samples.csv lists them in the order asked.
+    let some = tmp.path().join("some");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&dl),
+        "--config",
+        s(&config),
+        "--sample",
+        "user01_lab_03,user01_fluorescent_00",
+        "--sample",
+        "user01_lab_03",
+        "--start",
+        "1",
+        "--out",
+        s(&some),
+    ]);
+    assert!(text.contains("wrote 2 samples"), "{text}");
+    let rows = samples_csv(&some.join("samples.csv"));
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(names, ["user01_lab_03", "user01_fluorescent_00"]);
+    assert_eq!(rows[1].3, 10);
+    let events = ds.sample_events("user01_fluorescent", 0).unwrap();
+    let (_, values) = npy::read_f32(&some.join("user01_fluorescent_00.npy")).unwrap();
+    assert_eq!(values, bin(&events, &spec, Crop::Start(1)));
+
+    // One sample to a file: the summary names its row and class.
+    let one = tmp.path().join("one.npy");
+    let text = ok(&[
+        "data",
+        "frames",
+        "--data",
+        s(&dl),
+        "--config",
+        s(&config),
+        "--sample",
+        "user01_fluorescent_01",
+        "--out",
+        s(&one),
+    ]);
+    assert!(
+        text.contains(
+            "user01_fluorescent_01: label row 1 of user01_fluorescent, class 9 (air_guitar)"
+        ),
+        "{text}"
+    );
+    let events = ds.sample_events("user01_fluorescent", 1).unwrap();
+    assert_eq!(
+        npy::read_f32(&one).unwrap().1,
+        bin(&events, &spec, Crop::First)
+    );
+}
+
+#[test]
+fn frames_names_a_missing_row_or_recording_and_where() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dl = synth_reordered(tmp.path());
+    let config = frames_config(tmp.path());
+    let frames = |sample: &str| {
+        fails(&[
+            "data",
+            "frames",
+            "--data",
+            s(&dl),
+            "--config",
+            s(&config),
+            "--sample",
+            sample,
+            "--out",
+            s(&tmp.path().join("bad")),
+        ])
+    };
+    let err = frames("user01_lab_10");
+    assert!(
+        err.contains("user01_lab_labels.csv")
+            && err.contains("10 label rows")
+            && err.contains("no row 10"),
+        "{err}"
+    );
+    let err = frames("user99_lab_00");
+    assert!(
+        err.contains("\"user99_lab\"") && err.contains("trials_to_train.txt"),
+        "{err}"
+    );
+    let err = frames("user01_lab");
+    assert!(
+        err.contains("bad sample name") && err.contains("label"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("bad").exists(), "nothing written");
+
+    // More rows than two-digit names can number: slice and frames say which file.
+    let labels = dl.join(FOLDER).join("user02_fluorescent_led_labels.csv");
+    let mut text = String::from("class,startTime_usec,endTime_usec\n");
+    for i in 0..101 {
+        text.push_str(&format!("{},{},{}\n", i % 11 + 1, 1000 * i, 1000 * i + 500));
+    }
+    std::fs::write(&labels, text).unwrap();
+    let err = frames("user02_fluorescent_led_00");
+    assert!(
+        err.contains("user02_fluorescent_led_labels.csv") && err.contains("101 label rows"),
+        "{err}"
+    );
+    let err = fails(&[
+        "data",
+        "slice",
+        "--data",
+        s(&dl),
+        "--out",
+        s(&tmp.path().join("cut")),
+    ]);
+    assert!(
+        err.contains("user02_fluorescent_led_labels.csv") && err.contains("00..99"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("cut").exists(), "nothing written");
 }
