@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
+use spikecv_common::datakind::DataKind;
 use spikecv_common::job::JobStatus;
 use spikecv_common::stats;
 use spikecv_common::sweep::configurations;
@@ -17,7 +18,7 @@ use spikecv_common::sweep::configurations;
 use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations};
 use super::early_stop::{EarlyStopping, early_stopping};
 use super::model::{ExperimentRecord, JobRecord};
-use super::published::{PublishedFigure, published_figures};
+use super::published::PublishedTable;
 use super::silent::{SilentJob, silent};
 
 /// Version of the JSON layout (docs/report-schema.md); bumped on any change
@@ -233,6 +234,10 @@ pub struct ExperimentInfo {
     pub created_unix: i64,
     /// Class names in class order.
     pub class_names: Vec<String>,
+    /// The data set (`[data] kind` of the stored configuration); left out of
+    /// the JSON for SL-Animals-DVS, the default.
+    #[serde(skip_serializing_if = "DataKind::is_default")]
+    pub data_kind: DataKind,
 }
 
 /// A whole report, the source of every format.
@@ -248,8 +253,8 @@ pub struct Report {
     pub progress: Progress,
     /// One entry per variant and protocol, whole before reduced.
     pub groups: Vec<GroupReport>,
-    /// Published figures to compare with.
-    pub published: Vec<PublishedFigure>,
+    /// Published figures to compare with: the table of the experiment's data set.
+    pub published: PublishedTable,
     /// Failed and cancelled jobs.
     pub failed_jobs: Vec<FailedJob>,
     /// Time and hardware used.
@@ -368,12 +373,23 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
             Vec::new()
         }
     };
+    let data_kind = match data_kind_of(&experiment.config_toml) {
+        Ok(kind) => kind,
+        Err(e) => {
+            warnings.push(format!(
+                "the stored configuration's data set is not known ({e}); the report takes it for {}",
+                DataKind::default()
+            ));
+            DataKind::default()
+        }
+    };
     let classes = (!experiment.class_names.is_empty()).then_some(experiment.class_names.len());
-    // The networks are resolved for the data set's classes (the DVS set's 19
-    // when the store did not record them).
+    // The networks' output layers have one unit per class: the stored class
+    // names' count, else (a store that did not record them) the data set's
+    // own (19 for SL-Animals-DVS, 11 for DVS128 Gesture).
     let network_classes = classes
         .and_then(|n| u32::try_from(n).ok())
-        .unwrap_or(spikecv_common::tags::CLASSES as u32);
+        .unwrap_or(data_kind.classes() as u32);
     let configuration_infos =
         ConfigurationInfo::list(&configs, planned.iter().map(|k| k.2), network_classes);
 
@@ -441,11 +457,12 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
             config_toml: experiment.config_toml.clone(),
             created_unix: experiment.created_unix,
             class_names: experiment.class_names.clone(),
+            data_kind,
         },
         compute: compute(experiment, &records, progress.complete, now_unix),
         progress,
         groups,
-        published: published_figures(),
+        published: PublishedTable::of(data_kind),
         failed_jobs,
         configurations: configuration_infos,
         sweep,
@@ -453,6 +470,22 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         silent_jobs,
         warnings,
         jobs: records.into_iter().cloned().collect(),
+    }
+}
+
+/// The data set of a stored configuration: its `[data] kind`, the default
+/// (SL-Animals-DVS) when it has none. Read from the TOML alone, so that a
+/// configuration this build no longer accepts in full still names its data
+/// set; a text that is not TOML at all is taken for the default (the report
+/// already warns that it does not parse).
+fn data_kind_of(config_toml: &str) -> Result<DataKind, String> {
+    let Ok(table) = config_toml.parse::<toml::Table>() else {
+        return Ok(DataKind::default());
+    };
+    match table.get("data").and_then(|d| d.get("kind")) {
+        None => Ok(DataKind::default()),
+        Some(toml::Value::String(kind)) => kind.parse().map_err(|e| format!("{e}")),
+        Some(other) => Err(format!("data.kind = {other} is not a string")),
     }
 }
 
@@ -521,7 +554,9 @@ fn group_report(
         .filter(|j| j.status == JobStatus::Succeeded)
         .collect();
     let planned = keys.len();
-    let has_val = !optimistic;
+    // Only train-val-test holds out a validation set (train-test and the
+    // data set's own split test the model of the last or best epoch).
+    let has_val = protocol == ProtocolKind::TrainValTest;
     let val = |jobs: &[&JobRecord], n: usize| {
         has_val.then(|| Metric::of(&values(jobs, |j| j.val_accuracy), n))
     };
@@ -686,5 +721,231 @@ fn compute(
         gpu_hours: gpu_seconds / 3600.0,
         cpu_hours: (train_seconds - gpu_seconds) / 3600.0,
         throughput,
+    }
+}
+
+/// Report inputs of both data sets for the report modules' tests.
+#[cfg(test)]
+pub(crate) mod tests {
+    use spikecv_common::config::{ProtocolKind, Variant};
+    use spikecv_common::datakind::DataKind;
+    use spikecv_common::job::JobStatus;
+
+    use super::super::markdown::render_markdown;
+    use super::super::model::{ExperimentRecord, JobRecord};
+    use super::super::published::PublishedTable;
+    use super::super::render_json;
+    use super::{Report, build_report};
+
+    const GESTURE_CONFIG: &str = "name = \"gesture\"\n[data]\nroot = \"d\"\nkind = \"dvs-gesture\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\n";
+    const SL_ANIMALS_CONFIG: &str = "name = \"animals\"\n[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\n";
+
+    fn experiment(config_toml: &str, class_names: &[&str]) -> ExperimentRecord {
+        ExperimentRecord {
+            id: "exp-1".into(),
+            name: None,
+            config_toml: config_toml.into(),
+            config_hash: "abc".into(),
+            created_unix: 1_780_000_000,
+            class_names: class_names.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// Both folds succeeded, each with an `n`-class confusion matrix: 5 on
+    /// the diagonal, one sample of class 0 taken for the last class.
+    fn jobs(n: usize) -> Vec<JobRecord> {
+        (0..2u32)
+            .map(|fold| {
+                let mut j = JobRecord::pending(
+                    "exp-1",
+                    Variant::Whole,
+                    0,
+                    fold,
+                    ProtocolKind::TrainValTest,
+                );
+                j.status = JobStatus::Succeeded;
+                j.test_accuracy = Some(0.8 + 0.1 * f64::from(fold));
+                j.val_accuracy = Some(0.75);
+                j.test_loss = Some(0.5);
+                j.best_epoch = Some(3);
+                let mut m = vec![vec![0u32; n]; n];
+                for (i, row) in m.iter_mut().enumerate() {
+                    row[i] = 5;
+                }
+                m[0][n - 1] = 1;
+                j.confusion = Some(m);
+                j
+            })
+            .collect()
+    }
+
+    /// A finished DVS128 Gesture experiment (2 folds, 11-class matrices).
+    pub(crate) fn gesture_report() -> Report {
+        let names = spikecv_common::gesture::CLASS_NAMES;
+        build_report(
+            &experiment(GESTURE_CONFIG, &names),
+            &jobs(names.len()),
+            1_780_000_100,
+        )
+    }
+
+    #[test]
+    fn a_gesture_report_has_the_gesture_table_and_eleven_classes() {
+        let r = gesture_report();
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(r.experiment.data_kind, DataKind::DvsGesture);
+        assert!(
+            matches!(r.published, PublishedTable::DvsGesture(_)),
+            "{:?}",
+            r.published
+        );
+        assert_eq!(r.experiment.class_names.len(), 11);
+        let confusion = r.groups[0].confusion.as_ref().unwrap();
+        assert_eq!(confusion.len(), 11);
+        assert!(confusion.iter().all(|row| row.len() == 11));
+        assert_eq!(confusion[0][0], 10);
+        assert_eq!(confusion[0][10], 2);
+        assert_eq!(r.groups[0].confusion_jobs, 2);
+        // The network's last layer has one unit per gesture class.
+        let network = r.configurations[0].network.as_ref().unwrap();
+        assert!(network.name.ends_with("-f11"), "{}", network.name);
+    }
+
+    #[test]
+    fn without_stored_class_names_the_network_follows_the_data_set() {
+        let r = build_report(&experiment(GESTURE_CONFIG, &[]), &jobs(11), 1_780_000_100);
+        let network = r.configurations[0].network.as_ref().unwrap();
+        assert!(network.name.ends_with("-f11"), "{}", network.name);
+        // The matrices' own size is summed when the store has no names.
+        assert_eq!(r.groups[0].confusion.as_ref().unwrap().len(), 11);
+        let r = build_report(
+            &experiment(SL_ANIMALS_CONFIG, &[]),
+            &jobs(19),
+            1_780_000_100,
+        );
+        let network = r.configurations[0].network.as_ref().unwrap();
+        assert!(network.name.ends_with("-f19"), "{}", network.name);
+    }
+
+    #[test]
+    fn gesture_markdown_names_the_data_set_its_classes_and_its_figures() {
+        let md = render_markdown(&gesture_report(), &[]);
+        assert!(
+            md.contains("\n## Compared with published figures on DVS128 Gesture\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "- Data set: DVS128 Gesture, 11 classes: hand\\_clapping, right\\_hand\\_wave,"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("right\\_arm\\_counter\\_clockwise"), "{md}");
+        assert!(md.contains("other\\_gestures\n"), "{md}");
+        assert!(md.contains(
+            "| method | official split (users 1-23 train, 24-29 test) | k-fold over people | classes | protocol |"
+        ));
+        assert!(
+            md.contains(
+                "| SLAYER (Shrestha \\& Orchard, NeurIPS 2018) | 93.64 % ± 0.49 | not given | 11 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 95.54 % ± 0.16 | not given | 11 |"), "{md}");
+        assert!(md.contains("whether it selects on the test set is not stated"));
+        // This run's k-fold figure is not put in the official split's column.
+        assert!(
+            md.contains("| this run, train-val-test | not run | 85.00 % ± 5.00 (2 of 2 jobs) | 11 | train-val-test, ± population std"),
+            "{md}"
+        );
+        // Nothing of SL-Animals-DVS' table.
+        for absent in [
+            "reduced (no S3)",
+            "Vasudevan",
+            "4-fold over recordings",
+            "## Compared with published figures\n",
+        ] {
+            assert!(!md.contains(absent), "{absent:?} in {md}");
+        }
+    }
+
+    #[test]
+    fn gesture_json_has_the_gesture_rows_and_eleven_classes() {
+        let j: serde_json::Value =
+            serde_json::from_str(&render_json(&gesture_report()).unwrap()).unwrap();
+        assert_eq!(j["experiment"]["data_kind"], "dvs-gesture");
+        let names = j["experiment"]["class_names"].as_array().unwrap();
+        assert_eq!(names.len(), 11);
+        assert_eq!(names[10], "other_gestures");
+        let confusion = j["groups"][0]["confusion"].as_array().unwrap();
+        assert_eq!(confusion.len(), 11);
+        assert!(
+            confusion
+                .iter()
+                .all(|row| row.as_array().unwrap().len() == 11)
+        );
+        let published = j["published"].as_array().unwrap();
+        assert_eq!(published.len(), 3);
+        for row in published {
+            assert!(
+                row.get("whole").is_none() && row.get("reduced").is_none(),
+                "{row}"
+            );
+            assert!(row["official_split"]["mean_percent"].is_f64(), "{row}");
+        }
+        assert_eq!(published[1]["official_split"]["mean_percent"], 93.64);
+        assert_eq!(published[1]["official_split"]["std_percent"], 0.49);
+        assert_eq!(published[2]["official_split"]["mean_percent"], 95.54);
+        assert_eq!(published[2]["classes"], 11);
+    }
+
+    #[test]
+    fn an_sl_animals_report_keeps_its_table_and_layout() {
+        let names = spikecv_common::dataset::CLASS_NAMES;
+        let r = build_report(
+            &experiment(SL_ANIMALS_CONFIG, &names),
+            &jobs(19),
+            1_780_000_100,
+        );
+        assert_eq!(r.experiment.data_kind, DataKind::SlAnimals);
+        assert!(matches!(r.published, PublishedTable::SlAnimals(_)));
+        let md = render_markdown(&r, &[]);
+        assert!(md.contains("\n## Compared with published figures\n\nTest accuracy, mean ± population std. Published figures are 4-fold over recordings, ± std over folds.\n"));
+        assert!(md.contains("| method | whole set | reduced (no S3) | protocol |"));
+        assert!(
+            !md.contains("- Data set:") && !md.contains("DVS128"),
+            "{md}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&render_json(&r).unwrap()).unwrap();
+        assert!(j["experiment"].get("data_kind").is_none());
+        assert_eq!(j["published"][0]["whole"]["mean_percent"], 56.2);
+        assert_eq!(j["groups"][0]["confusion"].as_array().unwrap().len(), 19);
+    }
+
+    #[test]
+    fn the_data_set_is_read_from_the_stored_toml_alone() {
+        use super::data_kind_of;
+        assert_eq!(data_kind_of(SL_ANIMALS_CONFIG), Ok(DataKind::SlAnimals));
+        assert_eq!(data_kind_of(GESTURE_CONFIG), Ok(DataKind::DvsGesture));
+        // A config this build does not accept in full still names its data set.
+        let unknown_protocol = GESTURE_CONFIG.replace("train-val-test", "some-future-kind");
+        assert_eq!(data_kind_of(&unknown_protocol), Ok(DataKind::DvsGesture));
+        assert_eq!(data_kind_of("not = [toml"), Ok(DataKind::SlAnimals));
+        assert!(data_kind_of("[data]\nkind = \"mnist\"\n").is_err());
+        assert!(data_kind_of("[data]\nkind = 3\n").is_err());
+        // An unknown data set is said, and the default's table shown.
+        let r = build_report(
+            &experiment("[data]\nroot = \"d\"\nkind = \"mnist\"\n", &[]),
+            &[],
+            1_780_000_100,
+        );
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.contains("data set is not known")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(matches!(r.published, PublishedTable::SlAnimals(_)));
     }
 }

@@ -7,8 +7,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use spikecv_common::config::{ProtocolKind, Variant};
+
 use super::aggregate::{GroupReport, Metric, Report};
-use super::published::PublishedValue;
+use super::published::{
+    GestureFigure, PublishedTable, PublishedValue, SlAnimalsFigure, data_set_name,
+};
 
 const OPTIMISTIC_NOTE: &str = "optimistic: the epoch is chosen by test accuracy";
 
@@ -139,7 +143,14 @@ pub fn duration_text(seconds: f64) -> String {
 
 fn published_text(v: Option<PublishedValue>) -> String {
     match v {
-        Some(v) => format!("{:.2} % ± {:.2}", v.mean_percent, v.std_percent),
+        Some(PublishedValue {
+            mean_percent,
+            std_percent: Some(std),
+        }) => format!("{mean_percent:.2} % ± {std:.2}"),
+        Some(PublishedValue {
+            mean_percent,
+            std_percent: None,
+        }) => format!("{mean_percent:.2} %"),
         None => "not given".to_owned(),
     }
 }
@@ -207,6 +218,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
         )?;
     }
     write_network(out, r)?;
+    write_data_set(out, r)?;
     if r.groups.iter().any(|g| g.optimistic) {
         writeln!(
             out,
@@ -322,8 +334,125 @@ fn write_network(out: &mut String, r: &Report) -> std::fmt::Result {
     }
 }
 
+/// The header's data set line: its name and classes. Left out for
+/// SL-Animals-DVS (the default), whose reports keep the layout they had.
+fn write_data_set(out: &mut String, r: &Report) -> std::fmt::Result {
+    let e = &r.experiment;
+    if e.data_kind.is_default() {
+        return Ok(());
+    }
+    let names: Vec<String> = e.class_names.iter().map(|n| cell(n)).collect();
+    writeln!(
+        out,
+        "- Data set: {}, {} classes: {}",
+        data_set_name(e.data_kind),
+        names.len(),
+        names.join(", ")
+    )
+}
+
+/// The configuration that stands for the run beside the published figures:
+/// the baseline in a sweep, else the only one.
+fn baseline(r: &Report) -> usize {
+    r.configurations
+        .iter()
+        .find(|c| c.baseline)
+        .map_or(0, |c| c.index)
+}
+
+/// The group of this run that stands beside the published figures: the
+/// baseline configuration's of `variant` under `protocol`.
+fn ours(r: &Report, variant: Variant, protocol: ProtocolKind) -> Option<&GroupReport> {
+    let base = baseline(r);
+    r.groups
+        .iter()
+        .find(|g| g.variant == variant && g.protocol == protocol && g.configuration == base)
+}
+
+/// The protocol kind that evaluates on the data set's own train/test split
+/// (DVS128 Gesture's `official`), whose figures go in the published
+/// figures' column; every other protocol is k-fold over people.
+const OFFICIAL_PROTOCOL: &str = "official";
+
 fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
-    use spikecv_common::config::{ProtocolKind, Variant};
+    match &r.published {
+        PublishedTable::SlAnimals(rows) => write_published_sl_animals(out, r, rows),
+        PublishedTable::DvsGesture(rows) => write_published_gesture(out, r, rows),
+    }
+}
+
+/// A published row's protocol cell: the protocol and whether it selects on
+/// the test set (`None`: the source does not say).
+fn published_protocol_text(protocol: &str, optimistic: Option<bool>) -> String {
+    match optimistic {
+        Some(true) => format!("{protocol} ({OPTIMISTIC_NOTE})"),
+        Some(false) => protocol.to_owned(),
+        None => format!("{protocol} (whether it selects on the test set is not stated)"),
+    }
+}
+
+fn write_published_gesture(
+    out: &mut String,
+    r: &Report,
+    rows: &[GestureFigure],
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "\n## Compared with published figures on {}\n",
+        data_set_name(r.published.data_kind())
+    )?;
+    writeln!(
+        out,
+        "Test accuracy, mean ± population std. Published figures are on the data set's own split (users 1-23 train, 24-29 test), ± as each source gives it; none is cross-validated, so this run's k-fold over people is a different evaluation, in its own column.\n"
+    )?;
+    writeln!(
+        out,
+        "| method | official split (users 1-23 train, 24-29 test) | k-fold over people | classes | protocol |"
+    )?;
+    writeln!(out, "| --- | --- | --- | --- | --- |")?;
+    let classes = match r.experiment.class_names.len() {
+        0 => "–".to_owned(),
+        n => n.to_string(),
+    };
+    // The published figures are over every recording: this run's whole set
+    // stands beside them, one row per protocol it ran.
+    let base = baseline(r);
+    for g in r
+        .groups
+        .iter()
+        .filter(|g| g.variant == Variant::Whole && g.configuration == base)
+    {
+        let (official, k_fold) = if g.protocol.as_str() == OFFICIAL_PROTOCOL {
+            (ours_text(Some(g)), "not run".to_owned())
+        } else {
+            ("not run".to_owned(), ours_text(Some(g)))
+        };
+        writeln!(
+            out,
+            "| this run, {} | {official} | {k_fold} | {classes} | {}, ± population std over (seed, fold) jobs |",
+            g.protocol,
+            protocol_text(g)
+        )?;
+    }
+    for f in rows {
+        writeln!(
+            out,
+            "| {} | {} | not given | {} | {} |",
+            cell(f.method),
+            published_text(f.official_split),
+            f.classes
+                .map_or_else(|| "not stated".to_owned(), |n| n.to_string()),
+            cell(&published_protocol_text(f.protocol, f.optimistic))
+        )?;
+    }
+    Ok(())
+}
+
+fn write_published_sl_animals(
+    out: &mut String,
+    r: &Report,
+    rows: &[SlAnimalsFigure],
+) -> std::fmt::Result {
     writeln!(out, "\n## Compared with published figures\n")?;
     writeln!(
         out,
@@ -333,17 +462,10 @@ fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(out, "| --- | --- | --- | --- |")?;
     for protocol in [ProtocolKind::TrainValTest, ProtocolKind::TrainTest] {
         // In a sweep, the baseline configuration stands for the run here.
-        let base = r
-            .configurations
-            .iter()
-            .find(|c| c.baseline)
-            .map_or(0, |c| c.index);
-        let find = |v: Variant| {
-            r.groups
-                .iter()
-                .find(|g| g.variant == v && g.protocol == protocol && g.configuration == base)
-        };
-        let (whole, reduced) = (find(Variant::Whole), find(Variant::Reduced));
+        let (whole, reduced) = (
+            ours(r, Variant::Whole, protocol),
+            ours(r, Variant::Reduced, protocol),
+        );
         let Some(any) = whole.or(reduced) else {
             continue;
         };
@@ -356,12 +478,8 @@ fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
             protocol_text(any)
         )?;
     }
-    for f in &r.published {
-        let protocol = if f.optimistic {
-            format!("{} ({OPTIMISTIC_NOTE})", f.protocol)
-        } else {
-            f.protocol.to_owned()
-        };
+    for f in rows {
+        let protocol = published_protocol_text(f.protocol, Some(f.optimistic));
         writeln!(
             out,
             "| {} | {} | {} | {} |",

@@ -36,6 +36,9 @@ pub const BARS_SIZE: (u32, u32) = (1000, 600);
 pub const CONFUSION_SIZE: (u32, u32) = (1000, 1000);
 
 const FONT: &str = "sans-serif";
+/// Pixels a confusion matrix's label area needs besides its longest class
+/// name: the gap to the matrix and the axis description.
+const LABEL_ROOM: u32 = 40;
 
 /// A plot that could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -281,9 +284,10 @@ fn fold_colour(fold: u32) -> RGBColor {
 }
 
 fn protocol_title(protocol: ProtocolKind) -> String {
-    match protocol {
-        ProtocolKind::TrainValTest => protocol.to_string(),
-        ProtocolKind::TrainTest => format!("{protocol} (optimistic)"),
+    if protocol == ProtocolKind::TrainTest {
+        format!("{protocol} (optimistic)")
+    } else {
+        protocol.to_string()
     }
 }
 
@@ -476,11 +480,20 @@ fn integer_label(x: &f64) -> String {
     }
 }
 
+/// Bar colours by variant, in the variants' declaration order (whole,
+/// reduced, then DVS128 Gesture's lighting conditions).
+const VARIANT_COLOURS: [RGBColor; 7] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+];
+
 fn variant_colour(v: Variant) -> RGBColor {
-    match v {
-        Variant::Whole => RGBColor(31, 119, 180),
-        Variant::Reduced => RGBColor(255, 127, 14),
-    }
+    VARIANT_COLOURS[v as usize % VARIANT_COLOURS.len()]
 }
 
 /// One bar of the bar chart, in chart coordinates (percent).
@@ -642,12 +655,22 @@ fn draw_confusion<DB: DrawingBackend>(
         })
         .collect();
     let nf = n.max(1) as f64;
+    let label = |size: f64| (FONT, size).into_font().color(&BLACK);
+    // Room below and beside the matrix for the longest class name (DVS128
+    // Gesture's run to 27 characters) and the axis description; never less
+    // than the areas SL-Animals-DVS' short names have always had.
+    let longest = names
+        .iter()
+        .filter_map(|name| root.estimate_text_size(name, &label(16.0)).ok())
+        .map(|(w, _)| w)
+        .max()
+        .unwrap_or(0);
     let mut chart = ChartBuilder::on(&titled)
         .margin_top(10)
         .margin_right(30)
         .margin_left(12)
-        .x_label_area_size(110)
-        .y_label_area_size(120)
+        .x_label_area_size(110.max(longest + LABEL_ROOM))
+        .y_label_area_size(120.max(longest + LABEL_ROOM))
         .build_cartesian_2d(0.0..nf, 0.0..nf)?;
     chart
         .configure_mesh()
@@ -697,7 +720,6 @@ fn draw_confusion<DB: DrawingBackend>(
             }
         }
     }
-    let label = |size: f64| (FONT, size).into_font().color(&BLACK);
     for (k, name) in names.iter().enumerate() {
         let centre = k as f64 + 0.5;
         let (px, py) = chart.backend_coord(&(centre, 0.0));
@@ -716,4 +738,34 @@ fn draw_confusion<DB: DrawingBackend>(
         ))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_gesture_confusion_matrix_is_labelled_with_the_gesture_names() {
+        let report = super::super::aggregate::tests::gesture_report();
+        let dir = tempfile::tempdir().unwrap();
+        super::write_plots(&report, dir.path()).unwrap();
+        let svg =
+            std::fs::read_to_string(dir.path().join("confusion-whole-train-val-test.svg")).unwrap();
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim()))
+            .collect();
+        for name in spikecv_common::gesture::CLASS_NAMES {
+            // Once beside the rows (true class), once below the columns.
+            assert_eq!(texts.iter().filter(|t| **t == name).count(), 2, "{name}");
+        }
+        assert!(!texts.contains(&"class 0"));
+        if let Ok(keep) = std::env::var("SPIKECV_KEEP_PLOTS") {
+            for f in [
+                "confusion-whole-train-val-test.png",
+                "confusion-whole-train-val-test.svg",
+            ] {
+                std::fs::copy(dir.path().join(f), std::path::Path::new(&keep).join(f)).unwrap();
+            }
+        }
+    }
 }
