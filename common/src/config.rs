@@ -14,20 +14,56 @@ use crate::sweep::SweepSpec;
 
 /// Which recordings a job uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// Every recording of the file list.
     Whole,
-    /// The file list without the S3 (`_indoor`) recordings.
+    /// The file list without the S3 (`_indoor`) recordings (SL-Animals).
     Reduced,
+    /// DVS128 Gesture's recordings under fluorescent light.
+    Fluorescent,
+    /// DVS128 Gesture's recordings under fluorescent and LED light.
+    FluorescentLed,
+    /// DVS128 Gesture's recordings under lab light.
+    Lab,
+    /// DVS128 Gesture's recordings under LED light.
+    Led,
+    /// DVS128 Gesture's recordings under natural light.
+    Natural,
 }
 
 impl Variant {
-    /// The name used in files, flags and reports.
+    /// Every variant, in order.
+    pub const ALL: [Variant; 7] = [
+        Variant::Whole,
+        Variant::Reduced,
+        Variant::Fluorescent,
+        Variant::FluorescentLed,
+        Variant::Lab,
+        Variant::Led,
+        Variant::Natural,
+    ];
+
+    /// The name used in files, flags and reports (a lighting variant: the
+    /// lighting as DVS128 Gesture's file names spell it).
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::Whole => "whole",
             Variant::Reduced => "reduced",
+            Variant::Fluorescent => "fluorescent",
+            Variant::FluorescentLed => "fluorescent_led",
+            Variant::Lab => "lab",
+            Variant::Led => "led",
+            Variant::Natural => "natural",
+        }
+    }
+
+    /// Whether the variant keeps `recording` (by its name).
+    pub fn keeps(self, recording: &str) -> bool {
+        match self {
+            Variant::Whole => true,
+            Variant::Reduced => !recording.contains("_indoor"),
+            lighting => crate::gesture::lighting_of(recording) == lighting.as_str(),
         }
     }
 }
@@ -41,14 +77,16 @@ impl fmt::Display for Variant {
 impl FromStr for Variant {
     type Err = ConfigError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "whole" => Ok(Variant::Whole),
-            "reduced" => Ok(Variant::Reduced),
-            other => Err(ConfigError::Invalid {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| ConfigError::Invalid {
                 key: "variant".into(),
-                message: format!("{other:?} is not one of whole, reduced"),
-            }),
-        }
+                message: format!(
+                    "{s:?} is not one of {}",
+                    Variant::ALL.map(Variant::as_str).join(", ")
+                ),
+            })
     }
 }
 
@@ -61,14 +99,36 @@ pub enum ProtocolKind {
     /// The reference's: best test accuracy over epochs (optimistic).
     #[serde(rename = "train-test")]
     TrainTest,
+    /// The data set's own train/test split (DVS128 Gesture: users 1-23
+    /// train, 24-29 test), one job per seed; the test accuracy after the last
+    /// epoch, as the data set's figures are published.
+    #[serde(rename = "official")]
+    Official,
 }
 
 impl ProtocolKind {
+    /// Every protocol, in the order reports list them.
+    pub const ALL: [ProtocolKind; 3] = [
+        ProtocolKind::TrainValTest,
+        ProtocolKind::TrainTest,
+        ProtocolKind::Official,
+    ];
+
     /// The name used in files, flags and reports.
     pub fn as_str(self) -> &'static str {
         match self {
             ProtocolKind::TrainValTest => "train-val-test",
             ProtocolKind::TrainTest => "train-test",
+            ProtocolKind::Official => "official",
+        }
+    }
+
+    /// How many folds an experiment of this protocol runs: `folds`, or one
+    /// (the data set's own split) for [`ProtocolKind::Official`].
+    pub fn fold_count(self, folds: u32) -> u32 {
+        match self {
+            ProtocolKind::Official => 1,
+            _ => folds,
         }
     }
 }
@@ -76,6 +136,22 @@ impl ProtocolKind {
 impl fmt::Display for ProtocolKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProtocolKind {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProtocolKind::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "protocol.kind".into(),
+                message: format!(
+                    "{s:?} is not one of {}",
+                    ProtocolKind::ALL.map(ProtocolKind::as_str).join(", ")
+                ),
+            })
     }
 }
 
@@ -456,8 +532,12 @@ impl ExperimentConfig {
             path: PathBuf::from("<text>"),
             message: e.to_string(),
         })?;
-        // A data set with only the whole variant narrows the default list.
-        if config.data.kind.variants() == ["whole"]
+        // A data set without the reduced variant narrows the default list.
+        if !config
+            .data
+            .kind
+            .variants()
+            .contains(&Variant::Reduced.as_str())
             && config.protocol.variants == ProtocolConfig::default().variants
         {
             config.protocol.variants = vec![Variant::Whole];
@@ -518,6 +598,15 @@ impl ExperimentConfig {
         }
         if p.max_attempts == 0 {
             return Err(invalid("protocol.max_attempts", "must be at least 1"));
+        }
+        if p.kind == ProtocolKind::Official && !self.data.kind.has_official_split() {
+            return Err(invalid(
+                "protocol.kind",
+                format!(
+                    "\"official\": {} has no split of its own; use \"train-val-test\" or \"train-test\"",
+                    self.data.kind
+                ),
+            ));
         }
         if self.training.patience > 0 && p.kind != ProtocolKind::TrainValTest {
             return Err(invalid(

@@ -57,6 +57,12 @@ pub enum CvError {
         /// Number of folds.
         folds: u32,
     },
+    /// The data set's own split leaves a set without recordings.
+    #[error("the official split leaves no recording to {set} on (users 1-23 train, 24-29 test)")]
+    EmptyOfficialSet {
+        /// `train` or `test`.
+        set: &'static str,
+    },
     /// A test fraction outside (0, 1).
     #[error("test fraction {fraction} is not in (0, 1)")]
     BadFraction {
@@ -174,7 +180,7 @@ pub fn split(
     let train = pick(recordings, train_idx);
     let test = pick(recordings, test_idx);
     match protocol.kind {
-        ProtocolKind::TrainTest => Ok(FoldSplit {
+        ProtocolKind::TrainTest | ProtocolKind::Official => Ok(FoldSplit {
             train,
             val: Vec::new(),
             test,

@@ -41,8 +41,21 @@ impl DataKind {
     pub fn variants(self) -> &'static [&'static str] {
         match self {
             DataKind::SlAnimals => &["whole", "reduced"],
-            DataKind::DvsGesture => &["whole"],
+            DataKind::DvsGesture => &[
+                "whole",
+                "fluorescent",
+                "fluorescent_led",
+                "lab",
+                "led",
+                "natural",
+            ],
         }
+    }
+
+    /// Whether the data set has a train/test split of its own (`[protocol]
+    /// kind = "official"`).
+    pub fn has_official_split(self) -> bool {
+        self == DataKind::DvsGesture
     }
 
     /// How many classes the data set has.

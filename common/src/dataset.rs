@@ -359,13 +359,10 @@ impl Dataset {
         &self.root
     }
 
-    /// The recordings of a variant in file-list order (`Reduced` drops `_indoor`).
+    /// The recordings of a variant in file-list order (`Reduced` drops
+    /// `_indoor`; a lighting variant keeps that lighting's).
     pub fn recordings(&self, variant: Variant) -> Vec<String> {
-        self.recordings
-            .iter()
-            .filter(|n| variant == Variant::Whole || !n.contains("_indoor"))
-            .cloned()
-            .collect()
+        crate::plan::variant_recordings(&self.recordings, variant)
     }
 
     /// The class names in class order (19 for SL-Animals, 11 for DVS128 Gesture).

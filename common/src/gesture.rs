@@ -285,8 +285,8 @@ pub fn cut(events: &[Event], labels: &[Label]) -> Vec<Vec<Event>> {
 }
 
 /// The data set's own split of `recordings` (in their order): users
-/// 1..=[`LAST_TRAIN_USER`] train, the others test, nothing validates. Not yet
-/// a `[protocol] kind` (planning, the worker and the reports do not offer it).
+/// 1..=[`LAST_TRAIN_USER`] train, the others test, nothing validates
+/// (`[protocol] kind = "official"`).
 pub fn official_split(recordings: &[String]) -> crate::cv::FoldSplit {
     let (train, test) = recordings
         .iter()

@@ -136,13 +136,46 @@ pub enum PlanError {
     },
 }
 
-/// The recordings a variant uses, in file-list order (`Reduced` drops `_indoor`).
+/// The recordings a variant uses, in file-list order (`Reduced` drops
+/// `_indoor`; a lighting variant keeps that lighting's recordings).
 pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String> {
     file_list
         .iter()
-        .filter(|n| variant == Variant::Whole || !n.contains("_indoor"))
+        .filter(|n| variant.keeps(n))
         .cloned()
         .collect()
+}
+
+/// The split of fold `fold` of seed `seed` over a variant's `recordings` (in
+/// file-list order) under `config`'s protocol: the data set's own split for
+/// `official`, else k-fold over recordings (SL-Animals, one per person) or
+/// over people (DVS128 Gesture).
+pub fn job_split(
+    config: &ExperimentConfig,
+    recordings: &[String],
+    seed: u64,
+    fold: u32,
+) -> Result<FoldSplit, CvError> {
+    let p = &config.protocol;
+    let kind = config.data.kind;
+    match (p.kind, kind) {
+        (ProtocolKind::Official, _) => {
+            if fold != 0 {
+                return Err(CvError::NoSuchFold { fold, folds: 1 });
+            }
+            let split = gesture::official_split(recordings);
+            for (set, list) in [("train", &split.train), ("test", &split.test)] {
+                if list.is_empty() {
+                    return Err(CvError::EmptyOfficialSet { set });
+                }
+            }
+            Ok(split)
+        }
+        (_, DataKind::SlAnimals) => cv::split(recordings, p, seed, fold),
+        (_, DataKind::DvsGesture) => {
+            cv::split_by_person(recordings, |r| kind.person_of(r).to_owned(), p, seed, fold)
+        }
+    }
 }
 
 /// Reads `<root>/filelist.txt`; a clear error when the root has none. A
@@ -209,10 +242,10 @@ pub fn job_id(
         simulation: &config.simulation,
         training,
         protocol: config.protocol.kind,
-        folds: config.protocol.folds,
+        folds: config.protocol.kind.fold_count(config.protocol.folds),
         val_fraction: match config.protocol.kind {
             ProtocolKind::TrainValTest => Some(config.protocol.val_fraction),
-            ProtocolKind::TrainTest => None,
+            ProtocolKind::TrainTest | ProtocolKind::Official => None,
         },
         variant,
         seed,
@@ -243,23 +276,14 @@ pub fn plan_configurations(
     for &variant in &p.variants {
         let recordings = variant_recordings(file_list, variant);
         for &seed in &p.seeds {
-            for fold in 0..p.folds {
-                let kind = config.data.kind;
-                let split = match kind {
-                    DataKind::SlAnimals => cv::split(&recordings, p, seed, fold),
-                    DataKind::DvsGesture => cv::split_by_person(
-                        &recordings,
-                        |r| kind.person_of(r).to_owned(),
-                        p,
+            for fold in 0..p.kind.fold_count(p.folds) {
+                let split = job_split(config, &recordings, seed, fold).map_err(|source| {
+                    PlanError::Split {
+                        variant,
                         seed,
                         fold,
-                    ),
-                }
-                .map_err(|source| PlanError::Split {
-                    variant,
-                    seed,
-                    fold,
-                    source,
+                        source,
+                    }
                 })?;
                 splits.push((variant, seed, fold, split));
             }
@@ -482,5 +506,99 @@ mod tests {
         let list: Vec<String> = vec!["user00_indoor".into(), "a".into(), "b".into(), "c".into()];
         let err = plan(&config(""), &list, None).unwrap_err();
         assert!(err.to_string().contains("reduced"), "{err}");
+    }
+
+    fn gesture_list() -> Vec<String> {
+        let mut v = Vec::new();
+        for u in [1, 2, 3, 4, 5, 24, 25, 26] {
+            for l in ["lab", "led"] {
+                v.push(format!("user{u:02}_{l}"));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn official_split_is_one_job_per_seed_and_variant() {
+        let text = "[data]\nroot = \"d\"\nkind = \"dvs-gesture\"\n[protocol]\nkind = \"official\"\nseeds = [0, 1, 2]\nvariants = [\"whole\", \"led\"]\n";
+        let c = ExperimentConfig::from_toml_str(text).unwrap();
+        let jobs = plan(&c, &gesture_list(), None).unwrap();
+        assert_eq!(jobs.len(), 2 * 3, "variants x seeds, one fold");
+        for j in &jobs {
+            assert_eq!((j.fold, j.protocol), (0, ProtocolKind::Official));
+            assert!(j.split.val.is_empty());
+            assert!(
+                j.split
+                    .train
+                    .iter()
+                    .all(|r| gesture::user_number(r).unwrap() <= 23)
+            );
+            assert!(
+                j.split
+                    .test
+                    .iter()
+                    .all(|r| gesture::user_number(r).unwrap() >= 24)
+            );
+            assert!(
+                j.split
+                    .train
+                    .iter()
+                    .chain(&j.split.test)
+                    .all(|r| j.variant.keeps(r))
+            );
+        }
+        let whole = &jobs[0].split;
+        assert_eq!((whole.train.len(), whole.test.len()), (10, 6));
+        let led = &jobs[3].split;
+        assert_eq!(led.test, ["user24_led", "user25_led", "user26_led"]);
+        // Seeds give distinct jobs; the ignored `folds` does not change ids.
+        let mut ids: Vec<&JobId> = jobs.iter().map(|j| &j.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 6);
+        let five = ExperimentConfig::from_toml_str(
+            &text.replace("[protocol]\n", "[protocol]\nfolds = 5\n"),
+        )
+        .unwrap();
+        assert_eq!(plan(&five, &gesture_list(), None).unwrap(), jobs);
+    }
+
+    #[test]
+    fn official_split_needs_a_data_set_that_has_one() {
+        let err = ExperimentConfig::from_toml_str(
+            "[data]\nroot = \"d\"\n[protocol]\nkind = \"official\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("protocol.kind"), "{err}");
+        assert!(err.to_string().contains("sl-animals"), "{err}");
+    }
+
+    #[test]
+    fn a_lighting_variant_folds_its_own_recordings_over_people() {
+        let text = "[data]\nroot = \"d\"\nkind = \"dvs-gesture\"\n[protocol]\nseeds = [0]\nfolds = 4\nvariants = [\"lab\"]\n";
+        let c = ExperimentConfig::from_toml_str(text).unwrap();
+        let jobs = plan(&c, &gesture_list(), None).unwrap();
+        assert_eq!(jobs.len(), 4);
+        let mut tested: Vec<String> = Vec::new();
+        for j in &jobs {
+            assert_eq!(j.variant, Variant::Lab);
+            let all: Vec<&String> = j
+                .split
+                .train
+                .iter()
+                .chain(&j.split.val)
+                .chain(&j.split.test)
+                .collect();
+            assert_eq!(all.len(), 8, "the 8 lab recordings");
+            assert!(all.iter().all(|r| r.ends_with("_lab")));
+            tested.extend(j.split.test.iter().cloned());
+        }
+        tested.sort();
+        assert_eq!(tested, variant_recordings(&gesture_list(), Variant::Lab));
+        // SL-Animals does not offer a lighting variant.
+        let err = ExperimentConfig::from_toml_str(
+            "[data]\nroot = \"d\"\n[protocol]\nvariants = [\"lab\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("protocol.variants"), "{err}");
     }
 }

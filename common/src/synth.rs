@@ -275,6 +275,20 @@ pub fn recording_of(
     size: SynthSize,
     classes: usize,
 ) -> (Vec<Event>, Vec<(usize, usize)>) {
+    let order: Vec<usize> = (0..classes).collect();
+    recording_in_order(seed, index, name, size, &order)
+}
+
+/// A recording of the gestures `order` names, in that order (the same
+/// person and draws as [`recording_of`] when `order` is `0..classes`);
+/// returns the events and each gesture's event range, in `order`.
+pub fn recording_in_order(
+    seed: u64,
+    index: usize,
+    name: &str,
+    size: SynthSize,
+    order: &[usize],
+) -> (Vec<Event>, Vec<(usize, usize)>) {
     let mut rng =
         ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64);
     let sp = size_params(size);
@@ -290,9 +304,9 @@ pub fn recording_of(
         noise: uniform(&mut rng, sp.noise) * noise_f,
     };
     let mut events = Vec::new();
-    let mut ranges = Vec::with_capacity(classes);
+    let mut ranges = Vec::with_capacity(order.len());
     let mut t = rng.random_range(1_000_000..20_000_000i64);
-    for c in 0..classes {
+    for &c in order {
         let gap = uniform(&mut rng, sp.gap_ms) as i64;
         let mut batch = Vec::new();
         for ms in 0..gap {

@@ -37,6 +37,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
     })
 }
 
+/// The order of the gestures in recording `index`: every class once, the
+/// list rotated by the index, so a sample's row is not its class (labels come
+/// from the labels file, never from a row's position).
+pub fn gesture_order(index: usize) -> Vec<usize> {
+    (0..CLASSES).map(|k| (k + index) % CLASSES).collect()
+}
+
 /// Writes one recording and its labels; returns (events, bytes, samples).
 fn write_recording(
     dir: &Path,
@@ -44,11 +51,12 @@ fn write_recording(
     index: usize,
     name: &str,
 ) -> Result<(u64, u64, usize), SynthError> {
-    let (events, ranges) = synth::recording_of(opts.seed, index, name, opts.size, CLASSES);
+    let order = gesture_order(index);
+    let (events, ranges) = synth::recording_in_order(opts.seed, index, name, opts.size, &order);
     let labels: Vec<Label> = ranges
         .iter()
-        .enumerate()
-        .filter_map(|(class, &(start, end))| {
+        .zip(order)
+        .filter_map(|(&(start, end), class)| {
             let (first, last) = (events.get(start)?, events.get(end.checked_sub(1)?)?);
             Some(Label {
                 class,

@@ -35,7 +35,17 @@ fn synthetic_download_opens_with_11_classes_and_6_people() {
     assert_eq!(d.classes(), 11);
     assert_eq!(d.class_names, CLASS_NAMES.to_vec());
     assert_eq!(d.cut, SampleCut::TimeWindows);
-    assert_eq!(d.variants, ["whole"]);
+    assert_eq!(
+        d.variants,
+        [
+            "whole",
+            "fluorescent",
+            "fluorescent_led",
+            "lab",
+            "led",
+            "natural"
+        ]
+    );
     assert_eq!(
         d.people,
         ["user01", "user02", "user03", "user04", "user24", "user25"]
@@ -92,10 +102,16 @@ fn samples_are_the_events_inside_each_label_window() {
             assert_eq!(sample, &expected, "{rec} class {c}");
         }
         assert_eq!(ds.sample_events(&rec, 4).unwrap(), got[4].1);
-        assert_eq!(
-            ds.sample_classes(&rec).unwrap(),
-            (0..11).collect::<Vec<_>>()
-        );
+        let index = ds
+            .recordings(Variant::Whole)
+            .iter()
+            .position(|r| *r == rec)
+            .unwrap();
+        let classes = ds.sample_classes(&rec).unwrap();
+        assert_eq!(classes, synth_gesture::gesture_order(index));
+        let mut sorted = classes.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..11).collect::<Vec<_>>(), "every class once");
     }
 }
 

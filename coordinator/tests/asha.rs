@@ -36,6 +36,7 @@ fn submission() -> Submission {
         configurations: plan.configurations,
         data_fingerprint: None,
         class_names: vec!["cat".into(), "dog".into()],
+        sample_counts: None,
     }
 }
 

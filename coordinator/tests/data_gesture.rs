@@ -115,7 +115,7 @@ fn a_missing_trial_or_one_listed_twice_fails_the_import() {
 }
 
 #[test]
-fn plan_folds_over_people_and_submission_is_refused_for_now() {
+fn plan_folds_over_people_and_submission_counts_the_label_rows() {
     let tmp = tempfile::tempdir().unwrap();
     let dl = synth(tmp.path());
     let exp = tmp.path().join("exp.toml");
@@ -136,11 +136,18 @@ fn plan_folds_over_people_and_submission_is_refused_for_now() {
         assert!(side("val").is_disjoint(&side("test")), "{job}");
         assert!(side("train").is_disjoint(&side("val")), "{job}");
     }
-    // Training it is not done: the coordinator refuses the experiment.
+    // Submitted: the data set's class names, and each test recording's label
+    // rows counted (what a result's confusion matrix must add up to).
     let config = spikecv_common::config::ExperimentConfig::load(&exp).unwrap();
-    let err = spikecv_coordinator::scheduler::Submission::from_config(config, String::new(), None)
-        .unwrap_err();
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let sub = spikecv_coordinator::scheduler::Submission::from_config(config, String::new(), None)
+        .unwrap();
+    assert_eq!(
+        sub.class_names,
+        spikecv_common::gesture::CLASS_NAMES.map(String::from)
+    );
+    let counts = sub.sample_counts.unwrap();
+    assert_eq!(counts.len(), 12, "every recording is tested in some fold");
+    assert!(counts.values().all(|&n| n == 11), "{counts:?}");
     assert!(dl.is_dir());
 }
 

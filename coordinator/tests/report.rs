@@ -17,6 +17,7 @@ fn succeeded_keys(v: Variant) -> Vec<(u64, u32)> {
     match v {
         Variant::Whole => (0..2).flat_map(|s| (0..3).map(move |f| (s, f))).collect(),
         Variant::Reduced => (0..3).map(|f| (0, f)).collect(),
+        other => panic!("the fixture has no {other} jobs"),
     }
 }
 

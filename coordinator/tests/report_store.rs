@@ -90,6 +90,7 @@ fn fixture() -> Fixture {
         configurations: plan.configurations,
         data_fingerprint: None,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        sample_counts: None,
     };
     let experiment = sched.submit(&submission).unwrap().experiment.0;
     let worker = sched

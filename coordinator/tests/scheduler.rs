@@ -36,6 +36,7 @@ fn submission(config: ExperimentConfig, fingerprint: Option<&str>) -> Submission
         configurations: plan.configurations,
         data_fingerprint: fingerprint.map(str::to_owned),
         class_names: vec!["cat".into(), "dog".into()],
+        sample_counts: None,
     }
 }
 

@@ -33,6 +33,7 @@ fn submission(extra: &str) -> Submission {
         configurations: plan.configurations,
         data_fingerprint: None,
         class_names: vec!["cat".into(), "dog".into()],
+        sample_counts: None,
     }
 }
 
@@ -318,6 +319,7 @@ fn a_pruned_job_leaves_no_checkpoint() {
         configurations: plan.configurations,
         data_fingerprint: None,
         class_names: vec![],
+        sample_counts: None,
     };
     s.submit(&sub).unwrap();
     let w = s.register_worker(&reg("w", 8)).unwrap();

@@ -53,6 +53,7 @@ fn submission() -> Submission {
         data_fingerprint: None,
         // Two classes, three test recordings per fold: six test samples.
         class_names: vec!["a".into(), "b".into()],
+        sample_counts: None,
     }
 }
 

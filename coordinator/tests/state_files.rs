@@ -38,6 +38,7 @@ fn checkpoint(s: &mut Scheduler) -> (String, String) {
         configurations: plan.configurations,
         data_fingerprint: None,
         class_names: vec!["cat".into(), "dog".into()],
+        sample_counts: None,
     })
     .unwrap();
     let reg = WorkerRegistration {

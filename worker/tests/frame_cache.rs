@@ -168,11 +168,7 @@ fn counts_past_u8_are_kept_exact_in_a_wider_type() {
     for (n, storage) in [(300, Storage::I16), (40_000, Storage::I32)] {
         let source = Fixed(vec![busy_sample(n), busy_sample(17)]);
         let samples: Vec<SampleRef> = (0..2)
-            .map(|class| SampleRef {
-                recording: "r".into(),
-                class,
-                crop_draw: None,
-            })
+            .map(|class| SampleRef::new("r", class, class))
             .collect();
         let counting = modes_crops_placements()
             .into_iter()

@@ -75,11 +75,7 @@ fn counts_past_u8_and_empty_samples_stay_exact() {
     for (n, width) in [(300, 2), (40_000, 4)] {
         let source = Fixed(vec![busy_sample(n), busy_sample(17), Vec::new()]);
         let samples: Vec<SampleRef> = (0..3)
-            .map(|class| SampleRef {
-                recording: "r".into(),
-                class,
-                crop_draw: None,
-            })
+            .map(|class| SampleRef::new("r", class, class))
             .collect();
         for mode in [BinMode::Sum, BinMode::SumNorm] {
             let spec = frame_spec(mode, 4, 8);

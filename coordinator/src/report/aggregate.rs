@@ -291,11 +291,7 @@ fn key_of(job: &JobRecord) -> JobKey {
 }
 
 fn protocol_of(name: &str) -> ProtocolKind {
-    if name == ProtocolKind::TrainTest.as_str() {
-        ProtocolKind::TrainTest
-    } else {
-        ProtocolKind::TrainValTest
-    }
+    name.parse().unwrap_or(ProtocolKind::TrainValTest)
 }
 
 /// How far a status is from a result; the record closest to one represents a
@@ -358,7 +354,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
                 let p = &configuration.config.protocol;
                 for &variant in &p.variants {
                     for &seed in &p.seeds {
-                        for fold in 0..p.folds {
+                        for fold in 0..p.kind.fold_count(p.folds) {
                             planned.insert((variant, p.kind.as_str(), c, seed, fold));
                         }
                     }

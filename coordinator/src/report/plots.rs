@@ -161,7 +161,7 @@ pub fn write_plots(report: &Report, out_dir: &Path) -> Result<Vec<PlotFile>, Plo
             Plot::Learning { group: g, jobs },
         ));
     }
-    for protocol in [ProtocolKind::TrainValTest, ProtocolKind::TrainTest] {
+    for protocol in ProtocolKind::ALL {
         let groups: Vec<&GroupReport> = report
             .groups
             .iter()

@@ -73,14 +73,23 @@ pub(super) fn drop_checkpoint(
 }
 
 /// What a result of `job` is checked against: its epochs, its data set's
-/// classes and its test set's size (every test recording holds one sample
-/// per class).
+/// classes and its test set's size (the stored samples of each test
+/// recording; without them, one sample per class).
 fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
-    let classes = reads::class_count(conn, &job.experiment)?;
+    let reads::SampleShape { classes, counts } = reads::sample_shape(conn, &job.experiment)?;
+    let test_samples = match counts {
+        Some(counts) => job
+            .split
+            .test
+            .iter()
+            .map(|r| counts.get(r).copied())
+            .sum::<Option<u64>>(),
+        None => classes.map(|c| job.split.test.len() as u64 * c as u64),
+    };
     Ok(Expected {
         epochs: job.planned_epochs,
         classes,
-        test_samples: classes.map(|c| job.split.test.len() as u64 * c as u64),
+        test_samples,
     })
 }
 
@@ -136,6 +145,7 @@ impl Scheduler {
                 config_hash: &config_hash,
                 data_fingerprint: s.data_fingerprint.as_deref(),
                 class_names: &s.class_names,
+                sample_counts: s.sample_counts.as_ref(),
                 created_ms: now,
             },
         )?;

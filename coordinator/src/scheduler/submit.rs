@@ -1,8 +1,12 @@
 //! What `submit` takes: an experiment config with its planned jobs.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use spikecv_common::config::ExperimentConfig;
 use spikecv_common::datakind::DataKind;
-use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names};
+use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, DataError, read_class_names};
+use spikecv_common::gesture;
 use spikecv_common::plan::{PlannedJob, plan_from_root};
 use spikecv_common::sweep::Configuration;
 
@@ -25,36 +29,49 @@ pub struct Submission {
     pub data_fingerprint: Option<String>,
     /// Class names in class order.
     pub class_names: Vec<String>,
+    /// Samples per recording, for a data set whose recordings hold any
+    /// number of them (DVS128 Gesture: its label rows); `None` for one per
+    /// class (SL-Animals) or when the root holds no labels to count.
+    pub sample_counts: Option<BTreeMap<String, u64>>,
 }
 
 impl Submission {
-    /// Plans `config` over `config.data.root`'s file list; class names come from
-    /// the root's definitions file when present, else the 19 SL-Animals names.
-    /// A data set other than SL-Animals is refused (its training is not done).
+    /// Plans `config` over `config.data.root`'s file list. Class names come
+    /// from the root's definitions (SL-Animals' `class_defs.csv`, DVS128
+    /// Gesture's `gesture_mapping.csv`) when present, else the data set's
+    /// published names; DVS128 Gesture's sample counts from its labels files
+    /// when the root holds them all.
     pub fn from_config(
         config: ExperimentConfig,
         config_toml: String,
         data_fingerprint: Option<String>,
     ) -> Result<Self, SchedulerError> {
-        if config.data.kind != DataKind::SlAnimals {
-            // The worker still cuts and labels samples as SL-Animals' 19
-            // classes: refuse rather than train on wrong labels.
-            return Err(SchedulerError::BadRequest {
-                message: format!(
-                    "data.kind = \"{}\": training this data set is not supported yet \
-                     (`coordinator plan` and `coordinator data` work on it)",
-                    config.data.kind
-                ),
-            });
-        }
         let plan = plan_from_root(&config, data_fingerprint.as_deref())?;
-        let defs = config.data.root.join(CLASS_DEFS);
-        let class_names = if defs.is_file() {
-            read_class_names(&defs).map_err(|e| SchedulerError::BadRequest {
-                message: e.to_string(),
-            })?
-        } else {
-            CLASS_NAMES.iter().map(|s| (*s).to_owned()).collect()
+        let bad = |e: DataError| SchedulerError::BadRequest {
+            message: e.to_string(),
+        };
+        let (class_names, sample_counts) = match config.data.kind {
+            DataKind::SlAnimals => {
+                let defs = config.data.root.join(CLASS_DEFS);
+                let names = if defs.is_file() {
+                    read_class_names(&defs).map_err(bad)?
+                } else {
+                    owned(&CLASS_NAMES)
+                };
+                (names, None)
+            }
+            DataKind::DvsGesture => match gesture::find_dir(&config.data.root) {
+                Some(dir) => {
+                    let mapping = dir.join(gesture::MAPPING);
+                    let names = if mapping.is_file() {
+                        gesture::read_mapping(&mapping).map_err(bad)?
+                    } else {
+                        owned(&gesture::CLASS_NAMES)
+                    };
+                    (names, gesture_sample_counts(&dir, &plan.jobs).map_err(bad)?)
+                }
+                None => (owned(&gesture::CLASS_NAMES), None),
+            },
         };
         Ok(Self {
             config,
@@ -63,6 +80,7 @@ impl Submission {
             configurations: plan.configurations,
             data_fingerprint,
             class_names,
+            sample_counts,
         })
     }
 
@@ -76,4 +94,30 @@ impl Submission {
             .map_or(&self.config, |c| &c.config)
             .for_job(job.seed, job.variant)
     }
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The label rows of every recording the jobs test on, from `dir`'s labels
+/// files; `None` when one is missing (a head node holding only the trial
+/// lists: results are then not checked against a test set's size).
+fn gesture_sample_counts(
+    dir: &Path,
+    jobs: &[PlannedJob],
+) -> Result<Option<BTreeMap<String, u64>>, DataError> {
+    let mut counts = BTreeMap::new();
+    for recording in jobs.iter().flat_map(|j| &j.split.test) {
+        if counts.contains_key(recording) {
+            continue;
+        }
+        let path = dir.join(format!("{recording}_labels.csv"));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let rows = gesture::read_labels(&path)?.len() as u64;
+        counts.insert(recording.clone(), rows);
+    }
+    Ok(Some(counts))
 }

@@ -2,6 +2,8 @@
 //! inside the scheduler's transaction (every statement goes through the
 //! connection's statement cache: the same few run on every call).
 
+use std::collections::BTreeMap;
+
 use rusqlite::{Connection, params};
 use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::plan::JobId;
@@ -44,6 +46,8 @@ pub(crate) struct NewExperiment<'a> {
     pub data_fingerprint: Option<&'a str>,
     /// Class names in class order.
     pub class_names: &'a [String],
+    /// Samples per recording, where they vary (`None`: one per class).
+    pub sample_counts: Option<&'a BTreeMap<String, u64>>,
     /// Submission time.
     pub created_ms: i64,
 }
@@ -53,8 +57,9 @@ pub(crate) fn insert_experiment(conn: &Connection, e: &NewExperiment<'_>) -> Res
     exec(
         conn,
         "INSERT OR IGNORE INTO experiments
-         (id, name, config_toml, config_hash, data_fingerprint, class_names_json, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         (id, name, config_toml, config_hash, data_fingerprint, class_names_json, created_ms,
+          sample_counts_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             e.id.0,
             e.name,
@@ -62,7 +67,10 @@ pub(crate) fn insert_experiment(conn: &Connection, e: &NewExperiment<'_>) -> Res
             e.config_hash,
             e.data_fingerprint,
             json("class names", &e.class_names)?,
-            e.created_ms
+            e.created_ms,
+            e.sample_counts
+                .map(|c| json("sample counts", c))
+                .transpose()?
         ],
     )?;
     Ok(())

@@ -1,5 +1,6 @@
 //! Rows of the store read back as typed values.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -171,17 +172,8 @@ pub(crate) fn job_kind(
     status: &str,
 ) -> Result<(Variant, ProtocolKind, JobStatus), StoreError> {
     let variant = Variant::from_str(variant).map_err(|e| corrupt("jobs", key, "variant", e))?;
-    let protocol = [ProtocolKind::TrainValTest, ProtocolKind::TrainTest]
-        .into_iter()
-        .find(|p| p.as_str() == protocol)
-        .ok_or_else(|| {
-            corrupt(
-                "jobs",
-                key,
-                "protocol",
-                format!("unknown protocol {protocol:?}"),
-            )
-        })?;
+    let protocol =
+        ProtocolKind::from_str(protocol).map_err(|e| corrupt("jobs", key, "protocol", e))?;
     let status = JobStatus::from_str(status).map_err(|e| corrupt("jobs", key, "status", e))?;
     Ok((variant, protocol, status))
 }
@@ -332,20 +324,38 @@ pub(crate) fn worker(conn: &Connection, id: &WorkerId) -> Result<Option<WorkerRo
         .next())
 }
 
-/// How many classes the experiment's data set has (`None` when it kept no
-/// class names).
-pub(crate) fn class_count(
+/// What an experiment's results are checked against.
+#[derive(Debug, Default)]
+pub(crate) struct SampleShape {
+    /// The data set's class count (`None` when it kept no class names).
+    pub classes: Option<usize>,
+    /// Where recordings hold any number of samples, the samples of each
+    /// (`None`: one per class).
+    pub counts: Option<BTreeMap<String, u64>>,
+}
+
+/// The [`SampleShape`] an experiment stored at submission.
+pub(crate) fn sample_shape(
     conn: &Connection,
     experiment: &ExperimentId,
-) -> Result<Option<usize>, StoreError> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT class_names_json FROM experiments WHERE id = ?1")?
-        .query_row([experiment.0.as_str()], |r| r.get(0))
+) -> Result<SampleShape, StoreError> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT class_names_json, sample_counts_json FROM experiments WHERE id = ?1",
+        )?
+        .query_row([experiment.0.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some(json) = json else {
-        return Ok(None);
+    let Some((names, counts)) = row else {
+        return Ok(SampleShape::default());
     };
-    let names: Vec<String> = serde_json::from_str(&json)
+    let names: Vec<String> = serde_json::from_str(&names)
         .map_err(|e| corrupt("experiments", &experiment.0, "class_names_json", e))?;
-    Ok((!names.is_empty()).then_some(names.len()))
+    let counts = counts
+        .map(|c| serde_json::from_str(&c))
+        .transpose()
+        .map_err(|e| corrupt("experiments", &experiment.0, "sample_counts_json", e))?;
+    Ok(SampleShape {
+        classes: (!names.is_empty()).then_some(names.len()),
+        counts,
+    })
 }

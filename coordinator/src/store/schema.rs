@@ -191,6 +191,12 @@ ALTER TABLE attempts ADD COLUMN epoch_timeout_ms INTEGER NOT NULL DEFAULT 0;
 UPDATE attempts SET progress_ms = leased_ms;
 ALTER TABLE jobs ADD COLUMN epoch_timeout_s INTEGER;
 "#,
+    // 6: samples per recording, for data sets whose recordings hold any
+    // number of samples (DVS128 Gesture): a JSON object from recording name
+    // to count. NULL: one sample per class per recording (SL-Animals).
+    r#"
+ALTER TABLE experiments ADD COLUMN sample_counts_json TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -224,6 +224,7 @@ impl StateFixture {
             configurations: plan.configurations,
             data_fingerprint: None,
             class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            sample_counts: None,
         };
         let experiment = sched.submit(&submission).unwrap().experiment.0;
         let slots: Vec<String> = (0..12).map(|i| format!("cuda:{i}")).collect();

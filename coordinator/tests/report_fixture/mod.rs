@@ -39,6 +39,7 @@ fn variant_index(v: Variant) -> f64 {
     match v {
         Variant::Whole => 0.0,
         Variant::Reduced => 1.0,
+        other => panic!("the fixture has no {other} jobs"),
     }
 }
 

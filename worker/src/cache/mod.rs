@@ -330,13 +330,13 @@ impl FrameCache {
             .recordings
             .get(&s.recording)
             .ok_or_else(|| LoadError::NotCached { sample: s.name() })?;
-        if s.class >= count {
+        if s.index >= count {
             return Err(LoadError::NoSuchSample {
                 sample: s.name(),
                 available: count,
             });
         }
-        Ok(self.samples[first + s.class])
+        Ok(self.samples[first + s.index])
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spikecv_common::config::BinMode;
+use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::{DataError, Dataset};
 use spikecv_common::events::Event;
 use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
@@ -30,8 +31,15 @@ pub use counts::CountBatch;
 
 /// Where a sample's events come from.
 pub trait SampleSource: Sync {
-    /// All samples of a recording, in class order (one read per recording).
+    /// All samples of a recording, in sample order (one read per recording).
     fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError>;
+
+    /// The class of each sample of a recording, in sample order. `None` (the
+    /// default): one sample per class, in class order (SL-Animals).
+    fn sample_classes(&self, recording: &str) -> Result<Option<Vec<usize>>, DataError> {
+        let _ = recording;
+        Ok(None)
+    }
 
     /// What identifies the data behind this source for the frame cache (its
     /// content fingerprint): sources with equal identities give equal samples.
@@ -61,9 +69,51 @@ impl SampleSource for Dataset {
         Dataset::recording_samples(self, recording)
     }
 
+    fn sample_classes(&self, recording: &str) -> Result<Option<Vec<usize>>, DataError> {
+        match self.kind() {
+            DataKind::SlAnimals => Ok(None),
+            DataKind::DvsGesture => Dataset::sample_classes(self, recording).map(Some),
+        }
+    }
+
     fn cache_identity(&self) -> Option<String> {
         crate::cache::dataset_identity(self)
     }
+}
+
+/// Every sample of `recordings` in `source`, recording by recording, rows in
+/// order, uncropped: one per class in class order where the source does not
+/// label its rows ([`SampleSource::sample_classes`]), else its rows with
+/// their classes, each checked to be one of the network's `classes`.
+pub fn source_samples<S: SampleSource + ?Sized>(
+    source: &S,
+    recordings: &[String],
+    classes: usize,
+) -> Result<Vec<SampleRef>, LoadError> {
+    let mut out = Vec::new();
+    for r in recordings {
+        let labelled = source.sample_classes(r).map_err(|e| LoadError::Data {
+            sample: r.clone(),
+            source: Box::new(e),
+        })?;
+        match labelled {
+            None => out.extend(samples_of(std::slice::from_ref(r), classes)),
+            Some(rows) => {
+                for (index, class) in rows.into_iter().enumerate() {
+                    let s = SampleRef::new(r, index, class);
+                    if class >= classes {
+                        return Err(LoadError::BadClass {
+                            sample: s.name(),
+                            class,
+                            classes,
+                        });
+                    }
+                    out.push(s);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A source with a frame cache: batches covered by the cache come from it,
@@ -79,6 +129,10 @@ pub struct WithCache<'a, S: ?Sized> {
 impl<S: SampleSource + ?Sized> SampleSource for WithCache<'_, S> {
     fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         self.inner.recording_samples(recording)
+    }
+
+    fn sample_classes(&self, recording: &str) -> Result<Option<Vec<usize>>, DataError> {
+        self.inner.sample_classes(recording)
     }
 
     fn cache_identity(&self) -> Option<String> {
@@ -239,7 +293,7 @@ fn load_batch<S: SampleSource + ?Sized>(
             .map(|c| c.samples.as_slice())
             .unwrap_or_default();
         let events = recording
-            .get(s.class)
+            .get(s.index)
             .ok_or_else(|| LoadError::NoSuchSample {
                 sample: s.name(),
                 available: recording.len(),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::devices::{DeviceError, DeviceSpec, cuda_device_count};
-use crate::loader::samples_of;
+use crate::loader::source_samples;
 use crate::model::Net;
 use crate::train::step::{PassSpec, evaluate as evaluate_pass};
 use crate::train::{
@@ -17,10 +17,11 @@ use crate::weights::{self, WeightsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use spikecv_common::config::{ConfigError, ExperimentConfig, Variant};
-use spikecv_common::cv::{CvError, split};
+use spikecv_common::cv::CvError;
 use spikecv_common::dataset::{DataError, Dataset};
 use spikecv_common::job::EpochMetrics;
 use spikecv_common::network_yaml::load_network_yaml;
+use spikecv_common::plan::job_split;
 
 /// Flags of `worker train`.
 #[derive(Debug, clap::Args)]
@@ -233,7 +234,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CommandError> {
     let device = parse_device(&args.device)?;
     let data = open_data(&mut config, &args.data)?;
     let recordings = data.recordings(args.variant);
-    let split = split(&recordings, &config.protocol, args.seed, args.fold)?;
+    let split = job_split(&config, &recordings, args.seed, args.fold)?;
     tracing::info!(
         train = split.train.len(),
         val = split.val.len(),
@@ -305,7 +306,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(), CommandError> {
     let arch = architecture(&config, net_config(&config, classes)).map_err(TrainError::from)?;
     let (_vs, net) = Net::seeded(arch, 0, device);
     weights::load(&net, &args.weights)?;
-    let samples = samples_of(&recordings, classes);
+    let samples = source_samples(&data, &recordings, classes).map_err(TrainError::from)?;
     let (_, test_frames) = frame_specs(&config);
     let pass = PassSpec {
         frames: test_frames,

@@ -20,7 +20,7 @@ use crate::cache::FrameCache;
 use crate::checkpoint::{
     BestSoFar, Checkpoint, CheckpointError, CheckpointWriter, FORMAT_VERSION, Progress,
 };
-use crate::loader::{SampleRef, SampleSource, WithCache, samples_of};
+use crate::loader::{SampleRef, SampleSource, WithCache, source_samples};
 use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::tensorboard::EventWriter;
@@ -46,7 +46,7 @@ pub fn run_job_on<S: SampleSource + ?Sized>(
     };
     let board_dir = spec.out_dir.join(TENSORBOARD_DIR);
     let mut board = EventWriter::create(&board_dir).map_err(io(&board_dir))?;
-    let sets = Sets::new(spec, shape, device);
+    let sets = Sets::new(spec, &source, shape, device)?;
     let ckpt_path = checkpoint_path(&spec.out_dir);
     let mut writer = CheckpointWriter::new();
     for epoch in state.progress.epoch + 1..=t.epochs {
@@ -285,7 +285,12 @@ struct Sets {
 }
 
 impl Sets {
-    fn new(spec: &JobSpec, shape: &JobShape, device: Device) -> Sets {
+    fn new<S: SampleSource + ?Sized>(
+        spec: &JobSpec,
+        source: &S,
+        shape: &JobShape,
+        device: Device,
+    ) -> Result<Sets, TrainError> {
         let t = &spec.config.training;
         let classes = shape.net.classes as usize;
         let train_pass = PassSpec {
@@ -295,17 +300,17 @@ impl Sets {
             device,
             classes,
         };
-        Sets {
-            train: samples_of(&spec.split.train, classes),
-            val: samples_of(&spec.split.val, classes),
-            test: samples_of(&spec.split.test, classes),
+        Ok(Sets {
+            train: source_samples(source, &spec.split.train, classes)?,
+            val: source_samples(source, &spec.split.val, classes)?,
+            test: source_samples(source, &spec.split.test, classes)?,
             train_pass,
             test_pass: PassSpec {
                 frames: shape.test,
                 batch: t.test_batch as usize,
                 ..train_pass
             },
-        }
+        })
     }
 }
 

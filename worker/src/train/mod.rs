@@ -32,6 +32,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spikecv_common::config::{ConfigError, ExperimentConfig, Variant};
 use spikecv_common::cv::FoldSplit;
+use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::{DataError, Dataset};
 use spikecv_common::frames::FrameSpec;
 use spikecv_common::job::{EpochMetrics, JobResult};
@@ -175,6 +176,16 @@ pub enum TrainError {
     /// The experiment's network does not fit its input or classes.
     #[error(transparent)]
     Network(#[from] ArchitectureError),
+    /// The data root holds another data set than the experiment's `data.kind`.
+    #[error("data.kind = \"{wanted}\", but the data root {root} holds {found}")]
+    WrongData {
+        /// The experiment's data set.
+        wanted: DataKind,
+        /// The root's data set.
+        found: DataKind,
+        /// The root.
+        root: PathBuf,
+    },
     /// An output file could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -211,6 +222,7 @@ impl TrainError {
             | TrainError::NonFiniteLoss { .. }
             | TrainError::EmptySet { .. }
             | TrainError::Network(_)
+            | TrainError::WrongData { .. }
             | TrainError::OptimizerState { .. } => true,
             // An I/O error may be a file server's hiccup: the job gets another
             // attempt. Content that is wrong stays wrong.
@@ -277,6 +289,13 @@ pub fn run_job(
     data: &Dataset,
     observer: &mut dyn Observer,
 ) -> Result<JobResult, TrainError> {
+    if data.kind() != spec.config.data.kind {
+        return Err(TrainError::WrongData {
+            wanted: spec.config.data.kind,
+            found: data.kind(),
+            root: data.root().to_owned(),
+        });
+    }
     let classes = data.class_names().len();
     let net = net_config(&spec.config, classes);
     let (train, test) = frame_specs(&spec.config);

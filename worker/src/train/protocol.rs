@@ -9,7 +9,8 @@ use crate::checkpoint::BestSoFar;
 ///
 /// `train-val-test`: strictly lower validation loss (the first minimum wins,
 /// as in the reference). `train-test`: strictly higher test accuracy (the first
-/// maximum wins). The first epoch is always selected.
+/// maximum wins). `official`: every epoch, so the last one is reported (the
+/// test set selects nothing). The first epoch is always selected.
 pub fn improves(
     kind: ProtocolKind,
     best: Option<&BestSoFar>,
@@ -26,16 +27,18 @@ pub fn improves(
             _ => false,
         },
         ProtocolKind::TrainTest => test_accuracy.is_some_and(|a| a > best.test_accuracy),
+        ProtocolKind::Official => true,
     }
 }
 
 /// Whether the protocol needs the test set evaluated this epoch: always for
-/// `train-test` (selection uses it); for `train-val-test` only when the epoch
-/// becomes the selection (its test figures are reported, never used to select).
+/// `train-test` (selection uses it); for `train-val-test` and `official` only
+/// when the epoch becomes the selection (its test figures are reported, never
+/// used to select; under `official` every epoch is the selection).
 pub fn needs_test(kind: ProtocolKind, selected: bool) -> bool {
     match kind {
         ProtocolKind::TrainTest => true,
-        ProtocolKind::TrainValTest => selected,
+        ProtocolKind::TrainValTest | ProtocolKind::Official => selected,
     }
 }
 
@@ -65,6 +68,32 @@ pub fn patience_exhausted(epochs: &[EpochMetrics], patience: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn official_reports_the_last_epoch() {
+        let best = BestSoFar {
+            epoch: 1,
+            val_loss: None,
+            val_accuracy: None,
+            test_loss: 0.5,
+            test_accuracy: 0.9,
+            confusion: Vec::new(),
+        };
+        // A worse test accuracy still replaces the selection: the last epoch wins.
+        assert!(improves(
+            ProtocolKind::Official,
+            Some(&best),
+            None,
+            Some(0.1)
+        ));
+        assert!(!improves(
+            ProtocolKind::TrainTest,
+            Some(&best),
+            None,
+            Some(0.1)
+        ));
+        assert!(needs_test(ProtocolKind::Official, true));
+    }
 
     fn epochs(val_accuracies: &[f64]) -> Vec<EpochMetrics> {
         val_accuracies

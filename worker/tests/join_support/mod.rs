@@ -144,10 +144,27 @@ pub fn start_coordinator(
     metrics_port: u16,
     log: &Path,
 ) -> Proc {
-    let child = Command::new(coordinator_bin())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--experiment")
-        .arg(experiment)
+    serve(port, Some(experiment), state, metrics_port, log)
+}
+
+/// Starts `coordinator serve` without an experiment (they are submitted).
+pub fn start_server(port: u16, state: &Path, metrics_port: u16, log: &Path) -> Proc {
+    serve(port, None, state, metrics_port, log)
+}
+
+fn serve(
+    port: u16,
+    experiment: Option<&Path>,
+    state: &Path,
+    metrics_port: u16,
+    log: &Path,
+) -> Proc {
+    let mut command = Command::new(coordinator_bin());
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    if let Some(e) = experiment {
+        command.arg("--experiment").arg(e);
+    }
+    let child = command
         .arg("--state")
         .arg(state)
         .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])

@@ -17,9 +17,19 @@ pub fn ended(jobs: u64) -> impl Fn(&BTreeMap<String, u64>) -> bool {
 
 /// `coordinator report --format FORMAT --state STATE`'s output.
 pub fn report(state: &Path, format: &str) -> String {
+    report_args(state, &[], format)
+}
+
+/// [`report`] of experiment `id` of a store holding several.
+pub fn report_of(state: &Path, id: &str, format: &str) -> String {
+    report_args(state, &["--experiment", id], format)
+}
+
+fn report_args(state: &Path, extra: &[&str], format: &str) -> String {
     let out = Command::new(coordinator_bin())
         .args(["report", "--format", format, "--state"])
         .arg(state)
+        .args(extra)
         .output()
         .unwrap();
     assert!(
