@@ -866,6 +866,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_official_split_run_stands_in_the_published_figures_column() {
+        let config = GESTURE_CONFIG
+            .replace("train-val-test", "official")
+            .replace("seeds = [0]", "seeds = [0, 1]");
+        let names = spikecv_common::gesture::CLASS_NAMES;
+        let jobs: Vec<JobRecord> = (0..2u64)
+            .map(|seed| {
+                let mut j =
+                    JobRecord::pending("exp-1", Variant::Whole, seed, 0, ProtocolKind::Official);
+                j.status = JobStatus::Succeeded;
+                j.test_accuracy = Some(0.9 + 0.02 * seed as f64);
+                j.test_loss = Some(0.3);
+                j
+            })
+            .collect();
+        let r = build_report(&experiment(&config, &names), &jobs, 1_780_000_100);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].protocol, ProtocolKind::Official);
+        assert!(!r.groups[0].optimistic);
+        assert!(r.groups[0].val_accuracy.is_none());
+        let md = render_markdown(&r, &[]);
+        assert!(
+            md.contains("| this run, official | 91.00 % ± 1.00 (2 of 2 jobs) | not run | 11 | official, ± population std over (seed, fold) jobs |"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn gesture_json_has_the_gesture_rows_and_eleven_classes() {
         let j: serde_json::Value =
             serde_json::from_str(&render_json(&gesture_report()).unwrap()).unwrap();

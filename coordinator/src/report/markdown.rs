@@ -369,11 +369,6 @@ fn ours(r: &Report, variant: Variant, protocol: ProtocolKind) -> Option<&GroupRe
         .find(|g| g.variant == variant && g.protocol == protocol && g.configuration == base)
 }
 
-/// The protocol kind that evaluates on the data set's own train/test split
-/// (DVS128 Gesture's `official`), whose figures go in the published
-/// figures' column; every other protocol is k-fold over people.
-const OFFICIAL_PROTOCOL: &str = "official";
-
 fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
     match &r.published {
         PublishedTable::SlAnimals(rows) => write_published_sl_animals(out, r, rows),
@@ -422,7 +417,9 @@ fn write_published_gesture(
         .iter()
         .filter(|g| g.variant == Variant::Whole && g.configuration == base)
     {
-        let (official, k_fold) = if g.protocol.as_str() == OFFICIAL_PROTOCOL {
+        // The data set's own split goes in the published figures' column;
+        // every other protocol is k-fold over people.
+        let (official, k_fold) = if g.protocol == ProtocolKind::Official {
             (ours_text(Some(g)), "not run".to_owned())
         } else {
             ("not run".to_owned(), ours_text(Some(g)))
