@@ -6,7 +6,8 @@
 # On a fresh clone it
 #   1. sets up what is missing (scripts/setup.sh: rustfmt/clippy, .venv with PyTorch),
 #   2. builds the coordinator and worker (release),
-#   3. generates a tiny synthetic data set (coordinator data synth --size tiny),
+#   3. generates a tiny synthetic data set (coordinator data synth --size tiny;
+#      SL-Animals-DVS by default, DVS128 Gesture with SPIKECV_DATASET=dvs-gesture),
 #   4. writes a short experiment (both variants, 4 folds, 1 seed, a few epochs),
 #   5. starts a coordinator on 127.0.0.1 (a free port) and two workers
 #      (CPU, or the GPUs when nvidia-smi sees some),
@@ -18,16 +19,21 @@
 #   SPIKECV_RUN_DIR      run folder (default runs/local-<date>-<time>): state DB,
 #                        experiment.toml, logs, worker folders, report.{md,csv},
 #                        report/ (the report with its plots)
-#   SPIKECV_DATA_DIR     data set root (default data/synthetic; generated when it
-#                        has no filelist.txt)
+#   SPIKECV_DATASET      sl-animals (default) or dvs-gesture: the data set
+#                        generated and the written experiment's [data] kind
+#                        (an experiment file saying kind = "dvs-gesture" sets it)
+#   SPIKECV_DATA_DIR     data set root (default data/synthetic, or
+#                        data/synthetic-gesture; generated when it holds no data
+#                        set: no filelist.txt, or no DvsGesture/trials_to_train.txt)
 #   SPIKECV_DATA_SIZE    tiny|small|full for the synthetic set (default tiny)
 #   SPIKECV_RECORDINGS   recordings of the generated set to use, spread over its
 #                        four recording sets (default 8; 0 = all 59)
 #   SPIKECV_EXPERIMENT   use this experiment TOML instead of writing one
 #                        (`@DATA_DIR@` in it becomes the data set root), e.g.
-#                        deploy/local/sweep.toml
+#                        deploy/local/sweep.toml or deploy/local/gesture-official.toml
 #   SPIKECV_EPOCHS (3), SPIKECV_STEPS (4), SPIKECV_DT_MS (30), SPIKECV_SEEDS ("0"),
-#   SPIKECV_FOLDS (4), SPIKECV_BATCH (8): the written experiment
+#   SPIKECV_FOLDS (4), SPIKECV_BATCH (8), SPIKECV_PROTOCOL (train-val-test;
+#   train-test, or official for dvs-gesture): the written experiment
 #   SPIKECV_WORKERS      number of workers (default 2)
 #   SPIKECV_GPUS         cpu|all|0,1,... for every worker (default: split the
 #                        GPUs nvidia-smi lists between the workers, else cpu)
@@ -48,7 +54,17 @@ profile="${SPIKECV_PROFILE:-dev}"
 workers="${SPIKECV_WORKERS:-2}"
 timeout="${SPIKECV_TIMEOUT:-3600}"
 run_dir="${SPIKECV_RUN_DIR:-$repo/runs/local-$(date +%Y%m%d-%H%M%S)}"
-data_dir="${SPIKECV_DATA_DIR:-$repo/data/synthetic}"
+dataset="${SPIKECV_DATASET:-}"
+if [ -z "$dataset" ] && [ -n "${SPIKECV_EXPERIMENT:-}" ] &&
+  grep -Eq '^[[:space:]]*kind[[:space:]]*=[[:space:]]*"dvs-gesture"' "$SPIKECV_EXPERIMENT"; then
+  dataset=dvs-gesture
+fi
+dataset="${dataset:-sl-animals}"
+case "$dataset" in
+  sl-animals) data_dir="${SPIKECV_DATA_DIR:-$repo/data/synthetic}" ;;
+  dvs-gesture) data_dir="${SPIKECV_DATA_DIR:-$repo/data/synthetic-gesture}" ;;
+  *) spk_die "SPIKECV_DATASET=$dataset: expected sl-animals or dvs-gesture" ;;
+esac
 
 export NO_COLOR=1   # plain logs from the coordinator and workers
 
@@ -91,7 +107,14 @@ run_dir="$(cd "$run_dir" && pwd)"
 spk_log "run folder: $run_dir"
 
 # 3. Data.
-if [ ! -f "$data_dir/filelist.txt" ]; then
+if [ "$dataset" = dvs-gesture ]; then
+  if [ ! -f "$data_dir/DvsGesture/trials_to_train.txt" ] && [ ! -f "$data_dir/trials_to_train.txt" ]; then
+    spk_log "generating a ${SPIKECV_DATA_SIZE:-tiny} synthetic DVS128 Gesture download in $data_dir"
+    mkdir -p "$data_dir"
+    # 6 users (4 of the official training users, 2 test users), 12 recordings.
+    "$coordinator" data synth --kind dvs-gesture --out "$data_dir" --seed 0 --size "${SPIKECV_DATA_SIZE:-tiny}"
+  fi
+elif [ ! -f "$data_dir/filelist.txt" ]; then
   spk_log "generating a ${SPIKECV_DATA_SIZE:-tiny} synthetic data set in $data_dir"
   mkdir -p "$data_dir"
   "$coordinator" data synth --out "$data_dir" --seed 0 --size "${SPIKECV_DATA_SIZE:-tiny}"
@@ -107,18 +130,24 @@ if [ -n "${SPIKECV_EXPERIMENT:-}" ]; then
   sed "s|@DATA_DIR@|${data_dir}|g" "$SPIKECV_EXPERIMENT" >"$experiment"
 else
   steps="${SPIKECV_STEPS:-4}"
+  if [ "$dataset" = dvs-gesture ]; then
+    name=local-gesture-demo kind_line='kind = "dvs-gesture"' variants='"whole"'
+  else
+    name=local-demo kind_line="" variants='"whole", "reduced"'
+  fi
   cat >"$experiment" <<TOML
 # Written by deploy/local/run.sh: a short run that ends in minutes on 2 cores.
-name = "local-demo"
+name = "${name}"
 
 [data]
 root = "${data_dir}"
+${kind_line}
 
 [protocol]
-kind = "train-val-test"
+kind = "${SPIKECV_PROTOCOL:-train-val-test}"
 folds = ${SPIKECV_FOLDS:-4}
 seeds = [${SPIKECV_SEEDS:-0}]
-variants = ["whole", "reduced"]
+variants = [${variants}]
 val_fraction = 0.15
 
 [simulation]

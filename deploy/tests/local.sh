@@ -5,7 +5,10 @@
 # profile so it reuses `cargo test`'s build. Checks: exit 0, both variants in the
 # report, every job succeeded once. Then the example sweep
 # (deploy/local/sweep.toml): exit 0, its comparison and plot in the report,
-# every job ended once (succeeded or pruned). Then Ctrl-C: a second run gets SIGINT
+# every job ended once (succeeded or pruned). Then DVS128 Gesture on its own
+# split (deploy/local/gesture-official.toml, a synthetic download): exit 0, one
+# job per seed, the gesture names and its published figures in the report.
+# Then Ctrl-C: a second run gets SIGINT
 # (to its process group, as a terminal sends it) once its workers are up, and
 # must exit 130 leaving none of the processes it started.
 set -euo pipefail
@@ -66,6 +69,21 @@ grep -q '^## Configurations compared' "$tmp/sweep/report.md" ||
 spk_check_report_csv "$tmp/sweep/report.csv" "$(spk_expected_jobs "$tmp/sweep/experiment.toml")" pruned-ok
 [ -f "$tmp/sweep/report/configurations-whole-train-val-test.png" ] ||
   spk_die "the sweep's comparison plot is missing"
+
+spk_log "deploy/local/run.sh on DVS128 Gesture (SPIKECV_EXPERIMENT=deploy/local/gesture-official.toml)"
+"${run_env[@]}" SPIKECV_RUN_DIR="$tmp/gesture" SPIKECV_DATA_DIR="$tmp/gesture-data" \
+  SPIKECV_EXPERIMENT="$repo/deploy/local/gesture-official.toml" \
+  bash "$repo/deploy/local/run.sh" >"$tmp/gesture.out" 2>&1 ||
+  spk_die "deploy/local/run.sh on DVS128 Gesture failed (exit $?)"
+[ -f "$tmp/gesture-data/DvsGesture/trials_to_train.txt" ] ||
+  spk_die "run.sh did not generate a DVS128 Gesture download"
+grep -q 'Compared with published figures on DVS128 Gesture' "$tmp/gesture/report.md" ||
+  spk_die "the DVS128 Gesture report has no published figures of its own"
+grep -q 'hand\\_clapping' "$tmp/gesture/report.md" ||
+  spk_die "the DVS128 Gesture report does not name its classes"
+[ "$(spk_expected_jobs "$tmp/gesture/experiment.toml")" = 3 ] ||
+  spk_die "the official split is not one job per seed (3 seeds)"
+spk_check_report_csv "$tmp/gesture/report.csv" 3
 
 spk_log "deploy/local/run.sh, interrupted with SIGINT"
 "$(command -v python3)" - "$repo/deploy/local/run.sh" "$tmp/run2" "$tmp/run2.out" "${run_env[@]}" <<'PY'
