@@ -466,9 +466,16 @@ pub(crate) fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> 
 }
 
 fn run_render(a: &RenderArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
-    let (rec, class) = parse_sample(&a.sample)?;
     let ds = Dataset::open(&a.data)?;
-    let events = ds.sample_events(&rec, class)?;
+    // SL-Animals: NN is the class; DVS128 Gesture: a label row of the recording.
+    let (rec, index) = match ds.kind() {
+        DataKind::SlAnimals => parse_sample(&a.sample)?,
+        DataKind::DvsGesture => {
+            let row = parse_row_sample(&ds, &a.sample)?;
+            (row.recording, row.row)
+        }
+    };
+    let events = ds.sample_events(&rec, index)?;
     let windows = frames::window_count(&events, a.dt_ms);
     let steps = a.steps.unwrap_or(windows.clamp(1, 64));
     let spec = FrameSpec::dvs128(a.dt_ms, steps, BinMode::Sum);

@@ -412,3 +412,36 @@ fn frames_names_a_missing_row_or_recording_and_where() {
     );
     assert!(!tmp.path().join("cut").exists(), "nothing written");
 }
+
+#[test]
+fn render_draws_a_label_row_and_names_a_missing_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    // user01_lab's rows are reversed: row 00 is class 10 and its last row is 09.
+    let dl = synth_reordered(tmp.path());
+    let render = |sample: &str, png: &Path| {
+        vec![
+            "data".to_owned(),
+            "render".to_owned(),
+            "--data".to_owned(),
+            s(&dl).to_owned(),
+            "--sample".to_owned(),
+            sample.to_owned(),
+            "--out".to_owned(),
+            s(png).to_owned(),
+        ]
+    };
+    let png = tmp.path().join("row.png");
+    let args = render("user01_lab_09", &png);
+    let text = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text.contains("wrote user01_lab_09"), "{text}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    // Row 10 is past this recording's end, though an SL-Animals class 10 exists.
+    let missing = tmp.path().join("missing.png");
+    let args = render("user01_lab_10", &missing);
+    let err = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("user01_lab_labels.csv") && err.contains("no row 10"),
+        "{err}"
+    );
+    assert!(!missing.exists());
+}

@@ -151,6 +151,6 @@ pub struct ExperimentRecord {
     pub config_hash: String,
     /// When it was submitted (seconds since the Unix epoch).
     pub created_unix: i64,
-    /// Class names in class order (19 for SL-Animals-DVS).
+    /// Class names in class order (19 for SL-Animals-DVS, 11 for DVS128 Gesture).
     pub class_names: Vec<String>,
 }
