@@ -35,7 +35,7 @@ fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// A DVS128 Gesture experiment on `root`: 32 × 32 input, T = 2, 2 epochs.
+/// A DVS128 Gesture experiment on `root`: 32 × 32 input, [`TINY_RUN`].
 fn write_experiment(path: &Path, root: &Path, name: &str, protocol: &str) {
     let text = format!(
         r#"name = "{name}"
@@ -45,15 +45,7 @@ kind = "dvs-gesture"
 downscale = 4
 [protocol]
 {protocol}
-[simulation]
-steps = 2
-dt_ms = 30
-[training]
-batch = 16
-test_batch = 32
-epochs = 2
-test_steps = 2
-"#,
+{TINY_RUN}"#,
         root.display().to_string()
     );
     std::fs::write(path, text).unwrap();

@@ -45,16 +45,7 @@ kind = "train-test"
 folds = 2
 seeds = [0]
 variants = ["whole"]
-[simulation]
-steps = 2
-dt_ms = 30
-[training]
-batch = 16
-test_batch = 32
-epochs = 2
-test_steps = 2
-checkpoint_every = 1
-"#,
+{TINY_RUN}"#,
         data.display().to_string()
     );
     std::fs::write(path, text).unwrap();

@@ -480,20 +480,10 @@ fn integer_label(x: &f64) -> String {
     }
 }
 
-/// Bar colours by variant, in the variants' declaration order (whole,
-/// reduced, then DVS128 Gesture's lighting conditions).
-const VARIANT_COLOURS: [RGBColor; 7] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-];
-
+/// Bar colour of a variant: the fold palette in the variants' declaration
+/// order (whole, reduced, then DVS128 Gesture's lighting conditions).
 fn variant_colour(v: Variant) -> RGBColor {
-    VARIANT_COLOURS[v as usize % VARIANT_COLOURS.len()]
+    FOLD_COLOURS[v as usize % FOLD_COLOURS.len()]
 }
 
 /// One bar of the bar chart, in chart coordinates (percent).

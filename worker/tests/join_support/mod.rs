@@ -70,6 +70,11 @@ pub fn make_data(dir: &Path, seed: u64) {
     std::fs::write(dir.join("filelist.txt"), RECORDINGS.join("\n") + "\n").unwrap();
 }
 
+/// `[simulation]` and `[training]` of the multi-process tests' experiments:
+/// T = 2, 2 epochs, a checkpoint every epoch (a job ends in seconds on a CPU).
+pub const TINY_RUN: &str = "[simulation]\nsteps = 2\ndt_ms = 30\n[training]\nbatch = 16\n\
+    test_batch = 32\nepochs = 2\ntest_steps = 2\ncheckpoint_every = 1\n";
+
 /// 2 seeds × 4 folds × 2 variants, T = 2, 2 epochs, a checkpoint every epoch,
 /// on a 32 × 32 input (`downscale = 4`): the protocol is the same at any input
 /// size, and the network is 25 times smaller than at 128 × 128.
@@ -84,16 +89,7 @@ kind = "train-val-test"
 folds = 4
 seeds = [0, 1]
 variants = ["whole", "reduced"]
-[simulation]
-steps = 2
-dt_ms = 30
-[training]
-batch = 16
-test_batch = 32
-epochs = 2
-test_steps = 2
-checkpoint_every = 1
-"#,
+{TINY_RUN}"#,
         data.display().to_string()
     );
     std::fs::write(path, text).unwrap();
