@@ -392,7 +392,7 @@ impl Dataset {
     pub fn tags_path(&self, name: &str) -> PathBuf {
         match self.kind {
             DataKind::SlAnimals => self.dir.join("tags").join(format!("{name}.csv")),
-            DataKind::DvsGesture => self.dir.join(format!("{name}_labels.csv")),
+            DataKind::DvsGesture => gesture::labels_path(&self.dir, name),
         }
     }
 

@@ -69,6 +69,12 @@ pub fn find_dir(root: &Path) -> Option<PathBuf> {
     }
 }
 
+/// The labels file of `recording` in the download's folder `dir`:
+/// `<recording>_labels.csv`.
+pub fn labels_path(dir: &Path, recording: &str) -> PathBuf {
+    dir.join(format!("{recording}_labels.csv"))
+}
+
 /// The person of a recording: its name up to the first `_` (`user07`).
 pub fn person_of(recording: &str) -> &str {
     recording.split_once('_').map_or(recording, |(p, _)| p)

@@ -367,18 +367,22 @@ fn write_recording(out: &Path, seed: u64, index: usize, name: &str, size: SynthS
     Ok((events.len() as u64, bytes))
 }
 
+/// How many of `max` recordings `opts.recordings` asks for (all when unset);
+/// none, or more than there are, is an error.
+pub(crate) fn recording_count(opts: &SynthOptions, max: usize) -> Result<usize, SynthError> {
+    let n = opts.recordings.unwrap_or(max);
+    if n == 0 || n > max {
+        return Err(SynthError::BadCount { given: n, max });
+    }
+    Ok(n)
+}
+
 /// Generates a data set root in `out` (created if missing): `recordings/`,
 /// `tags/`, `filelist.txt` and the class definitions. Recordings are generated
 /// in parallel; the output depends only on the options.
 pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
     let all = recording_names();
-    let n = opts.recordings.unwrap_or(all.len());
-    if n == 0 || n > all.len() {
-        return Err(SynthError::BadCount {
-            given: n,
-            max: all.len(),
-        });
-    }
+    let n = recording_count(opts, all.len())?;
     // Evenly spaced positions keep indoor and outdoor sets in a small data set
     // (the reduced variant needs the latter); a recording's content depends on
     // its position in the full list, not on N.

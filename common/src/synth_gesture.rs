@@ -76,7 +76,7 @@ fn write_recording(
     w.flush().map_err(io)?;
     let bytes = std::fs::metadata(&path).map_err(io)?.len();
     write_file(
-        &dir.join(format!("{name}_labels.csv")),
+        &gesture::labels_path(dir, name),
         gesture::labels_csv(&labels).as_bytes(),
     )?;
     Ok((events.len() as u64, bytes, labels.len()))
@@ -86,13 +86,7 @@ fn write_recording(
 /// the first N recordings of [`recording_names`]. Deterministic for a seed.
 pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
     let all = recording_names();
-    let n = opts.recordings.unwrap_or(all.len());
-    if n == 0 || n > all.len() {
-        return Err(SynthError::BadCount {
-            given: n,
-            max: all.len(),
-        });
-    }
+    let n = synth::recording_count(opts, all.len())?;
     let names = &all[..n];
     let dir: PathBuf = out.join(FOLDER);
     std::fs::create_dir_all(&dir).map_err(|source| SynthError::Io {

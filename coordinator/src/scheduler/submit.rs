@@ -112,7 +112,7 @@ fn gesture_sample_counts(
         if counts.contains_key(recording) {
             continue;
         }
-        let path = dir.join(format!("{recording}_labels.csv"));
+        let path = gesture::labels_path(dir, recording);
         if !path.is_file() {
             return Ok(None);
         }
