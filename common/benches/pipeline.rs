@@ -15,13 +15,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use spikecv_common::aedat::{self, v2};
-use spikecv_common::config::BinMode;
+use spikecv_common::dataset::synth::{SynthSize, recording};
 use spikecv_common::events::Event;
-use spikecv_common::frames::{Crop, FrameSpec, bin_into};
-use spikecv_common::slicing::slice_borrowed;
-use spikecv_common::synth::{SynthSize, recording};
-use spikecv_common::tags;
+use spikecv_common::events::aedat::{self, v2};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin_into};
+use spikecv_common::events::slicing::slice_borrowed;
+use spikecv_common::events::tags;
 
 const DT: u32 = 30;
 const STEPS: usize = 50;

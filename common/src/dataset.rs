@@ -4,9 +4,15 @@
 //! `SL-Animals-DVS_gestures_definitions.csv` and `filelist.txt` (the recordings to
 //! use, in order). Everything works on what the file list names.
 //!
-//! A root may instead hold DVS128 Gesture as downloaded ([`crate::gesture`]):
+//! A root may instead hold DVS128 Gesture as downloaded ([`crate::dataset::dvs_gesture`]):
 //! [`Dataset::open`] tells the two apart by their files, and
 //! [`Dataset::description`] says which it is and what it holds.
+
+pub mod dvs_gesture;
+pub mod error;
+pub mod kind;
+pub mod sl_animals;
+pub mod synth;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -14,140 +20,21 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::aedat::{self, ReadError};
-use crate::config::Variant;
-use crate::datakind::{DataKind, Description};
+use crate::dataset::dvs_gesture::Label;
+use crate::dataset::error::{DataError, MAX_SAMPLE_SPAN_US, io_err};
+use crate::dataset::kind::Variant;
+use crate::dataset::kind::{DataKind, Description};
+use crate::dataset::sl_animals::{CLASS_DEFS, FILE_LIST, read_class_names, read_file_list};
 use crate::events::Event;
-use crate::gesture::{self, Label};
-use crate::npy::{self, NpyError};
-use crate::slicing::{sample_name, slice, slice_one};
-use crate::tags::{self, CLASSES, Tag, TagsError};
+use crate::events::aedat;
+use crate::events::npy;
+use crate::events::slicing::{sample_name, slice, slice_one};
+use crate::events::tags::{self, CLASSES, Tag};
 
 thread_local! {
     /// Per loader thread, the event buffer of the last raw recording read.
     static SPARE_EVENTS: std::cell::RefCell<Vec<Event>> = const { std::cell::RefCell::new(Vec::new()) };
 }
-
-/// The file list's name in a root.
-pub const FILE_LIST: &str = "filelist.txt";
-/// The class definitions' name in a root.
-pub const CLASS_DEFS: &str = "SL-Animals-DVS_gestures_definitions.csv";
-/// The 19 class names in class order (as the real definitions file gives them).
-pub const CLASS_NAMES: [&str; CLASSES] = [
-    "cat",
-    "dog",
-    "camel",
-    "cow",
-    "sheep",
-    "goat",
-    "wolf",
-    "squirrel",
-    "mouse",
-    "dolphin",
-    "shark",
-    "lion",
-    "monkey",
-    "snake",
-    "spider",
-    "butterfly",
-    "bird",
-    "duck",
-    "zebra",
-];
-
-/// Why a data set (or part of it) is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    /// A file could not be read.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A required file is missing.
-    #[error("{path}: missing ({what})")]
-    Missing {
-        /// The file.
-        path: PathBuf,
-        /// What it is.
-        what: &'static str,
-    },
-    /// The file list or class definitions are malformed.
-    #[error("{path}, line {line}: {what}")]
-    BadMetadata {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line.
-        line: usize,
-        /// What is wrong.
-        what: String,
-    },
-    /// A recording the file list does not name.
-    #[error("recording {name:?} is not in the data set's file list")]
-    UnknownRecording {
-        /// The name asked for.
-        name: String,
-    },
-    /// A class index outside 0..19.
-    #[error("class index {class} is out of range (0..{CLASSES})")]
-    BadClass {
-        /// The index asked for.
-        class: usize,
-    },
-    /// A sample index past a recording's label rows (DVS128 Gesture).
-    #[error("recording {recording:?} has {samples} samples; there is no sample {index}")]
-    BadSample {
-        /// The recording.
-        recording: String,
-        /// The index asked for.
-        index: usize,
-        /// Samples it has.
-        samples: usize,
-    },
-    /// The root is not the kind of data set the config says.
-    #[error("{root}: holds no {kind} data set ({what})")]
-    WrongKind {
-        /// The root.
-        root: PathBuf,
-        /// The kind asked for.
-        kind: DataKind,
-        /// What is missing.
-        what: &'static str,
-    },
-    /// An event file could not be read.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// A tag file is unusable.
-    #[error(transparent)]
-    Tags(#[from] TagsError),
-    /// A sliced sample is unusable.
-    #[error(transparent)]
-    Npy(#[from] NpyError),
-    /// A sample whose events span more time than any gesture (its time
-    /// windows, and the buffers sized by them, would grow without bound).
-    #[error(
-        "sample {class} of recording {recording:?} spans {span_s:.1} s; the limit is {limit_s} s \
-         (time stamps of that recording are broken)"
-    )]
-    SampleTooLong {
-        /// The recording.
-        recording: String,
-        /// The class index (0-based).
-        class: usize,
-        /// Its span, seconds.
-        span_s: f64,
-        /// [`MAX_SAMPLE_SPAN_US`] in seconds.
-        limit_s: u64,
-    },
-}
-
-/// The longest time a sample's events may span, µs: ten minutes, far beyond
-/// a gesture (a few seconds), so that its `dt` windows stay bounded (600,000
-/// at `dt` = 1 ms).
-pub const MAX_SAMPLE_SPAN_US: i64 = 600_000_000;
 
 /// `Ok` when `events` (sample `class` of `recording`) span at most
 /// [`MAX_SAMPLE_SPAN_US`].
@@ -170,27 +57,6 @@ pub fn check_span(events: &[Event], recording: &str, class: usize) -> Result<(),
     Ok(())
 }
 
-impl DataError {
-    /// Whether the operating system failed to read a file (a network file
-    /// system's hiccup may pass), as opposed to content that is wrong for good.
-    pub fn is_io(&self) -> bool {
-        matches!(
-            self,
-            DataError::Io { .. }
-                | DataError::Read(ReadError::Io { .. })
-                | DataError::Tags(TagsError::Io { .. })
-                | DataError::Npy(NpyError::Io { .. })
-        )
-    }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
-    move |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// An opened data set root.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -202,77 +68,6 @@ pub struct Dataset {
     class_names: Vec<String>,
 }
 
-/// Reads the class definitions CSV (`class,class Def`, rows `1,cat` ... `19,zebra`).
-pub fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut names = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |what: String| DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: i + 1,
-            what,
-        };
-        let (num, name) = line
-            .split_once(',')
-            .ok_or_else(|| bad(format!("expected `number,name`, found {line:?}")))?;
-        let num: usize = num
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("class number {num:?} is not a number")))?;
-        if num != names.len() + 1 {
-            return Err(bad(format!(
-                "class number {num}, expected {} (rows in class order)",
-                names.len() + 1
-            )));
-        }
-        names.push(name.trim().to_string());
-    }
-    if names.len() != CLASSES {
-        return Err(DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: 1,
-            what: format!("{} classes, expected {CLASSES}", names.len()),
-        });
-    }
-    Ok(names)
-}
-
-/// Reads a file list: one recording name a line, blank lines ignored.
-pub fn read_file_list(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let mut names: Vec<String> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let name = line.trim();
-        if name.is_empty() {
-            continue;
-        }
-        let bad = |what: String| DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: i + 1,
-            what,
-        };
-        if name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(bad(format!("{name:?} is not a plain recording name")));
-        }
-        if names.iter().any(|n| n == name) {
-            return Err(bad(format!("{name:?} is listed twice")));
-        }
-        names.push(name.to_string());
-    }
-    if names.is_empty() {
-        return Err(DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: 1,
-            what: "the file list names no recordings".into(),
-        });
-    }
-    Ok(names)
-}
-
 impl Dataset {
     /// Opens a root: reads the file list and class definitions and checks that
     /// every listed recording is present, raw (`recordings/` + `tags/`) or sliced
@@ -281,7 +76,7 @@ impl Dataset {
     /// A root without `filelist.txt` whose `DvsGesture/` (or itself) holds
     /// `trials_to_train.txt` opens as DVS128 Gesture ([`Dataset::open_kind`]).
     pub fn open(root: &Path) -> Result<Dataset, DataError> {
-        if !root.join(FILE_LIST).exists() && gesture::find_dir(root).is_some() {
+        if !root.join(FILE_LIST).exists() && dvs_gesture::find_dir(root).is_some() {
             return Self::open_kind(root, DataKind::DvsGesture);
         }
         Self::open_kind(root, DataKind::SlAnimals)
@@ -298,15 +93,15 @@ impl Dataset {
     }
 
     fn open_gesture(root: &Path) -> Result<Dataset, DataError> {
-        let dir = gesture::find_dir(root).ok_or_else(|| DataError::WrongKind {
+        let dir = dvs_gesture::find_dir(root).ok_or_else(|| DataError::WrongKind {
             root: root.to_path_buf(),
-            kind: DataKind::DvsGesture,
+            kind: DataKind::DvsGesture.as_str(),
             what: "no DvsGesture/trials_to_train.txt",
         })?;
         let ds = Dataset {
             root: root.to_path_buf(),
-            class_names: gesture::read_mapping(&dir.join(gesture::MAPPING))?,
-            recordings: gesture::read_recordings(&dir)?,
+            class_names: dvs_gesture::read_mapping(&dir.join(dvs_gesture::MAPPING))?,
+            recordings: dvs_gesture::read_recordings(&dir)?,
             dir,
             kind: DataKind::DvsGesture,
         };
@@ -362,7 +157,7 @@ impl Dataset {
     /// The recordings of a variant in file-list order (`Reduced` drops
     /// `_indoor`; a lighting variant keeps that lighting's).
     pub fn recordings(&self, variant: Variant) -> Vec<String> {
-        crate::plan::variant_recordings(&self.recordings, variant)
+        crate::dataset::kind::variant_recordings(&self.recordings, variant)
     }
 
     /// The class names in class order (19 for SL-Animals, 11 for DVS128 Gesture).
@@ -392,7 +187,7 @@ impl Dataset {
     pub fn tags_path(&self, name: &str) -> PathBuf {
         match self.kind {
             DataKind::SlAnimals => self.dir.join("tags").join(format!("{name}.csv")),
-            DataKind::DvsGesture => gesture::labels_path(&self.dir, name),
+            DataKind::DvsGesture => dvs_gesture::labels_path(&self.dir, name),
         }
     }
 
@@ -402,7 +197,7 @@ impl Dataset {
         self.check_known(recording)?;
         match self.kind {
             DataKind::SlAnimals => Ok(Vec::new()),
-            DataKind::DvsGesture => gesture::read_labels(&self.tags_path(recording)),
+            DataKind::DvsGesture => dvs_gesture::read_labels(&self.tags_path(recording)),
         }
     }
 
@@ -429,7 +224,7 @@ impl Dataset {
     fn gesture_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         let labels = self.labels(recording)?;
         let file = aedat::read_file(&self.recording_path(recording))?;
-        Ok(gesture::cut(&file.events, &labels))
+        Ok(dvs_gesture::cut(&file.events, &labels))
     }
 
     /// `sliced/<name>_<NN>.npy`.
@@ -537,11 +332,14 @@ impl Dataset {
     /// per recording its raw file and tags, or its sliced files.
     pub fn used_files(&self) -> Vec<PathBuf> {
         if self.kind == DataKind::DvsGesture {
-            let mut files: Vec<PathBuf> =
-                [gesture::MAPPING, gesture::TRAIN_LIST, gesture::TEST_LIST]
-                    .iter()
-                    .map(|f| self.dir.join(f))
-                    .collect();
+            let mut files: Vec<PathBuf> = [
+                dvs_gesture::MAPPING,
+                dvs_gesture::TRAIN_LIST,
+                dvs_gesture::TEST_LIST,
+            ]
+            .iter()
+            .map(|f| self.dir.join(f))
+            .collect();
             for name in &self.recordings {
                 files.push(self.recording_path(name));
                 files.push(self.tags_path(name));

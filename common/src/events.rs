@@ -1,4 +1,14 @@
-//! The event: one change of brightness seen by one pixel of an event camera.
+//! The bottom layer: event files and what is made of them. [`Event`] (one
+//! change of brightness seen by one pixel of an event camera), the AEDAT
+//! readers, SL-Animals' tag files, slicing, frames, `.npy` and rendering.
+//! Nothing here knows a data set's layout or an experiment.
+
+pub mod aedat;
+pub mod frames;
+pub mod npy;
+pub mod render;
+pub mod slicing;
+pub mod tags;
 
 /// One event, as every reader returns it.
 ///

@@ -2,32 +2,24 @@
 //!
 //! Nothing here links libtorch: the coordinator depends on this crate and must
 //! run on a head node without a GPU stack.
+//!
+//! The crate is layered; each layer imports only those below it (see
+//! `docs/architecture.md`):
+//!
+//! - [`events`]: event files (AEDAT readers, tags, slicing, frames, `.npy`,
+//!   rendering);
+//! - [`dataset`]: data set roots and their kinds (SL-Animals-DVS, DVS128
+//!   Gesture), synthetic data sets;
+//! - [`experiment`]: the experiment file, its networks and sweeps, folds,
+//!   plans and job records;
+//! - [`stats`] beside them, [`proto`] (the gRPC bindings) apart, and the
+//!   small leaves [`names`], [`exit`] and [`logging`].
 
-pub mod aedat;
-pub mod config;
-pub mod cv;
-pub mod datakind;
 pub mod dataset;
 pub mod events;
 pub mod exit;
-pub mod frames;
-pub mod gesture;
-pub mod job;
+pub mod experiment;
 pub mod logging;
-pub mod mt19937;
 pub mod names;
-pub mod network;
-pub mod network_yaml;
-pub mod npy;
-pub mod paired;
-pub mod plan;
 pub mod proto;
-pub mod prune;
-pub mod render;
-pub mod slicing;
-pub mod special;
 pub mod stats;
-pub mod sweep;
-pub mod synth;
-pub mod synth_gesture;
-pub mod tags;

@@ -6,6 +6,9 @@
 //! the values are large relative to their spread. Empty input gives `None`
 //! rather than NaN, and the sample standard deviation needs two values.
 
+pub mod paired;
+pub mod special;
+
 use serde::{Deserialize, Serialize};
 
 /// Mean, spread and range of a set of values.

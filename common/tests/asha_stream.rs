@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::prune::{AshaRule, asha_rule, prune_rule};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::prune::{AshaRule, asha_rule, prune_rule};
 
 /// One epoch result: configuration, job, epoch, validation accuracy.
 type Event = (usize, usize, u32, f64);
@@ -134,7 +134,7 @@ fn matches_the_reference_on_random_streams() {
     );
 }
 
-fn config(sweep: &str) -> Result<ExperimentConfig, spikecv_common::config::ConfigError> {
+fn config(sweep: &str) -> Result<ExperimentConfig, spikecv_common::experiment::error::ConfigError> {
     ExperimentConfig::from_toml_str(&format!(
         "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\n[training]\nepochs = 20\n[sweep]\n\"training.lr\" = [0.1, 0.01, 0.001]\n{sweep}"
     ))

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde::Deserialize;
-use spikecv_common::config::{ProtocolConfig, ProtocolKind};
-use spikecv_common::cv::{kfold, split, train_test_split_indices};
+use spikecv_common::experiment::cv::{kfold, split, train_test_split_indices};
+use spikecv_common::experiment::sections::{ProtocolConfig, ProtocolKind};
 
 #[derive(Deserialize)]
 struct Golden {

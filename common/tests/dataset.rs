@@ -5,12 +5,14 @@
 
 use std::path::Path;
 
-use spikecv_common::config::Variant;
-use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
-use spikecv_common::npy;
-use spikecv_common::slicing::{parse_sample_name, sample_name};
-use spikecv_common::synth::{self, SynthOptions, SynthSize};
-use spikecv_common::tags::TagsError;
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
+use spikecv_common::dataset::synth::{self, SynthOptions, SynthSize};
+use spikecv_common::events::npy;
+use spikecv_common::events::slicing::{parse_sample_name, sample_name};
+use spikecv_common::events::tags::TagsError;
 
 fn make(dir: &Path, n: usize, seed: u64) {
     synth::generate(
@@ -223,7 +225,7 @@ fn synthesis_is_deterministic_for_a_seed() {
 
 #[test]
 fn a_sample_spanning_more_than_the_limit_is_refused_naming_it() {
-    use spikecv_common::dataset::MAX_SAMPLE_SPAN_US;
+    use spikecv_common::dataset::error::MAX_SAMPLE_SPAN_US;
     use spikecv_common::events::Event;
     let dir = tempfile::tempdir().unwrap();
     make(dir.path(), 1, 5);

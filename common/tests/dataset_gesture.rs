@@ -5,14 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use spikecv_common::aedat;
-use spikecv_common::config::{ExperimentConfig, Variant};
-use spikecv_common::datakind::{DataKind, SampleCut};
 use spikecv_common::dataset::Dataset;
-use spikecv_common::gesture::{self, CLASS_NAMES};
-use spikecv_common::plan;
-use spikecv_common::synth::{SynthOptions, SynthSize};
-use spikecv_common::synth_gesture;
+use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
+use spikecv_common::dataset::dvs_gesture::{self, CLASS_NAMES};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::kind::{DataKind, SampleCut};
+use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::events::aedat;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::plan;
 
 fn synth(dir: &std::path::Path) {
     let opts = SynthOptions {
@@ -20,7 +21,7 @@ fn synth(dir: &std::path::Path) {
         size: SynthSize::Tiny,
         recordings: None,
     };
-    let summary = synth_gesture::generate(dir, &opts).unwrap();
+    let summary = gesture_synth::generate(dir, &opts).unwrap();
     assert_eq!(summary.recordings.len(), 12);
     assert_eq!(summary.samples, 12 * 11);
 }
@@ -55,7 +56,7 @@ fn synthetic_download_opens_with_11_classes_and_6_people() {
     // Training list first: users 1-4, then 24-25.
     assert!(recs[..8].iter().all(|r| r < &"user05".to_string()));
     // Opening the DvsGesture folder itself works too, as the same data set.
-    let inner = Dataset::open(&dir.path().join(gesture::FOLDER)).unwrap();
+    let inner = Dataset::open(&dir.path().join(dvs_gesture::FOLDER)).unwrap();
     assert_eq!(inner.recordings(Variant::Whole), recs);
     assert_eq!(inner.fingerprint().unwrap(), ds.fingerprint().unwrap());
     // Same seed, same bytes.
@@ -71,7 +72,7 @@ fn samples_are_the_events_inside_each_label_window() {
     synth(dir.path());
     let ds = Dataset::open(dir.path()).unwrap();
     for rec in ds.recordings(Variant::Whole) {
-        let folder = dir.path().join(gesture::FOLDER);
+        let folder = dir.path().join(dvs_gesture::FOLDER);
         // Recompute from the files: the CSV by hand, the events by the reader.
         let text = std::fs::read_to_string(folder.join(format!("{rec}_labels.csv"))).unwrap();
         let rows: Vec<(usize, i64, i64)> = text
@@ -108,7 +109,7 @@ fn samples_are_the_events_inside_each_label_window() {
             .position(|r| *r == rec)
             .unwrap();
         let classes = ds.sample_classes(&rec).unwrap();
-        assert_eq!(classes, synth_gesture::gesture_order(index));
+        assert_eq!(classes, gesture_synth::gesture_order(index));
         let mut sorted = classes.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..11).collect::<Vec<_>>(), "every class once");
@@ -132,7 +133,7 @@ fn folds_keep_every_person_in_one_set() {
         for job in plan.jobs.iter().filter(|j| j.seed == 0) {
             let people = |side: &[String]| -> BTreeSet<String> {
                 side.iter()
-                    .map(|r| gesture::person_of(r).to_owned())
+                    .map(|r| dvs_gesture::person_of(r).to_owned())
                     .collect()
             };
             let (tr, va, te) = (
@@ -171,7 +172,7 @@ fn a_listed_trial_without_labels_is_a_clear_error() {
     synth(dir.path());
     let labels = dir
         .path()
-        .join(gesture::FOLDER)
+        .join(dvs_gesture::FOLDER)
         .join("user02_led_labels.csv");
     std::fs::remove_file(&labels).unwrap();
     let err = Dataset::open(dir.path()).unwrap_err().to_string();

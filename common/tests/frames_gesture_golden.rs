@@ -14,14 +14,15 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use spikecv_common::aedat;
-use spikecv_common::config::BinMode;
-use spikecv_common::datakind::DataKind;
-use spikecv_common::dataset::{DataError, Dataset};
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::dvs_gesture::{self, Label};
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::events::Event;
-use spikecv_common::frames::{Crop, FrameSpec, bin, window_count};
-use spikecv_common::gesture::{self, Label};
-use spikecv_common::npy;
+use spikecv_common::events::aedat;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin, window_count};
+use spikecv_common::events::npy;
 
 #[derive(Debug, Deserialize)]
 struct Golden {
@@ -79,8 +80,9 @@ fn golden() -> Golden {
 /// The samples as the reader and the cut by time give them.
 fn samples(g: &Golden) -> (Vec<Label>, Vec<Vec<Event>>) {
     let file = aedat::read_file(&dir().join(format!("{}.aedat", g.recording))).unwrap();
-    let labels = gesture::read_labels(&dir().join(format!("{}_labels.csv", g.recording))).unwrap();
-    let cut = gesture::cut(&file.events, &labels);
+    let labels =
+        dvs_gesture::read_labels(&dir().join(format!("{}_labels.csv", g.recording))).unwrap();
+    let cut = dvs_gesture::cut(&file.events, &labels);
     (labels, cut)
 }
 
@@ -223,7 +225,7 @@ fn frames_match_tonic_in_every_mode() {
 
 /// A DVS128 Gesture root holding the fixture's recording as a training trial.
 fn gesture_root(g: &Golden, out: &Path) {
-    let folder = out.join(gesture::FOLDER);
+    let folder = out.join(dvs_gesture::FOLDER);
     std::fs::create_dir_all(&folder).unwrap();
     for name in [
         format!("{}.aedat", g.recording),
@@ -231,10 +233,14 @@ fn gesture_root(g: &Golden, out: &Path) {
     ] {
         std::fs::copy(dir().join(&name), folder.join(&name)).unwrap();
     }
-    std::fs::write(folder.join(gesture::MAPPING), gesture::mapping_csv()).unwrap();
-    std::fs::write(folder.join(gesture::TEST_LIST), "").unwrap();
     std::fs::write(
-        folder.join(gesture::TRAIN_LIST),
+        folder.join(dvs_gesture::MAPPING),
+        dvs_gesture::mapping_csv(),
+    )
+    .unwrap();
+    std::fs::write(folder.join(dvs_gesture::TEST_LIST), "").unwrap();
+    std::fs::write(
+        folder.join(dvs_gesture::TRAIN_LIST),
         format!("{}.aedat\n", g.recording),
     )
     .unwrap();

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use spikecv_common::config::BinMode;
-use spikecv_common::frames::{Crop, FrameSpec, bin, window_count};
-use spikecv_common::npy;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin, window_count};
+use spikecv_common::events::npy;
 
 #[derive(Debug, Deserialize)]
 struct Case {

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use spikecv_common::paired::{WilcoxonMethod, compare};
-use spikecv_common::special::t_ppf;
+use spikecv_common::stats::paired::{WilcoxonMethod, compare};
+use spikecv_common::stats::special::t_ppf;
 
 #[derive(Deserialize)]
 struct Golden {

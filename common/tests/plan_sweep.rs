@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::plan::{plan, plan_configurations};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::plan::{plan, plan_configurations};
 
 fn config(extra: &str) -> ExperimentConfig {
     let text = format!("[data]\nroot = \"d\"\n[protocol]\nseeds = [0, 1]\nfolds = 3\n{extra}");
@@ -69,7 +69,7 @@ fn a_configuration_has_the_same_ids_in_any_sweep() {
         Some("fp"),
     )
     .unwrap();
-    let ids = |p: &spikecv_common::plan::Plan, c: usize| -> Vec<String> {
+    let ids = |p: &spikecv_common::experiment::plan::Plan, c: usize| -> Vec<String> {
         p.jobs
             .iter()
             .filter(|j| j.configuration == c)

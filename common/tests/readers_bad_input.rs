@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use spikecv_common::aedat::{self, Format, ReadError, v2, v3};
 use spikecv_common::events::Event;
+use spikecv_common::events::aedat::{self, Format, ReadError, v2, v3};
 
 const NAME: &str = "test.aedat";
 
@@ -371,7 +371,9 @@ fn fuzz_regressions_are_errors_not_panics() {
             let bytes = std::fs::read(&path).unwrap();
             seen += 1;
             match target {
-                "npy" => assert!(spikecv_common::npy::events_from_bytes(&bytes, &path).is_err()),
+                "npy" => {
+                    assert!(spikecv_common::events::npy::events_from_bytes(&bytes, &path).is_err())
+                }
                 "aedat4" => {
                     let mut b = aedat::v4::MAGIC.to_vec();
                     b.extend_from_slice(&bytes);

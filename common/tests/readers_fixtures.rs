@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use spikecv_common::aedat::{self, Format, ReadError};
+use spikecv_common::events::aedat::{self, Format, ReadError};
 use spikecv_common::events::{Event, checksum};
 
 #[derive(Debug, Deserialize)]

@@ -2,8 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{BinMode, ConfigError, ExperimentConfig};
-use spikecv_common::sweep::configurations;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::error::ConfigError;
+use spikecv_common::experiment::sweep::configurations;
 
 fn load(sweep: &str) -> Result<ExperimentConfig, ConfigError> {
     ExperimentConfig::from_toml_str(&format!(

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use spikecv_common::config::{ConfigError, ExperimentConfig, bounds};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::error::{ConfigError, bounds};
 
 fn values(n: usize, scale: f64) -> String {
     let list: Vec<String> = (1..=n).map(|i| format!("{:e}", i as f64 * scale)).collect();
@@ -28,7 +29,7 @@ fn a_thousand_configurations_and_a_hundred_thousand_jobs_are_accepted() {
     );
     let sweep = format!("\"training.lr\" = {}", values(1000, 1e-6));
     let config = experiment(&protocol, &sweep).unwrap();
-    let n = spikecv_common::sweep::configurations(&config)
+    let n = spikecv_common::experiment::sweep::configurations(&config)
         .unwrap()
         .len();
     assert_eq!(n * 10 * 10, 100_000);

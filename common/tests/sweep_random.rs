@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{ConfigError, ExperimentConfig};
-use spikecv_common::plan::plan_configurations;
-use spikecv_common::sweep::{Configuration, configurations};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::error::ConfigError;
+use spikecv_common::experiment::plan::plan_configurations;
+use spikecv_common::experiment::sweep::{Configuration, configurations};
 
 const RANGES: &str = "mode = \"random\"
 samples = 500

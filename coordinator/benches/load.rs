@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spikecv_common::job::JobResult;
+use spikecv_common::experiment::job::JobResult;
 use spikecv_common::proto::client::ClientOptions;
 use spikecv_common::proto::{
     AttemptProgress, CompleteRequest, HeartbeatRequest, LeaseRequest, PROTOCOL_VERSION,
@@ -58,7 +58,7 @@ fn args() -> Args {
 /// Folds of the bench's experiment (8 recordings).
 const FOLDS: usize = 4;
 /// Seeds at most: the config's limit.
-const MAX_SEEDS: usize = spikecv_common::config::bounds::SEEDS;
+const MAX_SEEDS: usize = spikecv_common::experiment::error::bounds::SEEDS;
 
 /// Writes an experiment of at least `jobs` jobs; returns its path and its
 /// job count (FOLDS × seeds × configurations).

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame};
-use spikecv_common::config::bounds;
+use spikecv_common::experiment::error::bounds;
 use tonic::Status;
 use tonic::body::Body;
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::plan::JobId;
 use tokio::io::AsyncReadExt;
 
 /// Extension of a committed checkpoint file.

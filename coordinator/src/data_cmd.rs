@@ -5,19 +5,23 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde::Serialize;
-use spikecv_common::aedat::{self, ReadError};
-use spikecv_common::config::{BinMode, ConfigError, Variant};
-use spikecv_common::datakind::DataKind;
-use spikecv_common::dataset::{CLASS_DEFS, DataError, Dataset, FILE_LIST};
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
+use spikecv_common::dataset::dvs_gesture::{self, Label};
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
+use spikecv_common::dataset::synth::{self, SynthError, SynthOptions, SynthSize};
+use spikecv_common::events::aedat::{self, ReadError};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{self, Crop, FrameSpec};
+use spikecv_common::events::npy::{self, NpyError};
+use spikecv_common::events::render::{self, RenderError};
+use spikecv_common::events::slicing::{parse_sample_name, sample_name};
+use spikecv_common::events::tags::CLASSES;
 use spikecv_common::events::{Event, checksum};
-use spikecv_common::frames::{self, Crop, FrameSpec};
-use spikecv_common::gesture::{self, Label};
-use spikecv_common::npy::{self, NpyError};
-use spikecv_common::render::{self, RenderError};
-use spikecv_common::slicing::{parse_sample_name, sample_name};
-use spikecv_common::synth::{self, SynthError, SynthOptions, SynthSize};
-use spikecv_common::synth_gesture;
-use spikecv_common::tags::CLASSES;
+use spikecv_common::experiment::error::ConfigError;
 
 use crate::data_import::{self, ImportArgs, ImportError};
 
@@ -176,8 +180,8 @@ pub enum DataCmdError {
     /// A sample of a recording that the trial lists do not name (DVS128 Gesture).
     #[error(
         "sample {sample:?}: recording {recording:?} is in neither {} nor {} of {dir}",
-        gesture::TRAIN_LIST,
-        gesture::TEST_LIST
+        dvs_gesture::TRAIN_LIST,
+        dvs_gesture::TEST_LIST
     )]
     UnknownTrial {
         /// The sample name given.
@@ -276,7 +280,7 @@ pub(crate) fn parse_row_sample(ds: &Dataset, name: &str) -> Result<RowSample, Da
         return Err(DataCmdError::UnknownTrial {
             sample: name.to_owned(),
             recording: recording.to_owned(),
-            dir: gesture::find_dir(ds.root()).unwrap_or_else(|| ds.root().to_path_buf()),
+            dir: dvs_gesture::find_dir(ds.root()).unwrap_or_else(|| ds.root().to_path_buf()),
         });
     }
     let rows = recording_rows(ds, recording)?;
@@ -369,7 +373,7 @@ fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     };
     let s = match a.kind {
         DataKind::SlAnimals => synth::generate(&a.out, &opts)?,
-        DataKind::DvsGesture => synth_gesture::generate(&a.out, &opts)?,
+        DataKind::DvsGesture => gesture_synth::generate(&a.out, &opts)?,
     };
     writeln!(
         out,

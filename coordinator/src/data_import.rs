@@ -34,8 +34,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, DataError, FILE_LIST, read_class_names};
-use spikecv_common::synth::{class_definitions_csv, recording_names};
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::sl_animals::{CLASS_DEFS, CLASS_NAMES, FILE_LIST, read_class_names};
+use spikecv_common::dataset::synth::{class_definitions_csv, recording_names};
 
 use place::{Placed, Source, check_out, place};
 use scan::{Found, scan};

@@ -13,13 +13,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use spikecv_common::config::{ExperimentConfig, Variant};
-use spikecv_common::datakind::DataKind;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::frames::{self, Crop, FrameSpec};
-use spikecv_common::npy;
-use spikecv_common::slicing::sample_name;
-use spikecv_common::tags::CLASSES;
+use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::events::frames::{self, Crop, FrameSpec};
+use spikecv_common::events::npy;
+use spikecv_common::events::slicing::sample_name;
+use spikecv_common::events::tags::CLASSES;
+use spikecv_common::experiment::config::ExperimentConfig;
 
 use crate::data_cmd::{
     DataCmdError, RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use spikecv_common::plan::JobId;
+pub use spikecv_common::experiment::plan::JobId;
 
 /// One lease of a job to a worker; its id is the fencing token for every report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

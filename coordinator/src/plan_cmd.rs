@@ -14,9 +14,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use spikecv_common::config::{ConfigError, ExperimentConfig};
-use spikecv_common::dataset::{DataError, Dataset};
-use spikecv_common::plan::{Plan, PlanEntry, PlanError, PlannedJob, plan_from_root};
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::error::ConfigError;
+use spikecv_common::experiment::plan::{Plan, PlanEntry, PlanError, PlannedJob, plan_from_root};
 
 /// Flags of `coordinator plan`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +80,7 @@ pub fn plan_jobs(args: &PlanArgs) -> Result<Plan, PlanCmdError> {
         None
     } else {
         // Checked first so a missing file list gives the plan's clear error.
-        spikecv_common::plan::read_root_file_list(&config.data.root)?;
+        spikecv_common::experiment::plan::read_root_file_list(&config.data.root)?;
         fingerprint(&config)?
     };
     Ok(plan_from_root(&config, fp.as_deref())?)

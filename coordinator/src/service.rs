@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto as pb;
 use spikecv_common::proto::admin_server::Admin;
 use spikecv_common::proto::coordinator_server::Coordinator;

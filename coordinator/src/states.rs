@@ -1,6 +1,6 @@
 //! The states the store keeps and the scheduler moves between, each converted
 //! to and from its column value in one place (rusqlite's `ToSql`/`FromSql`).
-//! Job states are `spikecv_common::job::JobStatus` (shared with workers and
+//! Job states are `spikecv_common::experiment::job::JobStatus` (shared with workers and
 //! reports), with the same conversions behind common's `sqlite` feature.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
@@ -93,7 +93,7 @@ impl ToSql for AttemptOutcome {
 mod tests {
     use super::*;
     use rusqlite::Connection;
-    use spikecv_common::job::JobStatus;
+    use spikecv_common::experiment::job::JobStatus;
 
     #[test]
     fn states_round_trip_through_their_columns() {

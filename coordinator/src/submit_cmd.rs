@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use spikecv_common::config::ExperimentConfig;
+use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::proto::SubmitRequest;
 
 use crate::cli::SubmitArgs;
@@ -12,7 +12,7 @@ use crate::cli::SubmitArgs;
 pub enum SubmitError {
     /// The experiment file is invalid.
     #[error(transparent)]
-    Config(#[from] spikecv_common::config::ConfigError),
+    Config(#[from] spikecv_common::experiment::error::ConfigError),
     /// The client could not be set up.
     #[error(transparent)]
     Client(#[from] spikecv_common::proto::client::ClientError),

@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobStatus};
-use spikecv_common::plan::{JobId, plan_configurations};
-use spikecv_common::prune::PruneKind;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::prune::PruneKind;
 use spikecv_coordinator::scheduler::{
     Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
     Submission, WorkerId, WorkerRegistration,

@@ -8,9 +8,9 @@
 mod net_support;
 
 use clap::Parser;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_common::proto::{CancelRequest, RetryRequest};
 use spikecv_coordinator::auth::{AuthConfig, Token};
 use spikecv_coordinator::cli::{Cli, Command};

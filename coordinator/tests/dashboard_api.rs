@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobResult, JobStatus, LayerRate};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus, LayerRate};
 use spikecv_coordinator::auth::Token;
 use spikecv_coordinator::dashboard::jobs::JobsQuery;
 use spikecv_coordinator::dashboard::{self, Dashboard, DashboardConfig, DashboardError, overview};
@@ -492,10 +492,10 @@ fn eta_counts_epochs_left_over_parallel_jobs() {
     let line = |status: JobStatus, at: Option<u32>, latest: Option<f64>, train: Option<f64>| {
         let mut j = JobRecord::pending(
             "e",
-            spikecv_common::config::Variant::Whole,
+            spikecv_common::dataset::kind::Variant::Whole,
             0,
             0,
-            spikecv_common::config::ProtocolKind::TrainValTest,
+            spikecv_common::experiment::sections::ProtocolKind::TrainValTest,
         );
         j.status = status;
         j.progress_epoch = at;

@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto as pb;
 use spikecv_common::proto::coordinator_client::CoordinatorClient;
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::ExperimentConfig;
+use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_coordinator::dashboard::{self, jobs::JobsQuery, overview};
 use spikecv_coordinator::report::from_store;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};

@@ -9,11 +9,11 @@ mod cli_support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use spikecv_common::config::BinMode;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::frames::{Crop, FrameSpec, bin};
-use spikecv_common::gesture::{FOLDER, TEST_LIST, TRAIN_LIST};
-use spikecv_common::npy;
+use spikecv_common::dataset::dvs_gesture::{FOLDER, TEST_LIST, TRAIN_LIST};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin};
+use spikecv_common::events::npy;
 
 use cli_support::*;
 
@@ -138,12 +138,12 @@ fn plan_folds_over_people_and_submission_counts_the_label_rows() {
     }
     // Submitted: the data set's class names, and each test recording's label
     // rows counted (what a result's confusion matrix must add up to).
-    let config = spikecv_common::config::ExperimentConfig::load(&exp).unwrap();
+    let config = spikecv_common::experiment::config::ExperimentConfig::load(&exp).unwrap();
     let sub = spikecv_coordinator::scheduler::Submission::from_config(config, String::new(), None)
         .unwrap();
     assert_eq!(
         sub.class_names,
-        spikecv_common::gesture::CLASS_NAMES.map(String::from)
+        spikecv_common::dataset::dvs_gesture::CLASS_NAMES.map(String::from)
     );
     let counts = sub.sample_counts.unwrap();
     assert_eq!(counts.len(), 12, "every recording is tested in some fold");

@@ -8,8 +8,10 @@ mod cli_support;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, read_class_names, read_file_list};
-use spikecv_common::synth::recording_names;
+use spikecv_common::dataset::sl_animals::{
+    CLASS_DEFS, CLASS_NAMES, read_class_names, read_file_list,
+};
+use spikecv_common::dataset::synth::recording_names;
 
 use cli_support::*;
 

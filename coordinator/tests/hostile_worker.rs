@@ -9,7 +9,7 @@
 mod net_support;
 
 use net_support::{Joined, join, metrics, registration, result, start, start_on_file};
-use spikecv_common::job::JobResult;
+use spikecv_common::experiment::job::JobResult;
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
     CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, FailRequest, LeaseRequest,

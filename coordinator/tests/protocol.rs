@@ -360,7 +360,9 @@ async fn big_checkpoints_stream_through_files_and_a_damaged_file_is_not_sent() {
     // The bytes are a file in the checkpoint directory, not a database blob.
     let record = server
         .sched
-        .call(move |s| s.checkpoint_record(&spikecv_common::plan::JobId::new(job.job_id)))
+        .call(move |s| {
+            s.checkpoint_record(&spikecv_common::experiment::plan::JobId::new(job.job_id))
+        })
         .await
         .unwrap()
         .unwrap();

@@ -6,8 +6,9 @@ mod report_fixture;
 
 use report_fixture as fx;
 use serde_json::Value;
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::JobStatus;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_csv, render_json, render_markdown};
 
 const TVT: ProtocolKind = ProtocolKind::TrainValTest;

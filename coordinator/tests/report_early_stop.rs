@@ -7,7 +7,8 @@
 mod report_fixture;
 
 use report_fixture as fx;
-use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_json, render_markdown};
 
 const TVT: ProtocolKind = ProtocolKind::TrainValTest;

@@ -5,8 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::JobStatus;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{
     ExperimentRecord, JobRecord, build_report, render_csv, render_json, render_markdown,
 };

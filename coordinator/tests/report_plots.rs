@@ -7,7 +7,7 @@ mod report_fixture;
 use std::path::Path;
 
 use report_fixture as fx;
-use spikecv_common::config::ProtocolKind;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::plots::{BARS_SIZE, CONFUSION_SIZE, LEARNING_SIZE};
 use spikecv_coordinator::report::{build_report, write_plots};
 
@@ -144,7 +144,7 @@ fn plots_of_a_run_without_results_still_draw() {
     let jobs: Vec<_> = fx::jobs(ProtocolKind::TrainTest)
         .into_iter()
         .map(|mut j| {
-            j.status = spikecv_common::job::JobStatus::Pending;
+            j.status = spikecv_common::experiment::job::JobStatus::Pending;
             j.epochs.clear();
             j.confusion = None;
             j.test_accuracy = None;

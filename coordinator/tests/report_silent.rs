@@ -7,8 +7,9 @@
 mod report_fixture;
 
 use report_fixture as fx;
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::LayerRate;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::LayerRate;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_json, render_markdown};
 
 const TVT: ProtocolKind = ProtocolKind::TrainValTest;

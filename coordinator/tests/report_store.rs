@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_coordinator::report::cmd::{ReportArgs, ReportFormat, run};
 use spikecv_coordinator::scheduler::{
     FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
@@ -81,7 +81,8 @@ fn fixture() -> Fixture {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let plan = spikecv_common::plan::plan_configurations(&config, &files, None).unwrap();
+    let plan =
+        spikecv_common::experiment::plan::plan_configurations(&config, &files, None).unwrap();
     assert_eq!(plan.jobs.len(), 4);
     let submission = Submission {
         config,
@@ -154,7 +155,7 @@ fn fixture() -> Fixture {
     }
 }
 
-use spikecv_common::dataset::CLASS_NAMES;
+use spikecv_common::dataset::sl_animals::CLASS_NAMES;
 
 fn report(
     db: &Path,

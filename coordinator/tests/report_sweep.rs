@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::{EpochMetrics, JobStatus};
-use spikecv_common::prune::{PruneKind, PruneVerdict};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::prune::{PruneKind, PruneVerdict};
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::compare::Ranking;
 use spikecv_coordinator::report::{
     ExperimentRecord, JobRecord, Report, build_report, render_csv, render_markdown, write_plots,

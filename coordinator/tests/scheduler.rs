@@ -4,9 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{ExperimentConfig, Variant};
-use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::plan::{JobId, plan_configurations};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::experiment::plan::{JobId, plan_configurations};
 use spikecv_coordinator::scheduler::{
     AttemptId, Credentials, FailOutcome, FailureClass, ManualClock, Progress, Scheduler,
     SchedulerError, SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration,

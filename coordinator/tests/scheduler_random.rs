@@ -18,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::types::Value;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobResult};
-use spikecv_common::mt19937::Mt19937;
-use spikecv_common::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::cv::mt19937::Mt19937;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::plan::{JobId, plan_configurations};
 use spikecv_coordinator::report::{build_report, from_store, render_json};
 use spikecv_coordinator::scheduler::{
     AttemptId, Clock, Credentials, FailureClass, ManualClock, Progress, Scheduler, SchedulerError,

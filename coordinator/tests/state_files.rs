@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::EpochMetrics;
-use spikecv_common::plan::plan_configurations;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::plan::plan_configurations;
 use spikecv_coordinator::scheduler::{
     ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission, WorkerRegistration,
 };
@@ -94,7 +94,7 @@ fn run_db_and_run_sqlite_keep_their_checkpoints_apart() {
     );
     drop(b);
     let a = open(&dir.path().join("run.db"));
-    let job = spikecv_common::plan::JobId::new(name.split('.').next().unwrap());
+    let job = spikecv_common::experiment::plan::JobId::new(name.split('.').next().unwrap());
     assert!(a.checkpoint_record(&job).unwrap().is_some());
 }
 
@@ -116,7 +116,7 @@ fn a_state_of_an_earlier_version_finds_its_checkpoints_in_the_old_folder() {
     std::fs::remove_dir(&new_dir).unwrap();
     std::fs::write(old_dir.join("other-job.abc.ckpt"), b"run.sqlite's").unwrap();
     let s = open(&db);
-    let job = spikecv_common::plan::JobId::new(job);
+    let job = spikecv_common::experiment::plan::JobId::new(job);
     let record = s.checkpoint_record(&job).unwrap().unwrap();
     assert_eq!(record.path, new_dir.join(&name));
     assert_eq!(std::fs::read(&record.path).unwrap(), b"weights");

@@ -17,7 +17,7 @@
 //! convolution may launch a few).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use spikecv_common::config::OptimizerKind;
+use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::lif::fused::{self, LifKernels};
 use spikecv_worker::model::{Net, NetConfig, with_seed};
 use spikecv_worker::op_count::count_ops;

@@ -29,7 +29,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use spikecv_common::config::OptimizerKind;
+use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::devices::DeviceSpec;
 use spikecv_worker::model::{Net, NetConfig};
 use spikecv_worker::optim::Optimizer;

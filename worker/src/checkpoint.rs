@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::job::EpochMetrics;
 use tch::Tensor;
 
 use crate::weights::{WeightsError, read_tensors, write_tensors};

@@ -67,7 +67,7 @@ pub enum JoinError {
         /// The root.
         path: PathBuf,
         /// Why.
-        source: Box<spikecv_common::dataset::DataError>,
+        source: Box<spikecv_common::dataset::error::DataError>,
     },
     /// The work folder could not be created.
     #[error("cannot create work folder {path}: {source}")]

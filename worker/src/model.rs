@@ -10,7 +10,7 @@
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::network::PoolKind;
+use spikecv_common::experiment::network::PoolKind;
 use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 

@@ -2,7 +2,7 @@
 //! single-tensor formulas operation by operation, with their state exposed so a
 //! checkpoint can save and restore it (tch's `nn::Optimizer` hides its state).
 
-use spikecv_common::config::OptimizerKind;
+use spikecv_common::experiment::sections::OptimizerKind;
 use tch::Tensor;
 
 /// Adam's first-moment decay (PyTorch default).

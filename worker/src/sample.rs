@@ -3,7 +3,7 @@
 //! ([`crate::cache`]), which reads events through [`EventSource`] and is read
 //! by the loader in turn.
 
-use spikecv_common::dataset::DataError;
+use spikecv_common::dataset::error::DataError;
 use spikecv_common::events::Event;
 
 /// What the frame cache reads from a source of samples. Every

@@ -17,7 +17,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
 use crate::host_tensor;
-use spikecv_common::network::NetworkSpec;
+use spikecv_common::experiment::network::NetworkSpec;
 
 use crate::model::{Net, NetConfig};
 

@@ -17,7 +17,7 @@
 #![cfg(feature = "cuda-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use spikecv_common::config::OptimizerKind;
+use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::model::{Net, NetConfig, with_seed};
 use spikecv_worker::optim::Optimizer;
 use tch::{Device, Kind, Reduction, Tensor, nn};
@@ -76,7 +76,7 @@ fn gpu_steps_match_cpu() {
 /// division included; the labels arrive too.
 #[test]
 fn counts_uploaded_without_blocking_give_the_float_input() {
-    use spikecv_common::config::BinMode;
+    use spikecv_common::events::frames::BinMode;
     use spikecv_worker::loader::{BatchData, CountBatch, HostBatch};
 
     assert!(tch::Cuda::is_available(), "no CUDA device");
@@ -92,7 +92,7 @@ fn counts_uploaded_without_blocking_give_the_float_input() {
             }
         })
         .collect();
-    let spec = spikecv_common::frames::FrameSpec {
+    let spec = spikecv_common::events::frames::FrameSpec {
         dt_ms: 30,
         steps: 5,
         mode: BinMode::SumNorm,

@@ -7,9 +7,9 @@
 
 mod support;
 
-use spikecv_common::config::ProtocolKind;
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_worker::train::{NoObserver, run_job_on};
 use support::{Coarse, job_with, synthetic};
 
@@ -39,7 +39,7 @@ fn a_job_stops_patience_epochs_after_its_best_validation_accuracy() {
     let data_dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 5);
-    let recs = data.recordings(spikecv_common::config::Variant::Whole);
+    let recs = data.recordings(spikecv_common::dataset::kind::Variant::Whole);
     let split = FoldSplit {
         train: recs[..3].to_vec(),
         val: recs[3..4].to_vec(),

@@ -9,9 +9,10 @@ mod support;
 
 use std::collections::HashMap;
 
-use spikecv_common::config::{OptimizerKind, ProtocolKind, Variant};
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::network::PoolKind;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::network::PoolKind;
+use spikecv_common::experiment::sections::{OptimizerKind, ProtocolKind};
 use spikecv_worker::lif::LifParams;
 use spikecv_worker::lif::fused::LifKernels;
 use spikecv_worker::loader::{HostBatch, HostForm, for_each_batch, samples_of};

@@ -6,11 +6,13 @@
 
 mod support;
 
-use spikecv_common::config::{BinMode, ProtocolKind, Variant};
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::dataset::DataError;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::Variant;
 use spikecv_common::events::Event;
-use spikecv_common::frames::FrameSpec;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::FrameSpec;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_worker::cache::{
     self, Budget, CacheError, CacheNeed, FrameCache, FrameSettings, Placement, Storage,
 };
@@ -284,7 +286,7 @@ fn jobs_share_the_cache_end_identical_and_fall_back_over_budget() {
         "the registry built a second cache"
     );
     assert_eq!(shared.sample_count(), 3 * 19);
-    let key = |r: &spikecv_common::job::JobResult| {
+    let key = |r: &spikecv_common::experiment::job::JobResult| {
         (
             r.best_epoch,
             r.test_accuracy.to_bits(),

@@ -5,11 +5,12 @@
 //! outputs is refused naming the sample.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{BinMode, Variant};
 use spikecv_common::dataset::Dataset;
-use spikecv_common::frames::{Crop, FrameSpec, bin};
-use spikecv_common::synth::{SynthOptions, SynthSize};
-use spikecv_common::synth_gesture;
+use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin};
 use spikecv_worker::loader::{
     HostBatch, HostForm, LoadError, SampleSource, for_each_batch, source_samples,
 };
@@ -21,7 +22,7 @@ fn gesture_root(dir: &std::path::Path) -> Dataset {
         size: SynthSize::Tiny,
         recordings: Some(4),
     };
-    synth_gesture::generate(dir, &opts).unwrap();
+    gesture_synth::generate(dir, &opts).unwrap();
     Dataset::open(dir).unwrap()
 }
 

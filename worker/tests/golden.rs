@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use spikecv_common::config::OptimizerKind;
+use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES, with_seed};
 use spikecv_worker::optim::Optimizer;
 use spikecv_worker::weights::read_tensors;

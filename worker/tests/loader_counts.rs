@@ -5,8 +5,9 @@
 
 mod support;
 
-use spikecv_common::config::{BinMode, Variant};
-use spikecv_common::frames::FrameSpec;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::FrameSpec;
 use spikecv_worker::loader::{
     BatchData, HostBatch, HostForm, LoadError, SampleRef, SampleSource, for_each_batch, samples_of,
 };

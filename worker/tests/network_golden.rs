@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use spikecv_common::config::OptimizerKind;
-use spikecv_common::network::NetworkSpec;
+use spikecv_common::experiment::network::NetworkSpec;
+use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::lif::LifParams;
 use spikecv_worker::lif::fused::LifKernels;
 use spikecv_worker::model::{Architecture, Net, NetConfig, PARAM_NAMES, with_seed};

@@ -7,9 +7,10 @@ mod support;
 
 use std::path::Path;
 
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_worker::train::{Control, Observer, TrainError, checkpoint_path, run_job_on};
 use spikecv_worker::weights::read_tensors;
 use support::{Coarse, job_with, synthetic};

@@ -5,8 +5,8 @@
 
 mod support;
 
-use spikecv_common::config::ProtocolKind;
-use spikecv_common::cv::FoldSplit;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_worker::loader::samples_of;
 use spikecv_worker::model::Net;
 use spikecv_worker::train::step::{PassSpec, evaluate};
@@ -20,7 +20,7 @@ fn learns_the_synthetic_gestures() {
     let data_dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 5);
-    let recs = data.recordings(spikecv_common::config::Variant::Whole);
+    let recs = data.recordings(spikecv_common::dataset::kind::Variant::Whole);
     let split = FoldSplit {
         train: recs[..4].to_vec(),
         val: Vec::new(),

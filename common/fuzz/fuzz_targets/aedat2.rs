@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use spikecv_common::aedat::v2;
+use spikecv_common::events::aedat::v2;
 
 fuzz_target!(|data: &[u8]| {
     let _ = v2::read(

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use spikecv_common::aedat::v3;
+use spikecv_common::events::aedat::v3;
 
 fuzz_target!(|data: &[u8]| {
     let _ = v3::read(

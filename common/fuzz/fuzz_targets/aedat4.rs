@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use spikecv_common::aedat::v4;
+use spikecv_common::events::aedat::v4;
 
 static HOOK: Once = Once::new();
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use spikecv_common::npy;
+use spikecv_common::events::npy;
 
 fuzz_target!(|data: &[u8]| {
     let _ = npy::events_from_bytes(data, Path::new("fuzz.npy"));

@@ -1,7 +1,7 @@
 //! Conversions between the generated protobuf messages and the crate's own
 //! types (`job::EpochMetrics`, `job::JobResult`), so logic never sees prost types.
 
-use crate::job::{EpochMetrics, JobResult, LayerRate};
+use crate::experiment::job::{EpochMetrics, JobResult, LayerRate};
 
 use super::{EpochMetrics as PbEpochMetrics, JobResult as PbJobResult};
 

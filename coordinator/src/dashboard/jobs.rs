@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use serde::Serialize;
-use spikecv_common::job::{EpochMetrics, LayerRate};
+use spikecv_common::experiment::job::{EpochMetrics, LayerRate};
 
 use super::DashboardError;
 use crate::store::records::JobRecord;

@@ -130,10 +130,11 @@ pub fn jobs_page(conn: &Connection, q: &jobs::JobsQuery) -> Result<jobs::JobsPag
         return Ok(jobs::page(None, None, Vec::new(), &[], q));
     };
     let lines = from_store::jobs_at(conn, &e.id, from_store::Depth::Live)?;
-    let config = spikecv_common::config::ExperimentConfig::from_toml_str(&e.config_toml).ok();
+    let config =
+        spikecv_common::experiment::config::ExperimentConfig::from_toml_str(&e.config_toml).ok();
     let epochs = config.as_ref().map(|c| c.training.epochs);
     let labels = config
-        .and_then(|c| spikecv_common::sweep::configurations(&c).ok())
+        .and_then(|c| spikecv_common::experiment::sweep::configurations(&c).ok())
         .map(|list| list.into_iter().map(|c| c.label).collect())
         .unwrap_or_default();
     Ok(jobs::page(Some(e.id.clone()), epochs, labels, &lines, q))

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 use serde::Serialize;
-use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::DashboardError;
 use crate::eta::{self, EtaInputs};

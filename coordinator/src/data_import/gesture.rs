@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use spikecv_common::gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
+use spikecv_common::dataset::dvs_gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
 
 use super::place::{Source, check_out};
 use super::{ClassDefsSource, ImportArgs, ImportError, ImportReport, io_at};
@@ -64,15 +64,15 @@ pub(super) fn import(
     src: &Path,
     out: PathBuf,
 ) -> Result<ImportReport, ImportError> {
-    let names = gesture::read_recordings(src)?;
-    let class_names = gesture::read_mapping(&src.join(MAPPING))?;
+    let names = dvs_gesture::read_recordings(src)?;
+    let class_names = dvs_gesture::read_mapping(&src.join(MAPPING))?;
     let mut complete = Vec::new();
     let mut missing = Vec::new();
     for name in &names {
         let files = [format!("{name}.aedat"), format!("{name}_labels.csv")];
         let absent: Vec<&String> = files.iter().filter(|f| !src.join(f).is_file()).collect();
         if absent.is_empty() {
-            gesture::read_labels(&src.join(&files[1]))?;
+            dvs_gesture::read_labels(&src.join(&files[1]))?;
             complete.push(name.clone());
         } else {
             missing.extend(absent.into_iter().cloned());
@@ -105,7 +105,7 @@ pub(super) fn import(
         let source = if missing.is_empty() {
             Source::File(resolved(&dir, src.join(list))?)
         } else {
-            let kept: String = gesture::read_trials(&src.join(list))?
+            let kept: String = dvs_gesture::read_trials(&src.join(list))?
                 .into_iter()
                 .filter(|(_, n)| complete.contains(n))
                 .map(|(_, n)| format!("{n}.aedat\n"))

@@ -5,7 +5,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::{CLASS_DEFS, FILE_LIST, read_class_names, read_file_list};
+use spikecv_common::dataset::sl_animals::{
+    CLASS_DEFS, FILE_LIST, read_class_names, read_file_list,
+};
 
 use super::{ImportError, io_at};
 

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::CLASS_DEFS;
+use spikecv_common::dataset::sl_animals::CLASS_DEFS;
 
 use super::{ImportError, io_at};
 

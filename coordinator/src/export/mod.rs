@@ -17,8 +17,8 @@ pub mod sync;
 use std::io::Write;
 use std::path::PathBuf;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::sweep::{Configuration, configurations};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::sweep::{Configuration, configurations};
 
 use crate::report::build_report;
 use crate::report::from_store::{self, FromStoreError};

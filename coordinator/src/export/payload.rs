@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 
 use super::held::Held;
 use crate::report::aggregate::{GroupReport, Metric, Report};

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::job::EpochMetrics;
 
 use super::payload::{
     EXPERIMENT_TAG, JOB_TAG, MAX_TAG_BYTES, PARENT_TAG, Point, ROLE_TAG, RunPlan, clip,

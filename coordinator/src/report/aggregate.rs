@@ -9,11 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
-use spikecv_common::datakind::DataKind;
-use spikecv_common::job::JobStatus;
+use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::experiment::sweep::configurations;
 use spikecv_common::stats;
-use spikecv_common::sweep::configurations;
 
 use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations};
 use super::early_stop::{EarlyStopping, early_stopping};
@@ -723,9 +725,10 @@ fn compute(
 /// Report inputs of both data sets for the report modules' tests.
 #[cfg(test)]
 pub(crate) mod tests {
-    use spikecv_common::config::{ProtocolKind, Variant};
-    use spikecv_common::datakind::DataKind;
-    use spikecv_common::job::JobStatus;
+    use spikecv_common::dataset::kind::DataKind;
+    use spikecv_common::dataset::kind::Variant;
+    use spikecv_common::experiment::job::JobStatus;
+    use spikecv_common::experiment::sections::ProtocolKind;
 
     use super::super::markdown::render_markdown;
     use super::super::model::{ExperimentRecord, JobRecord};
@@ -777,7 +780,7 @@ pub(crate) mod tests {
 
     /// A finished DVS128 Gesture experiment (2 folds, 11-class matrices).
     pub(crate) fn gesture_report() -> Report {
-        let names = spikecv_common::gesture::CLASS_NAMES;
+        let names = spikecv_common::dataset::dvs_gesture::CLASS_NAMES;
         build_report(
             &experiment(GESTURE_CONFIG, &names),
             &jobs(names.len()),
@@ -870,7 +873,7 @@ pub(crate) mod tests {
         let config = GESTURE_CONFIG
             .replace("train-val-test", "official")
             .replace("seeds = [0]", "seeds = [0, 1]");
-        let names = spikecv_common::gesture::CLASS_NAMES;
+        let names = spikecv_common::dataset::dvs_gesture::CLASS_NAMES;
         let jobs: Vec<JobRecord> = (0..2u64)
             .map(|seed| {
                 let mut j =
@@ -926,7 +929,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_sl_animals_report_keeps_its_table_and_layout() {
-        let names = spikecv_common::dataset::CLASS_NAMES;
+        let names = spikecv_common::dataset::sl_animals::CLASS_NAMES;
         let r = build_report(
             &experiment(SL_ANIMALS_CONFIG, &names),
             &jobs(19),

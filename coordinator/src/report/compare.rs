@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use spikecv_common::config::{ExperimentConfig, ProtocolKind, Variant};
-use spikecv_common::job::JobStatus;
-use spikecv_common::paired::{self, PairedComparison};
-use spikecv_common::sweep::Configuration;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::experiment::sweep::Configuration;
+use spikecv_common::stats::paired::{self, PairedComparison};
 
 use super::aggregate::{GroupReport, Metric};
 use super::early_stop::{Saving, unspent};
@@ -18,7 +20,7 @@ use super::model::JobRecord;
 
 /// A configuration's network in brief: its compact name and its size.
 ///
-/// The counts are [`spikecv_common::network::Network`]'s: parameters are the
+/// The counts are [`spikecv_common::experiment::network::Network`]'s: parameters are the
 /// conv and linear layers' weights plus biases; FLOPs are 2 × the
 /// multiply-accumulates of the conv and linear layers per time step × the
 /// steps, for one sample's forward pass (no biases, LIF updates, pooling,

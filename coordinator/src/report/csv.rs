@@ -91,7 +91,7 @@ fn row(
         opt(job.train_seconds),
         field(job.worker.as_deref().unwrap_or("")),
         field(job.device.as_deref().unwrap_or("")),
-        (job.protocol == spikecv_common::config::ProtocolKind::TrainTest).to_string(),
+        (job.protocol == spikecv_common::experiment::sections::ProtocolKind::TrainTest).to_string(),
         job.epochs.len().to_string(),
         opt(speed),
         job_seconds(job).to_string(),

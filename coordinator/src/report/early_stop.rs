@@ -2,8 +2,9 @@
 //! epoch, and the time that saved; the estimate shared with pruning's.
 
 use serde::Serialize;
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::JobStatus;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::compare::ConfigurationInfo;
 use super::model::JobRecord;

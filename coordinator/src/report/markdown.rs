@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::aggregate::{GroupReport, Metric, Report};
 use super::published::{

@@ -21,7 +21,8 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::aggregate::{GroupReport, Report};
 use super::compare::Ranking;
@@ -294,7 +295,7 @@ fn protocol_title(protocol: ProtocolKind) -> String {
 /// Mean over the jobs of each epoch's value, for epochs some job has.
 fn epoch_mean(
     jobs: &[&JobRecord],
-    value: impl Fn(&spikecv_common::job::EpochMetrics) -> Option<f64>,
+    value: impl Fn(&spikecv_common::experiment::job::EpochMetrics) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     let mut sums: BTreeMap<u32, (f64, usize)> = BTreeMap::new();
     for j in jobs {
@@ -316,7 +317,7 @@ struct Panel<'a, DB: DrawingBackend> {
     area: &'a DrawingArea<DB, Shift>,
     label: &'a str,
     y_max: f64,
-    value: &'a dyn Fn(&spikecv_common::job::EpochMetrics) -> Option<f64>,
+    value: &'a dyn Fn(&spikecv_common::experiment::job::EpochMetrics) -> Option<f64>,
     legend_at: SeriesLabelPosition,
 }
 
@@ -350,7 +351,7 @@ fn draw_learning<DB: DrawingBackend>(
     } else {
         "test accuracy (%), optimistic protocol"
     };
-    let acc_of = move |e: &spikecv_common::job::EpochMetrics| {
+    let acc_of = move |e: &spikecv_common::experiment::job::EpochMetrics| {
         if use_val {
             e.val_accuracy
         } else {
@@ -358,8 +359,9 @@ fn draw_learning<DB: DrawingBackend>(
         }
         .map(|a| a * 100.0)
     };
-    let loss_of =
-        |e: &spikecv_common::job::EpochMetrics| Some(e.train_loss).filter(|x| x.is_finite());
+    let loss_of = |e: &spikecv_common::experiment::job::EpochMetrics| {
+        Some(e.train_loss).filter(|x| x.is_finite())
+    };
     let seeds: Vec<u64> = {
         let mut s: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
         s.sort_unstable();
@@ -744,7 +746,7 @@ mod tests {
             .skip(1)
             .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim()))
             .collect();
-        for name in spikecv_common::gesture::CLASS_NAMES {
+        for name in spikecv_common::dataset::dvs_gesture::CLASS_NAMES {
             // Once beside the rows (true class), once below the columns.
             assert_eq!(texts.iter().filter(|t| **t == name).count(), 2, "{name}");
         }

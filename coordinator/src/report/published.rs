@@ -23,7 +23,7 @@
 //! gives it.
 
 use serde::Serialize;
-use spikecv_common::datakind::DataKind;
+use spikecv_common::dataset::kind::DataKind;
 
 /// A mean ± std in percent, as published.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

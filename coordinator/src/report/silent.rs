@@ -7,7 +7,8 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
-use spikecv_common::config::{ProtocolKind, Variant};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::aggregate::Report;
 use super::model::JobRecord;
@@ -137,7 +138,7 @@ pub fn write_markdown(out: &mut String, r: &Report) -> std::fmt::Result {
 
 #[cfg(test)]
 mod tests {
-    use spikecv_common::job::{EpochMetrics, LayerRate};
+    use spikecv_common::experiment::job::{EpochMetrics, LayerRate};
 
     use super::*;
 

@@ -1,15 +1,15 @@
 //! Successive halving inside the scheduler: when a job stores a rung's epoch,
 //! its configuration is judged on everything its experiment stored at that
 //! epoch, and, when it falls below the cut, every unfinished job of it stops.
-//! The rule itself is [`spikecv_common::prune::AshaRule`]; this module reads
+//! The rule itself is [`spikecv_common::experiment::prune::AshaRule`]; this module reads
 //! the store. A job that reached its last epoch is never stopped.
 
 use std::collections::HashMap;
 
 use rusqlite::Connection;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::plan::JobId;
-use spikecv_common::prune::{AshaRule, asha_rule};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::prune::{AshaRule, asha_rule};
 
 use super::SchedulerError;
 use super::prune::mark_pruned;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use rusqlite::Connection;
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::plan::JobId;
 
 use super::ops::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};

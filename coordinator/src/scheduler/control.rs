@@ -2,10 +2,10 @@
 //! configuration or a whole experiment; put failed or cancelled jobs back in
 //! the queue.
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
-use spikecv_common::sweep::configurations;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::sweep::configurations;
 
 use super::ops::drop_checkpoint;
 use super::{Scheduler, SchedulerError};

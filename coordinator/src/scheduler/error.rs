@@ -1,7 +1,7 @@
 //! The scheduler's typed errors (the gRPC service maps them to status codes).
 
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::{JobId, PlanError};
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::{JobId, PlanError};
 
 use super::types::{AttemptId, WorkerId};
 use crate::store::StoreError;

@@ -40,7 +40,7 @@ pub use error::SchedulerError;
 pub use handle::{DEFAULT_MAX_QUEUED_CALLS, SchedulerHandle};
 pub use identity::{Credentials, WorkerSecret};
 pub use registration::Registered;
-pub use spikecv_common::plan::JobId;
+pub use spikecv_common::experiment::plan::JobId;
 pub use submit::Submission;
 pub use types::{
     Assignment, AttemptId, Checkpoint, ExperimentId, ExperimentStatus, FailOutcome, FailureClass,

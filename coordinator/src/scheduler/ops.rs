@@ -2,10 +2,10 @@
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
-use spikecv_common::config::DEFAULT_EPOCH_TIMEOUT_S;
-use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::plan::JobId;
-use spikecv_common::prune::{asha_rule, prune_rule};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::prune::{asha_rule, prune_rule};
+use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
 use super::checkpoint_ops::take_checkpoint_record;

@@ -1,17 +1,17 @@
 //! Median pruning inside the scheduler: after a job's epoch is stored, its
 //! sweep group (same experiment, variant, seed and fold; other
 //! configurations) decides whether it, or a job already past that epoch, stops.
-//! The rule itself is [`spikecv_common::prune`]; this module reads the store.
+//! The rule itself is [`spikecv_common::experiment::prune`]; this module reads the store.
 //! A job that reached its last epoch is never pruned: its result is
 //! complete, pruning would only throw it away.
 
 use std::collections::HashMap;
 
 use rusqlite::Connection;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
-use spikecv_common::prune::{PruneRule, PruneVerdict, prune_rule};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::prune::{PruneRule, PruneVerdict, prune_rule};
 
 use super::SchedulerError;
 use super::ops::{drop_checkpoint, to_json};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use spikecv_common::config::ExperimentConfig;
+use spikecv_common::experiment::config::ExperimentConfig;
 
 use super::types::{
     AttemptId, ExperimentId, ExperimentStatus, RunningJob, StatusCounts, StatusSnapshot, WorkerId,

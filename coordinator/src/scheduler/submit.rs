@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::datakind::DataKind;
-use spikecv_common::dataset::{CLASS_DEFS, CLASS_NAMES, DataError, read_class_names};
-use spikecv_common::gesture;
-use spikecv_common::plan::{PlannedJob, plan_from_root};
-use spikecv_common::sweep::Configuration;
+use spikecv_common::dataset::dvs_gesture;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::sl_animals::{CLASS_DEFS, CLASS_NAMES, read_class_names};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::plan::{PlannedJob, plan_from_root};
+use spikecv_common::experiment::sweep::Configuration;
 
 use super::SchedulerError;
 
@@ -60,17 +61,17 @@ impl Submission {
                 };
                 (names, None)
             }
-            DataKind::DvsGesture => match gesture::find_dir(&config.data.root) {
+            DataKind::DvsGesture => match dvs_gesture::find_dir(&config.data.root) {
                 Some(dir) => {
-                    let mapping = dir.join(gesture::MAPPING);
+                    let mapping = dir.join(dvs_gesture::MAPPING);
                     let names = if mapping.is_file() {
-                        gesture::read_mapping(&mapping).map_err(bad)?
+                        dvs_gesture::read_mapping(&mapping).map_err(bad)?
                     } else {
-                        owned(&gesture::CLASS_NAMES)
+                        owned(&dvs_gesture::CLASS_NAMES)
                     };
                     (names, gesture_sample_counts(&dir, &plan.jobs).map_err(bad)?)
                 }
-                None => (owned(&gesture::CLASS_NAMES), None),
+                None => (owned(&dvs_gesture::CLASS_NAMES), None),
             },
         };
         Ok(Self {
@@ -112,11 +113,11 @@ fn gesture_sample_counts(
         if counts.contains_key(recording) {
             continue;
         }
-        let path = gesture::labels_path(dir, recording);
+        let path = dvs_gesture::labels_path(dir, recording);
         if !path.is_file() {
             return Ok(None);
         }
-        let rows = gesture::read_labels(&path)?.len() as u64;
+        let rows = dvs_gesture::read_labels(&path)?.len() as u64;
         counts.insert(recording.clone(), rows);
     }
     Ok(Some(counts))

@@ -2,10 +2,11 @@
 //! states are in [`crate::ids`] and [`crate::states`], shared with the store).
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::clock::UnixMillis;
 pub use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};

@@ -7,7 +7,7 @@
 //! test set's size as its total and a trace that agrees with the reported
 //! test accuracy. A refusal names the field.
 
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 
 use super::SchedulerError;
 
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn firing_rates_must_be_fractions_of_named_layers() {
         let mut m = epoch();
-        m.firing_rates = vec![spikecv_common::job::LayerRate {
+        m.firing_rates = vec![spikecv_common::experiment::job::LayerRate {
             layer: "conv1".into(),
             train: 0.2,
             eval: Some(0.1),

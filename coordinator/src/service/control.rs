@@ -1,8 +1,8 @@
 //! Requests of `Cancel` and `Retry` into scheduler terms, with their fields
 //! checked (INVALID_ARGUMENT naming the field).
 
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_common::proto as pb;
 use tonic::Status;
 

@@ -1,8 +1,9 @@
 //! Turning a submitted experiment TOML into a scheduler [`Submission`]: parse,
 //! plan over the data root and fingerprint the data set, on a blocking thread.
 
-use spikecv_common::config::{ConfigError, ExperimentConfig};
 use spikecv_common::dataset::Dataset;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::error::ConfigError;
 use tonic::Status;
 
 use super::actor::status_of;

@@ -2,7 +2,7 @@
 //! its file and its size; schema 1 kept the bytes inline).
 
 use rusqlite::{Connection, OptionalExtension, params};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 use super::job_writes::{attempt_key, exec};

@@ -2,8 +2,8 @@
 //! and its jobs by configuration and state.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 

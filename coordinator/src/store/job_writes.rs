@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params};
-use spikecv_common::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 use crate::ids::{AttemptId, ExperimentId};

@@ -2,7 +2,7 @@
 //! the scheduler's transaction.
 
 use rusqlite::{Connection, params};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 use super::job_writes::{attempt_key, exec};

@@ -13,7 +13,7 @@
 //! [`reads`] for the scheduler, [`read_only`] (over a read-only connection,
 //! beside a running coordinator) the [`records`] reports and the dashboard use.
 //!
-//! [`JobId`]: spikecv_common::plan::JobId
+//! [`JobId`]: spikecv_common::experiment::plan::JobId
 
 pub(crate) mod checkpoint_rows;
 pub(crate) mod control_reads;
@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use spikecv_common::job::EpochMetrics;
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::plan::JobId;
 
 use crate::ids::ExperimentId;
 

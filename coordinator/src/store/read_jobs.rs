@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use rusqlite::{Connection, Row};
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::job::EpochMetrics;
 
 use super::StoreError;
 use super::read_only::FromStoreError;

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::cv::FoldSplit;
-use spikecv_common::job::JobStatus;
-use spikecv_common::plan::JobId;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::StoreError;
 use super::read_jobs;

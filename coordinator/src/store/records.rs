@@ -3,9 +3,10 @@
 //! ([`super::read_only`]) or a test provide them. Plain data, no database.
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::{EpochMetrics, JobStatus};
-use spikecv_common::prune::PruneVerdict;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::prune::PruneVerdict;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 /// One job (configuration × variant × seed × fold) of an experiment, in
 /// whatever state it is.

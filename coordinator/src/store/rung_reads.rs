@@ -3,7 +3,7 @@
 //! configuration's unfinished jobs.
 
 use rusqlite::{Connection, params};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 use super::read_jobs::parse_metrics;

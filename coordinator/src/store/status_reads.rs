@@ -2,7 +2,7 @@
 //! with 100,000 jobs).
 
 use rusqlite::{Connection, params};
-use spikecv_common::job::JobStatus;
+use spikecv_common::experiment::job::JobStatus;
 
 use super::StoreError;
 use crate::eta::EtaInputs;

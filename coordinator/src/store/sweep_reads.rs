@@ -3,8 +3,8 @@
 //! group at one epoch, and how far it got.
 
 use rusqlite::{Connection, params};
-use spikecv_common::job::{EpochMetrics, JobStatus};
-use spikecv_common::plan::JobId;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::plan::JobId;
 
 use super::StoreError;
 use super::read_jobs::parse_metrics;

@@ -10,9 +10,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::dataset::CLASS_NAMES;
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::dataset::sl_animals::CLASS_NAMES;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_coordinator::ids::{AttemptId, WorkerId};
 use spikecv_coordinator::report::cmd::{ReportArgs, ReportFormat};
 use spikecv_coordinator::scheduler::{
@@ -215,7 +215,8 @@ impl StateFixture {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let plan = spikecv_common::plan::plan_configurations(&config, &files, None).unwrap();
+        let plan =
+            spikecv_common::experiment::plan::plan_configurations(&config, &files, None).unwrap();
         assert_eq!(plan.jobs.len(), 12);
         let submission = Submission {
             config,

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use spikecv_common::config::ExperimentConfig;
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;

@@ -6,8 +6,9 @@
 //! so the tests can recompute each figure independently.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::config::{ProtocolKind, Variant};
-use spikecv_common::job::{EpochMetrics, JobStatus};
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{ExperimentRecord, JobRecord};
 
 pub const EXPERIMENT: &str = "exp-3f9a";
@@ -16,7 +17,7 @@ pub const NOW: i64 = CREATED + 7_654;
 pub const EPOCHS: u32 = 5;
 pub const FAILED_ERROR: &str = "CUDA out of memory, tried \"2 GiB\" | epoch 3";
 
-pub use spikecv_common::dataset::CLASS_NAMES;
+pub use spikecv_common::dataset::sl_animals::CLASS_NAMES;
 
 pub fn config_toml(kind: &str) -> String {
     format!(

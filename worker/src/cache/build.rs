@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use spikecv_common::config::BinMode;
 use spikecv_common::events::Event;
-use spikecv_common::frames::{Crop, visit_kept, window_count};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, visit_kept, window_count};
 use tch::{Device, Tensor};
 
 use super::{

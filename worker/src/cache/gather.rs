@@ -3,8 +3,8 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::config::BinMode;
-use spikecv_common::frames::{FrameSpec, random_start};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{FrameSpec, random_start};
 use tch::{Kind, Tensor};
 
 use super::{FrameCache, FrameSettings, HostRows, Rows, Storage};

@@ -29,8 +29,8 @@ mod registry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use spikecv_common::config::BinMode;
-use spikecv_common::frames::FrameSpec;
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::FrameSpec;
 use tch::{Device, Kind, Tensor};
 
 use crate::sample::{EventSource, LoadError, SampleRef};
@@ -148,7 +148,7 @@ pub struct SampleRows {
     pub offset: usize,
     /// Rows kept (`min(windows, horizon)`).
     pub stored: usize,
-    /// The sample's complete windows ([`spikecv_common::frames::window_count`]).
+    /// The sample's complete windows ([`spikecv_common::events::frames::window_count`]).
     pub windows: usize,
 }
 
@@ -354,7 +354,7 @@ fn horizon_covers(have: Option<usize>, want: Option<usize>) -> bool {
 /// larger of the training and test `T`.
 pub fn for_job<S: EventSource + ?Sized>(
     source: &S,
-    split: &spikecv_common::cv::FoldSplit,
+    split: &spikecv_common::experiment::cv::FoldSplit,
     train: &FrameSpec,
     test: &FrameSpec,
     random_crop: bool,

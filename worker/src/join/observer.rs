@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::job::EpochMetrics;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::state::{AttemptHandle, StopReason};

@@ -5,10 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use spikecv_common::config::{ExperimentConfig, Variant};
-use spikecv_common::cv::FoldSplit;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::job::JobResult;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::error::ConfigError;
+use spikecv_common::experiment::job::JobResult;
 use spikecv_common::proto::limits::{MAX_ERROR_BYTES, truncate};
 use spikecv_common::proto::{
     Assignment, CompleteRequest, FailRequest, ReleaseRequest, ReportEpochRequest,
@@ -26,7 +28,7 @@ use crate::train::{JobSpec, TrainError, checkpoint_path, run_job};
 #[derive(Debug, thiserror::Error)]
 enum SetupError {
     #[error("experiment config sent by the coordinator: {0}")]
-    Config(#[from] spikecv_common::config::ConfigError),
+    Config(#[from] spikecv_common::experiment::error::ConfigError),
     #[error("assignment field split is missing")]
     NoSplit,
     #[error("cannot prepare job folder {path}: {source}")]
@@ -320,7 +322,7 @@ fn reason(got: &transfer::DownloadResult) -> String {
 /// Builds the job spec and a clean job folder (with only the coordinator's checkpoint).
 fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpec, SetupError> {
     let config = ExperimentConfig::from_toml_str(&a.config_toml)?;
-    let variant: Variant = a.variant.parse()?;
+    let variant: Variant = a.variant.parse().map_err(ConfigError::from)?;
     let split = a.split.as_ref().ok_or(SetupError::NoSplit)?;
     let job_dir: String = a
         .job_id

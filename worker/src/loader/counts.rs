@@ -7,7 +7,7 @@
 //! way). A quarter of the float batch's bytes crosses the bus, from pinned
 //! memory, without blocking ([`crate::upload`]).
 
-use spikecv_common::config::BinMode;
+use spikecv_common::events::frames::BinMode;
 use tch::{Device, Kind, Tensor};
 
 use super::staged;

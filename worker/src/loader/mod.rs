@@ -12,11 +12,12 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::config::BinMode;
-use spikecv_common::datakind::DataKind;
-use spikecv_common::dataset::{DataError, Dataset};
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::events::Event;
-use spikecv_common::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
+use spikecv_common::events::frames::BinMode;
+use spikecv_common::events::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
 use tch::{Device, Tensor};
 
 use crate::cache::{CompactBatch, FrameCache, Placement};

@@ -7,7 +7,7 @@
 //! [`NetConfig`]'s input, classes and neuron parameters gives any other
 //! ([`Architecture::from_spec`], parameters named `blocks.<i>.*`).
 
-use spikecv_common::network::{
+use spikecv_common::experiment::network::{
     InputShape, LayerOp, LifSettings, NetworkError, NetworkSpec, PoolKind,
 };
 

@@ -16,12 +16,15 @@ use crate::train::{
 use crate::weights::{self, WeightsError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use spikecv_common::config::{ConfigError, ExperimentConfig, Variant};
-use spikecv_common::cv::CvError;
-use spikecv_common::dataset::{DataError, Dataset};
-use spikecv_common::job::EpochMetrics;
-use spikecv_common::network_yaml::load_network_yaml;
-use spikecv_common::plan::job_split;
+use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::cv::CvError;
+use spikecv_common::experiment::error::ConfigError;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::network_yaml::load_network_yaml;
+use spikecv_common::experiment::plan::job_split;
 
 /// Flags of `worker train`.
 #[derive(Debug, clap::Args)]

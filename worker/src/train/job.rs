@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use spikecv_common::config::{ProtocolKind, TrainingConfig};
-use spikecv_common::job::{EpochMetrics, JobResult, LayerRate};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult, LayerRate};
+use spikecv_common::experiment::sections::{ProtocolKind, TrainingConfig};
 use tch::{Device, Tensor, nn};
 
 use super::step::{Evaluation, PassSpec, evaluate, guarded, train_epoch};

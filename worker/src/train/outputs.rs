@@ -2,7 +2,7 @@
 //! `metrics.json`, `config.toml`, and TensorBoard scalars.
 
 use serde::Serialize;
-use spikecv_common::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 
 use crate::tensorboard::EventWriter;
 use crate::train::{CONFIG_FILE, JobSpec, METRICS_FILE, TrainError};

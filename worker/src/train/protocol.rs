@@ -1,7 +1,7 @@
 //! Which epoch's model a protocol reports (DESIGN.md, "Cross-validation protocol").
 
-use spikecv_common::config::ProtocolKind;
-use spikecv_common::job::EpochMetrics;
+use spikecv_common::experiment::job::EpochMetrics;
+use spikecv_common::experiment::sections::ProtocolKind;
 
 use crate::checkpoint::BestSoFar;
 

@@ -3,7 +3,7 @@
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use spikecv_common::frames::FrameSpec;
+use spikecv_common::events::frames::FrameSpec;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::loader::{HostBatch, HostForm, SampleRef, SampleSource, for_each_batch};

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spikecv_common::dataset::synth::{SynthOptions, SynthSize, generate};
 use spikecv_common::proto::StatusRequest;
 use spikecv_common::proto::client::ClientOptions;
-use spikecv_common::synth::{SynthOptions, SynthSize, generate};
 
 pub mod sweep;
 

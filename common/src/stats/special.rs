@@ -1,4 +1,4 @@
-//! Special functions behind the paired tests of [`crate::paired`]: log-gamma,
+//! Special functions behind the paired tests of [`crate::stats::paired`]: log-gamma,
 //! the regularised incomplete beta and upper incomplete gamma functions, and
 //! from them Student's t distribution (survival function and quantile) and the
 //! normal tail.

@@ -4,7 +4,7 @@
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use crate::frames::FrameSpec;
+use crate::events::frames::FrameSpec;
 
 /// ON colour (RGB).
 pub const ON_COLOUR: [u8; 3] = [255, 140, 0];

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::SimulationConfig;
+use crate::experiment::sections::SimulationConfig;
 
 use super::block::{BlockKind, PoolKind};
 use super::error::{NetworkError, Problem};

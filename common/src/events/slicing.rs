@@ -2,7 +2,7 @@
 //! row) and the sample names used by sliced files and the command line.
 
 use crate::events::Event;
-use crate::tags::Tag;
+use crate::events::tags::Tag;
 
 /// The name of sample `class` of `recording`: `<recording>_<NN>`, NN two digits.
 pub fn sample_name(recording: &str, class: usize) -> String {
@@ -19,7 +19,7 @@ pub fn parse_sample_name(name: &str) -> Option<(&str, usize)> {
 }
 
 /// Cuts a recording's events into one sample per tag row. The tags must have
-/// been checked against `events.len()` ([`crate::tags::check_range`]); rows
+/// been checked against `events.len()` ([`crate::events::tags::check_range`]); rows
 /// beyond the events are clamped rather than panicking.
 pub fn slice(events: &[Event], tags: &[Tag]) -> Vec<Vec<Event>> {
     tags.iter()

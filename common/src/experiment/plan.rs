@@ -12,15 +12,17 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{
-    ConfigError, ExperimentConfig, ProtocolKind, SimulationConfig, TrainingConfig, Variant,
-};
-use crate::cv::{self, CvError, FoldSplit};
-use crate::datakind::DataKind;
-use crate::dataset::{self, DataError, FILE_LIST};
-use crate::gesture;
-use crate::network::NetworkSpec;
-use crate::sweep::{self, Configuration};
+use crate::dataset::dvs_gesture;
+use crate::dataset::error::DataError;
+use crate::dataset::kind::DataKind;
+use crate::dataset::kind::{Variant, variant_recordings};
+use crate::dataset::sl_animals::{self, FILE_LIST};
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::cv::{self, CvError, FoldSplit};
+use crate::experiment::error::ConfigError;
+use crate::experiment::network::NetworkSpec;
+use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig};
+use crate::experiment::sweep::{self, Configuration};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
@@ -136,16 +138,6 @@ pub enum PlanError {
     },
 }
 
-/// The recordings a variant uses, in file-list order (`Reduced` drops
-/// `_indoor`; a lighting variant keeps that lighting's recordings).
-pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String> {
-    file_list
-        .iter()
-        .filter(|n| variant.keeps(n))
-        .cloned()
-        .collect()
-}
-
 /// The split of fold `fold` of seed `seed` over a variant's `recordings` (in
 /// file-list order) under `config`'s protocol: the data set's own split for
 /// `official`, else k-fold over recordings (SL-Animals, one per person) or
@@ -163,7 +155,12 @@ pub fn job_split(
             if fold != 0 {
                 return Err(CvError::NoSuchFold { fold, folds: 1 });
             }
-            let split = gesture::official_split(recordings);
+            let (train, test) = dvs_gesture::official_split(recordings);
+            let split = FoldSplit {
+                train,
+                val: Vec::new(),
+                test,
+            };
             for (set, list) in [("train", &split.train), ("test", &split.test)] {
                 if list.is_empty() {
                     return Err(CvError::EmptyOfficialSet { set });
@@ -180,20 +177,20 @@ pub fn job_split(
 
 /// Reads `<root>/filelist.txt`; a clear error when the root has none. A
 /// DVS128 Gesture root without one gives its trial lists (training list
-/// first, see [`gesture::read_recordings`]).
+/// first, see [`dvs_gesture::read_recordings`]).
 pub fn read_root_file_list(root: &Path) -> Result<Vec<String>, PlanError> {
     let path = root.join(FILE_LIST);
     if !path.is_file()
-        && let Some(dir) = gesture::find_dir(root)
+        && let Some(dir) = dvs_gesture::find_dir(root)
     {
-        return Ok(gesture::read_recordings(&dir)?);
+        return Ok(dvs_gesture::read_recordings(&dir)?);
     }
     if !path.is_file() {
         return Err(PlanError::NoFileList {
             root: root.to_path_buf(),
         });
     }
-    Ok(dataset::read_file_list(&path)?)
+    Ok(sl_animals::read_file_list(&path)?)
 }
 
 /// What a job id hashes: every input that changes the job's result.
@@ -531,13 +528,13 @@ mod tests {
                 j.split
                     .train
                     .iter()
-                    .all(|r| gesture::user_number(r).unwrap() <= 23)
+                    .all(|r| dvs_gesture::user_number(r).unwrap() <= 23)
             );
             assert!(
                 j.split
                     .test
                     .iter()
-                    .all(|r| gesture::user_number(r).unwrap() >= 24)
+                    .all(|r| dvs_gesture::user_number(r).unwrap() >= 24)
             );
             assert!(
                 j.split

@@ -7,8 +7,19 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
-use crate::gesture;
+use crate::dataset::dvs_gesture as gesture;
+
+/// A name that is none of those a list offers (a data set kind, a variant).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config key {key}: {name:?} is not one of {offered}")]
+pub struct UnknownName {
+    /// The dotted key the name was given for, e.g. `data.kind`.
+    pub key: &'static str,
+    /// The name given.
+    pub name: String,
+    /// The names offered, comma-separated.
+    pub offered: String,
+}
 
 /// `[data] kind`: the data set of a root.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,7 +72,7 @@ impl DataKind {
     /// How many classes the data set has.
     pub fn classes(self) -> usize {
         match self {
-            DataKind::SlAnimals => crate::tags::CLASSES,
+            DataKind::SlAnimals => crate::events::tags::CLASSES,
             DataKind::DvsGesture => gesture::CLASSES,
         }
     }
@@ -92,14 +103,15 @@ impl fmt::Display for DataKind {
 }
 
 impl FromStr for DataKind {
-    type Err = ConfigError;
+    type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "sl-animals" => Ok(DataKind::SlAnimals),
             "dvs-gesture" => Ok(DataKind::DvsGesture),
-            other => Err(ConfigError::Invalid {
-                key: "data.kind".into(),
-                message: format!("{other:?} is not one of sl-animals, dvs-gesture"),
+            other => Err(UnknownName {
+                key: "data.kind",
+                name: other.to_owned(),
+                offered: "sl-animals, dvs-gesture".to_owned(),
             }),
         }
     }
@@ -159,4 +171,90 @@ pub fn people(kind: DataKind, recordings: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Which recordings a job uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// Every recording of the file list.
+    Whole,
+    /// The file list without the S3 (`_indoor`) recordings (SL-Animals).
+    Reduced,
+    /// DVS128 Gesture's recordings under fluorescent light.
+    Fluorescent,
+    /// DVS128 Gesture's recordings under fluorescent and LED light.
+    FluorescentLed,
+    /// DVS128 Gesture's recordings under lab light.
+    Lab,
+    /// DVS128 Gesture's recordings under LED light.
+    Led,
+    /// DVS128 Gesture's recordings under natural light.
+    Natural,
+}
+
+impl Variant {
+    /// Every variant, in order.
+    pub const ALL: [Variant; 7] = [
+        Variant::Whole,
+        Variant::Reduced,
+        Variant::Fluorescent,
+        Variant::FluorescentLed,
+        Variant::Lab,
+        Variant::Led,
+        Variant::Natural,
+    ];
+
+    /// The name used in files, flags and reports (a lighting variant: the
+    /// lighting as DVS128 Gesture's file names spell it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Variant::Whole => "whole",
+            Variant::Reduced => "reduced",
+            Variant::Fluorescent => "fluorescent",
+            Variant::FluorescentLed => "fluorescent_led",
+            Variant::Lab => "lab",
+            Variant::Led => "led",
+            Variant::Natural => "natural",
+        }
+    }
+
+    /// Whether the variant keeps `recording` (by its name).
+    pub fn keeps(self, recording: &str) -> bool {
+        match self {
+            Variant::Whole => true,
+            Variant::Reduced => !recording.contains("_indoor"),
+            lighting => crate::dataset::dvs_gesture::lighting_of(recording) == lighting.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Variant::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                key: "variant",
+                name: s.to_owned(),
+                offered: Variant::ALL.map(Variant::as_str).join(", "),
+            })
+    }
+}
+
+/// The recordings a variant uses, in file-list order (`Reduced` drops
+/// `_indoor`; a lighting variant keeps that lighting's recordings).
+pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String> {
+    file_list
+        .iter()
+        .filter(|n| variant.keeps(n))
+        .cloned()
+        .collect()
 }

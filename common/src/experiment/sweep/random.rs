@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::ConfigError;
+use crate::experiment::error::ConfigError;
 
 use super::{Configuration, apply, check_key, configuration, sweep_err};
 

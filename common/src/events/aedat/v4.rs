@@ -262,7 +262,8 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
         checked.data_table,
         checked.compression,
     )?;
-    let (events_id, sensor) = super::v4_streams::event_stream(checked.description, path)?;
+    let (events_id, sensor) =
+        super::v4_streams::event_stream(checked.description, MAGIC.len() as u64, path)?;
     let mut events = Vec::new();
     let mut prev_t = i64::MIN;
     let mut budget = MAX_DECOMPRESSED_BYTES;

@@ -20,7 +20,7 @@
 //! Labels show a whole list by its compact name (`network=c8k3-p2m-f19`) and
 //! a block value by its path (`blocks.0.conv=16`).
 
-use crate::network::{compact_name_of, limits};
+use crate::experiment::network::{compact_name_of, limits};
 
 /// The whole-list key.
 pub const BLOCKS_KEY: &str = "network.blocks";

@@ -1,19 +1,19 @@
 //! A synthetic DVS128 Gesture download: `<out>/DvsGesture/` in the layout IBM
-//! ships ([`crate::gesture`]), for tests and the local run. A few users (some
+//! ships ([`crate::dataset::dvs_gesture`]), for tests and the local run. A few users (some
 //! of the official training users 1-23, some of the test users 24-29), two
 //! lighting conditions each, 11 gestures per recording in class order,
-//! written as AEDAT 3.1 by [`crate::aedat::v3::write`].
+//! written as AEDAT 3.1 by [`crate::events::aedat::v3::write`].
 //!
-//! The motions are [`crate::synth`]'s (the first 11 of its classes); each
+//! The motions are [`crate::dataset::synth`]'s (the first 11 of its classes); each
 //! label row spans its gesture's events exactly, in µs (`start` = its first
 //! event's time, `end` = one past its last), so the cut by time gives them.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::aedat::v3;
-use crate::gesture::{self, CLASSES, FOLDER, LIGHTINGS, Label};
-use crate::synth::{self, SynthError, SynthOptions, SynthSummary};
+use crate::dataset::dvs_gesture::{self, CLASSES, FOLDER, LIGHTINGS, Label};
+use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
+use crate::events::aedat::v3;
 
 /// The users written: four training users and two test users.
 pub const USERS: [u32; 6] = [1, 2, 3, 4, 24, 25];
@@ -76,8 +76,8 @@ fn write_recording(
     w.flush().map_err(io)?;
     let bytes = std::fs::metadata(&path).map_err(io)?.len();
     write_file(
-        &gesture::labels_path(dir, name),
-        gesture::labels_csv(&labels).as_bytes(),
+        &dvs_gesture::labels_path(dir, name),
+        dvs_gesture::labels_csv(&labels).as_bytes(),
     )?;
     Ok((events.len() as u64, bytes, labels.len()))
 }
@@ -102,20 +102,21 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthEr
     }
     let (mut train, mut test) = (String::new(), String::new());
     for name in names {
-        let list = if gesture::user_number(name).is_some_and(|u| u <= gesture::LAST_TRAIN_USER) {
-            &mut train
-        } else {
-            &mut test
-        };
+        let list =
+            if dvs_gesture::user_number(name).is_some_and(|u| u <= dvs_gesture::LAST_TRAIN_USER) {
+                &mut train
+            } else {
+                &mut test
+            };
         list.push_str(&format!("{name}.aedat\n"));
     }
     write_file(
-        &dir.join(gesture::MAPPING),
-        gesture::mapping_csv().as_bytes(),
+        &dir.join(dvs_gesture::MAPPING),
+        dvs_gesture::mapping_csv().as_bytes(),
     )?;
-    write_file(&dir.join(gesture::TEST_LIST), test.as_bytes())?;
+    write_file(&dir.join(dvs_gesture::TEST_LIST), test.as_bytes())?;
     // Last: the training list is what makes the folder a data set.
-    write_file(&dir.join(gesture::TRAIN_LIST), train.as_bytes())?;
+    write_file(&dir.join(dvs_gesture::TRAIN_LIST), train.as_bytes())?;
     Ok(SynthSummary {
         recordings: names.to_vec(),
         samples,

@@ -6,9 +6,23 @@
 //! (checked element for element by the golden tests).
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::config::BinMode;
 use crate::events::Event;
+
+/// How events are counted into a frame (DESIGN.md step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BinMode {
+    /// 1.0 where a pixel saw any event in the window.
+    #[serde(rename = "OR")]
+    Or,
+    /// The event count.
+    #[serde(rename = "SUM")]
+    Sum,
+    /// The count divided by the largest count in the sample.
+    #[serde(rename = "SUM_NORM")]
+    SumNorm,
+}
 
 /// How to turn a sample into frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@
 //! see [`random`].
 //!
 //! `prune = "median"` (with `warmup_epochs`, `min_jobs`) stops hopeless
-//! configurations early: see [`crate::prune`].
+//! configurations early: see [`crate::experiment::prune`].
 //!
 //! Everything is checked when the experiment loads ([`ExperimentConfig::validate`]):
 //! unknown keys, values of the wrong type, empty lists, repeated values, and
@@ -37,8 +37,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, ExperimentConfig, bounds};
-use crate::prune::{PRUNE_KEYS, prune_rule};
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::error::{ConfigError, bounds};
+use crate::experiment::prune::{PRUNE_KEYS, prune_rule};
 
 pub mod network;
 pub mod random;
@@ -237,7 +238,7 @@ pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, C
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
-            // Pruning settings, read by `crate::prune`.
+            // Pruning settings, read by `crate::experiment::prune`.
             (k, _) if PRUNE_KEYS.contains(&k) => {}
             (_, toml::Value::Table(t)) if !random::is_range(t) => flatten(k, t, &mut flat),
             _ => {

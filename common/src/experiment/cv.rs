@@ -14,10 +14,12 @@
 //!   reference does: KFold over the list, then (train-val-test) the fold's training
 //!   recordings are split again with `random_state = seed + 1`.
 
+pub mod mt19937;
+
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ProtocolConfig, ProtocolKind};
-use crate::mt19937::Mt19937;
+use crate::experiment::cv::mt19937::Mt19937;
+use crate::experiment::sections::{ProtocolConfig, ProtocolKind};
 
 /// The recordings of one job: what it trains on, validates on and tests on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::aedat::v2;
-use crate::dataset::{CLASS_DEFS, CLASS_NAMES, FILE_LIST};
+use crate::dataset::sl_animals::{CLASS_DEFS, CLASS_NAMES, FILE_LIST};
 use crate::events::Event;
-use crate::tags::{self, CLASSES};
+use crate::events::aedat::v2;
+use crate::events::tags::{self, CLASSES};
 
 /// How big the generated data set is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -31,8 +31,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::special;
 use crate::stats;
+use crate::stats::special;
 
 /// Which way the Wilcoxon p-value was computed (scipy's choice for `method="auto"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,8 +59,6 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::{ConfigError, ExperimentConfig};
-
 mod block;
 mod error;
 mod shape;
@@ -269,38 +267,4 @@ pub fn compact_name_of(value: &toml::Value) -> Option<String> {
     NetworkSpec::from_blocks_value(value)
         .ok()
         .map(|s| s.compact_name())
-}
-
-impl ExperimentConfig {
-    /// The experiment's block list: `[network]`'s, or the reference for
-    /// `classes` classes when there is none.
-    pub fn network_spec(&self, classes: u32) -> NetworkSpec {
-        match &self.network {
-            Some(spec) => spec.clone(),
-            None => NetworkSpec::reference(classes),
-        }
-    }
-
-    /// The experiment's network resolved on its input (DVS128 down-scaled by
-    /// `data.downscale`) with `[simulation]`'s neuron settings.
-    pub fn network(&self, classes: u32) -> Result<Network, NetworkError> {
-        self.network_spec(classes).resolve(
-            InputShape::dvs128(self.data.downscale),
-            classes,
-            LifSettings::from(&self.simulation),
-        )
-    }
-
-    /// Checks the network for a data set of `classes` classes; the error's
-    /// key names the block (`network.blocks[3]`). [`ExperimentConfig::validate`]
-    /// calls it with the DVS data set's [`crate::tags::CLASSES`]; a data set
-    /// with another class count calls it with its own.
-    pub fn validate_network(&self, classes: u32) -> Result<(), ConfigError> {
-        self.network(classes)
-            .map(|_| ())
-            .map_err(|e| ConfigError::Invalid {
-                key: e.key(),
-                message: e.problem.to_string(),
-            })
-    }
 }

@@ -20,7 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, ExperimentConfig, ProtocolKind};
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::error::ConfigError;
+use crate::experiment::sections::ProtocolKind;
 
 pub mod asha;
 

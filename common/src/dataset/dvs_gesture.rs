@@ -8,9 +8,11 @@
 //! label row, as SpikingJelly cuts them. The person of a recording is its
 //! `userNN` prefix; the lighting condition is the rest of its name.
 
+pub mod synth;
+
 use std::path::{Path, PathBuf};
 
-use crate::dataset::DataError;
+use crate::dataset::error::DataError;
 use crate::events::Event;
 
 /// The folder the download unpacks to.
@@ -293,16 +295,11 @@ pub fn cut(events: &[Event], labels: &[Label]) -> Vec<Vec<Event>> {
 /// The data set's own split of `recordings` (in their order): users
 /// 1..=[`LAST_TRAIN_USER`] train, the others test, nothing validates
 /// (`[protocol] kind = "official"`).
-pub fn official_split(recordings: &[String]) -> crate::cv::FoldSplit {
-    let (train, test) = recordings
+pub fn official_split(recordings: &[String]) -> (Vec<String>, Vec<String>) {
+    recordings
         .iter()
         .cloned()
-        .partition(|r| user_number(r).is_some_and(|u| u <= LAST_TRAIN_USER));
-    crate::cv::FoldSplit {
-        train,
-        val: Vec::new(),
-        test,
-    }
+        .partition(|r| user_number(r).is_some_and(|u| u <= LAST_TRAIN_USER))
 }
 
 #[cfg(test)]
@@ -326,9 +323,9 @@ mod tests {
         let recs: Vec<String> = ["user01_lab", "user23_led", "user24_lab", "user29_natural"]
             .map(String::from)
             .to_vec();
-        let s = official_split(&recs);
-        assert_eq!(s.train, ["user01_lab", "user23_led"]);
-        assert_eq!(s.test, ["user24_lab", "user29_natural"]);
+        let (train, test) = official_split(&recs);
+        assert_eq!(train, ["user01_lab", "user23_led"]);
+        assert_eq!(test, ["user24_lab", "user29_natural"]);
     }
 
     #[test]

@@ -8,13 +8,13 @@ use std::path::Path;
 use roxmltree::{Document, Node};
 
 use super::ReadError;
-use super::v4::MAGIC;
 use crate::events::SensorSize;
 
-fn bad(path: &Path, what: &'static str) -> ReadError {
+/// The description sits right after the file's magic line, at `offset`.
+fn bad(path: &Path, offset: u64, what: &'static str) -> ReadError {
     ReadError::BadHeader {
         path: path.to_path_buf(),
-        offset: MAGIC.len() as u64,
+        offset,
         what,
     }
 }
@@ -31,16 +31,21 @@ fn attr_text<'a>(node: Node<'a, '_>, key: &str) -> Option<&'a str> {
 }
 
 /// The id and sensor size of the event stream (`EVTS`) with the lowest id.
-pub(super) fn event_stream(description: &str, path: &Path) -> Result<(u32, SensorSize), ReadError> {
+pub(super) fn event_stream(
+    description: &str,
+    offset: u64,
+    path: &Path,
+) -> Result<(u32, SensorSize), ReadError> {
+    let bad = |what| bad(path, offset, what);
     let doc = Document::parse(description)
-        .map_err(|_| bad(path, "the stream description is not well-formed XML"))?;
+        .map_err(|_| bad("the stream description is not well-formed XML"))?;
     let dv = doc
         .root()
         .first_child()
         .filter(|n| n.has_tag_name("dv"))
-        .ok_or_else(|| bad(path, "the stream description has no dv node"))?;
+        .ok_or_else(|| bad("the stream description has no dv node"))?;
     let out = child(dv, "node", "name", "outInfo")
-        .ok_or_else(|| bad(path, "the description names no output streams"))?;
+        .ok_or_else(|| bad("the description names no output streams"))?;
     let mut best: Option<(u32, SensorSize)> = None;
     for stream in out
         .children()
@@ -49,21 +54,21 @@ pub(super) fn event_stream(description: &str, path: &Path) -> Result<(u32, Senso
         let id = stream
             .attribute("name")
             .and_then(|n| n.parse::<u32>().ok())
-            .ok_or_else(|| bad(path, "a stream of the description has no numeric id"))?;
+            .ok_or_else(|| bad("a stream of the description has no numeric id"))?;
         if attr_text(stream, "typeIdentifier") != Some("EVTS") {
             continue;
         }
         let info = child(stream, "node", "name", "info")
-            .ok_or_else(|| bad(path, "the event stream has no info node"))?;
+            .ok_or_else(|| bad("the event stream has no info node"))?;
         let size = |key| attr_text(info, key).and_then(|t| t.trim().parse::<u16>().ok());
         let (Some(width), Some(height)) = (size("sizeX"), size("sizeY")) else {
-            return Err(bad(path, "the event stream has no usable sizeX and sizeY"));
+            return Err(bad("the event stream has no usable sizeX and sizeY"));
         };
         if best.is_none_or(|(b, _)| id < b) {
             best = Some((id, SensorSize { width, height }));
         }
     }
-    best.ok_or_else(|| bad(path, "the file has no event stream"))
+    best.ok_or_else(|| bad("the file has no event stream"))
 }
 
 #[cfg(test)]
@@ -82,7 +87,7 @@ mod tests {
         };
         let frame = "<node name=\"0\"><attr key=\"typeIdentifier\">FRME</attr></node>";
         let text = doc(&format!("{}{frame}{}", evts(3, 128), evts(1, 346)));
-        let (id, size) = event_stream(&text, p).unwrap_or_else(|e| panic!("{e}"));
+        let (id, size) = event_stream(&text, 14, p).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((id, size.width, size.height), (1, 346, 60));
         for (text, what) in [
             ("<dv><node></dv>".to_owned(), "not well-formed"),
@@ -92,7 +97,10 @@ mod tests {
             (doc(&evts(1, 0).replace("60", "-1")), "sizeX and sizeY"),
             (doc("<node name=\"a\"/>"), "numeric id"),
         ] {
-            let err = event_stream(&text, p).map(|_| ()).unwrap_err().to_string();
+            let err = event_stream(&text, 14, p)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains(what) && err.contains("x.aedat4"),
                 "{text}: {err}"

@@ -9,7 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{BinMode, ConfigError, DataConfig, ExperimentConfig, OptimizerKind};
+use crate::events::frames::BinMode;
+use crate::experiment::config::ExperimentConfig;
+use crate::experiment::error::ConfigError;
+use crate::experiment::sections::{DataConfig, OptimizerKind};
 
 /// Keys read from the reference file and deliberately ignored.
 const IGNORED: [(&str, &str); 6] = [
@@ -181,7 +184,10 @@ mod tests {
     #[test]
     fn reads_the_reference_file() -> Result<(), ConfigError> {
         let c = from_network_yaml(REFERENCE)?;
-        assert_eq!(c.simulation, crate::config::SimulationConfig::default());
+        assert_eq!(
+            c.simulation,
+            crate::experiment::sections::SimulationConfig::default()
+        );
         assert_eq!(
             (c.training.batch, c.training.test_batch, c.training.epochs),
             (8, 32, 400)

@@ -1,0 +1,106 @@
+//! SL-Animals-DVS as downloaded: its file list, class definitions and their
+//! names (the root's `filelist.txt` and
+//! `SL-Animals-DVS_gestures_definitions.csv`).
+
+use std::path::Path;
+
+use crate::dataset::error::{DataError, io_err};
+use crate::events::tags::CLASSES;
+
+/// The file list's name in a root.
+pub const FILE_LIST: &str = "filelist.txt";
+/// The class definitions' name in a root.
+pub const CLASS_DEFS: &str = "SL-Animals-DVS_gestures_definitions.csv";
+/// The 19 class names in class order (as the real definitions file gives them).
+pub const CLASS_NAMES: [&str; CLASSES] = [
+    "cat",
+    "dog",
+    "camel",
+    "cow",
+    "sheep",
+    "goat",
+    "wolf",
+    "squirrel",
+    "mouse",
+    "dolphin",
+    "shark",
+    "lion",
+    "monkey",
+    "snake",
+    "spider",
+    "butterfly",
+    "bird",
+    "duck",
+    "zebra",
+];
+
+/// Reads the class definitions CSV (`class,class Def`, rows `1,cat` ... `19,zebra`).
+pub fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut names = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |what: String| DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+        };
+        let (num, name) = line
+            .split_once(',')
+            .ok_or_else(|| bad(format!("expected `number,name`, found {line:?}")))?;
+        let num: usize = num
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("class number {num:?} is not a number")))?;
+        if num != names.len() + 1 {
+            return Err(bad(format!(
+                "class number {num}, expected {} (rows in class order)",
+                names.len() + 1
+            )));
+        }
+        names.push(name.trim().to_string());
+    }
+    if names.len() != CLASSES {
+        return Err(DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: 1,
+            what: format!("{} classes, expected {CLASSES}", names.len()),
+        });
+    }
+    Ok(names)
+}
+
+/// Reads a file list: one recording name a line, blank lines ignored.
+pub fn read_file_list(path: &Path) -> Result<Vec<String>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    let mut names: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let name = line.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let bad = |what: String| DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: i + 1,
+            what,
+        };
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(bad(format!("{name:?} is not a plain recording name")));
+        }
+        if names.iter().any(|n| n == name) {
+            return Err(bad(format!("{name:?} is listed twice")));
+        }
+        names.push(name.to_string());
+    }
+    if names.is_empty() {
+        return Err(DataError::BadMetadata {
+            path: path.to_path_buf(),
+            line: 1,
+            what: "the file list names no recordings".into(),
+        });
+    }
+    Ok(names)
+}

@@ -1,0 +1,23 @@
+//! The experiment layer: what one TOML file asks for and what it expands to.
+//!
+//! From the bottom up: [`error`] (what goes wrong, the size bounds) and
+//! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`); then
+//! [`network`] (`[network]`'s block lists), [`sweep`] and [`prune`] (`[sweep]`);
+//! then [`config`] (the whole file: load and validation) and
+//! [`network_yaml`] (the reference's `network.yaml` imported); at the top
+//! [`cv`] (scikit-learn's folds), [`plan`] (jobs and their ids) and [`job`]
+//! (what a job reports). Each imports only what is listed before it.
+
+pub mod error;
+pub mod sections;
+
+pub mod network;
+pub mod prune;
+pub mod sweep;
+
+pub mod config;
+pub mod network_yaml;
+
+pub mod cv;
+pub mod job;
+pub mod plan;
