@@ -11,6 +11,7 @@
 pub mod dvs_gesture;
 pub mod error;
 pub mod kind;
+pub mod registry;
 pub mod sl_animals;
 pub mod synth;
 
@@ -23,8 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::dataset::dvs_gesture::Label;
 use crate::dataset::error::{DataError, MAX_SAMPLE_SPAN_US, io_err};
 use crate::dataset::kind::Variant;
-use crate::dataset::kind::{DataKind, Description};
-use crate::dataset::sl_animals::{CLASS_DEFS, FILE_LIST, read_class_names, read_file_list};
+use crate::dataset::kind::{DataKind, Description, SampleCut};
 use crate::events::Event;
 use crate::events::aedat;
 use crate::events::npy;
@@ -76,34 +76,33 @@ impl Dataset {
     /// A root without `filelist.txt` whose `DvsGesture/` (or itself) holds
     /// `trials_to_train.txt` opens as DVS128 Gesture ([`Dataset::open_kind`]).
     pub fn open(root: &Path) -> Result<Dataset, DataError> {
-        if !root.join(FILE_LIST).exists() && dvs_gesture::find_dir(root).is_some() {
-            return Self::open_kind(root, DataKind::DvsGesture);
-        }
-        Self::open_kind(root, DataKind::SlAnimals)
+        Self::open_kind(root, DataKind::detect(root).unwrap_or_default())
     }
 
     /// Opens a root as the data set `kind`. DVS128 Gesture: reads the two
     /// trial lists and the mapping, and checks every listed trial has its
     /// recording and labels file.
     pub fn open_kind(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
-        match kind {
-            DataKind::SlAnimals => Self::open_sl_animals(root),
-            DataKind::DvsGesture => Self::open_gesture(root),
+        match kind.cut() {
+            SampleCut::EventIndices => Self::open_event_indices(root, kind),
+            SampleCut::TimeWindows => Self::open_time_windows(root, kind),
         }
     }
 
-    fn open_gesture(root: &Path) -> Result<Dataset, DataError> {
-        let dir = dvs_gesture::find_dir(root).ok_or_else(|| DataError::WrongKind {
+    /// A kind whose samples are label rows: every listed recording needs its
+    /// event file and labels file.
+    fn open_time_windows(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
+        let dir = kind.files_dir(root).ok_or_else(|| DataError::WrongKind {
             root: root.to_path_buf(),
-            kind: DataKind::DvsGesture.as_str(),
+            kind: kind.as_str(),
             what: "no DvsGesture/trials_to_train.txt",
         })?;
         let ds = Dataset {
             root: root.to_path_buf(),
-            class_names: dvs_gesture::read_mapping(&dir.join(dvs_gesture::MAPPING))?,
-            recordings: dvs_gesture::read_recordings(&dir)?,
+            class_names: kind.read_class_names(root)?,
+            recordings: kind.read_recordings(root)?,
             dir,
-            kind: DataKind::DvsGesture,
+            kind,
         };
         for name in &ds.recordings {
             for (path, what) in [
@@ -118,13 +117,15 @@ impl Dataset {
         Ok(ds)
     }
 
-    fn open_sl_animals(root: &Path) -> Result<Dataset, DataError> {
-        let recordings = read_file_list(&root.join(FILE_LIST))?;
-        let class_names = read_class_names(&root.join(CLASS_DEFS))?;
+    /// A kind whose samples are tag rows, one per class: every listed
+    /// recording needs its event file and tags, or all its sliced samples.
+    fn open_event_indices(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
+        let recordings = kind.read_recordings(root)?;
+        let class_names = kind.read_class_names(root)?;
         let ds = Dataset {
             root: root.to_path_buf(),
-            dir: root.to_path_buf(),
-            kind: DataKind::SlAnimals,
+            dir: kind.files_dir(root).unwrap_or_else(|| root.to_path_buf()),
+            kind,
             recordings,
             class_names,
         };
@@ -157,7 +158,7 @@ impl Dataset {
     /// The recordings of a variant in file-list order (`Reduced` drops
     /// `_indoor`; a lighting variant keeps that lighting's).
     pub fn recordings(&self, variant: Variant) -> Vec<String> {
-        crate::dataset::kind::variant_recordings(&self.recordings, variant)
+        self.kind.variant_recordings(&self.recordings, variant)
     }
 
     /// The class names in class order (19 for SL-Animals, 11 for DVS128 Gesture).
@@ -177,39 +178,28 @@ impl Dataset {
 
     /// `recordings/<name>.aedat` (DVS128 Gesture: `DvsGesture/<name>.aedat`).
     pub fn recording_path(&self, name: &str) -> PathBuf {
-        match self.kind {
-            DataKind::SlAnimals => self.dir.join("recordings").join(format!("{name}.aedat")),
-            DataKind::DvsGesture => self.dir.join(format!("{name}.aedat")),
-        }
+        self.kind.recording_path(&self.dir, name)
     }
 
     /// `tags/<name>.csv` (DVS128 Gesture: `DvsGesture/<name>_labels.csv`).
     pub fn tags_path(&self, name: &str) -> PathBuf {
-        match self.kind {
-            DataKind::SlAnimals => self.dir.join("tags").join(format!("{name}.csv")),
-            DataKind::DvsGesture => dvs_gesture::labels_path(&self.dir, name),
-        }
+        self.kind.tags_path(&self.dir, name)
     }
 
     /// The label rows of a DVS128 Gesture recording (empty for SL-Animals,
     /// whose tag rows are its classes in order).
     pub fn labels(&self, recording: &str) -> Result<Vec<Label>, DataError> {
         self.check_known(recording)?;
-        match self.kind {
-            DataKind::SlAnimals => Ok(Vec::new()),
-            DataKind::DvsGesture => dvs_gesture::read_labels(&self.tags_path(recording)),
+        match self.kind.cut() {
+            SampleCut::EventIndices => Ok(Vec::new()),
+            SampleCut::TimeWindows => dvs_gesture::read_labels(&self.tags_path(recording)),
         }
     }
 
     /// The class of each sample of a recording, in sample order.
     pub fn sample_classes(&self, recording: &str) -> Result<Vec<usize>, DataError> {
-        match self.kind {
-            DataKind::SlAnimals => {
-                self.check_known(recording)?;
-                Ok((0..CLASSES).collect())
-            }
-            DataKind::DvsGesture => Ok(self.labels(recording)?.iter().map(|l| l.class).collect()),
-        }
+        self.check_known(recording)?;
+        self.kind.sample_classes_at(&self.dir, recording)
     }
 
     /// The samples of a recording with their classes, in sample order.
@@ -236,7 +226,7 @@ impl Dataset {
 
     /// Whether all 19 sliced samples of a recording exist.
     pub fn is_sliced(&self, name: &str) -> bool {
-        self.kind == DataKind::SlAnimals
+        self.kind.cut() == SampleCut::EventIndices
             && (0..CLASSES).all(|c| self.sliced_path(name, c).is_file())
     }
 
@@ -274,7 +264,7 @@ impl Dataset {
     /// label row `class` (0-based), whatever its class.
     pub fn sample_events(&self, recording: &str, class: usize) -> Result<Vec<Event>, DataError> {
         self.check_known(recording)?;
-        if self.kind == DataKind::DvsGesture {
+        if self.kind.cut() == SampleCut::TimeWindows {
             let mut samples = self.gesture_samples(recording)?;
             if class >= samples.len() {
                 return Err(DataError::BadSample {
@@ -307,7 +297,7 @@ impl Dataset {
     /// ([`Dataset::sample_classes`] gives their classes).
     pub fn recording_samples(&self, recording: &str) -> Result<Vec<Vec<Event>>, DataError> {
         self.check_known(recording)?;
-        let samples = if self.kind == DataKind::DvsGesture {
+        let samples = if self.kind.cut() == SampleCut::TimeWindows {
             self.gesture_samples(recording)?
         } else if self.is_sliced(recording) {
             (0..CLASSES)
@@ -331,22 +321,14 @@ impl Dataset {
     /// The files the file list makes this data set use, in order: metadata, then
     /// per recording its raw file and tags, or its sliced files.
     pub fn used_files(&self) -> Vec<PathBuf> {
-        if self.kind == DataKind::DvsGesture {
-            let mut files: Vec<PathBuf> = [
-                dvs_gesture::MAPPING,
-                dvs_gesture::TRAIN_LIST,
-                dvs_gesture::TEST_LIST,
-            ]
-            .iter()
-            .map(|f| self.dir.join(f))
-            .collect();
+        let mut files = self.kind.metadata_files(&self.root);
+        if self.kind.cut() == SampleCut::TimeWindows {
             for name in &self.recordings {
                 files.push(self.recording_path(name));
                 files.push(self.tags_path(name));
             }
             return files;
         }
-        let mut files = vec![self.root.join(FILE_LIST), self.root.join(CLASS_DEFS)];
         for name in &self.recordings {
             if self.recording_path(name).is_file() {
                 files.push(self.recording_path(name));

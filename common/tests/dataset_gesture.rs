@@ -6,10 +6,12 @@
 use std::collections::BTreeSet;
 
 use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
 use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
 use spikecv_common::dataset::dvs_gesture::{self, CLASS_NAMES};
+use spikecv_common::dataset::kind::SampleCut;
 use spikecv_common::dataset::kind::Variant;
-use spikecv_common::dataset::kind::{DataKind, SampleCut};
+use spikecv_common::dataset::sl_animals::kind::SL_ANIMALS;
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
 use spikecv_common::events::aedat;
 use spikecv_common::experiment::config::ExperimentConfig;
@@ -31,7 +33,7 @@ fn synthetic_download_opens_with_11_classes_and_6_people() {
     let dir = tempfile::tempdir().unwrap();
     synth(dir.path());
     let ds = Dataset::open(dir.path()).unwrap();
-    assert_eq!(ds.kind(), DataKind::DvsGesture);
+    assert_eq!(ds.kind(), DVS_GESTURE);
     let d = ds.description();
     assert_eq!(d.classes(), 11);
     assert_eq!(d.class_names, CLASS_NAMES.to_vec());
@@ -39,12 +41,12 @@ fn synthetic_download_opens_with_11_classes_and_6_people() {
     assert_eq!(
         d.variants,
         [
-            "whole",
-            "fluorescent",
-            "fluorescent_led",
-            "lab",
-            "led",
-            "natural"
+            Variant::Whole,
+            Variant::Fluorescent,
+            Variant::FluorescentLed,
+            Variant::Lab,
+            Variant::Led,
+            Variant::Natural
         ]
     );
     assert_eq!(
@@ -153,7 +155,7 @@ fn folds_keep_every_person_in_one_set() {
 #[test]
 fn config_kind_defaults_and_is_left_out_for_sl_animals() {
     let c = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n").unwrap();
-    assert_eq!(c.data.kind, DataKind::SlAnimals);
+    assert_eq!(c.data.kind, SL_ANIMALS);
     assert!(!c.to_toml_string().contains("kind = \"sl-animals\""));
     assert_eq!(c.protocol.variants, [Variant::Whole, Variant::Reduced]);
     let g =

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
 use spikecv_common::dataset::dvs_gesture::{self, Label};
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::events::Event;
 use spikecv_common::events::aedat;
 use spikecv_common::events::frames::BinMode;
@@ -252,7 +252,7 @@ fn a_dataset_on_a_gesture_root_gives_the_same_samples_and_frames() {
     let tmp = tempfile::tempdir().unwrap();
     gesture_root(&g, tmp.path());
     let ds = Dataset::open(tmp.path()).unwrap();
-    assert_eq!(ds.kind(), DataKind::DvsGesture);
+    assert_eq!(ds.kind(), DVS_GESTURE);
     let classes: Vec<usize> = g.rows.iter().map(|r| r.class).collect();
     assert_eq!(ds.sample_classes(&g.recording).unwrap(), classes);
     let (_, cut) = samples(&g);

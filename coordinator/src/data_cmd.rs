@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Serialize;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
 use spikecv_common::dataset::dvs_gesture::{self, Label};
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::kind::{DataKind, SampleCut};
 use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
-use spikecv_common::dataset::synth::{self, SynthError, SynthOptions, SynthSize};
+use spikecv_common::dataset::synth::{SynthError, SynthOptions, SynthSize};
 use spikecv_common::events::aedat::{self, ReadError};
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::{self, Crop, FrameSpec};
@@ -280,7 +279,10 @@ pub(crate) fn parse_row_sample(ds: &Dataset, name: &str) -> Result<RowSample, Da
         return Err(DataCmdError::UnknownTrial {
             sample: name.to_owned(),
             recording: recording.to_owned(),
-            dir: dvs_gesture::find_dir(ds.root()).unwrap_or_else(|| ds.root().to_path_buf()),
+            dir: ds
+                .kind()
+                .files_dir(ds.root())
+                .unwrap_or_else(|| ds.root().to_path_buf()),
         });
     }
     let rows = recording_rows(ds, recording)?;
@@ -371,10 +373,7 @@ fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
         size: a.size,
         recordings: a.recordings,
     };
-    let s = match a.kind {
-        DataKind::SlAnimals => synth::generate(&a.out, &opts)?,
-        DataKind::DvsGesture => gesture_synth::generate(&a.out, &opts)?,
-    };
+    let s = a.kind.synth(&a.out, &opts)?;
     writeln!(
         out,
         "wrote {} recordings, {} samples, {} events, {} bytes to {}",
@@ -403,7 +402,7 @@ fn run_import(a: &ImportArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
 
 fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let ds = Dataset::open(&a.data)?;
-    if ds.kind() == DataKind::DvsGesture {
+    if ds.kind().cut() == SampleCut::TimeWindows {
         return run_slice_gesture(a, &ds, out);
     }
     let dir = a.out.join("sliced");
@@ -472,9 +471,9 @@ pub(crate) fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> 
 fn run_render(a: &RenderArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let ds = Dataset::open(&a.data)?;
     // SL-Animals: NN is the class; DVS128 Gesture: a label row of the recording.
-    let (rec, index) = match ds.kind() {
-        DataKind::SlAnimals => parse_sample(&a.sample)?,
-        DataKind::DvsGesture => {
+    let (rec, index) = match ds.kind().cut() {
+        SampleCut::EventIndices => parse_sample(&a.sample)?,
+        SampleCut::TimeWindows => {
             let row = parse_row_sample(&ds, &a.sample)?;
             (row.recording, row.row)
         }
@@ -706,7 +705,7 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
 
 fn print_root(r: &RootReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "root:        {}", r.root.display())?;
-    if r.kind == DataKind::SlAnimals {
+    if r.kind.variants().contains(&Variant::Reduced) {
         writeln!(
             out,
             "recordings:  {} ({} without _indoor)",

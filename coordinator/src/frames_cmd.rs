@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::kind::SampleCut;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::events::frames::{self, Crop, FrameSpec};
 use spikecv_common::events::npy;
@@ -67,7 +67,7 @@ type Groups = Vec<(String, Vec<usize>)>;
 /// order; on a DVS128 Gesture root also each sample's label row and class,
 /// in the order asked.
 fn requested(a: &FramesArgs, ds: &Dataset) -> Result<(Groups, Vec<RowSample>), DataCmdError> {
-    if ds.kind() == DataKind::DvsGesture {
+    if ds.kind().cut() == SampleCut::TimeWindows {
         return requested_rows(a, ds);
     }
     Ok((requested_classes(a, ds)?, Vec::new()))
@@ -132,9 +132,9 @@ fn write_recording(
     let mut values = vec![0f32; spec.len()];
     for &class in classes {
         let name = sample_name(rec, class);
-        let events = samples.get(class).ok_or_else(|| match ds.kind() {
-            DataKind::SlAnimals => DataCmdError::BadSample { name: name.clone() },
-            DataKind::DvsGesture => DataCmdError::NoSuchRow {
+        let events = samples.get(class).ok_or_else(|| match ds.kind().cut() {
+            SampleCut::EventIndices => DataCmdError::BadSample { name: name.clone() },
+            SampleCut::TimeWindows => DataCmdError::NoSuchRow {
                 sample: name.clone(),
                 row: class,
                 rows: samples.len(),
@@ -213,7 +213,7 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
     }
     let seconds = started.elapsed().as_secs_f64();
     let n = written.into_inner();
-    let gesture_line = if ds.kind() != DataKind::DvsGesture {
+    let gesture_line = if ds.kind().cut() != SampleCut::TimeWindows {
         None
     } else if single_file {
         rows.first().map(|r| {

@@ -8,6 +8,7 @@
 //! label row, as SpikingJelly cuts them. The person of a recording is its
 //! `userNN` prefix; the lighting condition is the rest of its name.
 
+pub mod kind;
 pub mod synth;
 
 use std::path::{Path, PathBuf};

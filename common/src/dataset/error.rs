@@ -96,6 +96,18 @@ pub enum DataError {
     },
 }
 
+/// A name that is none of those a list offers (a data set kind, a variant).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config key {key}: {name:?} is not one of {offered}")]
+pub struct UnknownName {
+    /// The dotted key the name was given for, e.g. `data.kind`.
+    pub key: &'static str,
+    /// The name given.
+    pub name: String,
+    /// The names offered, comma-separated.
+    pub offered: String,
+}
+
 /// The longest time a sample's events may span, µs: ten minutes, far beyond
 /// a gesture (a few seconds), so that its `dt` windows stay bounded (600,000
 /// at `dt` = 1 ms).

@@ -1,121 +1,18 @@
-//! Which data set a root holds, and what the data layer needs to know of it:
-//! its class names, how its samples are cut, who recorded what (the unit of
-//! the folds) and the variants it offers.
+//! What a data set kind is ([`DataSetKind`]): its layout and readers, its
+//! recordings and classes, the variants it offers, its split rule and its
+//! synthetic generator. [`DataKind`] is the handle configs, plans and reports
+//! carry; [`Variant`] names which of a kind's recordings a job uses; each kind lives in its own module and is listed once in
+//! [`crate::dataset::registry`].
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::dvs_gesture as gesture;
-
-/// A name that is none of those a list offers (a data set kind, a variant).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("config key {key}: {name:?} is not one of {offered}")]
-pub struct UnknownName {
-    /// The dotted key the name was given for, e.g. `data.kind`.
-    pub key: &'static str,
-    /// The name given.
-    pub name: String,
-    /// The names offered, comma-separated.
-    pub offered: String,
-}
-
-/// `[data] kind`: the data set of a root.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum DataKind {
-    /// SL-Animals-DVS (the default): `recordings/`, `tags/`, `filelist.txt`.
-    #[default]
-    #[serde(rename = "sl-animals")]
-    SlAnimals,
-    /// DVS128 Gesture (IBM): the `DvsGesture/` folder as downloaded.
-    #[serde(rename = "dvs-gesture")]
-    DvsGesture,
-}
-
-impl DataKind {
-    /// The name used in configs and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataKind::SlAnimals => "sl-animals",
-            DataKind::DvsGesture => "dvs-gesture",
-        }
-    }
-
-    /// Whether this is the default (left out of serialised configs, so job
-    /// ids of SL-Animals experiments stay as they were).
-    pub fn is_default(&self) -> bool {
-        *self == DataKind::default()
-    }
-
-    /// The variants (`protocol.variants`) this data set offers.
-    pub fn variants(self) -> &'static [&'static str] {
-        match self {
-            DataKind::SlAnimals => &["whole", "reduced"],
-            DataKind::DvsGesture => &[
-                "whole",
-                "fluorescent",
-                "fluorescent_led",
-                "lab",
-                "led",
-                "natural",
-            ],
-        }
-    }
-
-    /// Whether the data set has a train/test split of its own (`[protocol]
-    /// kind = "official"`).
-    pub fn has_official_split(self) -> bool {
-        self == DataKind::DvsGesture
-    }
-
-    /// How many classes the data set has.
-    pub fn classes(self) -> usize {
-        match self {
-            DataKind::SlAnimals => crate::events::tags::CLASSES,
-            DataKind::DvsGesture => gesture::CLASSES,
-        }
-    }
-
-    /// How the data set's samples are cut from its recordings.
-    pub fn cut(self) -> SampleCut {
-        match self {
-            DataKind::SlAnimals => SampleCut::EventIndices,
-            DataKind::DvsGesture => SampleCut::TimeWindows,
-        }
-    }
-
-    /// The person of a recording (the unit the folds keep together).
-    /// SL-Animals: the recording itself (the reference folds over recordings,
-    /// one per person); DVS128 Gesture: its `userNN` prefix.
-    pub fn person_of(self, recording: &str) -> &str {
-        match self {
-            DataKind::SlAnimals => recording,
-            DataKind::DvsGesture => gesture::person_of(recording),
-        }
-    }
-}
-
-impl fmt::Display for DataKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DataKind {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sl-animals" => Ok(DataKind::SlAnimals),
-            "dvs-gesture" => Ok(DataKind::DvsGesture),
-            other => Err(UnknownName {
-                key: "data.kind",
-                name: other.to_owned(),
-                offered: "sl-animals, dvs-gesture".to_owned(),
-            }),
-        }
-    }
-}
+use crate::dataset::error::{DataError, UnknownName};
+use crate::dataset::synth::{SynthError, SynthOptions, SynthSummary};
 
 /// How samples are cut from a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +22,132 @@ pub enum SampleCut {
     /// `<name>_labels.csv` rows of µs times (`start ≤ t < end`), any number,
     /// each naming its class.
     TimeWindows,
+}
+
+/// One data set kind: everything the layers above ask of a data set, so that
+/// none of them names a particular one.
+pub trait DataSetKind: Sync {
+    /// The name used in configs and on the command line (`sl-animals`).
+    fn name(&self) -> &'static str;
+    /// The name reports give it (`SL-Animals-DVS`).
+    fn title(&self) -> &'static str;
+    /// How many classes it has.
+    fn classes(&self) -> usize;
+    /// Its class names in class order, as the download gives them.
+    fn default_class_names(&self) -> &'static [&'static str];
+    /// The variants (`protocol.variants`) it offers, `whole` first.
+    fn variants(&self) -> &'static [Variant];
+    /// Whether `variant` keeps `recording` (by its name).
+    fn keeps(&self, variant: Variant, recording: &str) -> bool;
+    /// How its samples are cut from its recordings.
+    fn cut(&self) -> SampleCut;
+    /// The person of a recording (the unit the folds keep together): the
+    /// recording itself unless the kind knows better.
+    fn person_of<'a>(&self, recording: &'a str) -> &'a str {
+        recording
+    }
+    /// Whether folds are made over people rather than recordings.
+    fn folds_over_people(&self) -> bool {
+        false
+    }
+    /// Its own train/test split of `recordings` (`[protocol] kind =
+    /// "official"`), when it has one.
+    fn official_split(&self, _recordings: &[String]) -> Option<(Vec<String>, Vec<String>)> {
+        None
+    }
+    /// Whether `root` holds a data set of this kind (by its files).
+    fn holds(&self, root: &Path) -> bool;
+    /// The folder of `root` where its recordings lie, `None` when `root`
+    /// holds none of this kind.
+    fn files_dir(&self, root: &Path) -> Option<PathBuf>;
+    /// Its recordings at `root`, in list order.
+    fn read_recordings(&self, root: &Path) -> Result<Vec<String>, DataError>;
+    /// Its class names at `root`, read from the root's own files.
+    fn read_class_names(&self, root: &Path) -> Result<Vec<String>, DataError>;
+    /// Its class names from `root`'s own files where it holds them, else
+    /// [`DataSetKind::default_class_names`] (a head node may hold only lists).
+    fn class_names_or_default(&self, root: &Path) -> Result<Vec<String>, DataError>;
+    /// The class of each sample of recording `name` in the files folder
+    /// `dir`, in sample order (read from its cut file where samples vary).
+    fn sample_classes_at(&self, dir: &Path, name: &str) -> Result<Vec<usize>, DataError>;
+    /// Its metadata files at `root` (lists, class names), in a fixed order.
+    fn metadata_files(&self, root: &Path) -> Vec<PathBuf>;
+    /// The event file of recording `name` in the files folder `dir`.
+    fn recording_path(&self, dir: &Path, name: &str) -> PathBuf;
+    /// The file that cuts recording `name` into samples (tags or labels).
+    fn tags_path(&self, dir: &Path, name: &str) -> PathBuf;
+    /// Writes a synthetic data set of this kind laid out as its download.
+    fn synth(&self, out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError>;
+}
+
+/// `[data] kind`: a handle on one registered [`DataSetKind`]; equal, hashed,
+/// shown and serialised by its name.
+#[derive(Clone, Copy)]
+pub struct DataKind(&'static dyn DataSetKind);
+
+impl DataKind {
+    /// The handle of `kind` (each kind's module makes its own).
+    pub const fn new(kind: &'static dyn DataSetKind) -> Self {
+        DataKind(kind)
+    }
+
+    /// The name used in configs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// Whether this is the default (left out of serialised configs, so job
+    /// ids of experiments made before kinds existed stay as they were).
+    pub fn is_default(&self) -> bool {
+        *self == DataKind::default()
+    }
+
+    /// Whether the data set has a train/test split of its own.
+    pub fn has_official_split(self) -> bool {
+        self.0.official_split(&[]).is_some()
+    }
+
+    /// The recordings of `file_list` that `variant` keeps, in list order.
+    pub fn variant_recordings(self, file_list: &[String], variant: Variant) -> Vec<String> {
+        file_list
+            .iter()
+            .filter(|n| self.0.keeps(variant, n))
+            .cloned()
+            .collect()
+    }
+}
+
+impl std::ops::Deref for DataKind {
+    type Target = dyn DataSetKind;
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for DataKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for DataKind {}
+
+impl Hash for DataKind {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for DataKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DataKind({})", self.as_str())
+    }
+}
+
+impl fmt::Display for DataKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An opened data set, described: what the data layer asks of it instead of
@@ -138,7 +161,7 @@ pub struct Description {
     /// How samples are cut.
     pub cut: SampleCut,
     /// The variants it offers.
-    pub variants: &'static [&'static str],
+    pub variants: &'static [Variant],
     /// The people in order of first appearance in the recording list.
     pub people: Vec<String>,
 }
@@ -206,7 +229,8 @@ impl Variant {
     ];
 
     /// The name used in files, flags and reports (a lighting variant: the
-    /// lighting as DVS128 Gesture's file names spell it).
+    /// lighting as DVS128 Gesture's file names spell it). Which recordings a
+    /// variant keeps is its data set kind's rule ([`DataSetKind::keeps`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Variant::Whole => "whole",
@@ -216,15 +240,6 @@ impl Variant {
             Variant::Lab => "lab",
             Variant::Led => "led",
             Variant::Natural => "natural",
-        }
-    }
-
-    /// Whether the variant keeps `recording` (by its name).
-    pub fn keeps(self, recording: &str) -> bool {
-        match self {
-            Variant::Whole => true,
-            Variant::Reduced => !recording.contains("_indoor"),
-            lighting => crate::dataset::dvs_gesture::lighting_of(recording) == lighting.as_str(),
         }
     }
 }
@@ -247,14 +262,4 @@ impl FromStr for Variant {
                 offered: Variant::ALL.map(Variant::as_str).join(", "),
             })
     }
-}
-
-/// The recordings a variant uses, in file-list order (`Reduced` drops
-/// `_indoor`; a lighting variant keeps that lighting's recordings).
-pub fn variant_recordings(file_list: &[String], variant: Variant) -> Vec<String> {
-    file_list
-        .iter()
-        .filter(|n| variant.keeps(n))
-        .cloned()
-        .collect()
 }

@@ -2,6 +2,8 @@
 //! names (the root's `filelist.txt` and
 //! `SL-Animals-DVS_gestures_definitions.csv`).
 
+pub mod kind;
+
 use std::path::Path;
 
 use crate::dataset::error::{DataError, io_err};

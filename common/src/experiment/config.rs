@@ -73,15 +73,10 @@ impl ExperimentConfig {
             path: PathBuf::from("<text>"),
             message: e.to_string(),
         })?;
-        // A data set without the reduced variant narrows the default list.
-        if !config
-            .data
-            .kind
-            .variants()
-            .contains(&Variant::Reduced.as_str())
-            && config.protocol.variants == ProtocolConfig::default().variants
-        {
-            config.protocol.variants = vec![Variant::Whole];
+        // The default variants narrow to those the data set offers.
+        if config.protocol.variants == ProtocolConfig::default().variants {
+            let offered = config.data.kind.variants();
+            config.protocol.variants.retain(|v| offered.contains(v));
         }
         config.validate()?;
         Ok(config)
@@ -121,13 +116,17 @@ impl ExperimentConfig {
             return Err(invalid("protocol.variants", "no variants given"));
         }
         let offered = self.data.kind.variants();
-        if let Some(v) = p.variants.iter().find(|v| !offered.contains(&v.as_str())) {
+        if let Some(v) = p.variants.iter().find(|v| !offered.contains(v)) {
             return Err(invalid(
                 "protocol.variants",
                 format!(
                     "{v} is not offered by {} (it offers {})",
                     self.data.kind,
-                    offered.join(", ")
+                    offered
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }

@@ -59,6 +59,12 @@ pub enum CvError {
         /// Number of folds.
         folds: u32,
     },
+    /// `[protocol] kind = "official"` for a data set without a split of its own.
+    #[error("{kind} has no split of its own")]
+    NoOfficialSplit {
+        /// The data set kind.
+        kind: &'static str,
+    },
     /// The data set's own split leaves a set without recordings.
     #[error("the official split leaves no recording to {set} on (users 1-23 train, 24-29 test)")]
     EmptyOfficialSet {

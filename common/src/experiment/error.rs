@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::dataset::kind::UnknownName;
+use crate::dataset::error::UnknownName;
 
 /// A config that could not be read or has a bad value.
 #[derive(Debug, thiserror::Error)]

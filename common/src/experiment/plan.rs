@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dataset::dvs_gesture;
 use crate::dataset::error::DataError;
 use crate::dataset::kind::DataKind;
-use crate::dataset::kind::{Variant, variant_recordings};
-use crate::dataset::sl_animals::{self, FILE_LIST};
+use crate::dataset::kind::Variant;
+use crate::dataset::sl_animals::FILE_LIST;
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::cv::{self, CvError, FoldSplit};
 use crate::experiment::error::ConfigError;
@@ -150,47 +149,44 @@ pub fn job_split(
 ) -> Result<FoldSplit, CvError> {
     let p = &config.protocol;
     let kind = config.data.kind;
-    match (p.kind, kind) {
-        (ProtocolKind::Official, _) => {
-            if fold != 0 {
-                return Err(CvError::NoSuchFold { fold, folds: 1 });
-            }
-            let (train, test) = dvs_gesture::official_split(recordings);
-            let split = FoldSplit {
-                train,
-                val: Vec::new(),
-                test,
-            };
-            for (set, list) in [("train", &split.train), ("test", &split.test)] {
-                if list.is_empty() {
-                    return Err(CvError::EmptyOfficialSet { set });
-                }
-            }
-            Ok(split)
+    if p.kind == ProtocolKind::Official {
+        if fold != 0 {
+            return Err(CvError::NoSuchFold { fold, folds: 1 });
         }
-        (_, DataKind::SlAnimals) => cv::split(recordings, p, seed, fold),
-        (_, DataKind::DvsGesture) => {
-            cv::split_by_person(recordings, |r| kind.person_of(r).to_owned(), p, seed, fold)
+        let (train, test) = kind
+            .official_split(recordings)
+            .ok_or(CvError::NoOfficialSplit {
+                kind: kind.as_str(),
+            })?;
+        let split = FoldSplit {
+            train,
+            val: Vec::new(),
+            test,
+        };
+        for (set, list) in [("train", &split.train), ("test", &split.test)] {
+            if list.is_empty() {
+                return Err(CvError::EmptyOfficialSet { set });
+            }
         }
+        return Ok(split);
+    }
+    if kind.folds_over_people() {
+        cv::split_by_person(recordings, |r| kind.person_of(r).to_owned(), p, seed, fold)
+    } else {
+        cv::split(recordings, p, seed, fold)
     }
 }
 
-/// Reads `<root>/filelist.txt`; a clear error when the root has none. A
-/// DVS128 Gesture root without one gives its trial lists (training list
-/// first, see [`dvs_gesture::read_recordings`]).
+/// Reads the recording list of the kind `root` holds ([`DataKind::detect`]:
+/// SL-Animals' `filelist.txt`, DVS128 Gesture's trial lists, training list
+/// first); a clear error when the root holds none.
 pub fn read_root_file_list(root: &Path) -> Result<Vec<String>, PlanError> {
-    let path = root.join(FILE_LIST);
-    if !path.is_file()
-        && let Some(dir) = dvs_gesture::find_dir(root)
-    {
-        return Ok(dvs_gesture::read_recordings(&dir)?);
-    }
-    if !path.is_file() {
-        return Err(PlanError::NoFileList {
+    match DataKind::detect(root) {
+        Some(kind) => Ok(kind.read_recordings(root)?),
+        None => Err(PlanError::NoFileList {
             root: root.to_path_buf(),
-        });
+        }),
     }
-    Ok(sl_animals::read_file_list(&path)?)
 }
 
 /// What a job id hashes: every input that changes the job's result.
@@ -271,7 +267,7 @@ pub fn plan_configurations(
     let p = &config.protocol;
     let mut splits = Vec::new();
     for &variant in &p.variants {
-        let recordings = variant_recordings(file_list, variant);
+        let recordings = config.data.kind.variant_recordings(file_list, variant);
         for &seed in &p.seeds {
             for fold in 0..p.kind.fold_count(p.folds) {
                 let split = job_split(config, &recordings, seed, fold).map_err(|source| {
@@ -414,6 +410,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::dvs_gesture::{self, kind::DVS_GESTURE};
 
     fn config(extra: &str) -> ExperimentConfig {
         let text = format!("[data]\nroot = \"d\"\n[protocol]\nseeds = [0, 1]\n{extra}");
@@ -541,7 +538,7 @@ mod tests {
                     .train
                     .iter()
                     .chain(&j.split.test)
-                    .all(|r| j.variant.keeps(r))
+                    .all(|r| DVS_GESTURE.keeps(j.variant, r))
             );
         }
         let whole = &jobs[0].split;
@@ -590,7 +587,10 @@ mod tests {
             tested.extend(j.split.test.iter().cloned());
         }
         tested.sort();
-        assert_eq!(tested, variant_recordings(&gesture_list(), Variant::Lab));
+        assert_eq!(
+            tested,
+            DVS_GESTURE.variant_recordings(&gesture_list(), Variant::Lab)
+        );
         // SL-Animals does not offer a lighting variant.
         let err = ExperimentConfig::from_toml_str(
             "[data]\nroot = \"d\"\n[protocol]\nvariants = [\"lab\"]\n",

@@ -8,7 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::kind::{DataKind, Variant};
+use crate::dataset::kind::DataKind;
+use crate::dataset::kind::Variant;
 use crate::events::frames::BinMode;
 use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
 

@@ -725,8 +725,9 @@ fn compute(
 /// Report inputs of both data sets for the report modules' tests.
 #[cfg(test)]
 pub(crate) mod tests {
-    use spikecv_common::dataset::kind::DataKind;
+    use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
     use spikecv_common::dataset::kind::Variant;
+    use spikecv_common::dataset::sl_animals::kind::SL_ANIMALS;
     use spikecv_common::experiment::job::JobStatus;
     use spikecv_common::experiment::sections::ProtocolKind;
 
@@ -792,7 +793,7 @@ pub(crate) mod tests {
     fn a_gesture_report_has_the_gesture_table_and_eleven_classes() {
         let r = gesture_report();
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-        assert_eq!(r.experiment.data_kind, DataKind::DvsGesture);
+        assert_eq!(r.experiment.data_kind, DVS_GESTURE);
         assert!(
             matches!(r.published, PublishedTable::DvsGesture(_)),
             "{:?}",
@@ -935,7 +936,7 @@ pub(crate) mod tests {
             &jobs(19),
             1_780_000_100,
         );
-        assert_eq!(r.experiment.data_kind, DataKind::SlAnimals);
+        assert_eq!(r.experiment.data_kind, SL_ANIMALS);
         assert!(matches!(r.published, PublishedTable::SlAnimals(_)));
         let md = render_markdown(&r, &[]);
         assert!(md.contains("\n## Compared with published figures\n\nTest accuracy, mean ± population std. Published figures are 4-fold over recordings, ± std over folds.\n"));
@@ -953,12 +954,12 @@ pub(crate) mod tests {
     #[test]
     fn the_data_set_is_read_from_the_stored_toml_alone() {
         use super::data_kind_of;
-        assert_eq!(data_kind_of(SL_ANIMALS_CONFIG), Ok(DataKind::SlAnimals));
-        assert_eq!(data_kind_of(GESTURE_CONFIG), Ok(DataKind::DvsGesture));
+        assert_eq!(data_kind_of(SL_ANIMALS_CONFIG), Ok(SL_ANIMALS));
+        assert_eq!(data_kind_of(GESTURE_CONFIG), Ok(DVS_GESTURE));
         // A config this build does not accept in full still names its data set.
         let unknown_protocol = GESTURE_CONFIG.replace("train-val-test", "some-future-kind");
-        assert_eq!(data_kind_of(&unknown_protocol), Ok(DataKind::DvsGesture));
-        assert_eq!(data_kind_of("not = [toml"), Ok(DataKind::SlAnimals));
+        assert_eq!(data_kind_of(&unknown_protocol), Ok(DVS_GESTURE));
+        assert_eq!(data_kind_of("not = [toml"), Ok(SL_ANIMALS));
         assert!(data_kind_of("[data]\nkind = \"mnist\"\n").is_err());
         assert!(data_kind_of("[data]\nkind = 3\n").is_err());
         // An unknown data set is said, and the default's table shown.

@@ -23,7 +23,9 @@
 //! gives it.
 
 use serde::Serialize;
+use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
 use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::sl_animals::kind::SL_ANIMALS;
 
 /// A mean ± std in percent, as published.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -84,17 +86,18 @@ pub enum PublishedTable {
 impl PublishedTable {
     /// The table of data set `kind`.
     pub fn of(kind: DataKind) -> Self {
-        match kind {
-            DataKind::SlAnimals => PublishedTable::SlAnimals(sl_animals_figures()),
-            DataKind::DvsGesture => PublishedTable::DvsGesture(gesture_figures()),
+        if kind == DVS_GESTURE {
+            PublishedTable::DvsGesture(gesture_figures())
+        } else {
+            PublishedTable::SlAnimals(sl_animals_figures())
         }
     }
 
     /// The data set the table is about.
     pub fn data_kind(&self) -> DataKind {
         match self {
-            PublishedTable::SlAnimals(_) => DataKind::SlAnimals,
-            PublishedTable::DvsGesture(_) => DataKind::DvsGesture,
+            PublishedTable::SlAnimals(_) => SL_ANIMALS,
+            PublishedTable::DvsGesture(_) => DVS_GESTURE,
         }
     }
 
@@ -114,10 +117,7 @@ impl PublishedTable {
 
 /// The name a report gives data set `kind`.
 pub fn data_set_name(kind: DataKind) -> &'static str {
-    match kind {
-        DataKind::SlAnimals => "SL-Animals-DVS",
-        DataKind::DvsGesture => "DVS128 Gesture",
-    }
+    kind.title()
 }
 
 const fn v(mean_percent: f64, std_percent: f64) -> Option<PublishedValue> {
@@ -213,11 +213,11 @@ mod tests {
 
     #[test]
     fn each_data_set_has_its_own_table() {
-        let sl = PublishedTable::of(DataKind::SlAnimals);
-        assert_eq!(sl.data_kind(), DataKind::SlAnimals);
+        let sl = PublishedTable::of(SL_ANIMALS);
+        assert_eq!(sl.data_kind(), SL_ANIMALS);
         assert_eq!(sl.len(), 6);
-        let g = PublishedTable::of(DataKind::DvsGesture);
-        assert_eq!(g.data_kind(), DataKind::DvsGesture);
+        let g = PublishedTable::of(DVS_GESTURE);
+        assert_eq!(g.data_kind(), DVS_GESTURE);
         let PublishedTable::DvsGesture(rows) = g else {
             panic!("not the Gesture table: {g:?}");
         };
@@ -229,11 +229,11 @@ mod tests {
 
     #[test]
     fn both_tables_serialise_as_plain_lists_of_rows() {
-        let sl = serde_json::to_value(PublishedTable::of(DataKind::SlAnimals)).unwrap_or_default();
+        let sl = serde_json::to_value(PublishedTable::of(SL_ANIMALS)).unwrap_or_default();
         assert_eq!(sl[0]["whole"]["mean_percent"], 56.2);
         assert_eq!(sl[0]["whole"]["std_percent"], 1.52);
         assert_eq!(sl[3]["reduced"], serde_json::Value::Null);
-        let g = serde_json::to_value(PublishedTable::of(DataKind::DvsGesture)).unwrap_or_default();
+        let g = serde_json::to_value(PublishedTable::of(DVS_GESTURE)).unwrap_or_default();
         assert_eq!(g[1]["official_split"]["mean_percent"], 93.64);
         assert_eq!(g[1]["classes"], 11);
         assert_eq!(g[1]["optimistic"], serde_json::Value::Null);

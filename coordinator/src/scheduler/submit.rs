@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use spikecv_common::dataset::dvs_gesture;
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::DataKind;
-use spikecv_common::dataset::sl_animals::{CLASS_DEFS, CLASS_NAMES, read_class_names};
+use spikecv_common::dataset::kind::{DataKind, SampleCut};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::plan::{PlannedJob, plan_from_root};
 use spikecv_common::experiment::sweep::Configuration;
@@ -51,28 +49,15 @@ impl Submission {
         let bad = |e: DataError| SchedulerError::BadRequest {
             message: e.to_string(),
         };
-        let (class_names, sample_counts) = match config.data.kind {
-            DataKind::SlAnimals => {
-                let defs = config.data.root.join(CLASS_DEFS);
-                let names = if defs.is_file() {
-                    read_class_names(&defs).map_err(bad)?
-                } else {
-                    owned(&CLASS_NAMES)
-                };
-                (names, None)
+        let kind = config.data.kind;
+        let root = &config.data.root;
+        let class_names = kind.class_names_or_default(root).map_err(bad)?;
+        // Label rows vary per recording: count them where the root holds them.
+        let sample_counts = match (kind.cut(), kind.files_dir(root)) {
+            (SampleCut::TimeWindows, Some(dir)) => {
+                label_row_counts(kind, &dir, &plan.jobs).map_err(bad)?
             }
-            DataKind::DvsGesture => match dvs_gesture::find_dir(&config.data.root) {
-                Some(dir) => {
-                    let mapping = dir.join(dvs_gesture::MAPPING);
-                    let names = if mapping.is_file() {
-                        dvs_gesture::read_mapping(&mapping).map_err(bad)?
-                    } else {
-                        owned(&dvs_gesture::CLASS_NAMES)
-                    };
-                    (names, gesture_sample_counts(&dir, &plan.jobs).map_err(bad)?)
-                }
-                None => (owned(&dvs_gesture::CLASS_NAMES), None),
-            },
+            _ => None,
         };
         Ok(Self {
             config,
@@ -97,14 +82,11 @@ impl Submission {
     }
 }
 
-fn owned(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| (*s).to_owned()).collect()
-}
-
 /// The label rows of every recording the jobs test on, from `dir`'s labels
 /// files; `None` when one is missing (a head node holding only the trial
 /// lists: results are then not checked against a test set's size).
-fn gesture_sample_counts(
+fn label_row_counts(
+    kind: DataKind,
     dir: &Path,
     jobs: &[PlannedJob],
 ) -> Result<Option<BTreeMap<String, u64>>, DataError> {
@@ -113,11 +95,10 @@ fn gesture_sample_counts(
         if counts.contains_key(recording) {
             continue;
         }
-        let path = dvs_gesture::labels_path(dir, recording);
-        if !path.is_file() {
+        if !kind.tags_path(dir, recording).is_file() {
             return Ok(None);
         }
-        let rows = dvs_gesture::read_labels(&path)?.len() as u64;
+        let rows = kind.sample_classes_at(dir, recording)?.len() as u64;
         counts.insert(recording.clone(), rows);
     }
     Ok(Some(counts))

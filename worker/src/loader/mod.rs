@@ -14,7 +14,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::DataKind;
+use spikecv_common::dataset::kind::SampleCut;
 use spikecv_common::events::Event;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::{Crop, FrameSpec, bin_into, random_start, window_count};
@@ -71,9 +71,10 @@ impl SampleSource for Dataset {
     }
 
     fn sample_classes(&self, recording: &str) -> Result<Option<Vec<usize>>, DataError> {
-        match self.kind() {
-            DataKind::SlAnimals => Ok(None),
-            DataKind::DvsGesture => Dataset::sample_classes(self, recording).map(Some),
+        // Samples cut by tag rows are the classes in order; label rows name theirs.
+        match self.kind().cut() {
+            SampleCut::EventIndices => Ok(None),
+            SampleCut::TimeWindows => Dataset::sample_classes(self, recording).map(Some),
         }
     }
 

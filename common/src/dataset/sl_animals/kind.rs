@@ -1,0 +1,100 @@
+//! SL-Animals-DVS as a [`DataSetKind`]: folds over recordings (one person
+//! each), whole and reduced (no S3, `_indoor`) variants, no split of its own.
+
+use std::path::{Path, PathBuf};
+
+use crate::dataset::error::DataError;
+use crate::dataset::kind::Variant;
+use crate::dataset::kind::{DataKind, DataSetKind, SampleCut};
+use crate::dataset::sl_animals::{
+    CLASS_DEFS, CLASS_NAMES, FILE_LIST, read_class_names, read_file_list,
+};
+use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
+use crate::events::tags::CLASSES;
+
+/// SL-Animals-DVS: `recordings/`, `tags/`, `filelist.txt` and the class
+/// definitions at the root.
+#[derive(Debug)]
+pub struct SlAnimals;
+
+/// The handle of [`SlAnimals`].
+pub const SL_ANIMALS: DataKind = DataKind::new(&SlAnimals);
+
+impl DataSetKind for SlAnimals {
+    fn name(&self) -> &'static str {
+        "sl-animals"
+    }
+
+    fn title(&self) -> &'static str {
+        "SL-Animals-DVS"
+    }
+
+    fn classes(&self) -> usize {
+        CLASSES
+    }
+
+    fn default_class_names(&self) -> &'static [&'static str] {
+        &CLASS_NAMES
+    }
+
+    fn variants(&self) -> &'static [Variant] {
+        &[Variant::Whole, Variant::Reduced]
+    }
+
+    fn keeps(&self, variant: Variant, recording: &str) -> bool {
+        match variant {
+            Variant::Whole => true,
+            Variant::Reduced => !recording.contains("_indoor"),
+            _ => false,
+        }
+    }
+
+    fn cut(&self) -> SampleCut {
+        SampleCut::EventIndices
+    }
+
+    fn holds(&self, root: &Path) -> bool {
+        root.join(FILE_LIST).exists()
+    }
+
+    fn files_dir(&self, root: &Path) -> Option<PathBuf> {
+        Some(root.to_path_buf())
+    }
+
+    fn read_recordings(&self, root: &Path) -> Result<Vec<String>, DataError> {
+        read_file_list(&root.join(FILE_LIST))
+    }
+
+    fn read_class_names(&self, root: &Path) -> Result<Vec<String>, DataError> {
+        read_class_names(&root.join(CLASS_DEFS))
+    }
+
+    fn class_names_or_default(&self, root: &Path) -> Result<Vec<String>, DataError> {
+        let defs = root.join(CLASS_DEFS);
+        if defs.is_file() {
+            read_class_names(&defs)
+        } else {
+            Ok(CLASS_NAMES.map(str::to_owned).to_vec())
+        }
+    }
+
+    fn sample_classes_at(&self, _dir: &Path, _name: &str) -> Result<Vec<usize>, DataError> {
+        Ok((0..CLASSES).collect())
+    }
+
+    fn metadata_files(&self, root: &Path) -> Vec<PathBuf> {
+        vec![root.join(FILE_LIST), root.join(CLASS_DEFS)]
+    }
+
+    fn recording_path(&self, dir: &Path, name: &str) -> PathBuf {
+        dir.join("recordings").join(format!("{name}.aedat"))
+    }
+
+    fn tags_path(&self, dir: &Path, name: &str) -> PathBuf {
+        dir.join("tags").join(format!("{name}.csv"))
+    }
+
+    fn synth(&self, out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
+        synth::generate(out, opts)
+    }
+}
