@@ -140,12 +140,18 @@ fn tokens(s: &str) -> Vec<String> {
     out
 }
 
-fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
-    let fail = |offset: usize, what: &str| NpyError::Format {
+/// A format error at `offset` of the file at `path`.
+fn format_error(path: &Path, offset: usize, what: &str) -> NpyError {
+    NpyError::Format {
         path: path.to_path_buf(),
         offset: offset as u64,
         what: what.to_string(),
-    };
+    }
+}
+
+/// The header's text and where it starts, after the magic, version and length.
+fn header_text<'a>(bytes: &'a [u8], path: &Path) -> Result<(&'a str, usize), NpyError> {
+    let fail = |offset: usize, what: &str| format_error(path, offset, what);
     if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
         return Err(fail(0, "not an .npy file (no \\x93NUMPY magic)"));
     }
@@ -166,8 +172,16 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
         return Err(fail(start, "truncated header"));
     };
     let text = std::str::from_utf8(text).map_err(|_| fail(start, "header is not text"))?;
-    let toks = tokens(text);
-    let mut descr: Option<(usize, usize)> = None; // token range
+    Ok((text, start))
+}
+
+/// The header dictionary's entries: the token range of `'descr'`'s value,
+/// the shape and whether the array is in Fortran order.
+type Entries = (Option<(usize, usize)>, Vec<usize>, bool);
+
+/// Reads the `'descr'`, `'fortran_order'` and `'shape'` entries of `toks`.
+fn dict_entries(toks: &[String], fail: impl Fn(&str) -> NpyError) -> Result<Entries, NpyError> {
+    let mut descr: Option<(usize, usize)> = None;
     let mut shape = Vec::new();
     let mut fortran = false;
     let mut i = 0;
@@ -200,7 +214,7 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
                         let v = toks[j]
                             .trim_end_matches('L')
                             .parse()
-                            .map_err(|_| fail(start, "bad shape"))?;
+                            .map_err(|_| fail("bad shape"))?;
                         shape.push(v);
                     }
                     j += 1;
@@ -210,55 +224,68 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
             _ => i += 1,
         }
     }
+    Ok((descr, shape, fortran))
+}
+
+/// A dtype: named fields with their offsets (empty for a scalar), the scalar
+/// (for a plain array) and the record size.
+type Dtype = (Vec<(String, Scalar, usize)>, Option<Scalar>, usize);
+
+/// Parses the tokens of `'descr'`'s value: one scalar, or a list of
+/// `('name', '<type>')` fields.
+fn parse_dtype(d: &[String], fail: impl Fn(&str) -> NpyError) -> Result<Dtype, NpyError> {
+    if d.len() == 1 {
+        let s =
+            parse_scalar(d[0].trim_start_matches('\'')).ok_or_else(|| fail("unsupported dtype"))?;
+        return Ok((Vec::new(), Some(s), s.size));
+    }
+    // [('x', '<i2'), ('y', '<i2'), ...]
+    let mut fields = Vec::new();
+    let mut offset = 0;
+    let mut j = 0;
+    while j < d.len() {
+        if d[j] == "(" {
+            let name = d.get(j + 1).map(|n| n.trim_start_matches('\'').to_string());
+            let ty = d
+                .get(j + 3)
+                .and_then(|t| parse_scalar(t.trim_start_matches('\'')));
+            let close = d.get(j + 4).map(String::as_str);
+            match (name, ty, close) {
+                (Some(n), Some(t), Some(")")) => {
+                    fields.push((n, t, offset));
+                    offset += t.size;
+                    j += 5;
+                    continue;
+                }
+                _ => return Err(fail("unsupported structured dtype")),
+            }
+        }
+        j += 1;
+    }
+    if fields.is_empty() {
+        return Err(fail("unsupported dtype"));
+    }
+    Ok((fields, None, offset))
+}
+
+fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
+    let (text, start) = header_text(bytes, path)?;
+    let fail = |what: &str| format_error(path, start, what);
+    let toks = tokens(text);
+    let (descr, shape, fortran) = dict_entries(&toks, fail)?;
     if fortran && shape.len() > 1 {
-        return Err(fail(start, "Fortran-order arrays are not supported"));
+        return Err(fail("Fortran-order arrays are not supported"));
     }
     let Some((from, to)) = descr else {
-        return Err(fail(start, "header has no 'descr'"));
+        return Err(fail("header has no 'descr'"));
     };
-    let d = toks.get(from..to).unwrap_or_default();
-    let mut fields = Vec::new();
-    let mut scalar = None;
-    let record;
-    if d.len() == 1 {
-        let s = parse_scalar(d[0].trim_start_matches('\''))
-            .ok_or_else(|| fail(start, "unsupported dtype"))?;
-        scalar = Some(s);
-        record = s.size;
-    } else {
-        // [('x', '<i2'), ('y', '<i2'), ...]
-        let mut offset = 0;
-        let mut j = 0;
-        while j < d.len() {
-            if d[j] == "(" {
-                let name = d.get(j + 1).map(|n| n.trim_start_matches('\'').to_string());
-                let ty = d
-                    .get(j + 3)
-                    .and_then(|t| parse_scalar(t.trim_start_matches('\'')));
-                let close = d.get(j + 4).map(String::as_str);
-                match (name, ty, close) {
-                    (Some(n), Some(t), Some(")")) => {
-                        fields.push((n, t, offset));
-                        offset += t.size;
-                        j += 5;
-                        continue;
-                    }
-                    _ => return Err(fail(start, "unsupported structured dtype")),
-                }
-            }
-            j += 1;
-        }
-        if fields.is_empty() {
-            return Err(fail(start, "unsupported dtype"));
-        }
-        record = offset;
-    }
+    let (fields, scalar, record) = parse_dtype(toks.get(from..to).unwrap_or_default(), fail)?;
     Ok(Header {
         fields,
         scalar,
         record,
         shape,
-        data_start: start + len,
+        data_start: start + text.len(),
     })
 }
 
