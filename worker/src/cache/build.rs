@@ -241,6 +241,104 @@ pub fn build<S: EventSource + ?Sized>(
     build_with(source, need, device, budget, placement)
 }
 
+/// The narrowest storage that holds every count of `recordings` (bits in
+/// OR mode); an error names the sample whose count fits none.
+fn choose_storage(need: &CacheNeed, recordings: &[Vec<Block>]) -> Result<Storage, CacheError> {
+    let max = recordings
+        .iter()
+        .flatten()
+        .map(|b| b.max)
+        .max()
+        .unwrap_or(0);
+    if need.settings.mode == BinMode::Or {
+        return Ok(Storage::Bits);
+    }
+    Storage::for_counts(max).ok_or_else(|| {
+        let (r, c) = recordings
+            .iter()
+            .enumerate()
+            .flat_map(|(r, bs)| bs.iter().enumerate().map(move |(c, b)| (r, c, b.max)))
+            .find(|(_, _, m)| *m == max)
+            .map(|(r, c, _)| (r, c))
+            .unwrap_or_default();
+        CacheError::CountTooLarge {
+            sample: format!("{}_{c:02}", need.recordings[r]),
+            count: max,
+        }
+    })
+}
+
+/// Where each recording's samples start and each sample's rows lie.
+type RowIndex = (HashMap<String, (usize, usize)>, Vec<SampleRows>);
+
+/// Lays the samples of `recordings` one after another.
+fn row_index(need: &CacheNeed, recordings: &[Vec<Block>]) -> RowIndex {
+    let mut index = HashMap::with_capacity(recordings.len());
+    let mut samples = Vec::with_capacity(recordings.iter().map(Vec::len).sum());
+    let mut offset = 0usize;
+    for (name, blocks) in need.recordings.iter().zip(recordings) {
+        index.insert(name.clone(), (samples.len(), blocks.len()));
+        for block in blocks {
+            samples.push(SampleRows {
+                offset,
+                stored: block.stored,
+                windows: block.windows,
+            });
+            offset += block.stored;
+        }
+    }
+    (index, samples)
+}
+
+/// Host rows of `storage` holding `blocks` (`total` rows and a zero row).
+fn host_rows<'a>(
+    blocks: impl Iterator<Item = (Block, &'a SampleRows)>,
+    storage: Storage,
+    total: usize,
+    row_len: usize,
+) -> HostRows {
+    let n = (total + 1) * row_len;
+    let mut host = match storage {
+        Storage::Bits | Storage::U8 => HostRows::U8(vec![0; n]),
+        Storage::I16 => HostRows::I16(vec![0; n]),
+        Storage::I32 => HostRows::I32(vec![0; n]),
+    };
+    for (block, at) in blocks {
+        let range = at.offset * row_len..(at.offset + at.stored) * row_len;
+        // Counts fit the storage: it was chosen by the largest.
+        match &mut host {
+            HostRows::U8(d) => fill(&mut d[range], &block.data, |c| c as u8),
+            HostRows::I16(d) => fill(&mut d[range], &block.data, |c| c as i16),
+            HostRows::I32(d) => fill(&mut d[range], &block.data, |c| c as i32),
+        }
+    }
+    host
+}
+
+/// A device tensor of `storage` holding `blocks` (`total` rows and a zero row).
+fn tensor_rows<'a>(
+    blocks: impl Iterator<Item = (Block, &'a SampleRows)>,
+    storage: Storage,
+    total: usize,
+    row_len: usize,
+    device: Device,
+) -> Result<Tensor, CacheError> {
+    let rows = Tensor::f_zeros([total as i64 + 1, row_len as i64], (storage.kind(), device))
+        .map_err(CacheError::torch("allocating the frame cache"))?;
+    for (block, at) in blocks.filter(|(b, _)| b.stored > 0) {
+        let src = block
+            .tensor()?
+            .f_view([block.stored as i64, row_len as i64])
+            .map_err(CacheError::torch("shaping a sample's rows"))?;
+        let mut dst = rows
+            .f_narrow(0, at.offset as i64, block.stored as i64)
+            .map_err(CacheError::torch("placing a sample's rows"))?;
+        dst.f_copy_(&src)
+            .map_err(CacheError::torch("copying a sample into the frame cache"))?;
+    }
+    Ok(rows)
+}
+
 /// [`build`] with the rows placed as asked. Fails with
 /// [`CacheError::OverBudget`] (early, while binning) when the data passes
 /// `budget` bytes.
@@ -253,29 +351,7 @@ pub fn build_with<S: EventSource + ?Sized>(
 ) -> Result<FrameCache, CacheError> {
     let s = need.settings;
     let recordings = bin_all(source, need, budget, device)?;
-    let max = recordings
-        .iter()
-        .flatten()
-        .map(|b| b.max)
-        .max()
-        .unwrap_or(0);
-    let storage = if s.mode == BinMode::Or {
-        Storage::Bits
-    } else {
-        Storage::for_counts(max).ok_or_else(|| {
-            let (r, c) = recordings
-                .iter()
-                .enumerate()
-                .flat_map(|(r, bs)| bs.iter().enumerate().map(move |(c, b)| (r, c, b.max)))
-                .find(|(_, _, m)| *m == max)
-                .map(|(r, c, _)| (r, c))
-                .unwrap_or_default();
-            CacheError::CountTooLarge {
-                sample: format!("{}_{c:02}", need.recordings[r]),
-                count: max,
-            }
-        })?
-    };
+    let storage = choose_storage(need, &recordings)?;
     let row_len = storage.row_len(s.window_values());
     let total: usize = recordings.iter().flatten().map(|b| b.stored).sum();
     let bytes = ((total + 1) * row_len * storage.element_bytes()) as u64;
@@ -286,57 +362,13 @@ pub fn build_with<S: EventSource + ?Sized>(
             needed: bytes,
         });
     }
-    let mut index = HashMap::with_capacity(recordings.len());
-    let mut samples = Vec::with_capacity(recordings.iter().map(Vec::len).sum());
-    let mut offset = 0usize;
-    for (name, blocks) in need.recordings.iter().zip(&recordings) {
-        index.insert(name.clone(), (samples.len(), blocks.len()));
-        for block in blocks {
-            samples.push(SampleRows {
-                offset,
-                stored: block.stored,
-                windows: block.windows,
-            });
-            offset += block.stored;
-        }
-    }
+    let (index, samples) = row_index(need, &recordings);
     let blocks = recordings.into_iter().flatten().zip(&samples);
     let rows = match placement {
-        Placement::Host => {
-            let n = (total + 1) * row_len;
-            let mut host = match storage {
-                Storage::Bits | Storage::U8 => HostRows::U8(vec![0; n]),
-                Storage::I16 => HostRows::I16(vec![0; n]),
-                Storage::I32 => HostRows::I32(vec![0; n]),
-            };
-            for (block, at) in blocks {
-                let range = at.offset * row_len..(at.offset + at.stored) * row_len;
-                // Counts fit the storage: it was chosen by the largest.
-                match &mut host {
-                    HostRows::U8(d) => fill(&mut d[range], &block.data, |c| c as u8),
-                    HostRows::I16(d) => fill(&mut d[range], &block.data, |c| c as i16),
-                    HostRows::I32(d) => fill(&mut d[range], &block.data, |c| c as i32),
-                }
-            }
-            Rows::Host(host)
-        }
-        Placement::Tensor => {
-            let rows =
-                Tensor::f_zeros([total as i64 + 1, row_len as i64], (storage.kind(), device))
-                    .map_err(CacheError::torch("allocating the frame cache"))?;
-            for (block, at) in blocks.filter(|(b, _)| b.stored > 0) {
-                let src = block
-                    .tensor()?
-                    .f_view([block.stored as i64, row_len as i64])
-                    .map_err(CacheError::torch("shaping a sample's rows"))?;
-                let mut dst = rows
-                    .f_narrow(0, at.offset as i64, block.stored as i64)
-                    .map_err(CacheError::torch("placing a sample's rows"))?;
-                dst.f_copy_(&src)
-                    .map_err(CacheError::torch("copying a sample into the frame cache"))?;
-            }
-            Rows::Tensor(Mutex::new(rows))
-        }
+        Placement::Host => Rows::Host(host_rows(blocks, storage, total, row_len)),
+        Placement::Tensor => Rows::Tensor(Mutex::new(tensor_rows(
+            blocks, storage, total, row_len, device,
+        )?)),
     };
     Ok(FrameCache {
         settings: s,

@@ -77,6 +77,47 @@ pub fn read_header<R: BufRead>(
     Ok((facts, sensor))
 }
 
+/// One polarity packet's body with what its header says of it.
+struct PolarityPacket<'a> {
+    body: &'a [u8],
+    event_size: usize,
+    ts_offset: usize,
+    overflow: i32,
+    number: usize,
+    /// The packet's offset in the file.
+    offset: u64,
+}
+
+impl PolarityPacket<'_> {
+    /// Decodes the packet's valid events onto `events`, checking each.
+    fn push_events(
+        &self,
+        path: &Path,
+        sensor: SensorSize,
+        events: &mut Vec<Event>,
+        prev_t: &mut i64,
+    ) -> Result<(), ReadError> {
+        let (size, tso) = (self.event_size, self.ts_offset);
+        let base = i64::from(self.overflow) << 31;
+        for (i, ev) in self.body.chunks_exact(size).take(self.number).enumerate() {
+            let data = u32::from_le_bytes([ev[0], ev[1], ev[2], ev[3]]);
+            if data & 1 == 0 {
+                continue;
+            }
+            let ts = i32::from_le_bytes([ev[tso], ev[tso + 1], ev[tso + 2], ev[tso + 3]]);
+            let at = EventAt {
+                path,
+                offset: self.offset + (PACKET_HEADER_BYTES + i * size) as u64,
+            };
+            let x = i64::from((data >> 17) & 0x7fff);
+            let y = i64::from((data >> 2) & 0x7fff);
+            let event = (base + i64::from(ts), x, y, (data >> 1) & 1 == 1);
+            push_checked(events, at, prev_t, ts < 0, event, sensor)?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads a whole AEDAT 3.1 file from `reader` (positioned at the file's start).
 pub fn read<R: BufRead>(
     mut reader: R,
@@ -147,24 +188,15 @@ pub fn read<R: BufRead>(
                     "polarity packet with a bad event size or time stamp offset",
                 ));
             }
-            let size = event_size as usize;
-            let tso = ts_offset as usize;
-            let base = i64::from(overflow) << 31;
-            for (i, ev) in body.chunks_exact(size).take(number as usize).enumerate() {
-                let data = u32::from_le_bytes([ev[0], ev[1], ev[2], ev[3]]);
-                if data & 1 == 0 {
-                    continue;
-                }
-                let ts = i32::from_le_bytes([ev[tso], ev[tso + 1], ev[tso + 2], ev[tso + 3]]);
-                let at = EventAt {
-                    path,
-                    offset: offset + (PACKET_HEADER_BYTES + i * size) as u64,
-                };
-                let x = i64::from((data >> 17) & 0x7fff);
-                let y = i64::from((data >> 2) & 0x7fff);
-                let event = (base + i64::from(ts), x, y, (data >> 1) & 1 == 1);
-                push_checked(&mut events, at, &mut prev_t, ts < 0, event, sensor)?;
-            }
+            let packet = PolarityPacket {
+                body: &body,
+                event_size: event_size as usize,
+                ts_offset: ts_offset as usize,
+                overflow,
+                number: number as usize,
+                offset,
+            };
+            packet.push_events(path, sensor, &mut events, &mut prev_t)?;
         }
         offset += PACKET_HEADER_BYTES as u64 + body_len as u64;
     }
