@@ -26,12 +26,6 @@ pub use arch::{Architecture, ArchitectureError, LayerDef, Op};
 pub use rates::SpikeTally;
 pub use staged::EVAL_PASS_VALUES;
 
-/// Channels of the first convolution's output.
-pub const CONV1_CHANNELS: i64 = 20;
-/// Channels of the second convolution's output.
-pub const CONV2_CHANNELS: i64 = 50;
-/// Width of the hidden fully connected layer.
-pub const HIDDEN: i64 = 200;
 /// The reference network's parameter names in PyTorch state-dict order (and
 /// creation order); [`Net::param_names`] gives any network's.
 pub const PARAM_NAMES: [&str; 8] = [
@@ -71,29 +65,6 @@ impl Default for NetConfig {
             classes: 19,
             lif: LifParams::default(),
         }
-    }
-}
-
-impl NetConfig {
-    /// The reference network's spatial size after conv1 → pool → conv2 →
-    /// pool, as `(x, y)`.
-    pub fn feature_size(&self) -> (i64, i64) {
-        let f = |s: i64| ((s - 2) / 2 - 2) / 2;
-        (f(self.width), f(self.height))
-    }
-
-    /// Inputs of the reference network's `fc1` (45000 for 128×128).
-    pub fn flat_features(&self) -> i64 {
-        let (x, y) = self.feature_size();
-        CONV2_CHANNELS * x * y
-    }
-
-    /// Whether the input is large enough for the reference network's two
-    /// conv/pool stages (a `[network]` is checked by
-    /// [`Architecture::from_spec`]).
-    pub fn is_valid(&self) -> bool {
-        let (x, y) = self.feature_size();
-        x >= 1 && y >= 1 && self.in_channels >= 1 && self.classes >= 1
     }
 }
 
@@ -155,9 +126,8 @@ impl Net {
     /// the same block list). A [`NetConfig`] gives the reference network.
     ///
     /// # Panics
-    /// When a layer's size is not positive (a [`NetConfig`] whose
-    /// [`NetConfig::is_valid`] is false); an [`Architecture::from_spec`] is
-    /// checked.
+    /// When `arch` is a [`NetConfig`] the reference network does not fit
+    /// ([`Architecture::reference`]); an [`Architecture`] is checked.
     pub fn new(vs: &nn::Path<'_>, arch: impl Into<Architecture>) -> Net {
         let arch = arch.into();
         let mut names = Vec::new();

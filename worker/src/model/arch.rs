@@ -1,84 +1,25 @@
 //! What a [`Net`](super::Net) is built from: its layers in order, with their
 //! sizes, parameter names and neurons ([`Architecture`]).
 //!
-//! Two sources: a [`NetConfig`] alone gives the reference SLANIMALSNet
-//! ([`Architecture::reference`], its parameters named `conv1.*` … `fc2.*`);
-//! a [`NetworkSpec`] (the experiment's `[network]`) resolved on a
-//! [`NetConfig`]'s input, classes and neuron parameters gives any other
-//! ([`Architecture::from_spec`], parameters named `blocks.<i>.*`).
+//! Both come from common's resolved network ([`NetworkSpec::resolve`]) on a
+//! [`NetConfig`]'s input, classes and neuron parameters: a [`NetConfig`]
+//! alone gives the reference SLANIMALSNet ([`NetworkSpec::reference`],
+//! [`Architecture::reference`], its parameters named `conv1.*` … `fc2.*`); the
+//! experiment's `[network]` gives any other ([`Architecture::from_spec`],
+//! parameters named `blocks.<i>.*`).
+
+use std::borrow::Cow;
 
 use spikecv_common::experiment::network::{
-    InputShape, LayerOp, LifSettings, NetworkError, NetworkSpec, PoolKind,
+    InputShape, Layer, LayerOp, LifSettings, NetworkError, NetworkSpec,
 };
 
-use crate::lif::LifParams;
-use crate::model::{CONV1_CHANNELS, CONV2_CHANNELS, HIDDEN, NetConfig};
+use crate::lif::{LifParams, SpikeFn};
+use crate::model::NetConfig;
 
-/// What a layer computes, with its sizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `Conv2d(in_channels, out_channels, kernel, stride, padding)` with a bias.
-    Conv {
-        /// Input channels.
-        in_channels: i64,
-        /// Output channels.
-        out_channels: i64,
-        /// Kernel side.
-        kernel: i64,
-        /// Stride.
-        stride: i64,
-        /// Zero padding on every side.
-        padding: i64,
-    },
-    /// `MaxPool2d(size)` / `AvgPool2d(size)`: stride = size, no padding, floor.
-    Pool {
-        /// Max or average.
-        kind: PoolKind,
-        /// Window side and stride.
-        size: i64,
-    },
-    /// Channel-major flatten of each sample.
-    Flatten,
-    /// `Linear(in_features, out_features)` with a bias.
-    Linear {
-        /// Input features.
-        in_features: i64,
-        /// Output features.
-        out_features: i64,
-    },
-}
-
-impl Op {
-    /// The weight's dimensions in PyTorch's order (`[out, in, k, k]` or
-    /// `[out, in]`); `None` for layers without parameters.
-    pub fn weight_dims(&self) -> Option<Vec<i64>> {
-        match *self {
-            Op::Conv {
-                in_channels,
-                out_channels,
-                kernel,
-                ..
-            } => Some(vec![out_channels, in_channels, kernel, kernel]),
-            Op::Linear {
-                in_features,
-                out_features,
-            } => Some(vec![out_features, in_features]),
-            Op::Pool { .. } | Op::Flatten => None,
-        }
-    }
-
-    /// Whether the layer is a 2×2 average pooling, which the LIF kernels run
-    /// fused with the LIF layer before it.
-    pub fn is_avg_pool_2(&self) -> bool {
-        matches!(
-            self,
-            Op::Pool {
-                kind: PoolKind::Avg,
-                size: 2
-            }
-        )
-    }
-}
+/// What a layer computes, with its sizes as libtorch takes them: common's
+/// resolved [`LayerOp`] in `i64`.
+pub type Op = LayerOp<i64>;
 
 /// One layer of the network.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +36,27 @@ pub struct LayerDef {
 }
 
 impl LayerDef {
+    /// The worker's form of a resolved layer: its sizes in `i64`, its LIF
+    /// with the spike function `spike`.
+    fn resolved(layer: &Layer, spike: SpikeFn) -> Result<Self, ArchitectureError> {
+        let int = |v: u64| {
+            i64::try_from(v).map_err(|_| ArchitectureError::TooLarge {
+                name: layer.name.clone(),
+            })
+        };
+        Ok(Self {
+            name: layer.name.clone(),
+            op: layer.op.try_map(int)?,
+            output_values: int(layer.output.numel())?,
+            lif: layer.lif.map(|s| LifParams {
+                tau: s.tau,
+                vth: s.vth,
+                a: s.a,
+                spike,
+            }),
+        })
+    }
+
     /// `<name>.weight` and `<name>.bias` for conv and linear layers.
     pub fn param_names(&self) -> Option<(String, String)> {
         self.op.weight_dims().map(|_| {
@@ -148,74 +110,24 @@ impl From<NetConfig> for Architecture {
     }
 }
 
+/// `value` as a `u32` size of the network's input, or the error naming it.
+fn narrow(what: &'static str, value: i64) -> Result<u32, ArchitectureError> {
+    u32::try_from(value).map_err(|_| ArchitectureError::Input { what, value })
+}
+
 impl Architecture {
-    /// The reference SLANIMALSNet on `config`'s input: conv 20 k3 → LIF →
-    /// avg-pool 2 → conv 50 k3 → LIF → avg-pool 2 → flatten → linear 200 →
-    /// LIF → linear classes → LIF, named as the reference names it. Sizes are
-    /// not checked ([`NetConfig::is_valid`] says whether they are positive).
+    /// The reference SLANIMALSNet ([`NetworkSpec::reference`]) on `config`'s
+    /// input and classes: conv 20 k3 → LIF → avg-pool 2 → conv 50 k3 → LIF →
+    /// avg-pool 2 → flatten → linear 200 → LIF → linear classes → LIF, named
+    /// as the reference names it.
+    ///
+    /// # Panics
+    /// When the reference network does not fit `config` (an input under
+    /// 10 × 10, no classes); [`Architecture::of`] gives that as an error.
     pub fn reference(config: NetConfig) -> Self {
-        let (w, h) = (config.width, config.height);
-        let c1 = (w - 2) * (h - 2);
-        let p1 = ((w - 2) / 2) * ((h - 2) / 2);
-        let c2 = ((w - 2) / 2 - 2) * ((h - 2) / 2 - 2);
-        let flat = config.flat_features();
-        let lif = Some(config.lif);
-        let conv = |in_channels, out_channels| Op::Conv {
-            in_channels,
-            out_channels,
-            kernel: 3,
-            stride: 1,
-            padding: 0,
-        };
-        let pool = Op::Pool {
-            kind: PoolKind::Avg,
-            size: 2,
-        };
-        let layer = |name: &str, op, output_values, lif| LayerDef {
-            name: name.to_owned(),
-            op,
-            output_values,
-            lif,
-        };
-        let layers = vec![
-            layer(
-                "conv1",
-                conv(config.in_channels, CONV1_CHANNELS),
-                CONV1_CHANNELS * c1,
-                lif,
-            ),
-            layer("pool1", pool, CONV1_CHANNELS * p1, None),
-            layer(
-                "conv2",
-                conv(CONV1_CHANNELS, CONV2_CHANNELS),
-                CONV2_CHANNELS * c2,
-                lif,
-            ),
-            layer("pool2", pool, flat, None),
-            layer("flatten", Op::Flatten, flat, None),
-            layer(
-                "fc1",
-                Op::Linear {
-                    in_features: flat,
-                    out_features: HIDDEN,
-                },
-                HIDDEN,
-                lif,
-            ),
-            layer(
-                "fc2",
-                Op::Linear {
-                    in_features: HIDDEN,
-                    out_features: config.classes,
-                },
-                config.classes,
-                lif,
-            ),
-        ];
-        Self {
-            config,
-            network: None,
-            layers,
+        match Self::of(config, None) {
+            Ok(arch) => arch,
+            Err(e) => panic!("the reference network on {config:?}: {e}"),
         }
     }
 
@@ -225,9 +137,6 @@ impl Architecture {
     /// `config.lif`'s). The block list is checked as when an experiment
     /// loads ([`NetworkSpec::resolve`]).
     pub fn from_spec(config: NetConfig, spec: &NetworkSpec) -> Result<Self, ArchitectureError> {
-        let narrow = |what: &'static str, value: i64| {
-            u32::try_from(value).map_err(|_| ArchitectureError::Input { what, value })
-        };
         let input = InputShape {
             channels: narrow("in_channels", config.in_channels)?,
             x: narrow("width", config.width)?,
@@ -239,55 +148,12 @@ impl Architecture {
             vth: config.lif.vth,
             a: config.lif.a,
         };
-        let network = spec.resolve(input, classes, base)?;
-        let layers = network
+        let layers = spec
+            .resolve(input, classes, base)?
             .layers
             .iter()
-            .map(|layer| {
-                let too_large = || ArchitectureError::TooLarge {
-                    name: layer.name.clone(),
-                };
-                let int = |v: u64| i64::try_from(v).map_err(|_| too_large());
-                let op = match layer.op {
-                    LayerOp::Conv {
-                        in_channels,
-                        out_channels,
-                        kernel,
-                        stride,
-                        padding,
-                    } => Op::Conv {
-                        in_channels: int(in_channels)?,
-                        out_channels: int(out_channels)?,
-                        kernel: int(kernel)?,
-                        stride: int(stride)?,
-                        padding: int(padding)?,
-                    },
-                    LayerOp::Pool { kind, size } => Op::Pool {
-                        kind,
-                        size: int(size)?,
-                    },
-                    LayerOp::Flatten => Op::Flatten,
-                    LayerOp::Linear {
-                        in_features,
-                        out_features,
-                    } => Op::Linear {
-                        in_features: int(in_features)?,
-                        out_features: int(out_features)?,
-                    },
-                };
-                Ok(LayerDef {
-                    name: layer.name.clone(),
-                    op,
-                    output_values: int(layer.output.numel())?,
-                    lif: layer.lif.map(|s| LifParams {
-                        tau: s.tau,
-                        vth: s.vth,
-                        a: s.a,
-                        spike: config.lif.spike,
-                    }),
-                })
-            })
-            .collect::<Result<Vec<_>, ArchitectureError>>()?;
+            .map(|layer| LayerDef::resolved(layer, config.lif.spike))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             config,
             network: (!spec.is_reference()).then(|| spec.clone()),
@@ -296,12 +162,14 @@ impl Architecture {
     }
 
     /// The experiment's network: `spec` when it has one (`[network]`), else
-    /// the reference, on `config`'s input.
+    /// the reference ([`NetworkSpec::reference`] for `config`'s classes), on
+    /// `config`'s input.
     pub fn of(config: NetConfig, spec: Option<&NetworkSpec>) -> Result<Self, ArchitectureError> {
-        match spec {
-            Some(spec) => Self::from_spec(config, spec),
-            None => Ok(Self::reference(config)),
-        }
+        let spec = match spec {
+            Some(spec) => Cow::Borrowed(spec),
+            None => Cow::Owned(NetworkSpec::reference(narrow("classes", config.classes)?)),
+        };
+        Self::from_spec(config, &spec)
     }
 
     /// Parameter names in PyTorch state-dict order (and creation order).

@@ -25,14 +25,27 @@
 //! pooling). [`Net::set_lif_kernels`] forces one. On the CPU all give the same
 //! values bit for bit (docs/semantics.md says what holds on a GPU).
 
+use spikecv_common::experiment::network::PoolKind;
 use tch::{Device, Tensor};
 
 use crate::autograd::backward_with_grad;
 use crate::lif::cpu::{self, Layout};
 use crate::lif::fused::{self, LifKernels};
 use crate::lif::{LifParams, through_time};
-use crate::model::Net;
 use crate::model::rates::{SpikeTally, layer_spikes};
+use crate::model::{Net, Op};
+
+/// Whether `op` is a 2×2 average pooling, which the LIF kernels run fused
+/// with the LIF layer before it.
+fn is_avg_pool_2(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Pool {
+            kind: PoolKind::Avg,
+            size: 2
+        }
+    )
+}
 
 /// Pooling of the conv blocks: average over 2×2, stride 2, floor.
 fn pool(h: &Tensor) -> Tensor {
@@ -287,7 +300,7 @@ impl Net {
         while let Some(end) = (start..layers.len()).find(|&i| layers[i].lif.is_some()) {
             let Some(lif) = layers[end].lif else { break };
             let out = graph(&|| self.apply_range(start..=end, &h));
-            let pooled = layers.get(end + 1).is_some_and(|l| l.op.is_avg_pool_2());
+            let pooled = layers.get(end + 1).is_some_and(|l| is_avg_pool_2(&l.op));
             let input = (keep && from_stage).then(|| h.shallow_clone());
             let (stage, spikes) = Stage::lif(self, &lif, out, input, t, pooled);
             if let Some(tally) = tally.as_deref_mut() {

@@ -2,39 +2,11 @@
 //! from and written to a TOML table, the checks that need no shapes, and its
 //! token of the compact name.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetworkError, Problem};
 use super::limits;
-
-/// Max or average pooling (PyTorch's `MaxPool2d` / `AvgPool2d`, stride = size,
-/// no padding, floor division of the size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolKind {
-    /// The largest value of each window.
-    Max,
-    /// The mean of each window.
-    Avg,
-}
-
-impl PoolKind {
-    /// `max` or `avg`, as written in the experiment file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoolKind::Max => "max",
-            PoolKind::Avg => "avg",
-        }
-    }
-}
-
-impl fmt::Display for PoolKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use super::pool::PoolKind;
 
 /// What a block computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +56,17 @@ impl BlockKind {
     /// LIF after it unless turned off.
     pub fn has_parameters(&self) -> bool {
         matches!(self, BlockKind::Conv { .. } | BlockKind::Linear { .. })
+    }
+
+    /// The block's name in the reference naming, for the `nth` block of its
+    /// kind (from 1): `conv<n>`, `pool<n>`, `flatten`, `fc<n>`.
+    pub fn reference_name(&self, nth: usize) -> String {
+        match self {
+            BlockKind::Conv { .. } => format!("conv{nth}"),
+            BlockKind::Pool { .. } => format!("pool{nth}"),
+            BlockKind::Flatten => "flatten".to_owned(),
+            BlockKind::Linear { .. } => format!("fc{nth}"),
+        }
     }
 }
 
@@ -150,7 +133,7 @@ impl Block {
         self.kind.has_parameters() && !self.lif.off
     }
 
-    /// The block's token of the compact name ([`super::NetworkSpec::compact_name`]);
+    /// The block's token of the compact name (`NetworkSpec::compact_name`);
     /// empty for flatten.
     pub fn compact_token(&self) -> String {
         let mut s = match self.kind {

@@ -1,7 +1,7 @@
 //! Why a `[network]` block list is refused: [`NetworkError`], naming the
 //! block (`network.blocks[3]`) and the [`Problem`].
 
-use super::block::PoolKind;
+use super::pool::PoolKind;
 
 /// A refused network: the block at fault (none when the problem is the list
 /// as a whole) and what is wrong.

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::experiment::sections::SimulationConfig;
 
-use super::block::{BlockKind, PoolKind};
+use super::block::{Block, BlockKind};
 use super::error::{NetworkError, Problem};
-use super::{NetworkSpec, limits};
+use super::limits;
+use super::pool::PoolKind;
+use super::spec::NetworkSpec;
 
 /// The input of the network for one time step: `[channels, x, y]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,38 +109,97 @@ impl From<&SimulationConfig> for LifSettings {
     }
 }
 
-/// A block with its sizes resolved.
+/// A block with its sizes resolved: what a model builder makes its layer
+/// from. The sizes are `u64` as resolved; [`LayerOp::try_map`] gives them in
+/// another integer type (the worker's `i64`, as libtorch takes them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LayerOp {
+pub enum LayerOp<N = u64> {
     /// `Conv2d(in_channels, out_channels, kernel, stride, padding)`.
     Conv {
         /// Input channels.
-        in_channels: u64,
+        in_channels: N,
         /// Output channels.
-        out_channels: u64,
+        out_channels: N,
         /// Kernel side.
-        kernel: u64,
+        kernel: N,
         /// Stride.
-        stride: u64,
+        stride: N,
         /// Zero padding on every side.
-        padding: u64,
+        padding: N,
     },
     /// `MaxPool2d(size)` / `AvgPool2d(size)`.
     Pool {
         /// Max or average.
         kind: PoolKind,
         /// Window side and stride.
-        size: u64,
+        size: N,
     },
     /// Channel-major flatten.
     Flatten,
     /// `Linear(in_features, out_features)`.
     Linear {
         /// Input features.
-        in_features: u64,
+        in_features: N,
         /// Output features.
-        out_features: u64,
+        out_features: N,
     },
+}
+
+impl<N: Copy> LayerOp<N> {
+    /// Whether the layer has a weight and a bias (conv and linear).
+    pub fn has_parameters(&self) -> bool {
+        matches!(self, LayerOp::Conv { .. } | LayerOp::Linear { .. })
+    }
+
+    /// The weight's dimensions in PyTorch's order: `[out, in, k, k]` for a
+    /// conv, `[out, in]` for a linear; `None` for layers without parameters.
+    pub fn weight_dims(&self) -> Option<Vec<N>> {
+        match *self {
+            LayerOp::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                ..
+            } => Some(vec![out_channels, in_channels, kernel, kernel]),
+            LayerOp::Linear {
+                in_features,
+                out_features,
+            } => Some(vec![out_features, in_features]),
+            LayerOp::Pool { .. } | LayerOp::Flatten => None,
+        }
+    }
+
+    /// The same operation with every size converted by `f`, or `f`'s first
+    /// error.
+    pub fn try_map<M, E>(self, f: impl Fn(N) -> Result<M, E>) -> Result<LayerOp<M>, E> {
+        Ok(match self {
+            LayerOp::Conv {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+            } => LayerOp::Conv {
+                in_channels: f(in_channels)?,
+                out_channels: f(out_channels)?,
+                kernel: f(kernel)?,
+                stride: f(stride)?,
+                padding: f(padding)?,
+            },
+            LayerOp::Pool { kind, size } => LayerOp::Pool {
+                kind,
+                size: f(size)?,
+            },
+            LayerOp::Flatten => LayerOp::Flatten,
+            LayerOp::Linear {
+                in_features,
+                out_features,
+            } => LayerOp::Linear {
+                in_features: f(in_features)?,
+                out_features: f(out_features)?,
+            },
+        })
+    }
 }
 
 /// One block of a resolved network.
@@ -174,25 +235,13 @@ impl Layer {
 
     /// Whether the layer has a weight and a bias.
     pub fn has_parameters(&self) -> bool {
-        matches!(self.op, LayerOp::Conv { .. } | LayerOp::Linear { .. })
+        self.op.has_parameters()
     }
 
     /// The weight's dimensions in PyTorch's order: `[out, in, k, k]` for a
     /// conv, `[out, in]` for a linear.
     pub fn weight_dims(&self) -> Option<Vec<u64>> {
-        match self.op {
-            LayerOp::Conv {
-                in_channels,
-                out_channels,
-                kernel,
-                ..
-            } => Some(vec![out_channels, in_channels, kernel, kernel]),
-            LayerOp::Linear {
-                in_features,
-                out_features,
-            } => Some(vec![out_features, in_features]),
-            _ => None,
-        }
+        self.op.weight_dims()
     }
 
     /// The bias's dimensions: `[out]`.
@@ -327,145 +376,173 @@ impl NetworkSpec {
         classes: u32,
         lif: LifSettings,
     ) -> Result<Network, NetworkError> {
-        let blocks = &self.blocks;
-        if blocks.is_empty() {
-            return Err(NetworkError::whole(Problem::Empty));
-        }
-        if blocks.len() > limits::BLOCKS {
-            return Err(NetworkError::whole(Problem::TooManyBlocks {
-                count: blocks.len(),
-                limit: limits::BLOCKS,
-            }));
-        }
+        check_length(&self.blocks)?;
         let mut shape = Shape::from(input);
-        let mut layers = Vec::with_capacity(blocks.len());
-        for (index, block) in blocks.iter().enumerate() {
+        let mut layers = Vec::with_capacity(self.blocks.len());
+        for (index, block) in self.blocks.iter().enumerate() {
             block.check(index)?;
-            let err = |p| NetworkError::at(index, p);
-            let (op, output) = match (block.kind, shape) {
-                (BlockKind::Conv { .. } | BlockKind::Pool { .. }, Shape::Flat { .. }) => {
-                    return Err(err(Problem::SpatialAfterFlatten {
-                        kind: block.kind.name(),
-                    }));
-                }
-                (
-                    BlockKind::Conv {
-                        channels,
-                        kernel,
-                        stride,
-                        padding,
-                    },
-                    Shape::Image {
-                        channels: c_in,
-                        x,
-                        y,
-                    },
-                ) => {
-                    let (k, s, p) = (u64::from(kernel), u64::from(stride), u64::from(padding));
-                    let (Some(ox), Some(oy)) = (conv_out(x, k, s, p), conv_out(y, k, s, p)) else {
-                        return Err(err(Problem::KernelTooLarge {
-                            kernel,
-                            x: x + 2 * p,
-                            y: y + 2 * p,
-                        }));
-                    };
-                    let out = u64::from(channels);
-                    let op = LayerOp::Conv {
-                        in_channels: c_in,
-                        out_channels: out,
-                        kernel: k,
-                        stride: s,
-                        padding: p,
-                    };
-                    (
-                        op,
-                        Shape::Image {
-                            channels: out,
-                            x: ox,
-                            y: oy,
-                        },
-                    )
-                }
-                (BlockKind::Pool { kind, size }, Shape::Image { channels, x, y }) => {
-                    let n = u64::from(size);
-                    if x < n || y < n {
-                        return Err(err(Problem::PoolTooLarge { kind, size, x, y }));
-                    }
-                    let op = LayerOp::Pool { kind, size: n };
-                    (
-                        op,
-                        Shape::Image {
-                            channels,
-                            x: x / n,
-                            y: y / n,
-                        },
-                    )
-                }
-                (BlockKind::Flatten, Shape::Flat { .. }) => {
-                    return Err(err(Problem::SecondFlatten));
-                }
-                (BlockKind::Flatten, image) => (
-                    LayerOp::Flatten,
-                    Shape::Flat {
-                        features: image.numel(),
-                    },
-                ),
-                (BlockKind::Linear { .. }, Shape::Image { .. }) => {
-                    return Err(err(Problem::LinearBeforeFlatten));
-                }
-                (BlockKind::Linear { features }, Shape::Flat { features: f_in }) => (
-                    LayerOp::Linear {
-                        in_features: f_in,
-                        out_features: u64::from(features),
-                    },
-                    Shape::Flat {
-                        features: u64::from(features),
-                    },
-                ),
-            };
-            let settings = block.has_lif().then(|| LifSettings {
-                tau: block.lif.tau.unwrap_or(lif.tau),
-                vth: block.lif.vth.unwrap_or(lif.vth),
-                a: block.lif.a.unwrap_or(lif.a),
-            });
+            let (op, output) =
+                layer_op(block.kind, shape).map_err(|p| NetworkError::at(index, p))?;
             layers.push(Layer {
                 index,
                 name: self.block_name(index),
                 op,
                 input: shape,
                 output,
-                lif: settings,
+                lif: block_lif(block, lif),
             });
             shape = output;
         }
-        let last = blocks.len() - 1;
-        match (blocks[last].kind, shape) {
-            (_, Shape::Image { .. }) => return Err(NetworkError::at(last, Problem::NoFlatten)),
-            (BlockKind::Linear { features }, _) if features != classes => {
-                return Err(NetworkError::at(
-                    last,
-                    Problem::WrongClassCount {
-                        width: u64::from(features),
-                        classes,
-                    },
-                ));
-            }
-            (BlockKind::Linear { .. }, _) => {}
-            _ => return Err(NetworkError::at(last, Problem::LastNotLinear { classes })),
-        }
+        check_last(&self.blocks, shape, classes)?;
         let network = Network {
             spec: self.clone(),
             input,
             classes,
             layers,
         };
-        let count = network.param_count();
-        if count > limits::PARAMETERS {
-            return Err(NetworkError::whole(Problem::TooManyParameters {
-                count,
-                limit: limits::PARAMETERS,
-            }));
-        }
+        check_parameters(&network)?;
         Ok(network)
     }
+}
+
+/// The list has blocks, at most [`limits::BLOCKS`].
+fn check_length(blocks: &[Block]) -> Result<(), NetworkError> {
+    if blocks.is_empty() {
+        return Err(NetworkError::whole(Problem::Empty));
+    }
+    if blocks.len() > limits::BLOCKS {
+        return Err(NetworkError::whole(Problem::TooManyBlocks {
+            count: blocks.len(),
+            limit: limits::BLOCKS,
+        }));
+    }
+    Ok(())
+}
+
+/// The operation of a block of `kind` on `input`, with its output shape, or
+/// why the block does not fit its input.
+fn layer_op(kind: BlockKind, input: Shape) -> Result<(LayerOp, Shape), Problem> {
+    match (kind, input) {
+        (BlockKind::Conv { .. } | BlockKind::Pool { .. }, Shape::Flat { .. }) => {
+            Err(Problem::SpatialAfterFlatten { kind: kind.name() })
+        }
+        (
+            BlockKind::Conv {
+                channels,
+                kernel,
+                stride,
+                padding,
+            },
+            Shape::Image {
+                channels: c_in,
+                x,
+                y,
+            },
+        ) => conv_op(c_in, (x, y), channels, kernel, stride, padding),
+        (BlockKind::Pool { kind, size }, Shape::Image { channels, x, y }) => {
+            let n = u64::from(size);
+            if x < n || y < n {
+                return Err(Problem::PoolTooLarge { kind, size, x, y });
+            }
+            let output = Shape::Image {
+                channels,
+                x: x / n,
+                y: y / n,
+            };
+            Ok((LayerOp::Pool { kind, size: n }, output))
+        }
+        (BlockKind::Flatten, Shape::Flat { .. }) => Err(Problem::SecondFlatten),
+        (BlockKind::Flatten, image) => Ok((
+            LayerOp::Flatten,
+            Shape::Flat {
+                features: image.numel(),
+            },
+        )),
+        (BlockKind::Linear { .. }, Shape::Image { .. }) => Err(Problem::LinearBeforeFlatten),
+        (BlockKind::Linear { features }, Shape::Flat { features: f_in }) => {
+            let out = u64::from(features);
+            let op = LayerOp::Linear {
+                in_features: f_in,
+                out_features: out,
+            };
+            Ok((op, Shape::Flat { features: out }))
+        }
+    }
+}
+
+/// A conv block of `channels` outputs on a `c_in`-channel image of `(x, y)`,
+/// or [`Problem::KernelTooLarge`].
+fn conv_op(
+    c_in: u64,
+    (x, y): (u64, u64),
+    channels: u32,
+    kernel: u32,
+    stride: u32,
+    padding: u32,
+) -> Result<(LayerOp, Shape), Problem> {
+    let (k, s, p) = (u64::from(kernel), u64::from(stride), u64::from(padding));
+    let (Some(ox), Some(oy)) = (conv_out(x, k, s, p), conv_out(y, k, s, p)) else {
+        return Err(Problem::KernelTooLarge {
+            kernel,
+            x: x + 2 * p,
+            y: y + 2 * p,
+        });
+    };
+    let out = u64::from(channels);
+    let op = LayerOp::Conv {
+        in_channels: c_in,
+        out_channels: out,
+        kernel: k,
+        stride: s,
+        padding: p,
+    };
+    let output = Shape::Image {
+        channels: out,
+        x: ox,
+        y: oy,
+    };
+    Ok((op, output))
+}
+
+/// The settings of the LIF after `block`, if any: its own `tau`, `vth`, `a`
+/// where given, `base`'s otherwise.
+fn block_lif(block: &Block, base: LifSettings) -> Option<LifSettings> {
+    block.has_lif().then(|| LifSettings {
+        tau: block.lif.tau.unwrap_or(base.tau),
+        vth: block.lif.vth.unwrap_or(base.vth),
+        a: block.lif.a.unwrap_or(base.a),
+    })
+}
+
+/// The list ends with a flat output from a linear block of width `classes`
+/// (`shape`: the last block's output).
+fn check_last(blocks: &[Block], shape: Shape, classes: u32) -> Result<(), NetworkError> {
+    let Some(block) = blocks.last() else {
+        return Err(NetworkError::whole(Problem::Empty));
+    };
+    let last = blocks.len() - 1;
+    match (block.kind, shape) {
+        (_, Shape::Image { .. }) => Err(NetworkError::at(last, Problem::NoFlatten)),
+        (BlockKind::Linear { features }, _) if features != classes => Err(NetworkError::at(
+            last,
+            Problem::WrongClassCount {
+                width: u64::from(features),
+                classes,
+            },
+        )),
+        (BlockKind::Linear { .. }, _) => Ok(()),
+        _ => Err(NetworkError::at(last, Problem::LastNotLinear { classes })),
+    }
+}
+
+/// The network has at most [`limits::PARAMETERS`] parameters.
+fn check_parameters(network: &Network) -> Result<(), NetworkError> {
+    let count = network.param_count();
+    if count > limits::PARAMETERS {
+        return Err(NetworkError::whole(Problem::TooManyParameters {
+            count,
+            limit: limits::PARAMETERS,
+        }));
+    }
+    Ok(())
 }
