@@ -34,7 +34,7 @@ pub enum Command {
     /// or CSV; with --out, also plots), during a run or after it.
     Report(crate::report::cmd::ReportArgs),
     /// Data set tools: synth, import, slice, frames, inspect, render.
-    Data(crate::data_cmd::DataArgs),
+    Data(crate::commands::data::DataArgs),
     /// Print the job matrix (variant × seed × fold) with each job's train/val/test
     /// recordings; nothing is run.
     Plan(crate::plan_cmd::PlanArgs),

@@ -59,7 +59,7 @@ async fn run() -> anyhow::Result<()> {
                 .context("export")?;
         }
         Command::Data(args) => {
-            spikecv_coordinator::data_cmd::run(&args, &mut std::io::stdout().lock())?;
+            spikecv_coordinator::commands::data::run(&args, &mut std::io::stdout().lock())?;
         }
     }
     Ok(())

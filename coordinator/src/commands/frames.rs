@@ -22,7 +22,7 @@ use spikecv_common::events::slicing::sample_name;
 use spikecv_common::events::tags::CLASSES;
 use spikecv_common::experiment::config::ExperimentConfig;
 
-use crate::data_cmd::{
+use super::data::{
     DataCmdError, RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
 };
 

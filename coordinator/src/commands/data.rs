@@ -51,7 +51,7 @@ pub enum DataCommand {
     Slice(SliceArgs),
     /// Write the network input, float32 `[2, X, Y, T]`, of one sample, a list,
     /// or a whole root as .npy, one file per sample.
-    Frames(crate::frames_cmd::FramesArgs),
+    Frames(super::frames::FramesArgs),
     /// Summarise an event file, a sliced sample or a data set root.
     Inspect(InspectArgs),
     /// Draw one sample's frames as a PNG (ON orange, OFF blue).
@@ -359,7 +359,7 @@ pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
         DataCommand::Synth(a) => run_synth(a, out),
         DataCommand::Import(a) => run_import(a, out),
         DataCommand::Slice(a) => run_slice(a, out),
-        DataCommand::Frames(a) => crate::frames_cmd::run_frames(a, out),
+        DataCommand::Frames(a) => super::frames::run_frames(a, out),
         DataCommand::Inspect(a) => run_inspect(a, out),
         DataCommand::Render(a) => run_render(a, out),
     }
