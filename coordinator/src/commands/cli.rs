@@ -48,7 +48,6 @@ pub enum Command {
     Export(crate::export::ExportArgs),
 }
 
-
 /// Runs the command `cli` names, writing its output to stdout; `serve` and
 /// `status --watch` stop when `shutdown` resolves.
 pub async fn run(

@@ -22,8 +22,9 @@ use spikecv_common::events::slicing::sample_name;
 use spikecv_common::events::tags::CLASSES;
 use spikecv_common::experiment::config::ExperimentConfig;
 
-use super::data::{
-    DataCmdError, RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
+use super::data_error::{DataCmdError, stdout_err};
+use super::samples::{
+    RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
 };
 
 /// Flags of `coordinator data frames`.
@@ -253,11 +254,4 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
         writeln!(out, "{line}").map_err(stdout_err)?;
     }
     Ok(())
-}
-
-fn stdout_err(source: std::io::Error) -> DataCmdError {
-    DataCmdError::Io {
-        path: PathBuf::from("-"),
-        source,
-    }
 }
