@@ -311,47 +311,15 @@ pub async fn run(
     let mut tasks = vec![tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()))];
     if let Some(addr) = args.http {
         let https = tls.as_ref().map(crate::web::tls::acceptor).transpose()?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeCmdError::Bind { addr, source })?;
-        let scheme = if https.is_some() { "https" } else { "http" };
-        tracing::info!(%addr, "dashboard on {scheme}://{addr}/ (log in once with {scheme}://{addr}/login?token=YOUR_TOKEN), metrics on {scheme}://{addr}/metrics");
-        let dashboard = Dashboard::start(
-            DashboardConfig {
-                state: args.state.clone(),
-                // The dashboard shows what `status` shows: the admin token, else the worker token.
-                tokens: auth
-                    .admin
-                    .clone()
-                    .or_else(|| auth.worker.clone())
-                    .into_iter()
-                    .collect(),
-                poll_interval: Duration::from_secs(1),
-                http_port: addr.port(),
-                tls: https.is_some(),
-            },
-            stop_rx.clone(),
-        );
-        let mut stop = stop_rx.clone();
-        let limits = crate::web::HttpLimits::default();
-        let security = crate::web::WebSecurity {
-            hosts: crate::web::AllowedHosts::new(args.http_hosts.iter().cloned()),
-            tls: https,
-        };
-        let routes = metrics::router(
-            metrics::source(service.clone()),
-            Some(dashboard.router(&limits)),
-            &limits,
-        );
-        tasks.push(tokio::spawn(crate::web::serve_with(
-            listener,
-            routes,
-            limits,
-            security,
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        )));
+        // The dashboard shows what `status` shows: the admin token, else the worker token.
+        let dashboard_tokens = auth
+            .admin
+            .clone()
+            .or_else(|| auth.worker.clone())
+            .into_iter()
+            .collect();
+        let http = spawn_http(args, addr, https, dashboard_tokens, &service, &stop_rx).await?;
+        tasks.push(http);
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -371,6 +339,52 @@ pub async fn run(
     tracing::info!("coordinator stopped");
     drop(lock);
     Ok(result?)
+}
+/// Binds the HTTP listener on `addr` and spawns it: the dashboard (showing
+/// what `status` shows, to `tokens`) and `/metrics`, until `stop` turns true.
+async fn spawn_http(
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    https: Option<tokio_rustls::TlsAcceptor>,
+    tokens: Vec<Token>,
+    service: &CoordinatorService,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, ServeCmdError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeCmdError::Bind { addr, source })?;
+    let scheme = if https.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, "dashboard on {scheme}://{addr}/ (log in once with {scheme}://{addr}/login?token=YOUR_TOKEN), metrics on {scheme}://{addr}/metrics");
+    let dashboard = Dashboard::start(
+        DashboardConfig {
+            state: args.state.clone(),
+            tokens,
+            poll_interval: Duration::from_secs(1),
+            http_port: addr.port(),
+            tls: https.is_some(),
+        },
+        stop_rx.clone(),
+    );
+    let mut stop = stop_rx.clone();
+    let limits = crate::web::HttpLimits::default();
+    let security = crate::web::WebSecurity {
+        hosts: crate::web::AllowedHosts::new(args.http_hosts.iter().cloned()),
+        tls: https,
+    };
+    let routes = metrics::router(
+        metrics::source(service.clone()),
+        Some(dashboard.router(&limits)),
+        &limits,
+    );
+    Ok(tokio::spawn(crate::web::serve_with(
+        listener,
+        routes,
+        limits,
+        security,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    )))
 }
 
 /// Stops what `run` started, in the order that lets the state lock go last:
