@@ -10,8 +10,8 @@
 //! ([`Store::transaction`]) through typed calls ([`job_writes`],
 //! [`lease_writes`], [`worker_rows`], [`checkpoint_rows`]; no SQL outside this
 //! module); it reads rows back as typed values, by what they read:
-//! [`experiments`], [`jobs`] (and attempts), [`metrics`] (epochs) and
-//! [`worker_rows`]. [`read_only`] (over a read-only connection, beside a
+//! `experiments`, `jobs` (and attempts), `metrics` (epochs) and
+//! `worker_rows`. [`read_only`] (over a read-only connection, beside a
 //! running coordinator) reads the [`records`] reports and the dashboard use.
 //! Every file here takes its errors from `error`; none imports this one.
 //!

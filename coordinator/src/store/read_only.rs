@@ -2,9 +2,8 @@
 //! database, read-only, so `coordinator report` and the dashboard work beside a
 //! running coordinator (WAL mode lets a reader in while the server writes) and
 //! never change the store: [`open_read_only`], then the readers gathered here
-//! (experiments from [`super::experiments`], jobs and the attempts running
-//! now from [`super::job_records`], epochs from [`super::metrics`]) and the
-//! live view's [`version`].
+//! (experiments from `experiments`, jobs and the attempts running now from
+//! `job_records`, epochs from `metrics`) and the live view's [`version`].
 //!
 //! It reads the store's schema (up to version 4): `experiments`, `jobs` (linked
 //! to experiments, and to a sweep configuration, through `experiment_jobs`),
