@@ -13,8 +13,8 @@ use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::proto::{CancelRequest, RetryRequest};
 use spikecv_coordinator::auth::{AuthConfig, Token};
-use spikecv_coordinator::cli::{Cli, Command};
-use spikecv_coordinator::control_cmd::{run_cancel, run_retry};
+use spikecv_coordinator::commands::cli::{Cli, Command};
+use spikecv_coordinator::commands::control::{run_cancel, run_retry};
 use spikecv_coordinator::scheduler::Submission;
 
 const ADMIN: &str = "admin-secret";

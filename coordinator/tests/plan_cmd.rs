@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_coordinator::plan_cmd::{PlanArgs, PlanCmdError, run};
+use spikecv_coordinator::commands::plan::{PlanArgs, PlanCmdError, run};
 
 fn setup(with_list: bool) -> (tempfile::TempDir, PlanArgs) {
     let dir = tempfile::tempdir().unwrap();

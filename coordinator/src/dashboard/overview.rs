@@ -19,8 +19,8 @@ use crate::report::{ExperimentRecord, build_report, from_store};
 use crate::scheduler::SlotInfo;
 /// A job a worker runs, as the overview lists it (the store's read of it).
 pub use crate::store::read_only::WorkerJob;
-use crate::store::reads;
 use crate::store::records::JobRecord;
+use crate::store::worker_rows;
 
 /// Everything the page's top half shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -210,7 +210,7 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
     for a in from_store::open_attempts(conn)? {
         running.entry(a.worker).or_default().push(a.job);
     }
-    let workers: Vec<WorkerView> = reads::query_workers(conn, "", [])?
+    let workers: Vec<WorkerView> = worker_rows::query_workers(conn, "", [])?
         .into_iter()
         .map(|w| WorkerView {
             jobs: running.remove(&w.id.0).unwrap_or_default(),

@@ -13,7 +13,7 @@ use spikecv_common::experiment::prune::{AshaRule, asha_rule};
 
 use super::SchedulerError;
 use super::prune::mark_pruned;
-use crate::store::{rung_reads, sweep_reads};
+use crate::store::{experiments, jobs, metrics};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -50,14 +50,14 @@ pub(super) fn halve_after_epoch(
     dropped: &mut Vec<(JobId, String)>,
 ) -> Result<bool> {
     let mut self_stopped = false;
-    for m in sweep_reads::memberships(conn, job)? {
+    for m in experiments::memberships(conn, job)? {
         let Some(rule) = rules.rule(&m.experiment, &m.config_toml) else {
             continue;
         };
         if !rule.is_rung(epoch) {
             continue;
         }
-        let results: Vec<(usize, f64)> = rung_reads::rung_results(conn, &m.experiment, epoch)?
+        let results: Vec<(usize, f64)> = metrics::rung_results(conn, &m.experiment, epoch)?
             .into_iter()
             .filter_map(|(c, accuracy)| Some((usize::try_from(c).ok()?, accuracy)))
             .collect();
@@ -67,14 +67,14 @@ pub(super) fn halve_after_epoch(
         let Some(verdict) = rule.judge(epoch, configuration, &results) else {
             continue;
         };
-        for victim in rung_reads::unfinished_jobs(conn, &m.experiment, m.configuration)? {
-            let (reached, planned) = sweep_reads::reach(conn, &victim)?;
+        for victim in jobs::unfinished_jobs(conn, &m.experiment, m.configuration)? {
+            let (reached, planned) = metrics::reach(conn, &victim)?;
             if planned.is_some_and(|p| reached.unwrap_or(0) >= p) {
                 continue;
             }
             // A job shared with an experiment that does not halve runs on.
             let mut shared_elsewhere = false;
-            for other in sweep_reads::memberships(conn, &victim)? {
+            for other in experiments::memberships(conn, &victim)? {
                 shared_elsewhere |= rules.rule(&other.experiment, &other.config_toml).is_none();
             }
             if shared_elsewhere {

@@ -17,7 +17,7 @@ use super::types::{AttemptId, Checkpoint};
 use super::validate::check_epoch_number;
 use super::{Scheduler, SchedulerError};
 use crate::checkpoints::{StagedCheckpoint, remove_quietly};
-use crate::store::reads::JobRow;
+use crate::store::jobs::JobRow;
 use crate::store::{StoreError, checkpoint_rows, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;

@@ -9,7 +9,8 @@ use spikecv_common::experiment::sweep::configurations;
 
 use super::ops::drop_checkpoint;
 use super::{Scheduler, SchedulerError};
-use crate::store::control_reads::{self, ExperimentRef};
+use crate::store::experiments::{self, ExperimentRef};
+use crate::store::jobs;
 use crate::store::{StoreError, job_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
@@ -39,7 +40,7 @@ fn bad(message: String) -> SchedulerError {
 impl Scheduler {
     /// The one experiment `key` names (an id, or a name used once).
     fn experiment(&self, key: &str) -> Result<ExperimentRef> {
-        let mut found = control_reads::experiments_by_id_or_name(self.store.conn(), key)?;
+        let mut found = experiments::experiments_by_id_or_name(self.store.conn(), key)?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(bad(format!(
@@ -89,7 +90,7 @@ impl Scheduler {
                     .as_deref()
                     .map(|key| Self::configuration(&e, key))
                     .transpose()?;
-                control_reads::jobs_in_states(self.store.conn(), &e.id, c, &UNFINISHED)?
+                jobs::jobs_in_states(self.store.conn(), &e.id, c, &UNFINISHED)?
             }
         };
         let mut cancelled = Vec::new();
@@ -120,7 +121,7 @@ impl Scheduler {
             .map_err(|err| bad(format!("experiment {}: stored config: {err}", e.id)))?;
         let now = self.now_ms();
         let tx = self.store.transaction()?;
-        let jobs = control_reads::jobs_in_states(&tx, &e.id, None, states)?;
+        let jobs = jobs::jobs_in_states(&tx, &e.id, None, states)?;
         let mut dropped = Vec::new();
         for job in &jobs {
             drop_checkpoint(&tx, job, &mut dropped)?;

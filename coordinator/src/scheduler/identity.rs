@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use super::types::{AttemptId, WorkerId};
 use super::{Scheduler, SchedulerError};
 use crate::auth::constant_time_eq;
-use crate::store::reads;
+use crate::store::jobs;
 
 /// Random bytes in a secret.
 const SECRET_BYTES: usize = 32;
@@ -105,7 +105,7 @@ impl Scheduler {
     pub fn authorize(&self, c: &Credentials, attempt: AttemptId) -> Result<(), SchedulerError> {
         let conn = self.store.conn();
         authenticate(conn, c)?;
-        let a = reads::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
+        let a = jobs::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
         if a.worker != c.worker {
             return Err(SchedulerError::NotOwner {
                 attempt,

@@ -18,9 +18,10 @@ use super::validate::{Expected, check_epoch, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
+use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
-use crate::store::reads::{self, AttemptRow, JobRow};
-use crate::store::{StoreError, lease_writes};
+use crate::store::jobs::{self, AttemptRow, JobRow};
+use crate::store::{StoreError, lease_writes, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -44,8 +45,8 @@ pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
 /// The attempt and its job, if the attempt is its job's current one; else the
 /// typed refusal. Reads only.
 pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow, JobRow)> {
-    let a = reads::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
-    let job = reads::job(conn, &a.job)?
+    let a = jobs::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
+    let job = jobs::job(conn, &a.job)?
         .ok_or_else(|| SchedulerError::UnknownJob { job: a.job.clone() })?;
     let live = matches!(job.status, JobStatus::Leased | JobStatus::Running);
     if job.current_attempt != Some(attempt) || a.ended_ms.is_some() || !live {
@@ -76,7 +77,7 @@ pub(super) fn drop_checkpoint(
 /// classes and its test set's size (the stored samples of each test
 /// recording; without them, one sample per class).
 fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
-    let reads::SampleShape { classes, counts } = reads::sample_shape(conn, &job.experiment)?;
+    let SampleShape { classes, counts } = experiments::sample_shape(conn, &job.experiment)?;
     let test_samples = match counts {
         Some(counts) => job
             .split
@@ -154,7 +155,7 @@ impl Scheduler {
             || asha_rule(&s.config).ok().flatten().is_some();
         let mut dropped = Vec::new();
         for (position, job) in s.jobs.iter().enumerate() {
-            match reads::job(&tx, &job.id)? {
+            match jobs::job(&tx, &job.id)? {
                 None => {
                     let job_config = s.job_config(job);
                     job_writes::insert_job(
@@ -214,7 +215,7 @@ impl Scheduler {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
         let tx = self.store.transaction()?;
-        let w = reads::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
+        let w = worker_rows::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
             worker: worker.clone(),
         })?;
         lease_writes::touch_worker(&tx, worker, now)?;
@@ -229,7 +230,7 @@ impl Scheduler {
         let held = lease_writes::open_attempts_of(&tx, worker)?;
         let room = w.slots.len().saturating_sub(held);
         for device in free_slots.iter().take(room) {
-            let Some(job) = reads::next_pending_job(&tx, &w.data_fingerprint)? else {
+            let Some(job) = jobs::next_pending_job(&tx, &w.data_fingerprint)? else {
                 break;
             };
             let timeout_s = job.epoch_timeout_s.unwrap_or(DEFAULT_EPOCH_TIMEOUT_S);
@@ -243,7 +244,7 @@ impl Scheduler {
                 i64::from(timeout_s) * 1000,
             )?;
             job_writes::lease_job(&tx, &job.id, attempt, &w.name, device, now)?;
-            let checkpoint_epoch = reads::checkpoint_epoch(&tx, &job.id)?;
+            let checkpoint_epoch = jobs::checkpoint_epoch(&tx, &job.id)?;
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
             out.assignments.push(Assignment {
                 attempt,
@@ -275,7 +276,7 @@ impl Scheduler {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
         let tx = self.store.transaction()?;
-        let w = reads::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
+        let w = worker_rows::worker(&tx, worker)?.ok_or_else(|| SchedulerError::UnknownWorker {
             worker: worker.clone(),
         })?;
         lease_writes::touch_worker(&tx, worker, now)?;
@@ -458,7 +459,7 @@ impl Scheduler {
         for (attempt, job_id, why) in expired {
             lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Lost, Some(&why))?;
             out.push(attempt);
-            let Some(job) = reads::job(&tx, &job_id)? else {
+            let Some(job) = jobs::job(&tx, &job_id)? else {
                 continue;
             };
             if job.current_attempt != Some(attempt) {
@@ -504,7 +505,7 @@ impl Scheduler {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
         let row =
-            reads::job(&tx, job)?.ok_or_else(|| SchedulerError::UnknownJob { job: job.clone() })?;
+            jobs::job(&tx, job)?.ok_or_else(|| SchedulerError::UnknownJob { job: job.clone() })?;
         match row.status {
             JobStatus::Cancelled => return Ok(()),
             JobStatus::Succeeded | JobStatus::Failed | JobStatus::Pruned => {

@@ -16,8 +16,9 @@ use spikecv_common::experiment::prune::{PruneRule, PruneVerdict, prune_rule};
 use super::SchedulerError;
 use super::ops::{drop_checkpoint, to_json};
 use crate::states::AttemptOutcome;
-use crate::store::sweep_reads::{self, Peer};
-use crate::store::{job_writes, lease_writes, reads};
+use crate::store::experiments;
+use crate::store::metrics::{self, Peer};
+use crate::store::{job_writes, jobs, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -52,7 +53,7 @@ struct Member {
 /// with an experiment that does not prune runs to its end).
 fn members(conn: &Connection, rules: &mut PruneRules, job: &JobId) -> Result<Option<Vec<Member>>> {
     let mut out = Vec::new();
-    for m in sweep_reads::memberships(conn, job)? {
+    for m in experiments::memberships(conn, job)? {
         let Some(rule) = rules.rule(&m.experiment, &m.config_toml) else {
             return Ok(None);
         };
@@ -84,12 +85,12 @@ fn judge(
     };
     // A job that reached its last epoch has nothing left to save (it may be
     // ahead of the epoch compared): its result stands.
-    let (reached, planned) = sweep_reads::reach(conn, candidate)?;
+    let (reached, planned) = metrics::reach(conn, candidate)?;
     if planned.is_some_and(|p| reached.unwrap_or(0).max(epoch) >= p) {
         return Ok(None);
     }
     for m in members {
-        let peers = sweep_reads::sweep_group(conn, &m.experiment, candidate, epoch)?;
+        let peers = metrics::sweep_group(conn, &m.experiment, candidate, epoch)?;
         let Some(own) = peers
             .iter()
             .find(|p| p.job == *candidate)
@@ -119,7 +120,7 @@ pub(super) fn mark_pruned(
     now: i64,
     dropped: &mut Vec<(JobId, String)>,
 ) -> Result<()> {
-    if let Some(attempt) = reads::job(conn, job)?.and_then(|j| j.current_attempt) {
+    if let Some(attempt) = jobs::job(conn, job)?.and_then(|j| j.current_attempt) {
         lease_writes::end_attempt(
             conn,
             attempt,
@@ -151,7 +152,7 @@ pub(super) fn prune_after_epoch(
     };
     let mut candidates = vec![job.clone()];
     for m in &members {
-        for p in sweep_reads::sweep_group(conn, &m.experiment, job, epoch)? {
+        for p in metrics::sweep_group(conn, &m.experiment, job, epoch)? {
             let live = matches!(p.status, JobStatus::Leased | JobStatus::Running);
             if live && p.metrics.is_some() && !candidates.contains(&p.job) {
                 candidates.push(p.job);
@@ -160,7 +161,7 @@ pub(super) fn prune_after_epoch(
     }
     let mut self_pruned = false;
     for candidate in candidates {
-        let live = reads::job(conn, &candidate)?
+        let live = jobs::job(conn, &candidate)?
             .is_some_and(|j| matches!(j.status, JobStatus::Leased | JobStatus::Running));
         if !live {
             continue;

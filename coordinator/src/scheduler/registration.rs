@@ -16,8 +16,8 @@ use super::identity::{WorkerSecret, secret_matches, stored_digest};
 use super::ops::{sha256_hex, to_json};
 use super::types::{WorkerId, WorkerRegistration, WorkerState};
 use super::{Scheduler, SchedulerError};
+use crate::store::StoreError;
 use crate::store::worker_rows::{self, WorkerFields};
-use crate::store::{StoreError, reads};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -138,7 +138,7 @@ impl Scheduler {
         // registration has not changed, needs no write: the call that follows
         // refreshes its last-seen time in its own transaction.
         if known
-            && let Some(w) = reads::worker(self.store.conn(), id)?
+            && let Some(w) = worker_rows::worker(self.store.conn(), id)?
             && w.state != WorkerState::Lost
             && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
                 == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)

@@ -10,7 +10,7 @@ use super::types::{
 };
 use super::{Scheduler, SchedulerError};
 use crate::eta::eta_seconds;
-use crate::store::{job_writes, read_only, reads, status_reads};
+use crate::store::{experiments, job_writes, jobs, worker_rows};
 
 impl Scheduler {
     /// Jobs per status (overall and per experiment), workers, running attempts,
@@ -20,17 +20,17 @@ impl Scheduler {
         let conn = self.store.conn();
         // Aggregates in SQL: a status poll must stay cheap with 100,000 jobs.
         let mut counts = StatusCounts::default();
-        for (status, n) in status_reads::status_counts(conn)? {
+        for (status, n) in jobs::status_counts(conn)? {
             counts.add_many(status, n);
         }
         let mut per_experiment: BTreeMap<String, StatusCounts> = BTreeMap::new();
-        for (experiment, status, n) in status_reads::status_counts_by_experiment(conn)? {
+        for (experiment, status, n) in jobs::status_counts_by_experiment(conn)? {
             per_experiment
                 .entry(experiment)
                 .or_default()
                 .add_many(status, n);
         }
-        let experiments = read_only::experiment_records(conn)?
+        let experiments = experiments::experiment_records(conn)?
             .into_iter()
             .map(|e| ExperimentStatus {
                 counts: per_experiment.remove(&e.id).unwrap_or_default(),
@@ -38,7 +38,7 @@ impl Scheduler {
                 name: e.name,
             })
             .collect();
-        let jobs = reads::live_jobs(conn)?;
+        let jobs = jobs::live_jobs(conn)?;
 
         let mut running = Vec::new();
         let mut per_worker: BTreeMap<WorkerId, Vec<AttemptId>> = BTreeMap::new();
@@ -46,7 +46,7 @@ impl Scheduler {
             let Some(attempt) = job.current_attempt else {
                 continue;
             };
-            let Some(a) = reads::attempt(conn, attempt)? else {
+            let Some(a) = jobs::attempt(conn, attempt)? else {
                 continue;
             };
             per_worker
@@ -65,7 +65,7 @@ impl Scheduler {
             });
         }
 
-        let workers: Vec<WorkerInfo> = reads::query_workers(conn, "", [])?
+        let workers: Vec<WorkerInfo> = worker_rows::query_workers(conn, "", [])?
             .into_iter()
             .map(|w| WorkerInfo {
                 running: per_worker.remove(&w.id).unwrap_or_default(),
@@ -78,14 +78,14 @@ impl Scheduler {
             })
             .collect();
 
-        let succeeded_last_hour = status_reads::succeeded_since(conn, now - 3_600_000)?;
+        let succeeded_last_hour = jobs::succeeded_since(conn, now - 3_600_000)?;
         let slots: usize = workers
             .iter()
             // Draining workers take no new jobs.
             .filter(|w| w.state == WorkerState::Alive)
             .map(|w| w.slots.len())
             .sum();
-        let eta_seconds = eta_seconds(&status_reads::eta_inputs(conn, slots)?);
+        let eta_seconds = eta_seconds(&jobs::eta_inputs(conn, slots)?);
         Ok(StatusSnapshot {
             now_ms: now,
             counts,
@@ -103,7 +103,7 @@ impl Scheduler {
     /// 4), from each job's config; once, when the store opens.
     pub(super) fn fill_in_epochs(&mut self) -> Result<(), SchedulerError> {
         let tx = self.store.transaction()?;
-        let rows = status_reads::jobs_without_epochs(&tx)?;
+        let rows = jobs::jobs_without_epochs(&tx)?;
         for (id, toml) in &rows {
             // A config that no longer parses keeps NULL: progress_of stands in.
             if let Ok(config) = ExperimentConfig::from_toml_str(toml) {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::plan::JobId;
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::ids::{AttemptId, ExperimentId};
 
 type Result<T> = std::result::Result<T, StoreError>;

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, params};
 use spikecv_common::experiment::plan::JobId;
 
-use super::StoreError;
+use super::error::StoreError;
 use super::job_writes::{attempt_key, exec};
 use crate::ids::{AttemptId, WorkerId};
 use crate::states::{AttemptOutcome, WorkerState};

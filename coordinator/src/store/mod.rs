@@ -9,29 +9,31 @@
 //! The scheduler makes every state change in one transaction
 //! ([`Store::transaction`]) through typed calls ([`job_writes`],
 //! [`lease_writes`], [`worker_rows`], [`checkpoint_rows`]; no SQL outside this
-//! module); it reads rows back as typed values:
-//! [`reads`] for the scheduler, [`read_only`] (over a read-only connection,
-//! beside a running coordinator) the [`records`] reports and the dashboard use.
+//! module); it reads rows back as typed values, by what they read:
+//! `experiments`, `jobs` (and attempts), `metrics` (epochs) and
+//! `worker_rows`. [`read_only`] (over a read-only connection, beside a
+//! running coordinator) reads the [`records`] reports and the dashboard use.
+//! Every file here takes its errors from `error`; none imports this one.
 //!
 //! [`JobId`]: spikecv_common::experiment::plan::JobId
 
 pub(crate) mod checkpoint_rows;
-pub(crate) mod control_reads;
+mod error;
+pub(crate) mod experiments;
+mod job_records;
 pub(crate) mod job_writes;
+pub(crate) mod jobs;
 pub(crate) mod lease_writes;
-mod read_jobs;
-mod read_live;
+pub(crate) mod metrics;
 pub mod read_only;
-pub(crate) mod reads;
 pub mod records;
-pub(crate) mod rung_reads;
 mod schema;
-pub(crate) mod status_reads;
-pub(crate) mod sweep_reads;
 pub(crate) mod worker_rows;
 
-pub use reads::{AttemptRow, JobRow, WorkerRow};
+pub use error::StoreError;
+pub use jobs::{AttemptRow, JobRow};
 pub use schema::SCHEMA_VERSION;
+pub use worker_rows::WorkerRow;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -44,59 +46,6 @@ use crate::ids::ExperimentId;
 
 /// How long a writer waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite failed (I/O, constraint, locked past the busy timeout).
-    #[error("state database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The database file could not be opened.
-    #[error("cannot open state database {path}: {source}")]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The database was written by a newer coordinator.
-    #[error("state database has schema version {found}; this coordinator knows up to {supported}")]
-    NewerSchema {
-        /// The version found.
-        found: u32,
-        /// The newest version this build knows.
-        supported: u32,
-    },
-    /// A schema migration would leave the database inconsistent (rolled back).
-    #[error("state database: migration to schema {version} refused: {message}")]
-    Migration {
-        /// The schema version it migrated to.
-        version: u32,
-        /// What is wrong.
-        message: String,
-    },
-    /// A value could not be encoded for its column.
-    #[error("state database: cannot encode {what} as JSON: {message}")]
-    Encode {
-        /// What was being stored.
-        what: &'static str,
-        /// The encoder's message.
-        message: String,
-    },
-    /// A stored value does not parse (hand-edited or corrupt database).
-    #[error("state database: {table} row {key}: column {column}: {message}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// The row's key.
-        key: String,
-        /// The column.
-        column: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-}
 
 /// The state database.
 #[derive(Debug)]
@@ -163,15 +112,15 @@ impl Store {
 
     /// One job by id.
     pub fn job(&self, id: &JobId) -> Result<Option<JobRow>, StoreError> {
-        reads::job(&self.conn, id)
+        jobs::job(&self.conn, id)
     }
 
     /// The jobs of an experiment (including jobs it shares with an earlier one),
     /// in plan order; every job when `experiment` is None.
     pub fn jobs(&self, experiment: Option<&ExperimentId>) -> Result<Vec<JobRow>, StoreError> {
         match experiment {
-            None => reads::query_jobs(&self.conn, "", []),
-            Some(e) => reads::query_jobs(
+            None => jobs::query_jobs(&self.conn, "", []),
+            Some(e) => jobs::query_jobs(
                 &self.conn,
                 "WHERE id IN (SELECT job FROM experiment_jobs WHERE experiment = ?1)",
                 [e.0.as_str()],
@@ -181,12 +130,12 @@ impl Store {
 
     /// Every experiment, oldest first.
     pub fn experiments(&self) -> Result<Vec<records::ExperimentRecord>, StoreError> {
-        read_only::experiment_records(&self.conn)
+        experiments::experiment_records(&self.conn)
     }
 
     /// Every worker, in registration order.
     pub fn workers(&self) -> Result<Vec<WorkerRow>, StoreError> {
-        reads::query_workers(&self.conn, "", [])
+        worker_rows::query_workers(&self.conn, "", [])
     }
 
     /// The stored per-epoch metrics of a job, by epoch.

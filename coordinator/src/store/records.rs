@@ -1,6 +1,6 @@
 //! The one read model of a job and of an experiment: what reports are built
 //! from and what the dashboard shows, as the store's read-only readers
-//! ([`super::read_only`]) or a test provide them. Plain data, no database.
+//! (`read_only`) or a test provide them. Plain data, no database.
 
 use serde::{Deserialize, Serialize};
 use spikecv_common::dataset::kind::Variant;

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[

@@ -4,12 +4,31 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::error::{StoreError, corrupt};
 use super::job_writes::exec;
-use crate::ids::WorkerId;
+use crate::ids::{SlotInfo, WorkerId};
 use crate::states::WorkerState;
 
-type Result<T> = std::result::Result<T, StoreError>;
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One `workers` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRow {
+    /// Id.
+    pub id: WorkerId,
+    /// Name.
+    pub name: String,
+    /// Host.
+    pub host: String,
+    /// Slots.
+    pub slots: Vec<SlotInfo>,
+    /// Data fingerprint.
+    pub data_fingerprint: String,
+    /// State.
+    pub state: WorkerState,
+    /// Last call.
+    pub last_seen_ms: i64,
+}
 
 /// A worker's registration as stored.
 #[derive(Debug)]
@@ -160,4 +179,57 @@ pub(crate) fn secret_digest(
         .prepare_cached("SELECT secret_sha256 FROM workers WHERE id = ?1")?
         .query_row([worker.0.as_str()], |r| r.get::<_, Option<String>>(0))
         .optional()?)
+}
+
+/// Workers matching `where_sql`, in registration order.
+pub(crate) fn query_workers(
+    conn: &Connection,
+    where_sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<WorkerRow>, StoreError> {
+    let sql = format!(
+        "SELECT id, name, host, slots_json, data_fingerprint, state, last_seen_ms
+         FROM workers {where_sql} ORDER BY registered_ms, id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let raws = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter()
+        .map(
+            |(id, name, host, slots_json, data_fingerprint, state, last_seen_ms)| {
+                let slots = serde_json::from_str(&slots_json)
+                    .map_err(|e| corrupt("workers", &id, "slots_json", e))?;
+                let state: WorkerState = state
+                    .parse()
+                    .map_err(|e: String| corrupt("workers", &id, "state", e))?;
+                Ok(WorkerRow {
+                    id: WorkerId(id),
+                    name,
+                    host,
+                    slots,
+                    data_fingerprint,
+                    state,
+                    last_seen_ms,
+                })
+            },
+        )
+        .collect()
+}
+
+/// One worker by id.
+pub(crate) fn worker(conn: &Connection, id: &WorkerId) -> Result<Option<WorkerRow>, StoreError> {
+    Ok(query_workers(conn, "WHERE id = ?1", [id.0.as_str()])?
+        .into_iter()
+        .next())
 }

@@ -1,35 +1,20 @@
-//! Rows of the store read back as typed values.
+//! Jobs and attempts read back for the scheduler: [`JobRow`]s (the read
+//! model with what only scheduling needs) by id, state or data, attempts by
+//! id, a configuration's jobs by state, and the aggregates a status snapshot
+//! needs, in SQL (a status poll stays cheap with 100,000 jobs).
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
-
-use rusqlite::{Connection, OptionalExtension, Row};
-use spikecv_common::dataset::kind::Variant;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
-use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::StoreError;
-use super::read_jobs;
+use super::error::{StoreError, corrupt};
+use super::job_records;
 use super::records::JobRecord;
-use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};
-use crate::states::WorkerState;
+use crate::eta::EtaInputs;
+use crate::ids::{AttemptId, ExperimentId, WorkerId};
 
-/// A [`StoreError::Corrupt`] for a value that does not parse.
-pub(crate) fn corrupt(
-    table: &'static str,
-    key: &str,
-    column: &'static str,
-    message: impl ToString,
-) -> StoreError {
-    StoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        column,
-        message: message.to_string(),
-    }
-}
+type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// One `jobs` row as the scheduler reads it: the one job read model
 /// ([`JobRecord`], the same reports and the dashboard get) with what only
@@ -96,44 +81,25 @@ pub struct AttemptRow {
     pub outcome: Option<String>,
 }
 
-/// One `workers` row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerRow {
-    /// Id.
-    pub id: WorkerId,
-    /// Name.
-    pub name: String,
-    /// Host.
-    pub host: String,
-    /// Slots.
-    pub slots: Vec<SlotInfo>,
-    /// Data fingerprint.
-    pub data_fingerprint: String,
-    /// State.
-    pub state: WorkerState,
-    /// Last call.
-    pub last_seen_ms: i64,
-}
-
 /// The columns [`JobRow`] reads, for `SELECT ... FROM jobs j`: the record's
-/// (see [`super::read_jobs`]) and the scheduler's, from index
+/// (see [`super::job_records`]) and the scheduler's, from index
 /// [`SCHEDULING_COLUMNS_AT`] on. Built once: job reads run on every call.
 static JOB_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{}, 0, j.pruned_json, j.epochs, j.experiment, j.config_toml, j.split_json, \
          j.data_fingerprint, j.max_attempts, j.failures, j.lost_attempts, j.current_attempt, \
          j.result_json, j.updated_ms, j.epoch_timeout_s",
-        read_jobs::COLUMNS
+        job_records::COLUMNS
     )
 });
 
 /// Where the scheduler's columns start in [`JOB_COLUMNS`].
-const SCHEDULING_COLUMNS_AT: usize = read_jobs::RECORD_COLUMNS;
+const SCHEDULING_COLUMNS_AT: usize = job_records::RECORD_COLUMNS;
 
 fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
     let at = SCHEDULING_COLUMNS_AT;
     let experiment: String = row.get(at)?;
-    let record = read_jobs::record(&experiment, row)?;
+    let record = job_records::record(&experiment, row)?;
     let key = record.id.clone();
     let split_json: String = row.get(at + 2)?;
     let split: FoldSplit =
@@ -163,20 +129,6 @@ fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
             .transpose()?,
         record,
     })
-}
-
-/// Parses the kind columns of the `jobs` row `key`: variant, protocol, status.
-pub(crate) fn job_kind(
-    key: &str,
-    variant: &str,
-    protocol: &str,
-    status: &str,
-) -> Result<(Variant, ProtocolKind, JobStatus), StoreError> {
-    let variant = Variant::from_str(variant).map_err(|e| corrupt("jobs", key, "variant", e))?;
-    let protocol =
-        ProtocolKind::from_str(protocol).map_err(|e| corrupt("jobs", key, "protocol", e))?;
-    let status = JobStatus::from_str(status).map_err(|e| corrupt("jobs", key, "status", e))?;
-    Ok((variant, protocol, status))
 }
 
 /// Jobs matching `where_sql` (a clause over `jobs`, may be empty), in submission order.
@@ -272,91 +224,121 @@ pub(crate) fn attempt(conn: &Connection, id: AttemptId) -> Result<Option<Attempt
     Ok(row)
 }
 
-/// Workers matching `where_sql`, in registration order.
-pub(crate) fn query_workers(
+/// The jobs of `experiment` (of one configuration when given) in one of
+/// `states`, in plan order.
+pub(crate) fn jobs_in_states(
     conn: &Connection,
-    where_sql: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<WorkerRow>, StoreError> {
-    let sql = format!(
-        "SELECT id, name, host, slots_json, data_fingerprint, state, last_seen_ms
-         FROM workers {where_sql} ORDER BY registered_ms, id"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let raws = stmt
-        .query_map(params, |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-            ))
+    experiment: &str,
+    configuration: Option<i64>,
+    states: &[JobStatus],
+) -> Result<Vec<JobId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT j.id, j.status FROM experiment_jobs ej JOIN jobs j ON j.id = ej.job
+         WHERE ej.experiment = ?1 AND (?2 IS NULL OR ej.configuration = ?2)
+         ORDER BY ej.position",
+    )?;
+    let rows = stmt
+        .query_map(params![experiment, configuration], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, JobStatus>(1)?))
         })?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter()
-        .map(
-            |(id, name, host, slots_json, data_fingerprint, state, last_seen_ms)| {
-                let slots = serde_json::from_str(&slots_json)
-                    .map_err(|e| corrupt("workers", &id, "slots_json", e))?;
-                let state: WorkerState = state
-                    .parse()
-                    .map_err(|e: String| corrupt("workers", &id, "state", e))?;
-                Ok(WorkerRow {
-                    id: WorkerId(id),
-                    name,
-                    host,
-                    slots,
-                    data_fingerprint,
-                    state,
-                    last_seen_ms,
-                })
-            },
-        )
-        .collect()
-}
-
-/// One worker by id.
-pub(crate) fn worker(conn: &Connection, id: &WorkerId) -> Result<Option<WorkerRow>, StoreError> {
-    Ok(query_workers(conn, "WHERE id = ?1", [id.0.as_str()])?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows
         .into_iter()
-        .next())
+        .filter(|(_, status)| states.contains(status))
+        .map(|(id, _)| JobId::new(id))
+        .collect())
 }
 
-/// What an experiment's results are checked against.
-#[derive(Debug, Default)]
-pub(crate) struct SampleShape {
-    /// The data set's class count (`None` when it kept no class names).
-    pub classes: Option<usize>,
-    /// Where recordings hold any number of samples, the samples of each
-    /// (`None`: one per class).
-    pub counts: Option<BTreeMap<String, u64>>,
-}
-
-/// The [`SampleShape`] an experiment stored at submission.
-pub(crate) fn sample_shape(
+/// The jobs of `configuration` in `experiment` that have not ended.
+pub(crate) fn unfinished_jobs(
     conn: &Connection,
-    experiment: &ExperimentId,
-) -> Result<SampleShape, StoreError> {
-    let row: Option<(String, Option<String>)> = conn
+    experiment: &str,
+    configuration: i64,
+) -> Result<Vec<JobId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT j.id FROM experiment_jobs ej JOIN jobs j ON j.id = ej.job
+         WHERE ej.experiment = ?1 AND ej.configuration = ?2
+           AND j.status IN ('pending', 'leased', 'running')
+         ORDER BY ej.position",
+    )?;
+    let ids = stmt
+        .query_map(params![experiment, configuration], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(ids.into_iter().map(JobId::new).collect())
+}
+
+/// Jobs per status over the whole store.
+pub(crate) fn status_counts(conn: &Connection) -> Result<Vec<(JobStatus, u32)>> {
+    let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM jobs GROUP BY status")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Jobs per experiment and status.
+pub(crate) fn status_counts_by_experiment(
+    conn: &Connection,
+) -> Result<Vec<(String, JobStatus, u32)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ej.experiment, j.status, count(*) FROM experiment_jobs ej
+         JOIN jobs j ON j.id = ej.job GROUP BY ej.experiment, j.status",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Jobs that succeeded after `since`.
+pub(crate) fn succeeded_since(conn: &Connection, since: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM jobs WHERE status = ?2 AND finished_ms > ?1")?
+        .query_row(params![since, JobStatus::Succeeded], |r| r.get(0))?)
+}
+
+/// The time-left estimate's inputs over every job (`slots`: the live
+/// workers' slots).
+pub(crate) fn eta_inputs(conn: &Connection, slots: usize) -> Result<EtaInputs> {
+    let (unfinished, epochs_left): (i64, i64) = conn
         .prepare_cached(
-            "SELECT class_names_json, sample_counts_json FROM experiments WHERE id = ?1",
+            "SELECT count(*), coalesce(sum(max(coalesce(progress_of, epochs, 0)
+                                           - coalesce(progress_epoch, 0), 0)), 0)
+         FROM jobs WHERE status IN ('pending', 'leased', 'running')",
         )?
-        .query_row([experiment.0.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((names, counts)) = row else {
-        return Ok(SampleShape::default());
-    };
-    let names: Vec<String> = serde_json::from_str(&names)
-        .map_err(|e| corrupt("experiments", &experiment.0, "class_names_json", e))?;
-    let counts = counts
-        .map(|c| serde_json::from_str(&c))
-        .transpose()
-        .map_err(|e| corrupt("experiments", &experiment.0, "sample_counts_json", e))?;
-    Ok(SampleShape {
-        classes: (!names.is_empty()).then_some(names.len()),
-        counts,
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (running_epoch_seconds, running): (f64, i64) = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(json_extract(m.metrics_json, '$.epoch_seconds')), 0), count(m.job)
+         FROM jobs j JOIN epoch_metrics m ON m.job = j.id
+              AND m.epoch = (SELECT max(epoch) FROM epoch_metrics WHERE job = j.id)
+         WHERE j.status IN ('leased', 'running')",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // NULL (None) when no job has a training time yet.
+    let finished_epoch_seconds: Option<f64> = conn
+        .prepare_cached(
+            "SELECT avg(train_seconds / epochs) FROM jobs
+         WHERE train_seconds IS NOT NULL AND epochs > 0",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(EtaInputs {
+        unfinished: unfinished.unsigned_abs(),
+        epochs_left: epochs_left.unsigned_abs(),
+        running_epoch_seconds,
+        running: running.unsigned_abs(),
+        finished_epoch_seconds,
+        slots: slots as u64,
     })
+}
+
+/// Jobs stored without their epochs (before schema 4): (id, config TOML).
+pub(crate) fn jobs_without_epochs(conn: &Connection) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT id, config_toml FROM jobs WHERE epochs IS NULL")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(rows)
 }

@@ -1,11 +1,24 @@
 //! `coordinator submit`: sends an experiment to a running coordinator.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::proto::SubmitRequest;
 
-use crate::cli::SubmitArgs;
+use super::client_args::ClientArgs;
+
+/// Flags of `coordinator submit`.
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The coordinator to submit to.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The experiment (TOML); a relative `[data] root` is resolved against the
+    /// file's folder, as the coordinator sees the file system.
+    #[arg(long)]
+    pub experiment: PathBuf,
+}
 
 /// Why a submission failed.
 #[derive(Debug, thiserror::Error)]

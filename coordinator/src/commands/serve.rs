@@ -4,11 +4,11 @@
 //! server until shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::{AuthConfig, Token, TokenError};
-use crate::cli::ServeArgs;
 use crate::dashboard::{Dashboard, DashboardConfig};
 use crate::metrics;
 use crate::scheduler::{
@@ -17,7 +17,131 @@ use crate::scheduler::{
 use crate::server::{ServeError, ServerOptions, TlsFiles, serve};
 use crate::service::CoordinatorService;
 use crate::state_lock::{StateLock, StateLockError};
-use crate::submit_cmd::{SubmitError, normalized_config};
+
+use super::submit::{SubmitError, normalized_config};
+
+/// Flags of `coordinator serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Experiment to submit at start (TOML); without it the state database's
+    /// experiments are served as they are.
+    #[arg(long)]
+    pub experiment: Option<PathBuf>,
+    /// State database (SQLite, created when missing).
+    #[arg(long)]
+    pub state: PathBuf,
+    /// Address to listen on for workers and admin calls.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// File holding the shared token every call must carry (required when
+    /// --listen is not a loopback address).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// File holding a separate token for admin calls (submit, cancel, status,
+    /// watch); default: the worker token. Required beyond loopback unless
+    /// --allow-shared-admin-token is given.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Listen beyond loopback without --admin-token-file: the worker token
+    /// then also allows admin calls (every worker can submit and cancel).
+    #[arg(long)]
+    pub allow_shared_admin_token: bool,
+    /// PEM certificate chain for TLS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: clients must present a certificate it signed.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Address of the HTTP listener: the web dashboard (`/`, its JSON API and
+    /// live updates under `/api/`) and `GET /metrics` (Prometheus). Off by
+    /// default; beyond loopback it needs --token-file, and the dashboard's API
+    /// then asks for the (admin) token. `--metrics` is an alias.
+    #[arg(long, visible_alias = "metrics")]
+    pub http: Option<SocketAddr>,
+    /// A host name browsers may use to reach the HTTP listener (repeatable).
+    /// Addresses, `localhost` and this machine's host name are always
+    /// accepted; a request whose Host header names anything else is refused
+    /// (403), which stops DNS-rebinding pages from reading the dashboard.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+    /// Serve the HTTP listener without TLS on a non-loopback address. With
+    /// --tls-cert the HTTP listener speaks HTTPS with the same certificate;
+    /// without it, plain HTTP beyond loopback (where the dashboard's login
+    /// link and cookie would cross the network in clear) is refused unless
+    /// this flag is given.
+    #[arg(long)]
+    pub allow_plain_http: bool,
+    /// Accept experiments whose data set cannot be fingerprinted here (its
+    /// root unreadable from the coordinator): workers' data is then not
+    /// checked against it. Without this flag such a submission is refused.
+    #[arg(long)]
+    pub allow_unfingerprinted_data: bool,
+    /// Seconds between worker heartbeats.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u32,
+    /// A lease is lost this many seconds after the worker's last heartbeat.
+    #[arg(long, default_value_t = 30)]
+    pub lease_timeout_seconds: u32,
+    /// Largest checkpoint upload accepted, in MiB; a larger one is refused
+    /// (RESOURCE_EXHAUSTED) and its partial file removed.
+    #[arg(long, default_value_t = 2048)]
+    pub max_checkpoint_mib: u64,
+    /// Checkpoint uploads received at the same time, over all workers (at most
+    /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 8)]
+    pub max_checkpoint_uploads: usize,
+    /// A checkpoint upload that sends nothing, or a download whose worker
+    /// reads nothing, for this many seconds is abandoned.
+    #[arg(long, default_value_t = 60)]
+    pub checkpoint_idle_timeout_seconds: u64,
+    /// Free space, in MiB, the state directory's file system must keep beyond
+    /// the sizes of the uploads in flight; an upload that would leave less is
+    /// refused.
+    #[arg(long, default_value_t = 256)]
+    pub checkpoint_free_space_margin_mib: u64,
+    /// Checkpoint downloads sent at the same time, over all workers (at most
+    /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 16)]
+    pub max_checkpoint_downloads: usize,
+    /// The slowest checkpoint upload accepted, in KiB/s: an upload must end
+    /// within a minute plus its declared size at this rate, else it is
+    /// abandoned (DEADLINE_EXCEEDED).
+    #[arg(long, default_value_t = 256)]
+    pub checkpoint_min_upload_kib_per_s: u64,
+    /// Workers registered and not lost at the same time; more registrations
+    /// are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
+    pub max_workers: usize,
+    /// Calls that may wait for the scheduler thread; more are refused at once
+    /// with RESOURCE_EXHAUSTED (workers retry them).
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_QUEUED_CALLS)]
+    pub max_queued_calls: usize,
+}
+
+impl ServeArgs {
+    /// The limits on checkpoint transfers these flags set.
+    pub fn checkpoint_limits(&self) -> crate::service::CheckpointLimits {
+        crate::service::CheckpointLimits {
+            max_bytes: self.max_checkpoint_mib.saturating_mul(1 << 20),
+            max_uploads: self.max_checkpoint_uploads.max(1),
+            idle_timeout: std::time::Duration::from_secs(
+                self.checkpoint_idle_timeout_seconds.max(1),
+            ),
+            free_space_margin: self
+                .checkpoint_free_space_margin_mib
+                .saturating_mul(1 << 20),
+            max_downloads: self.max_checkpoint_downloads.max(1),
+            min_upload_rate: self
+                .checkpoint_min_upload_kib_per_s
+                .max(1)
+                .saturating_mul(1 << 10),
+            ..crate::service::CheckpointLimits::default()
+        }
+    }
+}
 
 /// Why `serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -187,47 +311,15 @@ pub async fn run(
     let mut tasks = vec![tokio::spawn(expire_ticker(sched.clone(), stop_rx.clone()))];
     if let Some(addr) = args.http {
         let https = tls.as_ref().map(crate::web::tls::acceptor).transpose()?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeCmdError::Bind { addr, source })?;
-        let scheme = if https.is_some() { "https" } else { "http" };
-        tracing::info!(%addr, "dashboard on {scheme}://{addr}/ (log in once with {scheme}://{addr}/login?token=YOUR_TOKEN), metrics on {scheme}://{addr}/metrics");
-        let dashboard = Dashboard::start(
-            DashboardConfig {
-                state: args.state.clone(),
-                // The dashboard shows what `status` shows: the admin token, else the worker token.
-                tokens: auth
-                    .admin
-                    .clone()
-                    .or_else(|| auth.worker.clone())
-                    .into_iter()
-                    .collect(),
-                poll_interval: Duration::from_secs(1),
-                http_port: addr.port(),
-                tls: https.is_some(),
-            },
-            stop_rx.clone(),
-        );
-        let mut stop = stop_rx.clone();
-        let limits = crate::web::HttpLimits::default();
-        let security = crate::web::WebSecurity {
-            hosts: crate::web::AllowedHosts::new(args.http_hosts.iter().cloned()),
-            tls: https,
-        };
-        let routes = metrics::router(
-            metrics::source(service.clone()),
-            Some(dashboard.router(&limits)),
-            &limits,
-        );
-        tasks.push(tokio::spawn(crate::web::serve_with(
-            listener,
-            routes,
-            limits,
-            security,
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        )));
+        // The dashboard shows what `status` shows: the admin token, else the worker token.
+        let dashboard_tokens = auth
+            .admin
+            .clone()
+            .or_else(|| auth.worker.clone())
+            .into_iter()
+            .collect();
+        let http = spawn_http(args, addr, https, dashboard_tokens, &service, &stop_rx).await?;
+        tasks.push(http);
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -247,6 +339,52 @@ pub async fn run(
     tracing::info!("coordinator stopped");
     drop(lock);
     Ok(result?)
+}
+/// Binds the HTTP listener on `addr` and spawns it: the dashboard (showing
+/// what `status` shows, to `tokens`) and `/metrics`, until `stop` turns true.
+async fn spawn_http(
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    https: Option<tokio_rustls::TlsAcceptor>,
+    tokens: Vec<Token>,
+    service: &CoordinatorService,
+    stop_rx: &tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, ServeCmdError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeCmdError::Bind { addr, source })?;
+    let scheme = if https.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, "dashboard on {scheme}://{addr}/ (log in once with {scheme}://{addr}/login?token=YOUR_TOKEN), metrics on {scheme}://{addr}/metrics");
+    let dashboard = Dashboard::start(
+        DashboardConfig {
+            state: args.state.clone(),
+            tokens,
+            poll_interval: Duration::from_secs(1),
+            http_port: addr.port(),
+            tls: https.is_some(),
+        },
+        stop_rx.clone(),
+    );
+    let mut stop = stop_rx.clone();
+    let limits = crate::web::HttpLimits::default();
+    let security = crate::web::WebSecurity {
+        hosts: crate::web::AllowedHosts::new(args.http_hosts.iter().cloned()),
+        tls: https,
+    };
+    let routes = metrics::router(
+        metrics::source(service.clone()),
+        Some(dashboard.router(&limits)),
+        &limits,
+    );
+    Ok(tokio::spawn(crate::web::serve_with(
+        listener,
+        routes,
+        limits,
+        security,
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    )))
 }
 
 /// Stops what `run` started, in the order that lets the state lock go last:

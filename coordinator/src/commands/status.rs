@@ -8,7 +8,24 @@ use std::io::Write;
 
 use spikecv_common::proto::{StatusRequest, StatusResponse, WatchRequest};
 
-use crate::cli::StatusArgs;
+use super::client_args::ClientArgs;
+
+/// Flags of `coordinator status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The coordinator to ask.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Refresh the screen until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch.
+    #[arg(long, default_value_t = 2.0)]
+    pub interval: f64,
+    /// Print one JSON object per snapshot instead of the screen.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Why `status` failed.
 #[derive(Debug, thiserror::Error)]

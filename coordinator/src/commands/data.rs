@@ -6,23 +6,22 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Serialize;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::dvs_gesture::{self, Label};
-use spikecv_common::dataset::error::DataError;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::kind::{DataKind, SampleCut};
 use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
-use spikecv_common::dataset::synth::{SynthError, SynthOptions, SynthSize};
-use spikecv_common::events::aedat::{self, ReadError};
+use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::events::aedat;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::{self, Crop, FrameSpec};
-use spikecv_common::events::npy::{self, NpyError};
-use spikecv_common::events::render::{self, RenderError};
-use spikecv_common::events::slicing::{parse_sample_name, sample_name};
-use spikecv_common::events::tags::CLASSES;
+use spikecv_common::events::npy;
+use spikecv_common::events::render;
+use spikecv_common::events::slicing::sample_name;
 use spikecv_common::events::{Event, checksum};
-use spikecv_common::experiment::error::ConfigError;
 
-use crate::data_import::{self, ImportArgs, ImportError};
+use crate::data_import::{self, ImportArgs};
+
+use super::data_error::{DataCmdError, io_at, stdout_err};
+use super::samples::{parse_row_sample, parse_sample, recording_rows, write_samples_csv};
 
 /// Flags of `coordinator data`.
 #[derive(Debug, clap::Args)]
@@ -50,7 +49,7 @@ pub enum DataCommand {
     Slice(SliceArgs),
     /// Write the network input, float32 `[2, X, Y, T]`, of one sample, a list,
     /// or a whole root as .npy, one file per sample.
-    Frames(crate::frames_cmd::FramesArgs),
+    Frames(super::frames::FramesArgs),
     /// Summarise an event file, a sliced sample or a data set root.
     Inspect(InspectArgs),
     /// Draw one sample's frames as a PNG (ON orange, OFF blue).
@@ -129,239 +128,13 @@ pub struct RenderArgs {
     pub scale: usize,
 }
 
-/// Why a data tool failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DataCmdError {
-    /// A data set problem.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// An event file problem.
-    #[error(transparent)]
-    Read(#[from] ReadError),
-    /// An .npy problem.
-    #[error(transparent)]
-    Npy(#[from] NpyError),
-    /// Synthesis failed.
-    #[error(transparent)]
-    Synth(#[from] SynthError),
-    /// The config is unusable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Rendering failed.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    /// Importing a download failed.
-    #[error(transparent)]
-    Import(#[from] ImportError),
-    /// The imported root has problems (listed in the summary above).
-    #[error("{root}: imported, but `data inspect` finds {count} problem(s) (listed above)")]
-    ImportedWithProblems {
-        /// The root written.
-        root: PathBuf,
-        /// How many problems.
-        count: usize,
-    },
-    /// A sample name that is not `<recording>_<NN>`.
-    #[error("bad sample name {name:?}: expected <recording>_<NN> with NN = 00..18")]
-    BadSample {
-        /// What was given.
-        name: String,
-    },
-    /// A DVS128 Gesture sample name that is not `<recording>_<NN>`.
-    #[error(
-        "bad sample name {name:?}: expected <recording>_<NN> with NN a row of the \
-         recording's labels file, 00 the first (DVS128 Gesture)"
-    )]
-    BadRowName {
-        /// What was given.
-        name: String,
-    },
-    /// A sample of a recording that the trial lists do not name (DVS128 Gesture).
-    #[error(
-        "sample {sample:?}: recording {recording:?} is in neither {} nor {} of {dir}",
-        dvs_gesture::TRAIN_LIST,
-        dvs_gesture::TEST_LIST
-    )]
-    UnknownTrial {
-        /// The sample name given.
-        sample: String,
-        /// Its recording.
-        recording: String,
-        /// The folder holding the trial lists.
-        dir: PathBuf,
-    },
-    /// A label row past the end of a recording's labels file (DVS128 Gesture).
-    #[error(
-        "sample {sample:?}: {labels} has {rows} label rows, numbered from 00; there is no row {row}"
-    )]
-    NoSuchRow {
-        /// The sample name.
-        sample: String,
-        /// The row asked for (0-based).
-        row: usize,
-        /// Rows the file has.
-        rows: usize,
-        /// The labels file.
-        labels: PathBuf,
-    },
-    /// A labels file with more rows than two-digit sample names can number.
-    #[error("{labels}: {rows} label rows; sample names number rows 00..{MAX_ROWS_SHOWN}")]
-    TooManyRows {
-        /// The labels file.
-        labels: PathBuf,
-        /// Rows it has.
-        rows: usize,
-    },
-    /// Writing output failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file (or `-` for stdout).
-        path: PathBuf,
-        /// What the OS said.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// Label rows a recording may have: sample names give the row in two digits.
-pub const MAX_ROWS: usize = 100;
-const MAX_ROWS_SHOWN: usize = MAX_ROWS - 1;
-
-/// The file, beside a DVS128 Gesture output's samples, giving each sample's
-/// recording, label row and class.
-pub const SAMPLES_CSV: &str = "samples.csv";
-
-/// One DVS128 Gesture sample by name: `<recording>_<NN>`, NN its label row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowSample {
-    /// `<recording>_<NN>`.
-    pub(crate) name: String,
-    /// The recording.
-    pub(crate) recording: String,
-    /// The label row (0-based), the sample's index in the recording.
-    pub(crate) row: usize,
-    /// The row's class (0-based) and time window.
-    pub(crate) label: Label,
-}
-
-/// Every label row of a DVS128 Gesture recording as a sample, in row order.
-pub(crate) fn recording_rows(
-    ds: &Dataset,
-    recording: &str,
-) -> Result<Vec<RowSample>, DataCmdError> {
-    let labels = ds.labels(recording)?;
-    if labels.len() > MAX_ROWS {
-        return Err(DataCmdError::TooManyRows {
-            labels: ds.tags_path(recording),
-            rows: labels.len(),
-        });
-    }
-    Ok(labels
-        .into_iter()
-        .enumerate()
-        .map(|(row, label)| RowSample {
-            name: sample_name(recording, row),
-            recording: recording.to_owned(),
-            row,
-            label,
-        })
-        .collect())
-}
-
-/// The DVS128 Gesture sample `name` (`<recording>_<NN>`, NN a label row),
-/// checked against the root: a recording of its trial lists, a row of its
-/// labels file.
-pub(crate) fn parse_row_sample(ds: &Dataset, name: &str) -> Result<RowSample, DataCmdError> {
-    let (recording, row) = parse_sample_name(name).ok_or_else(|| DataCmdError::BadRowName {
-        name: name.to_owned(),
-    })?;
-    if !ds.recordings(Variant::Whole).iter().any(|r| r == recording) {
-        return Err(DataCmdError::UnknownTrial {
-            sample: name.to_owned(),
-            recording: recording.to_owned(),
-            dir: ds
-                .kind()
-                .files_dir(ds.root())
-                .unwrap_or_else(|| ds.root().to_path_buf()),
-        });
-    }
-    let rows = recording_rows(ds, recording)?;
-    let count = rows.len();
-    rows.into_iter()
-        .nth(row)
-        .ok_or_else(|| DataCmdError::NoSuchRow {
-            sample: name.to_owned(),
-            row,
-            rows: count,
-            labels: ds.tags_path(recording),
-        })
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-/// [`SAMPLES_CSV`]'s text for `samples`: `sample,recording,row,class,
-/// class_name,start_us,end_us`, the class 0-based and named as the root's
-/// `gesture_mapping.csv` names it.
-pub(crate) fn samples_csv(ds: &Dataset, samples: &[RowSample]) -> String {
-    let mut text = String::from("sample,recording,row,class,class_name,start_us,end_us\n");
-    for s in samples {
-        let class_name = ds
-            .class_names()
-            .get(s.label.class)
-            .map_or("", String::as_str);
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            csv_field(&s.name),
-            csv_field(&s.recording),
-            s.row,
-            s.label.class,
-            csv_field(class_name),
-            s.label.start_us,
-            s.label.end_us
-        ));
-    }
-    text
-}
-
-/// Writes [`SAMPLES_CSV`] into `dir`; returns its path.
-pub(crate) fn write_samples_csv(
-    ds: &Dataset,
-    dir: &Path,
-    samples: &[RowSample],
-) -> Result<PathBuf, DataCmdError> {
-    let path = dir.join(SAMPLES_CSV);
-    std::fs::write(&path, samples_csv(ds, samples)).map_err(io_at(&path))?;
-    Ok(path)
-}
-
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DataCmdError + '_ {
-    move |source| DataCmdError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn stdout_err(source: std::io::Error) -> DataCmdError {
-    DataCmdError::Io {
-        path: PathBuf::from("-"),
-        source,
-    }
-}
-
 /// Runs a data tool, printing its report to `out`.
 pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     match &args.command {
         DataCommand::Synth(a) => run_synth(a, out),
         DataCommand::Import(a) => run_import(a, out),
         DataCommand::Slice(a) => run_slice(a, out),
-        DataCommand::Frames(a) => crate::frames_cmd::run_frames(a, out),
+        DataCommand::Frames(a) => super::frames::run_frames(a, out),
         DataCommand::Inspect(a) => run_inspect(a, out),
         DataCommand::Render(a) => run_render(a, out),
     }
@@ -456,16 +229,6 @@ fn run_slice_gesture(a: &SliceArgs, ds: &Dataset, out: &mut dyn Write) -> Result
         csv.display()
     )
     .map_err(stdout_err)
-}
-
-/// `<recording>_<NN>` with NN a class index.
-pub(crate) fn parse_sample(name: &str) -> Result<(String, usize), DataCmdError> {
-    match parse_sample_name(name) {
-        Some((rec, class)) if class < CLASSES => Ok((rec.to_string(), class)),
-        _ => Err(DataCmdError::BadSample {
-            name: name.to_string(),
-        }),
-    }
 }
 
 fn run_render(a: &RenderArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {

@@ -22,8 +22,9 @@ use spikecv_common::events::slicing::sample_name;
 use spikecv_common::events::tags::CLASSES;
 use spikecv_common::experiment::config::ExperimentConfig;
 
-use crate::data_cmd::{
-    DataCmdError, RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
+use super::data_error::{DataCmdError, stdout_err};
+use super::samples::{
+    RowSample, parse_row_sample, parse_sample, recording_rows, write_samples_csv,
 };
 
 /// Flags of `coordinator data frames`.
@@ -147,6 +148,51 @@ fn write_recording(
     Ok(classes.len())
 }
 
+/// Bins and writes the samples of every group on `threads` threads, each
+/// taking the next recording; stops at the first error. Returns how many
+/// samples were written.
+fn write_groups(
+    ds: &Dataset,
+    groups: &Groups,
+    spec: &FrameSpec,
+    crop: Crop,
+    target: &(impl Fn(&str) -> PathBuf + Sync),
+    threads: usize,
+) -> Result<usize, DataCmdError> {
+    let (next, written, stop) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicBool::new(false),
+    );
+    let first_error: Mutex<Option<DataCmdError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some((rec, classes)) = groups.get(next.fetch_add(1, Ordering::Relaxed))
+                    else {
+                        return;
+                    };
+                    match write_recording(ds, rec, classes, spec, crop, target) {
+                        Ok(n) => {
+                            written.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                            slot.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(written.into_inner())
+}
+
 /// Runs `data frames`, printing one summary line to `out` (DVS128 Gesture:
 /// and a line naming `samples.csv`, or for a single `.npy` the sample's row
 /// and class).
@@ -180,39 +226,8 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get()))
         .clamp(1, groups.len().max(1));
     let started = Instant::now();
-    let (next, written, stop) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicBool::new(false),
-    );
-    let first_error: Mutex<Option<DataCmdError>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let Some((rec, classes)) = groups.get(next.fetch_add(1, Ordering::Relaxed))
-                    else {
-                        return;
-                    };
-                    match write_recording(&ds, rec, classes, &spec, crop, &target) {
-                        Ok(n) => {
-                            written.fetch_add(n, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                            slot.get_or_insert(e);
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
+    let n = write_groups(&ds, &groups, &spec, crop, &target, threads)?;
     let seconds = started.elapsed().as_secs_f64();
-    let n = written.into_inner();
     let gesture_line = if ds.kind().cut() != SampleCut::TimeWindows {
         None
     } else if single_file {
@@ -253,11 +268,4 @@ pub fn run_frames(a: &FramesArgs, out: &mut dyn Write) -> Result<(), DataCmdErro
         writeln!(out, "{line}").map_err(stdout_err)?;
     }
     Ok(())
-}
-
-fn stdout_err(source: std::io::Error) -> DataCmdError {
-    DataCmdError::Io {
-        path: PathBuf::from("-"),
-        source,
-    }
 }

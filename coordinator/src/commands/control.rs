@@ -6,7 +6,7 @@ use std::io::Write;
 
 use spikecv_common::proto::{CancelRequest, RetryRequest};
 
-use crate::cli::ClientArgs;
+use super::client_args::ClientArgs;
 
 /// Flags of `coordinator cancel`.
 #[derive(Debug, clap::Args)]

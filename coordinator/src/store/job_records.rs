@@ -1,16 +1,19 @@
-//! Jobs read back as [`JobRecord`]s over a read-only connection: every job of
-//! an experiment (for a report, with every epoch and the confusion matrix; for
-//! the live dashboard, with only the latest epoch of unfinished jobs), one job
-//! by id, and a job's epochs.
+//! Jobs read back as [`JobRecord`]s over a read-only connection: the one
+//! mapping of a job row, every job of an experiment (for a report, with every
+//! epoch and the confusion matrix; for the live dashboard, with only the
+//! latest epoch of unfinished jobs), one job by id, and the attempts running
+//! now with their jobs.
 
-use std::collections::HashMap;
+use std::str::FromStr;
 
 use rusqlite::{Connection, Row};
-use spikecv_common::experiment::job::EpochMetrics;
+use serde::Serialize;
+use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::StoreError;
-use super::read_only::FromStoreError;
-use super::reads;
+use super::error::{FromStoreError, StoreError, corrupt};
+use super::metrics::{epochs, latest_epochs};
 use super::records::JobRecord;
 
 /// How much of each job to read.
@@ -47,13 +50,13 @@ pub(crate) const RECORD_COLUMNS: usize = 22;
 /// of a job row, for every reader).
 pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreError> {
     let id: String = r.get(0)?;
-    let (variant, protocol, status) = reads::job_kind(
+    let (variant, protocol, status) = job_kind(
         &id,
         &r.get::<_, String>(1)?,
         &r.get::<_, String>(4)?,
         &r.get::<_, String>(5)?,
     )?;
-    let int = |v: i64, column| u32::try_from(v).map_err(|e| reads::corrupt("jobs", &id, column, e));
+    let int = |v: i64, column| u32::try_from(v).map_err(|e| corrupt("jobs", &id, column, e));
     let opt_int = |i: usize, column| -> Result<Option<u32>, StoreError> {
         r.get::<_, Option<i64>>(i)?
             .map(|v| int(v, column))
@@ -63,8 +66,7 @@ pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreEr
     Ok(JobRecord {
         experiment: experiment.to_owned(),
         variant,
-        seed: u64::try_from(r.get::<_, i64>(2)?)
-            .map_err(|e| reads::corrupt("jobs", &id, "seed", e))?,
+        seed: u64::try_from(r.get::<_, i64>(2)?).map_err(|e| corrupt("jobs", &id, "seed", e))?,
         fold: int(r.get(3)?, "fold")?,
         protocol,
         status,
@@ -84,27 +86,29 @@ pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreEr
         progress_epoch: opt_int(17, "progress_epoch")?,
         progress_of: opt_int(18, "progress_of")?,
         configuration: usize::try_from(r.get::<_, i64>(19)?)
-            .map_err(|e| reads::corrupt("experiment_jobs", &id, "configuration", e))?,
+            .map_err(|e| corrupt("experiment_jobs", &id, "configuration", e))?,
         pruned: pruned
             .as_deref()
             .map(serde_json::from_str)
             .transpose()
-            .map_err(|e| reads::corrupt("jobs", &id, "pruned_json", e))?,
+            .map_err(|e| corrupt("jobs", &id, "pruned_json", e))?,
         planned_epochs: opt_int(21, "epochs")?,
         id,
     })
 }
 
-/// A stored epoch's metrics (`epoch_metrics.metrics_json` of `job`).
-pub(super) fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMetrics, StoreError> {
-    serde_json::from_str(json).map_err(|e| {
-        reads::corrupt(
-            "epoch_metrics",
-            &format!("{job} epoch {epoch}"),
-            "metrics_json",
-            e,
-        )
-    })
+/// Parses the kind columns of the `jobs` row `key`: variant, protocol, status.
+pub(crate) fn job_kind(
+    key: &str,
+    variant: &str,
+    protocol: &str,
+    status: &str,
+) -> Result<(Variant, ProtocolKind, JobStatus), StoreError> {
+    let variant = Variant::from_str(variant).map_err(|e| corrupt("jobs", key, "variant", e))?;
+    let protocol =
+        ProtocolKind::from_str(protocol).map_err(|e| corrupt("jobs", key, "protocol", e))?;
+    let status = JobStatus::from_str(status).map_err(|e| corrupt("jobs", key, "status", e))?;
+    Ok((variant, protocol, status))
 }
 
 /// Every job of experiment `id` (including jobs it shares with an earlier
@@ -170,42 +174,20 @@ fn fill_full(
         .as_deref()
         .map(serde_json::from_str)
         .transpose()
-        .map_err(|e| reads::corrupt("jobs", &key, "result_json", e))?;
+        .map_err(|e| corrupt("jobs", &key, "result_json", e))?;
     job.confusion = result
         .as_ref()
         .and_then(|r| r.get("confusion"))
         .filter(|c| !c.is_null())
         .map(|c| serde_json::from_value::<Vec<Vec<u32>>>(c.clone()))
         .transpose()
-        .map_err(|e| reads::corrupt("jobs", &key, "result_json.confusion", e))?;
+        .map_err(|e| corrupt("jobs", &key, "result_json.confusion", e))?;
     let result_epochs = result.as_ref().and_then(|r| r.get("epochs"));
     if let Some(list) = result_epochs.filter(|_| job.epochs.is_empty()) {
         job.epochs = serde_json::from_value(list.clone())
-            .map_err(|e| reads::corrupt("jobs", &key, "result_json.epochs", e))?;
+            .map_err(|e| corrupt("jobs", &key, "result_json.epochs", e))?;
     }
     Ok(())
-}
-
-/// The latest epoch metrics of every leased or running job, by job id.
-fn latest_epochs(conn: &Connection) -> Result<HashMap<String, EpochMetrics>, FromStoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT m.job, m.epoch, m.metrics_json FROM jobs j
-         JOIN epoch_metrics m ON m.job = j.id
-              AND m.epoch = (SELECT max(epoch) FROM epoch_metrics WHERE job = j.id)
-         WHERE j.status IN ('leased', 'running')",
-    )?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(job, epoch, json)| Ok((job.clone(), parse_metrics(&job, epoch, &json)?)))
-        .collect()
 }
 
 /// One job by id (outside any experiment: configuration 0, experiment left
@@ -225,15 +207,60 @@ pub fn job(conn: &Connection, id: &str) -> Result<Option<JobRecord>, FromStoreEr
     Ok(Some(job))
 }
 
-/// Every stored epoch of a job, by epoch.
-pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromStoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch",
+/// One open attempt: the worker and the job it runs now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAttempt {
+    /// Worker id.
+    pub worker: String,
+    /// The job.
+    pub job: WorkerJob,
+}
+
+/// A job a worker runs (as the dashboard lists it under the worker).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerJob {
+    /// Job id.
+    pub job: String,
+    /// Slot.
+    pub device: String,
+    /// Variant.
+    pub variant: String,
+    /// Seed.
+    pub seed: u64,
+    /// Fold.
+    pub fold: u32,
+    /// Last reported epoch.
+    pub epoch: Option<u32>,
+    /// Epochs in total, as reported.
+    pub of: Option<u32>,
+}
+
+/// The attempts that are their job's current one and have not ended.
+pub fn open_attempts(conn: &Connection) -> Result<Vec<OpenAttempt>, FromStoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT a.worker, a.job, a.device, j.variant, j.seed, j.fold, j.progress_epoch, j.progress_of
+         FROM attempts a JOIN jobs j ON j.current_attempt = a.id
+         WHERE a.ended_ms IS NULL ORDER BY a.id",
     )?;
     let rows = stmt
-        .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .query_map([], |r| {
+            Ok(OpenAttempt {
+                worker: r.get(0)?,
+                job: WorkerJob {
+                    job: r.get(1)?,
+                    device: r.get(2)?,
+                    variant: r.get(3)?,
+                    seed: r.get::<_, i64>(4)?.unsigned_abs(),
+                    fold: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+                    epoch: r
+                        .get::<_, Option<i64>>(6)?
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+                    of: r
+                        .get::<_, Option<i64>>(7)?
+                        .map(|v| u32::try_from(v).unwrap_or(u32::MAX)),
+                },
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
-    rows.iter()
-        .map(|(epoch, json)| Ok(parse_metrics(job, *epoch, json)?))
-        .collect()
+    Ok(rows)
 }
