@@ -24,10 +24,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::aggregate::{GroupReport, Report};
-use super::compare::Ranking;
-use super::model::JobRecord;
 use super::plots_sweep::{CONFIGURATIONS_SIZE, draw_configurations};
+use crate::report::compute::compare::Ranking;
+use crate::report::compute::groups::GroupReport;
+use crate::report::compute::report::Report;
+use crate::store::records::JobRecord;
 
 /// Size of a learning-curve plot in pixels.
 pub const LEARNING_SIZE: (u32, u32) = (1400, 560);
@@ -730,34 +731,4 @@ fn draw_confusion<DB: DrawingBackend>(
         ))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_gesture_confusion_matrix_is_labelled_with_the_gesture_names() {
-        let report = super::super::aggregate::tests::gesture_report();
-        let dir = tempfile::tempdir().unwrap();
-        super::write_plots(&report, dir.path()).unwrap();
-        let svg =
-            std::fs::read_to_string(dir.path().join("confusion-whole-train-val-test.svg")).unwrap();
-        let texts: Vec<&str> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim()))
-            .collect();
-        for name in spikecv_common::dataset::dvs_gesture::CLASS_NAMES {
-            // Once beside the rows (true class), once below the columns.
-            assert_eq!(texts.iter().filter(|t| **t == name).count(), 2, "{name}");
-        }
-        assert!(!texts.contains(&"class 0"));
-        if let Ok(keep) = std::env::var("SPIKECV_KEEP_PLOTS") {
-            for f in [
-                "confusion-whole-train-val-test.png",
-                "confusion-whole-train-val-test.svg",
-            ] {
-                std::fs::copy(dir.path().join(f), std::path::Path::new(&keep).join(f)).unwrap();
-            }
-        }
-    }
 }
