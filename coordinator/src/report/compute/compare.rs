@@ -159,71 +159,9 @@ pub fn compare_configurations(
             .iter()
             .filter(|g| g.variant == variant && g.protocol.as_str() == protocol_name)
             .collect();
-        let Some(first) = members.first() else {
-            continue;
-        };
-        let protocol = first.protocol;
-        let basis = if first.optimistic {
-            RankBasis::TestOptimistic
-        } else {
-            RankBasis::Validation
-        };
-        let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
-        let mut rows: Vec<RankedRow> = members
-            .iter()
-            .map(|g| RankedRow {
-                rank: 0,
-                configuration: g.configuration,
-                label: g.configuration_label.clone(),
-                baseline: Some(g.configuration) == baseline,
-                network: infos.get(g.configuration).and_then(|i| i.network.clone()),
-                test_accuracy: g.test_accuracy.clone(),
-                val_accuracy: g.val_accuracy.clone(),
-                pruned: g.pruned,
-                versus_baseline: match &base_acc {
-                    Some(b) if Some(g.configuration) != baseline => {
-                        let c = accuracies(jobs, variant, protocol, g.configuration);
-                        paired_with(&c, b).map(|paired| BaselineComparison {
-                            paired,
-                            t_test_p_holm: None,
-                            wilcoxon_p_holm: None,
-                        })
-                    }
-                    _ => None,
-                },
-            })
-            .collect();
-        rows.sort_by(|a, b| {
-            match (sort_key(a, basis), sort_key(b, basis)) {
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            }
-            .then(a.configuration.cmp(&b.configuration))
-        });
-        let mut rank = 0;
-        for row in &mut rows {
-            if sort_key(row, basis).is_some() {
-                rank += 1;
-                row.rank = rank;
-            }
+        if let Some(ranking) = ranking(infos, &members, baseline, jobs) {
+            rankings.push(ranking);
         }
-        let recommended = match basis {
-            RankBasis::Validation => rows
-                .first()
-                .filter(|r| r.rank == 1)
-                .map(|r| r.configuration),
-            RankBasis::TestOptimistic => None,
-        };
-        rankings.push(Ranking {
-            variant,
-            protocol,
-            optimistic: basis == RankBasis::TestOptimistic,
-            ranked_by: basis,
-            rows,
-            recommended,
-        });
     }
     let comparisons = holm_adjust(&mut rankings);
     SweepComparison {
@@ -231,6 +169,85 @@ pub fn compare_configurations(
         rankings,
         comparisons,
         pruning: pruning_summary(infos, jobs),
+    }
+}
+
+/// The ranking of `members`, the groups of one variant under one protocol
+/// (`None` without any); p-values not yet Holm-adjusted.
+fn ranking(
+    infos: &[ConfigurationInfo],
+    members: &[&GroupReport],
+    baseline: Option<usize>,
+    jobs: &[&JobRecord],
+) -> Option<Ranking> {
+    let first = members.first()?;
+    let (variant, protocol) = (first.variant, first.protocol);
+    let basis = if first.optimistic {
+        RankBasis::TestOptimistic
+    } else {
+        RankBasis::Validation
+    };
+    let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
+    let mut rows: Vec<RankedRow> = members
+        .iter()
+        .map(|g| RankedRow {
+            rank: 0,
+            configuration: g.configuration,
+            label: g.configuration_label.clone(),
+            baseline: Some(g.configuration) == baseline,
+            network: infos.get(g.configuration).and_then(|i| i.network.clone()),
+            test_accuracy: g.test_accuracy.clone(),
+            val_accuracy: g.val_accuracy.clone(),
+            pruned: g.pruned,
+            versus_baseline: match &base_acc {
+                Some(b) if Some(g.configuration) != baseline => {
+                    let c = accuracies(jobs, variant, protocol, g.configuration);
+                    paired_with(&c, b).map(|paired| BaselineComparison {
+                        paired,
+                        t_test_p_holm: None,
+                        wilcoxon_p_holm: None,
+                    })
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    rank_rows(&mut rows, basis);
+    let recommended = match basis {
+        RankBasis::Validation => rows
+            .first()
+            .filter(|r| r.rank == 1)
+            .map(|r| r.configuration),
+        RankBasis::TestOptimistic => None,
+    };
+    Some(Ranking {
+        variant,
+        protocol,
+        optimistic: basis == RankBasis::TestOptimistic,
+        ranked_by: basis,
+        rows,
+        recommended,
+    })
+}
+
+/// Orders `rows` best first by `basis` (rows without a figure last, by
+/// configuration on a tie) and numbers those with a figure from 1.
+fn rank_rows(rows: &mut [RankedRow], basis: RankBasis) {
+    rows.sort_by(|a, b| {
+        match (sort_key(a, basis), sort_key(b, basis)) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then(a.configuration.cmp(&b.configuration))
+    });
+    let mut rank = 0;
+    for row in rows {
+        if sort_key(row, basis).is_some() {
+            rank += 1;
+            row.rank = rank;
+        }
     }
 }
 
