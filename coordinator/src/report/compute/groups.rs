@@ -45,7 +45,7 @@ pub struct FoldRow {
 /// one configuration).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupReport {
-    /// Index of the configuration in [`Report::configurations`] (0 without a sweep).
+    /// Index of the configuration in the report's `configurations` (0 without a sweep).
     pub configuration: usize,
     /// The configuration's label (empty without a sweep).
     pub configuration_label: String,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::text::{cell, duration_text, saving_text};
+use super::text::{configuration_cell, duration_text, saving_text};
 use crate::report::compute::configurations::ConfigurationInfo;
 use crate::report::compute::early_stop::EarlyStopping;
 
@@ -24,11 +24,7 @@ pub fn write_markdown(
     )?;
     writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
     for j in &e.jobs {
-        let label = infos
-            .get(j.configuration)
-            .map(|i| i.label.as_str())
-            .filter(|l| !l.is_empty())
-            .map_or_else(|| "–".to_owned(), cell);
+        let label = configuration_cell(infos, j.configuration);
         writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",

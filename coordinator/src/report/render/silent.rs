@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::text::cell;
+use super::text::{cell, configuration_cell};
 use crate::report::compute::report::Report;
 
 /// Writes the silent-jobs section: how many succeeded jobs of each group
@@ -37,11 +37,7 @@ pub fn write_markdown(out: &mut String, r: &Report) -> std::fmt::Result {
     )?;
     writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
     for j in jobs {
-        let label = infos
-            .get(j.configuration)
-            .map(|i| i.label.as_str())
-            .filter(|l| !l.is_empty())
-            .map_or_else(|| "–".to_owned(), cell);
+        let label = configuration_cell(infos, j.configuration);
         writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} |",

@@ -1,7 +1,7 @@
 //! The text of figures shared by the renderers: Markdown table cells,
 //! times and durations, counts, FLOPs, networks, p-values and savings.
 
-use crate::report::compute::configurations::NetworkSummary;
+use crate::report::compute::configurations::{ConfigurationInfo, NetworkSummary};
 use crate::report::compute::early_stop::Saving;
 
 /// A Markdown table cell: characters that Markdown or inline HTML would read
@@ -22,6 +22,16 @@ pub fn cell(text: &str) -> String {
         }
     }
     out
+}
+
+/// The label of configuration `index` of `infos` as a table cell; `–` when
+/// it has none (no sweep) or `infos` does not list it.
+pub fn configuration_cell(infos: &[ConfigurationInfo], index: usize) -> String {
+    infos
+        .get(index)
+        .map(|i| i.label.as_str())
+        .filter(|l| !l.is_empty())
+        .map_or_else(|| "–".to_owned(), cell)
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
