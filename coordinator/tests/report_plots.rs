@@ -8,7 +8,7 @@ use std::path::Path;
 
 use report_fixture as fx;
 use spikecv_common::experiment::sections::ProtocolKind;
-use spikecv_coordinator::report::plots::{BARS_SIZE, CONFUSION_SIZE, LEARNING_SIZE};
+use spikecv_coordinator::report::render::plots::{BARS_SIZE, CONFUSION_SIZE, LEARNING_SIZE};
 use spikecv_coordinator::report::{build_report, write_plots};
 
 /// (width, height) from a PNG's IHDR chunk, after checking the signature, the

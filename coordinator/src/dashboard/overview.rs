@@ -13,8 +13,9 @@ use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::DashboardError;
 use crate::eta::{self, EtaInputs};
-use crate::report::aggregate::{Metric, Progress};
-use crate::report::compare::NetworkSummary;
+use crate::report::compute::configurations::NetworkSummary;
+use crate::report::compute::jobs::Progress;
+use crate::report::compute::metric::Metric;
 use crate::report::{ExperimentRecord, build_report, from_store};
 use crate::scheduler::SlotInfo;
 /// A job a worker runs, as the overview lists it (the store's read of it).

@@ -22,8 +22,8 @@ use spikecv_common::experiment::sweep::{Configuration, configurations};
 
 use crate::report::build_report;
 use crate::report::from_store::{self, FromStoreError};
-use crate::report::json::{JsonError, render_json};
 use crate::report::model::ExperimentRecord;
+use crate::report::render::json::{JsonError, render_json};
 
 /// Flags of `coordinator export`.
 #[derive(Debug, Clone, clap::Args)]

@@ -10,7 +10,9 @@ use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 
 use super::held::Held;
-use crate::report::aggregate::{GroupReport, Metric, Report};
+use crate::report::compute::groups::GroupReport;
+use crate::report::compute::metric::Metric;
+use crate::report::compute::report::Report;
 use crate::report::model::JobRecord;
 
 /// The longest param value MLflow takes (6,000 characters since MLflow 2.x);

@@ -5,11 +5,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::aggregate::build_report;
-use super::from_store::{self, FromStoreError};
-use super::json::JsonError;
-use super::plots::PlotError;
-use super::{render_csv, render_json, render_markdown, write_plots};
+use super::compute::report::build_report;
+use super::render::csv::render_csv;
+use super::render::json::{JsonError, render_json};
+use super::render::markdown::render_markdown;
+use super::render::plots::{PlotError, write_plots};
+use crate::store::read_only::{self as from_store, FromStoreError};
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -10,8 +10,12 @@ use std::path::Path;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::aggregate::{GroupReport, Metric, Report};
-use super::published::{
+use super::text::{cell, duration_text, network_text, utc_text};
+use crate::report::compute::configurations::NetworkSummary;
+use crate::report::compute::groups::GroupReport;
+use crate::report::compute::metric::Metric;
+use crate::report::compute::report::Report;
+use crate::report::published::{
     GestureFigure, PublishedTable, PublishedValue, SlAnimalsFigure, data_set_name,
 };
 
@@ -79,66 +83,11 @@ fn protocol_text(g: &GroupReport) -> String {
     }
 }
 
-/// A Markdown table cell: characters that Markdown or inline HTML would read
-/// as markup (pipes, emphasis, code, links, tags, entities) backslash-escaped,
-/// line breaks as spaces and other control characters as U+FFFD, so a name
-/// or an error message is shown as the text it is.
-pub fn cell(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' | '|' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '~' | '!' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn pruned_text(pruned: usize) -> String {
     if pruned == 0 {
         String::new()
     } else {
         format!(", {pruned} pruned by the sweep")
-    }
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time.
-pub fn utc_text(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// `1 h 02 min 03 s`-style duration.
-pub fn duration_text(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    let (h, m, s) = (s / 3600, s % 3600 / 60, s % 60);
-    if h > 0 {
-        format!("{h} h {m:02} min {s:02} s")
-    } else if m > 0 {
-        format!("{m} min {s:02} s")
-    } else {
-        format!("{s} s")
     }
 }
 
@@ -314,7 +263,7 @@ fn write_results(out: &mut String, r: &Report) -> std::fmt::Result {
 /// The header's network line: the network, its parameters and FLOPs when
 /// every configuration trains the same one, else a pointer to the ranking.
 fn write_network(out: &mut String, r: &Report) -> std::fmt::Result {
-    let mut networks: Vec<&super::compare::NetworkSummary> = Vec::new();
+    let mut networks: Vec<&NetworkSummary> = Vec::new();
     for n in r.configurations.iter().filter_map(|c| c.network.as_ref()) {
         if !networks.contains(&n) {
             networks.push(n);
@@ -322,11 +271,7 @@ fn write_network(out: &mut String, r: &Report) -> std::fmt::Result {
     }
     match networks.as_slice() {
         [] => Ok(()),
-        [one] => writeln!(
-            out,
-            "- Network: {}",
-            super::markdown_sweep::network_text(one)
-        ),
+        [one] => writeln!(out, "- Network: {}", network_text(one)),
         many => writeln!(
             out,
             "- Networks: {} different ones across the configurations (names, parameters and FLOPs in \"Configurations compared\")",
@@ -684,24 +629,4 @@ fn write_compute(out: &mut String, r: &Report) -> std::fmt::Result {
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cell;
-
-    #[test]
-    fn cells_show_markup_as_text() {
-        assert_eq!(cell("lr=0.0003 steps=100"), "lr=0.0003 steps=100");
-        assert_eq!(cell("a|b\nc"), "a\\|b c");
-        assert_eq!(
-            cell("<img src=x onerror=alert(1)> [x](javascript:y) **b** `c`"),
-            "\\<img src=x onerror=alert(1)\\> \\[x\\](javascript:y) \\*\\*b\\*\\* \\`c\\`"
-        );
-        assert_eq!(
-            cell("max_attempts \\ &amp; ~~s~~ !"),
-            "max\\_attempts \\\\ \\&amp; \\~\\~s\\~\\~ \\!"
-        );
-        assert_eq!(cell("esc\u{1b}[2J"), "esc\u{FFFD}\\[2J");
-    }
 }

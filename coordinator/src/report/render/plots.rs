@@ -19,15 +19,19 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::coord::Shift;
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use spikecv_common::dataset::kind::Variant;
+use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::aggregate::{GroupReport, Report};
-use super::compare::Ranking;
-use super::model::JobRecord;
 use super::plots_sweep::{CONFIGURATIONS_SIZE, draw_configurations};
+use crate::report::compute::compare::Ranking;
+use crate::report::compute::groups::GroupReport;
+use crate::report::compute::report::Report;
+use crate::store::records::JobRecord;
 
 /// Size of a learning-curve plot in pixels.
 pub const LEARNING_SIZE: (u32, u32) = (1400, 560);
@@ -295,7 +299,7 @@ fn protocol_title(protocol: ProtocolKind) -> String {
 /// Mean over the jobs of each epoch's value, for epochs some job has.
 fn epoch_mean(
     jobs: &[&JobRecord],
-    value: impl Fn(&spikecv_common::experiment::job::EpochMetrics) -> Option<f64>,
+    value: impl Fn(&EpochMetrics) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     let mut sums: BTreeMap<u32, (f64, usize)> = BTreeMap::new();
     for j in jobs {
@@ -312,13 +316,71 @@ fn epoch_mean(
         .collect()
 }
 
+/// A chart of a plot: both axes continuous.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The value a learning panel draws of one epoch.
+type EpochValue<'a> = &'a dyn Fn(&EpochMetrics) -> Option<f64>;
+
 /// One panel of the learning-curve plot.
 struct Panel<'a, DB: DrawingBackend> {
     area: &'a DrawingArea<DB, Shift>,
     label: &'a str,
     y_max: f64,
-    value: &'a dyn Fn(&spikecv_common::experiment::job::EpochMetrics) -> Option<f64>,
+    value: EpochValue<'a>,
     legend_at: SeriesLabelPosition,
+}
+
+/// The jobs a learning-curve plot draws, and what its panels share.
+struct Curves<'a> {
+    jobs: &'a [&'a JobRecord],
+    /// The jobs' seeds, ascending.
+    seeds: Vec<u64>,
+    /// The x axis' last epoch (at least 2).
+    max_epoch: u32,
+}
+
+impl<'a> Curves<'a> {
+    fn of(jobs: &'a [&'a JobRecord]) -> Self {
+        let mut seeds: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let max_epoch = jobs
+            .iter()
+            .flat_map(|j| j.epochs.iter().map(|e| e.epoch))
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        Self {
+            jobs,
+            seeds,
+            max_epoch,
+        }
+    }
+
+    /// The loss axis' top: 5 % above the largest finite train loss (1 without one).
+    fn loss_top(&self) -> f64 {
+        let max_loss = self
+            .jobs
+            .iter()
+            .flat_map(|j| j.epochs.iter().map(|e| e.train_loss))
+            .filter(|x| x.is_finite())
+            .fold(0.0f64, f64::max);
+        if max_loss > 0.0 { max_loss * 1.05 } else { 1.0 }
+    }
+}
+
+/// Draws `text` in grey in the middle of `area`: a plot without data yet.
+fn draw_note<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, text: &str) -> DrawResult<DB> {
+    let (w, h) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        text,
+        (w as i32 / 2, h as i32 / 2),
+        (FONT, 20)
+            .into_font()
+            .color(&RGBColor(120, 120, 120))
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+    ))
 }
 
 fn draw_learning<DB: DrawingBackend>(
@@ -332,26 +394,15 @@ fn draw_learning<DB: DrawingBackend>(
         protocol_title(group.protocol)
     );
     let root = root.titled(&title, (FONT, 24).into_font().style(FontStyle::Bold))?;
-    let panels = root.split_evenly((1, 2));
-    let max_epoch = jobs
-        .iter()
-        .flat_map(|j| j.epochs.iter().map(|e| e.epoch))
-        .max()
-        .unwrap_or(1)
-        .max(2);
-    let max_loss = jobs
-        .iter()
-        .flat_map(|j| j.epochs.iter().map(|e| e.train_loss))
-        .filter(|x| x.is_finite())
-        .fold(0.0f64, f64::max);
-    let max_loss = if max_loss > 0.0 { max_loss * 1.05 } else { 1.0 };
+    let areas = root.split_evenly((1, 2));
+    let curves = Curves::of(jobs);
     let use_val = group.protocol == ProtocolKind::TrainValTest;
     let acc_label = if use_val {
         "validation accuracy (%)"
     } else {
         "test accuracy (%), optimistic protocol"
     };
-    let acc_of = move |e: &spikecv_common::experiment::job::EpochMetrics| {
+    let acc_of = move |e: &EpochMetrics| {
         if use_val {
             e.val_accuracy
         } else {
@@ -359,115 +410,121 @@ fn draw_learning<DB: DrawingBackend>(
         }
         .map(|a| a * 100.0)
     };
-    let loss_of = |e: &spikecv_common::experiment::job::EpochMetrics| {
-        Some(e.train_loss).filter(|x| x.is_finite())
-    };
-    let seeds: Vec<u64> = {
-        let mut s: Vec<u64> = jobs.iter().map(|j| j.seed).collect();
-        s.sort_unstable();
-        s.dedup();
-        s
-    };
-
+    let loss_of = |e: &EpochMetrics| Some(e.train_loss).filter(|x| x.is_finite());
     // Loss falls (its upper right is empty), accuracy rises (its upper left is).
     let panels = [
         Panel {
-            area: &panels[0],
+            area: &areas[0],
             label: "train loss",
-            y_max: max_loss,
+            y_max: curves.loss_top(),
             value: &loss_of,
             legend_at: SeriesLabelPosition::UpperRight,
         },
         Panel {
-            area: &panels[1],
+            area: &areas[1],
             label: acc_label,
             y_max: 100.0,
             value: &acc_of,
             legend_at: SeriesLabelPosition::UpperLeft,
         },
     ];
-    for Panel {
-        area,
-        label,
-        y_max,
-        value: get,
-        legend_at,
-    } in panels
-    {
-        let mut chart = ChartBuilder::on(area)
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(1.0..f64::from(max_epoch), 0.0..y_max)?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc(label)
-            .x_labels(10)
-            .x_label_formatter(&integer_label)
-            .y_label_formatter(&|y| {
-                if y_max == 100.0 {
-                    format!("{y:.0}")
-                } else {
-                    format!("{y:.3}")
-                }
-            })
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 17))
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()?;
-        if jobs.iter().all(|j| j.epochs.is_empty()) {
-            let (w, h) = area.dim_in_pixel();
-            area.draw(&Text::new(
-                "no epoch metrics yet",
-                (w as i32 / 2, h as i32 / 2),
-                (FONT, 20)
-                    .into_font()
-                    .color(&RGBColor(120, 120, 120))
-                    .pos(Pos::new(HPos::Center, VPos::Center)),
-            ))?;
-            continue;
-        }
-        let mut folds_seen = std::collections::BTreeSet::new();
-        for j in jobs {
-            let points: Vec<(f64, f64)> = j
-                .epochs
-                .iter()
-                .filter_map(|e| get(e).map(|v| (f64::from(e.epoch), v)))
-                .collect();
-            let colour = fold_colour(j.fold);
-            let series =
-                chart.draw_series(LineSeries::new(points, colour.mix(0.6).stroke_width(2)))?;
-            if folds_seen.insert(j.fold) {
-                series
-                    .label(format!("fold {}", j.fold))
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                    });
+    for panel in panels {
+        draw_panel(panel, &curves)?;
+    }
+    Ok(())
+}
+
+/// One panel of the learning curves: its axes, then (with epoch metrics)
+/// each job's curve, each seed's mean and the legend.
+fn draw_panel<DB: DrawingBackend>(panel: Panel<'_, DB>, curves: &Curves<'_>) -> DrawResult<DB> {
+    let y_max = panel.y_max;
+    let mut chart = ChartBuilder::on(panel.area)
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(1.0..f64::from(curves.max_epoch), 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(panel.label)
+        .x_labels(10)
+        .x_label_formatter(&integer_label)
+        .y_label_formatter(&|y| {
+            if y_max == 100.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.3}")
             }
-        }
-        for (i, seed) in seeds.iter().enumerate() {
-            let of_seed: Vec<&JobRecord> =
-                jobs.iter().copied().filter(|j| j.seed == *seed).collect();
-            let colour = MEAN_COLOURS[i % MEAN_COLOURS.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    epoch_mean(&of_seed, get),
-                    colour.stroke_width(3),
-                ))?
-                .label(format!("mean over folds, seed {seed}"))
+        })
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+    if curves.jobs.iter().all(|j| j.epochs.is_empty()) {
+        return draw_note(panel.area, "no epoch metrics yet");
+    }
+    draw_job_curves(&mut chart, curves.jobs, panel.value)?;
+    draw_seed_means(&mut chart, curves, panel.value)?;
+    chart
+        .configure_series_labels()
+        .position(panel.legend_at)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()
+}
+
+/// Each job's curve, thin and coloured by fold; the first of each fold
+/// labelled.
+fn draw_job_curves<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    jobs: &[&JobRecord],
+    get: EpochValue<'_>,
+) -> DrawResult<DB> {
+    let mut folds_seen = std::collections::BTreeSet::new();
+    for j in jobs {
+        let points: Vec<(f64, f64)> = j
+            .epochs
+            .iter()
+            .filter_map(|e| get(e).map(|v| (f64::from(e.epoch), v)))
+            .collect();
+        let colour = fold_colour(j.fold);
+        let series = chart.draw_series(LineSeries::new(points, colour.mix(0.6).stroke_width(2)))?;
+        if folds_seen.insert(j.fold) {
+            series
+                .label(format!("fold {}", j.fold))
                 .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
         }
+    }
+    Ok(())
+}
+
+/// Each seed's mean over its folds, thick.
+fn draw_seed_means<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    curves: &Curves<'_>,
+    get: EpochValue<'_>,
+) -> DrawResult<DB> {
+    for (i, seed) in curves.seeds.iter().enumerate() {
+        let of_seed: Vec<&JobRecord> = curves
+            .jobs
+            .iter()
+            .copied()
+            .filter(|j| j.seed == *seed)
+            .collect();
+        let colour = MEAN_COLOURS[i % MEAN_COLOURS.len()];
         chart
-            .configure_series_labels()
-            .position(legend_at)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .draw()?;
+            .draw_series(LineSeries::new(
+                epoch_mean(&of_seed, get),
+                colour.stroke_width(3),
+            ))?
+            .label(format!("mean over folds, seed {seed}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
+            });
     }
     Ok(())
 }
@@ -506,8 +563,40 @@ fn draw_bars<DB: DrawingBackend>(
     let title = format!("Test accuracy per fold: {}", protocol_title(protocol));
     let root = root.titled(&title, (FONT, 24).into_font().style(FontStyle::Bold))?;
     let folds = groups.iter().map(|g| g.per_fold.len()).max().unwrap_or(0);
+    let mut chart = bars_chart(&root, folds)?;
+    let n = groups.len().max(1) as f64;
+    let width = 0.8 / n;
+    for (i, g) in groups.iter().enumerate() {
+        let colour = variant_colour(g.variant);
+        let bars = group_bars(g, folds, width * i as f64, width);
+        chart
+            .draw_series(
+                bars.iter()
+                    .map(|b| Rectangle::new([(b.left, 0.0), (b.right, b.mean)], colour.filled())),
+            )?
+            .label(bars_legend(g))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
+        for b in &bars {
+            draw_bar_marks(&mut chart, b)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .draw()?;
+    Ok(())
+}
+
+/// The bar chart's axes: one category per fold, then all folds.
+fn bars_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    folds: usize,
+) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
     let categories = folds + 1;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(70)
@@ -534,84 +623,78 @@ fn draw_bars<DB: DrawingBackend>(
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
-    let n = groups.len().max(1) as f64;
-    let width = 0.8 / n;
-    for (i, g) in groups.iter().enumerate() {
-        let colour = variant_colour(g.variant);
-        let mut bars = Vec::new();
-        for (c, m) in g
-            .per_fold
-            .iter()
-            .map(|f| &f.test_accuracy)
-            .chain(std::iter::once(&g.test_accuracy))
-            .enumerate()
-        {
-            let centre = if c < g.per_fold.len() { c } else { folds } as f64;
-            let x0 = centre - 0.4 + width * i as f64;
-            if let Some(mean) = m.mean {
-                bars.push(Bar {
-                    left: x0,
-                    right: x0 + width * 0.9,
-                    mean: mean * 100.0,
-                    std: m.std_population.filter(|_| m.count > 1).map(|s| s * 100.0),
-                    count: m.count,
-                    planned: m.planned,
-                });
-            }
-        }
-        let legend = if g.succeeded < g.planned {
-            format!(
-                "{} set (partial: {} of {} jobs)",
-                g.variant, g.succeeded, g.planned
-            )
-        } else {
-            format!("{} set ({} jobs)", g.variant, g.planned)
-        };
-        chart
-            .draw_series(
-                bars.iter()
-                    .map(|b| Rectangle::new([(b.left, 0.0), (b.right, b.mean)], colour.filled())),
-            )?
-            .label(legend)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], colour.filled()));
-        for b in &bars {
-            let centre = (b.left + b.right) / 2.0;
-            let cap = (b.right - b.left) * 0.2;
-            if let Some(sd) = b.std {
-                let (lo, hi) = ((b.mean - sd).max(0.0), (b.mean + sd).min(100.0));
-                let style = BLACK.stroke_width(2);
-                chart.draw_series([
-                    PathElement::new(vec![(centre, lo), (centre, hi)], style),
-                    PathElement::new(vec![(centre - cap, lo), (centre + cap, lo)], style),
-                    PathElement::new(vec![(centre - cap, hi), (centre + cap, hi)], style),
-                ])?;
-            }
-            let top = b.mean + b.std.unwrap_or(0.0);
-            chart.draw_series([
-                Text::new(
-                    format!("{:.1}", b.mean),
-                    (centre, (top + 1.5).min(99.0)),
-                    TextStyle::from((FONT, 14).into_font())
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                ),
-                Text::new(
-                    format!("n={}/{}", b.count, b.planned),
-                    (centre, 1.5),
-                    (FONT, 13)
-                        .into_font()
-                        .color(&WHITE)
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                ),
-            ])?;
+    Ok(chart)
+}
+
+/// The bars of one group: one per fold with a result, then all folds; each
+/// `offset` right of its category's left edge, `width` wide less a gap.
+fn group_bars(g: &GroupReport, folds: usize, offset: f64, width: f64) -> Vec<Bar> {
+    let mut bars = Vec::new();
+    for (c, m) in g
+        .per_fold
+        .iter()
+        .map(|f| &f.test_accuracy)
+        .chain(std::iter::once(&g.test_accuracy))
+        .enumerate()
+    {
+        let centre = if c < g.per_fold.len() { c } else { folds } as f64;
+        let x0 = centre - 0.4 + offset;
+        if let Some(mean) = m.mean {
+            bars.push(Bar {
+                left: x0,
+                right: x0 + width * 0.9,
+                mean: mean * 100.0,
+                std: m.std_population.filter(|_| m.count > 1).map(|s| s * 100.0),
+                count: m.count,
+                planned: m.planned,
+            });
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()?;
+    bars
+}
+
+/// A group's legend entry: its variant and jobs, flagged when partial.
+fn bars_legend(g: &GroupReport) -> String {
+    if g.succeeded < g.planned {
+        format!(
+            "{} set (partial: {} of {} jobs)",
+            g.variant, g.succeeded, g.planned
+        )
+    } else {
+        format!("{} set ({} jobs)", g.variant, g.planned)
+    }
+}
+
+/// A bar's error bar (with two values or more), its mean above it and its
+/// jobs at its foot.
+fn draw_bar_marks<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, b: &Bar) -> DrawResult<DB> {
+    let centre = (b.left + b.right) / 2.0;
+    let cap = (b.right - b.left) * 0.2;
+    if let Some(sd) = b.std {
+        let (lo, hi) = ((b.mean - sd).max(0.0), (b.mean + sd).min(100.0));
+        let style = BLACK.stroke_width(2);
+        chart.draw_series([
+            PathElement::new(vec![(centre, lo), (centre, hi)], style),
+            PathElement::new(vec![(centre - cap, lo), (centre + cap, lo)], style),
+            PathElement::new(vec![(centre - cap, hi), (centre + cap, hi)], style),
+        ])?;
+    }
+    let top = b.mean + b.std.unwrap_or(0.0);
+    chart.draw_series([
+        Text::new(
+            format!("{:.1}", b.mean),
+            (centre, (top + 1.5).min(99.0)),
+            TextStyle::from((FONT, 14).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom)),
+        ),
+        Text::new(
+            format!("n={}/{}", b.count, b.planned),
+            (centre, 1.5),
+            (FONT, 13)
+                .into_font()
+                .color(&WHITE)
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
+        ),
+    ])?;
     Ok(())
 }
 
@@ -628,16 +711,7 @@ fn draw_confusion<DB: DrawingBackend>(
     );
     let titled = root.titled(&title, (FONT, 22).into_font().style(FontStyle::Bold))?;
     let Some(matrix) = &group.confusion else {
-        let (w, h) = titled.dim_in_pixel();
-        titled.draw(&Text::new(
-            "no confusion matrix yet",
-            (w as i32 / 2, h as i32 / 2),
-            (FONT, 20)
-                .into_font()
-                .color(&RGBColor(120, 120, 120))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
-        return Ok(());
+        return draw_note(&titled, "no confusion matrix yet");
     };
     let n = matrix.len();
     let names: Vec<String> = (0..n)
@@ -646,17 +720,16 @@ fn draw_confusion<DB: DrawingBackend>(
             _ => format!("class {i}"),
         })
         .collect();
-    let nf = n.max(1) as f64;
-    let label = |size: f64| (FONT, size).into_font().color(&BLACK);
     // Room below and beside the matrix for the longest class name (DVS128
     // Gesture's run to 27 characters) and the axis description; never less
     // than the areas SL-Animals-DVS' short names have always had.
     let longest = names
         .iter()
-        .filter_map(|name| root.estimate_text_size(name, &label(16.0)).ok())
+        .filter_map(|name| root.estimate_text_size(name, &class_label()).ok())
         .map(|(w, _)| w)
         .max()
         .unwrap_or(0);
+    let nf = n.max(1) as f64;
     let mut chart = ChartBuilder::on(&titled)
         .margin_top(10)
         .margin_right(30)
@@ -673,6 +746,22 @@ fn draw_confusion<DB: DrawingBackend>(
         .y_desc("true class")
         .axis_desc_style((FONT, 17))
         .draw()?;
+    draw_cells(&mut chart, matrix)?;
+    draw_class_names(root, &chart, &names)
+}
+
+/// The font of a class name beside or below the matrix.
+fn class_label() -> TextStyle<'static> {
+    (FONT, 16.0).into_font().color(&BLACK)
+}
+
+/// Each cell of `matrix` (row: true class, from the top), coloured by its
+/// share of the row, with its count when not 0.
+fn draw_cells<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    matrix: &[Vec<u64>],
+) -> DrawResult<DB> {
+    let nf = matrix.len().max(1) as f64;
     let cell_px = {
         let (x0, _) = chart.backend_coord(&(0.0, 0.0));
         let (x1, _) = chart.backend_coord(&(1.0, 0.0));
@@ -712,13 +801,23 @@ fn draw_confusion<DB: DrawingBackend>(
             }
         }
     }
+    Ok(())
+}
+
+/// The class names on `root`: below each column (rotated) and beside each row.
+fn draw_class_names<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    names: &[String],
+) -> DrawResult<DB> {
+    let nf = names.len().max(1) as f64;
     for (k, name) in names.iter().enumerate() {
         let centre = k as f64 + 0.5;
         let (px, py) = chart.backend_coord(&(centre, 0.0));
         root.draw(&Text::new(
             name.clone(),
             (px, py + 6),
-            label(16.0)
+            class_label()
                 .transform(FontTransform::Rotate270)
                 .pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
@@ -726,38 +825,8 @@ fn draw_confusion<DB: DrawingBackend>(
         root.draw(&Text::new(
             name.clone(),
             (qx - 6, qy),
-            label(16.0).pos(Pos::new(HPos::Right, VPos::Center)),
+            class_label().pos(Pos::new(HPos::Right, VPos::Center)),
         ))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_gesture_confusion_matrix_is_labelled_with_the_gesture_names() {
-        let report = super::super::aggregate::tests::gesture_report();
-        let dir = tempfile::tempdir().unwrap();
-        super::write_plots(&report, dir.path()).unwrap();
-        let svg =
-            std::fs::read_to_string(dir.path().join("confusion-whole-train-val-test.svg")).unwrap();
-        let texts: Vec<&str> = svg
-            .split("<text")
-            .skip(1)
-            .filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim()))
-            .collect();
-        for name in spikecv_common::dataset::dvs_gesture::CLASS_NAMES {
-            // Once beside the rows (true class), once below the columns.
-            assert_eq!(texts.iter().filter(|t| **t == name).count(), 2, "{name}");
-        }
-        assert!(!texts.contains(&"class 0"));
-        if let Ok(keep) = std::env::var("SPIKECV_KEEP_PLOTS") {
-            for f in [
-                "confusion-whole-train-val-test.png",
-                "confusion-whole-train-val-test.svg",
-            ] {
-                std::fs::copy(dir.path().join(f), std::path::Path::new(&keep).join(f)).unwrap();
-            }
-        }
-    }
 }

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::compare::{RankBasis, Ranking};
+use crate::report::compute::compare::{RankBasis, Ranking};
 
 /// Size of a configuration comparison plot in pixels.
 pub const CONFIGURATIONS_SIZE: (u32, u32) = (1100, 600);

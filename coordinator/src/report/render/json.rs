@@ -1,9 +1,9 @@
 //! The JSON report: the [`Report`] structure serialised with serde, layout
-//! version [`SCHEMA_VERSION`](super::aggregate::SCHEMA_VERSION). The schema is
+//! version [`SCHEMA_VERSION`](crate::report::compute::report::SCHEMA_VERSION). The schema is
 //! documented field by field in `docs/report-schema.md`; accuracies are
 //! fractions in [0, 1], absent values are `null`.
 
-use super::aggregate::Report;
+use crate::report::compute::report::Report;
 
 /// A report that could not be serialised (only non-finite numbers can cause it).
 #[derive(Debug, thiserror::Error)]

@@ -8,121 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use spikecv_common::dataset::kind::Variant;
-use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
-use spikecv_common::experiment::sweep::Configuration;
 use spikecv_common::stats::paired::{self, PairedComparison};
 
-use super::aggregate::{GroupReport, Metric};
+use super::configurations::{ConfigurationInfo, NetworkSummary};
 use super::early_stop::{Saving, unspent};
-use super::model::JobRecord;
-
-/// A configuration's network in brief: its compact name and its size.
-///
-/// The counts are [`spikecv_common::experiment::network::Network`]'s: parameters are the
-/// conv and linear layers' weights plus biases; FLOPs are 2 × the
-/// multiply-accumulates of the conv and linear layers per time step × the
-/// steps, for one sample's forward pass (no biases, LIF updates, pooling,
-/// backward pass, nor the savings of sparse spikes). The worker runs a
-/// training sample for `simulation.steps` time steps and a validation or test
-/// sample for `training.test_steps`, so both figures are given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NetworkSummary {
-    /// Compact name, e.g. `c20k3-p2a-c50k3-p2a-f200-f19`.
-    pub name: String,
-    /// Whether it is the default network (no `[network]`: SLANIMALSNet with
-    /// the reference's parameter names).
-    pub reference: bool,
-    /// Trainable parameters (weights and biases).
-    pub parameters: u64,
-    /// FLOPs of one training sample's forward pass (`simulation.steps` steps).
-    pub flops_per_sample: u64,
-    /// `simulation.steps`.
-    pub steps: u32,
-    /// FLOPs of one validation or test sample's forward pass
-    /// (`training.test_steps` steps).
-    pub test_flops_per_sample: u64,
-    /// `training.test_steps`.
-    pub test_steps: u32,
-}
-
-impl NetworkSummary {
-    /// The network of `config` on a data set of `classes` classes; `None`
-    /// when it does not resolve (e.g. a last layer of another class count).
-    pub fn of(config: &ExperimentConfig, classes: u32) -> Option<Self> {
-        let network = config.network(classes).ok()?;
-        let (steps, test_steps) = (config.simulation.steps, config.training.test_steps);
-        Some(Self {
-            name: network.compact_name(),
-            reference: config.network.is_none(),
-            parameters: network.param_count(),
-            flops_per_sample: network.flops_per_sample(steps),
-            steps,
-            test_flops_per_sample: network.flops_per_sample(test_steps),
-            test_steps,
-        })
-    }
-}
-
-/// One configuration of the experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConfigurationInfo {
-    /// Its index (jobs' `configuration`).
-    pub index: usize,
-    /// Readable label, e.g. `lr=0.0003 steps=100` (empty without a sweep).
-    pub label: String,
-    /// The swept values by dotted key.
-    pub values: BTreeMap<String, toml::Value>,
-    /// Whether the others are compared with this one.
-    pub baseline: bool,
-    /// Epochs a job of it trains (`None` when the config did not parse).
-    pub epochs: Option<u32>,
-    /// Its network: compact name, parameters, FLOPs per sample (`None` when
-    /// the config did not parse or its network does not resolve).
-    pub network: Option<NetworkSummary>,
-}
-
-impl ConfigurationInfo {
-    /// The experiment's configurations, each network resolved for `classes`
-    /// classes; when its config did not parse, one unnamed entry per index
-    /// `planned` mentions, none of them a baseline, without a network.
-    pub fn list(
-        configs: &[Configuration],
-        planned: impl Iterator<Item = usize>,
-        classes: u32,
-    ) -> Vec<Self> {
-        if !configs.is_empty() {
-            return configs
-                .iter()
-                .enumerate()
-                .map(|(index, c)| Self {
-                    index,
-                    label: c.label.clone(),
-                    values: c.values.clone(),
-                    baseline: c.baseline,
-                    epochs: Some(c.config.training.epochs),
-                    network: NetworkSummary::of(&c.config, classes),
-                })
-                .collect();
-        }
-        let max = planned.max().unwrap_or(0);
-        (0..=max)
-            .map(|index| Self {
-                index,
-                label: if max == 0 {
-                    String::new()
-                } else {
-                    format!("#{index}")
-                },
-                values: BTreeMap::new(),
-                baseline: max == 0,
-                epochs: None,
-                network: None,
-            })
-            .collect()
-    }
-}
+use super::groups::GroupReport;
+use super::metric::Metric;
+use crate::store::records::JobRecord;
 
 /// Which accuracy a ranking orders by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -265,71 +159,9 @@ pub fn compare_configurations(
             .iter()
             .filter(|g| g.variant == variant && g.protocol.as_str() == protocol_name)
             .collect();
-        let Some(first) = members.first() else {
-            continue;
-        };
-        let protocol = first.protocol;
-        let basis = if first.optimistic {
-            RankBasis::TestOptimistic
-        } else {
-            RankBasis::Validation
-        };
-        let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
-        let mut rows: Vec<RankedRow> = members
-            .iter()
-            .map(|g| RankedRow {
-                rank: 0,
-                configuration: g.configuration,
-                label: g.configuration_label.clone(),
-                baseline: Some(g.configuration) == baseline,
-                network: infos.get(g.configuration).and_then(|i| i.network.clone()),
-                test_accuracy: g.test_accuracy.clone(),
-                val_accuracy: g.val_accuracy.clone(),
-                pruned: g.pruned,
-                versus_baseline: match &base_acc {
-                    Some(b) if Some(g.configuration) != baseline => {
-                        let c = accuracies(jobs, variant, protocol, g.configuration);
-                        paired_with(&c, b).map(|paired| BaselineComparison {
-                            paired,
-                            t_test_p_holm: None,
-                            wilcoxon_p_holm: None,
-                        })
-                    }
-                    _ => None,
-                },
-            })
-            .collect();
-        rows.sort_by(|a, b| {
-            match (sort_key(a, basis), sort_key(b, basis)) {
-                (Some(x), Some(y)) => y.total_cmp(&x),
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            }
-            .then(a.configuration.cmp(&b.configuration))
-        });
-        let mut rank = 0;
-        for row in &mut rows {
-            if sort_key(row, basis).is_some() {
-                rank += 1;
-                row.rank = rank;
-            }
+        if let Some(ranking) = ranking(infos, &members, baseline, jobs) {
+            rankings.push(ranking);
         }
-        let recommended = match basis {
-            RankBasis::Validation => rows
-                .first()
-                .filter(|r| r.rank == 1)
-                .map(|r| r.configuration),
-            RankBasis::TestOptimistic => None,
-        };
-        rankings.push(Ranking {
-            variant,
-            protocol,
-            optimistic: basis == RankBasis::TestOptimistic,
-            ranked_by: basis,
-            rows,
-            recommended,
-        });
     }
     let comparisons = holm_adjust(&mut rankings);
     SweepComparison {
@@ -337,6 +169,85 @@ pub fn compare_configurations(
         rankings,
         comparisons,
         pruning: pruning_summary(infos, jobs),
+    }
+}
+
+/// The ranking of `members`, the groups of one variant under one protocol
+/// (`None` without any); p-values not yet Holm-adjusted.
+fn ranking(
+    infos: &[ConfigurationInfo],
+    members: &[&GroupReport],
+    baseline: Option<usize>,
+    jobs: &[&JobRecord],
+) -> Option<Ranking> {
+    let first = members.first()?;
+    let (variant, protocol) = (first.variant, first.protocol);
+    let basis = if first.optimistic {
+        RankBasis::TestOptimistic
+    } else {
+        RankBasis::Validation
+    };
+    let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
+    let mut rows: Vec<RankedRow> = members
+        .iter()
+        .map(|g| RankedRow {
+            rank: 0,
+            configuration: g.configuration,
+            label: g.configuration_label.clone(),
+            baseline: Some(g.configuration) == baseline,
+            network: infos.get(g.configuration).and_then(|i| i.network.clone()),
+            test_accuracy: g.test_accuracy.clone(),
+            val_accuracy: g.val_accuracy.clone(),
+            pruned: g.pruned,
+            versus_baseline: match &base_acc {
+                Some(b) if Some(g.configuration) != baseline => {
+                    let c = accuracies(jobs, variant, protocol, g.configuration);
+                    paired_with(&c, b).map(|paired| BaselineComparison {
+                        paired,
+                        t_test_p_holm: None,
+                        wilcoxon_p_holm: None,
+                    })
+                }
+                _ => None,
+            },
+        })
+        .collect();
+    rank_rows(&mut rows, basis);
+    let recommended = match basis {
+        RankBasis::Validation => rows
+            .first()
+            .filter(|r| r.rank == 1)
+            .map(|r| r.configuration),
+        RankBasis::TestOptimistic => None,
+    };
+    Some(Ranking {
+        variant,
+        protocol,
+        optimistic: basis == RankBasis::TestOptimistic,
+        ranked_by: basis,
+        rows,
+        recommended,
+    })
+}
+
+/// Orders `rows` best first by `basis` (rows without a figure last, by
+/// configuration on a tie) and numbers those with a figure from 1.
+fn rank_rows(rows: &mut [RankedRow], basis: RankBasis) {
+    rows.sort_by(|a, b| {
+        match (sort_key(a, basis), sort_key(b, basis)) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then(a.configuration.cmp(&b.configuration))
+    });
+    let mut rank = 0;
+    for row in rows {
+        if sort_key(row, basis).is_some() {
+            rank += 1;
+            row.rank = rank;
+        }
     }
 }
 

@@ -4,38 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{BaselineComparison, NetworkSummary, RankBasis, Ranking, SweepComparison};
-use super::markdown::cell;
-
-/// An integer with thousands separators: `373,449`.
-pub fn count_text(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// FLOPs with an SI prefix and three significant digits: `8.84 MFLOPs`.
-pub fn flops_text(flops: u64) -> String {
-    let x = flops as f64;
-    let (value, prefix) = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")]
-        .into_iter()
-        .find(|(scale, _)| x >= *scale)
-        .map_or((x, ""), |(scale, p)| (x / scale, p));
-    let decimals = if value >= 100.0 {
-        0
-    } else if value >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{value:.decimals$} {prefix}FLOPs")
-}
+use super::text::{cell, count_text, flops_text, p_text, saving_text};
+use crate::report::compute::compare::{BaselineComparison, RankBasis, Ranking, SweepComparison};
+use crate::report::compute::configurations::NetworkSummary;
+use crate::report::compute::metric::Metric;
 
 /// The network cells of a ranking row: compact name, parameters, FLOPs per
 /// training sample (`–` when unknown).
@@ -47,40 +19,6 @@ fn network_cells(n: Option<&NetworkSummary>) -> [String; 3] {
             count_text(n.parameters),
             flops_text(n.flops_per_sample),
         ],
-    }
-}
-
-/// One line on a network: `` `c20k3-…` (reference), 373,449 parameters,
-/// 8.84 MFLOPs per training sample (T = 2) `` and the test sample's figure.
-pub fn network_text(n: &NetworkSummary) -> String {
-    let test = if n.test_steps == n.steps {
-        format!(
-            "{} per validation or test sample",
-            flops_text(n.test_flops_per_sample)
-        )
-    } else {
-        format!(
-            "{} per validation or test sample (T = {})",
-            flops_text(n.test_flops_per_sample),
-            n.test_steps
-        )
-    };
-    format!(
-        "`{}`{}, {} parameters, {} per training sample (forward, T = {}), {test}",
-        n.name,
-        if n.reference { " (reference)" } else { "" },
-        count_text(n.parameters),
-        flops_text(n.flops_per_sample),
-        n.steps
-    )
-}
-
-/// A p-value: four decimals, or scientific below 0.0001.
-pub fn p_text(p: Option<f64>) -> String {
-    match p {
-        None => "–".to_owned(),
-        Some(p) if p < 1e-4 => format!("{p:.1e}"),
-        Some(p) => format!("{p:.4}"),
     }
 }
 
@@ -145,7 +83,7 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
         } else {
             row.rank.to_string()
         };
-        let metric = |m: &super::aggregate::Metric| {
+        let metric = |m: &Metric| {
             format!(
                 "{} ± {} ({} of {})",
                 pct(m.mean),
@@ -218,7 +156,7 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
             out,
             "\nPruning stopped {} job(s) on validation accuracy (below the median of the other configurations at the same epoch, or, with successive halving, below the configurations that go on at a rung); it saved {}, from each pruned job's own mean epoch time.",
             p.pruned_jobs,
-            p.saving.text()
+            saving_text(&p.saving)
         )?;
     }
     Ok(())

@@ -6,8 +6,8 @@ use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 
-use super::compare::ConfigurationInfo;
-use super::model::JobRecord;
+use super::configurations::ConfigurationInfo;
+use crate::store::records::JobRecord;
 
 /// One job that stopped before its configured last epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,17 +66,6 @@ impl Saving {
             self.saved_cpu_hours += seconds / 3600.0;
         }
     }
-
-    /// "an estimated N epochs, D (x GPU hours, y CPU hours)".
-    pub fn text(&self) -> String {
-        format!(
-            "an estimated {} epochs, {} ({:.3} GPU hours, {:.3} CPU hours)",
-            self.epochs_saved,
-            super::markdown::duration_text(self.saved_seconds),
-            self.saved_gpu_hours,
-            self.saved_cpu_hours
-        )
-    }
 }
 
 /// Epochs `job` did not train of `total`, and the seconds they would have
@@ -121,50 +110,4 @@ pub fn early_stopping(infos: &[ConfigurationInfo], jobs: &[&JobRecord]) -> Optio
         });
     }
     (!s.jobs.is_empty()).then_some(s)
-}
-
-/// Writes the early-stopping section: one row per stopped job, then the saving.
-pub fn write_markdown(
-    out: &mut String,
-    e: &EarlyStopping,
-    infos: &[ConfigurationInfo],
-) -> std::fmt::Result {
-    use std::fmt::Write as _;
-
-    use super::markdown::{cell, duration_text};
-
-    writeln!(out, "\n## Early stopping\n")?;
-    writeln!(
-        out,
-        "These jobs ended after `training.patience` epochs without a better validation accuracy; each reports the model its protocol selected among the epochs it trained.\n"
-    )?;
-    writeln!(
-        out,
-        "| variant | configuration | seed | fold | stopped at epoch | of | time saved |"
-    )?;
-    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
-    for j in &e.jobs {
-        let label = infos
-            .get(j.configuration)
-            .map(|i| i.label.as_str())
-            .filter(|l| !l.is_empty())
-            .map_or_else(|| "–".to_owned(), cell);
-        writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            j.variant,
-            label,
-            j.seed,
-            j.fold,
-            j.stopped_epoch,
-            j.epochs,
-            duration_text(j.saved_seconds)
-        )?;
-    }
-    writeln!(
-        out,
-        "\nEarly stopping ended {} job(s) before their last epoch and saved {}, from each job's own mean epoch time.",
-        e.jobs.len(),
-        e.saving.text()
-    )
 }

@@ -7,13 +7,14 @@
 //! `network`, `parameters` and `flops_per_sample` describe the job's network
 //! (its compact name, trainable parameters, and FLOPs of one training sample's
 //! forward pass at `simulation.steps`; see
-//! [`NetworkSummary`](super::compare::NetworkSummary)), empty when unknown.
+//! [`NetworkSummary`]), empty when unknown.
 
 use std::fmt::Write as _;
 
-use super::aggregate::{Report, job_seconds};
-use super::compare::{ConfigurationInfo, NetworkSummary};
-use super::model::JobRecord;
+use crate::report::compute::configurations::{ConfigurationInfo, NetworkSummary};
+use crate::report::compute::report::Report;
+use crate::report::compute::usage::job_seconds;
+use crate::store::records::JobRecord;
 
 /// The header of the CSV report.
 pub const CSV_COLUMNS: [&str; 26] = [

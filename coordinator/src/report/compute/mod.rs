@@ -1,0 +1,15 @@
+//! The figures of a report, computed from plain job records and nothing of
+//! how they are shown. Layers, bottom to top: [`metric`], [`configurations`],
+//! [`jobs`], [`silent`] and [`early_stop`] → [`groups`], [`usage`] →
+//! [`compare`] → [`report`] (the [`report::Report`] value and
+//! [`report::build_report`]).
+
+pub mod compare;
+pub mod configurations;
+pub mod early_stop;
+pub mod groups;
+pub mod jobs;
+pub mod metric;
+pub mod report;
+pub mod silent;
+pub mod usage;
