@@ -287,7 +287,25 @@ fn the_reference_block_list_is_slanimalsnet() {
         ..NetConfig::default()
     };
     let arch = Architecture::from_spec(config, &NetworkSpec::reference(19)).unwrap();
-    assert_eq!(arch, Architecture::reference(config));
+    // SLANIMALSNet's shapes, written out: conv 2->20 (3x3), pool 2, conv
+    // 20->50 (3x3), pool 2, fc (50 * 3 * 3 for a 21 x 18 input) -> 200 -> 19.
+    let shapes: Vec<Vec<i64>> = Net::seeded(arch.clone(), 5, Device::Cpu)
+        .1
+        .named_parameters()
+        .into_iter()
+        .map(|(_, p)| p.size())
+        .collect();
+    let expected: [&[i64]; 8] = [
+        &[20, 2, 3, 3],
+        &[20],
+        &[50, 20, 3, 3],
+        &[50],
+        &[200, 450],
+        &[200],
+        &[19, 200],
+        &[19],
+    ];
+    assert_eq!(shapes, expected.map(<[i64]>::to_vec).to_vec());
     assert_eq!(arch.param_names(), PARAM_NAMES.map(str::to_owned).to_vec());
     let (_a, spec_net) = Net::seeded(arch, 5, Device::Cpu);
     let (_b, net) = Net::seeded(config, 5, Device::Cpu);
