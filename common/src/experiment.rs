@@ -5,8 +5,10 @@
 //! [`network`] (`[network]`'s block lists), [`sweep`] and [`prune`] (`[sweep]`);
 //! then [`config`] (the whole file: load and validation) and
 //! [`network_yaml`] (the reference's `network.yaml` imported); at the top
-//! [`cv`] (scikit-learn's folds), [`plan`] (jobs and their ids) and [`job`]
-//! (what a job reports). Each imports only what is listed before it.
+//! [`cv`] (scikit-learn's folds), [`plan`] (jobs and their ids), [`job`]
+//! (what a job reports) and [`metrics`] (the names its figures go by in
+//! TensorBoard, MLflow and the dashboard). Each imports only what is listed
+//! before it.
 
 pub mod error;
 pub mod sections;
@@ -20,4 +22,5 @@ pub mod network_yaml;
 
 pub mod cv;
 pub mod job;
+pub mod metrics;
 pub mod plan;

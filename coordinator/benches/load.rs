@@ -243,23 +243,29 @@ async fn simulated_worker(
     }
 }
 
-fn main() {
-    let a = args();
-    let dir = tempfile::tempdir().unwrap();
-    let (experiment, jobs) = write_experiment(dir.path(), a.jobs);
-    let log = dir.path().join("coordinator.log");
+/// The coordinator under test: its process (shared with the watchdog), its
+/// pid, log and URL.
+struct Coordinator {
+    child: Arc<std::sync::Mutex<std::process::Child>>,
+    pid: u32,
+    log: std::path::PathBuf,
+    url: String,
+}
+
+/// Starts `coordinator serve` on a free loopback port with the experiment.
+fn start_coordinator(dir: &Path, experiment: &Path) -> Coordinator {
+    let log = dir.join("coordinator.log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let started = Instant::now();
-    let coordinator = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+    let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--experiment")
-        .arg(&experiment)
+        .arg(experiment)
         .arg("--state")
-        .arg(dir.path().join("state.db"))
+        .arg(dir.join("state.db"))
         .args(["--heartbeat-seconds", "5", "--lease-timeout-seconds", "120"])
         // The data root holds only a file list: nothing to fingerprint.
         .arg("--allow-unfingerprinted-data")
@@ -268,59 +274,66 @@ fn main() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let pid = coordinator.id();
-    let coordinator = Arc::new(std::sync::Mutex::new(coordinator));
-    let url = format!("http://127.0.0.1:{port}");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        // Ready when it answers (planning and storing the jobs comes first).
-        let mut probe = ClientOptions {
-            url: url.clone(),
-            ..ClientOptions::default()
-        }
-        .admin_client()
-        .unwrap();
-        while probe
-            .status(spikecv_common::proto::StatusRequest {})
-            .await
-            .is_err()
-        {
-            stop_if_exited(&coordinator, &log);
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    Coordinator {
+        pid: child.id(),
+        child: Arc::new(std::sync::Mutex::new(child)),
+        log,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// An admin client of the coordinator at `url`.
+fn admin(url: &str) -> spikecv_common::proto::client::AdminServiceClient {
+    ClientOptions {
+        url: url.to_owned(),
+        ..ClientOptions::default()
+    }
+    .admin_client()
+    .unwrap()
+}
+
+/// Waits until the coordinator answers (planning and storing the jobs comes
+/// first).
+async fn wait_ready(c: &Coordinator) {
+    let mut probe = admin(&c.url);
+    while probe
+        .status(spikecv_common::proto::StatusRequest {})
+        .await
+        .is_err()
+    {
+        stop_if_exited(&c.child, &c.log);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the simulated workers to the end, watching that the coordinator
+/// stays up; returns each worker's latencies.
+async fn run_workers(
+    c: &Coordinator,
+    workers: usize,
+    result: Arc<spikecv_common::proto::JobResult>,
+) -> Vec<Lat> {
+    let watch = (c.child.clone(), c.log.clone());
+    let watchdog = tokio::spawn(async move {
+        loop {
+            stop_if_exited(&watch.0, &watch.1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let ready = started.elapsed();
-    let rss_ready = rss_kib(pid, "VmRSS:");
-    println!(
-        "load: {} workers, {jobs} jobs; coordinator ready (plan + store) in {:.2} s, RSS {} MiB",
-        a.workers,
-        ready.as_secs_f64(),
-        rss_ready / 1024
-    );
-    let result = Arc::new(result().to_proto());
-    let t0 = Instant::now();
-    let lats: Vec<Lat> = rt.block_on(async {
-        let watch = (coordinator.clone(), log.clone());
-        let watchdog = tokio::spawn(async move {
-            loop {
-                stop_if_exited(&watch.0, &watch.1);
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        });
-        let tasks: Vec<_> = (0..a.workers)
-            .map(|i| tokio::spawn(simulated_worker(url.clone(), i, result.clone())))
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.unwrap());
-        }
-        watchdog.abort();
-        out
-    });
-    let wall = t0.elapsed();
+    let tasks: Vec<_> = (0..workers)
+        .map(|i| tokio::spawn(simulated_worker(c.url.clone(), i, result.clone())))
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    watchdog.abort();
+    out
+}
+
+/// Prints throughput, latencies and the coordinator's memory; returns the
+/// jobs completed.
+fn print_load(c: &Coordinator, lats: &[Lat], wall: Duration) -> usize {
     let completed: usize = lats.iter().map(|l| l.completed).sum();
     let mut lease: Vec<Duration> = lats.iter().flat_map(|l| l.lease.iter().copied()).collect();
     let mut complete: Vec<Duration> = lats
@@ -329,8 +342,8 @@ fn main() {
         .collect();
     lease.sort();
     complete.sort();
-    let peak = rss_kib(pid, "VmHWM:");
-    let rss = rss_kib(pid, "VmRSS:");
+    let peak = rss_kib(c.pid, "VmHWM:");
+    let rss = rss_kib(c.pid, "VmRSS:");
     println!(
         "load: {completed} jobs completed exactly once in {:.2} s: {:.0} jobs/s ({} lease calls, {:.0} calls/s incl. heartbeats and completes)",
         wall.as_secs_f64(),
@@ -350,21 +363,17 @@ fn main() {
         rss / 1024,
         peak / 1024
     );
-    assert_eq!(completed, jobs, "every job completed exactly once");
-    // The coordinator agrees: every job succeeded, none is left or counted twice.
-    let status = rt.block_on(async {
-        let mut admin = ClientOptions {
-            url: url.clone(),
-            ..ClientOptions::default()
-        }
-        .admin_client()
-        .unwrap();
-        admin
-            .status(spikecv_common::proto::StatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-    });
+    completed
+}
+
+/// Asks the coordinator for its counts, prints them and checks that every
+/// job succeeded, none left or counted twice.
+async fn check_status(url: &str, jobs: usize) {
+    let status = admin(url)
+        .status(spikecv_common::proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let count = |state: &str| {
         status
             .jobs
@@ -382,7 +391,35 @@ fn main() {
     );
     assert_eq!(count("succeeded"), jobs as u64);
     assert_eq!(status.total_jobs, jobs as u64);
-    if let Ok(mut c) = coordinator.lock() {
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let (experiment, jobs) = write_experiment(dir.path(), a.jobs);
+    let started = Instant::now();
+    let coordinator = start_coordinator(dir.path(), &experiment);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(wait_ready(&coordinator));
+    let ready = started.elapsed();
+    let rss_ready = rss_kib(coordinator.pid, "VmRSS:");
+    println!(
+        "load: {} workers, {jobs} jobs; coordinator ready (plan + store) in {:.2} s, RSS {} MiB",
+        a.workers,
+        ready.as_secs_f64(),
+        rss_ready / 1024
+    );
+    let result = Arc::new(result().to_proto());
+    let t0 = Instant::now();
+    let lats = rt.block_on(run_workers(&coordinator, a.workers, result));
+    let completed = print_load(&coordinator, &lats, t0.elapsed());
+    assert_eq!(completed, jobs, "every job completed exactly once");
+    // The coordinator agrees: every job succeeded, none is left or counted twice.
+    rt.block_on(check_status(&coordinator.url, jobs));
+    if let Ok(mut c) = coordinator.child.lock() {
         let _ = c.kill();
         let _ = c.wait();
     }

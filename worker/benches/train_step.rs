@@ -86,7 +86,50 @@ fn minor_faults() -> u64 {
 const KEEP_FREED_TUNABLES: &str =
     "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647";
 
-fn main() {
+/// The bench's settings, from the environment.
+#[derive(Clone)]
+struct Settings {
+    allocator: String,
+    breakdown: bool,
+    batch: i64,
+    steps: i64,
+    iters: u32,
+    density: f64,
+    warmup: u32,
+    threads: i32,
+    device_text: String,
+    device: Device,
+}
+
+impl Settings {
+    /// The settings, with the CPU allocator already chosen.
+    fn from_env(allocator: String) -> Settings {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let device_text: String = env_or("BENCH_DEVICE", "cpu".to_owned());
+        let device = device_text
+            .parse::<DeviceSpec>()
+            .expect("BENCH_DEVICE")
+            .to_tch();
+        Settings {
+            allocator,
+            breakdown: !std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "0"),
+            batch: env_or("BENCH_BATCH", 8),
+            steps: env_or("BENCH_STEPS", 50),
+            iters: env_or("BENCH_ITERS", 3),
+            density: env_or("BENCH_DENSITY", 0.05),
+            warmup: env_or("BENCH_WARMUP", 1),
+            threads: env_or("BENCH_THREADS", cores as i32),
+            device_text,
+            device,
+        }
+    }
+}
+
+/// Installs the CPU allocator BENCH_ALLOCATOR (or BENCH_SYSTEM_ALLOCATOR)
+/// names, and returns its name.
+fn install_allocator() -> String {
     let system_allocator = std::env::var("BENCH_SYSTEM_ALLOCATOR").is_ok_and(|v| v == "1");
     let allocator = std::env::var("BENCH_ALLOCATOR")
         .unwrap_or_else(|_| if system_allocator { "glibc" } else { "heap" }.to_owned());
@@ -96,131 +139,169 @@ fn main() {
         "glibc" => {}
         other => panic!("BENCH_ALLOCATOR={other}: expected heap, jemalloc or glibc"),
     }
-    let breakdown = !std::env::var("BENCH_BREAKDOWN").is_ok_and(|v| v == "0");
-    let batch: i64 = env_or("BENCH_BATCH", 8);
-    let steps: i64 = env_or("BENCH_STEPS", 50);
-    let iters: u32 = env_or("BENCH_ITERS", 3);
-    let density: f64 = env_or("BENCH_DENSITY", 0.05);
-    let warmup: u32 = env_or("BENCH_WARMUP", 1);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let threads: i32 = env_or("BENCH_THREADS", cores as i32);
-    let device_text: String = env_or("BENCH_DEVICE", "cpu".to_owned());
-    let device = device_text
-        .parse::<DeviceSpec>()
-        .expect("BENCH_DEVICE")
-        .to_tch();
-    // Training runs on its own thread in a worker; so it does here.
-    let thread_device = device_text.clone();
-    let ours = std::thread::spawn(move || {
-        let device_text = thread_device;
-        tch::set_num_threads(threads);
-        tch::set_num_threads(threads);
+    allocator
+}
 
-        let (_vs, net) = Net::seeded(NetConfig::default(), 0, device);
-        let x = Tensor::rand([batch, 2, 128, 128, steps], (Kind::Float, Device::Cpu))
-            .lt(density)
+/// The network, its input and target.
+struct Trainee {
+    _vs: tch::nn::VarStore,
+    net: Net,
+    x: Tensor,
+    target: Tensor,
+    params: Vec<Tensor>,
+}
+
+impl Trainee {
+    fn new(s: &Settings) -> Trainee {
+        let (vs, net) = Net::seeded(NetConfig::default(), 0, s.device);
+        let x = Tensor::rand([s.batch, 2, 128, 128, s.steps], (Kind::Float, Device::Cpu))
+            .lt(s.density)
             .to_kind(Kind::Float)
-            .to_device(device);
-        let labels = Tensor::arange(batch, (Kind::Int64, device)).remainder(19);
+            .to_device(s.device);
+        let labels = Tensor::arange(s.batch, (Kind::Int64, s.device)).remainder(19);
         let target = labels.onehot(19).to_kind(Kind::Float);
         let params: Vec<Tensor> = net.parameters();
-        let refs: Vec<&Tensor> = params.iter().collect();
-        let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-        let loss_fn = |out: &Tensor| out.mse_loss(&target, Reduction::Mean);
-        let mut time_steps = |staged: bool| {
-            let mut step = || {
-                Optimizer::zero_grad(&refs);
-                if staged {
-                    let _ = net.forward_backward(&x, &loss_fn);
-                } else {
-                    loss_fn(&net.forward_autograd(&x, true)).backward();
-                }
-                opt.step(&refs);
-                sync(device);
-            };
-            reset_peak_rss();
-            for _ in 0..warmup {
-                step();
-            }
-            let faults = minor_faults();
-            let start = Instant::now();
-            for _ in 0..iters {
-                step();
-            }
-            let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
-            let faults = (minor_faults() - faults) / u64::from(iters);
-            (batch as f64 / seconds, seconds, peak_rss_mib(), faults)
-        };
-        println!(
-            "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps; CPU allocator {allocator}"
-        );
-        let (ours, seconds, rss, faults) = time_steps(true);
-        if let Some(heap) = spikecv_worker::allocator::host_heap_stats() {
-            println!(
-                "  host heap: peak {} MiB, {} requests reused a free range, {} assembled ({} MiB moved), {} resets",
-                heap.high_water_bytes >> 20,
-                heap.reused,
-                heap.assembled,
-                heap.moved_bytes >> 20,
-                heap.resets
-            );
+        Trainee {
+            _vs: vs,
+            net,
+            x,
+            target,
+            params,
         }
-        println!(
-            "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
-        );
-        if breakdown {
-            // Where a step's time goes: the forward pass alone (evaluation's), the
-            // forward and backward, and the optimiser step.
-            let timed = |f: &mut dyn FnMut()| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    f();
-                    sync(device);
-                }
-                start.elapsed().as_secs_f64() / f64::from(iters)
-            };
-            let forward = timed(&mut || {
-                let _ = net.forward_fast(&x);
-            });
-            let forward_backward = timed(&mut || {
-                Optimizer::zero_grad(&refs);
-                let _ = net.forward_backward(&x, &loss_fn);
-            });
-            let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-            let optimizer = timed(&mut || opt_only.step(&refs));
-            println!(
-                "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
-            );
-        }
-        if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
-            let (before, seconds, rss, faults) = time_steps(false);
-            println!(
-                "spikecv autograd reference (forward_autograd): {before:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
-            );
-            println!(
-                "speed-up over the autograd reference: {:.2}x",
-                ours / before
-            );
-        }
-        ours
-    })
-    .join()
-    .expect("training thread");
-
-    if std::env::var("BENCH_SKIP_PYTHON").is_ok_and(|v| v == "1") {
-        return;
     }
-    let args = ReferenceArgs {
-        batch,
-        steps,
-        iters,
-        threads,
-        density,
-        warmup,
-        device: device_text,
+
+    fn loss(&self, out: &Tensor) -> Tensor {
+        out.mse_loss(&self.target, Reduction::Mean)
+    }
+
+    /// One training step: the staged backward (`forward_backward`) or the
+    /// autograd reference.
+    fn step(&self, opt: &mut Optimizer, refs: &[&Tensor], staged: bool) {
+        Optimizer::zero_grad(refs);
+        if staged {
+            let _ = self.net.forward_backward(&self.x, &|out| self.loss(out));
+        } else {
+            self.loss(&self.net.forward_autograd(&self.x, true))
+                .backward();
+        }
+        opt.step(refs);
+    }
+}
+
+/// Samples/s, seconds per step, peak RSS and minor page faults per step of
+/// `iters` training steps after `warmup` untimed ones.
+fn time_steps(
+    s: &Settings,
+    t: &Trainee,
+    opt: &mut Optimizer,
+    staged: bool,
+) -> (f64, f64, String, u64) {
+    let refs: Vec<&Tensor> = t.params.iter().collect();
+    let mut step = || {
+        t.step(opt, &refs, staged);
+        sync(s.device);
     };
+    reset_peak_rss();
+    for _ in 0..s.warmup {
+        step();
+    }
+    let faults = minor_faults();
+    let start = Instant::now();
+    for _ in 0..s.iters {
+        step();
+    }
+    let seconds = start.elapsed().as_secs_f64() / f64::from(s.iters);
+    let faults = (minor_faults() - faults) / u64::from(s.iters);
+    (s.batch as f64 / seconds, seconds, peak_rss_mib(), faults)
+}
+
+/// Where a step's time goes: the forward pass alone (evaluation's), the
+/// forward and backward, and the optimiser step.
+fn print_breakdown(s: &Settings, t: &Trainee) {
+    let timed = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..s.iters {
+            f();
+            sync(s.device);
+        }
+        start.elapsed().as_secs_f64() / f64::from(s.iters)
+    };
+    let refs: Vec<&Tensor> = t.params.iter().collect();
+    let forward = timed(&mut || {
+        let _ = t.net.forward_fast(&t.x);
+    });
+    let forward_backward = timed(&mut || {
+        Optimizer::zero_grad(&refs);
+        let _ = t.net.forward_backward(&t.x, &|out| t.loss(out));
+    });
+    let mut opt_only = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+    let optimizer = timed(&mut || opt_only.step(&refs));
+    println!(
+        "  of which: forward {forward:.3} s, forward+backward {forward_backward:.3} s, Adam step {optimizer:.3} s"
+    );
+}
+
+/// The host heap's counters, when it is installed.
+fn print_host_heap() {
+    if let Some(heap) = spikecv_worker::allocator::host_heap_stats() {
+        println!(
+            "  host heap: peak {} MiB, {} requests reused a free range, {} assembled ({} MiB moved), {} resets",
+            heap.high_water_bytes >> 20,
+            heap.reused,
+            heap.assembled,
+            heap.moved_bytes >> 20,
+            heap.resets
+        );
+    }
+}
+
+/// Times the engine (and the autograd reference unless skipped) on the
+/// calling thread and returns the engine's samples/s.
+fn bench_ours(s: &Settings) -> f64 {
+    tch::set_num_threads(s.threads);
+    tch::set_num_threads(s.threads);
+    let t = Trainee::new(s);
+    let refs: Vec<&Tensor> = t.params.iter().collect();
+    let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+    let (batch, steps, density, threads, iters) = (s.batch, s.steps, s.density, s.threads, s.iters);
+    let (device_text, allocator) = (&s.device_text, &s.allocator);
+    println!(
+        "shapes: batch {batch}, T {steps}, 128x128, input density {density}; device {device_text}; {threads} threads; {iters} timed steps; CPU allocator {allocator}"
+    );
+    let (ours, seconds, rss, faults) = time_steps(s, &t, &mut opt, true);
+    print_host_heap();
+    println!(
+        "spikecv (LIF outside autograd, staged backward): {ours:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
+    );
+    if s.breakdown {
+        print_breakdown(s, &t);
+    }
+    if !std::env::var("BENCH_SKIP_AUTOGRAD").is_ok_and(|v| v == "1") {
+        let (before, seconds, rss, faults) = time_steps(s, &t, &mut opt, false);
+        println!(
+            "spikecv autograd reference (forward_autograd): {before:8.2} samples/s ({seconds:.3} s/step, peak RSS {rss}, {faults} page faults/step)"
+        );
+        println!(
+            "speed-up over the autograd reference: {:.2}x",
+            ours / before
+        );
+    }
+    ours
+}
+
+/// Runs the PyTorch loop (twice on the CPU: as users run it and with glibc
+/// keeping freed memory) and prints the speed-ups over it.
+fn compare_with_reference(s: &Settings, ours: f64) {
+    let args = ReferenceArgs {
+        batch: s.batch,
+        steps: s.steps,
+        iters: s.iters,
+        threads: s.threads,
+        density: s.density,
+        warmup: s.warmup,
+        device: s.device_text.clone(),
+    };
+    let batch = s.batch;
     if let Some(theirs) = run_reference(&args, None) {
         println!(
             "reference (PyTorch, loop over T):         {theirs:8.2} samples/s ({:.3} s/step)",
@@ -237,6 +318,20 @@ fn main() {
         );
         println!("speed-up over it: {:.2}x", ours / theirs);
     }
+}
+
+fn main() {
+    let allocator = install_allocator();
+    let settings = Settings::from_env(allocator);
+    // Training runs on its own thread in a worker; so it does here.
+    let on_thread = settings.clone();
+    let ours = std::thread::spawn(move || bench_ours(&on_thread))
+        .join()
+        .expect("training thread");
+    if std::env::var("BENCH_SKIP_PYTHON").is_ok_and(|v| v == "1") {
+        return;
+    }
+    compare_with_reference(&settings, ours);
 }
 
 /// The shapes and settings the PyTorch loop is run with.

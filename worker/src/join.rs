@@ -24,6 +24,7 @@ use spikecv_common::proto::client::{ClientError, ClientOptions};
 use spikecv_common::proto::{LeaseRequest, PROTOCOL_VERSION, RegisterRequest, Slot};
 
 use crate::devices::{DeviceError, DeviceSpec, cuda_device_count, parse_gpus};
+use crate::lif::fused::LifKernels;
 pub use retry::Backoff;
 use state::{Shared, StopReason};
 
@@ -47,6 +48,8 @@ pub struct JoinConfig {
     /// A checkpoint download that takes longer is abandoned (the job trains
     /// from epoch 0).
     pub checkpoint_download_timeout: Duration,
+    /// Which kernels run the LIF layers of every job (`worker --lif-kernels`).
+    pub lif_kernels: LifKernels,
 }
 
 /// Why `worker join` could not start or stopped.
@@ -130,6 +133,7 @@ impl JoinConfig {
             exit_when_done: false,
             max_backoff: Duration::from_secs(10),
             checkpoint_download_timeout: Duration::from_secs(900),
+            lif_kernels: LifKernels::default(),
         })
     }
 }
@@ -321,9 +325,13 @@ async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
     }
 }
 
-/// `worker join` from its flags: runs until SIGTERM/Ctrl-C (a second one exits
-/// at once) or, with `--exit-when-done`, until the work is done.
-pub async fn run_command(args: crate::cli::JoinArgs) -> Result<JoinOutcome, JoinError> {
+/// `worker join` from its flags (and `worker --lif-kernels`): runs until
+/// SIGTERM/Ctrl-C (a second one exits at once) or, with `--exit-when-done`,
+/// until the work is done.
+pub async fn run_command(
+    args: crate::cli::JoinArgs,
+    lif_kernels: LifKernels,
+) -> Result<JoinOutcome, JoinError> {
     crate::cache::set_budget(args.frame_cache_gib);
     let token = match &args.token_file {
         Some(path) => Some(spikecv_common::proto::client::read_token_file(path)?),
@@ -340,6 +348,7 @@ pub async fn run_command(args: crate::cli::JoinArgs) -> Result<JoinOutcome, Join
     config.data_dir = args.data;
     config.work_dir = args.work_dir;
     config.exit_when_done = args.exit_when_done;
+    config.lif_kernels = lif_kernels;
     config.max_backoff = Duration::from_secs_f64(args.max_backoff_seconds.clamp(0.2, 3600.0));
     if let Ok(limit) = Duration::try_from_secs_f64(
         args.checkpoint_download_timeout_seconds

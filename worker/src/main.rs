@@ -15,7 +15,6 @@ fn main() -> ExitCode {
     // Before libtorch allocates anything that training frees.
     let host_heap = (!cli.system_allocator).then(allocator::install_host_heap);
     set_cublas_workspace();
-    spikecv_worker::lif::fused::set_default_kernels(cli.lif_kernels);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,13 +59,14 @@ async fn run(cli: Cli, host_heap: Option<Result<(), HostHeapError>>) -> anyhow::
         Some(Err(e)) => tracing::warn!(error = %e, "CPU tensors left to the C allocator"),
         None => tracing::debug!("CPU tensors left to the C allocator (--system-allocator)"),
     }
+    let kernels = cli.lif_kernels;
     match cli.command {
         Command::Join(args) => {
-            let outcome = spikecv_worker::join::run_command(args).await?;
+            let outcome = spikecv_worker::join::run_command(args, kernels).await?;
             tracing::info!(?outcome, "worker finished");
         }
-        Command::Train(args) => spikecv_worker::train::command::train(&args)?,
-        Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args)?,
+        Command::Train(args) => spikecv_worker::train::command::train(&args, kernels)?,
+        Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args, kernels)?,
     }
     if let Some(heap) = allocator::host_heap_stats() {
         tracing::debug!(?heap, "host heap at exit");

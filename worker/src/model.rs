@@ -15,7 +15,7 @@ use tch::nn::{self, Init};
 use tch::{Device, Tensor};
 
 use crate::lif::LifParams;
-use crate::lif::fused::{LifKernels, default_kernels};
+use crate::lif::fused::LifKernels;
 
 mod arch;
 mod autograd;
@@ -124,6 +124,8 @@ impl Net {
     /// `tch::manual_seed(s)`, the parameters equal `torch.manual_seed(s);
     /// SLANIMALSNet()`'s bit for bit (or those of the PyTorch model built from
     /// the same block list). A [`NetConfig`] gives the reference network.
+    /// Its LIF layers run on [`LifKernels::Auto`] until
+    /// [`Net::set_lif_kernels`] chooses others.
     ///
     /// # Panics
     /// When `arch` is a [`NetConfig`] the reference network does not fit
@@ -146,7 +148,7 @@ impl Net {
             arch,
             params,
             names,
-            lif_kernels: default_kernels(),
+            lif_kernels: LifKernels::default(),
         }
     }
 
@@ -173,13 +175,13 @@ impl Net {
         &self.arch
     }
 
-    /// Which kernels run the LIF layers ([`default_kernels`] when built).
+    /// Which kernels run the LIF layers ([`LifKernels::Auto`] when built).
     pub fn lif_kernels(&self) -> LifKernels {
         self.lif_kernels
     }
 
-    /// Chooses the kernels that run the LIF layers (tests, benches, the
-    /// operation count).
+    /// Chooses the kernels that run the LIF layers (a job's settings, tests,
+    /// benches, the operation count).
     pub fn set_lif_kernels(&mut self, kernels: LifKernels) {
         self.lif_kernels = kernels;
     }

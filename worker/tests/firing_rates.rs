@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::cv::FoldSplit;
+use spikecv_common::experiment::metrics;
 use spikecv_common::experiment::network::PoolKind;
 use spikecv_common::experiment::sections::{OptimizerKind, ProtocolKind};
 use spikecv_worker::lif::LifParams;
@@ -298,6 +299,12 @@ fn a_job_reports_the_rates_of_every_lif_layer() {
             format!("firing_rate/eval/{name}"),
         ] {
             assert!(text.contains(&tag), "{tag} not in the TensorBoard events");
+        }
+    }
+    // Every scalar of the shared list that the epoch has, under its name.
+    for (tag, value) in metrics::epoch_scalars(&result.epochs[0]) {
+        if value.is_some() {
+            assert!(text.contains(tag), "{tag} not in the TensorBoard events");
         }
     }
     let metrics = std::fs::read_to_string(out.path().join("metrics.json")).unwrap();

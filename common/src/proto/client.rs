@@ -1,7 +1,8 @@
 //! Client side of the contract, shared by `worker join`, `coordinator submit`
 //! and `coordinator status`: a lazily connecting channel (so a client started
-//! before its coordinator simply retries), optional TLS, and a bearer-token
-//! interceptor.
+//! before its coordinator simply retries), optional TLS, a bearer-token
+//! interceptor, and the error of the coordinator's client commands
+//! ([`CallError`]).
 
 use std::path::{Path, PathBuf};
 
@@ -75,6 +76,37 @@ pub enum ClientError {
         /// What is wrong.
         problem: &'static str,
     },
+}
+
+/// Why a command that calls a coordinator (`submit`, `status`, `cancel`,
+/// `retry`) failed: its client, the call, or printing the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The client could not be set up.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The coordinator refused or could not be reached.
+    #[error("coordinator {url}: {}: {}", status.code(), status.message())]
+    Call {
+        /// The coordinator.
+        url: String,
+        /// Its answer.
+        status: tonic::Status,
+    },
+    /// Writing the answer failed.
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl CallError {
+    /// Turns the answer of a call to the coordinator at `url` into a
+    /// [`CallError::Call`].
+    pub fn at(url: &str) -> impl Fn(tonic::Status) -> CallError + '_ {
+        move |status| CallError::Call {
+            url: url.to_owned(),
+            status,
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ClientError> {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use spikecv_common::proto::client::CallError;
 use spikecv_common::proto::{CancelRequest, RetryRequest};
 
 use super::client_args::ClientArgs;
@@ -44,25 +45,6 @@ pub struct RetryArgs {
     pub cancelled: bool,
 }
 
-/// Why `cancel` or `retry` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The client could not be set up.
-    #[error(transparent)]
-    Client(#[from] spikecv_common::proto::client::ClientError),
-    /// The coordinator refused or could not be reached.
-    #[error("coordinator {url}: {}: {}", status.code(), status.message())]
-    Call {
-        /// The coordinator.
-        url: String,
-        /// Its answer.
-        status: tonic::Status,
-    },
-    /// Writing the answer failed.
-    #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
-}
-
 fn print_jobs(out: &mut dyn Write, what: &str, jobs: &[String]) -> std::io::Result<()> {
     writeln!(out, "{what} {} job(s)", jobs.len())?;
     for job in jobs {
@@ -72,7 +54,7 @@ fn print_jobs(out: &mut dyn Write, what: &str, jobs: &[String]) -> std::io::Resu
 }
 
 /// Cancels what the flags name and prints the jobs cancelled.
-pub async fn run_cancel(args: &CancelArgs, out: &mut dyn Write) -> Result<(), ControlError> {
+pub async fn run_cancel(args: &CancelArgs, out: &mut dyn Write) -> Result<(), CallError> {
     let options = args.client.options()?;
     let mut client = options.admin_client()?;
     let r = client
@@ -82,17 +64,14 @@ pub async fn run_cancel(args: &CancelArgs, out: &mut dyn Write) -> Result<(), Co
             configuration: args.configuration.clone().unwrap_or_default(),
         })
         .await
-        .map_err(|status| ControlError::Call {
-            url: options.url.clone(),
-            status,
-        })?
+        .map_err(CallError::at(&options.url))?
         .into_inner();
     print_jobs(out, "cancelled", &r.job_ids)?;
     Ok(())
 }
 
 /// Requeues the experiment's failed (and/or cancelled) jobs and prints them.
-pub async fn run_retry(args: &RetryArgs, out: &mut dyn Write) -> Result<(), ControlError> {
+pub async fn run_retry(args: &RetryArgs, out: &mut dyn Write) -> Result<(), CallError> {
     let options = args.client.options()?;
     let mut client = options.admin_client()?;
     let r = client
@@ -102,10 +81,7 @@ pub async fn run_retry(args: &RetryArgs, out: &mut dyn Write) -> Result<(), Cont
             cancelled: args.cancelled,
         })
         .await
-        .map_err(|status| ControlError::Call {
-            url: options.url.clone(),
-            status,
-        })?
+        .map_err(CallError::at(&options.url))?
         .into_inner();
     print_jobs(out, "requeued", &r.job_ids)?;
     Ok(())

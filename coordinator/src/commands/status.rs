@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::io::Write;
 
+use spikecv_common::proto::client::CallError;
 use spikecv_common::proto::{StatusRequest, StatusResponse, WatchRequest};
 
 use super::client_args::ClientArgs;
@@ -25,25 +26,6 @@ pub struct StatusArgs {
     /// Print one JSON object per snapshot instead of the screen.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Why `status` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StatusError {
-    /// The client could not be set up.
-    #[error(transparent)]
-    Client(#[from] spikecv_common::proto::client::ClientError),
-    /// The coordinator refused or could not be reached.
-    #[error("coordinator {url}: {}: {}", status.code(), status.message())]
-    Call {
-        /// The coordinator.
-        url: String,
-        /// Its answer.
-        status: tonic::Status,
-    },
-    /// Writing failed.
-    #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
 }
 
 fn duration(seconds: f64) -> String {
@@ -137,18 +119,15 @@ pub async fn run(
     args: &StatusArgs,
     out: &mut dyn Write,
     stop: impl Future<Output = ()>,
-) -> Result<(), StatusError> {
+) -> Result<(), CallError> {
     let options = args.client.options()?;
     let mut client = options.admin_client()?;
-    let call_err = |status| StatusError::Call {
-        url: options.url.clone(),
-        status,
-    };
+    let call_err = CallError::at(&options.url);
     if !args.watch {
         let s = client
             .status(StatusRequest {})
             .await
-            .map_err(call_err)?
+            .map_err(&call_err)?
             .into_inner();
         let text = if args.json {
             as_json(&s) + "\n"
@@ -162,13 +141,13 @@ pub async fn run(
     let mut stream = client
         .watch(WatchRequest { interval_ms })
         .await
-        .map_err(call_err)?
+        .map_err(&call_err)?
         .into_inner();
     tokio::pin!(stop);
     loop {
         let next = tokio::select! {
             () = &mut stop => return Ok(()),
-            m = stream.message() => m.map_err(call_err)?,
+            m = stream.message() => m.map_err(&call_err)?,
         };
         let Some(s) = next else { return Ok(()) };
         if args.json {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::proto::SubmitRequest;
+use spikecv_common::proto::client::CallError;
 
 use super::client_args::ClientArgs;
 
@@ -26,20 +27,9 @@ pub enum SubmitError {
     /// The experiment file is invalid.
     #[error(transparent)]
     Config(#[from] spikecv_common::experiment::error::ConfigError),
-    /// The client could not be set up.
+    /// The client, the call or printing the answer failed.
     #[error(transparent)]
-    Client(#[from] spikecv_common::proto::client::ClientError),
-    /// The coordinator refused or could not be reached.
-    #[error("coordinator {url}: {}: {}", status.code(), status.message())]
-    Call {
-        /// The coordinator.
-        url: String,
-        /// Its answer.
-        status: tonic::Status,
-    },
-    /// Writing the answer failed.
-    #[error("writing output: {0}")]
-    Output(#[from] std::io::Error),
+    Coordinator(#[from] CallError),
 }
 
 /// The config text sent for an experiment file: parsed, validated, its data
@@ -58,15 +48,17 @@ pub fn normalized_config(
 /// Submits and prints the experiment id and job counts.
 pub async fn run(args: &SubmitArgs, out: &mut dyn Write) -> Result<(), SubmitError> {
     let (_, text) = normalized_config(&args.experiment)?;
+    Ok(send(args, text, out).await?)
+}
+
+/// Sends the config text and prints the coordinator's answer.
+async fn send(args: &SubmitArgs, text: String, out: &mut dyn Write) -> Result<(), CallError> {
     let options = args.client.options()?;
     let mut client = options.admin_client()?;
     let r = client
         .submit(SubmitRequest { config_toml: text })
         .await
-        .map_err(|status| SubmitError::Call {
-            url: options.url.clone(),
-            status,
-        })?
+        .map_err(CallError::at(&options.url))?
         .into_inner();
     writeln!(
         out,

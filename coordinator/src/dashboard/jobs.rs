@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 use spikecv_common::experiment::job::{EpochMetrics, LayerRate};
+use spikecv_common::experiment::metrics::summary;
 
 use super::DashboardError;
 use crate::store::records::JobRecord;
@@ -22,8 +23,8 @@ pub const COLUMNS: [&str; 13] = [
     "device",
     "epoch",
     "of",
-    "val_accuracy",
-    "test_accuracy",
+    summary::VAL_ACCURACY,
+    summary::TEST_ACCURACY,
     "configuration",
 ];
 
@@ -184,8 +185,8 @@ fn compare(column: &str, a: &JobRecord, b: &JobRecord) -> Ordering {
         "worker" => cmp_opt(a.worker.as_deref(), b.worker.as_deref()),
         "device" => cmp_opt(a.device.as_deref(), b.device.as_deref()),
         "epoch" | "of" => cmp_opt(a.progress_epoch, b.progress_epoch),
-        "val_accuracy" => cmp_opt(a.current_val_accuracy(), b.current_val_accuracy()),
-        "test_accuracy" => cmp_opt(a.current_test_accuracy(), b.current_test_accuracy()),
+        summary::VAL_ACCURACY => cmp_opt(a.current_val_accuracy(), b.current_val_accuracy()),
+        summary::TEST_ACCURACY => cmp_opt(a.current_test_accuracy(), b.current_test_accuracy()),
         "configuration" => a.configuration.cmp(&b.configuration),
         _ => Ordering::Equal,
     }
@@ -197,8 +198,8 @@ fn missing(column: &str, j: &JobRecord) -> bool {
         "worker" => j.worker.is_none(),
         "device" => j.device.is_none(),
         "epoch" | "of" => j.progress_epoch.is_none(),
-        "val_accuracy" => j.current_val_accuracy().is_none(),
-        "test_accuracy" => j.current_test_accuracy().is_none(),
+        summary::VAL_ACCURACY => j.current_val_accuracy().is_none(),
+        summary::TEST_ACCURACY => j.current_test_accuracy().is_none(),
         _ => false,
     }
 }

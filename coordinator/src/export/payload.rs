@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::metrics::{self, summary};
 
 use super::held::Held;
 use crate::report::compute::groups::GroupReport;
@@ -82,22 +83,13 @@ pub fn mlflow_status(status: JobStatus) -> &'static str {
 }
 
 /// A job's per-epoch points, under the names the worker's TensorBoard files
-/// use (`train/loss`, `val/accuracy`, ...), step = epoch.
+/// use ([`metrics::epoch`]: `train/loss`, `val/accuracy`, ...), step = epoch.
 pub fn epoch_points(m: &EpochMetrics) -> Vec<Point> {
     let step = i64::from(m.epoch);
-    [
-        ("train/loss", Some(m.train_loss)),
-        ("train/accuracy", Some(m.train_accuracy)),
-        ("val/loss", m.val_loss),
-        ("val/accuracy", m.val_accuracy),
-        ("test/loss", m.test_loss),
-        ("test/accuracy", m.test_accuracy),
-        ("perf/epoch_seconds", Some(m.epoch_seconds)),
-        ("perf/samples_per_second", Some(m.samples_per_second)),
-    ]
-    .into_iter()
-    .filter_map(|(key, v)| point(key, v, step))
-    .collect()
+    metrics::epoch_scalars(m)
+        .into_iter()
+        .filter_map(|(key, v)| point(key, v, step))
+        .collect()
 }
 
 /// A point, when the value is finite (JSON has no NaN).
@@ -238,12 +230,12 @@ pub fn job_run(
     }
 
     plan.summary = [
-        ("test_accuracy", job.test_accuracy),
-        ("test_loss", job.test_loss),
-        ("val_accuracy", job.val_accuracy),
-        ("val_loss", job.val_loss),
-        ("best_epoch", job.best_epoch.map(f64::from)),
-        ("train_seconds", job.train_seconds),
+        (summary::TEST_ACCURACY, job.test_accuracy),
+        (summary::TEST_LOSS, job.test_loss),
+        (summary::VAL_ACCURACY, job.val_accuracy),
+        (summary::VAL_LOSS, job.val_loss),
+        (summary::BEST_EPOCH, job.best_epoch.map(f64::from)),
+        (summary::TRAIN_SECONDS, job.train_seconds),
     ]
     .into_iter()
     .filter_map(|(k, v)| point(k, v, 0))
@@ -300,16 +292,21 @@ pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
         }
     }
 
-    let mut summary = Vec::new();
+    let mut points = Vec::new();
     for g in &report.groups {
         let prefix = group_prefix(report, g);
-        metric_points(&prefix, "test_accuracy", &g.test_accuracy, &mut summary);
+        metric_points(
+            &prefix,
+            summary::TEST_ACCURACY,
+            &g.test_accuracy,
+            &mut points,
+        );
         if let Some(val) = &g.val_accuracy {
-            metric_points(&prefix, "val_accuracy", val, &mut summary);
+            metric_points(&prefix, summary::VAL_ACCURACY, val, &mut points);
         }
-        metric_points(&prefix, "test_loss", &g.test_loss, &mut summary);
-        summary.extend(point(
-            &format!("{prefix}/best_epoch_mean"),
+        metric_points(&prefix, summary::TEST_LOSS, &g.test_loss, &mut points);
+        points.extend(point(
+            &format!("{prefix}/{}_mean", summary::BEST_EPOCH),
             g.best_epoch.mean,
             0,
         ));
@@ -318,7 +315,7 @@ pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
             ("succeeded", g.succeeded),
             ("pruned", g.pruned),
         ] {
-            summary.extend(point(&format!("{prefix}/{name}"), Some(n as f64), 0));
+            points.extend(point(&format!("{prefix}/{name}"), Some(n as f64), 0));
         }
     }
     let p = &report.progress;
@@ -330,7 +327,7 @@ pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
         ("pruned", p.pruned),
         ("pending", p.pending + p.leased + p.running),
     ] {
-        summary.extend(point(&format!("progress/{name}"), Some(n as f64), 0));
+        points.extend(point(&format!("progress/{name}"), Some(n as f64), 0));
     }
 
     let ended = p.missing == 0 && report.jobs.iter().all(|j| j.status.is_terminal());
@@ -340,7 +337,7 @@ pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
         name: format!("{} (aggregates)", e.name.as_deref().unwrap_or(&e.id)),
         params: BTreeMap::new(),
         tags,
-        summary,
+        summary: points,
         epochs: Vec::new(),
         status: if ended { "FINISHED" } else { "RUNNING" },
         start_ms: e.created_unix.saturating_mul(1000),

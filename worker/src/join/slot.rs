@@ -361,6 +361,7 @@ fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpe
         device,
         out_dir,
         init: None,
+        lif_kernels: shared.config.lif_kernels,
     })
 }
 

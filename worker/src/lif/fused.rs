@@ -24,9 +24,7 @@ use crate::lif::cpu::Layout;
 mod ffi;
 mod select;
 
-pub use select::{
-    GRADIENT_TOLERANCE, LifKernels, cuda_ready, default_kernels, self_check, set_default_kernels,
-};
+pub use select::{GRADIENT_TOLERANCE, LifKernels, cuda_ready, self_check};
 
 /// The kernels' source text, as NVRTC compiles it (behind a prelude).
 pub const KERNEL_SOURCE: &str = include_str!("../../cxx/lif_fused.inc");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::devices::{DeviceError, DeviceSpec, cuda_device_count};
+use crate::lif::fused::LifKernels;
 use crate::loader::source_samples;
 use crate::model::Net;
 use crate::train::step::{PassSpec, evaluate as evaluate_pass};
@@ -230,8 +231,9 @@ impl Observer for ProgressObserver {
 }
 
 /// `worker train`: computes the fold's split and trains it into `--out`
-/// (resuming from the checkpoint there, if any). Prints the result.
-pub fn train(args: &TrainArgs) -> Result<(), CommandError> {
+/// (resuming from the checkpoint there, if any) with the LIF layers on
+/// `lif_kernels` (`worker --lif-kernels`). Prints the result.
+pub fn train(args: &TrainArgs, lif_kernels: LifKernels) -> Result<(), CommandError> {
     crate::cache::set_budget(args.frame_cache_gib);
     let mut config = load_config(&args.config)?;
     let device = parse_device(&args.device)?;
@@ -258,6 +260,7 @@ pub fn train(args: &TrainArgs) -> Result<(), CommandError> {
         device,
         out_dir: args.out.clone(),
         init: args.init.clone(),
+        lif_kernels,
     };
     let result = run_job(&spec, &data, &mut ProgressObserver::default())?;
     let label = if result.optimistic {
@@ -286,8 +289,9 @@ pub struct SampleOutput {
 }
 
 /// `worker evaluate`: accuracy of saved weights over the chosen recordings
-/// (default: the whole file list), at `training.test_steps`.
-pub fn evaluate(args: &EvaluateArgs) -> Result<(), CommandError> {
+/// (default: the whole file list), at `training.test_steps`, with the LIF
+/// layers on `lif_kernels` (`worker --lif-kernels`).
+pub fn evaluate(args: &EvaluateArgs, lif_kernels: LifKernels) -> Result<(), CommandError> {
     let mut config = load_config(&args.config)?;
     let device = parse_device(&args.device)?.to_tch();
     let data = open_data(&mut config, &args.data)?;
@@ -307,7 +311,8 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<(), CommandError> {
     };
     let classes = data.class_names().len();
     let arch = architecture(&config, net_config(&config, classes)).map_err(TrainError::from)?;
-    let (_vs, net) = Net::seeded(arch, 0, device);
+    let (_vs, mut net) = Net::seeded(arch, 0, device);
+    net.set_lif_kernels(lif_kernels);
     weights::load(&net, &args.weights)?;
     let samples = source_samples(&data, &recordings, classes).map_err(TrainError::from)?;
     let (_, test_frames) = frame_specs(&config);

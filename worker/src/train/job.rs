@@ -173,9 +173,10 @@ fn build_net_and_optimizer(
 ) -> Result<Trainee, TrainError> {
     let t = &spec.config.training;
     let arch = super::architecture(&spec.config, shape.net)?;
-    let (vs, net) = guarded(device, "building the network", || {
+    let (vs, mut net) = guarded(device, "building the network", || {
         Net::seeded(arch, spec.seed, device)
     })?;
+    net.set_lif_kernels(spec.lif_kernels);
     if let Some(init) = &spec.init {
         weights::load(&net, init)?;
     }

@@ -43,6 +43,7 @@ use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use crate::checkpoint::CheckpointError;
 use crate::devices::DeviceSpec;
 use crate::lif::LifParams;
+use crate::lif::fused::LifKernels;
 use crate::loader::{LoadError, SampleRef};
 use crate::model::{Architecture, ArchitectureError, NetConfig};
 use crate::optim::OptimStateError;
@@ -81,6 +82,8 @@ pub struct JobSpec {
     pub out_dir: PathBuf,
     /// Weights to start from instead of the seeded initialisation.
     pub init: Option<PathBuf>,
+    /// Which kernels run the network's LIF layers (`worker --lif-kernels`).
+    pub lif_kernels: LifKernels,
 }
 
 /// What an observer tells the job after an epoch.

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::metrics;
 
 use crate::tensorboard::EventWriter;
 use crate::train::{CONFIG_FILE, JobSpec, METRICS_FILE, TrainError};
@@ -53,26 +54,18 @@ pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainEr
     Ok(())
 }
 
-/// Logs an epoch's scalars (a failed write only loses log lines), each LIF
-/// layer's firing rates as `firing_rate/train/<layer>` and
-/// `firing_rate/eval/<layer>`.
+/// Logs an epoch's scalars under their [`metrics::epoch`] names (a failed
+/// write only loses log lines), each LIF layer's firing rates as
+/// `firing_rate/train/<layer>` and `firing_rate/eval/<layer>`.
 pub fn log_epoch(board: &mut EventWriter, m: &EpochMetrics) {
     let step = i64::from(m.epoch);
-    let mut scalars: Vec<(String, Option<f64>)> = [
-        ("train/loss", Some(m.train_loss)),
-        ("train/accuracy", Some(m.train_accuracy)),
-        ("val/loss", m.val_loss),
-        ("val/accuracy", m.val_accuracy),
-        ("test/loss", m.test_loss),
-        ("test/accuracy", m.test_accuracy),
-        ("perf/samples_per_second", Some(m.samples_per_second)),
-    ]
-    .into_iter()
-    .map(|(tag, value)| (tag.to_owned(), value))
-    .collect();
+    let mut scalars: Vec<(String, Option<f64>)> = metrics::epoch_scalars(m)
+        .into_iter()
+        .map(|(tag, value)| (tag.to_owned(), value))
+        .collect();
     for r in &m.firing_rates {
-        scalars.push((format!("firing_rate/train/{}", r.layer), Some(r.train)));
-        scalars.push((format!("firing_rate/eval/{}", r.layer), r.eval));
+        scalars.push((metrics::epoch::firing_rate_train(&r.layer), Some(r.train)));
+        scalars.push((metrics::epoch::firing_rate_eval(&r.layer), r.eval));
     }
     for (tag, value) in &scalars {
         let (tag, value) = (tag.as_str(), *value);

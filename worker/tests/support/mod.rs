@@ -18,6 +18,7 @@ use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_worker::devices::DeviceSpec;
+use spikecv_worker::lif::fused::LifKernels;
 use spikecv_worker::loader::{SampleRef, SampleSource};
 use spikecv_worker::model::NetConfig;
 use spikecv_worker::train::{JobShape, JobSpec, net_config};
@@ -166,6 +167,7 @@ pub fn job_with(
         device: DeviceSpec::Cpu,
         out_dir: out,
         init: None,
+        lif_kernels: LifKernels::Auto,
     };
     let test = FrameSpec {
         steps: test_steps as usize,

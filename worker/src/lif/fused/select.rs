@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
@@ -19,7 +18,8 @@ use super::{backward, forward};
 use crate::lif::cpu::Layout;
 use crate::lif::{LifParams, through_time};
 
-/// Which kernels run the LIF layers (`worker --lif-kernels`).
+/// Which kernels run the LIF layers (`worker --lif-kernels`, carried as a
+/// value through each job's settings to its network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LifKernels {
     /// The fastest that is checked: the CPU kernels on the CPU, the fused
@@ -32,28 +32,6 @@ pub enum LifKernels {
     Fused,
     /// libtorch tensor operations through time (`lif::through_time`).
     Tensor,
-}
-
-static DEFAULT_KERNELS: AtomicU8 = AtomicU8::new(0);
-
-/// Sets the kernels a new network uses (`worker --lif-kernels`, read once at
-/// start).
-pub fn set_default_kernels(kernels: LifKernels) {
-    let code = match kernels {
-        LifKernels::Auto => 0,
-        LifKernels::Fused => 1,
-        LifKernels::Tensor => 2,
-    };
-    DEFAULT_KERNELS.store(code, Ordering::Relaxed);
-}
-
-/// The kernels a new network uses.
-pub fn default_kernels() -> LifKernels {
-    match DEFAULT_KERNELS.load(Ordering::Relaxed) {
-        1 => LifKernels::Fused,
-        2 => LifKernels::Tensor,
-        _ => LifKernels::Auto,
-    }
 }
 
 /// Largest gradient difference the first-use check accepts, relative to the
