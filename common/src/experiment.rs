@@ -2,11 +2,13 @@
 //!
 //! From the bottom up: [`error`] (what goes wrong, the size bounds) and
 //! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`); then
-//! [`network`] (`[network]`'s block lists), [`sweep`] and [`prune`] (`[sweep]`);
+//! [`network`] (`[network]`'s block lists), [`prune`] and [`sweep`] (`[sweep]`,
+//! read with its pruning settings);
 //! then [`config`] (the whole file: load and validation) and
 //! [`network_yaml`] (the reference's `network.yaml` imported); at the top
-//! [`cv`] (scikit-learn's folds), [`plan`] (jobs and their ids) and [`job`]
-//! (what a job reports). Each imports only what is listed before it.
+//! [`configurations`] (a sweep's rows applied to the experiment), [`cv`]
+//! (scikit-learn's folds), [`plan`] (jobs and their ids) and [`job`] (what a
+//! job reports). Each imports only what is listed before it.
 
 pub mod error;
 pub mod sections;
@@ -18,6 +20,7 @@ pub mod sweep;
 pub mod config;
 pub mod network_yaml;
 
+pub mod configurations;
 pub mod cv;
 pub mod job;
 pub mod plan;

@@ -4,8 +4,8 @@
 
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::error::ConfigError;
-use spikecv_common::experiment::sweep::configurations;
 
 fn load(sweep: &str) -> Result<ExperimentConfig, ConfigError> {
     ExperimentConfig::from_toml_str(&format!(

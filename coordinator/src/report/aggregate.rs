@@ -12,9 +12,9 @@ use serde::Serialize;
 use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
-use spikecv_common::experiment::sweep::configurations;
 use spikecv_common::stats;
 
 use super::compare::{ConfigurationInfo, SweepComparison, compare_configurations};

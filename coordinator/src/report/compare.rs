@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::Configuration;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
-use spikecv_common::experiment::sweep::Configuration;
 use spikecv_common::stats::paired::{self, PairedComparison};
 
 use super::aggregate::{GroupReport, Metric};

@@ -8,8 +8,8 @@ use spikecv_common::dataset::error::DataError;
 use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::dataset::sl_animals::{CLASS_DEFS, CLASS_NAMES, read_class_names};
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::Configuration;
 use spikecv_common::experiment::plan::{PlannedJob, plan_from_root};
-use spikecv_common::experiment::sweep::Configuration;
 
 use super::SchedulerError;
 
