@@ -2,13 +2,14 @@
 //!
 //! From the bottom up: [`error`] (what goes wrong, the size bounds) and
 //! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`); then
-//! [`network`] (`[network]`'s block lists), [`sweep`] and [`prune`] (`[sweep]`);
+//! [`network`] (`[network]`'s block lists), [`prune`] and [`sweep`] (`[sweep]`,
+//! read with its pruning settings);
 //! then [`config`] (the whole file: load and validation) and
 //! [`network_yaml`] (the reference's `network.yaml` imported); at the top
-//! [`cv`] (scikit-learn's folds), [`plan`] (jobs and their ids), [`job`]
-//! (what a job reports) and [`metrics`] (the names its figures go by in
-//! TensorBoard, MLflow and the dashboard). Each imports only what is listed
-//! before it.
+//! [`configurations`] (a sweep's rows applied to the experiment), [`cv`]
+//! (scikit-learn's folds), [`plan`] (jobs and their ids), [`job`] (what a job
+//! reports) and [`metrics`] (the names its figures go by in TensorBoard,
+//! MLflow and the dashboard). Each imports only what is listed before it.
 
 pub mod error;
 pub mod sections;
@@ -20,6 +21,7 @@ pub mod sweep;
 pub mod config;
 pub mod network_yaml;
 
+pub mod configurations;
 pub mod cv;
 pub mod job;
 pub mod metrics;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::prune::{AshaRule, asha_rule, prune_rule};
+use spikecv_common::experiment::config::{ExperimentConfig, asha_rule, prune_rule};
+use spikecv_common::experiment::prune::asha::AshaRule;
 
 /// One epoch result: configuration, job, epoch, validation accuracy.
 type Event = (usize, usize, u32, f64);

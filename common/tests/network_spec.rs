@@ -4,12 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::error::ConfigError;
 use spikecv_common::experiment::network::{
     Block, BlockKind, InputShape, LayerOp, LifSettings, NetworkSpec, PoolKind, Problem, Shape,
 };
 use spikecv_common::experiment::plan::plan;
-use spikecv_common::experiment::sweep::configurations;
 
 /// The issue's example network.
 const EXAMPLE: &str = r#"[network]

@@ -4,8 +4,8 @@
 
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::error::ConfigError;
-use spikecv_common::experiment::sweep::configurations;
 
 fn load(sweep: &str) -> Result<ExperimentConfig, ConfigError> {
     ExperimentConfig::from_toml_str(&format!(
@@ -169,4 +169,21 @@ fn a_sweep_round_trips_through_toml() {
     assert!(text.contains("[sweep]"), "{text}");
     let back = ExperimentConfig::from_toml_str(&text).unwrap();
     assert_eq!(configurations(&back).unwrap(), configurations(&c).unwrap());
+}
+
+/// The written `[sweep]` is what a stored experiment's text (and so its id)
+/// holds: quoted and bare dotted keys, the baseline table and the pruning
+/// settings come back exactly as they were written.
+#[test]
+fn the_written_sweep_serialises_as_before() {
+    let c = load(
+        "\"training.lr\" = [0.001, 0.0003]\nsimulation.steps = [50, 100]\nmode = \"grid\"\nbaseline = { \"training.lr\" = 0.0003 }\nprune = \"median\"\nwarmup_epochs = 1\n",
+    )
+    .unwrap();
+    let text = c.to_toml_string();
+    let sweep = &text[text.find("[sweep]").unwrap()..];
+    assert_eq!(
+        sweep,
+        "[sweep]\nmode = \"grid\"\nprune = \"median\"\n\"training.lr\" = [\n    0.001,\n    0.0003,\n]\nwarmup_epochs = 1\n\n[sweep.baseline]\n\"training.lr\" = 0.0003\n\n[sweep.simulation]\nsteps = [\n    50,\n    100,\n]\n"
+    );
 }

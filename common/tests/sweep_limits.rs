@@ -29,7 +29,7 @@ fn a_thousand_configurations_and_a_hundred_thousand_jobs_are_accepted() {
     );
     let sweep = format!("\"training.lr\" = {}", values(1000, 1e-6));
     let config = experiment(&protocol, &sweep).unwrap();
-    let n = spikecv_common::experiment::sweep::configurations(&config)
+    let n = spikecv_common::experiment::configurations::configurations(&config)
         .unwrap()
         .len();
     assert_eq!(n * 10 * 10, 100_000);

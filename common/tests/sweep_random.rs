@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::{Configuration, configurations};
 use spikecv_common::experiment::error::ConfigError;
 use spikecv_common::experiment::plan::plan_configurations;
-use spikecv_common::experiment::sweep::{Configuration, configurations};
 
 const RANGES: &str = "mode = \"random\"
 samples = 500

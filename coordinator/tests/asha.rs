@@ -9,7 +9,7 @@
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::plan::{JobId, plan_configurations};
-use spikecv_common::experiment::prune::PruneKind;
+use spikecv_common::experiment::prune::verdict::PruneKind;
 use spikecv_coordinator::scheduler::{
     Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
     Submission, WorkerId, WorkerRegistration,

@@ -7,7 +7,7 @@
 
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::prune::{PruneKind, PruneVerdict};
+use spikecv_common::experiment::prune::verdict::{PruneKind, PruneVerdict};
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::compute::compare::Ranking;
 use spikecv_coordinator::report::{

@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::kind::Variant;
 use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
 use crate::experiment::network::{InputShape, LifSettings, Network, NetworkError, NetworkSpec};
+use crate::experiment::prune::asha::AshaRule;
+use crate::experiment::prune::{PruneRule, Pruner};
 use crate::experiment::sections::{
     DataConfig, ProtocolConfig, ProtocolKind, SimulationConfig, TrainingConfig,
 };
 use crate::experiment::sweep::SweepSpec;
+use crate::experiment::sweep::keys::{set_values, show_values, sweep_err};
 
 /// The whole file: `[data]`, `[protocol]`, `[simulation]`, `[training]`,
 /// `[network]`, `[sweep]`.
@@ -222,6 +225,95 @@ impl ExperimentConfig {
     }
 }
 
+impl ExperimentConfig {
+    /// Checks `[sweep]` when there is one (its size, every value on its own,
+    /// every configuration, the pruning rule), and that the experiment plans
+    /// at most [`bounds::JOBS`] jobs.
+    pub fn validate_sweep(&self) -> Result<(), ConfigError> {
+        let configurations = match &self.sweep {
+            Some(spec) => {
+                spec.check_size()?;
+                let base = self.sweep_base()?;
+                for (key, value) in spec.probes() {
+                    Self::with_sweep_values(&base, &[(key, &value)], key)?;
+                }
+                let rows = spec.rows(&base)?;
+                for row in &rows {
+                    Self::with_sweep_values(&base, &row.pairs(), &row.label)?;
+                }
+                self.pruning()?;
+                rows.len()
+            }
+            None => 1,
+        };
+        let p = &self.protocol;
+        let jobs = [configurations, p.seeds.len(), p.variants.len()]
+            .into_iter()
+            .fold(u64::from(p.folds), |n, k| n.saturating_mul(k as u64));
+        if jobs > bounds::JOBS {
+            return Err(ConfigError::TooLarge {
+                key: "protocol".to_owned(),
+                what: "jobs (configurations x seeds x variants x folds)",
+                count: jobs,
+                limit: bounds::JOBS,
+            });
+        }
+        Ok(())
+    }
+
+    /// This experiment without `[sweep]` as a table, what a sweep's values
+    /// are set into.
+    pub fn sweep_base(&self) -> Result<toml::Table, ConfigError> {
+        let mut base = self.clone();
+        base.sweep = None;
+        toml::Table::try_from(&base).map_err(|e| sweep_err("", e.to_string()))
+    }
+
+    /// The experiment `base` (see [`ExperimentConfig::sweep_base`]) with a
+    /// sweep's `values` set at their dotted keys, validated; the error names
+    /// `sweep.<key_for_errors>` and the values.
+    pub fn with_sweep_values(
+        base: &toml::Table,
+        values: &[(&str, &toml::Value)],
+        key_for_errors: &str,
+    ) -> Result<Self, ConfigError> {
+        let table = set_values(base, values, key_for_errors)?;
+        let shown = show_values(values);
+        let config: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                sweep_err(key_for_errors, format!("value {shown}: {e}"))
+            })?;
+        config
+            .validate()
+            .map_err(|e| sweep_err(key_for_errors, format!("value {shown}: {e}")))?;
+        Ok(config)
+    }
+
+    /// The rule the experiment prunes its sweep by (its `[sweep]` pruning
+    /// settings checked against its protocol and epochs), `None` when it
+    /// does not prune.
+    pub fn pruning(&self) -> Result<Option<Pruner>, ConfigError> {
+        self.sweep
+            .as_ref()
+            .and_then(SweepSpec::prune)
+            .map(|settings| settings.rule(self.protocol.kind, self.training.epochs))
+            .transpose()
+    }
+}
+
+/// The median rule of `config`'s sweep, `None` when it does not prune by the
+/// median; errors name the key.
+pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, ConfigError> {
+    Ok(config.pruning()?.and_then(Pruner::median))
+}
+
+/// The successive-halving rule of `config`'s sweep (`prune = "asha"`), `None`
+/// when it does not use it; errors name the key.
+pub fn asha_rule(config: &ExperimentConfig) -> Result<Option<AshaRule>, ConfigError> {
+    Ok(config.pruning()?.and_then(Pruner::asha))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +444,52 @@ mod tests {
         assert!(text.contains("tf32 = false"), "{text}");
         assert_eq!(ExperimentConfig::from_toml_str(&text)?, off);
         Ok(())
+    }
+
+    fn config(sweep: &str, protocol: &str) -> Result<ExperimentConfig, ConfigError> {
+        ExperimentConfig::from_toml_str(&format!(
+            "[data]\nroot = \"d\"\n[protocol]\nkind = \"{protocol}\"\n[training]\nepochs = 4\n[sweep]\n\"training.lr\" = [0.1, 0.01]\n{sweep}"
+        ))
+    }
+
+    #[test]
+    fn settings_are_read_and_checked_naming_the_key() {
+        let c = config(
+            "prune = \"median\"\nwarmup_epochs = 2\nmin_jobs = 3",
+            "train-val-test",
+        )
+        .expect("valid");
+        assert_eq!(
+            prune_rule(&c).expect("valid"),
+            Some(PruneRule {
+                warmup_epochs: 2,
+                min_jobs: 3
+            })
+        );
+        let none = config("", "train-val-test").expect("valid");
+        assert_eq!(prune_rule(&none).expect("valid"), None);
+        for (sweep, protocol, key) in [
+            ("prune = \"median\"", "train-test", "sweep.prune"),
+            ("prune = \"mean\"", "train-val-test", "sweep.prune"),
+            (
+                "prune = \"median\"\nwarmup_epochs = 4",
+                "train-val-test",
+                "sweep.warmup_epochs",
+            ),
+            (
+                "prune = \"median\"\nmin_jobs = 0",
+                "train-val-test",
+                "sweep.min_jobs",
+            ),
+            (
+                "prune = \"median\"\nmin_jobs = -1",
+                "train-val-test",
+                "sweep.min_jobs",
+            ),
+            ("warmup_epochs = 1", "train-val-test", "sweep.warmup_epochs"),
+        ] {
+            let err = config(sweep, protocol).expect_err(sweep).to_string();
+            assert!(err.contains(key), "{sweep}: {err}");
+        }
     }
 }

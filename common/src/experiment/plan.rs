@@ -17,11 +17,11 @@ use crate::dataset::kind::DataKind;
 use crate::dataset::kind::Variant;
 use crate::dataset::sl_animals::FILE_LIST;
 use crate::experiment::config::ExperimentConfig;
+use crate::experiment::configurations::{self, Configuration};
 use crate::experiment::cv::{self, CvError, FoldSplit};
 use crate::experiment::error::ConfigError;
 use crate::experiment::network::NetworkSpec;
 use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig};
-use crate::experiment::sweep::{self, Configuration};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
@@ -263,7 +263,7 @@ pub fn plan_configurations(
     file_list: &[String],
     data_fingerprint: Option<&str>,
 ) -> Result<Plan, PlanError> {
-    let configurations = sweep::configurations(config)?;
+    let configurations = configurations::configurations(config)?;
     let p = &config.protocol;
     let mut splits = Vec::new();
     for &variant in &p.variants {

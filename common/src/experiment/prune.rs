@@ -17,16 +17,22 @@
 //! never looked at; pruning needs the train-val-test protocol. (The
 //! coordinator also never prunes a job that already reported its last epoch:
 //! there is nothing left to save.)
+//!
+//! `prune = "asha"` stops whole configurations by successive halving: see
+//! [`asha`]. The settings are read with `[sweep]` into [`PruneSettings`];
+//! [`PruneSettings::rule`] checks them against the experiment's protocol and
+//! epochs and gives the [`Pruner`] the coordinator applies. What a rule says
+//! about a job it stops is a [`verdict::PruneVerdict`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::config::ExperimentConfig;
-use crate::experiment::error::ConfigError;
+use crate::experiment::error::{ConfigError, invalid};
+use crate::experiment::prune::asha::AshaRule;
+use crate::experiment::prune::verdict::{PruneKind, PruneVerdict};
 use crate::experiment::sections::ProtocolKind;
 
 pub mod asha;
-
-pub use asha::AshaRule;
+pub mod verdict;
 
 /// The `[sweep]` keys that configure pruning rather than name a swept value.
 pub const PRUNE_KEYS: &[&str] = &[
@@ -46,187 +52,172 @@ pub struct PruneRule {
     pub min_jobs: u32,
 }
 
-/// Which rule stopped a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PruneKind {
-    /// The median rule, against the same (variant, seed, fold) of the other
-    /// configurations.
-    #[default]
-    Median,
-    /// Successive halving ([`asha`]), the whole configuration at a rung.
-    Asha,
+/// The pruning a `[sweep]` asks for (`prune` and its settings), as written;
+/// [`PruneSettings::rule`] checks it against the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneSettings {
+    /// `prune = "median"` with `warmup_epochs` and `min_jobs`.
+    Median(PruneRule),
+    /// `prune = "asha"` ([`asha`]).
+    Asha {
+        /// η: one configuration in η goes on at each rung.
+        reduction_factor: u32,
+        /// Epochs at the first rung.
+        first_rung: u32,
+    },
 }
 
-fn is_median(kind: &PruneKind) -> bool {
-    *kind == PruneKind::Median
+/// The rule an experiment prunes by: its [`PruneSettings`] checked against
+/// its protocol and `training.epochs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruner {
+    /// The median rule.
+    Median(PruneRule),
+    /// Successive halving.
+    Asha(AshaRule),
 }
 
-/// Why a job was pruned: what it was compared with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PruneVerdict {
-    /// The rule (absent in records written before successive halving: the
-    /// median rule).
-    #[serde(default, skip_serializing_if = "is_median")]
-    pub rule: PruneKind,
-    /// The epoch compared.
-    pub epoch: u32,
-    /// The job's validation accuracy at that epoch (successive halving: its
-    /// configuration's mean over the jobs at the rung).
-    pub val_accuracy: f64,
-    /// What it fell below: the median of the other configurations' jobs at
-    /// that epoch, or (successive halving) the `1 − 1/η` quantile of the
-    /// other configurations' means at the rung.
-    pub median: f64,
-    /// How many jobs (successive halving: configurations) it was compared with.
-    pub compared_with: usize,
-}
+impl Pruner {
+    /// The median rule, `None` for another rule.
+    pub fn median(self) -> Option<PruneRule> {
+        match self {
+            Pruner::Median(rule) => Some(rule),
+            Pruner::Asha(_) => None,
+        }
+    }
 
-impl std::fmt::Display for PruneVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.rule {
-            PruneKind::Median => write!(
-                f,
-                "pruned at epoch {}: validation accuracy {:.4} below the median {:.4} of {} other configuration job(s)",
-                self.epoch, self.val_accuracy, self.median, self.compared_with
-            ),
-            PruneKind::Asha => write!(
-                f,
-                "stopped by successive halving at epoch {}: mean validation accuracy {:.4} below the cutoff {:.4} of {} other configuration(s)",
-                self.epoch, self.val_accuracy, self.median, self.compared_with
-            ),
+    /// The successive-halving rule, `None` for another rule.
+    pub fn asha(self) -> Option<AshaRule> {
+        match self {
+            Pruner::Asha(rule) => Some(rule),
+            Pruner::Median(_) => None,
         }
     }
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: format!("sweep.{key}"),
-        message: message.into(),
+fn sweep_invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    invalid(&format!("sweep.{key}"), message)
+}
+
+/// A setting of `[sweep]` as a count, `default` when absent.
+fn count(table: &toml::Table, key: &str, default: u32) -> Result<u32, ConfigError> {
+    match table.get(key) {
+        None => Ok(default),
+        Some(toml::Value::Integer(i)) => u32::try_from(*i)
+            .map_err(|_| sweep_invalid(key, format!("{i} is not in 0..=4294967295"))),
+        Some(_) => Err(sweep_invalid(key, "expected a whole number")),
     }
 }
 
-/// The pruning settings of `config`'s `[sweep]`, `None` when it does not prune;
-/// errors name the key.
-pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, ConfigError> {
-    let Some(spec) = config.sweep.as_ref() else {
-        return Ok(None);
-    };
-    let table = &spec.0;
-    let count = |key: &str, default: u32| -> Result<u32, ConfigError> {
-        match table.get(key) {
-            None => Ok(default),
-            Some(toml::Value::Integer(i)) => {
-                u32::try_from(*i).map_err(|_| invalid(key, format!("{i} is not in 0..=4294967295")))
+/// The first of `keys` present in `table`, refused with `message`.
+fn refuse_present(table: &toml::Table, keys: &[&str], message: &str) -> Result<(), ConfigError> {
+    match keys.iter().find(|k| table.contains_key(**k)) {
+        Some(key) => Err(sweep_invalid(key, message)),
+        None => Ok(()),
+    }
+}
+
+impl PruneSettings {
+    /// The pruning settings of a `[sweep]` table, `None` when it does not
+    /// prune; what can be checked without the rest of the experiment is, and
+    /// errors name the key.
+    pub fn parse(table: &toml::Table) -> Result<Option<Self>, ConfigError> {
+        let warmup_epochs = count(table, "warmup_epochs", 1)?;
+        let min_jobs = count(table, "min_jobs", 1)?;
+        match table.get("prune") {
+            None => {
+                refuse_present(
+                    table,
+                    &PRUNE_KEYS[1..],
+                    "only means something with prune = \"median\" or \"asha\"",
+                )?;
+                Ok(None)
             }
-            Some(_) => Err(invalid(key, "expected a whole number")),
+            Some(toml::Value::String(s)) if s == "median" => {
+                refuse_present(
+                    table,
+                    &["reduction_factor", "first_rung"],
+                    "belongs to prune = \"asha\", not \"median\"",
+                )?;
+                if min_jobs == 0 {
+                    return Err(sweep_invalid("min_jobs", "must be at least 1"));
+                }
+                Ok(Some(PruneSettings::Median(PruneRule {
+                    warmup_epochs,
+                    min_jobs,
+                })))
+            }
+            Some(toml::Value::String(s)) if s == "asha" => {
+                refuse_present(
+                    table,
+                    &["warmup_epochs", "min_jobs"],
+                    "belongs to prune = \"median\", not \"asha\"",
+                )?;
+                let reduction_factor = count(table, "reduction_factor", 3)?;
+                if reduction_factor < 2 {
+                    return Err(sweep_invalid("reduction_factor", "must be at least 2"));
+                }
+                Ok(Some(PruneSettings::Asha {
+                    reduction_factor,
+                    first_rung: count(table, "first_rung", 1)?,
+                }))
+            }
+            Some(other) => Err(sweep_invalid(
+                "prune",
+                format!("{other} is not a pruner (\"median\" or \"asha\")"),
+            )),
         }
-    };
-    let warmup_epochs = count("warmup_epochs", 1)?;
-    let min_jobs = count("min_jobs", 1)?;
-    match table.get("prune") {
-        None | Some(toml::Value::String(_)) if asha_rule(config)?.is_some() => Ok(None),
-        None => {
-            for key in [
-                "warmup_epochs",
-                "min_jobs",
-                "reduction_factor",
-                "first_rung",
-            ] {
-                if table.contains_key(key) {
-                    return Err(invalid(
-                        key,
-                        "only means something with prune = \"median\" or \"asha\"",
+    }
+
+    /// The rule for an experiment of protocol `protocol` and `epochs`
+    /// training epochs: both rules decide on validation accuracy, and need
+    /// an epoch to act at.
+    pub fn rule(self, protocol: ProtocolKind, epochs: u32) -> Result<Pruner, ConfigError> {
+        match self {
+            PruneSettings::Median(rule) => {
+                if protocol != ProtocolKind::TrainValTest {
+                    return Err(sweep_invalid(
+                        "prune",
+                        "pruning decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
                     ));
                 }
-            }
-            Ok(None)
-        }
-        Some(toml::Value::String(s)) if s == "median" => {
-            for key in ["reduction_factor", "first_rung"] {
-                if table.contains_key(key) {
-                    return Err(invalid(key, "belongs to prune = \"asha\", not \"median\""));
+                if rule.warmup_epochs >= epochs {
+                    return Err(sweep_invalid(
+                        "warmup_epochs",
+                        format!(
+                            "{} leaves no epoch to prune at (training.epochs = {epochs})",
+                            rule.warmup_epochs
+                        ),
+                    ));
                 }
+                Ok(Pruner::Median(rule))
             }
-            if config.protocol.kind != ProtocolKind::TrainValTest {
-                return Err(invalid(
-                    "prune",
-                    "pruning decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
-                ));
+            PruneSettings::Asha {
+                reduction_factor,
+                first_rung,
+            } => {
+                if protocol != ProtocolKind::TrainValTest {
+                    return Err(sweep_invalid(
+                        "prune",
+                        "successive halving decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
+                    ));
+                }
+                if first_rung == 0 || first_rung >= epochs {
+                    return Err(sweep_invalid(
+                        "first_rung",
+                        format!(
+                            "{first_rung}: the first rung must be an epoch in 1..{epochs} (training.epochs)"
+                        ),
+                    ));
+                }
+                Ok(Pruner::Asha(AshaRule {
+                    reduction_factor,
+                    first_rung,
+                    max_epochs: epochs,
+                }))
             }
-            if warmup_epochs >= config.training.epochs {
-                return Err(invalid(
-                    "warmup_epochs",
-                    format!(
-                        "{warmup_epochs} leaves no epoch to prune at (training.epochs = {})",
-                        config.training.epochs
-                    ),
-                ));
-            }
-            if min_jobs == 0 {
-                return Err(invalid("min_jobs", "must be at least 1"));
-            }
-            Ok(Some(PruneRule {
-                warmup_epochs,
-                min_jobs,
-            }))
-        }
-        Some(other) => Err(invalid(
-            "prune",
-            format!("{other} is not a pruner (\"median\" or \"asha\")"),
-        )),
-    }
-}
-
-/// The successive-halving settings of `config`'s `[sweep]` (`prune =
-/// "asha"`), `None` when it does not use them; errors name the key.
-pub fn asha_rule(config: &ExperimentConfig) -> Result<Option<AshaRule>, ConfigError> {
-    let Some(spec) = config.sweep.as_ref() else {
-        return Ok(None);
-    };
-    let table = &spec.0;
-    if !matches!(table.get("prune"), Some(toml::Value::String(s)) if s == "asha") {
-        return Ok(None);
-    }
-    let count = |key: &str, default: u32| -> Result<u32, ConfigError> {
-        match table.get(key) {
-            None => Ok(default),
-            Some(toml::Value::Integer(i)) => {
-                u32::try_from(*i).map_err(|_| invalid(key, format!("{i} is not in 0..=4294967295")))
-            }
-            Some(_) => Err(invalid(key, "expected a whole number")),
-        }
-    };
-    for key in ["warmup_epochs", "min_jobs"] {
-        if table.contains_key(key) {
-            return Err(invalid(key, "belongs to prune = \"median\", not \"asha\""));
         }
     }
-    if config.protocol.kind != ProtocolKind::TrainValTest {
-        return Err(invalid(
-            "prune",
-            "successive halving decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
-        ));
-    }
-    let reduction_factor = count("reduction_factor", 3)?;
-    if reduction_factor < 2 {
-        return Err(invalid("reduction_factor", "must be at least 2"));
-    }
-    let first_rung = count("first_rung", 1)?;
-    if first_rung == 0 || first_rung >= config.training.epochs {
-        return Err(invalid(
-            "first_rung",
-            format!(
-                "{first_rung}: the first rung must be an epoch in 1..{} (training.epochs)",
-                config.training.epochs
-            ),
-        ));
-    }
-    Ok(Some(AshaRule {
-        reduction_factor,
-        first_rung,
-        max_epochs: config.training.epochs,
-    }))
 }
 
 /// The median of `values` (mean of the two middle ones for an even count).
@@ -291,52 +282,5 @@ mod tests {
             (3, 0.2, 0.55, 2)
         );
         assert!(v.to_string().contains("epoch 3"));
-    }
-
-    fn config(sweep: &str, protocol: &str) -> Result<ExperimentConfig, ConfigError> {
-        ExperimentConfig::from_toml_str(&format!(
-            "[data]\nroot = \"d\"\n[protocol]\nkind = \"{protocol}\"\n[training]\nepochs = 4\n[sweep]\n\"training.lr\" = [0.1, 0.01]\n{sweep}"
-        ))
-    }
-
-    #[test]
-    fn settings_are_read_and_checked_naming_the_key() {
-        let c = config(
-            "prune = \"median\"\nwarmup_epochs = 2\nmin_jobs = 3",
-            "train-val-test",
-        )
-        .expect("valid");
-        assert_eq!(
-            prune_rule(&c).expect("valid"),
-            Some(PruneRule {
-                warmup_epochs: 2,
-                min_jobs: 3
-            })
-        );
-        let none = config("", "train-val-test").expect("valid");
-        assert_eq!(prune_rule(&none).expect("valid"), None);
-        for (sweep, protocol, key) in [
-            ("prune = \"median\"", "train-test", "sweep.prune"),
-            ("prune = \"mean\"", "train-val-test", "sweep.prune"),
-            (
-                "prune = \"median\"\nwarmup_epochs = 4",
-                "train-val-test",
-                "sweep.warmup_epochs",
-            ),
-            (
-                "prune = \"median\"\nmin_jobs = 0",
-                "train-val-test",
-                "sweep.min_jobs",
-            ),
-            (
-                "prune = \"median\"\nmin_jobs = -1",
-                "train-val-test",
-                "sweep.min_jobs",
-            ),
-            ("warmup_epochs = 1", "train-val-test", "sweep.warmup_epochs"),
-        ] {
-            let err = config(sweep, protocol).expect_err(sweep).to_string();
-            assert!(err.contains(key), "{sweep}: {err}");
-        }
     }
 }

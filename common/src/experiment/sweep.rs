@@ -10,99 +10,104 @@
 //!
 //! Keys are dotted config paths: every scalar key of `[simulation]` and
 //! `[training]` (except `training.checkpoint_every`, which does not change a
-//! result) and `data.downscale`; each takes a non-empty list of values.
-//! `network.blocks` (whole block lists) and `network.blocks.<i>.<field>` (one
-//! value of one block) compare networks: see [`network`].
+//! result) and `data.downscale` ([`keys::SWEEP_KEYS`]); each takes a
+//! non-empty list of values. `network.blocks` (whole block lists) and
+//! `network.blocks.<i>.<field>` (one value of one block) compare networks:
+//! see [`network`].
 //! `mode = "grid"` (the default) makes the cartesian product, the first key
 //! (in sorted order) varying slowest; `mode = "zip"` takes the i-th value of
-//! every list together (the lists must be equally long). Each combination is a
-//! [`Configuration`] labelled `lr=0.0003 steps=100` (last path segment, keys in
-//! sorted order). The baseline is the combination of every list's first value,
-//! unless `baseline` (a table of key = value) names one: in grid mode the keys
-//! it leaves out take their first value; in zip mode the first row matching
-//! every named value is the baseline.
+//! every list together (the lists must be equally long): see [`grid`]. Each
+//! combination is a [`Row`] labelled `lr=0.0003 steps=100` (last path
+//! segment, keys in sorted order). The baseline is the combination of every
+//! list's first value, unless `baseline` (a table of key = value) names one:
+//! in grid mode the keys it leaves out take their first value; in zip mode
+//! the first row matching every named value is the baseline.
 //!
 //! `mode = "random"` draws `samples` configurations from ranges and lists with
 //! a `seed`, after the experiment as written (configuration 0, the baseline):
 //! see [`random`].
 //!
-//! `prune = "median"` (with `warmup_epochs`, `min_jobs`) stops hopeless
-//! configurations early: see [`crate::experiment::prune`].
+//! `prune = "median"` (with `warmup_epochs`, `min_jobs`) or `prune = "asha"`
+//! stops hopeless configurations early: see [`crate::experiment::prune`].
 //!
-//! Everything is checked when the experiment loads ([`ExperimentConfig::validate`]):
-//! unknown keys, values of the wrong type, empty lists, repeated values, and
-//! every combination applied to the config and validated; errors name the key.
+//! The table is read once, when the experiment is parsed, into a
+//! [`SweepSpec`]: the mode with its keys and values ([`Search`]), the
+//! baseline and the pruning settings; unknown keys, values of the wrong type
+//! and empty lists are refused there, naming the key. The table as written
+//! is kept too: it is what the experiment serialises (and so what its
+//! identity hashes). What needs the rest of the experiment (sizes, every
+//! value and combination applied and validated, pruning against the
+//! protocol) is checked when the experiment is validated.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::config::ExperimentConfig;
-use crate::experiment::error::{ConfigError, bounds};
-use crate::experiment::prune::{PRUNE_KEYS, prune_rule};
+use crate::experiment::error::ConfigError;
+use crate::experiment::prune::{PRUNE_KEYS, PruneSettings};
+use crate::experiment::sweep::grid::{Axis, Combine};
+use crate::experiment::sweep::keys::{Row, sweep_err};
+use crate::experiment::sweep::random::{RandomSearch, is_range};
 
+pub mod grid;
+pub mod keys;
 pub mod network;
 pub mod random;
 
-/// The raw `[sweep]` table as written (checked by [`configurations`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SweepSpec(pub toml::Table);
-
-/// The keys a sweep may vary.
-pub const SWEEP_KEYS: &[&str] = &[
-    "data.downscale",
-    "simulation.steps",
-    "simulation.dt_ms",
-    "simulation.a",
-    "simulation.vth",
-    "simulation.tau",
-    "training.batch",
-    "training.test_batch",
-    "training.epochs",
-    "training.optimizer",
-    "training.lr",
-    "training.momentum",
-    "training.lr_decay_every",
-    "training.lr_decay",
-    "training.bin_mode",
-    "training.random_crop",
-    "training.test_steps",
-    "training.shuffle",
-    "training.deterministic",
-    network::BLOCKS_KEY,
-];
-
-/// How the lists combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SweepMode {
-    /// Cartesian product.
-    Grid,
-    /// The i-th values of all lists together.
-    Zip,
-    /// Draws from ranges and lists ([`random`]).
-    Random,
-}
-
-/// One combination of swept values, applied to the experiment.
+/// How a sweep makes its configurations.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Configuration {
-    /// Readable label, e.g. `lr=0.0003 steps=100`; empty without a sweep.
-    pub label: String,
-    /// The swept values by dotted key.
-    pub values: BTreeMap<String, toml::Value>,
-    /// Whether this is the configuration the others are compared with.
-    pub baseline: bool,
-    /// The experiment with these values applied and without `[sweep]`.
-    pub config: ExperimentConfig,
+pub enum Search {
+    /// `mode = "grid"` (the default) or `mode = "zip"`: lists of values
+    /// combined ([`grid`]).
+    Lists {
+        /// Product or zip.
+        combine: Combine,
+        /// The swept keys with their values, in key order.
+        axes: Vec<Axis>,
+    },
+    /// `mode = "random"`: draws from ranges and lists ([`random`]).
+    Random(RandomSearch),
 }
 
-fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: format!("sweep.{key}"),
-        message: message.into(),
+/// `[sweep]`, read: the table as written (what serialises) and its typed
+/// values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table", into = "toml::Table")]
+pub struct SweepSpec {
+    written: toml::Table,
+    search: Search,
+    baseline: BTreeMap<String, toml::Value>,
+    prune: Option<PruneSettings>,
+}
+
+impl TryFrom<toml::Table> for SweepSpec {
+    type Error = ConfigError;
+
+    fn try_from(table: toml::Table) -> Result<Self, ConfigError> {
+        Self::parse(table)
     }
+}
+
+impl From<SweepSpec> for toml::Table {
+    fn from(spec: SweepSpec) -> Self {
+        spec.written
+    }
+}
+
+/// `[sweep]`'s entries sorted by role, before they are checked together.
+struct Entries {
+    mode: Option<Mode>,
+    samples: Option<usize>,
+    seed: u64,
+    baseline: BTreeMap<String, toml::Value>,
+    swept: BTreeMap<String, toml::Value>,
+}
+
+/// `mode`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Lists(Combine),
+    Random,
 }
 
 /// Flattens nested tables (`training.lr = [...]` written unquoted) into dotted
@@ -115,7 +120,7 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
             format!("{prefix}.{k}")
         };
         match v {
-            toml::Value::Table(t) if !random::is_range(t) => flatten(&key, t, out),
+            toml::Value::Table(t) if !is_range(t) => flatten(&key, t, out),
             other => {
                 out.insert(key, other.clone());
             }
@@ -123,377 +128,151 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
     }
 }
 
-/// A value as a label shows it (a block list by its compact name).
-fn show(v: &toml::Value) -> String {
-    if let Some(name) = network::show(v) {
-        return name;
-    }
-    match v {
-        toml::Value::String(s) => s.clone(),
-        // Very small or large numbers in exponent form (`1e-12`, not 0.000000000001).
-        toml::Value::Float(f) if *f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e15) => {
-            format!("{f:e}")
-        }
-        toml::Value::Float(f) => format!("{f}"),
-        other => other.to_string(),
+/// `mode = "..."`.
+fn mode(value: &toml::Value) -> Result<Mode, ConfigError> {
+    match value.as_str() {
+        Some("grid") => Ok(Mode::Lists(Combine::Grid)),
+        Some("zip") => Ok(Mode::Lists(Combine::Zip)),
+        Some("random") => Ok(Mode::Random),
+        Some(other) => Err(sweep_err(
+            "mode",
+            format!("{other:?} is not grid, zip or random"),
+        )),
+        None => Err(sweep_err("mode", "must be \"grid\", \"zip\" or \"random\"")),
     }
 }
 
-/// Equality with integers and floats compared by value (`100` = `100.0`).
-fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
-    let num = |v: &toml::Value| match v {
-        toml::Value::Integer(i) => Some(*i as f64),
-        toml::Value::Float(f) => Some(*f),
-        _ => None,
+/// Sorts the table's entries: settings read, swept keys flattened.
+fn entries(table: &toml::Table) -> Result<Entries, ConfigError> {
+    let mut out = Entries {
+        mode: None,
+        samples: None,
+        seed: 0,
+        baseline: BTreeMap::new(),
+        swept: BTreeMap::new(),
     };
-    match (num(a), num(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// `base` (without `[sweep]`) with `values` applied, validated; the error names `key`.
-fn apply(
-    base: &toml::Table,
-    values: &[(&str, &toml::Value)],
-    key_for_errors: &str,
-) -> Result<ExperimentConfig, ConfigError> {
-    let mut table = base.clone();
-    for (key, value) in values {
-        let set = network::set(&mut table, key, value).map_err(|m| sweep_err(key_for_errors, m))?;
-        if set {
-            continue;
-        }
-        let (section, field) = key.split_once('.').unwrap_or(("", key));
-        let entry = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
-            t.insert(field.to_owned(), (*value).clone());
-        }
-    }
-    let shown = values
-        .iter()
-        .map(|(_, v)| show(v))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let config: ExperimentConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| sweep_err(key_for_errors, format!("value {shown}: {e}")))?;
-    config
-        .validate()
-        .map_err(|e| sweep_err(key_for_errors, format!("value {shown}: {e}")))?;
-    Ok(config)
-}
-
-/// The configurations of `config`: one (empty label, baseline) without
-/// `[sweep]`, else every combination, checked.
-pub fn configurations(config: &ExperimentConfig) -> Result<Vec<Configuration>, ConfigError> {
-    let mut base = config.clone();
-    let Some(SweepSpec(spec)) = base.sweep.take() else {
-        return Ok(vec![Configuration {
-            label: String::new(),
-            values: BTreeMap::new(),
-            baseline: true,
-            config: base,
-        }]);
-    };
-    let base_table = toml::Table::try_from(&base).map_err(|e| sweep_err("", e.to_string()))?;
-
-    let mut mode = SweepMode::Grid;
-    let mut baseline = BTreeMap::new();
-    let mut flat = BTreeMap::new();
-    let (mut samples, mut seed) = (None, 0u64);
-    for (k, v) in &spec {
+    for (k, v) in table {
         match (k.as_str(), v) {
-            ("mode", toml::Value::String(m)) => {
-                mode = match m.as_str() {
-                    "grid" => SweepMode::Grid,
-                    "zip" => SweepMode::Zip,
-                    "random" => SweepMode::Random,
-                    other => {
-                        return Err(sweep_err(
-                            "mode",
-                            format!("{other:?} is not grid, zip or random"),
-                        ));
-                    }
-                }
-            }
-            ("mode", _) => {
-                return Err(sweep_err("mode", "must be \"grid\", \"zip\" or \"random\""));
-            }
+            ("mode", _) => out.mode = Some(mode(v)?),
             ("samples", toml::Value::Integer(n)) => {
-                samples = Some(
+                out.samples = Some(
                     usize::try_from(*n)
                         .map_err(|_| sweep_err("samples", format!("{n} is not a count")))?,
                 );
             }
             ("samples", _) => return Err(sweep_err("samples", "must be an integer")),
             ("seed", toml::Value::Integer(n)) => {
-                seed =
+                out.seed =
                     u64::try_from(*n).map_err(|_| sweep_err("seed", format!("{n} is negative")))?;
             }
             ("seed", _) => return Err(sweep_err("seed", "must be an integer")),
-            ("baseline", toml::Value::Table(t)) => flatten("", t, &mut baseline),
+            ("baseline", toml::Value::Table(t)) => flatten("", t, &mut out.baseline),
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
-            // Pruning settings, read by `crate::experiment::prune`.
+            // Pruning settings, read by `PruneSettings::parse`.
             (k, _) if PRUNE_KEYS.contains(&k) => {}
-            (_, toml::Value::Table(t)) if !random::is_range(t) => flatten(k, t, &mut flat),
+            (_, toml::Value::Table(t)) if !is_range(t) => flatten(k, t, &mut out.swept),
             _ => {
-                flat.insert(k.clone(), v.clone());
+                out.swept.insert(k.clone(), v.clone());
             }
         }
     }
+    Ok(out)
+}
 
-    match (mode, samples) {
-        (SweepMode::Random, Some(samples)) => {
-            return random::configurations(&base_table, flat, &baseline, samples, seed);
+/// The search the entries ask for.
+fn search(entries: Entries) -> Result<Search, ConfigError> {
+    let mode = entries.mode.unwrap_or(Mode::Lists(Combine::Grid));
+    let combine = match (mode, entries.samples) {
+        (Mode::Random, Some(samples)) => {
+            return RandomSearch::parse(entries.swept, &entries.baseline, samples, entries.seed)
+                .map(Search::Random);
         }
-        (SweepMode::Random, None) => {
+        (Mode::Random, None) => {
             return Err(sweep_err("samples", "mode = \"random\" needs samples = N"));
         }
         (_, Some(_)) => {
             return Err(sweep_err("samples", "only mode = \"random\" draws samples"));
         }
-        _ => {}
-    }
-
-    // Axes: sorted by key (BTreeMap), each a non-empty list of scalars.
-    let mut axes: Vec<(String, Vec<toml::Value>)> = Vec::new();
-    for (key, value) in flat {
-        check_key(&key)?;
-        let toml::Value::Array(list) = value else {
-            let hint = if matches!(&value, toml::Value::Table(t) if random::is_range(t)) {
-                "a range needs mode = \"random\""
-            } else {
-                "expected a list of values"
-            };
-            return Err(sweep_err(&key, hint));
-        };
-        if list.is_empty() {
-            return Err(sweep_err(&key, "empty list"));
-        }
-        if list.len() > bounds::CONFIGURATIONS {
-            return Err(too_many(&format!("sweep.{key}"), list.len() as u64));
-        }
-        for (i, v) in list.iter().enumerate() {
-            let block_list = network::takes_lists(&key) && v.is_array();
-            if !block_list
-                && matches!(
-                    v,
-                    toml::Value::Array(_) | toml::Value::Table(_) | toml::Value::Datetime(_)
-                )
-            {
-                return Err(sweep_err(
-                    &key,
-                    format!("value {i} is not a number, string or boolean"),
-                ));
-            }
-            // Each value on its own: the error names this key.
-            apply(&base_table, &[(key.as_str(), v)], &key)?;
-        }
-        axes.push((key, list));
-    }
+        (Mode::Lists(combine), None) => combine,
+    };
+    let axes = entries
+        .swept
+        .into_iter()
+        .map(|(key, value)| grid::axis(key, value))
+        .collect::<Result<Vec<_>, _>>()?;
     if axes.is_empty() {
         return Err(sweep_err("", "no keys to sweep"));
     }
-    // Counted before anything is expanded: a grid of 4 keys x 1000 values is
-    // 10^12 rows.
-    if mode == SweepMode::Grid {
-        let count = axes
-            .iter()
-            .fold(1u64, |n, (_, l)| n.saturating_mul(l.len() as u64));
-        if count > bounds::CONFIGURATIONS as u64 {
-            return Err(too_many("sweep", count));
+    Ok(Search::Lists { combine, axes })
+}
+
+impl SweepSpec {
+    /// Reads a `[sweep]` table; errors name the key (`sweep.training.lr`).
+    pub fn parse(table: toml::Table) -> Result<Self, ConfigError> {
+        let entries = entries(&table)?;
+        let baseline = entries.baseline.clone();
+        let search = search(entries)?;
+        let prune = PruneSettings::parse(&table)?;
+        Ok(SweepSpec {
+            written: table,
+            search,
+            baseline,
+            prune,
+        })
+    }
+
+    /// The table as written.
+    pub fn written(&self) -> &toml::Table {
+        &self.written
+    }
+
+    /// The mode with its swept keys and values.
+    pub fn search(&self) -> &Search {
+        &self.search
+    }
+
+    /// The values `baseline = {...}` names, by dotted key.
+    pub fn baseline(&self) -> &BTreeMap<String, toml::Value> {
+        &self.baseline
+    }
+
+    /// The pruning settings, `None` when the sweep does not prune.
+    pub fn prune(&self) -> Option<PruneSettings> {
+        self.prune
+    }
+
+    /// Refuses a sweep of more configurations than
+    /// [`crate::experiment::error::bounds::CONFIGURATIONS`], counted before
+    /// anything is expanded.
+    pub fn check_size(&self) -> Result<(), ConfigError> {
+        match &self.search {
+            Search::Lists { combine, axes } => grid::check_size(axes, *combine),
+            // `samples` is bounded when read.
+            Search::Random(_) => Ok(()),
         }
     }
 
-    let rows = combinations(&axes, mode)?;
-    let base_row = baseline_row(&axes, &rows, &baseline, mode)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (r, row) in rows.iter().enumerate() {
-        let pairs: Vec<(&str, &toml::Value)> = axes
-            .iter()
-            .zip(row)
-            .map(|((k, list), &i)| (k.as_str(), &list[i]))
-            .collect();
-        out.push(configuration(&base_table, &pairs, r == base_row)?);
-    }
-    Ok(out)
-}
-
-/// Refuses a key a sweep cannot vary.
-fn check_key(key: &str) -> Result<(), ConfigError> {
-    if SWEEP_KEYS.contains(&key) || network::is_block_field_key(key) {
-        return Ok(());
-    }
-    Err(sweep_err(
-        key,
-        format!(
-            "not a key a sweep can vary (one of {}, network.blocks.<i>.<{}>)",
-            SWEEP_KEYS.join(", "),
-            network::BLOCK_FIELDS.join("|")
-        ),
-    ))
-}
-
-/// The configuration of `pairs` (its label `k=v ...`), applied and checked.
-fn configuration(
-    base_table: &toml::Table,
-    pairs: &[(&str, &toml::Value)],
-    baseline: bool,
-) -> Result<Configuration, ConfigError> {
-    let label = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", label_key(k), show(v)))
-        .collect::<Vec<_>>()
-        .join(" ");
-    crate::names::check_no_control(&label)
-        .map_err(|m| sweep_err("label", format!("{label:?}: {m}")))?;
-    let config = apply(base_table, pairs, &label)?;
-    Ok(Configuration {
-        values: pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).clone()))
-            .collect(),
-        label,
-        baseline,
-        config,
-    })
-}
-
-/// The key part of a label: the last path segment (`lr`), or for network
-/// keys `network` / `blocks.<i>.<field>`.
-fn label_key(key: &str) -> &str {
-    network::label_key(key).unwrap_or_else(|| key.rsplit('.').next().unwrap_or(key))
-}
-
-/// Rows of value indices, one per configuration; distinct rows only.
-fn combinations(
-    axes: &[(String, Vec<toml::Value>)],
-    mode: SweepMode,
-) -> Result<Vec<Vec<usize>>, ConfigError> {
-    let rows: Vec<Vec<usize>> = match mode {
-        SweepMode::Grid => {
-            for (key, list) in axes {
-                for (i, v) in list.iter().enumerate() {
-                    if list[..i].iter().any(|w| same_value(v, w)) {
-                        return Err(sweep_err(key, format!("value {} is listed twice", show(v))));
-                    }
-                }
-            }
-            let mut rows = vec![Vec::new()];
-            for (_, list) in axes {
-                rows = rows
-                    .into_iter()
-                    .flat_map(|row| {
-                        (0..list.len()).map(move |i| {
-                            let mut r = row.clone();
-                            r.push(i);
-                            r
-                        })
-                    })
-                    .collect();
-            }
-            rows
-        }
-        SweepMode::Zip => {
-            let n = axes[0].1.len();
-            if let Some((key, list)) = axes.iter().find(|(_, l)| l.len() != n) {
-                return Err(sweep_err(
-                    key,
-                    format!(
-                        "zip mode needs lists of one length: {} has {n} values, {key} {}",
-                        axes[0].0,
-                        list.len()
-                    ),
-                ));
-            }
-            let rows: Vec<Vec<usize>> = (0..n).map(|i| vec![i; axes.len()]).collect();
-            for i in 0..n {
-                for j in 0..i {
-                    if axes.iter().all(|(_, l)| same_value(&l[i], &l[j])) {
-                        return Err(sweep_err(
-                            "mode",
-                            format!("zip rows {j} and {i} are the same"),
-                        ));
-                    }
-                }
-            }
-            rows
-        }
-        // Drawn by `random::configurations`, never combined.
-        SweepMode::Random => {
-            return Err(sweep_err("mode", "a random sweep is drawn, not combined"));
-        }
-    };
-    Ok(rows)
-}
-
-/// The row `baseline` names (every list's first value when it names nothing).
-fn baseline_row(
-    axes: &[(String, Vec<toml::Value>)],
-    rows: &[Vec<usize>],
-    baseline: &BTreeMap<String, toml::Value>,
-    mode: SweepMode,
-) -> Result<usize, ConfigError> {
-    for (key, value) in baseline {
-        let Some((_, list)) = axes.iter().find(|(k, _)| k == key) else {
-            return Err(sweep_err(&format!("baseline.{key}"), "not a swept key"));
-        };
-        if !list.iter().any(|v| same_value(v, value)) {
-            return Err(sweep_err(
-                &format!("baseline.{key}"),
-                format!("{} is not one of the swept values", show(value)),
-            ));
+    /// Every value that is checked on its own (applied alone, its error
+    /// naming its key): each listed value, a range's bounds.
+    pub fn probes(&self) -> Vec<(&str, toml::Value)> {
+        match &self.search {
+            Search::Lists { axes, .. } => axes
+                .iter()
+                .flat_map(|a| a.values.iter().map(|v| (a.key.as_str(), v.clone())))
+                .collect(),
+            Search::Random(random) => random.probes(),
         }
     }
-    let matches = |a: usize, i: usize| match baseline.get(&axes[a].0) {
-        Some(v) => same_value(&axes[a].1[i], v),
-        // Grid: an unnamed key takes its first value; zip: any.
-        None => mode == SweepMode::Zip || i == 0,
-    };
-    rows.iter()
-        .position(|row| row.iter().enumerate().all(|(a, &i)| matches(a, i)))
-        .ok_or_else(|| sweep_err("baseline", "names no row of the zip"))
-}
 
-/// The error for a sweep of `count` configurations (or values of one key).
-fn too_many(key: &str, count: u64) -> ConfigError {
-    ConfigError::TooLarge {
-        key: key.to_owned(),
-        what: "configurations",
-        count,
-        limit: bounds::CONFIGURATIONS as u64,
-    }
-}
-
-impl ExperimentConfig {
-    /// Checks `[sweep]` when there is one (every key, value and combination),
-    /// and that the experiment plans at most [`bounds::JOBS`] jobs.
-    pub fn validate_sweep(&self) -> Result<(), ConfigError> {
-        let configurations = match &self.sweep {
-            Some(_) => {
-                let n = configurations(self)?.len();
-                prune_rule(self)?;
-                n
-            }
-            None => 1,
-        };
-        let p = &self.protocol;
-        let jobs = [configurations, p.seeds.len(), p.variants.len()]
-            .into_iter()
-            .fold(u64::from(p.folds), |n, k| n.saturating_mul(k as u64));
-        if jobs > bounds::JOBS {
-            return Err(ConfigError::TooLarge {
-                key: "protocol".to_owned(),
-                what: "jobs (configurations x seeds x variants x folds)",
-                count: jobs,
-                limit: bounds::JOBS,
-            });
+    /// The configurations, in sweep order, one the baseline; `base` is the
+    /// experiment's table without `[sweep]` (a random sweep's baseline takes
+    /// its values from it).
+    pub fn rows(&self, base: &toml::Table) -> Result<Vec<Row>, ConfigError> {
+        match &self.search {
+            Search::Lists { combine, axes } => grid::rows(axes, *combine, &self.baseline),
+            Search::Random(random) => random.rows(base, &self.baseline),
         }
-        Ok(())
     }
 }

@@ -134,7 +134,7 @@ pub fn jobs_page(conn: &Connection, q: &jobs::JobsQuery) -> Result<jobs::JobsPag
         spikecv_common::experiment::config::ExperimentConfig::from_toml_str(&e.config_toml).ok();
     let epochs = config.as_ref().map(|c| c.training.epochs);
     let labels = config
-        .and_then(|c| spikecv_common::experiment::sweep::configurations(&c).ok())
+        .and_then(|c| spikecv_common::experiment::configurations::configurations(&c).ok())
         .map(|list| list.into_iter().map(|c| c.label).collect())
         .unwrap_or_default();
     Ok(jobs::page(Some(e.id.clone()), epochs, labels, &lines, q))

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::sweep::{Configuration, configurations};
+use spikecv_common::experiment::configurations::{Configuration, configurations};
 
 use crate::report::build_report;
 use crate::report::from_store::{self, FromStoreError};

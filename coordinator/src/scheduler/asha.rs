@@ -1,41 +1,18 @@
 //! Successive halving inside the scheduler: when a job stores a rung's epoch,
 //! its configuration is judged on everything its experiment stored at that
 //! epoch, and, when it falls below the cut, every unfinished job of it stops.
-//! The rule itself is [`spikecv_common::experiment::prune::AshaRule`]; this module reads
+//! The rule itself is [`spikecv_common::experiment::prune::asha::AshaRule`]; this module reads
 //! the store. A job that reached its last epoch is never stopped.
 
-use std::collections::HashMap;
-
 use rusqlite::Connection;
-use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::plan::JobId;
-use spikecv_common::experiment::prune::{AshaRule, asha_rule};
+use spikecv_common::experiment::prune::Pruner;
 
 use super::SchedulerError;
-use super::prune::mark_pruned;
+use super::prune::{PruneRules, mark_pruned};
 use crate::store::{experiments, jobs, metrics};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
-
-/// Successive-halving rules by experiment id, parsed once per process
-/// (`None`: the experiment does not use it).
-#[derive(Debug, Default)]
-pub(super) struct AshaRules(HashMap<String, Option<AshaRule>>);
-
-impl AshaRules {
-    fn rule(&mut self, experiment: &str, config_toml: &str) -> Option<AshaRule> {
-        *self
-            .0
-            .entry(experiment.to_owned())
-            .or_insert_with(|| match ExperimentConfig::from_toml_str(config_toml) {
-                Ok(config) => asha_rule(&config).ok().flatten(),
-                Err(e) => {
-                    tracing::warn!(experiment, error = %e, "stored config does not parse; no successive halving");
-                    None
-                }
-            })
-    }
-}
 
 /// After `job` stored `epoch`: in each experiment it belongs to that uses
 /// successive halving and has a rung there, judges its configuration and
@@ -43,7 +20,7 @@ impl AshaRules {
 /// stopped; checkpoints of stopped jobs are noted in `dropped`.
 pub(super) fn halve_after_epoch(
     conn: &Connection,
-    rules: &mut AshaRules,
+    rules: &mut PruneRules,
     job: &JobId,
     epoch: u32,
     now: i64,
@@ -51,7 +28,10 @@ pub(super) fn halve_after_epoch(
 ) -> Result<bool> {
     let mut self_stopped = false;
     for m in experiments::memberships(conn, job)? {
-        let Some(rule) = rules.rule(&m.experiment, &m.config_toml) else {
+        let Some(rule) = rules
+            .rule(&m.experiment, &m.config_toml)
+            .and_then(Pruner::asha)
+        else {
             continue;
         };
         if !rule.is_rung(epoch) {
@@ -75,7 +55,10 @@ pub(super) fn halve_after_epoch(
             // A job shared with an experiment that does not halve runs on.
             let mut shared_elsewhere = false;
             for other in experiments::memberships(conn, &victim)? {
-                shared_elsewhere |= rules.rule(&other.experiment, &other.config_toml).is_none();
+                shared_elsewhere |= rules
+                    .rule(&other.experiment, &other.config_toml)
+                    .and_then(Pruner::asha)
+                    .is_none();
             }
             if shared_elsewhere {
                 continue;

@@ -3,9 +3,9 @@
 //! the queue.
 
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
-use spikecv_common::experiment::sweep::configurations;
 
 use super::ops::drop_checkpoint;
 use super::{Scheduler, SchedulerError};

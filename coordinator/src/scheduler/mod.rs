@@ -90,7 +90,6 @@ pub struct Scheduler {
     clock: Box<dyn Clock>,
     settings: SchedulerSettings,
     prune_rules: prune::PruneRules,
-    asha_rules: asha::AshaRules,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -143,7 +142,6 @@ impl Scheduler {
             clock,
             settings,
             prune_rules: prune::PruneRules::default(),
-            asha_rules: asha::AshaRules::default(),
         })
     }
 

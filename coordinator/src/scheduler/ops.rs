@@ -4,7 +4,6 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::plan::JobId;
-use spikecv_common::experiment::prune::{asha_rule, prune_rule};
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
@@ -151,8 +150,7 @@ impl Scheduler {
             },
         )?;
         let max_attempts = s.config.protocol.max_attempts;
-        let prunes = prune_rule(&s.config).ok().flatten().is_some()
-            || asha_rule(&s.config).ok().flatten().is_some();
+        let prunes = s.config.pruning().ok().flatten().is_some();
         let mut dropped = Vec::new();
         for (position, job) in s.jobs.iter().enumerate() {
             match jobs::job(&tx, &job.id)? {
@@ -349,7 +347,7 @@ impl Scheduler {
         let halved = !pruned
             && halve_after_epoch(
                 &tx,
-                &mut self.asha_rules,
+                &mut self.prune_rules,
                 &job.id,
                 m.epoch,
                 now,

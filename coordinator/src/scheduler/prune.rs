@@ -11,7 +11,8 @@ use rusqlite::Connection;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
-use spikecv_common::experiment::prune::{PruneRule, PruneVerdict, prune_rule};
+use spikecv_common::experiment::prune::verdict::PruneVerdict;
+use spikecv_common::experiment::prune::{PruneRule, Pruner};
 
 use super::SchedulerError;
 use super::ops::{drop_checkpoint, to_json};
@@ -22,18 +23,20 @@ use crate::store::{job_writes, jobs, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
-/// Pruning rules by experiment id, parsed once per process (`None`: the
-/// experiment does not prune).
+/// Pruning rules by experiment id, read once per process from the stored
+/// config (`None`: the experiment does not prune), for the median rule here
+/// and successive halving ([`super::asha`]).
 #[derive(Debug, Default)]
-pub(super) struct PruneRules(HashMap<String, Option<PruneRule>>);
+pub(super) struct PruneRules(HashMap<String, Option<Pruner>>);
 
 impl PruneRules {
-    fn rule(&mut self, experiment: &str, config_toml: &str) -> Option<PruneRule> {
+    /// The rule of `experiment`, whose stored config is `config_toml`.
+    pub(super) fn rule(&mut self, experiment: &str, config_toml: &str) -> Option<Pruner> {
         *self
             .0
             .entry(experiment.to_owned())
             .or_insert_with(|| match ExperimentConfig::from_toml_str(config_toml) {
-                Ok(config) => prune_rule(&config).ok().flatten(),
+                Ok(config) => config.pruning().ok().flatten(),
                 Err(e) => {
                     tracing::warn!(experiment, error = %e, "stored config does not parse; its jobs are not pruned");
                     None
@@ -54,7 +57,10 @@ struct Member {
 fn members(conn: &Connection, rules: &mut PruneRules, job: &JobId) -> Result<Option<Vec<Member>>> {
     let mut out = Vec::new();
     for m in experiments::memberships(conn, job)? {
-        let Some(rule) = rules.rule(&m.experiment, &m.config_toml) else {
+        let Some(rule) = rules
+            .rule(&m.experiment, &m.config_toml)
+            .and_then(Pruner::median)
+        else {
             return Ok(None);
         };
         out.push(Member {

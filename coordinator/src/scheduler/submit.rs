@@ -6,8 +6,8 @@ use std::path::Path;
 use spikecv_common::dataset::error::DataError;
 use spikecv_common::dataset::kind::{DataKind, SampleCut};
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::Configuration;
 use spikecv_common::experiment::plan::{PlannedJob, plan_from_root};
-use spikecv_common::experiment::sweep::Configuration;
 
 use super::SchedulerError;
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::prune::PruneVerdict;
+use spikecv_common::experiment::prune::verdict::PruneVerdict;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 /// One job (configuration × variant × seed × fold) of an experiment, in

@@ -24,7 +24,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{PruneKind, PruneVerdict};
+use crate::experiment::prune::verdict::{PruneKind, PruneVerdict};
 
 /// An experiment's ASHA settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,8 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::experiment::error::ConfigError;
-
-use super::{Configuration, apply, check_key, configuration, sweep_err};
+use crate::experiment::sweep::keys::{Row, check_key, sweep_err};
 
 /// Significant digits kept of a drawn float.
 pub const SIGNIFICANT_DIGITS: i32 = 4;
@@ -181,71 +180,103 @@ pub fn draw_rows(
     Ok(rows)
 }
 
-/// The random sweep's configurations: the baseline (the experiment as
-/// written, `baseline` applied), then the draws.
-pub(super) fn configurations(
-    base_table: &toml::Table,
-    flat: BTreeMap<String, toml::Value>,
-    baseline: &BTreeMap<String, toml::Value>,
-    samples: usize,
-    seed: u64,
-) -> Result<Vec<Configuration>, ConfigError> {
-    if samples == 0 || samples > MAX_SAMPLES {
-        return Err(sweep_err(
-            "samples",
-            format!("{samples}: a random sweep draws 1 to {MAX_SAMPLES} configurations"),
-        ));
-    }
-    let mut axes = Vec::new();
-    for (key, value) in &flat {
-        check_key(key)?;
-        let draw = parse(key, value)?;
-        // The bounds and listed values on their own: an error names the key.
-        let probes = match &draw {
-            Draw::Uniform(lo, hi) | Draw::LogUniform(lo, hi) => {
-                vec![toml::Value::Float(*lo), toml::Value::Float(*hi)]
-            }
-            Draw::IntUniform(lo, hi) => vec![toml::Value::Integer(*lo), toml::Value::Integer(*hi)],
-            Draw::Choice(list) => list.clone(),
-        };
-        for probe in &probes {
-            apply(base_table, &[(key.as_str(), probe)], key)?;
+/// `mode = "random"`: `samples` draws with `seed`, each key drawn on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandomSearch {
+    /// How many configurations are drawn (besides the baseline).
+    pub samples: usize,
+    /// The generator's seed.
+    pub seed: u64,
+    /// Each swept key with its draw, in key order.
+    pub draws: Vec<(String, Draw)>,
+}
+
+impl RandomSearch {
+    /// The random search of the swept keys `flat` (dotted key → range or
+    /// list); `baseline` may only name swept keys.
+    pub fn parse(
+        flat: BTreeMap<String, toml::Value>,
+        baseline: &BTreeMap<String, toml::Value>,
+        samples: usize,
+        seed: u64,
+    ) -> Result<Self, ConfigError> {
+        if samples == 0 || samples > MAX_SAMPLES {
+            return Err(sweep_err(
+                "samples",
+                format!("{samples}: a random sweep draws 1 to {MAX_SAMPLES} configurations"),
+            ));
         }
-        axes.push((key.clone(), draw));
-    }
-    if axes.is_empty() {
-        return Err(sweep_err("", "no keys to sweep"));
-    }
-    for key in baseline.keys() {
-        if !flat.contains_key(key) {
+        let mut draws = Vec::new();
+        for (key, value) in &flat {
+            check_key(key)?;
+            draws.push((key.clone(), parse(key, value)?));
+        }
+        if draws.is_empty() {
+            return Err(sweep_err("", "no keys to sweep"));
+        }
+        if let Some(key) = baseline.keys().find(|k| !flat.contains_key(*k)) {
             return Err(sweep_err(&format!("baseline.{key}"), "not a swept key"));
         }
-    }
-    // The baseline row: the experiment's own value of each key, unless named.
-    let written = |key: &str| {
-        let (section, field) = key.split_once('.')?;
-        base_table.get(section)?.as_table()?.get(field).cloned()
-    };
-    let base_row: Vec<toml::Value> = axes
-        .iter()
-        .map(|(k, _)| {
-            baseline
-                .get(k)
-                .cloned()
-                .or_else(|| written(k))
-                .unwrap_or_else(|| toml::Value::String("(default)".into()))
+        Ok(RandomSearch {
+            samples,
+            seed,
+            draws,
         })
-        .collect();
-    let drawn = draw_rows(&axes, samples, seed, &base_row)?;
-    let mut out = Vec::with_capacity(samples + 1);
-    for (r, row) in std::iter::once(&base_row).chain(&drawn).enumerate() {
-        let pairs: Vec<(&str, &toml::Value)> = axes
-            .iter()
-            .zip(row)
-            .filter(|(_, v)| r > 0 || !matches!(v, toml::Value::String(s) if s == "(default)"))
-            .map(|((k, _), v)| (k.as_str(), v))
-            .collect();
-        out.push(configuration(base_table, &pairs, r == 0)?);
     }
-    Ok(out)
+
+    /// The values each key is checked with on its own: a range's bounds, a
+    /// list's values.
+    pub fn probes(&self) -> Vec<(&str, toml::Value)> {
+        let mut out = Vec::new();
+        for (key, draw) in &self.draws {
+            let values = match draw {
+                Draw::Uniform(lo, hi) | Draw::LogUniform(lo, hi) => {
+                    vec![toml::Value::Float(*lo), toml::Value::Float(*hi)]
+                }
+                Draw::IntUniform(lo, hi) => {
+                    vec![toml::Value::Integer(*lo), toml::Value::Integer(*hi)]
+                }
+                Draw::Choice(list) => list.clone(),
+            };
+            out.extend(values.into_iter().map(|v| (key.as_str(), v)));
+        }
+        out
+    }
+
+    /// The configurations: the baseline first (the experiment's own value
+    /// of each key, from `base`, unless `baseline` names one), then the draws.
+    pub fn rows(
+        &self,
+        base: &toml::Table,
+        baseline: &BTreeMap<String, toml::Value>,
+    ) -> Result<Vec<Row>, ConfigError> {
+        let written = |key: &str| {
+            let (section, field) = key.split_once('.')?;
+            base.get(section)?.as_table()?.get(field).cloned()
+        };
+        let base_row: Vec<toml::Value> = self
+            .draws
+            .iter()
+            .map(|(k, _)| {
+                baseline
+                    .get(k)
+                    .cloned()
+                    .or_else(|| written(k))
+                    .unwrap_or_else(|| toml::Value::String("(default)".into()))
+            })
+            .collect();
+        let drawn = draw_rows(&self.draws, self.samples, self.seed, &base_row)?;
+        let mut out = Vec::with_capacity(self.samples + 1);
+        for (r, row) in std::iter::once(&base_row).chain(&drawn).enumerate() {
+            let pairs: Vec<(&str, &toml::Value)> = self
+                .draws
+                .iter()
+                .zip(row)
+                .filter(|(_, v)| r > 0 || !matches!(v, toml::Value::String(s) if s == "(default)"))
+                .map(|((k, _), v)| (k.as_str(), v))
+                .collect();
+            out.push(Row::new(&pairs, r == 0)?);
+        }
+        Ok(out)
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::sweep::Configuration;
+use spikecv_common::experiment::configurations::Configuration;
 
 /// A configuration's network in brief: its compact name and its size.
 ///

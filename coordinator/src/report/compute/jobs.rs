@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use spikecv_common::dataset::kind::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::configurations::{Configuration, configurations};
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
-use spikecv_common::experiment::sweep::{Configuration, configurations};
 
 use crate::store::records::{ExperimentRecord, JobRecord};
 

@@ -1,0 +1,157 @@
+//! The keys a sweep may vary and what it does with their values: the
+//! errors naming `sweep.<key>`, equality and display of values, labels, and
+//! setting values into an experiment's table.
+
+use crate::experiment::error::{ConfigError, invalid};
+use crate::experiment::sweep::network;
+
+/// The keys a sweep may vary.
+pub const SWEEP_KEYS: &[&str] = &[
+    "data.downscale",
+    "simulation.steps",
+    "simulation.dt_ms",
+    "simulation.a",
+    "simulation.vth",
+    "simulation.tau",
+    "training.batch",
+    "training.test_batch",
+    "training.epochs",
+    "training.optimizer",
+    "training.lr",
+    "training.momentum",
+    "training.lr_decay_every",
+    "training.lr_decay",
+    "training.bin_mode",
+    "training.random_crop",
+    "training.test_steps",
+    "training.shuffle",
+    "training.deterministic",
+    network::BLOCKS_KEY,
+];
+
+/// The error for `[sweep]`'s `key`: its key is `sweep.<key>`.
+pub fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
+    invalid(&format!("sweep.{key}"), message)
+}
+
+/// Refuses a key a sweep cannot vary.
+pub fn check_key(key: &str) -> Result<(), ConfigError> {
+    if SWEEP_KEYS.contains(&key) || network::is_block_field_key(key) {
+        return Ok(());
+    }
+    Err(sweep_err(
+        key,
+        format!(
+            "not a key a sweep can vary (one of {}, network.blocks.<i>.<{}>)",
+            SWEEP_KEYS.join(", "),
+            network::BLOCK_FIELDS.join("|")
+        ),
+    ))
+}
+
+/// A value as a label shows it (a block list by its compact name).
+pub fn show(v: &toml::Value) -> String {
+    if let Some(name) = network::show(v) {
+        return name;
+    }
+    match v {
+        toml::Value::String(s) => s.clone(),
+        // Very small or large numbers in exponent form (`1e-12`, not 0.000000000001).
+        toml::Value::Float(f) if *f != 0.0 && (f.abs() < 1e-4 || f.abs() >= 1e15) => {
+            format!("{f:e}")
+        }
+        toml::Value::Float(f) => format!("{f}"),
+        other => other.to_string(),
+    }
+}
+
+/// Equality with integers and floats compared by value (`100` = `100.0`).
+pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    let num = |v: &toml::Value| match v {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// The key part of a label: the last path segment (`lr`), or for network
+/// keys `network` / `blocks.<i>.<field>`.
+fn label_key(key: &str) -> &str {
+    network::label_key(key).unwrap_or_else(|| key.rsplit('.').next().unwrap_or(key))
+}
+
+/// One configuration of a sweep before it is applied: its label, values and
+/// whether it is the baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Readable label, e.g. `lr=0.0003 steps=100`.
+    pub label: String,
+    /// The swept values by dotted key, in the sweep's key order.
+    pub values: Vec<(String, toml::Value)>,
+    /// Whether this is the configuration the others are compared with.
+    pub baseline: bool,
+}
+
+impl Row {
+    /// The row of `pairs` (its label `k=v ...` in their order); a label with
+    /// a control character is refused.
+    pub fn new(pairs: &[(&str, &toml::Value)], baseline: bool) -> Result<Self, ConfigError> {
+        let label = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", label_key(k), show(v)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::names::check_no_control(&label)
+            .map_err(|m| sweep_err("label", format!("{label:?}: {m}")))?;
+        Ok(Row {
+            label,
+            values: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).clone()))
+                .collect(),
+            baseline,
+        })
+    }
+
+    /// The values as `(key, value)` pairs.
+    pub fn pairs(&self) -> Vec<(&str, &toml::Value)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    }
+}
+
+/// `base` (an experiment's table without `[sweep]`) with `values` set at
+/// their dotted keys; the error names `sweep.<key_for_errors>`.
+pub fn set_values(
+    base: &toml::Table,
+    values: &[(&str, &toml::Value)],
+    key_for_errors: &str,
+) -> Result<toml::Table, ConfigError> {
+    let mut table = base.clone();
+    for (key, value) in values {
+        let set = network::set(&mut table, key, value).map_err(|m| sweep_err(key_for_errors, m))?;
+        if set {
+            continue;
+        }
+        let (section, field) = key.split_once('.').unwrap_or(("", key));
+        let entry = table
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert(field.to_owned(), (*value).clone());
+        }
+    }
+    Ok(table)
+}
+
+/// `values` as an error message shows them: `0.1, SUM`.
+pub fn show_values(values: &[(&str, &toml::Value)]) -> String {
+    values
+        .iter()
+        .map(|(_, v)| show(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
