@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use spikecv_common::experiment::plan::JobId;
 
-use super::ops::{attempt_key, extend, fence};
+use super::fence::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};
 use super::validate::check_epoch_number;
 use super::{Scheduler, SchedulerError};
@@ -33,6 +33,20 @@ pub struct CheckpointRecord {
     pub size: u64,
     /// The file holding them.
     pub path: PathBuf,
+}
+
+/// Drops the job's checkpoint record in `conn`'s transaction and notes its
+/// file in `dropped`, to be removed once the transaction is committed
+/// ([`Scheduler::remove_checkpoint_files`]).
+pub(super) fn drop_checkpoint(
+    conn: &Connection,
+    job: &JobId,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<()> {
+    if let Some(sha) = take_checkpoint_record(conn, job)? {
+        dropped.push((job.clone(), sha));
+    }
+    Ok(())
 }
 
 /// Deletes the job's checkpoint record in `conn`'s transaction; returns the

@@ -7,7 +7,7 @@ use spikecv_common::experiment::configurations::configurations;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 
-use super::ops::drop_checkpoint;
+use super::checkpoint_ops::drop_checkpoint;
 use super::{Scheduler, SchedulerError};
 use crate::store::experiments::{self, ExperimentRef};
 use crate::store::jobs;

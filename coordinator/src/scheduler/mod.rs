@@ -23,6 +23,7 @@ mod checkpoint_ops;
 mod clock;
 mod control;
 mod error;
+mod fence;
 mod handle;
 mod identity;
 mod ops;

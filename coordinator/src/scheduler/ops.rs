@@ -1,13 +1,13 @@
 //! The scheduler's operations; each is one store transaction.
 
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
-use super::checkpoint_ops::take_checkpoint_record;
+use super::checkpoint_ops::{drop_checkpoint, take_checkpoint_record};
+use super::fence::{extend, fence, sha256_hex, to_json};
 use super::prune::prune_after_epoch;
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
@@ -19,58 +19,13 @@ use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
-use crate::store::jobs::{self, AttemptRow, JobRow};
+use crate::store::jobs::{self, JobRow};
 use crate::store::{StoreError, lease_writes, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
 /// Hex digits of the config hash kept in an experiment id.
 const EXPERIMENT_ID_HEX_LEN: usize = 12;
-
-pub(super) fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-pub(super) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| SchedulerError::BadRequest {
-        message: format!("cannot encode as JSON: {e}"),
-    })
-}
-
-pub(super) fn attempt_key(attempt: AttemptId) -> Result<i64> {
-    i64::try_from(attempt.0).map_err(|_| SchedulerError::UnknownAttempt { attempt })
-}
-
-/// The attempt and its job, if the attempt is its job's current one; else the
-/// typed refusal. Reads only.
-pub(super) fn fence(conn: &Connection, attempt: AttemptId) -> Result<(AttemptRow, JobRow)> {
-    let a = jobs::attempt(conn, attempt)?.ok_or(SchedulerError::UnknownAttempt { attempt })?;
-    let job = jobs::job(conn, &a.job)?
-        .ok_or_else(|| SchedulerError::UnknownJob { job: a.job.clone() })?;
-    let live = matches!(job.status, JobStatus::Leased | JobStatus::Running);
-    if job.current_attempt != Some(attempt) || a.ended_ms.is_some() || !live {
-        return Err(SchedulerError::Fenced {
-            attempt,
-            status: job.status,
-            job: job.id,
-        });
-    }
-    Ok((a, job))
-}
-
-/// Drops the job's checkpoint record in `conn`'s transaction and notes its
-/// file in `dropped`, to be removed once the transaction is committed
-/// ([`Scheduler::remove_checkpoint_files`]).
-pub(super) fn drop_checkpoint(
-    conn: &Connection,
-    job: &JobId,
-    dropped: &mut Vec<(JobId, String)>,
-) -> Result<()> {
-    if let Some(sha) = take_checkpoint_record(conn, job)? {
-        dropped.push((job.clone(), sha));
-    }
-    Ok(())
-}
 
 /// What a result of `job` is checked against: its epochs, its data set's
 /// classes and its test set's size (the stored samples of each test
@@ -91,19 +46,6 @@ fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
         classes,
         test_samples,
     })
-}
-
-/// Moves a current attempt's deadline and counts its worker as heard from.
-pub(super) fn extend(
-    conn: &Connection,
-    attempt: AttemptId,
-    deadline: i64,
-    worker: &WorkerId,
-    now: i64,
-) -> Result<()> {
-    lease_writes::extend_attempt(conn, attempt, deadline)?;
-    lease_writes::touch_worker(conn, worker, now)?;
-    Ok(())
 }
 
 impl Scheduler {

@@ -15,7 +15,8 @@ use spikecv_common::experiment::prune::verdict::PruneVerdict;
 use spikecv_common::experiment::prune::{PruneRule, Pruner};
 
 use super::SchedulerError;
-use super::ops::{drop_checkpoint, to_json};
+use super::checkpoint_ops::drop_checkpoint;
+use super::fence::to_json;
 use crate::states::AttemptOutcome;
 use crate::store::experiments;
 use crate::store::metrics::{self, Peer};

@@ -12,8 +12,8 @@
 
 use rusqlite::Connection;
 
+use super::fence::{sha256_hex, to_json};
 use super::identity::{WorkerSecret, secret_matches, stored_digest};
-use super::ops::{sha256_hex, to_json};
 use super::types::{WorkerId, WorkerRegistration, WorkerState};
 use super::{Scheduler, SchedulerError};
 use crate::store::StoreError;
