@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use serde_json::{Value, json};
+use spikecv_coordinator::commands::export::{ExportArgs, ExportTarget, MlflowArgs, run};
 use spikecv_coordinator::export::rest::Client;
-use spikecv_coordinator::export::{ExportArgs, ExportTarget, MlflowArgs, run};
 use support::{MlflowServer, StateFixture, report_json};
 
 const PROTOCOL: &str = "train-val-test";

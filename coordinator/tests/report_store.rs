@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
-use spikecv_coordinator::report::cmd::{ReportArgs, ReportFormat, run};
+use spikecv_coordinator::commands::report::{ReportArgs, ReportFormat, run};
 use spikecv_coordinator::scheduler::{
     FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
     WorkerRegistration,

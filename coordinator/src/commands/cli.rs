@@ -37,7 +37,7 @@ pub enum Command {
     Retry(control::RetryArgs),
     /// Report an experiment's results from the state database (Markdown, JSON
     /// or CSV; with --out, also plots), during a run or after it.
-    Report(crate::report::cmd::ReportArgs),
+    Report(super::report::ReportArgs),
     /// Data set tools: synth, import, slice, frames, inspect, render.
     Data(data::DataArgs),
     /// Print the job matrix (variant × seed × fold) with each job's train/val/test
@@ -45,7 +45,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Export an experiment to an experiment tracker (MLflow): one run per job
     /// under a parent run with the report's aggregates; again updates the same runs.
-    Export(crate::export::ExportArgs),
+    Export(super::export::ExportArgs),
 }
 
 /// Runs the command `cli` names, writing its output to stdout; `serve` and
@@ -77,11 +77,11 @@ pub async fn run(
                 .with_context(|| format!("plan of {}", args.experiment.display()))?;
         }
         Command::Report(args) => {
-            crate::report::cmd::run(&args, &mut std::io::stdout().lock())
+            super::report::run(&args, &mut std::io::stdout().lock())
                 .with_context(|| format!("report from {}", args.state.display()))?;
         }
         Command::Export(args) => {
-            crate::export::run(&args, &mut std::io::stdout().lock()).context("export")?;
+            super::export::run(&args, &mut std::io::stdout().lock()).context("export")?;
         }
         Command::Data(args) => {
             data::run(&args, &mut std::io::stdout().lock())?;

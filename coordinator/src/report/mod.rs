@@ -6,11 +6,10 @@
 //! [`JobRecord`]s and an [`ExperimentRecord`] (read by [`from_store`], the
 //! store's read-only readers) and knows nothing of formats; [`render`] reads
 //! that value and writes each format. [`published`] holds the published
-//! figures both stages use; [`cmd`] is the command that reads the store,
-//! computes and renders. Everything but [`cmd`] is pure, so it is tested
+//! figures both stages use. `coordinator report` (in the commands) reads the
+//! store, computes and renders; everything here is pure, so it is tested
 //! without a database.
 
-pub mod cmd;
 pub mod compute;
 pub mod published;
 pub mod render;

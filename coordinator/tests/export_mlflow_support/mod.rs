@@ -13,8 +13,8 @@ use serde_json::Value;
 use spikecv_common::dataset::sl_animals::CLASS_NAMES;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
+use spikecv_coordinator::commands::report::{ReportArgs, ReportFormat};
 use spikecv_coordinator::ids::{AttemptId, WorkerId};
-use spikecv_coordinator::report::cmd::{ReportArgs, ReportFormat};
 use spikecv_coordinator::scheduler::{
     FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
     WorkerRegistration,
@@ -324,6 +324,6 @@ pub fn report_json(db: &Path) -> Value {
         out: None,
     };
     let mut out = Vec::new();
-    spikecv_coordinator::report::cmd::run(&args, &mut out).unwrap();
+    spikecv_coordinator::commands::report::run(&args, &mut out).unwrap();
     serde_json::from_slice(&out).unwrap()
 }

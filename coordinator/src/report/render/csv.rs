@@ -11,6 +11,8 @@
 
 use std::fmt::Write as _;
 
+use spikecv_common::experiment::metrics::summary;
+
 use crate::report::compute::configurations::{ConfigurationInfo, NetworkSummary};
 use crate::report::compute::report::Report;
 use crate::report::compute::usage::job_seconds;
@@ -25,12 +27,12 @@ pub const CSV_COLUMNS: [&str; 26] = [
     "protocol",
     "status",
     "attempts",
-    "best_epoch",
-    "test_accuracy",
-    "test_loss",
-    "val_accuracy",
-    "val_loss",
-    "train_seconds",
+    summary::BEST_EPOCH,
+    summary::TEST_ACCURACY,
+    summary::TEST_LOSS,
+    summary::VAL_ACCURACY,
+    summary::VAL_LOSS,
+    summary::TRAIN_SECONDS,
     "worker",
     "device",
     "optimistic",

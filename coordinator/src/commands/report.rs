@@ -5,11 +5,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::compute::report::build_report;
-use super::render::csv::render_csv;
-use super::render::json::{JsonError, render_json};
-use super::render::markdown::render_markdown;
-use super::render::plots::{PlotError, write_plots};
+use crate::report::compute::report::build_report;
+use crate::report::render::csv::render_csv;
+use crate::report::render::json::{JsonError, render_json};
+use crate::report::render::markdown::render_markdown;
+use crate::report::render::plots::{PlotError, write_plots};
 use crate::store::read_only::{self as from_store, FromStoreError};
 
 /// Report formats.
