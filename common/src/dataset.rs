@@ -95,7 +95,7 @@ impl Dataset {
         let dir = kind.files_dir(root).ok_or_else(|| DataError::WrongKind {
             root: root.to_path_buf(),
             kind: kind.as_str(),
-            what: "no DvsGesture/trials_to_train.txt",
+            missing: kind.marker(),
         })?;
         let ds = Dataset {
             root: root.to_path_buf(),

@@ -60,14 +60,14 @@ pub enum DataError {
         samples: usize,
     },
     /// The root is not the kind of data set the config says.
-    #[error("{root}: holds no {kind} data set ({what})")]
+    #[error("{root}: holds no {kind} data set (no {missing})")]
     WrongKind {
         /// The root.
         root: PathBuf,
         /// The kind asked for, as configs name it (`dvs-gesture`).
         kind: &'static str,
-        /// What is missing.
-        what: &'static str,
+        /// The file that marks the kind, which the root lacks.
+        missing: &'static str,
     },
     /// An event file could not be read.
     #[error(transparent)]

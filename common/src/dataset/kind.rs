@@ -55,6 +55,9 @@ pub trait DataSetKind: Sync {
     fn official_split(&self, _recordings: &[String]) -> Option<(Vec<String>, Vec<String>)> {
         None
     }
+    /// The file (relative to a root) whose presence marks this kind, named
+    /// when a root lacks it.
+    fn marker(&self) -> &'static str;
     /// Whether `root` holds a data set of this kind (by its files).
     fn holds(&self, root: &Path) -> bool;
     /// The folder of `root` where its recordings lie, `None` when `root`

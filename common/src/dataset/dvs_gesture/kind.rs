@@ -68,6 +68,10 @@ impl DataSetKind for DvsGesture {
         Some(dvs_gesture::official_split(recordings))
     }
 
+    fn marker(&self) -> &'static str {
+        "DvsGesture/trials_to_train.txt"
+    }
+
     fn holds(&self, root: &Path) -> bool {
         find_dir(root).is_some()
     }

@@ -53,6 +53,10 @@ impl DataSetKind for SlAnimals {
         SampleCut::EventIndices
     }
 
+    fn marker(&self) -> &'static str {
+        FILE_LIST
+    }
+
     fn holds(&self, root: &Path) -> bool {
         root.join(FILE_LIST).exists()
     }
