@@ -10,10 +10,13 @@
 
 pub mod dvs_gesture;
 pub mod error;
+pub mod import;
 pub mod kind;
+pub mod published;
 pub mod registry;
 pub mod sl_animals;
 pub mod synth;
+pub mod variant;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -21,10 +24,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::dataset::dvs_gesture::Label;
 use crate::dataset::error::{DataError, MAX_SAMPLE_SPAN_US, io_err};
-use crate::dataset::kind::Variant;
+use crate::dataset::kind::Label;
 use crate::dataset::kind::{DataKind, Description, SampleCut};
+use crate::dataset::variant::Variant;
 use crate::events::Event;
 use crate::events::aedat;
 use crate::events::npy;

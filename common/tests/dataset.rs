@@ -3,13 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
 use std::path::Path;
 
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
 use spikecv_common::dataset::synth::{self, SynthOptions, SynthSize};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::npy;
 use spikecv_common::events::slicing::{parse_sample_name, sample_name};
 use spikecv_common::events::tags::TagsError;
@@ -31,7 +32,7 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     let dir = tempfile::tempdir().unwrap();
     make(dir.path(), 19, 3);
     let ds = Dataset::open(dir.path()).unwrap();
-    let whole = ds.recordings(Variant::Whole);
+    let whole = ds.recordings(Variant::WHOLE);
     // 19 of 59, evenly spaced: positions 0, 3, 6, 9, ... (i * 59 / 19).
     assert_eq!(whole.len(), 19);
     assert_eq!(whole[0], "user00_indoor");
@@ -39,7 +40,7 @@ fn synthetic_root_opens_with_its_recordings_and_classes() {
     assert_eq!(whole[6], "user19_sunlight");
     assert_eq!(whole[18], "user56_dc");
     // Every recording set is there, so the reduced variant is not empty.
-    let reduced = ds.recordings(Variant::Reduced);
+    let reduced = ds.recordings(REDUCED);
     assert_eq!(reduced.len(), 13);
     assert!(reduced.iter().all(|r| !r.ends_with("_indoor")));
     for set in ["_sunlight", "_imse", "_dc"] {
@@ -92,7 +93,7 @@ fn samples_come_from_tags_and_agree_between_apis_and_layouts() {
     for name in [FILE_LIST, CLASS_DEFS] {
         std::fs::copy(dir.path().join(name), sliced.path().join(name)).unwrap();
     }
-    for r in ds.recordings(Variant::Whole) {
+    for r in ds.recordings(Variant::WHOLE) {
         for (c, s) in ds.recording_samples(&r).unwrap().iter().enumerate() {
             npy::write_events(
                 &sliced
@@ -230,7 +231,7 @@ fn a_sample_spanning_more_than_the_limit_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     make(dir.path(), 1, 5);
     let ds = Dataset::open(dir.path()).unwrap();
-    let name = ds.recordings(Variant::Whole)[0].clone();
+    let name = ds.recordings(Variant::WHOLE)[0].clone();
     // A sliced sample whose last time stamp jumps past the limit: its `dt`
     // windows would size buffers past any memory.
     let path = ds.sliced_path(&name, 3);

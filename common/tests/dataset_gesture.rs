@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use spikecv_common::dataset::dvs_gesture::kind::{FLUORESCENT, FLUORESCENT_LED, LAB, LED, NATURAL};
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
 use std::collections::BTreeSet;
 
 use spikecv_common::dataset::Dataset;
@@ -10,9 +12,9 @@ use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
 use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
 use spikecv_common::dataset::dvs_gesture::{self, CLASS_NAMES};
 use spikecv_common::dataset::kind::SampleCut;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::sl_animals::kind::SL_ANIMALS;
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::aedat;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::plan;
@@ -41,25 +43,25 @@ fn synthetic_download_opens_with_11_classes_and_6_people() {
     assert_eq!(
         d.variants,
         [
-            Variant::Whole,
-            Variant::Fluorescent,
-            Variant::FluorescentLed,
-            Variant::Lab,
-            Variant::Led,
-            Variant::Natural
+            Variant::WHOLE,
+            FLUORESCENT,
+            FLUORESCENT_LED,
+            LAB,
+            LED,
+            NATURAL
         ]
     );
     assert_eq!(
         d.people,
         ["user01", "user02", "user03", "user04", "user24", "user25"]
     );
-    let recs = ds.recordings(Variant::Whole);
+    let recs = ds.recordings(Variant::WHOLE);
     assert_eq!(recs.len(), 12);
     // Training list first: users 1-4, then 24-25.
     assert!(recs[..8].iter().all(|r| r < &"user05".to_string()));
     // Opening the DvsGesture folder itself works too, as the same data set.
     let inner = Dataset::open(&dir.path().join(dvs_gesture::FOLDER)).unwrap();
-    assert_eq!(inner.recordings(Variant::Whole), recs);
+    assert_eq!(inner.recordings(Variant::WHOLE), recs);
     assert_eq!(inner.fingerprint().unwrap(), ds.fingerprint().unwrap());
     // Same seed, same bytes.
     let again = tempfile::tempdir().unwrap();
@@ -73,7 +75,7 @@ fn samples_are_the_events_inside_each_label_window() {
     let dir = tempfile::tempdir().unwrap();
     synth(dir.path());
     let ds = Dataset::open(dir.path()).unwrap();
-    for rec in ds.recordings(Variant::Whole) {
+    for rec in ds.recordings(Variant::WHOLE) {
         let folder = dir.path().join(dvs_gesture::FOLDER);
         // Recompute from the files: the CSV by hand, the events by the reader.
         let text = std::fs::read_to_string(folder.join(format!("{rec}_labels.csv"))).unwrap();
@@ -106,7 +108,7 @@ fn samples_are_the_events_inside_each_label_window() {
         }
         assert_eq!(ds.sample_events(&rec, 4).unwrap(), got[4].1);
         let index = ds
-            .recordings(Variant::Whole)
+            .recordings(Variant::WHOLE)
             .iter()
             .position(|r| *r == rec)
             .unwrap();
@@ -128,7 +130,7 @@ fn folds_keep_every_person_in_one_set() {
             dir.path().display()
         );
         let config = ExperimentConfig::from_toml_str(&text).unwrap();
-        assert_eq!(config.protocol.variants, [Variant::Whole]);
+        assert_eq!(config.protocol.variants, [Variant::WHOLE]);
         let plan = plan::plan_from_root(&config, None).unwrap();
         assert_eq!(plan.jobs.len(), 2 * 3);
         let mut tested = BTreeSet::new();
@@ -157,7 +159,7 @@ fn config_kind_defaults_and_is_left_out_for_sl_animals() {
     let c = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n").unwrap();
     assert_eq!(c.data.kind, SL_ANIMALS);
     assert!(!c.to_toml_string().contains("kind = \"sl-animals\""));
-    assert_eq!(c.protocol.variants, [Variant::Whole, Variant::Reduced]);
+    assert_eq!(c.protocol.variants, [Variant::WHOLE, REDUCED]);
     let g =
         ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\nkind = \"dvs-gesture\"\n").unwrap();
     assert!(g.to_toml_string().contains("kind = \"dvs-gesture\""));

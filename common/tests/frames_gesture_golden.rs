@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use spikecv_common::dataset::Dataset;
+use spikecv_common::dataset::dvs_gesture;
 use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
-use spikecv_common::dataset::dvs_gesture::{self, Label};
 use spikecv_common::dataset::error::DataError;
+use spikecv_common::dataset::kind::Label;
 use spikecv_common::events::Event;
 use spikecv_common::events::aedat;
 use spikecv_common::events::frames::BinMode;

@@ -6,7 +6,6 @@ pub mod call_limits;
 pub mod checkpoints;
 pub mod commands;
 pub mod dashboard;
-pub mod data_import;
 pub mod eta;
 pub mod export;
 pub mod health;

@@ -492,7 +492,7 @@ fn eta_counts_epochs_left_over_parallel_jobs() {
     let line = |status: JobStatus, at: Option<u32>, latest: Option<f64>, train: Option<f64>| {
         let mut j = JobRecord::pending(
             "e",
-            spikecv_common::dataset::kind::Variant::Whole,
+            spikecv_common::dataset::variant::Variant::WHOLE,
             0,
             0,
             spikecv_common::experiment::sections::ProtocolKind::TrainValTest,

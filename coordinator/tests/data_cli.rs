@@ -195,7 +195,7 @@ fn frames_writes_a_whole_root_or_a_list_in_one_process() {
     assert!(text.contains("wrote 38 samples"), "{text}");
     assert_eq!(std::fs::read_dir(&all).unwrap().count(), 38);
     let spec = FrameSpec::dvs128(30, 8, BinMode::SumNorm);
-    for rec in raw.recordings(spikecv_common::dataset::kind::Variant::Whole) {
+    for rec in raw.recordings(spikecv_common::dataset::variant::Variant::WHOLE) {
         for (class, events) in raw.recording_samples(&rec).unwrap().iter().enumerate() {
             let (shape, values) =
                 npy::read_f32(&all.join(format!("{rec}_{class:02}.npy"))).unwrap();

@@ -6,7 +6,8 @@ mod report_fixture;
 
 use report_fixture as fx;
 use serde_json::Value;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_csv, render_json, render_markdown};
@@ -16,8 +17,8 @@ const TVT: ProtocolKind = ProtocolKind::TrainValTest;
 /// (seed, fold) of the jobs that succeeded in each variant.
 fn succeeded_keys(v: Variant) -> Vec<(u64, u32)> {
     match v {
-        Variant::Whole => (0..2).flat_map(|s| (0..3).map(move |f| (s, f))).collect(),
-        Variant::Reduced => (0..3).map(|f| (0, f)).collect(),
+        Variant::WHOLE => (0..2).flat_map(|s| (0..3).map(move |f| (s, f))).collect(),
+        REDUCED => (0..3).map(|f| (0, f)).collect(),
         other => panic!("the fixture has no {other} jobs"),
     }
 }
@@ -99,7 +100,7 @@ fn markdown_figures_match_independent_computation() {
         md.contains("1 running, 0 leased, 1 pending, 1 failed, 0 cancelled, 0 not in the store")
     );
 
-    for v in [Variant::Whole, Variant::Reduced] {
+    for v in [Variant::WHOLE, REDUCED] {
         let keys = succeeded_keys(v);
         let n = keys.len();
         let jobs = if n < 6 {
@@ -131,7 +132,7 @@ fn markdown_figures_match_independent_computation() {
             .collect();
         let (m, p) = fx::mean_std(&acc, 0);
         let cells = row_after(&md, "| this run, train-val-test | ");
-        let ours = &cells[usize::from(v == Variant::Reduced)];
+        let ours = &cells[usize::from(v == REDUCED)];
         let (mean_text, rest) = ours.split_once(" ± ").unwrap();
         shown(mean_text, m, 2);
         let (std_text, count) = rest.split_once(' ').unwrap();
@@ -141,7 +142,7 @@ fn markdown_figures_match_independent_computation() {
 
     // Per seed: whole seed 1 over its 3 folds; reduced seed 1 has no result.
     let seed1: Vec<f64> = (0..3)
-        .map(|f| fx::test_accuracy(Variant::Whole, 1, f))
+        .map(|f| fx::test_accuracy(Variant::WHOLE, 1, f))
         .collect();
     let cells = row_after(&md, "| whole | train-val-test | 1 | ");
     shown_summary(&cells, &seed1, 100.0, 2);
@@ -151,7 +152,7 @@ fn markdown_figures_match_independent_computation() {
         .map(|s| {
             fx::mean_std(
                 &(0..3)
-                    .map(|f| fx::test_accuracy(Variant::Whole, s, f))
+                    .map(|f| fx::test_accuracy(Variant::WHOLE, s, f))
                     .collect::<Vec<_>>(),
                 0,
             )
@@ -166,20 +167,20 @@ fn markdown_figures_match_independent_computation() {
 
     // Per fold: whole fold 2 over both seeds; reduced fold 2 has only seed 0.
     let f2: Vec<f64> = (0..2)
-        .map(|s| fx::test_accuracy(Variant::Whole, s, 2))
+        .map(|s| fx::test_accuracy(Variant::WHOLE, s, 2))
         .collect();
     let cells = row_after(&md, "| whole | train-val-test | 2 | ");
     shown_summary(&cells[..3], &f2, 100.0, 2);
     let vm = fx::mean_std(
         &(0..2)
-            .map(|s| fx::val_accuracy(Variant::Whole, s, 2))
+            .map(|s| fx::val_accuracy(Variant::WHOLE, s, 2))
             .collect::<Vec<_>>(),
         0,
     )
     .0;
     let lm = fx::mean_std(
         &(0..2)
-            .map(|s| fx::test_loss(Variant::Whole, s, 2))
+            .map(|s| fx::test_loss(Variant::WHOLE, s, 2))
             .collect::<Vec<_>>(),
         0,
     )
@@ -188,18 +189,10 @@ fn markdown_figures_match_independent_computation() {
     shown(&cells[4], lm, 4);
     assert_eq!(cells[5], "2 of 2 jobs");
     let cells = row_after(&md, "| reduced | train-val-test | 2 | ");
-    shown(
-        &cells[0],
-        fx::test_accuracy(Variant::Reduced, 0, 2) * 100.0,
-        2,
-    );
+    shown(&cells[0], fx::test_accuracy(REDUCED, 0, 2) * 100.0, 2);
     assert_eq!((cells[1].as_str(), cells[2].as_str()), ("0.00", "–"));
-    shown(
-        &cells[3],
-        fx::val_accuracy(Variant::Reduced, 0, 2) * 100.0,
-        2,
-    );
-    shown(&cells[4], fx::test_loss(Variant::Reduced, 0, 2), 4);
+    shown(&cells[3], fx::val_accuracy(REDUCED, 0, 2) * 100.0, 2);
+    shown(&cells[4], fx::test_loss(REDUCED, 0, 2), 4);
     assert_eq!(cells[5], "partial: 1 of 2 jobs");
 
     // The failed job with its error (pipe escaped for the table).
@@ -298,7 +291,7 @@ fn train_test_figures_are_marked_optimistic() {
 }
 
 fn report_tvt_complete() -> spikecv_coordinator::report::Report {
-    let jobs: Vec<_> = [Variant::Whole, Variant::Reduced]
+    let jobs: Vec<_> = [Variant::WHOLE, REDUCED]
         .into_iter()
         .flat_map(|v| {
             (0..2u64).flat_map(move |s| (0..3u32).map(move |f| fx::succeeded(v, s, f, TVT)))
@@ -369,7 +362,7 @@ fn json_figures_match_independent_computation() {
 
     let groups = j["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
-    for (g, v) in groups.iter().zip([Variant::Whole, Variant::Reduced]) {
+    for (g, v) in groups.iter().zip([Variant::WHOLE, REDUCED]) {
         assert_eq!(g["variant"], v.as_str());
         assert_eq!(g["protocol"], "train-val-test");
         assert_eq!(g["optimistic"], false);
@@ -450,7 +443,7 @@ fn json_figures_match_independent_computation() {
     let tp = j["compute"]["throughput"].as_array().unwrap();
     let cpu = tp.iter().find(|t| t["device"] == "cpu").unwrap();
     let speeds: Vec<f64> = (1..=fx::EPOCHS)
-        .map(|e| fx::epoch(Variant::Whole, 1, 2, e).samples_per_second)
+        .map(|e| fx::epoch(Variant::WHOLE, 1, 2, e).samples_per_second)
         .collect();
     assert_eq!(cpu["worker"], "cpu-node");
     assert_eq!(cpu["jobs"], 1);

@@ -7,7 +7,7 @@
 mod report_fixture;
 
 use report_fixture as fx;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_json, render_markdown};
 
@@ -22,7 +22,7 @@ fn stopped_jobs_are_listed_with_their_epoch_and_the_time_saved() {
     let mut expected = Vec::new();
     for j in jobs
         .iter_mut()
-        .filter(|j| j.variant == Variant::Whole && j.seed == 0 && (j.fold == 1 || j.fold == 2))
+        .filter(|j| j.variant == Variant::WHOLE && j.seed == 0 && (j.fold == 1 || j.fold == 2))
     {
         j.epochs.truncate(3);
         let mean = j.epochs.iter().map(|e| e.epoch_seconds).sum::<f64>() / 3.0;
@@ -37,7 +37,7 @@ fn stopped_jobs_are_listed_with_their_epoch_and_the_time_saved() {
     for (job, (fold, saved)) in e.jobs.iter().zip(&expected) {
         assert_eq!(
             (job.variant, job.seed, job.fold),
-            (Variant::Whole, 0, *fold)
+            (Variant::WHOLE, 0, *fold)
         );
         assert_eq!((job.stopped_epoch, job.epochs), (3, fx::EPOCHS));
         assert!((job.saved_seconds - saved).abs() < 1e-9, "{job:?}");

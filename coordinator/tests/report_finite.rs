@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{ExperimentRecord, JobRecord, build_report, render_json};
@@ -37,7 +37,7 @@ fn epoch(seconds: f64, speed: f64) -> EpochMetrics {
 }
 
 fn job(fold: u32, accuracy: f64, seconds: f64, confusion: Vec<Vec<u32>>) -> JobRecord {
-    let mut j = JobRecord::pending("e1", Variant::Whole, 0, fold, ProtocolKind::TrainTest);
+    let mut j = JobRecord::pending("e1", Variant::WHOLE, 0, fold, ProtocolKind::TrainTest);
     j.id = format!("j{fold}");
     j.status = JobStatus::Succeeded;
     j.test_accuracy = Some(accuracy);

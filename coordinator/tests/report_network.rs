@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{
@@ -66,7 +66,7 @@ fn jobs(configurations: usize) -> Vec<JobRecord> {
         for fold in 0..2u32 {
             let mut j = JobRecord::pending(
                 "net-exp",
-                Variant::Whole,
+                Variant::WHOLE,
                 0,
                 fold,
                 ProtocolKind::TrainValTest,

@@ -7,7 +7,8 @@
 mod report_fixture;
 
 use report_fixture as fx;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::LayerRate;
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{build_report, render_json, render_markdown};
@@ -35,7 +36,7 @@ fn silent_jobs_are_listed_and_counted_per_group() {
     let experiment = fx::experiment("train-val-test");
     let mut jobs = fx::jobs(TVT);
     let live = [0.1, 0.1, 0.1, 0.1, 0.1];
-    for j in jobs.iter_mut().filter(|j| j.variant == Variant::Whole) {
+    for j in jobs.iter_mut().filter(|j| j.variant == Variant::WHOLE) {
         match (j.seed, j.fold) {
             // Output silent throughout, fc1 quiet from epoch 3: fc2 went first.
             (0, 2) => set_rates(j, &[0.0; 5], &[0.3, 0.1, 0.0, 0.0, 0.0]),
@@ -56,14 +57,10 @@ fn silent_jobs_are_listed_and_counted_per_group() {
     let whole = r
         .groups
         .iter()
-        .find(|g| g.variant == Variant::Whole)
+        .find(|g| g.variant == Variant::WHOLE)
         .unwrap();
     assert_eq!((whole.silent_jobs, whole.succeeded), (2, 6));
-    let reduced = r
-        .groups
-        .iter()
-        .find(|g| g.variant == Variant::Reduced)
-        .unwrap();
+    let reduced = r.groups.iter().find(|g| g.variant == REDUCED).unwrap();
     assert_eq!(reduced.silent_jobs, 0);
 
     let md = render_markdown(&r, &[]);

@@ -5,7 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::prune::verdict::{PruneKind, PruneVerdict};
 use spikecv_common::experiment::sections::ProtocolKind;
@@ -57,7 +58,7 @@ fn epoch(e: u32) -> EpochMetrics {
 fn jobs() -> Vec<JobRecord> {
     let g = golden();
     let mut out = Vec::new();
-    for (variant, name) in [(Variant::Whole, "whole"), (Variant::Reduced, "reduced")] {
+    for (variant, name) in [(Variant::WHOLE, "whole"), (REDUCED, "reduced")] {
         for c in 0..3 {
             let counts = &g["counts"][name][c];
             let val = g["val_counts"][name][c].as_f64().unwrap() / 19.0;
@@ -116,9 +117,9 @@ fn comparisons_equal_scipy_and_holm_spans_the_report() {
     assert_eq!(report.configurations[1].label, "lr=0.01");
     for c in golden()["comparisons"].as_array().unwrap() {
         let variant = if c["variant"] == "whole" {
-            Variant::Whole
+            Variant::WHOLE
         } else {
-            Variant::Reduced
+            REDUCED
         };
         let index = c["configuration"].as_u64().unwrap() as usize;
         let row = ranking(&report, variant)
@@ -156,11 +157,11 @@ fn comparisons_equal_scipy_and_holm_spans_the_report() {
 fn ranked_and_recommended_on_validation_accuracy() {
     let report = build_report(&experiment(), &jobs(), CREATED + 100);
     // Whole: validation 14 > 12 > 9 (of 19); reduced: 13 > 11 > 10.
-    let whole = ranking(&report, Variant::Whole);
+    let whole = ranking(&report, Variant::WHOLE);
     let order: Vec<usize> = whole.rows.iter().map(|r| r.configuration).collect();
     assert_eq!(order, vec![1, 0, 2]);
     assert_eq!(whole.recommended, Some(1));
-    let reduced = ranking(&report, Variant::Reduced);
+    let reduced = ranking(&report, REDUCED);
     let order: Vec<usize> = reduced.rows.iter().map(|r| r.configuration).collect();
     assert_eq!(order, vec![2, 0, 1]);
     assert_eq!(reduced.recommended, Some(2));
@@ -189,7 +190,7 @@ fn ranked_and_recommended_on_validation_accuracy() {
         })
         .collect();
     let report = build_report(&e, &tt, CREATED + 100);
-    let whole = ranking(&report, Variant::Whole);
+    let whole = ranking(&report, Variant::WHOLE);
     assert!(whole.optimistic);
     assert_eq!(whole.recommended, None);
     assert!(render_markdown(&report, &[]).contains("No recommendation: under train-test"));
@@ -248,7 +249,7 @@ fn pruned_jobs_are_left_out_and_their_saving_counted() {
     let mut all = jobs();
     let j = all
         .iter_mut()
-        .find(|j| j.variant == Variant::Whole && j.configuration == 2 && j.seed == 0 && j.fold == 0)
+        .find(|j| j.variant == Variant::WHOLE && j.configuration == 2 && j.seed == 0 && j.fold == 0)
         .unwrap();
     j.status = JobStatus::Pruned;
     j.test_accuracy = None;
@@ -264,7 +265,7 @@ fn pruned_jobs_are_left_out_and_their_saving_counted() {
     let report = build_report(&experiment(), &all, CREATED + 100);
     assert_eq!(report.progress.pruned, 1);
     assert!(report.progress.complete, "pruned jobs are final");
-    let row = ranking(&report, Variant::Whole)
+    let row = ranking(&report, Variant::WHOLE)
         .rows
         .iter()
         .find(|r| r.configuration == 2)

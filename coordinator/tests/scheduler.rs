@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::plan::{JobId, plan_configurations};
@@ -921,7 +922,7 @@ fn a_job_carries_only_its_own_seed_and_variant() {
     let mut s = scheduler(&clock);
     let mut c = config("");
     c.protocol.seeds = (0..50).collect();
-    c.protocol.variants = vec![Variant::Whole, Variant::Reduced];
+    c.protocol.variants = vec![Variant::WHOLE, REDUCED];
     s.submit(&submission(c.clone(), None)).unwrap();
     let w = s.register_worker(&reg("a", "")).unwrap();
     for a in s.lease(&w, &slots(3)).unwrap().assignments {

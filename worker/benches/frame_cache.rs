@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize, generate};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::FrameSpec;
 use spikecv_worker::cache::{self, CacheNeed, FrameCache, FrameSettings};
@@ -148,7 +148,7 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let data = Dataset::open(dir.path()).expect("open data set");
-    let recordings = data.recordings(Variant::Whole);
+    let recordings = data.recordings(Variant::WHOLE);
     let modes = std::env::var("SPIKECV_CACHE_BENCH_MODES").unwrap_or_else(|_| "or,sum".into());
     for mode in modes.split(',') {
         let mode = match mode.trim() {

@@ -39,7 +39,7 @@ fn a_job_stops_patience_epochs_after_its_best_validation_accuracy() {
     let data_dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 5);
-    let recs = data.recordings(spikecv_common::dataset::kind::Variant::Whole);
+    let recs = data.recordings(spikecv_common::dataset::variant::Variant::WHOLE);
     let split = FoldSplit {
         train: recs[..3].to_vec(),
         val: recs[3..4].to_vec(),

@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::metrics;
 use spikecv_common::experiment::network::PoolKind;
@@ -173,7 +173,7 @@ fn counted_rates_equal_a_recomputation_on_every_kernel_path() {
 /// The tiny synthetic set on the coarse grid: `recordings` recordings, the
 /// first four for training, the rest for testing.
 fn tiny_split(data: &spikecv_common::dataset::Dataset) -> FoldSplit {
-    let recs = data.recordings(Variant::Whole);
+    let recs = data.recordings(Variant::WHOLE);
     FoldSplit {
         train: recs[..4].to_vec(),
         val: Vec::new(),

@@ -7,7 +7,7 @@
 mod support;
 
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::Event;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::FrameSpec;
@@ -112,7 +112,7 @@ fn cached_inputs_are_bit_identical_for_every_mode_crop_and_test_length() {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic(dir.path(), 3);
     let source = Coarse(&data);
-    let recs = data.recordings(Variant::Whole);
+    let recs = data.recordings(Variant::WHOLE);
     let plain = samples_of(&recs, 19);
     // Tiny samples have about 10-20 windows of 30 ms: T = 8 crops most of
     // them, T = 24 pads them all with zero windows.
@@ -216,7 +216,7 @@ impl SampleSource for Identified<'_> {
 fn jobs_share_the_cache_end_identical_and_fall_back_over_budget() {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic(dir.path(), 3);
-    let recs = data.recordings(Variant::Whole);
+    let recs = data.recordings(Variant::WHOLE);
     let need = CacheNeed {
         settings: FrameSettings::of(&frame_spec(BinMode::Or, 8, GRID)),
         recordings: recs.clone(),

@@ -7,8 +7,8 @@
 
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::dvs_gesture::synth as gesture_synth;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::{Crop, FrameSpec, bin};
 use spikecv_worker::loader::{
@@ -48,7 +48,7 @@ fn classes_by_hand(ds: &Dataset, recording: &str) -> Vec<usize> {
 fn samples_take_their_class_from_the_labels_file() {
     let dir = tempfile::tempdir().unwrap();
     let ds = gesture_root(dir.path());
-    let recordings = ds.recordings(Variant::Whole);
+    let recordings = ds.recordings(Variant::WHOLE);
     let samples = source_samples(&ds, &recordings, 11).unwrap();
     let mut expected = Vec::new();
     for r in &recordings {
@@ -99,7 +99,7 @@ fn samples_take_their_class_from_the_labels_file() {
 fn a_class_past_the_network_outputs_is_refused_naming_the_sample() {
     let dir = tempfile::tempdir().unwrap();
     let ds = gesture_root(dir.path());
-    let recordings = ds.recordings(Variant::Whole);
+    let recordings = ds.recordings(Variant::WHOLE);
     assert!(ds.sample_classes(&recordings[0]).unwrap().contains(&10));
     let err = source_samples(&ds, &recordings[..1], 10).unwrap_err();
     let text = err.to_string();

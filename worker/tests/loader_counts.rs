@@ -5,7 +5,7 @@
 
 mod support;
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::FrameSpec;
 use spikecv_worker::loader::{
@@ -54,7 +54,7 @@ fn counts_give_the_float_inputs_for_every_mode_and_crop() {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic(dir.path(), 3);
     let source = Coarse(&data);
-    let plain = samples_of(&data.recordings(Variant::Whole), 19);
+    let plain = samples_of(&data.recordings(Variant::WHOLE), 19);
     let cropped = with_draws(&plain, 3);
     for mode in [BinMode::Or, BinMode::Sum, BinMode::SumNorm] {
         for (samples, steps, what) in [(&plain, 24, "first windows"), (&cropped, 8, "random crop")]

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::sections::ProtocolKind;
@@ -47,7 +47,7 @@ const EXTRA: &str = "shuffle = true\ncheckpoint_every = 1\n\
 fn a_network_job_trains_and_resumes_bit_identically() {
     let data_dir = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 4);
-    let recs = data.recordings(Variant::Whole);
+    let recs = data.recordings(Variant::WHOLE);
     let split = FoldSplit {
         train: recs[..2].to_vec(),
         val: recs[2..3].to_vec(),

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::sections::ProtocolKind;
@@ -72,7 +72,7 @@ fn assert_same_tensors(a: &Path, b: &Path) {
 fn resumed_job_is_bit_identical_to_an_uninterrupted_one() {
     let data_dir = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 4);
-    let recs = data.recordings(Variant::Whole);
+    let recs = data.recordings(Variant::WHOLE);
     let split = FoldSplit {
         train: recs[..2].to_vec(),
         val: recs[2..3].to_vec(),

@@ -20,7 +20,7 @@ fn learns_the_synthetic_gestures() {
     let data_dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let data = synthetic(data_dir.path(), 5);
-    let recs = data.recordings(spikecv_common::dataset::kind::Variant::Whole);
+    let recs = data.recordings(spikecv_common::dataset::variant::Variant::WHOLE);
     let split = FoldSplit {
         train: recs[..4].to_vec(),
         val: Vec::new(),

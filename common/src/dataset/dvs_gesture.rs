@@ -8,12 +8,15 @@
 //! label row, as SpikingJelly cuts them. The person of a recording is its
 //! `userNN` prefix; the lighting condition is the rest of its name.
 
+pub mod import;
 pub mod kind;
+pub mod published;
 pub mod synth;
 
 use std::path::{Path, PathBuf};
 
 use crate::dataset::error::DataError;
+use crate::dataset::kind::Label;
 use crate::events::Event;
 
 /// The folder the download unpacks to.
@@ -46,17 +49,6 @@ pub const CLASS_NAMES: [&str; CLASSES] = [
 pub const LIGHTINGS: [&str; 5] = ["fluorescent", "fluorescent_led", "lab", "led", "natural"];
 /// Users of the official training split are 1..=this; the rest are tested.
 pub const LAST_TRAIN_USER: u32 = 23;
-
-/// One row of a labels file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Label {
-    /// Class index, 0-based (the file numbers them from 1).
-    pub class: usize,
-    /// First time stamp of the sample, µs (inclusive).
-    pub start_us: i64,
-    /// End of the sample, µs (exclusive).
-    pub end_us: i64,
-}
 
 /// The folder of a root holding the download's files: `root/DvsGesture` when
 /// it holds the training list, else `root` itself when it does; `None` when

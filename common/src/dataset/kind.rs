@@ -1,18 +1,18 @@
 //! What a data set kind is ([`DataSetKind`]): its layout and readers, its
 //! recordings and classes, the variants it offers, its split rule and its
-//! synthetic generator. [`DataKind`] is the handle configs, plans and reports
-//! carry; [`Variant`] names which of a kind's recordings a job uses; each kind lives in its own module and is listed once in
-//! [`crate::dataset::registry`].
+//! synthetic generator and its published figures. [`DataKind`] is the handle
+//! configs, plans and reports carry; each kind lives in its own module and is
+//! listed once in [`crate::dataset::registry`].
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
-use crate::dataset::error::{DataError, UnknownName};
+use crate::dataset::error::DataError;
+use crate::dataset::import::{ImportError, ImportOptions, ImportReport};
+use crate::dataset::published::PublishedTable;
 use crate::dataset::synth::{SynthError, SynthOptions, SynthSummary};
+use crate::dataset::variant::Variant;
 
 /// How samples are cut from a recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,18 @@ pub enum SampleCut {
     /// `<name>_labels.csv` rows of µs times (`start ≤ t < end`), any number,
     /// each naming its class.
     TimeWindows,
+}
+
+/// One sample of a [`SampleCut::TimeWindows`] recording: a row of its
+/// labels file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Label {
+    /// Class index, 0-based (the file numbers them from 1).
+    pub class: usize,
+    /// First time stamp of the sample, µs (inclusive).
+    pub start_us: i64,
+    /// End of the sample, µs (exclusive).
+    pub end_us: i64,
 }
 
 /// One data set kind: everything the layers above ask of a data set, so that
@@ -75,12 +87,29 @@ pub trait DataSetKind: Sync {
     fn sample_classes_at(&self, dir: &Path, name: &str) -> Result<Vec<usize>, DataError>;
     /// Its metadata files at `root` (lists, class names), in a fixed order.
     fn metadata_files(&self, root: &Path) -> Vec<PathBuf>;
+    /// The files at `root` that list its recordings (named when a recording
+    /// is not in them).
+    fn list_files(&self, root: &Path) -> Vec<PathBuf>;
     /// The event file of recording `name` in the files folder `dir`.
     fn recording_path(&self, dir: &Path, name: &str) -> PathBuf;
     /// The file that cuts recording `name` into samples (tags or labels).
     fn tags_path(&self, dir: &Path, name: &str) -> PathBuf;
     /// Writes a synthetic data set of this kind laid out as its download.
     fn synth(&self, out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError>;
+    /// The published figures a run on it is compared with.
+    fn published(&self) -> &'static PublishedTable;
+    /// The folder of the download `dir` (canonical) holding this kind's
+    /// files, when they are marked so (the default kind takes any folder).
+    fn import_source(&self, dir: &Path) -> Option<PathBuf>;
+    /// Imports the download `dir` (canonical; its files in `src`) into the
+    /// root `out` (resolved, outside `dir`).
+    fn import(
+        &self,
+        opts: &ImportOptions,
+        dir: &Path,
+        src: &Path,
+        out: PathBuf,
+    ) -> Result<ImportReport, ImportError>;
 }
 
 /// `[data] kind`: a handle on one registered [`DataSetKind`]; equal, hashed,
@@ -197,72 +226,4 @@ pub fn people(kind: DataKind, recordings: &[String]) -> Vec<String> {
         }
     }
     out
-}
-
-/// Which recordings a job uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Variant {
-    /// Every recording of the file list.
-    Whole,
-    /// The file list without the S3 (`_indoor`) recordings (SL-Animals).
-    Reduced,
-    /// DVS128 Gesture's recordings under fluorescent light.
-    Fluorescent,
-    /// DVS128 Gesture's recordings under fluorescent and LED light.
-    FluorescentLed,
-    /// DVS128 Gesture's recordings under lab light.
-    Lab,
-    /// DVS128 Gesture's recordings under LED light.
-    Led,
-    /// DVS128 Gesture's recordings under natural light.
-    Natural,
-}
-
-impl Variant {
-    /// Every variant, in order.
-    pub const ALL: [Variant; 7] = [
-        Variant::Whole,
-        Variant::Reduced,
-        Variant::Fluorescent,
-        Variant::FluorescentLed,
-        Variant::Lab,
-        Variant::Led,
-        Variant::Natural,
-    ];
-
-    /// The name used in files, flags and reports (a lighting variant: the
-    /// lighting as DVS128 Gesture's file names spell it). Which recordings a
-    /// variant keeps is its data set kind's rule ([`DataSetKind::keeps`]).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Variant::Whole => "whole",
-            Variant::Reduced => "reduced",
-            Variant::Fluorescent => "fluorescent",
-            Variant::FluorescentLed => "fluorescent_led",
-            Variant::Lab => "lab",
-            Variant::Led => "led",
-            Variant::Natural => "natural",
-        }
-    }
-}
-
-impl fmt::Display for Variant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Variant {
-    type Err = UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Variant::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                key: "variant",
-                name: s.to_owned(),
-                offered: Variant::ALL.map(Variant::as_str).join(", "),
-            })
-    }
 }

@@ -2,7 +2,10 @@
 //! names (the root's `filelist.txt` and
 //! `SL-Animals-DVS_gestures_definitions.csv`).
 
+pub mod import;
 pub mod kind;
+pub mod published;
+pub mod scan;
 
 use std::path::Path;
 

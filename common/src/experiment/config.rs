@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::kind::Variant;
+use crate::dataset::variant::Variant;
 use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
 use crate::experiment::network::{InputShape, LifSettings, Network, NetworkError, NetworkSpec};
 use crate::experiment::prune::asha::AshaRule;

@@ -14,8 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::dataset::error::DataError;
 use crate::dataset::kind::DataKind;
-use crate::dataset::kind::Variant;
-use crate::dataset::sl_animals::FILE_LIST;
+use crate::dataset::variant::Variant;
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::configurations::{self, Configuration};
 use crate::experiment::cv::{self, CvError, FoldSplit};
@@ -96,9 +95,11 @@ impl Plan {
 /// Why a plan could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The data root has no `filelist.txt`.
+    /// The data root holds no kind's recording list (named: the default
+    /// kind's, `filelist.txt`).
     #[error(
-        "data root {root} has no {FILE_LIST}; a plan needs the file list (one recording name a line)"
+        "data root {root} has no {}; a plan needs the file list (one recording name a line)",
+        DataKind::default().marker()
     )]
     NoFileList {
         /// The data root.
@@ -410,7 +411,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::dvs_gesture::kind::LAB;
     use crate::dataset::dvs_gesture::{self, kind::DVS_GESTURE};
+    use crate::dataset::sl_animals::kind::REDUCED;
 
     fn config(extra: &str) -> ExperimentConfig {
         let text = format!("[data]\nroot = \"d\"\n[protocol]\nseeds = [0, 1]\n{extra}");
@@ -429,13 +432,13 @@ mod tests {
         assert_eq!(jobs.len(), 2 * 2 * 4);
         assert_eq!(
             (jobs[0].variant, jobs[0].seed, jobs[0].fold),
-            (Variant::Whole, 0, 0)
+            (Variant::WHOLE, 0, 0)
         );
         assert_eq!(
             (jobs[15].variant, jobs[15].seed, jobs[15].fold),
-            (Variant::Reduced, 1, 3)
+            (REDUCED, 1, 3)
         );
-        for job in jobs.iter().filter(|j| j.variant == Variant::Reduced) {
+        for job in jobs.iter().filter(|j| j.variant == REDUCED) {
             let all = job
                 .split
                 .train
@@ -574,7 +577,7 @@ mod tests {
         assert_eq!(jobs.len(), 4);
         let mut tested: Vec<String> = Vec::new();
         for j in &jobs {
-            assert_eq!(j.variant, Variant::Lab);
+            assert_eq!(j.variant, LAB);
             let all: Vec<&String> = j
                 .split
                 .train
@@ -587,10 +590,7 @@ mod tests {
             tested.extend(j.split.test.iter().cloned());
         }
         tested.sort();
-        assert_eq!(
-            tested,
-            DVS_GESTURE.variant_recordings(&gesture_list(), Variant::Lab)
-        );
+        assert_eq!(tested, DVS_GESTURE.variant_recordings(&gesture_list(), LAB));
         // SL-Animals does not offer a lighting variant.
         let err = ExperimentConfig::from_toml_str(
             "[data]\nroot = \"d\"\n[protocol]\nvariants = [\"lab\"]\n",

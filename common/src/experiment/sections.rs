@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::kind::DataKind;
-use crate::dataset::kind::Variant;
+use crate::dataset::variant::Variant;
 use crate::events::frames::BinMode;
 use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
 
@@ -172,7 +172,7 @@ impl Default for ProtocolConfig {
             kind: ProtocolKind::TrainValTest,
             folds: 4,
             seeds: vec![0],
-            variants: vec![Variant::Whole, Variant::Reduced],
+            variants: DataKind::default().variants().to_vec(),
             val_fraction: 0.15,
             max_attempts: 3,
             epoch_timeout_s: DEFAULT_EPOCH_TIMEOUT_S,

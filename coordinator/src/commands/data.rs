@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde::Serialize;
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::import::by_kind::import;
+use spikecv_common::dataset::import::{ClassDefsSource, ImportOptions, ImportReport, list_paths};
 use spikecv_common::dataset::kind::{DataKind, SampleCut};
-use spikecv_common::dataset::sl_animals::{CLASS_DEFS, FILE_LIST};
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::aedat;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::{self, Crop, FrameSpec};
@@ -17,8 +18,6 @@ use spikecv_common::events::npy;
 use spikecv_common::events::render;
 use spikecv_common::events::slicing::sample_name;
 use spikecv_common::events::{Event, checksum};
-
-use crate::data_import::{self, ImportArgs};
 
 use super::data_error::{DataCmdError, io_at, stdout_err};
 use super::samples::{parse_row_sample, parse_sample, recording_rows, write_samples_csv};
@@ -42,7 +41,7 @@ pub enum DataCommand {
     /// tag files anywhere under DIR, checks each listed name is there once, links
     /// (or copies) them into place, then prints what `inspect` says of the root.
     /// A DIR holding `DvsGesture/` (DVS128 Gesture) becomes `ROOT/DvsGesture/`.
-    Import(crate::data_import::ImportArgs),
+    Import(ImportArgs),
     /// Slice every listed recording into its 19 samples (`<out>/sliced/<recording>_<NN>.npy`).
     /// DVS128 Gesture: one sample per label row (NN the row, 00 the first),
     /// and `<out>/samples.csv` gives each sample's label row and class.
@@ -128,6 +127,24 @@ pub struct RenderArgs {
     pub scale: usize,
 }
 
+/// Flags of `coordinator data import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The downloaded data set: a folder holding the `.aedat` recordings and tag
+    /// `.csv` files anywhere below it.
+    pub dir: PathBuf,
+    /// The root to write (created if missing; must not lie inside DIR).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Copy the files instead of hard-linking them.
+    #[arg(long)]
+    pub copy: bool,
+    /// Import the recordings that are complete and leave the others out of
+    /// `filelist.txt` instead of failing (doubled names still fail).
+    #[arg(long)]
+    pub allow_missing: bool,
+}
+
 /// Runs a data tool, printing its report to `out`.
 pub fn run(args: &DataArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     match &args.command {
@@ -160,8 +177,13 @@ fn run_synth(a: &SynthArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
 }
 
 fn run_import(a: &ImportArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
-    let imported = data_import::import(a)?;
-    data_import::print_report(&imported, out).map_err(stdout_err)?;
+    let imported = import(&ImportOptions {
+        dir: a.dir.clone(),
+        out: a.out.clone(),
+        copy: a.copy,
+        allow_missing: a.allow_missing,
+    })?;
+    print_import(&imported, out).map_err(stdout_err)?;
     let report = inspect_root(&imported.out)?;
     print_root(&report, out).map_err(stdout_err)?;
     match report.problems.len() {
@@ -173,6 +195,39 @@ fn run_import(a: &ImportArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     }
 }
 
+/// Writes what an import did, for people.
+fn print_import(r: &ImportReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "imported {} recordings into {} ({} files hard-linked, {} copied, {} already there)",
+        r.recordings.len(),
+        r.out.display(),
+        r.linked,
+        r.copied,
+        r.kept
+    )?;
+    match &r.class_defs {
+        ClassDefsSource::Found(p) => writeln!(out, "class definitions: {}", p.display())?,
+        ClassDefsSource::BuiltIn => writeln!(out, "class definitions: built-in (none found)")?,
+    }
+    if !r.left_out.is_empty() {
+        writeln!(
+            out,
+            "left out (--allow-missing): {}; missing: {}",
+            r.left_out.join(", "),
+            r.missing.join(", ")
+        )?;
+    }
+    if !r.unexpected.is_empty() {
+        writeln!(
+            out,
+            "unexpected (not in the file list, ignored): {}",
+            list_paths(&r.unexpected)
+        )?;
+    }
+    writeln!(out)
+}
+
 fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let ds = Dataset::open(&a.data)?;
     if ds.kind().cut() == SampleCut::TimeWindows {
@@ -181,7 +236,7 @@ fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
     let dir = a.out.join("sliced");
     std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
     let mut samples = 0;
-    for rec in ds.recordings(Variant::Whole) {
+    for rec in ds.recordings(Variant::WHOLE) {
         for (class, events) in ds.recording_samples(&rec)?.iter().enumerate() {
             npy::write_events(
                 &dir.join(format!("{}.npy", sample_name(&rec, class))),
@@ -190,8 +245,8 @@ fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
             samples += 1;
         }
     }
-    for name in [FILE_LIST, CLASS_DEFS] {
-        let (from, to) = (a.data.join(name), a.out.join(name));
+    for from in ds.kind().metadata_files(&a.data) {
+        let to = a.out.join(from.strip_prefix(&a.data).unwrap_or(&from));
         if from.canonicalize().ok() != to.canonicalize().ok() {
             std::fs::copy(&from, &to).map_err(io_at(&to))?;
         }
@@ -205,7 +260,7 @@ fn run_slice(a: &SliceArgs, out: &mut dyn Write) -> Result<(), DataCmdError> {
 fn run_slice_gesture(a: &SliceArgs, ds: &Dataset, out: &mut dyn Write) -> Result<(), DataCmdError> {
     // Every labels file is checked before anything is written.
     let recordings = ds
-        .recordings(Variant::Whole)
+        .recordings(Variant::WHOLE)
         .into_iter()
         .map(|rec| Ok((recording_rows(ds, &rec)?, rec)))
         .collect::<Result<Vec<_>, DataCmdError>>()?;
@@ -321,6 +376,13 @@ struct ClassDurations {
     max_s: f64,
 }
 
+/// How many recordings a variant keeps.
+#[derive(Debug, Serialize)]
+struct VariantCount {
+    variant: Variant,
+    recordings: usize,
+}
+
 /// `inspect` of a root.
 #[derive(Debug, Serialize)]
 struct RootReport {
@@ -328,7 +390,8 @@ struct RootReport {
     kind: DataKind,
     recordings: usize,
     people: usize,
-    recordings_reduced: usize,
+    /// Recordings each of the kind's variants keeps, `whole` first.
+    variants: Vec<VariantCount>,
     samples: usize,
     events: u64,
     duration_s: f64,
@@ -403,7 +466,7 @@ fn print_file(r: &FileReport, out: &mut dyn Write) -> std::io::Result<()> {
 
 fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
     let ds = Dataset::open(root)?;
-    let names = ds.recordings(Variant::Whole);
+    let names = ds.recordings(Variant::WHOLE);
     let mut durations: Vec<Vec<f64>> = vec![Vec::new(); ds.class_names().len()];
     let mut problems = Vec::new();
     let (mut events, mut duration_s, mut samples) = (0u64, 0.0f64, 0usize);
@@ -451,7 +514,15 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
         kind: ds.kind(),
         recordings: names.len(),
         people: ds.description().people.len(),
-        recordings_reduced: ds.recordings(Variant::Reduced).len(),
+        variants: ds
+            .kind()
+            .variants()
+            .iter()
+            .map(|&variant| VariantCount {
+                variant,
+                recordings: ds.recordings(variant).len(),
+            })
+            .collect(),
         samples,
         events,
         duration_s,
@@ -468,16 +539,17 @@ fn inspect_root(root: &Path) -> Result<RootReport, DataCmdError> {
 
 fn print_root(r: &RootReport, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "root:        {}", r.root.display())?;
-    if r.kind.variants().contains(&Variant::Reduced) {
-        writeln!(
-            out,
-            "recordings:  {} ({} without _indoor)",
-            r.recordings, r.recordings_reduced
-        )?;
-    } else {
+    if !r.kind.is_default() {
         writeln!(out, "kind:        {}", r.kind)?;
-        writeln!(out, "recordings:  {}", r.recordings)?;
     }
+    // Variants with a note say how many recordings they keep (SL-Animals'
+    // reduced set: "59 (41 without _indoor)").
+    let noted: String = r
+        .variants
+        .iter()
+        .filter_map(|c| Some(format!(" ({} {})", c.recordings, c.variant.note()?)))
+        .collect();
+    writeln!(out, "recordings:  {}{noted}", r.recordings)?;
     writeln!(out, "people:      {}", r.people)?;
     writeln!(out, "classes:     {}", r.classes.len())?;
     writeln!(out, "samples:     {}", r.samples)?;

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::dvs_gesture;
 use spikecv_common::dataset::error::DataError;
 use spikecv_common::dataset::synth::SynthError;
 use spikecv_common::events::aedat::ReadError;
@@ -10,7 +9,7 @@ use spikecv_common::events::npy::NpyError;
 use spikecv_common::events::render::RenderError;
 use spikecv_common::experiment::error::ConfigError;
 
-use crate::data_import::ImportError;
+use spikecv_common::dataset::import::ImportError;
 
 /// Why a data tool failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,19 +58,18 @@ pub enum DataCmdError {
         /// What was given.
         name: String,
     },
-    /// A sample of a recording that the trial lists do not name (DVS128 Gesture).
+    /// A sample of a recording that the data set's recording lists do not name.
     #[error(
-        "sample {sample:?}: recording {recording:?} is in neither {} nor {} of {dir}",
-        dvs_gesture::TRAIN_LIST,
-        dvs_gesture::TEST_LIST
+        "sample {sample:?}: recording {recording:?} is in none of {}",
+        lists.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     UnknownTrial {
         /// The sample name given.
         sample: String,
         /// Its recording.
         recording: String,
-        /// The folder holding the trial lists.
-        dir: PathBuf,
+        /// The files listing the data set's recordings.
+        lists: Vec<PathBuf>,
     },
     /// A label row past the end of a recording's labels file (DVS128 Gesture).
     #[error(

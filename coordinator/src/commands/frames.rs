@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::kind::SampleCut;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::frames::{self, Crop, FrameSpec};
 use spikecv_common::events::npy;
 use spikecv_common::events::slicing::sample_name;

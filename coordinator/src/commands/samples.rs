@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use spikecv_common::dataset::Dataset;
-use spikecv_common::dataset::dvs_gesture::Label;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::kind::Label;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::slicing::{parse_sample_name, sample_name};
 use spikecv_common::events::tags::CLASSES;
 
@@ -60,14 +60,11 @@ pub(crate) fn parse_row_sample(ds: &Dataset, name: &str) -> Result<RowSample, Da
     let (recording, row) = parse_sample_name(name).ok_or_else(|| DataCmdError::BadRowName {
         name: name.to_owned(),
     })?;
-    if !ds.recordings(Variant::Whole).iter().any(|r| r == recording) {
+    if !ds.recordings(Variant::WHOLE).iter().any(|r| r == recording) {
         return Err(DataCmdError::UnknownTrial {
             sample: name.to_owned(),
             recording: recording.to_owned(),
-            dir: ds
-                .kind()
-                .files_dir(ds.root())
-                .unwrap_or_else(|| ds.root().to_path_buf()),
+            lists: ds.kind().list_files(ds.root()),
         });
     }
     let rows = recording_rows(ds, recording)?;

@@ -5,13 +5,12 @@
 //! Two stages: [`compute`] builds the [`Report`] value from plain
 //! [`JobRecord`]s and an [`ExperimentRecord`] (read by [`from_store`], the
 //! store's read-only readers) and knows nothing of formats; [`render`] reads
-//! that value and writes each format. [`published`] holds the published
-//! figures both stages use. `coordinator report` (in the commands) reads the
+//! that value and writes each format; the published figures come from the
+//! data set's kind. `coordinator report` (in the commands) reads the
 //! store, computes and renders; everything here is pure, so it is tested
 //! without a database.
 
 pub mod compute;
-pub mod published;
 pub mod render;
 #[cfg(test)]
 mod tests;

@@ -1,13 +1,12 @@
 //! Report inputs of both data sets, and what every stage makes of them.
 
 use spikecv_common::dataset::dvs_gesture::kind::DVS_GESTURE;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::sl_animals::kind::SL_ANIMALS;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::compute::report::{Report, build_report, data_kind_of};
-use super::published::PublishedTable;
 use super::render::json::render_json;
 use super::render::markdown::render_markdown;
 use super::render::plots::write_plots;
@@ -33,7 +32,7 @@ fn jobs(n: usize) -> Vec<JobRecord> {
     (0..2u32)
         .map(|fold| {
             let mut j =
-                JobRecord::pending("exp-1", Variant::Whole, 0, fold, ProtocolKind::TrainValTest);
+                JobRecord::pending("exp-1", Variant::WHOLE, 0, fold, ProtocolKind::TrainValTest);
             j.status = JobStatus::Succeeded;
             j.test_accuracy = Some(0.8 + 0.1 * f64::from(fold));
             j.val_accuracy = Some(0.75);
@@ -65,11 +64,7 @@ fn a_gesture_report_has_the_gesture_table_and_eleven_classes() {
     let r = gesture_report();
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     assert_eq!(r.experiment.data_kind, DVS_GESTURE);
-    assert!(
-        matches!(r.published, PublishedTable::DvsGesture(_)),
-        "{:?}",
-        r.published
-    );
+    assert!(r.published == DVS_GESTURE.published(), "{:?}", r.published);
     assert_eq!(r.experiment.class_names.len(), 11);
     let confusion = r.groups[0].confusion.as_ref().unwrap();
     assert_eq!(confusion.len(), 11);
@@ -149,7 +144,7 @@ fn an_official_split_run_stands_in_the_published_figures_column() {
     let jobs: Vec<JobRecord> = (0..2u64)
         .map(|seed| {
             let mut j =
-                JobRecord::pending("exp-1", Variant::Whole, seed, 0, ProtocolKind::Official);
+                JobRecord::pending("exp-1", Variant::WHOLE, seed, 0, ProtocolKind::Official);
             j.status = JobStatus::Succeeded;
             j.test_accuracy = Some(0.9 + 0.02 * seed as f64);
             j.test_loss = Some(0.3);
@@ -208,7 +203,7 @@ fn an_sl_animals_report_keeps_its_table_and_layout() {
         1_780_000_100,
     );
     assert_eq!(r.experiment.data_kind, SL_ANIMALS);
-    assert!(matches!(r.published, PublishedTable::SlAnimals(_)));
+    assert_eq!(r.published, SL_ANIMALS.published());
     let md = render_markdown(&r, &[]);
     assert!(md.contains("\n## Compared with published figures\n\nTest accuracy, mean ± population std. Published figures are 4-fold over recordings, ± std over folds.\n"));
     assert!(md.contains("| method | whole set | reduced (no S3) | protocol |"));
@@ -245,7 +240,7 @@ fn the_data_set_is_read_from_the_stored_toml_alone() {
         "{:?}",
         r.warnings
     );
-    assert!(matches!(r.published, PublishedTable::SlAnimals(_)));
+    assert_eq!(r.published, SL_ANIMALS.published());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! states are in [`crate::ids`] and [`crate::states`], shared with the store).
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;

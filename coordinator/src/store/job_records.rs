@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use rusqlite::{Connection, Row};
 use serde::Serialize;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 

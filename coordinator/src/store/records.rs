@@ -3,7 +3,7 @@
 //! (`read_only`) or a test provide them. Plain data, no database.
 
 use serde::{Deserialize, Serialize};
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::prune::verdict::PruneVerdict;
 use spikecv_common::experiment::sections::ProtocolKind;

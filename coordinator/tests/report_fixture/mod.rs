@@ -6,7 +6,8 @@
 //! so the tests can recompute each figure independently.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::sections::ProtocolKind;
 use spikecv_coordinator::report::{ExperimentRecord, JobRecord};
@@ -38,8 +39,8 @@ pub fn experiment(kind: &str) -> ExperimentRecord {
 
 fn variant_index(v: Variant) -> f64 {
     match v {
-        Variant::Whole => 0.0,
-        Variant::Reduced => 1.0,
+        Variant::WHOLE => 0.0,
+        REDUCED => 1.0,
         other => panic!("the fixture has no {other} jobs"),
     }
 }
@@ -142,35 +143,29 @@ pub fn jobs(protocol: ProtocolKind) -> Vec<JobRecord> {
     let mut jobs = Vec::new();
     for seed in 0..2u64 {
         for fold in 0..3u32 {
-            jobs.push(succeeded(Variant::Whole, seed, fold, protocol));
+            jobs.push(succeeded(Variant::WHOLE, seed, fold, protocol));
         }
     }
     for fold in 0..3u32 {
-        jobs.push(succeeded(Variant::Reduced, 0, fold, protocol));
+        jobs.push(succeeded(REDUCED, 0, fold, protocol));
     }
-    let mut failed = JobRecord::pending(EXPERIMENT, Variant::Reduced, 1, 0, protocol);
+    let mut failed = JobRecord::pending(EXPERIMENT, REDUCED, 1, 0, protocol);
     failed.status = JobStatus::Failed;
     failed.attempts = 3;
     failed.worker = Some("gpu-b".into());
     failed.device = Some("cuda:3".into());
     failed.error = Some(FAILED_ERROR.into());
-    failed.epochs = (1..=2).map(|e| epoch(Variant::Reduced, 1, 0, e)).collect();
+    failed.epochs = (1..=2).map(|e| epoch(REDUCED, 1, 0, e)).collect();
     failed.finished_unix = Some(CREATED + 50);
     jobs.push(failed);
-    let mut running = JobRecord::pending(EXPERIMENT, Variant::Reduced, 1, 1, protocol);
+    let mut running = JobRecord::pending(EXPERIMENT, REDUCED, 1, 1, protocol);
     running.status = JobStatus::Running;
     running.attempts = 1;
     running.worker = Some("gpu-a".into());
     running.device = Some("cuda:0".into());
-    running.epochs = (1..=2).map(|e| epoch(Variant::Reduced, 1, 1, e)).collect();
+    running.epochs = (1..=2).map(|e| epoch(REDUCED, 1, 1, e)).collect();
     jobs.push(running);
-    jobs.push(JobRecord::pending(
-        EXPERIMENT,
-        Variant::Reduced,
-        1,
-        2,
-        protocol,
-    ));
+    jobs.push(JobRecord::pending(EXPERIMENT, REDUCED, 1, 2, protocol));
     jobs
 }
 

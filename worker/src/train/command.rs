@@ -19,7 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::cv::CvError;
 use spikecv_common::experiment::error::ConfigError;
@@ -110,12 +110,15 @@ pub enum CommandError {
     #[error(transparent)]
     Weights(#[from] WeightsError),
     /// A `--recordings` entry is not in the file list.
-    #[error("recording {name:?} is not in {root}/filelist.txt")]
+    #[error(
+        "recording {name:?} is in none of {}",
+        lists.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
     UnknownRecording {
         /// The name given.
         name: String,
-        /// The data set root.
-        root: PathBuf,
+        /// The files listing the data set's recordings.
+        lists: Vec<PathBuf>,
     },
     /// Writing output failed.
     #[error("{path}: {source}")]
@@ -295,19 +298,19 @@ pub fn evaluate(args: &EvaluateArgs, lif_kernels: LifKernels) -> Result<(), Comm
     let mut config = load_config(&args.config)?;
     let device = parse_device(&args.device)?.to_tch();
     let data = open_data(&mut config, &args.data)?;
-    let all = data.recordings(Variant::Whole);
+    let all = data.recordings(Variant::WHOLE);
     let recordings = if !args.recordings.is_empty() {
         for name in &args.recordings {
             if !all.contains(name) {
                 return Err(CommandError::UnknownRecording {
                     name: name.clone(),
-                    root: data.root().to_owned(),
+                    lists: data.kind().list_files(data.root()),
                 });
             }
         }
         args.recordings.clone()
     } else {
-        data.recordings(args.variant.unwrap_or(Variant::Whole))
+        data.recordings(args.variant.unwrap_or(Variant::WHOLE))
     };
     let classes = data.class_names().len();
     let arch = architecture(&config, net_config(&config, classes)).map_err(TrainError::from)?;

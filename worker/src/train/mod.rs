@@ -33,7 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::error::DataError;
 use spikecv_common::dataset::kind::DataKind;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::frames::FrameSpec;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::cv::FoldSplit;

@@ -9,8 +9,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::error::DataError;
-use spikecv_common::dataset::kind::Variant;
 use spikecv_common::dataset::synth::{SynthOptions, SynthSize, generate};
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::events::Event;
 use spikecv_common::events::frames::BinMode;
 use spikecv_common::events::frames::FrameSpec;
@@ -160,7 +160,7 @@ pub fn job_with(
     };
     let spec = JobSpec {
         config,
-        variant: Variant::Whole,
+        variant: Variant::WHOLE,
         seed: 3,
         fold: 0,
         split,

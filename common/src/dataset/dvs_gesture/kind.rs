@@ -4,14 +4,18 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dataset::dvs_gesture::import;
+use crate::dataset::dvs_gesture::published;
 use crate::dataset::dvs_gesture::{
     self, CLASS_NAMES, CLASSES, MAPPING, TEST_LIST, TRAIN_LIST, find_dir, labels_path, read_labels,
     read_mapping,
 };
 use crate::dataset::error::DataError;
-use crate::dataset::kind::Variant;
+use crate::dataset::import::{ImportError, ImportOptions, ImportReport};
 use crate::dataset::kind::{DataKind, DataSetKind, SampleCut};
+use crate::dataset::published::PublishedTable;
 use crate::dataset::synth::{SynthError, SynthOptions, SynthSummary};
+use crate::dataset::variant::Variant;
 
 /// DVS128 Gesture (IBM): the `DvsGesture/` folder as downloaded.
 #[derive(Debug)]
@@ -19,6 +23,18 @@ pub struct DvsGesture;
 
 /// The handle of [`DvsGesture`].
 pub const DVS_GESTURE: DataKind = DataKind::new(&DvsGesture);
+
+/// The recordings under fluorescent light (named as the file names spell
+/// the lighting, which is what [`DataSetKind::keeps`] compares).
+pub const FLUORESCENT: Variant = Variant::new(2, "fluorescent", None);
+/// The recordings under fluorescent and LED light.
+pub const FLUORESCENT_LED: Variant = Variant::new(3, "fluorescent_led", None);
+/// The recordings under lab light.
+pub const LAB: Variant = Variant::new(4, "lab", None);
+/// The recordings under LED light.
+pub const LED: Variant = Variant::new(5, "led", None);
+/// The recordings under natural light.
+pub const NATURAL: Variant = Variant::new(6, "natural", None);
 
 impl DataSetKind for DvsGesture {
     fn name(&self) -> &'static str {
@@ -39,17 +55,17 @@ impl DataSetKind for DvsGesture {
 
     fn variants(&self) -> &'static [Variant] {
         &[
-            Variant::Whole,
-            Variant::Fluorescent,
-            Variant::FluorescentLed,
-            Variant::Lab,
-            Variant::Led,
-            Variant::Natural,
+            Variant::WHOLE,
+            FLUORESCENT,
+            FLUORESCENT_LED,
+            LAB,
+            LED,
+            NATURAL,
         ]
     }
 
     fn keeps(&self, variant: Variant, recording: &str) -> bool {
-        variant == Variant::Whole || dvs_gesture::lighting_of(recording) == variant.as_str()
+        variant == Variant::WHOLE || dvs_gesture::lighting_of(recording) == variant.as_str()
     }
 
     fn cut(&self) -> SampleCut {
@@ -117,6 +133,11 @@ impl DataSetKind for DvsGesture {
             .collect()
     }
 
+    fn list_files(&self, root: &Path) -> Vec<PathBuf> {
+        let dir = find_dir(root).unwrap_or_else(|| root.to_path_buf());
+        vec![dir.join(TRAIN_LIST), dir.join(TEST_LIST)]
+    }
+
     fn recording_path(&self, dir: &Path, name: &str) -> PathBuf {
         dir.join(format!("{name}.aedat"))
     }
@@ -127,5 +148,23 @@ impl DataSetKind for DvsGesture {
 
     fn synth(&self, out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
         dvs_gesture::synth::generate(out, opts)
+    }
+
+    fn published(&self) -> &'static PublishedTable {
+        &published::TABLE
+    }
+
+    fn import_source(&self, dir: &Path) -> Option<PathBuf> {
+        import::source_dir(dir)
+    }
+
+    fn import(
+        &self,
+        opts: &ImportOptions,
+        dir: &Path,
+        src: &Path,
+        out: PathBuf,
+    ) -> Result<ImportReport, ImportError> {
+        import::import(opts, dir.to_path_buf(), src, out)
     }
 }

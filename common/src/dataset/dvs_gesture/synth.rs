@@ -11,7 +11,8 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::dataset::dvs_gesture::{self, CLASSES, FOLDER, LIGHTINGS, Label};
+use crate::dataset::dvs_gesture::{self, CLASSES, FOLDER, LIGHTINGS};
+use crate::dataset::kind::Label;
 use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
 use crate::events::aedat::v3;
 

@@ -4,12 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::dataset::error::DataError;
-use crate::dataset::kind::Variant;
+use crate::dataset::import::{ImportError, ImportOptions, ImportReport};
 use crate::dataset::kind::{DataKind, DataSetKind, SampleCut};
+use crate::dataset::published::PublishedTable;
+use crate::dataset::sl_animals::import;
+use crate::dataset::sl_animals::published;
 use crate::dataset::sl_animals::{
     CLASS_DEFS, CLASS_NAMES, FILE_LIST, read_class_names, read_file_list,
 };
 use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
+use crate::dataset::variant::Variant;
 use crate::events::tags::CLASSES;
 
 /// SL-Animals-DVS: `recordings/`, `tags/`, `filelist.txt` and the class
@@ -19,6 +23,9 @@ pub struct SlAnimals;
 
 /// The handle of [`SlAnimals`].
 pub const SL_ANIMALS: DataKind = DataKind::new(&SlAnimals);
+
+/// The recordings without the S3 (`_indoor`) ones.
+pub const REDUCED: Variant = Variant::new(1, "reduced", Some("without _indoor"));
 
 impl DataSetKind for SlAnimals {
     fn name(&self) -> &'static str {
@@ -38,15 +45,11 @@ impl DataSetKind for SlAnimals {
     }
 
     fn variants(&self) -> &'static [Variant] {
-        &[Variant::Whole, Variant::Reduced]
+        &[Variant::WHOLE, REDUCED]
     }
 
     fn keeps(&self, variant: Variant, recording: &str) -> bool {
-        match variant {
-            Variant::Whole => true,
-            Variant::Reduced => !recording.contains("_indoor"),
-            _ => false,
-        }
+        variant == Variant::WHOLE || (variant == REDUCED && !recording.contains("_indoor"))
     }
 
     fn cut(&self) -> SampleCut {
@@ -90,6 +93,10 @@ impl DataSetKind for SlAnimals {
         vec![root.join(FILE_LIST), root.join(CLASS_DEFS)]
     }
 
+    fn list_files(&self, root: &Path) -> Vec<PathBuf> {
+        vec![root.join(FILE_LIST)]
+    }
+
     fn recording_path(&self, dir: &Path, name: &str) -> PathBuf {
         dir.join("recordings").join(format!("{name}.aedat"))
     }
@@ -100,5 +107,23 @@ impl DataSetKind for SlAnimals {
 
     fn synth(&self, out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthError> {
         synth::generate(out, opts)
+    }
+
+    fn published(&self) -> &'static PublishedTable {
+        &published::TABLE
+    }
+
+    fn import_source(&self, dir: &Path) -> Option<PathBuf> {
+        Some(dir.to_path_buf())
+    }
+
+    fn import(
+        &self,
+        opts: &ImportOptions,
+        dir: &Path,
+        _src: &Path,
+        out: PathBuf,
+    ) -> Result<ImportReport, ImportError> {
+        import::import(opts, dir.to_path_buf(), out)
     }
 }

@@ -2,7 +2,7 @@
 //! epoch, and the time that saved; the estimate shared with pruning's.
 
 use serde::Serialize;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 

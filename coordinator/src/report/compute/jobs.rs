@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::configurations::{Configuration, configurations};
 use spikecv_common::experiment::job::JobStatus;

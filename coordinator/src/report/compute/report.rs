@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 use spikecv_common::dataset::kind::DataKind;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::published::PublishedTable;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
 
@@ -15,7 +16,6 @@ use super::groups::{GroupReport, groups};
 use super::jobs::{Progress, index_jobs, plan, progress};
 use super::silent::{SilentJob, silent};
 use super::usage::{Compute, usage};
-use crate::report::published::PublishedTable;
 use crate::store::records::{ExperimentRecord, JobRecord};
 
 /// Version of the JSON layout (docs/report-schema.md); bumped on any change
@@ -80,7 +80,7 @@ pub struct Report {
     /// One entry per variant and protocol, whole before reduced.
     pub groups: Vec<GroupReport>,
     /// Published figures to compare with: the table of the experiment's data set.
-    pub published: PublishedTable,
+    pub published: &'static PublishedTable,
     /// Failed and cancelled jobs.
     pub failed_jobs: Vec<FailedJob>,
     /// Time and hardware used.
@@ -135,7 +135,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         compute: usage(experiment, &records, progress.complete, now_unix),
         progress,
         groups,
-        published: PublishedTable::of(data_kind),
+        published: data_kind.published(),
         failed_jobs: failed_jobs(&records),
         configurations: configuration_infos,
         sweep,

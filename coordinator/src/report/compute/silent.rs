@@ -5,7 +5,7 @@
 //! epoch; the report names the layer that went quiet first.
 
 use serde::Serialize;
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use crate::store::records::JobRecord;
@@ -104,7 +104,7 @@ mod tests {
     }
 
     fn job(epochs: Vec<EpochMetrics>) -> JobRecord {
-        let mut j = JobRecord::pending("e", Variant::Whole, 5, 1, ProtocolKind::TrainTest);
+        let mut j = JobRecord::pending("e", Variant::WHOLE, 5, 1, ProtocolKind::TrainTest);
         j.epochs = epochs;
         j
     }

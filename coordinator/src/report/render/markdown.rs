@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::text::{cell, duration_text, network_text, utc_text};
@@ -15,9 +15,7 @@ use crate::report::compute::configurations::NetworkSummary;
 use crate::report::compute::groups::GroupReport;
 use crate::report::compute::metric::Metric;
 use crate::report::compute::report::Report;
-use crate::report::published::{
-    GestureFigure, PublishedTable, PublishedValue, SlAnimalsFigure, data_set_name,
-};
+use spikecv_common::dataset::published::{PublishedFigure, PublishedTable, PublishedValue};
 
 const OPTIMISTIC_NOTE: &str = "optimistic: the epoch is chosen by test accuracy";
 
@@ -291,7 +289,7 @@ fn write_data_set(out: &mut String, r: &Report) -> std::fmt::Result {
     writeln!(
         out,
         "- Data set: {}, {} classes: {}",
-        data_set_name(e.data_kind),
+        e.data_kind.title(),
         names.len(),
         names.join(", ")
     )
@@ -316,10 +314,69 @@ fn ours(r: &Report, variant: Variant, protocol: ProtocolKind) -> Option<&GroupRe
 }
 
 fn write_published(out: &mut String, r: &Report) -> std::fmt::Result {
-    match &r.published {
-        PublishedTable::SlAnimals(rows) => write_published_sl_animals(out, r, rows),
-        PublishedTable::DvsGesture(rows) => write_published_gesture(out, r, rows),
+    let table = r.published;
+    writeln!(out, "\n## {}\n", table.heading)?;
+    writeln!(out, "{}\n", table.note)?;
+    let mut headers: Vec<&str> = table.columns.iter().map(|c| c.header).collect();
+    if table.classes_column {
+        headers.push("classes");
     }
+    writeln!(out, "| method | {} | protocol |", headers.join(" | "))?;
+    writeln!(out, "|{}", " --- |".repeat(headers.len() + 2))?;
+    write_published_run(out, r, table)?;
+    for f in table.figures {
+        writeln!(out, "{}", published_row(table, f))?;
+    }
+    Ok(())
+}
+
+/// This run's rows of a published table, one per protocol it ran: in each
+/// column the baseline configuration's group of the column's variant, where
+/// the protocol is the column's (the data set's own split or k-fold).
+fn write_published_run(out: &mut String, r: &Report, table: &PublishedTable) -> std::fmt::Result {
+    let classes = match r.experiment.class_names.len() {
+        0 => "–".to_owned(),
+        n => n.to_string(),
+    };
+    for protocol in ProtocolKind::ALL {
+        let own_split = protocol == ProtocolKind::Official;
+        let groups: Vec<Option<&GroupReport>> = table
+            .columns
+            .iter()
+            .map(|c| (c.own_split == own_split).then(|| ours(r, c.variant, protocol))?)
+            .collect();
+        let Some(any) = groups.iter().flatten().next() else {
+            continue;
+        };
+        let mut cells: Vec<String> = groups.iter().map(|g| ours_text(*g)).collect();
+        if table.classes_column {
+            cells.push(classes.clone());
+        }
+        writeln!(
+            out,
+            "| this run, {protocol} | {} | {}, ± population std over (seed, fold) jobs |",
+            cells.join(" | "),
+            protocol_text(any)
+        )?;
+    }
+    Ok(())
+}
+
+/// A published figure's row.
+fn published_row(table: &PublishedTable, f: &PublishedFigure) -> String {
+    let mut cells: Vec<String> = f.values.iter().map(|v| published_text(*v)).collect();
+    if table.classes_column {
+        cells.push(
+            f.classes
+                .map_or_else(|| "not stated".to_owned(), |n| n.to_string()),
+        );
+    }
+    format!(
+        "| {} | {} | {} |",
+        cell(f.method),
+        cells.join(" | "),
+        cell(&published_protocol_text(f.protocol, f.optimistic))
+    )
 }
 
 /// A published row's protocol cell: the protocol and whether it selects on
@@ -330,109 +387,6 @@ fn published_protocol_text(protocol: &str, optimistic: Option<bool>) -> String {
         Some(false) => protocol.to_owned(),
         None => format!("{protocol} (whether it selects on the test set is not stated)"),
     }
-}
-
-fn write_published_gesture(
-    out: &mut String,
-    r: &Report,
-    rows: &[GestureFigure],
-) -> std::fmt::Result {
-    writeln!(
-        out,
-        "\n## Compared with published figures on {}\n",
-        data_set_name(r.published.data_kind())
-    )?;
-    writeln!(
-        out,
-        "Test accuracy, mean ± population std. Published figures are on the data set's own split (users 1-23 train, 24-29 test), ± as each source gives it; none is cross-validated, so this run's k-fold over people is a different evaluation, in its own column.\n"
-    )?;
-    writeln!(
-        out,
-        "| method | official split (users 1-23 train, 24-29 test) | k-fold over people | classes | protocol |"
-    )?;
-    writeln!(out, "| --- | --- | --- | --- | --- |")?;
-    let classes = match r.experiment.class_names.len() {
-        0 => "–".to_owned(),
-        n => n.to_string(),
-    };
-    // The published figures are over every recording: this run's whole set
-    // stands beside them, one row per protocol it ran.
-    let base = baseline(r);
-    for g in r
-        .groups
-        .iter()
-        .filter(|g| g.variant == Variant::Whole && g.configuration == base)
-    {
-        // The data set's own split goes in the published figures' column;
-        // every other protocol is k-fold over people.
-        let (official, k_fold) = if g.protocol == ProtocolKind::Official {
-            (ours_text(Some(g)), "not run".to_owned())
-        } else {
-            ("not run".to_owned(), ours_text(Some(g)))
-        };
-        writeln!(
-            out,
-            "| this run, {} | {official} | {k_fold} | {classes} | {}, ± population std over (seed, fold) jobs |",
-            g.protocol,
-            protocol_text(g)
-        )?;
-    }
-    for f in rows {
-        writeln!(
-            out,
-            "| {} | {} | not given | {} | {} |",
-            cell(f.method),
-            published_text(f.official_split),
-            f.classes
-                .map_or_else(|| "not stated".to_owned(), |n| n.to_string()),
-            cell(&published_protocol_text(f.protocol, f.optimistic))
-        )?;
-    }
-    Ok(())
-}
-
-fn write_published_sl_animals(
-    out: &mut String,
-    r: &Report,
-    rows: &[SlAnimalsFigure],
-) -> std::fmt::Result {
-    writeln!(out, "\n## Compared with published figures\n")?;
-    writeln!(
-        out,
-        "Test accuracy, mean ± population std. Published figures are 4-fold over recordings, ± std over folds.\n"
-    )?;
-    writeln!(out, "| method | whole set | reduced (no S3) | protocol |")?;
-    writeln!(out, "| --- | --- | --- | --- |")?;
-    for protocol in [ProtocolKind::TrainValTest, ProtocolKind::TrainTest] {
-        // In a sweep, the baseline configuration stands for the run here.
-        let (whole, reduced) = (
-            ours(r, Variant::Whole, protocol),
-            ours(r, Variant::Reduced, protocol),
-        );
-        let Some(any) = whole.or(reduced) else {
-            continue;
-        };
-        writeln!(
-            out,
-            "| this run, {} | {} | {} | {}, ± population std over (seed, fold) jobs |",
-            protocol,
-            ours_text(whole),
-            ours_text(reduced),
-            protocol_text(any)
-        )?;
-    }
-    for f in rows {
-        let protocol = published_protocol_text(f.protocol, Some(f.optimistic));
-        writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            cell(f.method),
-            published_text(f.whole),
-            published_text(f.reduced),
-            cell(&protocol)
-        )?;
-    }
-    Ok(())
 }
 
 fn write_per_seed(out: &mut String, r: &Report) -> std::fmt::Result {

@@ -23,7 +23,7 @@ use plotters::coord::cartesian::Cartesian2d;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use spikecv_common::dataset::kind::Variant;
+use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::sections::ProtocolKind;
 
@@ -539,10 +539,10 @@ fn integer_label(x: &f64) -> String {
     }
 }
 
-/// Bar colour of a variant: the fold palette in the variants' declaration
-/// order (whole, reduced, then DVS128 Gesture's lighting conditions).
+/// Bar colour of a variant: the fold palette in the variants'
+/// rank order (whole first, then the kind's own).
 fn variant_colour(v: Variant) -> RGBColor {
-    FOLD_COLOURS[v as usize % FOLD_COLOURS.len()]
+    FOLD_COLOURS[usize::from(v.rank()) % FOLD_COLOURS.len()]
 }
 
 /// One bar of the bar chart, in chart coordinates (percent).

@@ -1,29 +1,28 @@
-//! Finding the candidate files of an import under DIR.
+//! Finding the candidate files of an SL-Animals-DVS import under DIR.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::sl_animals::CLASS_DEFS;
-
-use super::{ImportError, io_at};
+use crate::dataset::import::{ImportError, io_at};
+use crate::dataset::sl_animals::CLASS_DEFS;
 
 /// The candidate files found under DIR: (path as found under DIR, resolved path).
 #[derive(Debug, Default)]
-pub(super) struct Found {
+pub struct Found {
     /// `<name>.aedat` files by name.
-    pub(super) recordings: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
+    pub recordings: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
     /// `<name>.csv` files by name.
-    pub(super) tags: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
+    pub tags: BTreeMap<String, Vec<(PathBuf, PathBuf)>>,
     /// Class definitions files.
-    pub(super) class_defs: Vec<(PathBuf, PathBuf)>,
+    pub class_defs: Vec<(PathBuf, PathBuf)>,
     /// `.aedat`/`.csv` files of names not in the file list (as found).
-    pub(super) unexpected: Vec<PathBuf>,
+    pub unexpected: Vec<PathBuf>,
 }
 
 /// Walks `dir` (canonical), following links, visiting each folder and file once
 /// and never entering `out` (unless through `dir` itself, when `dir` lies in it).
 /// A link that resolves outside `dir` is an error.
-pub(super) fn scan(dir: &Path, out: &Path, names: &HashSet<String>) -> Result<Found, ImportError> {
+pub fn scan(dir: &Path, out: &Path, names: &HashSet<String>) -> Result<Found, ImportError> {
     let in_out = |p: &Path| p.starts_with(out) && !p.starts_with(dir);
     let mut found = Found::default();
     let mut seen_dirs = HashSet::new();

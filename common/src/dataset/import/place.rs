@@ -1,18 +1,14 @@
-//! Putting the files of an import into the root: checking what is already
-//! there, then hard-linking, copying or writing.
+//! Putting the files of an import into the root, for every kind: checking
+//! what is already there, then hard-linking, copying or writing.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::sl_animals::{
-    CLASS_DEFS, FILE_LIST, read_class_names, read_file_list,
-};
-
-use super::{ImportError, io_at};
+use crate::dataset::import::{ImportError, ImportReport, io_at};
 
 /// What goes into one file of the root.
-pub(super) enum Source {
+pub enum Source {
     /// A file under DIR, linked or copied.
     File(PathBuf),
     /// Text spikecv writes.
@@ -20,13 +16,10 @@ pub(super) enum Source {
 }
 
 /// Whether `target` (which exists) already holds what `source` would put there.
-fn same_as(source: &Source, target: &Path, rel: &str) -> Result<bool, ImportError> {
-    match (source, rel) {
-        (_, FILE_LIST) | (_, CLASS_DEFS) => Ok(true), // compared by meaning in check_out
-        (Source::File(src), _) => same_file(src, target),
-        (Source::Text(text), _) => {
-            Ok(std::fs::read(target).map_err(io_at(target))? == text.as_bytes())
-        }
+fn same_as(source: &Source, target: &Path) -> Result<bool, ImportError> {
+    match source {
+        Source::File(src) => same_file(src, target),
+        Source::Text(text) => Ok(std::fs::read(target).map_err(io_at(target))? == text.as_bytes()),
     }
 }
 
@@ -62,12 +55,17 @@ fn same_file(a: &Path, b: &Path) -> Result<bool, ImportError> {
 }
 
 /// Which planned files must be written (`true`) or are already in place
-/// (`false`); an error when `out` holds a different root.
-pub(super) fn check_out(
+/// (`false`); an error when `out` holds a different root. The files of
+/// `by_meaning` (relative paths) are not compared byte for byte: the kind's
+/// importer compared them and gives those that differ in
+/// `differing_by_meaning`; those
+/// of `always` are written even when present.
+pub fn check_out(
     out: &Path,
     plan: &[(String, Source)],
-    recordings: &[String],
-    class_names: &[String],
+    by_meaning: &[&str],
+    always: &[&str],
+    differing_by_meaning: Vec<PathBuf>,
 ) -> Result<Vec<bool>, ImportError> {
     if out.exists() && !out.is_dir() {
         return Err(ImportError::OutNotAFolder {
@@ -79,25 +77,12 @@ pub(super) fn check_out(
     for (rel, source) in plan {
         let target = out.join(rel);
         let present = target.exists() || target.symlink_metadata().is_ok();
-        write.push(!present || rel == FILE_LIST);
-        if present && !same_as(source, &target, rel)? {
+        write.push(!present || always.contains(&rel.as_str()));
+        if present && !by_meaning.contains(&rel.as_str()) && !same_as(source, &target)? {
             differing.push(target);
         }
     }
-    // The file list may name fewer recordings (an import with --allow-missing
-    // being completed), never others.
-    let list = out.join(FILE_LIST);
-    if list.exists() {
-        let fits =
-            read_file_list(&list).is_ok_and(|old| old.iter().all(|n| recordings.contains(n)));
-        if !fits {
-            differing.push(list);
-        }
-    }
-    let defs = out.join(CLASS_DEFS);
-    if defs.exists() && read_class_names(&defs).ok().as_deref() != Some(class_names) {
-        differing.push(defs);
-    }
+    differing.extend(differing_by_meaning);
     if !differing.is_empty() {
         return Err(ImportError::OutHoldsOtherRoot {
             out: out.to_path_buf(),
@@ -108,7 +93,7 @@ pub(super) fn check_out(
 }
 
 /// How a file got into the root.
-pub(super) enum Placed {
+pub enum Placed {
     /// Hard-linked from DIR.
     Linked,
     /// Copied from DIR.
@@ -125,11 +110,9 @@ fn copy(src: &Path, target: &Path) -> Result<(), ImportError> {
     std::fs::rename(&tmp, target).map_err(io_at(target))
 }
 
-pub(super) fn place(
-    source: &Source,
-    target: &Path,
-    force_copy: bool,
-) -> Result<Placed, ImportError> {
+/// Puts `source` at `target`: hard-linked (copied when `force_copy` or
+/// when a link is impossible) or written.
+pub fn place(source: &Source, target: &Path, force_copy: bool) -> Result<Placed, ImportError> {
     match source {
         Source::Text(text) => {
             let tmp = target.with_extension("importing");
@@ -145,5 +128,30 @@ pub(super) fn place(
                 copy(src, target).map(|()| Placed::Copied)
             }
         },
+    }
+}
+
+impl ImportReport {
+    /// Puts each planned file under `out` (linked, copied or written; those
+    /// `write` marks as already in place are kept) and counts what it did.
+    pub fn place_all(
+        &mut self,
+        plan: &[(String, Source)],
+        write: &[bool],
+        out: &Path,
+        copy: bool,
+    ) -> Result<(), ImportError> {
+        for ((rel, source), &write) in plan.iter().zip(write) {
+            if !write {
+                self.kept += 1;
+                continue;
+            }
+            match place(source, &out.join(rel), copy)? {
+                Placed::Linked => self.linked += 1,
+                Placed::Copied => self.copied += 1,
+                Placed::Written => {}
+            }
+        }
+        Ok(())
     }
 }

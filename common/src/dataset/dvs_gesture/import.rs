@@ -9,14 +9,15 @@
 
 use std::path::{Path, PathBuf};
 
-use spikecv_common::dataset::dvs_gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
-
-use super::place::{Source, check_out};
-use super::{ClassDefsSource, ImportArgs, ImportError, ImportReport, io_at};
+use crate::dataset::dvs_gesture::{self, FOLDER, MAPPING, TEST_LIST, TRAIN_LIST};
+use crate::dataset::import::place::{Source, check_out};
+use crate::dataset::import::{
+    ClassDefsSource, ImportError, ImportOptions, ImportReport, io_at, resolved,
+};
 
 /// The folder of DIR (canonical) holding the download: `DIR/DvsGesture` or
 /// DIR itself, when it holds the training list.
-pub(super) fn source_dir(dir: &Path) -> Option<PathBuf> {
+pub fn source_dir(dir: &Path) -> Option<PathBuf> {
     let sub = dir.join(FOLDER);
     if sub.join(TRAIN_LIST).is_file() {
         Some(sub)
@@ -25,19 +26,6 @@ pub(super) fn source_dir(dir: &Path) -> Option<PathBuf> {
     } else {
         None
     }
-}
-
-/// A file of the download, resolved; a link leading out of `dir` fails.
-fn resolved(dir: &Path, path: PathBuf) -> Result<PathBuf, ImportError> {
-    let real = path.canonicalize().map_err(io_at(&path))?;
-    if !real.starts_with(dir) {
-        return Err(ImportError::LinkOutside {
-            link: path,
-            target: real,
-            dir: dir.to_path_buf(),
-        });
-    }
-    Ok(real)
 }
 
 /// `.aedat` files of `src` whose name no list gives.
@@ -58,14 +46,15 @@ fn unexpected(src: &Path, names: &[String]) -> Result<Vec<PathBuf>, ImportError>
 }
 
 /// Imports the DVS128 Gesture download in `src` (under `dir`, canonical) into `out`.
-pub(super) fn import(
-    args: &ImportArgs,
+pub fn import(
+    opts: &ImportOptions,
     dir: PathBuf,
     src: &Path,
     out: PathBuf,
 ) -> Result<ImportReport, ImportError> {
     let names = dvs_gesture::read_recordings(src)?;
-    let class_names = dvs_gesture::read_mapping(&src.join(MAPPING))?;
+    // The mapping must give the classes, though the root keeps the file as it is.
+    dvs_gesture::read_mapping(&src.join(MAPPING))?;
     let mut complete = Vec::new();
     let mut missing = Vec::new();
     for name in &names {
@@ -79,7 +68,7 @@ pub(super) fn import(
         }
     }
     let unexpected = unexpected(src, &names)?;
-    if !missing.is_empty() && !args.allow_missing {
+    if !missing.is_empty() && !opts.allow_missing {
         return Err(ImportError::Mismatch {
             dir,
             missing,
@@ -114,7 +103,7 @@ pub(super) fn import(
         };
         plan.push((format!("{FOLDER}/{list}"), source));
     }
-    let write = check_out(&out, &plan, &complete, &class_names)?;
+    let write = check_out(&out, &plan, &[], &[], Vec::new())?;
     let folder = out.join(FOLDER);
     std::fs::create_dir_all(&folder).map_err(io_at(&folder))?;
     let mut report = ImportReport {
@@ -132,7 +121,6 @@ pub(super) fn import(
         copied: 0,
         kept: 0,
     };
-    report.place_all(&plan, &write, &out, args.copy)?;
-    tracing::info!(out = %out.display(), recordings = report.recordings.len(), "imported DVS128 Gesture");
+    report.place_all(&plan, &write, &out, opts.copy)?;
     Ok(report)
 }
