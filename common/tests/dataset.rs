@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::sl_animals::REDUCED;
 use std::path::Path;
 
 use spikecv_common::dataset::Dataset;

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::dvs_gesture::kind::{FLUORESCENT, FLUORESCENT_LED, LAB, LED, NATURAL};
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::dvs_gesture::{FLUORESCENT, FLUORESCENT_LED, LAB, LED, NATURAL};
+use spikecv_common::dataset::sl_animals::REDUCED;
 use std::collections::BTreeSet;
 
 use spikecv_common::dataset::Dataset;

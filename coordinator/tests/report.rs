@@ -6,7 +6,7 @@ mod report_fixture;
 
 use report_fixture as fx;
 use serde_json::Value;
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::sl_animals::REDUCED;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;

@@ -7,7 +7,7 @@
 mod report_fixture;
 
 use report_fixture as fx;
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::sl_animals::REDUCED;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::LayerRate;
 use spikecv_common::experiment::sections::ProtocolKind;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::sl_animals::REDUCED;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};

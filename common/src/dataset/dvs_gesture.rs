@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dataset::error::DataError;
 use crate::dataset::kind::Label;
+use crate::dataset::variant::Variant;
 use crate::events::Event;
 
 /// The folder the download unpacks to.
@@ -47,6 +48,17 @@ pub const CLASS_NAMES: [&str; CLASSES] = [
 ];
 /// The lighting conditions of the real recordings.
 pub const LIGHTINGS: [&str; 5] = ["fluorescent", "fluorescent_led", "lab", "led", "natural"];
+/// The recordings under fluorescent light (named as the file names spell
+/// the lighting, which is what [`crate::dataset::kind::DataSetKind::keeps`] compares).
+pub const FLUORESCENT: Variant = Variant::new(2, "fluorescent", None);
+/// The recordings under fluorescent and LED light.
+pub const FLUORESCENT_LED: Variant = Variant::new(3, "fluorescent_led", None);
+/// The recordings under lab light.
+pub const LAB: Variant = Variant::new(4, "lab", None);
+/// The recordings under LED light.
+pub const LED: Variant = Variant::new(5, "led", None);
+/// The recordings under natural light.
+pub const NATURAL: Variant = Variant::new(6, "natural", None);
 /// Users of the official training split are 1..=this; the rest are tested.
 pub const LAST_TRAIN_USER: u32 = 23;
 

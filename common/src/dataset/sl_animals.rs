@@ -10,7 +10,11 @@ pub mod scan;
 use std::path::Path;
 
 use crate::dataset::error::{DataError, io_err};
+use crate::dataset::variant::Variant;
 use crate::events::tags::CLASSES;
+
+/// The recordings without the S3 (`_indoor`) ones.
+pub const REDUCED: Variant = Variant::new(1, "reduced", Some("without _indoor"));
 
 /// The file list's name in a root.
 pub const FILE_LIST: &str = "filelist.txt";

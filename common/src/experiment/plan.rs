@@ -411,9 +411,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::dvs_gesture::kind::LAB;
+    use crate::dataset::dvs_gesture::LAB;
     use crate::dataset::dvs_gesture::{self, kind::DVS_GESTURE};
-    use crate::dataset::sl_animals::kind::REDUCED;
+    use crate::dataset::sl_animals::REDUCED;
 
     fn config(extra: &str) -> ExperimentConfig {
         let text = format!("[data]\nroot = \"d\"\n[protocol]\nseeds = [0, 1]\n{extra}");

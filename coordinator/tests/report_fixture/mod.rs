@@ -6,7 +6,7 @@
 //! so the tests can recompute each figure independently.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::dataset::sl_animals::kind::REDUCED;
+use spikecv_common::dataset::sl_animals::REDUCED;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::sections::ProtocolKind;

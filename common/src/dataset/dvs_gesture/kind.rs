@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::dataset::dvs_gesture::import;
 use crate::dataset::dvs_gesture::published;
 use crate::dataset::dvs_gesture::{
-    self, CLASS_NAMES, CLASSES, MAPPING, TEST_LIST, TRAIN_LIST, find_dir, labels_path, read_labels,
-    read_mapping,
+    self, CLASS_NAMES, CLASSES, FLUORESCENT, FLUORESCENT_LED, LAB, LED, MAPPING, NATURAL,
+    TEST_LIST, TRAIN_LIST, find_dir, labels_path, read_labels, read_mapping,
 };
 use crate::dataset::error::DataError;
 use crate::dataset::import::{ImportError, ImportOptions, ImportReport};
@@ -23,18 +23,6 @@ pub struct DvsGesture;
 
 /// The handle of [`DvsGesture`].
 pub const DVS_GESTURE: DataKind = DataKind::new(&DvsGesture);
-
-/// The recordings under fluorescent light (named as the file names spell
-/// the lighting, which is what [`DataSetKind::keeps`] compares).
-pub const FLUORESCENT: Variant = Variant::new(2, "fluorescent", None);
-/// The recordings under fluorescent and LED light.
-pub const FLUORESCENT_LED: Variant = Variant::new(3, "fluorescent_led", None);
-/// The recordings under lab light.
-pub const LAB: Variant = Variant::new(4, "lab", None);
-/// The recordings under LED light.
-pub const LED: Variant = Variant::new(5, "led", None);
-/// The recordings under natural light.
-pub const NATURAL: Variant = Variant::new(6, "natural", None);
 
 impl DataSetKind for DvsGesture {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use crate::dataset::published::PublishedTable;
 use crate::dataset::sl_animals::import;
 use crate::dataset::sl_animals::published;
 use crate::dataset::sl_animals::{
-    CLASS_DEFS, CLASS_NAMES, FILE_LIST, read_class_names, read_file_list,
+    CLASS_DEFS, CLASS_NAMES, FILE_LIST, REDUCED, read_class_names, read_file_list,
 };
 use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
 use crate::dataset::variant::Variant;
@@ -23,9 +23,6 @@ pub struct SlAnimals;
 
 /// The handle of [`SlAnimals`].
 pub const SL_ANIMALS: DataKind = DataKind::new(&SlAnimals);
-
-/// The recordings without the S3 (`_indoor`) ones.
-pub const REDUCED: Variant = Variant::new(1, "reduced", Some("without _indoor"));
 
 impl DataSetKind for SlAnimals {
     fn name(&self) -> &'static str {

@@ -5,7 +5,7 @@
 //! next to an honest train-val-test result.
 
 use crate::dataset::published::{PublishedColumn, PublishedFigure, PublishedTable, figure};
-use crate::dataset::sl_animals::kind::REDUCED;
+use crate::dataset::sl_animals::REDUCED;
 use crate::dataset::variant::Variant;
 
 const PAPER: &str = "4-fold over recordings, ± std over folds; train-test (best test accuracy over epochs), as the data set paper reports";
