@@ -71,8 +71,8 @@ pub struct SynthArgs {
     /// DVS128 Gesture: the first N).
     #[arg(long)]
     pub recordings: Option<usize>,
-    /// Which data set: sl-animals or dvs-gesture.
-    #[arg(long, default_value = "sl-animals")]
+    /// Which data set kind (the default kind when left out).
+    #[arg(long, default_value_t = DataKind::default())]
     pub kind: DataKind,
 }
 
