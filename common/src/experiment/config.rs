@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::kind::Variant;
-use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
+use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, invalid};
 use crate::experiment::network::{InputShape, LifSettings, Network, NetworkError, NetworkSpec};
 use crate::experiment::prune::asha::AshaRule;
 use crate::experiment::prune::{PruneRule, Pruner};
@@ -51,11 +51,20 @@ impl ExperimentConfig {
     /// Reads, parses and validates a TOML file; a relative `data.root` is resolved
     /// against the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, Self::from_toml_str)
+    }
+
+    /// Reads the file at `path` and parses it with `parse`; a parse error
+    /// names the file and a relative `data.root` is resolved against its folder.
+    pub(crate) fn load_with(
+        path: &Path,
+        parse: impl FnOnce(&str) -> Result<Self, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_toml_str(&text).map_err(|e| match e {
+        let mut config = parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -139,9 +148,7 @@ impl ExperimentConfig {
                 format!("{} is not in (0, 1)", p.val_fraction),
             ));
         }
-        if p.max_attempts == 0 {
-            return Err(invalid("protocol.max_attempts", "must be at least 1"));
-        }
+        at_least_one("protocol.max_attempts", p.max_attempts)?;
         if p.kind == ProtocolKind::Official && !self.data.kind.has_official_split() {
             return Err(invalid(
                 "protocol.kind",

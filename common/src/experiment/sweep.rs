@@ -223,11 +223,6 @@ impl SweepSpec {
         })
     }
 
-    /// The table as written.
-    pub fn written(&self) -> &toml::Table {
-        &self.written
-    }
-
     /// The mode with its swept keys and values.
     pub fn search(&self) -> &Search {
         &self.search

@@ -2,7 +2,8 @@
 //! errors naming `sweep.<key>`, equality and display of values, labels, and
 //! setting values into an experiment's table.
 
-use crate::experiment::error::{ConfigError, invalid};
+pub use crate::experiment::error::sweep_err;
+use crate::experiment::error::ConfigError;
 use crate::experiment::sweep::network;
 
 /// The keys a sweep may vary.
@@ -28,11 +29,6 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.deterministic",
     network::BLOCKS_KEY,
 ];
-
-/// The error for `[sweep]`'s `key`: its key is `sweep.<key>`.
-pub fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
-    invalid(&format!("sweep.{key}"), message)
-}
 
 /// Refuses a key a sweep cannot vary.
 pub fn check_key(key: &str) -> Result<(), ConfigError> {
