@@ -99,8 +99,9 @@ impl Pruner {
 fn count(table: &toml::Table, key: &str, default: u32) -> Result<u32, ConfigError> {
     match table.get(key) {
         None => Ok(default),
-        Some(toml::Value::Integer(i)) => u32::try_from(*i)
-            .map_err(|_| sweep_err(key, format!("{i} is not in 0..=4294967295"))),
+        Some(toml::Value::Integer(i)) => {
+            u32::try_from(*i).map_err(|_| sweep_err(key, format!("{i} is not in 0..=4294967295")))
+        }
         Some(_) => Err(sweep_err(key, "expected a whole number")),
     }
 }

@@ -130,7 +130,6 @@ impl NetworkSpec {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::new(blocks))
     }
-
 }
 
 /// `[network]` as written: `blocks` only.

@@ -2,8 +2,8 @@
 //! errors naming `sweep.<key>`, equality and display of values, labels, and
 //! setting values into an experiment's table.
 
-pub use crate::experiment::error::sweep_err;
 use crate::experiment::error::ConfigError;
+pub use crate::experiment::error::sweep_err;
 use crate::experiment::sweep::network;
 
 /// The keys a sweep may vary.
