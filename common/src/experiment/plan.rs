@@ -350,12 +350,9 @@ pub struct PlanEntry {
     pub fold: u32,
     /// `train-val-test` or `train-test`.
     pub protocol: ProtocolKind,
-    /// Training recordings in training order.
-    pub train: Vec<String>,
-    /// Validation recordings.
-    pub val: Vec<String>,
-    /// Test recordings.
-    pub test: Vec<String>,
+    /// Its recordings, printed as `train`, `val` and `test`.
+    #[serde(flatten)]
+    pub split: FoldSplit,
 }
 
 impl From<&PlannedJob> for PlanEntry {
@@ -366,9 +363,7 @@ impl From<&PlannedJob> for PlanEntry {
             seed: job.seed,
             fold: job.fold,
             protocol: job.protocol,
-            train: job.split.train.clone(),
-            val: job.split.val.clone(),
-            test: job.split.test.clone(),
+            split: job.split.clone(),
         }
     }
 }

@@ -161,13 +161,11 @@ fn read_body<R: BufRead>(
     if let Some(chip) = &header.chip
         && !is_dvs128_compatible(chip)
     {
-        {
-            return Err(ReadError::UnsupportedChip {
-                path: path.to_path_buf(),
-                offset: chip_offset.unwrap_or(0),
-                chip: chip.clone(),
-            });
-        }
+        return Err(ReadError::UnsupportedChip {
+            path: path.to_path_buf(),
+            offset: chip_offset.unwrap_or(0),
+            chip: chip.clone(),
+        });
     }
     Ok(EventFile {
         format: Format::Aedat2,

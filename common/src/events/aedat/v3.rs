@@ -150,12 +150,8 @@ pub fn read<R: BufRead>(
         let i16_at = |i: usize| i16::from_le_bytes([head[i], head[i + 1]]);
         let i32_at =
             |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let kind = i16_at(0);
-        let event_size = i32_at(4);
-        let ts_offset = i32_at(8);
-        let overflow = i32_at(12);
-        let capacity = i32_at(16);
-        let number = i32_at(20);
+        let (kind, event_size, ts_offset) = (i16_at(0), i32_at(4), i32_at(8));
+        let (overflow, capacity, number) = (i32_at(12), i32_at(16), i32_at(20));
         let bad = |what| ReadError::BadPacket {
             path: path.to_path_buf(),
             offset,

@@ -100,8 +100,6 @@ struct Checked<'a> {
     compression: Compression,
     /// Where the data table starts (-1: no table).
     data_table: i64,
-    /// Where the first packet starts.
-    first: u64,
     /// The stream description (XML).
     description: &'a str,
 }
@@ -164,25 +162,18 @@ fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadErr
         facts,
         compression,
         data_table: io.file_data_position,
-        first: (start + len) as u64,
         description: io.description,
     })
 }
 
 /// The packets' offsets (stopping at the data table when the header gives
 /// its position); checks each fits in the file.
-fn check_packets(
-    bytes: &[u8],
-    path: &Path,
-    first: u64,
-    data_table: i64,
-    compression: Compression,
-) -> Result<Vec<u64>, ReadError> {
+fn check_packets(bytes: &[u8], path: &Path, checked: &Checked<'_>) -> Result<Vec<u64>, ReadError> {
     let mut spans = Vec::new();
-    let mut pos = first;
+    let mut pos = checked.facts.header_bytes;
     let total = bytes.len() as u64;
     loop {
-        if data_table > -1 && pos as i64 == data_table {
+        if checked.data_table > -1 && pos as i64 == checked.data_table {
             break;
         }
         if pos + 4 > total {
@@ -207,7 +198,7 @@ fn check_packets(
                 available: total - pos,
             });
         }
-        if compression == Compression::None && len < 8 {
+        if checked.compression == Compression::None && len < 8 {
             return Err(ReadError::BadPacket {
                 path: path.to_path_buf(),
                 offset: pos,
@@ -242,13 +233,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
         });
     }
     let checked = check_header(bytes, path)?;
-    let spans = check_packets(
-        bytes,
-        path,
-        checked.first,
-        checked.data_table,
-        checked.compression,
-    )?;
+    let spans = check_packets(bytes, path, &checked)?;
     let (events_id, sensor) =
         super::v4_streams::event_stream(checked.description, MAGIC.len() as u64, path)?;
     let mut events = Vec::new();
@@ -308,7 +293,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
     if events.is_empty() {
         return Err(ReadError::EmptyBody {
             path: path.to_path_buf(),
-            offset: checked.first,
+            offset: checked.facts.header_bytes,
         });
     }
     Ok(EventFile {

@@ -61,14 +61,18 @@ pub fn show(v: &toml::Value) -> String {
     }
 }
 
-/// Equality with integers and floats compared by value (`100` = `100.0`).
-pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
-    let num = |v: &toml::Value| match v {
+/// An integer or float value as `f64`, `None` for other values.
+pub fn number(v: &toml::Value) -> Option<f64> {
+    match v {
         toml::Value::Integer(i) => Some(*i as f64),
         toml::Value::Float(f) => Some(*f),
         _ => None,
-    };
-    match (num(a), num(b)) {
+    }
+}
+
+/// Equality with integers and floats compared by value (`100` = `100.0`).
+pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    match (number(a), number(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
