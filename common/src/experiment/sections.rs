@@ -15,17 +15,15 @@ use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, inval
 
 /// How the test set is used (DESIGN.md, "Cross-validation protocol").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ProtocolKind {
     /// Honest: pick the epoch with the lowest validation loss, report its test accuracy.
-    #[serde(rename = "train-val-test")]
     TrainValTest,
     /// The reference's: best test accuracy over epochs (optimistic).
-    #[serde(rename = "train-test")]
     TrainTest,
     /// The data set's own train/test split (DVS128 Gesture: users 1-23
     /// train, 24-29 test), one job per seed; the test accuracy after the last
     /// epoch, as the data set's figures are published.
-    #[serde(rename = "official")]
     Official,
 }
 
