@@ -180,16 +180,20 @@ impl ExperimentConfig {
                 format!("{} seeds; the limit is {}", p.seeds.len(), bounds::SEEDS),
             ));
         }
-        at_most(
-            "protocol.max_attempts",
-            p.max_attempts,
-            bounds::MAX_ATTEMPTS,
-        )?;
-        at_most(
-            "protocol.epoch_timeout_s",
-            p.epoch_timeout_s,
-            bounds::EPOCH_TIMEOUT_S,
-        )?;
+        for (key, value, limit) in [
+            (
+                "protocol.max_attempts",
+                p.max_attempts,
+                bounds::MAX_ATTEMPTS,
+            ),
+            (
+                "protocol.epoch_timeout_s",
+                p.epoch_timeout_s,
+                bounds::EPOCH_TIMEOUT_S,
+            ),
+        ] {
+            at_most(key, value, limit)?;
+        }
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;

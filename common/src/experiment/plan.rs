@@ -21,7 +21,7 @@ use crate::experiment::configurations::{self, Configuration};
 use crate::experiment::cv::{self, CvError, FoldSplit};
 use crate::experiment::error::ConfigError;
 use crate::experiment::network::NetworkSpec;
-use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig};
+use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig, is_one};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
@@ -212,10 +212,6 @@ struct JobIdentity<'a> {
     /// `[network]`), so ids from before networks were configurable stand.
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<&'a NetworkSpec>,
-}
-
-fn is_one(v: &u32) -> bool {
-    *v == 1
 }
 
 /// The id of one job of `config`.

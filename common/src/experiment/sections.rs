@@ -113,7 +113,8 @@ fn one() -> u32 {
     1
 }
 
-fn is_one(v: &u32) -> bool {
+/// Whether a factor is 1 (left out of serialised configs and job ids).
+pub(crate) fn is_one(v: &u32) -> bool {
     *v == 1
 }
 
