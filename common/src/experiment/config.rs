@@ -200,9 +200,7 @@ impl ExperimentConfig {
         self.validate_network(self.data.kind.classes() as u32)?;
         self.validate_sweep()
     }
-}
 
-impl ExperimentConfig {
     /// The experiment's block list: `[network]`'s, or the reference for
     /// `classes` classes when there is none.
     pub fn network_spec(&self, classes: u32) -> NetworkSpec {
@@ -222,10 +220,8 @@ impl ExperimentConfig {
         )
     }
 
-    /// Checks the network for a data set of `classes` classes; the error's
-    /// key names the block (`network.blocks[3]`). [`ExperimentConfig::validate`]
-    /// calls it with the DVS data set's [`crate::events::tags::CLASSES`]; a data set
-    /// with another class count calls it with its own.
+    /// Checks the network for a data set of `classes` classes (the data
+    /// kind's, from [`ExperimentConfig::validate`]); the error names the block.
     pub fn validate_network(&self, classes: u32) -> Result<(), ConfigError> {
         self.network(classes)
             .map(|_| ())
@@ -234,9 +230,7 @@ impl ExperimentConfig {
                 message: e.problem.to_string(),
             })
     }
-}
 
-impl ExperimentConfig {
     /// Checks `[sweep]` when there is one (its size, every value on its own,
     /// every configuration, the pruning rule), and that the experiment plans
     /// at most [`bounds::JOBS`] jobs.
