@@ -43,8 +43,7 @@ pub fn read_header<R: BufRead>(
         ..HeaderFacts::default()
     };
     let mut chip_offset = None;
-    for (offset, line) in &lines {
-        let offset = *offset;
+    for &(offset, ref line) in &lines {
         let body = line.trim_start_matches('#').trim();
         if let Some(chip) = body.strip_prefix("AEChip:") {
             if facts.chip.is_none() {

@@ -59,8 +59,7 @@ pub fn read_header<R: BufRead>(
         ..HeaderFacts::default()
     };
     let mut sensor = SensorSize::DVS128;
-    for (offset, line) in &lines {
-        let offset = *offset;
+    for &(offset, ref line) in &lines {
         let body = line.trim_start_matches('#').trim();
         if let Some(rest) = body.strip_prefix("Source ") {
             let name = rest.split_once(':').map(|(_, n)| n.trim()).unwrap_or("");
