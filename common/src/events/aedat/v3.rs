@@ -22,19 +22,16 @@ pub const POLARITY_EVENT: i16 = 1;
 
 /// The sensor a `#Source N: NAME` header line names, if known.
 pub fn sensor_of(name: &str) -> Option<SensorSize> {
+    const SENSORS: [(&str, u16, u16); 5] = [
+        ("DVS128", 128, 128),
+        ("DAVIS240", 240, 180),
+        ("DAVIS346", 346, 260),
+        ("DAVIS640", 640, 480),
+        ("DVXPLORER", 640, 480),
+    ];
     let upper = name.to_ascii_uppercase();
-    let size = |width, height| Some(SensorSize { width, height });
-    if upper.contains("DVS128") {
-        size(128, 128)
-    } else if upper.contains("DAVIS240") {
-        size(240, 180)
-    } else if upper.contains("DAVIS346") {
-        size(346, 260)
-    } else if upper.contains("DAVIS640") || upper.contains("DVXPLORER") {
-        size(640, 480)
-    } else {
-        None
-    }
+    let (_, width, height) = SENSORS.into_iter().find(|(tag, ..)| upper.contains(tag))?;
+    Some(SensorSize { width, height })
 }
 
 /// Reads the header up to and including `#!END-HEADER`; returns its facts and
