@@ -12,15 +12,13 @@ use crate::events::Event;
 
 /// How events are counted into a frame (DESIGN.md step 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BinMode {
     /// 1.0 where a pixel saw any event in the window.
-    #[serde(rename = "OR")]
     Or,
     /// The event count.
-    #[serde(rename = "SUM")]
     Sum,
     /// The count divided by the largest count in the sample.
-    #[serde(rename = "SUM_NORM")]
     SumNorm,
 }
 

@@ -141,11 +141,19 @@ fn tokens(s: &str) -> Vec<String> {
 }
 
 /// A format error at `offset` of the file at `path`.
-fn format_error(path: &Path, offset: usize, what: &str) -> NpyError {
+fn format_error(path: &Path, offset: usize, what: impl Into<String>) -> NpyError {
     NpyError::Format {
         path: path.to_path_buf(),
         offset: offset as u64,
-        what: what.to_string(),
+        what: what.into(),
+    }
+}
+
+/// An I/O error on the file at `path`.
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> NpyError + '_ {
+    |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -290,20 +298,13 @@ fn parse_header(bytes: &[u8], path: &Path) -> Result<Header, NpyError> {
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, NpyError> {
-    std::fs::read(path).map_err(|source| NpyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(io_error(path))
 }
 
 /// Decodes events from `.npy` bytes (a 1-D structured array with `x, y, t, p`).
 pub fn events_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Event>, NpyError> {
     let h = parse_header(bytes, path)?;
-    let fail = |offset: usize, what: String| NpyError::Format {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        what,
-    };
+    let fail = |offset: usize, what: String| format_error(path, offset, what);
     let field = |name: &str| {
         h.fields
             .iter()
@@ -332,18 +333,9 @@ pub fn events_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<Event>, NpyErr
     let mut events = Vec::with_capacity(n);
     for (i, rec) in body.chunks_exact(h.record).take(n).enumerate() {
         let get = |(s, o): (Scalar, usize)| s.read_int(&rec[o..]);
-        let bad = || {
-            fail(
-                h.data_start + i * h.record,
-                "value out of range".to_string(),
-            )
-        };
-        let x = get(fx)
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or_else(bad)?;
-        let y = get(fy)
-            .and_then(|v| u16::try_from(v).ok())
-            .ok_or_else(bad)?;
+        let bad = || fail(h.data_start + i * h.record, "value out of range".into());
+        let coord = |f| get(f).and_then(|v| u16::try_from(v).ok()).ok_or_else(bad);
+        let (x, y) = (coord(fx)?, coord(fy)?);
         let t = get(ft).ok_or_else(bad)?;
         let p = get(fp).ok_or_else(bad)? != 0;
         events.push(Event { t, x, y, p });
@@ -393,20 +385,14 @@ pub fn events_to_bytes(events: &[Event]) -> Vec<u8> {
 
 /// Writes a sliced sample file.
 pub fn write_events(path: &Path, events: &[Event]) -> Result<(), NpyError> {
-    std::fs::write(path, events_to_bytes(events)).map_err(|source| NpyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::write(path, events_to_bytes(events)).map_err(io_error(path))
 }
 
 /// Writes a float32 tensor of the given shape (row-major).
 pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), NpyError> {
-    let io = |source| NpyError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = io_error(path);
     let mut out = Vec::with_capacity(128 + values.len() * 4);
-    write_header(&mut out, "'<f4'", shape).map_err(io)?;
+    write_header(&mut out, "'<f4'", shape).map_err(&io)?;
     for v in values {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -417,11 +403,7 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Npy
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
     let bytes = read_bytes(path)?;
     let h = parse_header(&bytes, path)?;
-    let fail = |what: &str| NpyError::Format {
-        path: path.to_path_buf(),
-        offset: h.data_start as u64,
-        what: what.to_string(),
-    };
+    let fail = |what: &str| format_error(path, h.data_start, what);
     let s = h.scalar.ok_or_else(|| fail("not a plain float32 array"))?;
     if s.kind != b'f' || s.size != 4 {
         return Err(fail("not a float32 array"));

@@ -22,28 +22,21 @@ pub fn parse_sample_name(name: &str) -> Option<(&str, usize)> {
 /// been checked against `events.len()` ([`crate::events::tags::check_range`]); rows
 /// beyond the events are clamped rather than panicking.
 pub fn slice(events: &[Event], tags: &[Tag]) -> Vec<Vec<Event>> {
-    tags.iter()
-        .map(|t| {
-            let end = t.end.min(events.len());
-            let start = t.start.min(end);
-            events[start..end].to_vec()
-        })
-        .collect()
+    tags.iter().map(|t| slice_one(events, t)).collect()
 }
 
 /// One sample of a recording (see [`slice`]).
 pub fn slice_one(events: &[Event], tag: &Tag) -> Vec<Event> {
-    let end = tag.end.min(events.len());
-    let start = tag.start.min(end);
-    events[start..end].to_vec()
+    sample(events, tag).to_vec()
 }
 
 /// The samples as borrowed sub-slices of the recording's events (no copy).
 pub fn slice_borrowed<'a>(events: &'a [Event], tags: &[Tag]) -> Vec<&'a [Event]> {
-    tags.iter()
-        .map(|t| {
-            let end = t.end.min(events.len());
-            &events[t.start.min(end)..end]
-        })
-        .collect()
+    tags.iter().map(|t| sample(events, t)).collect()
+}
+
+/// The events of `tag`'s row, its bounds clamped to the recording.
+fn sample<'a>(events: &'a [Event], tag: &Tag) -> &'a [Event] {
+    let end = tag.end.min(events.len());
+    &events[tag.start.min(end)..end]
 }

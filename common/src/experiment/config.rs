@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::variant::Variant;
-use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
+use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, invalid};
 use crate::experiment::network::{InputShape, LifSettings, Network, NetworkError, NetworkSpec};
 use crate::experiment::prune::asha::AshaRule;
 use crate::experiment::prune::{PruneRule, Pruner};
@@ -51,11 +51,20 @@ impl ExperimentConfig {
     /// Reads, parses and validates a TOML file; a relative `data.root` is resolved
     /// against the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, Self::from_toml_str)
+    }
+
+    /// Reads the file at `path` and parses it with `parse`; a parse error
+    /// names the file and a relative `data.root` is resolved against its folder.
+    pub(crate) fn load_with(
+        path: &Path,
+        parse: impl FnOnce(&str) -> Result<Self, ConfigError>,
+    ) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Self::from_toml_str(&text).map_err(|e| match e {
+        let mut config = parse(&text).map_err(|e| match e {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -139,9 +148,7 @@ impl ExperimentConfig {
                 format!("{} is not in (0, 1)", p.val_fraction),
             ));
         }
-        if p.max_attempts == 0 {
-            return Err(invalid("protocol.max_attempts", "must be at least 1"));
-        }
+        at_least_one("protocol.max_attempts", p.max_attempts)?;
         if p.kind == ProtocolKind::Official && !self.data.kind.has_official_split() {
             return Err(invalid(
                 "protocol.kind",
@@ -173,25 +180,27 @@ impl ExperimentConfig {
                 format!("{} seeds; the limit is {}", p.seeds.len(), bounds::SEEDS),
             ));
         }
-        at_most(
-            "protocol.max_attempts",
-            p.max_attempts,
-            bounds::MAX_ATTEMPTS,
-        )?;
-        at_most(
-            "protocol.epoch_timeout_s",
-            p.epoch_timeout_s,
-            bounds::EPOCH_TIMEOUT_S,
-        )?;
+        for (key, value, limit) in [
+            (
+                "protocol.max_attempts",
+                p.max_attempts,
+                bounds::MAX_ATTEMPTS,
+            ),
+            (
+                "protocol.epoch_timeout_s",
+                p.epoch_timeout_s,
+                bounds::EPOCH_TIMEOUT_S,
+            ),
+        ] {
+            at_most(key, value, limit)?;
+        }
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
         self.validate_network(self.data.kind.classes() as u32)?;
         self.validate_sweep()
     }
-}
 
-impl ExperimentConfig {
     /// The experiment's block list: `[network]`'s, or the reference for
     /// `classes` classes when there is none.
     pub fn network_spec(&self, classes: u32) -> NetworkSpec {
@@ -211,10 +220,8 @@ impl ExperimentConfig {
         )
     }
 
-    /// Checks the network for a data set of `classes` classes; the error's
-    /// key names the block (`network.blocks[3]`). [`ExperimentConfig::validate`]
-    /// calls it with the DVS data set's [`crate::events::tags::CLASSES`]; a data set
-    /// with another class count calls it with its own.
+    /// Checks the network for a data set of `classes` classes (the data
+    /// kind's, from [`ExperimentConfig::validate`]); the error names the block.
     pub fn validate_network(&self, classes: u32) -> Result<(), ConfigError> {
         self.network(classes)
             .map(|_| ())
@@ -223,9 +230,7 @@ impl ExperimentConfig {
                 message: e.problem.to_string(),
             })
     }
-}
 
-impl ExperimentConfig {
     /// Checks `[sweep]` when there is one (its size, every value on its own,
     /// every configuration, the pruning rule), and that the experiment plans
     /// at most [`bounds::JOBS`] jobs.

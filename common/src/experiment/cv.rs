@@ -194,11 +194,9 @@ pub fn split(
             test,
         }),
         ProtocolKind::TrainValTest => {
-            let val_seed = seed_u32(
-                seed.checked_add(1)
-                    .ok_or(CvError::SeedOutOfRange { seed })?,
-            )
-            .map_err(|_| CvError::SeedOutOfRange { seed })?;
+            let val_seed = seed_u32(seed)?
+                .checked_add(1)
+                .ok_or(CvError::SeedOutOfRange { seed })?;
             let (tr, va) = train_test_split_indices(train.len(), protocol.val_fraction, val_seed)?;
             Ok(FoldSplit {
                 train: pick(&train, &tr),

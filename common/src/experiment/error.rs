@@ -54,6 +54,19 @@ pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The error for `[sweep]`'s `key`: its key is `sweep.<key>`.
+pub fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
+    invalid(&format!("sweep.{key}"), message)
+}
+
+/// `Ok` when `value` is at least 1; else "must be at least 1" naming `key`.
+pub(crate) fn at_least_one(key: &str, value: u32) -> Result<(), ConfigError> {
+    match value {
+        0 => Err(invalid(key, "must be at least 1")),
+        _ => Ok(()),
+    }
+}
+
 /// Upper bounds of a config's sizes: far above any sensible experiment, low
 /// enough that a typo (or a hostile submission) cannot plan millions of jobs
 /// or ask workers for a network that cannot fit in any memory.

@@ -28,6 +28,17 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status, in the order of the life of a job.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Pending,
+        JobStatus::Leased,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+        JobStatus::Pruned,
+    ];
+
     /// The lowercase name used in the store, reports and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,16 +75,10 @@ pub struct UnknownStatus(pub String);
 impl FromStr for JobStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => JobStatus::Pending,
-            "leased" => JobStatus::Leased,
-            "running" => JobStatus::Running,
-            "succeeded" => JobStatus::Succeeded,
-            "failed" => JobStatus::Failed,
-            "cancelled" => JobStatus::Cancelled,
-            "pruned" => JobStatus::Pruned,
-            other => return Err(UnknownStatus(other.to_owned())),
-        })
+        JobStatus::ALL
+            .into_iter()
+            .find(|j| j.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
     }
 }
 

@@ -157,21 +157,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
 /// Reads a reference `network.yaml`; a relative `Path.data` is resolved
 /// against the file's folder.
 pub fn load_network_yaml(path: &Path) -> Result<ExperimentConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut config = from_network_yaml(&text).map_err(|e| match e {
-        ConfigError::Parse { message, .. } => ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        },
-        other => other,
-    })?;
-    if let Some(dir) = path.parent().filter(|_| config.data.root.is_relative()) {
-        config.data.root = dir.join(&config.data.root);
-    }
-    Ok(config)
+    ExperimentConfig::load_with(path, from_network_yaml)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::experiment::configurations::{self, Configuration};
 use crate::experiment::cv::{self, CvError, FoldSplit};
 use crate::experiment::error::ConfigError;
 use crate::experiment::network::NetworkSpec;
-use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig};
+use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig, is_one};
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
@@ -215,10 +215,6 @@ struct JobIdentity<'a> {
     network: Option<&'a NetworkSpec>,
 }
 
-fn is_one(v: &u32) -> bool {
-    *v == 1
-}
-
 /// The id of one job of `config`.
 pub fn job_id(
     config: &ExperimentConfig,
@@ -351,12 +347,9 @@ pub struct PlanEntry {
     pub fold: u32,
     /// `train-val-test` or `train-test`.
     pub protocol: ProtocolKind,
-    /// Training recordings in training order.
-    pub train: Vec<String>,
-    /// Validation recordings.
-    pub val: Vec<String>,
-    /// Test recordings.
-    pub test: Vec<String>,
+    /// Its recordings, printed as `train`, `val` and `test`.
+    #[serde(flatten)]
+    pub split: FoldSplit,
 }
 
 impl From<&PlannedJob> for PlanEntry {
@@ -367,9 +360,7 @@ impl From<&PlannedJob> for PlanEntry {
             seed: job.seed,
             fold: job.fold,
             protocol: job.protocol,
-            train: job.split.train.clone(),
-            val: job.split.val.clone(),
-            test: job.split.test.clone(),
+            split: job.split.clone(),
         }
     }
 }

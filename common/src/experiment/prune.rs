@@ -26,7 +26,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::error::{ConfigError, invalid};
+use crate::experiment::error::{ConfigError, at_least_one, sweep_err};
 use crate::experiment::prune::asha::AshaRule;
 use crate::experiment::prune::verdict::{PruneKind, PruneVerdict};
 use crate::experiment::sections::ProtocolKind;
@@ -95,24 +95,21 @@ impl Pruner {
     }
 }
 
-fn sweep_invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    invalid(&format!("sweep.{key}"), message)
-}
-
 /// A setting of `[sweep]` as a count, `default` when absent.
 fn count(table: &toml::Table, key: &str, default: u32) -> Result<u32, ConfigError> {
     match table.get(key) {
         None => Ok(default),
-        Some(toml::Value::Integer(i)) => u32::try_from(*i)
-            .map_err(|_| sweep_invalid(key, format!("{i} is not in 0..=4294967295"))),
-        Some(_) => Err(sweep_invalid(key, "expected a whole number")),
+        Some(toml::Value::Integer(i)) => {
+            u32::try_from(*i).map_err(|_| sweep_err(key, format!("{i} is not in 0..=4294967295")))
+        }
+        Some(_) => Err(sweep_err(key, "expected a whole number")),
     }
 }
 
 /// The first of `keys` present in `table`, refused with `message`.
 fn refuse_present(table: &toml::Table, keys: &[&str], message: &str) -> Result<(), ConfigError> {
     match keys.iter().find(|k| table.contains_key(**k)) {
-        Some(key) => Err(sweep_invalid(key, message)),
+        Some(key) => Err(sweep_err(key, message)),
         None => Ok(()),
     }
 }
@@ -139,9 +136,7 @@ impl PruneSettings {
                     &["reduction_factor", "first_rung"],
                     "belongs to prune = \"asha\", not \"median\"",
                 )?;
-                if min_jobs == 0 {
-                    return Err(sweep_invalid("min_jobs", "must be at least 1"));
-                }
+                at_least_one("sweep.min_jobs", min_jobs)?;
                 Ok(Some(PruneSettings::Median(PruneRule {
                     warmup_epochs,
                     min_jobs,
@@ -155,14 +150,14 @@ impl PruneSettings {
                 )?;
                 let reduction_factor = count(table, "reduction_factor", 3)?;
                 if reduction_factor < 2 {
-                    return Err(sweep_invalid("reduction_factor", "must be at least 2"));
+                    return Err(sweep_err("reduction_factor", "must be at least 2"));
                 }
                 Ok(Some(PruneSettings::Asha {
                     reduction_factor,
                     first_rung: count(table, "first_rung", 1)?,
                 }))
             }
-            Some(other) => Err(sweep_invalid(
+            Some(other) => Err(sweep_err(
                 "prune",
                 format!("{other} is not a pruner (\"median\" or \"asha\")"),
             )),
@@ -176,13 +171,13 @@ impl PruneSettings {
         match self {
             PruneSettings::Median(rule) => {
                 if protocol != ProtocolKind::TrainValTest {
-                    return Err(sweep_invalid(
+                    return Err(sweep_err(
                         "prune",
                         "pruning decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
                     ));
                 }
                 if rule.warmup_epochs >= epochs {
-                    return Err(sweep_invalid(
+                    return Err(sweep_err(
                         "warmup_epochs",
                         format!(
                             "{} leaves no epoch to prune at (training.epochs = {epochs})",
@@ -197,13 +192,13 @@ impl PruneSettings {
                 first_rung,
             } => {
                 if protocol != ProtocolKind::TrainValTest {
-                    return Err(sweep_invalid(
+                    return Err(sweep_err(
                         "prune",
                         "successive halving decides on validation accuracy: it needs protocol.kind = \"train-val-test\"",
                     ));
                 }
                 if first_rung == 0 || first_rung >= epochs {
-                    return Err(sweep_invalid(
+                    return Err(sweep_err(
                         "first_rung",
                         format!(
                             "{first_rung}: the first rung must be an epoch in 1..{epochs} (training.epochs)"

@@ -11,21 +11,19 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::kind::DataKind;
 use crate::dataset::variant::Variant;
 use crate::events::frames::BinMode;
-use crate::experiment::error::{ConfigError, at_most, bounds, invalid};
+use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, invalid};
 
 /// How the test set is used (DESIGN.md, "Cross-validation protocol").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ProtocolKind {
     /// Honest: pick the epoch with the lowest validation loss, report its test accuracy.
-    #[serde(rename = "train-val-test")]
     TrainValTest,
     /// The reference's: best test accuracy over epochs (optimistic).
-    #[serde(rename = "train-test")]
     TrainTest,
     /// The data set's own train/test split (DVS128 Gesture: users 1-23
     /// train, 24-29 test), one job per seed; the test accuracy after the last
     /// epoch, as the data set's figures are published.
-    #[serde(rename = "official")]
     Official,
 }
 
@@ -115,7 +113,8 @@ fn one() -> u32 {
     1
 }
 
-fn is_one(v: &u32) -> bool {
+/// Whether a factor is 1 (left out of serialised configs and job ids).
+pub(crate) fn is_one(v: &u32) -> bool {
     *v == 1
 }
 
@@ -326,15 +325,9 @@ impl SimulationConfig {
 impl TrainingConfig {
     /// Checks ranges; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.batch == 0 {
-            return Err(invalid("training.batch", "must be at least 1"));
-        }
-        if self.test_batch == 0 {
-            return Err(invalid("training.test_batch", "must be at least 1"));
-        }
-        if self.epochs == 0 {
-            return Err(invalid("training.epochs", "must be at least 1"));
-        }
+        at_least_one("training.batch", self.batch)?;
+        at_least_one("training.test_batch", self.test_batch)?;
+        at_least_one("training.epochs", self.epochs)?;
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(invalid(
                 "training.lr",
@@ -353,9 +346,7 @@ impl TrainingConfig {
                 format!("{} is not in (0, 1]", self.lr_decay),
             ));
         }
-        if self.test_steps == 0 {
-            return Err(invalid("training.test_steps", "must be at least 1"));
-        }
+        at_least_one("training.test_steps", self.test_steps)?;
         at_most("training.batch", self.batch, bounds::BATCH)?;
         at_most("training.test_batch", self.test_batch, bounds::BATCH)?;
         at_most("training.epochs", self.epochs, bounds::EPOCHS)?;

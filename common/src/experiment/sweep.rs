@@ -83,8 +83,18 @@ pub struct SweepSpec {
 impl TryFrom<toml::Table> for SweepSpec {
     type Error = ConfigError;
 
+    /// Reads a `[sweep]` table; errors name the key (`sweep.training.lr`).
     fn try_from(table: toml::Table) -> Result<Self, ConfigError> {
-        Self::parse(table)
+        let entries = entries(&table)?;
+        let baseline = entries.baseline.clone();
+        let search = search(entries)?;
+        let prune = PruneSettings::parse(&table)?;
+        Ok(SweepSpec {
+            written: table,
+            search,
+            baseline,
+            prune,
+        })
     }
 }
 
@@ -209,35 +219,6 @@ fn search(entries: Entries) -> Result<Search, ConfigError> {
 }
 
 impl SweepSpec {
-    /// Reads a `[sweep]` table; errors name the key (`sweep.training.lr`).
-    pub fn parse(table: toml::Table) -> Result<Self, ConfigError> {
-        let entries = entries(&table)?;
-        let baseline = entries.baseline.clone();
-        let search = search(entries)?;
-        let prune = PruneSettings::parse(&table)?;
-        Ok(SweepSpec {
-            written: table,
-            search,
-            baseline,
-            prune,
-        })
-    }
-
-    /// The table as written.
-    pub fn written(&self) -> &toml::Table {
-        &self.written
-    }
-
-    /// The mode with its swept keys and values.
-    pub fn search(&self) -> &Search {
-        &self.search
-    }
-
-    /// The values `baseline = {...}` names, by dotted key.
-    pub fn baseline(&self) -> &BTreeMap<String, toml::Value> {
-        &self.baseline
-    }
-
     /// The pruning settings, `None` when the sweep does not prune.
     pub fn prune(&self) -> Option<PruneSettings> {
         self.prune

@@ -118,22 +118,17 @@ fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
 
 /// Reads a token file (the whole file, surrounding whitespace trimmed).
 pub fn read_token_file(path: &Path) -> Result<String, ClientError> {
-    let text = String::from_utf8(read(path)?).map_err(|_| ClientError::Token {
+    let refused = |problem| ClientError::Token {
         path: path.to_owned(),
-        problem: "not UTF-8",
-    })?;
+        problem,
+    };
+    let text = String::from_utf8(read(path)?).map_err(|_| refused("not UTF-8"))?;
     let t = text.trim();
     if t.is_empty() {
-        return Err(ClientError::Token {
-            path: path.to_owned(),
-            problem: "empty",
-        });
+        return Err(refused("empty"));
     }
     if !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ClientError::Token {
-            path: path.to_owned(),
-            problem: "the token must be printable ASCII without spaces",
-        });
+        return Err(refused("the token must be printable ASCII without spaces"));
     }
     Ok(t.to_owned())
 }

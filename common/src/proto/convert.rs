@@ -8,14 +8,6 @@ use super::{EpochMetrics as PbEpochMetrics, JobResult as PbJobResult};
 /// A protobuf message that does not describe a valid value.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtoError {
-    /// A required sub-message was absent.
-    #[error("{message}: field {field} is missing")]
-    Missing {
-        /// The message type.
-        message: &'static str,
-        /// The missing field.
-        field: &'static str,
-    },
     /// The confusion matrix does not have `classes × classes` entries.
     #[error("JobResult: confusion has {len} entries, expected {classes} × {classes}")]
     Confusion {
@@ -23,16 +15,6 @@ pub enum ProtoError {
         classes: u32,
         /// The entries sent.
         len: usize,
-    },
-    /// A field holds a value outside its domain (e.g. an unknown variant name).
-    #[error("{message}: field {field}: {problem}")]
-    Invalid {
-        /// The message type.
-        message: &'static str,
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        problem: String,
     },
 }
 

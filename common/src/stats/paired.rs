@@ -151,18 +151,14 @@ pub fn wilcoxon(d: &[f64]) -> Option<Wilcoxon> {
     }
     let n_zero = d.len() - nonzero.len();
     let (ranks, tie_sizes) = average_ranks(&nonzero);
-    let r_plus: f64 = nonzero
-        .iter()
-        .zip(&ranks)
-        .filter(|(x, _)| **x > 0.0)
-        .map(|(_, r)| r)
-        .sum();
-    let r_minus: f64 = nonzero
-        .iter()
-        .zip(&ranks)
-        .filter(|(x, _)| **x < 0.0)
-        .map(|(_, r)| r)
-        .sum();
+    let rank_sum = |positive: bool| -> f64 {
+        let signed = nonzero
+            .iter()
+            .zip(&ranks)
+            .filter(|(x, _)| (**x > 0.0) == positive);
+        signed.map(|(_, r)| r).sum()
+    };
+    let (r_plus, r_minus) = (rank_sum(true), rank_sum(false));
     let has_ties = tie_sizes.iter().any(|&t| t > 1);
     let method = if d.len() > 50 {
         WilcoxonMethod::Asymptotic
@@ -273,7 +269,6 @@ fn exact_p(n: usize, r_plus: f64) -> f64 {
 /// Zero differences take part in the flips but never count as positive.
 fn permutation_p(d: &[f64], nonzero: &[f64], ranks: &[f64], observed: f64) -> f64 {
     let n = d.len();
-    let abs_ranks: Vec<f64> = ranks.to_vec();
     let k = nonzero.len();
     let total = 1u64 << n;
     // Flipping a zero changes nothing, so each pattern of the nonzero signs
@@ -284,7 +279,7 @@ fn permutation_p(d: &[f64], nonzero: &[f64], ranks: &[f64], observed: f64) -> f6
     for mask in 0u64..(1u64 << k) {
         let r: f64 = (0..k)
             .filter(|&i| mask & (1 << i) != 0)
-            .map(|i| abs_ranks[i])
+            .map(|i| ranks[i])
             .sum();
         if r <= observed + gamma {
             less += weight;

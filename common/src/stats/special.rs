@@ -182,15 +182,8 @@ pub fn gamma_q(a: f64, x: f64) -> f64 {
         for i in 1..MAX_ITER {
             let an = -(i as f64) * (i as f64 - a);
             b += 2.0;
-            d = an * d + b;
-            if d.abs() < TINY {
-                d = TINY;
-            }
-            c = b + an / c;
-            if c.abs() < TINY {
-                c = TINY;
-            }
-            d = 1.0 / d;
+            d = 1.0 / away_from_zero(an * d + b);
+            c = away_from_zero(b + an / c);
             let del = d * c;
             h *= del;
             if (del - 1.0).abs() < 1e-16 {

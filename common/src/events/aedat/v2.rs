@@ -43,8 +43,7 @@ pub fn read_header<R: BufRead>(
         ..HeaderFacts::default()
     };
     let mut chip_offset = None;
-    for (offset, line) in &lines {
-        let offset = *offset;
+    for &(offset, ref line) in &lines {
         let body = line.trim_start_matches('#').trim();
         if let Some(chip) = body.strip_prefix("AEChip:") {
             if facts.chip.is_none() {
@@ -161,13 +160,11 @@ fn read_body<R: BufRead>(
     if let Some(chip) = &header.chip
         && !is_dvs128_compatible(chip)
     {
-        {
-            return Err(ReadError::UnsupportedChip {
-                path: path.to_path_buf(),
-                offset: chip_offset.unwrap_or(0),
-                chip: chip.clone(),
-            });
-        }
+        return Err(ReadError::UnsupportedChip {
+            path: path.to_path_buf(),
+            offset: chip_offset.unwrap_or(0),
+            chip: chip.clone(),
+        });
     }
     Ok(EventFile {
         format: Format::Aedat2,

@@ -22,19 +22,16 @@ pub const POLARITY_EVENT: i16 = 1;
 
 /// The sensor a `#Source N: NAME` header line names, if known.
 pub fn sensor_of(name: &str) -> Option<SensorSize> {
+    const SENSORS: [(&str, u16, u16); 5] = [
+        ("DVS128", 128, 128),
+        ("DAVIS240", 240, 180),
+        ("DAVIS346", 346, 260),
+        ("DAVIS640", 640, 480),
+        ("DVXPLORER", 640, 480),
+    ];
     let upper = name.to_ascii_uppercase();
-    let size = |width, height| Some(SensorSize { width, height });
-    if upper.contains("DVS128") {
-        size(128, 128)
-    } else if upper.contains("DAVIS240") {
-        size(240, 180)
-    } else if upper.contains("DAVIS346") {
-        size(346, 260)
-    } else if upper.contains("DAVIS640") || upper.contains("DVXPLORER") {
-        size(640, 480)
-    } else {
-        None
-    }
+    let (_, width, height) = SENSORS.into_iter().find(|(tag, ..)| upper.contains(tag))?;
+    Some(SensorSize { width, height })
 }
 
 /// Reads the header up to and including `#!END-HEADER`; returns its facts and
@@ -59,8 +56,7 @@ pub fn read_header<R: BufRead>(
         ..HeaderFacts::default()
     };
     let mut sensor = SensorSize::DVS128;
-    for (offset, line) in &lines {
-        let offset = *offset;
+    for &(offset, ref line) in &lines {
         let body = line.trim_start_matches('#').trim();
         if let Some(rest) = body.strip_prefix("Source ") {
             let name = rest.split_once(':').map(|(_, n)| n.trim()).unwrap_or("");
@@ -150,12 +146,8 @@ pub fn read<R: BufRead>(
         let i16_at = |i: usize| i16::from_le_bytes([head[i], head[i + 1]]);
         let i32_at =
             |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-        let kind = i16_at(0);
-        let event_size = i32_at(4);
-        let ts_offset = i32_at(8);
-        let overflow = i32_at(12);
-        let capacity = i32_at(16);
-        let number = i32_at(20);
+        let (kind, event_size, ts_offset) = (i16_at(0), i32_at(4), i32_at(8));
+        let (overflow, capacity, number) = (i32_at(12), i32_at(16), i32_at(20));
         let bad = |what| ReadError::BadPacket {
             path: path.to_path_buf(),
             offset,

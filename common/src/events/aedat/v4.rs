@@ -29,12 +29,6 @@ pub const MAX_PACKET_BYTES: u64 = 64 << 20;
 /// memory its events take).
 pub const MAX_DECOMPRESSED_BYTES: u64 = 2 << 30;
 
-/// One packet's place in the file.
-#[derive(Debug, Clone, Copy)]
-struct PacketSpan {
-    offset: u64,
-}
-
 /// The fields of the file header.
 struct IoHeader<'a> {
     compression: i32,
@@ -106,8 +100,6 @@ struct Checked<'a> {
     compression: Compression,
     /// Where the data table starts (-1: no table).
     data_table: i64,
-    /// Where the first packet starts.
-    first: u64,
     /// The stream description (XML).
     description: &'a str,
 }
@@ -123,7 +115,7 @@ fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadErr
         return Err(bad(0, "the first line is not `#!AER-DAT4.0` with CRLF"));
     }
     let at = MAGIC.len();
-    let Some(len_bytes) = bytes.get(at..at + 4) else {
+    let Some(len) = u32_at(bytes, at) else {
         return Err(ReadError::Truncated {
             path: path.to_path_buf(),
             offset: at as u64,
@@ -132,7 +124,6 @@ fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadErr
             available: (bytes.len() - at) as u64,
         });
     };
-    let len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]) as usize;
     let start = at + 4;
     let Some(header) = bytes.get(start..start.saturating_add(len)) else {
         return Err(ReadError::Truncated {
@@ -171,25 +162,18 @@ fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadErr
         facts,
         compression,
         data_table: io.file_data_position,
-        first: (start + len) as u64,
         description: io.description,
     })
 }
 
-/// Walks the packets (stopping at the data table when the header gives its
-/// position); checks each fits in the file.
-fn check_packets(
-    bytes: &[u8],
-    path: &Path,
-    first: u64,
-    data_table: i64,
-    compression: Compression,
-) -> Result<Vec<PacketSpan>, ReadError> {
+/// The packets' offsets (stopping at the data table when the header gives
+/// its position); checks each fits in the file.
+fn check_packets(bytes: &[u8], path: &Path, checked: &Checked<'_>) -> Result<Vec<u64>, ReadError> {
     let mut spans = Vec::new();
-    let mut pos = first;
+    let mut pos = checked.facts.header_bytes;
     let total = bytes.len() as u64;
     loop {
-        if data_table > -1 && pos as i64 == data_table {
+        if checked.data_table > -1 && pos as i64 == checked.data_table {
             break;
         }
         if pos + 4 > total {
@@ -204,13 +188,7 @@ fn check_packets(
                 available: total - pos,
             });
         }
-        let p = pos as usize;
-        let len = u64::from(u32::from_le_bytes([
-            bytes[p + 4],
-            bytes[p + 5],
-            bytes[p + 6],
-            bytes[p + 7],
-        ]));
+        let len = u32_at(bytes, pos as usize + 4).unwrap_or(0) as u64;
         if pos + 8 + len > total {
             return Err(ReadError::Truncated {
                 path: path.to_path_buf(),
@@ -220,14 +198,14 @@ fn check_packets(
                 available: total - pos,
             });
         }
-        if compression == Compression::None && len < 8 {
+        if checked.compression == Compression::None && len < 8 {
             return Err(ReadError::BadPacket {
                 path: path.to_path_buf(),
                 offset: pos,
                 what: "packet shorter than its flatbuffer prefix",
             });
         }
-        spans.push(PacketSpan { offset: pos });
+        spans.push(pos);
         pos += 8 + len;
     }
     Ok(spans)
@@ -255,37 +233,25 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
         });
     }
     let checked = check_header(bytes, path)?;
-    let spans = check_packets(
-        bytes,
-        path,
-        checked.first,
-        checked.data_table,
-        checked.compression,
-    )?;
+    let spans = check_packets(bytes, path, &checked)?;
     let (events_id, sensor) =
         super::v4_streams::event_stream(checked.description, MAGIC.len() as u64, path)?;
     let mut events = Vec::new();
     let mut prev_t = i64::MIN;
     let mut budget = MAX_DECOMPRESSED_BYTES;
-    for (index, span) in spans.iter().enumerate() {
-        let at = span.offset as usize;
+    for (index, &offset) in spans.iter().enumerate() {
+        let at = offset as usize;
         let packet = index as u64 + 1;
         // `check_packets` made sure the 8-byte head and the body are there.
-        let word = |i: usize| {
-            bytes
-                .get(at + i..at + i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u32::from_le_bytes)
-        };
-        let (stream, len) = (word(0), word(4) as usize);
-        if stream != events_id {
+        let (stream, len) = (u32_at(bytes, at), u32_at(bytes, at + 4).unwrap_or(0));
+        if stream != Some(events_id as usize) {
             continue;
         }
         let raw = bytes.get(at + 8..at + 8 + len).unwrap_or_default();
         let buffer = decompress(raw, checked.compression, &mut budget).map_err(|e| match e {
             Inflate::TooLarge { limit, whole_file } => ReadError::TooLarge {
                 path: path.to_path_buf(),
-                offset: span.offset,
+                offset,
                 unit: if whole_file {
                     "packets up to the one"
                 } else {
@@ -296,14 +262,14 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
             Inflate::Corrupt(source) => ReadError::Aedat4 {
                 path: path.to_path_buf(),
                 packet,
-                offset: span.offset,
+                offset,
                 source: source.into(),
             },
         })?;
         if !::aedat::events_generated::event_packet_size_prefixed_buffer_has_identifier(&buffer) {
             return Err(ReadError::BadPacket {
                 path: path.to_path_buf(),
-                offset: span.offset,
+                offset,
                 what: "an event-stream packet without the EVTS identifier",
             });
         }
@@ -311,7 +277,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
             .map_err(|e| ReadError::Aedat4 {
                 path: path.to_path_buf(),
                 packet,
-                offset: span.offset,
+                offset,
                 source: e.into(),
             })?;
         let Some(elements) = parsed.elements() else {
@@ -319,10 +285,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
         };
         events.reserve(elements.len());
         for e in elements.iter() {
-            let at = EventAt {
-                path,
-                offset: span.offset,
-            };
+            let at = EventAt { path, offset };
             let event = (e.t(), i64::from(e.x()), i64::from(e.y()), e.on());
             push_checked(&mut events, at, &mut prev_t, false, event, sensor)?;
         }
@@ -330,7 +293,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
     if events.is_empty() {
         return Err(ReadError::EmptyBody {
             path: path.to_path_buf(),
-            offset: checked.first,
+            offset: checked.facts.header_bytes,
         });
     }
     Ok(EventFile {

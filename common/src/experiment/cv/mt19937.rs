@@ -81,13 +81,8 @@ impl Mt19937 {
         if max == 0 {
             return 0;
         }
-        let mut mask = max;
-        mask |= mask >> 1;
-        mask |= mask >> 2;
-        mask |= mask >> 4;
-        mask |= mask >> 8;
-        mask |= mask >> 16;
-        mask |= mask >> 32;
+        // Every bit up to `max`'s highest set bit.
+        let mask = u64::MAX >> max.leading_zeros();
         loop {
             let value = if max <= u64::from(u32::MAX) {
                 u64::from(self.next_u32()) & mask

@@ -62,10 +62,9 @@ impl BlockKind {
     /// kind (from 1): `conv<n>`, `pool<n>`, `flatten`, `fc<n>`.
     pub fn reference_name(&self, nth: usize) -> String {
         match self {
-            BlockKind::Conv { .. } => format!("conv{nth}"),
-            BlockKind::Pool { .. } => format!("pool{nth}"),
             BlockKind::Flatten => "flatten".to_owned(),
             BlockKind::Linear { .. } => format!("fc{nth}"),
+            BlockKind::Conv { .. } | BlockKind::Pool { .. } => format!("{}{nth}", self.name()),
         }
     }
 }

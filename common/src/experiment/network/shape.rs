@@ -68,14 +68,6 @@ impl Shape {
             Shape::Flat { features } => features,
         }
     }
-
-    /// The dimensions, `[channels, x, y]` or `[features]`.
-    pub fn dims(&self) -> Vec<u64> {
-        match *self {
-            Shape::Image { channels, x, y } => vec![channels, x, y],
-            Shape::Flat { features } => vec![features],
-        }
-    }
 }
 
 impl From<InputShape> for Shape {
@@ -247,11 +239,6 @@ impl Layer {
     /// The bias's dimensions: `[out]`.
     pub fn bias_dims(&self) -> Option<Vec<u64>> {
         self.weight_dims().map(|d| vec![d[0]])
-    }
-
-    /// The fan-in of the weight (PyTorch's initialisation bounds use it).
-    pub fn fan_in(&self) -> Option<u64> {
-        self.weight_dims().map(|d| d[1..].iter().product())
     }
 
     /// Weights plus biases.

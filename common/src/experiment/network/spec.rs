@@ -130,18 +130,6 @@ impl NetworkSpec {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self::new(blocks))
     }
-
-    /// The written form of the blocks (what `[network] blocks = ...` holds).
-    pub fn blocks_value(&self) -> toml::Value {
-        let list = self
-            .blocks
-            .iter()
-            .map(|b| toml::Value::try_from(block::RawBlock::from(b)))
-            .collect::<Result<Vec<_>, _>>()
-            // A table of integers, strings, booleans and floats always converts.
-            .unwrap_or_default();
-        toml::Value::Array(list)
-    }
 }
 
 /// `[network]` as written: `blocks` only.
@@ -170,14 +158,7 @@ impl Serialize for NetworkSpec {
 impl<'de> Deserialize<'de> for NetworkSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let read = ReadSpec::deserialize(deserializer)?;
-        let blocks = read
-            .blocks
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| block::parse_block(i, v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(D::Error::custom)?;
-        Ok(Self::new(blocks))
+        Self::from_blocks_value(&toml::Value::Array(read.blocks)).map_err(D::Error::custom)
     }
 }
 

@@ -87,9 +87,7 @@ impl AshaRule {
             compared_with: others.len(),
         })
     }
-}
 
-impl AshaRule {
     /// The verdict on configuration `configuration` at `epoch`, from every
     /// result stored at that epoch: `(configuration, validation accuracy)`
     /// of each job that reached it (stopped configurations' included: they

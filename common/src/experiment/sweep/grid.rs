@@ -43,7 +43,7 @@ pub fn axis(key: String, value: toml::Value) -> Result<Axis, ConfigError> {
         return Err(sweep_err(&key, "empty list"));
     }
     for (i, v) in values.iter().enumerate() {
-        let block_list = network::takes_lists(&key) && v.is_array();
+        let block_list = key == network::BLOCKS_KEY && v.is_array();
         if !block_list
             && matches!(
                 v,

@@ -2,7 +2,8 @@
 //! errors naming `sweep.<key>`, equality and display of values, labels, and
 //! setting values into an experiment's table.
 
-use crate::experiment::error::{ConfigError, invalid};
+use crate::experiment::error::ConfigError;
+pub use crate::experiment::error::sweep_err;
 use crate::experiment::sweep::network;
 
 /// The keys a sweep may vary.
@@ -28,11 +29,6 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.deterministic",
     network::BLOCKS_KEY,
 ];
-
-/// The error for `[sweep]`'s `key`: its key is `sweep.<key>`.
-pub fn sweep_err(key: &str, message: impl Into<String>) -> ConfigError {
-    invalid(&format!("sweep.{key}"), message)
-}
 
 /// Refuses a key a sweep cannot vary.
 pub fn check_key(key: &str) -> Result<(), ConfigError> {
@@ -65,14 +61,18 @@ pub fn show(v: &toml::Value) -> String {
     }
 }
 
-/// Equality with integers and floats compared by value (`100` = `100.0`).
-pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
-    let num = |v: &toml::Value| match v {
+/// An integer or float value as `f64`, `None` for other values.
+pub fn number(v: &toml::Value) -> Option<f64> {
+    match v {
         toml::Value::Integer(i) => Some(*i as f64),
         toml::Value::Float(f) => Some(*f),
         _ => None,
-    };
-    match (num(a), num(b)) {
+    }
+}
+
+/// Equality with integers and floats compared by value (`100` = `100.0`).
+pub fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
+    match (number(a), number(b)) {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }

@@ -48,12 +48,6 @@ pub fn is_block_field_key(key: &str) -> bool {
         && BLOCK_FIELDS.contains(&field)
 }
 
-/// Whether `value` may be a value of `key` although it is a list (a block
-/// list of `network.blocks`).
-pub fn takes_lists(key: &str) -> bool {
-    key == BLOCKS_KEY
-}
-
 /// The key part of a label: `network` for whole lists, `blocks.<i>.<field>`
 /// for a block value, `None` for other keys.
 pub fn label_key(key: &str) -> Option<&str> {

@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::experiment::error::ConfigError;
-use crate::experiment::sweep::keys::{Row, check_key, sweep_err};
+use crate::experiment::sweep::keys::{Row, check_key, number, sweep_err};
 
 /// Significant digits kept of a drawn float.
 pub const SIGNIFICANT_DIGITS: i32 = 4;
@@ -51,14 +51,6 @@ pub enum Draw {
 /// Whether `table` is a range (`{ uniform = [a, b] }` and the like).
 pub fn is_range(table: &toml::Table) -> bool {
     table.len() == 1 && table.keys().all(|k| RANGE_KINDS.contains(&k.as_str()))
-}
-
-fn number(v: &toml::Value) -> Option<f64> {
-    match v {
-        toml::Value::Integer(i) => Some(*i as f64),
-        toml::Value::Float(f) => Some(*f),
-        _ => None,
-    }
 }
 
 /// A key's draw from its `[sweep]` value: a range table or a list.
