@@ -79,14 +79,17 @@ spk_test_experiment "$tmp/experiment.toml" "$tmp/data"
 expected="$(spk_expected_jobs "$tmp/experiment.toml")"
 state="$tmp/state.db"
 port=50051
-url="http://$(host_ip c):${port}"
+url="https://$(host_ip c):${port}"
 
 token="$tmp/token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token" )
 admin_token="$tmp/admin-token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$admin_token" )
+# Beyond loopback gRPC speaks TLS: a self-signed pair for the coordinator's
+# address, the certificate the workers' CA (the one-liner of deploy/README.md).
+spk_self_signed "$tmp/tls.pem" "$tmp/tls.key" "$(host_ip c)"
 serve=("$COORDINATOR" serve --experiment "$tmp/experiment.toml" --state "$state" --listen "$(host_ip c):${port}"
-  --token-file "$token")
+  --token-file "$token" --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key")
 # Beyond loopback the coordinator wants admin calls on a token of their own.
 spk_has_flag "$COORDINATOR" serve --admin-token-file && serve+=(--admin-token-file "$admin_token")
 # A short lease (when the coordinator lets us set it) so the cut outlasts it.
@@ -102,7 +105,8 @@ spk_log "coordinator at $url, reachable from $ns_w1"
 
 worker_pids=()
 for host in w1 w2; do
-  join=("$WORKER" join --coordinator "$url" --gpus cpu --data "$tmp/data" --token-file "$token")
+  join=("$WORKER" join --coordinator "$url" --gpus cpu --data "$tmp/data" --token-file "$token"
+    --tls-ca "$tmp/tls.pem")
   spk_has_flag "$WORKER" join --name && join+=(--name "netns-$host")
   spk_has_flag "$WORKER" join --work-dir && join+=(--work-dir "$tmp/work-$host")
   spk_has_flag "$WORKER" join --exit-when-done && join+=(--exit-when-done)

@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// Address to listen on for workers and admin calls.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Also serve the gRPC health service alone, in plain text and without a
+    /// token, on this address (for probes that cannot speak TLS, such as
+    /// Kubernetes' `grpc:` probes). It answers health checks only.
+    #[arg(long)]
+    pub health_listen: Option<SocketAddr>,
     /// File holding the shared token every call must carry (required when
     /// --listen is not a loopback address).
     #[arg(long)]
@@ -74,6 +79,12 @@ pub struct ServeArgs {
     /// this flag is given.
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// Serve gRPC without TLS on a non-loopback address. Without --tls-cert
+    /// and --tls-key, workers' tokens and secrets would cross the network in
+    /// clear, so `serve` refuses a non-loopback --listen unless this flag is
+    /// given.
+    #[arg(long)]
+    pub allow_plaintext: bool,
     /// Accept experiments whose data set cannot be fingerprinted here (its
     /// root unreadable from the coordinator): workers' data is then not
     /// checked against it. Without this flag such a submission is refused.
@@ -173,6 +184,16 @@ pub enum ServeCmdError {
         /// The address.
         addr: std::net::SocketAddr,
     },
+    /// Plain gRPC beyond loopback without --allow-plaintext.
+    #[error(
+        "refusing to serve gRPC without TLS on {addr} (not a loopback address): give --tls-cert \
+         and --tls-key, or --allow-plaintext to accept that tokens and worker secrets cross the \
+         network in clear"
+    )]
+    PlainGrpc {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// A token file was unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -215,6 +236,7 @@ impl ServeCmdError {
             ServeCmdError::NoToken { .. }
             | ServeCmdError::SharedAdminToken { .. }
             | ServeCmdError::PlainHttp { .. }
+            | ServeCmdError::PlainGrpc { .. }
             | ServeCmdError::Fingerprint(_)
             | ServeCmdError::Token(_)
             | ServeCmdError::Lock(_)
@@ -256,6 +278,9 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
         && !addr.ip().is_loopback()
     {
         return Err(ServeCmdError::NoToken { addr });
+    }
+    if args.tls_cert.is_none() && !args.allow_plaintext && !args.listen.ip().is_loopback() {
+        return Err(ServeCmdError::PlainGrpc { addr: args.listen });
     }
     if let Some(addr) = args.http
         && args.tls_cert.is_none()
@@ -334,7 +359,17 @@ pub async fn run(
             source,
         })?;
     tracing::info!(addr = %local, tls = tls.is_some(), auth = auth.enabled(), "coordinator listening");
-    let result = serve(listener, service, ServerOptions { auth, tls }, shutdown).await;
+    let result = serve(
+        listener,
+        service,
+        ServerOptions {
+            auth,
+            tls,
+            health_listen: args.health_listen,
+        },
+        shutdown,
+    )
+    .await;
     stop_in_order(stop_tx, tasks, sched).await;
     tracing::info!("coordinator stopped");
     drop(lock);
