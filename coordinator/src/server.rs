@@ -22,6 +22,9 @@ pub enum ServeError {
     /// The transport failed (listener, HTTP/2, TLS setup).
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The workers' credentials could not be read from the store.
+    #[error("cannot read the workers' credentials: {0}")]
+    Credentials(crate::scheduler::SchedulerError),
     /// The plain-text health listener could not be bound.
     #[error("cannot listen for health checks on {addr}: {source}")]
     HealthBind {
@@ -169,10 +172,17 @@ pub async fn serve_with_health(
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config()?)?;
     }
+    service
+        .reload_credentials()
+        .await
+        .map_err(ServeError::Credentials)?;
     let worker = tonic::service::interceptor::InterceptedService::new(
         CoordinatorServer::new(service.clone())
             .max_decoding_message_size(limits.worker_message_bytes),
-        options.auth.worker_interceptor(),
+        options
+            .auth
+            .worker_interceptor()
+            .with_credentials(service.credential_book().clone()),
     );
     let admin = tonic::service::interceptor::InterceptedService::new(
         AdminServer::new(service).max_decoding_message_size(limits.admin_message_bytes),
