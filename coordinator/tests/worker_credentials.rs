@@ -42,6 +42,12 @@ impl Served {
     /// `coordinator serve` on a free loopback port with a shared worker token
     /// and an admin token, serving 4 jobs (2 folds × 2 seeds).
     fn start() -> Served {
+        Self::start_with(&[])
+    }
+
+    /// As [`Served::start`], with `extra` flags (paths relative to the
+    /// served folder are not resolved: give absolute ones).
+    fn start_with(extra: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -74,6 +80,7 @@ impl Served {
             .arg("--admin-token-file")
             .arg(&admin)
             .arg("--allow-unfingerprinted-data")
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -361,4 +368,50 @@ async fn an_enrolment_token_enrols_its_uses_once_each_and_allows_nothing_else() 
         String::from_utf8_lossy(&late.stderr).contains("expired"),
         "{late:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_accepts_an_enrolment_token_from_a_file_for_its_uses_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("enrolment-token");
+    std::fs::write(&file, "an-enrolment-token-made-by-the-admin\n").unwrap();
+    let served = Served::start_with(&[
+        "--enrolment-token-file",
+        s(&file),
+        "--enrolment-uses",
+        "1",
+        "--enrolment-slots",
+        "2",
+    ]);
+    let enrol = |out: &Path| {
+        let args = [
+            "worker",
+            "enrol",
+            "--coordinator",
+            &served.url,
+            "--token-file",
+            s(&file),
+            "--out",
+            s(out),
+            "--name-hint",
+            "gpu07",
+        ];
+        cli_support::coordinator(&args)
+    };
+    let (c1, c2) = (dir.path().join("c1"), dir.path().join("c2"));
+    let first = enrol(&c1);
+    assert!(first.status.success(), "{first:?}");
+    let second = enrol(&c2);
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("used up"),
+        "{second:?}"
+    );
+    let token = std::fs::read_to_string(&c1).unwrap();
+    let mut w = served.client(token.trim());
+    let r = w.register(greedy("x", 4)).await.unwrap().into_inner();
+    assert_eq!(r.worker_id, "gpu07");
+    let got = lease(&mut w, &r.worker_id, &r.worker_secret, greedy("x", 4), 4)
+        .await
+        .unwrap();
+    assert_eq!(got.assignments.len(), 2, "--enrolment-slots 2");
 }

@@ -239,8 +239,12 @@ def check_k8s(k8s_dir):
                 problem(fname, f"--coordinator {url!r} is not https to the coordinator Service on port {GRPC_PORT}")
             if not args_value(args, "--tls-ca"):
                 problem(fname, "worker has no --tls-ca (the coordinator's certificate)")
-            if not args_value(args, "--token-file"):
-                problem(fname, "worker has no --token-file")
+            # A credential of its own: enrolled with the enrolment token
+            # (never the shared worker token).
+            if args_value(args, "--token-file"):
+                problem(fname, "worker carries a --token-file (the shared token); enrol instead")
+            if not (args_value(args, "--enrolment-token-file") and args_value(args, "--credential-file")):
+                problem(fname, "worker has no --enrolment-token-file/--credential-file")
             limits = (c.get("resources") or {}).get("limits") or {}
             gpus = limits.get("nvidia.com/gpu")
             if not isinstance(gpus, int) or gpus < 1:
@@ -327,6 +331,8 @@ def check_compose(path):
                 problem(path, f"service {name} does not dial the coordinator over https")
             if not args_value(cmd, "--tls-ca"):
                 problem(path, f"service {name} has no --tls-ca")
+            if args_value(cmd, "--token-file") or not args_value(cmd, "--enrolment-token-file"):
+                problem(path, f"service {name} does not enrol for a credential of its own")
     if "healthcheck" not in coord:
         problem(path, "the coordinator has no healthcheck")
     worker = services.get("worker") or {}

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve an experiment to workers over gRPC until Ctrl-C or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Add an experiment to a running coordinator (finished jobs are reused).
     Submit(submit::SubmitArgs),
     /// Show a running coordinator's jobs by state, workers, throughput and ETA.

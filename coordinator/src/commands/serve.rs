@@ -47,6 +47,21 @@ pub struct ServeArgs {
     /// --allow-shared-admin-token is given.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding an enrolment token (made like the other tokens): nodes
+    /// presenting it may each enrol once (`worker join --enrolment-token-file`)
+    /// and receive a credential of their own. Registered at the first start
+    /// with the uses and lifetime below; a restart does not renew them.
+    #[arg(long)]
+    pub enrolment_token_file: Option<PathBuf>,
+    /// Nodes that may enrol with --enrolment-token-file.
+    #[arg(long, default_value_t = 16)]
+    pub enrolment_uses: u32,
+    /// Seconds the enrolment token stays valid from the first start.
+    #[arg(long, default_value_t = 86_400)]
+    pub enrolment_ttl_seconds: u32,
+    /// Jobs each enrolled worker may hold at once.
+    #[arg(long, default_value_t = 1)]
+    pub enrolment_slots: u32,
     /// Listen beyond loopback without --admin-token-file: the worker token
     /// then also allows admin calls (every worker can submit and cancel).
     #[arg(long)]
@@ -292,6 +307,22 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
     Ok(AuthConfig { worker, admin })
 }
 
+/// Registers the enrolment token of --enrolment-token-file, if given.
+fn accept_enrolment(scheduler: &mut Scheduler, args: &ServeArgs) -> Result<(), ServeCmdError> {
+    let Some(path) = &args.enrolment_token_file else {
+        return Ok(());
+    };
+    let token = crate::scheduler::WorkerSecret::presented(Token::from_file(path)?.expose());
+    let new = scheduler.ensure_enrolment(
+        &token,
+        args.enrolment_uses,
+        args.enrolment_ttl_seconds,
+        args.enrolment_slots,
+    )?;
+    tracing::info!(file = %path.display(), new, "enrolment token accepted");
+    Ok(())
+}
+
 /// Runs the coordinator until `shutdown` resolves.
 pub async fn run(
     args: &ServeArgs,
@@ -324,6 +355,7 @@ pub async fn run(
         let outcome = scheduler.submit(&submission)?;
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
     }
+    accept_enrolment(&mut scheduler, args)?;
     let sched = SchedulerHandle::spawn_bounded(scheduler, args.max_queued_calls)
         .map_err(ServeCmdError::Thread)?;
     let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds)

@@ -287,20 +287,7 @@ impl Scheduler {
         ttl_seconds: u32,
         slots: u32,
     ) -> Result<IssuedEnrolment> {
-        let slots = slots_in_range(slots)?;
-        let uses = uses.max(1);
-        if uses > MAX_ENROLMENT_USES || ttl_seconds > MAX_ENROLMENT_TTL_SECONDS {
-            return Err(SchedulerError::BadRequest {
-                message: format!(
-                    "an enrolment token allows at most {MAX_ENROLMENT_USES} uses and {MAX_ENROLMENT_TTL_SECONDS} s"
-                ),
-            });
-        }
-        let ttl = if ttl_seconds == 0 {
-            DEFAULT_ENROLMENT_TTL_SECONDS
-        } else {
-            ttl_seconds
-        };
+        let (uses, ttl, slots) = enrolment_terms(uses, ttl_seconds, slots)?;
         let now = self.now_ms();
         let token = WorkerSecret::generate();
         let expires_ms = now + i64::from(ttl) * 1000;
@@ -315,6 +302,42 @@ impl Scheduler {
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(uses, ttl_seconds = ttl, slots, "enrolment token issued");
         Ok(IssuedEnrolment { token, expires_ms })
+    }
+
+    /// Registers the enrolment token `token` (one the admin made, given to
+    /// `serve` in a file) with `uses`, `ttl_seconds` and `slots` as
+    /// [`Scheduler::create_enrolment`] takes them, unless the store knows it
+    /// already: a restarted coordinator does not give it its uses back.
+    /// Returns whether it was new.
+    pub fn ensure_enrolment(
+        &mut self,
+        token: &WorkerSecret,
+        uses: u32,
+        ttl_seconds: u32,
+        slots: u32,
+    ) -> Result<bool> {
+        let digest = token.digest();
+        if credential_rows::enrolment(self.store.conn(), &digest)?.is_some() {
+            return Ok(false);
+        }
+        let (uses, ttl, slots) = enrolment_terms(uses, ttl_seconds, slots)?;
+        let now = self.now_ms();
+        let row = EnrolmentRow {
+            token_sha256: digest,
+            uses_left: uses,
+            slots,
+            expires_ms: now + i64::from(ttl) * 1000,
+        };
+        let tx = self.store.transaction()?;
+        credential_rows::insert_enrolment(&tx, &row, now)?;
+        tx.commit().map_err(StoreError::from)?;
+        tracing::info!(
+            uses,
+            ttl_seconds = ttl,
+            slots,
+            "enrolment token from the file registered"
+        );
+        Ok(true)
     }
 
     /// Spends one use of the enrolment token whose hash is `digest` on a new
@@ -359,6 +382,26 @@ impl Scheduler {
             enrolments: credential_rows::recent_enrolments(conn, self.now_ms())?,
         })
     }
+}
+
+/// An enrolment's uses (0: 1), lifetime (0: an hour) and slots (0: 1),
+/// checked against their bounds.
+fn enrolment_terms(uses: u32, ttl_seconds: u32, slots: u32) -> Result<(u32, u32, u32)> {
+    let slots = slots_in_range(slots)?;
+    let uses = uses.max(1);
+    if uses > MAX_ENROLMENT_USES || ttl_seconds > MAX_ENROLMENT_TTL_SECONDS {
+        return Err(SchedulerError::BadRequest {
+            message: format!(
+                "an enrolment token allows at most {MAX_ENROLMENT_USES} uses and {MAX_ENROLMENT_TTL_SECONDS} s"
+            ),
+        });
+    }
+    let ttl = if ttl_seconds == 0 {
+        DEFAULT_ENROLMENT_TTL_SECONDS
+    } else {
+        ttl_seconds
+    };
+    Ok((uses, ttl, slots))
 }
 
 /// Stores a credential named `name` (refused when taken or when the
