@@ -1,7 +1,7 @@
 //! The gRPC server: the worker service, the admin service and the standard gRPC
 //! health service, on a listener the caller binds, with optional bearer-token
 //! authentication and TLS (rustls; optionally requiring client certificates),
-//! under [`GrpcLimits`].
+//! under [`GrpcLimits`] and the connection bounds of [`crate::conn_limits`].
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -192,7 +192,13 @@ pub async fn serve_with_health(
         .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            crate::conn_limits::limited_incoming(
+                listener,
+                crate::conn_limits::ConnGate::new(crate::conn_limits::ConnLimits::default()),
+            ),
+            shutdown,
+        )
         .await?;
     drop(watchdog);
     Ok(())
