@@ -12,6 +12,7 @@ pub use generated::*;
 
 pub mod client;
 mod convert;
+pub mod enrol;
 pub mod limits;
 pub use convert::ProtoError;
 

@@ -1,12 +1,16 @@
 //! Shared-token authentication: every call carries `authorization: Bearer <token>`
 //! metadata, compared in constant time. Worker calls accept the worker token (or
-//! the admin token); admin calls accept only the admin token, which falls back to
-//! the worker token when none is configured. Tokens are never logged.
+//! the admin token), a worker's own credential or an enrolment token (see
+//! [`crate::credentials`]: the caller is recorded in the request's extensions);
+//! admin calls accept only the admin token, which falls back to the worker token
+//! when none is configured. Tokens are never logged.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tonic::{Request, Status};
+
+use crate::credentials::CredentialBook;
 
 /// A secret token, kept out of `Debug` output.
 #[derive(Clone)]
@@ -120,6 +124,7 @@ impl AuthConfig {
         AuthInterceptor {
             accepted: accepted.into(),
             realm: "worker",
+            book: None,
         }
     }
 
@@ -134,6 +139,7 @@ impl AuthConfig {
         AuthInterceptor {
             accepted: accepted.into(),
             realm: "admin",
+            book: None,
         }
     }
 }
@@ -143,10 +149,34 @@ impl AuthConfig {
 pub struct AuthInterceptor {
     accepted: Arc<[Token]>,
     realm: &'static str,
+    book: Option<CredentialBook>,
+}
+
+impl AuthInterceptor {
+    /// The same interceptor also accepting the credentials and enrolment
+    /// tokens of `book` (for the worker service only).
+    #[must_use]
+    pub fn with_credentials(mut self, book: CredentialBook) -> Self {
+        self.book = Some(book);
+        self
+    }
 }
 
 impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(book) = &self.book
+            && let Some(value) = request.metadata().get("authorization")
+        {
+            let presented = value.as_bytes();
+            let token = presented
+                .strip_prefix(b"Bearer ")
+                .or_else(|| presented.strip_prefix(b"bearer "))
+                .unwrap_or(presented);
+            if let Some(caller) = book.classify(token) {
+                request.extensions_mut().insert(caller);
+                return Ok(request);
+            }
+        }
         if self.accepted.is_empty() {
             return Ok(request);
         }

@@ -5,6 +5,8 @@ pub mod auth;
 pub mod call_limits;
 pub mod checkpoints;
 pub mod commands;
+pub mod conn_limits;
+pub mod credentials;
 pub mod dashboard;
 pub mod eta;
 pub mod export;

@@ -1,7 +1,7 @@
 //! The gRPC server: the worker service, the admin service and the standard gRPC
 //! health service, on a listener the caller binds, with optional bearer-token
 //! authentication and TLS (rustls; optionally requiring client certificates),
-//! under [`GrpcLimits`].
+//! under [`GrpcLimits`] and the connection bounds of [`crate::conn_limits`].
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,17 @@ pub enum ServeError {
     /// The transport failed (listener, HTTP/2, TLS setup).
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The workers' credentials could not be read from the store.
+    #[error("cannot read the workers' credentials: {0}")]
+    Credentials(crate::scheduler::SchedulerError),
+    /// The plain-text health listener could not be bound.
+    #[error("cannot listen for health checks on {addr}: {source}")]
+    HealthBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A TLS file could not be read.
     #[error("cannot read TLS file {path}: {source}")]
     TlsFile {
@@ -105,6 +116,10 @@ pub struct ServerOptions {
     pub auth: AuthConfig,
     /// TLS files (none: plain HTTP/2).
     pub tls: Option<TlsFiles>,
+    /// An address that serves the gRPC health service alone, in plain text
+    /// and without a token (for probes that cannot speak TLS, such as
+    /// Kubernetes' `grpc:` probes); it carries no worker or admin call.
+    pub health_listen: Option<std::net::SocketAddr>,
 }
 
 /// Serves the coordinator, admin and health services on `listener` until
@@ -142,6 +157,10 @@ pub async fn serve_with_health(
         health_reporter,
         health,
     )));
+    let _health_only = match options.health_listen {
+        Some(addr) => Some(spawn_health_only(addr, health_service.clone()).await?),
+        None => None,
+    };
     let limits = GrpcLimits::default();
     let mut builder = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.calls_per_connection)
@@ -153,10 +172,17 @@ pub async fn serve_with_health(
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config()?)?;
     }
+    service
+        .reload_credentials()
+        .await
+        .map_err(ServeError::Credentials)?;
     let worker = tonic::service::interceptor::InterceptedService::new(
         CoordinatorServer::new(service.clone())
             .max_decoding_message_size(limits.worker_message_bytes),
-        options.auth.worker_interceptor(),
+        options
+            .auth
+            .worker_interceptor()
+            .with_credentials(service.credential_book().clone()),
     );
     let admin = tonic::service::interceptor::InterceptedService::new(
         AdminServer::new(service).max_decoding_message_size(limits.admin_message_bytes),
@@ -166,10 +192,40 @@ pub async fn serve_with_health(
         .add_service(health_service)
         .add_service(worker)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            crate::conn_limits::limited_incoming(
+                listener,
+                crate::conn_limits::ConnGate::new(crate::conn_limits::ConnLimits::default()),
+            ),
+            shutdown,
+        )
         .await?;
     drop(watchdog);
     Ok(())
+}
+
+/// Binds `addr` and serves the health service alone on it, in plain text,
+/// until the returned guard is dropped.
+async fn spawn_health_only<T: tonic_health::pb::health_server::Health>(
+    addr: std::net::SocketAddr,
+    health: tonic_health::pb::health_server::HealthServer<T>,
+) -> Result<AbortOnDrop, ServeError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::HealthBind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::HealthBind { addr, source })?;
+    tracing::info!(addr = %local, "health service listening (plain text, health checks only)");
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        let served = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the health listener failed");
+        }
+    })))
 }
 
 /// Aborts a task when dropped.

@@ -9,6 +9,7 @@ pub mod actor;
 mod checkpoint_stream;
 pub mod control;
 pub mod convert;
+mod credentials;
 mod submit;
 pub mod upload_gate;
 pub use submit::{FingerprintError, fingerprint_of};
@@ -35,6 +36,7 @@ use convert::{
 };
 use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES};
 
+use crate::credentials::{Caller, CredentialBook};
 use crate::scheduler::{
     Credentials, FailOutcome, FailureClass, Scheduler, SchedulerError, SchedulerHandle, WorkerId,
     WorkerRegistration, WorkerSecret,
@@ -73,6 +75,7 @@ pub struct CoordinatorService {
     allow_unfingerprinted_data: bool,
     uploads: UploadGate,
     downloads: UploadGate,
+    book: CredentialBook,
 }
 
 impl CoordinatorService {
@@ -88,7 +91,21 @@ impl CoordinatorService {
             allow_unfingerprinted_data: false,
             uploads: UploadGate::new(CheckpointLimits::default()),
             downloads: UploadGate::for_direction(CheckpointLimits::default(), Direction::Download),
+            book: CredentialBook::default(),
         }
+    }
+
+    /// The workers' credentials and enrolment tokens the worker service accepts.
+    pub fn credential_book(&self) -> &CredentialBook {
+        &self.book
+    }
+
+    /// Reads the accepted credentials and enrolment tokens from the store
+    /// into the book (at start, and after every change).
+    pub async fn reload_credentials(&self) -> Result<(), SchedulerError> {
+        let known = self.sched.call(|s| s.known_tokens()).await?;
+        self.book.load(known);
+        Ok(())
     }
 
     /// The same service with other limits on checkpoint transfers.
@@ -132,12 +149,27 @@ impl CoordinatorService {
 }
 
 /// The worker behind a lease or heartbeat: a known one proves its secret; a
-/// caller without an id is registered, and its new secret is returned.
+/// caller without an id is registered, and its new secret is returned. A
+/// named caller's id and slots are its credential's, whatever it presents.
 fn enroll(
     s: &mut Scheduler,
+    who: &Caller,
     caller: Option<&Credentials>,
     reg: &WorkerRegistration,
 ) -> Result<(WorkerId, Option<WorkerSecret>), SchedulerError> {
+    if let Caller::Named(named) = who {
+        let reg = named.registration(reg.clone());
+        return match caller {
+            Some(c) => {
+                named.check_id(&c.worker)?;
+                Ok((s.ensure_worker(&c.worker, &c.secret, &reg)?, None))
+            }
+            None => {
+                let r = s.register_as(&named.worker_id(), &reg)?;
+                Ok((r.id, Some(r.secret)))
+            }
+        };
+    }
     match caller {
         Some(c) => Ok((s.ensure_worker(&c.worker, &c.secret, reg)?, None)),
         None => {
@@ -169,9 +201,17 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let who = Caller::of(&request);
+        who.worker_call("Register")?;
         let reg = registration_from_proto(request.get_ref())?;
         let name = reg.name.clone();
-        let registered = self.sched.call(move |s| s.register(&reg)).await?;
+        let registered = self
+            .sched
+            .call(move |s| match &who {
+                Caller::Named(n) => s.register_as(&n.worker_id(), &n.registration(reg)),
+                Caller::Shared | Caller::Enrolment(_) => s.register(&reg),
+            })
+            .await?;
         tracing::info!(worker = %registered.id, %name, "worker registered");
         Ok(Response::new(pb::RegisterResponse {
             worker_id: registered.id.0,
@@ -184,6 +224,8 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::LeaseRequest>,
     ) -> Result<Response<pb::LeaseResponse>, Status> {
+        let who = Caller::of(&request);
+        who.worker_call("Lease")?;
         let r = request.into_inner();
         let reg = required_registration(r.registration.as_ref())?;
         let progress = progress_from_proto(&r.running)?;
@@ -193,7 +235,7 @@ impl Coordinator for CoordinatorService {
         let (id, secret, beat, lease) = self
             .sched
             .call(move |s| {
-                let (id, secret) = enroll(s, caller.as_ref(), &reg)?;
+                let (id, secret) = enroll(s, &who, caller.as_ref(), &reg)?;
                 let beat = if progress.is_empty() {
                     None
                 } else {
@@ -222,6 +264,8 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let who = Caller::of(&request);
+        who.worker_call("Heartbeat")?;
         let r = request.into_inner();
         let reg = required_registration(r.registration.as_ref())?;
         let progress = progress_from_proto(&r.running)?;
@@ -230,7 +274,7 @@ impl Coordinator for CoordinatorService {
         let (id, secret, beat) = self
             .sched
             .call(move |s| {
-                let (id, secret) = enroll(s, caller.as_ref(), &reg)?;
+                let (id, secret) = enroll(s, &who, caller.as_ref(), &reg)?;
                 let beat = s.heartbeat(&id, &progress)?;
                 Ok((id, secret, beat))
             })
@@ -248,9 +292,11 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::ReportEpochRequest>,
     ) -> Result<Response<pb::ReportEpochResponse>, Status> {
+        let who = Caller::of(&request);
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
         let caller = credentials_from_proto("ReportEpoch", r.worker.as_ref())?;
+        who.check_worker("ReportEpoch", &caller.worker)?;
         let m = EpochMetrics::from_proto(
             r.metrics
                 .as_ref()
@@ -272,12 +318,14 @@ impl Coordinator for CoordinatorService {
         request: Request<Streaming<pb::CheckpointChunk>>,
     ) -> Result<Response<pb::UploadCheckpointResponse>, Status> {
         let limits = self.uploads.limits().clone();
+        let who = Caller::of(&request);
         let mut stream = request.into_inner();
         let first = checkpoint_stream::next_chunk(&mut stream, limits.idle_timeout, None)
             .await?
             .ok_or_else(|| Status::invalid_argument("UploadCheckpoint: no chunks"))?;
         let attempt = attempt_from_proto(&first.attempt_id)?;
         let caller = credentials_from_proto("UploadCheckpoint", first.worker.as_ref())?;
+        who.check_worker("UploadCheckpoint", &caller.worker)?;
         let epoch = first.epoch;
         let declared = first.size;
         if declared == 0 {
@@ -339,6 +387,7 @@ impl Coordinator for CoordinatorService {
         let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
         let caller =
             credentials_from_proto("DownloadCheckpoint", request.get_ref().worker.as_ref())?;
+        Caller::of(&request).check_worker("DownloadCheckpoint", &caller.worker)?;
         let r = self
             .sched
             .call(move |s| {
@@ -373,9 +422,11 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::CompleteRequest>,
     ) -> Result<Response<pb::CompleteResponse>, Status> {
+        let who = Caller::of(&request);
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
         let caller = credentials_from_proto("Complete", r.worker.as_ref())?;
+        who.check_worker("Complete", &caller.worker)?;
         check_name("device", &r.device, MAX_DEVICE_BYTES)?;
         let result = JobResult::from_proto(
             r.result
@@ -399,9 +450,11 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<pb::FailRequest>,
     ) -> Result<Response<pb::FailResponse>, Status> {
+        let who = Caller::of(&request);
         let r = request.into_inner();
         let attempt = attempt_from_proto(&r.attempt_id)?;
         let caller = credentials_from_proto("Fail", r.worker.as_ref())?;
+        who.check_worker("Fail", &caller.worker)?;
         check_len("error", &r.error, MAX_ERROR_BYTES)?;
         let class = if r.deterministic {
             FailureClass::Deterministic
@@ -428,6 +481,7 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let attempt = attempt_from_proto(&request.get_ref().attempt_id)?;
         let caller = credentials_from_proto("Release", request.get_ref().worker.as_ref())?;
+        Caller::of(&request).check_worker("Release", &caller.worker)?;
         let r = self
             .sched
             .call(move |s| {
@@ -438,6 +492,13 @@ impl Coordinator for CoordinatorService {
         self.note(r)?;
         tracing::info!(%attempt, "attempt released");
         Ok(Response::new(pb::ReleaseResponse {}))
+    }
+
+    async fn enrol(
+        &self,
+        request: Request<pb::EnrolRequest>,
+    ) -> Result<Response<pb::EnrolResponse>, Status> {
+        credentials::enrol(self, request).await
     }
 }
 
@@ -519,5 +580,33 @@ impl Admin for CoordinatorService {
         Ok(Response::new(pb::RetryResponse {
             job_ids: jobs.into_iter().map(|j| j.as_str().to_owned()).collect(),
         }))
+    }
+
+    async fn add_worker(
+        &self,
+        request: Request<pb::AddWorkerRequest>,
+    ) -> Result<Response<pb::WorkerCredential>, Status> {
+        credentials::add_worker(self, request.into_inner()).await
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        credentials::list_workers(self).await
+    }
+
+    async fn remove_worker(
+        &self,
+        request: Request<pb::RemoveWorkerRequest>,
+    ) -> Result<Response<pb::RemoveWorkerResponse>, Status> {
+        credentials::remove_worker(self, request.into_inner()).await
+    }
+
+    async fn create_enrolment(
+        &self,
+        request: Request<pb::CreateEnrolmentRequest>,
+    ) -> Result<Response<pb::CreateEnrolmentResponse>, Status> {
+        credentials::create_enrolment(self, request.into_inner()).await
     }
 }

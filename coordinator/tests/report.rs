@@ -534,3 +534,16 @@ fn csv_has_one_row_per_job_with_every_metric() {
     // The error with a comma and quotes survives quoting.
     assert!(csv.contains("\"CUDA out of memory, tried \"\"2 GiB\"\" | epoch 3\""));
 }
+
+#[test]
+fn the_experiment_name_is_text_in_the_markdown_heading() {
+    let mut r = report();
+    r.experiment.name = Some("x\n# injected <img src=x onerror=alert(1)> [a](http://e) *b*".into());
+    let md = render_markdown(&r, &[]);
+    let first = md.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "# spikecv report: x # injected \\<img src=x onerror=alert(1)\\> \\[a\\](http://e) \\*b\\*"
+    );
+    assert!(!md.lines().any(|l| l.starts_with("# injected")), "{md}");
+}

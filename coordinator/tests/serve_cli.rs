@@ -243,11 +243,134 @@ fn serve_beyond_loopback_wants_a_separate_admin_token_unless_told_otherwise() {
         err.contains("--admin-token-file") && err.contains("--allow-shared-admin-token"),
         "{err}"
     );
-    // Told explicitly, it starts (and keeps running until stopped).
+    // Told explicitly, it starts (and keeps running until stopped); plain
+    // gRPC beyond loopback needs its own consent (see the TLS test below).
     let _started = spawn_listening(
-        serve(&["--allow-shared-admin-token"], "b.db"),
+        serve(&["--allow-shared-admin-token", "--allow-plaintext"], "b.db"),
         &dir.path().join("shared.log"),
         "serve with --allow-shared-admin-token",
+    );
+}
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls")).join(name)
+}
+
+/// The health check's status and a `Status` call's outcome over plain
+/// HTTP/2 on `port`.
+fn plain_health_port(
+    port: u16,
+    admin: &Path,
+) -> (Result<i32, tonic::Code>, Result<(), tonic::Code>) {
+    use spikecv_common::proto::admin_client::AdminClient;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let token = std::fs::read_to_string(admin).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let health = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .map_err(|s| s.code());
+        let mut request = tonic::Request::new(spikecv_common::proto::StatusRequest {});
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", token.trim()).parse().unwrap(),
+        );
+        let status = AdminClient::new(channel)
+            .status(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| s.code());
+        (health, status)
+    })
+}
+
+#[test]
+fn grpc_beyond_loopback_wants_tls_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "worker-token\n").unwrap();
+    let admin = dir.path().join("admin-token");
+    std::fs::write(&admin, "admin-token\n").unwrap();
+    let port = free_port();
+    let serve = |extra: &[&str], state: &str, port: u16| {
+        let mut c = bin();
+        c.args(["serve", "--listen", &format!("0.0.0.0:{port}"), "--state"])
+            .arg(dir.path().join(state))
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--admin-token-file")
+            .arg(&admin)
+            .args(extra);
+        c
+    };
+    let out = serve(&[], "a.db", 0).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "a refusal, not a crash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--allow-plaintext") && err.contains("--tls-cert") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+    // With a certificate it serves TLS: `status` answers over https with the
+    // CA, and a plain-text client gets nothing.
+    let (cert, key, ca) = (
+        tls_fixture("server.pem"),
+        tls_fixture("server.key"),
+        tls_fixture("ca.pem"),
+    );
+    let health_port = free_port();
+    let mut with_tls = serve(&[], "b.db", port);
+    with_tls
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--health-listen")
+        .arg(format!("127.0.0.1:{health_port}"));
+    let _tls = spawn_listening(with_tls, &dir.path().join("tls.log"), "serve with TLS");
+    let https = bin()
+        .args([
+            "status",
+            "--coordinator",
+            &format!("https://127.0.0.1:{port}"),
+        ])
+        .arg("--token-file")
+        .arg(&admin)
+        .arg("--tls-ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        https.status.success(),
+        "{}",
+        String::from_utf8_lossy(&https.stderr)
+    );
+    let plain = client("status", port, Some(&admin), &[]);
+    assert!(
+        !plain.status.success(),
+        "plain gRPC to a TLS listener fails"
+    );
+    // The plain-text health listener answers health checks and nothing else.
+    let (health, status) = plain_health_port(health_port, &admin);
+    assert_eq!(health, Ok(1), "SERVING on the health listener");
+    assert!(status.is_err(), "no admin call on the health listener");
+    // Told explicitly, plain gRPC beyond loopback starts.
+    let _plain = spawn_listening(
+        serve(&["--allow-plaintext"], "c.db", 0),
+        &dir.path().join("plain.log"),
+        "serve with --allow-plaintext",
     );
 }
 

@@ -24,6 +24,7 @@ async fn tls_with_client_certificates() {
             key: fixture("server.key"),
             client_ca: Some(fixture("ca.pem")),
         }),
+        health_listen: None,
     };
     let server = start_with(2, "fp", options).await;
     let good = ClientOptions {

@@ -136,3 +136,16 @@ spk_gpu_count() {
     echo 0
   fi
 }
+
+# spk_self_signed CERT KEY HOST_OR_IP: a self-signed TLS pair (P-256, 825 days)
+# whose certificate names HOST_OR_IP (an IP address or a DNS name) and is not
+# a CA, so a client can trust it directly (`--tls-ca CERT`). Needs openssl.
+spk_self_signed() {
+  local cert="$1" key="$2" host="$3" san
+  command -v openssl >/dev/null || spk_die "openssl is needed to make a TLS pair"
+  if [[ "$host" =~ ^[0-9.]+$ || "$host" == *:* ]]; then san="IP:$host"; else san="DNS:$host"; fi
+  ( umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+      -subj "/CN=$host" -addext "subjectAltName=$san" -addext "basicConstraints=critical,CA:FALSE" \
+      -keyout "$key" -out "$cert" 2>/dev/null ) || spk_die "openssl could not make a TLS pair for $host"
+  chmod 0644 "$cert"
+}

@@ -25,6 +25,9 @@
 #   SPIKECV_TOKEN_FILE      shared token (default: $SPIKECV_SHARED/token, made when missing)
 #   SPIKECV_ADMIN_TOKEN_FILE admin token for submit/cancel/status, never given to
 #                           workers (default: $SPIKECV_SHARED/admin-token, made when missing)
+#   SPIKECV_ENROLMENT_TOKEN_FILE enrolment token: each worker node enrols once with
+#                           it for a credential of its own (default:
+#                           $SPIKECV_SHARED/enrolment-token, made when missing)
 #   SPIKECV_SBATCH_ARGS     extra sbatch flags for all three jobs
 set -euo pipefail
 
@@ -61,9 +64,21 @@ if [ -z "${SPIKECV_ADMIN_TOKEN_FILE:-}" ]; then
     ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SPIKECV_ADMIN_TOKEN_FILE" )
 fi
 export SPIKECV_ADMIN_TOKEN_FILE
+# Workers do not get the shared token: each node enrols once with this token
+# and works with a credential of its own (its slots capped by the coordinator).
+if [ -z "${SPIKECV_ENROLMENT_TOKEN_FILE:-}" ]; then
+  SPIKECV_ENROLMENT_TOKEN_FILE="$SPIKECV_SHARED/enrolment-token"
+  [ -s "$SPIKECV_ENROLMENT_TOKEN_FILE" ] ||
+    ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SPIKECV_ENROLMENT_TOKEN_FILE" )
+fi
+export SPIKECV_ENROLMENT_TOKEN_FILE
 
 workers="${SPIKECV_WORKERS:-1}"
 gpus="${SPIKECV_GPUS_PER_NODE:-0}"
+# Enrolments: every node of every worker task, four times over (requeues may
+# land on other nodes); each credential holds a node's GPUs' jobs.
+export SPIKECV_ENROLMENT_USES="${SPIKECV_ENROLMENT_USES:-$(( 4 * workers * ${SPIKECV_NODES_PER_WORKER:-1} ))}"
+export SPIKECV_ENROLMENT_SLOTS="${SPIKECV_ENROLMENT_SLOTS:-$(( (gpus > 0 ? gpus : 1) * ${SPIKECV_JOBS_PER_GPU:-1} ))}"
 common=(--parsable --chdir="$SPIKECV_SHARED")
 [ -z "${SPIKECV_ACCOUNT:-}" ] || common+=(--account="$SPIKECV_ACCOUNT")
 # shellcheck disable=SC2206  # word splitting of the extra flags is wanted

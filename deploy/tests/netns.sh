@@ -79,14 +79,22 @@ spk_test_experiment "$tmp/experiment.toml" "$tmp/data"
 expected="$(spk_expected_jobs "$tmp/experiment.toml")"
 state="$tmp/state.db"
 port=50051
-url="http://$(host_ip c):${port}"
+url="https://$(host_ip c):${port}"
 
 token="$tmp/token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$token" )
 admin_token="$tmp/admin-token"
 ( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$admin_token" )
+# Beyond loopback gRPC speaks TLS: a self-signed pair for the coordinator's
+# address, the certificate the workers' CA (the one-liner of deploy/README.md).
+spk_self_signed "$tmp/tls.pem" "$tmp/tls.key" "$(host_ip c)"
+# An enrolment token for one node (w2 enrols with it; w1 gets a credential
+# from `coordinator worker add`).
+enrolment="$tmp/enrolment-token"
+( umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$enrolment" )
 serve=("$COORDINATOR" serve --experiment "$tmp/experiment.toml" --state "$state" --listen "$(host_ip c):${port}"
-  --token-file "$token")
+  --token-file "$token" --tls-cert "$tmp/tls.pem" --tls-key "$tmp/tls.key"
+  --enrolment-token-file "$enrolment" --enrolment-uses 1 --enrolment-slots 1)
 # Beyond loopback the coordinator wants admin calls on a token of their own.
 spk_has_flag "$COORDINATOR" serve --admin-token-file && serve+=(--admin-token-file "$admin_token")
 # A short lease (when the coordinator lets us set it) so the cut outlasts it.
@@ -102,7 +110,17 @@ spk_log "coordinator at $url, reachable from $ns_w1"
 
 worker_pids=()
 for host in w1 w2; do
-  join=("$WORKER" join --coordinator "$url" --gpus cpu --data "$tmp/data" --token-file "$token")
+  # Each worker its own credential (one slot), never the shared token: w1's
+  # issued with the admin token from its namespace, w2 enrols at its start.
+  join=("$WORKER" join --coordinator "$url" --gpus cpu --data "$tmp/data" --tls-ca "$tmp/tls.pem")
+  if [ "$host" = w1 ]; then
+    ip netns exec "${tag}-${host}" "$COORDINATOR" worker add "netns-$host" --slots 1 --out "$tmp/cred-$host" \
+      --coordinator "$url" --tls-ca "$tmp/tls.pem" --token-file "$admin_token" >&2 ||
+      spk_die "coordinator worker add netns-$host failed"
+    join+=(--token-file "$tmp/cred-$host")
+  else
+    join+=(--enrolment-token-file "$enrolment" --credential-file "$tmp/cred-$host")
+  fi
   spk_has_flag "$WORKER" join --name && join+=(--name "netns-$host")
   spk_has_flag "$WORKER" join --work-dir && join+=(--work-dir "$tmp/work-$host")
   spk_has_flag "$WORKER" join --exit-when-done && join+=(--exit-when-done)
@@ -146,6 +164,12 @@ while :; do
 done
 [ "$cut" = 1 ] || spk_die "the run ended before both workers were busy; the link was never cut"
 spk_log "all ${total} jobs finished (${succeeded} succeeded, ${failed} failed)"
+# The jobs ran on the named workers, under their credentials' names.
+ip netns exec "$ns_w1" "$COORDINATOR" worker list --coordinator "$url" --tls-ca "$tmp/tls.pem" \
+  --token-file "$admin_token" >"$tmp/workers.txt"
+for host in w1 w2; do
+  grep -q "^netns-$host " "$tmp/workers.txt" || spk_die "worker list lacks netns-$host: $(cat "$tmp/workers.txt")"
+done
 spk_stop_all 30
 "$COORDINATOR" report --state "$state" --format csv >"$tmp/report.csv"
 spk_check_report_csv "$tmp/report.csv" "$expected"

@@ -54,7 +54,10 @@ mutate() {
   grep -q -- "$expect" <<<"$out" || spk_die "self-test: $file after '$expr': expected '$expect', got: $out"
 }
 mutate k8s/worker-job.yaml 's|nvidia.com/gpu: 1|cpu: "1"|' "no nvidia.com/gpu limit"
-mutate k8s/coordinator-deployment.yaml '/readinessProbe:/,/periodSeconds/s/port: 50051/port: 8080/' "readinessProbe probes port 8080"
+mutate k8s/coordinator-deployment.yaml '/readinessProbe:/,/periodSeconds/s/port: 50052/port: 8080/' "readinessProbe probes port 8080"
+mutate k8s/coordinator-deployment.yaml '/- --tls-key=/d' "without TLS"
+mutate k8s/worker-job.yaml 's|https://spikecv-coordinator|http://spikecv-coordinator|' "is not https"
+mutate k8s/worker-job.yaml 's|- --enrolment-token-file=/etc/spikecv-enrolment/token|- --token-file=/etc/spikecv-token/token|' "the shared token"
 mutate k8s/coordinator-deployment.yaml 's/replicas: 1 /replicas: 2 /' "replicas: 1"
 mutate k8s/coordinator-service.yaml 's/app.kubernetes.io\/name: spikecv-coordinator$/app.kubernetes.io\/name: other/' "selector"
 mutate k8s/worker-job.yaml 's/claimName: spikecv-data/claimName: nope/' "unknown PVC nope"

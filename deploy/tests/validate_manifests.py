@@ -4,7 +4,8 @@ systemd units and experiment files.
 
 Kubernetes: every document parses, has apiVersion/kind/metadata.name of a known
 kind, and the fields the project relies on are right (one coordinator replica,
-Recreate, gRPC probes on the gRPC port, workers with GPU limits, the token as a
+Recreate, TLS on the gRPC port and gRPC probes on the plain-text health port,
+workers with GPU limits dialling https with the coordinator's CA, the token as a
 Secret, references between objects resolve). Dockerfiles: rules in the spirit
 of hadolint (pinned base images, no `latest`, non-root USER, no ADD of URLs,
 exec-form ENTRYPOINT, multi-stage, worker on PyTorch 2.11 with
@@ -144,7 +145,10 @@ def check_k8s(k8s_dir):
             problem(fname, f"PVC {name} needs accessModes and resources.requests.storage")
     for name, (fname, doc) in by_kind.get("Secret", {}).items():
         data = {**(doc.get("data") or {}), **(doc.get("stringData") or {})}
-        if "token" not in data:
+        if doc.get("type") == "kubernetes.io/tls":
+            if not {"tls.crt", "tls.key"} <= set(data):
+                problem(fname, f"TLS Secret {name} needs tls.crt and tls.key")
+        elif "token" not in data:
             problem(fname, f"Secret {name} has no `token` key")
 
     deployments = by_kind.get("Deployment", {})
@@ -175,6 +179,10 @@ def check_k8s(k8s_dir):
                 problem(fname, "--token-file is required beyond loopback")
             if not args_value(args, "--admin-token-file"):
                 problem(fname, "--admin-token-file is required beyond loopback (admin is not a worker)")
+            if not (args_value(args, "--tls-cert") and args_value(args, "--tls-key")):
+                problem(fname, "gRPC beyond loopback without TLS (--tls-cert/--tls-key)")
+            health = args_value(args, "--health-listen") or ""
+            health_port = int(health.rsplit(":", 1)[1]) if re.fullmatch(r".+:\d+", health) else None
             state = args_value(args, "--state") or ""
             mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts") or []}
             state_vol = next((n for p, n in mounts.items() if state.startswith(p.rstrip("/") + "/")), None)
@@ -184,12 +192,14 @@ def check_k8s(k8s_dir):
             ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
             if ports.get("grpc") != GRPC_PORT:
                 problem(fname, f"container port `grpc` is not {GRPC_PORT}")
+            # The kubelet's grpc probes cannot speak TLS: they go to the
+            # plain-text health listener.
             for probe in ("readinessProbe", "livenessProbe"):
                 p = c.get(probe)
                 if not p or "grpc" not in p:
                     problem(fname, f"{probe} is not a grpc probe")
-                elif p["grpc"].get("port") != GRPC_PORT:
-                    problem(fname, f"{probe} probes port {p['grpc'].get('port')}, not {GRPC_PORT}")
+                elif health_port is None or p["grpc"].get("port") != health_port:
+                    problem(fname, f"{probe} probes port {p['grpc'].get('port')}, not the --health-listen port {health_port}")
 
     services = by_kind.get("Service", {})
     coord_svc = [(n, f, d) for n, (f, d) in services.items() if "coordinator" in n]
@@ -225,10 +235,16 @@ def check_k8s(k8s_dir):
             if not args or args[0] != "join":
                 problem(fname, "worker container does not run `join`")
             url = args_value(args, "--coordinator") or ""
-            if svc_name and not re.fullmatch(rf"https?://{re.escape(svc_name)}(\.[a-z0-9.-]+)?:{GRPC_PORT}", url):
-                problem(fname, f"--coordinator {url!r} is not the coordinator Service on port {GRPC_PORT}")
-            if not args_value(args, "--token-file"):
-                problem(fname, "worker has no --token-file")
+            if svc_name and not re.fullmatch(rf"https://{re.escape(svc_name)}(\.[a-z0-9.-]+)?:{GRPC_PORT}", url):
+                problem(fname, f"--coordinator {url!r} is not https to the coordinator Service on port {GRPC_PORT}")
+            if not args_value(args, "--tls-ca"):
+                problem(fname, "worker has no --tls-ca (the coordinator's certificate)")
+            # A credential of its own: enrolled with the enrolment token
+            # (never the shared worker token).
+            if args_value(args, "--token-file"):
+                problem(fname, "worker carries a --token-file (the shared token); enrol instead")
+            if not (args_value(args, "--enrolment-token-file") and args_value(args, "--credential-file")):
+                problem(fname, "worker has no --enrolment-token-file/--credential-file")
             limits = (c.get("resources") or {}).get("limits") or {}
             gpus = limits.get("nvidia.com/gpu")
             if not isinstance(gpus, int) or gpus < 1:
@@ -305,6 +321,18 @@ def check_compose(path):
             if dep not in services:
                 problem(where, f"depends on unknown service {dep}")
     coord = services.get("coordinator") or {}
+    coord_cmd = [str(a) for a in coord.get("command") or []]
+    if "--tls-cert" not in coord_cmd or "--tls-key" not in coord_cmd:
+        problem(path, "the coordinator serves gRPC beyond loopback without TLS (--tls-cert/--tls-key)")
+    for name, svc in services.items():
+        cmd = [str(a) for a in svc.get("command") or []]
+        if cmd[:1] == ["join"]:
+            if not (args_value(cmd, "--coordinator") or "").startswith("https://"):
+                problem(path, f"service {name} does not dial the coordinator over https")
+            if not args_value(cmd, "--tls-ca"):
+                problem(path, f"service {name} has no --tls-ca")
+            if args_value(cmd, "--token-file") or not args_value(cmd, "--enrolment-token-file"):
+                problem(path, f"service {name} does not enrol for a credential of its own")
     if "healthcheck" not in coord:
         problem(path, "the coordinator has no healthcheck")
     worker = services.get("worker") or {}

@@ -55,9 +55,24 @@ pub struct JoinArgs {
     /// Data set root for every job (default: each experiment's `[data] root`).
     #[arg(long)]
     pub data: Option<std::path::PathBuf>,
-    /// File holding the coordinator's shared token.
+    /// File holding the token this worker presents: its own credential
+    /// (from `coordinator worker add` or `worker enrol`) or the coordinator's
+    /// shared token.
     #[arg(long)]
     pub token_file: Option<std::path::PathBuf>,
+    /// File holding an enrolment token: when --credential-file does not
+    /// exist yet, the worker enrols once with it and keeps the credential it
+    /// receives there; later starts use that credential.
+    #[arg(
+        long,
+        env = "SPIKECV_ENROLMENT_TOKEN_FILE",
+        requires = "credential_file",
+        conflicts_with = "token_file"
+    )]
+    pub enrolment_token_file: Option<std::path::PathBuf>,
+    /// Where this worker keeps its own credential (with --enrolment-token-file).
+    #[arg(long, env = "SPIKECV_CREDENTIAL_FILE")]
+    pub credential_file: Option<std::path::PathBuf>,
     /// Where jobs write their files (one folder per job).
     #[arg(long, default_value = "spikecv-work")]
     pub work_dir: std::path::PathBuf,

@@ -80,6 +80,10 @@ pub enum JoinError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Enrolling with an enrolment token failed (refused, unreachable, or
+    /// the credential file could not be written).
+    #[error(transparent)]
+    Enrol(#[from] spikecv_common::proto::enrol::EnrolError),
     /// The coordinator refused this worker for good (protocol version, data set
     /// fingerprint, token).
     #[error("coordinator refused {call}: {}: {}", status.code(), status.message())]
@@ -89,6 +93,22 @@ pub enum JoinError {
         /// Its status.
         status: Box<tonic::Status>,
     },
+}
+
+/// A refused enrolment or an unusable token file is for good; an
+/// unreachable coordinator or an unwritable credential file may pass.
+fn enrol_exit_code(e: &spikecv_common::proto::enrol::EnrolError) -> u8 {
+    use spikecv_common::exit;
+    use spikecv_common::proto::enrol::EnrolError;
+    match e {
+        EnrolError::Call { status, .. } if status.code() == tonic::Code::Unavailable => {
+            exit::FAILURE
+        }
+        EnrolError::Call { .. } | EnrolError::Client(_) | EnrolError::Exists { .. } => {
+            exit::REFUSED
+        }
+        EnrolError::Write { .. } => exit::FAILURE,
+    }
 }
 
 impl JoinError {
@@ -102,6 +122,7 @@ impl JoinError {
             | JoinError::Device(_)
             | JoinError::ZeroJobsPerGpu
             | JoinError::Client(_) => exit::REFUSED,
+            JoinError::Enrol(e) => enrol_exit_code(e),
             JoinError::Data { .. } | JoinError::WorkDir { .. } => exit::FAILURE,
         }
     }
@@ -333,16 +354,27 @@ pub async fn run_command(
     lif_kernels: LifKernels,
 ) -> Result<JoinOutcome, JoinError> {
     crate::cache::set_budget(args.frame_cache_gib);
-    let token = match &args.token_file {
-        Some(path) => Some(spikecv_common::proto::client::read_token_file(path)?),
-        None => None,
-    };
-    let client = ClientOptions {
+    let mut client = ClientOptions {
         url: args.coordinator,
-        token,
+        token: None,
         tls_ca: args.tls_ca,
         tls_identity: args.tls_client_cert.zip(args.tls_client_key),
         tls_domain: None,
+    };
+    client.token = match (
+        &args.token_file,
+        &args.enrolment_token_file,
+        &args.credential_file,
+    ) {
+        (Some(path), _, _) => Some(spikecv_common::proto::client::read_token_file(path)?),
+        (None, Some(enrolment), Some(credential)) => {
+            let hint = args.name.clone().unwrap_or_default();
+            let token = spikecv_common::proto::enrol::credential_or_enrol(
+                &client, enrolment, credential, &hint,
+            );
+            Some(token.await?)
+        }
+        _ => None,
     };
     let mut config = JoinConfig::new(client, &args.gpus, args.jobs_per_gpu, args.name)?;
     config.data_dir = args.data;

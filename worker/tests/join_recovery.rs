@@ -387,6 +387,13 @@ impl Coordinator for Fake {
     ) -> Result<Response<ReleaseResponse>, Status> {
         Err(Status::unimplemented("Release"))
     }
+
+    async fn enrol(
+        &self,
+        _request: Request<spikecv_common::proto::EnrolRequest>,
+    ) -> Result<Response<spikecv_common::proto::EnrolResponse>, Status> {
+        Err(Status::unimplemented("Enrol"))
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

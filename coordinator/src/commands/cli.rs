@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve an experiment to workers over gRPC until Ctrl-C or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Add an experiment to a running coordinator (finished jobs are reused).
     Submit(submit::SubmitArgs),
     /// Show a running coordinator's jobs by state, workers, throughput and ETA.
@@ -35,6 +35,9 @@ pub enum Command {
     Cancel(control::CancelArgs),
     /// Put an experiment's failed (or cancelled) jobs back in the queue.
     Retry(control::RetryArgs),
+    /// Workers' own credentials on a running coordinator: add, list, remove,
+    /// enrolment tokens, and enrolling a node.
+    Worker(super::workers::WorkerArgs),
     /// Report an experiment's results from the state database (Markdown, JSON
     /// or CSV; with --out, also plots), during a run or after it.
     Report(super::report::ReportArgs),
@@ -68,6 +71,9 @@ pub async fn run(
         }
         Command::Retry(args) => {
             control::run_retry(&args, &mut std::io::stdout().lock()).await?;
+        }
+        Command::Worker(args) => {
+            super::workers::run(&args, &mut std::io::stdout().lock()).await?;
         }
         Command::Status(args) => {
             status::run(&args, &mut std::io::stdout(), shutdown).await?;

@@ -16,3 +16,4 @@ pub mod samples;
 pub mod serve;
 pub mod status;
 pub mod submit;
+pub mod workers;

@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// Address to listen on for workers and admin calls.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+    /// Also serve the gRPC health service alone, in plain text and without a
+    /// token, on this address (for probes that cannot speak TLS, such as
+    /// Kubernetes' `grpc:` probes). It answers health checks only.
+    #[arg(long)]
+    pub health_listen: Option<SocketAddr>,
     /// File holding the shared token every call must carry (required when
     /// --listen is not a loopback address).
     #[arg(long)]
@@ -42,6 +47,21 @@ pub struct ServeArgs {
     /// --allow-shared-admin-token is given.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding an enrolment token (made like the other tokens): nodes
+    /// presenting it may each enrol once (`worker join --enrolment-token-file`)
+    /// and receive a credential of their own. Registered at the first start
+    /// with the uses and lifetime below; a restart does not renew them.
+    #[arg(long)]
+    pub enrolment_token_file: Option<PathBuf>,
+    /// Nodes that may enrol with --enrolment-token-file.
+    #[arg(long, default_value_t = 16)]
+    pub enrolment_uses: u32,
+    /// Seconds the enrolment token stays valid from the first start.
+    #[arg(long, default_value_t = 86_400)]
+    pub enrolment_ttl_seconds: u32,
+    /// Jobs each enrolled worker may hold at once.
+    #[arg(long, default_value_t = 1)]
+    pub enrolment_slots: u32,
     /// Listen beyond loopback without --admin-token-file: the worker token
     /// then also allows admin calls (every worker can submit and cancel).
     #[arg(long)]
@@ -74,6 +94,12 @@ pub struct ServeArgs {
     /// this flag is given.
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// Serve gRPC without TLS on a non-loopback address. Without --tls-cert
+    /// and --tls-key, workers' tokens and secrets would cross the network in
+    /// clear, so `serve` refuses a non-loopback --listen unless this flag is
+    /// given.
+    #[arg(long)]
+    pub allow_plaintext: bool,
     /// Accept experiments whose data set cannot be fingerprinted here (its
     /// root unreadable from the coordinator): workers' data is then not
     /// checked against it. Without this flag such a submission is refused.
@@ -173,6 +199,16 @@ pub enum ServeCmdError {
         /// The address.
         addr: std::net::SocketAddr,
     },
+    /// Plain gRPC beyond loopback without --allow-plaintext.
+    #[error(
+        "refusing to serve gRPC without TLS on {addr} (not a loopback address): give --tls-cert \
+         and --tls-key, or --allow-plaintext to accept that tokens and worker secrets cross the \
+         network in clear"
+    )]
+    PlainGrpc {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
     /// A token file was unusable.
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -215,6 +251,7 @@ impl ServeCmdError {
             ServeCmdError::NoToken { .. }
             | ServeCmdError::SharedAdminToken { .. }
             | ServeCmdError::PlainHttp { .. }
+            | ServeCmdError::PlainGrpc { .. }
             | ServeCmdError::Fingerprint(_)
             | ServeCmdError::Token(_)
             | ServeCmdError::Lock(_)
@@ -257,6 +294,9 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
     {
         return Err(ServeCmdError::NoToken { addr });
     }
+    if args.tls_cert.is_none() && !args.allow_plaintext && !args.listen.ip().is_loopback() {
+        return Err(ServeCmdError::PlainGrpc { addr: args.listen });
+    }
     if let Some(addr) = args.http
         && args.tls_cert.is_none()
         && !args.allow_plain_http
@@ -265,6 +305,22 @@ fn auth(args: &ServeArgs) -> Result<AuthConfig, ServeCmdError> {
         return Err(ServeCmdError::PlainHttp { addr });
     }
     Ok(AuthConfig { worker, admin })
+}
+
+/// Registers the enrolment token of --enrolment-token-file, if given.
+fn accept_enrolment(scheduler: &mut Scheduler, args: &ServeArgs) -> Result<(), ServeCmdError> {
+    let Some(path) = &args.enrolment_token_file else {
+        return Ok(());
+    };
+    let token = crate::scheduler::WorkerSecret::presented(Token::from_file(path)?.expose());
+    let new = scheduler.ensure_enrolment(
+        &token,
+        args.enrolment_uses,
+        args.enrolment_ttl_seconds,
+        args.enrolment_slots,
+    )?;
+    tracing::info!(file = %path.display(), new, "enrolment token accepted");
+    Ok(())
 }
 
 /// Runs the coordinator until `shutdown` resolves.
@@ -299,6 +355,7 @@ pub async fn run(
         let outcome = scheduler.submit(&submission)?;
         tracing::info!(experiment = %outcome.experiment, new = outcome.jobs_new, reused = outcome.jobs_reused, in_progress = outcome.jobs_in_progress, "experiment submitted");
     }
+    accept_enrolment(&mut scheduler, args)?;
     let sched = SchedulerHandle::spawn_bounded(scheduler, args.max_queued_calls)
         .map_err(ServeCmdError::Thread)?;
     let service = CoordinatorService::new(sched.clone(), settings.heartbeat_seconds)
@@ -334,7 +391,17 @@ pub async fn run(
             source,
         })?;
     tracing::info!(addr = %local, tls = tls.is_some(), auth = auth.enabled(), "coordinator listening");
-    let result = serve(listener, service, ServerOptions { auth, tls }, shutdown).await;
+    let result = serve(
+        listener,
+        service,
+        ServerOptions {
+            auth,
+            tls,
+            health_listen: args.health_listen,
+        },
+        shutdown,
+    )
+    .await;
     stop_in_order(stop_tx, tasks, sched).await;
     tracing::info!("coordinator stopped");
     drop(lock);

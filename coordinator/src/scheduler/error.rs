@@ -40,8 +40,9 @@ pub enum SchedulerError {
         /// The id given.
         job: JobId,
     },
-    /// The attempt belongs to another worker.
-    #[error("attempt {attempt} belongs to worker {owner}, not {worker}")]
+    /// The attempt belongs to another worker (the message does not name it:
+    /// a worker learns nothing of the others).
+    #[error("attempt {attempt} is not held by worker {worker}")]
     NotOwner {
         /// The attempt.
         attempt: AttemptId,
@@ -93,6 +94,32 @@ pub enum SchedulerError {
     TooManyWorkers {
         /// The limit.
         limit: usize,
+    },
+    /// A credential with this name exists already.
+    #[error("a worker named {name:?} has a credential already; remove it first")]
+    CredentialExists {
+        /// The name.
+        name: String,
+    },
+    /// No credential has this name.
+    #[error("no worker credential named {name:?}")]
+    UnknownCredential {
+        /// The name.
+        name: String,
+    },
+    /// An enrolment token that is unknown, used up or expired.
+    #[error("enrolment refused: the token is {why}")]
+    EnrolmentRefused {
+        /// Why.
+        why: super::credentials::EnrolmentRefusal,
+    },
+    /// A named worker's call presents an id that is not its credential's.
+    #[error("the credential of worker {credential:?} does not name worker id {presented:?}")]
+    NotYourIdentity {
+        /// The credential's name.
+        credential: String,
+        /// The id the call presented.
+        presented: WorkerId,
     },
     /// The scheduler thread was shut down: the coordinator is stopping.
     #[error("the scheduler has stopped (the coordinator is shutting down)")]

@@ -22,6 +22,7 @@ mod asha;
 mod checkpoint_ops;
 mod clock;
 mod control;
+mod credentials;
 mod error;
 mod fence;
 mod handle;
@@ -37,6 +38,10 @@ mod validate;
 pub use checkpoint_ops::CheckpointRecord;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
 pub use control::CancelTarget;
+pub use credentials::{
+    CredentialName, EnrolmentRefusal, IssuedCredential, IssuedEnrolment, KnownTokens,
+    NamedWorkerInfo, token_digest,
+};
 pub use error::SchedulerError;
 pub use handle::{DEFAULT_MAX_QUEUED_CALLS, SchedulerHandle};
 pub use identity::{Credentials, WorkerSecret};

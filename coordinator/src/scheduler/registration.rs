@@ -102,6 +102,33 @@ impl Scheduler {
         Ok(Registered { id, secret })
     }
 
+    /// Registers the worker whose id its credential gives (see
+    /// [`crate::credentials`]): the row of that id is created, or refreshed
+    /// with a new secret (the credential, not the secret, proves who it is: a
+    /// restarted worker takes its row back). Refused with
+    /// [`SchedulerError::TooManyWorkers`] when a new row would pass the cap.
+    pub fn register_as(&mut self, id: &WorkerId, reg: &WorkerRegistration) -> Result<Registered> {
+        let now = self.now_ms();
+        let secret = WorkerSecret::generate();
+        let limit = self.settings.max_workers;
+        let tx = self.store.transaction()?;
+        check_fingerprint(&tx, reg)?;
+        let slots = to_json(&reg.slots)?;
+        let fields = fields(reg, &slots);
+        if worker_rows::worker(&tx, id)?.is_some() {
+            worker_rows::refresh_worker(&tx, id, &fields, Some(&secret.digest()), now)?;
+        } else {
+            check_worker_room(&tx, limit)?;
+            worker_rows::insert_worker(&tx, id, &fields, &secret.digest(), now)?;
+        }
+        tx.commit().map_err(StoreError::from)?;
+        tracing::info!(worker = %id, host = %reg.host, slots = reg.slots.len(), "named worker registered");
+        Ok(Registered {
+            id: id.clone(),
+            secret,
+        })
+    }
+
     /// Registers a worker and forgets its secret: for callers that drive the
     /// scheduler directly and never authenticate (tests, tools).
     pub fn register_worker(&mut self, reg: &WorkerRegistration) -> Result<WorkerId> {

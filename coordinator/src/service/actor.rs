@@ -10,9 +10,12 @@ use crate::scheduler::SchedulerError;
 pub fn status_of(e: &SchedulerError) -> Status {
     let message = e.to_string();
     match e {
-        SchedulerError::NotOwner { .. } | SchedulerError::WrongSecret { .. } => {
-            Status::permission_denied(message)
-        }
+        SchedulerError::NotOwner { .. }
+        | SchedulerError::WrongSecret { .. }
+        | SchedulerError::EnrolmentRefused { .. }
+        | SchedulerError::NotYourIdentity { .. } => Status::permission_denied(message),
+        SchedulerError::CredentialExists { .. } => Status::already_exists(message),
+        SchedulerError::UnknownCredential { .. } => Status::not_found(message),
         SchedulerError::Fenced { .. }
         | SchedulerError::FingerprintMismatch { .. }
         | SchedulerError::AlreadyFinished { .. } => Status::failed_precondition(message),

@@ -3,7 +3,8 @@
 //!
 //! Tables: `experiments`, `jobs` (one row per [`JobId`], shared by every experiment
 //! that plans the same job, linked through `experiment_jobs`), `attempts` (one per
-//! lease; the id is the fencing token), `workers`, `epoch_metrics` and
+//! lease; the id is the fencing token), `workers`, `worker_credentials` and
+//! `enrolment_tokens` (hashes of workers' own tokens), `epoch_metrics` and
 //! `checkpoints` (the record of each unfinished job's latest checkpoint; the
 //! bytes are a file, see [`crate::checkpoints`]).
 //! The scheduler makes every state change in one transaction
@@ -18,6 +19,7 @@
 //! [`JobId`]: spikecv_common::experiment::plan::JobId
 
 pub(crate) mod checkpoint_rows;
+pub(crate) mod credential_rows;
 mod error;
 pub(crate) mod experiments;
 mod job_records;

@@ -197,6 +197,23 @@ ALTER TABLE jobs ADD COLUMN epoch_timeout_s INTEGER;
     r#"
 ALTER TABLE experiments ADD COLUMN sample_counts_json TEXT;
 "#,
+    // 7: workers' own credentials and enrolment tokens (see
+    // `crate::scheduler::credentials`): only the sha256 of each token is kept.
+    r#"
+CREATE TABLE worker_credentials (
+    name         TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    slots        INTEGER NOT NULL CHECK (slots > 0),
+    created_ms   INTEGER NOT NULL
+);
+CREATE TABLE enrolment_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    uses_left    INTEGER NOT NULL CHECK (uses_left >= 0),
+    slots        INTEGER NOT NULL CHECK (slots > 0),
+    expires_ms   INTEGER NOT NULL,
+    created_ms   INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -67,7 +67,16 @@ pub fn file_list_root(dir: &Path, names: &[&str]) {
 /// An experiment of `folds` folds × seed 0 × the whole variant over 4 recordings,
 /// submitted with the data fingerprint `fp`, served with `auth`.
 pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
-    start_with(folds, fp, ServerOptions { auth, tls: None }).await
+    start_with(
+        folds,
+        fp,
+        ServerOptions {
+            auth,
+            tls: None,
+            health_listen: None,
+        },
+    )
+    .await
 }
 
 /// As [`start`], with any server options (TLS).
@@ -81,6 +90,7 @@ pub async fn start_watched(folds: u32, fp: &str, health: HealthSettings) -> Test
     let options = ServerOptions {
         auth: AuthConfig::default(),
         tls: None,
+        health_listen: None,
     };
     let store = Store::open_in_memory().unwrap();
     let served = Served {
@@ -96,6 +106,7 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
     let options = ServerOptions {
         auth: AuthConfig::default(),
         tls: None,
+        health_listen: None,
     };
     let store = Store::open(db).unwrap();
     start_store(folds, fp, options, Served::default(), store).await
@@ -111,6 +122,7 @@ pub async fn start_limited(
     let options = ServerOptions {
         auth: AuthConfig::default(),
         tls: None,
+        health_listen: None,
     };
     let served = Served {
         limits,

@@ -135,7 +135,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     writeln!(
         out,
         "# spikecv report: {}\n",
-        e.name.as_deref().unwrap_or(&e.id)
+        cell(e.name.as_deref().unwrap_or(&e.id))
     )?;
     writeln!(out, "- Experiment: `{}`", e.id)?;
     writeln!(out, "- Configuration hash: `{}`", e.config_hash)?;
