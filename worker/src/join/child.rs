@@ -135,6 +135,11 @@ impl SlotChild {
             program: launch.program.clone(),
             source,
         };
+        // A process group of its own: a Ctrl-C in the worker's terminal
+        // reaches the worker, which stops the job at its epoch boundary and
+        // hands it back, instead of killing the training mid-epoch.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut process = command.spawn().map_err(spawn)?;
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
             let _ = process.kill();
