@@ -77,13 +77,14 @@ prepare() (
   slots="$(jq -r 'select(.executable != null and .target.name == "cuda_slots") | .executable' <<<"$msg" | tail -1)"
   msg="$(cargo bench -p spikecv-worker --bench train_step --no-run --message-format=json)"
   bench="$(jq -r 'select(.executable != null and .target.name == "train_step") | .executable' <<<"$msg" | tail -1)"
-  cp target/release/worker target/release/coordinator "$out/bin/"
+  local release="${CARGO_TARGET_DIR:-target}/release"
+  cp "$release/worker" "$release/coordinator" "$out/bin/"
   cp "$tests" "$out/bin/cuda-tests"
   cp "$slots" "$out/bin/cuda-slots"
   cp "$bench" "$out/bin/train-step"
   strip "$out"/bin/*
   # Every recording of the tiny synthetic set: 59 x 19 gestures, a few MB.
-  target/release/coordinator data synth --out "$out/data" --size tiny
+  "$release/coordinator" data synth --out "$out/data" --size tiny
   du -sh "$out"/bin/* "$out/data"
   local mib
   mib=$(($(du -sk "$out" | cut -f1) / 1024))
