@@ -5,7 +5,7 @@
 //! device error in it costs this attempt only (a transient failure); the
 //! slot's next job starts a fresh process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use spikecv_common::dataset::kind::Variant;
@@ -96,62 +96,11 @@ async fn run_inner(
         }
     };
     let ckpt = checkpoint_path(&spec.out_dir);
-    if a.has_checkpoint {
-        let limit = shared.config.checkpoint_download_timeout;
-        let mut tries = 0;
-        let got = loop {
-            let r = call(shared, "DownloadCheckpoint", |mut c| {
-                let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
-                let who = shared.credentials();
-                async move { transfer::download(&mut c, who, &attempt, &ckpt, limit).await }
-            })
-            .await;
-            match r {
-                // A torn transfer: try again a few times.
-                Err(s) if s.code() == tonic::Code::DataLoss && tries < 3 => tries += 1,
-                other => break other,
-            }
-        };
-        match resume_plan(&got) {
-            Resume::FromCheckpoint => {
-                tracing::info!(attempt = %attempt, job = %a.job_id, detail = %reason(&got), "checkpoint downloaded")
-            }
-            Resume::DropJob => {
-                tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
-                return;
-            }
-            // The coordinator's copy is gone, damaged, too big or too slow to
-            // come: a checkpoint only saves time (training is deterministic),
-            // so start from epoch 0.
-            Resume::FromEpochZero => {
-                tracing::warn!(attempt = %attempt, job = %a.job_id, reason = %reason(&got), "checkpoint unusable; training from epoch 0");
-                if let Err(e) = std::fs::remove_file(&ckpt)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    report_fail(
-                        shared,
-                        &attempt,
-                        &format!("removing {}: {e}", ckpt.display()),
-                        false,
-                    )
-                    .await;
-                    return;
-                }
-            }
-            Resume::Fail => {
-                report_fail(
-                    shared,
-                    &attempt,
-                    &format!("checkpoint download: {}", reason(&got)),
-                    false,
-                )
-                .await;
-                return;
-            }
-        }
+    if a.has_checkpoint && !fetch_checkpoint(shared, &attempt, &a.job_id, &ckpt).await {
+        return;
     }
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let pending: Arc<Mutex<Option<PendingCheckpoint>>> = Arc::default();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let observer = SlotObserver::new(handle.clone(), tx, pending.clone());
@@ -188,7 +137,135 @@ async fn run_inner(
         return;
     }
 
-    // Forward events until the thread drops its sender (it has finished).
+    let fenced = forward_events(shared, &attempt, handle, rx, &pending).await;
+    let (outcome, child) = match done_rx.await {
+        Ok(r) => r,
+        Err(_) => {
+            report_fail(shared, &attempt, "training thread panicked", false).await;
+            return;
+        }
+    };
+    if let Some(child) = child {
+        shared.put_child(index, child);
+    }
+    if fenced || handle.stop_reason() == StopReason::Drop {
+        return;
+    }
+    report_outcome(shared, &attempt, index, device, &ckpt, outcome).await;
+}
+
+/// Reports how an attempt ended (a crash or a sticky error: a transient
+/// failure; the slot's next job starts a fresh process).
+async fn report_outcome(
+    shared: &Arc<Shared>,
+    attempt: &str,
+    index: usize,
+    device: DeviceSpec,
+    ckpt: &Path,
+    outcome: Result<ChildOutcome, ChildError>,
+) {
+    match outcome {
+        Ok(ChildOutcome::Complete { result }) => {
+            report_complete(shared, attempt, &result, device).await;
+            // The weights and metrics stay; the resume checkpoint (weights,
+            // optimiser state and best copy, ~150 MB for the reference model) is
+            // of no further use once the result is in.
+            if let Err(e) = std::fs::remove_file(ckpt)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %ckpt.display(), error = %e, "cannot remove a finished job's checkpoint");
+            }
+        }
+        Ok(ChildOutcome::Stopped { epoch }) => {
+            tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
+            let _ = report_release(shared, attempt).await;
+        }
+        Ok(ChildOutcome::Failed {
+            message,
+            deterministic,
+            sticky,
+        }) => {
+            if sticky {
+                tracing::warn!(attempt = %attempt, slot = index, "a sticky device error ended the slot's process; the next job starts a fresh one");
+            }
+            report_fail(shared, attempt, &message, deterministic && !sticky).await;
+        }
+        // A crash costs this attempt only: a transient failure, and a
+        // fresh process for the slot's next job.
+        Err(e) => {
+            tracing::warn!(attempt = %attempt, slot = index, error = %e, "the slot's process failed; the next job starts a fresh one");
+            report_fail(shared, attempt, &format!("training process: {e}"), false).await;
+        }
+    }
+}
+
+/// Downloads the attempt's checkpoint to `ckpt`; `false` when the job is
+/// over already (dropped, or reported as failed).
+async fn fetch_checkpoint(shared: &Arc<Shared>, attempt: &str, job_id: &str, ckpt: &Path) -> bool {
+    let limit = shared.config.checkpoint_download_timeout;
+    let mut tries = 0;
+    let got = loop {
+        let r = call(shared, "DownloadCheckpoint", |mut c| {
+            let (attempt, ckpt) = (attempt.to_owned(), ckpt.to_path_buf());
+            let who = shared.credentials();
+            async move { transfer::download(&mut c, who, &attempt, &ckpt, limit).await }
+        })
+        .await;
+        match r {
+            // A torn transfer: try again a few times.
+            Err(s) if s.code() == tonic::Code::DataLoss && tries < 3 => tries += 1,
+            other => break other,
+        }
+    };
+    match resume_plan(&got) {
+        Resume::FromCheckpoint => {
+            tracing::info!(attempt = %attempt, job = %job_id, detail = %reason(&got), "checkpoint downloaded")
+        }
+        Resume::DropJob => {
+            tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
+            return false;
+        }
+        // The coordinator's copy is gone, damaged, too big or too slow to
+        // come: a checkpoint only saves time (training is deterministic),
+        // so start from epoch 0.
+        Resume::FromEpochZero => {
+            tracing::warn!(attempt = %attempt, job = %job_id, reason = %reason(&got), "checkpoint unusable; training from epoch 0");
+            if let Err(e) = std::fs::remove_file(ckpt)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                report_fail(
+                    shared,
+                    attempt,
+                    &format!("removing {}: {e}", ckpt.display()),
+                    false,
+                )
+                .await;
+                return false;
+            }
+        }
+        Resume::Fail => {
+            report_fail(
+                shared,
+                attempt,
+                &format!("checkpoint download: {}", reason(&got)),
+                false,
+            )
+            .await;
+            return false;
+        }
+    }
+    true
+}
+
+/// Forwards a training thread's events to the coordinator until the thread
+/// drops its sender (it has finished); `true` when the lease was given away.
+async fn forward_events(
+    shared: &Arc<Shared>,
+    attempt: &str,
+    handle: &Arc<AttemptHandle>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SlotEvent>,
+    pending: &Mutex<Option<PendingCheckpoint>>,
+) -> bool {
     let mut fenced = false;
     while let Some(event) = rx.recv().await {
         if fenced || handle.stop_reason() == StopReason::Drop {
@@ -197,7 +274,7 @@ async fn run_inner(
         let r = match event {
             SlotEvent::Epoch(m) => {
                 let request = ReportEpochRequest {
-                    attempt_id: attempt.clone(),
+                    attempt_id: attempt.to_owned(),
                     metrics: Some(m.to_proto()),
                     worker: Some(shared.credentials()),
                 };
@@ -225,7 +302,7 @@ async fn run_inner(
                         SERVER_ERROR_TRIES,
                         || {
                             let mut c = shared.client.clone();
-                            let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
+                            let (attempt, ckpt) = (attempt.to_owned(), ckpt.clone());
                             let who = shared.credentials();
                             async move { transfer::upload(&mut c, who, &attempt, &ckpt).await }
                         },
@@ -246,52 +323,7 @@ async fn run_inner(
             }
         }
     }
-    let (outcome, child) = match done_rx.await {
-        Ok(r) => r,
-        Err(_) => {
-            report_fail(shared, &attempt, "training thread panicked", false).await;
-            return;
-        }
-    };
-    if let Some(child) = child {
-        shared.put_child(index, child);
-    }
-    if fenced || handle.stop_reason() == StopReason::Drop {
-        return;
-    }
-    match outcome {
-        Ok(ChildOutcome::Complete { result }) => {
-            report_complete(shared, &attempt, &result, device).await;
-            // The weights and metrics stay; the resume checkpoint (weights,
-            // optimiser state and best copy, ~150 MB for the reference model) is
-            // of no further use once the result is in.
-            if let Err(e) = std::fs::remove_file(&ckpt)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %ckpt.display(), error = %e, "cannot remove a finished job's checkpoint");
-            }
-        }
-        Ok(ChildOutcome::Stopped { epoch }) => {
-            tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
-            let _ = report_release(shared, &attempt).await;
-        }
-        Ok(ChildOutcome::Failed {
-            message,
-            deterministic,
-            sticky,
-        }) => {
-            if sticky {
-                tracing::warn!(attempt = %attempt, slot = index, "a sticky device error ended the slot's process; the next job starts a fresh one");
-            }
-            report_fail(shared, &attempt, &message, deterministic && !sticky).await;
-        }
-        // A crash costs this attempt only: a transient failure, and a
-        // fresh process for the slot's next job.
-        Err(e) => {
-            tracing::warn!(attempt = %attempt, slot = index, error = %e, "the slot's process failed; the next job starts a fresh one");
-            report_fail(shared, &attempt, &format!("training process: {e}"), false).await;
-        }
-    }
+    fenced
 }
 
 /// Where a job runs: the slot's device, how its process is started, and the
