@@ -6,38 +6,54 @@
 #   GPU_CHECK_DEVICE=cpu bash scripts/gpu-check.sh run    # the same flow on the CPU
 #
 # `prepare` builds (release) the worker, the coordinator, the CUDA feature tests
-# (worker/tests/cuda.rs) and the training-step benchmark, strips them into
-# gpu-check/bin/ and writes a small synthetic data set to gpu-check/data/: what
-# a GPU machine without a Rust toolchain needs, besides the tracked files.
+# (worker/tests/cuda.rs, worker/tests/cuda_slots.rs) and the training-step
+# benchmark, strips them into gpu-check/bin/ and writes a small synthetic data
+# set to gpu-check/data/: what a GPU machine without a Rust toolchain needs,
+# besides the tracked files. It fails if gpu-check/ holds more than 60 MiB.
 #
 # `run` needs a `python3` with PyTorch (`$PYTHON` to name another): libtorch is
 # taken from its torch/lib, NVRTC from beside it (or `$SPIKECV_NVRTC`). Every
-# section runs under its own `timeout`, all of them within a budget of
-# GPU_CHECK_BUDGET_S seconds (570: the run fits in 10 minutes; a section the
-# budget no longer allows is reported as not started); a section that fails
-# is reported with its log's tail and the next one runs. In order of
-# importance:
+# section runs under its own `timeout`; the timeouts add up to 550 s, within
+# the budget of GPU_CHECK_BUDGET_S seconds (570: the run fits in 10 minutes).
+# A section that fails is reported with its log's tail and the next one runs.
+# In the order they run, which is their order of importance:
 #
-#   env              the GPU, torch and NVRTC the binaries will use
-#   self-check       the fused LIF kernels' first-use check on the device
-#   step-vs-cpu      one f32 training pass, fused kernels on the device (TF32
-#                    off) against the CPU kernels on the CPU: equal rates, loss
-#                    and gradients within the tolerances stated in cuda.rs
-#   fused-vs-tensor  the same pass, fused kernels against the tensor path, both
-#                    on the device
-#   cuda-tests       the other tests of worker/tests/cuda.rs (need CUDA)
-#   step-speed       training-step samples/s with the fused kernels and with the
-#                    tensor path (`worker --lif-kernels fused|tensor`'s paths)
-#   vs-pytorch       the train_step benchmark on the device beside the
+#   env              (15 s) the GPU, torch and NVRTC the binaries will use
+#   step-tensor      (45 s) training-step samples/s with the tensor path: the
+#                    baseline, in a test of its own
+#   self-check       (30 s) the fused LIF kernels' first-use check on the device
+#   step-fused       (40 s) training-step samples/s with the fused kernels, and
+#                    their ratio to the baseline
+#   step-vs-cpu      (35 s) one f32 training pass, fused kernels on the device
+#                    (TF32 off) against the CPU kernels on the CPU: equal
+#                    rates, loss and gradients within cuda.rs's tolerances
+#   fused-vs-tensor  (35 s) the same pass, fused kernels against the tensor
+#                    path, both on the device
+#   jobs-1-tensor    (55 s) coordinator and worker, one job at a time,
+#                    `--lif-kernels tensor`: samples/s per job
+#   jobs-1/2/4       (50, 55, 60 s) the same with the fused kernels (auto),
+#                    1, 2 and 4 jobs on the GPU: samples/s per job from the
+#                    epochs after the first, the GPU's total, nvidia-smi
+#                    utilisation and peak memory
+#   cuda-slots       (35 s) worker/tests/cuda_slots.rs: streams, pinned
+#                    staging, background checkpoints, free memory, OOM
+#   cuda-tests       (35 s) the other tests of worker/tests/cuda.rs
+#   vs-pytorch       (50 s) the train_step benchmark on the device beside the
 #                    reference-style PyTorch loop on the same device
-#   jobs-1/2/4       coordinator and worker, 1, 2 and 4 jobs on the GPU: samples/s
-#                    per job from the epochs after the first, the GPU's total,
-#                    nvidia-smi utilisation and peak memory
-#   jobs-1-tensor    one job at a time, `--lif-kernels tensor`
-#   warnings         whether the workers' stderr has a warning per batch
+#   warnings         (10 s) whether the workers' stderr has a warning per batch
 #
-# then a table: section, status, seconds, key figure. Logs go to
-# GPU_CHECK_LOGS (gpu-check/logs): one <section>.log each, and summary.txt.
+# When time runs short, sections are dropped from the end of that list: a
+# section starts only with 30 s of the budget left, and gets at most what is
+# left; so warnings go first, then vs-pytorch, cuda-tests, cuda-slots, jobs-4,
+# jobs-2, jobs-1, jobs-1-tensor, fused-vs-tensor, step-vs-cpu, step-fused,
+# self-check, and the tensor baseline last.
+#
+# Logs: one <section>.log each and summary.txt (every section's status, time
+# and key figure, rewritten after each section, so a run cut short keeps what
+# it did) go to GPU_CHECK_LOGS, else to $OUT/gpu-check-logs when $OUT is set
+# (a GPU machine reached remotely may return only that folder), else to
+# gpu-check/logs. The jobs' work folders (weights, checkpoints) stay in
+# gpu-check/work, never under $OUT.
 #
 # GPU_CHECK_DEVICE=cpu runs the same sections on the CPU with tiny sizes (the
 # fused kernels in their C++ form; the first-use check, the CUDA-only tests
@@ -55,22 +71,28 @@ prepare() (
   source scripts/env.sh
   rm -rf "$out" && mkdir -p "$out/bin"
   cargo build --release -p spikecv-worker -p spikecv-coordinator
-  local msg tests bench
-  msg="$(cargo test --release -p spikecv-worker --features cuda-tests --test cuda --no-run --message-format=json)"
+  local msg tests slots bench
+  msg="$(cargo test --release -p spikecv-worker --features cuda-tests --test cuda --test cuda_slots --no-run --message-format=json)"
   tests="$(jq -r 'select(.executable != null and .target.name == "cuda") | .executable' <<<"$msg" | tail -1)"
+  slots="$(jq -r 'select(.executable != null and .target.name == "cuda_slots") | .executable' <<<"$msg" | tail -1)"
   msg="$(cargo bench -p spikecv-worker --bench train_step --no-run --message-format=json)"
   bench="$(jq -r 'select(.executable != null and .target.name == "train_step") | .executable' <<<"$msg" | tail -1)"
-  cp target/release/worker target/release/coordinator "$out/bin/"
+  local release="${CARGO_TARGET_DIR:-target}/release"
+  cp "$release/worker" "$release/coordinator" "$out/bin/"
   cp "$tests" "$out/bin/cuda-tests"
+  cp "$slots" "$out/bin/cuda-slots"
   cp "$bench" "$out/bin/train-step"
   strip "$out"/bin/*
   # Every recording of the tiny synthetic set: 59 x 19 gestures, a few MB.
-  target/release/coordinator data synth --out "$out/data" --size tiny
+  "$release/coordinator" data synth --out "$out/data" --size tiny
   du -sh "$out"/bin/* "$out/data"
   local mib
   mib=$(($(du -sk "$out" | cut -f1) / 1024))
-  echo "gpu-check/: ${mib} MiB to carry (the device tool's limit is 64 MiB)"
-  ((mib <= 64)) || echo "warning: gpu-check/ is over 64 MiB" >&2
+  echo "gpu-check/: ${mib} MiB to carry (at most 60 MiB)"
+  if ((mib > 60)); then
+    echo "error: gpu-check/ holds ${mib} MiB, over 60 MiB" >&2
+    exit 1
+  fi
 )
 
 # --- settings of `run` (exported: each section is this script run again) ---
@@ -79,9 +101,11 @@ setup_run() {
   export GPU_CHECK_DEVICE="${GPU_CHECK_DEVICE:-cuda:0}"
   export PYTHON="${PYTHON:-python3}"
   export bin="$out/bin" data="$out/data"
-  export logs="${GPU_CHECK_LOGS:-$out/logs}"
-  mkdir -p "$logs" && rm -f "$logs"/*.log "$logs"/*.key "$logs"/*.key.logs "$logs"/summary.txt
-  rm -rf "$logs"/jobs-*
+  local default_logs="$out/logs"
+  [[ -n ${OUT:-} ]] && default_logs="$OUT/gpu-check-logs"
+  export logs="${GPU_CHECK_LOGS:-$default_logs}" work_root="$out/work"
+  mkdir -p "$logs" "$work_root" && rm -f "$logs"/*.log "$logs"/*.key "$logs"/*.key.logs "$logs"/summary.txt
+  rm -rf "$logs"/jobs-* "$work_root"/jobs-*
   if [[ $GPU_CHECK_DEVICE == cpu ]]; then
     export cpu_mode=1 gpus=cpu
     # Tiny sizes: 32x32 frames (downscale 4), T = 8, two epochs.
@@ -93,7 +117,7 @@ setup_run() {
     # Reference sizes: batch 8, T = 50, 128x128.
     export speed_batch=8 speed_steps=50 speed_size=128 speed_iters=20 speed_warmup=3
     export bench_batch=8 bench_steps=50 bench_iters=20 bench_warmup=3
-    export job_downscale=1 job_steps=50 job_epochs=6
+    export job_downscale=1 job_steps=50 job_epochs=3
   fi
   local lib
   if lib="$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"; then
@@ -237,25 +261,50 @@ s_cuda_tests() {
   return "$rc"
 }
 
-s_step_speed() {
-  local log="$logs/step-speed.tests" smi="$logs/step-speed.smi.csv"
+# The training-step speed of one LIF path, from its own test: `name` is the
+# path (tensor, fused), `test` the test that times it.
+step_speed() {
+  local name=$1 test=$2 log="$logs/step-$1.tests" smi="$logs/step-$1.smi.csv"
   smi_start "$smi"
   SPEED_BATCH=$speed_batch SPEED_STEPS=$speed_steps SPEED_SIZE=$speed_size \
     SPEED_ITERS=$speed_iters SPEED_WARMUP=$speed_warmup GPU_CHECK_DEVICE="$GPU_CHECK_DEVICE" \
-    cuda_tests "$log" --ignored --exact training_step_speed_by_lif_path
+    cuda_tests "$log" --ignored --exact "$test"
   local rc=$?
   smi_stop
-  grep -E '^step |^fused over tensor' "$log" | keys
+  grep -E '^step ' "$log" | keys
   smi_summary "$smi" | keys
   ((rc == 0)) || {
     key "failed: $(failure_line "$log")"
     return "$rc"
   }
-  local fused tensor ratio
-  fused="$(sed -n 's/^step fused: \([0-9.]*\) samples\/s.*/\1/p' "$log")"
-  tensor="$(sed -n 's/^step tensor: \([0-9.]*\) samples\/s.*/\1/p' "$log")"
-  ratio="$(sed -n 's/^fused over tensor: //p' "$log")"
-  key "fused ${fused:-?} samples/s, tensor ${tensor:-?} samples/s, ${ratio:-?} (batch $speed_batch, T $speed_steps, ${speed_size}x$speed_size)"
+  local rate tensor figure
+  rate="$(sed -n "s/^step $name: \([0-9.]*\) samples\/s.*/\1/p" "$log")"
+  figure="$name ${rate:-?} samples/s (batch $speed_batch, T $speed_steps, ${speed_size}x$speed_size)"
+  if [[ $name != tensor ]]; then
+    tensor="$(sed -n 's/^step tensor: \([0-9.]*\) samples\/s.*/\1/p' "$logs/step-tensor.tests" 2>/dev/null)"
+    if [[ -n $tensor && -n $rate ]]; then
+      figure+=", $(awk -v f="$rate" -v t="$tensor" 'BEGIN { printf "%.2fx", f / t }') the tensor path's $tensor"
+    else
+      figure+=", no tensor baseline to compare with"
+    fi
+  fi
+  key "$figure"
+  return "$rc"
+}
+
+s_step_tensor() { step_speed tensor training_step_speed_tensor_path; }
+s_step_fused() { step_speed fused training_step_speed_fused; }
+
+s_cuda_slots() {
+  if ((cpu_mode)); then
+    key "skipped on the CPU: every test of cuda_slots.rs needs CUDA"
+    return 77
+  fi
+  local log="$logs/cuda-slots.tests" rc
+  "$bin/cuda-slots" --test-threads=1 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  test_lines "$log"
+  key "$(grep -m1 '^test result:' "$log" || echo 'no test result line')"
   return "$rc"
 }
 
@@ -296,12 +345,12 @@ free_port() {
 # other), `job_epochs` epochs each, LIF kernels `kernels`.
 s_jobs() {
   local jobs=$1 kernels=$2
-  local dir="$logs/jobs-$jobs-$kernels"
+  local dir="$logs/jobs-$jobs-$kernels" wdir="$work_root/jobs-$jobs-$kernels"
   local folds=$((jobs < 2 ? 2 : jobs)) port cpid rc
-  mkdir -p "$dir"
+  mkdir -p "$dir" "$wdir"
   echo "$dir/worker.log" >>"$SECTION_KEY.logs"
   port="$(free_port)" || return 1
-  cat >"$dir/exp.toml" <<TOML
+  cat >"$wdir/exp.toml" <<TOML
 name = "gpu-check-$jobs-$kernels"
 [data]
 root = "$data"
@@ -320,14 +369,15 @@ test_steps = $job_steps
 checkpoint_every = 0
 TOML
   key "experiment: $folds jobs of $job_epochs epochs, T $job_steps, downscale $job_downscale; $jobs slot(s); --lif-kernels $kernels"
-  "$bin/coordinator" serve --experiment "$dir/exp.toml" --state "$dir/state.db" \
+  cp "$wdir/exp.toml" "$dir/exp.toml"
+  "$bin/coordinator" serve --experiment "$wdir/exp.toml" --state "$wdir/state.db" \
     --listen "127.0.0.1:$port" >"$dir/coordinator.log" 2>&1 &
   cpid=$!
   smi_start "$dir/smi.csv"
   local t0 t1
   t0=$(date +%s.%N)
   "$bin/worker" --lif-kernels "$kernels" join --coordinator "http://127.0.0.1:$port" \
-    --gpus "$gpus" --jobs-per-gpu "$jobs" --data "$data" --work-dir "$dir/work" \
+    --gpus "$gpus" --jobs-per-gpu "$jobs" --data "$data" --work-dir "$wdir/work" \
     --max-backoff-seconds 1 --exit-when-done >"$dir/worker.log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
@@ -348,7 +398,7 @@ TOML
   fi
   local smi=""
   ((cpu_mode)) || smi="$dir/smi.csv"
-  "$PYTHON" - "$dir" "$jobs" "$folds" "$smi" <<'PY' >"$dir/analysis.txt"
+  "$PYTHON" - "$wdir" "$jobs" "$folds" "$smi" <<'PY' >"$dir/analysis.txt"
 import glob, json, math, os, struct, sys
 from datetime import datetime
 
@@ -507,13 +557,13 @@ s_warnings() {
     return 1
   fi
   local report="$logs/warnings.txt"
-  "$PYTHON" - "$logs" <<'PY' >"$report"
+  "$PYTHON" - "$logs" "$work_root" <<'PY' >"$report"
 import collections, glob, json, math, os, re, sys
-logs = sys.argv[1]
+logs, work_root = sys.argv[1], sys.argv[2]
 lines = warn = batches = 0
 repeats = collections.Counter()
 for log in sorted(glob.glob(os.path.join(logs, "jobs-*", "worker.log"))):
-    run = os.path.dirname(log)
+    run = os.path.join(work_root, os.path.basename(os.path.dirname(log)))
     batch = 8
     for line in open(os.path.join(run, "exp.toml")):
         if line.startswith("batch"):
@@ -559,6 +609,7 @@ section() {
   if ((left < 30)); then
     printf '\n== %s: not started (%d s of the %d s budget left)\n' "$name" "$left" "$budget"
     results+=("$name|not started|0|budget spent")
+    write_summary
     return 0
   fi
   ((limit > left)) && limit=$left
@@ -588,44 +639,58 @@ section() {
     [[ -n $figure ]] || figure="exit $rc: $(grep -m1 -iE 'error|panicked|failed' "$log" | cut -c1-120)"
   fi
   results+=("$name|$status|$(($(date +%s) - t0))|$figure")
+  write_summary
 }
 
 run() {
   setup_run
   budget="${GPU_CHECK_BUDGET_S:-570}"
-  local start
   start=$(date +%s)
   deadline=$((start + budget))
   echo "gpu-check run on $GPU_CHECK_DEVICE: budget $budget s, logs in $logs"
 
-  section env 30 s_env
-  section self-check 90 s_self_check
-  section step-vs-cpu 90 s_step_vs_cpu
-  section fused-vs-tensor 90 s_fused_vs_tensor
-  section cuda-tests 120 s_cuda_tests
-  section step-speed 120 s_step_speed
-  section vs-pytorch 180 s_vs_pytorch
-  section jobs-1 120 s_jobs 1 auto
-  section jobs-2 120 s_jobs 2 auto
-  section jobs-4 120 s_jobs 4 auto
-  section jobs-1-tensor 120 s_jobs 1 tensor
-  section warnings 30 s_warnings
+  section env 15 s_env
+  section step-tensor 45 s_step_tensor
+  section self-check 30 s_self_check
+  section step-fused 40 s_step_fused
+  section step-vs-cpu 35 s_step_vs_cpu
+  section fused-vs-tensor 35 s_fused_vs_tensor
+  section jobs-1-tensor 55 s_jobs 1 tensor
+  section jobs-1 50 s_jobs 1 auto
+  section jobs-2 55 s_jobs 2 auto
+  section jobs-4 60 s_jobs 4 auto
+  section cuda-slots 35 s_cuda_slots
+  section cuda-tests 35 s_cuda_tests
+  section vs-pytorch 50 s_vs_pytorch
+  section warnings 10 s_warnings
 
-  local row name status secs figure failed=0 summary="$logs/summary.txt"
-  printf '\nsummary (%s, %d s in all)\n' "$GPU_CHECK_DEVICE" "$(($(date +%s) - start))" >"$summary"
-  printf '%-16s %-12s %5s  %s\n' section status secs "key figure" >>"$summary"
+  write_summary final
+  cat "$logs/summary.txt"
+  local row status failed=0
   for row in "${results[@]}"; do
-    IFS='|' read -r name status secs figure <<<"$row"
-    printf '%-16s %-12s %5s  %s\n' "$name" "$status" "$secs" "$figure" >>"$summary"
+    IFS='|' read -r _ status _ _ <<<"$row"
     [[ $status == pass || $status == skipped ]] || failed=1
   done
-  cat >>"$summary" <<'NOTE'
+  return "$failed"
+}
+
+# Writes summary.txt from the sections run so far (`final` once all ran).
+write_summary() {
+  local row name status secs figure summary="$logs/summary.txt"
+  {
+    printf '\nsummary (%s, %d s in all, budget %d s)\n' "$GPU_CHECK_DEVICE" "$(($(date +%s) - start))" "$budget"
+    printf '%-16s %-12s %5s  %s\n' section status secs "key figure"
+    for row in "${results[@]}"; do
+      IFS='|' read -r name status secs figure <<<"$row"
+      printf '%-16s %-12s %5s  %s\n' "$name" "$status" "$secs" "$figure"
+    done
+    [[ ${1:-} == final ]] || echo "(run in progress: the sections after these have not ended yet)"
+    cat <<'NOTE'
 per job: training samples/s over the epochs after the first (evaluation excluded).
 device total: jobs x rate only where the jobs' measured epochs overlapped >= 90 %;
 otherwise the training samples over the wall time of the measured epochs (said so).
 NOTE
-  cat "$summary"
-  return "$failed"
+  } >"$summary.tmp" && mv "$summary.tmp" "$summary"
 }
 
 case "${1:-}" in

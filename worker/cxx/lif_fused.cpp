@@ -8,6 +8,7 @@
 // message.
 #include <ATen/record_function.h>
 #include <c10/core/CPUAllocator.h>
+#include <dirent.h>
 #include <dlfcn.h>
 
 #include <cstring>
@@ -91,6 +92,34 @@ bool resolve(void *library, const char *name, T *out) {
   return *out != nullptr;
 }
 
+// Loads the builtins library that sits beside libnvrtc at `path`, of the
+// same major version, whatever its minor one (`libnvrtc.so.13` beside
+// `libnvrtc-builtins.so.13.2`): NVRTC then finds it by its soname. None
+// there (or an unversioned `path`): NVRTC looks for it itself.
+void preload_builtins(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  std::string folder = slash == std::string::npos ? "./" : path.substr(0, slash + 1);
+  std::string name = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  const std::string stem = "libnvrtc.so";
+  std::string version = name.compare(0, stem.size(), stem) == 0 ? name.substr(stem.size()) : "";
+  size_t minor = version.find('.', 1);
+  std::string major = minor == std::string::npos ? version : version.substr(0, minor);
+  std::string wanted = "libnvrtc-builtins.so" + major;
+  DIR *dir = opendir(folder.c_str());
+  if (dir == nullptr) {
+    return;
+  }
+  while (struct dirent *entry = readdir(dir)) {
+    std::string file = entry->d_name;
+    bool same_major = file.compare(0, wanted.size(), wanted) == 0 &&
+                      (file.size() == wanted.size() || file[wanted.size()] == '.');
+    if (same_major) {
+      dlopen((folder + file).c_str(), RTLD_NOW | RTLD_GLOBAL);
+    }
+  }
+  closedir(dir);
+}
+
 // Opens libnvrtc at `path` (its builtins library, beside it, first) once per
 // process; later calls return the first result.
 const Nvrtc *open_nvrtc(const std::string &path, std::string *why) {
@@ -103,8 +132,7 @@ const Nvrtc *open_nvrtc(const std::string &path, std::string *why) {
     done = true;
     // NVRTC opens its builtins by soname; loaded first from the same folder,
     // they are found whatever the loader's search path.
-    std::string folder = path.substr(0, path.find_last_of('/') + 1);
-    dlopen((folder + "libnvrtc-builtins.so.13.0").c_str(), RTLD_NOW | RTLD_GLOBAL);
+    preload_builtins(path);
     void *library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (library == nullptr) {
       const char *message = dlerror();

@@ -35,6 +35,9 @@ pub enum Command {
     Train(crate::train::command::TrainArgs),
     /// Evaluate saved weights on a data set and print the accuracy.
     Evaluate(crate::train::command::EvaluateArgs),
+    /// A slot's training process, started by `worker join` (not for direct use).
+    #[command(hide = true)]
+    SlotChild(crate::slot_child::SlotChildArgs),
 }
 
 /// Flags of `worker join`.

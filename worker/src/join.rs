@@ -1,5 +1,6 @@
 //! `worker join`: dial a coordinator, lease jobs for every free slot, train each
-//! on its own OS thread, and report epochs, checkpoints and results.
+//! in its slot's own process ([`crate::slot_child`], driven from an OS thread
+//! of this one), and report epochs, checkpoints and results.
 //!
 //! The pull loop asks for work whenever a slot is free; a separate heartbeat task
 //! keeps the leases alive. Lost connections are retried with capped exponential
@@ -8,6 +9,7 @@
 //! dropped. On shutdown (SIGTERM, Ctrl-C) running jobs stop at the next epoch
 //! boundary, their checkpoints are uploaded and the jobs released.
 
+pub mod child;
 mod heartbeat;
 mod observer;
 mod retry;
@@ -50,6 +52,13 @@ pub struct JoinConfig {
     pub checkpoint_download_timeout: Duration,
     /// Which kernels run the LIF layers of every job (`worker --lif-kernels`).
     pub lif_kernels: LifKernels,
+    /// The frame cache budget of each device (`--frame-cache-gib`), split
+    /// evenly between the slot processes on it.
+    pub frame_cache: crate::cache::Budget,
+    /// The `worker` binary the slot processes run (default: this process's).
+    pub child_program: Option<PathBuf>,
+    /// CPU tensors of the slot processes left to the C allocator.
+    pub system_allocator: bool,
 }
 
 /// Why `worker join` could not start or stopped.
@@ -155,6 +164,9 @@ impl JoinConfig {
             max_backoff: Duration::from_secs(10),
             checkpoint_download_timeout: Duration::from_secs(900),
             lif_kernels: LifKernels::default(),
+            frame_cache: crate::cache::Budget::Auto,
+            child_program: None,
+            system_allocator: false,
         })
     }
 }
@@ -253,6 +265,7 @@ pub async fn join(
     let heartbeat = tokio::spawn(heartbeat::run(shared.clone()));
     let outcome = lease_loop(&shared).await;
     heartbeat.abort();
+    shared.end_children();
     outcome
 }
 
@@ -352,8 +365,8 @@ async fn lease_loop(shared: &Arc<Shared>) -> Result<JoinOutcome, JoinError> {
 pub async fn run_command(
     args: crate::cli::JoinArgs,
     lif_kernels: LifKernels,
+    system_allocator: bool,
 ) -> Result<JoinOutcome, JoinError> {
-    crate::cache::set_budget(args.frame_cache_gib);
     let mut client = ClientOptions {
         url: args.coordinator,
         token: None,
@@ -381,6 +394,8 @@ pub async fn run_command(
     config.work_dir = args.work_dir;
     config.exit_when_done = args.exit_when_done;
     config.lif_kernels = lif_kernels;
+    config.frame_cache = args.frame_cache_gib;
+    config.system_allocator = system_allocator;
     config.max_backoff = Duration::from_secs_f64(args.max_backoff_seconds.clamp(0.2, 3600.0));
     if let Ok(limit) = Duration::try_from_secs_f64(
         args.checkpoint_download_timeout_seconds

@@ -17,6 +17,8 @@ pub mod model;
 pub mod op_count;
 pub mod optim;
 pub mod sample;
+pub mod settings;
+pub mod slot_child;
 pub mod tensorboard;
 pub mod train;
 pub mod upload;

@@ -62,11 +62,13 @@ async fn run(cli: Cli, host_heap: Option<Result<(), HostHeapError>>) -> anyhow::
     let kernels = cli.lif_kernels;
     match cli.command {
         Command::Join(args) => {
-            let outcome = spikecv_worker::join::run_command(args, kernels).await?;
+            let outcome =
+                spikecv_worker::join::run_command(args, kernels, cli.system_allocator).await?;
             tracing::info!(?outcome, "worker finished");
         }
         Command::Train(args) => spikecv_worker::train::command::train(&args, kernels)?,
         Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args, kernels)?,
+        Command::SlotChild(args) => spikecv_worker::slot_child::serve(&args, kernels)?,
     }
     if let Some(heap) = allocator::host_heap_stats() {
         tracing::debug!(?heap, "host heap at exit");

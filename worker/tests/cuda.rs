@@ -348,16 +348,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Training-step time (`Net::forward_backward` and an Adam step) with each
-/// LIF path on the check device, at `SPEED_BATCH` (8), `SPEED_STEPS` (50),
+/// Training-step time (`Net::forward_backward` and an Adam step) of one LIF
+/// path on the check device, at `SPEED_BATCH` (8), `SPEED_STEPS` (50),
 /// `SPEED_SIZE`² (128²), input spike density 0.05, `SPEED_ITERS` (20) timed
-/// steps after `SPEED_WARMUP` (3). Prints one `step <path>: ...` line each and
-/// the fused kernels' speed-up. Timing only: run by `scripts/gpu-check.sh`
-/// with `--ignored`.
-#[test]
-#[ignore = "timing; run by scripts/gpu-check.sh"]
-fn training_step_speed_by_lif_path() {
-    use spikecv_worker::lif::fused::LifKernels;
+/// steps after `SPEED_WARMUP` (3): prints `step <name>: <rate> samples/s, ...`. Each path is a test of its
+/// own, so that a failure of one (the fused kernels') keeps the other's
+/// figure; `scripts/gpu-check.sh` runs the tensor baseline first.
+fn step_speed(name: &str, kernels: spikecv_worker::lif::fused::LifKernels) {
     let device = check_device();
     let batch: i64 = env_or("SPEED_BATCH", 8);
     let steps: i64 = env_or("SPEED_STEPS", 50);
@@ -380,40 +377,49 @@ fn training_step_speed_by_lif_path() {
         .onehot(19)
         .to_kind(Kind::Float);
     let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
-    let mut paths = vec![("fused", LifKernels::Fused), ("tensor", LifKernels::Tensor)];
-    if device == Device::Cpu {
-        paths.push(("cpu-kernels", LifKernels::Auto));
+    let (_vs, mut net) = Net::seeded(cfg, 0, device);
+    net.set_lif_kernels(kernels);
+    let params = net.parameters();
+    let refs: Vec<&Tensor> = params.iter().collect();
+    let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
+    let mut step = || {
+        Optimizer::zero_grad(&refs);
+        let _ = net.forward_backward(&x, &loss_fn);
+        opt.step(&refs);
+    };
+    for _ in 0..warmup {
+        step();
     }
-    let mut rates = Vec::new();
-    for (name, kernels) in paths {
-        let (_vs, mut net) = Net::seeded(cfg, 0, device);
-        net.set_lif_kernels(kernels);
-        let params = net.parameters();
-        let refs: Vec<&Tensor> = params.iter().collect();
-        let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
-        let mut step = || {
-            Optimizer::zero_grad(&refs);
-            let _ = net.forward_backward(&x, &loss_fn);
-            opt.step(&refs);
-        };
-        for _ in 0..warmup {
-            step();
-        }
-        sync(device);
-        let start = std::time::Instant::now();
-        for _ in 0..iters {
-            step();
-        }
-        sync(device);
-        let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
-        let rate = batch as f64 / seconds;
-        println!(
-            "step {name}: {rate:.1} samples/s, {:.2} ms/step (batch {batch}, T {steps}, {size}x{size}, {device:?}, {iters} steps after {warmup})",
-            seconds * 1e3
-        );
-        rates.push((name, rate));
+    sync(device);
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        step();
     }
-    if let [(_, fused), (_, tensor), ..] = rates.as_slice() {
-        println!("fused over tensor: {:.2}x", fused / tensor);
+    sync(device);
+    let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
+    let rate = batch as f64 / seconds;
+    println!(
+        "step {name}: {rate:.1} samples/s, {:.2} ms/step (batch {batch}, T {steps}, {size}x{size}, {device:?}, {iters} steps after {warmup})",
+        seconds * 1e3
+    );
+}
+
+/// The tensor path's training-step speed (the baseline). Timing only: run by
+/// `scripts/gpu-check.sh` with `--ignored`.
+#[test]
+#[ignore = "timing; run by scripts/gpu-check.sh"]
+fn training_step_speed_tensor_path() {
+    step_speed("tensor", spikecv_worker::lif::fused::LifKernels::Tensor);
+}
+
+/// The fused kernels' training-step speed (and, on the CPU, the CPU
+/// kernels'). Timing only: run by `scripts/gpu-check.sh` with `--ignored`.
+#[test]
+#[ignore = "timing; run by scripts/gpu-check.sh"]
+fn training_step_speed_fused() {
+    use spikecv_worker::lif::fused::LifKernels;
+    step_speed("fused", LifKernels::Fused);
+    if check_device() == Device::Cpu {
+        step_speed("cpu-kernels", LifKernels::Auto);
     }
 }

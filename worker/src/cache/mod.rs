@@ -39,7 +39,7 @@ pub use build::{build, build_with};
 pub use gather::CompactBatch;
 pub use registry::{
     Budget, DEFAULT_CUDA_BUDGET, acquire, budget_bytes, cuda_auto_budget, dataset_identity,
-    parse_budget, set_budget,
+    parse_budget, set_budget, set_share,
 };
 
 /// Everything of a [`FrameSpec`] but `T`: what a cache is built for.

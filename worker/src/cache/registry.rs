@@ -1,6 +1,8 @@
 //! The process-wide registry of frame caches: one per (data identity, frame
 //! settings, device), built by the first job that needs it and reused by the
-//! rest; a memory budget per device.
+//! rest; a memory budget per device, shared by the slot processes of the
+//! device ([`set_share`]). A cache no running job of the process uses is
+//! evicted when another one is built on its device.
 //!
 //! Jobs run on OS threads; the locks here are `std` mutexes, never held across
 //! an `.await`. A job holds its cache's slot lock while building, so a second
@@ -42,6 +44,7 @@ type Slot = Arc<Mutex<Option<Arc<FrameCache>>>>;
 
 struct Registry {
     budget: Mutex<Budget>,
+    share: Mutex<usize>,
     slots: Mutex<HashMap<Key, Slot>>,
     held: Mutex<HashMap<Key, u64>>,
     identities: Mutex<HashMap<String, String>>,
@@ -49,6 +52,7 @@ struct Registry {
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     budget: Mutex::new(Budget::Auto),
+    share: Mutex::new(1),
     slots: Mutex::new(HashMap::new()),
     held: Mutex::new(HashMap::new()),
     identities: Mutex::new(HashMap::new()),
@@ -61,6 +65,43 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Sets the budget of every device for caches built from now on.
 pub fn set_budget(budget: Budget) {
     *lock(&REGISTRY.budget) = budget;
+}
+
+/// Sets how many processes share each device's budget: this process's
+/// caches get that fraction of it (`worker join` runs one process per slot,
+/// so a device with two slots gives each half of its budget).
+pub fn set_share(processes: usize) {
+    *lock(&REGISTRY.share) = processes.max(1);
+}
+
+/// Bytes the caches of this process hold on `device` (as `format!("{device:?}")`).
+fn held_on(device: &str) -> u64 {
+    lock(&REGISTRY.held)
+        .iter()
+        .filter(|(k, _)| k.device == device)
+        .map(|(_, b)| b)
+        .sum()
+}
+
+/// Drops the caches of `device` that no running job uses (only the registry
+/// holds them), except `keep`'s; a cache being built is left alone.
+fn evict_unused(device: &str, keep: &Key) {
+    let slots: Vec<(Key, Slot)> = lock(&REGISTRY.slots)
+        .iter()
+        .filter(|(k, _)| k.device == device && *k != keep)
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect();
+    for (key, slot) in slots {
+        let Ok(mut held) = slot.try_lock() else {
+            continue;
+        };
+        if held.as_ref().is_some_and(|c| Arc::strong_count(c) == 1) {
+            *held = None;
+            if let Some(bytes) = lock(&REGISTRY.held).remove(&key) {
+                tracing::info!(device, bytes, "frame cache no running job uses evicted");
+            }
+        }
+    }
 }
 
 fn mem_total() -> Option<u64> {
@@ -76,14 +117,18 @@ pub fn cuda_auto_budget(free: Option<u64>) -> u64 {
     free.map_or(DEFAULT_CUDA_BUDGET, |f| f / 2)
 }
 
-/// The budget of `device` in bytes (for a GPU on `Auto`, read now).
+/// The budget of `device` in bytes for this process: the device's (for a GPU
+/// on `Auto`, half of its free memory read now plus what this process's
+/// caches hold there, which the card counts as used) divided by the share
+/// ([`set_share`]).
 pub fn budget_bytes(device: Device) -> u64 {
     let budget = *lock(&REGISTRY.budget);
-    match (budget, device) {
+    let share = (*lock(&REGISTRY.share)).max(1) as u64;
+    let whole = match (budget, device) {
         (Budget::Bytes(b), _) => b,
         (Budget::Auto, Device::Cuda(index)) => {
             let free = match crate::cuda_host::mem_info(index) {
-                Ok((free, _total)) => Some(free),
+                Ok((free, _total)) => Some(free + held_on(&format!("{device:?}"))),
                 Err(e) => {
                     tracing::warn!(device = index, error = %e, "cannot read the GPU's free memory; frame cache budget {DEFAULT_CUDA_BUDGET} bytes");
                     None
@@ -92,7 +137,8 @@ pub fn budget_bytes(device: Device) -> u64 {
             cuda_auto_budget(free)
         }
         (Budget::Auto, _) => mem_total().map_or(FALLBACK_CPU_BUDGET, |m| m / 2),
-    }
+    };
+    whole / share
 }
 
 /// A cheap signature of a data set's files (paths, sizes, modification
@@ -144,15 +190,16 @@ pub fn acquire<S: EventSource + ?Sized>(
     let Some(identity) = source.cache_identity() else {
         return Ok(None);
     };
-    let budget = budget_bytes(device);
-    if budget == 0 {
-        return Ok(None);
-    }
     let key = Key {
         identity,
         settings: need.settings,
         device: format!("{device:?}"),
     };
+    evict_unused(&key.device, &key);
+    let budget = budget_bytes(device);
+    if budget == 0 {
+        return Ok(None);
+    }
     let slot = lock(&REGISTRY.slots)
         .entry(key.clone())
         .or_default()

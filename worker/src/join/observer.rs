@@ -52,11 +52,6 @@ impl SlotObserver {
             last_epoch: 0,
         }
     }
-
-    /// Whether no epoch has finished under this observer yet.
-    pub fn no_epoch_done(&self) -> bool {
-        self.last_epoch == 0
-    }
 }
 
 impl Observer for SlotObserver {

@@ -1,11 +1,13 @@
-//! One leased attempt in one slot: fetch its checkpoint, train on a dedicated OS
-//! thread, stream epochs and checkpoints to the coordinator, then report the
-//! outcome (complete, fail, release, or nothing when the lease is gone).
+//! One leased attempt in one slot: fetch its checkpoint, train in the slot's
+//! process (driven from a dedicated OS thread), stream epochs and checkpoints
+//! to the coordinator, then report the outcome (complete, fail, release, or
+//! nothing when the lease is gone). A crash of the slot's process or a sticky
+//! device error in it costs this attempt only (a transient failure); the
+//! slot's next job starts a fresh process.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use spikecv_common::dataset::Dataset;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::cv::FoldSplit;
@@ -17,12 +19,15 @@ use spikecv_common::proto::{
 };
 use tonic::Status;
 
+use super::child::{ChildError, ChildLaunch, SlotChild};
 use super::observer::{PendingCheckpoint, SlotEvent, SlotObserver};
 use super::retry::{SERVER_ERROR_TRIES, is_fenced, with_bounded_retry, with_retry};
 use super::state::{AttemptHandle, Shared, StopReason};
 use super::transfer;
 use crate::devices::DeviceSpec;
-use crate::train::{JobSpec, TrainError, checkpoint_path, run_job};
+use crate::settings::ProcessSettings;
+use crate::slot_child::wire::{ChildJob, ChildOutcome};
+use crate::train::{JobSpec, checkpoint_path};
 
 /// Why an assignment could not even start training.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +70,7 @@ pub async fn run(
         index,
     };
     tracing::info!(attempt = %a.attempt_id, job = %a.job_id, variant = %a.variant, seed = a.seed, fold = a.fold, %device, resume = a.has_checkpoint, "job leased");
-    run_inner(&shared, device, a, &handle).await;
+    run_inner(&shared, index, device, a, &handle).await;
 }
 
 /// Hands back an assignment this worker cannot run.
@@ -77,6 +82,7 @@ pub fn release_unstarted(shared: Arc<Shared>, attempt_id: String) {
 
 async fn run_inner(
     shared: &Arc<Shared>,
+    index: usize,
     device: DeviceSpec,
     a: Assignment,
     handle: &Arc<AttemptHandle>,
@@ -90,91 +96,35 @@ async fn run_inner(
         }
     };
     let ckpt = checkpoint_path(&spec.out_dir);
-    if a.has_checkpoint {
-        let limit = shared.config.checkpoint_download_timeout;
-        let mut tries = 0;
-        let got = loop {
-            let r = call(shared, "DownloadCheckpoint", |mut c| {
-                let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
-                let who = shared.credentials();
-                async move { transfer::download(&mut c, who, &attempt, &ckpt, limit).await }
-            })
-            .await;
-            match r {
-                // A torn transfer: try again a few times.
-                Err(s) if s.code() == tonic::Code::DataLoss && tries < 3 => tries += 1,
-                other => break other,
-            }
-        };
-        match resume_plan(&got) {
-            Resume::FromCheckpoint => {
-                tracing::info!(attempt = %attempt, job = %a.job_id, detail = %reason(&got), "checkpoint downloaded")
-            }
-            Resume::DropJob => {
-                tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
-                return;
-            }
-            // The coordinator's copy is gone, damaged, too big or too slow to
-            // come: a checkpoint only saves time (training is deterministic),
-            // so start from epoch 0.
-            Resume::FromEpochZero => {
-                tracing::warn!(attempt = %attempt, job = %a.job_id, reason = %reason(&got), "checkpoint unusable; training from epoch 0");
-                if let Err(e) = std::fs::remove_file(&ckpt)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    report_fail(
-                        shared,
-                        &attempt,
-                        &format!("removing {}: {e}", ckpt.display()),
-                        false,
-                    )
-                    .await;
-                    return;
-                }
-            }
-            Resume::Fail => {
-                report_fail(
-                    shared,
-                    &attempt,
-                    &format!("checkpoint download: {}", reason(&got)),
-                    false,
-                )
-                .await;
-                return;
-            }
-        }
+    if a.has_checkpoint && !fetch_checkpoint(shared, &attempt, &a.job_id, &ckpt).await {
+        return;
     }
 
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let pending: Arc<Mutex<Option<PendingCheckpoint>>> = Arc::default();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let observer = SlotObserver::new(handle.clone(), tx, pending.clone());
-    let data_dir = shared.config.data_dir.clone();
-    let resumed = ckpt.is_file();
+    let job = ChildJob {
+        config_toml: a.config_toml.clone(),
+        variant: a.variant.clone(),
+        seed: spec.seed,
+        fold: spec.fold,
+        split: spec.split.clone(),
+        out_dir: spec.out_dir.clone(),
+        data_dir: shared.config.data_dir.clone(),
+    };
+    let place = ChildPlace {
+        launch: shared.child_launch(),
+        device,
+        share: shared.slots_on(device),
+        settings: ProcessSettings::of(&spec.config.training),
+    };
+    let old = shared.take_child(index);
     let thread = std::thread::Builder::new()
         .name(format!("train-{attempt}"))
         .spawn(move || {
             let mut observer = observer;
-            let mut result = train(&spec, data_dir.as_deref(), &mut observer);
-            // A checkpoint that does not load (torn, another shape, another
-            // format) only costs the epochs it held: train from epoch 0.
-            if resumed
-                && observer.no_epoch_done()
-                && result.as_ref().is_err_and(unloadable_checkpoint)
-                && std::fs::remove_file(checkpoint_path(&spec.out_dir)).is_ok()
-            {
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, "the checkpoint does not load; training from epoch 0");
-                }
-                result = train(&spec, data_dir.as_deref(), &mut observer);
-            }
-            if let Err(TrainError::OutOfMemory { cuda: true, .. }) = &result {
-                release_device_memory();
-            }
-            if let Some(bytes) = crate::allocator::release_free_pages() {
-                tracing::debug!(bytes, "host heap's free pages given back after the job");
-            }
-            let _ = done_tx.send(result);
+            let _ = done_tx.send(run_in_child(old, &place, job, &mut observer));
         });
     if let Err(e) = thread {
         report_fail(
@@ -187,7 +137,135 @@ async fn run_inner(
         return;
     }
 
-    // Forward events until the thread drops its sender (it has finished).
+    let fenced = forward_events(shared, &attempt, handle, rx, &pending).await;
+    let (outcome, child) = match done_rx.await {
+        Ok(r) => r,
+        Err(_) => {
+            report_fail(shared, &attempt, "training thread panicked", false).await;
+            return;
+        }
+    };
+    if let Some(child) = child {
+        shared.put_child(index, child);
+    }
+    if fenced || handle.stop_reason() == StopReason::Drop {
+        return;
+    }
+    report_outcome(shared, &attempt, index, device, &ckpt, outcome).await;
+}
+
+/// Reports how an attempt ended (a crash or a sticky error: a transient
+/// failure; the slot's next job starts a fresh process).
+async fn report_outcome(
+    shared: &Arc<Shared>,
+    attempt: &str,
+    index: usize,
+    device: DeviceSpec,
+    ckpt: &Path,
+    outcome: Result<ChildOutcome, ChildError>,
+) {
+    match outcome {
+        Ok(ChildOutcome::Complete { result }) => {
+            report_complete(shared, attempt, &result, device).await;
+            // The weights and metrics stay; the resume checkpoint (weights,
+            // optimiser state and best copy, ~150 MB for the reference model) is
+            // of no further use once the result is in.
+            if let Err(e) = std::fs::remove_file(ckpt)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %ckpt.display(), error = %e, "cannot remove a finished job's checkpoint");
+            }
+        }
+        Ok(ChildOutcome::Stopped { epoch }) => {
+            tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
+            let _ = report_release(shared, attempt).await;
+        }
+        Ok(ChildOutcome::Failed {
+            message,
+            deterministic,
+            sticky,
+        }) => {
+            if sticky {
+                tracing::warn!(attempt = %attempt, slot = index, "a sticky device error ended the slot's process; the next job starts a fresh one");
+            }
+            report_fail(shared, attempt, &message, deterministic && !sticky).await;
+        }
+        // A crash costs this attempt only: a transient failure, and a
+        // fresh process for the slot's next job.
+        Err(e) => {
+            tracing::warn!(attempt = %attempt, slot = index, error = %e, "the slot's process failed; the next job starts a fresh one");
+            report_fail(shared, attempt, &format!("training process: {e}"), false).await;
+        }
+    }
+}
+
+/// Downloads the attempt's checkpoint to `ckpt`; `false` when the job is
+/// over already (dropped, or reported as failed).
+async fn fetch_checkpoint(shared: &Arc<Shared>, attempt: &str, job_id: &str, ckpt: &Path) -> bool {
+    let limit = shared.config.checkpoint_download_timeout;
+    let mut tries = 0;
+    let got = loop {
+        let r = call(shared, "DownloadCheckpoint", |mut c| {
+            let (attempt, ckpt) = (attempt.to_owned(), ckpt.to_path_buf());
+            let who = shared.credentials();
+            async move { transfer::download(&mut c, who, &attempt, &ckpt, limit).await }
+        })
+        .await;
+        match r {
+            // A torn transfer: try again a few times.
+            Err(s) if s.code() == tonic::Code::DataLoss && tries < 3 => tries += 1,
+            other => break other,
+        }
+    };
+    match resume_plan(&got) {
+        Resume::FromCheckpoint => {
+            tracing::info!(attempt = %attempt, job = %job_id, detail = %reason(&got), "checkpoint downloaded")
+        }
+        Resume::DropJob => {
+            tracing::info!(attempt = %attempt, reason = %reason(&got), "lease gone before start; dropping the job");
+            return false;
+        }
+        // The coordinator's copy is gone, damaged, too big or too slow to
+        // come: a checkpoint only saves time (training is deterministic),
+        // so start from epoch 0.
+        Resume::FromEpochZero => {
+            tracing::warn!(attempt = %attempt, job = %job_id, reason = %reason(&got), "checkpoint unusable; training from epoch 0");
+            if let Err(e) = std::fs::remove_file(ckpt)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                report_fail(
+                    shared,
+                    attempt,
+                    &format!("removing {}: {e}", ckpt.display()),
+                    false,
+                )
+                .await;
+                return false;
+            }
+        }
+        Resume::Fail => {
+            report_fail(
+                shared,
+                attempt,
+                &format!("checkpoint download: {}", reason(&got)),
+                false,
+            )
+            .await;
+            return false;
+        }
+    }
+    true
+}
+
+/// Forwards a training thread's events to the coordinator until the thread
+/// drops its sender (it has finished); `true` when the lease was given away.
+async fn forward_events(
+    shared: &Arc<Shared>,
+    attempt: &str,
+    handle: &Arc<AttemptHandle>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SlotEvent>,
+    pending: &Mutex<Option<PendingCheckpoint>>,
+) -> bool {
     let mut fenced = false;
     while let Some(event) = rx.recv().await {
         if fenced || handle.stop_reason() == StopReason::Drop {
@@ -196,7 +274,7 @@ async fn run_inner(
         let r = match event {
             SlotEvent::Epoch(m) => {
                 let request = ReportEpochRequest {
-                    attempt_id: attempt.clone(),
+                    attempt_id: attempt.to_owned(),
                     metrics: Some(m.to_proto()),
                     worker: Some(shared.credentials()),
                 };
@@ -224,7 +302,7 @@ async fn run_inner(
                         SERVER_ERROR_TRIES,
                         || {
                             let mut c = shared.client.clone();
-                            let (attempt, ckpt) = (attempt.clone(), ckpt.clone());
+                            let (attempt, ckpt) = (attempt.to_owned(), ckpt.clone());
                             let who = shared.credentials();
                             async move { transfer::upload(&mut c, who, &attempt, &ckpt).await }
                         },
@@ -245,43 +323,47 @@ async fn run_inner(
             }
         }
     }
-    let outcome = match done_rx.await {
-        Ok(r) => r,
-        Err(_) => {
-            report_fail(shared, &attempt, "training thread panicked", false).await;
-            return;
-        }
-    };
-    if fenced || handle.stop_reason() == StopReason::Drop {
-        return;
-    }
-    match outcome {
-        Ok(result) => {
-            report_complete(shared, &attempt, &result, device).await;
-            // The weights and metrics stay; the resume checkpoint (weights,
-            // optimiser state and best copy, ~150 MB for the reference model) is
-            // of no further use once the result is in.
-            if let Err(e) = std::fs::remove_file(&ckpt)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %ckpt.display(), error = %e, "cannot remove a finished job's checkpoint");
-            }
-        }
-        Err(TrainError::Stopped { epoch }) => {
-            tracing::info!(attempt = %attempt, epoch, "stopped; handing the job back");
-            let _ = report_release(shared, &attempt).await;
-        }
-        Err(e) => report_fail(shared, &attempt, &e.to_string(), e.is_deterministic()).await,
-    }
+    fenced
 }
 
-/// Whether a training error before the first epoch says the resumed
-/// checkpoint could not be loaded into the job's network and optimiser.
-fn unloadable_checkpoint(e: &TrainError) -> bool {
-    matches!(
-        e,
-        TrainError::Checkpoint(_) | TrainError::OptimizerState { .. } | TrainError::Weights(_)
-    )
+/// Where a job runs: the slot's device, how its process is started, and the
+/// process-wide settings the job needs.
+struct ChildPlace {
+    launch: ChildLaunch,
+    device: DeviceSpec,
+    share: usize,
+    settings: ProcessSettings,
+}
+
+/// Runs `job` in the slot's process, reusing `old` when its settings are the
+/// job's (else a fresh process); gives back how the job ended and the
+/// process when it can run the slot's next job.
+fn run_in_child(
+    old: Option<SlotChild>,
+    place: &ChildPlace,
+    job: ChildJob,
+    observer: &mut SlotObserver,
+) -> (Result<ChildOutcome, ChildError>, Option<SlotChild>) {
+    let reusable = match old {
+        Some(c) if c.settings() == place.settings => Some(c),
+        Some(c) => {
+            tracing::info!(old = ?c.settings(), new = ?place.settings, "the next job needs other process-wide settings; restarting the slot's process");
+            None
+        }
+        None => None,
+    };
+    let mut child = match reusable {
+        Some(c) => c,
+        None => match SlotChild::start(&place.launch, place.device, place.share, place.settings) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), None),
+        },
+    };
+    match child.run(job, observer) {
+        Ok(outcome @ ChildOutcome::Failed { sticky: true, .. }) => (Ok(outcome), None),
+        Ok(outcome) => (Ok(outcome), Some(child)),
+        Err(e) => (Err(e), None),
+    }
 }
 
 /// What a leased job does after fetching its checkpoint.
@@ -363,30 +445,6 @@ fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpe
         init: None,
         lif_kernels: shared.config.lif_kernels,
     })
-}
-
-/// After out of memory on a GPU (the job's tensors are dropped by then): gives
-/// the blocks libtorch keeps cached back to the card, so the other slots of
-/// the GPU and the job's retry find the memory free. The attempt is then
-/// reported as a transient failure ([`TrainError::is_deterministic`]).
-fn release_device_memory() {
-    match crate::cuda_host::empty_cache() {
-        Ok(()) => tracing::info!(
-            "out of memory on the GPU: its cached blocks given back; the job will be retried"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot empty the CUDA cache after out of memory"),
-    }
-}
-
-/// Opens the data set and trains (on the calling OS thread).
-fn train(
-    spec: &JobSpec,
-    data_dir: Option<&Path>,
-    observer: &mut SlotObserver,
-) -> Result<JobResult, TrainError> {
-    let root = data_dir.unwrap_or(&spec.config.data.root);
-    let data = Dataset::open(root)?;
-    run_job(spec, &data, observer)
 }
 
 /// A call repeated while the coordinator is unreachable (forever: training

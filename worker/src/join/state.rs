@@ -10,6 +10,7 @@ use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{Assignment, AttemptProgress, RegisterRequest, WorkerCredentials};
 use tokio::sync::Notify;
 
+use super::child::SlotChild;
 use super::retry::{Backoff, is_transient};
 use super::{JoinConfig, JoinError};
 use crate::devices::DeviceSpec;
@@ -65,6 +66,9 @@ pub struct Shared {
     worker_id: Mutex<String>,
     worker_secret: Mutex<String>,
     slots: Mutex<Vec<Option<Arc<AttemptHandle>>>>,
+    /// Each slot's process, while no job runs in it (a running job's
+    /// training thread holds it).
+    children: Mutex<Vec<Option<SlotChild>>>,
     heartbeat_seconds: AtomicU32,
     draining: AtomicBool,
     shutting_down: AtomicBool,
@@ -86,6 +90,7 @@ impl Shared {
             worker_id: Mutex::new(String::new()),
             worker_secret: Mutex::new(String::new()),
             slots: Mutex::new(vec![None; n]),
+            children: Mutex::new((0..n).map(|_| None).collect()),
             heartbeat_seconds: AtomicU32::new(5),
             draining: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -263,6 +268,47 @@ impl Shared {
         }
         slots[index] = Some(handle.clone());
         Some((index, self.config.slots[index], handle))
+    }
+
+    /// Takes slot `index`'s idle process (for its next job).
+    pub fn take_child(&self, index: usize) -> Option<SlotChild> {
+        lock(&self.children).get_mut(index).and_then(Option::take)
+    }
+
+    /// Keeps slot `index`'s process for its next job.
+    pub fn put_child(&self, index: usize, child: SlotChild) {
+        if let Some(c) = lock(&self.children).get_mut(index) {
+            *c = Some(child);
+        }
+    }
+
+    /// How the slot processes are started.
+    pub fn child_launch(&self) -> super::child::ChildLaunch {
+        super::child::ChildLaunch {
+            program: self
+                .config
+                .child_program
+                .clone()
+                .or_else(|| std::env::current_exe().ok())
+                .unwrap_or_else(|| std::path::PathBuf::from("worker")),
+            system_allocator: self.config.system_allocator,
+            lif_kernels: self.config.lif_kernels,
+            frame_cache: self.config.frame_cache,
+        }
+    }
+
+    /// How many slots run on `device` (they share its frame cache budget).
+    pub fn slots_on(&self, device: DeviceSpec) -> usize {
+        self.config.slots.iter().filter(|d| **d == device).count()
+    }
+
+    /// Ends every idle slot process (on the worker's way out).
+    pub fn end_children(&self) {
+        let ended: Vec<SlotChild> = lock(&self.children)
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        drop(ended);
     }
 
     /// Frees a slot and wakes the lease loop.

@@ -125,12 +125,15 @@ fn check_split(spec: &JobSpec) -> Result<(), TrainError> {
 }
 
 /// Makes the output folder and sets up the device: on CUDA the process-wide
-/// switches the config asks for (deterministic algorithms, TF32 off), and a
-/// stream of the pool as this thread's current stream, so the jobs of one GPU
-/// (one thread each) overlap instead of queueing on the default stream.
+/// switches exactly as the config asks (deterministic algorithms, TF32; both
+/// set on or off, so nothing is left from an earlier job of the process), and
+/// a stream of the pool as this thread's current stream, taken once per
+/// thread: the jobs of one GPU (one process or thread each) overlap instead
+/// of queueing on the default stream, and the blocks the caching allocator
+/// keeps for a finished job serve the next one of the thread (a block is
+/// reused only on the stream that made it).
 fn prepare_device(spec: &JobSpec) -> Result<Device, TrainError> {
     std::fs::create_dir_all(&spec.out_dir).map_err(io(&spec.out_dir))?;
-    let t = &spec.config.training;
     let device = spec.device.to_tch();
     let Device::Cuda(index) = device else {
         return Ok(device);
@@ -141,17 +144,16 @@ fn prepare_device(spec: &JobSpec) -> Result<Device, TrainError> {
             message: e.lines().next().unwrap_or_default().to_owned(),
         }
     };
-    if t.deterministic {
-        crate::determinism::set_deterministic(true)
-            .map_err(|e| torch("turning on deterministic algorithms")(e.to_string()))?;
+    crate::settings::ProcessSettings::of(&spec.config.training)
+        .apply()
+        .map_err(|e| torch("setting TF32 and determinism")(e.to_string()))?;
+    let current = crate::cuda_host::current_stream(index)
+        .map_err(|e| torch("reading the thread's CUDA stream")(e.to_string()))?;
+    if current == 0 {
+        let stream = crate::cuda_host::use_pool_stream(index)
+            .map_err(|e| torch("taking a CUDA stream for the job")(e.to_string()))?;
+        tracing::debug!(device = index, stream, "the thread's CUDA stream");
     }
-    if !t.tf32 {
-        crate::cuda_host::set_tf32_conv(false)
-            .map_err(|e| torch("turning TF32 off")(e.to_string()))?;
-    }
-    let stream = crate::cuda_host::use_pool_stream(index)
-        .map_err(|e| torch("taking a CUDA stream for the job")(e.to_string()))?;
-    tracing::debug!(device = index, stream, "job's CUDA stream");
     Ok(device)
 }
 

@@ -10,8 +10,9 @@
 //! `training.deterministic` turns on libtorch's deterministic algorithms and
 //! deterministic cuDNN, autotuner off ([`crate::determinism`]); cuDNN itself
 //! stays on. The worker sets `CUBLAS_WORKSPACE_CONFIG=:4096:8` for itself at
-//! start-up. These switches are process-wide: a deterministic job makes the
-//! other jobs of its process deterministic too.
+//! start-up. These switches are process-wide: a job sets both to its config's
+//! values (on or off), and `worker join` runs each slot's jobs in a process of
+//! its own ([`crate::slot_child`]), so no job runs with another's.
 //!
 //! Several jobs may run in one process on different threads and devices:
 //! nothing here is shared between jobs except libtorch's generator, which is
@@ -243,6 +244,42 @@ impl TrainError {
     }
 }
 
+/// Words of libtorch's messages for CUDA errors that leave the process's
+/// CUDA context unusable: every later call of the process fails too, so the
+/// attempt is retried in a fresh process.
+pub const STICKY_CUDA_ERRORS: [&str; 9] = [
+    "illegal memory access",
+    "illegal address",
+    "ecc error",
+    "unspecified launch failure",
+    "misaligned address",
+    "illegal instruction",
+    "hardware stack error",
+    "device-side assert",
+    "invalid program counter",
+];
+
+/// Whether a libtorch message reports a sticky CUDA error ([`STICKY_CUDA_ERRORS`]).
+pub fn is_sticky_cuda_message(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    STICKY_CUDA_ERRORS.iter().any(|w| lower.contains(w))
+}
+
+impl TrainError {
+    /// Whether the error poisoned the process's CUDA context (an illegal
+    /// address, an ECC error, an unspecified launch failure...): the attempt
+    /// is a transient failure and the process must not train again.
+    pub fn is_sticky_device_error(&self) -> bool {
+        match self {
+            TrainError::Torch { message, .. } | TrainError::OutOfMemory { message, .. } => {
+                is_sticky_cuda_message(message)
+            }
+            TrainError::Load(e) => is_sticky_cuda_message(&e.to_string()),
+            _ => false,
+        }
+    }
+}
+
 /// The single checkpoint file of a job.
 pub fn checkpoint_path(out_dir: &Path) -> PathBuf {
     out_dir.join(CHECKPOINT_FILE)
@@ -397,5 +434,31 @@ mod tests {
             available: 19,
         };
         assert!(TrainError::Load(Box::new(missing)).is_deterministic());
+    }
+
+    #[test]
+    fn a_poisoned_cuda_context_is_sticky_and_transient() {
+        let illegal = TrainError::Torch {
+            during: "a training step",
+            message: "CUDA error: an illegal memory access was encountered".into(),
+        };
+        let ecc = TrainError::Torch {
+            during: "a training step",
+            message: "CUDA error: uncorrectable ECC error encountered".into(),
+        };
+        let launch = TrainError::Torch {
+            during: "a training step",
+            message: "CUDA error: unspecified launch failure".into(),
+        };
+        for e in [&illegal, &ecc, &launch] {
+            assert!(e.is_sticky_device_error(), "{e}");
+            assert!(!e.is_deterministic(), "{e}");
+        }
+        let shape = TrainError::Torch {
+            during: "a training step",
+            message: "shape '[2, 3]' is invalid for input of size 5".into(),
+        };
+        assert!(!shape.is_sticky_device_error());
+        assert!(!TrainError::EmptySet { set: "val" }.is_sticky_device_error());
     }
 }

@@ -5,6 +5,7 @@ use serde::Serialize;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::experiment::metrics;
 
+use crate::settings::EffectiveSettings;
 use crate::tensorboard::EventWriter;
 use crate::train::{CONFIG_FILE, JobSpec, METRICS_FILE, TrainError};
 use crate::weights::write_atomic;
@@ -28,6 +29,9 @@ pub struct MetricsFile<'a> {
     pub val: &'a [String],
     /// Test recordings.
     pub test: &'a [String],
+    /// libtorch's process-wide switches as they were when the job ended
+    /// (absent when libtorch could not report them).
+    pub settings: Option<EffectiveSettings>,
     /// Per-epoch metrics and the selection.
     pub result: &'a JobResult,
 }
@@ -43,6 +47,13 @@ pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainEr
         train: &spec.split.train,
         val: &spec.split.val,
         test: &spec.split.test,
+        settings: match crate::settings::effective() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics.json without the job's effective settings");
+                None
+            }
+        },
         result,
     };
     let json = serde_json::to_string_pretty(&file).unwrap_or_default();

@@ -178,6 +178,18 @@ fn serve(
 
 /// Starts `worker join` on the CPU (stderr to `<work>/worker.log`).
 pub fn start_worker(port: u16, data: &Path, work: &Path, name: &str) -> Proc {
+    start_worker_with(port, data, work, name, &[], &[])
+}
+
+/// [`start_worker`] with more flags and environment variables.
+pub fn start_worker_with(
+    port: u16,
+    data: &Path,
+    work: &Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Proc {
     std::fs::create_dir_all(work).unwrap();
     let child = Command::new(worker_bin())
         .args([
@@ -198,9 +210,11 @@ pub fn start_worker(port: u16, data: &Path, work: &Path, name: &str) -> Proc {
             "--max-backoff-seconds",
             "1",
         ])
+        .args(args)
         .env("RUST_LOG", "info")
         // Three workers share the test machine: one libtorch thread each.
         .env("OMP_NUM_THREADS", "1")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(work.join("worker.log")).unwrap())
         .spawn()

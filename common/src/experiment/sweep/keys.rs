@@ -27,6 +27,7 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.test_steps",
     "training.shuffle",
     "training.deterministic",
+    "training.tf32",
     network::BLOCKS_KEY,
 ];
 

@@ -54,7 +54,7 @@ pub fn cuda_ready(index: usize) -> bool {
     // Not under the lock: the check runs kernels, and another device's
     // check may run meanwhile. Two threads may check one device at once;
     // both reach the same answer.
-    let outcome = self_check(Device::Cuda(index));
+    let outcome = without_panic(|| self_check(Device::Cuda(index)));
     let ready = match &outcome {
         Ok(()) => {
             tracing::info!(
@@ -76,6 +76,26 @@ pub fn cuda_ready(index: usize) -> bool {
         .unwrap_or_else(|e| e.into_inner())
         .insert(index, ready);
     ready
+}
+
+/// Runs `check`, turning a panic (a tch call whose libtorch error it does not
+/// return, as after a broken CUDA context) into its error: the device then
+/// keeps the tensor path instead of the worker going down.
+pub fn without_panic(check: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic without a message");
+            Err(format!(
+                "the check panicked: {}",
+                what.lines().next().unwrap_or_default()
+            ))
+        }
+    }
 }
 
 /// Runs the fused kernels and the tensor path on `device` over small layers
@@ -195,4 +215,22 @@ fn dims(layout: &Layout) -> Result<[i64; 4], String> {
         v(layout.height)?,
         v(layout.width)?,
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_panics_is_a_failed_check() {
+        let r = without_panic(|| {
+            let t = Tensor::from_slice(&[1.0f32, 2.0]);
+            // Panics inside tch: a shape that does not fit.
+            let _ = t.view([3]);
+            Ok(())
+        });
+        assert!(r.as_ref().is_err_and(|e| e.contains("panicked")), "{r:?}");
+        assert_eq!(without_panic(|| Ok(())), Ok(()));
+        assert_eq!(without_panic(|| Err("no".into())), Err("no".to_owned()));
+    }
 }
