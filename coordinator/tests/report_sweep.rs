@@ -150,7 +150,26 @@ fn comparisons_equal_scipy_and_holm_spans_the_report() {
             cmp.wilcoxon_p_holm.unwrap(),
             c["wilcoxon_p_holm"].as_f64().unwrap(),
         );
+        // The corrected resampled t-test (2 folds: rho = 1/2) and the
+        // Bayesian correlated t-test (rope 1 pp), as baycomp computes them;
+        // Holm over the corrected p-values by statsmodels.
+        let t = cmp.corrected_t.unwrap();
+        assert_eq!((t.rho, t.dof), (0.5, 9.0));
+        close(t.statistic, c["corrected_t"].as_f64().unwrap());
+        close(t.p_value, c["corrected_t_p"].as_f64().unwrap());
+        close(t.ci95_pp[0], c["corrected_ci95_pp"][0].as_f64().unwrap());
+        close(t.ci95_pp[1], c["corrected_ci95_pp"][1].as_f64().unwrap());
+        close(
+            cmp.corrected_t_p_holm.unwrap(),
+            c["corrected_t_p_holm"].as_f64().unwrap(),
+        );
+        let post = cmp.posterior.unwrap();
+        assert_eq!(post.rope_pp, golden()["rope_pp"].as_f64().unwrap());
+        close(post.p_better, c["p_better"].as_f64().unwrap());
+        close(post.p_equivalent, c["p_equivalent"].as_f64().unwrap());
+        close(post.p_worse, c["p_worse"].as_f64().unwrap());
     }
+    assert_eq!(sweep.rope_pp, 1.0);
 }
 
 #[test]
@@ -302,4 +321,46 @@ fn sweep_plots_are_written_per_configuration() {
     let svg = std::fs::read_to_string(dir.path().join("configurations-whole-train-val-test.svg"))
         .unwrap();
     assert!(svg.contains("lr=0.001 (baseline)"));
+}
+
+#[test]
+fn the_rope_comes_from_the_sweep_and_official_pairs_are_uncorrelated() {
+    let mut e = experiment();
+    e.config_toml = e.config_toml.replace("[sweep]\n", "[sweep]\nrope = 0.5\n");
+    let report = build_report(&e, &jobs(), CREATED + 100);
+    assert_eq!(report.sweep.as_ref().unwrap().rope_pp, 0.5);
+    let cmp = ranking(&report, Variant::WHOLE)
+        .rows
+        .iter()
+        .find_map(|r| r.versus_baseline.clone())
+        .unwrap();
+    assert_eq!(cmp.posterior.unwrap().rope_pp, 0.5);
+    let md = render_markdown(&report, &[]);
+    for text in [
+        "corrected t p (Holm)",
+        "P(better / equivalent / worse) %",
+        "paired t p, uncorrected (Holm)",
+        "Wilcoxon p, uncorrected (Holm)",
+        "± 0.5 pp",
+        "ρ = 1/k",
+    ] {
+        assert!(md.contains(text), "{text} missing:\n{md}");
+    }
+
+    // Seeds on one split: rho = 0, the corrected test is the paired t-test.
+    let official: Vec<JobRecord> = jobs()
+        .into_iter()
+        .filter(|j| j.fold == 0)
+        .map(|mut j| {
+            j.protocol = ProtocolKind::Official;
+            j
+        })
+        .collect();
+    let report = build_report(&experiment(), &official, CREATED + 100);
+    let rows = &ranking(&report, Variant::WHOLE).rows;
+    let cmp = rows.iter().find_map(|r| r.versus_baseline.clone()).unwrap();
+    let t = cmp.corrected_t.unwrap();
+    assert_eq!((t.rho, t.dof, cmp.paired.pairs), (0.0, 4.0, 5));
+    close(t.p_value, cmp.paired.t_test_p.unwrap());
+    close(t.ci95_pp[0], cmp.paired.ci95_pp.unwrap()[0]);
 }
