@@ -36,6 +36,7 @@ has_baycomp() {
 NEEDS=(
   "mlflow_export_round_trip|has_mlflow|MLflow (.venv/bin/python -m pip install mlflow==3.17.2)"
   "correlated_tests_equal_baycomp|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
+  "corrected_t_and_posteriors_recomputed_from_the_csv|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )

@@ -364,3 +364,81 @@ fn the_rope_comes_from_the_sweep_and_official_pairs_are_uncorrelated() {
     close(t.p_value, cmp.paired.t_test_p.unwrap());
     close(t.ci95_pp[0], cmp.paired.ci95_pp.unwrap()[0]);
 }
+
+/// `corrected_t_and_posteriors_recomputed_from_the_csv` needs baycomp and
+/// statsmodels in the project's `.venv`: it is `#[ignore]`d and listed in
+/// scripts/test.sh, which runs it where they are installed (CI installs them).
+#[test]
+#[ignore = "needs baycomp and statsmodels in .venv (scripts/test.sh runs it where installed)"]
+fn corrected_t_and_posteriors_recomputed_from_the_csv() {
+    let mut e = experiment();
+    e.config_toml = e.config_toml.replace("[sweep]\n", "[sweep]\nrope = 1.5\n");
+    let report = build_report(&e, &jobs(), CREATED + 100);
+    let csv = render_csv(&report);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    std::fs::write(&path, &csv).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("../.venv/bin/python"))
+        .arg(root.join("tests/fixtures/sweep/recompute_from_csv.py"))
+        .args([path.to_str().unwrap(), "lr=0.001", "1.5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recomputed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let recomputed = recomputed.as_array().unwrap();
+    assert_eq!(recomputed.len(), 4);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let mut signs = (false, false);
+    for c in recomputed {
+        let row = rows
+            .iter()
+            .find(|r| {
+                r[col("variant")] == c["variant"] && r[col("configuration")] == c["configuration"]
+            })
+            .unwrap();
+        for key in [
+            "corrected_t_p",
+            "corrected_t_p_holm",
+            "p_better",
+            "p_equivalent",
+            "p_worse",
+        ] {
+            let ours: f64 = row[col(key)].parse().unwrap();
+            let theirs = c[key].as_f64().unwrap();
+            assert!(
+                (ours - theirs).abs() <= 1e-9,
+                "{} {}: {key} {ours} vs {theirs}",
+                c["variant"],
+                c["configuration"]
+            );
+        }
+        let ranking = ranking(
+            &report,
+            if c["variant"] == "whole" {
+                Variant::WHOLE
+            } else {
+                REDUCED
+            },
+        );
+        let label = c["configuration"].as_str().unwrap();
+        let d = ranking.rows.iter().find(|r| r.label == label).unwrap();
+        let mean = d
+            .versus_baseline
+            .as_ref()
+            .unwrap()
+            .paired
+            .mean_difference_pp
+            .unwrap();
+        signs = (signs.0 || mean > 0.0, signs.1 || mean < 0.0);
+    }
+    // Real differences of both signs.
+    assert_eq!(signs, (true, true));
+}
