@@ -26,9 +26,17 @@ has_mlflow() {
   command -v mlflow >/dev/null 2>&1 || [ -x .venv/bin/mlflow ]
 }
 
+# baycomp and statsmodels in the project's venv, for the statistics checked
+# against them (.ci/run installs them).
+has_baycomp() {
+  [ -x .venv/bin/python ] && .venv/bin/python -c 'import baycomp, statsmodels' >/dev/null 2>&1
+}
+
 # test name | check (a function above) | what it needs, and how to get it
 NEEDS=(
   "mlflow_export_round_trip|has_mlflow|MLflow (.venv/bin/python -m pip install mlflow==3.17.2)"
+  "correlated_tests_equal_baycomp|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
+  "corrected_t_and_posteriors_recomputed_from_the_csv|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )

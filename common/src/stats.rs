@@ -6,6 +6,7 @@
 //! the values are large relative to their spread. Empty input gives `None`
 //! rather than NaN, and the sample standard deviation needs two values.
 
+pub mod correlated;
 pub mod paired;
 pub mod special;
 

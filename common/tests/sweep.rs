@@ -187,3 +187,24 @@ fn the_written_sweep_serialises_as_before() {
         "[sweep]\nmode = \"grid\"\nprune = \"median\"\n\"training.lr\" = [\n    0.001,\n    0.0003,\n]\nwarmup_epochs = 1\n\n[sweep.baseline]\n\"training.lr\" = 0.0003\n\n[sweep.simulation]\nsteps = [\n    50,\n    100,\n]\n"
     );
 }
+
+#[test]
+fn rope_defaults_to_one_point_and_is_checked() {
+    let rope = |s: &str| load(s).unwrap().sweep.unwrap().rope();
+    assert_eq!(rope("training.lr = [0.1, 0.2]"), 1.0);
+    assert_eq!(rope("rope = 0.5\ntraining.lr = [0.1, 0.2]"), 0.5);
+    assert_eq!(rope("rope = 2\ntraining.lr = [0.1, 0.2]"), 2.0);
+    assert_eq!(rope("rope = 0\ntraining.lr = [0.1, 0.2]"), 0.0);
+    // rope is a setting, not a swept key: the configurations do not change.
+    let configs = configurations(&load("rope = 0.5\ntraining.lr = [0.1, 0.2]").unwrap()).unwrap();
+    assert_eq!(configs.len(), 2);
+    for (bad, why) in [
+        ("rope = -1.0", "at least 0"),
+        ("rope = nan", "finite"),
+        ("rope = inf", "finite"),
+        ("rope = \"one\"", "not a number"),
+    ] {
+        let e = err(&format!("{bad}\ntraining.lr = [0.1, 0.2]"));
+        assert!(e.contains("sweep.rope") && e.contains(why), "{bad}: {e}");
+    }
+}

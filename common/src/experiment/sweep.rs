@@ -78,6 +78,35 @@ pub struct SweepSpec {
     search: Search,
     baseline: BTreeMap<String, toml::Value>,
     prune: Option<PruneSettings>,
+    rope: f64,
+}
+
+/// `rope` when `[sweep]` does not set it: half-width of the region of
+/// practical equivalence, in percentage points of accuracy.
+pub const DEFAULT_ROPE_PP: f64 = 1.0;
+
+/// `rope = x`: a finite number of percentage points, at least 0 (an integer
+/// is taken as that many points).
+fn rope(table: &toml::Table) -> Result<f64, ConfigError> {
+    let value = match table.get("rope") {
+        None => return Ok(DEFAULT_ROPE_PP),
+        Some(toml::Value::Float(x)) => *x,
+        Some(toml::Value::Integer(n)) => *n as f64,
+        Some(other) => {
+            return Err(sweep_err(
+                "rope",
+                format!("{other} is not a number of percentage points"),
+            ));
+        }
+    };
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(sweep_err(
+            "rope",
+            format!("{value} percentage points: must be finite and at least 0"),
+        ))
+    }
 }
 
 impl TryFrom<toml::Table> for SweepSpec {
@@ -89,11 +118,13 @@ impl TryFrom<toml::Table> for SweepSpec {
         let baseline = entries.baseline.clone();
         let search = search(entries)?;
         let prune = PruneSettings::parse(&table)?;
+        let rope = rope(&table)?;
         Ok(SweepSpec {
             written: table,
             search,
             baseline,
             prune,
+            rope,
         })
     }
 }
@@ -180,6 +211,8 @@ fn entries(table: &toml::Table) -> Result<Entries, ConfigError> {
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
+            // The comparisons' region of practical equivalence, read by `rope`.
+            ("rope", _) => {}
             // Pruning settings, read by `PruneSettings::parse`.
             (k, _) if PRUNE_KEYS.contains(&k) => {}
             (_, toml::Value::Table(t)) if !is_range(t) => flatten(k, t, &mut out.swept),
@@ -222,6 +255,13 @@ impl SweepSpec {
     /// The pruning settings, `None` when the sweep does not prune.
     pub fn prune(&self) -> Option<PruneSettings> {
         self.prune
+    }
+
+    /// Half-width of the region of practical equivalence of the Bayesian
+    /// comparisons with the baseline, percentage points (`rope`, default
+    /// [`DEFAULT_ROPE_PP`]).
+    pub fn rope(&self) -> f64 {
+        self.rope
     }
 
     /// Refuses a sweep of more configurations than

@@ -269,3 +269,72 @@ fn a_gesture_confusion_matrix_is_labelled_with_the_gesture_names() {
         }
     }
 }
+
+/// The Markdown table of the first group's confusion matrix: its header line
+/// and its body rows.
+fn confusion_table(md: &str) -> (String, Vec<String>) {
+    let start = md
+        .find("\n## Confusion matrices\n")
+        .unwrap_or_else(|| panic!("no confusion section:\n{md}"));
+    let mut lines = md[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| true \\\\ predicted |"));
+    let header = lines.next().unwrap().to_owned();
+    let body = lines
+        .skip(1)
+        .take_while(|l| l.starts_with("| **"))
+        .map(str::to_owned)
+        .collect();
+    (header, body)
+}
+
+#[test]
+fn the_markdown_shows_the_summed_confusion_matrix_for_both_data_sets() {
+    // DVS128 Gesture: 11 classes, names with underscores escaped.
+    let md = render_markdown(&gesture_report(), &[]);
+    assert!(
+        md.contains("### whole, train-val-test: summed over 2 job(s)"),
+        "{md}"
+    );
+    let (header, body) = confusion_table(&md);
+    assert!(
+        header.contains("| hand\\_clapping | right\\_hand\\_wave |"),
+        "{header}"
+    );
+    assert!(header.ends_with("| other\\_gestures |"), "{header}");
+    assert_eq!(body.len(), 11);
+    // Row 0: 5 + 5 on the diagonal, 1 + 1 taken for the last class.
+    assert_eq!(
+        body[0],
+        "| **hand\\_clapping** | 10 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 2 |"
+    );
+    assert!(body[10].starts_with("| **other\\_gestures** |") && body[10].ends_with("| 10 |"));
+
+    // SL-Animals-DVS: 19 classes.
+    let names = spikecv_common::dataset::sl_animals::CLASS_NAMES;
+    let r = build_report(
+        &experiment(SL_ANIMALS_CONFIG, &names),
+        &jobs(19),
+        1_780_000_100,
+    );
+    let (header, body) = confusion_table(&render_markdown(&r, &[]));
+    assert!(
+        header.starts_with("| true \\\\ predicted | cat | dog | camel |"),
+        "{header}"
+    );
+    assert_eq!(header.matches(" | ").count(), 19);
+    assert_eq!(body.len(), 19);
+    assert!(body[0].starts_with("| **cat** | 10 | 0 |") && body[0].ends_with("| 2 |"));
+
+    // Without stored names: the matrix's own indices.
+    let r = build_report(
+        &experiment(SL_ANIMALS_CONFIG, &[]),
+        &jobs(19),
+        1_780_000_100,
+    );
+    let (header, _) = confusion_table(&render_markdown(&r, &[]));
+    assert!(header.contains("| class 0 | class 1 |") && header.ends_with("| class 18 |"));
+    // No job with a matrix: no section.
+    let r = build_report(&experiment(SL_ANIMALS_CONFIG, &names), &[], 1_780_000_100);
+    assert!(!render_markdown(&r, &[]).contains("Confusion matrices"));
+}

@@ -1,7 +1,11 @@
 //! A sweep's configurations side by side: per variant and protocol, ranked,
 //! each compared with the baseline pair by pair (same seed and fold) on test
-//! accuracy, with Holm-adjusted p-values across every comparison of the
-//! report, a recommendation made on validation accuracy only (train-val-test),
+//! accuracy: the corrected resampled t-test (the folds' training sets
+//! overlap, so `ρ = 1/k` for k folds, 0 under the `official` protocol's one
+//! split) with Holm-adjusted p-values across every comparison of the report,
+//! the Bayesian correlated t-test's posterior probabilities against the
+//! sweep's rope, and beside them the uncorrected paired t and Wilcoxon tests;
+//! a recommendation made on validation accuracy only (train-val-test),
 //! and what pruning saved.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,6 +14,7 @@ use serde::Serialize;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::stats::correlated::{self, CorrectedT, Posterior};
 use spikecv_common::stats::paired::{self, PairedComparison};
 
 use super::configurations::{ConfigurationInfo, NetworkSummary};
@@ -31,10 +36,20 @@ pub enum RankBasis {
 /// A configuration against the baseline over the same (seed, fold) jobs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BaselineComparison {
-    /// Differences of test accuracy (candidate − baseline), their interval and tests.
+    /// Differences of test accuracy (candidate − baseline), their interval and
+    /// the uncorrected tests (paired t, Wilcoxon).
     #[serde(flatten)]
     pub paired: PairedComparison,
-    /// The t-test p-value, Holm-adjusted over every comparison in the report.
+    /// The corrected resampled t-test, the one the report leads with (`None`
+    /// where no t-test can be made: fewer than two pairs, no spread).
+    pub corrected_t: Option<CorrectedT>,
+    /// The corrected t-test's p-value, Holm-adjusted over every comparison in
+    /// the report.
+    pub corrected_t_p_holm: Option<f64>,
+    /// The Bayesian correlated t-test's posterior probabilities against the
+    /// sweep's rope (`None` with fewer than two pairs).
+    pub posterior: Option<Posterior>,
+    /// The uncorrected t-test p-value, Holm-adjusted over every comparison in the report.
     pub t_test_p_holm: Option<f64>,
     /// The Wilcoxon p-value, Holm-adjusted over every comparison in the report.
     pub wilcoxon_p_holm: Option<f64>,
@@ -100,6 +115,9 @@ pub struct SweepComparison {
     pub rankings: Vec<Ranking>,
     /// How many comparisons the Holm adjustment spans.
     pub comparisons: usize,
+    /// Half-width of the region of practical equivalence of the posteriors,
+    /// percentage points (`[sweep] rope`).
+    pub rope_pp: f64,
     /// What pruning saved.
     pub pruning: PruningSummary,
 }
@@ -122,16 +140,43 @@ fn accuracies(
         .collect()
 }
 
-/// `candidate` against `baseline` over the (seed, fold) slots both have.
+/// How many folds the jobs of one variant under one protocol were split into:
+/// one under `official` (seeds on one split), else the highest fold number
+/// of any of their jobs, plus one.
+fn fold_count(jobs: &[&JobRecord], variant: Variant, protocol: ProtocolKind) -> u32 {
+    if protocol == ProtocolKind::Official {
+        return 1;
+    }
+    jobs.iter()
+        .filter(|j| j.variant == variant && j.protocol == protocol)
+        .map(|j| j.fold.saturating_add(1))
+        .max()
+        .unwrap_or(1)
+}
+
+/// `candidate` against `baseline` over the (seed, fold) slots both have, the
+/// differences correlated by `rho`; p-values not yet Holm-adjusted.
 fn paired_with(
     candidate: &BTreeMap<(u64, u32), f64>,
     baseline: &BTreeMap<(u64, u32), f64>,
-) -> Option<PairedComparison> {
+    rho: f64,
+    rope_pp: f64,
+) -> Option<BaselineComparison> {
     let (c, b): (Vec<f64>, Vec<f64>) = candidate
         .iter()
         .filter_map(|(k, &c)| baseline.get(k).map(|&b| (c, b)))
         .unzip();
-    paired::compare(&c, &b).ok()
+    let paired = paired::compare(&c, &b).ok()?;
+    let d: Vec<f64> = c.iter().zip(&b).map(|(c, b)| c - b).collect();
+    let d_pp: Vec<f64> = d.iter().map(|d| 100.0 * d).collect();
+    Some(BaselineComparison {
+        paired,
+        corrected_t: correlated::corrected_t(&d, rho),
+        corrected_t_p_holm: None,
+        posterior: correlated::posterior(&d_pp, rho, rope_pp),
+        t_test_p_holm: None,
+        wilcoxon_p_holm: None,
+    })
 }
 
 fn sort_key(row: &RankedRow, basis: RankBasis) -> Option<f64> {
@@ -142,11 +187,13 @@ fn sort_key(row: &RankedRow, basis: RankBasis) -> Option<f64> {
 }
 
 /// Ranks the configurations of each (variant, protocol), compares each with
-/// the baseline and Holm-adjusts the p-values across the whole report.
+/// the baseline (posteriors against a rope of `rope_pp` percentage points)
+/// and Holm-adjusts the p-values across the whole report.
 pub fn compare_configurations(
     infos: &[ConfigurationInfo],
     groups: &[GroupReport],
     jobs: &[&JobRecord],
+    rope_pp: f64,
 ) -> SweepComparison {
     let baseline = infos.iter().find(|i| i.baseline).map(|i| i.index);
     let kinds: BTreeSet<(Variant, &'static str)> = groups
@@ -159,7 +206,7 @@ pub fn compare_configurations(
             .iter()
             .filter(|g| g.variant == variant && g.protocol.as_str() == protocol_name)
             .collect();
-        if let Some(ranking) = ranking(infos, &members, baseline, jobs) {
+        if let Some(ranking) = ranking(infos, &members, baseline, jobs, rope_pp) {
             rankings.push(ranking);
         }
     }
@@ -168,6 +215,7 @@ pub fn compare_configurations(
         baseline,
         rankings,
         comparisons,
+        rope_pp,
         pruning: pruning_summary(infos, jobs),
     }
 }
@@ -179,6 +227,7 @@ fn ranking(
     members: &[&GroupReport],
     baseline: Option<usize>,
     jobs: &[&JobRecord],
+    rope_pp: f64,
 ) -> Option<Ranking> {
     let first = members.first()?;
     let (variant, protocol) = (first.variant, first.protocol);
@@ -188,6 +237,7 @@ fn ranking(
         RankBasis::Validation
     };
     let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
+    let rho = correlated::rho_for_folds(fold_count(jobs, variant, protocol));
     let mut rows: Vec<RankedRow> = members
         .iter()
         .map(|g| RankedRow {
@@ -202,11 +252,7 @@ fn ranking(
             versus_baseline: match &base_acc {
                 Some(b) if Some(g.configuration) != baseline => {
                     let c = accuracies(jobs, variant, protocol, g.configuration);
-                    paired_with(&c, b).map(|paired| BaselineComparison {
-                        paired,
-                        t_test_p_holm: None,
-                        wilcoxon_p_holm: None,
-                    })
+                    paired_with(&c, b, rho, rope_pp)
                 }
                 _ => None,
             },
@@ -251,14 +297,22 @@ fn rank_rows(rows: &mut [RankedRow], basis: RankBasis) {
     }
 }
 
-/// Fills the Holm-adjusted p-values of every comparison (t-test and
-/// Wilcoxon each as their own family); returns the family size.
+/// Fills the Holm-adjusted p-values of every comparison (corrected t,
+/// uncorrected t and Wilcoxon each as their own family); returns the family
+/// size.
 fn holm_adjust(rankings: &mut [Ranking]) -> usize {
     let mut slots: Vec<&mut BaselineComparison> = rankings
         .iter_mut()
         .flat_map(|r| r.rows.iter_mut())
         .filter_map(|row| row.versus_baseline.as_mut())
         .collect();
+    let corrected: Vec<Option<f64>> = slots
+        .iter()
+        .map(|c| c.corrected_t.map(|t| t.p_value))
+        .collect();
+    for (slot, p) in slots.iter_mut().zip(paired::holm(&corrected)) {
+        slot.corrected_t_p_holm = p;
+    }
     let t: Vec<Option<f64>> = slots.iter().map(|c| c.paired.t_test_p).collect();
     let w: Vec<Option<f64>> = slots
         .iter()

@@ -6,8 +6,10 @@ use serde::Serialize;
 use spikecv_common::dataset::kind::DataKind;
 use spikecv_common::dataset::published::PublishedTable;
 use spikecv_common::dataset::variant::Variant;
+use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::experiment::sweep::DEFAULT_ROPE_PP;
 
 use super::compare::{SweepComparison, compare_configurations};
 use super::configurations::ConfigurationInfo;
@@ -123,8 +125,14 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
     let progress = progress(&planned, &by_key);
     let mut groups = groups(&planned, &by_key, &configuration_infos, classes);
     let records: Vec<&JobRecord> = by_key.values().copied().collect();
-    let sweep = (configuration_infos.len() > 1)
-        .then(|| compare_configurations(&configuration_infos, &groups, &records));
+    let sweep = (configuration_infos.len() > 1).then(|| {
+        compare_configurations(
+            &configuration_infos,
+            &groups,
+            &records,
+            rope_of(&experiment.config_toml),
+        )
+    });
     let early_stopping = early_stopping(&configuration_infos, &records);
     let silent_jobs: Vec<SilentJob> = records.iter().filter_map(|j| silent(j)).collect();
     count_silent(&mut groups, &records);
@@ -144,6 +152,16 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         warnings,
         jobs: records.into_iter().cloned().collect(),
     }
+}
+
+/// The sweep's rope (`[sweep] rope`, percentage points); the default where
+/// the stored configuration does not parse (the report already says so) or
+/// has no sweep.
+fn rope_of(config_toml: &str) -> f64 {
+    ExperimentConfig::from_toml_str(config_toml)
+        .ok()
+        .and_then(|c| c.sweep.map(|s| s.rope()))
+        .unwrap_or(DEFAULT_ROPE_PP)
 }
 
 /// The experiment's data set; when its stored configuration names one this

@@ -7,19 +7,26 @@
 //! `network`, `parameters` and `flops_per_sample` describe the job's network
 //! (its compact name, trainable parameters, and FLOPs of one training sample's
 //! forward pass at `simulation.steps`; see
-//! [`NetworkSummary`]), empty when unknown.
+//! [`NetworkSummary`]), empty when unknown. The last five columns repeat, on
+//! each job of a sweep, its configuration's comparison with the baseline
+//! under its variant and protocol: the corrected resampled t-test's p-value
+//! and its Holm adjustment, and the Bayesian correlated t-test's posterior
+//! probabilities that the configuration is better, practically equivalent or
+//! worse (empty for the baseline, without a sweep, or where no test could be
+//! made).
 
 use std::fmt::Write as _;
 
 use spikecv_common::experiment::metrics::summary;
 
+use crate::report::compute::compare::BaselineComparison;
 use crate::report::compute::configurations::{ConfigurationInfo, NetworkSummary};
 use crate::report::compute::report::Report;
 use crate::report::compute::usage::job_seconds;
 use crate::store::records::JobRecord;
 
 /// The header of the CSV report.
-pub const CSV_COLUMNS: [&str; 26] = [
+pub const CSV_COLUMNS: [&str; 31] = [
     "experiment",
     "variant",
     "seed",
@@ -46,6 +53,11 @@ pub const CSV_COLUMNS: [&str; 26] = [
     "network",
     "parameters",
     "flops_per_sample",
+    "corrected_t_p",
+    "corrected_t_p_holm",
+    "p_better",
+    "p_equivalent",
+    "p_worse",
 ];
 
 /// Quotes a field when it holds a comma, quote or line break. A text that a
@@ -65,6 +77,33 @@ fn field(text: &str) -> String {
 
 fn opt<T: ToString>(x: Option<T>) -> String {
     x.map(|x| x.to_string()).unwrap_or_default()
+}
+
+/// The comparison with the baseline of `job`'s configuration under its
+/// variant and protocol, when the report has one.
+fn comparison_of<'a>(report: &'a Report, job: &JobRecord) -> Option<&'a BaselineComparison> {
+    report
+        .sweep
+        .as_ref()?
+        .rankings
+        .iter()
+        .filter(|r| r.variant == job.variant && r.protocol == job.protocol)
+        .flat_map(|r| r.rows.iter())
+        .find(|row| row.configuration == job.configuration)?
+        .versus_baseline
+        .as_ref()
+}
+
+/// The comparison's five fields (see the module notes).
+fn comparison_fields(c: Option<&BaselineComparison>) -> [String; 5] {
+    let posterior = c.and_then(|c| c.posterior);
+    [
+        opt(c.and_then(|c| c.corrected_t).map(|t| t.p_value)),
+        opt(c.and_then(|c| c.corrected_t_p_holm)),
+        opt(posterior.map(|p| p.p_better)),
+        opt(posterior.map(|p| p.p_equivalent)),
+        opt(posterior.map(|p| p.p_worse)),
+    ]
 }
 
 fn row(
@@ -113,17 +152,14 @@ pub fn render_csv(report: &Report) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
     for job in &report.jobs {
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            out,
-            "{}",
-            row(
-                job,
-                &report.experiment.config_hash,
-                report.configurations.get(job.configuration)
-            )
-            .join(",")
+        let mut fields = row(
+            job,
+            &report.experiment.config_hash,
+            report.configurations.get(job.configuration),
         );
+        fields.extend(comparison_fields(comparison_of(report, job)));
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "{}", fields.join(","));
     }
     out
 }

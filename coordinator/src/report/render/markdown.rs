@@ -188,6 +188,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     write_published(out, r)?;
     write_per_seed(out, r)?;
     write_per_fold(out, r)?;
+    super::markdown_confusion::write_markdown(out, r)?;
     write_jobs(out, r)?;
     write_failed(out, r)?;
     write_compute(out, r)?;

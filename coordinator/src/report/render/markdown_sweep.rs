@@ -8,6 +8,7 @@ use super::text::{cell, count_text, flops_text, p_text, saving_text};
 use crate::report::compute::compare::{BaselineComparison, RankBasis, Ranking, SweepComparison};
 use crate::report::compute::configurations::NetworkSummary;
 use crate::report::compute::metric::Metric;
+use spikecv_common::stats::correlated::Posterior;
 
 /// The network cells of a ranking row: compact name, parameters, FLOPs per
 /// training sample (`–` when unknown).
@@ -30,25 +31,46 @@ fn pp(x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_owned(), |x| format!("{x:+.2}"))
 }
 
-fn comparison_cells(c: Option<&BaselineComparison>, baseline: bool) -> [String; 5] {
+/// Posterior probabilities as "better / equivalent / worse" in %.
+fn posterior_text(p: Option<&Posterior>) -> String {
+    p.map_or_else(
+        || "–".to_owned(),
+        |p| {
+            format!(
+                "{:.1} / {:.1} / {:.1}",
+                100.0 * p.p_better,
+                100.0 * p.p_equivalent,
+                100.0 * p.p_worse
+            )
+        },
+    )
+}
+
+fn comparison_cells(c: Option<&BaselineComparison>, baseline: bool) -> [String; 7] {
     match c {
-        None if baseline => [
-            "baseline".into(),
-            "".into(),
-            "".into(),
-            "".into(),
-            "".into(),
-        ],
-        None => ["–".into(), "–".into(), "–".into(), "–".into(), "0".into()],
+        None if baseline => std::array::from_fn(|i| {
+            if i == 0 {
+                "baseline".into()
+            } else {
+                String::new()
+            }
+        }),
+        None => std::array::from_fn(|i| if i == 6 { "0".into() } else { "–".into() }),
         Some(c) => {
             let p = &c.paired;
-            let ci = p.ci95_pp.map_or_else(
+            let ci = c.corrected_t.map_or_else(
                 || "–".to_owned(),
-                |[lo, hi]| format!("[{lo:+.2}, {hi:+.2}]"),
+                |t| format!("[{:+.2}, {:+.2}]", t.ci95_pp[0], t.ci95_pp[1]),
             );
             [
                 pp(p.mean_difference_pp),
                 ci,
+                format!(
+                    "{} ({})",
+                    p_text(c.corrected_t.map(|t| t.p_value)),
+                    p_text(c.corrected_t_p_holm)
+                ),
+                posterior_text(c.posterior.as_ref()),
                 format!("{} ({})", p_text(p.t_test_p), p_text(c.t_test_p_holm)),
                 format!(
                     "{} ({})",
@@ -71,11 +93,11 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
     writeln!(out, "\n### {}, {}: {basis}\n", r.variant, r.protocol)?;
     writeln!(
         out,
-        "| rank | configuration | network | parameters | FLOPs/sample | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI (pp) | paired t p (Holm) | Wilcoxon p (Holm) | pairs | pruned |"
+        "| rank | configuration | network | parameters | FLOPs/sample | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI, corrected (pp) | corrected t p (Holm) | P(better / equivalent / worse) % | paired t p, uncorrected (Holm) | Wilcoxon p, uncorrected (Holm) | pairs | pruned |"
     )?;
     writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
     for row in &r.rows {
         let rank = if row.rank == 0 {
@@ -96,7 +118,8 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
             .val_accuracy
             .as_ref()
             .map_or_else(|| "n/a".to_owned(), metric);
-        let [diff, ci, t, w, pairs] = comparison_cells(row.versus_baseline.as_ref(), row.baseline);
+        let [diff, ci, corrected, posterior, t, w, pairs] =
+            comparison_cells(row.versus_baseline.as_ref(), row.baseline);
         let name = if row.baseline {
             format!("**{}** (baseline)", cell(&row.label))
         } else {
@@ -105,7 +128,7 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
         let [network, parameters, flops] = network_cells(row.network.as_ref());
         writeln!(
             out,
-            "| {rank} | {name} | {network} | {parameters} | {flops} | {val} | {} | {diff} | {ci} | {t} | {w} | {pairs} | {} |",
+            "| {rank} | {name} | {network} | {parameters} | {flops} | {val} | {} | {diff} | {ci} | {corrected} | {posterior} | {t} | {w} | {pairs} | {} |",
             metric(&row.test_accuracy),
             row.pruned
         )?;
@@ -144,8 +167,8 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
     writeln!(out, "\n## Configurations compared\n")?;
     writeln!(
         out,
-        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points, with its 95 % Student t interval; p-values are two-sided (paired t-test; Wilcoxon signed-rank as scipy computes it), with Holm-adjusted values over the {} comparisons of this report in brackets. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure. Each configuration's network is named compactly (conv `c<channels>k<kernel>`, pool `p<size>a`/`p<size>m`, linear `f<features>`), with its parameters and the FLOPs of one training sample's forward pass (2 × multiply-accumulates of the conv and linear layers × `simulation.steps`; no backward pass, no spike sparsity).",
-        s.comparisons
+        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points. The folds of one seed train on overlapping data, so their differences are correlated and the plain paired t-test is overconfident (Dietterich 1998; Nadeau & Bengio 2003); the report leads with the corrected resampled t-test (Nadeau & Bengio; Bouckaert & Frank 2004 for seeds × folds): the variance of the n differences times (1/n + ρ/(1 − ρ)) with ρ = 1/k for k folds, n − 1 degrees of freedom, its 95 % interval and two-sided p-value, Holm-adjusted over the {} comparisons of this report in brackets. Under the official protocol the pairs are seeds on one split, none sharing training data with another split, so ρ = 0 and the corrected test is the paired t-test. P(better / equivalent / worse) is the Bayesian correlated t-test's posterior (Corani & Benavoli 2015; the same ρ) that the configuration's mean accuracy is above, within or below ± {} pp of the baseline's (the region of practical equivalence, `[sweep] rope`). Beside them, uncorrected: the paired t-test and the Wilcoxon signed-rank test as scipy computes them, each with its own Holm adjustment. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure. Each configuration's network is named compactly (conv `c<channels>k<kernel>`, pool `p<size>a`/`p<size>m`, linear `f<features>`), with its parameters and the FLOPs of one training sample's forward pass (2 × multiply-accumulates of the conv and linear layers × `simulation.steps`; no backward pass, no spike sparsity).",
+        s.comparisons, s.rope_pp
     )?;
     for r in &s.rankings {
         write_ranking(out, r)?;

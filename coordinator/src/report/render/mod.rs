@@ -1,6 +1,7 @@
 //! The formats of a report, each read from a computed
 //! [`Report`](super::compute::report::Report): Markdown ([`markdown`], with
-//! its sections in [`markdown_sweep`], [`early_stop`] and [`silent`]), JSON
+//! its sections in [`markdown_sweep`], [`markdown_confusion`], [`early_stop`]
+//! and [`silent`]), JSON
 //! ([`json`]), CSV ([`csv`]) and plots ([`plots`], [`plots_sweep`]); the text
 //! of figures shared between them is in [`text`].
 
@@ -8,6 +9,7 @@ pub mod csv;
 pub mod early_stop;
 pub mod json;
 pub mod markdown;
+pub mod markdown_confusion;
 pub mod markdown_sweep;
 pub mod plots;
 pub mod plots_sweep;
