@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use spikecv_common::proto::client::{CallError, ClientError};
+use spikecv_common::proto::enrol::{EnrolError, write_credential};
 use spikecv_common::proto::{
     AddWorkerRequest, CreateEnrolmentRequest, EnrolRequest, ListWorkersRequest,
     RemoveWorkerRequest, WorkerCredential,
@@ -143,30 +144,19 @@ pub enum WorkerCmdError {
     Output(#[from] std::io::Error),
 }
 
-/// Writes `token` to a new file at `path`, readable by its owner only.
+/// Writes `token` to a new file at `path`, readable by its owner only
+/// (the worker's own credential file is written the same way).
 fn write_secret(path: &Path, token: &str) -> Result<(), WorkerCmdError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let failed = |source: std::io::Error| {
-        if source.kind() == std::io::ErrorKind::AlreadyExists {
-            WorkerCmdError::Exists {
-                path: path.to_owned(),
-            }
-        } else {
-            WorkerCmdError::Write {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    };
-    let mut file = options.open(path).map_err(failed)?;
-    writeln!(file, "{token}").map_err(failed)?;
-    Ok(())
+    write_credential(path, token).map_err(|e| match e {
+        EnrolError::Exists { path } => WorkerCmdError::Exists { path },
+        EnrolError::Write { path, source } => WorkerCmdError::Write { path, source },
+        // Writing a file makes neither a client nor a call.
+        EnrolError::Client(e) => WorkerCmdError::Client(e),
+        EnrolError::Call { url, status } => WorkerCmdError::Call(CallError::Call {
+            url,
+            status: *status,
+        }),
+    })
 }
 
 /// This machine's host name (empty when unknown).
