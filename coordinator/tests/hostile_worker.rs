@@ -246,6 +246,20 @@ async fn over_long_strings_are_refused_naming_the_field_and_registering_again_ta
         refused.message().contains("worker_name") && refused.message().contains("U+001B"),
         "{refused:?}"
     );
+    // A right-to-left override (a name that reads as another), a zero-width
+    // space and a line separator: refused the same way.
+    for (name, code) in [
+        ("gpu-1\u{202E}3-edon", "U+202E"),
+        ("gpu\u{200B}1", "U+200B"),
+        ("gpu\u{2028}1", "U+2028"),
+    ] {
+        let refused = w.register(registration(name, "fp-A")).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(
+            refused.message().contains("worker_name") && refused.message().contains(code),
+            "{refused:?}"
+        );
+    }
 
     // Registrations under the name of a live worker get identities of their
     // own: none takes another's over (the table is bounded by --max-workers).
