@@ -6,6 +6,7 @@ pub mod call_limits;
 pub mod checkpoints;
 pub mod commands;
 pub mod conn_limits;
+pub mod constant_time;
 pub mod credentials;
 pub mod dashboard;
 pub mod eta;

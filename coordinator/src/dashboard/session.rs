@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::http::{bearer_token, text};
-use crate::auth::{Token, constant_time_eq};
+use crate::auth::Token;
+use crate::constant_time::constant_time_eq;
 
 /// How the dashboard recognises a logged-in browser.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::types::{AttemptId, WorkerId};
 use super::{Scheduler, SchedulerError};
-use crate::auth::constant_time_eq;
+use crate::constant_time::constant_time_eq;
 use crate::store::jobs;
 
 /// Random bytes in a secret.
