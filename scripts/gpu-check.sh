@@ -399,62 +399,29 @@ TOML
   local smi=""
   ((cpu_mode)) || smi="$dir/smi.csv"
   "$PYTHON" - "$wdir" "$jobs" "$folds" "$smi" <<'PY' >"$dir/analysis.txt"
-import glob, json, math, os, struct, sys
+import glob, json, math, os, sys
 from datetime import datetime
 
 folder, slots, expected, smi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 
-def varint(buf, i):
-    shift = value = 0
-    while True:
-        b = buf[i]; i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
-def epoch_ends(job_dir):
-    """Wall time at which each epoch's scalars were logged (its end), from
-    the job's TensorBoard event files: field 1 wall_time, 2 step, 5 summary."""
-    ends = {}
-    for path in sorted(glob.glob(os.path.join(job_dir, "tensorboard", "events.out.tfevents.*"))):
-        data = open(path, "rb").read()
-        i = 0
-        while i + 12 <= len(data):
-            (n,) = struct.unpack_from("<Q", data, i)
-            rec = data[i + 12:i + 12 + n]
-            i += 12 + n + 4
-            j, wall, step, perf = 0, None, 0, False
-            while j < len(rec):
-                k, j = varint(rec, j)
-                field, kind = k >> 3, k & 7
-                if kind == 1:
-                    if field == 1:
-                        (wall,) = struct.unpack_from("<d", rec, j)
-                    j += 8
-                elif kind == 0:
-                    v, j = varint(rec, j)
-                    if field == 2:
-                        step = v
-                elif kind == 2:
-                    ln, j = varint(rec, j)
-                    if field == 5 and b"perf/samples_per_second" in rec[j:j + ln]:
-                        perf = True
-                    j += ln
-                elif kind == 5:
-                    j += 4
-                else:
-                    break
-            if perf and wall is not None:
-                ends[step] = wall
-    return ends
+def epoch_spans(metrics_path, epochs):
+    """[start, end] wall time of each epoch, counted back from the time the
+    job wrote metrics.json (its last act) through the epochs' own durations.
+    The TensorBoard files are not parsed here: only TensorBoard's reader reads
+    them (worker/tests/tensorboard_readback.rs), and this machine lacks it."""
+    end = os.path.getmtime(metrics_path)
+    spans = {}
+    for e in reversed(epochs):
+        spans[e["epoch"]] = (end - e["epoch_seconds"], end)
+        end -= e["epoch_seconds"]
+    return spans
 
 jobs = []
 for metrics in sorted(glob.glob(os.path.join(folder, "work", "*", "metrics.json"))):
     m = json.load(open(metrics))
     r = m["result"]
     per_epoch = len(m["train"]) * len(r["confusion"])
-    ends = epoch_ends(os.path.dirname(metrics))
+    by_epoch = epoch_spans(metrics, r["epochs"])
     later = [e for e in r["epochs"] if e["epoch"] >= 2]
     job = {"name": os.path.basename(os.path.dirname(metrics)), "device": m["device"],
            "epochs": len(r["epochs"]), "per_epoch": per_epoch}
@@ -464,7 +431,7 @@ for metrics in sorted(glob.glob(os.path.join(folder, "work", "*", "metrics.json"
         # Samples over training seconds of epochs 2.. (the worker's rate is
         # training samples over training time, evaluation excluded).
         job["rate"] = len(later) * per_epoch / sum(per_epoch / e["samples_per_second"] for e in later)
-        spans = [(ends[e["epoch"]] - e["epoch_seconds"], ends[e["epoch"]]) for e in later if e["epoch"] in ends]
+        spans = [by_epoch[e["epoch"]] for e in later]
         if len(spans) == len(later):
             job["spans"] = spans
             job["window"] = (min(s for s, _ in spans), max(t for _, t in spans))

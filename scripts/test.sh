@@ -32,11 +32,18 @@ has_baycomp() {
   [ -x .venv/bin/python ] && .venv/bin/python -c 'import baycomp, statsmodels' >/dev/null 2>&1
 }
 
+# tbparse and TensorBoard in the project's venv, for the worker's TensorBoard
+# files read back by TensorBoard's own reader (.ci/run installs them).
+has_tbparse() {
+  [ -x .venv/bin/python ] && .venv/bin/python -c 'import tbparse, tensorboard' >/dev/null 2>&1
+}
+
 # test name | check (a function above) | what it needs, and how to get it
 NEEDS=(
   "mlflow_export_round_trip|has_mlflow|MLflow (.venv/bin/python -m pip install mlflow==3.17.2)"
   "correlated_tests_equal_baycomp|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
   "corrected_t_and_posteriors_recomputed_from_the_csv|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
+  "tensorboard_scalars_equal_metrics_json|has_tbparse|tbparse and tensorboard (.venv/bin/python -m pip install tbparse==0.0.9 tensorboard==2.21.0)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )
