@@ -297,7 +297,21 @@ fn pruned_jobs_are_left_out_and_their_saving_counted() {
     close(p.saving.saved_seconds, 90.0);
     close(p.saving.saved_cpu_hours, 90.0 / 3600.0);
     assert_eq!(p.saving.saved_gpu_hours, 0.0);
-    assert!(render_markdown(&report, &[]).contains("Pruning stopped 1 job(s)"));
+    let md = render_markdown(&report, &[]);
+    assert!(md.contains("Pruning stopped 1 job(s)"));
+    // The methods paragraph: 3 configurations x 2 variants x 5 seeds x 2 folds
+    // planned, one pruned; 2 variants x 2 non-baseline configurations compared.
+    for want in [
+        "variants whole (every recording) and reduced (without _indoor)",
+        "with seeds 0, 1, 2, 3, 4;",
+        "corrected resampled t-test",
+        "with ρ = 1/2 because the folds' training sets overlap",
+        "Holm's method over the 4 comparisons",
+        "within ± 1 percentage points",
+        "Of 60 planned jobs, 59 succeeded, 0 failed and 1 was pruned.",
+    ] {
+        assert!(md.contains(want), "the methods lack {want:?}:\n{md}");
+    }
 }
 
 #[test]

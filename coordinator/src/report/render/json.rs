@@ -3,7 +3,17 @@
 //! documented field by field in `docs/report-schema.md`; accuracies are
 //! fractions in [0, 1], absent values are `null`.
 
+use serde::Serialize;
+
 use crate::report::compute::report::Report;
+
+/// The report with its methods paragraph beside its computed fields.
+#[derive(Serialize)]
+struct WithMethods<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    methods: String,
+}
 
 /// A report that could not be serialised (only non-finite numbers can cause it).
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +27,11 @@ pub struct JsonError {
 
 /// Renders the report as pretty-printed JSON (with a final newline).
 pub fn render_json(report: &Report) -> Result<String, JsonError> {
-    let mut text = serde_json::to_string_pretty(report).map_err(|source| JsonError {
+    let with = WithMethods {
+        report,
+        methods: super::methods::methods_text(report),
+    };
+    let mut text = serde_json::to_string_pretty(&with).map_err(|source| JsonError {
         experiment: report.experiment.id.clone(),
         source,
     })?;

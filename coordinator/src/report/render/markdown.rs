@@ -178,6 +178,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     }
 
     write_results(out, r)?;
+    writeln!(out, "\n## Methods\n\n{}", super::methods::methods_text(r))?;
     if let Some(sweep) = &r.sweep {
         super::markdown_sweep::write_sweep(out, sweep)?;
     }
