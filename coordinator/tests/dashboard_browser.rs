@@ -735,6 +735,49 @@ fn sweep_configuration_filter_in_headless_chromium() {
         "const rows = [...document.querySelectorAll('#jobs tbody tr')];
          return rows.length === 4 && rows.every(r => r.querySelector('[data-field=variant]').textContent === 'whole [lr=0.0003]');",
     );
+    // Every job finishes (accuracies spread so that the pairs differ): the
+    // aggregate gains the comparison with the baseline, the report's figures.
+    let mut worker = SimWorker::connect(setup.grpc);
+    let mut done = 0;
+    while done < 8 {
+        let jobs = worker.lease();
+        assert!(!jobs.is_empty(), "jobs left to lease");
+        for a in &jobs {
+            let epochs: Vec<EpochMetrics> = (1..=EPOCHS).map(|e| metrics(e, 0.0)).collect();
+            for m in &epochs {
+                worker.epoch(&a.attempt_id, m);
+            }
+            worker.complete(
+                a,
+                0.40 + 0.07 * f64::from(done) - 0.01 * f64::from(done * done % 5),
+                epochs,
+            );
+            done += 1;
+        }
+    }
+    let report = setup.report();
+    let rows = report["sweep"]["rankings"][0]["rows"].as_array().unwrap();
+    let compared = rows.iter().find(|r| r["configuration"] == 1).unwrap();
+    let posterior = &compared["versus_baseline"]["posterior"];
+    assert!(posterior["p_better"].is_f64(), "{compared}");
+    let cell = b.wait_js(
+        "the comparison column",
+        "const c = document.querySelector('[data-configuration=\"lr=0.0003\"] [data-field=versus]');
+         return c && c.dataset.pBetter ? { better: +c.dataset.pBetter, equivalent: +c.dataset.pEquivalent, worse: +c.dataset.pWorse, text: c.textContent } : null;",
+    );
+    for key in ["better", "equivalent", "worse"] {
+        let want = posterior[format!("p_{key}")].as_f64().unwrap();
+        let got = cell[key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 1e-12,
+            "{key}: page {got}, report {want}"
+        );
+    }
+    assert!(cell["text"].as_str().unwrap().contains(" pp, p "), "{cell}");
+    let baseline = b.js(
+        "return document.querySelector('[data-configuration=\"lr=0.001\"] [data-field=versus]').textContent",
+    );
+    assert_eq!(baseline, json!("baseline"));
     drop(b);
     drop(coordinator);
 }

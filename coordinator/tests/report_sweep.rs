@@ -456,3 +456,70 @@ fn corrected_t_and_posteriors_recomputed_from_the_csv() {
     // Real differences of both signs.
     assert_eq!(signs, (true, true));
 }
+
+/// The dashboard's aggregate and the MLflow parent run carry each
+/// configuration's comparison with the baseline: posteriors and the corrected
+/// t-test's p-values equal to baycomp's and scipy's (the golden file).
+#[test]
+fn the_dashboard_and_mlflow_carry_the_posteriors() {
+    use spikecv_coordinator::dashboard::overview::experiment_view;
+    use spikecv_coordinator::export::payload::parent_run;
+
+    let view = experiment_view(&experiment(), &jobs(), 0, (CREATED + 100) * 1000);
+    let report = build_report(&experiment(), &jobs(), CREATED + 100);
+    let points: std::collections::BTreeMap<String, f64> = parent_run(&report, Vec::new())
+        .summary
+        .into_iter()
+        .map(|p| (p.key, p.value))
+        .collect();
+    let comparisons = golden()["comparisons"].as_array().unwrap().clone();
+    assert_eq!(comparisons.len(), 4);
+    for c in comparisons {
+        let (variant, name) = if c["variant"] == "whole" {
+            (Variant::WHOLE, "whole")
+        } else {
+            (REDUCED, "reduced")
+        };
+        let index = c["configuration"].as_u64().unwrap() as usize;
+        let label = &report.configurations[index].label;
+        let g = view
+            .aggregate
+            .iter()
+            .find(|g| g.variant == variant && &g.configuration == label)
+            .unwrap();
+        let v = g
+            .versus_baseline
+            .as_ref()
+            .expect("a compared configuration");
+        let post = v.posterior.as_ref().unwrap();
+        let prefix = format!("{name}/train-val-test/c{index}/vs_baseline");
+        for (figure, ours, mlflow) in [
+            ("p_better", post.p_better, "p_better"),
+            ("p_equivalent", post.p_equivalent, "p_equivalent"),
+            ("p_worse", post.p_worse, "p_worse"),
+            (
+                "corrected_t_p",
+                v.corrected_t.as_ref().unwrap().p_value,
+                "corrected_t_p",
+            ),
+            (
+                "corrected_t_p_holm",
+                v.corrected_t_p_holm.unwrap(),
+                "corrected_t_p_holm",
+            ),
+        ] {
+            let want = c[figure].as_f64().unwrap();
+            close(ours, want);
+            close(points[&format!("{prefix}/{mlflow}")], want);
+        }
+    }
+    // The baseline is compared with nothing.
+    let base = &report.configurations[0].label;
+    assert!(
+        view.aggregate
+            .iter()
+            .filter(|g| &g.configuration == base)
+            .all(|g| g.versus_baseline.is_none())
+    );
+    assert!(!points.keys().any(|k| k.contains("/c0/vs_baseline/")));
+}

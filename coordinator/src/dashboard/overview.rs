@@ -13,7 +13,9 @@ use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::DashboardError;
 use crate::eta::{self, EtaInputs};
+use crate::report::compute::compare::BaselineComparison;
 use crate::report::compute::configurations::NetworkSummary;
+use crate::report::compute::groups::GroupReport;
 use crate::report::compute::jobs::Progress;
 use crate::report::compute::metric::Metric;
 use crate::report::{ExperimentRecord, build_report, from_store};
@@ -91,6 +93,10 @@ pub struct GroupView {
     pub val_accuracy: Option<Metric>,
     /// Test loss of the selected models.
     pub test_loss: Metric,
+    /// Against the baseline configuration of its variant and protocol, as the
+    /// report has it (corrected t, Holm, posteriors); `None` without a sweep
+    /// and for the baseline.
+    pub versus_baseline: Option<BaselineComparison>,
 }
 
 /// One worker.
@@ -169,6 +175,12 @@ pub fn experiment_view(
         .map(|c| c.training.epochs);
     let p = &report.progress;
     let partial = p.missing + p.pending + p.leased + p.running > 0;
+    let versus = |g: &GroupReport| {
+        let sweep = report.sweep.as_ref()?;
+        sweep
+            .versus_baseline(g.variant, g.protocol, g.configuration)
+            .cloned()
+    };
     ExperimentView {
         id: experiment.id.clone(),
         name: experiment.name.clone(),
@@ -182,8 +194,10 @@ pub fn experiment_view(
         samples_per_second: samples_per_second(jobs),
         aggregate: report
             .groups
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|g| GroupView {
+                versus_baseline: versus(&g),
                 network: report
                     .configurations
                     .get(g.configuration)
@@ -200,7 +214,7 @@ pub fn experiment_view(
                 test_loss: g.test_loss,
             })
             .collect(),
-        progress: report.progress,
+        progress: report.progress.clone(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! database): a job's run (its configuration's values and identity as params,
 //! its selected model's figures and every epoch as metrics, status, worker and
 //! device as tags) and the experiment's parent run (the report's groups, mean
-//! ± std per variant, protocol and configuration, as metrics).
+//! ± std per variant, protocol and configuration, and each configuration
+//! against the baseline, as metrics).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::metrics::{self, summary};
 
 use super::held::Held;
+use crate::report::compute::compare::BaselineComparison;
 use crate::report::compute::groups::GroupReport;
 use crate::report::compute::metric::Metric;
 use crate::report::compute::report::Report;
@@ -268,6 +270,24 @@ fn metric_points(prefix: &str, name: &str, m: &Metric, out: &mut Vec<Point>) {
     }
 }
 
+/// A configuration against the baseline as points under
+/// `<prefix>/vs_baseline/`: the mean difference, the corrected t-test's
+/// p-value (raw and Holm-adjusted) and the posterior probabilities.
+fn versus_points(prefix: &str, v: &BaselineComparison, out: &mut Vec<Point>) {
+    let posterior = v.posterior.as_ref();
+    let figures = [
+        ("mean_difference_pp", v.paired.mean_difference_pp),
+        ("corrected_t_p", v.corrected_t.as_ref().map(|t| t.p_value)),
+        ("corrected_t_p_holm", v.corrected_t_p_holm),
+        ("p_better", posterior.map(|p| p.p_better)),
+        ("p_equivalent", posterior.map(|p| p.p_equivalent)),
+        ("p_worse", posterior.map(|p| p.p_worse)),
+    ];
+    for (figure, value) in figures {
+        out.extend(point(&format!("{prefix}/vs_baseline/{figure}"), value, 0));
+    }
+}
+
 /// The parent run: the report's groups and progress as metrics, each
 /// configuration's label as a tag, `report.json` as an artifact.
 pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
@@ -316,6 +336,13 @@ pub fn parent_run(report: &Report, report_json: Vec<u8>) -> RunPlan {
             ("pruned", g.pruned),
         ] {
             points.extend(point(&format!("{prefix}/{name}"), Some(n as f64), 0));
+        }
+        let versus = report
+            .sweep
+            .as_ref()
+            .and_then(|s| s.versus_baseline(g.variant, g.protocol, g.configuration));
+        if let Some(v) = versus {
+            versus_points(&prefix, v, &mut points);
         }
     }
     let p = &report.progress;

@@ -78,6 +78,24 @@
     const v = p ? x / p[0] : x;
     return v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2) + ' ' + (p ? p[1] : '');
   }
+  // A configuration against the baseline, as the report compares them: the
+  // mean paired difference, the corrected resampled t-test's Holm-adjusted
+  // p-value and the Bayesian correlated t-test's posterior probabilities.
+  function versusCell(v) {
+    if (!v) return cell('baseline', 'muted', { 'data-field': 'versus' });
+    const p = v.posterior;
+    const d = v.mean_difference_pp === null ? '–' : (v.mean_difference_pp >= 0 ? '+' : '') + v.mean_difference_pp.toFixed(2);
+    const holm = v.corrected_t_p_holm === null ? '–' : v.corrected_t_p_holm.toPrecision(3);
+    const probs = p ? [p.p_better, p.p_equivalent, p.p_worse].map((x) => x.toFixed(3)).join(' / ') : '–';
+    return cell(d + ' pp, p ' + holm + ', ' + probs, 'num', {
+      'data-field': 'versus',
+      'data-p-better': p ? p.p_better : null,
+      'data-p-equivalent': p ? p.p_equivalent : null,
+      'data-p-worse': p ? p.p_worse : null,
+      title: p ? 'rope ± ' + p.rope_pp + ' pp' : '',
+    });
+  }
+
   function networkCell(n) {
     if (!n) return cell('–', null, { 'data-field': 'network' });
     return el('td', { 'data-field': 'network', 'data-name': n.name, 'data-parameters': n.parameters, 'data-flops': n.flops_per_sample,
@@ -113,6 +131,7 @@
       stat('ETA', e.partial ? duration(e.eta_seconds) : 'done', 'eta'),
       stat('samples/s', num(e.samples_per_second, 1), 'throughput'),
     ]);
+    const compared = e.aggregate.some((g) => g.versus_baseline);
     const rows = e.aggregate.map((g) =>
       el('tr', { 'data-variant': g.variant, 'data-protocol': g.protocol, 'data-configuration': g.configuration }, [
         cell(g.configuration ? g.variant + ' [' + g.configuration + ']' : g.variant),
@@ -122,10 +141,11 @@
         cell(metricText(g.test_accuracy), 'num', { 'data-field': 'test', 'data-mean': g.test_accuracy.mean, 'data-std': g.test_accuracy.std_population }),
         cell(g.test_accuracy.std_sample === null ? '–' : (100 * g.test_accuracy.std_sample).toFixed(2), 'num', { 'data-field': 'test-std-sample', 'data-value': g.test_accuracy.std_sample }),
         cell(g.val_accuracy ? metricText(g.val_accuracy) : 'n/a', 'num', { 'data-field': 'val', 'data-mean': g.val_accuracy ? g.val_accuracy.mean : null }),
+        compared ? versusCell(g.versus_baseline) : null,
         el('td', {}, [el('span', { class: 'badge ' + (e.partial ? 'partial' : 'final'), text: e.partial ? 'partial' : 'final', 'data-field': 'partial' })]),
       ]));
     const aggregate = el('table', { class: 'aggregate' }, [
-      el('thead', {}, [el('tr', {}, ['variant', 'protocol', 'network (parameters, FLOPs/sample)', 'jobs', 'test accuracy (mean ± std)', 'std (ddof 1)', 'val accuracy', ''].map((h) => el('th', { text: h })))]),
+      el('thead', {}, [el('tr', {}, ['variant', 'protocol', 'network (parameters, FLOPs/sample)', 'jobs', 'test accuracy (mean ± std)', 'std (ddof 1)', 'val accuracy', compared ? 'vs baseline: Δ pp, corrected p (Holm), P(better / equivalent / worse)' : null, ''].filter((h) => h !== null).map((h) => el('th', { text: h })))]),
       el('tbody', {}, rows),
     ]);
     return el('section', { class: 'panel experiment', 'data-experiment': e.id }, [

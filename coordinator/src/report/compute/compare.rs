@@ -122,6 +122,25 @@ pub struct SweepComparison {
     pub pruning: PruningSummary,
 }
 
+impl SweepComparison {
+    /// Configuration `configuration` of `variant` under `protocol` against
+    /// the baseline (`None` for the baseline itself and where none was made).
+    pub fn versus_baseline(
+        &self,
+        variant: Variant,
+        protocol: ProtocolKind,
+        configuration: usize,
+    ) -> Option<&BaselineComparison> {
+        self.rankings
+            .iter()
+            .filter(|r| r.variant == variant && r.protocol == protocol)
+            .flat_map(|r| &r.rows)
+            .find(|row| row.configuration == configuration)?
+            .versus_baseline
+            .as_ref()
+    }
+}
+
 /// Test accuracy of each succeeded job of one group, by (seed, fold).
 fn accuracies(
     jobs: &[&JobRecord],
