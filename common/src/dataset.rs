@@ -12,6 +12,7 @@ pub mod dvs_gesture;
 pub mod error;
 pub mod import;
 pub mod kind;
+pub mod metadata;
 pub mod published;
 pub mod registry;
 pub mod sl_animals;
@@ -82,72 +83,51 @@ impl Dataset {
         Self::open_kind(root, DataKind::detect(root).unwrap_or_default())
     }
 
-    /// Opens a root as the data set `kind`. DVS128 Gesture: reads the two
-    /// trial lists and the mapping, and checks every listed trial has its
-    /// recording and labels file.
+    /// Opens a root as the data set `kind`: reads its recording list and
+    /// class names, and checks that every listed recording has its event
+    /// file and tags or labels file (SL-Animals: or all its sliced samples).
     pub fn open_kind(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
-        match kind.cut() {
-            SampleCut::EventIndices => Self::open_event_indices(root, kind),
-            SampleCut::TimeWindows => Self::open_time_windows(root, kind),
-        }
-    }
-
-    /// A kind whose samples are label rows: every listed recording needs its
-    /// event file and labels file.
-    fn open_time_windows(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
-        let dir = kind.files_dir(root).ok_or_else(|| DataError::WrongKind {
-            root: root.to_path_buf(),
-            kind: kind.as_str(),
-            missing: kind.marker(),
-        })?;
-        let ds = Dataset {
-            root: root.to_path_buf(),
-            class_names: kind.read_class_names(root)?,
-            recordings: kind.read_recordings(root)?,
-            dir,
-            kind,
-        };
-        for name in &ds.recordings {
-            for (path, what) in [
-                (ds.recording_path(name), "recording of a listed trial"),
-                (ds.tags_path(name), "labels file of a listed trial"),
-            ] {
-                if !path.is_file() {
-                    return Err(DataError::Missing { path, what });
-                }
+        let cut = kind.cut();
+        let dir = match kind.files_dir(root) {
+            Some(dir) => dir,
+            None if cut == SampleCut::EventIndices => root.to_path_buf(),
+            None => {
+                return Err(DataError::WrongKind {
+                    root: root.to_path_buf(),
+                    kind: kind.as_str(),
+                    missing: kind.marker(),
+                });
             }
-        }
-        Ok(ds)
-    }
-
-    /// A kind whose samples are tag rows, one per class: every listed
-    /// recording needs its event file and tags, or all its sliced samples.
-    fn open_event_indices(root: &Path, kind: DataKind) -> Result<Dataset, DataError> {
-        let recordings = kind.read_recordings(root)?;
-        let class_names = kind.read_class_names(root)?;
+        };
+        // Each kind's files are read in the order that names its first missing one.
+        let (recordings, class_names) = match cut {
+            SampleCut::EventIndices => (kind.read_recordings(root)?, kind.read_class_names(root)?),
+            SampleCut::TimeWindows => {
+                let class_names = kind.read_class_names(root)?;
+                (kind.read_recordings(root)?, class_names)
+            }
+        };
         let ds = Dataset {
             root: root.to_path_buf(),
-            dir: kind.files_dir(root).unwrap_or_else(|| root.to_path_buf()),
+            dir,
             kind,
             recordings,
             class_names,
         };
-        for name in &ds.recordings {
-            if !ds.is_sliced(name) {
-                let rec = ds.recording_path(name);
-                if !rec.is_file() {
-                    return Err(DataError::Missing {
-                        path: rec,
-                        what: "recording listed in filelist.txt (and no sliced samples)",
-                    });
-                }
-                let tags = ds.tags_path(name);
-                if !tags.is_file() {
-                    return Err(DataError::Missing {
-                        path: tags,
-                        what: "tag file of a listed recording",
-                    });
-                }
+        let whats = match cut {
+            SampleCut::EventIndices => [
+                "recording listed in filelist.txt (and no sliced samples)",
+                "tag file of a listed recording",
+            ],
+            SampleCut::TimeWindows => [
+                "recording of a listed trial",
+                "labels file of a listed trial",
+            ],
+        };
+        for name in ds.recordings.iter().filter(|n| !ds.is_sliced(n)) {
+            let paths = [ds.recording_path(name), ds.tags_path(name)];
+            if let Some((path, what)) = paths.into_iter().zip(whats).find(|(p, _)| !p.is_file()) {
+                return Err(DataError::Missing { path, what });
             }
         }
         Ok(ds)
@@ -325,15 +305,8 @@ impl Dataset {
     /// per recording its raw file and tags, or its sliced files.
     pub fn used_files(&self) -> Vec<PathBuf> {
         let mut files = self.kind.metadata_files(&self.root);
-        if self.kind.cut() == SampleCut::TimeWindows {
-            for name in &self.recordings {
-                files.push(self.recording_path(name));
-                files.push(self.tags_path(name));
-            }
-            return files;
-        }
         for name in &self.recordings {
-            if self.recording_path(name).is_file() {
+            if self.kind.cut() == SampleCut::TimeWindows || self.recording_path(name).is_file() {
                 files.push(self.recording_path(name));
                 files.push(self.tags_path(name));
             } else {

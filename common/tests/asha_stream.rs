@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use spikecv_common::experiment::config::{ExperimentConfig, asha_rule, prune_rule};
+use spikecv_common::experiment::config::ExperimentConfig;
+use spikecv_common::experiment::prune::Pruner;
 use spikecv_common::experiment::prune::asha::AshaRule;
 
 /// One epoch result: configuration, job, epoch, validation accuracy.
@@ -143,11 +144,18 @@ fn config(sweep: &str) -> Result<ExperimentConfig, spikecv_common::experiment::e
 #[test]
 fn settings_are_read_and_checked_naming_the_key() {
     let c = config("prune = \"asha\"\nreduction_factor = 2\nfirst_rung = 2").unwrap();
-    let rule = asha_rule(&c).unwrap().unwrap();
+    let rule = c.pruning().unwrap().and_then(Pruner::asha).unwrap();
     assert_eq!(rule.rungs(), [2, 4, 8, 16]);
-    assert_eq!(prune_rule(&c).unwrap(), None, "not the median rule");
-    let defaults = asha_rule(&config("prune = \"asha\"").unwrap())
+    assert_eq!(
+        c.pruning().unwrap().and_then(Pruner::median),
+        None,
+        "not the median rule"
+    );
+    let defaults = config("prune = \"asha\"")
         .unwrap()
+        .pruning()
+        .unwrap()
+        .and_then(Pruner::asha)
         .unwrap();
     assert_eq!((defaults.reduction_factor, defaults.first_rung), (3, 1));
     for (sweep, key) in [

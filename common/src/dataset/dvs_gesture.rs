@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::dataset::error::DataError;
 use crate::dataset::kind::Label;
+use crate::dataset::metadata::{NumberedNames, bad, read_text};
 use crate::dataset::variant::Variant;
 use crate::events::Event;
 
@@ -97,22 +98,6 @@ pub fn user_number(recording: &str) -> Option<u32> {
     person_of(recording).strip_prefix("user")?.parse().ok()
 }
 
-fn read_text(path: &Path) -> Result<String, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
-}
-
-fn bad(path: &Path, line: usize, what: String) -> DataError {
-    DataError::BadMetadata {
-        path: path.to_path_buf(),
-        line,
-        what,
-    }
-}
-
 /// Reads a trials list: one `userNN_<lighting>.aedat` a line (the extension
 /// may be left out), blank lines ignored; names come back without it.
 pub fn read_trials(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
@@ -137,6 +122,11 @@ pub fn read_trials(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
         out.push((i + 1, name.to_owned()));
     }
     Ok(out)
+}
+
+/// The text of a trials list naming `names`, one `<name>.aedat` a line.
+pub fn trials_text<'a>(names: impl IntoIterator<Item = &'a String>) -> String {
+    names.into_iter().map(|n| format!("{n}.aedat\n")).collect()
 }
 
 /// Reads both trial lists of `dir` into the recordings, training list first;
@@ -164,43 +154,13 @@ pub fn read_recordings(dir: &Path) -> Result<Vec<String>, DataError> {
 
 /// Reads `gesture_mapping.csv` (`action,label`, rows in label order from 1).
 pub fn read_mapping(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = read_text(path)?;
-    let mut names = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (name, num) = line.rsplit_once(',').ok_or_else(|| {
-            bad(
-                path,
-                i + 1,
-                format!("expected `action,label`, found {line:?}"),
-            )
-        })?;
-        let num: usize = num
-            .trim()
-            .parse()
-            .map_err(|_| bad(path, i + 1, format!("label {num:?} is not a number")))?;
-        if num != names.len() + 1 {
-            return Err(bad(
-                path,
-                i + 1,
-                format!(
-                    "label {num}, expected {} (rows in label order)",
-                    names.len() + 1
-                ),
-            ));
-        }
-        names.push(name.trim().to_owned());
+    NumberedNames {
+        number_first: false,
+        row: "action,label",
+        number: "label",
+        order: "label",
     }
-    if names.len() != CLASSES {
-        return Err(bad(
-            path,
-            1,
-            format!("{} classes, expected {CLASSES}", names.len()),
-        ));
-    }
-    Ok(names)
+    .read(path, CLASSES)
 }
 
 /// The mapping file as the download ships it.

@@ -44,7 +44,9 @@ pub trait DataSetKind: Sync {
     /// The name reports give it (`SL-Animals-DVS`).
     fn title(&self) -> &'static str;
     /// How many classes it has.
-    fn classes(&self) -> usize;
+    fn classes(&self) -> usize {
+        self.default_class_names().len()
+    }
     /// Its class names in class order, as the download gives them.
     fn default_class_names(&self) -> &'static [&'static str];
     /// The variants (`protocol.variants`) it offers, `whole` first.
@@ -70,11 +72,13 @@ pub trait DataSetKind: Sync {
     /// The file (relative to a root) whose presence marks this kind, named
     /// when a root lacks it.
     fn marker(&self) -> &'static str;
-    /// Whether `root` holds a data set of this kind (by its files).
-    fn holds(&self, root: &Path) -> bool;
     /// The folder of `root` where its recordings lie, `None` when `root`
     /// holds none of this kind.
     fn files_dir(&self, root: &Path) -> Option<PathBuf>;
+    /// Whether `root` holds a data set of this kind (by its files).
+    fn holds(&self, root: &Path) -> bool {
+        self.files_dir(root).is_some()
+    }
     /// Its recordings at `root`, in list order.
     fn read_recordings(&self, root: &Path) -> Result<Vec<String>, DataError>;
     /// Its class names at `root`, read from the root's own files.

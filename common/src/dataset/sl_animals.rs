@@ -10,6 +10,7 @@ pub mod scan;
 use std::path::Path;
 
 use crate::dataset::error::{DataError, io_err};
+use crate::dataset::metadata::{NumberedNames, bad};
 use crate::dataset::variant::Variant;
 use crate::events::tags::CLASSES;
 
@@ -45,41 +46,13 @@ pub const CLASS_NAMES: [&str; CLASSES] = [
 
 /// Reads the class definitions CSV (`class,class Def`, rows `1,cat` ... `19,zebra`).
 pub fn read_class_names(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut names = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |what: String| DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: i + 1,
-            what,
-        };
-        let (num, name) = line
-            .split_once(',')
-            .ok_or_else(|| bad(format!("expected `number,name`, found {line:?}")))?;
-        let num: usize = num
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("class number {num:?} is not a number")))?;
-        if num != names.len() + 1 {
-            return Err(bad(format!(
-                "class number {num}, expected {} (rows in class order)",
-                names.len() + 1
-            )));
-        }
-        names.push(name.trim().to_string());
+    NumberedNames {
+        number_first: true,
+        row: "number,name",
+        number: "class number",
+        order: "class",
     }
-    if names.len() != CLASSES {
-        return Err(DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: 1,
-            what: format!("{} classes, expected {CLASSES}", names.len()),
-        });
-    }
-    Ok(names)
+    .read(path, CLASSES)
 }
 
 /// Reads a file list: one recording name a line, blank lines ignored.
@@ -91,11 +64,7 @@ pub fn read_file_list(path: &Path) -> Result<Vec<String>, DataError> {
         if name.is_empty() {
             continue;
         }
-        let bad = |what: String| DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: i + 1,
-            what,
-        };
+        let bad = |what: String| bad(path, i + 1, what);
         if name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(bad(format!("{name:?} is not a plain recording name")));
         }
@@ -105,11 +74,7 @@ pub fn read_file_list(path: &Path) -> Result<Vec<String>, DataError> {
         names.push(name.to_string());
     }
     if names.is_empty() {
-        return Err(DataError::BadMetadata {
-            path: path.to_path_buf(),
-            line: 1,
-            what: "the file list names no recordings".into(),
-        });
+        return Err(bad(path, 1, "the file list names no recordings".into()));
     }
     Ok(names)
 }

@@ -262,25 +262,12 @@ pub fn recording(
     name: &str,
     size: SynthSize,
 ) -> (Vec<Event>, Vec<(usize, usize)>) {
-    recording_of(seed, index, name, size, CLASSES)
-}
-
-/// [`recording`] with the first `classes` gestures only (the same events as
-/// [`recording`]'s first `classes` samples; the motions stay SL-Animals' 19
-/// directions).
-pub fn recording_of(
-    seed: u64,
-    index: usize,
-    name: &str,
-    size: SynthSize,
-    classes: usize,
-) -> (Vec<Event>, Vec<(usize, usize)>) {
-    let order: Vec<usize> = (0..classes).collect();
+    let order: Vec<usize> = (0..CLASSES).collect();
     recording_in_order(seed, index, name, size, &order)
 }
 
 /// A recording of the gestures `order` names, in that order (the same
-/// person and draws as [`recording_of`] when `order` is `0..classes`);
+/// person and draws as [`recording`] when `order` is `0..19`);
 /// returns the events and each gesture's event range, in `order`.
 pub fn recording_in_order(
     seed: u64,
@@ -323,11 +310,28 @@ pub fn recording_in_order(
     (events, ranges)
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
+/// Writes `bytes` to `path`.
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
     std::fs::write(path, bytes).map_err(|source| SynthError::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Writes an event file at `path` through a buffer with `write`; returns
+/// its size in bytes.
+pub(crate) fn write_events(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<u64, SynthError> {
+    let io = |source| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(io)?);
+    write(&mut w).map_err(io)?;
+    w.flush().map_err(io)?;
+    Ok(std::fs::metadata(path).map_err(io)?.len())
 }
 
 fn header_lines(seed: u64, name: &str) -> Vec<String> {
@@ -351,15 +355,7 @@ type Written = Result<(u64, u64), SynthError>;
 fn write_recording(out: &Path, seed: u64, index: usize, name: &str, size: SynthSize) -> Written {
     let (events, ranges) = recording(seed, index, name, size);
     let path = out.join("recordings").join(format!("{name}.aedat"));
-    let io = |source| SynthError::Io {
-        path: path.clone(),
-        source,
-    };
-    let file = std::fs::File::create(&path).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    v2::write(&mut w, &header_lines(seed, name), &events).map_err(io)?;
-    w.flush().map_err(io)?;
-    let bytes = std::fs::metadata(&path).map_err(io)?.len();
+    let bytes = write_events(&path, |w| v2::write(w, &header_lines(seed, name), &events))?;
     write_file(
         &out.join("tags").join(format!("{name}.csv")),
         tags::to_csv(&ranges).as_bytes(),

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::variant::Variant;
 use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, invalid};
 use crate::experiment::network::{InputShape, LifSettings, Network, NetworkError, NetworkSpec};
-use crate::experiment::prune::asha::AshaRule;
-use crate::experiment::prune::{PruneRule, Pruner};
+use crate::experiment::prune::Pruner;
 use crate::experiment::sections::{
     DataConfig, ProtocolConfig, ProtocolKind, SimulationConfig, TrainingConfig,
 };
@@ -180,20 +179,16 @@ impl ExperimentConfig {
                 format!("{} seeds; the limit is {}", p.seeds.len(), bounds::SEEDS),
             ));
         }
-        for (key, value, limit) in [
-            (
-                "protocol.max_attempts",
-                p.max_attempts,
-                bounds::MAX_ATTEMPTS,
-            ),
-            (
-                "protocol.epoch_timeout_s",
-                p.epoch_timeout_s,
-                bounds::EPOCH_TIMEOUT_S,
-            ),
-        ] {
-            at_most(key, value, limit)?;
-        }
+        at_most(
+            "protocol.max_attempts",
+            p.max_attempts,
+            bounds::MAX_ATTEMPTS,
+        )?;
+        at_most(
+            "protocol.epoch_timeout_s",
+            p.epoch_timeout_s,
+            bounds::EPOCH_TIMEOUT_S,
+        )?;
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
@@ -307,22 +302,11 @@ impl ExperimentConfig {
     }
 }
 
-/// The median rule of `config`'s sweep, `None` when it does not prune by the
-/// median; errors name the key.
-pub fn prune_rule(config: &ExperimentConfig) -> Result<Option<PruneRule>, ConfigError> {
-    Ok(config.pruning()?.and_then(Pruner::median))
-}
-
-/// The successive-halving rule of `config`'s sweep (`prune = "asha"`), `None`
-/// when it does not use it; errors name the key.
-pub fn asha_rule(config: &ExperimentConfig) -> Result<Option<AshaRule>, ConfigError> {
-    Ok(config.pruning()?.and_then(Pruner::asha))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::frames::BinMode;
+    use crate::experiment::prune::PruneRule;
 
     #[test]
     fn defaults_are_the_reference() -> Result<(), ConfigError> {
@@ -465,14 +449,14 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(
-            prune_rule(&c).expect("valid"),
+            c.pruning().expect("valid").and_then(Pruner::median),
             Some(PruneRule {
                 warmup_epochs: 2,
                 min_jobs: 3
             })
         );
         let none = config("", "train-val-test").expect("valid");
-        assert_eq!(prune_rule(&none).expect("valid"), None);
+        assert_eq!(none.pruning().expect("valid"), None);
         for (sweep, protocol, key) in [
             ("prune = \"median\"", "train-test", "sweep.prune"),
             ("prune = \"mean\"", "train-val-test", "sweep.prune"),

@@ -18,6 +18,7 @@ pub mod mt19937;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::kind::{DataKind, people};
 use crate::experiment::cv::mt19937::Mt19937;
 use crate::experiment::sections::{ProtocolConfig, ProtocolKind};
 
@@ -209,30 +210,28 @@ pub fn split(
 
 /// [`split`] over people instead of recordings: the folds (and, for
 /// train-val-test, the validation split) are drawn over the distinct people
-/// of `recordings` (in order of first appearance, `person_of` naming each
+/// of `recordings` (in order of first appearance, `kind` naming each
 /// recording's person), and every recording goes where its person goes:
 /// grouped by person in the order of the people's split, each person's
 /// recordings in file-list order. No person is in two sets. With one
 /// recording per person this is [`split`].
 pub fn split_by_person(
     recordings: &[String],
-    person_of: impl Fn(&str) -> String,
+    kind: DataKind,
     protocol: &ProtocolConfig,
     seed: u64,
     fold: u32,
 ) -> Result<FoldSplit, CvError> {
-    let mut people: Vec<String> = Vec::new();
-    for r in recordings {
-        let p = person_of(r);
-        if !people.contains(&p) {
-            people.push(p);
-        }
-    }
-    let by_people = split(&people, protocol, seed, fold)?;
+    let by_people = split(&people(kind, recordings), protocol, seed, fold)?;
     let expand = |group: &[String]| -> Vec<String> {
         group
             .iter()
-            .flat_map(|p| recordings.iter().filter(|r| person_of(r) == *p).cloned())
+            .flat_map(|p| {
+                recordings
+                    .iter()
+                    .filter(|r| kind.person_of(r) == *p)
+                    .cloned()
+            })
             .collect()
     };
     Ok(FoldSplit {

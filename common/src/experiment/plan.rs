@@ -172,7 +172,7 @@ pub fn job_split(
         return Ok(split);
     }
     if kind.folds_over_people() {
-        cv::split_by_person(recordings, |r| kind.person_of(r).to_owned(), p, seed, fold)
+        cv::split_by_person(recordings, kind, p, seed, fold)
     } else {
         cv::split(recordings, p, seed, fold)
     }

@@ -114,9 +114,7 @@ impl TryFrom<toml::Table> for SweepSpec {
 
     /// Reads a `[sweep]` table; errors name the key (`sweep.training.lr`).
     fn try_from(table: toml::Table) -> Result<Self, ConfigError> {
-        let entries = entries(&table)?;
-        let baseline = entries.baseline.clone();
-        let search = search(entries)?;
+        let (search, baseline) = search(&table)?;
         let prune = PruneSettings::parse(&table)?;
         let rope = rope(&table)?;
         Ok(SweepSpec {
@@ -133,22 +131,6 @@ impl From<SweepSpec> for toml::Table {
     fn from(spec: SweepSpec) -> Self {
         spec.written
     }
-}
-
-/// `[sweep]`'s entries sorted by role, before they are checked together.
-struct Entries {
-    mode: Option<Mode>,
-    samples: Option<usize>,
-    seed: u64,
-    baseline: BTreeMap<String, toml::Value>,
-    swept: BTreeMap<String, toml::Value>,
-}
-
-/// `mode`, as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Lists(Combine),
-    Random,
 }
 
 /// Flattens nested tables (`training.lr = [...]` written unquoted) into dotted
@@ -169,45 +151,42 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, toml::V
     }
 }
 
-/// `mode = "..."`.
-fn mode(value: &toml::Value) -> Result<Mode, ConfigError> {
-    match value.as_str() {
-        Some("grid") => Ok(Mode::Lists(Combine::Grid)),
-        Some("zip") => Ok(Mode::Lists(Combine::Zip)),
-        Some("random") => Ok(Mode::Random),
-        Some(other) => Err(sweep_err(
-            "mode",
-            format!("{other:?} is not grid, zip or random"),
-        )),
-        None => Err(sweep_err("mode", "must be \"grid\", \"zip\" or \"random\"")),
-    }
-}
-
-/// Sorts the table's entries: settings read, swept keys flattened.
-fn entries(table: &toml::Table) -> Result<Entries, ConfigError> {
-    let mut out = Entries {
-        mode: None,
-        samples: None,
-        seed: 0,
-        baseline: BTreeMap::new(),
-        swept: BTreeMap::new(),
-    };
+/// The search `[sweep]` asks for, with its baseline: the settings read, the
+/// swept keys flattened, then checked together.
+fn search(table: &toml::Table) -> Result<(Search, BTreeMap<String, toml::Value>), ConfigError> {
+    // `None`: mode = "random".
+    let mut combine = Some(Combine::Grid);
+    let (mut samples, mut seed) = (None, 0);
+    let (mut baseline, mut swept) = (BTreeMap::new(), BTreeMap::new());
     for (k, v) in table {
         match (k.as_str(), v) {
-            ("mode", _) => out.mode = Some(mode(v)?),
+            ("mode", _) => {
+                combine = match v.as_str() {
+                    Some("grid") => Some(Combine::Grid),
+                    Some("zip") => Some(Combine::Zip),
+                    Some("random") => None,
+                    Some(other) => {
+                        let message = format!("{other:?} is not grid, zip or random");
+                        return Err(sweep_err("mode", message));
+                    }
+                    None => {
+                        return Err(sweep_err("mode", "must be \"grid\", \"zip\" or \"random\""));
+                    }
+                }
+            }
             ("samples", toml::Value::Integer(n)) => {
-                out.samples = Some(
+                samples = Some(
                     usize::try_from(*n)
                         .map_err(|_| sweep_err("samples", format!("{n} is not a count")))?,
                 );
             }
             ("samples", _) => return Err(sweep_err("samples", "must be an integer")),
             ("seed", toml::Value::Integer(n)) => {
-                out.seed =
+                seed =
                     u64::try_from(*n).map_err(|_| sweep_err("seed", format!("{n} is negative")))?;
             }
             ("seed", _) => return Err(sweep_err("seed", "must be an integer")),
-            ("baseline", toml::Value::Table(t)) => flatten("", t, &mut out.baseline),
+            ("baseline", toml::Value::Table(t)) => flatten("", t, &mut baseline),
             ("baseline", _) => {
                 return Err(sweep_err("baseline", "must be a table of key = value"));
             }
@@ -215,40 +194,32 @@ fn entries(table: &toml::Table) -> Result<Entries, ConfigError> {
             ("rope", _) => {}
             // Pruning settings, read by `PruneSettings::parse`.
             (k, _) if PRUNE_KEYS.contains(&k) => {}
-            (_, toml::Value::Table(t)) if !is_range(t) => flatten(k, t, &mut out.swept),
+            (_, toml::Value::Table(t)) if !is_range(t) => flatten(k, t, &mut swept),
             _ => {
-                out.swept.insert(k.clone(), v.clone());
+                swept.insert(k.clone(), v.clone());
             }
         }
     }
-    Ok(out)
-}
-
-/// The search the entries ask for.
-fn search(entries: Entries) -> Result<Search, ConfigError> {
-    let mode = entries.mode.unwrap_or(Mode::Lists(Combine::Grid));
-    let combine = match (mode, entries.samples) {
-        (Mode::Random, Some(samples)) => {
-            return RandomSearch::parse(entries.swept, &entries.baseline, samples, entries.seed)
-                .map(Search::Random);
+    let search = match (combine, samples) {
+        (None, Some(samples)) => {
+            Search::Random(RandomSearch::parse(swept, &baseline, samples, seed)?)
         }
-        (Mode::Random, None) => {
-            return Err(sweep_err("samples", "mode = \"random\" needs samples = N"));
-        }
-        (_, Some(_)) => {
+        (None, None) => return Err(sweep_err("samples", "mode = \"random\" needs samples = N")),
+        (Some(_), Some(_)) => {
             return Err(sweep_err("samples", "only mode = \"random\" draws samples"));
         }
-        (Mode::Lists(combine), None) => combine,
+        (Some(combine), None) => {
+            let axes = swept
+                .into_iter()
+                .map(|(key, value)| grid::axis(key, value))
+                .collect::<Result<Vec<_>, _>>()?;
+            if axes.is_empty() {
+                return Err(sweep_err("", "no keys to sweep"));
+            }
+            Search::Lists { combine, axes }
+        }
     };
-    let axes = entries
-        .swept
-        .into_iter()
-        .map(|(key, value)| grid::axis(key, value))
-        .collect::<Result<Vec<_>, _>>()?;
-    if axes.is_empty() {
-        return Err(sweep_err("", "no keys to sweep"));
-    }
-    Ok(Search::Lists { combine, axes })
+    Ok((search, baseline))
 }
 
 impl SweepSpec {

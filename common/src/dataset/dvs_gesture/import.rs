@@ -15,19 +15,6 @@ use crate::dataset::import::{
     ClassDefsSource, ImportError, ImportOptions, ImportReport, io_at, resolved,
 };
 
-/// The folder of DIR (canonical) holding the download: `DIR/DvsGesture` or
-/// DIR itself, when it holds the training list.
-pub fn source_dir(dir: &Path) -> Option<PathBuf> {
-    let sub = dir.join(FOLDER);
-    if sub.join(TRAIN_LIST).is_file() {
-        Some(sub)
-    } else if dir.join(TRAIN_LIST).is_file() {
-        Some(dir.to_path_buf())
-    } else {
-        None
-    }
-}
-
 /// `.aedat` files of `src` whose name no list gives.
 fn unexpected(src: &Path, names: &[String]) -> Result<Vec<PathBuf>, ImportError> {
     let mut out = Vec::new();
@@ -94,12 +81,12 @@ pub fn import(
         let source = if missing.is_empty() {
             Source::File(resolved(&dir, src.join(list))?)
         } else {
-            let kept: String = dvs_gesture::read_trials(&src.join(list))?
-                .into_iter()
-                .filter(|(_, n)| complete.contains(n))
-                .map(|(_, n)| format!("{n}.aedat\n"))
-                .collect();
-            Source::Text(kept)
+            let listed = dvs_gesture::read_trials(&src.join(list))?;
+            let kept = listed
+                .iter()
+                .map(|(_, n)| n)
+                .filter(|n| complete.contains(n));
+            Source::Text(dvs_gesture::trials_text(kept))
         };
         plan.push((format!("{FOLDER}/{list}"), source));
     }

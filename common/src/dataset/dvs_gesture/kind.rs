@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::dataset::dvs_gesture::import;
 use crate::dataset::dvs_gesture::published;
 use crate::dataset::dvs_gesture::{
-    self, CLASS_NAMES, CLASSES, FLUORESCENT, FLUORESCENT_LED, LAB, LED, MAPPING, NATURAL,
-    TEST_LIST, TRAIN_LIST, find_dir, labels_path, read_labels, read_mapping,
+    self, CLASS_NAMES, FLUORESCENT, FLUORESCENT_LED, LAB, LED, MAPPING, NATURAL, TEST_LIST,
+    TRAIN_LIST, find_dir, labels_path, read_labels, read_mapping,
 };
 use crate::dataset::error::DataError;
 use crate::dataset::import::{ImportError, ImportOptions, ImportReport};
@@ -31,10 +31,6 @@ impl DataSetKind for DvsGesture {
 
     fn title(&self) -> &'static str {
         "DVS128 Gesture"
-    }
-
-    fn classes(&self) -> usize {
-        CLASSES
     }
 
     fn default_class_names(&self) -> &'static [&'static str] {
@@ -74,10 +70,6 @@ impl DataSetKind for DvsGesture {
 
     fn marker(&self) -> &'static str {
         "DvsGesture/trials_to_train.txt"
-    }
-
-    fn holds(&self, root: &Path) -> bool {
-        find_dir(root).is_some()
     }
 
     fn files_dir(&self, root: &Path) -> Option<PathBuf> {
@@ -143,7 +135,7 @@ impl DataSetKind for DvsGesture {
     }
 
     fn import_source(&self, dir: &Path) -> Option<PathBuf> {
-        import::source_dir(dir)
+        find_dir(dir)
     }
 
     fn import(

@@ -8,12 +8,13 @@
 //! label row spans its gesture's events exactly, in µs (`start` = its first
 //! event's time, `end` = one past its last), so the cut by time gives them.
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::dataset::dvs_gesture::{self, CLASSES, FOLDER, LIGHTINGS};
+use crate::dataset::dvs_gesture::{
+    self, CLASSES, FOLDER, LIGHTINGS, MAPPING, TEST_LIST, TRAIN_LIST, trials_text,
+};
 use crate::dataset::kind::Label;
-use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary};
+use crate::dataset::synth::{self, SynthError, SynthOptions, SynthSummary, write_file};
 use crate::events::aedat::v3;
 
 /// The users written: four training users and two test users.
@@ -29,13 +30,6 @@ pub fn recording_names() -> Vec<String> {
             [LIGHTINGS[i % 5], LIGHTINGS[(i + 2) % 5]].map(|l| format!("user{u:02}_{l}"))
         })
         .collect()
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    std::fs::write(path, bytes).map_err(|source| SynthError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// The order of the gestures in recording `index`: every class once, the
@@ -67,15 +61,7 @@ fn write_recording(
         })
         .collect();
     let path = dir.join(format!("{name}.aedat"));
-    let io = |source| SynthError::Io {
-        path: path.clone(),
-        source,
-    };
-    let file = std::fs::File::create(&path).map_err(io)?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    v3::write(&mut w, "DVS128", &events, 4096).map_err(io)?;
-    w.flush().map_err(io)?;
-    let bytes = std::fs::metadata(&path).map_err(io)?.len();
+    let bytes = synth::write_events(&path, |w| v3::write(w, "DVS128", &events, 4096))?;
     write_file(
         &dvs_gesture::labels_path(dir, name),
         dvs_gesture::labels_csv(&labels).as_bytes(),
@@ -101,23 +87,11 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthEr
         bytes += b;
         samples += s;
     }
-    let (mut train, mut test) = (String::new(), String::new());
-    for name in names {
-        let list =
-            if dvs_gesture::user_number(name).is_some_and(|u| u <= dvs_gesture::LAST_TRAIN_USER) {
-                &mut train
-            } else {
-                &mut test
-            };
-        list.push_str(&format!("{name}.aedat\n"));
-    }
-    write_file(
-        &dir.join(dvs_gesture::MAPPING),
-        dvs_gesture::mapping_csv().as_bytes(),
-    )?;
-    write_file(&dir.join(dvs_gesture::TEST_LIST), test.as_bytes())?;
+    let (train, test) = dvs_gesture::official_split(names);
+    write_file(&dir.join(MAPPING), dvs_gesture::mapping_csv().as_bytes())?;
+    write_file(&dir.join(TEST_LIST), trials_text(&test).as_bytes())?;
     // Last: the training list is what makes the folder a data set.
-    write_file(&dir.join(dvs_gesture::TRAIN_LIST), train.as_bytes())?;
+    write_file(&dir.join(TRAIN_LIST), trials_text(&train).as_bytes())?;
     Ok(SynthSummary {
         recordings: names.to_vec(),
         samples,

@@ -33,10 +33,6 @@ impl DataSetKind for SlAnimals {
         "SL-Animals-DVS"
     }
 
-    fn classes(&self) -> usize {
-        CLASSES
-    }
-
     fn default_class_names(&self) -> &'static [&'static str] {
         &CLASS_NAMES
     }
@@ -57,12 +53,8 @@ impl DataSetKind for SlAnimals {
         FILE_LIST
     }
 
-    fn holds(&self, root: &Path) -> bool {
-        root.join(FILE_LIST).exists()
-    }
-
     fn files_dir(&self, root: &Path) -> Option<PathBuf> {
-        Some(root.to_path_buf())
+        root.join(FILE_LIST).exists().then(|| root.to_path_buf())
     }
 
     fn read_recordings(&self, root: &Path) -> Result<Vec<String>, DataError> {
