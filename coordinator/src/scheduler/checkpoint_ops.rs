@@ -3,7 +3,9 @@
 //! removed with its file when the job ends (succeeds, fails, is cancelled or
 //! pruned) or is submitted afresh; only a lease lost or handed back keeps it
 //! for the next attempt. An upload's epoch must be one its attempt reported
-//! (so a checkpoint never claims more training than the metrics show). The
+//! (so a checkpoint never claims more training than the metrics show), and
+//! what the file's progress record says must agree with the job and its
+//! stored metrics ([`super::checkpoint_content`]). The
 //! bytes never pass through the scheduler: see [`crate::checkpoints`].
 
 use std::collections::HashSet;
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use spikecv_common::experiment::plan::JobId;
 
+use super::checkpoint_content::check_checkpoint_content;
 use super::fence::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};
 use super::validate::check_epoch_number;
@@ -103,6 +106,7 @@ impl Scheduler {
             let tx = self.store.transaction()?;
             let (a, job) = fence(&tx, attempt)?;
             check_upload_epoch(&tx, attempt, &job, epoch)?;
+            check_checkpoint_content(&tx, &job, epoch, &staged.path)?;
             let previous = take_checkpoint_record(&tx, &job.id)?;
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),

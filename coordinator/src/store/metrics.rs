@@ -27,14 +27,20 @@ pub(super) fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMe
 
 /// Every stored epoch of a job, by epoch.
 pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromStoreError> {
+    Ok(job_epochs(conn, job)?)
+}
+
+/// Every stored epoch of `job`, by epoch (inside the scheduler's
+/// transactions).
+pub(crate) fn job_epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>> {
     let mut stmt = conn.prepare_cached(
         "SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch",
     )?;
     let rows = stmt
         .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     rows.iter()
-        .map(|(epoch, json)| Ok(parse_metrics(job, *epoch, json)?))
+        .map(|(epoch, json)| parse_metrics(job, *epoch, json))
         .collect()
 }
 
