@@ -8,7 +8,7 @@ use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 use super::asha::halve_after_epoch;
 use super::checkpoint_ops::{drop_checkpoint, take_checkpoint_record};
 use super::fence::{extend, fence, sha256_hex, to_json};
-use super::prune::prune_after_epoch;
+use super::prune::{prune_after_epoch, undo_decisions_of};
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
@@ -20,7 +20,7 @@ use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::jobs::{self, JobRow};
-use crate::store::{StoreError, lease_writes, worker_rows};
+use crate::store::{StoreError, lease_writes, prune_evidence, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -185,6 +185,9 @@ impl Scheduler {
             )?;
             job_writes::lease_job(&tx, &job.id, attempt, &w.name, device, now)?;
             let checkpoint_epoch = jobs::checkpoint_epoch(&tx, &job.id)?;
+            if checkpoint_epoch.is_some() {
+                prune_evidence::note_resumed(&tx, attempt, &job.id)?;
+            }
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
             out.assignments.push(Assignment {
                 attempt,
@@ -325,6 +328,7 @@ impl Scheduler {
 
     /// Records a current attempt's failure. Deterministic: the job fails at once.
     /// Transient: back to pending while its failures are below `max_attempts`.
+    /// Jobs pruned on the attempt's metrics go back to pending.
     /// Either way the job's checkpoint is dropped: the failure may come from
     /// it, and the next attempt trains from epoch 0.
     pub fn fail(
@@ -337,6 +341,7 @@ impl Scheduler {
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Failed, Some(error))?;
+        undo_decisions_of(&tx, attempt, now)?;
         let failures = job.failures + 1;
         let outcome = if class == FailureClass::Deterministic || failures >= job.max_attempts {
             FailOutcome::Failed
@@ -375,7 +380,8 @@ impl Scheduler {
     /// new epoch within its epoch timeout (its worker hears it at its next
     /// heartbeat): the job goes back to pending (not a failure) unless it has
     /// lost `max_lost` leases, then it fails. Workers silent for the lease
-    /// timeout are marked lost. Returns the attempts taken back.
+    /// timeout are marked lost. Jobs pruned on a taken-back attempt's metrics
+    /// go back to pending. Returns the attempts taken back.
     pub fn expire_leases(&mut self) -> Result<Vec<AttemptId>> {
         let now = self.now_ms();
         let timeout_ms = i64::from(self.settings.lease_timeout_seconds) * 1000;
@@ -398,6 +404,7 @@ impl Scheduler {
         let mut out = Vec::with_capacity(expired.len());
         for (attempt, job_id, why) in expired {
             lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Lost, Some(&why))?;
+            undo_decisions_of(&tx, attempt, now)?;
             out.push(attempt);
             let Some(job) = jobs::job(&tx, &job_id)? else {
                 continue;
