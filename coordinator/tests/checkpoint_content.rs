@@ -152,7 +152,12 @@ async fn a_laundered_or_mislabelled_checkpoint_is_refused_naming_the_field() {
     };
     let laundered = record(&key, 1, &[selected(1)], &laundered_best);
     // The epochs in the file differ from the reported ones.
-    let rewritten = record(&key, 1, &[laundered_best.clone()], &laundered_best);
+    let rewritten = record(
+        &key,
+        1,
+        std::slice::from_ref(&laundered_best),
+        &laundered_best,
+    );
     // The record says epoch 2 where the upload declares 1.
     let mut ahead = honest.clone();
     ahead["epoch"] = json!(2);

@@ -1,4 +1,6 @@
-//! A model-based test of the scheduler: thousands of short random sequences
+//! An invariant test of the scheduler (its model-based counterpart, which
+//! compares every answer and state with a model, is `scheduler_model.rs`):
+//! thousands of short random sequences
 //! (seeded, so deterministic) of register, lease, heartbeat, report, upload,
 //! complete, fail, release, expiry, cancel and coordinator restart, from
 //! honest workers and hostile ones (greedy leases, epochs out of range or
