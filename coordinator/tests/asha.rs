@@ -6,9 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+mod sched_support;
+
+use sched_support::{submission_over, sweep_epoch as epoch};
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::prune::verdict::PruneKind;
 use spikecv_coordinator::scheduler::{
     Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
@@ -21,38 +23,14 @@ const T0: i64 = 1_700_000_000_000;
 /// Three learning rates, one seed, two folds: six jobs, 9 epochs, rungs at
 /// epochs 1 and 3 (η = 3).
 fn submission() -> Submission {
-    let config = ExperimentConfig::from_toml_str(
+    submission_over(
         "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
          variants = [\"whole\"]\n[training]\nepochs = 9\n\
          [sweep]\n\"training.lr\" = [0.001, 0.01, 0.0000001]\nprune = \"asha\"\nreduction_factor = 3\n",
+        8,
+        None,
+        &["cat", "dog"],
     )
-    .unwrap();
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
-}
-
-fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_accuracy: 0.5,
-        val_loss: Some(1.0),
-        val_accuracy: Some(val),
-        test_loss: Some(1.0),
-        test_accuracy: Some(test),
-        epoch_seconds: 60.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
 }
 
 /// Submits and leases all six jobs; the assignments by (configuration, fold).

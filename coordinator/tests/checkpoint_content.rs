@@ -8,31 +8,20 @@
 
 mod net_support;
 
-use net_support::{Joined, join, metrics, registration, start};
+use net_support::{Joined, join, lease_slots, metrics, start};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    Assignment, CheckpointChunk, DownloadCheckpointRequest, LeaseRequest, ReleaseRequest,
-    ReportEpochRequest,
+    Assignment, CheckpointChunk, DownloadCheckpointRequest, ReleaseRequest, ReportEpochRequest,
 };
 use spikecv_coordinator::auth::AuthConfig;
 use tonic::Code;
 
 async fn lease_one(client: &mut WorkerClient, who: &Joined, name: &str) -> Assignment {
-    let r = client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned()],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = lease_slots(client, who, name, "fp-A", 1).await;
     assert_eq!(r.assignments.len(), 1);
     r.assignments.into_iter().next().unwrap()
 }

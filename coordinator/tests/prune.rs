@@ -4,9 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sched_support;
+
+use sched_support::{submission_over, sweep_epoch as epoch};
 use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
     Assignment, FailureClass, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
     Submission, WorkerId, WorkerRegistration,
@@ -27,17 +30,7 @@ fn config(prune: &str) -> ExperimentConfig {
 }
 
 fn submission(config: ExperimentConfig) -> Submission {
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
+    submission_over(&config.to_toml_string(), 8, None, &["cat", "dog"])
 }
 
 fn scheduler(clock: &ManualClock) -> Scheduler {
@@ -63,21 +56,6 @@ fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
         data_fingerprint: String::new(),
     })
     .unwrap()
-}
-
-fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_accuracy: 0.5,
-        val_loss: Some(1.0),
-        val_accuracy: Some(val),
-        test_loss: Some(1.0),
-        test_accuracy: Some(test),
-        epoch_seconds: 60.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
 }
 
 fn status(s: &Scheduler, job: &JobId) -> JobStatus {

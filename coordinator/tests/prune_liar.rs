@@ -7,14 +7,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod net_support;
+mod sched_support;
 
-use net_support::{Joined, join, registration, start_on_file};
+use net_support::{Joined, join, lease_slots, start_on_file};
+use sched_support::{submission_over, sweep_epoch};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::plan::JobId;
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    Assignment, CompleteRequest, FailRequest, LeaseRequest, LeaseResponse, ReportEpochRequest,
+    Assignment, CompleteRequest, FailRequest, LeaseResponse, ReportEpochRequest,
 };
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
 use spikecv_coordinator::store::Store;
@@ -23,38 +25,21 @@ const EPOCHS: u32 = 3;
 
 /// Two learning rates × two folds, median pruning from epoch 2.
 fn sweep() -> Submission {
-    let config = ExperimentConfig::from_toml_str(&format!(
-        "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
-         variants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n\
-         [sweep]\n\"training.lr\" = [0.001, 0.0000001]\nprune = \"median\"\nwarmup_epochs = 1\n"
-    ))
-    .unwrap();
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: Some("fp-A".to_owned()),
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
+    submission_over(
+        &format!(
+            "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
+             variants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n\
+             [sweep]\n\"training.lr\" = [0.001, 0.0000001]\nprune = \"median\"\nwarmup_epochs = 1\n"
+        ),
+        8,
+        Some("fp-A"),
+        &["cat", "dog"],
+    )
 }
 
+/// An epoch with validation accuracy `val` (test accuracy 0.5).
 fn epoch(epoch: u32, val: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_accuracy: 0.5,
-        val_loss: Some(1.0),
-        val_accuracy: Some(val),
-        test_loss: None,
-        test_accuracy: None,
-        epoch_seconds: 1.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
+    sweep_epoch(epoch, val, 0.5)
 }
 
 /// An honest result of `epochs` epochs: two classes, one sample of each per
@@ -75,17 +60,7 @@ fn honest_result(a: &Assignment, epochs: u32) -> JobResult {
 }
 
 async fn lease(client: &mut WorkerClient, who: &Joined, name: &str) -> LeaseResponse {
-    client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned()],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    lease_slots(client, who, name, "fp-A", 1).await
 }
 
 /// Reports `m`; whether the coordinator answered "stop".

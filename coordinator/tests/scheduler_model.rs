@@ -15,15 +15,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sched_support;
+
 use std::collections::BTreeMap;
 
-use spikecv_common::experiment::config::ExperimentConfig;
+use sched_support::{metrics, registration, submission_over};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
     AttemptId, Credentials, FailOutcome, FailureClass, ManualClock, Progress, Scheduler,
-    SchedulerError, SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration,
-    WorkerSecret, WorkerState,
+    SchedulerError, SchedulerSettings, Submission, WorkerId, WorkerSecret, WorkerState,
 };
 use spikecv_coordinator::store::Store;
 
@@ -44,24 +45,17 @@ const SEQUENCES: u64 = 10_000;
 const CALLS: usize = 30;
 
 fn submission() -> Submission {
-    let config = ExperimentConfig::from_toml_str(&format!(
-        "[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0, 1]\nvariants = [\"whole\"]\n\
-         max_attempts = {MAX_ATTEMPTS}\nepoch_timeout_s = {}\n[training]\nepochs = {EPOCHS}\n",
-        EPOCH_TIMEOUT_MS / 1000
-    ))
-    .unwrap();
-    let recordings: Vec<String> = (0..9).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
+    submission_over(
+        &format!(
+            "[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0, 1]\nvariants = [\"whole\"]\n\
+             max_attempts = {MAX_ATTEMPTS}\nepoch_timeout_s = {}\n[training]\nepochs = {EPOCHS}\n",
+            EPOCH_TIMEOUT_MS / 1000
+        ),
+        9,
+        None,
         // Two classes, three test recordings per fold: six test samples.
-        class_names: vec!["a".into(), "b".into()],
-        sample_counts: None,
-    }
+        &["a", "b"],
+    )
 }
 
 /// xorshift64*: small, seeded, enough for choosing calls.
@@ -79,33 +73,8 @@ impl Rng {
     }
 }
 
-fn metrics(epoch: u32) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 0.1,
-        train_accuracy: 0.5,
-        val_loss: Some(0.3),
-        val_accuracy: Some(0.5),
-        test_loss: Some(0.2),
-        test_accuracy: Some(0.5),
-        epoch_seconds: 1.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
-}
-
 fn honest_result() -> JobResult {
-    JobResult {
-        best_epoch: 2,
-        test_accuracy: 5.0 / 6.0,
-        test_loss: 0.2,
-        val_accuracy: Some(0.5),
-        val_loss: Some(0.3),
-        confusion: vec![vec![3, 0], vec![1, 2]],
-        train_seconds: 3.0,
-        epochs: (1..=EPOCHS).map(metrics).collect(),
-        optimistic: false,
-    }
+    sched_support::honest_result(EPOCHS)
 }
 
 /// A hostile result, and whether it is refused whatever the attempt (its
@@ -499,21 +468,6 @@ impl Model {
 struct Driven {
     id: WorkerId,
     secret: WorkerSecret,
-}
-
-fn registration(name: &str, slots: usize) -> WorkerRegistration {
-    WorkerRegistration {
-        name: name.into(),
-        host: "h".into(),
-        slots: (0..slots)
-            .map(|i| SlotInfo {
-                device: format!("cuda:{i}"),
-                device_name: "gpu".into(),
-                memory_bytes: 0,
-            })
-            .collect(),
-        data_fingerprint: String::new(),
-    }
 }
 
 /// The implementation's state in the model's terms.
