@@ -13,8 +13,8 @@ use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::prune::verdict::PruneKind;
 use spikecv_coordinator::scheduler::{
-    Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
-    Submission, WorkerId, WorkerRegistration,
+    Assignment, AttemptId, FailureClass, ManualClock, Progress, Scheduler, SchedulerSettings,
+    SlotInfo, Submission, WorkerId, WorkerRegistration,
 };
 use spikecv_coordinator::store::Store;
 
@@ -172,4 +172,44 @@ fn a_job_at_its_last_epoch_is_never_stopped() {
     assert!(stops(&mut s, a[1][0].attempt, 1, 0.1));
     assert_eq!(status(&s, &a[1][0].job), JobStatus::Pruned);
     assert_eq!(status(&s, &a[1][1].job), JobStatus::Running);
+}
+
+#[test]
+fn a_liars_rung_score_stops_a_configuration_until_its_attempt_fails() {
+    let clock = ManualClock::new(T0);
+    let mut s = Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        SchedulerSettings::default(),
+        Box::new(clock.clone()),
+    )
+    .unwrap();
+    let (_, a) = start(&mut s);
+    // Configuration 1 reports first; configuration 0's fold 0 lies at the
+    // rung. Configuration 2 at 0.7 against [0.6, 1.0]: cut at 2/3, 0.867;
+    // stopped on the liar's score.
+    assert!(!stops(&mut s, a[1][0].attempt, 1, 0.6));
+    assert!(!stops(&mut s, a[0][0].attempt, 1, 1.0));
+    assert!(stops(&mut s, a[2][0].attempt, 1, 0.7));
+    for job in &a[2] {
+        assert_eq!(status(&s, &job.job), JobStatus::Pruned);
+    }
+    // The liar's attempt fails: both jobs of configuration 2 are back.
+    s.fail(a[0][0].attempt, "gone", FailureClass::Transient)
+        .unwrap();
+    for job in &a[2] {
+        assert_eq!(status(&s, &job.job), JobStatus::Pending);
+    }
+    // Leased again, the same 0.7 is judged against configuration 1's 0.6
+    // alone (the failed attempt's score is left out): it goes on.
+    let w = s
+        .register_worker(&sched_support::registration("again", 3))
+        .unwrap();
+    let again = s.lease(&w, &vec!["cuda:0".to_owned(); 3]).unwrap();
+    let retried = again
+        .assignments
+        .iter()
+        .find(|x| x.job == a[2][0].job)
+        .unwrap();
+    assert!(!stops(&mut s, retried.attempt, 1, 0.7));
+    assert_eq!(status(&s, &a[2][0].job), JobStatus::Running);
 }

@@ -2,7 +2,8 @@
 //! checkpoints whose progress record (the `spikecv.progress` entry of a
 //! safetensors header, written here by hand) contradicts its declaration or
 //! the metrics it reported. Each is refused with INVALID_ARGUMENT naming the
-//! field; the honest record is taken, and the next worker downloads that one.
+//! field; the honest record is taken, the figures it was checked against
+//! cannot be reported otherwise after, and the next worker downloads it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -196,6 +197,20 @@ async fn a_laundered_or_mislabelled_checkpoint_is_refused_naming_the_field() {
     upload(&mut client, &liar, &a.attempt_id, 1, honest_bytes.clone())
         .await
         .unwrap();
+    // The figures the record was checked against cannot be changed after:
+    // the same report again is taken, other figures for epoch 1 are not.
+    let report = |m: EpochMetrics| ReportEpochRequest {
+        attempt_id: a.attempt_id.clone(),
+        metrics: Some(m.to_proto()),
+        worker: liar.creds(),
+    };
+    client.report_epoch(report(selected(1))).await.unwrap();
+    let e = client
+        .report_epoch(report(laundered_best.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("other figures"), "{}", e.message());
     client
         .release(ReleaseRequest {
             attempt_id: a.attempt_id.clone(),

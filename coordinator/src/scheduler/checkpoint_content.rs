@@ -24,6 +24,7 @@ use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::EpochMetrics;
 
 use super::SchedulerError;
+use super::validate::same_figures;
 use crate::store::jobs::JobRow;
 use crate::store::metrics;
 
@@ -179,17 +180,6 @@ fn check_key(job: &JobRow, key: &str) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether two epochs' figures that select a model agree.
-fn same_figures(a: &EpochMetrics, b: &EpochMetrics) -> bool {
-    a.epoch == b.epoch
-        && a.train_loss == b.train_loss
-        && a.train_accuracy == b.train_accuracy
-        && a.val_loss == b.val_loss
-        && a.val_accuracy == b.val_accuracy
-        && a.test_loss == b.test_loss
-        && a.test_accuracy == b.test_accuracy
 }
 
 /// The record's epochs are the ones stored for the job, and its `best` is

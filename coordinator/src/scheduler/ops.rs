@@ -13,14 +13,14 @@ use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
-use super::validate::{Expected, check_epoch, check_result};
+use super::validate::{Expected, check_epoch, check_result, same_figures};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::jobs::{self, JobRow};
-use crate::store::{StoreError, lease_writes, prune_evidence, worker_rows};
+use crate::store::{StoreError, lease_writes, metrics, prune_evidence, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -258,7 +258,8 @@ impl Scheduler {
     ///
     /// The epoch must lie in `1..=epochs` of the job and not go back below one
     /// the attempt already reported (the same one again is a retry and is
-    /// taken); a new epoch restarts the attempt's epoch timeout.
+    /// taken when its figures are the same: a checkpoint's record was checked
+    /// against them); a new epoch restarts the attempt's epoch timeout.
     pub fn record_epoch(&mut self, attempt: AttemptId, m: &EpochMetrics) -> Result<bool> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
@@ -272,6 +273,17 @@ impl Scheduler {
             return Err(SchedulerError::BadRequest {
                 message: format!(
                     "epoch {} goes back: attempt {attempt} already reported epoch {last}",
+                    m.epoch
+                ),
+            });
+        }
+        if let Some((by, held)) = metrics::stored_epoch(&tx, &job.id, m.epoch)?
+            && by == attempt
+            && !same_figures(&held, m)
+        {
+            return Err(SchedulerError::BadRequest {
+                message: format!(
+                    "epoch {} was reported already by attempt {attempt} with other figures; a repeated report must repeat them",
                     m.epoch
                 ),
             });

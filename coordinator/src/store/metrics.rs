@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::plan::JobId;
 
@@ -46,6 +46,25 @@ pub(crate) fn job_epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetric
     rows.iter()
         .map(|(epoch, json)| parse_metrics(job, *epoch, json))
         .collect()
+}
+
+/// The stored metrics of `job`'s `epoch` and the attempt that reported them.
+pub(crate) fn stored_epoch(
+    conn: &Connection,
+    job: &JobId,
+    epoch: u32,
+) -> Result<Option<(AttemptId, EpochMetrics)>> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT attempt, metrics_json FROM epoch_metrics WHERE job = ?1 AND epoch = ?2",
+        )?
+        .query_row(params![job.as_str(), epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(attempt, json)| {
+        let m = parse_metrics(job.as_str(), i64::from(epoch), &json)?;
+        Ok((AttemptId(attempt.unsigned_abs()), m))
+    })
+    .transpose()
 }
 
 /// The latest epoch metrics of every leased or running job, by job id.
