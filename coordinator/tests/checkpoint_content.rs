@@ -3,7 +3,8 @@
 //! safetensors header, written here by hand) contradicts its declaration or
 //! the metrics it reported. Each is refused with INVALID_ARGUMENT naming the
 //! field; the honest record is taken, the figures it was checked against
-//! cannot be reported otherwise after, and the next worker downloads it.
+//! cannot be reported otherwise after, the next worker downloads it, and
+//! once another attempt stores other figures for its epochs it is dropped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -235,5 +236,26 @@ async fn a_laundered_or_mislabelled_checkpoint_is_refused_naming_the_field() {
         got.extend_from_slice(&chunk.data);
     }
     assert_eq!(got, honest_bytes);
+
+    // The next worker trains epoch 1 again with other figures (it could not
+    // load the file): the record no longer lists the stored figures, and the
+    // checkpoint is dropped.
+    client
+        .report_epoch(ReportEpochRequest {
+            attempt_id: b.attempt_id.clone(),
+            metrics: Some(metrics(1).to_proto()),
+            worker: next.creds(),
+        })
+        .await
+        .unwrap();
+    let gone = client
+        .download_checkpoint(DownloadCheckpointRequest {
+            attempt_id: b.attempt_id.clone(),
+            worker: next.creds(),
+        })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(gone, Some(Code::DataLoss));
     server.stop().await;
 }

@@ -4,8 +4,9 @@
 //! the epoch, every epoch's metrics and the best-so-far record); a worker
 //! resumes nothing else. Only the header is read here (no tensor library):
 //! the record must name the declared epoch, the job's variant, seed, fold and
-//! split, its protocol, `[simulation]` and `[training]`, and its epochs and
-//! `best` must be the metrics the coordinator holds for the job. A file that
+//! split, its protocol, `[simulation]` and `[training]`, its epochs must be
+//! the metrics the coordinator holds for the job, and its `best` the epoch
+//! the protocol selects from them, with its figures. A file that
 //! carries no record (no safetensors header, or no `spikecv.progress` entry)
 //! cannot be resumed by any worker, which then trains from epoch 0; it is
 //! kept as it came.
@@ -23,9 +24,14 @@ use serde_json::Value;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::EpochMetrics;
 
+use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::sections::ProtocolKind;
+
 use super::SchedulerError;
+use super::checkpoint_ops::drop_checkpoint;
+use super::types::AttemptId;
 use super::validate::same_figures;
-use crate::store::jobs::JobRow;
+use crate::store::jobs::{self, JobRow};
 use crate::store::metrics;
 
 type Result<T> = std::result::Result<T, SchedulerError>;
@@ -214,6 +220,19 @@ fn check_metrics(conn: &Connection, job: &JobRow, record: &ProgressRecord) -> Re
     let Some(best) = &record.best else {
         return Ok(());
     };
+    let selected = selected_epoch(job.protocol, &record.epochs);
+    if selected != Some(best.epoch) {
+        return Err(refuse(
+            job,
+            "best",
+            format!(
+                "epoch {} is not the one the {} protocol selects from the reported epochs ({})",
+                best.epoch,
+                job.protocol.as_str(),
+                selected.map_or_else(|| "none".to_owned(), |e| format!("epoch {e}"))
+            ),
+        ));
+    }
     let agrees = held.get(&best.epoch).is_some_and(|m| {
         m.val_loss == best.val_loss
             && m.val_accuracy == best.val_accuracy
@@ -231,5 +250,108 @@ fn check_metrics(conn: &Connection, job: &JobRow, record: &ProgressRecord) -> Re
                 best.epoch, best.test_accuracy, best.val_accuracy, job.id
             ),
         ))
+    }
+}
+
+/// The epoch a protocol selects among `epochs`, by the worker's rule
+/// (`worker/src/train/protocol.rs`): the first epoch always; after it,
+/// train-val-test an epoch with a strictly lower validation loss, train-test
+/// one with a strictly higher test accuracy, official every epoch (the last).
+fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
+    let mut best: Option<&EpochMetrics> = None;
+    for m in epochs {
+        let replaces = match best {
+            None => true,
+            Some(b) => match kind {
+                ProtocolKind::TrainValTest => match (m.val_loss, b.val_loss) {
+                    (Some(v), Some(bv)) => v < bv,
+                    (Some(_), None) => true,
+                    _ => false,
+                },
+                ProtocolKind::TrainTest => m
+                    .test_accuracy
+                    .is_some_and(|a| b.test_accuracy.is_none_or(|ba| a > ba)),
+                ProtocolKind::Official => true,
+            },
+        };
+        if replaces {
+            best = Some(m);
+        }
+    }
+    best.map(|m| m.epoch)
+}
+
+/// Before `attempt` stores `m`: a repeat of an epoch it reported must carry
+/// the same figures (a checkpoint's record was checked against them); when
+/// another attempt's figures for that epoch are replaced (a resume that
+/// could not load the checkpoint and trains again), a checkpoint taken at or
+/// after that epoch no longer lists the stored figures and is dropped (its
+/// file noted in `dropped`).
+pub(super) fn keep_records_true(
+    conn: &Connection,
+    job: &JobId,
+    attempt: AttemptId,
+    m: &EpochMetrics,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<()> {
+    let Some((by, held)) = metrics::stored_epoch(conn, job, m.epoch)? else {
+        return Ok(());
+    };
+    if same_figures(&held, m) {
+        return Ok(());
+    }
+    if by == attempt {
+        return Err(SchedulerError::BadRequest {
+            message: format!(
+                "epoch {} was reported already by attempt {attempt} with other figures; a repeated report must repeat them",
+                m.epoch
+            ),
+        });
+    }
+    if jobs::checkpoint_epoch(conn, job)?.is_some_and(|e| e >= m.epoch) {
+        drop_checkpoint(conn, job, dropped)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(epoch: u32, val_loss: f64, test_accuracy: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 1.0,
+            train_accuracy: 0.5,
+            val_loss: Some(val_loss),
+            val_accuracy: Some(0.5),
+            test_loss: Some(1.0),
+            test_accuracy: Some(test_accuracy),
+            epoch_seconds: 1.0,
+            samples_per_second: 1.0,
+            firing_rates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_protocol_selects_as_the_worker_does() {
+        // Validation losses 0.5, 0.3, 0.3, 0.4; test accuracies 0.2, 0.9, 0.9, 0.95.
+        let epochs = [
+            epoch(1, 0.5, 0.2),
+            epoch(2, 0.3, 0.9),
+            epoch(3, 0.3, 0.9),
+            epoch(4, 0.4, 0.95),
+        ];
+        // The first minimum of the validation loss.
+        assert_eq!(selected_epoch(ProtocolKind::TrainValTest, &epochs), Some(2));
+        // The first maximum of the test accuracy.
+        assert_eq!(selected_epoch(ProtocolKind::TrainTest, &epochs), Some(4));
+        assert_eq!(
+            selected_epoch(ProtocolKind::TrainTest, &epochs[..3]),
+            Some(2)
+        );
+        // The last epoch.
+        assert_eq!(selected_epoch(ProtocolKind::Official, &epochs), Some(4));
+        assert_eq!(selected_epoch(ProtocolKind::Official, &[]), None);
     }
 }

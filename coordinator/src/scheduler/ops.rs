@@ -6,6 +6,7 @@ use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
+use super::checkpoint_content::keep_records_true;
 use super::checkpoint_ops::{drop_checkpoint, take_checkpoint_record};
 use super::fence::{extend, fence, sha256_hex, to_json};
 use super::prune::{prune_after_epoch, undo_decisions_of};
@@ -13,14 +14,14 @@ use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
-use super::validate::{Expected, check_epoch, check_result, same_figures};
+use super::validate::{Expected, check_epoch, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::jobs::{self, JobRow};
-use crate::store::{StoreError, lease_writes, metrics, prune_evidence, worker_rows};
+use crate::store::{StoreError, lease_writes, prune_evidence, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -277,22 +278,12 @@ impl Scheduler {
                 ),
             });
         }
-        if let Some((by, held)) = metrics::stored_epoch(&tx, &job.id, m.epoch)?
-            && by == attempt
-            && !same_figures(&held, m)
-        {
-            return Err(SchedulerError::BadRequest {
-                message: format!(
-                    "epoch {} was reported already by attempt {attempt} with other figures; a repeated report must repeat them",
-                    m.epoch
-                ),
-            });
-        }
+        let mut dropped = Vec::new();
+        keep_records_true(&tx, &job.id, attempt, m, &mut dropped)?;
         job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         lease_writes::note_epoch(&tx, attempt, m.epoch, now)?;
         extend(&tx, attempt, deadline, &a.worker, now)?;
         job_writes::set_running(&tx, &job.id, m.epoch, None, now)?;
-        let mut dropped = Vec::new();
         let pruned = prune_after_epoch(
             &tx,
             &mut self.prune_rules,
