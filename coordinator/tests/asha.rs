@@ -8,15 +8,14 @@
 
 mod sched_support;
 
-use sched_support::{submission_over, sweep_epoch as epoch};
+use sched_support::{scheduler, submission_over, sweep_epoch as epoch};
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::prune::verdict::PruneKind;
 use spikecv_coordinator::scheduler::{
-    Assignment, AttemptId, FailureClass, ManualClock, Progress, Scheduler, SchedulerSettings,
-    SlotInfo, Submission, WorkerId, WorkerRegistration,
+    Assignment, AttemptId, FailureClass, ManualClock, Progress, Scheduler, SlotInfo, Submission,
+    WorkerId, WorkerRegistration,
 };
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -88,12 +87,7 @@ fn status(s: &Scheduler, job: &JobId) -> JobStatus {
 #[test]
 fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
     let clock = ManualClock::new(T0);
-    let mut s = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut s = scheduler(&clock);
     let (w, a) = start(&mut s);
     // Rung 1. The first configuration there goes on whatever its score;
     // test accuracy is the opposite of validation accuracy and never counts.
@@ -154,12 +148,7 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
 #[test]
 fn a_job_at_its_last_epoch_is_never_stopped() {
     let clock = ManualClock::new(T0);
-    let mut s = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut s = scheduler(&clock);
     let (_w, a) = start(&mut s);
     // Configuration 1's fold 1 runs ahead to its last epoch first.
     for e in 1..=9 {
@@ -177,12 +166,7 @@ fn a_job_at_its_last_epoch_is_never_stopped() {
 #[test]
 fn a_liars_rung_score_stops_a_configuration_until_its_attempt_fails() {
     let clock = ManualClock::new(T0);
-    let mut s = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut s = scheduler(&clock);
     let (_, a) = start(&mut s);
     // Configuration 1 reports first; configuration 0's fold 0 lies at the
     // rung. Configuration 2 at 0.7 against [0.6, 1.0]: cut at 2/3, 0.867;

@@ -6,15 +6,14 @@
 
 mod sched_support;
 
-use sched_support::{submission_over, sweep_epoch as epoch};
+use sched_support::{scheduler, submission_over, sweep_epoch as epoch};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    Assignment, FailureClass, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
-    Submission, WorkerId, WorkerRegistration,
+    Assignment, FailureClass, ManualClock, Progress, Scheduler, SlotInfo, Submission, WorkerId,
+    WorkerRegistration,
 };
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -31,15 +30,6 @@ fn config(prune: &str) -> ExperimentConfig {
 
 fn submission(config: ExperimentConfig) -> Submission {
     submission_over(&config.to_toml_string(), 8, None, &["cat", "dog"])
-}
-
-fn scheduler(clock: &ManualClock) -> Scheduler {
-    Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap()
 }
 
 fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {

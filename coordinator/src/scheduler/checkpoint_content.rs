@@ -24,14 +24,11 @@ use serde_json::Value;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::EpochMetrics;
 
-use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::SchedulerError;
-use super::checkpoint_ops::drop_checkpoint;
-use super::types::AttemptId;
 use super::validate::same_figures;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs::JobRow;
 use crate::store::metrics;
 
 type Result<T> = std::result::Result<T, SchedulerError>;
@@ -279,39 +276,6 @@ fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
         }
     }
     best.map(|m| m.epoch)
-}
-
-/// Before `attempt` stores `m`: a repeat of an epoch it reported must carry
-/// the same figures (a checkpoint's record was checked against them); when
-/// another attempt's figures for that epoch are replaced (a resume that
-/// could not load the checkpoint and trains again), a checkpoint taken at or
-/// after that epoch no longer lists the stored figures and is dropped (its
-/// file noted in `dropped`).
-pub(super) fn keep_records_true(
-    conn: &Connection,
-    job: &JobId,
-    attempt: AttemptId,
-    m: &EpochMetrics,
-    dropped: &mut Vec<(JobId, String)>,
-) -> Result<()> {
-    let Some((by, held)) = metrics::stored_epoch(conn, job, m.epoch)? else {
-        return Ok(());
-    };
-    if same_figures(&held, m) {
-        return Ok(());
-    }
-    if by == attempt {
-        return Err(SchedulerError::BadRequest {
-            message: format!(
-                "epoch {} was reported already by attempt {attempt} with other figures; a repeated report must repeat them",
-                m.epoch
-            ),
-        });
-    }
-    if jobs::checkpoint_epoch(conn, job)?.is_some_and(|e| e >= m.epoch) {
-        drop_checkpoint(conn, job, dropped)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@ use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
-use super::checkpoint_content::keep_records_true;
-use super::checkpoint_ops::{drop_checkpoint, take_checkpoint_record};
+use super::checkpoint_ops::{drop_checkpoint, keep_records_true, take_checkpoint_record};
 use super::fence::{extend, fence, sha256_hex, to_json};
 use super::prune::{prune_after_epoch, undo_decisions_of};
 use super::types::{

@@ -1,4 +1,5 @@
-//! Shared helpers of the scheduler tests: a submission of an experiment over
+//! Shared helpers of the scheduler tests: a scheduler over an in-memory
+//! store, a submission of an experiment over
 //! made-up recordings, a worker's registration, a sweep job's epoch and the
 //! figures of an honest job of six test samples.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
@@ -6,7 +7,10 @@
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::experiment::plan::plan_configurations;
-use spikecv_coordinator::scheduler::{SlotInfo, Submission, WorkerRegistration};
+use spikecv_coordinator::scheduler::{
+    ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission, WorkerRegistration,
+};
+use spikecv_coordinator::store::Store;
 
 /// `config_toml` planned over `recordings` made-up recordings
 /// (`user00_dc`, ...) and the data fingerprint `fingerprint`, with the
@@ -95,4 +99,14 @@ pub fn sweep_epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
         samples_per_second: 10.0,
         firing_rates: Vec::new(),
     }
+}
+
+/// A scheduler over an in-memory store with the default settings, on `clock`.
+pub fn scheduler(clock: &ManualClock) -> Scheduler {
+    Scheduler::with_store(
+        Store::open_in_memory().unwrap(),
+        SchedulerSettings::default(),
+        Box::new(clock.clone()),
+    )
+    .unwrap()
 }
