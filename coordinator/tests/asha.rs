@@ -6,53 +6,30 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+mod sched_support;
+
+use sched_support::{scheduler, submission_over, sweep_epoch as epoch};
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::prune::verdict::PruneKind;
 use spikecv_coordinator::scheduler::{
-    Assignment, AttemptId, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo,
-    Submission, WorkerId, WorkerRegistration,
+    Assignment, AttemptId, FailureClass, ManualClock, Progress, Scheduler, SlotInfo, Submission,
+    WorkerId, WorkerRegistration,
 };
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 
 /// Three learning rates, one seed, two folds: six jobs, 9 epochs, rungs at
 /// epochs 1 and 3 (η = 3).
 fn submission() -> Submission {
-    let config = ExperimentConfig::from_toml_str(
+    submission_over(
         "[data]\nroot = \"d\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [0]\n\
          variants = [\"whole\"]\n[training]\nepochs = 9\n\
          [sweep]\n\"training.lr\" = [0.001, 0.01, 0.0000001]\nprune = \"asha\"\nreduction_factor = 3\n",
+        8,
+        None,
+        &["cat", "dog"],
     )
-    .unwrap();
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
-}
-
-fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_accuracy: 0.5,
-        val_loss: Some(1.0),
-        val_accuracy: Some(val),
-        test_loss: Some(1.0),
-        test_accuracy: Some(test),
-        epoch_seconds: 60.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
 }
 
 /// Submits and leases all six jobs; the assignments by (configuration, fold).
@@ -110,12 +87,7 @@ fn status(s: &Scheduler, job: &JobId) -> JobStatus {
 #[test]
 fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
     let clock = ManualClock::new(T0);
-    let mut s = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut s = scheduler(&clock);
     let (w, a) = start(&mut s);
     // Rung 1. The first configuration there goes on whatever its score;
     // test accuracy is the opposite of validation accuracy and never counts.
@@ -176,12 +148,7 @@ fn a_configuration_below_the_cut_at_a_rung_stops_whole() {
 #[test]
 fn a_job_at_its_last_epoch_is_never_stopped() {
     let clock = ManualClock::new(T0);
-    let mut s = Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap();
+    let mut s = scheduler(&clock);
     let (_w, a) = start(&mut s);
     // Configuration 1's fold 1 runs ahead to its last epoch first.
     for e in 1..=9 {
@@ -194,4 +161,39 @@ fn a_job_at_its_last_epoch_is_never_stopped() {
     assert!(stops(&mut s, a[1][0].attempt, 1, 0.1));
     assert_eq!(status(&s, &a[1][0].job), JobStatus::Pruned);
     assert_eq!(status(&s, &a[1][1].job), JobStatus::Running);
+}
+
+#[test]
+fn a_liars_rung_score_stops_a_configuration_until_its_attempt_fails() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s);
+    // Configuration 1 reports first; configuration 0's fold 0 lies at the
+    // rung. Configuration 2 at 0.7 against [0.6, 1.0]: cut at 2/3, 0.867;
+    // stopped on the liar's score.
+    assert!(!stops(&mut s, a[1][0].attempt, 1, 0.6));
+    assert!(!stops(&mut s, a[0][0].attempt, 1, 1.0));
+    assert!(stops(&mut s, a[2][0].attempt, 1, 0.7));
+    for job in &a[2] {
+        assert_eq!(status(&s, &job.job), JobStatus::Pruned);
+    }
+    // The liar's attempt fails: both jobs of configuration 2 are back.
+    s.fail(a[0][0].attempt, "gone", FailureClass::Transient)
+        .unwrap();
+    for job in &a[2] {
+        assert_eq!(status(&s, &job.job), JobStatus::Pending);
+    }
+    // Leased again, the same 0.7 is judged against configuration 1's 0.6
+    // alone (the failed attempt's score is left out): it goes on.
+    let w = s
+        .register_worker(&sched_support::registration("again", 3))
+        .unwrap();
+    let again = s.lease(&w, &vec!["cuda:0".to_owned(); 3]).unwrap();
+    let retried = again
+        .assignments
+        .iter()
+        .find(|x| x.job == a[2][0].job)
+        .unwrap();
+    assert!(!stops(&mut s, retried.attempt, 1, 0.7));
+    assert_eq!(status(&s, &a[2][0].job), JobStatus::Running);
 }

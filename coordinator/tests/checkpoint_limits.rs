@@ -14,12 +14,11 @@ mod net_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net_support::{Joined, TestServer, join, metrics, registration, result, start_limited};
+use net_support::{Joined, TestServer, join, lease_slots, metrics, result, start_limited};
 use sha2::{Digest, Sha256};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    Assignment, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, LeaseRequest,
-    ReportEpochRequest,
+    Assignment, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, ReportEpochRequest,
 };
 use spikecv_coordinator::report::{build_report, from_store};
 use spikecv_coordinator::scheduler::Clock;
@@ -39,17 +38,8 @@ struct Leased {
 async fn leased(server: &TestServer, name: &str) -> Leased {
     let mut client = server.worker(None);
     let who = join(&mut client, name, "fp-A").await;
-    let job = client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned()],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
+    let job = lease_slots(&mut client, &who, name, "fp-A", 1)
         .await
-        .unwrap()
-        .into_inner()
         .assignments
         .remove(0);
     client

@@ -8,7 +8,7 @@
 
 mod net_support;
 
-use net_support::{Joined, join, metrics, registration, result, start, start_on_file};
+use net_support::{Joined, join, lease_slots, metrics, registration, result, start, start_on_file};
 use spikecv_common::experiment::job::JobResult;
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
@@ -23,17 +23,7 @@ use spikecv_coordinator::scheduler::Clock;
 use tonic::Code;
 
 async fn lease(client: &mut WorkerClient, who: &Joined, name: &str, slots: usize) -> LeaseResponse {
-    client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned(); slots],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
+    lease_slots(client, who, name, "fp-A", slots).await
 }
 
 async fn complete(

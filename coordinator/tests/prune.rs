@@ -4,14 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sched_support;
+
+use sched_support::{scheduler, submission_over, sweep_epoch as epoch};
 use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    Assignment, ManualClock, Progress, Scheduler, SchedulerSettings, SlotInfo, Submission,
-    WorkerId, WorkerRegistration,
+    Assignment, FailureClass, ManualClock, Progress, Scheduler, SlotInfo, Submission, WorkerId,
+    WorkerRegistration,
 };
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -27,26 +29,7 @@ fn config(prune: &str) -> ExperimentConfig {
 }
 
 fn submission(config: ExperimentConfig) -> Submission {
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
-}
-
-fn scheduler(clock: &ManualClock) -> Scheduler {
-    Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap()
+    submission_over(&config.to_toml_string(), 8, None, &["cat", "dog"])
 }
 
 fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
@@ -63,21 +46,6 @@ fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
         data_fingerprint: String::new(),
     })
     .unwrap()
-}
-
-fn epoch(epoch: u32, val: f64, test: f64) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 1.0,
-        train_accuracy: 0.5,
-        val_loss: Some(1.0),
-        val_accuracy: Some(val),
-        test_loss: Some(1.0),
-        test_accuracy: Some(test),
-        epoch_seconds: 60.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
 }
 
 fn status(s: &Scheduler, job: &JobId) -> JobStatus {
@@ -264,4 +232,134 @@ fn a_pruned_job_stays_pruned_on_resubmit_and_runs_again_without_pruning() {
     assert_eq!(status(&s, &a[1].job), JobStatus::Pending);
     let counts = s.status().unwrap().counts;
     assert_eq!(counts.pruned, 0);
+}
+
+/// The attempts `prune_evidence` names for `job`.
+fn evidence(s: &Scheduler, job: &JobId) -> Vec<u64> {
+    let conn = s.store().conn();
+    let mut stmt = conn
+        .prepare("SELECT attempt FROM prune_evidence WHERE job = ?1 ORDER BY attempt")
+        .unwrap();
+    stmt.query_map([job.as_str()], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|a| a.unwrap() as u64)
+        .collect()
+}
+
+const MEDIAN: &str = "prune = \"median\"\nwarmup_epochs = 1\n";
+
+#[test]
+fn a_failed_attempts_metrics_decide_nothing_and_its_decisions_are_undone() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, MEDIAN);
+    let (liar, honest) = (&a[0], &a[1]);
+    for e in 1..=2 {
+        s.record_epoch(liar.attempt, &epoch(e, 1.0, 1.0)).unwrap();
+    }
+    s.record_epoch(honest.attempt, &epoch(1, 0.5, 0.5)).unwrap();
+    assert!(s.record_epoch(honest.attempt, &epoch(2, 0.5, 0.5)).unwrap());
+    assert_eq!(status(&s, &honest.job), JobStatus::Pruned);
+    // The decision names the attempts whose metrics made it: the liar's
+    // (the median) and the pruned job's own.
+    assert_eq!(
+        evidence(&s, &honest.job),
+        vec![liar.attempt.0, honest.attempt.0]
+    );
+
+    s.fail(liar.attempt, "gone", FailureClass::Transient)
+        .unwrap();
+    assert_eq!(status(&s, &honest.job), JobStatus::Pending);
+    assert!(evidence(&s, &honest.job).is_empty());
+
+    // Leased again, the honest job reports the same figures: the failed
+    // attempt's epochs are left out, so nothing prunes it.
+    let w = worker(&mut s, 2);
+    let again = s.lease(&w, &["cpu".to_owned(), "cpu".to_owned()]).unwrap();
+    let retried = again
+        .assignments
+        .iter()
+        .find(|x| x.job == honest.job)
+        .unwrap();
+    for e in 1..=3 {
+        assert!(
+            !s.record_epoch(retried.attempt, &epoch(e, 0.5, 0.5))
+                .unwrap()
+        );
+    }
+    assert_eq!(status(&s, &honest.job), JobStatus::Running);
+}
+
+#[test]
+fn a_lost_lease_undoes_its_decisions_and_a_released_attempt_counts_only_when_resumed() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (w, a) = start(&mut s, MEDIAN);
+    let (liar, honest, other_base, other_small) = (&a[0], &a[1], &a[2], &a[3]);
+    // Released without a checkpoint: nobody resumes it, its epochs count for nothing.
+    for e in 1..=2 {
+        s.record_epoch(liar.attempt, &epoch(e, 1.0, 1.0)).unwrap();
+    }
+    s.release(liar.attempt).unwrap();
+    s.record_epoch(honest.attempt, &epoch(1, 0.5, 0.5)).unwrap();
+    assert!(!s.record_epoch(honest.attempt, &epoch(2, 0.5, 0.5)).unwrap());
+    assert_eq!(status(&s, &honest.job), JobStatus::Running);
+
+    // The other fold: released with a checkpoint and resumed, its epochs count.
+    for e in 1..=2 {
+        s.record_epoch(other_base.attempt, &epoch(e, 0.9, 0.9))
+            .unwrap();
+    }
+    s.put_checkpoint(other_base.attempt, 2, b"weights").unwrap();
+    s.release(other_base.attempt).unwrap();
+    s.record_epoch(other_small.attempt, &epoch(1, 0.5, 0.5))
+        .unwrap();
+    assert!(
+        !s.record_epoch(other_small.attempt, &epoch(2, 0.5, 0.5))
+            .unwrap()
+    );
+    let resumed = s.lease(&w, &["cpu".to_owned(), "cpu".to_owned()]).unwrap();
+    let resumed = resumed
+        .assignments
+        .iter()
+        .find(|x| x.job == other_base.job)
+        .unwrap()
+        .clone();
+    assert_eq!(resumed.checkpoint_epoch, Some(2));
+    assert!(
+        s.record_epoch(other_small.attempt, &epoch(3, 0.5, 0.5))
+            .is_ok()
+    );
+    s.record_epoch(resumed.attempt, &epoch(3, 0.9, 0.9))
+        .unwrap();
+    assert_eq!(
+        status(&s, &other_small.job),
+        JobStatus::Pruned,
+        "the resumed attempt's epoch 3 outranks it"
+    );
+
+    // A lease lost after its metrics pruned a job: the decision is undone.
+    let (c, d) = (resumed.attempt, other_small.job.clone());
+    assert!(evidence(&s, &d).contains(&c.0));
+    clock.advance_s(3600);
+    s.expire_leases().unwrap();
+    assert_eq!(status(&s, &d), JobStatus::Pending);
+}
+
+#[test]
+fn retry_pruned_puts_pruned_jobs_back_and_forgets_what_pruned_them() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    let (_, a) = start(&mut s, MEDIAN);
+    let (base, small) = (&a[0], &a[1]);
+    for e in 1..=2 {
+        s.record_epoch(base.attempt, &epoch(e, 0.9, 0.9)).unwrap();
+        s.record_epoch(small.attempt, &epoch(e, 0.1, 0.1)).unwrap();
+    }
+    assert_eq!(status(&s, &small.job), JobStatus::Pruned);
+    let experiment = base.experiment.0.clone();
+    let back = s.retry(&experiment, &[JobStatus::Pruned]).unwrap();
+    assert_eq!(back, vec![small.job.clone()]);
+    assert_eq!(status(&s, &small.job), JobStatus::Pending);
+    assert!(evidence(&s, &small.job).is_empty());
 }

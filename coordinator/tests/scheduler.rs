@@ -4,11 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sched_support;
+
+use sched_support::submission_over;
 use spikecv_common::dataset::sl_animals::REDUCED;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
     AttemptId, Credentials, FailOutcome, FailureClass, ManualClock, Progress, Scheduler,
     SchedulerError, SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration,
@@ -18,10 +21,6 @@ use spikecv_coordinator::store::{SCHEMA_VERSION, Store, StoreError};
 
 const T0: i64 = 1_700_000_000_000;
 
-fn recordings(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("user{i:02}_dc")).collect()
-}
-
 fn config(extra: &str) -> ExperimentConfig {
     let text = format!(
         "[data]\nroot = \"d\"\n[protocol]\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\nmax_attempts = 3\n{extra}"
@@ -30,16 +29,7 @@ fn config(extra: &str) -> ExperimentConfig {
 }
 
 fn submission(config: ExperimentConfig, fingerprint: Option<&str>) -> Submission {
-    let plan = plan_configurations(&config, &recordings(8), fingerprint).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: fingerprint.map(str::to_owned),
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
+    submission_over(&config.to_toml_string(), 8, fingerprint, &["cat", "dog"])
 }
 
 fn settings() -> SchedulerSettings {

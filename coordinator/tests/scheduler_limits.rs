@@ -7,9 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use spikecv_common::experiment::config::ExperimentConfig;
+mod sched_support;
+
+use sched_support::submission_over;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
     AttemptId, FailureClass, ManualClock, Progress, Scheduler, SchedulerError, SchedulerSettings,
     SlotInfo, Submission, WorkerId, WorkerRegistration,
@@ -19,22 +21,15 @@ use spikecv_coordinator::store::Store;
 const T0: i64 = 1_700_000_000_000;
 
 fn submission(extra: &str) -> Submission {
-    let config = ExperimentConfig::from_toml_str(&format!(
-        "[data]\nroot = \"d\"\n[protocol]\nfolds = 4\nseeds = [0]\nvariants = [\"whole\"]\n\
-         max_attempts = 3\n{extra}\n[training]\nepochs = 3\n"
-    ))
-    .unwrap();
-    let recordings: Vec<String> = (0..8).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec!["cat".into(), "dog".into()],
-        sample_counts: None,
-    }
+    submission_over(
+        &format!(
+            "[data]\nroot = \"d\"\n[protocol]\nfolds = 4\nseeds = [0]\nvariants = [\"whole\"]\n\
+             max_attempts = 3\n{extra}\n[training]\nepochs = 3\n"
+        ),
+        8,
+        None,
+        &["cat", "dog"],
+    )
 }
 
 fn scheduler(clock: &ManualClock, max_workers: usize) -> Scheduler {
@@ -304,23 +299,14 @@ fn checkpoints_go_with_a_failure_a_cancel_and_a_resubmission_but_stay_for_a_lost
 fn a_pruned_job_leaves_no_checkpoint() {
     let clock = ManualClock::new(T0);
     let mut s = scheduler(&clock, 100);
-    let config = ExperimentConfig::from_toml_str(
+    let sub = submission_over(
         "[data]\nroot = \"d\"\n[protocol]\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\n\
          [training]\nepochs = 4\n[sweep]\n\"training.lr\" = [0.001, 0.01, 0.1]\n\
          prune = \"median\"\nwarmup_epochs = 1\n",
-    )
-    .unwrap();
-    let recordings: Vec<String> = (0..4).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    let sub = Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: vec![],
-        sample_counts: None,
-    };
+        4,
+        None,
+        &[],
+    );
     s.submit(&sub).unwrap();
     let w = s.register_worker(&reg("w", 8)).unwrap();
     let leased = s.lease(&w, &free(8)).unwrap().assignments;

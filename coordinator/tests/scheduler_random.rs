@@ -1,4 +1,6 @@
-//! A model-based test of the scheduler: thousands of short random sequences
+//! An invariant test of the scheduler (its model-based counterpart, which
+//! compares every answer and state with a model, is `scheduler_model.rs`):
+//! thousands of short random sequences
 //! (seeded, so deterministic) of register, lease, heartbeat, report, upload,
 //! complete, fail, release, expiry, cancel and coordinator restart, from
 //! honest workers and hostile ones (greedy leases, epochs out of range or
@@ -14,18 +16,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sched_support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use rusqlite::types::Value;
-use spikecv_common::experiment::config::ExperimentConfig;
+use sched_support::{metrics, registration, submission_over};
 use spikecv_common::experiment::cv::mt19937::Mt19937;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
-use spikecv_common::experiment::plan::{JobId, plan_configurations};
+use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::report::{build_report, from_store, render_json};
 use spikecv_coordinator::scheduler::{
     AttemptId, Clock, Credentials, FailureClass, ManualClock, Progress, Scheduler, SchedulerError,
-    SchedulerSettings, SlotInfo, Submission, WorkerId, WorkerRegistration, WorkerSecret,
+    SchedulerSettings, Submission, WorkerId, WorkerSecret,
 };
 
 /// Epochs every job trains.
@@ -38,23 +42,16 @@ const LEASE_TIMEOUT_S: i64 = 30;
 const MAX_LOST: u32 = 4;
 
 fn submission() -> Submission {
-    let config = ExperimentConfig::from_toml_str(&format!(
-        "[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0, 1]\nvariants = [\"whole\"]\n\
-         max_attempts = 2\nepoch_timeout_s = {EPOCH_TIMEOUT_S}\n[training]\nepochs = {EPOCHS}\n"
-    ))
-    .unwrap();
-    let recordings: Vec<String> = (0..9).map(|i| format!("user{i:02}_dc")).collect();
-    let plan = plan_configurations(&config, &recordings, None).unwrap();
-    Submission {
-        config_toml: config.to_toml_string(),
-        config,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
+    submission_over(
+        &format!(
+            "[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0, 1]\nvariants = [\"whole\"]\n\
+             max_attempts = 2\nepoch_timeout_s = {EPOCH_TIMEOUT_S}\n[training]\nepochs = {EPOCHS}\n"
+        ),
+        9,
+        None,
         // Two classes, three test recordings per fold: six test samples.
-        class_names: vec!["a".into(), "b".into()],
-        sample_counts: None,
-    }
+        &["a", "b"],
+    )
 }
 
 fn settings() -> SchedulerSettings {
@@ -66,35 +63,8 @@ fn settings() -> SchedulerSettings {
     }
 }
 
-fn metrics(epoch: u32) -> EpochMetrics {
-    EpochMetrics {
-        epoch,
-        train_loss: 0.1,
-        train_accuracy: 0.5,
-        val_loss: Some(0.3),
-        val_accuracy: Some(0.5),
-        test_loss: Some(0.2),
-        test_accuracy: Some(0.5),
-        epoch_seconds: 1.0,
-        samples_per_second: 10.0,
-        firing_rates: Vec::new(),
-    }
-}
-
-/// What an honest worker sends after `EPOCHS` epochs: a confusion matrix of
-/// the six test samples and the accuracy it gives.
 fn honest_result() -> JobResult {
-    JobResult {
-        best_epoch: 2,
-        test_accuracy: 5.0 / 6.0,
-        test_loss: 0.2,
-        val_accuracy: Some(0.5),
-        val_loss: Some(0.3),
-        confusion: vec![vec![3, 0], vec![1, 2]],
-        train_seconds: 3.0,
-        epochs: (1..=EPOCHS).map(metrics).collect(),
-        optimistic: false,
-    }
+    sched_support::honest_result(EPOCHS)
 }
 
 /// Epoch metrics a hostile worker sends (every one of them must be refused).
@@ -326,21 +296,6 @@ struct Worker {
     slots: usize,
 }
 
-fn reg(name: &str, slots: usize) -> WorkerRegistration {
-    WorkerRegistration {
-        name: name.into(),
-        host: "h".into(),
-        slots: (0..slots)
-            .map(|i| SlotInfo {
-                device: format!("cuda:{i}"),
-                device_name: "gpu".into(),
-                memory_bytes: 0,
-            })
-            .collect(),
-        data_fingerprint: String::new(),
-    }
-}
-
 /// What one step did.
 #[derive(Debug, Default)]
 struct Tally {
@@ -381,7 +336,7 @@ fn run(seed: u32, steps: usize, tally: &mut Tally) {
                 0 | 1 => {
                     let name = format!("worker{}", workers.len());
                     let slots = 1 + pick(3);
-                    let r = s.register(&reg(&name, slots));
+                    let r = s.register(&registration(&name, slots));
                     (
                         r.map(|r| {
                             workers.push(Worker {
@@ -399,7 +354,7 @@ fn run(seed: u32, steps: usize, tally: &mut Tally) {
                 2 if !workers.is_empty() => {
                     let twin = workers[pick(workers.len())].clone();
                     let live = live_workers(&s, clock.now_ms());
-                    let r = s.register(&reg(&twin.name, twin.slots)).unwrap();
+                    let r = s.register(&registration(&twin.name, twin.slots)).unwrap();
                     assert!(
                         !live.contains(&r.id.0),
                         "{context}: a registration took over live worker {}",
@@ -607,7 +562,7 @@ fn honest_workers_finish_every_job_after_any_sequence() {
         let mut s = Scheduler::open(&path, settings(), Box::new(clock.clone())).unwrap();
         s.submit(&submission()).unwrap();
         let w = s
-            .register(&reg(&format!("w{seed}"), 1 + seed as usize % 3))
+            .register(&registration(&format!("w{seed}"), 1 + seed as usize % 3))
             .unwrap();
         let free: Vec<String> = (0..3).map(|i| format!("cuda:{i}")).collect();
         for _ in 0..100 {

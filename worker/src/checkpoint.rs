@@ -109,6 +109,16 @@ pub struct Checkpoint {
     pub tensors: HashMap<String, Tensor>,
 }
 
+/// The epoch a checkpoint file's progress record says it was taken after
+/// (read from its safetensors header alone); `None` when `bytes` carry no
+/// readable record.
+pub fn recorded_epoch(bytes: &[u8]) -> Option<u32> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
+    let text = meta.metadata().as_ref()?.get(PROGRESS_KEY)?;
+    let progress: Progress = serde_json::from_str(text).ok()?;
+    Some(progress.epoch)
+}
+
 impl Checkpoint {
     /// Writes the checkpoint atomically (temporary file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {

@@ -43,6 +43,9 @@ pub struct RetryArgs {
     /// Requeue the cancelled jobs.
     #[arg(long)]
     pub cancelled: bool,
+    /// Requeue the pruned jobs (they train from epoch 0).
+    #[arg(long)]
+    pub pruned: bool,
 }
 
 fn print_jobs(out: &mut dyn Write, what: &str, jobs: &[String]) -> std::io::Result<()> {
@@ -70,15 +73,17 @@ pub async fn run_cancel(args: &CancelArgs, out: &mut dyn Write) -> Result<(), Ca
     Ok(())
 }
 
-/// Requeues the experiment's failed (and/or cancelled) jobs and prints them.
+/// Requeues the experiment's failed (and/or cancelled, pruned) jobs and
+/// prints them.
 pub async fn run_retry(args: &RetryArgs, out: &mut dyn Write) -> Result<(), CallError> {
     let options = args.client.options()?;
     let mut client = options.admin_client()?;
     let r = client
         .retry(RetryRequest {
             experiment: args.experiment.clone(),
-            failed: args.failed || !args.cancelled,
+            failed: args.failed || !(args.cancelled || args.pruned),
             cancelled: args.cancelled,
+            pruned: args.pruned,
         })
         .await
         .map_err(CallError::at(&options.url))?

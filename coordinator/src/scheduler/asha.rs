@@ -10,6 +10,7 @@ use spikecv_common::experiment::prune::Pruner;
 
 use super::SchedulerError;
 use super::prune::{PruneRules, mark_pruned};
+use crate::ids::AttemptId;
 use crate::store::{experiments, jobs, metrics};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
@@ -37,9 +38,11 @@ pub(super) fn halve_after_epoch(
         if !rule.is_rung(epoch) {
             continue;
         }
-        let results: Vec<(usize, f64)> = metrics::rung_results(conn, &m.experiment, epoch)?
+        let rung = metrics::rung_results(conn, &m.experiment, epoch)?;
+        let evidence: Vec<AttemptId> = rung.iter().map(|(_, _, a)| *a).collect();
+        let results: Vec<(usize, f64)> = rung
             .into_iter()
-            .filter_map(|(c, accuracy)| Some((usize::try_from(c).ok()?, accuracy)))
+            .filter_map(|(c, accuracy, _)| Some((usize::try_from(c).ok()?, accuracy)))
             .collect();
         let Ok(configuration) = usize::try_from(m.configuration) else {
             continue;
@@ -63,7 +66,7 @@ pub(super) fn halve_after_epoch(
             if shared_elsewhere {
                 continue;
             }
-            mark_pruned(conn, &victim, &verdict, now, dropped)?;
+            mark_pruned(conn, &victim, &verdict, &evidence, now, dropped)?;
             self_stopped |= victim == *job;
         }
     }

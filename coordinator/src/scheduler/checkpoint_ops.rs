@@ -3,22 +3,27 @@
 //! removed with its file when the job ends (succeeds, fails, is cancelled or
 //! pruned) or is submitted afresh; only a lease lost or handed back keeps it
 //! for the next attempt. An upload's epoch must be one its attempt reported
-//! (so a checkpoint never claims more training than the metrics show). The
+//! (so a checkpoint never claims more training than the metrics show), and
+//! what the file's progress record says must agree with the job and its
+//! stored metrics ([`super::checkpoint_content`]). The
 //! bytes never pass through the scheduler: see [`crate::checkpoints`].
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
 use rusqlite::Connection;
+use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::plan::JobId;
 
+use super::checkpoint_content::check_checkpoint_content;
 use super::fence::{attempt_key, extend, fence};
 use super::types::{AttemptId, Checkpoint};
 use super::validate::check_epoch_number;
+use super::validate::same_figures;
 use super::{Scheduler, SchedulerError};
 use crate::checkpoints::{StagedCheckpoint, remove_quietly};
 use crate::store::jobs::JobRow;
-use crate::store::{StoreError, checkpoint_rows, lease_writes};
+use crate::store::{StoreError, checkpoint_rows, jobs, lease_writes, metrics};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -76,6 +81,39 @@ fn check_upload_epoch(
     }
 }
 
+/// Before `attempt` stores `m`: a repeat of an epoch it reported must carry
+/// the same figures (a checkpoint's record was checked against them); when
+/// another attempt's figures for that epoch are replaced (a resume that
+/// could not load the checkpoint and trains again), a checkpoint taken at or
+/// after that epoch no longer lists the stored figures and is dropped (its
+/// file noted in `dropped`).
+pub(super) fn keep_records_true(
+    conn: &Connection,
+    job: &JobId,
+    attempt: AttemptId,
+    m: &EpochMetrics,
+    dropped: &mut Vec<(JobId, String)>,
+) -> Result<()> {
+    let Some((by, held)) = metrics::stored_epoch(conn, job, m.epoch)? else {
+        return Ok(());
+    };
+    if same_figures(&held, m) {
+        return Ok(());
+    }
+    if by == attempt {
+        return Err(SchedulerError::BadRequest {
+            message: format!(
+                "epoch {} was reported already by attempt {attempt} with other figures; a repeated report must repeat them",
+                m.epoch
+            ),
+        });
+    }
+    if jobs::checkpoint_epoch(conn, job)?.is_some_and(|e| e >= m.epoch) {
+        drop_checkpoint(conn, job, dropped)?;
+    }
+    Ok(())
+}
+
 impl Scheduler {
     /// The attempt's job if the attempt is current and may upload a checkpoint
     /// taken after `epoch` (see [`Scheduler::commit_checkpoint`]); checked
@@ -103,6 +141,7 @@ impl Scheduler {
             let tx = self.store.transaction()?;
             let (a, job) = fence(&tx, attempt)?;
             check_upload_epoch(&tx, attempt, &job, epoch)?;
+            check_checkpoint_content(&tx, &job, epoch, &staged.path)?;
             let previous = take_checkpoint_record(&tx, &job.id)?;
             let size = i64::try_from(staged.size).map_err(|_| SchedulerError::BadRequest {
                 message: format!("checkpoint of {} bytes", staged.size),

@@ -1,6 +1,6 @@
 //! Control of a running experiment by an operator: cancel one job, a
-//! configuration or a whole experiment; put failed or cancelled jobs back in
-//! the queue.
+//! configuration or a whole experiment; put failed, cancelled or pruned jobs
+//! back in the queue.
 
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::configurations::configurations;
@@ -109,11 +109,14 @@ impl Scheduler {
         Ok(cancelled)
     }
 
-    /// Puts the jobs of `experiment` in one of `states` (failed, cancelled)
-    /// back in the queue with fresh attempts and no checkpoint; returns them.
+    /// Puts the jobs of `experiment` in one of `states` (failed, cancelled,
+    /// pruned) back in the queue with fresh attempts and no checkpoint;
+    /// returns them.
     pub fn retry(&mut self, experiment: &str, states: &[JobStatus]) -> Result<Vec<JobId>> {
         if states.is_empty() || states.iter().any(|s| UNFINISHED.contains(s)) {
-            return Err(bad("retry takes failed and/or cancelled jobs".to_owned()));
+            return Err(bad(
+                "retry takes failed, cancelled and/or pruned jobs".to_owned()
+            ));
         }
         let e = self.experiment(experiment)?;
         let max_attempts = ExperimentConfig::from_toml_str(&e.config_toml)

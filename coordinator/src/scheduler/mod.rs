@@ -19,6 +19,7 @@
 //!   kills its workers does not loop forever.
 
 mod asha;
+mod checkpoint_content;
 mod checkpoint_ops;
 mod clock;
 mod control;

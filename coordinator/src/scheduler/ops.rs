@@ -6,9 +6,9 @@ use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
 use super::asha::halve_after_epoch;
-use super::checkpoint_ops::{drop_checkpoint, take_checkpoint_record};
+use super::checkpoint_ops::{drop_checkpoint, keep_records_true, take_checkpoint_record};
 use super::fence::{extend, fence, sha256_hex, to_json};
-use super::prune::prune_after_epoch;
+use super::prune::{prune_after_epoch, undo_decisions_of};
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
@@ -20,7 +20,7 @@ use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::jobs::{self, JobRow};
-use crate::store::{StoreError, lease_writes, worker_rows};
+use crate::store::{StoreError, lease_writes, prune_evidence, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -185,6 +185,9 @@ impl Scheduler {
             )?;
             job_writes::lease_job(&tx, &job.id, attempt, &w.name, device, now)?;
             let checkpoint_epoch = jobs::checkpoint_epoch(&tx, &job.id)?;
+            if checkpoint_epoch.is_some() {
+                prune_evidence::note_resumed(&tx, attempt, &job.id)?;
+            }
             tracing::info!(job = %job.id, %attempt, worker = %worker, device = %device, "job leased");
             out.assignments.push(Assignment {
                 attempt,
@@ -255,7 +258,8 @@ impl Scheduler {
     ///
     /// The epoch must lie in `1..=epochs` of the job and not go back below one
     /// the attempt already reported (the same one again is a retry and is
-    /// taken); a new epoch restarts the attempt's epoch timeout.
+    /// taken when its figures are the same: a checkpoint's record was checked
+    /// against them); a new epoch restarts the attempt's epoch timeout.
     pub fn record_epoch(&mut self, attempt: AttemptId, m: &EpochMetrics) -> Result<bool> {
         let now = self.now_ms();
         let deadline = self.deadline_from(now);
@@ -273,11 +277,12 @@ impl Scheduler {
                 ),
             });
         }
+        let mut dropped = Vec::new();
+        keep_records_true(&tx, &job.id, attempt, m, &mut dropped)?;
         job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         lease_writes::note_epoch(&tx, attempt, m.epoch, now)?;
         extend(&tx, attempt, deadline, &a.worker, now)?;
         job_writes::set_running(&tx, &job.id, m.epoch, None, now)?;
-        let mut dropped = Vec::new();
         let pruned = prune_after_epoch(
             &tx,
             &mut self.prune_rules,
@@ -325,6 +330,7 @@ impl Scheduler {
 
     /// Records a current attempt's failure. Deterministic: the job fails at once.
     /// Transient: back to pending while its failures are below `max_attempts`.
+    /// Jobs pruned on the attempt's metrics go back to pending.
     /// Either way the job's checkpoint is dropped: the failure may come from
     /// it, and the next attempt trains from epoch 0.
     pub fn fail(
@@ -337,6 +343,7 @@ impl Scheduler {
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Failed, Some(error))?;
+        undo_decisions_of(&tx, attempt, now)?;
         let failures = job.failures + 1;
         let outcome = if class == FailureClass::Deterministic || failures >= job.max_attempts {
             FailOutcome::Failed
@@ -375,7 +382,8 @@ impl Scheduler {
     /// new epoch within its epoch timeout (its worker hears it at its next
     /// heartbeat): the job goes back to pending (not a failure) unless it has
     /// lost `max_lost` leases, then it fails. Workers silent for the lease
-    /// timeout are marked lost. Returns the attempts taken back.
+    /// timeout are marked lost. Jobs pruned on a taken-back attempt's metrics
+    /// go back to pending. Returns the attempts taken back.
     pub fn expire_leases(&mut self) -> Result<Vec<AttemptId>> {
         let now = self.now_ms();
         let timeout_ms = i64::from(self.settings.lease_timeout_seconds) * 1000;
@@ -398,6 +406,7 @@ impl Scheduler {
         let mut out = Vec::with_capacity(expired.len());
         for (attempt, job_id, why) in expired {
             lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Lost, Some(&why))?;
+            undo_decisions_of(&tx, attempt, now)?;
             out.push(attempt);
             let Some(job) = jobs::job(&tx, &job_id)? else {
                 continue;

@@ -3,7 +3,11 @@
 //! configurations) decides whether it, or a job already past that epoch, stops.
 //! The rule itself is [`spikecv_common::experiment::prune`]; this module reads the store.
 //! A job that reached its last epoch is never pruned: its result is
-//! complete, pruning would only throw it away.
+//! complete, pruning would only throw it away. Only the epochs of attempts
+//! whose metrics may decide are compared (not those of failed attempts, nor
+//! of released or lost ones nobody resumed); each decision keeps the
+//! attempts it stood on, and [`undo_decisions_of`] puts the jobs a failed or
+//! lost attempt's metrics pruned back in the queue.
 
 use std::collections::HashMap;
 
@@ -17,10 +21,11 @@ use spikecv_common::experiment::prune::{PruneRule, Pruner};
 use super::SchedulerError;
 use super::checkpoint_ops::drop_checkpoint;
 use super::fence::to_json;
+use crate::ids::AttemptId;
 use crate::states::AttemptOutcome;
 use crate::store::experiments;
 use crate::store::metrics::{self, Peer};
-use crate::store::{job_writes, jobs, lease_writes};
+use crate::store::{job_writes, jobs, lease_writes, prune_evidence};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -80,13 +85,14 @@ fn val_accuracy(p: &Peer) -> Option<f64> {
         .filter(|v| v.is_finite())
 }
 
-/// The verdict on `candidate` at `epoch` from every experiment it belongs to.
+/// The verdict on `candidate` at `epoch` from every experiment it belongs
+/// to, with the attempts whose metrics made it.
 fn judge(
     conn: &Connection,
     rules: &mut PruneRules,
     candidate: &JobId,
     epoch: u32,
-) -> Result<Option<PruneVerdict>> {
+) -> Result<Option<(PruneVerdict, Vec<AttemptId>)>> {
     let Some(members) = members(conn, rules, candidate)? else {
         return Ok(None);
     };
@@ -105,25 +111,35 @@ fn judge(
         else {
             continue;
         };
-        let others: Vec<f64> = peers
+        let used: Vec<&Peer> = peers
             .iter()
             .filter(|p| p.configuration != m.configuration)
-            .filter_map(val_accuracy)
+            .filter(|p| val_accuracy(p).is_some())
             .collect();
+        let others: Vec<f64> = used.iter().filter_map(|p| val_accuracy(p)).collect();
         if let Some(v) = m.rule.decide(epoch, own, &others) {
-            return Ok(Some(v));
+            let own_attempt = peers.iter().find(|p| p.job == *candidate);
+            let evidence = used
+                .iter()
+                .copied()
+                .chain(own_attempt)
+                .filter_map(|p| p.attempt)
+                .collect();
+            return Ok(Some((v, evidence)));
         }
     }
     Ok(None)
 }
 
 /// Stops `job` as pruned: its attempt ends (the worker hears it in the answer
-/// to its report or at its next heartbeat), the verdict is stored and its
-/// checkpoint dropped (noted in `dropped`).
+/// to its report or at its next heartbeat), the verdict is stored with the
+/// attempts whose metrics made it (`evidence`), and its checkpoint dropped
+/// (noted in `dropped`).
 pub(super) fn mark_pruned(
     conn: &Connection,
     job: &JobId,
     verdict: &PruneVerdict,
+    evidence: &[AttemptId],
     now: i64,
     dropped: &mut Vec<(JobId, String)>,
 ) -> Result<()> {
@@ -137,6 +153,7 @@ pub(super) fn mark_pruned(
         )?;
     }
     job_writes::stop_job(conn, job, JobStatus::Pruned, Some(&to_json(verdict)?), now)?;
+    prune_evidence::record(conn, job, evidence)?;
     drop_checkpoint(conn, job, dropped)?;
     tracing::info!(job = %job, %verdict, "job pruned");
     Ok(())
@@ -173,10 +190,26 @@ pub(super) fn prune_after_epoch(
         if !live {
             continue;
         }
-        if let Some(verdict) = judge(conn, rules, &candidate, epoch)? {
-            mark_pruned(conn, &candidate, &verdict, now, dropped)?;
+        if let Some((verdict, evidence)) = judge(conn, rules, &candidate, epoch)? {
+            mark_pruned(conn, &candidate, &verdict, &evidence, now, dropped)?;
             self_pruned |= candidate == *job;
         }
     }
     Ok(self_pruned)
+}
+
+/// After `attempt` failed or was lost: every job still pruned on a decision
+/// its metrics took part in goes back to pending (from epoch 0, its
+/// checkpoint having been dropped when it was pruned). Returns those jobs.
+pub(super) fn undo_decisions_of(
+    conn: &Connection,
+    attempt: AttemptId,
+    now: i64,
+) -> Result<Vec<JobId>> {
+    let jobs = prune_evidence::pruned_on(conn, attempt)?;
+    for (job, max_attempts) in &jobs {
+        job_writes::requeue_job(conn, job, *max_attempts, now)?;
+        tracing::warn!(job = %job, %attempt, "pruning undone: it stood on the metrics of an attempt that failed or was lost");
+    }
+    Ok(jobs.into_iter().map(|(job, _)| job).collect())
 }

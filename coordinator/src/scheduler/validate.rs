@@ -96,6 +96,19 @@ pub(super) fn check_epoch(m: &EpochMetrics, planned: Option<u32>) -> Result<(), 
     check_firing_rates(m)
 }
 
+/// Whether two reports of one epoch carry the same figures (losses and
+/// accuracies; times may differ): a repeated report must, and a
+/// checkpoint's record must list the reported ones.
+pub(super) fn same_figures(a: &EpochMetrics, b: &EpochMetrics) -> bool {
+    a.epoch == b.epoch
+        && a.train_loss == b.train_loss
+        && a.train_accuracy == b.train_accuracy
+        && a.val_loss == b.val_loss
+        && a.val_accuracy == b.val_accuracy
+        && a.test_loss == b.test_loss
+        && a.test_accuracy == b.test_accuracy
+}
+
 /// Most LIF layers an epoch's firing rates may name.
 pub const MAX_RATE_LAYERS: usize = 64;
 /// Longest layer name in firing rates.

@@ -53,13 +53,14 @@ pub fn retry_from_proto(r: pb::RetryRequest) -> Result<(String, Vec<JobStatus>),
     let states: Vec<JobStatus> = [
         (r.failed, JobStatus::Failed),
         (r.cancelled, JobStatus::Cancelled),
+        (r.pruned, JobStatus::Pruned),
     ]
     .into_iter()
     .filter_map(|(asked, state)| asked.then_some(state))
     .collect();
     if states.is_empty() {
         return Err(Status::invalid_argument(
-            "failed or cancelled: say which jobs to put back in the queue",
+            "failed, cancelled or pruned: say which jobs to put back in the queue",
         ));
     }
     Ok((experiment, states))

@@ -135,7 +135,8 @@ pub(crate) fn insert_job(conn: &Connection, j: &NewJob<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Puts an ended job back to pending with a fresh retry budget.
+/// Puts an ended job back to pending with a fresh retry budget; what pruned
+/// it (`prune_evidence`) is forgotten.
 pub(crate) fn requeue_job(
     conn: &Connection,
     job: &JobId,
@@ -149,6 +150,12 @@ pub(crate) fn requeue_job(
              updated_ms = ?3
          WHERE id = ?1",
         params![job.as_str(), max_attempts, now, JobStatus::Pending],
+    )?;
+    // What pruned it no longer stands.
+    exec(
+        conn,
+        "DELETE FROM prune_evidence WHERE job = ?1",
+        [job.as_str()],
     )?;
     Ok(())
 }

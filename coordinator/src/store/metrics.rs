@@ -1,15 +1,19 @@
 //! Epoch metrics read back: a job's stored epochs, the latest epoch of every
 //! running job, every validation accuracy an experiment's jobs stored at one
 //! epoch (successive halving), a job's sweep group with its metrics at one
-//! epoch (the pruner), and how far a job got.
+//! epoch (the pruner), and how far a job got. What the pruners read leaves
+//! out the epochs of attempts whose metrics may not decide
+//! ([`TRUSTED_METRICS`]).
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
 use spikecv_common::experiment::plan::JobId;
 
 use super::error::{FromStoreError, StoreError, corrupt};
+use super::prune_evidence::TRUSTED_METRICS;
+use crate::ids::AttemptId;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -27,15 +31,40 @@ pub(super) fn parse_metrics(job: &str, epoch: i64, json: &str) -> Result<EpochMe
 
 /// Every stored epoch of a job, by epoch.
 pub fn epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>, FromStoreError> {
+    Ok(job_epochs(conn, job)?)
+}
+
+/// Every stored epoch of `job`, by epoch (inside the scheduler's
+/// transactions).
+pub(crate) fn job_epochs(conn: &Connection, job: &str) -> Result<Vec<EpochMetrics>> {
     let mut stmt = conn.prepare_cached(
         "SELECT epoch, metrics_json FROM epoch_metrics WHERE job = ?1 ORDER BY epoch",
     )?;
     let rows = stmt
         .query_map([job], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     rows.iter()
-        .map(|(epoch, json)| Ok(parse_metrics(job, *epoch, json)?))
+        .map(|(epoch, json)| parse_metrics(job, *epoch, json))
         .collect()
+}
+
+/// The stored metrics of `job`'s `epoch` and the attempt that reported them.
+pub(crate) fn stored_epoch(
+    conn: &Connection,
+    job: &JobId,
+    epoch: u32,
+) -> Result<Option<(AttemptId, EpochMetrics)>> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT attempt, metrics_json FROM epoch_metrics WHERE job = ?1 AND epoch = ?2",
+        )?
+        .query_row(params![job.as_str(), epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(attempt, json)| {
+        let m = parse_metrics(job.as_str(), i64::from(epoch), &json)?;
+        Ok((AttemptId(attempt.unsigned_abs()), m))
+    })
+    .transpose()
 }
 
 /// The latest epoch metrics of every leased or running job, by job id.
@@ -62,32 +91,35 @@ pub(super) fn latest_epochs(
         .collect()
 }
 
-/// `(configuration, validation accuracy)` of each job of `experiment` that
-/// stored `epoch` with a validation accuracy.
+/// `(configuration, validation accuracy, attempt that stored it)` of each
+/// job of `experiment` that stored `epoch` with a validation accuracy, from
+/// an attempt whose metrics may decide ([`TRUSTED_METRICS`]).
 pub(crate) fn rung_results(
     conn: &Connection,
     experiment: &str,
     epoch: u32,
-) -> Result<Vec<(i64, f64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT ej.job, ej.configuration, m.metrics_json
+) -> Result<Vec<(i64, f64, AttemptId)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT ej.job, ej.configuration, m.metrics_json, m.attempt
          FROM experiment_jobs ej JOIN epoch_metrics m ON m.job = ej.job AND m.epoch = ?2
-         WHERE ej.experiment = ?1",
-    )?;
+         JOIN attempts a ON a.id = m.attempt
+         WHERE ej.experiment = ?1 AND {TRUSTED_METRICS}"
+    ))?;
     let rows = stmt
         .query_map(params![experiment, epoch], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
-    for (job, configuration, json) in rows {
+    for (job, configuration, json, attempt) in rows {
         let metrics = parse_metrics(&job, i64::from(epoch), &json)?;
         if let Some(accuracy) = metrics.val_accuracy.filter(|v| v.is_finite()) {
-            out.push((configuration, accuracy));
+            out.push((configuration, accuracy, AttemptId(attempt.unsigned_abs())));
         }
     }
     Ok(out)
@@ -102,8 +134,11 @@ pub(crate) struct Peer {
     pub configuration: i64,
     /// Its state.
     pub status: JobStatus,
-    /// Its metrics at that epoch, when it reported it.
+    /// Its metrics at that epoch, when it reported it from an attempt whose
+    /// metrics may decide ([`TRUSTED_METRICS`]).
     pub metrics: Option<EpochMetrics>,
+    /// The attempt that stored them.
+    pub attempt: Option<AttemptId>,
 }
 
 /// The jobs of `experiment` with `job`'s variant, seed and fold (itself
@@ -114,14 +149,15 @@ pub(crate) fn sweep_group(
     job: &JobId,
     epoch: u32,
 ) -> Result<Vec<Peer>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.id, ej.configuration, o.status, m.metrics_json
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT o.id, ej.configuration, o.status, m.metrics_json, m.attempt
          FROM jobs me
          JOIN jobs o ON o.variant = me.variant AND o.seed = me.seed AND o.fold = me.fold
          JOIN experiment_jobs ej ON ej.job = o.id AND ej.experiment = ?2
          LEFT JOIN epoch_metrics m ON m.job = o.id AND m.epoch = ?3
-         WHERE me.id = ?1",
-    )?;
+              AND EXISTS (SELECT 1 FROM attempts a WHERE a.id = m.attempt AND {TRUSTED_METRICS})
+         WHERE me.id = ?1"
+    ))?;
     let rows = stmt
         .query_map(params![job.as_str(), experiment, epoch], |r| {
             Ok((
@@ -129,11 +165,12 @@ pub(crate) fn sweep_group(
                 r.get::<_, i64>(1)?,
                 r.get::<_, JobStatus>(2)?,
                 r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
             ))
         })?
         .collect::<std::result::Result<Vec<_>, _>>()?;
     rows.into_iter()
-        .map(|(id, configuration, status, metrics)| {
+        .map(|(id, configuration, status, metrics, attempt)| {
             let metrics = metrics
                 .map(|json| parse_metrics(&id, i64::from(epoch), &json))
                 .transpose()?;
@@ -142,6 +179,7 @@ pub(crate) fn sweep_group(
                 configuration,
                 status,
                 metrics,
+                attempt: attempt.map(|a| AttemptId(a.unsigned_abs())),
             })
         })
         .collect()

@@ -6,7 +6,8 @@
 //! lease; the id is the fencing token), `workers`, `worker_credentials` and
 //! `enrolment_tokens` (hashes of workers' own tokens), `epoch_metrics` and
 //! `checkpoints` (the record of each unfinished job's latest checkpoint; the
-//! bytes are a file, see [`crate::checkpoints`]).
+//! bytes are a file, see [`crate::checkpoints`]) and `prune_evidence` (the
+//! attempts whose metrics pruned a job, see [`prune_evidence`]).
 //! The scheduler makes every state change in one transaction
 //! ([`Store::transaction`]) through typed calls ([`job_writes`],
 //! [`lease_writes`], [`worker_rows`], [`checkpoint_rows`]; no SQL outside this
@@ -27,6 +28,7 @@ pub(crate) mod job_writes;
 pub(crate) mod jobs;
 pub(crate) mod lease_writes;
 pub(crate) mod metrics;
+pub(crate) mod prune_evidence;
 pub mod read_only;
 pub mod records;
 mod schema;

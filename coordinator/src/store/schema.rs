@@ -214,6 +214,19 @@ CREATE TABLE enrolment_tokens (
     created_ms   INTEGER NOT NULL
 );
 "#,
+    // 8: what a pruning decision stands on. `prune_evidence` lists, for each
+    // pruned job, the attempts whose epoch metrics made the decision (undone
+    // when one of them fails or is lost); `attempts.resumed_from` is the
+    // attempt whose checkpoint a lease handed out (its epochs count again).
+    r#"
+CREATE TABLE prune_evidence (
+    job     TEXT NOT NULL REFERENCES jobs(id),
+    attempt INTEGER NOT NULL REFERENCES attempts(id),
+    PRIMARY KEY (job, attempt)
+);
+CREATE INDEX prune_evidence_by_attempt ON prune_evidence(attempt);
+ALTER TABLE attempts ADD COLUMN resumed_from INTEGER REFERENCES attempts(id);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,9 @@ use std::path::Path;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
-use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
+use spikecv_common::proto::{
+    LeaseRequest, LeaseResponse, PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials,
+};
 use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::health::HealthSettings;
 use spikecv_coordinator::scheduler::SchedulerHandle;
@@ -240,6 +242,28 @@ pub async fn join(client: &mut WorkerClient, name: &str, fp: &str) -> Joined {
         id: r.worker_id,
         secret: r.worker_secret,
     }
+}
+
+/// A lease of `who` (registered as `name` with data `fp`) asking for `slots`
+/// CPU slots.
+pub async fn lease_slots(
+    client: &mut WorkerClient,
+    who: &Joined,
+    name: &str,
+    fp: &str,
+    slots: usize,
+) -> LeaseResponse {
+    client
+        .lease(LeaseRequest {
+            worker_id: who.id.clone(),
+            registration: Some(registration(name, fp)),
+            free_slots: vec!["cpu".to_owned(); slots],
+            running: vec![],
+            worker_secret: who.secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 /// Plausible metrics of epoch `epoch`.

@@ -72,8 +72,12 @@ impl Observer for SlotObserver {
         }
         match std::fs::read(path) {
             Ok(bytes) => {
+                // The file's own epoch: a checkpoint written in the background
+                // may be announced after the next epoch was reported, and the
+                // coordinator checks the declaration against the record.
+                let epoch = crate::checkpoint::recorded_epoch(&bytes).unwrap_or(self.last_epoch);
                 let ckpt = PendingCheckpoint {
-                    epoch: self.last_epoch,
+                    epoch,
                     bytes: Arc::new(bytes),
                 };
                 *self
