@@ -11,8 +11,8 @@
 //!   login page. A `POST`, not a `GET`, so that no link, image or prefetch
 //!   can log anyone out; and the `SameSite=Strict` cookie is not sent with a
 //!   request from another site, so another site cannot end a session either.
-//!   A form posted from another origin (its `Origin` or `Sec-Fetch-Site`
-//!   headers say so) is refused with 403 on both paths.
+//!   A form posted from another origin (its `Sec-Fetch-Site` says so, or,
+//!   without it, its `Origin`) is refused with 403 on both paths.
 //!
 //! Every login attempt, and every API request with a bearer token, takes a
 //! token of its address's bucket before the secret is compared; a right
@@ -75,15 +75,15 @@ pub(super) fn too_many(wait: std::time::Duration, json: bool) -> Response {
 }
 
 /// Whether a form post comes from another site: its `Sec-Fetch-Site` says
-/// so, or its `Origin` is not this listener's (`Host`) origin.
+/// so, or (from a browser that does not send it) its `Origin` is not this
+/// listener's (`Host`) origin. `Origin: null` says nothing: browsers send it
+/// for a same-origin form under the page's `Referrer-Policy: no-referrer`.
 fn cross_site(headers: &HeaderMap) -> bool {
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = value("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    if let Some(site) = value("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
-    match (value("origin"), value("host")) {
+    match (value("origin").filter(|o| *o != "null"), value("host")) {
         (None, _) => false,
         (Some(origin), Some(host)) => {
             let authority = origin
@@ -197,7 +197,14 @@ mod tests {
         ])));
         assert!(cross_site(&headers(&[
             ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+            ("sec-fetch-site", "same-site"),
+        ])));
+        // What Chromium sends for the login page's own form (no-referrer).
+        assert!(!cross_site(&headers(&[
+            ("host", "127.0.0.1:8080"),
             ("origin", "null"),
+            ("sec-fetch-site", "same-origin"),
         ])));
     }
 }
