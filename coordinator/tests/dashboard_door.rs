@@ -9,37 +9,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod http_support;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http_support::{Coordinator, DEADLINE, free_addr, get, header, post, serve};
 use spikecv_coordinator::metrics::{self, MetricsSource};
 use spikecv_coordinator::web::{self, HttpLimits};
 
 const TOKEN: &str = "door-test-token";
-/// The failure bound of every wait (not a measure of speed).
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Coordinator {
-    child: Child,
-}
-
-impl Drop for Coordinator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 struct Dir {
     dir: tempfile::TempDir,
@@ -52,89 +33,11 @@ impl Dir {
         Dir { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `coordinator serve --http` on this directory's state with `extra`
-    /// flags, once `/metrics` answers.
+    /// `coordinator serve --http` on this directory's state with `extra` flags.
     fn serve(&self, web: SocketAddr, extra: &[&str]) -> Coordinator {
-        let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-            .args(["serve", "--state"])
-            .arg(self.path("state.db"))
-            .args(["--listen", &free_addr().to_string()])
-            .args(["--http", &web.to_string()])
-            .arg("--token-file")
-            .arg(self.path("token"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let c = Coordinator { child };
-        let start = Instant::now();
-        loop {
-            if let Ok((200, _, _)) = try_get(web, "/metrics", "") {
-                return c;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "serve never answered"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let d = self.dir.path();
+        serve(&d.join("state.db"), &d.join("token"), web, extra)
     }
-}
-
-/// Sends `raw` on a fresh connection and reads the answer to its end;
-/// returns (status, head, body).
-fn try_exchange(addr: SocketAddr, raw: &str) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    s.write_all(raw.as_bytes())?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, head.to_owned(), body.to_owned()))
-}
-
-fn try_get(
-    addr: SocketAddr,
-    target: &str,
-    headers: &str,
-) -> std::io::Result<(u16, String, String)> {
-    try_exchange(
-        addr,
-        &format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"),
-    )
-}
-
-fn get(addr: SocketAddr, target: &str, headers: &str) -> (u16, String, String) {
-    try_get(addr, target, headers).unwrap()
-}
-
-fn post(addr: SocketAddr, target: &str, headers: &str, body: &str) -> (u16, String, String) {
-    try_exchange(
-        addr,
-        &format!(
-            "POST {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    )
-    .unwrap()
-}
-
-/// The value of header `name` in `head` (case-insensitive name).
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 /// The `Set-Cookie` of a 303 login answer, checked for its attributes.

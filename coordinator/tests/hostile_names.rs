@@ -12,21 +12,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod http_support;
+mod store_support;
 
+use std::path::Path;
+
+use http_support::{free_addr, get, serve};
 use serde_json::Value;
 use spikecv_common::dataset::sl_animals::CLASS_NAMES;
-use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_coordinator::commands::report::{ReportArgs, ReportFormat, run};
-use spikecv_coordinator::scheduler::{
-    FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
-    WorkerRegistration,
-};
+use spikecv_coordinator::scheduler::{FailureClass, ManualClock, Scheduler, SchedulerSettings};
 
 const EXPERIMENT: &str = "<img src=x onerror=alert(1)> a|b ```=cmd() # h";
 const WORKER: &str = "=cmd()|<img src=x onerror=alert(1)> x\"y";
@@ -56,57 +52,15 @@ fn store(dir: &Path) -> std::path::PathBuf {
     let config_toml = format!(
         "name = '{EXPERIMENT}'\n[data]\nroot = \"unused\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [7]\nvariants = [\"whole\"]\n[training]\nepochs = 2\n"
     );
-    let config = ExperimentConfig::from_toml_str(&config_toml).unwrap();
-    assert_eq!(config.name.as_deref(), Some(EXPERIMENT));
-    let files: Vec<String> = [
-        "user00_indoor",
-        "user01_indoor",
-        "user18_sunlight",
-        "user19_sunlight",
-        "user25_imse",
-        "user26_imse",
-        "user35_dc",
-        "user36_dc",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let plan =
-        spikecv_common::experiment::plan::plan_configurations(&config, &files, None).unwrap();
     let mut class_names: Vec<String> = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
     class_names[0] = CLASS.to_owned();
-    let submission = Submission {
-        config,
-        config_toml,
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names,
-        sample_counts: None,
-    };
+    let submission = store_support::submission(&config_toml, class_names);
+    assert_eq!(submission.config.name.as_deref(), Some(EXPERIMENT));
     let clock = ManualClock::new(1_780_000_000_000);
     let mut sched =
         Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
     sched.submit(&submission).unwrap();
-    let worker = sched
-        .register_worker(&WorkerRegistration {
-            name: WORKER.into(),
-            host: HOST.into(),
-            slots: ["cuda:0", "cuda:1"]
-                .iter()
-                .map(|d| SlotInfo {
-                    device: d.to_string(),
-                    device_name: "H200".into(),
-                    memory_bytes: 1 << 30,
-                })
-                .collect(),
-            data_fingerprint: String::new(),
-        })
-        .unwrap();
-    let leased = sched
-        .lease(&worker, &["cuda:0".into(), "cuda:1".into()])
-        .unwrap()
-        .assignments;
-    assert_eq!(leased.len(), 2);
+    let (_, leased) = store_support::two_gpus_leased(&mut sched, WORKER, HOST);
     clock.advance_s(60);
     let epochs = vec![epoch(1), epoch(2)];
     for m in &epochs {
@@ -218,68 +172,16 @@ fn hostile_names_are_escaped_in_markdown_and_csv() {
     }
 }
 
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get(addr: SocketAddr, target: &str, headers: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, head.to_owned(), body.to_owned())
-}
-
 #[test]
 fn hostile_names_stay_data_in_metrics_and_the_dashboard_api() {
     let dir = tempfile::tempdir().unwrap();
     let db = store(dir.path());
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let free = || {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let web = free();
-    let _serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_coordinator"))
-            .args(["serve", "--state"])
-            .arg(&db)
-            .args(["--listen", &free().to_string(), "--http", &web.to_string()])
-            .arg("--token-file")
-            .arg(dir.path().join("token"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let start = Instant::now();
-    let metrics = loop {
-        if TcpStream::connect(web).is_ok() {
-            let (code, _, body) = get(web, "/metrics", "");
-            if code == 200 && body.contains("spikecv_jobs") {
-                break body;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let web = free_addr();
+    let _serve = serve(&db, &dir.path().join("token"), web, &[]);
+    let (code, _, metrics) = get(web, "/metrics", "");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("spikecv_jobs"), "{metrics}");
     // /metrics names no experiment or worker; its label values are fixed states.
     for raw in ["<img", "cmd()", "x\""] {
         assert!(!metrics.contains(raw), "{raw:?} in\n{metrics}");
