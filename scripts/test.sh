@@ -39,6 +39,7 @@ NEEDS=(
   "corrected_t_and_posteriors_recomputed_from_the_csv|has_baycomp|baycomp and statsmodels (.venv/bin/python -m pip install baycomp==1.0.3 statsmodels==0.15.0)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
+  "hostile_names_and_the_logout_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )
 
 skipped=()
