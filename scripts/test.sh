@@ -46,6 +46,7 @@ NEEDS=(
   "tensorboard_scalars_equal_metrics_json|has_tbparse|tbparse and tensorboard (.venv/bin/python -m pip install tbparse==0.0.9 tensorboard==2.21.0)"
   "dashboard_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
   "sweep_configuration_filter_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
+  "hostile_names_and_the_logout_in_headless_chromium|has_browser|chromium and chromedriver (apt-get install chromium chromium-driver)"
 )
 
 skipped=()

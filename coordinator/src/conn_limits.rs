@@ -8,8 +8,10 @@
 //! are logged and retried after a pause instead of stopping the server.
 //!
 //! [`ConnGate`] is the bookkeeping (plain Rust, tested without sockets);
-//! [`LimitedStream`] is the socket it guards; [`limited_incoming`] the
-//! listener's stream of admitted connections.
+//! [`LimitedStream`] is the socket it guards; [`limited_incoming`] the gRPC
+//! listener's stream of admitted connections. The HTTP listener
+//! ([`crate::web`]) uses the same gate, but waits ([`ConnGate::room`]) rather
+//! than closing a new connection when every place is held by one that spoke.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -18,7 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,6 +35,11 @@ pub struct ConnLimits {
     /// A connection that sends nothing for this long after it is accepted
     /// is closed.
     pub preface_timeout: Duration,
+    /// A silent connection is closed to make room only once it has been open
+    /// this long (its first bytes may be on their way to a task that has
+    /// not run yet); a new connection waits for that meanwhile
+    /// ([`Refusal::Young`]). Zero for gRPC.
+    pub eviction_grace: Duration,
 }
 
 impl Default for ConnLimits {
@@ -41,13 +48,16 @@ impl Default for ConnLimits {
             max_connections: 512,
             max_per_peer: 256,
             preface_timeout: Duration::from_secs(10),
+            eviction_grace: Duration::ZERO,
         }
     }
 }
 
 /// One admitted connection's shared state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ConnState {
+    /// When it was admitted.
+    opened: Instant,
     /// It has sent at least one byte.
     spoke: AtomicBool,
     /// It was closed to make room (its stream reads end of file).
@@ -57,6 +67,15 @@ struct ConnState {
 }
 
 impl ConnState {
+    fn new(opened: Instant) -> Self {
+        Self {
+            opened,
+            spoke: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        }
+    }
+
     fn evict(&self) {
         self.evicted.store(true, Ordering::SeqCst);
         let waker = match self.waker.lock() {
@@ -89,19 +108,42 @@ impl Book {
         }
     }
 
-    /// Evicts the oldest silent connection (of `peer`, when given); `false`
-    /// when there is none.
-    fn evict_silent(&mut self, peer: Option<IpAddr>) -> bool {
+    /// Evicts the oldest silent connection (of `peer`, when given) that has
+    /// been open for `grace`; else the refusal: [`Refusal::Young`] when a
+    /// silent one will be old enough after a while, `none` when there is no
+    /// silent one.
+    fn evict_silent(
+        &mut self,
+        peer: Option<IpAddr>,
+        grace: Duration,
+        none: Refusal,
+    ) -> Result<(), Refusal> {
         let found = self.open.iter().find(|(_, p, s)| {
             peer.is_none_or(|want| *p == want) && !s.spoke.load(Ordering::SeqCst)
         });
-        let Some((id, _, state)) = found.map(|(i, p, s)| (*i, *p, Arc::clone(s))) else {
-            return false;
+        let Some((id, state)) = found.map(|(i, _, s)| (*i, Arc::clone(s))) else {
+            return Err(none);
         };
+        let age = state.opened.elapsed();
+        if age < grace {
+            return Err(Refusal::Young(grace - age));
+        }
         state.evict();
         self.forget(id);
-        true
+        Ok(())
     }
+}
+
+/// Why [`ConnGate::try_admit`] found no place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A silent connection can be closed for this one after this long (the
+    /// eviction grace).
+    Young(Duration),
+    /// The peer holds its share, every one of them has spoken.
+    PeerFull,
+    /// Every place is held by a connection that has spoken.
+    Full,
 }
 
 /// The count of open connections, overall and per peer.
@@ -109,6 +151,7 @@ impl Book {
 pub struct ConnGate {
     limits: ConnLimits,
     book: Arc<Mutex<Book>>,
+    freed: Arc<tokio::sync::Notify>,
 }
 
 /// An admitted connection's place; freed when dropped.
@@ -117,6 +160,7 @@ pub struct Admitted {
     id: u64,
     state: Arc<ConnState>,
     book: Arc<Mutex<Book>>,
+    freed: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Admitted {
@@ -125,6 +169,7 @@ impl Drop for Admitted {
             Ok(mut b) => b.forget(self.id),
             Err(poisoned) => poisoned.into_inner().forget(self.id),
         }
+        self.freed.notify_one();
     }
 }
 
@@ -134,41 +179,83 @@ impl ConnGate {
         Self {
             limits,
             book: Arc::default(),
+            freed: Arc::default(),
+        }
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        match self.book.lock() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Whether a new connection would find a place now: one is free, or a
+    /// silent connection could be closed to make one.
+    pub fn has_room(&self) -> bool {
+        let book = self.book();
+        book.open.len() < self.limits.max_connections.max(1)
+            || book
+                .open
+                .iter()
+                .any(|(_, _, s)| !s.spoke.load(Ordering::SeqCst))
+    }
+
+    /// Resolves once [`ConnGate::has_room`] holds (at once when it does).
+    pub async fn room(&self) {
+        while !self.has_room() {
+            self.freed.notified().await;
+        }
+    }
+
+    /// Resolves when a place is freed (or was freed since the last wait).
+    pub async fn freed(&self) {
+        self.freed.notified().await;
+    }
+
+    /// `stream`, admitted as `admitted`, closed when evicted or silent for
+    /// the preface timeout.
+    pub fn limit<S>(&self, stream: S, admitted: Admitted) -> LimitedStream<S> {
+        LimitedStream {
+            inner: stream,
+            admitted,
+            silence: Box::pin(tokio::time::sleep(self.limits.preface_timeout)),
         }
     }
 
     /// Admits a connection from `peer`, closing a silent one to make room
     /// when a bound is reached; `None` when no room can be made.
     pub fn admit(&self, peer: IpAddr) -> Option<Admitted> {
-        let mut book = match self.book.lock() {
-            Ok(b) => b,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        self.try_admit(peer).ok()
+    }
+
+    /// As [`ConnGate::admit`], saying why no room can be made (now).
+    pub fn try_admit(&self, peer: IpAddr) -> Result<Admitted, Refusal> {
+        let grace = self.limits.eviction_grace;
+        let mut book = self.book();
         let from_peer = book.per_peer.get(&peer).copied().unwrap_or(0);
-        if from_peer >= self.limits.max_per_peer.max(1) && !book.evict_silent(Some(peer)) {
-            return None;
+        if from_peer >= self.limits.max_per_peer.max(1) {
+            book.evict_silent(Some(peer), grace, Refusal::PeerFull)?;
         }
-        if book.open.len() >= self.limits.max_connections.max(1) && !book.evict_silent(None) {
-            return None;
+        if book.open.len() >= self.limits.max_connections.max(1) {
+            book.evict_silent(None, grace, Refusal::Full)?;
         }
         let id = book.next;
         book.next += 1;
-        let state = Arc::new(ConnState::default());
+        let state = Arc::new(ConnState::new(Instant::now()));
         book.open.push_back((id, peer, Arc::clone(&state)));
         *book.per_peer.entry(peer).or_default() += 1;
-        Some(Admitted {
+        Ok(Admitted {
             id,
             state,
             book: Arc::clone(&self.book),
+            freed: Arc::clone(&self.freed),
         })
     }
 
     /// Connections open now.
     pub fn open(&self) -> usize {
-        match self.book.lock() {
-            Ok(b) => b.open.len(),
-            Err(poisoned) => poisoned.into_inner().open.len(),
-        }
+        self.book().open.len()
     }
 }
 
@@ -258,13 +345,8 @@ pub fn limited_incoming(
                         tracing::debug!(%peer, "connection refused: the listener is full of active connections");
                         continue;
                     };
-                    let silence = Box::pin(tokio::time::sleep(gate.limits.preface_timeout));
                     let _ = stream.set_nodelay(true);
-                    let conn = LimitedStream {
-                        inner: stream,
-                        admitted,
-                        silence,
-                    };
+                    let conn = gate.limit(stream, admitted);
                     return Some((Ok(conn), (listener, gate)));
                 }
                 Err(e) => {
@@ -315,6 +397,27 @@ mod tests {
         drop(a);
         assert_eq!(gate.open(), 2);
         assert!(gate.admit(ip(5)).is_some());
+    }
+
+    #[test]
+    fn a_silent_connection_younger_than_the_grace_is_not_closed() {
+        let gate = ConnGate::new(ConnLimits {
+            max_connections: 1,
+            max_per_peer: 1,
+            eviction_grace: Duration::from_secs(3600),
+            ..ConnLimits::default()
+        });
+        let a = gate.admit(ip(1)).unwrap();
+        assert!(gate.has_room(), "a silent connection could make room");
+        match gate.try_admit(ip(1)) {
+            Err(Refusal::Young(wait)) => assert!(wait > Duration::from_secs(3000)),
+            other => panic!("{other:?}"),
+        }
+        assert!(!a.state.evicted.load(Ordering::SeqCst));
+        a.state.spoke.store(true, Ordering::SeqCst);
+        assert_eq!(gate.try_admit(ip(1)).err(), Some(Refusal::PeerFull));
+        assert_eq!(gate.try_admit(ip(2)).err(), Some(Refusal::Full));
+        assert!(!gate.has_room());
     }
 
     #[test]

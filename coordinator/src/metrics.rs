@@ -2,6 +2,9 @@
 //! `prometheus-client` (the OpenMetrics text format), on the HTTP listener of
 //! [`crate::web`] beside the dashboard, or alone.
 //!
+//! Label values are escaped as the exposition formats ask ([`LabelText`]:
+//! backslash, double quote and line feed), whatever text they hold.
+//!
 //! The job and worker figures come from the shared
 //! [`StatusCache`](crate::status_cache::StatusCache) snapshot
 //! (at most one scheduler status read per second, however many scrapers), the
@@ -15,7 +18,9 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -191,6 +196,27 @@ impl StatusMetrics {
     }
 }
 
+/// A label value, escaped as the Prometheus and OpenMetrics text formats ask:
+/// `\` as `\\`, `"` as `\"` and a line feed as `\n` (`prometheus-client`
+/// writes label values as they are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelText<'a>(pub &'a str);
+
+impl EncodeLabelValue for LabelText<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Encodes `samples` as one gauge `name` with a `state` label.
 fn by_state(
     encoder: &mut DescriptorEncoder<'_>,
@@ -205,7 +231,7 @@ fn by_state(
         prometheus_client::metrics::MetricType::Gauge,
     )?;
     for (state, n) in samples {
-        let labels = [("state", *state)];
+        let labels = [("state", LabelText(state))];
         ConstGauge::new(*n).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
@@ -292,5 +318,33 @@ mod tests {
         let text = render(None, &counters);
         assert!(!text.contains("spikecv_jobs"), "{text}");
         assert!(text.contains("spikecv_leases_total 7"), "{text}");
+    }
+
+    /// A collector with one hostile label value.
+    #[derive(Debug)]
+    struct Hostile;
+
+    impl Collector for Hostile {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+            by_state(
+                &mut encoder,
+                "spikecv_test",
+                "A test.",
+                &[("x\"\ny\\z <img src=x onerror=alert(1)>", 1)],
+            )
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_asks() {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Hostile));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The exposition format: backslash, double quote and line feed escaped.
+        let want = r#"spikecv_test{state="x\"\ny\\z <img src=x onerror=alert(1)>"} 1"#;
+        assert!(text.lines().any(|l| l == want), "no {want:?} in\n{text}");
+        assert!(!text.contains("x\"\ny"), "{text}");
     }
 }

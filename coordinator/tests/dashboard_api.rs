@@ -368,6 +368,8 @@ fn http_routes_tokens_metrics_and_live_events() {
                 poll_interval: Duration::from_millis(50),
                 http_port: addr.port(),
                 tls: false,
+                session_lifetime: dashboard::session::DEFAULT_LIFETIME,
+                logouts_file: None,
             },
             stop_rx.clone(),
         );

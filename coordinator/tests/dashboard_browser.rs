@@ -8,6 +8,10 @@
 //! when it is back. Saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`.
 //! A second test opens a sweep's dashboard: the configuration filter appears
 //! with the sweep's labels and keeps only the chosen configuration's jobs.
+//! A third names the experiment and a worker like HTML that runs a script:
+//! the page shows the names as text (no element made of them, no alert), and
+//! the login page, its form and the log-out button work: without a session,
+//! and after the logout, the page leads to the login page.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`
 //! (`apt-get update && apt-get install -y chromium chromium-driver`), so both
@@ -235,6 +239,65 @@ impl Browser {
         })
     }
 
+    /// Runs `script` like [`Browser::js`]; `None` when WebDriver answers with
+    /// an error (e.g. while the page navigates).
+    fn try_js(&self, script: &str) -> Option<Value> {
+        let body = json!({ "script": script, "args": [] });
+        let path = format!("/session/{}/execute/sync", self.session);
+        let (code, text) = http(self.driver, "POST", &path, "", Some(&body));
+        let v: Value = serde_json::from_str(&text).ok()?;
+        (code == 200).then(|| v["value"].clone())
+    }
+
+    /// Waits until `script` returns something other than null/false, across
+    /// page loads.
+    fn wait_page(&self, what: &str, script: &str) -> Value {
+        wait_for(what, || {
+            let v = self.try_js(script)?;
+            (!v.is_null() && v != Value::Bool(false)).then_some(v)
+        })
+    }
+
+    /// The WebDriver id of the element `css` selects.
+    fn element(&self, css: &str) -> String {
+        let found = self.call(
+            "POST",
+            "/element",
+            Some(&json!({ "using": "css selector", "value": css })),
+        );
+        found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Types `text` into the element `css` selects.
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(&json!({ "text": text })),
+        );
+    }
+
+    /// Clicks the element `css` selects (WebDriver waits for a navigation it starts).
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(&json!({})));
+    }
+
+    /// Whether an alert (or another user prompt) is open.
+    fn alert_open(&self) -> bool {
+        let path = format!("/session/{}/alert/text", self.session);
+        let (code, text) = http(self.driver, "GET", &path, "", None);
+        assert!(
+            code == 200 || text.contains("no such alert"),
+            "WebDriver GET /alert/text: {code} {text}"
+        );
+        code == 200
+    }
+
     fn screenshot(&self) -> Vec<u8> {
         base64_decode(self.call("GET", "/screenshot", None).as_str().unwrap())
     }
@@ -267,13 +330,19 @@ impl Setup {
 
     /// A set-up whose experiment ends with `extra` (a `[sweep]` table).
     fn with_config(extra: &str) -> Self {
+        Self::named("dashboard-e2e", extra)
+    }
+
+    /// A set-up whose experiment is called `name` (a TOML literal string:
+    /// no `'`) and ends with `extra`.
+    fn named(name: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
         std::fs::create_dir_all(&root).unwrap();
         let names: Vec<String> = (0..8).map(|i| format!("user{:02}_dc", 40 + i)).collect();
         std::fs::write(root.join("filelist.txt"), names.join("\n") + "\n").unwrap();
         let toml = format!(
-            "name = \"dashboard-e2e\"\n[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n{extra}",
+            "name = '{name}'\n[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0, 1]\nvariants = [\"whole\"]\n[training]\nepochs = {EPOCHS}\n{extra}",
             root.display().to_string()
         );
         std::fs::write(dir.path().join("experiment.toml"), toml).unwrap();
@@ -389,6 +458,11 @@ fn metrics(epoch: u32, k: f64) -> EpochMetrics {
 
 impl SimWorker {
     fn connect(grpc: SocketAddr) -> Self {
+        Self::connect_as(grpc, registration())
+    }
+
+    /// A worker registered with `registration` (leases still send the default one).
+    fn connect_as(grpc: SocketAddr, registration: pb::RegisterRequest) -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let client = rt.block_on(async {
             let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
@@ -411,7 +485,7 @@ impl SimWorker {
             secret: String::new(),
         };
         let r =
-            w.rt.block_on(w.client.register(registration()))
+            w.rt.block_on(w.client.register(registration))
                 .unwrap()
                 .into_inner();
         w.id = r.worker_id;
@@ -778,6 +852,72 @@ fn sweep_configuration_filter_in_headless_chromium() {
         "return document.querySelector('[data-configuration=\"lr=0.001\"] [data-field=versus]').textContent",
     );
     assert_eq!(baseline, json!("baseline"));
+    drop(b);
+    drop(coordinator);
+}
+
+#[test]
+#[ignore = "needs chromium and chromedriver (scripts/test.sh runs it when they are installed)"]
+fn hostile_names_and_the_logout_in_headless_chromium() {
+    const EXPERIMENT: &str = "<img src=x onerror=alert(1)> a|b";
+    const WORKER: &str = "=cmd()|<img src=x onerror=alert(2)><b>w</b>";
+    let (chromium, driver) = browser_binaries();
+    let setup = Setup::named(EXPERIMENT, "");
+    let coordinator = setup.coordinator();
+    let mut reg = registration();
+    reg.worker_name = WORKER.into();
+    reg.host = "<i>node</i>".into();
+    let _worker = SimWorker::connect_as(setup.grpc, reg);
+
+    let profile = setup.dir.path().join("chromium-profile");
+    let b = Browser::start(&chromium, &driver, &profile);
+    // Without a session the page sends the browser to the login page.
+    b.goto(&format!("http://{}/", setup.web));
+    b.wait_page(
+        "the login page",
+        "return location.pathname === '/login' && !!document.querySelector('#login form');",
+    );
+    // The form posts the token: no token in any URL.
+    b.type_into("#token", TOKEN);
+    b.click("#login button[type=submit]");
+    b.wait_page(
+        "the overview with the worker",
+        "const h = document.querySelector('.experiment-head h2');
+         return !!h && document.querySelectorAll('#workers tbody tr').length === 1;",
+    );
+    assert_eq!(
+        b.js("return location.href"),
+        format!("http://{}/", setup.web)
+    );
+    let shown = b.js("const row = document.querySelector('#workers tbody tr');
+         return { experiment: document.querySelector('.experiment-head h2').textContent,
+                  worker: row.cells[0].textContent, host: row.cells[1].textContent,
+                  option: document.querySelector('#f-experiment option').textContent,
+                  images: document.querySelectorAll('img').length,
+                  injected: document.querySelectorAll('main b, main i').length };");
+    assert_eq!(shown["experiment"], EXPERIMENT, "the name as text: {shown}");
+    assert_eq!(shown["worker"], WORKER, "{shown}");
+    assert_eq!(shown["host"], "<i>node</i>", "{shown}");
+    assert!(
+        shown["option"].as_str().unwrap().starts_with(EXPERIMENT),
+        "{shown}"
+    );
+    assert_eq!(shown["images"], 0, "no element was made of a name: {shown}");
+    assert_eq!(shown["injected"], 0, "{shown}");
+    assert!(!b.alert_open(), "no script ran");
+
+    // The log-out button ends the session: the login page, also for `/`.
+    b.click("#logout button");
+    b.wait_page(
+        "the login page after the logout",
+        "return location.pathname === '/login' && !!document.querySelector('#login form');",
+    );
+    b.goto(&format!("http://{}/", setup.web));
+    b.wait_page(
+        "the login page again",
+        "return location.pathname === '/login';",
+    );
+    assert!(!b.alert_open());
     drop(b);
     drop(coordinator);
 }

@@ -51,6 +51,8 @@ fn listener(limits: HttpLimits, tls: bool) -> Listener {
                 poll_interval: Duration::from_millis(50),
                 http_port: addr.port(),
                 tls,
+                session_lifetime: spikecv_coordinator::dashboard::session::DEFAULT_LIFETIME,
+                logouts_file: None,
             },
             stop_rx.clone(),
         );

@@ -14,6 +14,7 @@
 //! which runs it where MLflow is installed (CI installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod store_support;
 #[path = "export_mlflow_support/mod.rs"]
 mod support;
 

@@ -3,17 +3,15 @@
 //! succeeded, one failed, one running and one pending.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod store_support;
+
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_coordinator::commands::report::{ReportArgs, ReportFormat, run};
-use spikecv_coordinator::scheduler::{
-    FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
-    WorkerRegistration,
-};
+use spikecv_coordinator::scheduler::{FailureClass, ManualClock, Scheduler, SchedulerSettings};
 
 const CONFIG: &str = "name = \"store report\"\n[data]\nroot = \"unused\"\n[protocol]\nkind = \"train-val-test\"\nfolds = 2\nseeds = [7]\nvariants = [\"whole\", \"reduced\"]\n[training]\nepochs = 3\n";
 const ERROR: &str = "non-finite loss at epoch 2";
@@ -67,53 +65,11 @@ fn fixture() -> Fixture {
     let clock = ManualClock::new(T0_MS);
     let mut sched =
         Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
-    let config = ExperimentConfig::from_toml_str(CONFIG).unwrap();
-    let files: Vec<String> = [
-        "user00_indoor",
-        "user01_indoor",
-        "user18_sunlight",
-        "user19_sunlight",
-        "user25_imse",
-        "user26_imse",
-        "user35_dc",
-        "user36_dc",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let plan =
-        spikecv_common::experiment::plan::plan_configurations(&config, &files, None).unwrap();
-    assert_eq!(plan.jobs.len(), 4);
-    let submission = Submission {
-        config,
-        config_toml: CONFIG.to_owned(),
-        jobs: plan.jobs,
-        configurations: plan.configurations,
-        data_fingerprint: None,
-        class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
-        sample_counts: None,
-    };
+    let class_names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+    let submission = store_support::submission(CONFIG, class_names);
+    assert_eq!(submission.jobs.len(), 4);
     let experiment = sched.submit(&submission).unwrap().experiment.0;
-    let worker = sched
-        .register_worker(&WorkerRegistration {
-            name: "node-1".into(),
-            host: "node-1".into(),
-            slots: ["cuda:0", "cuda:1"]
-                .iter()
-                .map(|d| SlotInfo {
-                    device: d.to_string(),
-                    device_name: "H200".into(),
-                    memory_bytes: 1 << 30,
-                })
-                .collect(),
-            data_fingerprint: String::new(),
-        })
-        .unwrap();
-    let leased = sched
-        .lease(&worker, &["cuda:0".into(), "cuda:1".into()])
-        .unwrap()
-        .assignments;
-    assert_eq!(leased.len(), 2);
+    let (worker, leased) = store_support::two_gpus_leased(&mut sched, "node-1", "node-1");
     clock.advance_s(60);
     let epochs: Vec<EpochMetrics> = (1..=3).map(|e| epoch(e, 90.0)).collect();
     for m in &epochs {

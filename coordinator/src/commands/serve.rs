@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// this flag is given.
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// Hours a dashboard login lasts (its session cookie's lifetime); after
+    /// them the page asks to log in again.
+    #[arg(long, default_value_t = 12.0, value_parser = positive_hours)]
+    pub dashboard_session_hours: f64,
     /// Serve gRPC without TLS on a non-loopback address. Without --tls-cert
     /// and --tls-key, workers' tokens and secrets would cross the network in
     /// clear, so `serve` refuses a non-loopback --listen unless this flag is
@@ -167,6 +171,21 @@ impl ServeArgs {
             ..crate::service::CheckpointLimits::default()
         }
     }
+}
+
+/// Parses `--dashboard-session-hours`: a number of hours above zero, at
+/// most ten years.
+fn positive_hours(text: &str) -> Result<f64, String> {
+    let hours: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number of hours: {e}"))?;
+    if !(hours > 0.0 && hours <= 87_600.0) {
+        return Err(format!(
+            "{text:?}: a session lasts more than 0 and at most 87600 hours"
+        ));
+    }
+    Ok(hours)
 }
 
 /// Why `serve` could not start or stopped.
@@ -429,6 +448,8 @@ async fn spawn_http(
             poll_interval: Duration::from_secs(1),
             http_port: addr.port(),
             tls: https.is_some(),
+            session_lifetime: Duration::from_secs_f64(args.dashboard_session_hours * 3600.0),
+            logouts_file: Some(crate::dashboard::logouts::Logouts::path_for(&args.state)),
         },
         stop_rx.clone(),
     );

@@ -2,9 +2,11 @@
 //! CSS embedded in the binary; no build step, nothing fetched from elsewhere)
 //! and the small JSON API it reads, on the same listener as `/metrics`.
 //!
-//! Routes (all `GET`):
+//! Routes (all `GET`, but the login form and the logout):
 //! - `/`, `/app.js`, `/style.css`: the page (public: it holds no data).
-//! - `/login?token=SECRET`: the login link (see [`session`]).
+//! - `/login`: the login page; `/login?token=SECRET`, the login link, and
+//!   `POST /login` (the page's form) start a session; `POST /logout` ends it
+//!   (see [`login`] and [`session`]).
 //! - `/api/overview`: experiments (config, hash, job counts, wall time, ETA,
 //!   throughput, the aggregate so far from REPORT's `build_report`) and workers.
 //! - `/api/events`: server-sent events; an `overview` event (the same JSON) at
@@ -17,8 +19,10 @@
 //!
 //! Authentication: when the coordinator has a token (the admin token, else the
 //! worker token), every `/api/` request must carry the session cookie that the
-//! login link `/login?token=SECRET` sets ([`session`]), or
-//! `Authorization: Bearer <token>`. A token in any other URL is not accepted.
+//! login sets ([`session`]; it expires after its lifetime, 12 h by default,
+//! and a logout ends it), or `Authorization: Bearer <token>`. A token in any
+//! other URL is not accepted. Wrong guesses are limited per address
+//! ([`login`]).
 //!
 //! Every read runs on a blocking thread over a read-only SQLite connection
 //! (WAL lets it read while the scheduler writes), so no async task blocks on
@@ -29,6 +33,8 @@
 
 pub mod http;
 pub mod jobs;
+mod login;
+pub mod logouts;
 pub mod overview;
 mod routes;
 pub mod session;
@@ -167,6 +173,11 @@ pub struct DashboardConfig {
     pub http_port: u16,
     /// Whether the listener speaks TLS (the session cookie is then `Secure`).
     pub tls: bool,
+    /// How long a login session lasts ([`session::DEFAULT_LIFETIME`]: 12 h).
+    pub session_lifetime: Duration,
+    /// Where logouts are kept over restarts (none: in memory only; see
+    /// [`logouts`]).
+    pub logouts_file: Option<PathBuf>,
 }
 
 struct Inner {
@@ -204,7 +215,15 @@ impl Dashboard {
         Self {
             inner: Arc::new(Inner {
                 state: config.state,
-                sessions: session::Sessions::new(config.tokens, config.http_port, config.tls),
+                sessions: session::Sessions::new(
+                    config.tokens,
+                    config.http_port,
+                    config.tls,
+                    config.session_lifetime,
+                    config
+                        .logouts_file
+                        .map_or_else(logouts::Logouts::in_memory, logouts::Logouts::load),
+                ),
                 snapshots: rx,
                 stop,
             }),

@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{Extension, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::http::{self, json, json_error, text};
-use super::{Dashboard, DashboardError, job_detail, jobs, jobs_page, now_ms, overview, stopped};
-use crate::web::{HttpLimits, timed};
+use super::session::Access;
+use super::{
+    Dashboard, DashboardError, job_detail, jobs, jobs_page, login, now_ms, overview, stopped,
+};
+use crate::web::rate::PeerBuckets;
+use crate::web::{self, HttpLimits, PeerAddr, timed};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -59,9 +63,19 @@ pub(super) fn router(dashboard: Dashboard, limits: &HttpLimits) -> Router {
             "/style.css",
             get(|| asset("text/css; charset=utf-8", STYLE_CSS)),
         )
-        .route("/login", timed(login, limits))
+        .route(
+            "/login",
+            get(login::login_get)
+                .post(login::login_post)
+                .layer(web::timeout(limits)),
+        )
+        .route("/logout", post(login::logout).layer(web::timeout(limits)))
         .merge(api)
         .fallback(not_found)
+        .layer(Extension(PeerBuckets::new(
+            limits.login_burst,
+            limits.login_interval,
+        )))
         .with_state(dashboard)
 }
 
@@ -69,42 +83,76 @@ async fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn unauthorized() -> Response {
-    json_error(
-        StatusCode::UNAUTHORIZED,
-        "this dashboard needs the coordinator's token: open its login link \
-         /login?token=YOUR_TOKEN once (or send Authorization: Bearer)",
-    )
+/// The 401 answer for `access` (which is not allowed), saying why.
+fn unauthorized(access: Access) -> Response {
+    let message = match access {
+        Access::Expired => {
+            "your dashboard session has expired: log in again at /login \
+             (or open the login link /login?token=YOUR_TOKEN)"
+        }
+        Access::LoggedOut => "this dashboard session was logged out: log in again at /login",
+        Access::WrongBearer => "wrong bearer token",
+        _ => {
+            "this dashboard needs the coordinator's token: log in at /login, or open its \
+             login link /login?token=YOUR_TOKEN once (or send Authorization: Bearer)"
+        }
+    };
+    json_error(StatusCode::UNAUTHORIZED, message)
 }
 
-/// The login link: sets the session cookie and redirects to `/`.
-async fn login(State(d): State<Dashboard>, RawQuery(query): RawQuery) -> Response {
-    let token = http::query_pairs(query.as_deref().unwrap_or(""))
-        .into_iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v);
-    d.inner.sessions.login(token.as_deref())
+/// What a request's credentials are worth; a bearer token only while its
+/// address has attempts left (see [`login`]): `Err` is the time until it has.
+fn access(
+    d: &Dashboard,
+    buckets: &PeerBuckets,
+    peer: Option<&PeerAddr>,
+    headers: &HeaderMap,
+) -> Result<Access, Duration> {
+    let sessions = &d.inner.sessions;
+    if !sessions.protected() || http::bearer_token(headers).is_none() {
+        return Ok(sessions.check(headers));
+    }
+    let taken = buckets.take(peer)?;
+    let access = sessions.check(headers);
+    if access.allowed() {
+        buckets.give_back(taken);
+    }
+    Ok(access)
 }
 
 /// Lets a request through to the API only with a session cookie or a bearer
 /// token (when a token is set); a token in the URL does not count.
-async fn require_token(State(d): State<Dashboard>, request: Request, next: Next) -> Response {
-    if !d.inner.sessions.authorized(request.headers()) {
-        return unauthorized();
+async fn require_token(
+    State(d): State<Dashboard>,
+    Extension(buckets): Extension<PeerBuckets>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request.extensions().get::<PeerAddr>().copied();
+    match access(&d, &buckets, peer.as_ref(), request.headers()) {
+        Ok(a) if a.allowed() => next.run(request).await,
+        Ok(a) => unauthorized(a),
+        Err(wait) => login::too_many(wait, true),
     }
-    next.run(request).await
 }
 
 /// Anything else: under `/api/`, 401 without the token, else a JSON 404; a
 /// plain 404 elsewhere.
-async fn not_found(State(d): State<Dashboard>, uri: Uri, headers: HeaderMap) -> Response {
+async fn not_found(
+    State(d): State<Dashboard>,
+    Extension(buckets): Extension<PeerBuckets>,
+    peer: Option<Extension<PeerAddr>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if !uri.path().starts_with("/api/") {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
-    if !d.inner.sessions.authorized(&headers) {
-        return unauthorized();
+    match access(&d, &buckets, peer.as_deref(), &headers) {
+        Ok(a) if a.allowed() => json_error(StatusCode::NOT_FOUND, "no such API route"),
+        Ok(a) => unauthorized(a),
+        Err(wait) => login::too_many(wait, true),
     }
-    json_error(StatusCode::NOT_FOUND, "no such API route")
 }
 
 /// A JSON answer of `value`, or the error's status and message.

@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spikecv_common::dataset::sl_animals::CLASS_NAMES;
-use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_coordinator::commands::report::{ReportArgs, ReportFormat};
 use spikecv_coordinator::ids::{AttemptId, WorkerId};
 use spikecv_coordinator::scheduler::{
-    FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission,
-    WorkerRegistration,
+    FailureClass, ManualClock, Scheduler, SchedulerSettings, SlotInfo, WorkerRegistration,
 };
 
 /// The `mlflow` executable: on PATH, else in the project's `.venv/bin`.
@@ -201,32 +199,9 @@ impl StateFixture {
         let clock = ManualClock::new(T0_MS);
         let mut sched =
             Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
-        let config = ExperimentConfig::from_toml_str(CONFIG).unwrap();
-        let files: Vec<String> = [
-            "user00_indoor",
-            "user01_indoor",
-            "user18_sunlight",
-            "user19_sunlight",
-            "user25_imse",
-            "user26_imse",
-            "user35_dc",
-            "user36_dc",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let plan =
-            spikecv_common::experiment::plan::plan_configurations(&config, &files, None).unwrap();
-        assert_eq!(plan.jobs.len(), 12);
-        let submission = Submission {
-            config,
-            config_toml: CONFIG.to_owned(),
-            jobs: plan.jobs,
-            configurations: plan.configurations,
-            data_fingerprint: None,
-            class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
-            sample_counts: None,
-        };
+        let class_names = CLASS_NAMES.iter().map(|s| s.to_string()).collect();
+        let submission = crate::store_support::submission(CONFIG, class_names);
+        assert_eq!(submission.jobs.len(), 12);
         let experiment = sched.submit(&submission).unwrap().experiment.0;
         let slots: Vec<String> = (0..12).map(|i| format!("cuda:{i}")).collect();
         let worker = sched

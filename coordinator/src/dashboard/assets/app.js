@@ -34,7 +34,9 @@
     const res = await fetch(path, { credentials: 'same-origin', cache: 'no-store' });
     const body = await res.json().catch(() => ({ error: res.statusText }));
     if (res.status === 401) {
-      throw new Error('The coordinator needs its token: open its login link ' + location.origin + '/login?token=YOUR_TOKEN once');
+      // No session, or one that expired or was logged out: back to the login page.
+      location.assign('/login');
+      throw new Error('The coordinator needs its token: log in at ' + location.origin + '/login');
     }
     if (!res.ok) throw new Error(body.error || res.statusText);
     return body;
@@ -191,7 +193,7 @@
       td.textContent = duration((o.now_ms - Number(td.dataset.seen)) / 1000 + since) + ' ago';
     }
     for (const e of o.experiments) {
-      const card = document.querySelector('[data-experiment="' + e.id + '"]');
+      const card = document.querySelector('[data-experiment="' + CSS.escape(e.id) + '"]');
       if (!card || !e.partial) continue;
       card.querySelector('[data-stat="wall"]').textContent = duration(e.wall_seconds === null ? null : e.wall_seconds + since);
       card.querySelector('[data-stat="eta"]').textContent = e.eta_seconds === null ? '–' : duration(e.eta_seconds - since);

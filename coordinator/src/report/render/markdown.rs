@@ -174,7 +174,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
         )?;
     }
     for w in &r.warnings {
-        writeln!(out, "\n> Warning: {w}")?;
+        writeln!(out, "\n> Warning: {}", cell(w))?;
     }
 
     write_results(out, r)?;
@@ -210,7 +210,8 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
         "Hash `{}`; the exact configuration that was submitted:\n",
         e.config_hash
     )?;
-    writeln!(out, "```toml\n{}\n```", e.config_toml.trim_end())?;
+    let fence = super::text::code_fence(&e.config_toml);
+    writeln!(out, "{fence}toml\n{}\n{fence}", e.config_toml.trim_end())?;
     Ok(())
 }
 

@@ -6,8 +6,9 @@ use crate::report::compute::early_stop::Saving;
 
 /// A Markdown table cell: characters that Markdown or inline HTML would read
 /// as markup (pipes, emphasis, code, links, tags, entities) backslash-escaped,
-/// line breaks as spaces and other control characters as U+FFFD, so a name
-/// or an error message is shown as the text it is.
+/// line breaks as spaces (so no text starts a line: a `#` in it cannot make
+/// a heading) and other control characters as U+FFFD, so a name or an error
+/// message is shown as the text it is.
 pub fn cell(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -22,6 +23,14 @@ pub fn cell(text: &str) -> String {
         }
     }
     out
+}
+
+/// The fence of a Markdown code block holding `text`: backticks, one more
+/// than the longest run of them in `text` and at least three, so that no
+/// line of the text can close the block early.
+pub fn code_fence(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
 }
 
 /// The label of configuration `index` of `infos` as a table cell; `–` when
@@ -147,6 +156,15 @@ pub fn saving_text(s: &Saving) -> String {
 #[cfg(test)]
 mod tests {
     use super::cell;
+
+    #[test]
+    fn a_code_fence_outgrows_the_backticks_inside() {
+        use super::code_fence;
+        assert_eq!(code_fence("name = \"x\""), "```");
+        assert_eq!(code_fence("a = \"``\""), "```");
+        assert_eq!(code_fence("name = \"```\\n# x\""), "````");
+        assert_eq!(code_fence("``````"), "```````");
+    }
 
     #[test]
     fn cells_show_markup_as_text() {
