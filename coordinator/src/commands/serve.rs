@@ -141,6 +141,12 @@ pub struct ServeArgs {
     /// are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
     pub max_workers: usize,
+    /// Times a job may be released (handed back by its worker) before each
+    /// further release counts as a failure against `protocol.max_attempts`:
+    /// a worker that leases and releases the same job in a loop fails it
+    /// instead of adding attempts without end.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_RELEASES)]
+    pub max_releases_per_job: u32,
     /// Calls that may wait for the scheduler thread; more are refused at once
     /// with RESOURCE_EXHAUSTED (workers retry them).
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_QUEUED_CALLS)]
@@ -342,6 +348,7 @@ pub async fn run(
         heartbeat_seconds: args.heartbeat_seconds.max(1),
         lease_timeout_seconds: args.lease_timeout_seconds.max(2),
         max_workers: args.max_workers.max(1),
+        max_releases: args.max_releases_per_job,
         ..SchedulerSettings::default()
     };
     // Held until `run` returns: no second coordinator on this state meanwhile.
