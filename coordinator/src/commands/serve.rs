@@ -132,11 +132,19 @@ pub struct ServeArgs {
     /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 16)]
     pub max_checkpoint_downloads: usize,
-    /// The slowest checkpoint upload accepted, in KiB/s: an upload must end
-    /// within a minute plus its declared size at this rate, else it is
-    /// abandoned (DEADLINE_EXCEEDED).
+    /// The slowest checkpoint upload accepted, in KiB/s: after the grace,
+    /// every rate window must bring at least this rate, else the upload is
+    /// abandoned (DEADLINE_EXCEEDED) and its place freed.
     #[arg(long, default_value_t = 256)]
     pub checkpoint_min_upload_kib_per_s: u64,
+    /// Seconds over which an upload's rate is averaged; at the end of each
+    /// window its lease is checked too, and an upload whose lease has ended
+    /// (expired, released, worker removed) is abandoned.
+    #[arg(long, default_value_t = 20)]
+    pub checkpoint_rate_window_seconds: u64,
+    /// Seconds at the start of an upload before its rate is checked.
+    #[arg(long, default_value_t = 30)]
+    pub checkpoint_upload_grace_seconds: u64,
     /// Workers registered and not lost at the same time; more registrations
     /// are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
@@ -170,7 +178,8 @@ impl ServeArgs {
                 .checkpoint_min_upload_kib_per_s
                 .max(1)
                 .saturating_mul(1 << 10),
-            ..crate::service::CheckpointLimits::default()
+            rate_window: std::time::Duration::from_secs(self.checkpoint_rate_window_seconds.max(1)),
+            upload_grace: std::time::Duration::from_secs(self.checkpoint_upload_grace_seconds),
         }
     }
 }
