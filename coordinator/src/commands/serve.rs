@@ -414,6 +414,7 @@ pub async fn run(
             auth,
             tls,
             health_listen: args.health_listen,
+            conn_limits: crate::conn_limits::ConnLimits::default(),
         },
         shutdown,
     )

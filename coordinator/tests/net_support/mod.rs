@@ -10,6 +10,7 @@ use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
 use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
 use spikecv_coordinator::auth::AuthConfig;
+use spikecv_coordinator::conn_limits::ConnLimits;
 use spikecv_coordinator::health::HealthSettings;
 use spikecv_coordinator::scheduler::SchedulerHandle;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
@@ -74,6 +75,7 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
             auth,
             tls: None,
             health_listen: None,
+            conn_limits: ConnLimits::default(),
         },
     )
     .await
@@ -91,6 +93,7 @@ pub async fn start_watched(folds: u32, fp: &str, health: HealthSettings) -> Test
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let store = Store::open_in_memory().unwrap();
     let served = Served {
@@ -107,6 +110,7 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let store = Store::open(db).unwrap();
     start_store(folds, fp, options, Served::default(), store).await
@@ -123,6 +127,7 @@ pub async fn start_limited(
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let served = Served {
         limits,
