@@ -17,13 +17,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use net_support::{
-    Joined, LEASE_TIMEOUT_S, TestServer, join, metrics, registration, result, start_limited,
+    Joined, LEASE_TIMEOUT_S, TestServer, join, lease_one, metrics, registration, result,
+    start_limited,
 };
 use sha2::{Digest, Sha256};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
     Assignment, AttemptProgress, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest,
-    HeartbeatRequest, LeaseRequest, ReportEpochRequest, StatusRequest,
+    HeartbeatRequest, ReportEpochRequest, StatusRequest,
 };
 use spikecv_coordinator::report::{build_report, from_store};
 use spikecv_coordinator::scheduler::Clock;
@@ -43,19 +44,7 @@ struct Leased {
 async fn leased(server: &TestServer, name: &str) -> Leased {
     let mut client = server.worker(None);
     let who = join(&mut client, name, "fp-A").await;
-    let job = client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned()],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .assignments
-        .remove(0);
+    let job = lease_one(&mut client, &who, name, "fp-A").await.unwrap();
     client
         .report_epoch(ReportEpochRequest {
             attempt_id: job.attempt_id.clone(),

@@ -9,11 +9,13 @@
 
 mod net_support;
 
-use net_support::{Joined, TestServer, join, metrics, registration, result, start_on_file};
+use net_support::{
+    Joined, complete, join, lease_one, metrics, registration, result, start_on_file,
+};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    Assignment, AttemptProgress, CompleteRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest,
-    ReportEpochRequest, StatusRequest,
+    AttemptProgress, CompleteRequest, HeartbeatRequest, LeaseRequest, ReleaseRequest,
+    ReportEpochRequest,
 };
 use spikecv_coordinator::call_limits::RESULT_MESSAGE_BYTES;
 use spikecv_coordinator::scheduler::DEFAULT_MAX_RELEASES;
@@ -22,23 +24,6 @@ use tonic::Code;
 /// `protocol.max_attempts` when an experiment does not set it (the
 /// documented default; the test experiment leaves it out).
 const DEFAULT_MAX_ATTEMPTS: usize = 3;
-
-/// The one job a lease gives `who`, if any.
-async fn lease_one(client: &mut WorkerClient, who: &Joined, name: &str) -> Option<Assignment> {
-    client
-        .lease(LeaseRequest {
-            worker_id: who.id.clone(),
-            registration: Some(registration(name, "fp-A")),
-            free_slots: vec!["cpu".to_owned()],
-            running: vec![],
-            worker_secret: who.secret.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .assignments
-        .pop()
-}
 
 async fn heartbeat(
     client: &mut WorkerClient,
@@ -74,40 +59,13 @@ async fn report(client: &mut WorkerClient, who: &Joined, attempt: &str, epoch: u
         .unwrap();
 }
 
-async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) -> tonic::Result<()> {
-    client
-        .complete(CompleteRequest {
-            attempt_id: attempt.to_owned(),
-            result: Some(result().to_proto()),
-            device: "cpu".to_owned(),
-            worker: who.creds(),
-        })
-        .await
-        .map(|_| ())
-}
-
-/// Jobs per state, as `coordinator status` reads them.
-async fn count(server: &TestServer, state: &str) -> u64 {
-    let status = server
-        .admin(None)
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    status
-        .jobs
-        .iter()
-        .find(|j| j.state == state)
-        .map_or(0, |j| j.count)
-}
-
 #[tokio::test]
 async fn impossible_heartbeat_progress_is_refused_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_on_file(2, "fp-A", &dir.path().join("state.db")).await;
     let mut client = server.worker(None);
     let who = join(&mut client, "liar", "fp-A").await;
-    let job = lease_one(&mut client, &who, "liar").await.unwrap();
+    let job = lease_one(&mut client, &who, "liar", "fp-A").await.unwrap();
     let a = job.attempt_id.as_str();
 
     // Epoch 4,000,000,000 of 7, on a job of two epochs.
@@ -158,7 +116,7 @@ async fn impossible_heartbeat_progress_is_refused_naming_the_field() {
     heartbeat(&mut client, &who, "liar", a, 2, 2).await.unwrap();
     heartbeat(&mut client, &who, "liar", a, 1, 2).await.unwrap();
     complete(&mut client, &who, a).await.unwrap();
-    assert_eq!(count(&server, "succeeded").await, 1);
+    assert_eq!(server.jobs_in("succeeded").await, 1);
     server.stop().await;
 }
 
@@ -168,7 +126,7 @@ async fn a_complete_of_25_mib_is_refused_from_its_length_and_the_server_goes_on(
     let server = start_on_file(2, "fp-A", &dir.path().join("state.db")).await;
     let mut client = server.worker(None);
     let who = join(&mut client, "w", "fp-A").await;
-    let job = lease_one(&mut client, &who, "w").await.unwrap();
+    let job = lease_one(&mut client, &who, "w", "fp-A").await.unwrap();
     let a = job.attempt_id.as_str();
     let mut huge = result();
     huge.epochs = vec![metrics(1); 2];
@@ -195,10 +153,10 @@ async fn a_complete_of_25_mib_is_refused_from_its_length_and_the_server_goes_on(
     const { assert!(RESULT_MESSAGE_BYTES < 25 << 20) };
     // The server still answers, and the honest Complete of the same attempt
     // goes through.
-    assert_eq!(count(&server, "succeeded").await, 0);
+    assert_eq!(server.jobs_in("succeeded").await, 0);
     report(&mut client, &who, a, 1).await;
     complete(&mut client, &who, a).await.unwrap();
-    assert_eq!(count(&server, "succeeded").await, 1);
+    assert_eq!(server.jobs_in("succeeded").await, 1);
     server.stop().await;
 }
 
@@ -211,8 +169,8 @@ async fn a_lease_release_loop_fails_its_job_and_its_attempts_stay_bounded() {
     let h = join(&mut honest, "honest", "fp-A").await;
     let mut looper = server.worker(None);
     let l = join(&mut looper, "looper", "fp-A").await;
-    let honest_job = lease_one(&mut honest, &h, "honest").await.unwrap();
-    let first = lease_one(&mut looper, &l, "looper").await.unwrap();
+    let honest_job = lease_one(&mut honest, &h, "honest", "fp-A").await.unwrap();
+    let first = lease_one(&mut looper, &l, "looper", "fp-A").await.unwrap();
     let looped_job = first.job_id.clone();
     assert_ne!(looped_job, honest_job.job_id);
 
@@ -236,12 +194,12 @@ async fn a_lease_release_loop_fails_its_job_and_its_attempts_stay_bounded() {
                 .await
                 .unwrap();
         }
-        current = lease_one(&mut looper, &l, "looper").await;
+        current = lease_one(&mut looper, &l, "looper", "fp-A").await;
     }
     let bound = DEFAULT_MAX_RELEASES as usize + DEFAULT_MAX_ATTEMPTS;
     assert_eq!(cycles, bound, "releases past the limit count as failures");
-    assert_eq!(count(&server, "failed").await, 1);
-    assert_eq!(count(&server, "succeeded").await, 1);
+    assert_eq!(server.jobs_in("failed").await, 1);
+    assert_eq!(server.jobs_in("succeeded").await, 1);
 
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)

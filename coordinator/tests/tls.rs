@@ -5,6 +5,8 @@
 //! (part of a ClientHello, or nothing) are closed after the handshake
 //! timeout while an honest client and `status` keep answering.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod net_support;
 
 use std::path::PathBuf;
@@ -77,6 +79,16 @@ async fn tls_with_client_certificates() {
     server.stop().await;
 }
 
+/// Asks for `coordinator status` through `client` (it must answer).
+async fn status(client: &ClientOptions) {
+    client
+        .admin_client()
+        .unwrap()
+        .status(StatusRequest {})
+        .await
+        .unwrap();
+}
+
 /// Whether the server closes `conn` (end of file or reset) within 10 s.
 async fn closed_by_server(conn: &mut tokio::net::TcpStream) -> bool {
     let mut buf = [0u8; 256];
@@ -133,12 +145,7 @@ async fn a_tls_handshake_that_never_finishes_is_closed_after_the_timeout() {
         .register(registration("honest", "fp"))
         .await
         .unwrap();
-    honest
-        .admin_client()
-        .unwrap()
-        .status(StatusRequest {})
-        .await
-        .unwrap();
+    status(&honest).await;
     for (i, conn) in stalled.iter_mut().enumerate() {
         assert!(
             closed_by_server(conn).await,
@@ -146,11 +153,6 @@ async fn a_tls_handshake_that_never_finishes_is_closed_after_the_timeout() {
         );
     }
     // And the server still answers afterwards.
-    honest
-        .admin_client()
-        .unwrap()
-        .status(StatusRequest {})
-        .await
-        .unwrap();
+    status(&honest).await;
     server.stop().await;
 }

@@ -8,7 +8,10 @@ use std::path::Path;
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
-use spikecv_common::proto::{PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials};
+use spikecv_common::proto::{
+    Assignment, CompleteRequest, LeaseRequest, PROTOCOL_VERSION, RegisterRequest, Slot,
+    WorkerCredentials,
+};
 use spikecv_coordinator::auth::AuthConfig;
 use spikecv_coordinator::conn_limits::ConnLimits;
 use spikecv_coordinator::health::HealthSettings;
@@ -57,6 +60,21 @@ impl TestServer {
 
     pub fn admin(&self, token: Option<&str>) -> AdminServiceClient {
         self.options(token).admin_client().unwrap()
+    }
+
+    /// Jobs in `state`, as `coordinator status` reads them.
+    pub async fn jobs_in(&self, state: &str) -> u64 {
+        let status = self
+            .admin(None)
+            .status(spikecv_common::proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        status
+            .jobs
+            .iter()
+            .find(|j| j.state == state)
+            .map_or(0, |j| j.count)
     }
 }
 
@@ -277,4 +295,40 @@ pub fn result() -> JobResult {
         epochs: vec![metrics(1), metrics(2)],
         optimistic: false,
     }
+}
+
+/// The one job a lease of one CPU slot gives `who` (registered as `name`
+/// with fingerprint `fp`), if any.
+pub async fn lease_one(
+    client: &mut WorkerClient,
+    who: &Joined,
+    name: &str,
+    fp: &str,
+) -> Option<Assignment> {
+    client
+        .lease(LeaseRequest {
+            worker_id: who.id.clone(),
+            registration: Some(registration(name, fp)),
+            free_slots: vec!["cpu".to_owned()],
+            running: vec![],
+            worker_secret: who.secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments
+        .pop()
+}
+
+/// Completes `attempt` of `who` with [`result`].
+pub async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) -> tonic::Result<()> {
+    client
+        .complete(CompleteRequest {
+            attempt_id: attempt.to_owned(),
+            result: Some(result().to_proto()),
+            device: "cpu".to_owned(),
+            worker: who.creds(),
+        })
+        .await
+        .map(|_| ())
 }
