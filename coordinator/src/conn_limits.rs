@@ -4,7 +4,8 @@
 //! connection that has not sent a byte yet (no HTTP/2 preface, no TLS
 //! ClientHello) is closed to make room; when every connection has spoken,
 //! the new one is closed instead. A connection that stays silent for
-//! `preface_timeout` is closed as well. Accept errors (out of descriptors)
+//! `preface_timeout` is closed as well (and, on a TLS listener, one whose
+//! handshake has not finished within `handshake_timeout`). Accept errors (out of descriptors)
 //! are logged and retried after a pause instead of stopping the server.
 //!
 //! [`ConnGate`] is the bookkeeping (plain Rust, tested without sockets);
@@ -40,6 +41,10 @@ pub struct ConnLimits {
     /// not run yet); a new connection waits for that meanwhile
     /// ([`Refusal::Young`]). Zero for gRPC.
     pub eviction_grace: Duration,
+    /// A TLS connection whose handshake has not finished this long after it
+    /// is accepted is closed (see [`crate::tls::handshakes`]), so a peer
+    /// that sends part of a ClientHello and stops holds nothing.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ConnLimits {
@@ -49,6 +54,7 @@ impl Default for ConnLimits {
             max_per_peer: 256,
             preface_timeout: Duration::from_secs(10),
             eviction_grace: Duration::ZERO,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -22,4 +22,5 @@ pub mod state_lock;
 pub mod states;
 pub mod status_cache;
 pub mod store;
+pub mod tls;
 pub mod web;

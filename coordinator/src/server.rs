@@ -4,17 +4,17 @@
 //! under [`GrpcLimits`] and the connection bounds of [`crate::conn_limits`].
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 
 use spikecv_common::proto::admin_server::AdminServer;
 use spikecv_common::proto::coordinator_server::CoordinatorServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::auth::AuthConfig;
+use crate::conn_limits::{ConnGate, ConnLimits, limited_incoming};
 use crate::health::HealthSettings;
 use crate::service::CoordinatorService;
+pub use crate::tls::TlsFiles;
 
 /// Errors that stop the server or keep it from starting.
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +33,9 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A TLS file could not be read.
-    #[error("cannot read TLS file {path}: {source}")]
-    TlsFile {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// A TLS file could not be read or used.
+    #[error(transparent)]
+    TlsFile(#[from] crate::tls::TlsFileError),
 }
 
 /// The limits of the gRPC listener, so that no caller can grow what it holds
@@ -79,36 +74,6 @@ impl Default for GrpcLimits {
     }
 }
 
-/// Certificate files for TLS.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// PEM certificate chain of the server.
-    pub cert: PathBuf,
-    /// PEM private key of the server.
-    pub key: PathBuf,
-    /// PEM CA bundle: when given, clients must present a certificate it signed.
-    pub client_ca: Option<PathBuf>,
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, ServeError> {
-    std::fs::read(path).map_err(|source| ServeError::TlsFile {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-impl TlsFiles {
-    /// The tonic TLS config these files describe.
-    pub fn server_config(&self) -> Result<ServerTlsConfig, ServeError> {
-        let identity = Identity::from_pem(read(&self.cert)?, read(&self.key)?);
-        let mut config = ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &self.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read(ca)?));
-        }
-        Ok(config)
-    }
-}
-
 /// How the server authenticates and encrypts.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
@@ -120,6 +85,9 @@ pub struct ServerOptions {
     /// and without a token (for probes that cannot speak TLS, such as
     /// Kubernetes' `grpc:` probes); it carries no worker or admin call.
     pub health_listen: Option<std::net::SocketAddr>,
+    /// Bounds on the listener's connections and the time a connection may
+    /// take to speak or to finish its TLS handshake.
+    pub conn_limits: ConnLimits,
 }
 
 /// Serves the coordinator, admin and health services on `listener` until
@@ -169,9 +137,6 @@ pub async fn serve_with_health(
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .tcp_keepalive(Some(limits.keepalive))
         .layer(crate::call_limits::CallLimitsLayer);
-    if let Some(tls) = &options.tls {
-        builder = builder.tls_config(tls.server_config()?)?;
-    }
     service
         .reload_credentials()
         .await
@@ -188,18 +153,32 @@ pub async fn serve_with_health(
         AdminServer::new(service).max_decoding_message_size(limits.admin_message_bytes),
         options.auth.admin_interceptor(),
     );
-    builder
+    let router = builder
         .add_service(health_service)
         .add_service(worker)
-        .add_service(admin)
-        .serve_with_incoming_shutdown(
-            crate::conn_limits::limited_incoming(
-                listener,
-                crate::conn_limits::ConnGate::new(crate::conn_limits::ConnLimits::default()),
-            ),
-            shutdown,
-        )
-        .await?;
+        .add_service(admin);
+    let conn_limits = options.conn_limits;
+    let incoming = limited_incoming(listener, ConnGate::new(conn_limits));
+    match &options.tls {
+        // The handshakes are ours, not tonic's, so that each has a deadline.
+        Some(tls) => {
+            let acceptor = crate::tls::acceptor(tls, &[b"h2"])?;
+            let tls_incoming = crate::tls::handshakes(
+                incoming,
+                acceptor,
+                conn_limits.handshake_timeout,
+                conn_limits.max_connections,
+            );
+            router
+                .serve_with_incoming_shutdown(tls_incoming, shutdown)
+                .await?;
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     drop(watchdog);
     Ok(())
 }

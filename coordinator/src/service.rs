@@ -12,6 +12,7 @@ pub mod convert;
 mod credentials;
 mod submit;
 pub mod upload_gate;
+pub mod upload_pace;
 pub use submit::{FingerprintError, fingerprint_of};
 pub use upload_gate::{CheckpointLimits, Direction, UploadGate, UploadRefused};
 
@@ -354,13 +355,13 @@ impl Coordinator for CoordinatorService {
             limits.free_space_margin,
         )
         .await?;
-        let deadline = limits.upload_deadline(declared);
-        let staged = tokio::time::timeout(
-            deadline,
-            checkpoint_stream::receive(attempt, first, stream, staging, &limits, declared),
-        )
-        .await
-        .map_err(|_| checkpoint_stream::too_slow(attempt, declared, deadline, &limits))??;
+        let upload = checkpoint_stream::Upload {
+            attempt,
+            declared,
+            limits,
+            sched: self.sched.clone(),
+        };
+        let staged = checkpoint_stream::receive(&upload, first, stream, staging).await?;
         let n = staged.size;
         let r = self
             .sched

@@ -241,6 +241,7 @@ pub async fn serve_with(
         max_per_peer: limits.max_per_peer.max(1),
         preface_timeout: limits.head_timeout,
         eviction_grace: (limits.head_timeout / 4).min(Duration::from_secs(1)),
+        handshake_timeout: limits.head_timeout,
     });
     tokio::pin!(shutdown);
     loop {

@@ -4,8 +4,10 @@
 //! number in total; an upload that goes quiet is abandoned; a download whose
 //! worker never reads blocks no other call and is dropped after the idle
 //! timeout. Afterwards the run goes on and the report still reads the store.
-//! An upload must declare its size and end within its total deadline; one
-//! download per attempt and a bounded number in total.
+//! An upload must declare its size and keep a minimum rate over every window
+//! after a grace; trickling uploads are cut off and an upload whose lease
+//! ends gives its place back, so honest uploads get in. One download per
+//! attempt and a bounded number in total.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,11 +16,15 @@ mod net_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use net_support::{Joined, TestServer, join, lease_slots, metrics, result, start_limited};
+use net_support::{
+    Joined, LEASE_TIMEOUT_S, TestServer, join, lease_one, metrics, registration, result,
+    start_limited,
+};
 use sha2::{Digest, Sha256};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    Assignment, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, ReportEpochRequest,
+    Assignment, AttemptProgress, CheckpointChunk, CompleteRequest, DownloadCheckpointRequest,
+    HeartbeatRequest, ReportEpochRequest, StatusRequest,
 };
 use spikecv_coordinator::report::{build_report, from_store};
 use spikecv_coordinator::scheduler::Clock;
@@ -38,10 +44,7 @@ struct Leased {
 async fn leased(server: &TestServer, name: &str) -> Leased {
     let mut client = server.worker(None);
     let who = join(&mut client, name, "fp-A").await;
-    let job = lease_slots(&mut client, &who, name, "fp-A", 1)
-        .await
-        .assignments
-        .remove(0);
+    let job = lease_one(&mut client, &who, name, "fp-A").await.unwrap();
     client
         .report_epoch(ReportEpochRequest {
             attempt_id: job.attempt_id.clone(),
@@ -484,8 +487,9 @@ async fn an_upload_slower_than_the_minimum_rate_is_abandoned_and_its_file_remove
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let mut l = limits(1 << 20, 1, 10_000);
-    // 4 KiB at 4 KiB/s plus 200 ms: 1.2 s in all.
+    // 4 KiB/s over windows of 500 ms, after 200 ms of grace.
     l.min_upload_rate = 4 << 10;
+    l.rate_window = Duration::from_millis(500);
     l.upload_grace = Duration::from_millis(200);
     let server = start_limited(2, "fp-A", &db, l).await;
     let mut w = leased(&server, "w").await;
@@ -518,6 +522,123 @@ async fn an_upload_slower_than_the_minimum_rate_is_abandoned_and_its_file_remove
     // Its place is free again, and a prompt upload goes through.
     assert_eq!(upload(&mut w, &bytes).await.unwrap(), 4096);
     report_and_complete(&mut w).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+/// An upload of `bytes` sent one byte every `every`; its answer.
+fn trickle(
+    w: &Leased,
+    bytes: &[u8],
+    every: Duration,
+) -> tokio::task::JoinHandle<tonic::Result<u64>> {
+    let all = chunks(w, bytes, bytes.len() as u64, 1);
+    let stream = tokio_stream::StreamExt::throttle(tokio_stream::iter(all), every);
+    let mut client = w.client.clone();
+    tokio::spawn(async move {
+        client
+            .upload_checkpoint(stream)
+            .await
+            .map(|r| r.into_inner().bytes)
+    })
+}
+
+/// Whether `coordinator status` answers (the admin service's Status).
+async fn status_answers(server: &TestServer) -> bool {
+    server.admin(None).status(StatusRequest {}).await.is_ok()
+}
+
+#[tokio::test]
+async fn trickling_uploads_are_cut_off_below_the_minimum_rate_and_honest_ones_then_get_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut l = limits(1 << 20, 3, 10_000);
+    // 1 KiB/s over windows of 300 ms, after 300 ms of grace; a byte every
+    // 100 ms is 10 bytes/s.
+    l.min_upload_rate = 1 << 10;
+    l.rate_window = Duration::from_millis(300);
+    l.upload_grace = Duration::from_millis(300);
+    let server = start_limited(4, "fp-A", &db, l).await;
+    let mut tricklers = Vec::new();
+    for name in ["t1", "t2", "t3"] {
+        tricklers.push(leased(&server, name).await);
+    }
+    let mut honest = leased(&server, "honest").await;
+    let bytes = vec![9u8; 4096];
+    let calls: Vec<_> = tricklers
+        .iter()
+        .map(|t| trickle(t, &bytes, Duration::from_millis(100)))
+        .collect();
+    wait_until("three trickles to be staged", || {
+        files(&server, "part") == 3
+    })
+    .await;
+    // While they hold every place, an honest upload is turned away, and the
+    // coordinator answers status.
+    let busy = upload(&mut honest, &bytes).await.unwrap_err();
+    assert_eq!(busy.code(), Code::ResourceExhausted, "{busy:?}");
+    assert!(status_answers(&server).await);
+    for call in calls {
+        let refused = call.await.unwrap().unwrap_err();
+        assert_eq!(refused.code(), Code::DeadlineExceeded, "{refused:?}");
+        assert!(refused.message().contains("minimum rate"), "{refused:?}");
+    }
+    wait_until("the staged files to go", || files(&server, "part") == 0).await;
+    assert_eq!(upload(&mut honest, &bytes).await.unwrap(), 4096);
+    assert!(status_answers(&server).await);
+    report_and_complete(&mut honest).await;
+    assert_eq!(report_succeeded(&server, &db), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_whose_lease_ends_gives_its_place_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut l = limits(1 << 20, 1, 10_000);
+    // A rate the trickle keeps (a byte every 100 ms over 300 ms windows is
+    // above 1 byte/s): only the end of its lease stops it.
+    l.min_upload_rate = 1;
+    l.rate_window = Duration::from_millis(300);
+    l.upload_grace = Duration::ZERO;
+    let server = start_limited(2, "fp-A", &db, l).await;
+    let trickler = leased(&server, "trickler").await;
+    let mut honest = leased(&server, "honest").await;
+    let bytes = vec![4u8; 4096];
+    let call = trickle(&trickler, &bytes, Duration::from_millis(100));
+    wait_until("the trickle to be staged", || files(&server, "part") == 1).await;
+    let busy = upload(&mut honest, &bytes).await.unwrap_err();
+    assert_eq!(busy.code(), Code::ResourceExhausted, "{busy:?}");
+
+    // A lease timeout passes; the honest worker heartbeats, the trickler
+    // does not, and its lease expires.
+    server.clock.advance_s(LEASE_TIMEOUT_S + 1);
+    honest
+        .client
+        .heartbeat(HeartbeatRequest {
+            worker_id: honest.who.id.clone(),
+            registration: Some(registration("honest", "fp-A")),
+            running: vec![AttemptProgress {
+                attempt_id: honest.job.attempt_id.clone(),
+                epoch: 1,
+                epochs: 2,
+            }],
+            worker_secret: honest.who.secret.clone(),
+        })
+        .await
+        .unwrap();
+    let expired = server.sched.call(|s| s.expire_leases()).await.unwrap();
+    assert_eq!(
+        expired.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec![trickler.job.attempt_id.clone()]
+    );
+    let refused = call.await.unwrap().unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("lease ended"), "{refused:?}");
+    wait_until("the staged file to go", || files(&server, "part") == 0).await;
+    assert_eq!(upload(&mut honest, &bytes).await.unwrap(), 4096);
+    assert!(status_answers(&server).await);
+    report_and_complete(&mut honest).await;
     assert_eq!(report_succeeded(&server, &db), 1);
     server.stop().await;
 }

@@ -4,12 +4,11 @@
 
 mod net_support;
 
-use net_support::{Joined, LEASE_TIMEOUT_S, join, metrics, registration, result, start};
+use net_support::{Joined, LEASE_TIMEOUT_S, complete, join, metrics, registration, start};
 use sha2::{Digest, Sha256};
 use spikecv_common::proto::client::WorkerClient;
 use spikecv_common::proto::{
-    CheckpointChunk, CompleteRequest, DownloadCheckpointRequest, LeaseRequest, ReportEpochRequest,
-    StatusRequest,
+    CheckpointChunk, DownloadCheckpointRequest, LeaseRequest, ReportEpochRequest, StatusRequest,
 };
 use spikecv_coordinator::auth::{AuthConfig, Token};
 use tonic::Code;
@@ -66,18 +65,6 @@ async fn upload(
         .upload_checkpoint(tokio_stream::iter(chunks))
         .await
         .map(|r| r.into_inner().bytes)
-}
-
-async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) -> tonic::Result<()> {
-    client
-        .complete(CompleteRequest {
-            attempt_id: attempt.to_owned(),
-            result: Some(result().to_proto()),
-            device: "cpu".to_owned(),
-            worker: who.creds(),
-        })
-        .await
-        .map(|_| ())
 }
 
 #[tokio::test]

@@ -40,6 +40,7 @@ fn scheduler(clock: &ManualClock, max_workers: usize) -> Scheduler {
             lease_timeout_seconds: 30,
             max_lost: 3,
             max_workers,
+            ..SchedulerSettings::default()
         },
         Box::new(clock.clone()),
     )

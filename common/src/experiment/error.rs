@@ -85,8 +85,9 @@ pub mod bounds {
     pub const DT_MS: u32 = 60_000;
     /// `training.batch` and `training.test_batch`.
     pub const BATCH: u32 = 4096;
-    /// `training.epochs`.
-    pub const EPOCHS: u32 = 100_000;
+    /// `training.epochs` (it also sizes the largest `Complete` the
+    /// coordinator reads, which carries every epoch: about 3.6 MiB).
+    pub const EPOCHS: u32 = 10_000;
     /// Configurations of a sweep (and values of one swept key).
     pub const CONFIGURATIONS: usize = 10_000;
     /// Jobs of an experiment: configurations × seeds × variants × folds.

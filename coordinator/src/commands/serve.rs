@@ -136,15 +136,29 @@ pub struct ServeArgs {
     /// one per attempt); more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 16)]
     pub max_checkpoint_downloads: usize,
-    /// The slowest checkpoint upload accepted, in KiB/s: an upload must end
-    /// within a minute plus its declared size at this rate, else it is
-    /// abandoned (DEADLINE_EXCEEDED).
+    /// The slowest checkpoint upload accepted, in KiB/s: after the grace,
+    /// every rate window must bring at least this rate, else the upload is
+    /// abandoned (DEADLINE_EXCEEDED) and its place freed.
     #[arg(long, default_value_t = 256)]
     pub checkpoint_min_upload_kib_per_s: u64,
+    /// Seconds over which an upload's rate is averaged; at the end of each
+    /// window its lease is checked too, and an upload whose lease has ended
+    /// (expired, released, worker removed) is abandoned.
+    #[arg(long, default_value_t = 20)]
+    pub checkpoint_rate_window_seconds: u64,
+    /// Seconds at the start of an upload before its rate is checked.
+    #[arg(long, default_value_t = 30)]
+    pub checkpoint_upload_grace_seconds: u64,
     /// Workers registered and not lost at the same time; more registrations
     /// are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
     pub max_workers: usize,
+    /// Times a job may be released (handed back by its worker) before each
+    /// further release counts as a failure against `protocol.max_attempts`:
+    /// a worker that leases and releases the same job in a loop fails it
+    /// instead of adding attempts without end.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_RELEASES)]
+    pub max_releases_per_job: u32,
     /// Calls that may wait for the scheduler thread; more are refused at once
     /// with RESOURCE_EXHAUSTED (workers retry them).
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_QUEUED_CALLS)]
@@ -168,7 +182,8 @@ impl ServeArgs {
                 .checkpoint_min_upload_kib_per_s
                 .max(1)
                 .saturating_mul(1 << 10),
-            ..crate::service::CheckpointLimits::default()
+            rate_window: std::time::Duration::from_secs(self.checkpoint_rate_window_seconds.max(1)),
+            upload_grace: std::time::Duration::from_secs(self.checkpoint_upload_grace_seconds),
         }
     }
 }
@@ -361,6 +376,7 @@ pub async fn run(
         heartbeat_seconds: args.heartbeat_seconds.max(1),
         lease_timeout_seconds: args.lease_timeout_seconds.max(2),
         max_workers: args.max_workers.max(1),
+        max_releases: args.max_releases_per_job,
         ..SchedulerSettings::default()
     };
     // Held until `run` returns: no second coordinator on this state meanwhile.
@@ -417,6 +433,7 @@ pub async fn run(
             auth,
             tls,
             health_listen: args.health_listen,
+            conn_limits: crate::conn_limits::ConnLimits::default(),
         },
         shutdown,
     )

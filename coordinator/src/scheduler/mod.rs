@@ -16,7 +16,10 @@
 //!   once: retrying would fail the same way and burn GPU time.
 //! - `release` (worker drained) and lost leases (`expire_leases`) do not count as
 //!   failures; lost leases are bounded separately by `max_lost` so a job that
-//!   kills its workers does not loop forever.
+//!   kills its workers does not loop forever, and releases by `max_releases`:
+//!   each release past it counts as a transient failure, so a lease/release
+//!   loop fails the job and its attempts stay at most `max_releases +
+//!   max_attempts + max_lost` (plus its one success or cancellation).
 
 mod asha;
 mod checkpoint_content;
@@ -73,7 +76,15 @@ pub struct SchedulerSettings {
     /// Workers registered and not lost at the same time; a registration
     /// beyond it is refused ([`SchedulerError::TooManyWorkers`]).
     pub max_workers: usize,
+    /// Releases (a worker handing a job back) a job may have before each
+    /// further one counts as a failure against `protocol.max_attempts`, so
+    /// a lease/release loop ends and a job's attempts stay bounded.
+    pub max_releases: u32,
 }
+
+/// [`SchedulerSettings::max_releases`] by default: a drained worker releases
+/// a job once, so ten is far past an honest fleet's restarts.
+pub const DEFAULT_MAX_RELEASES: u32 = 10;
 
 /// [`SchedulerSettings::max_workers`] by default: ten times the thousand
 /// workers the load bench runs.
@@ -86,6 +97,7 @@ impl Default for SchedulerSettings {
             lease_timeout_seconds: 30,
             max_lost: 10,
             max_workers: DEFAULT_MAX_WORKERS,
+            max_releases: DEFAULT_MAX_RELEASES,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
-use super::validate::{Expected, check_epoch, check_result};
+use super::validate::{Expected, check_epoch, check_progress, check_result};
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
@@ -210,7 +210,9 @@ impl Scheduler {
     }
 
     /// Extends the leases of the worker's current attempts in `progress` (a leased
-    /// job becomes running) and lists the attempts it must stop.
+    /// job becomes running) and lists the attempts it must stop. Progress that
+    /// cannot be (past the job's epochs, or back below what the attempt
+    /// reported) refuses the whole heartbeat, naming the field.
     pub fn heartbeat(
         &mut self,
         worker: &WorkerId,
@@ -227,7 +229,7 @@ impl Scheduler {
             cancel: Vec::new(),
             drain: w.state == WorkerState::Draining,
         };
-        for p in progress {
+        for (index, p) in progress.iter().enumerate() {
             let current = match fence(&tx, p.attempt) {
                 Ok((a, job)) if a.worker == *worker => Some(job),
                 Ok(_)
@@ -240,6 +242,8 @@ impl Scheduler {
                 out.cancel.push(p.attempt);
                 continue;
             };
+            let reported = lease_writes::last_epoch(&tx, p.attempt)?;
+            check_progress(index, p.epoch, p.of, job.planned_epochs, reported)?;
             extend(&tx, p.attempt, deadline, worker, now)?;
             job_writes::set_running(&tx, &job.id, p.epoch, Some(p.of), now)?;
         }
@@ -365,13 +369,31 @@ impl Scheduler {
     }
 
     /// A current attempt gives its job back (worker draining): pending again, not
-    /// counted as a failure.
+    /// counted as a failure, unless the job has been released more than
+    /// `max_releases` times: then the release counts as a transient failure
+    /// (the job fails once its failures reach `max_attempts`).
     pub fn release(&mut self, attempt: AttemptId) -> Result<()> {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
         let (a, job) = fence(&tx, attempt)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Released, None)?;
-        job_writes::release_job(&tx, &job.id, now)?;
+        let released = lease_writes::worker_releases(&tx, &job.id)?;
+        if released <= self.settings.max_releases {
+            job_writes::release_job(&tx, &job.id, now)?;
+        } else {
+            let failures = job.failures + 1;
+            let error = format!(
+                "released {released} times, more than {} (--max-releases-per-job): each further release counts as a failure",
+                self.settings.max_releases
+            );
+            let status = if failures >= job.max_attempts {
+                JobStatus::Failed
+            } else {
+                JobStatus::Pending
+            };
+            job_writes::fail_job(&tx, &job.id, status, failures, &error, now)?;
+            tracing::warn!(job = %job.id, %attempt, released, failures, status = %status.as_str(), "release counted as a failure");
+        }
         lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(job = %job.id, %attempt, "job released");

@@ -7,6 +7,7 @@
 //! test set's size as its total and a trace that agrees with the reported
 //! test accuracy. A refusal names the field.
 
+use spikecv_common::experiment::error::bounds;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 
 use super::SchedulerError;
@@ -73,6 +74,46 @@ pub(super) fn check_epoch_number(
         ))),
         _ => Ok(()),
     }
+}
+
+/// `Ok` when a heartbeat's progress of one attempt (`running[index]`) fits
+/// its job: `epoch` done of `of` in all, neither past the job's `planned`
+/// epochs (nor past [`bounds::EPOCHS`] when the job's count is not known),
+/// the epoch not past `of` when `of` is given, and not below the last epoch
+/// the attempt itself reported (`reported`) by more than one (a heartbeat
+/// read just before a report may arrive just after it). A refusal names the
+/// field.
+pub(super) fn check_progress(
+    index: usize,
+    epoch: u32,
+    of: u32,
+    planned: Option<u32>,
+    reported: Option<u32>,
+) -> Result<(), SchedulerError> {
+    let most = planned.unwrap_or(bounds::EPOCHS);
+    let whose = match planned {
+        Some(n) => format!("the job trains {n} epochs (training.epochs)"),
+        None => format!("at most {most} epochs are allowed"),
+    };
+    if epoch > most {
+        return Err(bad(format!("running[{index}].epoch is {epoch}; {whose}")));
+    }
+    if of > most {
+        return Err(bad(format!("running[{index}].epochs is {of}; {whose}")));
+    }
+    if of > 0 && epoch > of {
+        return Err(bad(format!(
+            "running[{index}].epoch is {epoch}, past running[{index}].epochs ({of})"
+        )));
+    }
+    if let Some(last) = reported
+        && epoch.saturating_add(1) < last
+    {
+        return Err(bad(format!(
+            "running[{index}].epoch is {epoch}; the attempt already reported epoch {last}"
+        )));
+    }
+    Ok(())
 }
 
 /// `Ok` when every number of one epoch's metrics is in range: the epoch in

@@ -1,9 +1,10 @@
 //! Checkpoint uploads and downloads as streams between the network and files,
-//! within the [`CheckpointLimits`]: upload chunks are written on blocking
-//! threads (never the scheduler thread, which only records or looks up the
-//! file); downloads are read with async file reads, so a client that does not
-//! read holds no thread, only a small queue, and is dropped after the idle
-//! timeout.
+//! within the [`CheckpointLimits`] (an upload below the minimum rate over a
+//! window, or whose lease has ended, is abandoned): upload chunks are
+//! written on blocking threads (never the scheduler thread, which only
+//! records or looks up the file); downloads are read with async file reads,
+//! so a client that does not read holds no thread, only a small queue, and
+//! is dropped after the idle timeout.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use spikecv_common::proto as pb;
 use tonic::{Status, Streaming};
 
 use super::upload_gate::{CheckpointLimits, UploadTicket};
+use super::upload_pace::{TooSlow, UploadPace};
 use crate::checkpoints::{CheckpointDir, ChunkReader, StagedCheckpoint, StagingFile};
-use crate::scheduler::{AttemptId, CheckpointRecord};
+use crate::scheduler::{AttemptId, CheckpointRecord, SchedulerError, SchedulerHandle};
 
 /// A stream of checkpoint chunks to a worker.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::CheckpointChunk, Status>> + Send>>;
@@ -46,38 +48,24 @@ pub async fn next_chunk(
 ) -> Result<Option<pb::CheckpointChunk>, Status> {
     match tokio::time::timeout(idle, stream.message()).await {
         Ok(r) => r,
-        Err(_) => {
-            let whose = attempt.map_or_else(String::new, |a| format!(" of attempt {a}"));
-            tracing::warn!(attempt = ?attempt, seconds = idle.as_secs_f64(), "checkpoint upload idle; abandoned");
-            Err(Status::deadline_exceeded(format!(
-                "checkpoint upload{whose}: no chunk for {:.0} s (--checkpoint-idle-timeout-seconds); abandoned",
-                idle.as_secs_f64()
-            )))
-        }
+        Err(_) => Err(idle_status(idle, attempt)),
     }
+}
+
+/// The refusal of an upload that sent nothing for `idle`.
+fn idle_status(idle: Duration, attempt: Option<AttemptId>) -> Status {
+    let whose = attempt.map_or_else(String::new, |a| format!(" of attempt {a}"));
+    tracing::warn!(attempt = ?attempt, seconds = idle.as_secs_f64(), "checkpoint upload idle; abandoned");
+    Status::deadline_exceeded(format!(
+        "checkpoint upload{whose}: no chunk for {:.0} s (--checkpoint-idle-timeout-seconds); abandoned",
+        idle.as_secs_f64()
+    ))
 }
 
 /// The refusal of an upload larger than `max` bytes.
 pub fn over_limit(attempt: AttemptId, max: u64) -> Status {
     Status::resource_exhausted(format!(
         "checkpoint of attempt {attempt} exceeds the limit of {max} bytes (--max-checkpoint-mib)"
-    ))
-}
-
-/// The refusal of an upload that did not end within its total `deadline`.
-pub fn too_slow(
-    attempt: AttemptId,
-    declared: u64,
-    deadline: Duration,
-    limits: &CheckpointLimits,
-) -> Status {
-    tracing::warn!(%attempt, declared, seconds = deadline.as_secs_f64(), "checkpoint upload too slow; abandoned");
-    Status::deadline_exceeded(format!(
-        "checkpoint upload of attempt {attempt}: {declared} bytes not received within {:.0} s \
-         ({:.0} s plus the size at {} bytes/s, the minimum rate); abandoned",
-        deadline.as_secs_f64(),
-        limits.upload_grace.as_secs_f64(),
-        limits.min_upload_rate
     ))
 }
 
@@ -112,18 +100,108 @@ pub async fn stage(dir: CheckpointDir, need: u64, margin: u64) -> Result<Staging
     }
 }
 
-/// Receives the rest of an upload whose `first` chunk has been read into
-/// `staging`, within `limits` and the `declared` size;
-/// checks the sent SHA-256. Returns the synced file, ready to be recorded. On
-/// any error the staged file is removed (with `staging`).
+/// What an upload is held to while it is received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The attempt whose checkpoint it is.
+    pub attempt: AttemptId,
+    /// The size its first chunk declared.
+    pub declared: u64,
+    /// The limits (size, idle timeout, minimum rate and its window).
+    pub limits: CheckpointLimits,
+    /// The scheduler, asked at the end of each window whether the attempt
+    /// is still current.
+    pub sched: SchedulerHandle,
+}
+
+impl Upload {
+    /// The refusal of an upload that brought too little in its last window.
+    fn too_slow(&self, slow: TooSlow) -> Status {
+        let attempt = self.attempt;
+        tracing::warn!(%attempt, bytes = slow.bytes, wanted = slow.wanted, "checkpoint upload below the minimum rate; abandoned");
+        Status::deadline_exceeded(format!(
+            "checkpoint upload of attempt {attempt}: {} bytes in the last {:.1} s, below the minimum rate of {} bytes/s \
+             ({} bytes; --checkpoint-min-upload-kib-per-s over --checkpoint-rate-window-seconds); abandoned",
+            slow.bytes,
+            slow.window.as_secs_f64(),
+            self.limits.min_upload_rate,
+            slow.wanted,
+        ))
+    }
+
+    /// `Ok` while the attempt is its job's current one (or the scheduler
+    /// cannot say now); else the upload is abandoned with
+    /// FAILED_PRECONDITION (its lease expired, it was released, its worker
+    /// removed, its job cancelled or finished).
+    async fn check_lease(&self) -> Result<(), Status> {
+        let attempt = self.attempt;
+        match self.sched.call(move |s| s.check_current(attempt)).await {
+            Ok(_) => Ok(()),
+            Err(e @ (SchedulerError::Fenced { .. } | SchedulerError::UnknownAttempt { .. })) => {
+                tracing::warn!(%attempt, reason = %e, "checkpoint upload of an attempt no longer current; abandoned");
+                Err(Status::failed_precondition(format!(
+                    "checkpoint upload of attempt {attempt}: the attempt's lease ended ({e}); abandoned"
+                )))
+            }
+            // The scheduler busy or its store failing says nothing about
+            // the lease: the next window asks again.
+            Err(e) => {
+                tracing::debug!(%attempt, error = %e, "the lease of an upload could not be checked this window");
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for the next chunk while checking the pace and the lease at
+    /// the end of every window; DEADLINE_EXCEEDED when no chunk comes for
+    /// the idle timeout or a window falls below the minimum rate.
+    async fn next(
+        &self,
+        stream: &mut Streaming<pb::CheckpointChunk>,
+        pace: &mut UploadPace,
+        windows: &mut tokio::time::Interval,
+    ) -> Result<Option<pb::CheckpointChunk>, Status> {
+        let idle = self.limits.idle_timeout;
+        let idle_until = tokio::time::Instant::now() + idle;
+        loop {
+            tokio::select! {
+                biased;
+                message = tokio::time::timeout_at(idle_until, stream.message()) => {
+                    return match message {
+                        Ok(r) => r,
+                        Err(_) => Err(idle_status(idle, Some(self.attempt))),
+                    };
+                }
+                at = windows.tick() => {
+                    pace.end_window(at.into_std()).map_err(|slow| self.too_slow(slow))?;
+                    self.check_lease().await?;
+                }
+            }
+        }
+    }
+}
+
+/// Receives the rest of an `upload` whose `first` chunk has been read into
+/// `staging`, within its limits and declared size, checking its pace and its
+/// lease at the end of every rate window; checks the sent SHA-256. Returns
+/// the synced file, ready to be recorded. On any error the staged file is
+/// removed (with `staging`).
 pub async fn receive(
-    attempt: AttemptId,
+    upload: &Upload,
     first: pb::CheckpointChunk,
     mut stream: Streaming<pb::CheckpointChunk>,
     mut staging: StagingFile,
-    limits: &CheckpointLimits,
-    declared: u64,
 ) -> Result<StagedCheckpoint, Status> {
+    let (attempt, declared, limits) = (upload.attempt, upload.declared, &upload.limits);
+    let started = tokio::time::Instant::now();
+    let window = limits.rate_window.max(Duration::from_millis(1));
+    let mut windows = tokio::time::interval_at(started + window, window);
+    windows.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = UploadPace::new(
+        limits.min_upload_rate,
+        limits.upload_grace,
+        started.into_std(),
+    );
     let mut sent_sha = first.sha256.clone();
     let mut chunk = Some(first);
     while let Some(c) = chunk {
@@ -140,13 +218,14 @@ pub async fn receive(
         if !c.sha256.is_empty() {
             sent_sha = c.sha256;
         }
+        pace.add(c.data.len());
         let data = c.data;
         staging = blocking(
             move || staging.write(&data).map(|()| staging),
             "writing a checkpoint upload",
         )
         .await?;
-        chunk = next_chunk(&mut stream, limits.idle_timeout, Some(attempt)).await?;
+        chunk = upload.next(&mut stream, &mut pace, &mut windows).await?;
     }
     if staging.size() != declared {
         return Err(Status::invalid_argument(format!(

@@ -2,7 +2,8 @@
 //! tie up the coordinator: a size limit, a declared size on every upload with
 //! that much disk space reserved while it runs, at most one transfer per
 //! attempt and direction and a bounded number in total, an idle timeout on
-//! both directions and a total deadline per upload (a minimum rate).
+//! both directions and a minimum rate per upload, measured over windows (see
+//! [`super::upload_pace`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,17 +29,23 @@ pub struct CheckpointLimits {
     /// Free space the checkpoint directory's file system must keep beyond the
     /// declared sizes of the uploads in flight, in bytes.
     pub free_space_margin: u64,
-    /// The slowest upload accepted, in bytes per second: an upload must end
-    /// within [`CheckpointLimits::upload_grace`] plus its declared size at
-    /// this rate (so a trickle cannot hold a place for hours).
+    /// The slowest upload accepted, in bytes per second: after the grace,
+    /// every [`CheckpointLimits::rate_window`] must bring at least this rate
+    /// times its length, else the upload is abandoned (so a trickle cannot
+    /// hold a place, whatever size it declared).
     pub min_upload_rate: u64,
-    /// Time every upload gets beyond its size at the minimum rate.
+    /// The window over which the rate is averaged; the upload's lease is
+    /// checked at the end of each window too, and an upload whose attempt is
+    /// no longer current (lease expired, released, worker removed) is
+    /// abandoned, its place freed.
+    pub rate_window: Duration,
+    /// Time at the start of every upload before its rate is checked.
     pub upload_grace: Duration,
 }
 
 impl Default for CheckpointLimits {
     /// 2 GiB, 8 uploads, 16 downloads, 60 s idle, 256 MiB margin, 256 KiB/s
-    /// and 60 s of grace (a 150 MB checkpoint then has about 11 minutes).
+    /// averaged over 20 s windows after 30 s of grace.
     fn default() -> Self {
         Self {
             max_bytes: 2 << 30,
@@ -47,17 +54,9 @@ impl Default for CheckpointLimits {
             idle_timeout: Duration::from_secs(60),
             free_space_margin: 256 << 20,
             min_upload_rate: 256 << 10,
-            upload_grace: Duration::from_secs(60),
+            rate_window: Duration::from_secs(20),
+            upload_grace: Duration::from_secs(30),
         }
-    }
-}
-
-impl CheckpointLimits {
-    /// The total time an upload of `declared` bytes may take.
-    pub fn upload_deadline(&self, declared: u64) -> Duration {
-        let rate = self.min_upload_rate.max(1);
-        self.upload_grace
-            .saturating_add(Duration::from_secs(declared.div_ceil(rate)))
     }
 }
 
@@ -304,17 +303,5 @@ mod tests {
             ),
             "{e:?}"
         );
-    }
-
-    #[test]
-    fn the_upload_deadline_grows_with_the_declared_size_at_the_minimum_rate() {
-        let l = CheckpointLimits {
-            min_upload_rate: 1000,
-            upload_grace: Duration::from_secs(10),
-            ..CheckpointLimits::default()
-        };
-        assert_eq!(l.upload_deadline(0), Duration::from_secs(10));
-        assert_eq!(l.upload_deadline(5000), Duration::from_secs(15));
-        assert_eq!(l.upload_deadline(5001), Duration::from_secs(16));
     }
 }

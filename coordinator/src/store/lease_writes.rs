@@ -124,6 +124,19 @@ pub(crate) fn end_attempt(
     Ok(())
 }
 
+/// Attempts of `job` its workers released themselves (not those an admin's
+/// removal of a worker released, which carry a reason).
+pub(crate) fn worker_releases(conn: &Connection, job: &JobId) -> Result<u32> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM attempts WHERE job = ?1 AND outcome = ?2 AND error IS NULL",
+        )?
+        .query_row(params![job.as_str(), AttemptOutcome::Released], |r| {
+            r.get(0)
+        })?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 /// Moves an attempt's deadline to at least `deadline`.
 pub(crate) fn extend_attempt(conn: &Connection, attempt: AttemptId, deadline: i64) -> Result<()> {
     exec(

@@ -9,9 +9,11 @@ use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 use spikecv_common::proto::client::{AdminServiceClient, ClientOptions, WorkerClient};
 use spikecv_common::proto::{
-    LeaseRequest, LeaseResponse, PROTOCOL_VERSION, RegisterRequest, Slot, WorkerCredentials,
+    Assignment, CompleteRequest, LeaseRequest, LeaseResponse, PROTOCOL_VERSION, RegisterRequest,
+    Slot, WorkerCredentials,
 };
 use spikecv_coordinator::auth::AuthConfig;
+use spikecv_coordinator::conn_limits::ConnLimits;
 use spikecv_coordinator::health::HealthSettings;
 use spikecv_coordinator::scheduler::SchedulerHandle;
 use spikecv_coordinator::scheduler::{ManualClock, Scheduler, SchedulerSettings, Submission};
@@ -59,6 +61,21 @@ impl TestServer {
     pub fn admin(&self, token: Option<&str>) -> AdminServiceClient {
         self.options(token).admin_client().unwrap()
     }
+
+    /// Jobs in `state`, as `coordinator status` reads them.
+    pub async fn jobs_in(&self, state: &str) -> u64 {
+        let status = self
+            .admin(None)
+            .status(spikecv_common::proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        status
+            .jobs
+            .iter()
+            .find(|j| j.state == state)
+            .map_or(0, |j| j.count)
+    }
 }
 
 /// Writes a data root holding only a file list of `names`.
@@ -76,6 +93,7 @@ pub async fn start(folds: u32, fp: &str, auth: AuthConfig) -> TestServer {
             auth,
             tls: None,
             health_listen: None,
+            conn_limits: ConnLimits::default(),
         },
     )
     .await
@@ -93,6 +111,7 @@ pub async fn start_watched(folds: u32, fp: &str, health: HealthSettings) -> Test
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let store = Store::open_in_memory().unwrap();
     let served = Served {
@@ -109,6 +128,7 @@ pub async fn start_on_file(folds: u32, fp: &str, db: &Path) -> TestServer {
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let store = Store::open(db).unwrap();
     start_store(folds, fp, options, Served::default(), store).await
@@ -125,6 +145,7 @@ pub async fn start_limited(
         auth: AuthConfig::default(),
         tls: None,
         health_listen: None,
+        conn_limits: ConnLimits::default(),
     };
     let served = Served {
         limits,
@@ -296,4 +317,28 @@ pub fn result() -> JobResult {
         epochs: vec![metrics(1), metrics(2)],
         optimistic: false,
     }
+}
+
+/// The one job a lease of one CPU slot gives `who` (registered as `name`
+/// with fingerprint `fp`), if any.
+pub async fn lease_one(
+    client: &mut WorkerClient,
+    who: &Joined,
+    name: &str,
+    fp: &str,
+) -> Option<Assignment> {
+    lease_slots(client, who, name, fp, 1).await.assignments.pop()
+}
+
+/// Completes `attempt` of `who` with [`result`].
+pub async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) -> tonic::Result<()> {
+    client
+        .complete(CompleteRequest {
+            attempt_id: attempt.to_owned(),
+            result: Some(result().to_proto()),
+            device: "cpu".to_owned(),
+            worker: who.creds(),
+        })
+        .await
+        .map(|_| ())
 }
