@@ -15,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cxx/lif_fused.cpp");
     println!("cargo:rerun-if-changed=cxx/lif_fused.inc");
     println!("cargo:rerun-if-changed=cxx/op_count.cpp");
+    println!("cargo:rerun-if-changed=cxx/versions.cpp");
     // torch-sys (links = "tch") publishes where it found libtorch.
     let Some(lib_dir) = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from) else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB)");
@@ -39,6 +40,7 @@ fn main() {
         .file("cxx/jemalloc_cpu.cpp")
         .file("cxx/lif_fused.cpp")
         .file("cxx/op_count.cpp")
+        .file("cxx/versions.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -8,7 +8,8 @@
 //! [`network_yaml`] (the reference's `network.yaml` imported); at the top
 //! [`configurations`] (a sweep's rows applied to the experiment), [`cv`]
 //! (scikit-learn's folds), [`plan`] (jobs and their ids), [`job`] (what a job
-//! reports) and [`metrics`] (the names its figures go by in TensorBoard,
+//! reports), [`manifest`] (what it ran on and with), [`replay`] (two runs
+//! compared) and [`metrics`] (the names its figures go by in TensorBoard,
 //! MLflow and the dashboard). Each imports only what is listed before it.
 
 pub mod error;
@@ -24,5 +25,7 @@ pub mod network_yaml;
 pub mod configurations;
 pub mod cv;
 pub mod job;
+pub mod manifest;
 pub mod metrics;
 pub mod plan;
+pub mod replay;

@@ -14,6 +14,7 @@ pub mod client;
 mod convert;
 pub mod enrol;
 pub mod limits;
+mod manifest;
 pub use convert::ProtoError;
 
 /// The protocol version this build speaks; a coordinator refuses other versions.

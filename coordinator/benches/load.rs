@@ -169,6 +169,7 @@ async fn simulated_worker(
             device: "cpu".into(),
             device_name: "cpu".into(),
             memory_bytes: 0,
+            manifest: None,
         }],
         data_fingerprint: String::new(),
     };
@@ -234,6 +235,8 @@ async fn simulated_worker(
                         worker_id: id.clone(),
                         secret: secret.clone(),
                     }),
+                    manifest: None,
+                    weights_sha256: String::new(),
                 })
                 .await
                 .unwrap();

@@ -170,6 +170,7 @@ mod tests {
                     device: format!("cuda:{i}"),
                     device_name: String::new(),
                     memory_bytes: 0,
+                    manifest: None,
                 })
                 .collect(),
             data_fingerprint: String::new(),

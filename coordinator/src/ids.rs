@@ -57,4 +57,8 @@ pub struct SlotInfo {
     pub device_name: String,
     /// Device memory in bytes (0 for the CPU).
     pub memory_bytes: u64,
+    /// What the slot runs on and with, as the worker describes it (workers
+    /// before the manifest send none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<spikecv_common::experiment::manifest::Manifest>,
 }

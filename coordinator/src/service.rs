@@ -32,8 +32,8 @@ use tonic::{Request, Response, Status, Streaming};
 pub use actor::status_of;
 use convert::{
     assignment_to_proto, attempt_from_proto, check_len, check_name, credentials_from_proto,
-    free_slots_from_proto, progress_from_proto, registration_from_proto, required_registration,
-    status_to_proto, worker_from_proto,
+    free_slots_from_proto, progress_from_proto, provenance_from_proto, registration_from_proto,
+    required_registration, status_to_proto, worker_from_proto,
 };
 use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES};
 
@@ -435,11 +435,12 @@ impl Coordinator for CoordinatorService {
                 .ok_or_else(|| Status::invalid_argument("Complete: result is missing"))?,
         )
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let provenance = provenance_from_proto(&r)?;
         let r = self
             .sched
             .call(move |s| {
                 s.authorize(&caller, attempt)?;
-                s.complete(attempt, &result)
+                s.complete_with(attempt, &result, provenance.as_ref())
             })
             .await;
         self.note(r)?;

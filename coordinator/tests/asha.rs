@@ -45,6 +45,7 @@ fn start(s: &mut Scheduler) -> (WorkerId, Vec<Vec<Assignment>>) {
                     device: "cpu".into(),
                     device_name: "cpu".into(),
                     memory_bytes: 1 << 30,
+                    manifest: None,
                 })
                 .collect(),
             data_fingerprint: String::new(),

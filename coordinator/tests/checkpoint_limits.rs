@@ -166,6 +166,8 @@ async fn report_and_complete(w: &mut Leased) {
             result: Some(result().to_proto()),
             device: "cpu".to_owned(),
             worker: w.who.creds(),
+            manifest: None,
+            weights_sha256: String::new(),
         })
         .await
         .unwrap();

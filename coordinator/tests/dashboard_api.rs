@@ -105,6 +105,7 @@ fn fixture() -> Fixture {
                 device: d.into(),
                 device_name: "H200".into(),
                 memory_bytes: 1 << 30,
+                manifest: None,
             })
             .to_vec(),
         data_fingerprint: String::new(),

@@ -434,6 +434,7 @@ fn registration() -> pb::RegisterRequest {
                 device: d.into(),
                 device_name: "simulated GPU".into(),
                 memory_bytes: 80 << 30,
+                manifest: None,
             })
             .to_vec(),
         data_fingerprint: String::new(),
@@ -554,6 +555,8 @@ impl SimWorker {
             result: Some(result.to_proto()),
             device: a.device.clone(),
             worker: Some(self.creds()),
+            manifest: None,
+            weights_sha256: String::new(),
         };
         self.rt.block_on(self.client.complete(req)).unwrap();
     }

@@ -136,6 +136,8 @@ async fn a_complete_of_25_mib_is_refused_from_its_length_and_the_server_goes_on(
             result: Some(huge.to_proto()),
             device: "d".repeat(25 << 20),
             worker: who.creds(),
+            manifest: None,
+            weights_sha256: String::new(),
         })
         .await
         .unwrap_err();

@@ -41,6 +41,7 @@ fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
                 device: "cpu".into(),
                 device_name: "cpu".into(),
                 memory_bytes: 1 << 30,
+                manifest: None,
             })
             .collect(),
         data_fingerprint: String::new(),

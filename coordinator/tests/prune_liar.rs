@@ -236,6 +236,8 @@ async fn complete(client: &mut WorkerClient, who: &Joined, a: &Assignment) {
             result: Some(honest_result(a, epochs).to_proto()),
             device: "cpu".to_owned(),
             worker: who.creds(),
+            manifest: None,
+            weights_sha256: String::new(),
         })
         .await
         .unwrap();

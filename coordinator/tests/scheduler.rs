@@ -60,6 +60,7 @@ fn reg(name: &str, fingerprint: &str) -> WorkerRegistration {
                 device: format!("cuda:{i}"),
                 device_name: "H200".into(),
                 memory_bytes: 1 << 37,
+                manifest: None,
             })
             .collect(),
         data_fingerprint: fingerprint.into(),

@@ -56,6 +56,7 @@ fn reg(name: &str, slots: usize) -> WorkerRegistration {
                 device: format!("cuda:{i}"),
                 device_name: "H200".into(),
                 memory_bytes: 1 << 37,
+                manifest: None,
             })
             .collect(),
         data_fingerprint: String::new(),

@@ -48,6 +48,7 @@ fn checkpoint(s: &mut Scheduler) -> (String, String) {
             device: "cpu".into(),
             device_name: "cpu".into(),
             memory_bytes: 1 << 30,
+            manifest: None,
         }],
         data_fingerprint: String::new(),
     };

@@ -24,6 +24,7 @@ fn registration(name: &str) -> WorkerRegistration {
             device: "cpu:0".into(),
             device_name: "cpu".into(),
             memory_bytes: 1 << 30,
+            manifest: None,
         }],
         data_fingerprint: String::new(),
     }

@@ -161,6 +161,7 @@ fn greedy(name: &str, slots: usize) -> RegisterRequest {
                 device: "cpu".into(),
                 device_name: "cpu".into(),
                 memory_bytes: 0,
+                manifest: None,
             };
             slots
         ],
@@ -248,6 +249,8 @@ async fn a_named_worker_is_its_credential_and_holds_at_most_its_slots() {
                 worker_id: w.worker_id.clone(),
                 secret: w.worker_secret.clone(),
             }),
+            manifest: None,
+            weights_sha256: String::new(),
         })
         .await
         .unwrap_err();

@@ -159,6 +159,8 @@ batch = ${SPIKECV_BATCH:-8}
 test_batch = 32
 epochs = ${SPIKECV_EPOCHS:-3}
 test_steps = ${steps}
+# Deterministic kernels, so `worker reproduce` gives every job back bit for bit.
+deterministic = true
 TOML
 fi
 

@@ -35,6 +35,9 @@ pub enum Command {
     Train(crate::train::command::TrainArgs),
     /// Evaluate saved weights on a data set and print the accuracy.
     Evaluate(crate::train::command::EvaluateArgs),
+    /// Train a job of a report again and compare it with the recorded run
+    /// (bit for bit where the manifests allow); exits non-zero on a mismatch.
+    Reproduce(crate::reproduce::ReproduceArgs),
     /// A slot's training process, started by `worker join` (not for direct use).
     #[command(hide = true)]
     SlotChild(crate::slot_child::SlotChildArgs),

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use spikecv_common::experiment::manifest::Manifest;
 use spikecv_common::proto::client::{ClientError, ClientOptions};
 use spikecv_common::proto::{LeaseRequest, PROTOCOL_VERSION, RegisterRequest, Slot};
 
@@ -188,7 +189,11 @@ pub enum JoinOutcome {
 }
 
 /// The registration this worker sends (with every lease and heartbeat, too).
-fn registration(config: &JoinConfig, fingerprint: String) -> RegisterRequest {
+fn registration(
+    config: &JoinConfig,
+    fingerprint: String,
+    manifests: &[Manifest],
+) -> RegisterRequest {
     RegisterRequest {
         protocol_version: PROTOCOL_VERSION,
         worker_name: config.name.clone(),
@@ -196,13 +201,15 @@ fn registration(config: &JoinConfig, fingerprint: String) -> RegisterRequest {
         slots: config
             .slots
             .iter()
-            .map(|d| Slot {
+            .zip(manifests)
+            .map(|(d, m)| Slot {
                 device: d.to_string(),
                 device_name: match d {
                     DeviceSpec::Cpu => "cpu".to_owned(),
-                    DeviceSpec::Cuda(i) => format!("CUDA device {i}"),
+                    DeviceSpec::Cuda(_) => m.device_model.clone(),
                 },
                 memory_bytes: 0,
+                manifest: Some(m.for_job(m.switches, &fingerprint).to_proto()),
             })
             .collect(),
         data_fingerprint: fingerprint,
@@ -243,11 +250,24 @@ pub async fn join(
         source,
     })?;
     let fingerprint = data_fingerprint(&config).await?;
+    let devices = config.slots.clone();
+    // Reads the binary once to hash it: off the runtime's threads.
+    let manifests = tokio::task::spawn_blocking(move || {
+        devices
+            .into_iter()
+            .map(crate::manifest::slot_manifest)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| JoinError::WorkDir {
+        path: config.work_dir.clone(),
+        source: std::io::Error::other(format!("describing the slots: {e}")),
+    })?;
     let client = config.client.worker_client()?;
     let shared = Arc::new(Shared::new(
         config.clone(),
         client,
-        registration(&config, fingerprint),
+        registration(&config, fingerprint, &manifests),
     ));
     shared.register().await?;
     tracing::info!(worker_id = %shared.worker_id(), slots = config.slots.len(), "registered");

@@ -68,6 +68,7 @@ async fn run(cli: Cli, host_heap: Option<Result<(), HostHeapError>>) -> anyhow::
         }
         Command::Train(args) => spikecv_worker::train::command::train(&args, kernels)?,
         Command::Evaluate(args) => spikecv_worker::train::command::evaluate(&args, kernels)?,
+        Command::Reproduce(args) => spikecv_worker::reproduce::reproduce(&args, kernels)?,
         Command::SlotChild(args) => spikecv_worker::slot_child::serve(&args, kernels)?,
     }
     if let Some(heap) = allocator::host_heap_stats() {

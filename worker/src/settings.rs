@@ -8,6 +8,7 @@
 //! it when the next job needs other settings.
 
 use serde::{Deserialize, Serialize};
+pub use spikecv_common::experiment::manifest::Switches;
 
 /// The process-wide switches of one job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -17,19 +18,6 @@ pub struct ProcessSettings {
     /// Deterministic algorithms and deterministic cuDNN, its autotuner
     /// (cuDNN benchmark) off.
     pub deterministic: bool,
-}
-
-/// The switches as libtorch reports them (what a job actually ran with).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EffectiveSettings {
-    /// cuDNN convolutions may use TF32.
-    pub tf32: bool,
-    /// Deterministic algorithms are on.
-    pub deterministic: bool,
-    /// cuDNN is deterministic.
-    pub cudnn_deterministic: bool,
-    /// cuDNN's autotuner is on.
-    pub cudnn_benchmark: bool,
 }
 
 /// libtorch refused to change or report a switch.
@@ -66,7 +54,7 @@ impl ProcessSettings {
 }
 
 /// The switches libtorch holds now.
-pub fn effective() -> Result<EffectiveSettings, SettingsError> {
+pub fn effective() -> Result<Switches, SettingsError> {
     let d = crate::determinism::state().map_err(|e| SettingsError {
         what: "determinism state",
         message: e.to_string(),
@@ -75,7 +63,7 @@ pub fn effective() -> Result<EffectiveSettings, SettingsError> {
         what: "TF32 state",
         message: e.to_string(),
     })?;
-    Ok(EffectiveSettings {
+    Ok(Switches {
         tf32: t.conv,
         deterministic: d.algorithms,
         cudnn_deterministic: d.cudnn_deterministic,

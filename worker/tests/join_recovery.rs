@@ -144,6 +144,7 @@ async fn a_checkpoint_that_does_not_load_trains_from_epoch_zero() {
             device: "cpu".into(),
             device_name: "cpu".into(),
             memory_bytes: 0,
+            manifest: None,
         }],
         data_fingerprint: fingerprint,
     };

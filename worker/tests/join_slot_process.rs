@@ -90,7 +90,7 @@ async fn every_job_runs_with_its_own_tf32_and_determinism() {
     assert_eq!(jobs.len(), 8, "every job wrote its metrics");
     let mut seen = std::collections::BTreeSet::new();
     for (config, m) in &jobs {
-        let s = &m["settings"];
+        let s = &m["manifest"]["switches"];
         let t = &config.training;
         assert_eq!(s["tf32"], serde_json::json!(t.tf32), "{m}");
         assert_eq!(

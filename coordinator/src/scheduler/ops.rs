@@ -2,6 +2,7 @@
 
 use rusqlite::Connection;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
 
@@ -312,6 +313,17 @@ impl Scheduler {
     /// Records a current attempt's result: the job succeeded (exactly once; a
     /// second completion is fenced).
     pub fn complete(&mut self, attempt: AttemptId, result: &JobResult) -> Result<()> {
+        self.complete_with(attempt, result, None)
+    }
+
+    /// [`Scheduler::complete`] with what the result was computed on and with
+    /// (kept with the job for reports and replays).
+    pub fn complete_with(
+        &mut self,
+        attempt: AttemptId,
+        result: &JobResult,
+        provenance: Option<&Provenance>,
+    ) -> Result<()> {
         let now = self.now_ms();
         check_result(result, &Expected::default())?;
         let tx = self.store.transaction()?;
@@ -321,7 +333,7 @@ impl Scheduler {
         for m in &result.epochs {
             job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         }
-        job_writes::complete_job(&tx, &job.id, result, now)?;
+        job_writes::complete_job(&tx, &job.id, result, provenance, now)?;
         let checkpoint = take_checkpoint_record(&tx, &job.id)?;
         lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;

@@ -1,6 +1,7 @@
 //! Conversions between the protobuf messages and the scheduler's types, done at
 //! the edge so the scheduler never sees a prost type.
 
+use spikecv_common::experiment::manifest::{Manifest, Provenance};
 use spikecv_common::proto as pb;
 use spikecv_common::proto::limits::{
     MAX_DEVICE_BYTES, MAX_FINGERPRINT_BYTES, MAX_FREE_SLOTS, MAX_ID_BYTES, MAX_NAME_BYTES,
@@ -121,14 +122,57 @@ pub fn registration_from_proto(r: &pb::RegisterRequest) -> Result<WorkerRegistra
         slots: r
             .slots
             .iter()
-            .map(|s| SlotInfo {
-                device: s.device.clone(),
-                device_name: s.device_name.clone(),
-                memory_bytes: s.memory_bytes,
+            .map(|s| {
+                Ok(SlotInfo {
+                    device: s.device.clone(),
+                    device_name: s.device_name.clone(),
+                    memory_bytes: s.memory_bytes,
+                    manifest: manifest_from_proto(
+                        "registration.slots[].manifest",
+                        s.manifest.as_ref(),
+                    )?,
+                })
             })
-            .collect(),
+            .collect::<Result<_, Status>>()?,
         data_fingerprint: r.data_fingerprint.clone(),
     })
+}
+
+/// A manifest as sent (`None` when absent); every text field at most
+/// [`MAX_NAME_BYTES`] long without control characters, else INVALID_ARGUMENT
+/// naming `field` and the manifest's field.
+pub fn manifest_from_proto(
+    field: &str,
+    m: Option<&pb::Manifest>,
+) -> Result<Option<Manifest>, Status> {
+    let Some(m) = m else {
+        return Ok(None);
+    };
+    let manifest = Manifest::from_proto(m);
+    for (name, value) in manifest.fields() {
+        check_name(&format!("{field}.{name}"), &value, MAX_NAME_BYTES)?;
+    }
+    Ok(Some(manifest))
+}
+
+/// A Complete's provenance: its manifest and the final weights' hash (empty,
+/// or 64 lowercase hex digits); `None` from a worker that sent no manifest.
+pub fn provenance_from_proto(r: &pb::CompleteRequest) -> Result<Option<Provenance>, Status> {
+    let hash = &r.weights_sha256;
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if !hash.is_empty() && (hash.len() != 64 || !hash.chars().all(hex)) {
+        return Err(Status::invalid_argument(
+            "Complete: weights_sha256 is not 64 lowercase hex digits",
+        ));
+    }
+    Ok(
+        manifest_from_proto("Complete: manifest", r.manifest.as_ref())?.map(|manifest| {
+            Provenance {
+                manifest,
+                weights_sha256: hash.clone(),
+            }
+        }),
+    )
 }
 
 /// The registration a lease or heartbeat must carry.

@@ -10,6 +10,7 @@ use rusqlite::{Connection, Row};
 use serde::Serialize;
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::JobStatus;
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use super::error::{FromStoreError, StoreError, corrupt};
@@ -93,6 +94,7 @@ pub(crate) fn record(experiment: &str, r: &Row<'_>) -> Result<JobRecord, StoreEr
             .transpose()
             .map_err(|e| corrupt("jobs", &id, "pruned_json", e))?,
         planned_epochs: opt_int(21, "epochs")?,
+        provenance: None,
         id,
     })
 }
@@ -169,6 +171,7 @@ fn fill_full(
     result_json: Option<String>,
 ) -> Result<(), FromStoreError> {
     job.epochs = epochs(conn, &job.id)?;
+    job.provenance = provenance(conn, &job.id)?;
     let key = job.id.clone();
     let result: Option<serde_json::Value> = result_json
         .as_deref()
@@ -188,6 +191,23 @@ fn fill_full(
             .map_err(|e| corrupt("jobs", &key, "result_json.epochs", e))?;
     }
     Ok(())
+}
+
+/// A job's provenance (schema 9 on; `None` before, or when its worker sent none).
+fn provenance(conn: &Connection, id: &str) -> Result<Option<Provenance>, FromStoreError> {
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 9 {
+        return Ok(None);
+    }
+    let text: Option<String> = conn.query_row(
+        "SELECT provenance_json FROM jobs WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    text.as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt("jobs", id, "provenance_json", e).into())
 }
 
 /// One job by id (outside any experiment: configuration 0, experiment left

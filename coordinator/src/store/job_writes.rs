@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, params};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 
 use super::error::StoreError;
@@ -249,18 +250,21 @@ pub(crate) fn upsert_epoch(
     Ok(())
 }
 
-/// A job succeeded with `result`.
+/// A job succeeded with `result`, computed as `provenance` says (when the
+/// worker said).
 pub(crate) fn complete_job(
     conn: &Connection,
     job: &JobId,
     result: &JobResult,
+    provenance: Option<&Provenance>,
     now: i64,
 ) -> Result<()> {
+    let provenance = provenance.map(|p| json("job provenance", p)).transpose()?;
     exec(
         conn,
         "UPDATE jobs SET status = ?10, current_attempt = NULL, error = NULL, result_json = ?2,
              best_epoch = ?3, test_accuracy = ?4, test_loss = ?5, val_accuracy = ?6, val_loss = ?7,
-             train_seconds = ?8, updated_ms = ?9, finished_ms = ?9
+             train_seconds = ?8, updated_ms = ?9, finished_ms = ?9, provenance_json = ?11
          WHERE id = ?1",
         params![
             job.as_str(),
@@ -272,7 +276,8 @@ pub(crate) fn complete_job(
             result.val_loss,
             result.train_seconds,
             now,
-            JobStatus::Succeeded
+            JobStatus::Succeeded,
+            provenance
         ],
     )?;
     Ok(())

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use spikecv_common::dataset::variant::Variant;
 use spikecv_common::experiment::job::{EpochMetrics, JobStatus};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::prune::verdict::PruneVerdict;
 use spikecv_common::experiment::sections::ProtocolKind;
 
@@ -69,6 +70,10 @@ pub struct JobRecord {
     /// Epochs in total, as the worker reported them.
     #[serde(default)]
     pub progress_of: Option<u32>,
+    /// What the result was computed on and with, and its weights' hash
+    /// (succeeded jobs whose worker sent them).
+    #[serde(default)]
+    pub provenance: Option<Provenance>,
 }
 
 impl JobRecord {
@@ -106,6 +111,7 @@ impl JobRecord {
             planned_epochs: None,
             progress_epoch: None,
             progress_of: None,
+            provenance: None,
         }
     }
 

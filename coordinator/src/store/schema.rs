@@ -227,6 +227,12 @@ CREATE TABLE prune_evidence (
 CREATE INDEX prune_evidence_by_attempt ON prune_evidence(attempt);
 ALTER TABLE attempts ADD COLUMN resumed_from INTEGER REFERENCES attempts(id);
 "#,
+    // 9: what a succeeded job ran on and with (its manifest) and its final
+    // weights' hash, as JSON (`spikecv_common::experiment::manifest::Provenance`);
+    // NULL for results from workers before the manifest.
+    r#"
+ALTER TABLE jobs ADD COLUMN provenance_json TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -214,6 +214,7 @@ impl StateFixture {
                         device: d.clone(),
                         device_name: "H200".into(),
                         memory_bytes: 1 << 30,
+                        manifest: None,
                     })
                     .collect(),
                 data_fingerprint: String::new(),

@@ -229,6 +229,7 @@ pub fn registration(name: &str, fp: &str) -> RegisterRequest {
             device: "cpu".to_owned(),
             device_name: "cpu".to_owned(),
             memory_bytes: 0,
+            manifest: None,
         }],
         data_fingerprint: fp.to_owned(),
     }
@@ -327,7 +328,10 @@ pub async fn lease_one(
     name: &str,
     fp: &str,
 ) -> Option<Assignment> {
-    lease_slots(client, who, name, fp, 1).await.assignments.pop()
+    lease_slots(client, who, name, fp, 1)
+        .await
+        .assignments
+        .pop()
 }
 
 /// Completes `attempt` of `who` with [`result`].
@@ -338,6 +342,8 @@ pub async fn complete(client: &mut WorkerClient, who: &Joined, attempt: &str) ->
             result: Some(result().to_proto()),
             device: "cpu".to_owned(),
             worker: who.creds(),
+            manifest: None,
+            weights_sha256: String::new(),
         })
         .await
         .map(|_| ())

@@ -78,6 +78,7 @@ pub fn registration(name: &str, slots: usize) -> WorkerRegistration {
                 device: format!("cuda:{i}"),
                 device_name: "gpu".into(),
                 memory_bytes: 0,
+                manifest: None,
             })
             .collect(),
         data_fingerprint: String::new(),

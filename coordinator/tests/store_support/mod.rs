@@ -54,6 +54,7 @@ pub fn two_gpu_worker(name: &str, host: &str) -> WorkerRegistration {
                 device: d.to_string(),
                 device_name: "H200".into(),
                 memory_bytes: 1 << 30,
+                manifest: None,
             })
             .collect(),
         data_fingerprint: String::new(),

@@ -10,7 +10,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use crate::cache::Budget;
 use crate::devices::DeviceSpec;
 use crate::lif::fused::LifKernels;
-use crate::settings::{EffectiveSettings, ProcessSettings};
+use crate::settings::{ProcessSettings, Switches};
 use crate::slot_child::wire::{
     ChildJob, ChildOutcome, FromChild, ToChild, WireError, receive, send,
 };
@@ -60,7 +60,7 @@ pub struct SlotChild {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     settings: ProcessSettings,
-    effective: EffectiveSettings,
+    effective: Switches,
 }
 
 impl std::fmt::Debug for SlotChild {
@@ -151,7 +151,7 @@ impl SlotChild {
             stdin,
             stdout: BufReader::new(stdout),
             settings,
-            effective: EffectiveSettings {
+            effective: Switches {
                 tf32: settings.tf32,
                 deterministic: settings.deterministic,
                 cudnn_deterministic: false,
@@ -177,7 +177,7 @@ impl SlotChild {
     }
 
     /// libtorch's switches as the process reported them.
-    pub fn effective(&self) -> EffectiveSettings {
+    pub fn effective(&self) -> Switches {
         self.effective
     }
 

@@ -28,6 +28,7 @@ use crate::devices::DeviceSpec;
 use crate::settings::ProcessSettings;
 use crate::slot_child::wire::{ChildJob, ChildOutcome};
 use crate::train::{JobSpec, checkpoint_path};
+use spikecv_common::experiment::manifest::Provenance;
 
 /// Why an assignment could not even start training.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,7 @@ async fn run_inner(
         split: spec.split.clone(),
         out_dir: spec.out_dir.clone(),
         data_dir: shared.config.data_dir.clone(),
+        data_fingerprint: shared.registration.data_fingerprint.clone(),
     };
     let place = ChildPlace {
         launch: shared.child_launch(),
@@ -165,8 +167,8 @@ async fn report_outcome(
     outcome: Result<ChildOutcome, ChildError>,
 ) {
     match outcome {
-        Ok(ChildOutcome::Complete { result }) => {
-            report_complete(shared, attempt, &result, device).await;
+        Ok(ChildOutcome::Complete { result, provenance }) => {
+            report_complete(shared, attempt, &result, &provenance, device).await;
             // The weights and metrics stay; the resume checkpoint (weights,
             // optimiser state and best copy, ~150 MB for the reference model) is
             // of no further use once the result is in.
@@ -444,6 +446,7 @@ fn prepare(shared: &Shared, device: DeviceSpec, a: &Assignment) -> Result<JobSpe
         out_dir,
         init: None,
         lif_kernels: shared.config.lif_kernels,
+        data_fingerprint: shared.registration.data_fingerprint.clone(),
     })
 }
 
@@ -463,12 +466,20 @@ where
     .await
 }
 
-async fn report_complete(shared: &Shared, attempt: &str, result: &JobResult, device: DeviceSpec) {
+async fn report_complete(
+    shared: &Shared,
+    attempt: &str,
+    result: &JobResult,
+    provenance: &Provenance,
+    device: DeviceSpec,
+) {
     let request = CompleteRequest {
         attempt_id: attempt.to_owned(),
         result: Some(result.to_proto()),
         device: device.to_string(),
         worker: Some(shared.credentials()),
+        manifest: Some(provenance.manifest.to_proto()),
+        weights_sha256: provenance.weights_sha256.clone(),
     };
     match call(shared, "Complete", |mut c| {
         let request = request.clone();

@@ -150,6 +150,7 @@ fn job_spec(
         out_dir: job.out_dir.clone(),
         init: None,
         lif_kernels,
+        data_fingerprint: job.data_fingerprint.clone(),
     })
 }
 
@@ -207,14 +208,15 @@ fn run_one<W: Write + Send>(
             sticky: true,
         };
     }
-    outcome(result)
+    outcome(result, &spec)
 }
 
 /// The message for a job's end.
-fn outcome(result: Result<JobResult, TrainError>) -> ChildOutcome {
+fn outcome(result: Result<JobResult, TrainError>, spec: &JobSpec) -> ChildOutcome {
     match result {
         Ok(result) => ChildOutcome::Complete {
             result: Box::new(result),
+            provenance: Box::new(crate::train::outputs::provenance(spec)),
         },
         Err(TrainError::Stopped { epoch }) => ChildOutcome::Stopped { epoch },
         Err(e) => ChildOutcome::Failed {

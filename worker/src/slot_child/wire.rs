@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 
-use crate::settings::EffectiveSettings;
+use crate::settings::Switches;
+use spikecv_common::experiment::manifest::Provenance;
 
 /// The longest line either side accepts (a job's config and split, an
 /// epoch's metrics: kilobytes; a result with its confusion matrices: less
@@ -33,6 +34,10 @@ pub struct ChildJob {
     pub out_dir: PathBuf,
     /// Data set root (`--data`; else the experiment's `[data] root`).
     pub data_dir: Option<PathBuf>,
+    /// The data set's fingerprint the worker registered (hex; empty when
+    /// it has none), for the job's manifest.
+    #[serde(default)]
+    pub data_fingerprint: String,
 }
 
 /// What the parent tells a slot process.
@@ -61,6 +66,8 @@ pub enum ChildOutcome {
     Complete {
         /// The result.
         result: Box<JobResult>,
+        /// What it ran on and with, and its weights' hash.
+        provenance: Box<Provenance>,
     },
     /// Stopped on request; the checkpoint holds `epoch` epochs.
     Stopped {
@@ -86,7 +93,7 @@ pub enum FromChild {
     /// Started, with libtorch's switches as set for every job of the process.
     Ready {
         /// As libtorch reports them.
-        settings: EffectiveSettings,
+        settings: Switches,
     },
     /// The process could not set itself up (it exits after this).
     Unusable {

@@ -264,6 +264,7 @@ pub fn train(args: &TrainArgs, lif_kernels: LifKernels) -> Result<(), CommandErr
         out_dir: args.out.clone(),
         init: args.init.clone(),
         lif_kernels,
+        data_fingerprint: data.fingerprint().unwrap_or_default(),
     };
     let result = run_job(&spec, &data, &mut ProgressObserver::default())?;
     let label = if result.optimistic {

@@ -85,6 +85,9 @@ pub struct JobSpec {
     pub init: Option<PathBuf>,
     /// Which kernels run the network's LIF layers (`worker --lif-kernels`).
     pub lif_kernels: LifKernels,
+    /// Fingerprint of the data set (hex) for the job's manifest; empty when
+    /// not computed.
+    pub data_fingerprint: String,
 }
 
 /// What an observer tells the job after an epoch.

@@ -3,11 +3,11 @@
 
 use serde::Serialize;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::metrics;
 
-use crate::settings::EffectiveSettings;
 use crate::tensorboard::EventWriter;
-use crate::train::{CONFIG_FILE, JobSpec, METRICS_FILE, TrainError};
+use crate::train::{CONFIG_FILE, FINAL_WEIGHTS, JobSpec, METRICS_FILE, TrainError};
 use crate::weights::write_atomic;
 
 /// The content of `metrics.json`.
@@ -29,11 +29,25 @@ pub struct MetricsFile<'a> {
     pub val: &'a [String],
     /// Test recordings.
     pub test: &'a [String],
-    /// libtorch's process-wide switches as they were when the job ended
-    /// (absent when libtorch could not report them).
-    pub settings: Option<EffectiveSettings>,
+    /// What the job ran on and with (libtorch's switches as they were when
+    /// it ended), and the hash of its final weights.
+    #[serde(flatten)]
+    pub provenance: Provenance,
     /// Per-epoch metrics and the selection.
     pub result: &'a JobResult,
+}
+
+/// The provenance of `spec`'s job, run in this process (its final weights
+/// written).
+pub fn provenance(spec: &JobSpec) -> Provenance {
+    let weights = spec.out_dir.join(FINAL_WEIGHTS);
+    Provenance {
+        manifest: crate::manifest::job_manifest(spec.device, &spec.data_fingerprint),
+        weights_sha256: crate::manifest::file_sha256(&weights).unwrap_or_else(|e| {
+            tracing::warn!(path = %weights.display(), error = %e, "cannot hash the final weights");
+            String::new()
+        }),
+    }
 }
 
 /// Writes `metrics.json` and `config.toml` into the job's folder.
@@ -47,13 +61,7 @@ pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainEr
         train: &spec.split.train,
         val: &spec.split.val,
         test: &spec.split.test,
-        settings: match crate::settings::effective() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics.json without the job's effective settings");
-                None
-            }
-        },
+        provenance: provenance(spec),
         result,
     };
     let json = serde_json::to_string_pretty(&file).unwrap_or_default();

@@ -168,6 +168,7 @@ pub fn job_with(
         out_dir: out,
         init: None,
         lif_kernels: LifKernels::Auto,
+        data_fingerprint: String::new(),
     };
     let test = FrameSpec {
         steps: test_steps as usize,
