@@ -327,7 +327,10 @@ pub async fn lease_one(
     name: &str,
     fp: &str,
 ) -> Option<Assignment> {
-    lease_slots(client, who, name, fp, 1).await.assignments.pop()
+    lease_slots(client, who, name, fp, 1)
+        .await
+        .assignments
+        .pop()
 }
 
 /// Completes `attempt` of `who` with [`result`].
