@@ -1,6 +1,7 @@
 //! Shared-token authentication: every call carries `authorization: Bearer <token>`
 //! metadata, compared in constant time. Worker calls accept the worker token (or
-//! the admin token), a worker's own credential or an enrolment token (see
+//! the admin token), a worker's own credential or an enrolment token, or come
+//! over a connection whose client certificate names a worker (see
 //! [`crate::credentials`]: the caller is recorded in the request's extensions);
 //! admin calls accept only the admin token, which falls back to the worker token
 //! when none is configured. Tokens are never logged.
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use tonic::{Request, Status};
 
 use crate::constant_time::constant_time_eq;
-use crate::credentials::CredentialBook;
+use crate::credentials::{Caller, CredentialBook};
 
 /// A secret token, kept out of `Debug` output.
 #[derive(Clone)]
@@ -153,15 +154,23 @@ impl AuthInterceptor {
 
 impl tonic::service::Interceptor for AuthInterceptor {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(book) = &self.book
-            && let Some(value) = request.metadata().get("authorization")
-        {
-            let presented = value.as_bytes();
-            let token = presented
-                .strip_prefix(b"Bearer ")
-                .or_else(|| presented.strip_prefix(b"bearer "))
-                .unwrap_or(presented);
-            if let Some(caller) = book.classify(token) {
+        if let Some(book) = &self.book {
+            let by_token = request.metadata().get("authorization").and_then(|value| {
+                let presented = value.as_bytes();
+                let token = presented
+                    .strip_prefix(b"Bearer ")
+                    .or_else(|| presented.strip_prefix(b"bearer "))
+                    .unwrap_or(presented);
+                book.classify(token)
+            });
+            let by_certificate = match request.peer_certs() {
+                Some(certs) => match certs.first() {
+                    Some(leaf) => book.certificate_caller(leaf)?,
+                    None => None,
+                },
+                None => None,
+            };
+            if let Some(caller) = Caller::combine(by_token, by_certificate)? {
                 request.extensions_mut().insert(caller);
                 return Ok(request);
             }

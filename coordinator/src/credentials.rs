@@ -2,7 +2,11 @@
 //! shared worker token (loopback and tests: it registers as it likes), a
 //! named worker presenting its own credential (its id is the credential's
 //! name, its slots at most the credential's), or a node presenting an
-//! enrolment token (which allows `Enrol` alone).
+//! enrolment token (which allows `Enrol` alone). With client certificates
+//! required (`--tls-client-ca`), a certificate whose subject name (a DNS name
+//! of its subjectAltName, or its CN) is a named worker's is that worker,
+//! without a token or beside the shared one; it cannot take another name
+//! (another worker's credential or an enrolment token beside it is refused).
 //!
 //! [`CredentialBook`] holds the hashes of the accepted credentials and
 //! enrolment tokens, loaded from the store ([`KnownTokens`]) and reloaded
@@ -102,7 +106,49 @@ impl Caller {
 #[derive(Debug, Default)]
 struct Book {
     named: HashMap<String, NamedCaller>,
+    by_name: HashMap<String, NamedCaller>,
     enrolments: HashSet<String>,
+}
+
+/// Why a client certificate was refused as a worker's identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateRefusal {
+    /// Its names are those of more than one named worker.
+    #[error("the client certificate names more than one worker")]
+    SeveralWorkers,
+    /// A token of another worker's credential came with it.
+    #[error("the credential presented is not the worker the client certificate names")]
+    OtherCredential,
+    /// An enrolment token came with it: its holder has a name already.
+    #[error("a client certificate that names a worker cannot enrol as another")]
+    Enrolment,
+}
+
+impl From<CertificateRefusal> for Status {
+    fn from(e: CertificateRefusal) -> Self {
+        Status::permission_denied(e.to_string())
+    }
+}
+
+impl Caller {
+    /// The caller of a call that presented `by_token` (what its bearer token
+    /// is, when a credential or an enrolment token) over a connection whose
+    /// client certificate names `by_certificate`: the certificate's worker,
+    /// unless the token is another worker's credential or an enrolment token
+    /// (refused); `None` when neither names anyone.
+    pub fn combine(
+        by_token: Option<Caller>,
+        by_certificate: Option<NamedCaller>,
+    ) -> Result<Option<Caller>, CertificateRefusal> {
+        match (by_token, by_certificate) {
+            (Some(Caller::Named(n)), Some(c)) if n.name != c.name => {
+                Err(CertificateRefusal::OtherCredential)
+            }
+            (Some(Caller::Enrolment(_)), Some(_)) => Err(CertificateRefusal::Enrolment),
+            (Some(token), _) => Ok(Some(token)),
+            (None, cert) => Ok(cert.map(Caller::Named)),
+        }
+    }
 }
 
 /// The accepted credentials and enrolment tokens, by the hash of their token.
@@ -112,12 +158,17 @@ pub struct CredentialBook(Arc<RwLock<Book>>);
 impl CredentialBook {
     /// Replaces the book's content with `known`.
     pub fn load(&self, known: KnownTokens) {
+        let named: HashMap<String, NamedCaller> = known
+            .named
+            .into_iter()
+            .map(|(digest, name, slots)| (digest, NamedCaller { name, slots }))
+            .collect();
         let book = Book {
-            named: known
-                .named
-                .into_iter()
-                .map(|(digest, name, slots)| (digest, NamedCaller { name, slots }))
+            by_name: named
+                .values()
+                .map(|n| (n.name.clone(), n.clone()))
                 .collect(),
+            named,
             enrolments: known.enrolments.into_iter().collect(),
         };
         match self.0.write() {
@@ -140,6 +191,28 @@ impl CredentialBook {
         book.enrolments
             .contains(&digest)
             .then_some(Caller::Enrolment(digest))
+    }
+
+    /// The named worker a client certificate (`der`, its DER) stands for:
+    /// the one whose name is among the certificate's DNS names and common
+    /// names ([`crate::cert_names`]); `None` when it names no worker.
+    pub fn certificate_caller(
+        &self,
+        der: &[u8],
+    ) -> Result<Option<NamedCaller>, CertificateRefusal> {
+        let names = crate::cert_names::subject_names(der);
+        let book = match self.0.read() {
+            Ok(b) => b,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut found: Option<&NamedCaller> = None;
+        for n in names.iter().filter_map(|name| book.by_name.get(name)) {
+            match found {
+                Some(f) if f.name != n.name => return Err(CertificateRefusal::SeveralWorkers),
+                _ => found = Some(n),
+            }
+        }
+        Ok(found.cloned())
     }
 
     /// Credentials in the book.
@@ -233,6 +306,36 @@ mod tests {
             book.classify(b"cred-a"),
             None,
             "a removed credential is refused"
+        );
+    }
+
+    #[test]
+    fn a_certificate_names_its_worker_and_no_other() {
+        let named = |name: &str| NamedCaller {
+            name: name.into(),
+            slots: 1,
+        };
+        let a = Some(named("a"));
+        assert_eq!(Caller::combine(None, None), Ok(None));
+        assert_eq!(
+            Caller::combine(None, a.clone()),
+            Ok(Some(Caller::Named(named("a"))))
+        );
+        assert_eq!(
+            Caller::combine(Some(Caller::Named(named("a"))), a.clone()),
+            Ok(Some(Caller::Named(named("a"))))
+        );
+        assert_eq!(
+            Caller::combine(Some(Caller::Named(named("b"))), a.clone()),
+            Err(CertificateRefusal::OtherCredential)
+        );
+        assert_eq!(
+            Caller::combine(Some(Caller::Enrolment("e".into())), a),
+            Err(CertificateRefusal::Enrolment)
+        );
+        assert_eq!(
+            Caller::combine(Some(Caller::Enrolment("e".into())), None),
+            Ok(Some(Caller::Enrolment("e".into())))
         );
     }
 }

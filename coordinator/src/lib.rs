@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod call_limits;
+pub mod cert_names;
 pub mod checkpoints;
 pub mod commands;
 pub mod conn_limits;

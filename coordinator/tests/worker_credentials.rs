@@ -5,6 +5,9 @@
 //! cannot speak for another worker; `worker remove` releases its attempts at
 //! once and the credential stops working. An enrolment token enrols as many
 //! nodes as it has uses, each once, until it expires, and allows nothing else.
+//! The shared token has caps of its own (`--max-shared-workers`,
+//! `--max-shared-slots`), so its holders cannot keep named workers out; a
+//! refusal about another worker's attempt does not name that worker.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -19,7 +22,8 @@ use cli_support::{fails, ok, s};
 use net_support::{file_list_root, registration};
 use spikecv_common::proto::client::{ClientOptions, WorkerClient};
 use spikecv_common::proto::{
-    CompleteRequest, LeaseRequest, LeaseResponse, RegisterRequest, Slot, StatusRequest,
+    CompleteRequest, LeaseRequest, LeaseResponse, RegisterRequest, ReportEpochRequest, Slot,
+    StatusRequest,
 };
 use tonic::Code;
 
@@ -417,4 +421,83 @@ async fn serve_accepts_an_enrolment_token_from_a_file_for_its_uses_only() {
         .await
         .unwrap();
     assert_eq!(got.assignments.len(), 2, "--enrolment-slots 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_token_has_caps_of_its_own_and_refusals_name_no_other_worker() {
+    let served = Served::start_with(&[
+        "--max-workers",
+        "3",
+        "--max-shared-workers",
+        "2",
+        "--max-shared-slots",
+        "1",
+    ]);
+    let mut shared = served.client("shared-worker-secret");
+    // A shared-token worker declaring 8 slots holds one job.
+    let p1 = shared.register(greedy("p1", 8)).await.unwrap().into_inner();
+    let held = lease(
+        &mut shared,
+        &p1.worker_id,
+        &p1.worker_secret,
+        greedy("p1", 8),
+        8,
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.assignments.len(), 1, "capped at --max-shared-slots 1");
+    let p2 = shared.register(greedy("p2", 1)).await.unwrap().into_inner();
+    // A third holder of the shared token is refused, by Register or by a
+    // lease presenting an id this coordinator does not know.
+    let full = shared.register(greedy("p3", 1)).await.unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted);
+    assert!(full.message().contains("--max-shared-workers"), "{full:?}");
+    let adopted = lease(&mut shared, "ghost-7", "00ff", greedy("p3", 1), 1).await;
+    assert_eq!(adopted.unwrap_err().code(), Code::ResourceExhausted);
+
+    // A named worker still has room under --max-workers 3.
+    let token = served.admin(&["add", "gpu-a", "--slots", "2"]);
+    let mut a = served.client(token.trim());
+    let r = a.register(greedy("x", 2)).await.unwrap().into_inner();
+    assert_eq!(r.worker_id, "gpu-a");
+    let got = lease(&mut a, "gpu-a", &r.worker_secret, greedy("x", 2), 2)
+        .await
+        .unwrap();
+    assert_eq!(got.assignments.len(), 2);
+
+    // p2 about p1's attempt, with its own valid credentials: refused, and
+    // the refusal does not name p1 (nor gpu-a about it).
+    let not_owner = shared
+        .report_epoch(ReportEpochRequest {
+            attempt_id: held.assignments[0].attempt_id.clone(),
+            metrics: Some(net_support::metrics(1).to_proto()),
+            worker: Some(spikecv_common::proto::WorkerCredentials {
+                worker_id: p2.worker_id.clone(),
+                secret: p2.worker_secret.clone(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_owner.code(), Code::PermissionDenied);
+    assert!(
+        !not_owner.message().contains(&p1.worker_id),
+        "{not_owner:?}"
+    );
+    let not_owner = a
+        .report_epoch(ReportEpochRequest {
+            attempt_id: held.assignments[0].attempt_id.clone(),
+            metrics: Some(net_support::metrics(1).to_proto()),
+            worker: Some(spikecv_common::proto::WorkerCredentials {
+                worker_id: "gpu-a".into(),
+                secret: r.worker_secret.clone(),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(not_owner.code(), Code::PermissionDenied);
+    assert!(
+        !not_owner.message().contains(&p1.worker_id),
+        "{not_owner:?}"
+    );
+    assert_eq!(served.pending().await, 1, "4 jobs: 1 with p1, 2 with gpu-a");
 }

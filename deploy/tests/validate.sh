@@ -68,6 +68,9 @@ mutate docker/Dockerfile.coordinator 's/^FROM debian:bookworm-slim/FROM debian/'
 mutate systemd/spikecv-worker.service 's/^TimeoutStopSec=15min/TimeoutStopSec=10/' "TimeoutStopSec"
 mutate systemd/spikecv-worker.service 's/^KillSignal=SIGTERM/KillSignal=SIGKILL/' "KillSignal"
 mutate compose/compose.yaml 's/condition: service_healthy/condition: service_started/' "healthy coordinator"
+mutate systemd/spikecv-coordinator.service '/--tls-key %d\/tls-key/d' "without TLS"
+mutate systemd/spikecv-worker.service 's|^LoadCredential=credential:/etc/spikecv/worker-credential|LoadCredential=credential:/etc/spikecv/token|' "the shared token"
+mutate systemd/spikecv-worker.service '/--tls-ca %d\/tls-ca/d' "no --tls-ca"
 if [ "${#flags[@]}" -gt 0 ]; then
   mutate k8s/worker-job.yaml 's/- --exit-when-done/- --exit-when-finished/' "has no flag --exit-when-finished" --flags
   mutate systemd/spikecv-coordinator.service 's/--state %S/--state-db %S/' "has no flag --state-db" --flags

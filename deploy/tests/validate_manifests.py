@@ -9,7 +9,9 @@ workers with GPU limits dialling https with the coordinator's CA, the token as a
 Secret, references between objects resolve). Dockerfiles: rules in the spirit
 of hadolint (pinned base images, no `latest`, non-root USER, no ADD of URLs,
 exec-form ENTRYPOINT, multi-stage, worker on PyTorch 2.11 with
-LIBTORCH_USE_PYTORCH=1, coordinator without torch). With --coordinator and
+LIBTORCH_USE_PYTORCH=1, coordinator without torch). systemd units: TLS on
+the coordinator's, and the worker's dialling with the CA and a credential of
+its own, not the shared token (as compose's workers enrol). With --coordinator and
 --worker, every flag the files pass to the binaries must appear in their --help.
 
 Usage: validate_manifests.py DEPLOY_DIR [--coordinator BIN --worker BIN]
@@ -433,6 +435,21 @@ def check_dockerfile(path, role):
 
 # ---------------------------------------------------------------- systemd
 
+def check_unit_door(d, coord_exec, worker_exec):
+    """TLS on the coordinator's unit; the worker's dials with the CA and a
+    credential of its own (a LoadCredential that is not the shared token)."""
+    if not ("--tls-cert" in coord_exec and "--tls-key" in coord_exec):
+        problem("spikecv-coordinator.service", "the coordinator serves gRPC without TLS (--tls-cert/--tls-key)")
+    if "--tls-ca" not in worker_exec:
+        problem("spikecv-worker.service", "worker has no --tls-ca (the coordinator's certificate)")
+    text = (d / "spikecv-worker.service").read_text()
+    m = re.search(r"--token-file\s+%d/(\S+)", worker_exec)
+    cred = m and re.search(rf"^LoadCredential={re.escape(m.group(1))}:(\S+)", text, re.M)
+    if not cred or Path(cred.group(1)).name in ("token", "admin-token"):
+        problem("spikecv-worker.service",
+                "worker does not carry a credential of its own (--token-file from the shared token)")
+
+
 def check_unit(path, min_stop_seconds):
     text = path.read_text()
     cp = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=("#", ";"))
@@ -494,6 +511,7 @@ def main():
     worker_ins = check_dockerfile(d / "docker" / "Dockerfile.worker", "worker")
     coord_exec = check_unit(d / "systemd" / "spikecv-coordinator.service", 30)
     worker_exec = check_unit(d / "systemd" / "spikecv-worker.service", 600)
+    check_unit_door(d / "systemd", coord_exec, worker_exec)
 
     if opts.coordinator and opts.worker:
         bins = {"coordinator": opts.coordinator, "worker": opts.worker}

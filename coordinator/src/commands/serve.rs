@@ -153,6 +153,15 @@ pub struct ServeArgs {
     /// are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_WORKERS)]
     pub max_workers: usize,
+    /// Of those, workers on the shared worker token (`--token-file`; no
+    /// credential of their own) at the same time: the shared token's own
+    /// cap, so that its holders cannot fill `--max-workers`.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_SHARED_WORKERS)]
+    pub max_shared_workers: usize,
+    /// Slots a worker on the shared token is kept with at most (the first
+    /// ones it declares; a named worker's are its credential's).
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_SHARED_SLOTS)]
+    pub max_shared_slots: usize,
     /// Times a job may be released (handed back by its worker) before each
     /// further release counts as a failure against `protocol.max_attempts`:
     /// a worker that leases and releases the same job in a loop fails it
@@ -376,6 +385,8 @@ pub async fn run(
         heartbeat_seconds: args.heartbeat_seconds.max(1),
         lease_timeout_seconds: args.lease_timeout_seconds.max(2),
         max_workers: args.max_workers.max(1),
+        max_shared_workers: args.max_shared_workers.max(1),
+        max_shared_slots: args.max_shared_slots.max(1),
         max_releases: args.max_releases_per_job,
         ..SchedulerSettings::default()
     };

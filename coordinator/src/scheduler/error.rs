@@ -95,6 +95,15 @@ pub enum SchedulerError {
         /// The limit.
         limit: usize,
     },
+    /// As many workers on the shared token as its limit are registered and
+    /// alive (named workers have room of their own).
+    #[error(
+        "{limit} workers on the shared token are registered, its limit (--max-shared-workers); give workers credentials of their own (coordinator worker add)"
+    )]
+    TooManySharedWorkers {
+        /// The limit.
+        limit: usize,
+    },
     /// A credential with this name exists already.
     #[error("a worker named {name:?} has a credential already; remove it first")]
     CredentialExists {

@@ -76,6 +76,14 @@ pub struct SchedulerSettings {
     /// Workers registered and not lost at the same time; a registration
     /// beyond it is refused ([`SchedulerError::TooManyWorkers`]).
     pub max_workers: usize,
+    /// Of those, workers on the shared worker token (no credential of their
+    /// own names them) at the same time: the shared token's own cap, so that
+    /// its holders cannot fill `max_workers` and keep named workers out
+    /// ([`SchedulerError::TooManySharedWorkers`]).
+    pub max_shared_workers: usize,
+    /// Slots a worker on the shared token is kept with at most (the first
+    /// ones it declares); a named worker's are its credential's.
+    pub max_shared_slots: usize,
     /// Releases (a worker handing a job back) a job may have before each
     /// further one counts as a failure against `protocol.max_attempts`, so
     /// a lease/release loop ends and a job's attempts stay bounded.
@@ -85,6 +93,14 @@ pub struct SchedulerSettings {
 /// [`SchedulerSettings::max_releases`] by default: a drained worker releases
 /// a job once, so ten is far past an honest fleet's restarts.
 pub const DEFAULT_MAX_RELEASES: u32 = 10;
+
+/// [`SchedulerSettings::max_shared_workers`] by default: the thousand
+/// workers the load bench runs on the shared token, with room.
+pub const DEFAULT_MAX_SHARED_WORKERS: usize = 1024;
+
+/// [`SchedulerSettings::max_shared_slots`] by default: the most slots a
+/// registration may declare at all.
+pub const DEFAULT_MAX_SHARED_SLOTS: usize = spikecv_common::proto::limits::MAX_SLOTS;
 
 /// [`SchedulerSettings::max_workers`] by default: ten times the thousand
 /// workers the load bench runs.
@@ -97,6 +113,8 @@ impl Default for SchedulerSettings {
             lease_timeout_seconds: 30,
             max_lost: 10,
             max_workers: DEFAULT_MAX_WORKERS,
+            max_shared_workers: DEFAULT_MAX_SHARED_WORKERS,
+            max_shared_slots: DEFAULT_MAX_SHARED_SLOTS,
             max_releases: DEFAULT_MAX_RELEASES,
         }
     }

@@ -8,7 +8,11 @@
 //! own (two workers started with the same `--name` run side by side); only
 //! the row of a worker that is gone (lost, or silent for a lease timeout,
 //! with no open attempt) is handed to a new registration. Workers present at
-//! once are capped ([`SchedulerSettings::max_workers`](super::SchedulerSettings)).
+//! once are capped ([`SchedulerSettings::max_workers`](super::SchedulerSettings)),
+//! and those on the shared token (no credential names them) have a cap and
+//! a slot cap of their own (`max_shared_workers`, `max_shared_slots`).
+
+use std::borrow::Cow;
 
 use rusqlite::Connection;
 
@@ -16,8 +20,8 @@ use super::fence::{sha256_hex, to_json};
 use super::identity::{WorkerSecret, secret_matches, stored_digest};
 use super::types::{WorkerId, WorkerRegistration, WorkerState};
 use super::{Scheduler, SchedulerError};
-use crate::store::StoreError;
 use crate::store::worker_rows::{self, WorkerFields};
+use crate::store::{StoreError, credential_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -64,6 +68,7 @@ impl Scheduler {
     /// Refused with [`SchedulerError::TooManyWorkers`] when a new row would
     /// pass the cap.
     pub fn register(&mut self, reg: &WorkerRegistration) -> Result<Registered> {
+        let reg = &self.shared_registration(reg);
         let now = self.now_ms();
         let secret = WorkerSecret::generate();
         let limit = self.settings.max_workers;
@@ -81,6 +86,7 @@ impl Scheduler {
             }
             None => {
                 check_worker_room(&tx, limit)?;
+                check_shared_room(&tx, self.settings.max_shared_workers)?;
                 let count = worker_rows::worker_count(&tx)?;
                 let seed = format!(
                     "{}\n{}\n{now}\n{count}\n{}",
@@ -129,6 +135,18 @@ impl Scheduler {
         })
     }
 
+    /// `reg` as a worker on the shared token is kept: at most
+    /// `max_shared_slots` slots, the first ones it declares.
+    fn shared_registration<'a>(&self, reg: &'a WorkerRegistration) -> Cow<'a, WorkerRegistration> {
+        let max = self.settings.max_shared_slots.max(1);
+        if reg.slots.len() <= max {
+            return Cow::Borrowed(reg);
+        }
+        let mut reg = reg.clone();
+        reg.slots.truncate(max);
+        Cow::Owned(reg)
+    }
+
     /// Registers a worker and forgets its secret: for callers that drive the
     /// scheduler directly and never authenticate (tests, tools).
     pub fn register_worker(&mut self, reg: &WorkerRegistration) -> Result<WorkerId> {
@@ -147,6 +165,13 @@ impl Scheduler {
         secret: &WorkerSecret,
         reg: &WorkerRegistration,
     ) -> Result<WorkerId> {
+        let named = credential_rows::credential(self.store.conn(), &id.0)?.is_some();
+        let reg = if named {
+            Cow::Borrowed(reg)
+        } else {
+            self.shared_registration(reg)
+        };
+        let reg = reg.as_ref();
         let known = match stored_digest(self.store.conn(), id)? {
             Some(stored) => {
                 if !secret_matches(stored.as_deref(), secret) {
@@ -183,6 +208,9 @@ impl Scheduler {
             worker_rows::refresh_worker(&tx, id, &fields, None, now)?;
         } else {
             check_worker_room(&tx, limit)?;
+            if !named {
+                check_shared_room(&tx, self.settings.max_shared_workers)?;
+            }
             worker_rows::insert_worker(&tx, id, &fields, &secret.digest(), now)?;
             tracing::info!(worker = %id, name = %reg.name, host = %reg.host, "unknown worker re-registered under its own id");
         }
@@ -196,6 +224,18 @@ fn check_worker_room(conn: &Connection, limit: usize) -> Result<()> {
     if worker_rows::present_worker_count(conn)? >= limit {
         tracing::warn!(limit, "worker registration refused: the cap is reached");
         return Err(SchedulerError::TooManyWorkers { limit });
+    }
+    Ok(())
+}
+
+/// `Ok` when one more worker on the shared token fits under its cap of `limit`.
+fn check_shared_room(conn: &Connection, limit: usize) -> Result<()> {
+    if worker_rows::present_shared_worker_count(conn)? >= limit {
+        tracing::warn!(
+            limit,
+            "shared-token registration refused: its cap is reached"
+        );
+        return Err(SchedulerError::TooManySharedWorkers { limit });
     }
     Ok(())
 }

@@ -25,9 +25,9 @@ pub fn status_of(e: &SchedulerError) -> Status {
         SchedulerError::BadRequest { .. } | SchedulerError::Plan(_) => {
             Status::invalid_argument(message)
         }
-        SchedulerError::Busy { .. } | SchedulerError::TooManyWorkers { .. } => {
-            Status::resource_exhausted(message)
-        }
+        SchedulerError::Busy { .. }
+        | SchedulerError::TooManyWorkers { .. }
+        | SchedulerError::TooManySharedWorkers { .. } => Status::resource_exhausted(message),
         SchedulerError::Stopped => Status::unavailable(message),
         SchedulerError::Store(_)
         | SchedulerError::CheckpointIo { .. }

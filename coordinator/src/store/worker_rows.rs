@@ -112,6 +112,17 @@ pub(crate) fn present_worker_count(conn: &Connection) -> Result<usize> {
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
+/// Workers not lost that no credential names (those on the shared token).
+pub(crate) fn present_shared_worker_count(conn: &Connection) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM workers WHERE state != ?1 \
+             AND id NOT IN (SELECT name FROM worker_credentials)",
+        )?
+        .query_row([WorkerState::Lost], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// Stores a new worker, alive, with its secret's hash.
 pub(crate) fn insert_worker(
     conn: &Connection,
