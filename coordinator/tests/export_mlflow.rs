@@ -170,6 +170,7 @@ fn check_against_report(client: &Client, uri: &str, experiment_id: &str, report:
     let stored: Value = serde_json::from_str(&artifact(uri, parent, "report.json")).unwrap();
     assert_eq!(stored["groups"], report["groups"]);
 
+    let mut manifests = 0;
     for job in jobs {
         let id = job["id"].as_str().unwrap();
         let run = &runs[id];
@@ -197,6 +198,23 @@ fn check_against_report(client: &Client, uri: &str, experiment_id: &str, report:
             tag(run, "spikecv.device").as_deref(),
             job["device"].as_str()
         );
+        // The manifest's fields as tags, where the job has one.
+        match job["provenance"].as_object() {
+            Some(p) => {
+                manifests += 1;
+                for (field, value) in p["manifest"].as_object().unwrap() {
+                    if let Some(text) = value.as_str() {
+                        let key = format!("spikecv.manifest.{field}");
+                        assert_eq!(tag(run, &key).as_deref(), Some(text), "{id} {key}");
+                    }
+                }
+                assert_eq!(
+                    tag(run, "spikecv.weights_sha256").as_deref(),
+                    p["weights_sha256"].as_str()
+                );
+            }
+            None => assert_eq!(tag(run, "spikecv.manifest.device_model"), None),
+        }
         let mlflow_status = match status {
             "succeeded" => "FINISHED",
             "failed" => "FAILED",
@@ -239,6 +257,7 @@ fn check_against_report(client: &Client, uri: &str, experiment_id: &str, report:
             assert_eq!(tag(run, "spikecv.artifact.result_json"), None);
         }
     }
+    assert!(manifests >= 4, "only {manifests} jobs with a manifest");
 }
 
 #[test]

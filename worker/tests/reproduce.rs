@@ -107,6 +107,13 @@ async fn a_deterministic_job_is_reproduced_bit_for_bit_from_its_report() {
         sha256sum(&weights),
         "the recorded hash is the worker's final weights'"
     );
+    let md = report(&state, "md");
+    let section = &md[md.find("## Environment").expect("an Environment section")..];
+    let row = section
+        .lines()
+        .find(|l| l.starts_with("| 2 | w0 |"))
+        .unwrap_or_else(|| panic!("one row for both jobs of w0: {section}"));
+    assert!(row.contains("| yes |"), "deterministic: {row}");
     let report_file = tmp.path().join("report.json");
     std::fs::write(&report_file, &json).unwrap();
 

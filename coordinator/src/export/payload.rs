@@ -230,6 +230,16 @@ pub fn job_run(
             tags.insert(k.into(), clip(&v, MAX_TAG_BYTES));
         }
     }
+    // What the result was computed on and with: spikecv.manifest.<field>.
+    if let Some(p) = &job.provenance {
+        for (field, value) in p.manifest.fields() {
+            tags.insert(
+                format!("spikecv.manifest.{field}"),
+                clip(&value, MAX_TAG_BYTES),
+            );
+        }
+        tags.insert("spikecv.weights_sha256".into(), p.weights_sha256.clone());
+    }
 
     plan.summary = [
         (summary::TEST_ACCURACY, job.test_accuracy),

@@ -2,6 +2,7 @@
 //! a state database written by the scheduler.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+use spikecv_common::experiment::manifest::{Manifest, Provenance};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -194,6 +195,22 @@ pub struct StateFixture {
 impl StateFixture {
     /// Writes the state.
     pub fn new() -> Self {
+        fn provenance(device: &str) -> Provenance {
+            Provenance {
+                manifest: Manifest {
+                    spikecv_version: "0.1.0".into(),
+                    libtorch: "2.11.0".into(),
+                    cuda: Some("13.0".into()),
+                    device: device.into(),
+                    device_model: "NVIDIA H200".into(),
+                    instruction_set: "sm_90".into(),
+                    threads: 16,
+                    precision: "float32".into(),
+                    ..Manifest::default()
+                },
+                weights_sha256: "ab".repeat(32),
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("state.db");
         let clock = ManualClock::new(T0_MS);
@@ -228,7 +245,11 @@ impl StateFixture {
             for m in &r.epochs {
                 sched.record_epoch(a.attempt, m).unwrap();
             }
-            sched.complete(a.attempt, &r).unwrap();
+            // Odd jobs come from a worker that sends its manifest.
+            let provenance = (i % 2 == 1).then(|| provenance(&a.device));
+            sched
+                .complete_with(a.attempt, &r, provenance.as_ref())
+                .unwrap();
         }
         sched.record_epoch(leased[9].attempt, &epoch(1, 9)).unwrap();
         sched

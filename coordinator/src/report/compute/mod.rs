@@ -1,12 +1,13 @@
 //! The figures of a report, computed from plain job records and nothing of
 //! how they are shown. Layers, bottom to top: [`metric`], [`configurations`],
-//! [`jobs`], [`silent`] and [`early_stop`] → [`groups`], [`usage`] →
+//! [`jobs`], [`silent`], [`early_stop`] and [`environments`] → [`groups`], [`usage`] →
 //! [`compare`] → [`report`] (the [`report::Report`] value and
 //! [`report::build_report`]).
 
 pub mod compare;
 pub mod configurations;
 pub mod early_stop;
+pub mod environments;
 pub mod groups;
 pub mod jobs;
 pub mod metric;

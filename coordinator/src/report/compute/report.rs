@@ -14,6 +14,7 @@ use spikecv_common::experiment::sweep::DEFAULT_ROPE_PP;
 use super::compare::{SweepComparison, compare_configurations};
 use super::configurations::ConfigurationInfo;
 use super::early_stop::{EarlyStopping, early_stopping};
+use super::environments::{Environments, environments};
 use super::groups::{GroupReport, groups};
 use super::jobs::{Progress, index_jobs, plan, progress};
 use super::silent::{SilentJob, silent};
@@ -87,6 +88,8 @@ pub struct Report {
     pub failed_jobs: Vec<FailedJob>,
     /// Time and hardware used.
     pub compute: Compute,
+    /// What the results were computed on and with, and what made the report.
+    pub environments: Environments,
     /// The experiment's configurations (one, unlabelled, without a sweep).
     pub configurations: Vec<ConfigurationInfo>,
     /// The sweep's comparison with the baseline (`None` without a sweep).
@@ -141,6 +144,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         generated_unix: now_unix,
         experiment: experiment_info(experiment, data_kind),
         compute: usage(experiment, &records, progress.complete, now_unix),
+        environments: environments(&records),
         progress,
         groups,
         published: data_kind.published(),

@@ -193,6 +193,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
     write_jobs(out, r)?;
     write_failed(out, r)?;
     write_compute(out, r)?;
+    super::environment::write_markdown(out, &r.environments)?;
     if !plots.is_empty() {
         writeln!(out, "\n## Plots\n")?;
         for path in plots {
