@@ -152,6 +152,9 @@ impl CoordinatorService {
 /// The worker behind a lease or heartbeat: a known one proves its secret; a
 /// caller without an id is registered, and its new secret is returned. A
 /// named caller's id and slots are its credential's, whatever it presents.
+/// An id this coordinator has no record of (its store was replaced) is kept
+/// only where a credential names it: on the shared token the caller is
+/// registered afresh and told its new id and secret.
 fn enroll(
     s: &mut Scheduler,
     who: &Caller,
@@ -172,7 +175,14 @@ fn enroll(
         };
     }
     match caller {
-        Some(c) => Ok((s.ensure_worker(&c.worker, &c.secret, reg)?, None)),
+        Some(c) if s.knows_worker(&c.worker)? => {
+            Ok((s.ensure_worker(&c.worker, &c.secret, reg)?, None))
+        }
+        Some(c) => {
+            let r = s.register(reg)?;
+            tracing::info!(presented = %c.worker, worker = %r.id, "a worker id this coordinator does not know, on the shared token: registered afresh");
+            Ok((r.id, Some(r.secret)))
+        }
         None => {
             let r = s.register(reg)?;
             Ok((r.id, Some(r.secret)))

@@ -7,7 +7,9 @@
 //! nodes as it has uses, each once, until it expires, and allows nothing else.
 //! The shared token has caps of its own (`--max-shared-workers`,
 //! `--max-shared-slots`), so its holders cannot keep named workers out; a
-//! refusal about another worker's attempt does not name that worker.
+//! refusal about another worker's attempt does not name that worker. A
+//! coordinator that lost its store does not take over an id a shared-token
+//! worker presents: it registers the caller afresh under a new id.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -500,4 +502,56 @@ async fn the_shared_token_has_caps_of_its_own_and_refusals_name_no_other_worker(
         "{not_owner:?}"
     );
     assert_eq!(served.pending().await, 1, "4 jobs: 1 with p1, 2 with gpu-a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_id_on_the_shared_token_is_not_adopted() {
+    let served = Served::start();
+    let mut shared = served.client("shared-worker-secret");
+    // An id and secret from a store this coordinator never had.
+    let first = lease(
+        &mut shared,
+        "w1-0123abcd",
+        "ghost-secret",
+        greedy("n1", 1),
+        1,
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        first.worker_id, "w1-0123abcd",
+        "the presented id was adopted"
+    );
+    assert!(!first.worker_id.is_empty());
+    assert!(
+        !first.worker_secret.is_empty(),
+        "a new secret comes with the new id"
+    );
+    assert_ne!(first.worker_secret, "ghost-secret");
+    assert_eq!(first.assignments.len(), 1, "the new worker is served");
+    // The new id and secret work; the old ones name no worker here.
+    let again = lease(
+        &mut shared,
+        &first.worker_id,
+        &first.worker_secret,
+        greedy("n1", 1),
+        0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.worker_id, first.worker_id);
+    assert!(
+        again.worker_secret.is_empty(),
+        "a known worker keeps its secret"
+    );
+    let wrong = lease(
+        &mut shared,
+        &first.worker_id,
+        "ghost-secret",
+        greedy("n1", 1),
+        0,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied, "{wrong:?}");
 }

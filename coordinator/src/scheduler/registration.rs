@@ -153,6 +153,13 @@ impl Scheduler {
         self.register(reg).map(|r| r.id)
     }
 
+    /// Whether the store has a row for worker `id`. The service keeps an
+    /// unknown id ([`Scheduler::ensure_worker`]) only for a caller whose
+    /// credential names it; a shared-token caller is registered afresh.
+    pub fn knows_worker(&self, id: &WorkerId) -> Result<bool> {
+        Ok(stored_digest(self.store.conn(), id)?.is_some())
+    }
+
     /// Refreshes a known worker after checking its secret, or re-registers
     /// one this coordinator has no record of (its store was replaced) under
     /// the id and secret it presents. Refused with
