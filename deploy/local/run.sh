@@ -17,7 +17,7 @@
 #
 # Settings (environment variables, all optional):
 #   SPIKECV_RUN_DIR      run folder (default runs/local-<date>-<time>): state DB,
-#                        experiment.toml, logs, worker folders, report.{md,csv},
+#                        experiment.toml, logs, worker folders, report.{md,csv,json},
 #                        report/ (the report with its plots)
 #   SPIKECV_DATASET      sl-animals (default) or dvs-gesture: the data set
 #                        generated and the written experiment's [data] kind
@@ -159,7 +159,7 @@ batch = ${SPIKECV_BATCH:-8}
 test_batch = 32
 epochs = ${SPIKECV_EPOCHS:-3}
 test_steps = ${steps}
-# Deterministic kernels, so `worker reproduce` gives every job back bit for bit.
+# Deterministic kernels, so worker reproduce gives every job back bit for bit.
 deterministic = true
 TOML
 fi
@@ -247,6 +247,7 @@ spk_stop_all 60
 
 # 7. Report.
 "$coordinator" report --state "$state" --format csv >"$run_dir/report.csv"
+"$coordinator" report --state "$state" --format json >"$run_dir/report.json"
 "$coordinator" report --state "$state" --format md | tee "$run_dir/report.md"
 "$coordinator" report --state "$state" --format md --out "$run_dir/report" >/dev/null ||
   spk_log "plots could not be written (the report above is complete)"

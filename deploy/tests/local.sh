@@ -3,7 +3,8 @@
 # (setup, build, tiny synthetic data, coordinator + two CPU workers, report),
 # with a smaller experiment (SPIKECV_TEST_EPOCHS, SPIKECV_TEST_STEPS) and the dev
 # profile so it reuses `cargo test`'s build. Checks: exit 0, both variants in the
-# report, every job succeeded once. Then the example sweep
+# report, every job succeeded once, `worker reproduce` of one of its jobs bit for
+# bit (and refused once a figure is altered). Then the example sweep
 # (deploy/local/sweep.toml): exit 0, its comparison and plot in the report,
 # every job ended once (succeeded or pruned). Then DVS128 Gesture on its own
 # split (deploy/local/gesture-official.toml, a synthetic download): exit 0, one
@@ -59,6 +60,31 @@ profile="${SPIKECV_LOCAL_PROFILE:-dev}"
 [ "$profile" = dev ] && profile_dir=debug || profile_dir="$profile"
 COORDINATOR="${SPIKECV_LOCAL_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/$profile_dir}/coordinator"
 spk_check_report_csv "$tmp/run1/report.csv" "$(spk_expected_jobs "$tmp/run1/experiment.toml")"
+
+# worker reproduce on a job of this report: bit for bit (the local run trains
+# deterministic); the same job with one recorded figure one ulp off: refused,
+# naming the figure.
+WORKER="$(dirname "$COORDINATOR")/worker"
+job="$(python3 -c 'import json,sys; print(next(j["id"] for j in json.load(open(sys.argv[1]))["jobs"] if j["status"] == "succeeded"))' "$tmp/run1/report.json")"
+"$WORKER" reproduce --report "$tmp/run1/report.json" --job "$job" --data "$tmp/data" \
+  --out "$tmp/reproduced" >"$tmp/reproduce.out" 2>&1 ||
+  { cat "$tmp/reproduce.out" >&2; spk_die "worker reproduce of job $job failed"; }
+grep -q '^comparison: bit for bit' "$tmp/reproduce.out" ||
+  { cat "$tmp/reproduce.out" >&2; spk_die "job $job was not compared bit for bit"; }
+python3 - "$tmp/run1/report.json" "$job" "$tmp/altered.json" <<'PY'
+import json, math, sys
+report = json.load(open(sys.argv[1]))
+job = next(j for j in report["jobs"] if j["id"] == sys.argv[2])
+job["epochs"][0]["train_loss"] = math.nextafter(job["epochs"][0]["train_loss"], math.inf)
+json.dump(report, open(sys.argv[3], "w"))
+PY
+if "$WORKER" reproduce --report "$tmp/altered.json" --job "$job" --data "$tmp/data" \
+  --out "$tmp/altered" >"$tmp/altered.out" 2>&1; then
+  spk_die "worker reproduce accepted a report with an altered figure"
+fi
+grep -q 'DIFFER epoch 1 train_loss' "$tmp/altered.out" ||
+  { cat "$tmp/altered.out" >&2; spk_die "worker reproduce did not name the altered figure"; }
+spk_log "worker reproduce: job $job bit for bit; an altered figure refused"
 
 spk_log "deploy/local/run.sh with the example sweep (SPIKECV_EXPERIMENT=deploy/local/sweep.toml)"
 "${run_env[@]}" SPIKECV_RUN_DIR="$tmp/sweep" SPIKECV_EXPERIMENT="$repo/deploy/local/sweep.toml" \
