@@ -230,26 +230,31 @@ async fn a_worker_with_another_data_set_is_refused() {
 }
 
 #[tokio::test]
-async fn an_unknown_worker_id_registers_again_implicitly() {
+async fn an_unknown_worker_id_registers_again_under_a_new_id() {
     let server = start(2, "fp-A", AuthConfig::default()).await;
     let mut w = server.worker(None);
-    // As after a coordinator that lost its record of the worker.
+    // As after a coordinator that lost its record of the worker: the id is
+    // not taken over (no credential names it); the caller gets a new one.
     let before = Joined {
         id: "w-from-before".to_owned(),
         secret: "its-secret".to_owned(),
     };
     let r = lease(&mut w, &before, "w", 1).await.unwrap();
-    assert_eq!(r.worker_id, "w-from-before");
+    assert_ne!(r.worker_id, "w-from-before");
     assert_eq!(r.assignments.len(), 1);
-    assert!(r.worker_secret.is_empty(), "it keeps the secret it has");
-    // From now on the id is known: only its secret speaks for it.
+    assert!(!r.worker_secret.is_empty(), "a new secret with the new id");
+    let now = Joined {
+        id: r.worker_id.clone(),
+        secret: r.worker_secret.clone(),
+    };
+    // From now on the new id is known: only its secret speaks for it.
     let impostor = Joined {
-        id: "w-from-before".to_owned(),
-        secret: "guess".to_owned(),
+        id: now.id.clone(),
+        secret: "its-secret".to_owned(),
     };
     let refused = lease(&mut w, &impostor, "w", 1).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    lease(&mut w, &before, "w", 1).await.unwrap();
+    lease(&mut w, &now, "w", 1).await.unwrap();
     server.stop().await;
 }
 

@@ -24,6 +24,22 @@ pub struct Switches {
     pub cudnn_benchmark: bool,
 }
 
+/// The fields on which bitwise agreement depends (besides both runs being
+/// deterministic): the driver, the binary, the commit and the device's index
+/// do not, since the kernels are named by the versions.
+const DECISIVE: [&str; 10] = [
+    "spikecv_version",
+    "libtorch",
+    "cuda",
+    "cudnn",
+    "device_model",
+    "instruction_set",
+    "threads",
+    "data_fingerprint",
+    "precision",
+    "tf32",
+];
+
 /// The environment of one job (or of one slot, when a worker registers).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -101,20 +117,11 @@ pub enum Agreement {
 
 impl Manifest {
     /// Every field that decides bitwise agreement, as text, by its JSON name.
-    fn decisive(&self) -> [(&'static str, String); 10] {
-        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
-        [
-            ("spikecv_version", self.spikecv_version.clone()),
-            ("libtorch", self.libtorch.clone()),
-            ("cuda", opt(&self.cuda)),
-            ("cudnn", opt(&self.cudnn)),
-            ("device_model", self.device_model.clone()),
-            ("instruction_set", self.instruction_set.clone()),
-            ("threads", self.threads.to_string()),
-            ("data_fingerprint", self.data_fingerprint.clone()),
-            ("precision", self.precision.clone()),
-            ("tf32", self.switches.tf32.to_string()),
-        ]
+    fn decisive(&self) -> Vec<(&'static str, String)> {
+        self.fields()
+            .into_iter()
+            .filter(|(name, _)| DECISIVE.contains(name))
+            .collect()
     }
 
     /// How a run with this manifest compares with a run with `other`:
