@@ -1,6 +1,6 @@
 //! Makes the `worker` binaries find libtorch at run time without `LD_LIBRARY_PATH`,
 //! keeps `libtorch_cuda.so` linked so that CUDA devices are visible, and builds
-//! the small C++ shim (`cxx/`) for the switches and the autograd call tch lacks.
+//! the small C++ shim (`cxx/`) for the switches and the autograd and foreach calls tch lacks.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     println!("cargo:rerun-if-changed=cxx/determinism.cpp");
     println!("cargo:rerun-if-changed=cxx/autograd.cpp");
+    println!("cargo:rerun-if-changed=cxx/foreach_adam.cpp");
     println!("cargo:rerun-if-changed=cxx/bounded_heap.cpp");
     println!("cargo:rerun-if-changed=cxx/cuda_host.cpp");
     println!("cargo:rerun-if-changed=cxx/jemalloc_cpu.cpp");
@@ -35,6 +36,7 @@ fn main() {
         .cpp(true)
         .file("cxx/determinism.cpp")
         .file("cxx/autograd.cpp")
+        .file("cxx/foreach_adam.cpp")
         .file("cxx/bounded_heap.cpp")
         .file("cxx/cuda_host.cpp")
         .file("cxx/jemalloc_cpu.cpp")

@@ -1,28 +1,62 @@
 //! Operations one training step issues on the device code path, counted on the
-//! CPU: the fused LIF kernels in their C++ form stand in for the CUDA ones
-//! (the same source text), everything else runs as on a GPU. Then the same step
-//! on the tensor path (what a CUDA device ran before the fused kernels), and
-//! the CUDA form compiled by NVRTC for each architecture (no GPU needed).
+//! CPU (`spikecv_worker::op_count::step`): `train_batch` as `train_epoch` runs
+//! it, on a batch gathered from a frame cache held as a tensor (as on CUDA),
+//! the fused LIF kernels in their C++ form standing in for the CUDA ones (the
+//! same source text). Counted: the gather and the input made from the compact
+//! rows, the host-to-device copies (counted apart: no operation on the CPU),
+//! the one-hot target, forward and backward, the spike tally, Adam (libtorch's
+//! foreach operations) and the epoch's sums. Then the same step on the tensor
+//! path (what a CUDA device ran before the fused kernels), a hand-kept table of
+//! the counted operations known to launch more than one device kernel, and the
+//! CUDA form compiled by NVRTC for each architecture (no GPU needed).
 //!
 //! `bash scripts/count-ops.sh` (or `cargo bench -p spikecv-worker --bench device_ops`)
 //! Environment: BENCH_BATCH (8), BENCH_STEPS (T, 50), BENCH_SIZE (128),
 //! BENCH_ARCHS (80,90), BENCH_VERBOSE=1 (every operation's count).
-//!
-//! What is counted (`spikecv_worker::op_count`): every ATen operation that
-//! does the work itself (calls no counted operation) and is more than a view
-//! or an allocation, in the autograd backward too, plus each fused kernel
-//! call; from zeroing the gradients to the optimiser's step and the epoch
-//! sums, as `train::step::train_epoch` runs them, for a batch already on the
-//! device. On CUDA one operation is mostly one kernel launch (a cuDNN
-//! convolution may launch a few).
+//! `worker/tests/op_count.rs` asserts the counts at the defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use spikecv_common::experiment::sections::OptimizerKind;
 use spikecv_worker::lif::fused::{self, LifKernels};
-use spikecv_worker::model::{Net, NetConfig, with_seed};
-use spikecv_worker::op_count::count_ops;
-use spikecv_worker::optim::Optimizer;
-use tch::{Device, Kind, Reduction, Tensor};
+use spikecv_worker::op_count::step::{StepOps, StepSettings, training_step_ops};
+
+/// Counted operations known to launch more than one device kernel on CUDA,
+/// with how many where known. HAND-KEPT from reading ATen, cuDNN and cuBLAS
+/// behaviour, not measured (no profile of a GPU run backs it yet): a cuDNN
+/// algorithm or a cuBLAS heuristic may launch other kernels. Each `_foreach_`
+/// operation is one launch per 320 chunks of 65,536 values (the reference
+/// network's parameters fit one) and is not listed.
+const MULTI_KERNEL: &[(&str, &str, &str)] = &[
+    (
+        "aten::convolution_backward",
+        "2-4",
+        "cuDNN data gradient (none for the first layer, whose input needs none) and weight gradient kernels, plus a reduction for the bias gradient; some algorithms add transform kernels",
+    ),
+    (
+        "aten::conv2d",
+        "2+",
+        "convolution with bias: the cuDNN convolution, then the bias added by a separate kernel; some algorithms add transform kernels",
+    ),
+    (
+        "aten::linear",
+        "2",
+        "linear with bias (addmm): the bias broadcast copied into the output, then the cuBLAS GEMM with beta = 1",
+    ),
+    (
+        "aten::mm",
+        "1-2",
+        "cuBLAS GEMM; a split-K heuristic adds a reduction kernel",
+    ),
+    (
+        "aten::mse_loss",
+        "2",
+        "the elementwise squared error, then the mean reduction",
+    ),
+    (
+        "aten::max_pool2d_with_indices_backward",
+        "2",
+        "zero fill of the gradient, then the scatter (max-pooling networks)",
+    ),
+];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -31,86 +65,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// One training step as `train_epoch` runs it; returns its (loss, right) sums.
-fn step(
-    net: &Net,
-    optimizer: &mut Optimizer,
-    params: &[&Tensor],
-    inputs: &Tensor,
-    labels: &Tensor,
-    classes: i64,
-    sums: &mut Option<(Tensor, Tensor)>,
-) {
-    let target = labels.onehot(classes).to_kind(Kind::Float);
-    Optimizer::zero_grad(params);
-    let (loss, rates) = net.forward_backward(inputs, &|r| r.mse_loss(&target, Reduction::Mean));
-    optimizer.step(params);
-    let loss = loss.to_kind(Kind::Double);
-    let right = rates
-        .argmax(1, false)
-        .eq_tensor(labels)
-        .sum(Kind::Int64)
-        .to_kind(Kind::Double);
-    match sums {
-        Some((l, r)) => {
-            let _ = l.g_add_(&loss);
-            let _ = r.g_add_(&right);
-        }
-        None => *sums = Some((loss.copy(), right.copy())),
-    }
-}
-
-/// Operations of the second step (the first fills the optimiser's state).
-fn ops_per_step(kernels: LifKernels, batch: i64, steps: i64, size: i64) -> Vec<(String, u64)> {
-    let config = NetConfig {
-        width: size,
-        height: size,
-        ..NetConfig::default()
-    };
-    let (_vs, mut net) = Net::seeded(config, 0, Device::Cpu);
-    net.set_lif_kernels(kernels);
-    let handles = net.parameters();
-    let params: Vec<&Tensor> = handles.iter().collect();
-    let mut optimizer = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.0, &params);
-    let (inputs, labels) = with_seed(1, || {
-        (
-            Tensor::rand([batch, 2, size, size, steps], (Kind::Float, Device::Cpu))
-                .ge(0.97)
-                .to_kind(Kind::Float),
-            Tensor::randint(config.classes, [batch], (Kind::Int64, Device::Cpu)),
-        )
-    });
-    let mut sums = None;
-    let classes = config.classes;
-    step(
-        &net,
-        &mut optimizer,
-        &params,
-        &inputs,
-        &labels,
-        classes,
-        &mut sums,
+fn report(label: &str, counted: &StepOps, verbose: bool) -> u64 {
+    let total = counted.total();
+    println!(
+        "{label}: {total} ({} counted operations, {} host-to-device copies)",
+        total - counted.uploads,
+        counted.uploads
     );
-    let ((), counts) = count_ops(|| {
-        step(
-            &net,
-            &mut optimizer,
-            &params,
-            &inputs,
-            &labels,
-            classes,
-            &mut sums,
-        );
-    })
-    .unwrap();
-    counts
-}
-
-fn report(label: &str, counts: &[(String, u64)], verbose: bool) -> u64 {
-    let total: u64 = counts.iter().map(|(_, n)| n).sum();
-    println!("{label}: {total}");
     if verbose {
-        let mut sorted = counts.to_vec();
+        let mut sorted = counted.ops.clone();
         sorted.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         for (name, n) in sorted {
             println!("    {n:6}  {name}");
@@ -119,32 +82,58 @@ fn report(label: &str, counts: &[(String, u64)], verbose: bool) -> u64 {
     total
 }
 
+fn multi_kernel_table(counted: &StepOps) {
+    println!(
+        "operations of the fused step known to launch more than one device kernel (hand-kept list, not measured):"
+    );
+    println!(
+        "    {:>5}  {:<40} {:<16} note",
+        "count", "operation", "kernels each"
+    );
+    for (name, kernels, note) in MULTI_KERNEL {
+        let n: u64 = counted
+            .ops
+            .iter()
+            .filter(|(op, _)| op == name)
+            .map(|(_, n)| n)
+            .sum();
+        if n > 0 {
+            println!("    {n:>5}  {name:<40} {kernels:<16} {note}");
+        }
+    }
+}
+
 fn main() {
-    let batch: i64 = env_or("BENCH_BATCH", 8);
-    let steps: i64 = env_or("BENCH_STEPS", 50);
-    let size: i64 = env_or("BENCH_SIZE", 128);
+    let settings = StepSettings {
+        batch: env_or("BENCH_BATCH", 8),
+        steps: env_or("BENCH_STEPS", 50),
+        size: env_or("BENCH_SIZE", 128),
+        kernels: LifKernels::Fused,
+    };
     let verbose = env_or("BENCH_VERBOSE", 0) == 1;
     let archs: String = env_or("BENCH_ARCHS", "80,90".to_owned());
     println!(
-        "one training step at batch {batch}, T = {steps}, {size}x{size} (the second step, counted on the CPU)"
+        "one training step at batch {}, T = {}, {}x{} (the second step, counted on the CPU)",
+        settings.batch, settings.steps, settings.size, settings.size
     );
-    let fused_counts = ops_per_step(LifKernels::Fused, batch, steps, size);
+    let fused_counts = training_step_ops(&settings).expect("counting the fused step");
     let fused_total = report("device ops per training step", &fused_counts, verbose);
-    let tensor_counts = ops_per_step(LifKernels::Tensor, batch, steps, size);
+    let tensor_counts = training_step_ops(&StepSettings {
+        kernels: LifKernels::Tensor,
+        ..settings
+    })
+    .expect("counting the tensor path's step");
     let tensor_total = report(
         "device ops per training step, tensor path",
         &tensor_counts,
         verbose,
     );
-    let kernels: u64 = fused_counts
-        .iter()
-        .filter(|(name, _)| name.starts_with("spikecv::"))
-        .map(|(_, n)| n)
-        .sum();
     println!(
-        "  (fused kernel calls among them: {kernels}; tensor path / fused: {:.1}x)",
+        "  (fused kernel calls among them: {}; tensor path / fused: {:.1}x)",
+        fused_counts.fused_kernel_calls(),
         tensor_total as f64 / fused_total.max(1) as f64
     );
+    multi_kernel_table(&fused_counts);
     for arch in archs
         .split(',')
         .filter_map(|a| a.trim().parse::<i32>().ok())

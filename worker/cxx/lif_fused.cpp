@@ -58,13 +58,15 @@ const char *const kCudaPrelude = R"(
 )";
 
 const char *const kCudaKernels = R"(
-extern "C" __global__ void spikecv_lif_forward(SpikecvLifShape s, float *u, float *out) {
+extern "C" __global__ void spikecv_lif_forward(SpikecvLifShape s, float *__restrict__ u,
+                                               float *__restrict__ out) {
   long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (index < spikecv_lif_windows(&s)) {
     spikecv_lif_forward_window(&s, index, u, out);
   }
 }
-extern "C" __global__ void spikecv_lif_backward(SpikecvLifShape s, float *u, const float *grad) {
+extern "C" __global__ void spikecv_lif_backward(SpikecvLifShape s, float *__restrict__ u,
+                                                const float *__restrict__ grad) {
   long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (index < spikecv_lif_windows(&s)) {
     spikecv_lif_backward_window(&s, index, u, grad);

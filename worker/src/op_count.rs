@@ -3,8 +3,11 @@
 //! (`worker/cxx/op_count.cpp`): each operation called from outside ATen (by
 //! our code or an autograd node), once, unless it only makes a view or
 //! allocates. On a GPU each is one kernel launch or a few. For
-//! `scripts/count-ops.sh`; one count at a time per process.
+//! `scripts/count-ops.sh` and [`step::training_step_ops`]; one count at a time
+//! per process (the callbacks are global: run nothing else meanwhile).
 #![allow(unsafe_code)]
+
+pub mod step;
 
 use std::ffi::{CStr, c_char, c_int, c_longlong};
 

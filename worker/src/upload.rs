@@ -11,10 +11,24 @@
 //! out of it has finished. Elsewhere (the CPU) a plain copy, none on the CPU.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::cuda_host::{self, DeviceEvent};
+
+/// Host-to-device copies asked for through [`try_upload`] and
+/// [`staged_upload`] (one device copy each on CUDA; none on the CPU, where the
+/// same calls copy nothing).
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many host-to-device copies this process has asked for so far
+/// ([`upload`], [`try_upload`], [`staged_upload`], whatever the device): the
+/// operation count (`crate::op_count`) adds them for a CPU run, on which they
+/// issue no operation.
+pub fn uploads_asked() -> u64 {
+    UPLOADS.load(Ordering::Relaxed)
+}
 
 /// Copies a host tensor to `device` without making the host wait (see the
 /// module docs).
@@ -30,6 +44,7 @@ pub fn upload(host: &Tensor, device: Device) -> Tensor {
 
 /// [`upload`], failing instead of panicking.
 pub fn try_upload(host: &Tensor, device: Device) -> Result<Tensor, TchError> {
+    UPLOADS.fetch_add(1, Ordering::Relaxed);
     match device {
         Device::Cuda(_) => {
             let bytes = byte_len(host);
@@ -178,6 +193,7 @@ thread_local! {
 
 /// [`Staging::upload`] through the calling thread's pinned buffers.
 pub fn staged_upload(role: Role, host: &Tensor, device: Device) -> Result<Tensor, TchError> {
+    UPLOADS.fetch_add(1, Ordering::Relaxed);
     if !device.is_cuda() {
         return host.f_to_device(device);
     }

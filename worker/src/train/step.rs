@@ -115,6 +115,7 @@ fn host_rates(rates: &Tensor) -> Vec<Vec<f32>> {
 
 /// Sums kept on the device over a pass, read back once at its end (reading
 /// a value per batch would make the host wait for the device every batch).
+#[derive(Debug)]
 struct DeviceSum(Option<Tensor>);
 
 impl DeviceSum {
@@ -133,10 +134,59 @@ impl DeviceSum {
     }
 }
 
-/// Trains one epoch over `samples` in order: per batch, forward, MSE against
-/// the one-hot target, backward ([`Net::forward_backward`]), optimiser step.
-/// The loss, the count of right answers and every LIF layer's spike count
-/// ([`SpikeTally`]) stay on the device until the end.
+/// What a training epoch keeps on the device until its end: the batches'
+/// loss sum, the count of right answers and every LIF layer's spike count
+/// ([`SpikeTally`]).
+#[derive(Debug)]
+pub struct EpochSums {
+    loss: DeviceSum,
+    correct: DeviceSum,
+    tally: SpikeTally,
+}
+
+impl EpochSums {
+    /// Empty sums for `net`'s training epoch.
+    pub fn new(net: &Net) -> Self {
+        Self {
+            loss: DeviceSum(None),
+            correct: DeviceSum(None),
+            tally: SpikeTally::new(net),
+        }
+    }
+}
+
+/// One training step on `host` as [`train_epoch`] runs it: the batch to the
+/// device and its input made there, the one-hot target, the gradients set to
+/// none, forward and backward ([`Net::forward_backward_tallied`], counting the
+/// spikes), the optimiser's step, and the batch's loss and right answers added
+/// to `sums`, all without waiting for the device.
+pub fn train_batch(
+    host: &HostBatch,
+    pass: &PassSpec,
+    net: &Net,
+    optimizer: &mut Optimizer,
+    params: &[&Tensor],
+    sums: &mut EpochSums,
+) -> Result<(), TrainError> {
+    guarded(pass.device, "a training step", || {
+        let batch = host.to_device(&pass.frames, pass.device);
+        let target = one_hot(&batch.labels, pass.classes);
+        Optimizer::zero_grad(params);
+        let (loss, output) = net.forward_backward_tallied(
+            &batch.inputs,
+            &|rates| rates.mse_loss(&target, Reduction::Mean),
+            Some(&mut sums.tally),
+        );
+        optimizer.step(params);
+        sums.loss.add(loss.to_kind(Kind::Double));
+        sums.correct.add(right_answers(&output, &batch.labels));
+    })
+}
+
+/// Trains one epoch over `samples` in order: per batch, [`train_batch`]
+/// (forward, MSE against the one-hot target, backward, optimiser step). The
+/// loss, the count of right answers and every LIF layer's spike count stay on
+/// the device until the end ([`EpochSums`]).
 pub fn train_epoch<S: SampleSource + ?Sized>(
     source: &S,
     samples: &[SampleRef],
@@ -148,8 +198,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
     let start = Instant::now();
     let params: Vec<Tensor> = net.parameters();
     let params: Vec<&Tensor> = params.iter().collect();
-    let (mut loss_sum, mut correct) = (DeviceSum(None), DeviceSum(None));
-    let mut tally = SpikeTally::new(net);
+    let mut sums = EpochSums::new(net);
     let (mut batches, mut seen) = (0usize, 0usize);
     let total = samples.len();
     for_each_batch(
@@ -160,23 +209,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
         pass.workers,
         HostForm::for_device(pass.device),
         |host: HostBatch| {
-            let (loss, right) = guarded(pass.device, "a training step", || {
-                let batch = host.to_device(&pass.frames, pass.device);
-                let target = one_hot(&batch.labels, pass.classes);
-                Optimizer::zero_grad(&params);
-                let (loss, output) = net.forward_backward_tallied(
-                    &batch.inputs,
-                    &|rates| rates.mse_loss(&target, Reduction::Mean),
-                    Some(&mut tally),
-                );
-                optimizer.step(&params);
-                (
-                    loss.to_kind(Kind::Double),
-                    right_answers(&output, &batch.labels),
-                )
-            })?;
-            loss_sum.add(loss);
-            correct.add(right);
+            train_batch(&host, pass, net, optimizer, &params, &mut sums)?;
             batches += 1;
             seen += host.len;
             observer.on_batch(seen, total);
@@ -185,7 +218,7 @@ pub fn train_epoch<S: SampleSource + ?Sized>(
     )?;
     let (loss_sum, correct, firing_rates) =
         guarded(pass.device, "reading the epoch's sums", || {
-            (loss_sum.read(), correct.read(), tally.rates())
+            (sums.loss.read(), sums.correct.read(), sums.tally.rates())
         })?;
     Ok(TrainStats {
         loss: if batches == 0 {
