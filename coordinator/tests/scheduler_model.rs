@@ -335,6 +335,17 @@ impl Model {
         if self.workers[w].forgotten {
             return Answer::UnknownWorker;
         }
+        // Every heartbeat says epoch 1: progress more than one epoch below
+        // what a current attempt of its own reported refuses the whole
+        // heartbeat (nothing changes, not even its last-seen time).
+        let behind = attempts.iter().any(|a| {
+            self.current(*a)
+                && self.attempts[a].worker == w
+                && self.attempts[a].last_epoch.is_some_and(|l| l > 2)
+        });
+        if behind {
+            return Answer::BadRequest;
+        }
         self.touch(w);
         let mut cancel = Vec::new();
         for &a in attempts {
