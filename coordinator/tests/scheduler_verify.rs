@@ -16,7 +16,7 @@ use spikecv_common::experiment::job::{JobResult, JobStatus};
 use spikecv_common::experiment::manifest::{Manifest, Provenance, Switches};
 use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    Assignment, CredentialName, FailOutcome, FailureClass, ManualClock, Scheduler,
+    Assignment, CredentialName, FailOutcome, FailureClass, ManualClock, Scheduler, SchedulerError,
     SchedulerSettings, Submission, WorkerId,
 };
 use spikecv_coordinator::states::VerifyState;
@@ -275,6 +275,13 @@ fn a_replay_keeps_the_jobs_epochs_and_a_reused_job_keeps_its_state() {
     let honest = provenance(4, "ab");
     let jobs = run_all(&mut s, &alice, &honest_result(EPOCHS), &honest);
     let r = lease_one(&mut s, &bob).unwrap();
+    // Its worker saves a checkpoint after the last epoch anyway: the upload
+    // is refused as not wanted, not fenced (the replay goes on).
+    let upload = s.check_upload(r.attempt, 1).unwrap_err();
+    assert!(
+        matches!(upload, SchedulerError::BadRequest { .. }),
+        "{upload:?}"
+    );
     let mut other = sched_support::metrics(1);
     other.train_loss = 0.7;
     assert!(!s.record_epoch(r.attempt, &other).unwrap());
