@@ -1,6 +1,7 @@
 //! The experiment layer: what one TOML file asks for and what it expands to.
 //!
-//! From the bottom up: [`error`] (what goes wrong, the size bounds) and
+//! From the bottom up: [`error`] (what goes wrong, the size bounds),
+//! [`verify`] (`[protocol] verify` and its sampling rule) and
 //! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`); then
 //! [`network`] (`[network]`'s block lists), [`prune`] and [`sweep`] (`[sweep]`,
 //! read with its pruning settings);
@@ -14,6 +15,7 @@
 
 pub mod error;
 pub mod sections;
+pub mod verify;
 
 pub mod network;
 pub mod prune;

@@ -35,7 +35,7 @@ use convert::{
     free_slots_from_proto, progress_from_proto, provenance_from_proto, registration_from_proto,
     required_registration, status_to_proto, worker_from_proto,
 };
-use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES};
+use spikecv_common::proto::limits::{MAX_DEVICE_BYTES, MAX_ERROR_BYTES, MAX_NAME_BYTES};
 
 use crate::credentials::{Caller, CredentialBook};
 use crate::scheduler::{
@@ -620,5 +620,17 @@ impl Admin for CoordinatorService {
         request: Request<pb::CreateEnrolmentRequest>,
     ) -> Result<Response<pb::CreateEnrolmentResponse>, Status> {
         credentials::create_enrolment(self, request.into_inner()).await
+    }
+
+    async fn clear_worker(
+        &self,
+        request: Request<pb::ClearWorkerRequest>,
+    ) -> Result<Response<pb::ClearWorkerResponse>, Status> {
+        let name = request.into_inner().name;
+        convert::check_name("name", &name, MAX_NAME_BYTES)?;
+        let n = self.sched.call(move |s| s.clear_suspect(&name)).await?;
+        Ok(Response::new(pb::ClearWorkerResponse {
+            cleared: u32::try_from(n).unwrap_or(u32::MAX),
+        }))
     }
 }

@@ -89,6 +89,84 @@ impl ToSql for AttemptOutcome {
     }
 }
 
+/// Where a job stands in deterministic replay (`jobs.verify`; `NULL`: not
+/// sampled, or its experiment does not verify).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyState {
+    /// Sampled: a replay on another credential is wanted.
+    Wanted,
+    /// The replay disagreed with the original: a third run is wanted.
+    Tiebreak,
+    /// Two runs agreed bit for bit.
+    Bitwise,
+    /// Two runs agreed within the tolerance (their manifests differ).
+    Tolerance,
+    /// Three runs and no two agree: nothing is kept as verified.
+    Disputed,
+    /// Its replays kept failing or getting lost; it stays unverified.
+    Unverified,
+}
+
+impl VerifyState {
+    /// Every state, in the order reports list them.
+    pub const ALL: [VerifyState; 6] = [
+        VerifyState::Wanted,
+        VerifyState::Tiebreak,
+        VerifyState::Bitwise,
+        VerifyState::Tolerance,
+        VerifyState::Disputed,
+        VerifyState::Unverified,
+    ];
+
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyState::Wanted => "wanted",
+            VerifyState::Tiebreak => "tiebreak",
+            VerifyState::Bitwise => "bitwise",
+            VerifyState::Tolerance => "tolerance",
+            VerifyState::Disputed => "disputed",
+            VerifyState::Unverified => "unverified",
+        }
+    }
+
+    /// Whether a run is still wanted.
+    pub fn wants_run(self) -> bool {
+        matches!(self, VerifyState::Wanted | VerifyState::Tiebreak)
+    }
+
+    /// Whether two runs agreed.
+    pub fn is_verified(self) -> bool {
+        matches!(self, VerifyState::Bitwise | VerifyState::Tolerance)
+    }
+}
+
+impl std::str::FromStr for VerifyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        VerifyState::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown verification state {s:?}"))
+    }
+}
+
+impl ToSql for VerifyState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for VerifyState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +195,10 @@ mod tests {
         let bad: rusqlite::Result<WorkerState> =
             conn.query_row("SELECT 'asleep'", [], |r| r.get(0));
         assert!(bad.unwrap_err().to_string().contains("asleep"));
+        for v in VerifyState::ALL {
+            let back: VerifyState = conn.query_row("SELECT ?1", [v], |r| r.get(0)).unwrap();
+            assert_eq!(back, v);
+        }
         let bad: rusqlite::Result<JobStatus> = conn.query_row("SELECT 'done'", [], |r| r.get(0));
         assert!(bad.unwrap_err().to_string().contains("done"));
     }

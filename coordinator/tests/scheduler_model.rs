@@ -12,20 +12,31 @@
 //! attempt's openness and last epoch; each worker's state) equal the
 //! model's. The model is written from the documented rules in
 //! `scheduler/mod.rs` and the operations' docs, not from the store's tables.
+//!
+//! One sequence in [`VERIFY_EVERY`] runs an experiment with `[protocol]
+//! verify = "all"` and workers with credentials of their own: the model
+//! adds each job's runs (the original, replays and third runs; honest or a
+//! forgery that passes every check), replay attempts (leased before a
+//! pending job to a worker that has not run the job, longest waiting first;
+//! their heartbeats, epochs, failures, releases and expiry touch nothing of
+//! the job; five failed or lost leave it unverified), the decision of a
+//! replay and a third run, and suspect workers (no leases). The others run
+//! exactly as before `verify` existed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sched_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sched_support::{metrics, registration, submission_over};
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    AttemptId, Credentials, FailOutcome, FailureClass, ManualClock, Progress, Scheduler,
-    SchedulerError, SchedulerSettings, Submission, WorkerId, WorkerSecret, WorkerState,
+    AttemptId, CredentialName, Credentials, FailOutcome, FailureClass, ManualClock, Progress,
+    Scheduler, SchedulerError, SchedulerSettings, Submission, WorkerId, WorkerSecret, WorkerState,
 };
+use spikecv_coordinator::states::VerifyState;
 use spikecv_coordinator::store::Store;
 
 /// Epochs every job trains.
@@ -43,12 +54,19 @@ const MAX_WORKERS: usize = 4;
 /// Sequences per run, calls per sequence.
 const SEQUENCES: u64 = 10_000;
 const CALLS: usize = 30;
+/// One sequence in this many verifies every job.
+const VERIFY_EVERY: u64 = 8;
+/// Calls of a verifying sequence: a replay, and a third run after a forged
+/// result, need a job finished first.
+const VERIFY_CALLS: usize = 90;
 
-fn submission() -> Submission {
+/// The experiment; `verify`: with `[protocol] verify = "all"`.
+fn submission(verify: bool) -> Submission {
+    let verify = if verify { "verify = \"all\"\n" } else { "" };
     submission_over(
         &format!(
             "[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0, 1]\nvariants = [\"whole\"]\n\
-             max_attempts = {MAX_ATTEMPTS}\nepoch_timeout_s = {}\n[training]\nepochs = {EPOCHS}\n",
+             max_attempts = {MAX_ATTEMPTS}\nepoch_timeout_s = {}\n{verify}[training]\nepochs = {EPOCHS}\n",
             EPOCH_TIMEOUT_MS / 1000
         ),
         9,
@@ -129,6 +147,18 @@ fn hostile_result(kind: usize) -> (JobResult, bool) {
     }
 }
 
+/// A forged result that passes every check: only a replay tells it from an
+/// honest one (its test loss is far from the honest run's).
+fn forged_result() -> JobResult {
+    JobResult {
+        test_loss: 0.9,
+        ..honest_result()
+    }
+}
+
+/// Replays of a job that may fail or be lost before it stays unverified.
+const MAX_FAILED_REPLAYS: usize = 5;
+
 /// What a call answered, as far as the model predicts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
@@ -165,6 +195,16 @@ struct MJob {
     failures: u32,
     lost: u32,
     current: Option<u64>,
+    /// Where it stands in deterministic replay (`[protocol] verify`).
+    verify: Option<VerifyState>,
+}
+
+/// A job's runs under `verify`: (worker, honest), the original first, and
+/// since when a run is wanted.
+#[derive(Debug, Clone, Default)]
+struct MRuns {
+    runs: Vec<(usize, bool)>,
+    since: i64,
 }
 
 /// An attempt in the model.
@@ -176,6 +216,10 @@ struct MAttempt {
     last_epoch: Option<u32>,
     deadline: i64,
     progress: i64,
+    /// A replay of a succeeded job (`verify`).
+    replay: bool,
+    /// A replay that failed or was lost.
+    failed_replay: bool,
 }
 
 /// A worker in the model (`None` state: forgotten by the store).
@@ -196,6 +240,10 @@ struct Model {
     attempts: BTreeMap<u64, MAttempt>,
     workers: Vec<MWorker>,
     next_attempt: u64,
+    /// The experiment verifies every job; workers have credentials of their own.
+    verify: bool,
+    runs: Vec<MRuns>,
+    suspects: BTreeSet<usize>,
 }
 
 impl Model {
@@ -209,9 +257,11 @@ impl Model {
                     failures: 0,
                     lost: 0,
                     current: None,
+                    verify: None,
                 };
                 jobs
             ],
+            runs: vec![MRuns::default(); jobs],
             next_attempt: 1,
             ..Model::default()
         }
@@ -245,7 +295,10 @@ impl Model {
     }
 
     fn register(&mut self, slots: usize) -> usize {
-        for w in &mut self.workers {
+        // A shared-token registration forgets idle lost workers; a named
+        // one (under `verify`) does not.
+        let verify = self.verify;
+        for w in self.workers.iter_mut().filter(|_| !verify) {
             if w.lost && !w.ever_leased {
                 w.forgotten = true;
             }
@@ -283,7 +336,15 @@ impl Model {
             .count();
         let room = self.workers[w].slots.saturating_sub(held).min(asked);
         let mut out = Vec::new();
+        if self.suspects.contains(&w) {
+            return Answer::Leased(out, self.all_done());
+        }
         for _ in 0..room {
+            if let Some(j) = self.wanted_replay(w) {
+                let id = self.open_attempt(j, w, true);
+                out.push((id, j));
+                continue;
+            }
             let Some(j) = self
                 .jobs
                 .iter()
@@ -291,20 +352,7 @@ impl Model {
             else {
                 break;
             };
-            let id = self.next_attempt;
-            self.next_attempt += 1;
-            self.attempts.insert(
-                id,
-                MAttempt {
-                    job: j,
-                    worker: w,
-                    open: true,
-                    last_epoch: None,
-                    deadline: self.now + LEASE_TIMEOUT_MS,
-                    progress: self.now,
-                },
-            );
-            self.workers[w].ever_leased = true;
+            let id = self.open_attempt(j, w, false);
             let job = &mut self.jobs[j];
             job.status = JobStatus::Leased;
             job.attempts += 1;
@@ -316,11 +364,127 @@ impl Model {
 
     fn all_done(&self) -> bool {
         self.jobs.iter().all(|j| {
-            !matches!(
+            let unfinished = matches!(
                 j.status,
                 JobStatus::Pending | JobStatus::Leased | JobStatus::Running
-            )
+            );
+            let wants_run =
+                j.status == JobStatus::Succeeded && j.verify.is_some_and(|v| v.wants_run());
+            !unfinished && !wants_run
         })
+    }
+
+    fn open_attempt(&mut self, j: usize, w: usize, replay: bool) -> u64 {
+        let id = self.next_attempt;
+        self.next_attempt += 1;
+        self.attempts.insert(
+            id,
+            MAttempt {
+                job: j,
+                worker: w,
+                open: true,
+                last_epoch: None,
+                deadline: self.now + LEASE_TIMEOUT_MS,
+                progress: self.now,
+                replay,
+                failed_replay: false,
+            },
+        );
+        self.workers[w].ever_leased = true;
+        id
+    }
+
+    /// The succeeded job wanting a run that `w` may take: none of its runs
+    /// is `w`'s, no replay of it is open; the longest waiting first.
+    fn wanted_replay(&self, w: usize) -> Option<usize> {
+        (0..self.jobs.len())
+            .filter(|&j| {
+                let job = &self.jobs[j];
+                job.status == JobStatus::Succeeded
+                    && job.verify.is_some_and(|v| v.wants_run())
+                    && !self.runs[j].runs.iter().any(|(rw, _)| *rw == w)
+                    && !self
+                        .attempts
+                        .values()
+                        .any(|a| a.job == j && a.replay && a.open)
+            })
+            .min_by_key(|&j| (self.runs[j].since, j))
+    }
+
+    fn set_verify(&mut self, j: usize, state: VerifyState) {
+        self.jobs[j].verify = Some(state);
+        self.runs[j].since = self.now;
+    }
+
+    /// After a replay of `j` ended without a result.
+    fn give_up_if_failing(&mut self, j: usize) {
+        let failed = self
+            .attempts
+            .values()
+            .filter(|a| a.job == j && a.failed_replay)
+            .count();
+        if failed >= MAX_FAILED_REPLAYS {
+            self.set_verify(j, VerifyState::Unverified);
+        }
+    }
+
+    fn suspect(&mut self, w: usize) {
+        self.suspects.insert(w);
+        for j in 0..self.jobs.len() {
+            if self.runs[j].runs.first().is_some_and(|(o, _)| *o == w)
+                && self.jobs[j].status == JobStatus::Succeeded
+                && self.jobs[j].verify.is_none()
+            {
+                self.set_verify(j, VerifyState::Wanted);
+            }
+        }
+    }
+
+    /// A replay's result: compared with every earlier run (runs agree
+    /// when both are honest or both the same forgery), then decided.
+    fn decide(&mut self, j: usize, w: usize, honest: bool) {
+        let earlier = self.runs[j].runs.clone();
+        self.runs[j].runs.push((w, honest));
+        match earlier.as_slice() {
+            [(_, o)] => {
+                let state = if *o == honest {
+                    VerifyState::Tolerance
+                } else {
+                    VerifyState::Tiebreak
+                };
+                self.set_verify(j, state);
+            }
+            [(ow, o), (rw, r)] => {
+                let state = match (*o == honest, *r == honest) {
+                    (true, agrees_with_replay) => {
+                        if !agrees_with_replay {
+                            self.suspect(*rw);
+                        }
+                        VerifyState::Tolerance
+                    }
+                    (false, true) => {
+                        self.suspect(*ow);
+                        VerifyState::Tolerance
+                    }
+                    (false, false) => VerifyState::Disputed,
+                };
+                self.set_verify(j, state);
+            }
+            _ => {}
+        }
+    }
+
+    fn is_replay(&self, a: u64) -> bool {
+        self.attempts.get(&a).is_some_and(|at| at.replay)
+    }
+
+    /// A replay's fence: its attempt still open.
+    fn replay_fence(&self, a: u64) -> Result<(), Answer> {
+        if self.attempts[&a].open {
+            Ok(())
+        } else {
+            Err(Answer::Fenced)
+        }
     }
 
     fn extend(&mut self, a: u64) {
@@ -335,9 +499,28 @@ impl Model {
         if self.workers[w].forgotten {
             return Answer::UnknownWorker;
         }
+        // Every heartbeat says epoch 1: progress more than one epoch below
+        // what a current attempt of its own reported refuses the whole
+        // heartbeat (nothing changes, not even its last-seen time).
+        let behind = attempts.iter().any(|a| {
+            let live = self.current(*a) || (self.is_replay(*a) && self.attempts[a].open);
+            live && self.attempts[a].worker == w
+                && self.attempts[a].last_epoch.is_some_and(|l| l > 2)
+        });
+        if behind {
+            return Answer::BadRequest;
+        }
         self.touch(w);
         let mut cancel = Vec::new();
         for &a in attempts {
+            if self.is_replay(a) {
+                if self.attempts[&a].open && self.attempts[&a].worker == w {
+                    self.extend(a);
+                } else {
+                    cancel.push(a);
+                }
+                continue;
+            }
             if self.current(a) && self.attempts[&a].worker == w {
                 self.extend(a);
                 let j = self.attempts[&a].job;
@@ -354,7 +537,13 @@ impl Model {
         if !sane || epoch == 0 {
             return Answer::BadRequest;
         }
-        if let Err(e) = self.fence(a) {
+        let replay = self.is_replay(a);
+        let fenced = if replay {
+            self.replay_fence(a)
+        } else {
+            self.fence(a)
+        };
+        if let Err(e) = fenced {
             return e;
         }
         let at = &self.attempts[&a];
@@ -369,16 +558,31 @@ impl Model {
         at.last_epoch = Some(at.last_epoch.unwrap_or(0).max(epoch));
         let j = at.job;
         self.extend(a);
-        self.jobs[j].status = JobStatus::Running;
+        if !replay {
+            self.jobs[j].status = JobStatus::Running;
+        }
         Answer::Ok
     }
 
     /// `wrong_in_itself`: refused before the fence; `wrong_for_job`: after.
-    fn complete(&mut self, a: u64, wrong_in_itself: bool, wrong_for_job: bool) -> Answer {
+    /// `honest`: an accepted result is the honest one (else a forgery).
+    fn complete(
+        &mut self,
+        a: u64,
+        wrong_in_itself: bool,
+        wrong_for_job: bool,
+        honest: bool,
+    ) -> Answer {
         if wrong_in_itself {
             return Answer::BadRequest;
         }
-        if let Err(e) = self.fence(a) {
+        let replay = self.is_replay(a);
+        let fenced = if replay {
+            self.replay_fence(a)
+        } else {
+            self.fence(a)
+        };
+        if let Err(e) = fenced {
             return e;
         }
         if wrong_for_job {
@@ -387,14 +591,43 @@ impl Model {
         let at = self.attempts.get_mut(&a).unwrap();
         at.open = false;
         let (j, w) = (at.job, at.worker);
+        self.touch(w);
+        if replay {
+            self.decide(j, w, honest);
+            return Answer::Ok;
+        }
         let job = &mut self.jobs[j];
         job.status = JobStatus::Succeeded;
         job.current = None;
-        self.touch(w);
+        if self.verify {
+            self.runs[j].runs.push((w, honest));
+            self.set_verify(j, VerifyState::Wanted);
+        }
         Answer::Ok
     }
 
+    /// A replay ends without a result (`failed`: failed, else released).
+    fn end_replay(&mut self, a: u64, failed: bool) -> Answer {
+        if let Err(e) = self.replay_fence(a) {
+            return e;
+        }
+        let at = self.attempts.get_mut(&a).unwrap();
+        at.open = false;
+        at.failed_replay = failed;
+        let (j, w) = (at.job, at.worker);
+        self.touch(w);
+        self.give_up_if_failing(j);
+        if failed {
+            Answer::Failed(FailOutcome::Retry)
+        } else {
+            Answer::Ok
+        }
+    }
+
     fn fail(&mut self, a: u64, class: FailureClass) -> Answer {
+        if self.is_replay(a) {
+            return self.end_replay(a, true);
+        }
         if let Err(e) = self.fence(a) {
             return e;
         }
@@ -416,6 +649,9 @@ impl Model {
     }
 
     fn release(&mut self, a: u64) -> Answer {
+        if self.is_replay(a) {
+            return self.end_replay(a, false);
+        }
         if let Err(e) = self.fence(a) {
             return e;
         }
@@ -446,6 +682,12 @@ impl Model {
         for a in &out {
             let at = self.attempts.get_mut(a).unwrap();
             at.open = false;
+            if at.replay {
+                at.failed_replay = true;
+                let j = at.job;
+                self.give_up_if_failing(j);
+                continue;
+            }
             let job = &mut self.jobs[at.job];
             job.current = None;
             job.lost += 1;
@@ -481,21 +723,23 @@ fn observed(s: &Scheduler, jobs: &[JobId], workers: &[Driven]) -> (Vec<MJob>, Ve
             failures: j.failures,
             lost: j.lost_attempts,
             current: j.current_attempt.map(|a| a.0),
+            verify: s.verify_state(id).unwrap(),
         });
     }
     let conn = s.store().conn();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, ended_ms IS NULL, coalesce(last_epoch, -1) FROM attempts ORDER BY id",
+            "SELECT id, ended_ms IS NULL, coalesce(last_epoch, -1), replay FROM attempts ORDER BY id",
         )
         .unwrap();
     let mut rows: Vec<String> = stmt
         .query_map([], |r| {
             Ok(format!(
-                "attempt {} open {} last {}",
+                "attempt {} open {} last {} replay {}",
                 r.get::<_, i64>(0)?,
                 r.get::<_, bool>(1)?,
-                r.get::<_, i64>(2)?
+                r.get::<_, i64>(2)?,
+                r.get::<_, bool>(3)?
             ))
         })
         .unwrap()
@@ -508,6 +752,10 @@ fn observed(s: &Scheduler, jobs: &[JobId], workers: &[Driven]) -> (Vec<MJob>, Ve
         let state: Option<WorkerState> = stmt.query_row([w.id.0.as_str()], |r| r.get(0)).ok();
         rows.push(format!("worker {i} {state:?}"));
     }
+    for suspect in s.suspects().unwrap() {
+        let i = workers.iter().position(|w| w.id == suspect.worker).unwrap();
+        rows.push(format!("suspect {i}"));
+    }
     (out, rows)
 }
 
@@ -518,9 +766,10 @@ fn expected(m: &Model) -> (Vec<MJob>, Vec<String>) {
         .iter()
         .map(|(id, a)| {
             format!(
-                "attempt {id} open {} last {}",
+                "attempt {id} open {} last {} replay {}",
                 a.open,
-                a.last_epoch.map_or(-1, i64::from)
+                a.last_epoch.map_or(-1, i64::from),
+                a.replay
             )
         })
         .collect();
@@ -532,6 +781,7 @@ fn expected(m: &Model) -> (Vec<MJob>, Vec<String>) {
         };
         rows.push(format!("worker {i} {state:?}"));
     }
+    rows.extend(m.suspects.iter().map(|i| format!("suspect {i}")));
     (m.jobs.clone(), rows)
 }
 
@@ -543,6 +793,9 @@ struct Tally {
     refused: usize,
     completed: usize,
     expired: usize,
+    /// Jobs a replay verified, and workers found suspect, at the sequences' ends.
+    verified: usize,
+    suspects: usize,
 }
 
 /// An attempt to call about: mostly one the caller holds, sometimes any
@@ -567,7 +820,9 @@ fn pick_attempt(rng: &mut Rng, m: &Model, w: usize) -> u64 {
 
 /// Runs one sequence; panics at the first call where model and
 /// implementation differ.
-fn run(seed: u64, sub: &Submission, tally: &mut Tally) {
+/// `verify`: the experiment verifies every job (`verify = "all"`, replays
+/// leased at once) and each worker has a credential of its own.
+fn run(seed: u64, sub: &Submission, verify: bool, tally: &mut Tally) {
     let clock = ManualClock::new(1_000_000_000);
     let settings = SchedulerSettings {
         heartbeat_seconds: 5,
@@ -582,21 +837,30 @@ fn run(seed: u64, sub: &Submission, tally: &mut Tally) {
     )
     .unwrap();
     s.submit(sub).unwrap();
+    s.set_replay_wait_seconds(0);
     let jobs: Vec<JobId> = sub.jobs.iter().map(|j| j.id.clone()).collect();
     let mut m = Model::new(jobs.len(), 1_000_000_000);
+    m.verify = verify;
     let mut rng = Rng::new(seed);
     let mut workers: Vec<Driven> = Vec::new();
     let mut history: Vec<String> = Vec::new();
 
-    for step in 0..CALLS {
+    let calls = if verify { VERIFY_CALLS } else { CALLS };
+    for step in 0..calls {
         let op = if workers.is_empty() { 0 } else { rng.below(16) };
         let w = rng.below(workers.len());
         let (what, got, want) = match op {
             0 if workers.len() < MAX_WORKERS => {
                 let slots = 1 + rng.below(3);
-                let r = s
-                    .register(&registration(&format!("w{}", workers.len()), slots))
-                    .unwrap();
+                let name = format!("w{}", workers.len());
+                let r = if verify {
+                    let named = CredentialName::parse(&format!("n{}", workers.len())).unwrap();
+                    s.add_credential(&named, slots as u32).unwrap();
+                    s.register_as(&named.worker_id(), &registration(&name, slots))
+                        .unwrap()
+                } else {
+                    s.register(&registration(&name, slots)).unwrap()
+                };
                 workers.push(Driven {
                     id: r.id,
                     secret: r.secret,
@@ -704,6 +968,12 @@ fn run(seed: u64, sub: &Submission, tally: &mut Tally) {
             history.join("\n")
         );
     }
+    tally.verified += m
+        .jobs
+        .iter()
+        .filter(|j| j.verify.is_some_and(VerifyState::is_verified))
+        .count();
+    tally.suspects += m.suspects.len();
 }
 
 /// One call about an attempt, as the service makes it: the caller's
@@ -779,17 +1049,22 @@ fn attempt_call(
         }
         9 | 10 => {
             let got = answer(s.complete(AttemptId(a), &honest_result()));
-            let want = m.complete(a, false, false);
+            let want = m.complete(a, false, false, true);
             if got == Answer::Ok {
                 tally.completed += 1;
             }
             (format!("{prefix}: complete"), got, want)
         }
+        11 if m.verify && rng.below(2) == 0 => {
+            let got = answer(s.complete(AttemptId(a), &forged_result()));
+            let want = m.complete(a, false, false, false);
+            (format!("{prefix}: forged result"), got, want)
+        }
         11 => {
             let kind = rng.below(6);
             let (r, in_itself) = hostile_result(kind);
             let got = answer(s.complete(AttemptId(a), &r));
-            let want = m.complete(a, in_itself, !in_itself);
+            let want = m.complete(a, in_itself, !in_itself, false);
             (format!("{prefix}: hostile result {kind}"), got, want)
         }
         12 | 13 => {
@@ -815,22 +1090,34 @@ fn attempt_call(
 fn the_scheduler_answers_and_moves_as_the_model_does_over_random_sequences() {
     let started = std::time::Instant::now();
     let mut tally = Tally::default();
-    let sub = submission();
+    // One sequence in VERIFY_EVERY verifies every job (named workers, replays,
+    // forged results); the others run as they did before it existed.
+    let (plain, verified) = (submission(false), submission(true));
     for seed in 0..SEQUENCES {
-        run(seed, &sub, &mut tally);
+        if seed % VERIFY_EVERY == VERIFY_EVERY - 1 {
+            run(seed, &verified, true, &mut tally);
+        } else {
+            run(seed, &plain, false, &mut tally);
+        }
     }
     eprintln!(
-        "{SEQUENCES} sequences of {CALLS} calls: {tally:?} in {:.1} s",
+        "{SEQUENCES} sequences of {CALLS} calls ({VERIFY_CALLS} verifying): {tally:?} in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     // The sequences reach every side: accepted and refused calls, completed
     // jobs, leases taken back.
-    assert_eq!(tally.calls, SEQUENCES as usize * CALLS);
+    let verifying = (SEQUENCES / VERIFY_EVERY) as usize;
+    assert_eq!(
+        tally.calls,
+        (SEQUENCES as usize - verifying) * CALLS + verifying * VERIFY_CALLS
+    );
     assert!(
         tally.accepted > 100_000
             && tally.refused > 30_000
             && tally.completed > 5_000
-            && tally.expired > 2_000,
+            && tally.expired > 2_000
+            && tally.verified > 100
+            && tally.suspects > 10,
         "{tally:?}"
     );
 }

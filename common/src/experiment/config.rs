@@ -89,6 +89,11 @@ impl ExperimentConfig {
             let offered = config.data.kind.variants();
             config.protocol.variants.retain(|v| offered.contains(v));
         }
+        // A verified experiment trains every job deterministic: the original
+        // and its replay alike, and no worker can tell which is replayed.
+        if config.protocol.verify.is_some() {
+            config.training.deterministic = true;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -148,6 +153,15 @@ impl ExperimentConfig {
             ));
         }
         at_least_one("protocol.max_attempts", p.max_attempts)?;
+        if let Some(verify) = p.verify {
+            verify.validate()?;
+            if !self.training.deterministic {
+                return Err(invalid(
+                    "training.deterministic",
+                    "protocol.verify replays jobs to compare them bit for bit: every job must train deterministic",
+                ));
+            }
+        }
         if p.kind == ProtocolKind::Official && !self.data.kind.has_official_split() {
             return Err(invalid(
                 "protocol.kind",
@@ -344,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn verify_trains_every_job_deterministic_and_stays_out_when_off() {
+        let text = "[data]\nroot = \"d\"\n";
+        let off = ExperimentConfig::from_toml_str(text).unwrap();
+        assert_eq!(off.protocol.verify, None);
+        assert!(!off.to_toml_string().contains("verify"));
+        let on =
+            ExperimentConfig::from_toml_str(&format!("{text}[protocol]\nverify = 0.25\n")).unwrap();
+        assert!(on.training.deterministic);
+        assert_eq!(on.protocol.verify.map(|v| v.fraction()), Some(0.25));
+        let again = ExperimentConfig::from_toml_str(&on.to_toml_string()).unwrap();
+        assert_eq!(again, on);
+        let mut undone = on.clone();
+        undone.training.deterministic = false;
+        let err = undone.validate().unwrap_err().to_string();
+        assert!(err.contains("training.deterministic"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             ("[training]\nlr = -0.1", "training.lr"),
@@ -367,6 +399,9 @@ mod tests {
                 "[protocol]\nkind = \"train-test\"\n[training]\npatience = 3",
                 "training.patience",
             ),
+            ("[protocol]\nverify = 1.5", "protocol.verify"),
+            ("[protocol]\nverify = 0", "protocol.verify"),
+            ("[protocol]\nverify = \"some\"", "protocol.verify"),
         ];
         for (body, key) in cases {
             let text = format!("[data]\nroot = \"d\"\n{body}\n");

@@ -12,6 +12,7 @@ use crate::dataset::kind::DataKind;
 use crate::dataset::variant::Variant;
 use crate::events::frames::BinMode;
 use crate::experiment::error::{ConfigError, at_least_one, at_most, bounds, invalid};
+use crate::experiment::verify::Verify;
 
 /// How the test set is used (DESIGN.md, "Cross-validation protocol").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,6 +155,12 @@ pub struct ProtocolConfig {
     /// written before it existed stay the same.
     #[serde(skip_serializing_if = "is_default_epoch_timeout")]
     pub epoch_timeout_s: u32,
+    /// The share of succeeded jobs trained again by another worker and
+    /// compared (docs/semantics.md, "Verified results"); `None` (the
+    /// default, left out of the serialised config) replays nothing. When
+    /// set, every job trains deterministic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verify>,
 }
 
 /// [`ProtocolConfig::epoch_timeout_s`] by default: six hours, far beyond an
@@ -175,6 +182,7 @@ impl Default for ProtocolConfig {
             val_fraction: 0.15,
             max_attempts: 3,
             epoch_timeout_s: DEFAULT_EPOCH_TIMEOUT_S,
+            verify: None,
         }
     }
 }

@@ -6,11 +6,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::report::compute::report::build_report;
+use crate::report::compute::verification::{VerificationInput, verification};
 use crate::report::render::csv::render_csv;
 use crate::report::render::json::{JsonError, render_json};
 use crate::report::render::markdown::render_markdown;
 use crate::report::render::plots::{PlotError, write_plots};
 use crate::store::read_only::{self as from_store, FromStoreError};
+use crate::store::verify_rows;
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -100,6 +102,18 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// What the verification section is computed from, read from the store.
+fn verification_input(
+    conn: &rusqlite::Connection,
+    experiment: &str,
+) -> Result<VerificationInput, FromStoreError> {
+    Ok(VerificationInput {
+        states: verify_rows::states_of_experiment(conn, experiment)?,
+        runs: verify_rows::runs_of_experiment(conn, experiment)?,
+        suspects: verify_rows::suspects(conn)?,
+    })
+}
+
 /// Runs the command: prints the report to `stdout`, or writes it and its plots
 /// into `--out` and prints one line saying where.
 pub fn run(args: &ReportArgs, stdout: &mut dyn Write) -> Result<(), ReportCmdError> {
@@ -129,7 +143,8 @@ pub fn run(args: &ReportArgs, stdout: &mut dyn Write) -> Result<(), ReportCmdErr
         },
     };
     let jobs = from_store::jobs(&conn, &experiment.id)?;
-    let report = build_report(&experiment, &jobs, now_unix());
+    let mut report = build_report(&experiment, &jobs, now_unix());
+    report.verification = verification(&verification_input(&conn, &experiment.id)?);
     tracing::info!(
         experiment = %experiment.id,
         jobs = jobs.len(),

@@ -168,6 +168,12 @@ pub struct ServeArgs {
     /// instead of adding attempts without end.
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_RELEASES)]
     pub max_releases_per_job: u32,
+    /// Under `[protocol] verify`: seconds a wanted replay waits for a slot
+    /// whose manifest agrees bit for bit with the original's before any
+    /// other eligible worker may take it (compared within the tolerance
+    /// then); 0: at once.
+    #[arg(long, default_value_t = crate::scheduler::DEFAULT_REPLAY_WAIT_SECONDS)]
+    pub replay_wait_seconds: u32,
     /// Calls that may wait for the scheduler thread; more are refused at once
     /// with RESOURCE_EXHAUSTED (workers retry them).
     #[arg(long, default_value_t = crate::scheduler::DEFAULT_MAX_QUEUED_CALLS)]
@@ -395,6 +401,7 @@ pub async fn run(
     tracing::debug!(lock = %lock.path().display(), "state locked");
     let mut scheduler =
         Scheduler::open(&args.state, settings.clone(), Box::new(SystemClock::new()))?;
+    scheduler.set_replay_wait_seconds(args.replay_wait_seconds);
     if let Some(path) = &args.experiment {
         let submission =
             experiment_submission(path.clone(), args.allow_unfingerprinted_data).await?;

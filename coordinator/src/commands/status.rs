@@ -92,6 +92,13 @@ pub fn render(s: &StatusResponse) -> String {
             );
         }
     }
+    for w in s.workers.iter().filter(|w| !w.suspect.is_empty()) {
+        let _ = writeln!(
+            out,
+            "SUSPECT: {} ({}): {}; no new leases until `coordinator worker clear {}`",
+            w.name, w.worker_id, w.suspect, w.name
+        );
+    }
     out
 }
 
@@ -106,7 +113,8 @@ fn as_json(s: &StatusResponse) -> String {
         .iter()
         .map(|w| {
             serde_json::json!({"id": w.worker_id, "name": w.name, "host": w.host, "state": w.state,
-                "slots": w.slots, "running": w.running, "last_seen_seconds": w.last_seen_seconds})
+                "slots": w.slots, "running": w.running, "last_seen_seconds": w.last_seen_seconds,
+                "suspect": (!w.suspect.is_empty()).then_some(&w.suspect)})
         })
         .collect();
     serde_json::json!({"jobs": jobs, "total_jobs": s.total_jobs, "workers": workers,

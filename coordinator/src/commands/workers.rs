@@ -1,6 +1,6 @@
-//! `coordinator worker add|list|remove|enrolment|enrol`: the workers' own
-//! credentials on a running coordinator. `add`, `list`, `remove` and
-//! `enrolment` take the admin token; `enrol` takes an enrolment token (in
+//! `coordinator worker add|list|remove|clear|enrolment|enrol`: the workers' own
+//! credentials on a running coordinator, and clearing a suspect worker.
+//! `add`, `list`, `remove`, `clear` and `enrolment` take the admin token; `enrol` takes an enrolment token (in
 //! `--token-file`) and writes the credential it receives to a file.
 
 use std::io::Write;
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use spikecv_common::proto::client::{CallError, ClientError};
 use spikecv_common::proto::enrol::{EnrolError, write_credential};
 use spikecv_common::proto::{
-    AddWorkerRequest, CreateEnrolmentRequest, EnrolRequest, ListWorkersRequest,
+    AddWorkerRequest, ClearWorkerRequest, CreateEnrolmentRequest, EnrolRequest, ListWorkersRequest,
     RemoveWorkerRequest, WorkerCredential,
 };
 
@@ -34,6 +34,9 @@ pub enum WorkerCommand {
     /// Revoke a named worker's credential; its running attempts are released
     /// at once (their jobs back in the queue).
     Remove(RemoveArgs),
+    /// Clear a suspect worker (by name or id; one whose run disagreed with
+    /// two others under `[protocol] verify`): it gets leases again.
+    Clear(RemoveArgs),
     /// Make an enrolment token: --uses nodes may each enrol once with it
     /// before it expires.
     Enrolment(EnrolmentArgs),
@@ -67,7 +70,7 @@ pub struct ListArgs {
     pub client: ClientArgs,
 }
 
-/// Flags of `coordinator worker remove`.
+/// Flags of `coordinator worker remove` and `coordinator worker clear`.
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
     /// The coordinator (admin token).
@@ -224,6 +227,23 @@ pub async fn run(args: &WorkerArgs, out: &mut dyn Write) -> Result<(), WorkerCmd
             for attempt in &r.released {
                 writeln!(out, "  {attempt}")?;
             }
+            Ok(())
+        }
+        WorkerCommand::Clear(a) => {
+            let options = a.client.options()?;
+            let r = options
+                .admin_client()?
+                .clear_worker(ClearWorkerRequest {
+                    name: a.name.clone(),
+                })
+                .await
+                .map_err(CallError::at(&options.url))?
+                .into_inner();
+            writeln!(
+                out,
+                "cleared {}: {} suspect worker(s) may lease again",
+                a.name, r.cleared
+            )?;
             Ok(())
         }
         WorkerCommand::Enrolment(a) => enrolment(a, out).await,

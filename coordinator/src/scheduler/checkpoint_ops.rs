@@ -118,8 +118,19 @@ impl Scheduler {
     /// The attempt's job if the attempt is current and may upload a checkpoint
     /// taken after `epoch` (see [`Scheduler::commit_checkpoint`]); checked
     /// before an upload's bytes are received.
+    ///
+    /// A replay's upload is refused as a bad request, not fenced: the
+    /// replay goes on (its worker saves a checkpoint after the last epoch
+    /// whatever the config says), only the upload is not wanted.
     pub fn check_upload(&self, attempt: AttemptId, epoch: u32) -> Result<JobId> {
         let conn = self.store.conn();
+        if super::replay_ops::replay_fence(conn, attempt)?.is_some() {
+            return Err(SchedulerError::BadRequest {
+                message: format!(
+                    "attempt {attempt} is a replay: it trains from epoch 0 in one attempt and keeps no checkpoint"
+                ),
+            });
+        }
         let (_, job) = fence(conn, attempt)?;
         check_upload_epoch(conn, attempt, &job, epoch)?;
         Ok(job.id)

@@ -116,6 +116,12 @@ pub enum SchedulerError {
         /// The name.
         name: String,
     },
+    /// `worker clear` of a name no suspect worker has.
+    #[error("no suspect worker named {name:?}")]
+    NotSuspect {
+        /// The name given.
+        name: String,
+    },
     /// An enrolment token that is unknown, used up or expired.
     #[error("enrolment refused: the token is {why}")]
     EnrolmentRefused {

@@ -34,10 +34,12 @@ mod identity;
 mod ops;
 mod prune;
 mod registration;
+mod replay_ops;
 mod status;
 mod submit;
 mod types;
 mod validate;
+mod verify;
 
 pub use checkpoint_ops::CheckpointRecord;
 pub use clock::{Clock, ManualClock, SystemClock, UnixMillis};
@@ -57,6 +59,7 @@ pub use types::{
     HeartbeatOutcome, LeaseOutcome, Progress, RunningJob, SlotInfo, StatusCounts, StatusSnapshot,
     SubmitOutcome, WorkerId, WorkerInfo, WorkerRegistration, WorkerState,
 };
+pub use verify::DEFAULT_REPLAY_WAIT_SECONDS;
 
 use std::path::Path;
 
@@ -127,6 +130,7 @@ pub struct Scheduler {
     clock: Box<dyn Clock>,
     settings: SchedulerSettings,
     prune_rules: prune::PruneRules,
+    replay_wait_ms: i64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -179,12 +183,20 @@ impl Scheduler {
             clock,
             settings,
             prune_rules: prune::PruneRules::default(),
+            replay_wait_ms: i64::from(DEFAULT_REPLAY_WAIT_SECONDS) * 1000,
         })
     }
 
     /// The directory of checkpoint files (uploads are staged there).
     pub fn checkpoint_dir(&self) -> &CheckpointDir {
         &self.checkpoints
+    }
+
+    /// How long a wanted replay waits for a slot whose manifest agrees bit
+    /// for bit with the original's before any other eligible slot may take
+    /// it ([`DEFAULT_REPLAY_WAIT_SECONDS`] by default; 0: at once).
+    pub fn set_replay_wait_seconds(&mut self, seconds: u32) {
+        self.replay_wait_ms = i64::from(seconds) * 1000;
     }
 
     /// The settings.

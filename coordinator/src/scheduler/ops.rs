@@ -10,18 +10,20 @@ use super::asha::halve_after_epoch;
 use super::checkpoint_ops::{drop_checkpoint, keep_records_true, take_checkpoint_record};
 use super::fence::{extend, fence, sha256_hex, to_json};
 use super::prune::{prune_after_epoch, undo_decisions_of};
+use super::replay_ops::{end_replay, give_up_if_failing, replay_epoch, replay_heartbeat};
 use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
 use super::validate::{Expected, check_epoch, check_progress, check_result};
+use super::verify;
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
 use crate::store::jobs::{self, JobRow};
-use crate::store::{StoreError, lease_writes, prune_evidence, worker_rows};
+use crate::store::{StoreError, lease_writes, prune_evidence, verify_rows, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -31,7 +33,7 @@ const EXPERIMENT_ID_HEX_LEN: usize = 12;
 /// What a result of `job` is checked against: its epochs, its data set's
 /// classes and its test set's size (the stored samples of each test
 /// recording; without them, one sample per class).
-fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
+pub(super) fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
     let SampleShape { classes, counts } = experiments::sample_shape(conn, &job.experiment)?;
     let test_samples = match counts {
         Some(counts) => job
@@ -94,6 +96,9 @@ impl Scheduler {
         )?;
         let max_attempts = s.config.protocol.max_attempts;
         let prunes = s.config.pruning().ok().flatten().is_some();
+        if s.config.protocol.verify.is_some() {
+            verify_rows::keep_secret(&tx, &experiment.0, &verify::new_secret())?;
+        }
         let mut dropped = Vec::new();
         for (position, job) in s.jobs.iter().enumerate() {
             match jobs::job(&tx, &job.id)? {
@@ -140,6 +145,12 @@ impl Scheduler {
                 },
             }
             job_writes::link_job(&tx, &experiment, &job.id, position, job.configuration)?;
+            if let Some(v) = s.job_config(job).protocol.verify {
+                verify_rows::raise_fraction(&tx, &job.id, v.fraction())?;
+                // A job reused from an earlier experiment keeps its state;
+                // one never sampled is sampled now.
+                verify::sample_succeeded(&tx, &job.id, now)?;
+            }
         }
         tx.commit().map_err(StoreError::from)?;
         self.remove_checkpoint_files(&dropped);
@@ -167,10 +178,21 @@ impl Scheduler {
             tx.commit().map_err(StoreError::from)?;
             return Ok(out);
         }
+        // A suspect worker gets nothing until an operator clears it.
+        if verify_rows::is_suspect(&tx, worker)? {
+            out.all_done = job_writes::all_finished(&tx)?;
+            tx.commit().map_err(StoreError::from)?;
+            return Ok(out);
+        }
         // At most one open attempt per slot the worker registered, whatever it asks for.
         let held = lease_writes::open_attempts_of(&tx, worker)?;
         let room = w.slots.len().saturating_sub(held);
         for device in free_slots.iter().take(room) {
+            if let Some(job) = verify::replay_for(&tx, &w, device, now, self.replay_wait_ms)? {
+                let assignment = verify::lease_replay(&tx, job, worker, device, now, deadline)?;
+                out.assignments.push(assignment);
+                continue;
+            }
             let Some(job) = jobs::next_pending_job(&tx, &w.data_fingerprint)? else {
                 break;
             };
@@ -231,6 +253,12 @@ impl Scheduler {
             drain: w.state == WorkerState::Draining,
         };
         for (index, p) in progress.iter().enumerate() {
+            if let Some(cancel) = replay_heartbeat(&tx, worker, index, p, deadline, now)? {
+                if cancel {
+                    out.cancel.push(p.attempt);
+                }
+                continue;
+            }
             let current = match fence(&tx, p.attempt) {
                 Ok((a, job)) if a.worker == *worker => Some(job),
                 Ok(_)
@@ -270,6 +298,10 @@ impl Scheduler {
         let deadline = self.deadline_from(now);
         check_epoch(m, None)?;
         let tx = self.store.transaction()?;
+        if replay_epoch(&tx, attempt, m, deadline, now)? {
+            tx.commit().map_err(StoreError::from)?;
+            return Ok(false);
+        }
         let (a, job) = fence(&tx, attempt)?;
         check_epoch(m, job.planned_epochs)?;
         if let Some(last) = lease_writes::last_epoch(&tx, attempt)?
@@ -324,6 +356,9 @@ impl Scheduler {
         result: &JobResult,
         provenance: Option<&Provenance>,
     ) -> Result<()> {
+        if self.complete_replay(attempt, result, provenance)? {
+            return Ok(());
+        }
         let now = self.now_ms();
         check_result(result, &Expected::default())?;
         let tx = self.store.transaction()?;
@@ -334,6 +369,7 @@ impl Scheduler {
             job_writes::upsert_epoch(&tx, &job.id, attempt, m)?;
         }
         job_writes::complete_job(&tx, &job.id, result, provenance, now)?;
+        verify::sample_succeeded(&tx, &job.id, now)?;
         let checkpoint = take_checkpoint_record(&tx, &job.id)?;
         lease_writes::touch_worker(&tx, &a.worker, now)?;
         tx.commit().map_err(StoreError::from)?;
@@ -357,6 +393,11 @@ impl Scheduler {
     ) -> Result<FailOutcome> {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
+        if end_replay(&tx, attempt, AttemptOutcome::Failed, Some(error), now)? {
+            tx.commit().map_err(StoreError::from)?;
+            tracing::warn!(%attempt, ?class, error, "replay attempt failed");
+            return Ok(FailOutcome::Retry);
+        }
         let (a, job) = fence(&tx, attempt)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Failed, Some(error))?;
         undo_decisions_of(&tx, attempt, now)?;
@@ -387,6 +428,10 @@ impl Scheduler {
     pub fn release(&mut self, attempt: AttemptId) -> Result<()> {
         let now = self.now_ms();
         let tx = self.store.transaction()?;
+        if end_replay(&tx, attempt, AttemptOutcome::Released, None, now)? {
+            tx.commit().map_err(StoreError::from)?;
+            return Ok(());
+        }
         let (a, job) = fence(&tx, attempt)?;
         lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Released, None)?;
         let released = lease_writes::worker_releases(&tx, &job.id)?;
@@ -446,6 +491,9 @@ impl Scheduler {
                 continue;
             };
             if job.current_attempt != Some(attempt) {
+                if verify_rows::is_replay(&tx, attempt)? {
+                    give_up_if_failing(&tx, &job, now)?;
+                }
                 continue;
             }
             let lost = job.lost_attempts + 1;

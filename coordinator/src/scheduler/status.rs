@@ -65,9 +65,17 @@ impl Scheduler {
             });
         }
 
+        let suspects = crate::store::verify_rows::suspects(conn)?;
+        let suspect_of = |id: &WorkerId| {
+            suspects
+                .iter()
+                .find(|s| s.worker == *id)
+                .map(|s| s.reason.clone())
+        };
         let workers: Vec<WorkerInfo> = worker_rows::query_workers(conn, "", [])?
             .into_iter()
             .map(|w| WorkerInfo {
+                suspect: suspect_of(&w.id),
                 running: per_worker.remove(&w.id).unwrap_or_default(),
                 id: w.id,
                 name: w.name,

@@ -156,6 +156,9 @@ pub struct WorkerInfo {
     pub last_seen_ms: UnixMillis,
     /// Attempts it holds now.
     pub running: Vec<AttemptId>,
+    /// Why it is suspect (no new leases until cleared); `None` when not.
+    #[serde(default)]
+    pub suspect: Option<String>,
 }
 
 /// Job counts per status.

@@ -15,7 +15,9 @@ pub fn status_of(e: &SchedulerError) -> Status {
         | SchedulerError::EnrolmentRefused { .. }
         | SchedulerError::NotYourIdentity { .. } => Status::permission_denied(message),
         SchedulerError::CredentialExists { .. } => Status::already_exists(message),
-        SchedulerError::UnknownCredential { .. } => Status::not_found(message),
+        SchedulerError::UnknownCredential { .. } | SchedulerError::NotSuspect { .. } => {
+            Status::not_found(message)
+        }
         SchedulerError::Fenced { .. }
         | SchedulerError::FingerprintMismatch { .. }
         | SchedulerError::AlreadyFinished { .. } => Status::failed_precondition(message),

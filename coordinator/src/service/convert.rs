@@ -246,6 +246,7 @@ pub fn status_to_proto(s: &StatusSnapshot) -> pb::StatusResponse {
             slots: u32::try_from(w.slots.len()).unwrap_or(u32::MAX),
             running: u32::try_from(w.running.len()).unwrap_or(u32::MAX),
             last_seen_seconds: (s.now_ms - w.last_seen_ms).max(0) as f64 / 1000.0,
+            suspect: w.suspect.clone().unwrap_or_default(),
         })
         .collect();
     pb::StatusResponse {

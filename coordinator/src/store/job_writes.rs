@@ -358,11 +358,13 @@ pub(crate) fn stop_job(
     Ok(())
 }
 
-/// Whether every job ended (an index probe, not a count: this runs on every
-/// lease).
+/// Whether every job ended and no replay is wanted (index probes, not
+/// counts: this runs on every lease).
 pub(crate) fn all_finished(conn: &Connection) -> Result<bool> {
     let mut stmt = conn.prepare_cached(
-        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running'))",
+        "SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE status IN ('pending', 'leased', 'running'))
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE verify IN ('wanted', 'tiebreak')
+                             AND status = 'succeeded')",
     )?;
     Ok(stmt.query_row([], |r| r.get(0))?)
 }

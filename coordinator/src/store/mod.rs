@@ -7,7 +7,8 @@
 //! `enrolment_tokens` (hashes of workers' own tokens), `epoch_metrics` and
 //! `checkpoints` (the record of each unfinished job's latest checkpoint; the
 //! bytes are a file, see [`crate::checkpoints`]) and `prune_evidence` (the
-//! attempts whose metrics pruned a job, see [`prune_evidence`]).
+//! attempts whose metrics pruned a job, see [`prune_evidence`]); deterministic
+//! replay's `job_runs` and `suspects` ([`verify_rows`]).
 //! The scheduler makes every state change in one transaction
 //! ([`Store::transaction`]) through typed calls ([`job_writes`],
 //! [`lease_writes`], [`worker_rows`], [`checkpoint_rows`]; no SQL outside this
@@ -32,6 +33,7 @@ pub(crate) mod prune_evidence;
 pub mod read_only;
 pub mod records;
 mod schema;
+pub mod verify_rows;
 pub(crate) mod worker_rows;
 
 pub use error::StoreError;

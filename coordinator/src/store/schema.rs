@@ -233,6 +233,43 @@ ALTER TABLE attempts ADD COLUMN resumed_from INTEGER REFERENCES attempts(id);
     r#"
 ALTER TABLE jobs ADD COLUMN provenance_json TEXT;
 "#,
+    // 10: deterministic replay (see `crate::scheduler::verify`). Each
+    // experiment that verifies keeps a secret for its sampling rule; a job
+    // keeps the share its experiments verify (`verify_fraction`), where it
+    // stands (`verify`, `crate::states::VerifyState`) and since when; a
+    // replay's attempt is marked (`attempts.replay`); every run of a verified
+    // job keeps what it produced (`job_runs`: its result, its provenance,
+    // the credentials it came from and its comparisons); a worker whose run
+    // disagreed with two others is suspect until an operator clears it.
+    r#"
+ALTER TABLE experiments ADD COLUMN verify_secret TEXT;
+ALTER TABLE jobs ADD COLUMN verify_fraction REAL;
+ALTER TABLE jobs ADD COLUMN verify TEXT;
+ALTER TABLE jobs ADD COLUMN verify_since_ms INTEGER;
+CREATE INDEX jobs_by_verify ON jobs(verify) WHERE verify IS NOT NULL;
+ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE job_runs (
+    attempt          INTEGER PRIMARY KEY REFERENCES attempts(id),
+    job              TEXT NOT NULL REFERENCES jobs(id),
+    worker           TEXT NOT NULL,
+    worker_name      TEXT NOT NULL,
+    credentials_json TEXT NOT NULL,
+    replay           INTEGER NOT NULL,
+    result_json      TEXT NOT NULL,
+    provenance_json  TEXT,
+    comparisons_json TEXT,
+    finished_ms      INTEGER NOT NULL
+);
+CREATE INDEX job_runs_by_job ON job_runs(job);
+CREATE INDEX job_runs_by_worker ON job_runs(worker);
+CREATE TABLE suspects (
+    worker   TEXT PRIMARY KEY,
+    name     TEXT NOT NULL,
+    job      TEXT NOT NULL,
+    reason   TEXT NOT NULL,
+    since_ms INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

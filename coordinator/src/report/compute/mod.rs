@@ -1,6 +1,6 @@
 //! The figures of a report, computed from plain job records and nothing of
 //! how they are shown. Layers, bottom to top: [`metric`], [`configurations`],
-//! [`jobs`], [`silent`], [`early_stop`] and [`environments`] → [`groups`], [`usage`] →
+//! [`jobs`], [`silent`], [`early_stop`], [`environments`] and [`verification`] → [`groups`], [`usage`] →
 //! [`compare`] → [`report`] (the [`report::Report`] value and
 //! [`report::build_report`]).
 
@@ -14,3 +14,4 @@ pub mod metric;
 pub mod report;
 pub mod silent;
 pub mod usage;
+pub mod verification;

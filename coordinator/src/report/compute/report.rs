@@ -100,6 +100,10 @@ pub struct Report {
     /// Jobs whose output layer never fired, in job order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub silent_jobs: Vec<SilentJob>,
+    /// Verified results (`[protocol] verify`; `None`: nothing verified).
+    /// Filled in from the store's runs ([`super::verification`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<super::verification::Verification>,
     /// Things the reader should know (unparsable config, duplicate jobs, ...).
     pub warnings: Vec<String>,
     /// Every job, in variant, protocol, seed, fold order.
@@ -153,6 +157,7 @@ pub fn build_report(experiment: &ExperimentRecord, jobs: &[JobRecord], now_unix:
         sweep,
         early_stopping,
         silent_jobs,
+        verification: None,
         warnings,
         jobs: records.into_iter().cloned().collect(),
     }

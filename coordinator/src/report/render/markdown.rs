@@ -186,6 +186,7 @@ fn write_all(out: &mut String, r: &Report, plots: &[&Path]) -> std::fmt::Result 
         super::early_stop::write_markdown(out, e, &r.configurations)?;
     }
     super::silent::write_markdown(out, r)?;
+    super::verification::write_markdown(out, r)?;
     write_published(out, r)?;
     write_per_seed(out, r)?;
     write_per_fold(out, r)?;

@@ -234,8 +234,17 @@ fn write_outcome(out: &mut String, r: &Report, c: &ExperimentConfig) -> std::fmt
     if stopped > 0 {
         write!(out, "; {stopped} of the succeeded jobs stopped early")?;
     }
-    writeln!(
-        out,
-        ". No result was verified by a second run on another worker."
-    )
+    match r.verification.as_ref().map(|v| v.counts) {
+        Some(c) if c.bitwise + c.tolerance > 0 => writeln!(
+            out,
+            ". {} of the results were verified by a deterministic replay on another worker ({} bit for bit, {} within the tolerance).",
+            c.bitwise + c.tolerance,
+            c.bitwise,
+            c.tolerance
+        ),
+        _ => writeln!(
+            out,
+            ". No result was verified by a second run on another worker."
+        ),
+    }
 }

@@ -1,7 +1,7 @@
 //! The formats of a report, each read from a computed
 //! [`Report`](super::compute::report::Report): Markdown ([`markdown`], with
 //! its sections in [`markdown_sweep`], [`markdown_confusion`], [`early_stop`]
-//! [`silent`] and [`environment`]), the methods paragraph ([`methods`], in Markdown and JSON), JSON
+//! [`silent`], [`environment`] and [`verification`]), the methods paragraph ([`methods`], in Markdown and JSON), JSON
 //! ([`json`]), CSV ([`csv`]) and plots ([`plots`], [`plots_sweep`]); the text
 //! of figures shared between them is in [`text`].
 
@@ -17,3 +17,4 @@ pub mod plots;
 pub mod plots_sweep;
 pub mod silent;
 pub mod text;
+pub mod verification;
