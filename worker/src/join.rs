@@ -27,6 +27,7 @@ use spikecv_common::proto::client::{ClientError, ClientOptions};
 use spikecv_common::proto::{LeaseRequest, PROTOCOL_VERSION, RegisterRequest, Slot};
 
 use crate::devices::{DeviceError, DeviceSpec, cuda_device_count, parse_gpus};
+pub use crate::host::host_name;
 use crate::lif::fused::LifKernels;
 pub use retry::Backoff;
 use state::{Shared, StopReason};
@@ -170,13 +171,6 @@ impl JoinConfig {
             system_allocator: false,
         })
     }
-}
-
-/// This machine's host name, or "unknown".
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// How `join` ended.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cuda_host;
 pub mod determinism;
 pub mod devices;
+pub mod host;
 mod host_tensor;
 pub mod join;
 pub mod lif;

@@ -120,7 +120,7 @@ impl EventWriter {
     pub fn create(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let wall = now();
-        let host = crate::join::host_name();
+        let host = crate::host::host_name();
         let name = format!(
             "events.out.tfevents.{}.{host}.{}",
             wall as u64,

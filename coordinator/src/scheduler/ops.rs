@@ -1,6 +1,5 @@
 //! The scheduler's operations; each is one store transaction.
 
-use rusqlite::Connection;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
@@ -15,41 +14,19 @@ use super::types::{
     Assignment, AttemptId, ExperimentId, FailOutcome, FailureClass, HeartbeatOutcome, LeaseOutcome,
     Progress, SubmitOutcome, WorkerId, WorkerState,
 };
-use super::validate::{Expected, check_epoch, check_progress, check_result};
+use super::validate::{Expected, check_epoch, check_progress, check_result, expected};
 use super::verify;
 use super::{Scheduler, SchedulerError, Submission};
 use crate::checkpoints::remove_quietly;
 use crate::states::AttemptOutcome;
-use crate::store::experiments::{self, SampleShape};
 use crate::store::job_writes::{self, NewExperiment, NewJob};
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs;
 use crate::store::{StoreError, lease_writes, prune_evidence, verify_rows, worker_rows};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
 /// Hex digits of the config hash kept in an experiment id.
 const EXPERIMENT_ID_HEX_LEN: usize = 12;
-
-/// What a result of `job` is checked against: its epochs, its data set's
-/// classes and its test set's size (the stored samples of each test
-/// recording; without them, one sample per class).
-pub(super) fn expected(conn: &Connection, job: &JobRow) -> Result<Expected> {
-    let SampleShape { classes, counts } = experiments::sample_shape(conn, &job.experiment)?;
-    let test_samples = match counts {
-        Some(counts) => job
-            .split
-            .test
-            .iter()
-            .map(|r| counts.get(r).copied())
-            .sum::<Option<u64>>(),
-        None => classes.map(|c| job.split.test.len() as u64 * c as u64),
-    };
-    Ok(Expected {
-        epochs: job.planned_epochs,
-        classes,
-        test_samples,
-    })
-}
 
 impl Scheduler {
     pub(super) fn deadline_from(&self, now: i64) -> i64 {

@@ -23,9 +23,9 @@ use spikecv_common::experiment::manifest::{Agreement, Provenance};
 use spikecv_common::experiment::replay::compare;
 
 use super::fence::extend;
-use super::ops::expected;
+
 use super::types::{AttemptId, Progress, WorkerId};
-use super::validate::{Expected, check_epoch, check_progress, check_result};
+use super::validate::{Expected, check_epoch, check_progress, check_result, expected};
 use super::verify::{MAX_FAILED_REPLAYS, credentials_of_run};
 use super::{Scheduler, SchedulerError};
 use crate::states::{AttemptOutcome, VerifyState};

@@ -11,6 +11,9 @@ use spikecv_common::experiment::error::bounds;
 use spikecv_common::experiment::job::{EpochMetrics, JobResult};
 
 use super::SchedulerError;
+use crate::store::experiments::{self, SampleShape};
+use crate::store::jobs::JobRow;
+use rusqlite::Connection;
 
 /// Largest loss accepted (the network's losses are means over rates in
 /// [0, 1]: an honest one stays far below).
@@ -251,6 +254,27 @@ pub(super) fn check_result(r: &JobResult, want: &Expected) -> Result<(), Schedul
         )));
     }
     check_confusion(r, want)
+}
+
+/// What a result of `job` is checked against: its epochs, its data set's
+/// classes and its test set's size (the stored samples of each test
+/// recording; without them, one sample per class).
+pub(super) fn expected(conn: &Connection, job: &JobRow) -> Result<Expected, SchedulerError> {
+    let SampleShape { classes, counts } = experiments::sample_shape(conn, &job.experiment)?;
+    let test_samples = match counts {
+        Some(counts) => job
+            .split
+            .test
+            .iter()
+            .map(|r| counts.get(r).copied())
+            .sum::<Option<u64>>(),
+        None => classes.map(|c| job.split.test.len() as u64 * c as u64),
+    };
+    Ok(Expected {
+        epochs: job.planned_epochs,
+        classes,
+        test_samples,
+    })
 }
 
 #[cfg(test)]
