@@ -2,7 +2,8 @@
 //!
 //! From the bottom up: [`error`] (what goes wrong, the size bounds),
 //! [`verify`] (`[protocol] verify` and its sampling rule) and
-//! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`); then
+//! [`sections`] (`[data]`, `[protocol]`, `[simulation]`, `[training]`) and
+//! [`trainer`] (`[trainer]`: which training script runs the jobs); then
 //! [`network`] (`[network]`'s block lists), [`prune`] and [`sweep`] (`[sweep]`,
 //! read with its pruning settings);
 //! then [`config`] (the whole file: load and validation) and
@@ -15,6 +16,7 @@
 
 pub mod error;
 pub mod sections;
+pub mod trainer;
 pub mod verify;
 
 pub mod network;

@@ -15,6 +15,7 @@ mod convert;
 pub mod enrol;
 pub mod limits;
 mod manifest;
+pub mod trainer;
 pub use convert::ProtoError;
 
 /// The protocol version this build speaks; a coordinator refuses other versions.

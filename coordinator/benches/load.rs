@@ -172,6 +172,7 @@ async fn simulated_worker(
             manifest: None,
         }],
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     };
     let (id, secret) = loop {
         match client.register(reg.clone()).await {

@@ -438,6 +438,7 @@ fn registration() -> pb::RegisterRequest {
             })
             .to_vec(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

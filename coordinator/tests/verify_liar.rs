@@ -151,6 +151,7 @@ fn registration(name: &str) -> RegisterRequest {
             manifest: Some(environment().to_proto()),
         }],
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

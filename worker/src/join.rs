@@ -207,6 +207,7 @@ fn registration(
             })
             .collect(),
         data_fingerprint: fingerprint,
+        trainers: Vec::new(),
     }
 }
 

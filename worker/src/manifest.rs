@@ -63,6 +63,8 @@ pub fn slot_manifest(device: DeviceSpec) -> Manifest {
             tracing::warn!(error = %e, "manifest without libtorch's switches");
             Switches::default()
         }),
+        trainer: None,
+        trainer_sha256: None,
     }
 }
 

@@ -147,6 +147,7 @@ async fn a_checkpoint_that_does_not_load_trains_from_epoch_zero() {
             manifest: None,
         }],
         data_fingerprint: fingerprint,
+        trainers: Vec::new(),
     };
     let registered = client.register(reg.clone()).await.unwrap().into_inner();
     let who = WorkerCredentials {

@@ -15,6 +15,7 @@ use crate::experiment::sections::{
 };
 use crate::experiment::sweep::SweepSpec;
 use crate::experiment::sweep::keys::{set_values, show_values, sweep_err};
+use crate::experiment::trainer::TrainerConfig;
 
 /// The whole file: `[data]`, `[protocol]`, `[simulation]`, `[training]`,
 /// `[network]`, `[sweep]`.
@@ -44,6 +45,11 @@ pub struct ExperimentConfig {
     /// left out of the serialised config) for a single configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepSpec>,
+    /// `[trainer]`: the training script that runs the jobs
+    /// ([`crate::experiment::trainer`]); absent (and left out of the
+    /// serialised config) for the native engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer: Option<TrainerConfig>,
 }
 
 impl ExperimentConfig {
@@ -107,12 +113,17 @@ impl ExperimentConfig {
     /// The config one job runs: this one with the seed and variant lists
     /// narrowed to the job's own (a job's stored config does not grow with the
     /// experiment's matrix, and nothing in it concerns other jobs) and without
-    /// `[sweep]` (a sweep's job runs one configuration, already applied).
+    /// `[sweep]` (a sweep's job runs one configuration, already applied),
+    /// and without a `[trainer]` that names the native engine (with any
+    /// script settings it carries for a sweep's other rows).
     pub fn for_job(&self, seed: u64, variant: Variant) -> Self {
         let mut job = self.clone();
         job.protocol.seeds = vec![seed];
         job.protocol.variants = vec![variant];
         job.sweep = None;
+        if job.trainer.as_ref().is_some_and(TrainerConfig::is_native) {
+            job.trainer = None;
+        }
         job
     }
 
@@ -206,6 +217,9 @@ impl ExperimentConfig {
         self.data.validate()?;
         self.simulation.validate()?;
         self.training.validate()?;
+        if let Some(trainer) = &self.trainer {
+            trainer.validate()?;
+        }
         self.validate_network(self.data.kind.classes() as u32)?;
         self.validate_sweep()
     }

@@ -27,7 +27,7 @@ pub struct Switches {
 /// The fields on which bitwise agreement depends (besides both runs being
 /// deterministic): the driver, the binary, the commit and the device's index
 /// do not, since the kernels are named by the versions.
-const DECISIVE: [&str; 10] = [
+const DECISIVE: [&str; 12] = [
     "spikecv_version",
     "libtorch",
     "cuda",
@@ -38,6 +38,8 @@ const DECISIVE: [&str; 10] = [
     "data_fingerprint",
     "precision",
     "tf32",
+    "trainer",
+    "trainer_sha256",
 ];
 
 /// The environment of one job (or of one slot, when a worker registers).
@@ -78,6 +80,13 @@ pub struct Manifest {
     pub precision: String,
     /// libtorch's switches.
     pub switches: Switches,
+    /// The training script that ran the job (docs/trainers.md); `None` for
+    /// the native engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer: Option<String>,
+    /// SHA-256 (hex) of that script; `None` for the native engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer_sha256: Option<String>,
 }
 
 /// A finished run's manifest and the SHA-256 of its final weights: what a
@@ -194,6 +203,13 @@ impl Manifest {
             ),
             ("cudnn_benchmark", self.switches.cudnn_benchmark.to_string()),
             ("tf32", self.switches.tf32.to_string()),
+            (
+                "trainer",
+                self.trainer
+                    .clone()
+                    .unwrap_or_else(|| crate::experiment::trainer::NATIVE.to_owned()),
+            ),
+            ("trainer_sha256", opt(&self.trainer_sha256)),
         ]
     }
 }
@@ -221,6 +237,8 @@ mod tests {
                 deterministic: true,
                 ..Switches::default()
             },
+            trainer: None,
+            trainer_sha256: None,
         }
     }
 

@@ -68,6 +68,7 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
         training: Default::default(),
         network: None,
         sweep: None,
+        trainer: None,
     };
     let mut section: Option<String> = None;
     let mut testing_steps: Option<u32> = None;

@@ -21,6 +21,7 @@ use crate::experiment::cv::{self, CvError, FoldSplit};
 use crate::experiment::error::ConfigError;
 use crate::experiment::network::NetworkSpec;
 use crate::experiment::sections::{ProtocolKind, SimulationConfig, TrainingConfig, is_one};
+use crate::experiment::trainer::TrainerConfig;
 
 /// Hex digits of SHA-256 kept in a [`JobId`] (64 bits: collisions are not a concern
 /// for the few thousand jobs a store holds).
@@ -213,6 +214,10 @@ struct JobIdentity<'a> {
     /// `[network]`), so ids from before networks were configurable stand.
     #[serde(skip_serializing_if = "Option::is_none")]
     network: Option<&'a NetworkSpec>,
+    /// The training script and its params; left out for the native engine,
+    /// so native ids stand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trainer: Option<&'a TrainerConfig>,
 }
 
 /// The id of one job of `config`.
@@ -244,6 +249,7 @@ pub fn job_id(
         data_fingerprint,
         data_kind: config.data.kind,
         network: config.network.as_ref(),
+        trainer: config.trainer.as_ref().filter(|t| !t.is_native()),
     };
     // Serialising plain structs of numbers, strings and enums cannot fail.
     let bytes = serde_json::to_vec(&identity).unwrap_or_default();
@@ -479,6 +485,42 @@ mod tests {
         let jobs = plan(&config(""), &file_list(), Some("fp")).unwrap();
         assert_eq!(jobs[0].id.as_str(), "8407b358d3444d6e");
         assert_eq!(jobs[15].id.as_str(), "d61110b8715d4555");
+    }
+
+    #[test]
+    fn a_trainer_is_part_of_the_id_but_the_native_one_is_not() {
+        let ids = |extra: &str| -> Vec<String> {
+            plan(&config(extra), &file_list(), Some("fp"))
+                .unwrap()
+                .iter()
+                .map(|j| j.id.as_str().to_owned())
+                .collect()
+        };
+        let native = ids("");
+        assert_eq!(native[0], "8407b358d3444d6e");
+        assert_eq!(ids("[trainer]\nname = \"native\"\n"), native);
+        let script = ids("[trainer]\nname = \"stbp-pytorch\"\n");
+        assert!(script.iter().zip(&native).all(|(a, b)| a != b));
+        let tuned = ids("[trainer]\nname = \"stbp-pytorch\"\n[trainer.params]\nhidden = 64\n");
+        assert!(tuned.iter().zip(&script).all(|(a, b)| a != b));
+    }
+
+    #[test]
+    fn a_sweep_compares_a_script_with_the_native_engine_on_the_same_folds() {
+        let c = config(
+            "[trainer]\nframes = true\n[trainer.params]\nhidden = 64\n[sweep]\n\"trainer.name\" = [\"native\", \"py\"]\n",
+        );
+        let jobs = plan(&c, &file_list(), Some("fp")).unwrap();
+        let half = jobs.len() / 2;
+        let (a, b) = jobs.split_at(half);
+        assert!(
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| x.split == y.split && x.id != y.id)
+        );
+        // The native rows are the experiment without [trainer].
+        let native = plan(&config(""), &file_list(), Some("fp")).unwrap();
+        assert!(a.iter().zip(&native).all(|(x, y)| x.id == y.id));
     }
 
     #[test]

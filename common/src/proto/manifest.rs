@@ -26,6 +26,8 @@ impl Manifest {
             deterministic: self.switches.deterministic,
             cudnn_deterministic: self.switches.cudnn_deterministic,
             cudnn_benchmark: self.switches.cudnn_benchmark,
+            trainer: self.trainer.clone(),
+            trainer_sha256: self.trainer_sha256.clone(),
         }
     }
 
@@ -51,6 +53,8 @@ impl Manifest {
                 cudnn_deterministic: p.cudnn_deterministic,
                 cudnn_benchmark: p.cudnn_benchmark,
             },
+            trainer: p.trainer.clone(),
+            trainer_sha256: p.trainer_sha256.clone(),
         }
     }
 }
@@ -81,6 +85,8 @@ mod tests {
                 cudnn_deterministic: true,
                 cudnn_benchmark: false,
             },
+            trainer: None,
+            trainer_sha256: None,
         };
         assert_eq!(Manifest::from_proto(&m.to_proto()), m);
     }

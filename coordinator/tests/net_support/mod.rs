@@ -232,6 +232,7 @@ pub fn registration(name: &str, fp: &str) -> RegisterRequest {
             manifest: None,
         }],
         data_fingerprint: fp.to_owned(),
+        trainers: Vec::new(),
     }
 }
 

@@ -28,18 +28,31 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.shuffle",
     "training.deterministic",
     "training.tf32",
+    "trainer.name",
+    "trainer.frames",
     network::BLOCKS_KEY,
 ];
 
+/// The prefix of the keys of a training script's own settings
+/// (`trainer.params.<key>`), all sweepable.
+pub const TRAINER_PARAMS_PREFIX: &str = "trainer.params.";
+
+/// The script setting a key names, when it is `trainer.params.<key>`.
+fn trainer_param(key: &str) -> Option<&str> {
+    key.strip_prefix(TRAINER_PARAMS_PREFIX)
+        .filter(|k| !k.is_empty() && !k.contains('.'))
+}
+
 /// Refuses a key a sweep cannot vary.
 pub fn check_key(key: &str) -> Result<(), ConfigError> {
-    if SWEEP_KEYS.contains(&key) || network::is_block_field_key(key) {
+    if SWEEP_KEYS.contains(&key) || network::is_block_field_key(key) || trainer_param(key).is_some()
+    {
         return Ok(());
     }
     Err(sweep_err(
         key,
         format!(
-            "not a key a sweep can vary (one of {}, network.blocks.<i>.<{}>)",
+            "not a key a sweep can vary (one of {}, trainer.params.<key>, network.blocks.<i>.<{}>)",
             SWEEP_KEYS.join(", "),
             network::BLOCK_FIELDS.join("|")
         ),
@@ -137,6 +150,10 @@ pub fn set_values(
         if set {
             continue;
         }
+        if let Some(param) = trainer_param(key) {
+            set_trainer_param(&mut table, param, value);
+            continue;
+        }
         let (section, field) = key.split_once('.').unwrap_or(("", key));
         let entry = table
             .entry(section.to_owned())
@@ -146,6 +163,21 @@ pub fn set_values(
         }
     }
     Ok(table)
+}
+
+/// Sets `[trainer.params] <param> = value` in `table`.
+fn set_trainer_param(table: &mut toml::Table, param: &str, value: &toml::Value) {
+    let trainer = table
+        .entry("trainer".to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(trainer) = trainer {
+        let params = trainer
+            .entry("params".to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(params) = params {
+            params.insert(param.to_owned(), value.clone());
+        }
+    }
 }
 
 /// `values` as an error message shows them: `0.1, SUM`.
