@@ -487,7 +487,9 @@ class Job:
         epoch = checks.integer("epoch", epoch)
         done = self.completed_epochs
         if done == 0:
-            raise ValueError("epoch: no epoch has been reported yet, so there is nothing to checkpoint")
+            raise ValueError(
+                "epoch: no epoch has been reported yet, so there is nothing to checkpoint"
+            )
         if epoch != done:
             raise ValueError(
                 "epoch: a checkpoint holds the state after the last epoch done, {}; got {}".format(

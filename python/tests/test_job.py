@@ -2,7 +2,6 @@
 wrong."""
 
 import os
-from pathlib import Path
 
 from spikecv_trainer import Job, JobError, Sample
 
