@@ -1,6 +1,7 @@
 //! The `.npy` files this project reads and writes: sliced samples (a structured
-//! array `x:int16, y:int16, t:int64, p:bool`, one record per event) and float32
-//! tensors (`coordinator data frames`). Readers accept any NPY 1.0-3.0 file with
+//! array `x:int16, y:int16, t:int64, p:bool`, one record per event), float32
+//! tensors (`coordinator data frames`) and unsigned integer arrays (the frames
+//! a worker exports for a training script, docs/trainers.md). Readers accept any NPY 1.0-3.0 file with
 //! a structured dtype holding integer or bool fields `x`, `y`, `t`, `p` (in any
 //! order, either endianness), so samples sliced by the reference's Python
 //! scripts load too.
@@ -399,6 +400,52 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Npy
     std::fs::write(path, out).map_err(io)
 }
 
+/// An unsigned integer type an `.npy` array can hold ([`uint_to_bytes`]).
+pub trait NpyUint: Copy {
+    /// Its dtype in the header, e.g. `'<u2'`.
+    const DESCR: &'static str;
+    /// Appends the value's little-endian bytes.
+    fn put_le(self, out: &mut Vec<u8>);
+}
+
+impl NpyUint for u8 {
+    const DESCR: &'static str = "'|u1'";
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.push(self);
+    }
+}
+
+impl NpyUint for u16 {
+    const DESCR: &'static str = "'<u2'";
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyUint for u32 {
+    const DESCR: &'static str = "'<u4'";
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Encodes an unsigned integer array (`uint8`, `uint16` or `uint32`) of the
+/// given shape (row-major) as `.npy` bytes.
+pub fn uint_to_bytes<T: NpyUint>(shape: &[usize], values: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + std::mem::size_of_val(values));
+    // Writing into a Vec cannot fail.
+    let _ = write_header(&mut out, T::DESCR, shape);
+    for v in values {
+        v.put_le(&mut out);
+    }
+    out
+}
+
+/// Writes an unsigned integer array of the given shape (row-major).
+pub fn write_uint<T: NpyUint>(path: &Path, shape: &[usize], values: &[T]) -> Result<(), NpyError> {
+    std::fs::write(path, uint_to_bytes(shape, values)).map_err(io_error(path))
+}
+
 /// Reads a float32 tensor; returns its shape and values (row-major).
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
     let bytes = read_bytes(path)?;
@@ -426,4 +473,34 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
         })
         .collect();
     Ok((h.shape, values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_arrays_have_numpy_headers_and_little_endian_bodies() {
+        let bytes = uint_to_bytes(&[2, 1, 2], &[1u16, 2, 0x0304, 0xffff]);
+        let h = parse_header(&bytes, Path::new("x.npy")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.shape, vec![2, 1, 2]);
+        assert_eq!(
+            h.scalar,
+            Some(Scalar {
+                kind: b'u',
+                size: 2,
+                big_endian: false
+            })
+        );
+        assert_eq!(h.data_start % 64, 0, "the header is padded to 64 bytes");
+        assert_eq!(&bytes[h.data_start..], &[1, 0, 2, 0, 4, 3, 0xff, 0xff]);
+        let small = uint_to_bytes(&[3], &[7u8, 8, 9]);
+        let h = parse_header(&small, Path::new("y.npy")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.scalar.map(|s| (s.kind, s.size)), Some((b'u', 1)));
+        assert_eq!(&small[h.data_start..], &[7, 8, 9]);
+        let wide = uint_to_bytes(&[1], &[0x0102_0304u32]);
+        let h = parse_header(&wide, Path::new("z.npy")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(h.scalar.map(|s| (s.kind, s.size)), Some((b'u', 4)));
+        assert_eq!(&wide[h.data_start..], &[4, 3, 2, 1]);
+    }
 }
