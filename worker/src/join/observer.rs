@@ -92,6 +92,10 @@ impl Observer for SlotObserver {
         }
     }
 
+    fn stop_requested(&self) -> bool {
+        self.handle.stop_reason() != StopReason::None
+    }
+
     fn on_epoch_start(&mut self, epoch: u32, epochs: u32) {
         self.handle.epochs.store(epochs, Ordering::Relaxed);
         if epoch > 1 && self.last_epoch == 0 {

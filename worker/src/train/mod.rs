@@ -109,6 +109,12 @@ pub trait Observer: Send {
     fn on_batch(&mut self, _done: usize, _total: usize) {}
     /// Called when an epoch starts (1-based) out of `epochs`.
     fn on_epoch_start(&mut self, _epoch: u32, _epochs: u32) {}
+    /// Whether the job should stop now, between epochs: a training script
+    /// (docs/trainers.md) is asked at once instead of at its next epoch's
+    /// end. `false` by default.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -362,7 +368,7 @@ pub struct JobShape {
 /// Identifies a job's checkpoint: what determines its result, minus paths.
 /// The block list is part of it only when the experiment has `[network]`, so
 /// the checkpoints of experiments without one keep their keys.
-fn job_key(spec: &JobSpec, shape: &JobShape) -> String {
+pub(crate) fn job_key(spec: &JobSpec, shape: &JobShape) -> String {
     let c = &spec.config;
     let mut key = serde_json::json!({
         "variant": spec.variant,

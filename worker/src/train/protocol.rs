@@ -31,6 +31,38 @@ pub fn improves(
     }
 }
 
+/// The epoch the protocol selects among `epochs` (in order), by the rule of
+/// [`improves`] applied to each epoch's own figures, where an epoch may lack
+/// test figures (a training script need not test every epoch): the first
+/// epoch always; then `train-val-test` an epoch with a strictly lower
+/// validation loss, `train-test` one with a strictly higher test accuracy
+/// (any test accuracy beats none), `official` every epoch (the last). The
+/// coordinator checks a checkpoint's `best` against the same rule
+/// (`coordinator/src/scheduler/checkpoint_content.rs`). `None` without epochs.
+pub fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
+    let mut best: Option<&EpochMetrics> = None;
+    for m in epochs {
+        let replaces = match best {
+            None => true,
+            Some(b) => match kind {
+                ProtocolKind::TrainValTest => match (m.val_loss, b.val_loss) {
+                    (Some(v), Some(bv)) => v < bv,
+                    (Some(_), None) => true,
+                    _ => false,
+                },
+                ProtocolKind::TrainTest => m
+                    .test_accuracy
+                    .is_some_and(|a| b.test_accuracy.is_none_or(|ba| a > ba)),
+                ProtocolKind::Official => true,
+            },
+        };
+        if replaces {
+            best = Some(m);
+        }
+    }
+    best.map(|m| m.epoch)
+}
+
 /// Whether the protocol needs the test set evaluated this epoch: always for
 /// `train-test` (selection uses it); for `train-val-test` and `official` only
 /// when the epoch becomes the selection (its test figures are reported, never
@@ -151,6 +183,53 @@ mod tests {
             Some(0.5),
             Some(1.0)
         ));
+    }
+
+    #[test]
+    fn selection_over_epochs_agrees_with_improves() {
+        let epoch = |epoch, val_loss, test_accuracy| EpochMetrics {
+            epoch,
+            val_loss: Some(val_loss),
+            test_loss: Some(1.0),
+            test_accuracy,
+            ..EpochMetrics::default()
+        };
+        let tested = [
+            epoch(1, 0.5, Some(0.2)),
+            epoch(2, 0.3, Some(0.9)),
+            epoch(3, 0.3, Some(0.9)),
+            epoch(4, 0.4, Some(0.95)),
+        ];
+        for kind in ProtocolKind::ALL {
+            let mut best: Option<BestSoFar> = None;
+            for m in &tested {
+                if improves(kind, best.as_ref(), m.val_loss, m.test_accuracy) {
+                    best = Some(BestSoFar {
+                        epoch: m.epoch,
+                        val_loss: m.val_loss,
+                        val_accuracy: None,
+                        test_loss: 1.0,
+                        test_accuracy: m.test_accuracy.unwrap_or_default(),
+                        confusion: Vec::new(),
+                    });
+                }
+            }
+            assert_eq!(
+                selected_epoch(kind, &tested),
+                best.map(|b| b.epoch),
+                "{kind:?}"
+            );
+        }
+        // Under train-test an epoch without test figures selects nothing
+        // after the first, and any test accuracy beats none.
+        let sparse = [
+            epoch(1, 0.5, None),
+            epoch(2, 0.4, Some(0.1)),
+            epoch(3, 0.3, None),
+        ];
+        assert_eq!(selected_epoch(ProtocolKind::TrainTest, &sparse), Some(2));
+        assert_eq!(selected_epoch(ProtocolKind::TrainValTest, &sparse), Some(3));
+        assert_eq!(selected_epoch(ProtocolKind::Official, &[]), None);
     }
 
     #[test]
