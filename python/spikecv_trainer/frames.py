@@ -60,7 +60,8 @@ def decode(path, spec):
 
     - bits: ``uint8`` ``(2, X, Y, ceil(T/8))``; the T bits of each pixel are
       unpacked little-endian along the last axis, giving 0.0 or 1.0.
-    - counts: ``uint8`` or ``uint16`` ``(2, X, Y, T)``, converted to float32;
+    - counts: ``uint8``, ``uint16`` or ``uint32`` ``(2, X, Y, T)``, converted
+      to float32;
       under SUM_NORM every value is divided (in float32) by the sample's
       largest count, and a sample without events stays all zeros.
 
@@ -84,11 +85,10 @@ def decode(path, spec):
                     path, stored.dtype
                 )
             )
-    elif stored.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+    elif stored.dtype not in (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32)):
         raise FramesError(
-            "frames file {}: encoding counts wants dtype uint8 or uint16, the file has {}".format(
-                path, stored.dtype
-            )
+            "frames file {}: encoding counts wants dtype uint8, uint16 or uint32, the file "
+            "has {}".format(path, stored.dtype)
         )
     if tuple(stored.shape) != want:
         raise FramesError(

@@ -65,14 +65,16 @@ class Decoding(TempCase):
         self.assertEqual(got.sum(), 1.0)
         self.assertEqual(got[1, 2, 0, 9], 1.0)
 
-    def test_sum_counts_uint8_and_uint16(self):
+    def test_sum_counts_uint8_uint16_and_uint32(self):
         rng = np.random.default_rng(2)
         small = rng.integers(0, 200, size=(2, 4, 5, 6), dtype=np.uint8)
         large = rng.integers(0, 3000, size=(2, 4, 5, 6), dtype=np.uint16)
-        job = self.make("SUM", [small, large], 4, 5, 6)
-        a, b = job.samples("test")
+        huge = rng.integers(0, 70000, size=(2, 4, 5, 6), dtype=np.uint32)
+        job = self.make("SUM", [small, large, huge], 4, 5, 6)
+        a, b, c = job.samples("test")
         np.testing.assert_array_equal(job.load_frames(a), small.astype(np.float32))
         np.testing.assert_array_equal(job.load_frames(b), large.astype(np.float32))
+        np.testing.assert_array_equal(job.load_frames(c), huge.astype(np.float32))
         self.assertEqual(job.load_frames(b).dtype, np.float32)
 
     def test_sum_norm_divides_by_the_samples_largest_count(self):
