@@ -24,5 +24,6 @@ pub mod settings;
 pub mod slot_child;
 pub mod tensorboard;
 pub mod train;
+pub mod trainer;
 pub mod upload;
 pub mod weights;
