@@ -107,11 +107,16 @@ pub struct JoinArgs {
     /// with a warning.
     #[arg(long, default_value = "auto", value_parser = crate::cache::parse_budget)]
     pub frame_cache_gib: crate::cache::Budget,
+    /// Training scripts this worker runs.
+    #[command(flatten)]
+    pub trainers: crate::trainer::registry::TrainerArgs,
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
 
     use clap::Parser;
 
@@ -142,5 +147,36 @@ mod tests {
             .into_iter()
             .chain(TRAIN.iter().copied().skip(1));
         assert!(Cli::try_parse_from(before).unwrap().system_allocator);
+    }
+
+    #[test]
+    fn join_takes_trainers_and_a_grace_period() {
+        let parsed = Cli::try_parse_from([
+            "worker",
+            "join",
+            "--coordinator",
+            "http://c:1",
+            "--trainer",
+            "a=a.py",
+            "--trainer",
+            "b=run.sh",
+            "--trainers",
+            "t.toml",
+            "--trainer-grace-seconds",
+            "5",
+        ])
+        .unwrap();
+        let Command::Join(args) = parsed.command else {
+            panic!("not join")
+        };
+        assert_eq!(args.trainers.trainer, vec!["a=a.py", "b=run.sh"]);
+        assert_eq!(args.trainers.trainers.as_deref(), Some(Path::new("t.toml")));
+        assert_eq!(args.trainers.trainer_grace_seconds, 5.0);
+        let bare = Cli::try_parse_from(["worker", "join", "--coordinator", "http://c:1"]).unwrap();
+        let Command::Join(args) = bare.command else {
+            panic!("not join")
+        };
+        assert!(args.trainers.trainer.is_empty() && args.trainers.trainers.is_none());
+        assert_eq!(args.trainers.trainer_grace_seconds, 30.0);
     }
 }

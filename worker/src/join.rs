@@ -13,6 +13,7 @@ pub mod child;
 mod heartbeat;
 mod observer;
 mod retry;
+mod script;
 mod slot;
 mod state;
 mod transfer;
@@ -61,6 +62,9 @@ pub struct JoinConfig {
     pub child_program: Option<PathBuf>,
     /// CPU tensors of the slot processes left to the C allocator.
     pub system_allocator: bool,
+    /// The training scripts this worker runs and their grace period
+    /// (`--trainer`, `--trainers`, `--trainer-grace-seconds`).
+    pub trainers: crate::trainer::TrainerSettings,
 }
 
 /// Why `worker join` could not start or stopped.
@@ -83,6 +87,10 @@ pub enum JoinError {
         /// Why.
         source: Box<spikecv_common::dataset::error::DataError>,
     },
+    /// A `--trainer`, `--trainers` or `--trainer-grace-seconds` value is
+    /// unusable.
+    #[error(transparent)]
+    Trainers(#[from] crate::trainer::registry::RegistryError),
     /// The work folder could not be created.
     #[error("cannot create work folder {path}: {source}")]
     WorkDir {
@@ -132,6 +140,7 @@ impl JoinError {
             JoinError::Refused { .. }
             | JoinError::Device(_)
             | JoinError::ZeroJobsPerGpu
+            | JoinError::Trainers(_)
             | JoinError::Client(_) => exit::REFUSED,
             JoinError::Enrol(e) => enrol_exit_code(e),
             JoinError::Data { .. } | JoinError::WorkDir { .. } => exit::FAILURE,
@@ -169,6 +178,7 @@ impl JoinConfig {
             frame_cache: crate::cache::Budget::Auto,
             child_program: None,
             system_allocator: false,
+            trainers: crate::trainer::TrainerSettings::default(),
         })
     }
 }
@@ -207,7 +217,13 @@ fn registration(
             })
             .collect(),
         data_fingerprint: fingerprint,
-        trainers: Vec::new(),
+        trainers: config
+            .trainers
+            .registry
+            .infos()
+            .iter()
+            .map(|t| t.to_proto())
+            .collect(),
     }
 }
 
@@ -265,7 +281,14 @@ pub async fn join(
         registration(&config, fingerprint, &manifests),
     ));
     shared.register().await?;
-    tracing::info!(worker_id = %shared.worker_id(), slots = config.slots.len(), "registered");
+    let trainers: Vec<String> = config
+        .trainers
+        .registry
+        .infos()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    tracing::info!(worker_id = %shared.worker_id(), slots = config.slots.len(), ?trainers, "registered");
 
     {
         let shared = shared.clone();
@@ -382,6 +405,8 @@ pub async fn run_command(
     lif_kernels: LifKernels,
     system_allocator: bool,
 ) -> Result<JoinOutcome, JoinError> {
+    // Checked before anything starts: a missing script is refused at once.
+    let trainers = crate::trainer::TrainerSettings::from_args(&args.trainers)?;
     let mut client = ClientOptions {
         url: args.coordinator,
         token: None,
@@ -411,6 +436,7 @@ pub async fn run_command(
     config.lif_kernels = lif_kernels;
     config.frame_cache = args.frame_cache_gib;
     config.system_allocator = system_allocator;
+    config.trainers = trainers;
     config.max_backoff = Duration::from_secs_f64(args.max_backoff_seconds.clamp(0.2, 3600.0));
     if let Ok(limit) = Duration::try_from_secs_f64(
         args.checkpoint_download_timeout_seconds
@@ -423,6 +449,7 @@ pub async fn run_command(
         tokio::spawn(async {
             shutdown_signal().await;
             tracing::warn!("second signal: exiting without handing jobs back");
+            crate::trainer::process::kill_all();
             std::process::exit(130);
         });
     })
@@ -449,5 +476,43 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_registration_names_the_trainers() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("train.py");
+        std::fs::write(&script, "pass\n").unwrap();
+        let client = ClientOptions {
+            url: "http://127.0.0.1:9".into(),
+            token: None,
+            tls_ca: None,
+            tls_identity: None,
+            tls_domain: None,
+        };
+        let mut config = JoinConfig::new(client, "cpu", 1, Some("t".into())).unwrap();
+        assert!(
+            registration(&config, String::new(), &[Manifest::default()])
+                .trainers
+                .is_empty()
+        );
+        let flag = format!("stbp={}", script.display());
+        config.trainers.registry =
+            crate::trainer::Registry::build(&[flag], None, &"python3".into()).unwrap();
+        let r = registration(&config, String::new(), &[Manifest::default()]);
+        assert_eq!(r.trainers.len(), 1);
+        assert_eq!(r.trainers[0].name, "stbp");
+        assert_eq!(
+            r.trainers[0].script_sha256,
+            crate::manifest::file_sha256(&script).unwrap()
+        );
+        assert!(!r.trainers[0].deterministic);
     }
 }

@@ -23,6 +23,7 @@ use crate::settings::{ProcessSettings, SettingsError};
 use crate::train::command::{ProgressObserver, parse_device};
 use crate::train::outputs::provenance;
 use crate::train::{JobSpec, TrainError, run_job};
+use crate::trainer::replay::{run_again, script_trainer};
 
 /// Flags of `worker reproduce`.
 #[derive(Debug, clap::Args)]
@@ -42,6 +43,10 @@ pub struct ReproduceArgs {
     /// Folder for the new run's files.
     #[arg(long, default_value = "spikecv-reproduce")]
     pub out: PathBuf,
+    /// The training scripts this worker runs: a job run by a script is
+    /// reproduced only with that script registered `deterministic = true`.
+    #[command(flatten)]
+    pub trainers: crate::trainer::registry::TrainerArgs,
 }
 
 /// Why a job could not be reproduced, or was not.
@@ -120,6 +125,9 @@ pub enum ReproduceError {
     /// Training failed.
     #[error("training the job again: {0}")]
     Train(Box<TrainError>),
+    /// The job ran a training script that could not run it again here.
+    #[error(transparent)]
+    Script(#[from] crate::trainer::replay::ReplayError),
     /// The comparison could not be printed.
     #[error("writing the comparison to stdout: {0}")]
     Output(std::io::Error),
@@ -347,9 +355,14 @@ pub fn reproduce(args: &ReproduceArgs, lif_kernels: LifKernels) -> Result<(), Re
         path: args.data.clone(),
         source: Box::new(source),
     })?;
-    let result = run_job(&spec, &data, &mut ProgressObserver::default())
-        .map_err(|e| ReproduceError::Train(Box::new(e)))?;
-    let ours = provenance(&spec);
+    let (result, ours) = match script_trainer(&args.job, &spec, &args.trainers)? {
+        Some((trainer, grace)) => run_again(&args.job, &spec, &data, &trainer, grace, &args.out)?,
+        None => {
+            let result = run_job(&spec, &data, &mut ProgressObserver::default())
+                .map_err(|e| ReproduceError::Train(Box::new(e)))?;
+            (result, provenance(&spec))
+        }
+    };
     let comparison = compare((&recorded, &recorded_provenance), (&result, &ours));
     let text = render(
         &args.job,

@@ -5,6 +5,18 @@
 //! would accept, a stopped one resumes from its checkpoint, a crash, a
 //! garbage line and silence fail, and a stop reaches the script as SIGTERM.
 //! Skipped (with a note) where no Python 3 runs.
+//!
+//! Still to write once the coordinator leases a script's jobs only to workers
+//! that registered it: the real-process test (`coordinator serve` and two
+//! `worker join`, one with `--trainers` naming these scripts, one without,
+//! as in `join_cluster.rs`): only the first gets the jobs, the second's
+//! status shows them waiting for the trainer; a worker killed after its
+//! first checkpoint upload, the job resumes from the wrapped checkpoint on a
+//! worker with the trainer (`resumed.txt` in its job folder); the report's
+//! environment lists the script's hash. A manual run of that on this branch
+//! (today's coordinator leases to any worker) completed 4 of 4 jobs, with a
+//! drain (SIGTERM to the worker) handing a job back after epoch 1 and another
+//! worker resuming it from the uploaded checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};

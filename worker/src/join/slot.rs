@@ -22,6 +22,7 @@ use tonic::Status;
 use super::child::{ChildError, ChildLaunch, SlotChild};
 use super::observer::{PendingCheckpoint, SlotEvent, SlotObserver};
 use super::retry::{SERVER_ERROR_TRIES, is_fenced, with_bounded_retry, with_retry};
+use super::script::{Runner, ScriptLaunch, runner_of};
 use super::state::{AttemptHandle, Shared, StopReason};
 use super::transfer;
 use crate::devices::DeviceSpec;
@@ -96,6 +97,12 @@ async fn run_inner(
             return;
         }
     };
+    let runner = runner_of(shared, &spec);
+    if let Runner::Missing(name) = &runner {
+        tracing::warn!(attempt = %attempt, job = %a.job_id, trainer = %name, "the job's experiment names a trainer this worker was not started with (the coordinator should not have leased it); handing it back");
+        let _ = report_release(shared, &attempt).await;
+        return;
+    }
     let ckpt = checkpoint_path(&spec.out_dir);
     if a.has_checkpoint && !fetch_checkpoint(shared, &attempt, &a.job_id, &ckpt).await {
         return;
@@ -121,13 +128,22 @@ async fn run_inner(
         share: shared.slots_on(device),
         settings: ProcessSettings::of(&spec.config.training),
     };
-    let old = shared.take_child(index);
-    let thread = std::thread::Builder::new()
-        .name(format!("train-{attempt}"))
-        .spawn(move || {
+    let builder = std::thread::Builder::new().name(format!("train-{attempt}"));
+    let thread = if let Runner::Script(trainer) = runner {
+        // A script runs beside the slot's process, which stays for the
+        // slot's next native job.
+        let launch = ScriptLaunch::new(shared, index, *trainer, spec, &a.job_id, &attempt);
+        builder.spawn(move || {
+            let mut observer = observer;
+            let _ = done_tx.send((Ok(launch.run(&mut observer)), None));
+        })
+    } else {
+        let old = shared.take_child(index);
+        builder.spawn(move || {
             let mut observer = observer;
             let _ = done_tx.send(run_in_child(old, &place, job, &mut observer));
-        });
+        })
+    };
     if let Err(e) = thread {
         report_fail(
             shared,
@@ -269,12 +285,15 @@ async fn forward_events(
     pending: &Mutex<Option<PendingCheckpoint>>,
 ) -> bool {
     let mut fenced = false;
+    // The last epoch this attempt has reported.
+    let mut reported = 0;
     while let Some(event) = rx.recv().await {
         if fenced || handle.stop_reason() == StopReason::Drop {
             continue;
         }
         let r = match event {
             SlotEvent::Epoch(m) => {
+                reported = reported.max(m.epoch);
                 let request = ReportEpochRequest {
                     attempt_id: attempt.to_owned(),
                     metrics: Some(m.to_proto()),
@@ -292,10 +311,19 @@ async fn forward_events(
                 })
             }
             SlotEvent::Checkpoint => {
-                let latest = pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .take();
+                // The coordinator takes a checkpoint only after its epoch's
+                // report: a newer one that overtook its epoch (a script's
+                // lines come at once) waits for the Checkpoint event sent
+                // after that epoch.
+                let latest = {
+                    let mut slot = pending
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    match slot.as_ref() {
+                        Some(c) if c.epoch > reported => None,
+                        _ => slot.take(),
+                    }
+                };
                 match latest {
                     Some(ckpt) => with_bounded_retry(
                         "UploadCheckpoint",

@@ -105,3 +105,67 @@ pub fn run_again(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use spikecv_common::dataset::variant::Variant;
+    use spikecv_common::experiment::config::ExperimentConfig;
+    use spikecv_common::experiment::cv::FoldSplit;
+
+    use super::*;
+    use crate::devices::DeviceSpec;
+    use crate::lif::fused::LifKernels;
+
+    fn spec(trainer: &str) -> JobSpec {
+        let text = format!("[data]\nroot = \"d\"\n[trainer]\nname = \"{trainer}\"\n");
+        JobSpec {
+            config: ExperimentConfig::from_toml_str(&text).unwrap(),
+            variant: Variant::WHOLE,
+            seed: 0,
+            fold: 0,
+            split: FoldSplit {
+                train: Vec::new(),
+                val: Vec::new(),
+                test: Vec::new(),
+            },
+            device: DeviceSpec::Cpu,
+            out_dir: "o".into(),
+            init: None,
+            lif_kernels: LifKernels::Auto,
+            data_fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_deterministic_script_of_this_worker_reproduces() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.py"), "pass\n").unwrap();
+        let file = dir.path().join("trainers.toml");
+        let write = |deterministic: bool| {
+            let text =
+                format!("[trainers.py]\nscript = \"t.py\"\ndeterministic = {deterministic}\n");
+            std::fs::write(&file, text).unwrap();
+        };
+        let mut args = TrainerArgs::default();
+        assert!(
+            script_trainer("j", &spec("native"), &args)
+                .unwrap()
+                .is_none()
+        );
+        let e = script_trainer("j", &spec("py"), &args)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not have") && e.contains("job j"), "{e}");
+        write(false);
+        args.trainers = Some(file.clone());
+        let e = script_trainer("j", &spec("py"), &args)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not declared deterministic"), "{e}");
+        write(true);
+        let (t, _) = script_trainer("j", &spec("py"), &args).unwrap().unwrap();
+        assert!(t.deterministic);
+    }
+}
