@@ -3,7 +3,9 @@
 //! `tests/trainers/`), with a fake observer and no coordinator: a good script
 //! completes with the protocol's selection and checkpoints the coordinator
 //! would accept, a stopped one resumes from its checkpoint, a crash, a
-//! garbage line and silence fail, and a stop reaches the script as SIGTERM.
+//! garbage line, silence, an exit before the last epoch without a result and
+//! an unfinished last line fail, an early result completes, and a stop
+//! reaches the script as SIGTERM.
 //! Skipped (with a note) where no Python 3 runs.
 //!
 //! Still to write once the coordinator leases a script's jobs only to workers
@@ -74,6 +76,9 @@ fn registry(dir: &Path, python: &Path) -> Registry {
         ("hang", "hang", ""),
         ("stop", "stop", ""),
         ("stubborn", "stubborn", ""),
+        ("partial", "partial", ""),
+        ("early", "early", ""),
+        ("early-result", "early", ", EARLY_RESULT = \"1\""),
     ];
     for (name, file, env) in scripts {
         let script = repo().join(format!("worker/tests/trainers/{file}.py"));
@@ -365,4 +370,27 @@ fn a_stop_reaches_the_script_as_sigterm() {
     let outcome = s.run("stubborn", "job3", "", &mut fake);
     assert_eq!(outcome, ChildOutcome::Stopped { epoch: 1 });
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn an_early_end_needs_a_result_and_a_last_line_its_newline() {
+    let Some((s, _)) = setup() else { return };
+    let message = failure(s.run("early", "job1", "", &mut Fake::default()));
+    assert!(
+        message.contains("exited 0 after epoch 1 of 2 without a result"),
+        "{message}"
+    );
+    let outcome = s.run("early-result", "job2", "", &mut Fake::default());
+    let ChildOutcome::Complete { result, provenance } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!((result.best_epoch, result.test_accuracy), (1, 1.0));
+    assert_eq!(result.epochs.len(), 1);
+    assert_eq!(provenance.weights_sha256, "", "no checkpoint was written");
+    let message = failure(s.run("partial", "job3", "", &mut Fake::default()));
+    assert!(message.contains("without its newline"), "{message}");
+    assert!(
+        message.contains(r#"{\"type\":\"epoch\",\"epoch\":1"#),
+        "{message}"
+    );
 }

@@ -283,4 +283,33 @@ mod tests {
         assert_eq!(json["start_us"], serde_json::Value::Null);
         assert_eq!(json["frames"], serde_json::Value::Null);
     }
+
+    #[test]
+    fn time_cut_samples_carry_their_label_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions {
+            seed: 2,
+            size: SynthSize::Tiny,
+            recordings: Some(2),
+        };
+        let summary =
+            spikecv_common::dataset::dvs_gesture::synth::generate(dir.path(), &opts).unwrap();
+        let data = Dataset::open(dir.path()).unwrap();
+        let r = &summary.recordings;
+        let split = FoldSplit {
+            train: vec![r[0].clone()],
+            val: Vec::new(),
+            test: vec![r[1].clone()],
+        };
+        let listing = Listing::of(&data, &split).unwrap();
+        let splits = listing.entries(&data, None).unwrap();
+        let labels = data.labels(&r[0]).unwrap();
+        assert_eq!(splits.train.len(), labels.len());
+        for (entry, label) in splits.train.iter().zip(&labels) {
+            assert_eq!(entry.start_us, Some(label.start_us));
+            assert_eq!(entry.end_us, Some(label.end_us));
+            assert_eq!(entry.label, label.class);
+            assert!(entry.recording.is_absolute() && entry.recording.is_file());
+        }
+    }
 }

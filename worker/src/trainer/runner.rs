@@ -19,7 +19,7 @@ use super::events::{Line, Validator, quote};
 use super::history::History;
 use super::prepare::{Prepared, ScriptJob, prepare, sha256_hex};
 use super::process::{Launch, Script, describe, ended_by_our_signal};
-use super::tail::Tail;
+use super::tail::{Tail, TailError};
 use super::wrap::{Origin, wrap};
 use crate::checkpoint::{FORMAT_VERSION, Progress};
 use crate::slot_child::wire::ChildOutcome;
@@ -150,9 +150,10 @@ impl<'a, 'j> Attempt<'a, 'j> {
 
     /// Handles the lines appended since the last look.
     fn read(&mut self, tail: &mut Tail, observer: &mut dyn Observer) -> Result<(), ChildOutcome> {
-        let lines = tail
-            .lines()
-            .map_err(|e| failed(format!("trainer {:?}: {e}", self.name()), true))?;
+        let lines = tail.lines().map_err(|e| {
+            let too_long = matches!(e, TailError::TooLong { .. });
+            failed(format!("trainer {:?}: {e}", self.name()), too_long)
+        })?;
         for text in lines {
             self.last_line = Instant::now();
             let measured = self.last_epoch_at.elapsed().as_secs_f64();
@@ -292,7 +293,9 @@ impl<'a, 'j> Attempt<'a, 'j> {
     fn finish(&self, status: ExitStatus, tail: &Tail) -> ChildOutcome {
         let name = self.name();
         let stopped = self.stop_sent.is_some();
-        if let Some(partial) = tail.unfinished().filter(|_| !stopped) {
+        // A crash mid-line is told by its exit status and stderr instead.
+        let clean_exit = status.success() && !stopped;
+        if let Some(partial) = tail.unfinished().filter(|_| clean_exit) {
             return failed(
                 format!(
                     "trainer {name:?}: the events file ends in a line without its newline: {}",
