@@ -109,6 +109,7 @@ fn fixture() -> Fixture {
             })
             .to_vec(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     };
     let worker = sched.register_worker(&reg).unwrap();
     let leased = sched

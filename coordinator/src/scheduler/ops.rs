@@ -4,6 +4,7 @@ use spikecv_common::experiment::job::{EpochMetrics, JobResult, JobStatus};
 use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
+use spikecv_common::experiment::trainer;
 
 use super::asha::halve_after_epoch;
 use super::checkpoint_ops::{drop_checkpoint, keep_records_true, take_checkpoint_record};
@@ -100,6 +101,7 @@ impl Scheduler {
                             max_attempts,
                             epochs: job_config.training.epochs,
                             epoch_timeout_s: job_config.protocol.epoch_timeout_s,
+                            trainer: trainer::name_of(job_config.trainer.as_ref()),
                             now,
                         },
                     )?;
@@ -170,7 +172,7 @@ impl Scheduler {
                 out.assignments.push(assignment);
                 continue;
             }
-            let Some(job) = jobs::next_pending_job(&tx, &w.data_fingerprint)? else {
+            let Some(job) = jobs::next_pending_job(&tx, &w.data_fingerprint, &w.trainers)? else {
                 break;
             };
             let timeout_s = job.epoch_timeout_s.unwrap_or(DEFAULT_EPOCH_TIMEOUT_S);

@@ -77,8 +77,8 @@ impl Scheduler {
         check_fingerprint(&tx, reg)?;
         // Without this a stream of registrations grows the table for good.
         worker_rows::forget_idle_lost_workers(&tx)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         let id = match worker_rows::gone_worker_named(&tx, &reg.name, &reg.host, silent_since)? {
             Some(id) => {
                 worker_rows::refresh_worker(&tx, &id, &fields, Some(&secret.digest()), now)?;
@@ -119,8 +119,8 @@ impl Scheduler {
         let limit = self.settings.max_workers;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         if worker_rows::worker(&tx, id)?.is_some() {
             worker_rows::refresh_worker(&tx, id, &fields, Some(&secret.digest()), now)?;
         } else {
@@ -199,8 +199,14 @@ impl Scheduler {
         if known
             && let Some(w) = worker_rows::worker(self.store.conn(), id)?
             && w.state != WorkerState::Lost
-            && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
-                == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)
+            && (&w.name, &w.host, &w.slots, &w.data_fingerprint, &w.trainers)
+                == (
+                    &reg.name,
+                    &reg.host,
+                    &reg.slots,
+                    &reg.data_fingerprint,
+                    &reg.trainers,
+                )
         {
             check_fingerprint(self.store.conn(), reg)?;
             return Ok(id.clone());
@@ -209,8 +215,8 @@ impl Scheduler {
         let limit = self.settings.max_workers;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         if known {
             worker_rows::refresh_worker(&tx, id, &fields, None, now)?;
         } else {
@@ -247,11 +253,16 @@ fn check_shared_room(conn: &Connection, limit: usize) -> Result<()> {
     Ok(())
 }
 
-fn fields<'a>(reg: &'a WorkerRegistration, slots_json: &'a str) -> WorkerFields<'a> {
+fn fields<'a>(
+    reg: &'a WorkerRegistration,
+    slots_json: &'a str,
+    trainers_json: &'a str,
+) -> WorkerFields<'a> {
     WorkerFields {
         name: &reg.name,
         host: &reg.host,
         slots_json,
         data_fingerprint: &reg.data_fingerprint,
+        trainers_json,
     }
 }

@@ -82,6 +82,7 @@ pub fn registration(name: &str, slots: usize) -> WorkerRegistration {
             })
             .collect(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 
