@@ -10,90 +10,26 @@
 
 mod sched_support;
 
-use sched_support::{honest_result, registration, submission_over};
+use sched_support::verify::{self, lease_one, named, provenance, verify_submission};
+use sched_support::{honest_result, scheduler};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{JobResult, JobStatus};
-use spikecv_common::experiment::manifest::{Manifest, Provenance, Switches};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    Assignment, CredentialName, FailOutcome, FailureClass, ManualClock, Scheduler, SchedulerError,
-    SchedulerSettings, Submission, WorkerId,
+    FailOutcome, FailureClass, ManualClock, Scheduler, SchedulerError, Submission, WorkerId,
 };
 use spikecv_coordinator::states::VerifyState;
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 const EPOCHS: u32 = 2;
 
-/// Three folds over nine recordings (six test samples a job), one seed.
 fn submission(verify: &str, max_attempts: u32, name: &str) -> Submission {
-    submission_over(
-        &format!(
-            "name = \"{name}\"\n[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0]\n\
-             variants = [\"whole\"]\nmax_attempts = {max_attempts}\nverify = {verify}\n\
-             [training]\nepochs = {EPOCHS}\ncheckpoint_every = 1\n"
-        ),
-        9,
-        None,
-        &["a", "b"],
-    )
+    verify_submission(verify, max_attempts, name, EPOCHS)
 }
 
-fn scheduler(clock: &ManualClock) -> Scheduler {
-    Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap()
-}
-
-/// The environment of a slot: CPU, `threads` threads.
-fn environment(threads: u32) -> Manifest {
-    Manifest {
-        libtorch: "2.11.0".into(),
-        device: "cpu".into(),
-        device_model: "test cpu".into(),
-        instruction_set: "AVX2".into(),
-        threads,
-        ..Manifest::default()
-    }
-}
-
-/// A named worker (credential `name`, one slot with `threads` threads).
-fn named(s: &mut Scheduler, name: &str, threads: u32) -> WorkerId {
-    let credential = CredentialName::parse(name).unwrap();
-    s.add_credential(&credential, 1).unwrap();
-    let mut reg = registration(name, 1);
-    reg.slots[0].manifest = Some(environment(threads));
-    s.register_as(&credential.worker_id(), &reg).unwrap().id
-}
-
-/// What a run on `threads` threads says it ran on, with `weights`.
-fn provenance(threads: u32, weights: &str) -> Provenance {
-    let switches = Switches {
-        deterministic: true,
-        ..Switches::default()
-    };
-    Provenance {
-        manifest: environment(threads).for_job(switches, ""),
-        weights_sha256: weights.repeat(32),
-    }
-}
-
-/// A forged result: every test sample right.
 fn forged() -> JobResult {
-    JobResult {
-        test_accuracy: 1.0,
-        confusion: vec![vec![3, 0], vec![0, 3]],
-        ..honest_result(EPOCHS)
-    }
-}
-
-fn lease_one(s: &mut Scheduler, w: &WorkerId) -> Option<Assignment> {
-    let out = s.lease(w, &["cuda:0".to_owned()]).unwrap();
-    assert!(out.assignments.len() <= 1);
-    out.assignments.into_iter().next()
+    verify::forged(EPOCHS)
 }
 
 /// `w` takes every pending job, one at a time, and completes each with `r`.

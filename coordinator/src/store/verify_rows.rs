@@ -377,6 +377,20 @@ pub fn suspects(conn: &Connection) -> Result<Vec<SuspectRecord>> {
     Ok(rows)
 }
 
+/// A fingerprint of the suspects (how many, the newest): changes when one
+/// is marked or cleared; empty in a store without the table.
+pub(crate) fn suspects_version(conn: &Connection) -> Result<String> {
+    if !has_tables(conn)? {
+        return Ok(String::new());
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) || '.' || coalesce(max(since_ms), 0) || '.' ||
+                    coalesce(group_concat(worker), '') FROM suspects",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// The attempt whose checkpoint `attempt`'s lease handed out, if any.
 pub(crate) fn resumed_from(
     conn: &Connection,
