@@ -3,14 +3,17 @@
 //! job verified; a mismatch gets a third run whose majority is kept, and
 //! the worker that disagreed is suspect (no leases) until cleared; replays
 //! do not count against `max_attempts`; a slot whose manifest cannot give
-//! the same bits waits; a reused job keeps its state. Plain Rust, no
-//! network, a hand-driven clock.
+//! the same bits waits; a reused job keeps its state; a suspect on the
+//! shared token that registers again under a new id is suspect too. Plain
+//! Rust, no network, a hand-driven clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sched_support;
 
-use sched_support::verify::{self, lease_one, named, provenance, verify_submission};
+use sched_support::verify::{
+    self, lease_one, make_suspect, named, provenance, registration_on, verify_submission,
+};
 use sched_support::{honest_result, scheduler};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{JobResult, JobStatus};
@@ -238,4 +241,66 @@ fn a_replay_keeps_the_jobs_epochs_and_a_reused_job_keeps_its_state() {
             .iter()
             .all(|j| state(&s, j) == Some(VerifyState::Wanted))
     );
+}
+
+#[test]
+fn a_suspect_on_the_shared_token_stays_suspect_when_it_registers_again() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission("\"all\"", 3, "e")).unwrap();
+    // Mallory works on the shared token; Alice and Bob have credentials.
+    let mallory = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    let alice = named(&mut s, "alice", 4);
+    let bob = named(&mut s, "bob", 4);
+    let job = make_suspect(&mut s, &mallory, [&alice, &bob], EPOCHS);
+    let reason = s.suspects().unwrap()[0].reason.clone();
+
+    // A new registration under its name and host (the old id still alive)
+    // gets a new id, suspect too: the same reason and job, no leases.
+    clock.advance_s(3);
+    let again = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    assert_ne!(again, mallory);
+    let suspects = s.suspects().unwrap();
+    let new = suspects.iter().find(|x| x.worker == again).unwrap();
+    assert_eq!(new.job, job.as_str());
+    assert_eq!(new.name, "mallory");
+    assert_eq!(new.since_ms, T0 + 3_000);
+    assert_eq!(
+        new.reason,
+        format!("{reason}; re-registered as {again} (was {mallory})")
+    );
+    let out = s.lease(&again, &["cuda:0".to_owned()]).unwrap();
+    assert!(out.assignments.is_empty() && !out.all_done, "{out:?}");
+
+    // Gone for a lease timeout, the name and host get a row back: suspect
+    // still (and the reason names the first suspect, not a chain).
+    clock.advance_s(3_600);
+    let third = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    assert!(lease_one(&mut s, &third).is_none());
+    let suspects = s.suspects().unwrap();
+    let row = suspects.iter().find(|x| x.worker == third).unwrap();
+    assert!(row.reason.starts_with(&reason) && row.reason.matches("re-registered").count() <= 1);
+
+    // Another name, or the same name on another host, is another worker.
+    let carol = s.register_worker(&registration_on("carol", 4)).unwrap();
+    let a = lease_one(&mut s, &carol).unwrap();
+    s.release(a.attempt).unwrap();
+    let mut elsewhere = registration_on("mallory", 4);
+    elsewhere.host = "other-host".into();
+    let elsewhere = s.register_worker(&elsewhere).unwrap();
+    let a = lease_one(&mut s, &elsewhere).unwrap();
+    s.release(a.attempt).unwrap();
+    assert!(
+        s.suspects()
+            .unwrap()
+            .iter()
+            .all(|x| x.worker != carol && x.worker != elsewhere)
+    );
+
+    // Cleared by name, every id under that name may lease again.
+    let ids = s.suspects().unwrap().len();
+    assert!(ids >= 2, "the first id and the new one at least");
+    assert_eq!(s.clear_suspect("mallory").unwrap(), ids);
+    assert!(s.suspects().unwrap().is_empty());
+    assert!(lease_one(&mut s, &third).is_some());
 }
