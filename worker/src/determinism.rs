@@ -77,7 +77,10 @@ mod tests {
         set_deterministic(false)?;
         let off = state()?;
         assert!(!off.algorithms && !off.cudnn_deterministic);
-        assert!(off.cudnn_benchmark, "the autotuner is on for jobs that need not repeat");
+        assert!(
+            off.cudnn_benchmark,
+            "the autotuner is on for jobs that need not repeat"
+        );
         Ok(())
     }
 }
