@@ -616,3 +616,41 @@ fn a_suspect_worker_shows_as_suspect_until_cleared() {
         serde_json::Value::Null
     );
 }
+
+#[test]
+fn jobs_of_a_trainer_no_worker_has_show_as_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let mut sched =
+        Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("user{:02}_dc", 40 + i)).collect();
+    std::fs::write(root.join("filelist.txt"), names.join("\n") + "\n").unwrap();
+    let text = format!(
+        "[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\n[trainer]\nname = \"stbp-pytorch\"\n",
+        root.display().to_string()
+    );
+    let config = ExperimentConfig::from_toml_str(&text).unwrap();
+    sched
+        .submit(&Submission::from_config(config, text, None).unwrap())
+        .unwrap();
+    let waits = || {
+        let conn = from_store::open_read_only(&db).unwrap();
+        let o = overview::overview(&conn, T0).unwrap();
+        o.waiting_for_trainers
+            .iter()
+            .map(|w| (w.trainer.clone(), w.jobs))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waits(), vec![("stbp-pytorch".to_owned(), 2)]);
+    let mut reg = sched_support::registration("able", 1);
+    reg.trainers = vec![spikecv_common::experiment::trainer::TrainerInfo {
+        name: "stbp-pytorch".into(),
+        script_sha256: "ab".repeat(32),
+        deterministic: false,
+    }];
+    sched.register_worker(&reg).unwrap();
+    assert!(waits().is_empty());
+}

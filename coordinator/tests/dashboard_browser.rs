@@ -953,6 +953,41 @@ fn hostile_names_and_the_logout_in_headless_chromium() {
     );
     assert_eq!(suspect["images"], 0, "no element was made of the reason");
     assert!(!b.alert_open(), "no script ran");
+    // Pending jobs turn to a training script no worker registered (written
+    // here straight into the store, its name like HTML): the live page says
+    // they wait for it, the name as text, and how to register it.
+    const TRAINER: &str = "<img src=x onerror=alert(4)>";
+    let waiting = store
+        .execute(
+            "UPDATE jobs SET trainer = ?1, updated_ms = updated_ms + 1 WHERE status = 'pending'",
+            [TRAINER],
+        )
+        .unwrap();
+    assert!(waiting > 0, "the setup leaves pending jobs");
+    let wait = b.wait_js(
+        "the waiting line",
+        "const li = document.querySelector('#trainer-waits li');
+         if (!li) return null;
+         return { text: li.textContent, command: li.querySelector('code').textContent,
+                  images: document.querySelectorAll('img').length };",
+    );
+    assert!(
+        wait["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{waiting} pending job(s) need trainer {TRAINER}")),
+        "{wait}"
+    );
+    assert_eq!(
+        wait["command"],
+        format!("worker join --trainer {TRAINER}=SCRIPT"),
+        "{wait}"
+    );
+    assert_eq!(
+        wait["images"], 0,
+        "no element was made of the trainer's name"
+    );
+    assert!(!b.alert_open(), "no script ran");
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-suspect.png");
     std::fs::write(&shot, b.screenshot()).unwrap();
     eprintln!("suspect screenshot: {}", shot.display());

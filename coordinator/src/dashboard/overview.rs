@@ -25,7 +25,7 @@ use crate::scheduler::SlotInfo;
 pub use crate::store::read_only::WorkerJob;
 use crate::store::records::JobRecord;
 use crate::store::verify_rows::{self, SuspectRecord};
-use crate::store::worker_rows;
+use crate::store::{jobs, worker_rows};
 
 /// Everything the page's top half shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,6 +38,17 @@ pub struct Overview {
     pub experiments: Vec<ExperimentView>,
     /// Workers, in registration order.
     pub workers: Vec<WorkerView>,
+    /// Pending jobs of trainers no live worker registered, by trainer.
+    pub waiting_for_trainers: Vec<TrainerWaitView>,
+}
+
+/// Pending jobs waiting for a training script no live worker registered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainerWaitView {
+    /// The trainer's name.
+    pub trainer: String,
+    /// How many pending jobs need it.
+    pub jobs: u64,
 }
 
 /// One experiment.
@@ -295,10 +306,15 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
             ))
         })
         .collect::<Result<Vec<_>, DashboardError>>()?;
+    let waiting_for_trainers = jobs::missing_trainers(conn)?
+        .into_iter()
+        .map(|(trainer, jobs)| TrainerWaitView { trainer, jobs })
+        .collect();
     Ok(Overview {
         now_ms,
         version,
         experiments,
         workers,
+        waiting_for_trainers,
     })
 }

@@ -188,6 +188,13 @@
       cell(w.jobs.map((j) => j.variant + ' s' + j.seed + ' f' + j.fold + ' on ' + j.device + ' ' + (j.epoch || 0) + '/' + (j.of || '?')).join('; ') || 'idle'),
       cell('', 'num', { 'data-seen': w.last_seen_ms }),
     ])));
+    // Pending jobs of a training script no live worker registered: they
+    // wait, and the line says what would run them (docs/trainers.md).
+    $('#trainer-waits').replaceChildren(...(o.waiting_for_trainers || []).map((t) => el('li', { 'data-trainer-wait': t.trainer }, [
+      el('span', { class: 'badge waiting', text: 'waiting' }),
+      ' ' + t.jobs + ' pending job(s) need trainer ' + t.trainer + ', which no live worker registered: ',
+      el('code', { text: 'worker join --trainer ' + t.trainer + '=SCRIPT' }),
+    ])));
     const suspects = o.workers.filter((w) => w.suspect).length;
     $('#worker-count').textContent = o.workers.length ? '(' + o.workers.filter((w) => w.state === 'alive').length + ' alive of ' + o.workers.length + (suspects ? ', ' + suspects + ' suspect' : '') + ')' : '(none yet)';
   }
