@@ -79,6 +79,12 @@ else
   cargo test --workspace --no-fail-fast "$@" -- --include-ignored "${skip_args[@]}" || status=$?
 fi
 
+# The Python helper for training scripts (python/) and the PyTorch example
+# trainer: standard-library unittest, in the project's venv (torch, numpy).
+echo
+echo "python/: the trainer helper's tests"
+.venv/bin/python -m unittest discover -s python/tests -t python || status=$?
+
 if [ "${#skipped[@]}" -gt 0 ]; then
   echo
   echo "skipped ${#skipped[@]} test(s), their system component is missing:"

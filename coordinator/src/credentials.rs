@@ -247,6 +247,7 @@ mod tests {
                 })
                 .collect(),
             data_fingerprint: String::new(),
+            trainers: Vec::new(),
         }
     }
 

@@ -290,6 +290,7 @@ mod tests {
             running: Vec::new(),
             succeeded_last_hour: 2,
             eta_seconds: Some(12.5),
+            waiting_for_trainers: Vec::new(),
         };
         let text = render(Some(&status), &counters);
         for line in [

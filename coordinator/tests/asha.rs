@@ -49,6 +49,7 @@ fn start(s: &mut Scheduler) -> (WorkerId, Vec<Vec<Assignment>>) {
                 })
                 .collect(),
             data_fingerprint: String::new(),
+            trainers: Vec::new(),
         })
         .unwrap();
     let lease = s.lease(&w, &vec!["cpu".to_owned(); 6]).unwrap();

@@ -3,9 +3,13 @@
 //! compared with REPORT's aggregation of the same store; then the HTTP routes
 //! on a loopback listener: token checks (the login link's session cookie, no
 //! token in URLs), the Host check, the page, `/metrics` beside it, and the
-//! event stream pushing a change without a new request.
+//! event stream pushing a change without a new request. A worker found
+//! suspect by deterministic replay shows as suspect (reason, job, since,
+//! the command that clears it) until it is cleared.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sched_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -109,6 +113,7 @@ fn fixture() -> Fixture {
             })
             .to_vec(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     };
     let worker = sched.register_worker(&reg).unwrap();
     let leased = sched
@@ -553,4 +558,99 @@ fn status_and_dashboard_give_the_same_eta() {
         (dashboard.unwrap() - want).abs() < 1e-9,
         "{dashboard:?} vs {want}"
     );
+}
+
+#[test]
+fn a_suspect_worker_shows_as_suspect_until_cleared() {
+    use sched_support::verify::{make_suspect, named, verify_submission};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let mut s =
+        Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
+    s.submit(&verify_submission("\"all\"", 3, "verified", 2))
+        .unwrap();
+    let mallory = named(&mut s, "mallory", 4);
+    let alice = named(&mut s, "alice", 4);
+    let bob = named(&mut s, "bob", 4);
+    clock.advance_s(7);
+    let job = make_suspect(&mut s, &mallory, [&alice, &bob], 2);
+
+    let conn = from_store::open_read_only(&db).unwrap();
+    let o = overview::overview(&conn, T0 + 60_000).unwrap();
+    assert_eq!(o.workers.len(), 3);
+    let by_name = |o: &overview::Overview, name: &str| {
+        o.workers.iter().find(|w| w.name == name).cloned().unwrap()
+    };
+    let m = by_name(&o, "mallory");
+    let suspect = m.suspect.as_ref().expect("mallory shows as suspect");
+    assert_eq!(suspect.job, job.as_str());
+    assert_eq!(suspect.since_ms, T0 + 7_000);
+    assert!(!suspect.reason.is_empty());
+    assert_eq!(suspect.reason, s.suspects().unwrap()[0].reason);
+    assert_eq!(suspect.clear_command, "coordinator worker clear mallory");
+    assert!(by_name(&o, "alice").suspect.is_none());
+    assert!(by_name(&o, "bob").suspect.is_none());
+    // The page reads it from the overview's JSON.
+    let json = serde_json::to_value(&o).unwrap();
+    let w = json["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "mallory")
+        .unwrap();
+    assert_eq!(w["suspect"]["job"], job.as_str());
+    assert_eq!(
+        w["suspect"]["clear_command"],
+        "coordinator worker clear mallory"
+    );
+
+    // Cleared (nothing else changes): the version moves, so the live page
+    // is pushed the overview without the suspect.
+    s.clear_suspect("mallory").unwrap();
+    let cleared = overview::overview(&conn, T0 + 60_000).unwrap();
+    assert_ne!(cleared.version, o.version);
+    assert!(cleared.workers.iter().all(|w| w.suspect.is_none()));
+    assert_eq!(
+        serde_json::to_value(&cleared).unwrap()["workers"][0]["suspect"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn jobs_of_a_trainer_no_worker_has_show_as_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let clock = ManualClock::new(T0);
+    let mut sched =
+        Scheduler::open(&db, SchedulerSettings::default(), Box::new(clock.clone())).unwrap();
+    let root = dir.path().join("data");
+    std::fs::create_dir_all(&root).unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("user{:02}_dc", 40 + i)).collect();
+    std::fs::write(root.join("filelist.txt"), names.join("\n") + "\n").unwrap();
+    let text = format!(
+        "[data]\nroot = {:?}\n[protocol]\nfolds = 2\nseeds = [0]\nvariants = [\"whole\"]\n[trainer]\nname = \"stbp-pytorch\"\n",
+        root.display().to_string()
+    );
+    let config = ExperimentConfig::from_toml_str(&text).unwrap();
+    sched
+        .submit(&Submission::from_config(config, text, None).unwrap())
+        .unwrap();
+    let waits = || {
+        let conn = from_store::open_read_only(&db).unwrap();
+        let o = overview::overview(&conn, T0).unwrap();
+        o.waiting_for_trainers
+            .iter()
+            .map(|w| (w.trainer.clone(), w.jobs))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(waits(), vec![("stbp-pytorch".to_owned(), 2)]);
+    let mut reg = sched_support::registration("able", 1);
+    reg.trainers = vec![spikecv_common::experiment::trainer::TrainerInfo {
+        name: "stbp-pytorch".into(),
+        script_sha256: "ab".repeat(32),
+        deterministic: false,
+    }];
+    sched.register_worker(&reg).unwrap();
+    assert!(waits().is_empty());
 }

@@ -5,11 +5,13 @@
 //! `coordinator report --format json`, that it updates without a reload when a
 //! job finishes (counts, aggregate, the selected job's curves), and that it
 //! shows a "reconnecting" banner while the coordinator is down and recovers
-//! when it is back. Saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`.
+//! when it is back. Saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`
+//! (and one of a suspect worker to `dashboard-suspect.png`).
 //! A second test opens a sweep's dashboard: the configuration filter appears
 //! with the sweep's labels and keeps only the chosen configuration's jobs.
 //! A third names the experiment and a worker like HTML that runs a script:
-//! the page shows the names as text (no element made of them, no alert), and
+//! the page shows the names as text (no element made of them, no alert), a
+//! suspect worker with its reason (as text) and the command that clears it, and
 //! the login page, its form and the log-out button work: without a session,
 //! and after the logout, the page leads to the login page.
 //!
@@ -871,7 +873,7 @@ fn hostile_names_and_the_logout_in_headless_chromium() {
     let mut reg = registration();
     reg.worker_name = WORKER.into();
     reg.host = "<i>node</i>".into();
-    let _worker = SimWorker::connect_as(setup.grpc, reg);
+    let worker = SimWorker::connect_as(setup.grpc, reg);
 
     let profile = setup.dir.path().join("chromium-profile");
     let b = Browser::start(&chromium, &driver, &profile);
@@ -909,6 +911,86 @@ fn hostile_names_and_the_logout_in_headless_chromium() {
     assert_eq!(shown["images"], 0, "no element was made of a name: {shown}");
     assert_eq!(shown["injected"], 0, "{shown}");
     assert!(!b.alert_open(), "no script ran");
+
+    // The worker turns suspect (a row the scheduler writes when a replay
+    // outvotes it; written here straight into the store, with a reason
+    // like HTML): the live page shows a badge whose title is the reason,
+    // the reason as text and the command that clears it (by id: the name
+    // is no word to type in a shell), without a reload.
+    const REASON: &str = "<img src=x onerror=alert(3)> disagreed with two runs";
+    let store = rusqlite::Connection::open(setup.db()).unwrap();
+    store.busy_timeout(WAIT).unwrap();
+    store
+        .execute(
+            "INSERT INTO suspects (worker, name, job, reason, since_ms) VALUES (?1, ?2, 'job-x', ?3, 1)",
+            rusqlite::params![worker.id, WORKER, REASON],
+        )
+        .unwrap();
+    let suspect = b.wait_js(
+        "the suspect badge",
+        "const badge = document.querySelector('#workers tbody tr.suspect [data-suspect=badge]');
+         if (!badge) return null;
+         return { badge: badge.textContent, title: badge.title,
+                  note: document.querySelector('[data-suspect=note]').textContent,
+                  command: document.querySelector('[data-suspect=note] code').textContent,
+                  count: document.querySelector('#worker-count').textContent,
+                  images: document.querySelectorAll('img').length };",
+    );
+    assert_eq!(suspect["badge"], "suspect", "{suspect}");
+    assert_eq!(suspect["title"], REASON, "{suspect}");
+    let note = suspect["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(REASON) && note.contains("job job-x"),
+        "{suspect}"
+    );
+    assert_eq!(
+        suspect["command"],
+        format!("coordinator worker clear {}", worker.id)
+    );
+    assert!(
+        suspect["count"].as_str().unwrap().contains("1 suspect"),
+        "{suspect}"
+    );
+    assert_eq!(suspect["images"], 0, "no element was made of the reason");
+    assert!(!b.alert_open(), "no script ran");
+    // Pending jobs turn to a training script no worker registered (written
+    // here straight into the store, its name like HTML): the live page says
+    // they wait for it, the name as text, and how to register it.
+    const TRAINER: &str = "<img src=x onerror=alert(4)>";
+    let waiting = store
+        .execute(
+            "UPDATE jobs SET trainer = ?1, updated_ms = updated_ms + 1 WHERE status = 'pending'",
+            [TRAINER],
+        )
+        .unwrap();
+    assert!(waiting > 0, "the setup leaves pending jobs");
+    let wait = b.wait_js(
+        "the waiting line",
+        "const li = document.querySelector('#trainer-waits li');
+         if (!li) return null;
+         return { text: li.textContent, command: li.querySelector('code').textContent,
+                  images: document.querySelectorAll('img').length };",
+    );
+    assert!(
+        wait["text"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{waiting} pending job(s) need trainer {TRAINER}")),
+        "{wait}"
+    );
+    assert_eq!(
+        wait["command"],
+        format!("worker join --trainer {TRAINER}=SCRIPT"),
+        "{wait}"
+    );
+    assert_eq!(
+        wait["images"], 0,
+        "no element was made of the trainer's name"
+    );
+    assert!(!b.alert_open(), "no script ran");
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-suspect.png");
+    std::fs::write(&shot, b.screenshot()).unwrap();
+    eprintln!("suspect screenshot: {}", shot.display());
 
     // The log-out button ends the session: the login page, also for `/`.
     b.click("#logout button");

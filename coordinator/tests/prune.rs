@@ -45,6 +45,7 @@ fn worker(s: &mut Scheduler, slots: usize) -> WorkerId {
             })
             .collect(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     })
     .unwrap()
 }

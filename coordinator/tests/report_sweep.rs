@@ -523,3 +523,26 @@ fn the_dashboard_and_mlflow_carry_the_posteriors() {
     );
     assert!(!points.keys().any(|k| k.contains("/c0/vs_baseline/")));
 }
+
+#[test]
+fn each_configuration_shows_its_speed_and_the_baselines_over_it() {
+    let mut jobs = jobs();
+    // Configuration 1 trains at 4 samples/s, 2 at 25 (the baseline at 10).
+    for j in &mut jobs {
+        let speed = [10.0, 4.0, 25.0][j.configuration];
+        for e in &mut j.epochs {
+            e.samples_per_second = speed;
+        }
+    }
+    let report = build_report(&experiment(), &jobs, CREATED + 100);
+    let rows = &ranking(&report, Variant::WHOLE).rows;
+    let row = |c: usize| rows.iter().find(|r| r.configuration == c).unwrap();
+    assert_eq!(row(0).samples_per_second.mean, Some(10.0));
+    assert_eq!(row(0).baseline_speedup, None);
+    close(row(1).baseline_speedup.unwrap(), 2.5);
+    close(row(2).baseline_speedup.unwrap(), 0.4);
+    let md = render_markdown(&report, &[]);
+    assert!(md.contains("| samples/s | baseline speed ÷ this |"), "{md}");
+    assert!(md.contains("| 4.0 | 2.50× |"), "{md}");
+    assert!(md.contains("| 25.0 | 0.40× |"), "{md}");
+}

@@ -64,6 +64,7 @@ fn reg(name: &str, fingerprint: &str) -> WorkerRegistration {
             })
             .collect(),
         data_fingerprint: fingerprint.into(),
+        trainers: Vec::new(),
     }
 }
 

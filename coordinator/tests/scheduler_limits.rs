@@ -60,6 +60,7 @@ fn reg(name: &str, slots: usize) -> WorkerRegistration {
             })
             .collect(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

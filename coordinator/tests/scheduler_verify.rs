@@ -3,97 +3,36 @@
 //! job verified; a mismatch gets a third run whose majority is kept, and
 //! the worker that disagreed is suspect (no leases) until cleared; replays
 //! do not count against `max_attempts`; a slot whose manifest cannot give
-//! the same bits waits; a reused job keeps its state. Plain Rust, no
-//! network, a hand-driven clock.
+//! the same bits waits; a reused job keeps its state; a suspect on the
+//! shared token that registers again under a new id is suspect too. Plain
+//! Rust, no network, a hand-driven clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod sched_support;
 
-use sched_support::{honest_result, registration, submission_over};
+use sched_support::verify::{
+    self, lease_one, make_suspect, named, provenance, registration_on, verify_submission,
+};
+use sched_support::{honest_result, scheduler};
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::job::{JobResult, JobStatus};
-use spikecv_common::experiment::manifest::{Manifest, Provenance, Switches};
+use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_coordinator::scheduler::{
-    Assignment, CredentialName, FailOutcome, FailureClass, ManualClock, Scheduler, SchedulerError,
-    SchedulerSettings, Submission, WorkerId,
+    FailOutcome, FailureClass, ManualClock, Scheduler, SchedulerError, Submission, WorkerId,
 };
 use spikecv_coordinator::states::VerifyState;
-use spikecv_coordinator::store::Store;
 
 const T0: i64 = 1_700_000_000_000;
 const EPOCHS: u32 = 2;
 
-/// Three folds over nine recordings (six test samples a job), one seed.
 fn submission(verify: &str, max_attempts: u32, name: &str) -> Submission {
-    submission_over(
-        &format!(
-            "name = \"{name}\"\n[data]\nroot = \"d\"\n[protocol]\nfolds = 3\nseeds = [0]\n\
-             variants = [\"whole\"]\nmax_attempts = {max_attempts}\nverify = {verify}\n\
-             [training]\nepochs = {EPOCHS}\ncheckpoint_every = 1\n"
-        ),
-        9,
-        None,
-        &["a", "b"],
-    )
+    verify_submission(verify, max_attempts, name, EPOCHS)
 }
 
-fn scheduler(clock: &ManualClock) -> Scheduler {
-    Scheduler::with_store(
-        Store::open_in_memory().unwrap(),
-        SchedulerSettings::default(),
-        Box::new(clock.clone()),
-    )
-    .unwrap()
-}
-
-/// The environment of a slot: CPU, `threads` threads.
-fn environment(threads: u32) -> Manifest {
-    Manifest {
-        libtorch: "2.11.0".into(),
-        device: "cpu".into(),
-        device_model: "test cpu".into(),
-        instruction_set: "AVX2".into(),
-        threads,
-        ..Manifest::default()
-    }
-}
-
-/// A named worker (credential `name`, one slot with `threads` threads).
-fn named(s: &mut Scheduler, name: &str, threads: u32) -> WorkerId {
-    let credential = CredentialName::parse(name).unwrap();
-    s.add_credential(&credential, 1).unwrap();
-    let mut reg = registration(name, 1);
-    reg.slots[0].manifest = Some(environment(threads));
-    s.register_as(&credential.worker_id(), &reg).unwrap().id
-}
-
-/// What a run on `threads` threads says it ran on, with `weights`.
-fn provenance(threads: u32, weights: &str) -> Provenance {
-    let switches = Switches {
-        deterministic: true,
-        ..Switches::default()
-    };
-    Provenance {
-        manifest: environment(threads).for_job(switches, ""),
-        weights_sha256: weights.repeat(32),
-    }
-}
-
-/// A forged result: every test sample right.
 fn forged() -> JobResult {
-    JobResult {
-        test_accuracy: 1.0,
-        confusion: vec![vec![3, 0], vec![0, 3]],
-        ..honest_result(EPOCHS)
-    }
-}
-
-fn lease_one(s: &mut Scheduler, w: &WorkerId) -> Option<Assignment> {
-    let out = s.lease(w, &["cuda:0".to_owned()]).unwrap();
-    assert!(out.assignments.len() <= 1);
-    out.assignments.into_iter().next()
+    verify::forged(EPOCHS)
 }
 
 /// `w` takes every pending job, one at a time, and completes each with `r`.
@@ -302,4 +241,66 @@ fn a_replay_keeps_the_jobs_epochs_and_a_reused_job_keeps_its_state() {
             .iter()
             .all(|j| state(&s, j) == Some(VerifyState::Wanted))
     );
+}
+
+#[test]
+fn a_suspect_on_the_shared_token_stays_suspect_when_it_registers_again() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission("\"all\"", 3, "e")).unwrap();
+    // Mallory works on the shared token; Alice and Bob have credentials.
+    let mallory = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    let alice = named(&mut s, "alice", 4);
+    let bob = named(&mut s, "bob", 4);
+    let job = make_suspect(&mut s, &mallory, [&alice, &bob], EPOCHS);
+    let reason = s.suspects().unwrap()[0].reason.clone();
+
+    // A new registration under its name and host (the old id still alive)
+    // gets a new id, suspect too: the same reason and job, no leases.
+    clock.advance_s(3);
+    let again = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    assert_ne!(again, mallory);
+    let suspects = s.suspects().unwrap();
+    let new = suspects.iter().find(|x| x.worker == again).unwrap();
+    assert_eq!(new.job, job.as_str());
+    assert_eq!(new.name, "mallory");
+    assert_eq!(new.since_ms, T0 + 3_000);
+    assert_eq!(
+        new.reason,
+        format!("{reason}; re-registered as {again} (was {mallory})")
+    );
+    let out = s.lease(&again, &["cuda:0".to_owned()]).unwrap();
+    assert!(out.assignments.is_empty() && !out.all_done, "{out:?}");
+
+    // Gone for a lease timeout, the name and host get a row back: suspect
+    // still (and the reason names the first suspect, not a chain).
+    clock.advance_s(3_600);
+    let third = s.register_worker(&registration_on("mallory", 4)).unwrap();
+    assert!(lease_one(&mut s, &third).is_none());
+    let suspects = s.suspects().unwrap();
+    let row = suspects.iter().find(|x| x.worker == third).unwrap();
+    assert!(row.reason.starts_with(&reason) && row.reason.matches("re-registered").count() <= 1);
+
+    // Another name, or the same name on another host, is another worker.
+    let carol = s.register_worker(&registration_on("carol", 4)).unwrap();
+    let a = lease_one(&mut s, &carol).unwrap();
+    s.release(a.attempt).unwrap();
+    let mut elsewhere = registration_on("mallory", 4);
+    elsewhere.host = "other-host".into();
+    let elsewhere = s.register_worker(&elsewhere).unwrap();
+    let a = lease_one(&mut s, &elsewhere).unwrap();
+    s.release(a.attempt).unwrap();
+    assert!(
+        s.suspects()
+            .unwrap()
+            .iter()
+            .all(|x| x.worker != carol && x.worker != elsewhere)
+    );
+
+    // Cleared by name, every id under that name may lease again.
+    let ids = s.suspects().unwrap().len();
+    assert!(ids >= 2, "the first id and the new one at least");
+    assert_eq!(s.clear_suspect("mallory").unwrap(), ids);
+    assert!(s.suspects().unwrap().is_empty());
+    assert!(lease_one(&mut s, &third).is_some());
 }

@@ -51,6 +51,7 @@ fn checkpoint(s: &mut Scheduler) -> (String, String) {
             manifest: None,
         }],
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     };
     let w = s.register_worker(&reg).unwrap();
     let a = s.lease(&w, &["cpu".into()]).unwrap().assignments.remove(0);

@@ -27,6 +27,7 @@ fn registration(name: &str) -> WorkerRegistration {
             manifest: None,
         }],
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

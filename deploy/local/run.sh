@@ -34,6 +34,10 @@
 #   SPIKECV_EPOCHS (3), SPIKECV_STEPS (4), SPIKECV_DT_MS (30), SPIKECV_SEEDS ("0"),
 #   SPIKECV_FOLDS (4), SPIKECV_BATCH (8), SPIKECV_PROTOCOL (train-val-test;
 #   train-test, or official for dvs-gesture): the written experiment
+#   SPIKECV_TRAINERS     training scripts every worker registers, NAME=SCRIPT
+#                        separated by commas (docs/trainers.md); default, when
+#                        the experiment has a [trainer] section:
+#                        stbp-pytorch=examples/pytorch-stbp/train.py
 #   SPIKECV_WORKERS      number of workers (default 2)
 #   SPIKECV_GPUS         cpu|all|0,1,... for every worker (default: split the
 #                        GPUs nvidia-smi lists between the workers, else cpu)
@@ -190,6 +194,19 @@ spk_wait_tcp 127.0.0.1 "$port" 60 "$coordinator_pid" ||
   { tail -n 20 "$run_dir/coordinator.log" >&2; spk_die "coordinator did not start listening on $url"; }
 spk_log "coordinator listening on $url"
 
+# Training scripts (docs/trainers.md): every worker registers the same ones.
+trainers="${SPIKECV_TRAINERS:-}"
+if [ -z "$trainers" ] && grep -Eq '^[[:space:]]*\[trainer\]' "$experiment"; then
+  trainers="stbp-pytorch=$repo/examples/pytorch-stbp/train.py"
+fi
+trainer_flags=()
+if [ -n "$trainers" ]; then
+  join_has --trainer || spk_die "this worker build has no --trainer flag (SPIKECV_TRAINERS=$trainers)"
+  IFS=',' read -r -a trainer_list <<<"$trainers"
+  for t in "${trainer_list[@]}"; do trainer_flags+=(--trainer "$t"); done
+  spk_log "workers register trainer(s): $trainers"
+fi
+
 gpu_count="$(spk_gpu_count)"
 threads="$(spk_cpu_threads "$workers")"
 worker_pids=()
@@ -205,7 +222,7 @@ for ((w = 0; w < workers; w++)); do
   fi
   wdir="$run_dir/worker-$w"
   mkdir -p "$wdir"
-  join=("$worker" join --coordinator "$url" --gpus "$gpus" --data "$data_dir" "${join_auth[@]}")
+  join=("$worker" join --coordinator "$url" --gpus "$gpus" --data "$data_dir" "${join_auth[@]}" "${trainer_flags[@]}")
   join_has --name && join+=(--name "local-$w")
   join_has --work-dir && join+=(--work-dir "$wdir")
   join_has --exit-when-done && join+=(--exit-when-done)

@@ -7,15 +7,15 @@
 extern "C" {
 
 // Turns deterministic algorithms and deterministic cuDNN on or off, and the
-// cuDNN autotuner off while they are on. Returns 0, or 1 if libtorch threw.
+// cuDNN autotuner the other way: off while they are on (it picks algorithms by
+// timing them), on for a job that need not repeat itself (it picks the fastest
+// convolution algorithm for each shape once). Returns 0, or 1 if libtorch threw.
 int spikecv_set_deterministic(bool on) {
   try {
     auto &ctx = at::globalContext();
     ctx.setDeterministicAlgorithms(on, /*warn_only=*/false);
     ctx.setDeterministicCuDNN(on);
-    if (on) {
-      ctx.setBenchmarkCuDNN(false);
-    }
+    ctx.setBenchmarkCuDNN(!on);
     return 0;
   } catch (...) {
     return 1;

@@ -34,8 +34,9 @@ pub struct DeterminismState {
     pub cudnn_enabled: bool,
 }
 
-/// Turns deterministic algorithms (and deterministic cuDNN, autotuner off) on
-/// or off for the whole process: libtorch keeps these settings globally, so a
+/// Turns deterministic algorithms (and deterministic cuDNN, autotuner off) on,
+/// or off (cuDNN's autotuner on, as `cudnn.benchmark = True`) for the whole
+/// process: libtorch keeps these settings globally, so a
 /// deterministic job makes every job of its process deterministic.
 pub fn set_deterministic(on: bool) -> Result<(), DeterminismError> {
     // SAFETY: the shim takes a plain bool, touches only libtorch's global
@@ -76,6 +77,10 @@ mod tests {
         set_deterministic(false)?;
         let off = state()?;
         assert!(!off.algorithms && !off.cudnn_deterministic);
+        assert!(
+            off.cudnn_benchmark,
+            "the autotuner is on for jobs that need not repeat"
+        );
         Ok(())
     }
 }

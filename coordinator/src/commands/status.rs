@@ -99,6 +99,13 @@ pub fn render(s: &StatusResponse) -> String {
             w.name, w.worker_id, w.suspect, w.name
         );
     }
+    for t in &s.waiting_for_trainers {
+        let _ = writeln!(
+            out,
+            "WAITING: {} pending job(s) need trainer {:?}, which no live worker registered (`worker join --trainer {}=SCRIPT`)",
+            t.jobs, t.trainer, t.trainer
+        );
+    }
     out
 }
 
@@ -117,8 +124,14 @@ fn as_json(s: &StatusResponse) -> String {
                 "suspect": (!w.suspect.is_empty()).then_some(&w.suspect)})
         })
         .collect();
+    let waiting: serde_json::Map<String, serde_json::Value> = s
+        .waiting_for_trainers
+        .iter()
+        .map(|t| (t.trainer.clone(), t.jobs.into()))
+        .collect();
     serde_json::json!({"jobs": jobs, "total_jobs": s.total_jobs, "workers": workers,
-        "jobs_per_hour": s.jobs_per_hour, "eta_seconds": s.eta_seconds})
+        "jobs_per_hour": s.jobs_per_hour, "eta_seconds": s.eta_seconds,
+        "waiting_for_trainers": waiting})
     .to_string()
 }
 

@@ -1,7 +1,8 @@
 //! The dashboard's overview: every experiment (configuration, job counts, wall
 //! time, ETA, throughput, and the aggregate so far from REPORT's
 //! [`build_report`], so the numbers are those of `coordinator report`) and
-//! every worker with the jobs it runs. Pushed to browsers over server-sent events.
+//! every worker with the jobs it runs (and, for a suspect worker, why and the
+//! command that clears it). Pushed to browsers over server-sent events.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,8 @@ use crate::scheduler::SlotInfo;
 /// A job a worker runs, as the overview lists it (the store's read of it).
 pub use crate::store::read_only::WorkerJob;
 use crate::store::records::JobRecord;
-use crate::store::worker_rows;
+use crate::store::verify_rows::{self, SuspectRecord};
+use crate::store::{jobs, worker_rows};
 
 /// Everything the page's top half shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +38,17 @@ pub struct Overview {
     pub experiments: Vec<ExperimentView>,
     /// Workers, in registration order.
     pub workers: Vec<WorkerView>,
+    /// Pending jobs of trainers no live worker registered, by trainer.
+    pub waiting_for_trainers: Vec<TrainerWaitView>,
+}
+
+/// Pending jobs waiting for a training script no live worker registered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainerWaitView {
+    /// The trainer's name.
+    pub trainer: String,
+    /// How many pending jobs need it.
+    pub jobs: u64,
 }
 
 /// One experiment.
@@ -116,6 +129,41 @@ pub struct WorkerView {
     pub slots: Vec<SlotInfo>,
     /// The jobs it runs now.
     pub jobs: Vec<WorkerJob>,
+    /// Set while it is suspect (a run of it disagreed with two others): it
+    /// gets no new leases until an operator clears it.
+    pub suspect: Option<SuspectView>,
+}
+
+/// Why a worker is suspect, and how to clear it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuspectView {
+    /// Why, in words.
+    pub reason: String,
+    /// The job where its run disagreed.
+    pub job: String,
+    /// Since when, Unix ms.
+    pub since_ms: i64,
+    /// The command that clears it (by name when the name is plain enough to
+    /// type in a shell, else by id).
+    pub clear_command: String,
+}
+
+impl SuspectView {
+    /// The view of `s`.
+    pub fn of(s: &SuspectRecord) -> Self {
+        let plain = !s.name.is_empty()
+            && s.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            && !s.name.starts_with('-');
+        let who = if plain { &s.name } else { &s.worker.0 };
+        SuspectView {
+            reason: s.reason.clone(),
+            job: s.job.clone(),
+            since_ms: s.since_ms,
+            clear_command: format!("coordinator worker clear {who}"),
+        }
+    }
 }
 
 /// Estimated seconds until every job of `jobs` ended, by the one estimate
@@ -225,9 +273,14 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
     for a in from_store::open_attempts(conn)? {
         running.entry(a.worker).or_default().push(a.job);
     }
+    let suspects = verify_rows::suspects(conn)?;
     let workers: Vec<WorkerView> = worker_rows::query_workers(conn, "", [])?
         .into_iter()
         .map(|w| WorkerView {
+            suspect: suspects
+                .iter()
+                .find(|s| s.worker == w.id)
+                .map(SuspectView::of),
             jobs: running.remove(&w.id.0).unwrap_or_default(),
             id: w.id.0,
             name: w.name,
@@ -253,10 +306,15 @@ pub fn overview(conn: &Connection, now_ms: i64) -> Result<Overview, DashboardErr
             ))
         })
         .collect::<Result<Vec<_>, DashboardError>>()?;
+    let waiting_for_trainers = jobs::missing_trainers(conn)?
+        .into_iter()
+        .map(|(trainer, jobs)| TrainerWaitView { trainer, jobs })
+        .collect();
     Ok(Overview {
         now_ms,
         version,
         experiments,
         workers,
+        waiting_for_trainers,
     })
 }

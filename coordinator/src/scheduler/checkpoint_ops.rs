@@ -146,7 +146,7 @@ impl Scheduler {
         staged: StagedCheckpoint,
     ) -> Result<String> {
         let now = self.now_ms();
-        let deadline = self.deadline_from(now);
+        let deadline = self.lease_deadline(now);
         let dir = self.checkpoints.clone();
         let outcome = (|| {
             let tx = self.store.transaction()?;
@@ -284,5 +284,15 @@ impl Scheduler {
             tracing::warn!(%job, path = %path.display(), "checkpoint file missing; the job will start from epoch 0");
         }
         Ok(())
+    }
+}
+
+impl Scheduler {
+    /// Removes the files of checkpoint records dropped by a committed
+    /// transaction ([`drop_checkpoint`]).
+    pub(super) fn remove_checkpoint_files(&self, dropped: &[(JobId, String)]) {
+        for (job, sha) in dropped {
+            remove_quietly(&self.checkpoint_dir().file(job, sha));
+        }
     }
 }

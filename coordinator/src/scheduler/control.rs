@@ -1,6 +1,6 @@
 //! Control of a running experiment by an operator: cancel one job, a
 //! configuration or a whole experiment; put failed, cancelled or pruned jobs
-//! back in the queue.
+//! back in the queue; drain a worker.
 
 use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::configurations::configurations;
@@ -8,10 +8,12 @@ use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 
 use super::checkpoint_ops::drop_checkpoint;
+use super::types::{WorkerId, WorkerState};
 use super::{Scheduler, SchedulerError};
+use crate::states::AttemptOutcome;
 use crate::store::experiments::{self, ExperimentRef};
 use crate::store::jobs;
-use crate::store::{StoreError, job_writes};
+use crate::store::{StoreError, job_writes, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 
@@ -134,5 +136,48 @@ impl Scheduler {
         self.remove_checkpoint_files(&dropped);
         tracing::info!(experiment = %e.id, jobs = jobs.len(), "jobs put back in the queue");
         Ok(jobs)
+    }
+}
+
+impl Scheduler {
+    /// Cancels a job that has not finished (its worker is told at its next
+    /// heartbeat). Cancelling a cancelled job is a no-op.
+    pub fn cancel(&mut self, job: &JobId) -> Result<()> {
+        let now = self.now_ms();
+        let tx = self.store.transaction()?;
+        let row =
+            jobs::job(&tx, job)?.ok_or_else(|| SchedulerError::UnknownJob { job: job.clone() })?;
+        match row.status {
+            JobStatus::Cancelled => return Ok(()),
+            JobStatus::Succeeded | JobStatus::Failed | JobStatus::Pruned => {
+                return Err(SchedulerError::AlreadyFinished {
+                    job: job.clone(),
+                    status: row.status,
+                });
+            }
+            JobStatus::Pending | JobStatus::Leased | JobStatus::Running => {}
+        }
+        if let Some(attempt) = row.current_attempt {
+            lease_writes::end_attempt(&tx, attempt, now, AttemptOutcome::Cancelled, None)?;
+        }
+        job_writes::stop_job(&tx, job, JobStatus::Cancelled, None, now)?;
+        let mut dropped = Vec::new();
+        drop_checkpoint(&tx, job, &mut dropped)?;
+        tx.commit().map_err(StoreError::from)?;
+        self.remove_checkpoint_files(&dropped);
+        tracing::info!(job = %job, "job cancelled");
+        Ok(())
+    }
+
+    /// Drains a worker: it gets no new leases and its heartbeats answer `drain`.
+    pub fn drain(&mut self, worker: &WorkerId) -> Result<()> {
+        let tx = self.store.transaction()?;
+        if !lease_writes::set_worker_state(&tx, worker, WorkerState::Draining)? {
+            return Err(SchedulerError::UnknownWorker {
+                worker: worker.clone(),
+            });
+        }
+        tx.commit().map_err(StoreError::from)?;
+        Ok(())
     }
 }

@@ -22,6 +22,7 @@
 //!   max_attempts + max_lost` (plus its one success or cancellation).
 
 mod asha;
+mod attempt_ops;
 mod checkpoint_content;
 mod checkpoint_ops;
 mod clock;
@@ -31,7 +32,7 @@ mod error;
 mod fence;
 mod handle;
 mod identity;
-mod ops;
+mod lease_ops;
 mod prune;
 mod registration;
 mod replay_ops;

@@ -11,6 +11,8 @@
 //! once are capped ([`SchedulerSettings::max_workers`](super::SchedulerSettings)),
 //! and those on the shared token (no credential names them) have a cap and
 //! a slot cap of their own (`max_shared_workers`, `max_shared_slots`).
+//! A registration on the shared token under the name and host of a suspect
+//! worker is suspect too (same reason, until an operator clears it).
 
 use std::borrow::Cow;
 
@@ -20,6 +22,7 @@ use super::fence::{sha256_hex, to_json};
 use super::identity::{WorkerSecret, secret_matches, stored_digest};
 use super::types::{WorkerId, WorkerRegistration, WorkerState};
 use super::{Scheduler, SchedulerError};
+use crate::store::verify_rows::{self, SuspectRecord};
 use crate::store::worker_rows::{self, WorkerFields};
 use crate::store::{StoreError, credential_rows};
 
@@ -64,8 +67,9 @@ impl Scheduler {
     /// worker that is gone (lost or silent for a lease timeout, no open
     /// attempt) gets that row back (id kept, secret replaced), so a restarting
     /// worker does not grow the `workers` table; a live worker's row is never
-    /// handed over. Lost workers that never leased anything are deleted.
-    /// Refused with [`SchedulerError::TooManyWorkers`] when a new row would
+    /// handed over. Lost workers that never leased anything are deleted. A
+    /// registration under the name and host of a suspect worker is suspect
+    /// too. Refused with [`SchedulerError::TooManyWorkers`] when a new row would
     /// pass the cap.
     pub fn register(&mut self, reg: &WorkerRegistration) -> Result<Registered> {
         let reg = &self.shared_registration(reg);
@@ -77,8 +81,8 @@ impl Scheduler {
         check_fingerprint(&tx, reg)?;
         // Without this a stream of registrations grows the table for good.
         worker_rows::forget_idle_lost_workers(&tx)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         let id = match worker_rows::gone_worker_named(&tx, &reg.name, &reg.host, silent_since)? {
             Some(id) => {
                 worker_rows::refresh_worker(&tx, &id, &fields, Some(&secret.digest()), now)?;
@@ -103,6 +107,7 @@ impl Scheduler {
                 id
             }
         };
+        inherit_suspicion(&tx, &id, reg, now)?;
         tx.commit().map_err(StoreError::from)?;
         tracing::info!(worker = %id, name = %reg.name, host = %reg.host, slots = reg.slots.len(), "worker registered");
         Ok(Registered { id, secret })
@@ -119,8 +124,8 @@ impl Scheduler {
         let limit = self.settings.max_workers;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         if worker_rows::worker(&tx, id)?.is_some() {
             worker_rows::refresh_worker(&tx, id, &fields, Some(&secret.digest()), now)?;
         } else {
@@ -199,8 +204,14 @@ impl Scheduler {
         if known
             && let Some(w) = worker_rows::worker(self.store.conn(), id)?
             && w.state != WorkerState::Lost
-            && (&w.name, &w.host, &w.slots, &w.data_fingerprint)
-                == (&reg.name, &reg.host, &reg.slots, &reg.data_fingerprint)
+            && (&w.name, &w.host, &w.slots, &w.data_fingerprint, &w.trainers)
+                == (
+                    &reg.name,
+                    &reg.host,
+                    &reg.slots,
+                    &reg.data_fingerprint,
+                    &reg.trainers,
+                )
         {
             check_fingerprint(self.store.conn(), reg)?;
             return Ok(id.clone());
@@ -209,8 +220,8 @@ impl Scheduler {
         let limit = self.settings.max_workers;
         let tx = self.store.transaction()?;
         check_fingerprint(&tx, reg)?;
-        let slots = to_json(&reg.slots)?;
-        let fields = fields(reg, &slots);
+        let (slots, trainers) = (to_json(&reg.slots)?, to_json(&reg.trainers)?);
+        let fields = fields(reg, &slots, &trainers);
         if known {
             worker_rows::refresh_worker(&tx, id, &fields, None, now)?;
         } else {
@@ -219,11 +230,45 @@ impl Scheduler {
                 check_shared_room(&tx, self.settings.max_shared_workers)?;
             }
             worker_rows::insert_worker(&tx, id, &fields, &secret.digest(), now)?;
+            if !named {
+                inherit_suspicion(&tx, id, reg, now)?;
+            }
             tracing::info!(worker = %id, name = %reg.name, host = %reg.host, "unknown worker re-registered under its own id");
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(id.clone())
     }
+}
+
+/// Marks `id` suspect when a suspect worker had `reg`'s name and host: a
+/// worker on the shared token that is suspect does not escape by
+/// registering again under a new id (it keeps the reason, and says which
+/// id it was).
+fn inherit_suspicion(
+    conn: &Connection,
+    id: &WorkerId,
+    reg: &WorkerRegistration,
+    now: i64,
+) -> Result<()> {
+    if verify_rows::is_suspect(conn, id)? {
+        return Ok(());
+    }
+    let Some(old) = verify_rows::suspect_like(conn, &reg.name, &reg.host)? else {
+        return Ok(());
+    };
+    verify_rows::mark_suspect(
+        conn,
+        &SuspectRecord {
+            worker: id.clone(),
+            name: reg.name.clone(),
+            reason: format!("{}; re-registered as {id} (was {})", old.reason, old.worker),
+            job: old.job,
+            since_ms: now,
+        },
+    )?;
+    tracing::warn!(worker = %id, was = %old.worker, name = %reg.name, host = %reg.host,
+        "a suspect worker registered again under a new id: suspect too, no leases until cleared");
+    Ok(())
 }
 
 /// `Ok` when one more worker fits under the cap of `limit`.
@@ -247,11 +292,16 @@ fn check_shared_room(conn: &Connection, limit: usize) -> Result<()> {
     Ok(())
 }
 
-fn fields<'a>(reg: &'a WorkerRegistration, slots_json: &'a str) -> WorkerFields<'a> {
+fn fields<'a>(
+    reg: &'a WorkerRegistration,
+    slots_json: &'a str,
+    trainers_json: &'a str,
+) -> WorkerFields<'a> {
     WorkerFields {
         name: &reg.name,
         host: &reg.host,
         slots_json,
         data_fingerprint: &reg.data_fingerprint,
+        trainers_json,
     }
 }

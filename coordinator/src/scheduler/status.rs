@@ -102,6 +102,7 @@ impl Scheduler {
             running,
             succeeded_last_hour: u32::try_from(succeeded_last_hour).unwrap_or(u32::MAX),
             eta_seconds,
+            waiting_for_trainers: jobs::missing_trainers(conn)?,
         })
     }
 }

@@ -7,6 +7,7 @@ use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::experiment::trainer::TrainerInfo;
 
 use super::clock::UnixMillis;
 pub use crate::ids::{AttemptId, ExperimentId, SlotInfo, WorkerId};
@@ -23,6 +24,9 @@ pub struct WorkerRegistration {
     pub slots: Vec<SlotInfo>,
     /// Fingerprint of its data set (hex; empty when it has none).
     pub data_fingerprint: String,
+    /// The training scripts it runs besides the native engine.
+    #[serde(default)]
+    pub trainers: Vec<TrainerInfo>,
 }
 
 /// How a failure should be treated.
@@ -282,4 +286,7 @@ pub struct StatusSnapshot {
     /// Estimated seconds until every job is done, from the mean training time of
     /// finished jobs and the number of busy slots; None until a job finished.
     pub eta_seconds: Option<f64>,
+    /// Trainers pending jobs wait for that no live worker registered, with
+    /// how many jobs wait for each.
+    pub waiting_for_trainers: Vec<(String, u64)>,
 }

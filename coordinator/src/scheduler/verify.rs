@@ -16,6 +16,10 @@
 //!   agrees bit for bit with the original's gets it at once; any other slot
 //!   once the run has been wanted for [`DEFAULT_REPLAY_WAIT_SECONDS`] (the
 //!   comparison is then within the tolerance).
+//! - **Training scripts** (docs/trainers.md): a script's result is replayed
+//!   only when the worker that produced it declares the script
+//!   deterministic (else it stays unverified at once), and only by a worker
+//!   that declares the same script (same SHA-256) deterministic.
 //! - **The replay** trains from epoch 0 (no checkpoint is handed out, and its
 //!   config writes none); its attempt does not count against the job's
 //!   `max_attempts` and never changes the job's state or figures until the
@@ -26,6 +30,7 @@ use spikecv_common::experiment::config::ExperimentConfig;
 use spikecv_common::experiment::manifest::Provenance;
 use spikecv_common::experiment::plan::JobId;
 use spikecv_common::experiment::sections::DEFAULT_EPOCH_TIMEOUT_S;
+use spikecv_common::experiment::trainer::TrainerInfo;
 use spikecv_common::experiment::verify::sampled;
 
 use super::SchedulerError;
@@ -33,7 +38,7 @@ use super::types::{Assignment, AttemptId, SlotInfo, WorkerId};
 use crate::states::VerifyState;
 use crate::store::jobs::{self, JobRow};
 use crate::store::verify_rows::{self, RunRecord};
-use crate::store::worker_rows::WorkerRow;
+use crate::store::worker_rows::{self, WorkerRow};
 use crate::store::{credential_rows, lease_writes};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
@@ -128,8 +133,17 @@ pub(super) fn sample_succeeded(conn: &Connection, job: &JobId, now: i64) -> Resu
     let Some(row) = jobs::job(conn, job)? else {
         return Ok(());
     };
-    if original_run(conn, &row)?.is_none() {
+    let Some(original) = original_run(conn, &row)? else {
         return Ok(());
+    };
+    if let Some(name) = script_trainer(&row) {
+        let declared = worker_rows::worker(conn, &original.worker)?
+            .is_some_and(|w| w.trainers.iter().any(|t| t.name == name && t.deterministic));
+        if !declared {
+            verify_rows::set_state(conn, job, Some(VerifyState::Unverified), now)?;
+            tracing::warn!(job = %job, trainer = %name, "not replayed: its worker does not declare the trainer deterministic (docs/trainers.md); the result stays unverified");
+            return Ok(());
+        }
     }
     let Some(secret) = verify_rows::secret_for_job(conn, job)? else {
         return Ok(());
@@ -141,6 +155,34 @@ pub(super) fn sample_succeeded(conn: &Connection, job: &JobId, now: i64) -> Resu
     Ok(())
 }
 
+/// The training script `job` runs (its config's `[trainer]`), `None` for the
+/// native engine.
+fn script_trainer(job: &JobRow) -> Option<String> {
+    ExperimentConfig::from_toml_str(&job.config_toml)
+        .ok()
+        .and_then(|c| c.trainer)
+        .filter(|t| !t.is_native())
+        .map(|t| t.name)
+}
+
+/// Whether worker `w` can replay `job`: always for a native job; for a
+/// script's, when `w` registered the trainer deterministic with the script
+/// the original ran (when the original said), given back as `Some`.
+fn replaying_trainer<'w>(
+    w: &'w WorkerRow,
+    job: &JobRow,
+    original: Option<&Provenance>,
+) -> Option<Option<&'w TrainerInfo>> {
+    let Some(name) = script_trainer(job) else {
+        return Some(None);
+    };
+    let sha = original.and_then(|p| p.manifest.trainer_sha256.as_deref());
+    w.trainers
+        .iter()
+        .find(|t| t.name == name && t.deterministic && sha.is_none_or(|s| s == t.script_sha256))
+        .map(Some)
+}
+
 /// Whether a run of `job` on `worker` (credential `credential`) would be
 /// one of a credential and worker the job has not run on.
 fn is_fresh(runs: &[RunRecord], worker: &WorkerId, credential: &str) -> bool {
@@ -148,13 +190,22 @@ fn is_fresh(runs: &[RunRecord], worker: &WorkerId, credential: &str) -> bool {
         .all(|r| r.worker != *worker && !r.credentials.iter().any(|c| c == credential))
 }
 
-/// Whether `slot` would compute the original's bits.
-fn slot_agrees(slot: Option<&SlotInfo>, original: Option<&Provenance>) -> bool {
+/// Whether `slot` (running `trainer`, when the job is a script's) would
+/// compute the original's bits.
+fn slot_agrees(
+    slot: Option<&SlotInfo>,
+    trainer: Option<&TrainerInfo>,
+    original: Option<&Provenance>,
+) -> bool {
     let (Some(m), Some(p)) = (slot.and_then(|s| s.manifest.as_ref()), original) else {
         return false;
     };
-    m.for_job(p.manifest.switches, &p.manifest.data_fingerprint)
-        .bitwise_with(&p.manifest)
+    let mut here = m.for_job(p.manifest.switches, &p.manifest.data_fingerprint);
+    if let Some(t) = trainer {
+        here.trainer = Some(t.name.clone());
+        here.trainer_sha256 = Some(t.script_sha256.clone());
+    }
+    here.bitwise_with(&p.manifest)
 }
 
 /// The wanted run `worker`'s slot `device` may take now, if any.
@@ -177,9 +228,16 @@ pub(super) fn replay_for(
             continue;
         }
         let original = runs.iter().find(|r| !r.replay);
-        let bitwise = slot_agrees(slot, original.and_then(|r| r.provenance.as_ref()));
+        let provenance = original.and_then(|r| r.provenance.as_ref());
+        let Some(row) = jobs::job(conn, &job)? else {
+            continue;
+        };
+        let Some(trainer) = replaying_trainer(w, &row, provenance) else {
+            continue;
+        };
+        let bitwise = slot_agrees(slot, trainer, provenance);
         if bitwise || now - since >= wait_ms {
-            return Ok(jobs::job(conn, &job)?);
+            return Ok(Some(row));
         }
     }
     Ok(None)

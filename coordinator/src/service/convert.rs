@@ -7,6 +7,7 @@ use spikecv_common::proto::limits::{
     MAX_DEVICE_BYTES, MAX_FINGERPRINT_BYTES, MAX_FREE_SLOTS, MAX_ID_BYTES, MAX_NAME_BYTES,
     MAX_RUNNING, MAX_SLOTS,
 };
+use spikecv_common::proto::trainer::trainers_from_proto;
 use tonic::Status;
 
 use crate::scheduler::{
@@ -116,7 +117,10 @@ pub fn registration_from_proto(r: &pb::RegisterRequest) -> Result<WorkerRegistra
             "registration: worker_name is empty",
         ));
     }
+    let trainers = trainers_from_proto(&r.trainers)
+        .map_err(|m| Status::invalid_argument(format!("registration.trainers: {m}")))?;
     Ok(WorkerRegistration {
+        trainers,
         name: r.worker_name.clone(),
         host: r.host.clone(),
         slots: r
@@ -255,5 +259,13 @@ pub fn status_to_proto(s: &StatusSnapshot) -> pb::StatusResponse {
         jobs_per_hour: f64::from(s.succeeded_last_hour),
         eta_seconds: s.eta_seconds,
         total_jobs: u64::from(c.total()),
+        waiting_for_trainers: s
+            .waiting_for_trainers
+            .iter()
+            .map(|(trainer, jobs)| pb::TrainerWait {
+                trainer: trainer.clone(),
+                jobs: *jobs,
+            })
+            .collect(),
     }
 }

@@ -104,6 +104,8 @@ pub(crate) struct NewJob<'a> {
     pub epochs: u32,
     /// Seconds an attempt may go without a new epoch (0: no limit).
     pub epoch_timeout_s: u32,
+    /// The trainer that runs it (`native`: the engine).
+    pub trainer: &'a str,
     /// Submission time.
     pub now: i64,
 }
@@ -114,8 +116,8 @@ pub(crate) fn insert_job(conn: &Connection, j: &NewJob<'_>) -> Result<()> {
         conn,
         "INSERT INTO jobs (id, experiment, variant, seed, fold, protocol, config_toml,
              split_json, data_fingerprint, max_attempts, status, created_ms, updated_ms, epochs,
-             epoch_timeout_s)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+             epoch_timeout_s, trainer)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)",
         params![
             j.id.as_str(),
             j.experiment.0,
@@ -130,7 +132,8 @@ pub(crate) fn insert_job(conn: &Connection, j: &NewJob<'_>) -> Result<()> {
             JobStatus::Pending,
             j.now,
             j.epochs,
-            j.epoch_timeout_s
+            j.epoch_timeout_s,
+            j.trainer
         ],
     )?;
     Ok(())

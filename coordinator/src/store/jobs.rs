@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use spikecv_common::experiment::cv::FoldSplit;
 use spikecv_common::experiment::job::JobStatus;
 use spikecv_common::experiment::plan::JobId;
+use spikecv_common::experiment::trainer::TrainerInfo;
 
 use super::error::{StoreError, corrupt};
 use super::job_records;
@@ -170,12 +171,36 @@ fn first_job(
 pub(crate) fn next_pending_job(
     conn: &Connection,
     fingerprint: &str,
+    trainers: &[TrainerInfo],
 ) -> Result<Option<JobRow>, StoreError> {
+    let names = serde_json::to_string(&trainers.iter().map(|t| &t.name).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".to_owned());
     first_job(
         conn,
-        "WHERE status = 'pending' AND (data_fingerprint IS NULL OR data_fingerprint = ?1)",
-        [fingerprint],
+        "WHERE status = 'pending' AND (data_fingerprint IS NULL OR data_fingerprint = ?1)
+           AND (trainer = 'native' OR trainer IN (SELECT value FROM json_each(?2)))",
+        rusqlite::params![fingerprint, names],
     )
+}
+
+/// The trainers pending jobs wait for that no live worker registered, with
+/// how many jobs wait for each (`native` is never missing: every worker
+/// runs it).
+pub(crate) fn missing_trainers(conn: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT j.trainer, count(*) FROM jobs j
+         WHERE j.status = 'pending' AND j.trainer <> 'native'
+           AND NOT EXISTS (
+               SELECT 1 FROM workers w, json_each(w.trainers_json) t
+               WHERE w.state IN ('alive', 'draining')
+                 AND json_extract(t.value, '$.name') = j.trainer)
+         GROUP BY j.trainer ORDER BY j.trainer",
+    )?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|r| r.map(|(t, n)| (t, n.unsigned_abs())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// Every leased or running job.

@@ -59,9 +59,10 @@ pub fn open_read_only(path: &Path) -> Result<Connection, FromStoreError> {
 }
 
 /// A cheap fingerprint of everything the dashboard shows: it changes when a
-/// job, an epoch, a worker or an experiment changes.
+/// job, an epoch, a worker, a suspect or an experiment changes.
 pub fn version(conn: &Connection) -> Result<String, FromStoreError> {
-    Ok(conn.query_row(
+    let suspects = super::verify_rows::suspects_version(conn)?;
+    let rest: String = conn.query_row(
         "SELECT (SELECT count(*) || '.' || coalesce(max(updated_ms), 0) FROM jobs) || '/' ||
                 (SELECT coalesce(max(rowid), 0) FROM epoch_metrics) || '/' ||
                 (SELECT count(*) || '.' || coalesce(max(last_seen_ms), 0) || '.' ||
@@ -69,5 +70,6 @@ pub fn version(conn: &Connection) -> Result<String, FromStoreError> {
                 (SELECT count(*) FROM experiments)",
         [],
         |r| r.get(0),
-    )?)
+    )?;
+    Ok(format!("{rest}/{suspects}"))
 }

@@ -270,6 +270,13 @@ CREATE TABLE suspects (
     since_ms INTEGER NOT NULL
 );
 "#,
+    // 11: training scripts (docs/trainers.md). A job names the trainer that
+    // runs it (`native`: the engine); a worker keeps the trainers it
+    // registered (JSON: `spikecv_common::experiment::trainer::TrainerInfo`).
+    r#"
+ALTER TABLE jobs ADD COLUMN trainer TEXT NOT NULL DEFAULT 'native';
+ALTER TABLE workers ADD COLUMN trainers_json TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -355,6 +355,38 @@ pub(crate) fn clear_suspect(conn: &Connection, name: &str) -> Result<usize> {
     )
 }
 
+/// The oldest suspect named `name` whose worker was on `host` (or whose
+/// worker row is gone): what a new registration under that name and host
+/// inherits.
+pub(crate) fn suspect_like(
+    conn: &Connection,
+    name: &str,
+    host: &str,
+) -> Result<Option<SuspectRecord>> {
+    if !has_tables(conn)? {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT s.worker, s.name, s.job, s.reason, s.since_ms
+             FROM suspects s LEFT JOIN workers w ON w.id = s.worker
+             WHERE s.name = ?1 AND (w.host IS NULL OR w.host = ?2)
+             ORDER BY s.since_ms, s.worker LIMIT 1",
+        )?
+        .query_row([name, host], suspect_of)
+        .optional()?)
+}
+
+fn suspect_of(r: &Row<'_>) -> rusqlite::Result<SuspectRecord> {
+    Ok(SuspectRecord {
+        worker: WorkerId(r.get(0)?),
+        name: r.get(1)?,
+        job: r.get(2)?,
+        reason: r.get(3)?,
+        since_ms: r.get(4)?,
+    })
+}
+
 /// Every suspect worker, oldest first.
 pub fn suspects(conn: &Connection) -> Result<Vec<SuspectRecord>> {
     if !has_tables(conn)? {
@@ -364,17 +396,23 @@ pub fn suspects(conn: &Connection) -> Result<Vec<SuspectRecord>> {
         "SELECT worker, name, job, reason, since_ms FROM suspects ORDER BY since_ms, worker",
     )?;
     let rows = stmt
-        .query_map([], |r| {
-            Ok(SuspectRecord {
-                worker: WorkerId(r.get(0)?),
-                name: r.get(1)?,
-                job: r.get(2)?,
-                reason: r.get(3)?,
-                since_ms: r.get(4)?,
-            })
-        })?
+        .query_map([], suspect_of)?
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// A fingerprint of the suspects (how many, the newest): changes when one
+/// is marked or cleared; empty in a store without the table.
+pub(crate) fn suspects_version(conn: &Connection) -> Result<String> {
+    if !has_tables(conn)? {
+        return Ok(String::new());
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) || '.' || coalesce(max(since_ms), 0) || '.' ||
+                    coalesce(group_concat(worker), '') FROM suspects",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// The attempt whose checkpoint `attempt`'s lease handed out, if any.

@@ -6,6 +6,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::{StoreError, corrupt};
 use super::job_writes::exec;
+use spikecv_common::experiment::trainer::TrainerInfo;
+
 use crate::ids::{SlotInfo, WorkerId};
 use crate::states::WorkerState;
 
@@ -24,6 +26,8 @@ pub struct WorkerRow {
     pub slots: Vec<SlotInfo>,
     /// Data fingerprint.
     pub data_fingerprint: String,
+    /// The training scripts it registered.
+    pub trainers: Vec<TrainerInfo>,
     /// State.
     pub state: WorkerState,
     /// Last call.
@@ -41,6 +45,8 @@ pub(crate) struct WorkerFields<'a> {
     pub slots_json: &'a str,
     /// Its data set's fingerprint.
     pub data_fingerprint: &'a str,
+    /// Its trainers, as JSON.
+    pub trainers_json: &'a str,
 }
 
 /// Whether some unfinished job runs on data with `fingerprint` (or on any
@@ -134,8 +140,8 @@ pub(crate) fn insert_worker(
     exec(
         conn,
         "INSERT INTO workers (id, name, host, slots_json, data_fingerprint, registered_ms,
-             last_seen_ms, state, secret_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+             last_seen_ms, state, secret_sha256, trainers_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
         params![
             id.0,
             w.name,
@@ -144,7 +150,8 @@ pub(crate) fn insert_worker(
             w.data_fingerprint,
             now,
             WorkerState::Alive,
-            secret_digest
+            secret_digest,
+            w.trainers_json
         ],
     )?;
     Ok(())
@@ -163,7 +170,7 @@ pub(crate) fn refresh_worker(
         conn,
         "UPDATE workers SET name = ?2, host = ?3, slots_json = ?4, data_fingerprint = ?5,
              last_seen_ms = ?6, secret_sha256 = coalesce(?7, secret_sha256),
-             state = CASE state WHEN ?8 THEN ?8 ELSE ?9 END
+             state = CASE state WHEN ?8 THEN ?8 ELSE ?9 END, trainers_json = ?10
          WHERE id = ?1",
         params![
             id.0,
@@ -174,7 +181,8 @@ pub(crate) fn refresh_worker(
             now,
             secret_digest,
             WorkerState::Draining,
-            WorkerState::Alive
+            WorkerState::Alive,
+            w.trainers_json
         ],
     )?;
     Ok(())
@@ -199,7 +207,7 @@ pub(crate) fn query_workers(
     params: impl rusqlite::Params,
 ) -> Result<Vec<WorkerRow>, StoreError> {
     let sql = format!(
-        "SELECT id, name, host, slots_json, data_fingerprint, state, last_seen_ms
+        "SELECT id, name, host, slots_json, data_fingerprint, state, last_seen_ms, trainers_json
          FROM workers {where_sql} ORDER BY registered_ms, id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -213,14 +221,17 @@ pub(crate) fn query_workers(
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     raws.into_iter()
         .map(
-            |(id, name, host, slots_json, data_fingerprint, state, last_seen_ms)| {
+            |(id, name, host, slots_json, data_fingerprint, state, last_seen_ms, trainers_json)| {
                 let slots = serde_json::from_str(&slots_json)
                     .map_err(|e| corrupt("workers", &id, "slots_json", e))?;
+                let trainers = serde_json::from_str(&trainers_json)
+                    .map_err(|e| corrupt("workers", &id, "trainers_json", e))?;
                 let state: WorkerState = state
                     .parse()
                     .map_err(|e: String| corrupt("workers", &id, "state", e))?;
@@ -230,6 +241,7 @@ pub(crate) fn query_workers(
                     host,
                     slots,
                     data_fingerprint,
+                    trainers,
                     state,
                     last_seen_ms,
                 })

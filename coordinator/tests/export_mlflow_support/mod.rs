@@ -235,6 +235,7 @@ impl StateFixture {
                     })
                     .collect(),
                 data_fingerprint: String::new(),
+                trainers: Vec::new(),
             })
             .unwrap();
         let leased = sched.lease(&worker, &slots).unwrap().assignments;

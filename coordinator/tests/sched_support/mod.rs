@@ -1,7 +1,8 @@
 //! Shared helpers of the scheduler tests: a scheduler over an in-memory
 //! store, a submission of an experiment over
 //! made-up recordings, a worker's registration, a sweep job's epoch and the
-//! figures of an honest job of six test samples.
+//! figures of an honest job of six test samples; [`verify`] has those of
+//! deterministic replay.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use spikecv_common::experiment::config::ExperimentConfig;
@@ -11,6 +12,8 @@ use spikecv_coordinator::scheduler::{
     ManualClock, Scheduler, SchedulerSettings, SlotInfo, Submission, WorkerRegistration,
 };
 use spikecv_coordinator::store::Store;
+
+pub mod verify;
 
 /// `config_toml` planned over `recordings` made-up recordings
 /// (`user00_dc`, ...) and the data fingerprint `fingerprint`, with the
@@ -82,6 +85,7 @@ pub fn registration(name: &str, slots: usize) -> WorkerRegistration {
             })
             .collect(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

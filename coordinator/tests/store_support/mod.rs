@@ -58,6 +58,7 @@ pub fn two_gpu_worker(name: &str, host: &str) -> WorkerRegistration {
             })
             .collect(),
         data_fingerprint: String::new(),
+        trainers: Vec::new(),
     }
 }
 

@@ -163,16 +163,40 @@
     ]);
   }
 
+  // A suspect worker (a run of it disagreed with two others): a badge whose
+  // title is the reason, then the reason, the job, since when, and the
+  // command that clears it, in plain text.
+  function suspectParts(w) {
+    const s = w.suspect;
+    if (!s) return [];
+    const since = new Date(s.since_ms).toLocaleString();
+    return [
+      ' ', el('span', { class: 'badge suspect', title: s.reason, 'data-suspect': 'badge', text: 'suspect' }),
+      el('div', { class: 'suspect-note', 'data-suspect': 'note' }, [
+        s.reason + ' (job ' + s.job + ', since ' + since + '); no new leases until ',
+        el('code', { text: s.clear_command }),
+      ]),
+    ];
+  }
+
   function renderWorkers(o) {
     const body = $('#workers tbody');
-    body.replaceChildren(...o.workers.map((w) => el('tr', { 'data-worker': w.id }, [
+    body.replaceChildren(...o.workers.map((w) => el('tr', { 'data-worker': w.id, class: w.suspect ? 'suspect' : null }, [
       cell(w.name), cell(w.host),
-      el('td', {}, [el('span', { class: 'badge state-' + w.state, text: w.state })]),
+      el('td', {}, [el('span', { class: 'badge state-' + w.state, text: w.state }), ...suspectParts(w)]),
       cell(w.slots.map((s) => s.device + (s.device_name && s.device_name !== s.device ? ' (' + s.device_name + ')' : '')).join(', ') || '–'),
       cell(w.jobs.map((j) => j.variant + ' s' + j.seed + ' f' + j.fold + ' on ' + j.device + ' ' + (j.epoch || 0) + '/' + (j.of || '?')).join('; ') || 'idle'),
       cell('', 'num', { 'data-seen': w.last_seen_ms }),
     ])));
-    $('#worker-count').textContent = o.workers.length ? '(' + o.workers.filter((w) => w.state === 'alive').length + ' alive of ' + o.workers.length + ')' : '(none yet)';
+    // Pending jobs of a training script no live worker registered: they
+    // wait, and the line says what would run them (docs/trainers.md).
+    $('#trainer-waits').replaceChildren(...(o.waiting_for_trainers || []).map((t) => el('li', { 'data-trainer-wait': t.trainer }, [
+      el('span', { class: 'badge waiting', text: 'waiting' }),
+      ' ' + t.jobs + ' pending job(s) need trainer ' + t.trainer + ', which no live worker registered: ',
+      el('code', { text: 'worker join --trainer ' + t.trainer + '=SCRIPT' }),
+    ])));
+    const suspects = o.workers.filter((w) => w.suspect).length;
+    $('#worker-count').textContent = o.workers.length ? '(' + o.workers.filter((w) => w.state === 'alive').length + ' alive of ' + o.workers.length + (suspects ? ', ' + suspects + ' suspect' : '') + ')' : '(none yet)';
   }
 
   function renderExperimentChoices(o) {

@@ -20,7 +20,7 @@ use spikecv_common::stats::paired::{self, PairedComparison};
 use super::configurations::{ConfigurationInfo, NetworkSummary};
 use super::early_stop::{Saving, unspent};
 use super::groups::GroupReport;
-use super::metric::Metric;
+use super::metric::{Metric, plausible};
 use crate::store::records::JobRecord;
 
 /// Which accuracy a ranking orders by.
@@ -74,6 +74,12 @@ pub struct RankedRow {
     pub val_accuracy: Option<Metric>,
     /// Jobs pruned.
     pub pruned: usize,
+    /// Training samples per second over the epochs of its succeeded jobs.
+    pub samples_per_second: Metric,
+    /// The baseline's mean training speed over this configuration's (how
+    /// many times faster the baseline trains; `None` for the baseline itself
+    /// or without speeds on either side).
+    pub baseline_speedup: Option<f64>,
     /// The comparison with the baseline (`None` for the baseline itself).
     pub versus_baseline: Option<BaselineComparison>,
 }
@@ -157,6 +163,28 @@ fn accuracies(
         })
         .filter_map(|j| j.test_accuracy.map(|a| ((j.seed, j.fold), a)))
         .collect()
+}
+
+/// The training speeds (samples/s) of every epoch of the succeeded jobs of
+/// `configuration` for one variant under one protocol.
+fn speeds(
+    jobs: &[&JobRecord],
+    variant: Variant,
+    protocol: ProtocolKind,
+    configuration: usize,
+) -> Metric {
+    let values: Vec<f64> = jobs
+        .iter()
+        .filter(|j| {
+            j.variant == variant
+                && j.protocol == protocol
+                && j.configuration == configuration
+                && j.status == JobStatus::Succeeded
+        })
+        .flat_map(|j| j.epochs.iter().map(|e| e.samples_per_second))
+        .filter(|v| plausible(*v) && *v > 0.0)
+        .collect();
+    Metric::of(&values, values.len())
 }
 
 /// How many folds the jobs of one variant under one protocol were split into:
@@ -257,9 +285,11 @@ fn ranking(
     };
     let base_acc = baseline.map(|b| accuracies(jobs, variant, protocol, b));
     let rho = correlated::rho_for_folds(fold_count(jobs, variant, protocol));
+    let base_speed = baseline.and_then(|b| speeds(jobs, variant, protocol, b).mean);
     let mut rows: Vec<RankedRow> = members
         .iter()
-        .map(|g| RankedRow {
+        .map(|g| (g, speeds(jobs, variant, protocol, g.configuration)))
+        .map(|(g, speed)| RankedRow {
             rank: 0,
             configuration: g.configuration,
             label: g.configuration_label.clone(),
@@ -268,6 +298,11 @@ fn ranking(
             test_accuracy: g.test_accuracy.clone(),
             val_accuracy: g.val_accuracy.clone(),
             pruned: g.pruned,
+            baseline_speedup: match (base_speed, speed.mean) {
+                (Some(b), Some(c)) if Some(g.configuration) != baseline && c > 0.0 => Some(b / c),
+                _ => None,
+            },
+            samples_per_second: speed,
             versus_baseline: match &base_acc {
                 Some(b) if Some(g.configuration) != baseline => {
                     let c = accuracies(jobs, variant, protocol, g.configuration);

@@ -65,6 +65,49 @@ pub struct Environments {
     pub environments: Vec<Environment>,
     /// Succeeded jobs whose worker sent no manifest.
     pub without_manifest: usize,
+    /// Configurations whose results came from more than one version of
+    /// their training script (docs/trainers.md): never mixed silently.
+    pub mixed_scripts: Vec<MixedScript>,
+}
+
+/// A configuration whose succeeded jobs ran different versions of its script.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MixedScript {
+    /// The configuration's index.
+    pub configuration: usize,
+    /// The trainer's name.
+    pub trainer: String,
+    /// Each script SHA-256 with the jobs that ran it, most jobs first.
+    pub versions: Vec<(String, usize)>,
+}
+
+/// The configurations whose succeeded jobs ran more than one version of
+/// their script.
+fn mixed_scripts(jobs: &[&JobRecord]) -> Vec<MixedScript> {
+    let mut by: BTreeMap<(usize, String), BTreeMap<String, usize>> = BTreeMap::new();
+    for job in jobs.iter().filter(|j| j.status == JobStatus::Succeeded) {
+        let Some(m) = job.provenance.as_ref().map(|p| &p.manifest) else {
+            continue;
+        };
+        if let (Some(t), Some(sha)) = (&m.trainer, &m.trainer_sha256) {
+            *by.entry((job.configuration, t.clone()))
+                .or_default()
+                .entry(sha.clone())
+                .or_default() += 1;
+        }
+    }
+    by.into_iter()
+        .filter(|(_, versions)| versions.len() > 1)
+        .map(|((configuration, trainer), versions)| {
+            let mut versions: Vec<(String, usize)> = versions.into_iter().collect();
+            versions.sort_by_key(|(sha, n)| (std::cmp::Reverse(*n), sha.clone()));
+            MixedScript {
+                configuration,
+                trainer,
+                versions,
+            }
+        })
+        .collect()
 }
 
 /// The environments of `jobs`' succeeded results.
@@ -102,6 +145,7 @@ pub fn environments(jobs: &[&JobRecord]) -> Environments {
         generated_by: ReportBuild::current(),
         environments,
         without_manifest,
+        mixed_scripts: mixed_scripts(jobs),
     }
 }
 
@@ -126,6 +170,36 @@ mod tests {
             weights_sha256: String::new(),
         });
         j
+    }
+
+    #[test]
+    fn results_of_two_versions_of_a_script_are_flagged() {
+        let scripted = |configuration: usize, sha: &str| {
+            let mut j = job("a", "cpu", Some(1));
+            j.configuration = configuration;
+            if let Some(p) = j.provenance.as_mut() {
+                p.manifest.trainer = Some("py".into());
+                p.manifest.trainer_sha256 = Some(sha.into());
+            }
+            j
+        };
+        let jobs = [
+            scripted(0, "aa"),
+            scripted(0, "bb"),
+            scripted(0, "bb"),
+            scripted(1, "aa"),
+            job("a", "cpu", Some(1)),
+        ];
+        let refs: Vec<&JobRecord> = jobs.iter().collect();
+        let e = environments(&refs);
+        assert_eq!(
+            e.mixed_scripts,
+            vec![MixedScript {
+                configuration: 0,
+                trainer: "py".into(),
+                versions: vec![("bb".into(), 2), ("aa".into(), 1)],
+            }]
+        );
     }
 
     #[test]

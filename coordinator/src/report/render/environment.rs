@@ -16,6 +16,16 @@ fn or_none(v: &Option<String>) -> String {
     v.as_deref().map_or_else(|| "–".to_owned(), cell)
 }
 
+/// The trainer a manifest names: `native`, or a script's name and the
+/// start of its SHA-256.
+fn trainer(m: &spikecv_common::experiment::manifest::Manifest) -> String {
+    match (&m.trainer, &m.trainer_sha256) {
+        (Some(name), Some(sha)) => format!("{} `{}`", cell(name), short(sha)),
+        (Some(name), None) => cell(name),
+        _ => "native".to_owned(),
+    }
+}
+
 /// Writes the section.
 pub fn write_markdown(out: &mut String, e: &Environments) -> std::fmt::Result {
     writeln!(out, "\n## Environment\n")?;
@@ -34,18 +44,18 @@ pub fn write_markdown(out: &mut String, e: &Environments) -> std::fmt::Result {
     } else {
         writeln!(
             out,
-            "\n| jobs | workers | device | instruction set | threads | libtorch | CUDA | cuDNN | driver | precision | deterministic | TF32 | spikecv | binary |"
+            "\n| jobs | workers | device | instruction set | threads | libtorch | CUDA | cuDNN | driver | precision | deterministic | TF32 | trainer | spikecv | binary |"
         )?;
         writeln!(
             out,
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         )?;
         for env in &e.environments {
             let m = &env.manifest;
             let workers: Vec<String> = env.workers.iter().map(|w| cell(w)).collect();
             writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} | `{}` |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}{} | `{}` |",
                 env.jobs,
                 workers.join(", "),
                 cell(&m.device_model),
@@ -62,6 +72,7 @@ pub fn write_markdown(out: &mut String, e: &Environments) -> std::fmt::Result {
                     "no"
                 },
                 if m.switches.tf32 { "yes" } else { "no" },
+                trainer(m),
                 cell(&m.spikecv_version),
                 m.commit
                     .as_deref()
@@ -79,6 +90,22 @@ pub fn write_markdown(out: &mut String, e: &Environments) -> std::fmt::Result {
             out,
             "\n{} succeeded job(s) came from workers that sent no manifest.",
             e.without_manifest
+        )?;
+    }
+    for m in &e.mixed_scripts {
+        let versions: Vec<String> = m
+            .versions
+            .iter()
+            .map(|(sha, n)| format!("`{}` ({n} job(s))", short(sha)))
+            .collect();
+        writeln!(
+            out,
+            "
+**Warning:** the results of configuration {} come from {} versions of training script {}: {}. Figures that mix them compare more than one model.",
+            m.configuration,
+            m.versions.len(),
+            cell(&m.trainer),
+            versions.join(", ")
         )?;
     }
     Ok(())

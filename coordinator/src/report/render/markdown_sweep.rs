@@ -93,11 +93,11 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
     writeln!(out, "\n### {}, {}: {basis}\n", r.variant, r.protocol)?;
     writeln!(
         out,
-        "| rank | configuration | network | parameters | FLOPs/sample | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI, corrected (pp) | corrected t p (Holm) | P(better / equivalent / worse) % | paired t p, uncorrected (Holm) | Wilcoxon p, uncorrected (Holm) | pairs | pruned |"
+        "| rank | configuration | network | parameters | FLOPs/sample | validation accuracy | test accuracy | Δ test vs baseline (pp) | 95 % CI, corrected (pp) | corrected t p (Holm) | P(better / equivalent / worse) % | paired t p, uncorrected (Holm) | Wilcoxon p, uncorrected (Holm) | pairs | pruned | samples/s | baseline speed ÷ this |"
     )?;
     writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )?;
     for row in &r.rows {
         let rank = if row.rank == 0 {
@@ -128,9 +128,14 @@ fn write_ranking(out: &mut String, r: &Ranking) -> std::fmt::Result {
         let [network, parameters, flops] = network_cells(row.network.as_ref());
         writeln!(
             out,
-            "| {rank} | {name} | {network} | {parameters} | {flops} | {val} | {} | {diff} | {ci} | {corrected} | {posterior} | {t} | {w} | {pairs} | {} |",
+            "| {rank} | {name} | {network} | {parameters} | {flops} | {val} | {} | {diff} | {ci} | {corrected} | {posterior} | {t} | {w} | {pairs} | {} | {} | {} |",
             metric(&row.test_accuracy),
-            row.pruned
+            row.pruned,
+            row.samples_per_second
+                .mean
+                .map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1}")),
+            row.baseline_speedup
+                .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×")),
         )?;
     }
     match (r.ranked_by, r.recommended) {
@@ -167,7 +172,7 @@ pub fn write_sweep(out: &mut String, s: &SweepComparison) -> std::fmt::Result {
     writeln!(out, "\n## Configurations compared\n")?;
     writeln!(
         out,
-        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points. The folds of one seed train on overlapping data, so their differences are correlated and the plain paired t-test is overconfident (Dietterich 1998; Nadeau & Bengio 2003); the report leads with the corrected resampled t-test (Nadeau & Bengio; Bouckaert & Frank 2004 for seeds × folds): the variance of the n differences times (1/n + ρ/(1 − ρ)) with ρ = 1/k for k folds, n − 1 degrees of freedom, its 95 % interval and two-sided p-value, Holm-adjusted over the {} comparisons of this report in brackets. Under the official protocol the pairs are seeds on one split, none sharing training data with another split, so ρ = 0 and the corrected test is the paired t-test. P(better / equivalent / worse) is the Bayesian correlated t-test's posterior (Corani & Benavoli 2015; the same ρ) that the configuration's mean accuracy is above, within or below ± {} pp of the baseline's (the region of practical equivalence, `[sweep] rope`). Beside them, uncorrected: the paired t-test and the Wilcoxon signed-rank test as scipy computes them, each with its own Holm adjustment. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure. Each configuration's network is named compactly (conv `c<channels>k<kernel>`, pool `p<size>a`/`p<size>m`, linear `f<features>`), with its parameters and the FLOPs of one training sample's forward pass (2 × multiply-accumulates of the conv and linear layers × `simulation.steps`; no backward pass, no spike sparsity).",
+        "Every configuration ran on the same (seed, fold) splits, so each is compared with the baseline pair by pair: Δ is the mean of (configuration − baseline) test accuracy over the jobs both finished, in percentage points. The folds of one seed train on overlapping data, so their differences are correlated and the plain paired t-test is overconfident (Dietterich 1998; Nadeau & Bengio 2003); the report leads with the corrected resampled t-test (Nadeau & Bengio; Bouckaert & Frank 2004 for seeds × folds): the variance of the n differences times (1/n + ρ/(1 − ρ)) with ρ = 1/k for k folds, n − 1 degrees of freedom, its 95 % interval and two-sided p-value, Holm-adjusted over the {} comparisons of this report in brackets. Under the official protocol the pairs are seeds on one split, none sharing training data with another split, so ρ = 0 and the corrected test is the paired t-test. P(better / equivalent / worse) is the Bayesian correlated t-test's posterior (Corani & Benavoli 2015; the same ρ) that the configuration's mean accuracy is above, within or below ± {} pp of the baseline's (the region of practical equivalence, `[sweep] rope`). Beside them, uncorrected: the paired t-test and the Wilcoxon signed-rank test as scipy computes them, each with its own Holm adjustment. Accuracies are mean ± population std in %, with jobs behind each figure; pruned jobs are left out of every figure. Each configuration's network is named compactly (conv `c<channels>k<kernel>`, pool `p<size>a`/`p<size>m`, linear `f<features>`), with its parameters and the FLOPs of one training sample's forward pass (2 × multiply-accumulates of the conv and linear layers × `simulation.steps`; no backward pass, no spike sparsity). Samples/s is the mean training speed over the epochs of the succeeded jobs, as each trainer measured it; the last column is the baseline's speed over the configuration's (2.00× : the baseline trains twice as fast). A configuration that runs a training script (`trainer=…`, docs/trainers.md) is compared on the same folds as the native engine.",
         s.comparisons, s.rope_pp
     )?;
     for r in &s.rankings {
