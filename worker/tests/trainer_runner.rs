@@ -8,17 +8,20 @@
 //! reaches the script as SIGTERM.
 //! Skipped (with a note) where no Python 3 runs.
 //!
-//! Still to write once the coordinator leases a script's jobs only to workers
-//! that registered it: the real-process test (`coordinator serve` and two
-//! `worker join`, one with `--trainers` naming these scripts, one without,
-//! as in `join_cluster.rs`): only the first gets the jobs, the second's
-//! status shows them waiting for the trainer; a worker killed after its
-//! first checkpoint upload, the job resumes from the wrapped checkpoint on a
-//! worker with the trainer (`resumed.txt` in its job folder); the report's
-//! environment lists the script's hash. A manual run of that on this branch
-//! (today's coordinator leases to any worker) completed 4 of 4 jobs, with a
-//! drain (SIGTERM to the worker) handing a job back after epoch 1 and another
-//! worker resuming it from the uploaded checkpoint.
+//! Still to write, now that the coordinator leases a script's jobs only to
+//! workers that registered it: the real-process test (`coordinator serve`
+//! and two `worker join`, one with `--trainers` naming these scripts, one
+//! without, as in `join_cluster.rs`): only the first gets the jobs and
+//! `coordinator status` shows them waiting for the trainer until it
+//! registers; a worker stopped or killed after its first checkpoint upload,
+//! the job resumes from the wrapped checkpoint on a worker with the trainer
+//! (`resumed.txt` in its job folder); the report's environment lists the
+//! script's name and hash. Done by hand on this branch after merging main:
+//! a worker without the trainer got none of 4 jobs (status: WAITING ... need
+//! trainer "good"), one with it ran all 4, the report's trainer column read
+//! `good <sha>`; before the merge, a drain (SIGTERM to the worker) handed a
+//! job back after epoch 1 and another worker resumed it from the uploaded
+//! checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
