@@ -4,7 +4,8 @@
 //! its last lines for error messages; signalled as a group, and killed as a
 //! group when dropped, so no script outlives its job. Groups still alive are
 //! listed, so a worker that exits at once (a second Ctrl-C) can kill them
-//! first ([`kill_all`]).
+//! first ([`kill_all`]); a worker killed outright takes its scripts with it
+//! (the parent-death signal).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -46,6 +47,27 @@ fn signal_group(pgid: i32, signal: Signal) {
         let _ = kill_process_group(pid, signal);
     }
 }
+
+/// Makes the script die (SIGKILL) when the thread that starts it ends: a
+/// worker killed with SIGKILL, which runs no destructor and cannot signal
+/// the group, takes its scripts with it (Linux's `PR_SET_PDEATHSIG`; the
+/// thread waits for the script, so only the worker's death ends it early).
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn die_with_spawner(command: &mut Command) {
+    let set = || {
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
+            .map_err(std::io::Error::from)
+    };
+    // SAFETY: the closure runs in the child between fork and exec; it only
+    // makes the prctl system call (async-signal-safe, no allocation, no lock).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(command, set);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_spawner(_command: &mut Command) {}
 
 /// Kills every script's process group this process started and has not yet
 /// reaped: for an exit that skips destructors.
@@ -142,6 +164,7 @@ impl Script {
         // Its own group: signals reach the script and whatever it started,
         // and a Ctrl-C in the worker's terminal reaches the worker alone.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        die_with_spawner(&mut command);
         let mut child = command.spawn().map_err(|source| StartError::Spawn {
             name: t.name.clone(),
             program: t.interpreter.as_ref().map_or_else(
