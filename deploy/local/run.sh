@@ -202,6 +202,10 @@ fi
 trainer_flags=()
 if [ -n "$trainers" ]; then
   join_has --trainer || spk_die "this worker build has no --trainer flag (SPIKECV_TRAINERS=$trainers)"
+  # `.py` scripts run with the project's venv Python (PyTorch), unless told.
+  if [ -z "${SPIKECV_PYTHON:-}" ] && [ -x "$repo/.venv/bin/python" ]; then
+    export SPIKECV_PYTHON="$repo/.venv/bin/python"
+  fi
   IFS=',' read -r -a trainer_list <<<"$trainers"
   for t in "${trainer_list[@]}"; do trainer_flags+=(--trainer "$t"); done
   spk_log "workers register trainer(s): $trainers"

@@ -9,7 +9,10 @@
 # every job ended once (succeeded or pruned). Then DVS128 Gesture on its own
 # split (deploy/local/gesture-official.toml, a synthetic download): exit 0, one
 # job per seed, the gesture names and its published figures in the report.
-# Then Ctrl-C: a second run gets SIGINT
+# Then the PyTorch example trainer beside the engine
+# (deploy/local/trainers.toml): exit 0, every job succeeded once, the
+# comparison row with samples/s and the speed ratio, the script named with its
+# hash in the environment. Then Ctrl-C: a second run gets SIGINT
 # (to its process group, as a terminal sends it) once its workers are up, and
 # must exit 130 leaving none of the processes it started.
 set -euo pipefail
@@ -110,6 +113,19 @@ grep -q 'hand\\_clapping' "$tmp/gesture/report.md" ||
 [ "$(spk_expected_jobs "$tmp/gesture/experiment.toml")" = 3 ] ||
   spk_die "the official split is not one job per seed (3 seeds)"
 SPK_VARIANTS=whole spk_check_report_csv "$tmp/gesture/report.csv" 3
+
+spk_log "deploy/local/run.sh with a training script (SPIKECV_EXPERIMENT=deploy/local/trainers.toml)"
+"${run_env[@]}" SPIKECV_RUN_DIR="$tmp/trainers" SPIKECV_EXPERIMENT="$repo/deploy/local/trainers.toml" \
+  bash "$repo/deploy/local/run.sh" >"$tmp/trainers.out" 2>&1 ||
+  spk_die "deploy/local/run.sh with the PyTorch trainer failed (exit $?)"
+spk_check_report_csv "$tmp/trainers/report.csv" "$(spk_expected_jobs "$tmp/trainers/experiment.toml")"
+grep -q '^| 2 | name=stbp-pytorch .* | [0-9.]* | [0-9.]*× |$' "$tmp/trainers/report.md" ||
+  grep -q '^| 1 | name=stbp-pytorch .* | [0-9.]* | [0-9.]*× |$' "$tmp/trainers/report.md" ||
+  spk_die "the report does not compare the PyTorch trainer with the engine (samples/s, speed ratio)"
+grep -q '| stbp-pytorch `[0-9a-f]*` |' "$tmp/trainers/report.md" ||
+  spk_die "the report's environment does not name the script and its hash"
+[ -n "$(find "$tmp/trainers" -name events.jsonl -size +0)" ] ||
+  spk_die "no script reported through its events file"
 
 spk_log "deploy/local/run.sh, interrupted with SIGINT"
 "$(command -v python3)" - "$repo/deploy/local/run.sh" "$tmp/run2" "$tmp/run2.out" "${run_env[@]}" <<'PY'
