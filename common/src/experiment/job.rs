@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::sections::ProtocolKind;
+
 /// The life of a job in the coordinator (DESIGN.md, "Distribution").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,4 +162,35 @@ pub struct JobResult {
     /// True for the train-test protocol, whose figure is the best test accuracy
     /// over epochs and so optimistic.
     pub optimistic: bool,
+}
+
+/// The epoch a protocol selects among `epochs` (in order), each judged on its
+/// own figures (an epoch may lack test figures: a training script need not
+/// test every epoch): the first epoch always; then `train-val-test` an epoch
+/// with a strictly lower validation loss, `train-test` one with a strictly
+/// higher test accuracy (any test accuracy beats none), `official` every
+/// epoch (the last). The worker selects by it and the coordinator checks a
+/// checkpoint's `best` against it. `None` without epochs.
+pub fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
+    let mut best: Option<&EpochMetrics> = None;
+    for m in epochs {
+        let replaces = match best {
+            None => true,
+            Some(b) => match kind {
+                ProtocolKind::TrainValTest => match (m.val_loss, b.val_loss) {
+                    (Some(v), Some(bv)) => v < bv,
+                    (Some(_), None) => true,
+                    _ => false,
+                },
+                ProtocolKind::TrainTest => m
+                    .test_accuracy
+                    .is_some_and(|a| b.test_accuracy.is_none_or(|ba| a > ba)),
+                ProtocolKind::Official => true,
+            },
+        };
+        if replaces {
+            best = Some(m);
+        }
+    }
+    best.map(|m| m.epoch)
 }

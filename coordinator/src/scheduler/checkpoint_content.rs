@@ -22,9 +22,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::Value;
 use spikecv_common::experiment::config::ExperimentConfig;
-use spikecv_common::experiment::job::EpochMetrics;
-
-use spikecv_common::experiment::sections::ProtocolKind;
+use spikecv_common::experiment::job::{EpochMetrics, selected_epoch};
 
 use super::SchedulerError;
 use super::validate::same_figures;
@@ -250,36 +248,10 @@ fn check_metrics(conn: &Connection, job: &JobRow, record: &ProgressRecord) -> Re
     }
 }
 
-/// The epoch a protocol selects among `epochs`, by the worker's rule
-/// (`worker/src/train/protocol.rs`): the first epoch always; after it,
-/// train-val-test an epoch with a strictly lower validation loss, train-test
-/// one with a strictly higher test accuracy, official every epoch (the last).
-fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
-    let mut best: Option<&EpochMetrics> = None;
-    for m in epochs {
-        let replaces = match best {
-            None => true,
-            Some(b) => match kind {
-                ProtocolKind::TrainValTest => match (m.val_loss, b.val_loss) {
-                    (Some(v), Some(bv)) => v < bv,
-                    (Some(_), None) => true,
-                    _ => false,
-                },
-                ProtocolKind::TrainTest => m
-                    .test_accuracy
-                    .is_some_and(|a| b.test_accuracy.is_none_or(|ba| a > ba)),
-                ProtocolKind::Official => true,
-            },
-        };
-        if replaces {
-            best = Some(m);
-        }
-    }
-    best.map(|m| m.epoch)
-}
-
 #[cfg(test)]
 mod tests {
+    use spikecv_common::experiment::sections::ProtocolKind;
+
     use super::*;
 
     fn epoch(epoch: u32, val_loss: f64, test_accuracy: f64) -> EpochMetrics {

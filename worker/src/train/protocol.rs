@@ -4,6 +4,7 @@ use spikecv_common::experiment::job::EpochMetrics;
 use spikecv_common::experiment::sections::ProtocolKind;
 
 use crate::checkpoint::BestSoFar;
+pub use spikecv_common::experiment::job::selected_epoch;
 
 /// Whether an epoch with these figures replaces the current selection.
 ///
@@ -29,38 +30,6 @@ pub fn improves(
         ProtocolKind::TrainTest => test_accuracy.is_some_and(|a| a > best.test_accuracy),
         ProtocolKind::Official => true,
     }
-}
-
-/// The epoch the protocol selects among `epochs` (in order), by the rule of
-/// [`improves`] applied to each epoch's own figures, where an epoch may lack
-/// test figures (a training script need not test every epoch): the first
-/// epoch always; then `train-val-test` an epoch with a strictly lower
-/// validation loss, `train-test` one with a strictly higher test accuracy
-/// (any test accuracy beats none), `official` every epoch (the last). The
-/// coordinator checks a checkpoint's `best` against the same rule
-/// (`coordinator/src/scheduler/checkpoint_content.rs`). `None` without epochs.
-pub fn selected_epoch(kind: ProtocolKind, epochs: &[EpochMetrics]) -> Option<u32> {
-    let mut best: Option<&EpochMetrics> = None;
-    for m in epochs {
-        let replaces = match best {
-            None => true,
-            Some(b) => match kind {
-                ProtocolKind::TrainValTest => match (m.val_loss, b.val_loss) {
-                    (Some(v), Some(bv)) => v < bv,
-                    (Some(_), None) => true,
-                    _ => false,
-                },
-                ProtocolKind::TrainTest => m
-                    .test_accuracy
-                    .is_some_and(|a| b.test_accuracy.is_none_or(|ba| a > ba)),
-                ProtocolKind::Official => true,
-            },
-        };
-        if replaces {
-            best = Some(m);
-        }
-    }
-    best.map(|m| m.epoch)
 }
 
 /// Whether the protocol needs the test set evaluated this epoch: always for
