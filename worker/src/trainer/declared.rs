@@ -11,7 +11,42 @@ use serde::Deserialize;
 use spikecv_common::experiment::trainer::{NATIVE, check_name};
 use spikecv_common::proto::trainer::MAX_TRAINERS;
 
-use super::registry::{MAX_GRACE_SECONDS, Trainer};
+use spikecv_common::experiment::trainer::TrainerInfo;
+
+/// The longest grace period `--trainer-grace-seconds` takes.
+pub const MAX_GRACE_SECONDS: f64 = 86_400.0;
+
+/// One registered training script, as it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trainer {
+    /// Its name (what `[trainer] name` says).
+    pub name: String,
+    /// The script, absolute: the file hashed and run.
+    pub script: PathBuf,
+    /// What runs the script (`python3 SCRIPT`); `None`: the script itself.
+    pub interpreter: Option<OsString>,
+    /// Arguments after the script.
+    pub args: Vec<String>,
+    /// The folder it runs in; `None`: the job's folder.
+    pub workdir: Option<PathBuf>,
+    /// Variables added to the worker's environment.
+    pub env: BTreeMap<String, String>,
+    /// Its worker declares it deterministic (replays and reproductions apply).
+    pub deterministic: bool,
+    /// SHA-256 (hex) of the script, read at start.
+    pub sha256: String,
+}
+
+impl Trainer {
+    /// What the worker registers for it.
+    pub fn info(&self) -> TrainerInfo {
+        TrainerInfo {
+            name: self.name.clone(),
+            script_sha256: self.sha256.clone(),
+            deterministic: self.deterministic,
+        }
+    }
+}
 
 /// Why the trainers given to a worker cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -12,47 +12,13 @@ use std::time::Duration;
 use spikecv_common::experiment::trainer::TrainerInfo;
 use spikecv_common::proto::trainer::MAX_TRAINERS;
 
-pub use super::declared::RegistryError;
 use super::declared::{Entry, read_file};
+pub use super::declared::{MAX_GRACE_SECONDS, RegistryError, Trainer};
 
 /// The variable naming the interpreter of `.py` scripts without one.
 pub const PYTHON_VAR: &str = "SPIKECV_PYTHON";
 /// The interpreter of `.py` scripts when [`PYTHON_VAR`] is not set.
 pub const DEFAULT_PYTHON: &str = "python3";
-/// The longest grace period `--trainer-grace-seconds` takes.
-pub const MAX_GRACE_SECONDS: f64 = 86_400.0;
-
-/// One registered training script, as it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Trainer {
-    /// Its name (what `[trainer] name` says).
-    pub name: String,
-    /// The script, absolute: the file hashed and run.
-    pub script: PathBuf,
-    /// What runs the script (`python3 SCRIPT`); `None`: the script itself.
-    pub interpreter: Option<OsString>,
-    /// Arguments after the script.
-    pub args: Vec<String>,
-    /// The folder it runs in; `None`: the job's folder.
-    pub workdir: Option<PathBuf>,
-    /// Variables added to the worker's environment.
-    pub env: BTreeMap<String, String>,
-    /// Its worker declares it deterministic (replays and reproductions apply).
-    pub deterministic: bool,
-    /// SHA-256 (hex) of the script, read at start.
-    pub sha256: String,
-}
-
-impl Trainer {
-    /// What the worker registers for it.
-    pub fn info(&self) -> TrainerInfo {
-        TrainerInfo {
-            name: self.name.clone(),
-            script_sha256: self.sha256.clone(),
-            deterministic: self.deterministic,
-        }
-    }
-}
 
 /// A worker's trainers by name (cheap to clone).
 #[derive(Debug, Clone, Default)]
