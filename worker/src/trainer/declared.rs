@@ -8,10 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use spikecv_common::experiment::trainer::{NATIVE, check_name};
+use spikecv_common::experiment::trainer::{NATIVE, TrainerInfo, check_name};
 use spikecv_common::proto::trainer::MAX_TRAINERS;
-
-use spikecv_common::experiment::trainer::TrainerInfo;
 
 /// The longest grace period `--trainer-grace-seconds` takes.
 pub const MAX_GRACE_SECONDS: f64 = 86_400.0;
