@@ -122,6 +122,7 @@ spk_check_report_csv "$tmp/trainers/report.csv" "$(spk_expected_jobs "$tmp/train
 grep -q '^| 2 | name=stbp-pytorch .* | [0-9.]* | [0-9.]*× |$' "$tmp/trainers/report.md" ||
   grep -q '^| 1 | name=stbp-pytorch .* | [0-9.]* | [0-9.]*× |$' "$tmp/trainers/report.md" ||
   spk_die "the report does not compare the PyTorch trainer with the engine (samples/s, speed ratio)"
+# shellcheck disable=SC2016 # backquotes of Markdown, not a command
 grep -q '| stbp-pytorch `[0-9a-f]*` |' "$tmp/trainers/report.md" ||
   spk_die "the report's environment does not name the script and its hash"
 [ -n "$(find "$tmp/trainers" -name events.jsonl -size +0)" ] ||
