@@ -304,3 +304,57 @@ fn a_suspect_on_the_shared_token_stays_suspect_when_it_registers_again() {
     assert!(s.suspects().unwrap().is_empty());
     assert!(lease_one(&mut s, &third).is_some());
 }
+
+#[test]
+fn the_worker_whose_checkpoint_an_outvoted_result_resumed_is_suspect_too() {
+    let clock = ManualClock::new(T0);
+    let mut s = scheduler(&clock);
+    s.submit(&submission("\"all\"", 3, "e")).unwrap();
+    let donor = named(&mut s, "donor", 4);
+    let mallory = named(&mut s, "mallory", 4);
+    let alice = named(&mut s, "alice", 4);
+    let bob = named(&mut s, "bob", 4);
+    // The donor trains an epoch, checkpoints it and hands the job back.
+    let d = lease_one(&mut s, &donor).unwrap();
+    s.record_epoch(d.attempt, &sched_support::metrics(1))
+        .unwrap();
+    s.put_checkpoint(d.attempt, 1, b"epoch one").unwrap();
+    s.release(d.attempt).unwrap();
+    // Mallory resumes it and forges the result.
+    let m = lease_one(&mut s, &mallory).unwrap();
+    assert_eq!((&m.job, m.checkpoint_epoch), (&d.job, Some(1)));
+    s.complete_with(m.attempt, &forged(), Some(&provenance(4, "ff")))
+        .unwrap();
+    // Two honest replays outvote it: Mallory and the donor are suspect.
+    for w in [&alice, &bob] {
+        let r = lease_one(&mut s, w).unwrap();
+        assert_eq!(r.job, d.job, "neither donor nor mallory replays it");
+        s.complete_with(
+            r.attempt,
+            &honest_result(EPOCHS),
+            Some(&provenance(4, "ab")),
+        )
+        .unwrap();
+    }
+    assert_eq!(state(&s, &d.job), Some(VerifyState::Bitwise));
+    let suspects = s.suspects().unwrap();
+    let mut who: Vec<&WorkerId> = suspects.iter().map(|x| &x.worker).collect();
+    who.sort();
+    let mut want = vec![&donor, &mallory];
+    want.sort();
+    assert_eq!(who, want, "{suspects:?}");
+    let donor_record = suspects.iter().find(|x| x.worker == donor).unwrap();
+    assert!(
+        donor_record
+            .reason
+            .contains("its checkpoint went into mallory's result"),
+        "{}",
+        donor_record.reason
+    );
+    assert!(
+        s.lease(&donor, &["cuda:0".to_owned()])
+            .unwrap()
+            .assignments
+            .is_empty()
+    );
+}

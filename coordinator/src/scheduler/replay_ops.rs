@@ -155,25 +155,57 @@ fn provenance(run: &RunRecord) -> Provenance {
     run.provenance.clone().unwrap_or_default()
 }
 
-/// Marks `run`'s worker suspect over `job` and wants a replay of each of
-/// its other results that nobody checked.
+/// Marks `run`'s worker suspect over `job`, and the workers whose
+/// checkpoints the run resumed (the result is theirs too: which of them lied
+/// is not known), and wants a replay of each of their other results that
+/// nobody checked.
 fn suspect(conn: &Connection, run: &RunRecord, reason: String, now: i64) -> Result<()> {
+    mark(conn, &run.worker, &run.worker_name, &run.job, reason, now)?;
+    let mut at = run.attempt;
+    // A chain of resumes is at most the job's attempts long; bound it anyway.
+    for _ in 0..1000 {
+        let Some((previous, donor)) = verify_rows::resumed_from(conn, at)? else {
+            break;
+        };
+        if donor != run.worker && !verify_rows::is_suspect(conn, &donor)? {
+            let name = verify_rows::worker_name(conn, &donor)?.unwrap_or_else(|| donor.0.clone());
+            let why = format!(
+                "its checkpoint went into {}'s result of job {}, which disagreed with two other runs",
+                run.worker_name, run.job
+            );
+            mark(conn, &donor, &name, &run.job, why, now)?;
+        }
+        at = previous;
+    }
+    Ok(())
+}
+
+/// Marks `worker` (named `name`) suspect over `job` for `reason` and wants a
+/// replay of each of its other results that nobody checked.
+fn mark(
+    conn: &Connection,
+    worker: &WorkerId,
+    name: &str,
+    job: &str,
+    reason: String,
+    now: i64,
+) -> Result<()> {
     verify_rows::mark_suspect(
         conn,
         &SuspectRecord {
-            worker: run.worker.clone(),
-            name: run.worker_name.clone(),
-            job: run.job.clone(),
+            worker: worker.clone(),
+            name: name.to_owned(),
+            job: job.to_owned(),
             reason,
             since_ms: now,
         },
     )?;
-    let others = verify_rows::unchecked_originals_of(conn, &run.worker)?;
+    let others = verify_rows::unchecked_originals_of(conn, worker)?;
     for job in &others {
         verify_rows::set_state(conn, job, Some(VerifyState::Wanted), now)?;
     }
-    tracing::warn!(worker = %run.worker, name = %run.worker_name, job = %run.job,
-        replayed = others.len(), "worker marked suspect: its run disagreed with two others");
+    tracing::warn!(worker = %worker, name = %name, job = %job,
+        replayed = others.len(), "worker marked suspect: a result of it disagreed with two other runs");
     Ok(())
 }
 
