@@ -182,6 +182,39 @@ fn processes_under(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// A coordinator serving the experiment of [`write_experiment`] over a
+/// tiny data set in a folder of its own.
+struct Run {
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    port: u16,
+    state: PathBuf,
+    _coordinator: Proc,
+}
+
+fn serve(trainer: &str, extra: &str) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    make_data(&data, 5);
+    let experiment = tmp.path().join("e.toml");
+    write_experiment(&experiment, &data, trainer, extra);
+    let (port, state) = (free_port(), tmp.path().join("state.db"));
+    let coordinator = start_coordinator(
+        port,
+        &experiment,
+        &state,
+        free_port(),
+        &tmp.path().join("c.log"),
+    );
+    Run {
+        tmp,
+        data,
+        port,
+        state,
+        _coordinator: coordinator,
+    }
+}
+
 fn jobs_of(state: &Path) -> Vec<serde_json::Value> {
     let json: serde_json::Value = serde_json::from_str(&report(state, "json")).unwrap();
     json["jobs"].as_array().unwrap().clone()
@@ -190,19 +223,13 @@ fn jobs_of(state: &Path) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_runs_only_where_registered_and_resumes_after_a_kill() {
     let Some(python) = python() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data, 5);
-    let experiment = tmp.path().join("e.toml");
-    write_experiment(&experiment, &data, "good", "");
-    let (port, state) = (free_port(), tmp.path().join("state.db"));
-    let _coordinator = start_coordinator(
+    let Run {
+        tmp,
+        data,
         port,
-        &experiment,
-        &state,
-        free_port(),
-        &tmp.path().join("c.log"),
-    );
+        state,
+        _coordinator,
+    } = serve("good", "");
 
     // No worker has the trainer yet: both jobs wait for it.
     let s = wait_status(port, "the jobs waiting for trainer good", |s| {
@@ -295,19 +322,13 @@ async fn a_script_runs_only_where_registered_and_resumes_after_a_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_reaches_the_script_as_sigterm() {
     let Some(python) = python() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data, 5);
-    let experiment = tmp.path().join("e.toml");
-    write_experiment(&experiment, &data, "stop", "");
-    let (port, state) = (free_port(), tmp.path().join("state.db"));
-    let _coordinator = start_coordinator(
+    let Run {
+        tmp,
+        data,
         port,
-        &experiment,
-        &state,
-        free_port(),
-        &tmp.path().join("c.log"),
-    );
+        state,
+        _coordinator,
+    } = serve("stop", "");
     let dir = tmp.path().join("w");
     let env = script_env(&python);
     let mut w = start(port, &data, &dir, "w", &[("stop", "stop.py")], &env);
@@ -336,23 +357,15 @@ async fn cancelling_reaches_the_script_as_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashing_garbled_and_hanging_scripts_fail_with_clear_errors() {
     let Some(python) = python() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    make_data(&data, 5);
-    let experiment = tmp.path().join("e.toml");
-    write_experiment(
-        &experiment,
-        &data,
+    let Run {
+        tmp,
+        data,
+        port,
+        state,
+        _coordinator,
+    } = serve(
         "crash",
         "epoch_timeout_s = 3\n[sweep]\n\"trainer.name\" = [\"crash\", \"garbage\", \"hang\"]",
-    );
-    let (port, state) = (free_port(), tmp.path().join("state.db"));
-    let _coordinator = start_coordinator(
-        port,
-        &experiment,
-        &state,
-        free_port(),
-        &tmp.path().join("c.log"),
     );
     let env = script_env(&python);
     let trainers = [
