@@ -52,6 +52,16 @@ pub fn provenance(spec: &JobSpec) -> Provenance {
 
 /// Writes `metrics.json` and `config.toml` into the job's folder.
 pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainError> {
+    write_job_files_with(spec, result, provenance(spec))
+}
+
+/// [`write_job_files`] with the job's provenance given (a training script's:
+/// its manifest names the script, its hash is the script's last checkpoint's).
+pub fn write_job_files_with(
+    spec: &JobSpec,
+    result: &JobResult,
+    provenance: Provenance,
+) -> Result<(), TrainError> {
     let file = MetricsFile {
         variant: spec.variant.to_string(),
         seed: spec.seed,
@@ -61,7 +71,7 @@ pub fn write_job_files(spec: &JobSpec, result: &JobResult) -> Result<(), TrainEr
         train: &spec.split.train,
         val: &spec.split.val,
         test: &spec.split.test,
-        provenance: provenance(spec),
+        provenance,
         result,
     };
     let json = serde_json::to_string_pretty(&file).unwrap_or_default();

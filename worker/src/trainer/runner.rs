@@ -23,9 +23,8 @@ use super::tail::{Tail, TailError};
 use super::wrap::{Origin, wrap};
 use crate::checkpoint::{FORMAT_VERSION, Progress};
 use crate::slot_child::wire::ChildOutcome;
-use crate::train::outputs::MetricsFile;
-use crate::train::{CONFIG_FILE, Control, METRICS_FILE, Observer, checkpoint_path};
-use crate::weights::write_atomic;
+use crate::train::outputs::write_job_files_with;
+use crate::train::{Control, Observer, checkpoint_path};
 
 /// How often the events file and the script are looked at.
 pub const POLL: Duration = Duration::from_millis(50);
@@ -368,27 +367,7 @@ impl<'a, 'j> Attempt<'a, 'j> {
 /// `metrics.json` and `config.toml` as the native engine leaves them (a
 /// failure is logged: the result stands).
 fn write_outputs(job: &ScriptJob<'_>, result: &JobResult, provenance: &Provenance) {
-    let spec = job.spec;
-    let file = MetricsFile {
-        variant: spec.variant.to_string(),
-        seed: spec.seed,
-        fold: spec.fold,
-        protocol: spec.config.protocol.kind.as_str(),
-        device: spec.device.to_string(),
-        train: &spec.split.train,
-        val: &spec.split.val,
-        test: &spec.split.test,
-        provenance: provenance.clone(),
-        result,
-    };
-    let json = serde_json::to_string_pretty(&file).unwrap_or_default();
-    let written = write_atomic(&spec.out_dir.join(METRICS_FILE), json.as_bytes()).and_then(|()| {
-        write_atomic(
-            &spec.out_dir.join(CONFIG_FILE),
-            spec.config.to_toml_string().as_bytes(),
-        )
-    });
-    if let Err(e) = written {
+    if let Err(e) = write_job_files_with(job.spec, result, provenance.clone()) {
         tracing::warn!(error = %e, "cannot write the job's metrics.json or config.toml");
     }
 }
