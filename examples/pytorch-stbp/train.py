@@ -121,6 +121,12 @@ def read_settings(job):
             "config.training.test_steps = {} differs from the exported frames' T = {}; "
             "this trainer evaluates on the exported frames".format(test_steps, steps)
         )
+    precision = training.get("precision", "f32")
+    if precision != "f32":
+        raise TrainerError(
+            "config.training.precision = {!r}: this trainer computes in float32 only; "
+            "leave it out or use the native trainer".format(precision)
+        )
     optimizer = training.get("optimizer", "adam")
     if optimizer not in ("adam", "sgd"):
         raise TrainerError(

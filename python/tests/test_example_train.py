@@ -188,6 +188,14 @@ class TrainScript(TempCase):
         self.assertEqual(done.returncode, 2)
         self.assertIn("hiden", done.stderr)
 
+    def test_refuses_bfloat16(self):
+        job_path, events = self.job_file(
+            "bf16", config={"training": {"precision": "bf16"}})
+        done = self.run_script(job_path, events)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("config.training.precision = 'bf16'", done.stderr)
+        self.assertEqual(read_events(events), [])
+
 
 @unittest.skipUnless(HAVE, "numpy or torch is not installed")
 @unittest.skipUnless(TRAIN.is_file(), "examples/pytorch-stbp/train.py is not in this tree")

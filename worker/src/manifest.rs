@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 use spikecv_common::experiment::manifest::{FLOAT32, Manifest, Switches};
+use spikecv_common::experiment::sections::Precision;
 
 use crate::devices::DeviceSpec;
 
@@ -68,12 +69,14 @@ pub fn slot_manifest(device: DeviceSpec) -> Manifest {
     }
 }
 
-/// The manifest of a job that ran on `device` in this process, on the data
-/// set with fingerprint `data_fingerprint`.
-pub fn job_manifest(device: DeviceSpec, data_fingerprint: &str) -> Manifest {
+/// The manifest of a job that ran on `device` in this process, in
+/// `precision`, on the data set with fingerprint `data_fingerprint`.
+pub fn job_manifest(device: DeviceSpec, precision: Precision, data_fingerprint: &str) -> Manifest {
     let slot = slot_manifest(device);
     let switches = slot.switches;
-    slot.for_job(switches, data_fingerprint)
+    let mut manifest = slot.for_job(switches, data_fingerprint);
+    manifest.precision = precision.manifest_name().to_owned();
+    manifest
 }
 
 /// SHA-256 (hex) of a file's bytes.

@@ -11,8 +11,9 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use spikecv_common::experiment::network::PoolKind;
+use spikecv_common::experiment::sections::Precision;
 use tch::nn::{self, Init};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::lif::LifParams;
 use crate::lif::fused::LifKernels;
@@ -80,6 +81,8 @@ pub struct Net {
     names: Vec<String>,
     /// Which kernels run the LIF layers of the fast paths.
     lif_kernels: LifKernels,
+    /// The number format of the convolutions and linear layers.
+    precision: Precision,
 }
 
 /// Serialises seeding and initialisation: libtorch's CPU generator is global to
@@ -149,6 +152,7 @@ impl Net {
             params,
             names,
             lif_kernels: LifKernels::default(),
+            precision: Precision::F32,
         }
     }
 
@@ -184,6 +188,18 @@ impl Net {
     /// benches, the operation count).
     pub fn set_lif_kernels(&mut self, kernels: LifKernels) {
         self.lif_kernels = kernels;
+    }
+
+    /// The number format of the convolutions and linear layers (float32 when
+    /// built).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Chooses the number format of the convolutions and linear layers (a
+    /// job's `[training] precision`); parameters stay float32 either way.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Parameter names in PyTorch state-dict order ([`PARAM_NAMES`] for the
@@ -230,17 +246,33 @@ impl Net {
         };
         let params = self.params.get(index).and_then(Option::as_ref);
         match (layer.op, params) {
-            (
-                Op::Conv {
-                    stride, padding, ..
-                },
-                Some((w, b)),
-            ) => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
-            (Op::Linear { .. }, Some((w, b))) => h.linear(w, Some(b)),
+            (Op::Conv { .. } | Op::Linear { .. }, Some((w, b)))
+                if self.precision == Precision::Bf16 =>
+            {
+                // PyTorch's autocast: input, weight and bias cast to bfloat16,
+                // the product in bfloat16; the result back to float32 for the
+                // LIF layer (float32 arithmetic with a bfloat16 operand
+                // promotes it exactly, as the reference's LIF does).
+                let cast = |t: &Tensor| t.to_kind(Kind::BFloat16);
+                affine(layer.op, &cast(h), &cast(w), &cast(b)).to_kind(Kind::Float)
+            }
+            (Op::Conv { .. } | Op::Linear { .. }, Some((w, b))) => affine(layer.op, h, w, b),
             (Op::Pool { kind, size }, _) => pool(h, kind, size),
             (Op::Flatten, _) => h.reshape([h.size().first().copied().unwrap_or(1), -1]),
             (Op::Conv { .. } | Op::Linear { .. }, None) => h.shallow_clone(),
         }
+    }
+}
+
+/// A convolution's or linear layer's product with its weight `w` plus its
+/// bias `b` (any other operation returns `h`).
+fn affine(op: Op, h: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+    match op {
+        Op::Conv {
+            stride, padding, ..
+        } => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
+        Op::Linear { .. } => h.linear(w, Some(b)),
+        _ => h.shallow_clone(),
     }
 }
 

@@ -484,6 +484,40 @@ mod tests {
         Ok(())
     }
 
+    /// float32 is the default and absent from the written config (job ids
+    /// stand); bf16 is written, read back, and a sweep may vary it; any other
+    /// word is refused naming the key.
+    #[test]
+    fn precision_defaults_to_f32_and_is_written_only_as_bf16() -> Result<(), ConfigError> {
+        use crate::experiment::sections::Precision;
+        let plain = ExperimentConfig::from_toml_str("[data]\nroot = \"d\"\n")?;
+        assert_eq!(plain.training.precision, Precision::F32);
+        assert!(!plain.to_toml_string().contains("precision"));
+        let bf16 = ExperimentConfig::from_toml_str(
+            "[data]\nroot = \"d\"\n[training]\nprecision = \"bf16\"\n",
+        )?;
+        assert_eq!(bf16.training.precision, Precision::Bf16);
+        let text = bf16.to_toml_string();
+        assert!(text.contains("precision = \"bf16\""), "{text}");
+        assert_eq!(ExperimentConfig::from_toml_str(&text)?, bf16);
+        let wrong = ExperimentConfig::from_toml_str(
+            "[data]\nroot = \"d\"\n[training]\nprecision = \"fp8\"\n",
+        );
+        let err = wrong
+            .map(|_| ())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("precision") && err.contains("fp8"), "{err}");
+        let swept = config("\"training.precision\" = [\"f32\", \"bf16\"]", "train-test")?;
+        let precisions: Vec<Precision> = crate::experiment::configurations::configurations(&swept)?
+            .iter()
+            .map(|c| c.config.training.precision)
+            .collect();
+        assert!(precisions.contains(&Precision::Bf16) && precisions.contains(&Precision::F32));
+        Ok(())
+    }
+
     fn config(sweep: &str, protocol: &str) -> Result<ExperimentConfig, ConfigError> {
         ExperimentConfig::from_toml_str(&format!(
             "[data]\nroot = \"d\"\n[protocol]\nkind = \"{protocol}\"\n[training]\nepochs = 4\n[sweep]\n\"training.lr\" = [0.1, 0.01]\n{sweep}"

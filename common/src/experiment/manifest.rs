@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The precision every job computes in today (weights, activations and
-/// gradients).
+/// The precision of a float32 job (every slot's, and a job's without
+/// `[training] precision = "bf16"`).
 pub const FLOAT32: &str = "float32";
 
 /// libtorch's process-wide switches as it reports them (what a job actually
@@ -76,7 +76,8 @@ pub struct Manifest {
     pub threads: u32,
     /// Fingerprint of the data set the job read (hex); empty when unknown.
     pub data_fingerprint: String,
-    /// The precision the job computed in ([`FLOAT32`]).
+    /// The precision the job's convolutions and linear layers computed in
+    /// ([`FLOAT32`], or `bfloat16`).
     pub precision: String,
     /// libtorch's switches.
     pub switches: Switches,

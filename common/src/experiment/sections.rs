@@ -87,6 +87,35 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+/// The number format convolutions and linear layers compute in
+/// (`[training] precision`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// IEEE float32 throughout: the reference.
+    #[default]
+    F32,
+    /// Convolutions and linear layers in bfloat16 (their inputs, weights and
+    /// biases cast, as PyTorch's autocast does); potentials, LIF state, loss
+    /// and optimiser stay float32.
+    Bf16,
+}
+
+impl Precision {
+    /// Whether this is float32, the default (left out of a written config).
+    pub fn is_default(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// The name a job's manifest records: `float32` or `bfloat16`.
+    pub fn manifest_name(&self) -> &'static str {
+        match self {
+            Precision::F32 => "float32",
+            Precision::Bf16 => "bfloat16",
+        }
+    }
+}
+
 /// `[data]`: where the data set lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,6 +293,11 @@ pub struct TrainingConfig {
     /// job ids of experiments without it stay as they were.
     #[serde(skip_serializing_if = "is_zero")]
     pub patience: u32,
+    /// The number format of convolutions and linear layers: `"f32"` (the
+    /// default, left out of the serialised config so job ids stand) or
+    /// `"bf16"` (docs/semantics.md, "bfloat16").
+    #[serde(skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
 }
 
 fn is_true(b: &bool) -> bool {
@@ -293,6 +327,7 @@ impl Default for TrainingConfig {
             deterministic: false,
             tf32: true,
             patience: 0,
+            precision: Precision::F32,
         }
     }
 }

@@ -317,6 +317,7 @@ pub fn evaluate(args: &EvaluateArgs, lif_kernels: LifKernels) -> Result<(), Comm
     let arch = architecture(&config, net_config(&config, classes)).map_err(TrainError::from)?;
     let (_vs, mut net) = Net::seeded(arch, 0, device);
     net.set_lif_kernels(lif_kernels);
+    net.set_precision(config.training.precision);
     weights::load(&net, &args.weights)?;
     let samples = source_samples(&data, &recordings, classes).map_err(TrainError::from)?;
     let (_, test_frames) = frame_specs(&config);

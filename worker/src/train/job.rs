@@ -179,6 +179,7 @@ fn build_net_and_optimizer(
         Net::seeded(arch, spec.seed, device)
     })?;
     net.set_lif_kernels(spec.lif_kernels);
+    net.set_precision(t.precision);
     if let Some(init) = &spec.init {
         weights::load(&net, init)?;
     }

@@ -42,7 +42,11 @@ pub struct MetricsFile<'a> {
 pub fn provenance(spec: &JobSpec) -> Provenance {
     let weights = spec.out_dir.join(FINAL_WEIGHTS);
     Provenance {
-        manifest: crate::manifest::job_manifest(spec.device, &spec.data_fingerprint),
+        manifest: crate::manifest::job_manifest(
+            spec.device,
+            spec.config.training.precision,
+            &spec.data_fingerprint,
+        ),
         weights_sha256: crate::manifest::file_sha256(&weights).unwrap_or_else(|e| {
             tracing::warn!(path = %weights.display(), error = %e, "cannot hash the final weights");
             String::new()

@@ -81,7 +81,11 @@ pub fn run_again(
     grace: Duration,
     out: &Path,
 ) -> Result<(JobResult, Provenance), ReplayError> {
-    let manifest = crate::manifest::job_manifest(spec.device, &spec.data_fingerprint);
+    let manifest = crate::manifest::job_manifest(
+        spec.device,
+        spec.config.training.precision,
+        &spec.data_fingerprint,
+    );
     let frames_root = out.join("frames");
     let job = ScriptJob {
         trainer,

@@ -28,6 +28,7 @@ pub const SWEEP_KEYS: &[&str] = &[
     "training.shuffle",
     "training.deterministic",
     "training.tf32",
+    "training.precision",
     "trainer.name",
     "trainer.frames",
     network::BLOCKS_KEY,
