@@ -16,6 +16,10 @@
 # from the same block list by network_golden.py's PyTorch builder. The last
 # lines give, per network, worker and PyTorch (as is) samples/s and the ratio.
 #
+# The worker also runs the default network with `[training] precision =
+# "bf16"` (convolutions and linear layers in bfloat16); its samples/s and the
+# ratio to float32 are printed beside.
+#
 #   bash scripts/bench-epoch.sh            (after scripts/setup.sh)
 # Environment: BENCH_RECORDINGS (4), BENCH_THREADS (all cores),
 # BENCH_NETWORK (the block list), KEEP=1 keeps the scratch folder.
@@ -24,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 cargo build --release --quiet -p spikecv-worker -p spikecv-coordinator
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 python=.venv/bin/python
 threads="${BENCH_THREADS:-$(nproc)}"
 dir="$(mktemp -d)"
@@ -62,6 +66,8 @@ network="${BENCH_NETWORK:-$default_network}"
   printf '[network]\nblocks = %s\n' "$network"
 } >"$dir/experiment-network.toml"
 
+sed 's/^\[training\]$/[training]\nprecision = "bf16"/' "$dir/experiment.toml" >"$dir/experiment-bf16.toml"
+
 # The training samples of fold 0: every class of each training recording.
 samples="$("$bin/coordinator" plan --experiment "$dir/experiment.toml" --json |
   "$python" -c 'import json,sys
@@ -80,6 +86,7 @@ print(json.load(open(sys.argv[1]))["result"]["epochs"][0]["samples_per_second"])
 }
 ours="$(worker run)"
 ours_system="$(worker run-system --system-allocator)"
+ours_bf16="$(experiment="$dir/experiment-bf16.toml" worker run-bf16)"
 
 reference() { # further arguments go to reference_epoch.py; prints its JSON line
   "$python" worker/benches/reference_epoch.py --frames "$dir/frames" --batch 8 --threads "$threads" "$@"
@@ -97,13 +104,15 @@ other_as_is="$(field samples_per_second "$other")"
 other_name="$(field network "$other")"
 
 "$python" - "$ours" "$ours_system" "$as_is" "$tuned" "$(ls "$dir/frames" | wc -l)" "$threads" \
-  "$other_name" "$other_ours" "$other_as_is" <<'PY'
+  "$other_name" "$other_ours" "$other_as_is" "$ours_bf16" <<'PY'
 import sys
 ours, ours_system, as_is, tuned, samples, threads = (float(v) for v in sys.argv[1:7])
 other_name, other_ours, other_as_is = sys.argv[7], float(sys.argv[8]), float(sys.argv[9])
+ours_bf16 = float(sys.argv[10])
 print(f"one epoch, T = 16, batch 8, {samples:.0f} training samples, {threads:.0f} threads")
 print(f"worker train:                                {ours:8.2f} samples/s")
 print(f"worker --system-allocator train:             {ours_system:8.2f} samples/s")
+print(f"worker train, precision = bf16:              {ours_bf16:8.2f} samples/s  -> bf16/f32 {ours_bf16 / ours:.2f}x")
 print(f"reference loop (PyTorch, as is):             {as_is:8.2f} samples/s  -> {ours / as_is:.2f}x")
 print(f"reference loop, glibc keeping freed memory:  {tuned:8.2f} samples/s  -> {ours / tuned:.2f}x")
 print("per network, worker train beside the PyTorch loop as is:")

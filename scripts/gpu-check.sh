@@ -13,8 +13,9 @@
 #
 # `run` needs a `python3` with PyTorch (`$PYTHON` to name another): libtorch is
 # taken from its torch/lib, NVRTC from beside it (or `$SPIKECV_NVRTC`). Every
-# section runs under its own `timeout`; the timeouts add up to 550 s, within
-# the budget of GPU_CHECK_BUDGET_S seconds (570: the run fits in 10 minutes).
+# section runs under its own `timeout`; the timeouts add up to 595 s, a little
+# over the budget of GPU_CHECK_BUDGET_S seconds (570: the run fits in 10
+# minutes), so when every section used its whole time the last would be dropped.
 # A section that fails is reported with its log's tail and the next one runs.
 # In the order they run, which is their order of importance:
 #
@@ -24,6 +25,9 @@
 #   self-check       (30 s) the fused LIF kernels' first-use check on the device
 #   step-fused       (40 s) training-step samples/s with the fused kernels, and
 #                    their ratio to the baseline
+#   step-precision   (45 s) the fused kernels' training step in float32 with
+#                    TF32 convolutions off and on, and in bfloat16 (`[training]
+#                    precision = "bf16"`): samples/s each, bf16/f32 ratio
 #   step-vs-cpu      (35 s) one f32 training pass, fused kernels on the device
 #                    (TF32 off) against the CPU kernels on the CPU: equal
 #                    rates, loss and gradients within cuda.rs's tolerances
@@ -45,8 +49,8 @@
 # When time runs short, sections are dropped from the end of that list: a
 # section starts only with 30 s of the budget left, and gets at most what is
 # left; so warnings go first, then vs-pytorch, cuda-tests, cuda-slots, jobs-4,
-# jobs-2, jobs-1, jobs-1-tensor, fused-vs-tensor, step-vs-cpu, step-fused,
-# self-check, and the tensor baseline last.
+# jobs-2, jobs-1, jobs-1-tensor, fused-vs-tensor, step-vs-cpu, step-precision,
+# step-fused, self-check, and the tensor baseline last.
 #
 # Logs: one <section>.log each and summary.txt (every section's status, time
 # and key figure, rewritten after each section, so a run cut short keeps what
@@ -290,6 +294,21 @@ step_speed() {
   fi
   key "$figure"
   return "$rc"
+}
+
+# The fused kernels' step in float32 (TF32 off and on) and bfloat16.
+s_step_precisions() {
+  local log="$logs/step-precision.tests"
+  SPEED_BATCH=$speed_batch SPEED_STEPS=$speed_steps SPEED_SIZE=$speed_size \
+    SPEED_ITERS=$speed_iters SPEED_WARMUP=$speed_warmup GPU_CHECK_DEVICE="$GPU_CHECK_DEVICE" \
+    cuda_tests "$log" --ignored --exact training_step_speed_precisions
+  local rc=$?
+  grep -E '^step ' "$log" | keys
+  ((rc == 0)) || {
+    key "failed: $(failure_line "$log")"
+    return "$rc"
+  }
+  key "$(grep -m1 '^precision:' "$log" || echo 'no precision line')"
 }
 
 s_step_tensor() { step_speed tensor training_step_speed_tensor_path; }
@@ -620,6 +639,7 @@ run() {
   section step-tensor 45 s_step_tensor
   section self-check 30 s_self_check
   section step-fused 40 s_step_fused
+  section step-precision 45 s_step_precisions
   section step-vs-cpu 35 s_step_vs_cpu
   section fused-vs-tensor 35 s_fused_vs_tensor
   section jobs-1-tensor 55 s_jobs 1 tensor

@@ -17,7 +17,7 @@
 #![cfg(feature = "cuda-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use spikecv_common::experiment::sections::OptimizerKind;
+use spikecv_common::experiment::sections::{OptimizerKind, Precision};
 use spikecv_worker::model::{Net, NetConfig, with_seed};
 use spikecv_worker::optim::Optimizer;
 use tch::{Device, Kind, Reduction, Tensor, nn};
@@ -351,10 +351,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Training-step time (`Net::forward_backward` and an Adam step) of one LIF
 /// path on the check device, at `SPEED_BATCH` (8), `SPEED_STEPS` (50),
 /// `SPEED_SIZE`² (128²), input spike density 0.05, `SPEED_ITERS` (20) timed
-/// steps after `SPEED_WARMUP` (3): prints `step <name>: <rate> samples/s, ...`. Each path is a test of its
+/// steps after `SPEED_WARMUP` (3), in `precision`: prints `step <name>:
+/// <rate> samples/s, ...` and returns the rate. Each path is a test of its
 /// own, so that a failure of one (the fused kernels') keeps the other's
 /// figure; `scripts/gpu-check.sh` runs the tensor baseline first.
-fn step_speed(name: &str, kernels: spikecv_worker::lif::fused::LifKernels) {
+fn step_speed(
+    name: &str,
+    kernels: spikecv_worker::lif::fused::LifKernels,
+    precision: Precision,
+) -> f64 {
     let device = check_device();
     let batch: i64 = env_or("SPEED_BATCH", 8);
     let steps: i64 = env_or("SPEED_STEPS", 50);
@@ -379,29 +384,35 @@ fn step_speed(name: &str, kernels: spikecv_worker::lif::fused::LifKernels) {
     let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
     let (_vs, mut net) = Net::seeded(cfg, 0, device);
     net.set_lif_kernels(kernels);
+    net.set_precision(precision);
     let params = net.parameters();
     let refs: Vec<&Tensor> = params.iter().collect();
     let mut opt = Optimizer::new(OptimizerKind::Adam, 1e-3, 0.9, &refs);
     let mut step = || {
         Optimizer::zero_grad(&refs);
-        let _ = net.forward_backward(&x, &loss_fn);
+        let (loss, _) = net.forward_backward(&x, &loss_fn);
         opt.step(&refs);
+        loss
     };
     for _ in 0..warmup {
-        step();
+        let _ = step();
     }
     sync(device);
     let start = std::time::Instant::now();
+    let mut losses = Vec::new();
     for _ in 0..iters {
-        step();
+        losses.push(step());
     }
     sync(device);
     let seconds = start.elapsed().as_secs_f64() / f64::from(iters);
+    let last_loss = losses.last().map_or(f64::NAN, |l| l.double_value(&[]));
+    assert!(last_loss.is_finite(), "{name}: the loss is {last_loss}");
     let rate = batch as f64 / seconds;
     println!(
-        "step {name}: {rate:.1} samples/s, {:.2} ms/step (batch {batch}, T {steps}, {size}x{size}, {device:?}, {iters} steps after {warmup})",
+        "step {name}: {rate:.1} samples/s, {:.2} ms/step (batch {batch}, T {steps}, {size}x{size}, {device:?}, {iters} steps after {warmup}, last loss {last_loss:.5})",
         seconds * 1e3
     );
+    rate
 }
 
 /// The tensor path's training-step speed (the baseline). Timing only: run by
@@ -409,7 +420,11 @@ fn step_speed(name: &str, kernels: spikecv_worker::lif::fused::LifKernels) {
 #[test]
 #[ignore = "timing; run by scripts/gpu-check.sh"]
 fn training_step_speed_tensor_path() {
-    step_speed("tensor", spikecv_worker::lif::fused::LifKernels::Tensor);
+    step_speed(
+        "tensor",
+        spikecv_worker::lif::fused::LifKernels::Tensor,
+        Precision::F32,
+    );
 }
 
 /// The fused kernels' training-step speed (and, on the CPU, the CPU
@@ -418,8 +433,33 @@ fn training_step_speed_tensor_path() {
 #[ignore = "timing; run by scripts/gpu-check.sh"]
 fn training_step_speed_fused() {
     use spikecv_worker::lif::fused::LifKernels;
-    step_speed("fused", LifKernels::Fused);
+    step_speed("fused", LifKernels::Fused, Precision::F32);
     if check_device() == Device::Cpu {
-        step_speed("cpu-kernels", LifKernels::Auto);
+        step_speed("cpu-kernels", LifKernels::Auto, Precision::F32);
     }
+}
+
+/// The fused kernels' training-step speed in float32 with TF32 convolutions
+/// off and on (on a GPU; the CPU has no TF32) and in bfloat16
+/// (`[training] precision = "bf16"`), with the ratio of bfloat16 to float32
+/// as a job runs it by default (TF32 on). Timing only: run by
+/// `scripts/gpu-check.sh` with `--ignored`.
+#[test]
+#[ignore = "timing; run by scripts/gpu-check.sh"]
+fn training_step_speed_precisions() {
+    use spikecv_worker::lif::fused::LifKernels;
+    let device = check_device();
+    let f32_rate = if device == Device::Cpu {
+        step_speed("fused-f32", LifKernels::Fused, Precision::F32)
+    } else {
+        spikecv_worker::cuda_host::set_tf32_conv(false).unwrap();
+        step_speed("fused-f32-tf32-off", LifKernels::Fused, Precision::F32);
+        spikecv_worker::cuda_host::set_tf32_conv(true).unwrap();
+        step_speed("fused-f32-tf32-on", LifKernels::Fused, Precision::F32)
+    };
+    let bf16_rate = step_speed("fused-bf16", LifKernels::Fused, Precision::Bf16);
+    println!(
+        "precision: bf16 {bf16_rate:.1} samples/s, f32 {f32_rate:.1} samples/s -> bf16/f32 {:.2}x",
+        bf16_rate / f32_rate
+    );
 }

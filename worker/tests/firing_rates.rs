@@ -90,8 +90,10 @@ fn assert_rates(got: &[(String, f64)], want: &[(String, f64)], what: &str) {
 }
 
 /// A small net on odd and even sizes: 21 × 18 input gives conv1 19 × 16,
-/// whose 2×2 pooling leaves out a row (the count then comes from the
-/// potentials), and conv2 7 × 6 (whole windows: from the pooled spikes).
+/// whose 2×2 pooling leaves out a row (its count then comes from that row's
+/// potentials), and conv2 7 × 6 (whole windows: from the pooled spikes);
+/// 23 × 21 gives conv1 21 × 19, odd both ways (the last row and column), and
+/// conv2 8 × 7.
 fn net_with(kernels: LifKernels, width: i64, height: i64) -> (tch::nn::VarStore, Net) {
     let config = NetConfig {
         in_channels: 2,
@@ -122,7 +124,7 @@ fn input(width: i64, height: i64) -> (Tensor, Tensor) {
 /// output rates and every gradient the same bits.
 #[test]
 fn counted_rates_equal_a_recomputation_on_every_kernel_path() {
-    for (width, height) in [(21, 18), (16, 16)] {
+    for (width, height) in [(21, 18), (23, 21), (16, 16)] {
         let (xs, target) = input(width, height);
         let (_vs, reference) = net_with(LifKernels::Auto, width, height);
         let want = manual_rates(&reference, &xs);

@@ -26,6 +26,9 @@ pub struct SpikeTally {
     neurons: Vec<i64>,
     /// Each layer's spike count so far (a `Double` scalar on the device).
     sums: Vec<Option<Tensor>>,
+    /// Each pooled layer's sum of 2×2-pooled spikes so far: a quarter of the
+    /// spikes under its windows (multiplied by four when read).
+    windows: Vec<Option<Tensor>>,
     /// Samples × time steps counted so far.
     slots: i64,
 }
@@ -43,6 +46,7 @@ impl SpikeTally {
             names: lif.iter().map(|l| l.name.clone()).collect(),
             neurons: lif.iter().map(|l| l.output_values).collect(),
             sums: lif.iter().map(|_| None).collect(),
+            windows: lif.iter().map(|_| None).collect(),
             slots: 0,
         }
     }
@@ -63,17 +67,37 @@ impl SpikeTally {
         self.slots += samples.max(0) * steps.max(0);
     }
 
-    /// Adds `count`, a scalar of the `index`-th LIF layer's spikes in one batch
-    /// (kept on its device: no wait), to the layer's sum.
+    /// Adds `count`, a `Double` scalar of the `index`-th LIF layer's spikes in
+    /// one batch (kept on its device: no wait), to the layer's sum.
     pub(crate) fn add(&mut self, index: usize, count: Tensor) {
-        let count = count.to_kind(Kind::Double);
-        match self.sums.get_mut(index) {
-            Some(Some(sum)) => {
-                let _ = sum.g_add_(&count);
+        accumulate(self.sums.get_mut(index), &count.to_kind(Kind::Double));
+    }
+
+    /// Counts the spikes of the `index`-th LIF layer in one batch, whose
+    /// output is `output` (the spikes, or with `pooled` the spikes pooled 2×2
+    /// with stride 2) and whose potentials, left by its forward pass in the
+    /// layer's time-folded `shape` (`[T·N, C, H, W]`), are `potentials`: a
+    /// reduction over the output, kept on the device (no wait). An average
+    /// pooling over whole windows keeps the sum (each window's mean of four
+    /// 0/1 values is exact), so the pooled sum is added and multiplied by four
+    /// when read. A last odd row or column is left out by the pooling: its
+    /// spikes are counted from its potentials above the threshold (a thin
+    /// edge, in one reduction; the layer's potentials are not read whole).
+    pub(crate) fn count(&mut self, index: usize, layer: LayerOutput<'_>) {
+        tch::no_grad(|| {
+            let counted = layer.output.sum(Kind::Double);
+            if !layer.pooled {
+                return accumulate(self.sums.get_mut(index), &counted);
             }
-            Some(slot @ None) => *slot = Some(count.copy()),
-            None => {}
-        }
+            accumulate(self.windows.get_mut(index), &counted);
+            let edge = match edge_values(layer.potentials, layer.shape) {
+                Edge::None => return,
+                Edge::Values(edge) => edge,
+                Edge::Unknown => layer.potentials.shallow_clone(),
+            };
+            let spikes = edge.gt(layer.vth).sum(Kind::Double);
+            accumulate(self.sums.get_mut(index), &spikes);
+        })
     }
 
     /// Each LIF layer's mean spikes per neuron per time step, with its name,
@@ -96,14 +120,18 @@ impl SpikeTally {
         let sums: Vec<Tensor> = self
             .sums
             .iter()
+            .chain(&self.windows)
             .map(|s| match s {
                 Some(s) => s.reshape([1]),
                 None => Tensor::zeros([1], (Kind::Double, device)),
             })
             .collect();
         let host = Tensor::cat(&sums, 0).to_device(Device::Cpu).contiguous();
-        let mut counts = vec![0f64; self.names.len()];
-        host.copy_data(&mut counts, self.names.len());
+        let layers = self.names.len();
+        let mut read = vec![0f64; 2 * layers];
+        host.copy_data(&mut read, 2 * layers);
+        let (direct, pooled) = read.split_at(layers);
+        let counts = direct.iter().zip(pooled).map(|(d, w)| d + 4.0 * w);
         let slots = self.slots as f64;
         Some(
             self.names
@@ -119,31 +147,63 @@ impl SpikeTally {
     }
 }
 
-/// The spikes of a LIF layer whose output is `output` (the spikes, or with
-/// `pooled` the spikes pooled 2×2 with stride 2) and whose potentials, left by
-/// its forward pass, are `potentials`: one reduction, on the device. An average
-/// pooling over whole windows keeps the sum (each window's mean of four 0/1
-/// values is exact): the pooled sum times four. A last odd row or column is
-/// left out by the pooling; then the potentials above the threshold are
-/// counted.
-pub(crate) fn layer_spikes(output: &Tensor, potentials: &Tensor, vth: f64, pooled: bool) -> Tensor {
-    tch::no_grad(|| {
-        if !pooled {
-            return output.sum(Kind::Double);
-        }
-        if whole_windows(output, potentials) {
-            output.sum(Kind::Double) * 4.0
-        } else {
-            potentials.gt(vth).sum(Kind::Double)
-        }
-    })
+/// What [`SpikeTally::count`] reads of a LIF layer's pass.
+pub(crate) struct LayerOutput<'a> {
+    /// The spikes, or with `pooled` the spikes pooled 2×2 with stride 2.
+    pub output: &'a Tensor,
+    /// The potentials the forward pass left, time-major.
+    pub potentials: &'a Tensor,
+    /// The layer's time-folded shape, `[T·N, C, H, W]` or `[T·N, F]`.
+    pub shape: &'a [i64],
+    /// The firing threshold.
+    pub vth: f64,
+    /// Whether the output is pooled.
+    pub pooled: bool,
 }
 
-/// Whether pooling 2×2 lost nothing: the pooled output holds a quarter of the
-/// potentials' values (every row and column was under a window).
-fn whole_windows(output: &Tensor, potentials: &Tensor) -> bool {
-    output
-        .numel()
-        .checked_mul(4)
-        .is_some_and(|n| n == potentials.numel())
+/// Adds `count` to a layer's sum (kept on its device).
+fn accumulate(slot: Option<&mut Option<Tensor>>, count: &Tensor) {
+    match slot {
+        Some(Some(sum)) => {
+            let _ = sum.g_add_(count);
+        }
+        Some(slot @ None) => *slot = Some(count.copy()),
+        None => {}
+    }
+}
+
+/// The potentials a 2×2 pooling of a layer leaves out.
+enum Edge {
+    /// Every row and column is under a window.
+    None,
+    /// The last row (odd height) and the last column above it (odd width),
+    /// gathered into one small tensor.
+    Values(Tensor),
+    /// The shape is not `[B, C, H, W]` of these potentials: count them all.
+    Unknown,
+}
+
+/// The potentials of `shape` `[B, C, H, W]` that a 2×2 pooling leaves out.
+fn edge_values(potentials: &Tensor, shape: &[i64]) -> Edge {
+    let &[_, _, height, width] = shape else {
+        return Edge::Unknown;
+    };
+    if shape.iter().product::<i64>() != potentials.numel() as i64 {
+        return Edge::Unknown;
+    }
+    let planes = potentials.view(shape);
+    let even_rows = height - height % 2;
+    let mut parts = Vec::new();
+    if height % 2 == 1 {
+        parts.push(planes.narrow(2, height - 1, 1).reshape([-1]));
+    }
+    if width % 2 == 1 && even_rows > 0 {
+        let column = planes.narrow(2, 0, even_rows).narrow(3, width - 1, 1);
+        parts.push(column.reshape([-1]));
+    }
+    match parts.len() {
+        0 => Edge::None,
+        1 => Edge::Values(parts.remove(0)),
+        _ => Edge::Values(Tensor::cat(&parts, 0)),
+    }
 }

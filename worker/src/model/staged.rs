@@ -32,7 +32,7 @@ use crate::autograd::backward_with_grad;
 use crate::lif::cpu::{self, Layout};
 use crate::lif::fused::{self, LifKernels};
 use crate::lif::{LifParams, through_time};
-use crate::model::rates::{SpikeTally, layer_spikes};
+use crate::model::rates::{LayerOutput, SpikeTally};
 use crate::model::{Net, Op};
 
 /// Whether `op` is a 2×2 average pooling, which the LIF kernels run fused
@@ -304,8 +304,17 @@ impl Net {
             let input = (keep && from_stage).then(|| h.shallow_clone());
             let (stage, spikes) = Stage::lif(self, &lif, out, input, t, pooled);
             if let Some(tally) = tally.as_deref_mut() {
-                let count = layer_spikes(&spikes, &stage.potentials, lif.vth, pooled);
-                tally.add(lif_index, count);
+                let shape = stage.out.size();
+                tally.count(
+                    lif_index,
+                    LayerOutput {
+                        output: &spikes,
+                        potentials: &stage.potentials,
+                        shape: &shape,
+                        vth: lif.vth,
+                        pooled,
+                    },
+                );
             }
             lif_index += 1;
             h = leaf(spikes);
