@@ -83,6 +83,23 @@ pub struct Net {
     lif_kernels: LifKernels,
     /// The number format of the convolutions and linear layers.
     precision: Precision,
+    /// How the convolutions store their values.
+    conv_layout: ConvLayout,
+}
+
+/// How a convolution's input, weight and output are stored while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvLayout {
+    /// As the network holds them, `[N, C, H, W]` contiguous (libtorch's
+    /// default; on the CPU oneDNN reorders them to its blocked layout and
+    /// back).
+    #[default]
+    Contiguous,
+    /// Input and weight copied channels last (`[N, H, W, C]` in memory) for
+    /// the convolution, its output copied back: on the CPU oneDNN's NHWC
+    /// kernels, faster than its reorders and blocked kernels (a job on the
+    /// CPU uses it; `scripts/bench-epoch.sh`).
+    ChannelsLast,
 }
 
 /// Serialises seeding and initialisation: libtorch's CPU generator is global to
@@ -153,6 +170,7 @@ impl Net {
             names,
             lif_kernels: LifKernels::default(),
             precision: Precision::F32,
+            conv_layout: ConvLayout::Contiguous,
         }
     }
 
@@ -200,6 +218,19 @@ impl Net {
     /// job's `[training] precision`); parameters stay float32 either way.
     pub fn set_precision(&mut self, precision: Precision) {
         self.precision = precision;
+    }
+
+    /// How the convolutions store their values ([`ConvLayout::Contiguous`]
+    /// when built).
+    pub fn conv_layout(&self) -> ConvLayout {
+        self.conv_layout
+    }
+
+    /// Chooses how the convolutions store their values: a job on the CPU
+    /// takes [`ConvLayout::ChannelsLast`]. The values computed may differ in
+    /// the last bits (another summation order).
+    pub fn set_conv_layout(&mut self, layout: ConvLayout) {
+        self.conv_layout = layout;
     }
 
     /// Parameter names in PyTorch state-dict order ([`PARAM_NAMES`] for the
@@ -254,9 +285,12 @@ impl Net {
                 // LIF layer (float32 arithmetic with a bfloat16 operand
                 // promotes it exactly, as the reference's LIF does).
                 let cast = |t: &Tensor| t.to_kind(Kind::BFloat16);
-                affine(layer.op, &cast(h), &cast(w), &cast(b)).to_kind(Kind::Float)
+                affine(layer.op, self.conv_layout, &cast(h), &cast(w), &cast(b))
+                    .to_kind(Kind::Float)
             }
-            (Op::Conv { .. } | Op::Linear { .. }, Some((w, b))) => affine(layer.op, h, w, b),
+            (Op::Conv { .. } | Op::Linear { .. }, Some((w, b))) => {
+                affine(layer.op, self.conv_layout, h, w, b)
+            }
             (Op::Pool { kind, size }, _) => pool(h, kind, size),
             (Op::Flatten, _) => h.reshape([h.size().first().copied().unwrap_or(1), -1]),
             (Op::Conv { .. } | Op::Linear { .. }, None) => h.shallow_clone(),
@@ -264,16 +298,49 @@ impl Net {
     }
 }
 
+impl ConvLayout {
+    /// The faster layout on `device`: channels last on the CPU, contiguous on
+    /// a GPU (cuDNN's float32 kernels there are tuned for it).
+    pub fn for_device(device: Device) -> ConvLayout {
+        match device {
+            Device::Cpu => ConvLayout::ChannelsLast,
+            _ => ConvLayout::Contiguous,
+        }
+    }
+}
+
 /// A convolution's or linear layer's product with its weight `w` plus its
-/// bias `b` (any other operation returns `h`).
-fn affine(op: Op, h: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+/// bias `b` (any other operation returns `h`), the convolution computed in
+/// `layout`.
+fn affine(op: Op, layout: ConvLayout, h: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
     match op {
+        Op::Conv {
+            stride, padding, ..
+        } if layout == ConvLayout::ChannelsLast => {
+            let out = channels_last(h).conv2d(
+                &channels_last(w),
+                Some(b),
+                [stride, stride],
+                [padding, padding],
+                [1, 1],
+                1,
+            );
+            out.contiguous()
+        }
         Op::Conv {
             stride, padding, ..
         } => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
         Op::Linear { .. } => h.linear(w, Some(b)),
         _ => h.shallow_clone(),
     }
+}
+
+/// `t` (`[N, C, H, W]`) with its values stored channels last (`[N, H, W, C]`
+/// in memory), the logical shape unchanged: libtorch then runs a CPU
+/// convolution in oneDNN's NHWC kernels, without reordering to and from its
+/// blocked layout.
+fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// `MaxPool2d(size)` / `AvgPool2d(size)` (stride = size, no padding, floor) on

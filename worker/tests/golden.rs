@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use spikecv_common::experiment::sections::{OptimizerKind, Precision};
-use spikecv_worker::model::{Net, NetConfig, PARAM_NAMES, with_seed};
+use spikecv_worker::model::{ConvLayout, Net, NetConfig, PARAM_NAMES, with_seed};
 use spikecv_worker::optim::Optimizer;
 use spikecv_worker::weights::read_tensors;
 use tch::{Device, Kind, Reduction, Tensor};
@@ -47,11 +47,13 @@ fn small_config() -> NetConfig {
 struct StepWay {
     precision: Precision,
     staged: bool,
+    layout: ConvLayout,
 }
 
 const F32_AUTOGRAD: StepWay = StepWay {
     precision: Precision::F32,
     staged: false,
+    layout: ConvLayout::Contiguous,
 };
 
 fn train_steps(
@@ -62,6 +64,7 @@ fn train_steps(
 ) -> (Net, Vec<f64>, Tensor, Vec<Tensor>) {
     let (_vs, mut net) = Net::seeded(small_config(), 0, Device::Cpu);
     net.set_precision(way.precision);
+    net.set_conv_layout(way.layout);
     let x = &g["input"];
     let target = g["labels"].onehot(19).to_kind(Kind::Float);
     let params: Vec<Tensor> = net.parameters();
@@ -114,8 +117,23 @@ fn forward_matches_pytorch() {
 
 #[test]
 fn gradients_and_adam_steps_match_pytorch() {
+    adam_steps_match_pytorch(F32_AUTOGRAD);
+}
+
+/// The convolutions channels last (as a job on the CPU runs them), through
+/// the staged training pass, within the same tolerances.
+#[test]
+fn channels_last_gradients_and_adam_steps_match_pytorch() {
+    adam_steps_match_pytorch(StepWay {
+        precision: Precision::F32,
+        staged: true,
+        layout: ConvLayout::ChannelsLast,
+    });
+}
+
+fn adam_steps_match_pytorch(way: StepWay) {
     let g = fixture("stbp_golden_small.safetensors");
-    let (net, losses, rates, grads) = train_steps(&g, OptimizerKind::Adam, 1e-3, F32_AUTOGRAD);
+    let (net, losses, rates, grads) = train_steps(&g, OptimizerKind::Adam, 1e-3, way);
     assert_close("train rates", &rates, &g["rates"], 1e-6);
     for (name, grad) in PARAM_NAMES.iter().zip(&grads) {
         let expected = &g[&format!("grad.{name}")];
@@ -253,10 +271,15 @@ fn bf16_differences(way: StepWay) -> (f64, f64, f64, f64) {
 /// reference and the staged training pass.
 #[test]
 fn bf16_matches_pytorch_autocast() {
-    for staged in [false, true] {
+    for (staged, layout) in [
+        (false, ConvLayout::Contiguous),
+        (true, ConvLayout::Contiguous),
+        (true, ConvLayout::ChannelsLast),
+    ] {
         let (rate, grad, loss, param) = bf16_differences(StepWay {
             precision: Precision::Bf16,
             staged,
+            layout,
         });
         assert!(rate <= 1e-6, "rates {rate:e}");
         assert!(grad <= 1e-2, "gradients {grad:e}");

@@ -318,6 +318,7 @@ pub fn evaluate(args: &EvaluateArgs, lif_kernels: LifKernels) -> Result<(), Comm
     let (_vs, mut net) = Net::seeded(arch, 0, device);
     net.set_lif_kernels(lif_kernels);
     net.set_precision(config.training.precision);
+    net.set_conv_layout(crate::model::ConvLayout::for_device(device));
     weights::load(&net, &args.weights)?;
     let samples = source_samples(&data, &recordings, classes).map_err(TrainError::from)?;
     let (_, test_frames) = frame_specs(&config);

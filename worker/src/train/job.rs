@@ -21,7 +21,7 @@ use crate::checkpoint::{
     BestSoFar, Checkpoint, CheckpointError, CheckpointWriter, FORMAT_VERSION, Progress,
 };
 use crate::loader::{SampleRef, SampleSource, WithCache, source_samples};
-use crate::model::Net;
+use crate::model::{ConvLayout, Net};
 use crate::optim::Optimizer;
 use crate::tensorboard::EventWriter;
 use crate::weights;
@@ -180,6 +180,7 @@ fn build_net_and_optimizer(
     })?;
     net.set_lif_kernels(spec.lif_kernels);
     net.set_precision(t.precision);
+    net.set_conv_layout(ConvLayout::for_device(device));
     if let Some(init) = &spec.init {
         weights::load(&net, init)?;
     }
