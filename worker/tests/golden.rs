@@ -260,8 +260,8 @@ fn bf16_differences(way: StepWay) -> (f64, f64, f64, f64) {
         .map(|(name, p)| max_abs_diff(p, &g[&format!("adam3.{name}")]))
         .fold(0.0, f64::max);
     eprintln!(
-        "bf16 staged={}: rates {rate:e}, grads {grad:e}, losses {loss:e}, Adam step 3 {param:e}",
-        way.staged
+        "{:?} staged={} {:?}: rates {rate:e}, grads {grad:e}, losses {loss:e}, Adam step 3 {param:e}",
+        way.precision, way.staged, way.layout
     );
     (rate, grad, loss, param)
 }
