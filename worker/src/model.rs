@@ -96,9 +96,10 @@ pub enum ConvLayout {
     #[default]
     Contiguous,
     /// Input and weight copied channels last (`[N, H, W, C]` in memory) for
-    /// the convolution, its output copied back: on the CPU oneDNN's NHWC
+    /// the convolution, whose output is stored so: on the CPU oneDNN's NHWC
     /// kernels, faster than its reorders and blocked kernels (a job on the
-    /// CPU uses it; `scripts/bench-epoch.sh`).
+    /// CPU uses it; `scripts/bench-epoch.sh`). The CPU LIF kernels read and
+    /// pool it as it is; other paths copy it to `[N, C, H, W]` first.
     ChannelsLast,
 }
 
@@ -270,8 +271,20 @@ impl Net {
     }
 
     /// Layer `index`'s operation on a time-folded `[T·N, ...]` tensor (no
-    /// LIF).
+    /// LIF), its result contiguous.
     fn apply(&self, index: usize, h: &Tensor) -> Tensor {
+        let out = self.apply_in_layout(index, h);
+        if self.conv_layout == ConvLayout::ChannelsLast && !out.is_contiguous() {
+            out.contiguous()
+        } else {
+            out
+        }
+    }
+
+    /// [`Net::apply`] with a convolution's result as it computed it: stored
+    /// channels last under [`ConvLayout::ChannelsLast`], which the staged
+    /// path's CPU LIF kernels read as is.
+    fn apply_in_layout(&self, index: usize, h: &Tensor) -> Tensor {
         let Some(layer) = self.arch.layers.get(index) else {
             return h.shallow_clone();
         };
@@ -311,22 +324,19 @@ impl ConvLayout {
 
 /// A convolution's or linear layer's product with its weight `w` plus its
 /// bias `b` (any other operation returns `h`), the convolution computed in
-/// `layout`.
+/// `layout` (its result stored so).
 fn affine(op: Op, layout: ConvLayout, h: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
     match op {
         Op::Conv {
             stride, padding, ..
-        } if layout == ConvLayout::ChannelsLast => {
-            let out = channels_last(h).conv2d(
-                &channels_last(w),
-                Some(b),
-                [stride, stride],
-                [padding, padding],
-                [1, 1],
-                1,
-            );
-            out.contiguous()
-        }
+        } if layout == ConvLayout::ChannelsLast => channels_last(h).conv2d(
+            &channels_last(w),
+            Some(b),
+            [stride, stride],
+            [padding, padding],
+            [1, 1],
+            1,
+        ),
         Op::Conv {
             stride, padding, ..
         } => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),

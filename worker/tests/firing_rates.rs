@@ -17,7 +17,7 @@ use spikecv_common::experiment::sections::{OptimizerKind, ProtocolKind};
 use spikecv_worker::lif::LifParams;
 use spikecv_worker::lif::fused::LifKernels;
 use spikecv_worker::loader::{HostBatch, HostForm, for_each_batch, samples_of};
-use spikecv_worker::model::{Net, NetConfig, Op, SpikeTally, with_seed};
+use spikecv_worker::model::{ConvLayout, Net, NetConfig, Op, SpikeTally, with_seed};
 use spikecv_worker::optim::Optimizer;
 use spikecv_worker::train::step::{PassSpec, evaluate, train_epoch};
 use spikecv_worker::train::{NoObserver, TrainError, run_job_on};
@@ -94,7 +94,12 @@ fn assert_rates(got: &[(String, f64)], want: &[(String, f64)], what: &str) {
 /// potentials), and conv2 7 × 6 (whole windows: from the pooled spikes);
 /// 23 × 21 gives conv1 21 × 19, odd both ways (the last row and column), and
 /// conv2 8 × 7.
-fn net_with(kernels: LifKernels, width: i64, height: i64) -> (tch::nn::VarStore, Net) {
+fn net_with(
+    kernels: LifKernels,
+    layout: ConvLayout,
+    width: i64,
+    height: i64,
+) -> (tch::nn::VarStore, Net) {
     let config = NetConfig {
         in_channels: 2,
         width,
@@ -104,6 +109,7 @@ fn net_with(kernels: LifKernels, width: i64, height: i64) -> (tch::nn::VarStore,
     };
     let (vs, mut net) = Net::seeded(config, 3, Device::Cpu);
     net.set_lif_kernels(kernels);
+    net.set_conv_layout(layout);
     (vs, net)
 }
 
@@ -121,25 +127,45 @@ fn input(width: i64, height: i64) -> (Tensor, Tensor) {
 /// Training (counted and not), evaluation whole and in parts of one sample,
 /// on the CPU kernels, the fused kernels' C++ form and the tensor path: the
 /// rates equal the recomputation by hand, and counting leaves the loss, the
-/// output rates and every gradient the same bits.
+/// output rates and every gradient the same bits; with the convolutions
+/// channels last too (the CPU kernels then read their output as it is, the
+/// other paths a copy), where every path's loss and gradients equal the
+/// tensor path's bit for bit.
 #[test]
 fn counted_rates_equal_a_recomputation_on_every_kernel_path() {
-    for (width, height) in [(21, 18), (23, 21), (16, 16)] {
+    for (layout, (width, height)) in [ConvLayout::Contiguous, ConvLayout::ChannelsLast]
+        .into_iter()
+        .flat_map(|l| [(21, 18), (23, 21), (16, 16)].map(|size| (l, size)))
+    {
         let (xs, target) = input(width, height);
-        let (_vs, reference) = net_with(LifKernels::Auto, width, height);
+        let (_vs, reference) = net_with(LifKernels::Auto, layout, width, height);
         let want = manual_rates(&reference, &xs);
         assert_eq!(
             want.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
             ["conv1", "conv2", "fc1", "fc2"]
         );
         eprintln!("{width}×{height}: recomputed {want:?}");
+        let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
+        let (_vs, tensor_path) = net_with(LifKernels::Tensor, layout, width, height);
+        let (tensor_loss, _) = tensor_path.forward_backward(&xs, &loss_fn);
         for kernels in [LifKernels::Auto, LifKernels::Fused, LifKernels::Tensor] {
-            let what = format!("{width}×{height} {kernels:?}");
-            let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
+            let what = format!("{width}×{height} {kernels:?} {layout:?}");
 
-            let (_vs, plain) = net_with(kernels, width, height);
+            let (_vs, plain) = net_with(kernels, layout, width, height);
             let (loss, out) = plain.forward_backward(&xs, &loss_fn);
-            let (_vs, counted) = net_with(kernels, width, height);
+            assert_eq!(f32_bits(&loss), f32_bits(&tensor_loss), "{what}: loss");
+            for ((name, p), (_, q)) in plain
+                .named_parameters()
+                .into_iter()
+                .zip(tensor_path.named_parameters())
+            {
+                assert_eq!(
+                    f32_bits(&p.grad()),
+                    f32_bits(&q.grad()),
+                    "{what}: {name} against the tensor path"
+                );
+            }
+            let (_vs, counted) = net_with(kernels, layout, width, height);
             let mut tally = SpikeTally::new(&counted);
             let (c_loss, c_out) = counted.forward_backward_tallied(&xs, &loss_fn, Some(&mut tally));
             assert_eq!(f32_bits(&loss), f32_bits(&c_loss), "{what}: loss");

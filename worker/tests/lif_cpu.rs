@@ -112,6 +112,7 @@ fn pooled_planes_equal_the_tensor_path() {
                 planes: 6,
                 height,
                 width,
+                channels: 1,
                 pool: true,
             };
             check(layout, kind, 3);
@@ -127,6 +128,7 @@ fn plain_neurons_equal_the_tensor_path() {
             planes: 13,
             height: 1,
             width: 1,
+            channels: 1,
             pool: false,
         };
         check(layout, kind, 4);
@@ -143,6 +145,7 @@ fn split_over_threads_equals_the_tensor_path() {
         planes: 40,
         height: 62,
         width: 63,
+        channels: 1,
         pool: true,
     };
     check(layout, Kind::Float, 5);
@@ -151,6 +154,7 @@ fn split_over_threads_equals_the_tensor_path() {
         planes: 70_000,
         height: 1,
         width: 1,
+        channels: 1,
         pool: false,
     };
     check(layout, Kind::Float, 6);
@@ -164,6 +168,7 @@ fn other_tensors_are_left_to_the_tensor_path() {
         planes: 3,
         height: 1,
         width: 1,
+        channels: 1,
         pool: false,
     };
     let half = Tensor::zeros([6], (Kind::Half, Device::Cpu));
@@ -172,4 +177,84 @@ fn other_tensors_are_left_to_the_tensor_path() {
     assert!(cpu::forward_tensor(&p, &layout, &strided).is_none());
     let wrong_size = Tensor::zeros([7], (Kind::Float, Device::Cpu));
     assert!(cpu::forward_tensor(&p, &layout, &wrong_size).is_none());
+}
+
+/// A layer stored channels last (`[T, S, H, W, C]`: `planes = S`,
+/// `channels = C`) gives, value for value, what the same layer stored a plane
+/// per channel (`[T, S, C, H, W]`: `planes = S·C`) does: potentials, pooled
+/// outputs (odd sizes included) and input gradients, bit for bit.
+#[test]
+fn channels_last_layers_equal_the_plane_per_channel_layout() {
+    let p = LifParams::default();
+    for (height, width, pool) in [(9, 11, true), (8, 6, true), (5, 7, false)] {
+        let (t, s, c) = (6usize, 3usize, 5usize);
+        let planar = Layout {
+            steps: t,
+            planes: s * c,
+            height,
+            width,
+            channels: 1,
+            pool,
+        };
+        let stacked = Layout {
+            planes: s,
+            channels: c,
+            ..planar
+        };
+        let dims = [t, s, c, height, width].map(|v| i64::try_from(v).unwrap());
+        let (oh, ow) = if pool {
+            (dims[3] / 2, dims[4] / 2)
+        } else {
+            (dims[3], dims[4])
+        };
+        let (x, upstream) = with_seed(9, || {
+            (
+                Tensor::rand(dims, (Kind::Float, Device::Cpu)) * 0.8 - 0.1,
+                Tensor::randn(
+                    [dims[0], dims[1], dims[2], oh, ow],
+                    (Kind::Float, Device::Cpu),
+                ),
+            )
+        });
+        // [T, S, C, H, W] <-> [T, S, H, W, C].
+        let last = |v: &Tensor| v.permute([0, 1, 3, 4, 2]).contiguous();
+        let first = |v: &Tensor, h: i64, w: i64| {
+            v.view([dims[0], dims[1], h, w, dims[2]])
+                .permute([0, 1, 4, 2, 3])
+                .contiguous()
+        };
+        let u1 = x.contiguous().view([-1]);
+        let u2 = last(&x).view([-1]);
+        let out1 = cpu::forward_tensor(&p, &planar, &u1).unwrap();
+        let out2 = cpu::forward_tensor(&p, &stacked, &u2).unwrap();
+        let what = format!("{height}x{width} pool {pool}");
+        assert_same(
+            &first(&u2, dims[3], dims[4]),
+            &u1.view(dims),
+            &format!("potentials {what}"),
+        );
+        assert_same(
+            &first(&out2, oh, ow),
+            &out1.view([dims[0], dims[1], dims[2], oh, ow]),
+            &format!("outputs {what}"),
+        );
+        assert!(out1.sum(Kind::Double).double_value(&[]) > 0.0, "no spikes");
+        assert!(cpu::backward_tensor(
+            &p,
+            &planar,
+            &u1,
+            &upstream.contiguous().view([-1])
+        ));
+        assert!(cpu::backward_tensor(
+            &p,
+            &stacked,
+            &u2,
+            &last(&upstream).view([-1])
+        ));
+        assert_same(
+            &first(&u2, dims[3], dims[4]),
+            &u1.view(dims),
+            &format!("input gradients {what}"),
+        );
+    }
 }

@@ -96,6 +96,7 @@ fn layout(steps: usize, planes: usize, height: usize, width: usize, pool: bool) 
         planes,
         height,
         width,
+        channels: 1,
         pool,
     }
 }

@@ -46,6 +46,10 @@ pub enum FusedError {
     /// The layer does not fit the kernels' `int` sizes.
     #[error("fused LIF kernels: layer {0:?} is too large")]
     TooLarge(Layout),
+    /// A pooled layer stored channels last: the kernels pool planes of one
+    /// channel.
+    #[error("fused LIF kernels: layer {0:?} is pooled and stored channels last")]
+    ChannelsLast(Layout),
 }
 
 /// Where the NVRTC library is: `$SPIKECV_NVRTC`, else the copy the PyTorch
@@ -97,8 +101,15 @@ fn shape_of(params: &LifParams, layout: &Layout) -> Result<ffi::Shape, FusedErro
     let int = |v: usize| i32::try_from(v).map_err(|_| FusedError::TooLarge(*layout));
     #[allow(clippy::cast_possible_truncation)]
     let real = |v: f64| v as f32;
+    if layout.pool && layout.channels != 1 {
+        return Err(FusedError::ChannelsLast(*layout));
+    }
+    // Without pooling every value is on its own: channels are more planes.
+    let planes = layout.planes.checked_mul(layout.channels);
     Ok(ffi::Shape {
-        planes: i64::try_from(layout.planes).map_err(|_| FusedError::TooLarge(*layout))?,
+        planes: planes
+            .and_then(|p| i64::try_from(p).ok())
+            .ok_or(FusedError::TooLarge(*layout))?,
         steps: int(layout.steps)?,
         height: int(layout.height)?,
         width: int(layout.width)?,

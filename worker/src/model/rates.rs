@@ -90,7 +90,7 @@ impl SpikeTally {
                 return accumulate(self.sums.get_mut(index), &counted);
             }
             accumulate(self.windows.get_mut(index), &counted);
-            let edge = match edge_values(layer.potentials, layer.shape) {
+            let edge = match edge_values(layer.potentials, layer.shape, layer.channels_last) {
                 Edge::None => return,
                 Edge::Values(edge) => edge,
                 Edge::Unknown => layer.potentials.shallow_clone(),
@@ -159,6 +159,8 @@ pub(crate) struct LayerOutput<'a> {
     pub vth: f64,
     /// Whether the output is pooled.
     pub pooled: bool,
+    /// Whether the potentials are stored `[T·N, H, W, C]`.
+    pub channels_last: bool,
 }
 
 /// Adds `count` to a layer's sum (kept on its device).
@@ -183,22 +185,28 @@ enum Edge {
     Unknown,
 }
 
-/// The potentials of `shape` `[B, C, H, W]` that a 2×2 pooling leaves out.
-fn edge_values(potentials: &Tensor, shape: &[i64]) -> Edge {
-    let &[_, _, height, width] = shape else {
+/// The potentials of `shape` `[B, C, H, W]` (stored `[B, H, W, C]` when
+/// `channels_last`) that a 2×2 pooling leaves out.
+fn edge_values(potentials: &Tensor, shape: &[i64], channels_last: bool) -> Edge {
+    let &[b, c, height, width] = shape else {
         return Edge::Unknown;
     };
     if shape.iter().product::<i64>() != potentials.numel() as i64 {
         return Edge::Unknown;
     }
-    let planes = potentials.view(shape);
+    // The row and column axes of the stored order.
+    let (planes, rows, cols) = if channels_last {
+        (potentials.view([b, height, width, c]), 1, 2)
+    } else {
+        (potentials.view(shape), 2, 3)
+    };
     let even_rows = height - height % 2;
     let mut parts = Vec::new();
     if height % 2 == 1 {
-        parts.push(planes.narrow(2, height - 1, 1).reshape([-1]));
+        parts.push(planes.narrow(rows, height - 1, 1).reshape([-1]));
     }
     if width % 2 == 1 && even_rows > 0 {
-        let column = planes.narrow(2, 0, even_rows).narrow(3, width - 1, 1);
+        let column = planes.narrow(rows, 0, even_rows).narrow(cols, width - 1, 1);
         parts.push(column.reshape([-1]));
     }
     match parts.len() {

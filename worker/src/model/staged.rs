@@ -93,23 +93,50 @@ fn choose_path(kernels: LifKernels, device: Device) -> LifPath {
     }
 }
 
-/// The kernels' layout of a stage's output `[T·N, C, H, W]` or `[T·N, F]`.
-fn layout_of(shape: &[i64], steps: i64, pool: bool) -> Option<Layout> {
+/// The kernels' layout of a stage's output `[T·N, C, H, W]` or `[T·N, F]`,
+/// stored `[T·N, H, W, C]` when `channels_last`.
+fn layout_of(shape: &[i64], steps: i64, pool: bool, channels_last: bool) -> Option<Layout> {
     let to = |v: i64| usize::try_from(v).ok();
     let steps_u = to(steps)?;
-    let (height, width) = match shape {
-        [_, _, h, w] => (to(*h)?, to(*w)?),
-        _ => (1, 1),
+    let (channels, height, width) = match shape {
+        [_, c, h, w] if channels_last => (to(*c)?, to(*h)?, to(*w)?),
+        [_, _, h, w] => (1, to(*h)?, to(*w)?),
+        _ => (1, 1, 1),
     };
     let total = to(shape.iter().product())?;
-    let planes = total.checked_div(steps_u * height * width)?;
+    let planes = total.checked_div(steps_u * height * width * channels)?;
     Some(Layout {
         steps: steps_u,
         planes,
         height,
         width,
+        channels,
         pool,
     })
+}
+
+/// Whether `t` is `[B, C, H, W]` stored channels last (and not also
+/// contiguous as it is, as one channel or a 1×1 plane would be).
+fn is_channels_last(t: &Tensor) -> bool {
+    t.dim() == 4 && !t.is_contiguous() && t.permute([0, 2, 3, 1]).is_contiguous()
+}
+
+/// A layer's values from `flat`, stored in the order of a layer of `shape`
+/// (`[B, C, H, W]`), or in `[B, H, W, C]` order when `channels_last`.
+fn as_layer(flat: &Tensor, shape: &[i64], channels_last: bool) -> Tensor {
+    match shape {
+        &[b, c, h, w] if channels_last => flat.view([b, h, w, c]).permute([0, 3, 1, 2]),
+        _ => flat.view(shape),
+    }
+}
+
+/// `t` (`[B, C, H, W]`) in the memory order of `as_layer`'s `channels_last`.
+fn in_memory_order(t: &Tensor, channels_last: bool) -> Tensor {
+    if channels_last {
+        t.permute([0, 2, 3, 1])
+    } else {
+        t.shallow_clone()
+    }
 }
 
 /// One stage kept for the backward pass.
@@ -117,7 +144,7 @@ struct Stage {
     /// The stage's output (the LIF layer's input); the root of its graph.
     out: Tensor,
     /// The LIF potentials, time-major `[T, ...]`, in `out`'s storage when it
-    /// is contiguous.
+    /// is contiguous or (`channels_last`) stored channels last.
     potentials: Tensor,
     /// The stage's detached input that autograd gives a gradient to (none for
     /// the first stage).
@@ -128,6 +155,9 @@ struct Stage {
     lif: LifParams,
     /// The kernels that ran the LIF layer.
     path: LifPath,
+    /// Whether `out` and the potentials are stored `[T·N, H, W, C]` (the CPU
+    /// kernels on a channels-last convolution's output).
+    channels_last: bool,
 }
 
 impl Stage {
@@ -149,14 +179,20 @@ impl Stage {
         pooled: bool,
     ) -> (Stage, Tensor) {
         let shape = out.size();
-        let potentials = out.detach().contiguous().view([steps, -1]);
-        let chosen = choose_path(net.lif_kernels, potentials.device());
-        let one_pass = layout_of(&shape, steps, pooled).and_then(|layout| match chosen {
-            LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
-            LifPath::Fused => fused::forward(lif, &layout, &potentials)
-                .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
-            LifPath::Tensor => None,
-        });
+        let chosen = choose_path(net.lif_kernels, out.device());
+        let channels_last = chosen == LifPath::Cpu && is_channels_last(&out);
+        let potentials = if channels_last {
+            out.detach().permute([0, 2, 3, 1]).view([steps, -1])
+        } else {
+            out.detach().contiguous().view([steps, -1])
+        };
+        let one_pass =
+            layout_of(&shape, steps, pooled, channels_last).and_then(|layout| match chosen {
+                LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
+                LifPath::Fused => fused::forward(lif, &layout, &potentials)
+                    .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
+                LifPath::Tensor => None,
+            });
         let path = if one_pass.is_some() {
             chosen
         } else {
@@ -165,12 +201,12 @@ impl Stage {
         let output = match one_pass {
             Some(flat) if pooled => {
                 let (n, c, h, w) = (shape[0], shape[1], shape[2] / 2, shape[3] / 2);
-                flat.view([n, c, h, w])
+                as_layer(&flat, &[n, c, h, w], channels_last)
             }
-            Some(flat) => flat.view(shape.as_slice()),
+            Some(flat) => as_layer(&flat, &shape, channels_last),
             None => {
                 let spikes = through_time::forward_in_place(lif, &potentials);
-                let spikes = spikes.view(shape.as_slice());
+                let spikes = as_layer(&spikes, &shape, channels_last);
                 if pooled {
                     tch::no_grad(|| pool(&spikes))
                 } else {
@@ -186,6 +222,7 @@ impl Stage {
                 pooled,
                 lif: *lif,
                 path,
+                channels_last,
             },
             output,
         )
@@ -199,13 +236,17 @@ impl Stage {
         let lif = &self.lif;
         let shape = self.out.size();
         let steps = self.potentials.size().first().copied().unwrap_or(0);
-        let one_pass =
-            layout_of(&shape, steps, self.pooled).is_some_and(|layout| match self.path {
-                LifPath::Cpu => cpu::backward_tensor(lif, &layout, &self.potentials, grad_output),
-                LifPath::Fused => fused::backward(lif, &layout, &self.potentials, grad_output)
-                    .unwrap_or_else(|e| panic!("backward through a LIF layer: {e}")),
-                LifPath::Tensor => false,
-            });
+        let channels_last = self.channels_last;
+        let layout = layout_of(&shape, steps, self.pooled, channels_last);
+        let one_pass = layout.is_some_and(|layout| match self.path {
+            LifPath::Cpu => {
+                let grad = in_memory_order(grad_output, channels_last);
+                cpu::backward_tensor(lif, &layout, &self.potentials, &grad)
+            }
+            LifPath::Fused => fused::backward(lif, &layout, &self.potentials, grad_output)
+                .unwrap_or_else(|e| panic!("backward through a LIF layer: {e}")),
+            LifPath::Tensor => false,
+        });
         let grad_out = if one_pass {
             // The kernel left ∂L/∂out in the potentials' storage.
             self.potentials
@@ -215,12 +256,12 @@ impl Stage {
             } else {
                 grad_output.shallow_clone()
             };
-            let grad_spikes = grad_spikes
+            let grad_spikes = in_memory_order(&grad_spikes, channels_last)
                 .contiguous()
                 .view(self.potentials.size().as_slice());
             through_time::backward_in_place(lif, &self.potentials, &grad_spikes)
         };
-        let grad_out = grad_out.view(shape.as_slice());
+        let grad_out = as_layer(&grad_out, &shape, channels_last);
         if let Err(e) = backward_with_grad(&self.out, &grad_out) {
             panic!("backward through a stage of the network: {e}");
         }
@@ -313,6 +354,7 @@ impl Net {
                         shape: &shape,
                         vth: lif.vth,
                         pooled,
+                        channels_last: stage.channels_last,
                     },
                 );
             }
@@ -346,7 +388,7 @@ impl Net {
 
     /// Layers `range` (operations only, no LIF) on a time-folded tensor.
     fn apply_range(&self, range: std::ops::RangeInclusive<usize>, h: &Tensor) -> Tensor {
-        range.fold(h.shallow_clone(), |h, i| self.apply(i, &h))
+        range.fold(h.shallow_clone(), |h, i| self.apply_in_layout(i, &h))
     }
 
     /// Firing rates `[N, classes]` for an input batch `[N, C, X, Y, T]`, without

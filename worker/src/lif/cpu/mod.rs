@@ -12,9 +12,12 @@
 //!
 //! [`forward_tensor`] and [`backward_tensor`] run them on libtorch tensors.
 //!
-//! Layouts are time-major and contiguous: `[T, planes, H, W]`, the time-folded
-//! batch `[T·N, C, H, W]` of the network read as `planes = N·C`; a fully
-//! connected layer's `[T·N, F]` is `planes = N·F` with `H = W = 1`.
+//! Layouts are time-major and contiguous: `[T, planes, H, W, channels]`. The
+//! time-folded batch `[T·N, C, H, W]` of the network is `planes = N·C` with
+//! one channel; stored channels last (`[T·N, H, W, C]` in memory, as a CPU
+//! convolution leaves it) it is `planes = N` with `channels = C`, each value's
+//! arithmetic the same. A fully connected layer's `[T·N, F]` is `planes = N·F`
+//! with `H = W = 1`.
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -84,7 +87,8 @@ impl Real for f64 {
     }
 }
 
-/// The shape of a layer: `steps × planes` planes of `height × width`.
+/// The shape of a layer: `steps × planes` planes of `height × width`
+/// positions of `channels` values each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// Time steps T.
@@ -95,6 +99,9 @@ pub struct Layout {
     pub height: usize,
     /// Columns of a plane.
     pub width: usize,
+    /// Values at each position, stored side by side (1: a plane per channel;
+    /// C: channels last).
+    pub channels: usize,
     /// Whether the spikes are average-pooled 2×2 (stride 2, floor).
     pub pool: bool,
 }
@@ -102,19 +109,19 @@ pub struct Layout {
 impl Layout {
     /// Values of one plane.
     fn plane(&self) -> usize {
-        self.height * self.width
+        self.height * self.width * self.channels
     }
 
     /// Values of one plane of the output: pooled, or the plane itself.
     fn out_plane(&self) -> usize {
         if self.pool {
-            (self.height / 2) * (self.width / 2)
+            (self.height / 2) * (self.width / 2) * self.channels
         } else {
             self.plane()
         }
     }
 
-    /// Values of the layer (`[T, planes, H, W]`).
+    /// Values of the layer (`[T, planes, H, W, channels]`).
     pub fn len(&self) -> usize {
         self.steps * self.planes * self.plane()
     }
@@ -124,8 +131,8 @@ impl Layout {
         self.len() == 0
     }
 
-    /// Values of the output: the pooled spikes `[T, planes, H/2, W/2]`, or the
-    /// spikes `[T, planes, H, W]`.
+    /// Values of the output: the pooled spikes `[T, planes, H/2, W/2,
+    /// channels]`, or the spikes `[T, planes, H, W, channels]`.
     pub fn out_len(&self) -> usize {
         self.steps * self.planes * self.out_plane()
     }
@@ -251,7 +258,7 @@ fn forward_planes<R: Real>(
             let current = &u[t][span.clone()];
             let target = &mut out[t][p * out_plane..(p + 1) * out_plane];
             if layout.pool {
-                pool_spikes(c.vth, current, layout.width, target);
+                pool_spikes(c.vth, current, layout, target);
             } else {
                 for (o, &v) in target.iter_mut().zip(current) {
                     *o = if v > c.vth { R::ONE } else { R::ZERO };
@@ -261,25 +268,31 @@ fn forward_planes<R: Real>(
     }
 }
 
-/// The 2×2 average of the spikes `1{u > V_th}` of one plane of width `width`
-/// (floor: a last odd row or column is left out). Sums of 0/1 values are exact,
-/// so the order of the additions does not matter.
+/// The 2×2 average of the spikes `1{u > V_th}` of one plane of `layout`
+/// (floor: a last odd row or column is left out), each channel on its own.
+/// Sums of 0/1 values are exact, so the order of the additions does not
+/// matter.
 #[inline(always)]
-fn pool_spikes<R: Real>(vth: R, plane: &[R], width: usize, out: &mut [R]) {
+fn pool_spikes<R: Real>(vth: R, plane: &[R], layout: &Layout, out: &mut [R]) {
     let quarter = R::of(0.25);
-    let out_width = width / 2;
-    if out_width == 0 {
+    let channels = layout.channels;
+    let row_len = layout.width * channels;
+    let out_row_len = (layout.width / 2) * channels;
+    if out_row_len == 0 {
         return;
     }
-    for (i, row) in out.chunks_mut(out_width).enumerate() {
-        let top = &plane[2 * i * width..(2 * i + 1) * width];
-        let bottom = &plane[(2 * i + 1) * width..(2 * i + 2) * width];
-        for (j, o) in row.iter_mut().enumerate() {
+    for (i, row) in out.chunks_mut(out_row_len).enumerate() {
+        let top = &plane[2 * i * row_len..(2 * i + 1) * row_len];
+        let bottom = &plane[(2 * i + 1) * row_len..(2 * i + 2) * row_len];
+        for (k, o) in row.iter_mut().enumerate() {
+            // Output k is column j, channel ch; its window's left column is
+            // 2j, the right one a position (`channels` values) further.
+            let (j, ch) = (k / channels, k % channels);
+            let left = 2 * j * channels + ch;
+            let right = left + channels;
             let fired = |v: R| if v > vth { R::ONE } else { R::ZERO };
-            let sum = fired(top[2 * j])
-                + fired(top[2 * j + 1])
-                + fired(bottom[2 * j])
-                + fired(bottom[2 * j + 1]);
+            let sum =
+                fired(top[left]) + fired(top[right]) + fired(bottom[left]) + fired(bottom[right]);
             *o = sum * quarter;
         }
     }
@@ -336,7 +349,7 @@ fn backward_planes<R: Real>(
         for t in (0..layout.steps).rev() {
             let g = &grad[t][p * out_plane..(p + 1) * out_plane];
             if layout.pool {
-                unpool(g, layout.height, layout.width, &mut upstream);
+                unpool(g, layout, &mut upstream);
             } else {
                 upstream.copy_from_slice(g);
             }
@@ -378,26 +391,35 @@ fn coefficients<R: Real>(c: &Constants<R>, u: R, g: R) -> (R, R) {
     (a, b)
 }
 
-/// `avg_pool2d_backward` for one plane: each input position under a 2×2 window
-/// gets `0 + g / 4` of its window's gradient; a last odd row or column gets 0.
+/// `avg_pool2d_backward` for one plane of `layout`: each input position under
+/// a 2×2 window gets `0 + g / 4` of its window's gradient (each channel its
+/// own); a last odd row or column gets 0.
 #[inline(always)]
-fn unpool<R: Real>(grad: &[R], height: usize, width: usize, out: &mut [R]) {
+fn unpool<R: Real>(grad: &[R], layout: &Layout, out: &mut [R]) {
     let four = R::of(4.0);
-    let out_width = width / 2;
-    for (h, row) in out.chunks_mut(width).enumerate().take(height) {
+    let (height, width, channels) = (layout.height, layout.width, layout.channels);
+    let row_len = width * channels;
+    let out_row_len = (width / 2) * channels;
+    for (h, row) in out.chunks_mut(row_len).enumerate().take(height) {
         let i = h / 2;
-        if i >= height / 2 || out_width == 0 {
+        if i >= height / 2 || out_row_len == 0 {
             row.fill(R::ZERO);
             continue;
         }
-        let g_row = &grad[i * out_width..(i + 1) * out_width];
-        for (pair, &g) in row.chunks_exact_mut(2).zip(g_row) {
-            let v = R::ZERO + g / four;
-            pair[0] = v;
-            pair[1] = v;
+        let g_row = &grad[i * out_row_len..(i + 1) * out_row_len];
+        for (pair, g_pos) in row
+            .chunks_exact_mut(2 * channels)
+            .zip(g_row.chunks_exact(channels))
+        {
+            let (left, right) = pair.split_at_mut(channels);
+            for ((l, r), &g) in left.iter_mut().zip(right).zip(g_pos) {
+                let v = R::ZERO + g / four;
+                *l = v;
+                *r = v;
+            }
         }
         if width % 2 == 1 {
-            row[width - 1] = R::ZERO;
+            row[(width - 1) * channels..].fill(R::ZERO);
         }
     }
 }

@@ -95,6 +95,7 @@ mod tests {
             planes: 5,
             height: 7,
             width: 9,
+            channels: 1,
             pool: true,
         };
         let step_len = layout.planes * layout.plane();

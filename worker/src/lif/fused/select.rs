@@ -111,6 +111,7 @@ pub fn self_check(device: Device) -> Result<(), String> {
             planes: 3,
             height: 5,
             width: 6,
+            channels: 1,
             pool: true,
         },
         Layout {
@@ -118,6 +119,7 @@ pub fn self_check(device: Device) -> Result<(), String> {
             planes: 10,
             height: 1,
             width: 1,
+            channels: 1,
             pool: false,
         },
     ];
