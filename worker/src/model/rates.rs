@@ -89,14 +89,20 @@ impl SpikeTally {
             if !layer.pooled {
                 return accumulate(self.sums.get_mut(index), &counted);
             }
-            accumulate(self.windows.get_mut(index), &counted);
             let edge = match edge_values(layer.potentials, layer.shape, layer.channels_last) {
-                Edge::None => return,
-                Edge::Values(edge) => edge,
-                Edge::Unknown => layer.potentials.shallow_clone(),
+                Edge::None => None,
+                Edge::Values(edge) => Some(edge),
+                // Not a pooled plane after all: every spike from the potentials.
+                Edge::Unknown => {
+                    let all = layer.potentials.gt(layer.vth).sum(Kind::Double);
+                    return accumulate(self.sums.get_mut(index), &all);
+                }
             };
-            let spikes = edge.gt(layer.vth).sum(Kind::Double);
-            accumulate(self.sums.get_mut(index), &spikes);
+            accumulate(self.windows.get_mut(index), &counted);
+            if let Some(edge) = edge {
+                let spikes = edge.gt(layer.vth).sum(Kind::Double);
+                accumulate(self.sums.get_mut(index), &spikes);
+            }
         })
     }
 
@@ -181,7 +187,8 @@ enum Edge {
     /// The last row (odd height) and the last column above it (odd width),
     /// gathered into one small tensor.
     Values(Tensor),
-    /// The shape is not `[B, C, H, W]` of these potentials: count them all.
+    /// The shape is not `[B, C, H, W]` of these potentials: count them all
+    /// (and not the pooled output).
     Unknown,
 }
 
