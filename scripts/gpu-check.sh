@@ -254,7 +254,7 @@ s_fused_vs_tensor() {
 
 s_cuda_tests() {
   if ((cpu_mode)); then
-    key "skipped on the CPU: gpu_steps_match_cpu, counts_uploaded_without_blocking_give_the_float_input need CUDA"
+    key "skipped on the CPU: gpu_steps_match_cpu, counts_uploaded_without_blocking_give_the_float_input, staged_uploads_on_the_copy_stream_arrive_whole_and_in_order need CUDA"
     return 77
   fi
   local log="$logs/cuda-tests.tests"

@@ -1,6 +1,7 @@
 // The CUDA host-side calls tch 0.24 does not expose: pinned host tensors
 // allocated directly (no deprecated `pin_memory(device)`), events to know when
-// a non-blocking copy out of one has finished, a stream from libtorch's pool
+// a non-blocking copy out of one has finished, that copy on a stream of its
+// own, a stream from libtorch's pool
 // made the calling thread's current stream, the card's free memory
 // (cudaMemGetInfo), the caching allocator's emptyCache, and the TF32 switch
 // for cuDNN convolutions. Used by worker/src/cuda_host.rs.
@@ -81,6 +82,39 @@ int spikecv_event_record(void *event, int64_t index, char *error, size_t error_l
 // it was never recorded).
 int spikecv_event_synchronize(void *event, char *error, size_t error_len) {
   return guarded(error, error_len, [&] { static_cast<c10::Event *>(event)->synchronize(); });
+}
+
+// Copies the pinned host tensor `host` to device `index` on a copy stream of
+// its own (a high-priority stream from libtorch's pool, apart from the
+// low-priority ones the training threads compute on), records `event` there
+// after the copy and makes the calling thread's current (compute) stream wait
+// on it, so the copy overlaps the compute queued before it. The copy's memory
+// is marked as used by the compute stream (recordDataPtrOnStream), so the
+// caching allocator does not hand it out again before the compute stream is
+// done with it. The result keeps `host`'s strides.
+int spikecv_upload_on_copy_stream(const at::Tensor *host, int64_t index, void *event,
+                                  at::Tensor **out, char *error, size_t error_len) {
+  return guarded(error, error_len, [&] {
+    auto impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+    auto device = cuda_device(index);
+    auto compute = impl->getStream(device);
+    auto copy = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/true);
+    impl->exchangeStream(copy);
+    at::Tensor result;
+    try {
+      result = host->to(host->options().device(device).pinned_memory(false),
+                        /*non_blocking=*/true, /*copy=*/false);
+    } catch (...) {
+      impl->exchangeStream(compute);
+      throw;
+    }
+    auto *copied = static_cast<c10::Event *>(event);
+    copied->record(copy);
+    impl->exchangeStream(compute);
+    copied->block(compute);
+    impl->recordDataPtrOnStream(result.storage().data_ptr(), compute);
+    *out = new at::Tensor(std::move(result));
+  });
 }
 
 // Frees an event from spikecv_event_new.

@@ -1,7 +1,7 @@
 //! CUDA host-side calls tch 0.24 lacks, through the C++ shim
 //! `worker/cxx/cuda_host.cpp`: pinned host tensors allocated directly (no
 //! deprecated `pin_memory(device)`), events that tell when a non-blocking copy
-//! has finished, a stream from libtorch's pool made the calling thread's
+//! has finished, that copy on a stream of its own, a stream from libtorch's pool made the calling thread's
 //! current stream, the card's free memory, the caching allocator's
 //! `emptyCache`, and the TF32 switch of cuDNN convolutions.
 //!
@@ -31,6 +31,14 @@ unsafe extern "C" {
     fn spikecv_event_synchronize(event: *mut c_void, error: *mut c_char, error_len: usize)
     -> c_int;
     fn spikecv_event_free(event: *mut c_void);
+    fn spikecv_upload_on_copy_stream(
+        host: *const C_tensor,
+        index: i64,
+        event: *mut c_void,
+        out: *mut *mut C_tensor,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
     fn spikecv_use_pool_stream(
         index: i64,
         id: *mut i64,
@@ -121,6 +129,33 @@ impl DeviceEvent {
         // SAFETY: `event` is a live c10::Event from spikecv_event_new, used by
         // this thread only (`&mut self`); exceptions caught.
         checked(|e, len| unsafe { spikecv_event_record(event, index(device), e, len) })
+    }
+
+    /// Copies `host` (pinned) to CUDA device `device` on a copy stream of its
+    /// own, records the event there after the copy and makes the calling
+    /// thread's current stream wait on it: the copy overlaps the compute
+    /// queued before it, and what the current stream queues next sees the
+    /// copied values. The result keeps `host`'s strides.
+    pub fn upload_on_copy_stream(
+        &mut self,
+        host: &Tensor,
+        device: usize,
+    ) -> Result<Tensor, TchError> {
+        let event = self.0;
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        // SAFETY: `host` is a live tensor borrowed for the call; `event` is a
+        // live c10::Event used by this thread only (`&mut self`); `out` is a
+        // valid place for the pointer, written only on success; exceptions
+        // caught.
+        checked(|e, len| unsafe {
+            spikecv_upload_on_copy_stream(host.as_ptr(), index(device), event, &mut out, e, len)
+        })?;
+        if out.is_null() {
+            return Err(TchError::Torch("the copy returned nothing".into()));
+        }
+        // SAFETY: on success `out` is a heap-allocated at::Tensor that nothing
+        // else owns; tch takes it over and frees it on drop.
+        Ok(unsafe { Tensor::from_ptr(out) })
     }
 
     /// Waits until the work before the last record is done (at once if the

@@ -8,7 +8,12 @@
 //! block until its copy is done. A batch's tensors go through [`Staging`]:
 //! pinned buffers that one training thread allocates once and reuses for every
 //! batch, each with an event so that a buffer is refilled only after the copy
-//! out of it has finished. Elsewhere (the CPU) a plain copy, none on the CPU.
+//! out of it has finished. A batch's copy runs on a copy stream of its own
+//! ([`crate::cuda_host::DeviceEvent::upload_on_copy_stream`]), which the
+//! compute stream waits on through the same event, so it overlaps the compute
+//! queued before it. A staged tensor keeps its memory order (the frame
+//! cache's time-major input stays time-major on the device). Elsewhere (the
+//! CPU) a plain copy, none on the CPU.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +73,25 @@ fn as_typed(buffer: &Tensor, like: &Tensor) -> Result<Tensor, TchError> {
         .f_narrow(0, 0, byte_len(like) as i64)?
         .f_view_dtype(like.kind())?
         .f_view(like.size().as_slice())
+}
+
+/// `t`'s dimensions outermost first in memory (by falling stride; ties, as
+/// size-1 dimensions make, in their given order): `t` permuted by it is
+/// contiguous when `t` is a permuted view of a contiguous tensor.
+fn memory_order(t: &Tensor) -> Vec<i64> {
+    let strides = t.stride();
+    let mut order: Vec<usize> = (0..strides.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(strides[d]));
+    order.into_iter().map(|d| d as i64).collect()
+}
+
+/// The permutation that undoes `order`.
+fn inverse(order: &[i64]) -> Vec<i64> {
+    let mut back = vec![0; order.len()];
+    for (i, &d) in order.iter().enumerate() {
+        back[d as usize] = i as i64;
+    }
+    back
 }
 
 /// What a staged tensor is, each with its own buffers.
@@ -156,13 +180,17 @@ impl Staging {
         let Some(buffer) = slot.as_ref() else {
             return Err(TchError::Torch("staging buffer missing".into()));
         };
-        let mut staged = as_typed(&buffer.bytes, host)?;
-        staged.f_copy_(host)?;
-        Ok((staged, turn))
+        // Staged in the host tensor's memory order (a permuted view, such as
+        // the frame cache's time-major input, keeps its layout on the device).
+        let order = memory_order(host);
+        let dense = host.f_permute(order.as_slice())?;
+        let mut staged = as_typed(&buffer.bytes, &dense)?;
+        staged.f_copy_(&dense)?;
+        Ok((staged.f_permute(inverse(&order).as_slice())?, turn))
     }
 
-    /// Copies `host` to `device` through the next buffer of `role` without
-    /// blocking (CUDA), or plainly elsewhere.
+    /// Copies `host` to `device` through the next buffer of `role` on the
+    /// copy stream, without blocking (CUDA), or plainly elsewhere.
     pub fn upload(
         &mut self,
         role: Role,
@@ -173,15 +201,17 @@ impl Staging {
             return host.f_to_device(device);
         };
         let (staged, turn) = self.stage(role, host)?;
-        let on_device = staged.f_to_device_(device, host.kind(), true, false)?;
-        if let Some(buffer) = self.rings[role as usize][turn].as_mut() {
-            let event = match buffer.copied.take() {
-                Some(event) => event,
-                None => DeviceEvent::new()?,
-            };
-            buffer.copied.insert(event).record(index)?;
-        }
-        Ok(on_device)
+        let Some(buffer) = self.rings[role as usize][turn].as_mut() else {
+            return Err(TchError::Torch("staging buffer missing".into()));
+        };
+        let event = match buffer.copied.take() {
+            Some(event) => event,
+            None => DeviceEvent::new()?,
+        };
+        buffer
+            .copied
+            .insert(event)
+            .upload_on_copy_stream(&staged, index)
     }
 }
 
@@ -248,6 +278,24 @@ mod tests {
             assert_eq!(staged.size(), host.size());
             assert!(staged.equal(host), "{host:?}");
         }
+    }
+
+    #[test]
+    fn a_permuted_view_is_staged_in_its_memory_order() {
+        let mut s = Staging::pageable();
+        // [T, N, C] in memory, seen as [N, C, T] (as the cache's input is).
+        let time_major = Tensor::arange(24, (Kind::Float, Device::Cpu)).view([4, 3, 2]);
+        let host = time_major.permute([1, 2, 0]);
+        let (staged, _) = s.stage(Role::Input, &host).unwrap();
+        assert_eq!(staged.size(), host.size());
+        assert_eq!(staged.stride(), host.stride(), "time-major kept");
+        assert!(staged.equal(&host));
+        assert!(staged.permute([2, 0, 1]).is_contiguous());
+        // A contiguous tensor stays contiguous, a size-1 dimension included.
+        let one = Tensor::arange(6, (Kind::Float, Device::Cpu)).view([1, 2, 3]);
+        let (staged, _) = s.stage(Role::Input, &one).unwrap();
+        assert!(staged.is_contiguous() && staged.equal(&one));
+        assert_eq!(inverse(&[1, 2, 0]), vec![2, 0, 1]);
     }
 
     #[test]

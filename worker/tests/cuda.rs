@@ -4,7 +4,8 @@
 //! - a few Adam steps on cuda:0 from the same initialisation and input as on
 //!   the CPU agree within tolerance, in double precision so that no spike
 //!   flips on rounding differences; batches uploaded as counts from pinned
-//!   memory give the float batches' input;
+//!   memory give the float batches' input; batches staged through the copy
+//!   stream arrive whole and in order with the compute stream;
 //! - the fused LIF kernels pass their first-use check on the device; one f32
 //!   training pass with them there matches the CPU kernels' pass on the CPU
 //!   from the same weights and input, and the tensor path's on the device;
@@ -121,6 +122,43 @@ fn counts_uploaded_without_blocking_give_the_float_input() {
     assert!(from_counts.inputs.sum(Kind::Double).double_value(&[]) > 0.0);
     let labels = Vec::<i64>::try_from(from_counts.labels.to_device(Device::Cpu)).unwrap();
     assert_eq!(labels, vec![4, 0, 18]);
+}
+
+/// Batches staged through the copy stream arrive whole, in their memory
+/// order, and in order with the compute stream: each of 12 uploads (a
+/// time-major view, as the frame cache's input is, through the two pinned
+/// buffers in turn) is read by a sum queued on the compute stream right
+/// behind a long matrix product, from a training thread's pool stream as a
+/// slot's is. A copy the compute stream did not wait for, or a buffer
+/// refilled before its copy was done, gives a wrong sum.
+#[test]
+fn staged_uploads_on_the_copy_stream_arrive_whole_and_in_order() {
+    use spikecv_worker::upload::{Role, staged_upload};
+
+    assert!(tch::Cuda::is_available(), "no CUDA device");
+    let cuda = Device::Cuda(0);
+    std::thread::spawn(move || {
+        spikecv_worker::cuda_host::use_pool_stream(0).expect("pool stream");
+        let busy = Tensor::randn([2048, 2048], (Kind::Float, cuda));
+        let mut sums = Vec::new();
+        let mut want = Vec::new();
+        for i in 0..12i64 {
+            // [T, N, C] in memory, seen as [N, C, T].
+            let host = (Tensor::arange(4 * 3 * 1000, (Kind::Float, Device::Cpu)) + i * 7)
+                .view([4, 3, 1000])
+                .permute([1, 2, 0]);
+            want.push(host.sum(Kind::Double).double_value(&[]));
+            let _ = busy.matmul(&busy);
+            let on_device = staged_upload(Role::Input, &host, cuda).unwrap();
+            assert_eq!(on_device.device(), cuda);
+            assert_eq!(on_device.stride(), host.stride(), "memory order kept");
+            sums.push(on_device.sum(Kind::Double));
+        }
+        let got: Vec<f64> = sums.iter().map(|s| s.double_value(&[])).collect();
+        assert_eq!(got, want);
+    })
+    .join()
+    .unwrap();
 }
 
 /// Where the fused-kernel checks run: `GPU_CHECK_DEVICE`, `cuda:0` unless set.

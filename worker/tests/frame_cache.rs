@@ -43,8 +43,17 @@ fn pass_inputs<S: SampleSource + ?Sized>(
         2,
         HostForm::Floats,
         |b: HostBatch| {
-            cached.push(!matches!(b.data, BatchData::Host(_)));
+            let from_cache = !matches!(b.data, BatchData::Host(_));
+            cached.push(from_cache);
             let t = b.to_device(spec, Device::Cpu).inputs;
+            if from_cache {
+                // Time-major in memory: the first convolution's order.
+                assert!(
+                    t.permute([4, 0, 1, 2, 3]).is_contiguous(),
+                    "cached input not time-major: strides {:?}",
+                    t.stride()
+                );
+            }
             assert_eq!(
                 t.size(),
                 [

@@ -120,31 +120,34 @@ impl FrameCache {
     }
 }
 
-/// Writes one sample's counts (`T` rows from row `first`) into its input
-/// `o` (`[2, X, Y, T]`, zeroed), divided by their largest when `norm`, as
+/// Writes sample `i`'s counts (its `T` rows) into the time-major input `o`
+/// (`[T, N, values]`, zeroed), divided by their largest when `norm`, as
 /// `common::frames::bin_into` computes them.
 fn counts_into<T: Copy + PartialEq + Default>(
     o: &mut [f32],
     d: &[T],
-    (first, t, row_len): (usize, usize, usize),
+    (i, n, t, row_len, vals): (usize, usize, usize, usize, usize),
     norm: bool,
     to_f32: impl Fn(T) -> f32,
 ) {
     let zero = T::default();
     let mut max = 0f32;
     for k in 0..t {
-        let row = &d[(first + k) * row_len..][..row_len];
-        for (v, &c) in row.iter().enumerate() {
+        let row = &d[(i * t + k) * row_len..][..row_len.min(vals)];
+        let out = &mut o[(k * n + i) * vals..][..vals];
+        for (x, &c) in out.iter_mut().zip(row) {
             if c != zero {
                 let f = to_f32(c);
-                o[v * t + k] = f;
+                *x = f;
                 max = max.max(f);
             }
         }
     }
     if norm && max > 0.0 {
-        for x in o.iter_mut() {
-            *x /= max;
+        for k in 0..t {
+            for x in &mut o[(k * n + i) * vals..][..vals] {
+                *x /= max;
+            }
         }
     }
 }
@@ -163,21 +166,15 @@ impl CompactBatch {
     /// The network input `[N, 2, X, Y, T]`, float32, on the rows' device:
     /// bits as 0/1, counts as floats, `SUM_NORM` counts divided by each
     /// sample's largest count in the rows (left as they are when all zero).
+    /// Stored time-major (`[T, N, 2, X, Y]` in memory, a permuted view), the
+    /// order the network's first convolution reads, so no pass transposes it.
     ///
     /// # Panics
     /// On a libtorch failure, as tch's infallible calls do (callers guard).
     pub fn to_input(&self) -> Tensor {
-        let s = &self.settings;
-        let shape = [
-            self.n as i64,
-            2,
-            s.width as i64,
-            s.height as i64,
-            self.steps as i64,
-        ];
         match &self.rows {
-            CompactRows::Tensor(rows) => self.tensor_input(rows, shape),
-            CompactRows::Host(rows) => match self.host_tensor(rows, shape) {
+            CompactRows::Tensor(rows) => self.tensor_input(rows),
+            CompactRows::Host(rows) => match self.host_tensor(rows) {
                 Ok(t) => t,
                 Err(e) => panic!("building a batch's input: {e}"),
             },
@@ -190,69 +187,66 @@ impl CompactBatch {
         let CompactRows::Host(rows) = &self.rows else {
             return None;
         };
+        Some(self.host_tensor(rows))
+    }
+
+    /// The input's time-major shape `[T, N, 2, X, Y]`.
+    fn time_major_shape(&self) -> [i64; 5] {
         let s = &self.settings;
-        let shape = [
-            self.n as i64,
-            2,
-            s.width as i64,
-            s.height as i64,
-            self.steps as i64,
-        ];
-        Some(self.host_tensor(rows, shape))
+        let (w, h) = (s.width as i64, s.height as i64);
+        [self.steps as i64, self.n as i64, 2, w, h]
     }
 
     /// The input built on the host, written straight into the tensor.
-    fn host_tensor(&self, rows: &HostRows, shape: [i64; 5]) -> Result<Tensor, tch::TchError> {
+    fn host_tensor(&self, rows: &HostRows) -> Result<Tensor, tch::TchError> {
         let per = self.settings.window_values() * self.steps;
-        filled_f32(self.n * per, |out| self.host_input(rows, out))?.f_view(shape)
+        filled_f32(self.n * per, |out| self.host_input(rows, out))?
+            .f_view(self.time_major_shape())?
+            .f_permute([1, 2, 3, 4, 0])
     }
 
-    /// Writes the input into `out` (zeroed, `N · values · T` long) in one pass
-    /// over the rows.
+    /// Writes the input into `out` (zeroed, `T · N · values` long, time-major)
+    /// in one pass over the rows.
     fn host_input(&self, rows: &HostRows, out: &mut [f32]) {
-        let (t, row_len) = (self.steps, self.row_len);
+        let (n, t, row_len) = (self.n, self.steps, self.row_len);
         let vals = self.settings.window_values();
-        let per = vals * t;
-        if per == 0 {
+        if vals * t == 0 {
             return;
         }
         let norm = self.settings.mode == BinMode::SumNorm;
-        for (i, o) in out.chunks_mut(per).enumerate() {
-            let at = (i * t, t, row_len);
+        for i in 0..n {
+            let at = (i, n, t, row_len, vals);
             match rows {
                 HostRows::U8(d) if self.storage == Storage::Bits => {
                     for k in 0..t {
                         let row = &d[(i * t + k) * row_len..][..row_len];
+                        let o = &mut out[(k * n + i) * vals..][..vals];
                         for (b, &byte) in row.iter().enumerate() {
                             let mut bits = byte;
                             while bits != 0 {
                                 let v = b * 8 + bits.trailing_zeros() as usize;
                                 bits &= bits - 1;
                                 if v < vals {
-                                    o[v * t + k] = 1.0;
+                                    o[v] = 1.0;
                                 }
                             }
                         }
                     }
                 }
-                HostRows::U8(d) => counts_into(o, d, at, norm, f32::from),
-                HostRows::I16(d) => counts_into(o, d, at, norm, f32::from),
-                HostRows::I32(d) => counts_into(o, d, at, norm, |c| c as f32),
+                HostRows::U8(d) => counts_into(out, d, at, norm, f32::from),
+                HostRows::I16(d) => counts_into(out, d, at, norm, f32::from),
+                HostRows::I32(d) => counts_into(out, d, at, norm, |c| c as f32),
             }
         }
     }
 
-    /// The input built by tensor ops on the rows' device (transposed while
-    /// still compact, then converted).
-    fn tensor_input(&self, rows: &Tensor, shape: [i64; 5]) -> Tensor {
-        let [n, _, w, h, t] = shape;
+    /// The input built by tensor ops on the rows' device (made time-major
+    /// while still compact, then converted).
+    fn tensor_input(&self, rows: &Tensor) -> Tensor {
+        let [t, n, _, w, h] = self.time_major_shape();
         let values = self.settings.window_values() as i64;
-        let to_input_layout = |x: Tensor| {
-            x.reshape([n, t, 2, w, h])
-                .permute([0, 2, 3, 4, 1])
-                .contiguous()
-        };
-        match self.storage {
+        let time_major = |x: Tensor| x.reshape([n, t, 2, w, h]).transpose(0, 1).contiguous();
+        let input = match self.storage {
             Storage::Bits => {
                 let masks = upload(
                     &Tensor::from_slice(&[1u8, 2, 4, 8, 16, 32, 64, 128]),
@@ -264,21 +258,22 @@ impl CompactBatch {
                     .ne(0)
                     .reshape([n, t, -1])
                     .narrow(2, 0, values);
-                to_input_layout(bits).to_kind(Kind::Float)
+                time_major(bits).to_kind(Kind::Float)
             }
             Storage::U8 | Storage::I16 | Storage::I32 => {
-                let counts = to_input_layout(rows.shallow_clone()).to_kind(Kind::Float);
+                let counts = time_major(rows.shallow_clone()).to_kind(Kind::Float);
                 if self.settings.mode == BinMode::SumNorm {
                     let max = rows
                         .amax([1, 2], false)
                         .to_kind(Kind::Float)
                         .clamp_min(1.0)
-                        .view([n, 1, 1, 1, 1]);
+                        .view([1, n, 1, 1, 1]);
                     counts / max
                 } else {
                     counts
                 }
             }
-        }
+        };
+        input.permute([1, 2, 3, 4, 0])
     }
 }
