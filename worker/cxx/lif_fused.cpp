@@ -58,11 +58,24 @@ const char *const kCudaPrelude = R"(
 )";
 
 const char *const kCudaKernels = R"(
+// `tally` (none: 0) gets the layer's spikes added: each warp's sum (every
+// lane takes part, the block size being a multiple of 32), one atomic add per
+// warp; integers, so the total does not depend on the order.
 extern "C" __global__ void spikecv_lif_forward(SpikecvLifShape s, float *__restrict__ u,
-                                               float *__restrict__ out) {
+                                               float *__restrict__ out,
+                                               unsigned long long *tally) {
   long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  unsigned long long spikes = 0;
   if (index < spikecv_lif_windows(&s)) {
-    spikecv_lif_forward_window(&s, index, u, out);
+    spikes = (unsigned long long)spikecv_lif_forward_window(&s, index, u, out);
+  }
+  if (tally != 0) {
+    for (int offset = 16; offset > 0; offset /= 2) {
+      spikes += __shfl_down_sync(0xffffffffu, spikes, offset);
+    }
+    if ((threadIdx.x & 31) == 0 && spikes != 0) {
+      atomicAdd(tally, spikes);
+    }
   }
 }
 extern "C" __global__ void spikecv_lif_backward(SpikecvLifShape s, float *__restrict__ u,
@@ -216,14 +229,19 @@ long long spikecv_lif_window_count(const SpikecvLifShape *shape) {
   return spikecv_lif_windows(shape);
 }
 
-// The C++ form of the forward kernel over every window, on host memory.
-int spikecv_lif_forward_host(const SpikecvLifShape *shape, float *u, float *out, char *error,
-                             size_t error_len) {
+// The C++ form of the forward kernel over every window, on host memory;
+// `tally` (none: null) gets the layer's spikes added.
+int spikecv_lif_forward_host(const SpikecvLifShape *shape, float *u, float *out,
+                             long long *tally, char *error, size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_forward", std::vector<c10::IValue>());
     long long windows = spikecv_lif_windows(shape);
+    long long spikes = 0;
     for (long long i = 0; i < windows; ++i) {
-      spikecv_lif_forward_window(shape, i, u, out);
+      spikes += spikecv_lif_forward_window(shape, i, u, out);
+    }
+    if (tally != nullptr) {
+      *tally += spikes;
     }
     return 0;
   });
@@ -386,9 +404,10 @@ bool prepare(int device, const std::string &nvrtc_path, const std::string &body,
 // Threads per block of a launch.
 constexpr unsigned kBlock = 256;
 
-// Launches `kernel` over the layer's windows on the current stream of `device`.
+// Launches `kernel` over the layer's windows on the current stream of `device`
+// (`tally`: the forward kernel's spike count, or null).
 int launch(int device, bool forward, const SpikecvLifShape *shape, void *second, void *third,
-           char *error, size_t error_len) {
+           void *tally, char *error, size_t error_len) {
   Loaded loaded;
   {
     std::lock_guard<std::mutex> guard(devices_lock);
@@ -421,7 +440,7 @@ int launch(int device, bool forward, const SpikecvLifShape *shape, void *second,
   int code = driver->set_current(loaded.context);
   if (code == 0) {
     SpikecvLifShape by_value = *shape;
-    void *params[] = {&by_value, &second, &third};
+    void *params[] = {&by_value, &second, &third, &tally};
     code = driver->launch(forward ? loaded.forward : loaded.backward,
                           static_cast<unsigned>(blocks), 1, 1, kBlock, 1, 1, 0, stream, params,
                           nullptr);
@@ -453,12 +472,13 @@ int spikecv_lif_cuda_prepare(int device, const char *nvrtc_path, const char *bod
   });
 }
 
-// The forward kernel on device memory, on the device's current stream.
+// The forward kernel on device memory, on the device's current stream;
+// `tally` (device memory, or null) gets the layer's spikes added.
 int spikecv_lif_forward_cuda(int device, const SpikecvLifShape *shape, float *u, float *out,
-                             char *error, size_t error_len) {
+                             long long *tally, char *error, size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_forward", std::vector<c10::IValue>());
-    return launch(device, true, shape, u, out, error, error_len);
+    return launch(device, true, shape, u, out, tally, error, error_len);
   });
 }
 
@@ -467,7 +487,8 @@ int spikecv_lif_backward_cuda(int device, const SpikecvLifShape *shape, float *u
                               const float *grad, char *error, size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_backward", std::vector<c10::IValue>());
-    return launch(device, false, shape, u, const_cast<float *>(grad), error, error_len);
+    return launch(device, false, shape, u, const_cast<float *>(grad), nullptr, error,
+                  error_len);
   });
 }
 

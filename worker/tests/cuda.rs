@@ -241,6 +241,9 @@ const LOSS_TOLERANCE: f64 = 1e-5;
 struct Pass {
     loss: f64,
     rates: Tensor,
+    /// Every LIF layer's firing rate from the pass's spike tally (the fused
+    /// kernels count inside the kernel, the other paths from the output).
+    firing: Vec<(String, f64)>,
     grads: Vec<(&'static str, Tensor)>,
 }
 
@@ -287,7 +290,8 @@ fn training_pass(device: Device, kernels: spikecv_worker::lif::fused::LifKernels
     let refs: Vec<&Tensor> = params.iter().collect();
     Optimizer::zero_grad(&refs);
     let loss_fn = |rates: &Tensor| rates.mse_loss(&target, Reduction::Mean);
-    let (loss, rates) = net.forward_backward(&x, &loss_fn);
+    let mut tally = spikecv_worker::model::SpikeTally::new(&net);
+    let (loss, rates) = net.forward_backward_tallied(&x, &loss_fn, Some(&mut tally));
     let names = spikecv_worker::model::PARAM_NAMES;
     let grads = names
         .into_iter()
@@ -297,11 +301,13 @@ fn training_pass(device: Device, kernels: spikecv_worker::lif::fused::LifKernels
     Pass {
         loss: loss.double_value(&[]),
         rates: rates.to_device(Device::Cpu),
+        firing: tally.rates().expect("a tallied pass"),
         grads,
     }
 }
 
-/// Compares `got` with `want`: rates (so every output spike count) equal,
+/// Compares `got` with `want`: rates (so every output spike count) and
+/// every LIF layer's firing rate equal,
 /// the loss and every gradient within tolerance, and none of the gradients
 /// zero (a network that did not fire would agree vacuously). Prints the
 /// largest relative differences.
@@ -322,6 +328,10 @@ fn assert_passes_agree(what: &str, want: &Pass, got: &Pass) {
             want.rates.numel()
         );
     }
+    assert_eq!(
+        want.firing, got.firing,
+        "{what}: firing rates (exact counts)"
+    );
     let loss_rel = (want.loss - got.loss).abs() / want.loss.abs().max(1e-30);
     assert!(
         loss_rel <= LOSS_TOLERANCE,

@@ -12,22 +12,19 @@ use spikecv_worker::op_count::step::{StepSettings, training_step_ops};
 
 /// The target of issue 35 for the fused kernels.
 const FUSED_TARGET: u64 = 70;
-/// The fused kernels' step as measured: 68 counted operations (among them
-/// Adam's 7 foreach operations, 8 fused kernel calls; the spike tally's 14:
-/// a sum and an addition for each layer's output, and for conv2, whose
-/// 61 × 61 potentials a 2×2 pooling leaves a row and a column of, those two
-/// edges gathered (two copies and a concatenation), compared, summed and
-/// added; the batch's gather and input: `index_select`, `bitwise_and`, `ne`,
-/// the copy into the time-major input layout and the conversion to float) and 3
-/// host-to-device copies. Exact, so that a change adding an operation fails
-/// even under the target. (65 before the tally read the edges instead of
-/// comparing all 298 MB of conv2's potentials into a 74 MB mask and summing
-/// that, about 446 MB of traffic; now its 72 MB of pooled spikes, the last
-/// row's 5 MB and the cache lines of the last column's, about 77 MB: four
-/// more operations, a third of the traffic. 69 before the cache's input
-/// stayed time-major to the first convolution, which saved the copy that
-/// turned `[N, 2, X, Y, T]` into `[T·N, 2, X, Y]`.)
-const FUSED: u64 = 68;
+/// The fused kernels' step as measured: 54 counted operations (among them
+/// Adam's 7 foreach operations and 8 fused kernel calls, which also count
+/// each layer's spikes into the tally's integer slots: the tally issues no
+/// operation of its own in a step; the batch's gather and input:
+/// `index_select`, `bitwise_and`, `ne`, the copy into the time-major input
+/// layout and the conversion to float) and 3 host-to-device copies. Exact,
+/// so that a change adding an operation fails even under the target.
+/// History: 65 when the tally compared all of conv2's potentials with the
+/// threshold; 69 when it read the pooled spikes and the unpooled edges (14
+/// operations, about 77 MB of traffic per step); 68 once the cache's input
+/// stayed time-major (no copy from `[N, 2, X, Y, T]` to `[T·N, 2, X, Y]`);
+/// 54 with the tally inside the forward kernels.
+const FUSED: u64 = 54;
 /// The tensor path (what a CUDA device ran before the fused kernels), as
 /// measured (1450 before the cache's input stayed time-major).
 const TENSOR_PATH: u64 = 1449;

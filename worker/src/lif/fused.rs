@@ -46,6 +46,10 @@ pub enum FusedError {
     /// The layer does not fit the kernels' `int` sizes.
     #[error("fused LIF kernels: layer {0:?} is too large")]
     TooLarge(Layout),
+    /// A spike tally the kernel cannot add to (not a contiguous int64 tensor
+    /// on the layer's device with room for the layer).
+    #[error("fused LIF kernels: spike tally {0} does not fit the layer")]
+    Tally(String),
     /// A pooled layer stored channels last: the kernels pool planes of one
     /// channel.
     #[error("fused LIF kernels: layer {0:?} is pooled and stored channels last")]
@@ -143,23 +147,56 @@ pub fn forward(
     layout: &Layout,
     u: &Tensor,
 ) -> Result<Option<Tensor>, FusedError> {
+    forward_counted(params, layout, u, None)
+}
+
+/// [`forward`], adding the layer's spikes (every neuron's, through all steps,
+/// a partial window's too) to element `index` of `tally` (a contiguous
+/// int64 tensor on `u`'s device) inside the kernel: no other operation. A
+/// tally that does not fit (kind, device, length) is refused before anything
+/// runs.
+pub fn forward_counted(
+    params: &LifParams,
+    layout: &Layout,
+    u: &Tensor,
+    tally: Option<(&Tensor, usize)>,
+) -> Result<Option<Tensor>, FusedError> {
     if !applies_to(params, u, layout.len()) {
         return Ok(None);
     }
     let shape = shape_of(params, layout)?;
+    let tally_ptr = match tally {
+        None => std::ptr::null_mut(),
+        Some((t, index)) => {
+            let fits = t.kind() == Kind::Int64
+                && t.device() == u.device()
+                && t.is_contiguous()
+                && index < t.numel();
+            if !fits {
+                return Err(FusedError::Tally(format!(
+                    "{:?} on {:?}",
+                    t.size(),
+                    t.device()
+                )));
+            }
+            // In bounds: index < numel of a contiguous int64 tensor.
+            t.data_ptr().cast::<i64>().wrapping_add(index)
+        }
+    };
     let out_len = i64::try_from(layout.out_len()).map_err(|_| FusedError::TooLarge(*layout))?;
     let out = Tensor::empty([out_len], (Kind::Float, u.device()));
     let (u_ptr, out_ptr) = (u.data_ptr().cast::<f32>(), out.data_ptr().cast::<f32>());
     let result = match u.device() {
         // SAFETY: `u` and `out` are contiguous f32 tensors of the layer's and
         // the output's sizes (checked above, `out` just made), distinct
-        // storages, alive for the call.
-        Device::Cpu => unsafe_call::forward_host(&shape, u_ptr, out_ptr),
+        // storages, alive for the call; `tally_ptr` is null or an element of
+        // a live int64 tensor on the same device (checked above).
+        Device::Cpu => unsafe_call::forward_host(&shape, u_ptr, out_ptr, tally_ptr),
         Device::Cuda(index) => {
             ensure_prepared(index, u.device())?;
-            // SAFETY: as above, on the device; both tensors outlive the
+            // SAFETY: as above, on the device; the tensors outlive the
             // kernel, which runs on the stream libtorch frees them on.
-            unsafe_call::forward_cuda(device_index(index), &shape, u_ptr, out_ptr)
+            unsafe_call::forward_cuda(device_index(index), &shape, u_ptr, out_ptr, tally_ptr)
         }
         _ => return Ok(None),
     };
@@ -241,9 +278,14 @@ pub fn cuda_prepare(index: usize) -> Result<i32, FusedError> {
 mod unsafe_call {
     use super::ffi::{self, Shape};
 
-    pub(super) fn forward_host(shape: &Shape, u: *mut f32, out: *mut f32) -> Result<(), String> {
-        // SAFETY: see `fused::forward`.
-        unsafe { ffi::forward_host(shape, u, out) }
+    pub(super) fn forward_host(
+        shape: &Shape,
+        u: *mut f32,
+        out: *mut f32,
+        tally: *mut i64,
+    ) -> Result<(), String> {
+        // SAFETY: see `fused::forward_counted`.
+        unsafe { ffi::forward_host(shape, u, out, tally) }
     }
 
     pub(super) fn backward_host(
@@ -260,9 +302,10 @@ mod unsafe_call {
         shape: &Shape,
         u: *mut f32,
         out: *mut f32,
+        tally: *mut i64,
     ) -> Result<(), String> {
-        // SAFETY: see `fused::forward`.
-        unsafe { ffi::forward_cuda(device, shape, u, out) }
+        // SAFETY: see `fused::forward_counted`.
+        unsafe { ffi::forward_cuda(device, shape, u, out, tally) }
     }
 
     pub(super) fn backward_cuda(

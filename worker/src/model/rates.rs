@@ -2,8 +2,10 @@
 //! count over a pass, kept on the device and read back once.
 //!
 //! The forward passes ([`Net::forward_backward_tallied`],
-//! [`Net::forward_fast_tallied`]) add one reduction per LIF layer per batch to
-//! a [`SpikeTally`]; nothing waits for the device until [`SpikeTally::rates`]
+//! [`Net::forward_fast_tallied`]) add each LIF layer's spikes per batch to a
+//! [`SpikeTally`]: the fused LIF kernels inside the kernel (an integer slot
+//! per layer, no other operation), the other paths by a reduction or two of
+//! the layer's output; nothing waits for the device until [`SpikeTally::rates`]
 //! reads the sums at the end of the pass. A layer's rate is its spikes divided
 //! by neurons × time steps × samples: the mean spikes per neuron per step, in
 //! [0, 1]. Counting reads the spikes (or the potentials) and writes nothing the
@@ -29,6 +31,9 @@ pub struct SpikeTally {
     /// Each pooled layer's sum of 2×2-pooled spikes so far: a quarter of the
     /// spikes under its windows (multiplied by four when read).
     windows: Vec<Option<Tensor>>,
+    /// Each layer's spikes counted inside the fused LIF kernels so far (an
+    /// int64 tensor, a slot per layer, on the device; made on first use).
+    kernels: Option<Tensor>,
     /// Samples × time steps counted so far.
     slots: i64,
 }
@@ -47,8 +52,20 @@ impl SpikeTally {
             neurons: lif.iter().map(|l| l.output_values).collect(),
             sums: lif.iter().map(|_| None).collect(),
             windows: lif.iter().map(|_| None).collect(),
+            kernels: None,
             slots: 0,
         }
+    }
+
+    /// The int64 tensor (a slot per LIF layer, on `device`) the fused
+    /// kernels add each layer's spikes to; zeros on first use. `None` when
+    /// the tally is already kept on another device.
+    pub(crate) fn kernel_counts(&mut self, device: Device) -> Option<&Tensor> {
+        let layers = self.names.len() as i64;
+        let counts = self
+            .kernels
+            .get_or_insert_with(|| Tensor::zeros([layers], (Kind::Int64, device)));
+        (counts.device() == device).then_some(&*counts)
     }
 
     /// The LIF layers' names, in network order.
@@ -117,13 +134,11 @@ impl SpikeTally {
         if self.slots <= 0 || self.names.is_empty() {
             return None;
         }
-        let device = self
-            .sums
-            .iter()
-            .flatten()
-            .next()
+        let device = (self.sums.iter().flatten().next())
+            .or(self.kernels.as_ref())
             .map_or(Device::Cpu, Tensor::device);
-        let sums: Vec<Tensor> = self
+        let layers = self.names.len();
+        let mut sums: Vec<Tensor> = self
             .sums
             .iter()
             .chain(&self.windows)
@@ -132,12 +147,16 @@ impl SpikeTally {
                 None => Tensor::zeros([1], (Kind::Double, device)),
             })
             .collect();
+        match &self.kernels {
+            Some(counts) => sums.push(counts.to_device(device).to_kind(Kind::Double)),
+            None => sums.push(Tensor::zeros([layers as i64], (Kind::Double, device))),
+        }
         let host = Tensor::cat(&sums, 0).to_device(Device::Cpu).contiguous();
-        let layers = self.names.len();
-        let mut read = vec![0f64; 2 * layers];
-        host.copy_data(&mut read, 2 * layers);
-        let (direct, pooled) = read.split_at(layers);
-        let counts = direct.iter().zip(pooled).map(|(d, w)| d + 4.0 * w);
+        let mut read = vec![0f64; 3 * layers];
+        host.copy_data(&mut read, 3 * layers);
+        let (direct, rest) = read.split_at(layers);
+        let (pooled, kernels) = rest.split_at(layers);
+        let counts = (direct.iter().zip(pooled).zip(kernels)).map(|((d, w), k)| d + 4.0 * w + k);
         let slots = self.slots as f64;
         Some(
             self.names

@@ -123,7 +123,8 @@ impl Stage {
     /// returning the stage and its output: the spikes in `out`'s shape, or,
     /// with `pooled`, the spikes pooled 2×2. On the CPU both happen in one
     /// pass (the CPU or fused kernels); otherwise through [`through_time`] and
-    /// libtorch's pooling.
+    /// libtorch's pooling. The fused kernels add the layer's spikes to
+    /// `counter`'s slot, when given.
     ///
     /// # Panics
     /// If the fused kernels fail (forced, or on a device that passed its
@@ -132,9 +133,8 @@ impl Stage {
         net: &Net,
         lif: &LifParams,
         out: Tensor,
-        input: Option<Tensor>,
-        steps: i64,
-        pooled: bool,
+        (input, steps, pooled): (Option<Tensor>, i64, bool),
+        counter: Option<(&Tensor, usize)>,
     ) -> (Stage, Tensor) {
         let shape = out.size();
         let chosen = choose_path(net.lif_kernels, out.device());
@@ -147,7 +147,7 @@ impl Stage {
         let one_pass =
             layout_of(&shape, steps, pooled, channels_last).and_then(|layout| match chosen {
                 LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
-                LifPath::Fused => fused::forward(lif, &layout, &potentials)
+                LifPath::Fused => fused::forward_counted(lif, &layout, &potentials, counter)
                     .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
                 LifPath::Tensor => None,
             });
@@ -285,6 +285,10 @@ impl Net {
         if let Some(tally) = tally.as_deref_mut() {
             tally.add_slots(n, t);
         }
+        // The fused kernels count each layer's spikes as they run.
+        let kernel_counts = (tally.as_deref_mut())
+            .filter(|_| choose_path(self.lif_kernels, xs.device()) == LifPath::Fused)
+            .and_then(|tally| tally.kernel_counts(xs.device()).map(Tensor::shallow_clone));
         let layers = &self.arch.layers;
         let mut stages = Vec::with_capacity(layers.len());
         let mut lif_index = 0;
@@ -301,8 +305,10 @@ impl Net {
             let out = graph(&|| self.apply_range(start..=end, &h));
             let pooled = layers.get(end + 1).is_some_and(|l| is_avg_pool_2(&l.op));
             let input = (keep && from_stage).then(|| h.shallow_clone());
-            let (stage, spikes) = Stage::lif(self, &lif, out, input, t, pooled);
-            if let Some(tally) = tally.as_deref_mut() {
+            let counter = kernel_counts.as_ref().map(|c| (c, lif_index));
+            let (stage, spikes) = Stage::lif(self, &lif, out, (input, t, pooled), counter);
+            let counted = counter.is_some() && stage.path == LifPath::Fused;
+            if let Some(tally) = tally.as_deref_mut().filter(|_| !counted) {
                 let shape = stage.out.size();
                 tally.count(
                     lif_index,

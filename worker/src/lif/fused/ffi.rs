@@ -35,6 +35,7 @@ unsafe extern "C" {
         shape: *const Shape,
         u: *mut f32,
         out: *mut f32,
+        tally: *mut i64,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -70,6 +71,7 @@ unsafe extern "C" {
         shape: *const Shape,
         u: *mut f32,
         out: *mut f32,
+        tally: *mut i64,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -104,14 +106,21 @@ pub fn window_count(shape: &Shape) -> i64 {
     unsafe { spikecv_lif_window_count(shape) }
 }
 
-/// The C++ form forward over host memory.
+/// The C++ form forward over host memory; `tally` (or null) gets the layer's
+/// spikes added.
 ///
 /// # Safety
 /// `u` must point to the layer's `[T, planes, H, W]` floats and `out` to its
-/// output's, both valid for the call and not aliased.
-pub unsafe fn forward_host(shape: &Shape, u: *mut f32, out: *mut f32) -> Result<(), String> {
+/// output's, `tally` be null or point to an `i64`, all valid for the call and
+/// not aliased.
+pub unsafe fn forward_host(
+    shape: &Shape,
+    u: *mut f32,
+    out: *mut f32,
+    tally: *mut i64,
+) -> Result<(), String> {
     // SAFETY: as the caller guarantees; the shim catches every exception.
-    call(|e, n| unsafe { spikecv_lif_forward_host(shape, u, out, e, n) })
+    call(|e, n| unsafe { spikecv_lif_forward_host(shape, u, out, tally, e, n) })
 }
 
 /// The C++ form backward over host memory.
@@ -163,19 +172,22 @@ pub fn cuda_prepare(device: i32, nvrtc: &str, body: &str) -> Result<i32, String>
     Ok(arch)
 }
 
-/// The CUDA form forward, on the device's current stream.
+/// The CUDA form forward, on the device's current stream; `tally` (or null)
+/// gets the layer's spikes added.
 ///
 /// # Safety
 /// `u` and `out` must be device pointers to the layer's and its output's
-/// floats on `device`, live until the stream has run the kernel.
+/// floats on `device`, `tally` null or a device pointer to an `i64` there,
+/// all live until the stream has run the kernel.
 pub unsafe fn forward_cuda(
     device: i32,
     shape: &Shape,
     u: *mut f32,
     out: *mut f32,
+    tally: *mut i64,
 ) -> Result<(), String> {
     // SAFETY: as the caller guarantees.
-    call(|e, n| unsafe { spikecv_lif_forward_cuda(device, shape, u, out, e, n) })
+    call(|e, n| unsafe { spikecv_lif_forward_cuda(device, shape, u, out, tally, e, n) })
 }
 
 /// The CUDA form backward, on the device's current stream.
