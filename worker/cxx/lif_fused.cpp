@@ -63,11 +63,12 @@ const char *const kCudaKernels = R"(
 // warp; integers, so the total does not depend on the order.
 extern "C" __global__ void spikecv_lif_forward(SpikecvLifShape s, float *__restrict__ u,
                                                float *__restrict__ out,
-                                               unsigned long long *tally) {
+                                               unsigned long long *tally,
+                                               const float *__restrict__ bias) {
   long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   unsigned long long spikes = 0;
   if (index < spikecv_lif_windows(&s)) {
-    spikes = (unsigned long long)spikecv_lif_forward_window(&s, index, u, out);
+    spikes = (unsigned long long)spikecv_lif_forward_window(&s, index, u, out, bias);
   }
   if (tally != 0) {
     for (int offset = 16; offset > 0; offset /= 2) {
@@ -79,10 +80,11 @@ extern "C" __global__ void spikecv_lif_forward(SpikecvLifShape s, float *__restr
   }
 }
 extern "C" __global__ void spikecv_lif_backward(SpikecvLifShape s, float *__restrict__ u,
-                                                const float *__restrict__ grad) {
+                                                const float *__restrict__ grad,
+                                                double *__restrict__ bias_part) {
   long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (index < spikecv_lif_windows(&s)) {
-    spikecv_lif_backward_window(&s, index, u, grad);
+    spikecv_lif_backward_window(&s, index, u, grad, bias_part);
   }
 }
 )";
@@ -230,15 +232,17 @@ long long spikecv_lif_window_count(const SpikecvLifShape *shape) {
 }
 
 // The C++ form of the forward kernel over every window, on host memory;
-// `tally` (none: null) gets the layer's spikes added.
+// `tally` (none: null) gets the layer's spikes added, `bias` (or null) is the
+// convolution's bias, added to each input.
 int spikecv_lif_forward_host(const SpikecvLifShape *shape, float *u, float *out,
-                             long long *tally, char *error, size_t error_len) {
+                             long long *tally, const float *bias, char *error,
+                             size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_forward", std::vector<c10::IValue>());
     long long windows = spikecv_lif_windows(shape);
     long long spikes = 0;
     for (long long i = 0; i < windows; ++i) {
-      spikes += spikecv_lif_forward_window(shape, i, u, out);
+      spikes += spikecv_lif_forward_window(shape, i, u, out, bias);
     }
     if (tally != nullptr) {
       *tally += spikes;
@@ -247,14 +251,15 @@ int spikecv_lif_forward_host(const SpikecvLifShape *shape, float *u, float *out,
   });
 }
 
-// The C++ form of the backward kernel over every window, on host memory.
+// The C++ form of the backward kernel over every window, on host memory;
+// `bias_part` (or null) gets each window's sum of input gradients.
 int spikecv_lif_backward_host(const SpikecvLifShape *shape, float *u, const float *grad,
-                              char *error, size_t error_len) {
+                              double *bias_part, char *error, size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_backward", std::vector<c10::IValue>());
     long long windows = spikecv_lif_windows(shape);
     for (long long i = 0; i < windows; ++i) {
-      spikecv_lif_backward_window(shape, i, u, grad);
+      spikecv_lif_backward_window(shape, i, u, grad, bias_part);
     }
     return 0;
   });
@@ -405,9 +410,10 @@ bool prepare(int device, const std::string &nvrtc_path, const std::string &body,
 constexpr unsigned kBlock = 256;
 
 // Launches `kernel` over the layer's windows on the current stream of `device`
-// (`tally`: the forward kernel's spike count, or null).
-int launch(int device, bool forward, const SpikecvLifShape *shape, void *second, void *third,
-           void *tally, char *error, size_t error_len) {
+// with the kernel's pointer arguments after the shape (forward: u, out, tally,
+// bias; backward: u, grad, bias_part; the missing ones null).
+int launch(int device, bool forward, const SpikecvLifShape *shape, std::vector<void *> pointers,
+           char *error, size_t error_len) {
   Loaded loaded;
   {
     std::lock_guard<std::mutex> guard(devices_lock);
@@ -440,9 +446,12 @@ int launch(int device, bool forward, const SpikecvLifShape *shape, void *second,
   int code = driver->set_current(loaded.context);
   if (code == 0) {
     SpikecvLifShape by_value = *shape;
-    void *params[] = {&by_value, &second, &third, &tally};
+    std::vector<void *> params = {&by_value};
+    for (void *&pointer : pointers) {
+      params.push_back(&pointer);
+    }
     code = driver->launch(forward ? loaded.forward : loaded.backward,
-                          static_cast<unsigned>(blocks), 1, 1, kBlock, 1, 1, 0, stream, params,
+                          static_cast<unsigned>(blocks), 1, 1, kBlock, 1, 1, 0, stream, params.data(),
                           nullptr);
   }
   if (code != 0) {
@@ -473,21 +482,27 @@ int spikecv_lif_cuda_prepare(int device, const char *nvrtc_path, const char *bod
 }
 
 // The forward kernel on device memory, on the device's current stream;
-// `tally` (device memory, or null) gets the layer's spikes added.
+// `tally` (device memory, or null) gets the layer's spikes added, `bias` (or
+// null) is the convolution's bias.
 int spikecv_lif_forward_cuda(int device, const SpikecvLifShape *shape, float *u, float *out,
-                             long long *tally, char *error, size_t error_len) {
+                             long long *tally, const float *bias, char *error,
+                             size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_forward", std::vector<c10::IValue>());
-    return launch(device, true, shape, u, out, tally, error, error_len);
+    return launch(device, true, shape, {u, out, tally, const_cast<float *>(bias)}, error,
+                  error_len);
   });
 }
 
-// The backward kernel on device memory, on the device's current stream.
+// The backward kernel on device memory, on the device's current stream;
+// `bias_part` (device memory, or null) gets each window's sum of input
+// gradients.
 int spikecv_lif_backward_cuda(int device, const SpikecvLifShape *shape, float *u,
-                              const float *grad, char *error, size_t error_len) {
+                              const float *grad, double *bias_part, char *error,
+                              size_t error_len) {
   return guarded(error, error_len, [&] {
     RECORD_FUNCTION("spikecv::lif_backward", std::vector<c10::IValue>());
-    return launch(device, false, shape, u, const_cast<float *>(grad), nullptr, error,
+    return launch(device, false, shape, {u, const_cast<float *>(grad), bias_part}, error,
                   error_len);
   });
 }

@@ -208,3 +208,88 @@ fn f64_layers_are_not_taken() {
         !fused::backward(&p, &l, &u, &Tensor::zeros([8], (Kind::Double, Device::Cpu))).unwrap()
     );
 }
+
+/// A convolution's bias added inside the kernels: the potentials, the
+/// output and the input gradient are those of the layer given its input with
+/// the bias already added, bit for bit; the bias's gradient (each window's
+/// sum in double, then per channel) is the per-channel sum of that input
+/// gradient within one float32 rounding of the exact sum, and within 1e-6 of
+/// the largest of float32 sums in libtorch's order. Odd sizes, pooled or not;
+/// a bias that does not fit the layer is refused.
+#[test]
+fn a_bias_inside_the_kernels_equals_the_bias_added_before() {
+    let p = LifParams::default();
+    for (pool, (n, c, h, w)) in [
+        (true, (3, 4, 5, 7)),
+        (false, (2, 3, 4, 3)),
+        (true, (2, 5, 8, 6)),
+    ] {
+        let steps = 6;
+        let l = layout(steps, n * c, h, w, pool);
+        let [t, n, c, h, w] = [steps, n, c, h, w].map(|v| i64::try_from(v).unwrap());
+        let (x, bias, upstream) = with_seed(7, || {
+            (
+                Tensor::rand([t, n, c, h, w], (Kind::Float, Device::Cpu)) * 0.8 - 0.3,
+                Tensor::randn([c], (Kind::Float, Device::Cpu)) * 0.2,
+                Tensor::randn(
+                    [i64::try_from(l.out_len()).unwrap()],
+                    (Kind::Float, Device::Cpu),
+                ),
+            )
+        });
+        let what = format!("{l:?}");
+        let inside = x.flatten(0, -1).copy();
+        let extras = fused::Extras {
+            tally: None,
+            bias: Some(&bias),
+        };
+        let out = fused::forward_with(&p, &l, &inside, extras)
+            .unwrap()
+            .unwrap();
+        let before = (&x + bias.view([1, 1, c, 1, 1])).flatten(0, -1);
+        let want_out = fused::forward(&p, &l, &before).unwrap().unwrap();
+        assert_same(&inside, &before, &format!("{what}: potentials"));
+        assert_same(&out, &want_out, &format!("{what}: output"));
+
+        let usize_c = usize::try_from(c).unwrap();
+        let done = fused::backward_with(&p, &l, &inside, &upstream, Some(usize_c)).unwrap();
+        let bias_grad = done.expect("taken").expect("a bias gradient");
+        assert!(fused::backward(&p, &l, &before, &upstream).unwrap());
+        assert_same(&inside, &before, &format!("{what}: input gradient"));
+        let per_channel = before.view([t, n, c, h * w]);
+        let exact = per_channel.to_kind(Kind::Double).sum_dim_intlist(
+            &[0i64, 1, 3][..],
+            false,
+            Kind::Double,
+        );
+        let float = per_channel.sum_dim_intlist(&[0i64, 1, 3][..], false, Kind::Float);
+        let got = bias_grad.to_kind(Kind::Double);
+        let scale = exact.abs().max().double_value(&[]);
+        assert!(scale > 0.0, "{what}: no gradient");
+        let off_exact = (&got - &exact).abs() - exact.abs() * f64::from(f32::EPSILON);
+        assert!(
+            off_exact.max().double_value(&[]) <= 0.0,
+            "{what}: {got:?} vs exact {exact:?}"
+        );
+        let off_float = (&got - float.to_kind(Kind::Double))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(
+            off_float <= 1e-6 * scale,
+            "{what}: {off_float:e} off libtorch's float sums"
+        );
+    }
+    let l = layout(2, 6, 4, 4, true);
+    let u = Tensor::zeros(
+        [i64::try_from(l.len()).unwrap()],
+        (Kind::Float, Device::Cpu),
+    );
+    let bias = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+    let extras = fused::Extras {
+        tally: None,
+        bias: Some(&bias),
+    };
+    let refused = fused::forward_with(&LifParams::default(), &l, &u, extras).unwrap_err();
+    assert!(refused.to_string().contains("bias [4]"), "{refused}");
+}

@@ -46,10 +46,10 @@ pub enum FusedError {
     /// The layer does not fit the kernels' `int` sizes.
     #[error("fused LIF kernels: layer {0:?} is too large")]
     TooLarge(Layout),
-    /// A spike tally the kernel cannot add to (not a contiguous int64 tensor
-    /// on the layer's device with room for the layer).
-    #[error("fused LIF kernels: spike tally {0} does not fit the layer")]
-    Tally(String),
+    /// A spike tally or bias the kernels cannot take (not a contiguous tensor
+    /// of its kind on the layer's device, or not of the layer's size).
+    #[error("fused LIF kernels: {0} does not fit the layer")]
+    Extra(String),
     /// A pooled layer stored channels last: the kernels pool planes of one
     /// channel.
     #[error("fused LIF kernels: layer {0:?} is pooled and stored channels last")]
@@ -122,6 +122,7 @@ fn shape_of(params: &LifParams, layout: &Layout) -> Result<ffi::Shape, FusedErro
         vth: real(params.vth),
         a: real(params.a),
         half_a: real(params.a / 2.0),
+        channels: 1,
     })
 }
 
@@ -147,61 +148,90 @@ pub fn forward(
     layout: &Layout,
     u: &Tensor,
 ) -> Result<Option<Tensor>, FusedError> {
-    forward_counted(params, layout, u, None)
+    forward_with(params, layout, u, Extras::default())
 }
 
-/// [`forward`], adding the layer's spikes (every neuron's, through all steps,
-/// a partial window's too) to element `index` of `tally` (a contiguous
-/// int64 tensor on `u`'s device) inside the kernel: no other operation. A
-/// tally that does not fit (kind, device, length) is refused before anything
-/// runs.
-pub fn forward_counted(
+/// What a forward pass does besides the layer (see [`forward_with`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extras<'a> {
+    /// The spike tally's slots (a contiguous int64 tensor on the layer's
+    /// device) and this layer's index among them.
+    pub tally: Option<(&'a Tensor, usize)>,
+    /// The bias of the convolution whose output (without it) `u` holds: a
+    /// contiguous f32 tensor of one value per channel, on the layer's device.
+    pub bias: Option<&'a Tensor>,
+}
+
+/// [`forward`] with `extras`: adding the layer's spikes (every neuron's,
+/// through all steps, a partial window's too) to the tally's slot, and the
+/// bias of each plane's channel to its inputs (rounded once, as the
+/// convolution's own addition), inside the kernel: no other operation. Extras
+/// that do not fit the layer are refused before anything runs.
+pub fn forward_with(
     params: &LifParams,
     layout: &Layout,
     u: &Tensor,
-    tally: Option<(&Tensor, usize)>,
+    extras: Extras<'_>,
 ) -> Result<Option<Tensor>, FusedError> {
     if !applies_to(params, u, layout.len()) {
         return Ok(None);
     }
-    let shape = shape_of(params, layout)?;
-    let tally_ptr = match tally {
+    let mut shape = shape_of(params, layout)?;
+    let misfit = |what: &str, t: &Tensor| {
+        FusedError::Extra(format!("{what} {:?} on {:?}", t.size(), t.device()))
+    };
+    let tally = match extras.tally {
         None => std::ptr::null_mut(),
         Some((t, index)) => {
-            let fits = t.kind() == Kind::Int64
-                && t.device() == u.device()
-                && t.is_contiguous()
-                && index < t.numel();
-            if !fits {
-                return Err(FusedError::Tally(format!(
-                    "{:?} on {:?}",
-                    t.size(),
-                    t.device()
-                )));
+            if !fits(t, Kind::Int64, u.device()) || index >= t.numel() {
+                return Err(misfit("spike tally", t));
             }
             // In bounds: index < numel of a contiguous int64 tensor.
             t.data_ptr().cast::<i64>().wrapping_add(index)
         }
     };
+    let bias = match extras.bias {
+        None => std::ptr::null(),
+        Some(b) => {
+            shape.channels = channels_of(b, &shape).ok_or_else(|| misfit("bias", b))?;
+            if !fits(b, Kind::Float, u.device()) {
+                return Err(misfit("bias", b));
+            }
+            b.data_ptr().cast::<f32>().cast_const()
+        }
+    };
     let out_len = i64::try_from(layout.out_len()).map_err(|_| FusedError::TooLarge(*layout))?;
     let out = Tensor::empty([out_len], (Kind::Float, u.device()));
     let (u_ptr, out_ptr) = (u.data_ptr().cast::<f32>(), out.data_ptr().cast::<f32>());
+    let extras = ffi::ForwardExtras { tally, bias };
     let result = match u.device() {
         // SAFETY: `u` and `out` are contiguous f32 tensors of the layer's and
         // the output's sizes (checked above, `out` just made), distinct
-        // storages, alive for the call; `tally_ptr` is null or an element of
-        // a live int64 tensor on the same device (checked above).
-        Device::Cpu => unsafe_call::forward_host(&shape, u_ptr, out_ptr, tally_ptr),
+        // storages, alive for the call; the extras are null or point into
+        // live tensors of the checked kinds and sizes on the same device.
+        Device::Cpu => unsafe_call::forward_host(&shape, u_ptr, out_ptr, extras),
         Device::Cuda(index) => {
             ensure_prepared(index, u.device())?;
             // SAFETY: as above, on the device; the tensors outlive the
             // kernel, which runs on the stream libtorch frees them on.
-            unsafe_call::forward_cuda(device_index(index), &shape, u_ptr, out_ptr, tally_ptr)
+            unsafe_call::forward_cuda(device_index(index), &shape, u_ptr, out_ptr, extras)
         }
         _ => return Ok(None),
     };
     result.map_err(|message| kernel_error(u.device(), message))?;
     Ok(Some(out))
+}
+
+/// Whether `t` is a contiguous tensor of `kind` on `device`.
+fn fits(t: &Tensor, kind: Kind, device: Device) -> bool {
+    t.kind() == kind && t.device() == device && t.is_contiguous()
+}
+
+/// The channels a bias of `b.numel()` values gives a layer of `shape`: some,
+/// dividing its planes.
+fn channels_of(b: &Tensor, shape: &ffi::Shape) -> Option<i32> {
+    let channels = i32::try_from(b.numel()).ok().filter(|&c| c > 0)?;
+    (shape.planes % i64::from(channels) == 0).then_some(channels)
 }
 
 /// The STBP backward through the layer: `u` holds the potentials left by
@@ -214,29 +244,67 @@ pub fn backward(
     u: &Tensor,
     grad: &Tensor,
 ) -> Result<bool, FusedError> {
+    Ok(backward_with(params, layout, u, grad, None)?.is_some())
+}
+
+/// [`backward`], and with `bias_channels` (the channels of a bias
+/// [`forward_with`] added) the bias's gradient: each window's sum of its
+/// input gradients in double inside the kernel, then those sums added per
+/// channel, a reduction over a value per window instead of over the layer.
+/// `Ok(None)`: the kernels do not apply; `Ok(Some(None))`: done, no bias.
+pub fn backward_with(
+    params: &LifParams,
+    layout: &Layout,
+    u: &Tensor,
+    grad: &Tensor,
+    bias_channels: Option<usize>,
+) -> Result<Option<Option<Tensor>>, FusedError> {
     if !applies_to(params, u, layout.len()) || grad.device() != u.device() {
-        return Ok(false);
+        return Ok(None);
     }
     let grad = grad.to_kind(Kind::Float).contiguous();
     if grad.numel() != layout.out_len() {
-        return Ok(false);
+        return Ok(None);
     }
-    let shape = shape_of(params, layout)?;
+    let mut shape = shape_of(params, layout)?;
+    let windows = ffi::window_count(&shape);
+    let parts = match bias_channels {
+        None => None,
+        Some(c) => {
+            let c = i32::try_from(c).ok().filter(|&c| c > 0);
+            let c = c.filter(|&c| shape.planes % i64::from(c) == 0);
+            shape.channels =
+                c.ok_or_else(|| FusedError::Extra(format!("{bias_channels:?} bias channels")))?;
+            Some(Tensor::empty([windows], (Kind::Double, u.device())))
+        }
+    };
+    let part_ptr = parts
+        .as_ref()
+        .map_or(std::ptr::null_mut(), |p| p.data_ptr().cast::<f64>());
     let (u_ptr, g_ptr) = (u.data_ptr().cast::<f32>(), grad.data_ptr().cast::<f32>());
     let result = match u.device() {
         // SAFETY: contiguous f32 tensors of the layer's and the output's sizes
-        // (checked above), alive for the call; `grad` is only read.
-        Device::Cpu => unsafe_call::backward_host(&shape, u_ptr, g_ptr),
+        // (checked above), alive for the call; `grad` is only read; `parts`
+        // is null or a fresh f64 tensor of a value per window.
+        Device::Cpu => unsafe_call::backward_host(&shape, u_ptr, g_ptr, part_ptr),
         Device::Cuda(index) => {
             ensure_prepared(index, u.device())?;
-            // SAFETY: as above, on the device; `grad` is a local tensor whose
-            // storage libtorch frees in stream order, after the kernel.
-            unsafe_call::backward_cuda(device_index(index), &shape, u_ptr, g_ptr)
+            // SAFETY: as above, on the device; `grad` and `parts` are local
+            // tensors whose storage libtorch frees in stream order, after the
+            // kernel.
+            unsafe_call::backward_cuda(device_index(index), &shape, u_ptr, g_ptr, part_ptr)
         }
-        _ => return Ok(false),
+        _ => return Ok(None),
     };
     result.map_err(|message| kernel_error(u.device(), message))?;
-    Ok(true)
+    // Windows run plane by plane, a plane being sample × channel.
+    let channels = i64::from(shape.channels);
+    let bias_grad = parts.map(|p| {
+        p.view([shape.planes / channels, channels, -1])
+            .sum_dim_intlist(&[0i64, 2][..], false, Kind::Double)
+            .to_kind(Kind::Float)
+    });
+    Ok(Some(bias_grad))
 }
 
 fn device_index(index: usize) -> i32 {
@@ -276,25 +344,26 @@ pub fn cuda_prepare(index: usize) -> Result<i32, FusedError> {
 /// The raw calls, their safety argued at each call site above.
 #[allow(unsafe_code)]
 mod unsafe_call {
-    use super::ffi::{self, Shape};
+    use super::ffi::{self, ForwardExtras, Shape};
 
     pub(super) fn forward_host(
         shape: &Shape,
         u: *mut f32,
         out: *mut f32,
-        tally: *mut i64,
+        extras: ForwardExtras,
     ) -> Result<(), String> {
-        // SAFETY: see `fused::forward_counted`.
-        unsafe { ffi::forward_host(shape, u, out, tally) }
+        // SAFETY: see `fused::forward_with`.
+        unsafe { ffi::forward_host(shape, u, out, extras) }
     }
 
     pub(super) fn backward_host(
         shape: &Shape,
         u: *mut f32,
         grad: *const f32,
+        bias_part: *mut f64,
     ) -> Result<(), String> {
-        // SAFETY: see `fused::backward`.
-        unsafe { ffi::backward_host(shape, u, grad) }
+        // SAFETY: see `fused::backward_with`.
+        unsafe { ffi::backward_host(shape, u, grad, bias_part) }
     }
 
     pub(super) fn forward_cuda(
@@ -302,10 +371,10 @@ mod unsafe_call {
         shape: &Shape,
         u: *mut f32,
         out: *mut f32,
-        tally: *mut i64,
+        extras: ForwardExtras,
     ) -> Result<(), String> {
-        // SAFETY: see `fused::forward_counted`.
-        unsafe { ffi::forward_cuda(device, shape, u, out, tally) }
+        // SAFETY: see `fused::forward_with`.
+        unsafe { ffi::forward_cuda(device, shape, u, out, extras) }
     }
 
     pub(super) fn backward_cuda(
@@ -313,8 +382,9 @@ mod unsafe_call {
         shape: &Shape,
         u: *mut f32,
         grad: *const f32,
+        bias_part: *mut f64,
     ) -> Result<(), String> {
-        // SAFETY: see `fused::backward`.
-        unsafe { ffi::backward_cuda(device, shape, u, grad) }
+        // SAFETY: see `fused::backward_with`.
+        unsafe { ffi::backward_cuda(device, shape, u, grad, bias_part) }
     }
 }

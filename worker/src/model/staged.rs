@@ -147,8 +147,16 @@ impl Stage {
         let one_pass =
             layout_of(&shape, steps, pooled, channels_last).and_then(|layout| match chosen {
                 LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
-                LifPath::Fused => fused::forward_counted(lif, &layout, &potentials, counter)
-                    .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
+                LifPath::Fused => fused::forward_with(
+                    lif,
+                    &layout,
+                    &potentials,
+                    fused::Extras {
+                        tally: counter,
+                        bias: None,
+                    },
+                )
+                .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
                 LifPath::Tensor => None,
             });
         let path = if one_pass.is_some() {

@@ -27,6 +27,9 @@ pub struct Shape {
     pub a: f32,
     /// `a / 2` (computed in f64) as f32.
     pub half_a: f32,
+    /// Planes of one sample (a convolution's channels): plane `p`'s bias is
+    /// `bias[p % channels]`.
+    pub channels: c_int,
 }
 
 unsafe extern "C" {
@@ -36,6 +39,7 @@ unsafe extern "C" {
         u: *mut f32,
         out: *mut f32,
         tally: *mut i64,
+        bias: *const f32,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -43,6 +47,7 @@ unsafe extern "C" {
         shape: *const Shape,
         u: *mut f32,
         grad: *const f32,
+        bias_part: *mut f64,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -72,6 +77,7 @@ unsafe extern "C" {
         u: *mut f32,
         out: *mut f32,
         tally: *mut i64,
+        bias: *const f32,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -80,6 +86,7 @@ unsafe extern "C" {
         shape: *const Shape,
         u: *mut f32,
         grad: *const f32,
+        bias_part: *mut f64,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -106,30 +113,48 @@ pub fn window_count(shape: &Shape) -> i64 {
     unsafe { spikecv_lif_window_count(shape) }
 }
 
-/// The C++ form forward over host memory; `tally` (or null) gets the layer's
-/// spikes added.
+/// What a forward launch writes besides the layer: the spike tally's slot
+/// and the convolution's bias (each null when not wanted).
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardExtras {
+    /// An `i64` the layer's spikes are added to.
+    pub tally: *mut i64,
+    /// `shape.channels` floats added to each plane's inputs.
+    pub bias: *const f32,
+}
+
+/// The C++ form forward over host memory, with `extras`.
 ///
 /// # Safety
 /// `u` must point to the layer's `[T, planes, H, W]` floats and `out` to its
-/// output's, `tally` be null or point to an `i64`, all valid for the call and
-/// not aliased.
+/// output's, `extras.tally` be null or point to an `i64`, `extras.bias` null
+/// or point to `shape.channels` floats, all valid for the call and not
+/// aliased.
 pub unsafe fn forward_host(
     shape: &Shape,
     u: *mut f32,
     out: *mut f32,
-    tally: *mut i64,
+    extras: ForwardExtras,
 ) -> Result<(), String> {
+    let ForwardExtras { tally, bias } = extras;
     // SAFETY: as the caller guarantees; the shim catches every exception.
-    call(|e, n| unsafe { spikecv_lif_forward_host(shape, u, out, tally, e, n) })
+    call(|e, n| unsafe { spikecv_lif_forward_host(shape, u, out, tally, bias, e, n) })
 }
 
-/// The C++ form backward over host memory.
+/// The C++ form backward over host memory; `bias_part` (or null) gets each
+/// window's sum of input gradients.
 ///
 /// # Safety
-/// As [`forward_host`], with `grad` the output's gradient.
-pub unsafe fn backward_host(shape: &Shape, u: *mut f32, grad: *const f32) -> Result<(), String> {
+/// As [`forward_host`], with `grad` the output's gradient and `bias_part`
+/// null or pointing to a `f64` per window.
+pub unsafe fn backward_host(
+    shape: &Shape,
+    u: *mut f32,
+    grad: *const f32,
+    bias_part: *mut f64,
+) -> Result<(), String> {
     // SAFETY: as the caller guarantees.
-    call(|e, n| unsafe { spikecv_lif_backward_host(shape, u, grad, e, n) })
+    call(|e, n| unsafe { spikecv_lif_backward_host(shape, u, grad, bias_part, e, n) })
 }
 
 fn c_string(text: &str) -> Result<CString, String> {
@@ -172,34 +197,35 @@ pub fn cuda_prepare(device: i32, nvrtc: &str, body: &str) -> Result<i32, String>
     Ok(arch)
 }
 
-/// The CUDA form forward, on the device's current stream; `tally` (or null)
-/// gets the layer's spikes added.
+/// The CUDA form forward, on the device's current stream, with `extras`.
 ///
 /// # Safety
-/// `u` and `out` must be device pointers to the layer's and its output's
-/// floats on `device`, `tally` null or a device pointer to an `i64` there,
-/// all live until the stream has run the kernel.
+/// As [`forward_host`], every pointer a device pointer on `device`, live
+/// until the stream has run the kernel.
 pub unsafe fn forward_cuda(
     device: i32,
     shape: &Shape,
     u: *mut f32,
     out: *mut f32,
-    tally: *mut i64,
+    extras: ForwardExtras,
 ) -> Result<(), String> {
+    let ForwardExtras { tally, bias } = extras;
     // SAFETY: as the caller guarantees.
-    call(|e, n| unsafe { spikecv_lif_forward_cuda(device, shape, u, out, tally, e, n) })
+    call(|e, n| unsafe { spikecv_lif_forward_cuda(device, shape, u, out, tally, bias, e, n) })
 }
 
 /// The CUDA form backward, on the device's current stream.
 ///
 /// # Safety
-/// As [`forward_cuda`], with `grad` the output's gradient.
+/// As [`backward_host`], every pointer a device pointer on `device`, live
+/// until the stream has run the kernel.
 pub unsafe fn backward_cuda(
     device: i32,
     shape: &Shape,
     u: *mut f32,
     grad: *const f32,
+    bias_part: *mut f64,
 ) -> Result<(), String> {
     // SAFETY: as the caller guarantees.
-    call(|e, n| unsafe { spikecv_lif_backward_cuda(device, shape, u, grad, e, n) })
+    call(|e, n| unsafe { spikecv_lif_backward_cuda(device, shape, u, grad, bias_part, e, n) })
 }
