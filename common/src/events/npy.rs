@@ -441,11 +441,6 @@ pub fn uint_to_bytes<T: NpyUint>(shape: &[usize], values: &[T]) -> Vec<u8> {
     out
 }
 
-/// Writes an unsigned integer array of the given shape (row-major).
-pub fn write_uint<T: NpyUint>(path: &Path, shape: &[usize], values: &[T]) -> Result<(), NpyError> {
-    std::fs::write(path, uint_to_bytes(shape, values)).map_err(io_error(path))
-}
-
 /// Reads a float32 tensor; returns its shape and values (row-major).
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), NpyError> {
     let bytes = read_bytes(path)?;
