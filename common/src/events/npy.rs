@@ -394,9 +394,7 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Npy
     let io = io_error(path);
     let mut out = Vec::with_capacity(128 + values.len() * 4);
     write_header(&mut out, "'<f4'", shape).map_err(&io)?;
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     std::fs::write(path, out).map_err(io)
 }
 

@@ -191,10 +191,7 @@ pub fn header_facts(bytes: &[u8], path: &Path) -> Result<HeaderFacts, ReadError>
 
 /// Reads an AEDAT 4 file: read once, checked and decoded from those bytes.
 pub fn read_path(path: &Path) -> Result<EventFile, ReadError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| ReadError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
     read_bytes(&bytes, path)
 }
 
