@@ -20,7 +20,6 @@ pub mod synth;
 pub mod variant;
 
 use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -322,20 +321,12 @@ impl Dataset {
     /// `DvsGesture/`, so a root and that folder opened alone agree).
     pub fn fingerprint(&self) -> Result<String, DataError> {
         let mut outer = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
         for path in self.used_files() {
             let rel = path.strip_prefix(&self.dir).unwrap_or(&path);
-            let file = File::open(&path).map_err(io_err(&path))?;
+            let mut file = File::open(&path).map_err(io_err(&path))?;
             let size = file.metadata().map_err(io_err(&path))?.len();
-            let mut reader = BufReader::new(file);
             let mut inner = Sha256::new();
-            loop {
-                let n = reader.read(&mut buf).map_err(io_err(&path))?;
-                if n == 0 {
-                    break;
-                }
-                inner.update(&buf[..n]);
-            }
+            std::io::copy(&mut file, &mut inner).map_err(io_err(&path))?;
             outer.update(rel.to_string_lossy().as_bytes());
             outer.update([0]);
             outer.update(size.to_le_bytes());

@@ -50,11 +50,6 @@ impl SensorSize {
         width: 128,
         height: 128,
     };
-
-    /// Whether an event's coordinates lie on the sensor.
-    pub fn contains(&self, x: u16, y: u16) -> bool {
-        x < self.width && y < self.height
-    }
 }
 
 /// An order-sensitive checksum of an event sequence, simple enough to recompute

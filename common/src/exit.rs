@@ -5,8 +5,6 @@
 pub const OK: u8 = 0;
 /// A failure a restart may cure (I/O, a lost connection, a crash).
 pub const FAILURE: u8 = 1;
-/// Bad command-line flags (clap's own code).
-pub const USAGE: u8 = 2;
 /// Refused for good: an invalid experiment or token file, another coordinator
 /// on the same state, a worker whose data set, protocol version or token the
 /// coordinator rejects. systemd units list it in `RestartPreventExitStatus=`,

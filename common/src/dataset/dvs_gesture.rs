@@ -109,15 +109,12 @@ pub fn read_trials(path: &Path) -> Result<Vec<(usize, String)>, DataError> {
             continue;
         }
         let name = entry.strip_suffix(".aedat").unwrap_or(entry);
+        let bad = |what: &str| bad(path, i + 1, format!("{entry:?} {what}"));
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(bad(path, i + 1, format!("{entry:?} is not a trial name")));
+            return Err(bad("is not a trial name"));
         }
         if user_number(name).is_none() {
-            return Err(bad(
-                path,
-                i + 1,
-                format!("{entry:?} is not named userNN_<lighting>"),
-            ));
+            return Err(bad("is not named userNN_<lighting>"));
         }
         out.push((i + 1, name.to_owned()));
     }
@@ -191,13 +188,8 @@ pub fn parse_labels(text: &str, path: &Path) -> Result<Vec<Label>, DataError> {
     let mut labels = Vec::new();
     for (i, line) in lines {
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let row = || {
-            bad(
-                path,
-                i + 1,
-                format!("cannot parse {line:?} as `class,start,end`"),
-            )
-        };
+        let bad = |what: String| bad(path, i + 1, what);
+        let row = || bad(format!("cannot parse {line:?} as `class,start,end`"));
         if f.len() < 3 {
             return Err(row());
         }
@@ -205,18 +197,12 @@ pub fn parse_labels(text: &str, path: &Path) -> Result<Vec<Label>, DataError> {
         let start_us: i64 = f[1].parse().map_err(|_| row())?;
         let end_us: i64 = f[2].parse().map_err(|_| row())?;
         if !(1..=CLASSES).contains(&class) {
-            return Err(bad(
-                path,
-                i + 1,
-                format!("class {class} is not in 1..={CLASSES}"),
-            ));
+            return Err(bad(format!("class {class} is not in 1..={CLASSES}")));
         }
         if start_us >= end_us {
-            return Err(bad(
-                path,
-                i + 1,
-                format!("start {start_us} µs is not before end {end_us} µs"),
-            ));
+            return Err(bad(format!(
+                "start {start_us} µs is not before end {end_us} µs"
+            )));
         }
         labels.push(Label {
             class: class - 1,

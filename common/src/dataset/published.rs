@@ -74,18 +74,6 @@ pub struct PublishedTable {
     pub figures: &'static [PublishedFigure],
 }
 
-impl PublishedTable {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        self.figures.len()
-    }
-
-    /// Whether the table has no rows.
-    pub fn is_empty(&self) -> bool {
-        self.figures.is_empty()
-    }
-}
-
 /// A row as the JSON report holds it: method, one field per keyed column,
 /// classes where the table has them, protocol, optimistic.
 struct Row<'a>(&'a PublishedTable, &'a PublishedFigure);
@@ -127,7 +115,7 @@ mod tests {
     #[test]
     fn each_data_set_has_its_own_table() {
         let sl = SL_ANIMALS.published();
-        assert_eq!(sl.len(), 6);
+        assert_eq!(sl.figures.len(), 6);
         assert!(
             sl.figures
                 .iter()

@@ -388,34 +388,25 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<SynthSummary, SynthEr
         let d = out.join(dir);
         std::fs::create_dir_all(&d).map_err(|source| SynthError::Io { path: d, source })?;
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(names.len());
+    // One thread per run of recordings; joined in order, so the results are
+    // in file-list order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = names.len().div_ceil(threads);
     let results: Vec<Written> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|k| {
-                let (names, picked) = (&names, &picked);
-                scope.spawn(move || {
-                    (k..names.len())
-                        .step_by(threads)
-                        .map(|i| {
-                            let written =
-                                write_recording(out, opts.seed, picked[i], &names[i], opts.size);
-                            (i, written)
-                        })
-                        .collect::<Vec<_>>()
-                })
+        let handles: Vec<_> = picked
+            .chunks(run)
+            .zip(names.chunks(run))
+            .map(|(picked, names)| {
+                let write = |(&i, name): (&usize, &String)| {
+                    write_recording(out, opts.seed, i, name, opts.size)
+                };
+                scope.spawn(move || picked.iter().zip(names).map(write).collect::<Vec<_>>())
             })
             .collect();
-        let mut all: Vec<(usize, Written)> = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(v) => all.extend(v),
-                Err(payload) => std::panic::resume_unwind(payload),
-            }
-        }
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, r)| r).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     });
     let (mut events, mut bytes) = (0, 0);
     for r in results {

@@ -394,9 +394,7 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Npy
     let io = io_error(path);
     let mut out = Vec::with_capacity(128 + values.len() * 4);
     write_header(&mut out, "'<f4'", shape).map_err(&io)?;
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
     std::fs::write(path, out).map_err(io)
 }
 
@@ -439,11 +437,6 @@ pub fn uint_to_bytes<T: NpyUint>(shape: &[usize], values: &[T]) -> Vec<u8> {
         v.put_le(&mut out);
     }
     out
-}
-
-/// Writes an unsigned integer array of the given shape (row-major).
-pub fn write_uint<T: NpyUint>(path: &Path, shape: &[usize], values: &[T]) -> Result<(), NpyError> {
-    std::fs::write(path, uint_to_bytes(shape, values)).map_err(io_error(path))
 }
 
 /// Reads a float32 tensor; returns its shape and values (row-major).

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use crate::events::frames::BinMode;
 use crate::experiment::config::ExperimentConfig;
 use crate::experiment::error::ConfigError;
@@ -129,18 +131,14 @@ pub fn from_network_yaml(text: &str) -> Result<ExperimentConfig, ConfigError> {
                     }
                 }
             }
+            // The names are BinMode's own (as `[training] bin_mode` spells them).
             ("Training", "bin_mode") => {
-                tr.bin_mode = match value {
-                    "OR" => BinMode::Or,
-                    "SUM" => BinMode::Sum,
-                    "SUM_NORM" => BinMode::SumNorm,
-                    other => {
-                        return Err(parse_error(
-                            line,
-                            format!("bin_mode {other:?} is not OR, SUM or SUM_NORM"),
-                        ));
-                    }
-                }
+                tr.bin_mode = BinMode::deserialize(toml::Value::from(value)).map_err(|_| {
+                    parse_error(
+                        line,
+                        format!("bin_mode {value:?} is not OR, SUM or SUM_NORM"),
+                    )
+                })?;
             }
             ("Path", "data") => config.data.root = PathBuf::from(value),
             ("Testing", "steps") => testing_steps = Some(number(key, value, line)?),

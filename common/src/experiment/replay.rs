@@ -37,6 +37,18 @@ pub struct Comparison {
     pub checks: Vec<Check>,
 }
 
+impl Check {
+    /// `what` compared for equality, each value shown as `{:?}` shows it.
+    fn equal<T: std::fmt::Debug + PartialEq>(what: &str, first: T, second: T) -> Self {
+        Check {
+            what: what.to_owned(),
+            first: format!("{first:?}"),
+            second: format!("{second:?}"),
+            agrees: first == second,
+        }
+    }
+}
+
 impl Comparison {
     /// True when every check agrees.
     pub fn agrees(&self) -> bool {
@@ -78,12 +90,7 @@ fn epoch_figures(m: &EpochMetrics) -> Vec<(String, Option<f64>)> {
 /// Every figure bit for bit: each epoch's, the selection, the confusion
 /// matrix and the final weights' hash.
 fn bitwise_checks(a: (&JobResult, &Provenance), b: (&JobResult, &Provenance)) -> Vec<Check> {
-    let mut checks = vec![Check {
-        what: "epochs".to_owned(),
-        first: a.0.epochs.len().to_string(),
-        second: b.0.epochs.len().to_string(),
-        agrees: a.0.epochs.len() == b.0.epochs.len(),
-    }];
+    let mut checks = vec![Check::equal("epochs", a.0.epochs.len(), b.0.epochs.len())];
     for (ea, eb) in a.0.epochs.iter().zip(&b.0.epochs) {
         let (fa, fb) = (epoch_figures(ea), epoch_figures(eb));
         let names_agree = fa.len() == fb.len();
@@ -96,12 +103,7 @@ fn bitwise_checks(a: (&JobResult, &Provenance), b: (&JobResult, &Provenance)) ->
             });
         }
     }
-    checks.push(Check {
-        what: "best_epoch".to_owned(),
-        first: a.0.best_epoch.to_string(),
-        second: b.0.best_epoch.to_string(),
-        agrees: a.0.best_epoch == b.0.best_epoch,
-    });
+    checks.push(Check::equal("best_epoch", a.0.best_epoch, b.0.best_epoch));
     for (what, va, vb) in [
         ("test_accuracy", a.0.test_accuracy, b.0.test_accuracy),
         ("test_loss", a.0.test_loss, b.0.test_loss),
@@ -113,12 +115,7 @@ fn bitwise_checks(a: (&JobResult, &Provenance), b: (&JobResult, &Provenance)) ->
             agrees: va.to_bits() == vb.to_bits(),
         });
     }
-    checks.push(Check {
-        what: "confusion".to_owned(),
-        first: format!("{:?}", a.0.confusion),
-        second: format!("{:?}", b.0.confusion),
-        agrees: a.0.confusion == b.0.confusion,
-    });
+    checks.push(Check::equal("confusion", &a.0.confusion, &b.0.confusion));
     checks.push(Check {
         what: "weights_sha256".to_owned(),
         first: a.1.weights_sha256.clone(),

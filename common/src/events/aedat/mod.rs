@@ -247,6 +247,50 @@ impl ReadError {
             source,
         }
     }
+
+    /// [`ReadError::Truncated`]: the `unit` at `offset` needs `needed` bytes,
+    /// `available` are left.
+    pub(crate) fn truncated(
+        path: &Path,
+        offset: u64,
+        unit: &'static str,
+        needed: u64,
+        available: u64,
+    ) -> Self {
+        ReadError::Truncated {
+            path: path.to_path_buf(),
+            offset,
+            unit,
+            needed,
+            available,
+        }
+    }
+
+    /// [`ReadError::BadPacket`]: the packet at `offset` is `what`.
+    pub(crate) fn bad_packet(path: &Path, offset: u64, what: &'static str) -> Self {
+        ReadError::BadPacket {
+            path: path.to_path_buf(),
+            offset,
+            what,
+        }
+    }
+
+    /// [`ReadError::BadHeader`]: the header at `offset` is `what`.
+    pub(crate) fn bad_header(path: &Path, offset: u64, what: &'static str) -> Self {
+        ReadError::BadHeader {
+            path: path.to_path_buf(),
+            offset,
+            what,
+        }
+    }
+
+    /// [`ReadError::EmptyBody`]: no events after the header ending at `offset`.
+    pub(crate) fn empty_body(path: &Path, offset: u64) -> Self {
+        ReadError::EmptyBody {
+            path: path.to_path_buf(),
+            offset,
+        }
+    }
 }
 
 /// The first line of a file and the format it announces.
@@ -285,6 +329,17 @@ fn detect(first: &[u8], path: &Path) -> Result<Format, ReadError> {
     }
 }
 
+/// Opens `path` through a buffer and detects its format from the first line;
+/// returns the reader (at the file's start), the format and the file's size.
+fn open(path: &Path) -> Result<(BufReader<File>, Format, u64), ReadError> {
+    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
+    let size = file.metadata().map_err(|e| ReadError::io(path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let head = reader.fill_buf().map_err(|e| ReadError::io(path, e))?;
+    let format = detect(&head[..head.len().min(64)], path)?;
+    Ok((reader, format, size))
+}
+
 /// Reads a whole event file, detecting its format from the first line. The file
 /// is read through a buffer once; raw bytes are never held whole in memory
 /// (AEDAT 2.0 and 3.1).
@@ -296,13 +351,7 @@ pub fn read_file(path: &Path) -> Result<EventFile, ReadError> {
 /// allows (AEDAT 2.0); pass the previous file's events back to avoid touching
 /// fresh memory for every recording.
 pub fn read_file_reusing(path: &Path, spare: Vec<Event>) -> Result<EventFile, ReadError> {
-    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
-    let size = file.metadata().map_err(|e| ReadError::io(path, e))?.len();
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let format = {
-        let head = reader.fill_buf().map_err(|e| ReadError::io(path, e))?;
-        detect(&head[..head.len().min(64)], path)?
-    };
+    let (reader, format, size) = open(path)?;
     match format {
         Format::Aedat2 => v2::read_reusing(reader, path, Some(size), spare),
         Format::Aedat3 => v3::read(reader, path, Some(size)),
@@ -324,12 +373,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
 
 /// Reads only the header of an event file (works on header-only files).
 pub fn read_header(path: &Path) -> Result<(Format, HeaderFacts), ReadError> {
-    let file = File::open(path).map_err(|e| ReadError::io(path, e))?;
-    let mut reader = BufReader::new(file);
-    let format = {
-        let head = reader.fill_buf().map_err(|e| ReadError::io(path, e))?;
-        detect(&head[..head.len().min(64)], path)?
-    };
+    let (mut reader, format, _) = open(path)?;
     let facts = match format {
         Format::Aedat2 => v2::read_header(&mut reader, path)?.0,
         Format::Aedat3 => v3::read_header(&mut reader, path)?.0,

@@ -139,23 +139,17 @@ fn read_body<R: BufRead>(
         offset += whole as u64;
         if whole < n {
             // read_full only returns a short count at the end of the data.
-            return Err(ReadError::Truncated {
-                path: path.to_path_buf(),
-                offset,
-                unit: "record",
-                needed: RECORD_BYTES as u64,
-                available: (n - whole) as u64,
-            });
+            let (needed, available) = (RECORD_BYTES as u64, (n - whole) as u64);
+            return Err(ReadError::truncated(
+                path, offset, "record", needed, available,
+            ));
         }
         if n < chunk.len() {
             break;
         }
     }
     if !saw_any {
-        return Err(ReadError::EmptyBody {
-            path: path.to_path_buf(),
-            offset: body_start,
-        });
+        return Err(ReadError::empty_body(path, body_start));
     }
     if let Some(chip) = &header.chip
         && !is_dvs128_compatible(chip)

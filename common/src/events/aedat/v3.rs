@@ -43,11 +43,8 @@ pub fn read_header<R: BufRead>(
     let (lines, consumed, ended) =
         read_hash_lines(reader, path, |l| l.trim_end() == "#!END-HEADER")?;
     if !ended {
-        return Err(ReadError::BadHeader {
-            path: path.to_path_buf(),
-            offset: consumed,
-            what: "the header has no `#!END-HEADER` line",
-        });
+        let what = "the header has no `#!END-HEADER` line";
+        return Err(ReadError::bad_header(path, consumed, what));
     }
     let mut facts = HeaderFacts {
         version: "3.1".into(),
@@ -134,13 +131,14 @@ pub fn read<R: BufRead>(
             break;
         }
         if n < PACKET_HEADER_BYTES {
-            return Err(ReadError::Truncated {
-                path: path.to_path_buf(),
+            let needed = PACKET_HEADER_BYTES as u64;
+            return Err(ReadError::truncated(
+                path,
                 offset,
-                unit: "packet header",
-                needed: PACKET_HEADER_BYTES as u64,
-                available: n as u64,
-            });
+                "packet header",
+                needed,
+                n as u64,
+            ));
         }
         packets += 1;
         let i16_at = |i: usize| i16::from_le_bytes([head[i], head[i + 1]]);
@@ -148,11 +146,7 @@ pub fn read<R: BufRead>(
             |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         let (kind, event_size, ts_offset) = (i16_at(0), i32_at(4), i32_at(8));
         let (overflow, capacity, number) = (i32_at(12), i32_at(16), i32_at(20));
-        let bad = |what| ReadError::BadPacket {
-            path: path.to_path_buf(),
-            offset,
-            what,
-        };
+        let bad = |what| ReadError::bad_packet(path, offset, what);
         if event_size <= 0 || capacity < 0 || number < 0 || overflow < 0 {
             return Err(bad("negative or zero size, count or overflow"));
         }
@@ -166,13 +160,11 @@ pub fn read<R: BufRead>(
             .read_to_end(&mut body)
             .map_err(|e| ReadError::io(path, e))?;
         if (got as i64) < body_len {
-            return Err(ReadError::Truncated {
-                path: path.to_path_buf(),
-                offset,
-                unit: "packet",
-                needed: PACKET_HEADER_BYTES as u64 + body_len as u64,
-                available: (PACKET_HEADER_BYTES + got) as u64,
-            });
+            let needed = PACKET_HEADER_BYTES as u64 + body_len as u64;
+            let available = (PACKET_HEADER_BYTES + got) as u64;
+            return Err(ReadError::truncated(
+                path, offset, "packet", needed, available,
+            ));
         }
         if kind == POLARITY_EVENT {
             if event_size < 8 || ts_offset < 0 || ts_offset > event_size - 4 {
@@ -193,10 +185,7 @@ pub fn read<R: BufRead>(
         offset += PACKET_HEADER_BYTES as u64 + body_len as u64;
     }
     if packets == 0 || events.is_empty() {
-        return Err(ReadError::EmptyBody {
-            path: path.to_path_buf(),
-            offset: header.header_bytes,
-        });
+        return Err(ReadError::empty_body(path, header.header_bytes));
     }
     Ok(EventFile {
         format: Format::Aedat3,

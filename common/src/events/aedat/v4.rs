@@ -106,33 +106,20 @@ struct Checked<'a> {
 
 /// Checks the file header.
 fn check_header<'a>(bytes: &'a [u8], path: &Path) -> Result<Checked<'a>, ReadError> {
-    let bad = |offset: u64, what| ReadError::BadHeader {
-        path: path.to_path_buf(),
-        offset,
-        what,
-    };
+    let bad = |offset: u64, what| ReadError::bad_header(path, offset, what);
     if !bytes.starts_with(MAGIC) {
         return Err(bad(0, "the first line is not `#!AER-DAT4.0` with CRLF"));
     }
     let at = MAGIC.len();
+    let truncated = |unit, needed| {
+        ReadError::truncated(path, at as u64, unit, needed, (bytes.len() - at) as u64)
+    };
     let Some(len) = u32_at(bytes, at) else {
-        return Err(ReadError::Truncated {
-            path: path.to_path_buf(),
-            offset: at as u64,
-            unit: "header length",
-            needed: 4,
-            available: (bytes.len() - at) as u64,
-        });
+        return Err(truncated("header length", 4));
     };
     let start = at + 4;
     let Some(header) = bytes.get(start..start.saturating_add(len)) else {
-        return Err(ReadError::Truncated {
-            path: path.to_path_buf(),
-            offset: at as u64,
-            unit: "file header",
-            needed: 4 + len as u64,
-            available: (bytes.len() - at) as u64,
-        });
+        return Err(truncated("file header", 4 + len as u64));
     };
     let io = parse_io_header(header).ok_or_else(|| {
         bad(
@@ -179,31 +166,17 @@ fn check_packets(bytes: &[u8], path: &Path, checked: &Checked<'_>) -> Result<Vec
         if pos + 4 > total {
             break; // the crate stops when the stream id cannot be read
         }
+        let truncated = |unit, needed| ReadError::truncated(path, pos, unit, needed, total - pos);
         if pos + 8 > total {
-            return Err(ReadError::Truncated {
-                path: path.to_path_buf(),
-                offset: pos,
-                unit: "packet header",
-                needed: 8,
-                available: total - pos,
-            });
+            return Err(truncated("packet header", 8));
         }
         let len = u32_at(bytes, pos as usize + 4).unwrap_or(0) as u64;
         if pos + 8 + len > total {
-            return Err(ReadError::Truncated {
-                path: path.to_path_buf(),
-                offset: pos,
-                unit: "packet",
-                needed: 8 + len,
-                available: total - pos,
-            });
+            return Err(truncated("packet", 8 + len));
         }
         if checked.compression == Compression::None && len < 8 {
-            return Err(ReadError::BadPacket {
-                path: path.to_path_buf(),
-                offset: pos,
-                what: "packet shorter than its flatbuffer prefix",
-            });
+            let what = "packet shorter than its flatbuffer prefix";
+            return Err(ReadError::bad_packet(path, pos, what));
         }
         spans.push(pos);
         pos += 8 + len;
@@ -218,10 +191,7 @@ pub fn header_facts(bytes: &[u8], path: &Path) -> Result<HeaderFacts, ReadError>
 
 /// Reads an AEDAT 4 file: read once, checked and decoded from those bytes.
 pub fn read_path(path: &Path) -> Result<EventFile, ReadError> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|e| ReadError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| ReadError::io(path, e))?;
     read_bytes(&bytes, path)
 }
 
@@ -267,11 +237,8 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
             },
         })?;
         if !::aedat::events_generated::event_packet_size_prefixed_buffer_has_identifier(&buffer) {
-            return Err(ReadError::BadPacket {
-                path: path.to_path_buf(),
-                offset,
-                what: "an event-stream packet without the EVTS identifier",
-            });
+            let what = "an event-stream packet without the EVTS identifier";
+            return Err(ReadError::bad_packet(path, offset, what));
         }
         let parsed = ::aedat::events_generated::size_prefixed_root_as_event_packet(&buffer)
             .map_err(|e| ReadError::Aedat4 {
@@ -291,10 +258,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<EventFile, ReadError> {
         }
     }
     if events.is_empty() {
-        return Err(ReadError::EmptyBody {
-            path: path.to_path_buf(),
-            offset: checked.facts.header_bytes,
-        });
+        return Err(ReadError::empty_body(path, checked.facts.header_bytes));
     }
     Ok(EventFile {
         format: Format::Aedat4,

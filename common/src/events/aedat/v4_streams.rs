@@ -10,15 +10,6 @@ use roxmltree::{Document, Node};
 use super::ReadError;
 use crate::events::SensorSize;
 
-/// The description sits right after the file's magic line, at `offset`.
-fn bad(path: &Path, offset: u64, what: &'static str) -> ReadError {
-    ReadError::BadHeader {
-        path: path.to_path_buf(),
-        offset,
-        what,
-    }
-}
-
 /// The child element of `node` called `tag` whose `attr` is `value`.
 fn child<'a, 'i>(node: Node<'a, 'i>, tag: &str, attr: &str, value: &str) -> Option<Node<'a, 'i>> {
     node.children()
@@ -36,7 +27,8 @@ pub(super) fn event_stream(
     offset: u64,
     path: &Path,
 ) -> Result<(u32, SensorSize), ReadError> {
-    let bad = |what| bad(path, offset, what);
+    // The description sits right after the file's magic line, at `offset`.
+    let bad = |what| ReadError::bad_header(path, offset, what);
     let doc = Document::parse(description)
         .map_err(|_| bad("the stream description is not well-formed XML"))?;
     let dv = doc

@@ -131,15 +131,10 @@ fn grid_indices(axes: &[Axis]) -> Result<Vec<Vec<usize>>, ConfigError> {
     }
     let mut rows = vec![Vec::new()];
     for a in axes {
+        let n = a.values.len();
         rows = rows
-            .into_iter()
-            .flat_map(|row| {
-                (0..a.values.len()).map(move |i| {
-                    let mut r = row.clone();
-                    r.push(i);
-                    r
-                })
-            })
+            .iter()
+            .flat_map(|row: &Vec<usize>| (0..n).map(|i| [row.as_slice(), &[i]].concat()))
             .collect();
     }
     Ok(rows)

@@ -151,34 +151,31 @@ pub fn set_values(
         if set {
             continue;
         }
-        if let Some(param) = trainer_param(key) {
-            set_trainer_param(&mut table, param, value);
-            continue;
-        }
-        let (section, field) = key.split_once('.').unwrap_or(("", key));
-        let entry = table
-            .entry(section.to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = entry {
+        // `trainer.params.<param>` goes into `[trainer.params]`.
+        let (target, field) = match trainer_param(key) {
+            Some(param) => {
+                let trainer = sub_table(&mut table, "trainer");
+                (trainer.and_then(|t| sub_table(t, "params")), param)
+            }
+            None => {
+                let (section, field) = key.split_once('.').unwrap_or(("", key));
+                (sub_table(&mut table, section), field)
+            }
+        };
+        if let Some(t) = target {
             t.insert(field.to_owned(), (*value).clone());
         }
     }
     Ok(table)
 }
 
-/// Sets `[trainer.params] <param> = value` in `table`.
-fn set_trainer_param(table: &mut toml::Table, param: &str, value: &toml::Value) {
-    let trainer = table
-        .entry("trainer".to_owned())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    if let toml::Value::Table(trainer) = trainer {
-        let params = trainer
-            .entry("params".to_owned())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(params) = params {
-            params.insert(param.to_owned(), value.clone());
-        }
-    }
+/// The table at `key` of `table` (an empty one put there when absent);
+/// `None` when `key` holds another value.
+fn sub_table<'a>(table: &'a mut toml::Table, key: &str) -> Option<&'a mut toml::Table> {
+    table
+        .entry(key.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
 }
 
 /// `values` as an error message shows them: `0.1, SUM`.
