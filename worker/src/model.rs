@@ -298,15 +298,42 @@ impl Net {
                 // LIF layer (float32 arithmetic with a bfloat16 operand
                 // promotes it exactly, as the reference's LIF does).
                 let cast = |t: &Tensor| t.to_kind(Kind::BFloat16);
-                affine(layer.op, self.conv_layout, &cast(h), &cast(w), &cast(b))
-                    .to_kind(Kind::Float)
+                affine(
+                    layer.op,
+                    self.conv_layout,
+                    &cast(h),
+                    &cast(w),
+                    Some(&cast(b)),
+                )
+                .to_kind(Kind::Float)
             }
             (Op::Conv { .. } | Op::Linear { .. }, Some((w, b))) => {
-                affine(layer.op, self.conv_layout, h, w, b)
+                affine(layer.op, self.conv_layout, h, w, Some(b))
             }
             (Op::Pool { kind, size }, _) => pool(h, kind, size),
             (Op::Flatten, _) => h.reshape([h.size().first().copied().unwrap_or(1), -1]),
             (Op::Conv { .. } | Op::Linear { .. }, None) => h.shallow_clone(),
+        }
+    }
+}
+
+impl Net {
+    /// The bias of layer `index` when it is a float32 convolution whose bias
+    /// the fused LIF kernels can add (and sum the gradient of) instead of
+    /// the convolution: see [`Net::apply_without_bias`].
+    pub(crate) fn fusable_conv_bias(&self, index: usize) -> Option<&Tensor> {
+        let layer = self.arch.layers.get(index)?;
+        let (_, b) = self.params.get(index)?.as_ref()?;
+        let conv = matches!(layer.op, Op::Conv { .. }) && layer.lif.is_some();
+        (conv && self.precision == Precision::F32).then_some(b)
+    }
+
+    /// Layer `index`, a convolution, without its bias (as
+    /// [`Net::apply_in_layout`] computes it otherwise).
+    pub(crate) fn apply_without_bias(&self, index: usize, h: &Tensor) -> Tensor {
+        match (self.arch.layers.get(index), self.params.get(index)) {
+            (Some(layer), Some(Some((w, _)))) => affine(layer.op, self.conv_layout, h, w, None),
+            _ => h.shallow_clone(),
         }
     }
 }
@@ -323,15 +350,15 @@ impl ConvLayout {
 }
 
 /// A convolution's or linear layer's product with its weight `w` plus its
-/// bias `b` (any other operation returns `h`), the convolution computed in
-/// `layout` (its result stored so).
-fn affine(op: Op, layout: ConvLayout, h: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+/// bias `b`, if any (any other operation returns `h`), the convolution
+/// computed in `layout` (its result stored so).
+fn affine(op: Op, layout: ConvLayout, h: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Tensor {
     match op {
         Op::Conv {
             stride, padding, ..
         } if layout == ConvLayout::ChannelsLast => channels_last(h).conv2d(
             &channels_last(w),
-            Some(b),
+            b,
             [stride, stride],
             [padding, padding],
             [1, 1],
@@ -339,8 +366,8 @@ fn affine(op: Op, layout: ConvLayout, h: &Tensor, w: &Tensor, b: &Tensor) -> Ten
         ),
         Op::Conv {
             stride, padding, ..
-        } => h.conv2d(w, Some(b), [stride, stride], [padding, padding], [1, 1], 1),
-        Op::Linear { .. } => h.linear(w, Some(b)),
+        } => h.conv2d(w, b, [stride, stride], [padding, padding], [1, 1], 1),
+        Op::Linear { .. } => h.linear(w, b),
         _ => h.shallow_clone(),
     }
 }

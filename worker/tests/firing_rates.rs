@@ -124,6 +124,26 @@ fn input(width: i64, height: i64) -> (Tensor, Tensor) {
     })
 }
 
+/// The fused kernels add a convolution's bias and sum its gradient
+/// (docs/semantics.md). The bias's gradient is summed in another order (in
+/// double, within one float32 rounding of the exact sum: tests/lif_fused.rs),
+/// so it differs from the tensor path's by libtorch's own float32 rounding,
+/// up to 1.9e-6 of the largest value at these sizes: 1e-5 allowed. On the
+/// CPU oneDNN computes the weight's gradient without the bias's in a
+/// primitive that sums in another order too: 1e-6 of the largest allowed
+/// (measured up to 1.4e-7).
+fn assert_within_bias_tolerance(name: &str, got: &Tensor, want: &Tensor, what: &str) {
+    let tolerance = if name.ends_with(".bias") { 1e-5 } else { 1e-6 };
+    let scale = want.abs().max().double_value(&[]);
+    let off = (got - want).abs().max().double_value(&[]);
+    assert!(scale > 0.0, "{what}: no gradient");
+    assert!(
+        off <= tolerance * scale,
+        "{what}: {off:e} off, {:e} of the largest",
+        off / scale
+    );
+}
+
 /// Training (counted and not), evaluation whole and in parts of one sample,
 /// on the CPU kernels, the fused kernels' C++ form and the tensor path: the
 /// rates equal the recomputation by hand, and counting leaves the loss, the
@@ -159,11 +179,12 @@ fn counted_rates_equal_a_recomputation_on_every_kernel_path() {
                 .into_iter()
                 .zip(tensor_path.named_parameters())
             {
-                assert_eq!(
-                    f32_bits(&p.grad()),
-                    f32_bits(&q.grad()),
-                    "{what}: {name} against the tensor path"
-                );
+                let what = format!("{what}: {name} against the tensor path");
+                if kernels == LifKernels::Fused && name.starts_with("conv") {
+                    assert_within_bias_tolerance(name, &p.grad(), &q.grad(), &what);
+                } else {
+                    assert_eq!(f32_bits(&p.grad()), f32_bits(&q.grad()), "{what}");
+                }
             }
             let (_vs, counted) = net_with(kernels, layout, width, height);
             let mut tally = SpikeTally::new(&counted);

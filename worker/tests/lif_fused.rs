@@ -170,14 +170,29 @@ fn training_pass(kernels: LifKernels) -> Vec<(String, Tensor)> {
 
 /// The training pass with the fused kernels (and with the tensor path, whose
 /// pooling backward no longer takes an input-sized tensor) equals the CPU
-/// kernels' bit for bit: loss, rates, every gradient.
+/// kernels' bit for bit: loss, rates, every gradient; but the convolutions'
+/// with the fused kernels, which take a convolution's bias (its gradient
+/// summed in another order; the weight's computed by oneDNN without the
+/// bias's, in another order too): within 1e-5 of the largest value for a
+/// bias, 1e-6 for a weight (docs/semantics.md).
 #[test]
 fn a_training_pass_is_the_same_with_every_kernel() {
     let cpu = training_pass(LifKernels::Auto);
     for kernels in [LifKernels::Fused, LifKernels::Tensor] {
         let other = training_pass(kernels);
         for ((name, want), (_, got)) in cpu.iter().zip(&other) {
-            assert_same(got, want, &format!("{kernels:?}: {name}"));
+            let what = format!("{kernels:?}: {name}");
+            if kernels == LifKernels::Fused && name.starts_with("conv") {
+                let tolerance = if name.contains(".bias") { 1e-5 } else { 1e-6 };
+                let scale = want.abs().max().double_value(&[]);
+                let off = (got - want).abs().max().double_value(&[]);
+                assert!(
+                    scale > 0.0 && off <= tolerance * scale,
+                    "{what}: {off:e} of {scale:e}"
+                );
+            } else {
+                assert_same(got, want, &what);
+            }
         }
     }
     let loss = cpu[0].1.double_value(&[]);
@@ -214,7 +229,7 @@ fn f64_layers_are_not_taken() {
 /// the bias already added, bit for bit; the bias's gradient (each window's
 /// sum in double, then per channel) is the per-channel sum of that input
 /// gradient within one float32 rounding of the exact sum, and within 1e-6 of
-/// the largest of float32 sums in libtorch's order. Odd sizes, pooled or not;
+/// the terms' absolute sum of libtorch's float32 sums. Odd sizes, pooled or not;
 /// a bias that does not fit the layer is refused.
 #[test]
 fn a_bias_inside_the_kernels_equals_the_bias_added_before() {
@@ -271,13 +286,14 @@ fn a_bias_inside_the_kernels_equals_the_bias_added_before() {
             off_exact.max().double_value(&[]) <= 0.0,
             "{what}: {got:?} vs exact {exact:?}"
         );
-        let off_float = (&got - float.to_kind(Kind::Double))
+        // A float32 sum's own error is bounded by its terms' absolute sum.
+        let magnitude = per_channel
             .abs()
-            .max()
-            .double_value(&[]);
+            .sum_dim_intlist(&[0i64, 1, 3][..], false, Kind::Double);
+        let off_float = (&got - float.to_kind(Kind::Double)).abs() - magnitude * 1e-6;
         assert!(
-            off_float <= 1e-6 * scale,
-            "{what}: {off_float:e} off libtorch's float sums"
+            off_float.max().double_value(&[]) <= 0.0,
+            "{what}: off libtorch's float sums"
         );
     }
     let l = layout(2, 6, 4, 4, true);

@@ -14,30 +14,35 @@
 //! Backward walks the stages from the loss down: the pooling's backward and
 //! the LIF gradient through time by hand, left in the potentials' buffer,
 //! then autograd through the stage from that gradient
-//! ([`backward_with_grad`]), which accumulates the parameters' gradients and
+//! ([`crate::autograd::backward_with_grad`]), which accumulates the parameters' gradients and
 //! yields the gradient of the stage's input. Nothing of a stage outlives its
 //! backward.
 //!
 //! The LIF layer and its pooling run as one pass each way: on the CPU the
-//! CPU kernels ([`cpu::forward`], [`cpu::backward`]), on a CUDA device the
-//! fused kernels ([`fused`], one launch each way) once the device passed its
-//! first-use check; otherwise tensor operations ([`through_time`], libtorch's
-//! pooling). [`Net::set_lif_kernels`] forces one. On the CPU all give the same
-//! values bit for bit (docs/semantics.md says what holds on a GPU).
+//! CPU kernels ([`crate::lif::cpu::forward`], [`crate::lif::cpu::backward`]),
+//! on a CUDA device the fused kernels ([`fused`], one launch each way) once
+//! the device passed its first-use check; otherwise tensor operations
+//! ([`crate::lif::through_time`], libtorch's pooling). [`Net::set_lif_kernels`]
+//! forces one. On the CPU all give the same values bit for bit, but for the
+//! convolutions' gradients with the fused kernels, which also count the
+//! spikes for the tally and run a float32 convolution's bias ([`bias`]);
+//! docs/semantics.md says what holds where.
+//!
+//! A stage and its way back are in [`stage`]; how its values are stored for
+//! the kernels in [`memory`].
 
 use spikecv_common::experiment::network::PoolKind;
 use tch::{Device, Tensor};
 
-use crate::autograd::backward_with_grad;
-use crate::lif::cpu;
 use crate::lif::fused::{self, LifKernels};
-use crate::lif::{LifParams, through_time};
 use crate::model::rates::{LayerOutput, SpikeTally};
 use crate::model::{Net, Op};
 
+mod bias;
 mod memory;
+mod stage;
 
-use memory::{as_layer, in_memory_order, is_channels_last, layout_of};
+use stage::Stage;
 
 /// Whether `op` is a 2×2 average pooling, which the LIF kernels run fused
 /// with the LIF layer before it.
@@ -94,145 +99,6 @@ fn choose_path(kernels: LifKernels, device: Device) -> LifPath {
         (LifKernels::Auto, Device::Cpu) => LifPath::Cpu,
         (LifKernels::Auto, Device::Cuda(index)) if fused::cuda_ready(index) => LifPath::Fused,
         (LifKernels::Auto, _) => LifPath::Tensor,
-    }
-}
-
-/// One stage kept for the backward pass.
-struct Stage {
-    /// The stage's output (the LIF layer's input); the root of its graph.
-    out: Tensor,
-    /// The LIF potentials, time-major `[T, ...]`, in `out`'s storage when it
-    /// is contiguous or (`channels_last`) stored channels last.
-    potentials: Tensor,
-    /// The stage's detached input that autograd gives a gradient to (none for
-    /// the first stage).
-    input: Option<Tensor>,
-    /// Whether the spikes are pooled 2×2 before the next stage.
-    pooled: bool,
-    /// The LIF layer's neurons.
-    lif: LifParams,
-    /// The kernels that ran the LIF layer.
-    path: LifPath,
-    /// Whether `out` and the potentials are stored `[T·N, H, W, C]` (the CPU
-    /// kernels on a channels-last convolution's output).
-    channels_last: bool,
-}
-
-impl Stage {
-    /// Runs the LIF layer on `out` (time folded into the batch, `[T·N, ...]`),
-    /// returning the stage and its output: the spikes in `out`'s shape, or,
-    /// with `pooled`, the spikes pooled 2×2. On the CPU both happen in one
-    /// pass (the CPU or fused kernels); otherwise through [`through_time`] and
-    /// libtorch's pooling. The fused kernels add the layer's spikes to
-    /// `counter`'s slot, when given.
-    ///
-    /// # Panics
-    /// If the fused kernels fail (forced, or on a device that passed its
-    /// check): the training pass turns it into an error.
-    fn lif(
-        net: &Net,
-        lif: &LifParams,
-        out: Tensor,
-        (input, steps, pooled): (Option<Tensor>, i64, bool),
-        counter: Option<(&Tensor, usize)>,
-    ) -> (Stage, Tensor) {
-        let shape = out.size();
-        let chosen = choose_path(net.lif_kernels, out.device());
-        let channels_last = chosen == LifPath::Cpu && is_channels_last(&out);
-        let potentials = if channels_last {
-            out.detach().permute([0, 2, 3, 1]).view([steps, -1])
-        } else {
-            out.detach().contiguous().view([steps, -1])
-        };
-        let one_pass =
-            layout_of(&shape, steps, pooled, channels_last).and_then(|layout| match chosen {
-                LifPath::Cpu => cpu::forward_tensor(lif, &layout, &potentials),
-                LifPath::Fused => fused::forward_with(
-                    lif,
-                    &layout,
-                    &potentials,
-                    fused::Extras {
-                        tally: counter,
-                        bias: None,
-                    },
-                )
-                .unwrap_or_else(|e| panic!("forward through a LIF layer: {e}")),
-                LifPath::Tensor => None,
-            });
-        let path = if one_pass.is_some() {
-            chosen
-        } else {
-            LifPath::Tensor
-        };
-        let output = match one_pass {
-            Some(flat) if pooled => {
-                let (n, c, h, w) = (shape[0], shape[1], shape[2] / 2, shape[3] / 2);
-                as_layer(&flat, &[n, c, h, w], channels_last)
-            }
-            Some(flat) => as_layer(&flat, &shape, channels_last),
-            None => {
-                let spikes = through_time::forward_in_place(lif, &potentials);
-                let spikes = as_layer(&spikes, &shape, channels_last);
-                if pooled {
-                    tch::no_grad(|| pool(&spikes))
-                } else {
-                    spikes
-                }
-            }
-        };
-        (
-            Stage {
-                out,
-                potentials,
-                input,
-                pooled,
-                lif: *lif,
-                path,
-                channels_last,
-            },
-            output,
-        )
-    }
-
-    /// Backward through the LIF layer and the stage, given the gradient of the
-    /// loss with respect to the stage's output (the pooled spikes when pooled).
-    /// Accumulates into the parameters' `.grad` and returns the gradient of
-    /// the stage's input, if it has one.
-    fn backward(self, grad_output: &Tensor) -> Option<Tensor> {
-        let lif = &self.lif;
-        let shape = self.out.size();
-        let steps = self.potentials.size().first().copied().unwrap_or(0);
-        let channels_last = self.channels_last;
-        let layout = layout_of(&shape, steps, self.pooled, channels_last);
-        let one_pass = layout.is_some_and(|layout| match self.path {
-            LifPath::Cpu => {
-                let grad = in_memory_order(grad_output, channels_last);
-                cpu::backward_tensor(lif, &layout, &self.potentials, &grad)
-            }
-            LifPath::Fused => fused::backward(lif, &layout, &self.potentials, grad_output)
-                .unwrap_or_else(|e| panic!("backward through a LIF layer: {e}")),
-            LifPath::Tensor => false,
-        });
-        let grad_out = if one_pass {
-            // The kernel left ∂L/∂out in the potentials' storage.
-            self.potentials
-        } else {
-            let grad_spikes = if self.pooled {
-                pool_backward(grad_output, &shape)
-            } else {
-                grad_output.shallow_clone()
-            };
-            let grad_spikes = in_memory_order(&grad_spikes, channels_last)
-                .contiguous()
-                .view(self.potentials.size().as_slice());
-            through_time::backward_in_place(lif, &self.potentials, &grad_spikes)
-        };
-        let grad_out = as_layer(&grad_out, &shape, channels_last);
-        if let Err(e) = backward_with_grad(&self.out, &grad_out) {
-            panic!("backward through a stage of the network: {e}");
-        }
-        drop(grad_out);
-        self.input.map(|input| input.grad())
     }
 }
 
@@ -293,9 +159,11 @@ impl Net {
         if let Some(tally) = tally.as_deref_mut() {
             tally.add_slots(n, t);
         }
-        // The fused kernels count each layer's spikes as they run.
+        // The fused kernels count each layer's spikes as they run, and add a
+        // convolution's bias.
+        let fused = choose_path(self.lif_kernels, xs.device()) == LifPath::Fused;
         let kernel_counts = (tally.as_deref_mut())
-            .filter(|_| choose_path(self.lif_kernels, xs.device()) == LifPath::Fused)
+            .filter(|_| fused)
             .and_then(|tally| tally.kernel_counts(xs.device()).map(Tensor::shallow_clone));
         let layers = &self.arch.layers;
         let mut stages = Vec::with_capacity(layers.len());
@@ -310,11 +178,13 @@ impl Net {
         let mut start = 0;
         while let Some(end) = (start..layers.len()).find(|&i| layers[i].lif.is_some()) {
             let Some(lif) = layers[end].lif else { break };
-            let out = graph(&|| self.apply_range(start..=end, &h));
+            let bias = fused.then(|| self.fusable_conv_bias(end)).flatten();
+            let out = graph(&|| bias::stage_output(self, start..=end, &h, bias.is_some()));
             let pooled = layers.get(end + 1).is_some_and(|l| is_avg_pool_2(&l.op));
             let input = (keep && from_stage).then(|| h.shallow_clone());
             let counter = kernel_counts.as_ref().map(|c| (c, lif_index));
-            let (stage, spikes) = Stage::lif(self, &lif, out, (input, t, pooled), counter);
+            let extras = (counter, bias.map(Tensor::shallow_clone));
+            let (stage, spikes) = Stage::lif(self, &lif, out, (input, t, pooled), extras);
             let counted = counter.is_some() && stage.path == LifPath::Fused;
             if let Some(tally) = tally.as_deref_mut().filter(|_| !counted) {
                 let shape = stage.out.size();
