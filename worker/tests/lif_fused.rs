@@ -309,3 +309,10 @@ fn a_bias_inside_the_kernels_equals_the_bias_added_before() {
     let refused = fused::forward_with(&LifParams::default(), &l, &u, extras).unwrap_err();
     assert!(refused.to_string().contains("bias [4]"), "{refused}");
 }
+
+/// The first-use check a CUDA device runs (spikes, their count, input and
+/// bias gradients against the tensor path) passes for the C++ form here.
+#[test]
+fn the_first_use_check_passes_on_the_cpu() {
+    fused::self_check(Device::Cpu).unwrap();
+}

@@ -3,7 +3,8 @@
 //!
 //! The first time a process uses a CUDA device, [`cuda_ready`] compiles and
 //! loads the fused kernels and runs them beside the tensor path on a small
-//! input on that device: the spikes must be equal and the gradients within
+//! input on that device: the spikes and their count must be equal and the
+//! gradients (a convolution's bias's among them) within
 //! [`GRADIENT_TOLERANCE`] (libtorch's CUDA division by a scalar multiplies by
 //! the reciprocal, one rounding the kernels do not make). On a compile, launch
 //! or comparison failure it logs one line and the device keeps the tensor
@@ -14,7 +15,7 @@ use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{backward, forward};
+use super::{Extras, backward_with, forward_with};
 use crate::lif::cpu::Layout;
 use crate::lif::{LifParams, through_time};
 
@@ -123,9 +124,10 @@ pub fn self_check(device: Device) -> Result<(), String> {
             pool: false,
         },
     ];
-    layouts
-        .iter()
-        .try_for_each(|layout| compare_on(device, &params, layout))
+    // The pooled layer as a convolution's of 3 channels (its bias inside the
+    // kernels), the fully connected one without a bias; both tallied.
+    compare_on(device, &params, &layouts[0], Some(3))?;
+    compare_on(device, &params, &layouts[1], None)
 }
 
 /// Deterministic values in `[low, low + span)` (no random generator: the check
@@ -142,37 +144,85 @@ fn ramp(len: usize, low: f64, span: f64, device: Device) -> Tensor {
     Tensor::from_slice(&values).to_device(device)
 }
 
-fn compare_on(device: Device, params: &LifParams, layout: &Layout) -> Result<(), String> {
+/// The fused kernels against the tensor path on one layer: spikes, the
+/// tally's count, input gradients and (with a bias of `channels` values,
+/// added inside the kernels and beforehand for the tensor path) the bias's
+/// gradient against the input gradients' per-channel sums.
+fn compare_on(
+    device: Device,
+    params: &LifParams,
+    layout: &Layout,
+    channels: Option<i64>,
+) -> Result<(), String> {
     let steps = i64::try_from(layout.steps).map_err(|e| e.to_string())?;
     let input = ramp(layout.len(), -0.1, 0.8, device);
     let upstream = ramp(layout.out_len(), -1.0, 2.0, device);
+    let bias = channels.map(|c| ramp(c as usize, -0.2, 0.4, device));
+    // [T, samples, channels, values of a plane], for the bias.
+    let by_channel = |t: &Tensor, c: i64| t.view([steps, -1, c, t.numel() as i64 / steps / c]);
 
     let fused_u = input.copy();
-    let fused_out = forward(params, layout, &fused_u)
+    let tally = Tensor::zeros([1], (Kind::Int64, device));
+    let extras = Extras {
+        tally: Some((&tally, 0)),
+        bias: bias.as_ref(),
+    };
+    let fused_out = forward_with(params, layout, &fused_u, extras)
         .map_err(|e| e.to_string())?
         .ok_or("the fused kernels did not take the check's layer")?;
-    let tensor_u = input.copy().view([steps, -1]);
+    let tensor_u = match (&bias, channels) {
+        (Some(b), Some(c)) => (by_channel(&input, c) + b.view([1, 1, c, 1])).view([steps, -1]),
+        _ => input.copy().view([steps, -1]),
+    };
     let spikes = through_time::forward_in_place(params, &tensor_u);
     let tensor_out = pooled(&spikes, layout)?;
     if !fused_out.view([-1]).equal(&tensor_out.view([-1])) {
         return Err(format!("spikes differ from the tensor path ({layout:?})"));
     }
+    let counted = tally.int64_value(&[0]);
+    let spiked = spikes.sum(Kind::Int64).int64_value(&[]);
+    if counted != spiked {
+        return Err(format!(
+            "the kernels counted {counted} spikes, the tensor path {spiked} ({layout:?})"
+        ));
+    }
 
     let grad_fused = upstream.copy();
-    if !backward(params, layout, &fused_u, &grad_fused).map_err(|e| e.to_string())? {
-        return Err("the fused backward did not take the check's layer".into());
-    }
+    let done = backward_with(
+        params,
+        layout,
+        &fused_u,
+        &grad_fused,
+        channels.map(|c| c as usize),
+    )
+    .map_err(|e| e.to_string())?
+    .ok_or("the fused backward did not take the check's layer")?;
     let grad_spikes = unpooled(&upstream, layout)?;
     let reference = through_time::backward_in_place(params, &tensor_u, &grad_spikes);
-    let scale = reference.abs().max().double_value(&[]).max(1e-30);
-    let diff = (fused_u.view([-1]) - reference.view([-1]))
+    within_tolerance(&fused_u, &reference, "input gradients", layout)?;
+    if let (Some(got), Some(c)) = (done, channels) {
+        let want = by_channel(&reference, c).sum_dim_intlist(&[0i64, 1, 3][..], false, Kind::Float);
+        within_tolerance(&got, &want, "bias gradients", layout)?;
+    }
+    Ok(())
+}
+
+/// `got` within [`GRADIENT_TOLERANCE`] of `want`'s largest value (NaN fails).
+fn within_tolerance(
+    got: &Tensor,
+    want: &Tensor,
+    what: &str,
+    layout: &Layout,
+) -> Result<(), String> {
+    let scale = want.abs().max().double_value(&[]).max(1e-30);
+    let diff = (got.view([-1]) - want.view([-1]))
         .abs()
         .max()
         .double_value(&[]);
     // NaN counts as a difference.
     if diff.is_nan() || diff > GRADIENT_TOLERANCE * scale {
         return Err(format!(
-            "input gradients differ from the tensor path by {diff:e} (largest {scale:e}, {layout:?})"
+            "{what} differ from the tensor path by {diff:e} (largest {scale:e}, {layout:?})"
         ));
     }
     Ok(())
