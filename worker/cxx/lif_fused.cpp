@@ -451,8 +451,8 @@ int launch(int device, bool forward, const SpikecvLifShape *shape, std::vector<v
       params.push_back(&pointer);
     }
     code = driver->launch(forward ? loaded.forward : loaded.backward,
-                          static_cast<unsigned>(blocks), 1, 1, kBlock, 1, 1, 0, stream, params.data(),
-                          nullptr);
+                          static_cast<unsigned>(blocks), 1, 1, kBlock, 1, 1, 0, stream,
+                          params.data(), nullptr);
   }
   if (code != 0) {
     copy_message(driver_error(driver, "cuLaunchKernel", code), error, error_len);

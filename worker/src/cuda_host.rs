@@ -1,9 +1,10 @@
 //! CUDA host-side calls tch 0.24 lacks, through the C++ shim
 //! `worker/cxx/cuda_host.cpp`: pinned host tensors allocated directly (no
 //! deprecated `pin_memory(device)`), events that tell when a non-blocking copy
-//! has finished, that copy on a stream of its own, a stream from libtorch's pool made the calling thread's
-//! current stream, the card's free memory, the caching allocator's
-//! `emptyCache`, and the TF32 switch of cuDNN convolutions.
+//! has finished, that copy on a stream of its own, a stream from libtorch's
+//! pool made the calling thread's current stream, the card's free memory, the
+//! caching allocator's `emptyCache`, and the TF32 switch of cuDNN
+//! convolutions.
 //!
 //! Every call returns libtorch's message as an error where CUDA is missing
 //! (a CPU-only libtorch, or no device); none panics.

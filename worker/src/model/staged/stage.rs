@@ -19,11 +19,11 @@ pub(super) struct Stage {
     pub(super) potentials: Tensor,
     /// The stage's detached input that autograd gives a gradient to (none for
     /// the first stage).
-    pub(super) input: Option<Tensor>,
+    input: Option<Tensor>,
     /// Whether the spikes are pooled 2×2 before the next stage.
-    pub(super) pooled: bool,
+    pooled: bool,
     /// The LIF layer's neurons.
-    pub(super) lif: LifParams,
+    lif: LifParams,
     /// The kernels that ran the LIF layer.
     pub(super) path: LifPath,
     /// Whether `out` and the potentials are stored `[T·N, H, W, C]` (the CPU
@@ -31,7 +31,7 @@ pub(super) struct Stage {
     pub(super) channels_last: bool,
     /// The convolution's bias when it is kept out of `out`'s graph (added by
     /// the fused kernels, see [`bias`]); its gradient is given by hand.
-    pub(super) bias: Option<Tensor>,
+    bias: Option<Tensor>,
 }
 
 impl Stage {
