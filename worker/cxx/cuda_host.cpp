@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <unordered_map>
 
 namespace {
 
@@ -86,7 +87,8 @@ int spikecv_event_synchronize(void *event, char *error, size_t error_len) {
 
 // Copies the pinned host tensor `host` to device `index` on a copy stream of
 // its own (a high-priority stream from libtorch's pool, apart from the
-// low-priority ones the training threads compute on), records `event` there
+// low-priority ones the training threads compute on; the same one for every
+// copy of the calling thread to that device), records `event` there
 // after the copy and makes the calling thread's current (compute) stream wait
 // on it, so the copy overlaps the compute queued before it. The copy's memory
 // is marked as used by the compute stream (recordDataPtrOnStream), so the
@@ -98,7 +100,16 @@ int spikecv_upload_on_copy_stream(const at::Tensor *host, int64_t index, void *e
     auto impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
     auto device = cuda_device(index);
     auto compute = impl->getStream(device);
-    auto copy = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/true);
+    // One copy stream per thread and device, kept: the caching allocator
+    // keeps freed blocks per stream, so a new stream each batch would spread
+    // the uploads' memory over the pool's streams.
+    thread_local std::unordered_map<int64_t, c10::Stream> copy_streams;
+    auto found = copy_streams.find(index);
+    if (found == copy_streams.end()) {
+      auto stream = impl->getStreamFromGlobalPool(device, /*isHighPriority=*/true);
+      found = copy_streams.emplace(index, stream).first;
+    }
+    c10::Stream copy = found->second;
     impl->exchangeStream(copy);
     at::Tensor result;
     try {

@@ -183,10 +183,18 @@ impl Staging {
         // Staged in the host tensor's memory order (a permuted view, such as
         // the frame cache's time-major input, keeps its layout on the device).
         let order = memory_order(host);
-        let dense = host.f_permute(order.as_slice())?;
+        let in_order = order.iter().enumerate().all(|(i, &d)| i as i64 == d);
+        let dense = if in_order {
+            host.shallow_clone()
+        } else {
+            host.f_permute(order.as_slice())?
+        };
         let mut staged = as_typed(&buffer.bytes, &dense)?;
         staged.f_copy_(&dense)?;
-        Ok((staged.f_permute(inverse(&order).as_slice())?, turn))
+        if !in_order {
+            staged = staged.f_permute(inverse(&order).as_slice())?;
+        }
+        Ok((staged, turn))
     }
 
     /// Copies `host` to `device` through the next buffer of `role` on the

@@ -193,7 +193,7 @@ pub fn forward_with(
     let bias = match extras.bias {
         None => std::ptr::null(),
         Some(b) => {
-            shape.channels = channels_of(b, &shape).ok_or_else(|| misfit("bias", b))?;
+            shape.channels = channels_of(b.numel(), &shape).ok_or_else(|| misfit("bias", b))?;
             if !fits(b, Kind::Float, u.device()) {
                 return Err(misfit("bias", b));
             }
@@ -227,10 +227,10 @@ fn fits(t: &Tensor, kind: Kind, device: Device) -> bool {
     t.kind() == kind && t.device() == device && t.is_contiguous()
 }
 
-/// The channels a bias of `b.numel()` values gives a layer of `shape`: some,
+/// The channels a bias of `count` values gives a layer of `shape`: some,
 /// dividing its planes.
-fn channels_of(b: &Tensor, shape: &ffi::Shape) -> Option<i32> {
-    let channels = i32::try_from(b.numel()).ok().filter(|&c| c > 0)?;
+fn channels_of(count: usize, shape: &ffi::Shape) -> Option<i32> {
+    let channels = i32::try_from(count).ok().filter(|&c| c > 0)?;
     (shape.planes % i64::from(channels) == 0).then_some(channels)
 }
 
@@ -271,10 +271,8 @@ pub fn backward_with(
     let parts = match bias_channels {
         None => None,
         Some(c) => {
-            let c = i32::try_from(c).ok().filter(|&c| c > 0);
-            let c = c.filter(|&c| shape.planes % i64::from(c) == 0);
-            shape.channels =
-                c.ok_or_else(|| FusedError::Extra(format!("{bias_channels:?} bias channels")))?;
+            shape.channels = channels_of(c, &shape)
+                .ok_or_else(|| FusedError::Extra(format!("a bias of {c} channels")))?;
             Some(Tensor::empty([windows], (Kind::Double, u.device())))
         }
     };

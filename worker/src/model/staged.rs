@@ -14,9 +14,9 @@
 //! Backward walks the stages from the loss down: the pooling's backward and
 //! the LIF gradient through time by hand, left in the potentials' buffer,
 //! then autograd through the stage from that gradient
-//! ([`crate::autograd::backward_with_grad`]), which accumulates the parameters' gradients and
-//! yields the gradient of the stage's input. Nothing of a stage outlives its
-//! backward.
+//! ([`crate::autograd::backward_with_grad`]), which accumulates the
+//! parameters' gradients and yields the gradient of the stage's input.
+//! Nothing of a stage outlives its backward.
 //!
 //! The LIF layer and its pooling run as one pass each way: on the CPU the
 //! CPU kernels ([`crate::lif::cpu::forward`], [`crate::lif::cpu::backward`]),
